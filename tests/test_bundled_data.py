@@ -1,0 +1,107 @@
+"""Checks on the bundled offline data (datasets/).  Standard library + pytest only; runs in well under 2 s."""
+import gzip
+import json
+import pathlib
+import zlib
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+DATASETS = ROOT / "datasets"
+MINI = DATASETS / "qualitative" / "mini.jsonl"
+POOL = DATASETS / "throughput" / "pool.jsonl.gz"
+
+CATEGORIES = {"Coding", "Math", "Humanities", "STEM", "Writing", "Summarization",
+              "Roleplay", "RAG", "Multilingual", "Reasoning", "QA"}
+MIN_PER_CATEGORY = 8
+MAX_PROMPT_CHARS = 6000
+TIERS = ("low", "mixed", "high")
+MIN_TIER_CHARS = 24 * 40_000  # at least 24 distinct ~8k-token prompts per tier
+MIN_DOC_CHARS = 8_000
+
+
+@pytest.fixture(scope="module")
+def mini():
+    with MINI.open(encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def pool():
+    with gzip.open(POOL, "rt", encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def test_mini_categories_and_counts(mini):
+    counts = {}
+    for r in mini:
+        counts[r["category"]] = counts.get(r["category"], 0) + 1
+    assert set(counts) == CATEGORIES
+    for cat in CATEGORIES:
+        assert counts[cat] >= MIN_PER_CATEGORY, cat
+
+
+def test_mini_rows_well_formed(mini):
+    ids = [r["id"] for r in mini]
+    assert len(ids) == len(set(ids))
+    for r in mini:
+        for key in ("id", "category", "turns", "source", "license"):
+            assert key in r, (r.get("id"), key)
+        assert set(r) <= {"id", "category", "turns", "source", "license", "reference"}, r["id"]
+        assert isinstance(r["turns"], list) and r["turns"], r["id"]
+        for t in r["turns"]:
+            assert isinstance(t, str) and t.strip(), r["id"]
+            assert len(t) <= MAX_PROMPT_CHARS, r["id"]
+        assert isinstance(r["source"], str) and r["source"].strip()
+        assert isinstance(r["license"], str) and r["license"].strip()
+        if "reference" in r:
+            assert isinstance(r["reference"], str) and r["reference"].strip()
+
+
+def test_mini_ordered_by_category_then_id(mini):
+    keys = [(r["category"], r["id"]) for r in mini]
+    assert keys == sorted(keys)
+
+
+def test_mini_multi_turn_present(mini):
+    assert any(len(r["turns"]) >= 2 for r in mini)
+
+
+def test_pool_rows_well_formed(pool):
+    ids = [r["id"] for r in pool]
+    assert len(ids) == len(set(ids))
+    for r in pool:
+        for key in ("id", "tier", "kind", "text", "source", "license", "zlib_ratio"):
+            assert key in r, (r.get("id"), key)
+        assert r["tier"] in TIERS
+        assert r["kind"] and r["source"] and r["license"]
+        assert len(r["text"]) >= MIN_DOC_CHARS, r["id"]
+        assert 0 < r["zlib_ratio"] < 1
+
+
+def test_pool_zlib_ratio_is_measured(pool):
+    # spot-check a few documents (compressing everything would cost time)
+    for r in pool[:: max(1, len(pool) // 6)]:
+        b = r["text"].encode("utf-8")
+        assert abs(len(zlib.compress(b, 9)) / len(b) - r["zlib_ratio"]) < 1e-3, r["id"]
+
+
+def test_pool_tiers_sizes_and_entropy_order(pool):
+    chars, ratios = {}, {}
+    for r in pool:
+        chars[r["tier"]] = chars.get(r["tier"], 0) + len(r["text"])
+        ratios.setdefault(r["tier"], []).append(r["zlib_ratio"])
+    assert set(chars) == set(TIERS)
+    for tier in TIERS:
+        assert chars[tier] >= MIN_TIER_CHARS, (tier, chars[tier])
+    mean = {t: sum(v) / len(v) for t, v in ratios.items()}
+    assert mean["low"] < mean["mixed"] < mean["high"], mean
+
+
+def test_pool_documents_distinct(pool):
+    heads = [r["text"][:2000] for r in pool]
+    assert len(heads) == len(set(heads))
+
+
+def test_datasets_is_plain_data_folder():
+    assert not list(DATASETS.rglob("__init__.py"))
