@@ -1,0 +1,258 @@
+"""One typed configuration tree for a sweep, shared by the CLI, YAML/JSON files and the Python API.
+
+Precedence (lowest to highest): model defaults < preset file (``engines/presets/*.yaml``) < user config
+file < explicit CLI flags / API arguments.  Unknown keys are errors, never silently ignored.
+"""
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+# Where engines' venvs, prepared models and the prompt cache live; presets refer to it as ${SPEEDBENCH_HOME}.
+os.environ.setdefault("SPEEDBENCH_HOME", str(Path.home() / ".cache" / "speedbench"))
+PRESETS_DIR = REPO_ROOT / "engines" / "presets"
+
+SDMethod = Literal["off", "ngram", "eagle", "eagle3", "mtp", "draft_model"]
+
+
+class ConfigError(ValueError):
+    """A configuration problem worth one clear line to the user."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def expand_path(value: Optional[str]) -> Optional[str]:
+    """``~`` and ``$VARS`` in paths from presets and config files."""
+    return os.path.expanduser(os.path.expandvars(value)) if value else value
+
+
+def parse_isl(value: int | str | None) -> Optional[int]:
+    """Parse an input-sequence-length spec: ``8k`` = 8192 tokens (k = 1024), ``1000`` = 1000 tokens."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, int):
+        n = value
+    else:
+        m = re.fullmatch(r"\s*(\d+)\s*([kK]?)\s*", str(value))
+        if not m:
+            raise ConfigError(f"bad ISL {value!r}: use an integer token count or a bucket like 1k, 2k, 8k, 16k, 32k")
+        n = int(m.group(1)) * (1024 if m.group(2) else 1)
+    if n <= 0:
+        raise ConfigError(f"bad ISL {value!r}: must be a positive number of tokens")
+    return n
+
+
+def parse_int_list(value: str | list[int] | int, what: str) -> list[int]:
+    if isinstance(value, int):
+        items = [value]
+    elif isinstance(value, str):
+        try:
+            items = [int(x) for x in value.replace(" ", "").split(",") if x]
+        except ValueError:
+            raise ConfigError(f"bad {what} {value!r}: expected comma-separated integers, e.g. 1,2,4,8") from None
+    else:
+        items = list(value)
+    if not items:
+        raise ConfigError(f"bad {what}: the list is empty")
+    bad = [x for x in items if not isinstance(x, int) or x <= 0]
+    if bad:
+        raise ConfigError(f"bad {what} {items}: every value must be a positive integer (got {bad})")
+    return items
+
+
+class SDConfig(_Strict):
+    """One speculative-decoding setting of the server. ``method='off'`` is the baseline."""
+
+    method: SDMethod = "off"
+    num_speculative_tokens: int = Field(3, ge=1, le=16, description="draft length (gamma)")
+    draft_model: Optional[str] = Field(None, description="draft model / EAGLE head path (eagle, eagle3, draft_model)")
+    prompt_lookup_min: int = Field(2, ge=1, description="n-gram: shortest suffix to match")
+    prompt_lookup_max: int = Field(4, ge=1, description="n-gram: longest suffix to match")
+
+    @model_validator(mode="after")
+    def _check(self) -> "SDConfig":
+        if self.method in ("eagle", "eagle3", "draft_model") and not self.draft_model:
+            raise ValueError(f"SD method {self.method!r} needs draft_model (path of the draft model / EAGLE head)")
+        if self.prompt_lookup_min > self.prompt_lookup_max:
+            raise ValueError("prompt_lookup_min must be <= prompt_lookup_max")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.method != "off"
+
+    @property
+    def label(self) -> str:
+        return "sd-off" if not self.enabled else f"{self.method}-k{self.num_speculative_tokens}"
+
+
+class EngineConfig(_Strict):
+    name: str = "vllm"
+    model: Optional[str] = Field(None, description="model directory or hub id served by the engine")
+    served_model_name: Optional[str] = None
+    python: str = Field(sys.executable, description="Python interpreter of the engine's own environment")
+    endpoint: Optional[str] = Field(None, description="attach to a running server at this URL instead of launching")
+    host: str = "127.0.0.1"
+    port: Optional[int] = Field(None, ge=1, le=65535, description="None picks a free port")
+    tensor_parallel_size: int = Field(1, ge=1, le=64)
+    extra_args: list[str] = Field(default_factory=list, description="appended to the launch argv as-is")
+    env: dict[str, str] = Field(default_factory=dict)
+    startup_timeout_s: float = Field(900.0, gt=0)
+    enforce_eager: bool = False
+
+    @field_validator("model", "python")
+    @classmethod
+    def _expand(cls, v: Optional[str]) -> Optional[str]:
+        return expand_path(v)
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint_url(cls, v: Optional[str]) -> Optional[str]:
+        if v is not None and not re.match(r"^https?://[^/\s]+", v):
+            raise ValueError(f"endpoint {v!r} is not an http(s) URL")
+        return v.rstrip("/") if v else v
+
+
+class DataConfig(_Strict):
+    split: str = Field("qualitative-mini", description="bundled split name or path to a JSONL file")
+    tokenizer: Optional[str] = Field(None, description="tokenizer directory; defaults to the engine model")
+    isl: Optional[int] = Field(None, description="exact input length in tokens (None = natural length)")
+    categories: Optional[list[str]] = None
+    prompts_per_category: Optional[int] = Field(None, ge=1)
+    chat_template: Literal["auto", "none"] = "auto"
+    bos: Literal["once", "none"] = "once"
+    cache_dir: Optional[str] = None
+
+    @field_validator("tokenizer", "cache_dir")
+    @classmethod
+    def _expand(cls, v: Optional[str]) -> Optional[str]:
+        return expand_path(v)
+
+    @field_validator("isl", mode="before")
+    @classmethod
+    def _isl(cls, v: Any) -> Optional[int]:
+        try:
+            return parse_isl(v)
+        except ConfigError as e:
+            raise ValueError(str(e)) from None
+
+
+def parse_sd_list(spec: str, draft_length: Optional[int] = None) -> list[dict[str, Any]]:
+    """``off,ngram:3,eagle3:3@/path/to/head`` -> SD settings (method[:draft_length][@draft_model])."""
+    out = []
+    for item in (x.strip() for x in spec.split(",")):
+        if not item:
+            continue
+        m = re.fullmatch(r"([a-z_0-9]+)(?::(\d+))?(?:@(.+))?", item)
+        if not m:
+            raise ConfigError(f"bad SD setting {item!r}: use method[:draft_length][@draft_model], e.g. ngram:3")
+        entry: dict[str, Any] = {"method": m.group(1)}
+        k = int(m.group(2)) if m.group(2) else draft_length
+        if k is not None and m.group(1) != "off":
+            entry["num_speculative_tokens"] = k
+        if m.group(3):
+            entry["draft_model"] = m.group(3)
+        out.append(entry)
+    if not out:
+        raise ConfigError("empty SD list")
+    return out
+
+
+class LoadConfig(_Strict):
+    concurrency: list[int] = Field(default_factory=lambda: [1, 2, 4, 8, 16, 32])
+    output_len: int = Field(128, ge=1)
+    requests_per_point: Optional[int] = Field(None, ge=1, description="None = max(#prompts, 2*concurrency)")
+    warmup_requests: Optional[int] = Field(None, ge=0, description="None = concurrency (one wave)")
+    request_timeout_s: float = Field(600.0, gt=0)
+    seed: int = 0
+
+    @field_validator("concurrency", mode="before")
+    @classmethod
+    def _conc(cls, v: Any) -> list[int]:
+        try:
+            return parse_int_list(v, "concurrency list")
+        except ConfigError as e:
+            raise ValueError(str(e)) from None
+
+
+class BenchmarkConfig(_Strict):
+    engine: EngineConfig = Field(default_factory=EngineConfig)
+    sd: list[SDConfig] = Field(default_factory=lambda: [SDConfig(method="off"), SDConfig(method="ngram")])
+    data: DataConfig = Field(default_factory=DataConfig)
+    load: LoadConfig = Field(default_factory=LoadConfig)
+    output_dir: str = "results"
+    name: Optional[str] = None
+
+    @model_validator(mode="after")
+    def _check(self) -> "BenchmarkConfig":
+        labels = [s.label for s in self.sd]
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"duplicate SD settings in sweep: {labels}")
+        if not self.engine.endpoint and not self.engine.model:
+            raise ValueError("engine.model is required unless engine.endpoint attaches to a running server")
+        return self
+
+    @classmethod
+    def from_file(cls, path: str | Path, overrides: dict[str, Any] | None = None) -> "BenchmarkConfig":
+        return cls.from_dict(load_config_file(path), overrides)
+
+    @classmethod
+    def from_dict(cls, base: dict[str, Any], overrides: dict[str, Any] | None = None) -> "BenchmarkConfig":
+        merged = deep_merge(base, overrides or {})
+        try:
+            return cls.model_validate(merged)
+        except ValidationError as e:
+            raise ConfigError(format_validation_error(e)) from None
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file not found: {p}")
+    try:
+        data = yaml.safe_load(p.read_text())  # JSON is valid YAML
+    except yaml.YAMLError as e:
+        raise ConfigError(f"bad YAML/JSON in {p}: {e}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {p} must hold a mapping at the top level")
+    return data
+
+
+def load_preset(name: str) -> dict[str, Any]:
+    path = PRESETS_DIR / f"{name}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
+        raise ConfigError(f"unknown preset {name!r}; known presets: {', '.join(known) or 'none'}")
+    return load_config_file(path)
+
+
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def format_validation_error(e: ValidationError) -> str:
+    parts = []
+    for err in e.errors():
+        loc = ".".join(str(x) for x in err["loc"]) or "config"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        parts.append(f"{loc}: {msg}")
+    return "invalid config: " + "; ".join(parts)

@@ -1,0 +1,115 @@
+"""Prompt splits stored as JSONL (one object per line): id, category, turns, source, license, reference?"""
+from __future__ import annotations
+
+import gzip
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Optional
+
+from speedbench.config import REPO_ROOT, ConfigError
+
+DATASETS_DIR = REPO_ROOT / "datasets"
+
+# SPEED-Bench's Qualitative categories, spelled as in the paper and the HF dataset.
+CATEGORIES = (
+    "Coding", "Math", "Humanities", "STEM", "Writing", "Summarization",
+    "Roleplay", "RAG", "Multilingual", "Reasoning", "QA",
+)
+
+# Bundled splits by name -> path under datasets/.
+BUNDLED_SPLITS = {
+    "qualitative-mini": "qualitative/mini.jsonl",
+}
+
+
+@dataclass(frozen=True)
+class Prompt:
+    id: str
+    category: str
+    turns: tuple[str, ...]
+    source: str = ""
+    license: str = ""
+    reference: Optional[str] = None
+    extra: dict = field(default_factory=dict, compare=False, hash=False)
+
+
+def resolve_split_path(split: str) -> Path:
+    if split in BUNDLED_SPLITS:
+        return DATASETS_DIR / BUNDLED_SPLITS[split]
+    p = Path(split)
+    if p.suffix in (".jsonl", ".gz") or p.exists():
+        if not p.is_file():
+            raise ConfigError(f"split file not found: {p}")
+        return p
+    raise ConfigError(f"unknown split {split!r}; bundled splits: {', '.join(BUNDLED_SPLITS)}, or give a .jsonl path")
+
+
+def _open_text(path: Path):
+    return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else path.open(encoding="utf-8")
+
+
+def _parse_row(row: dict, where: str) -> Prompt:
+    for key in ("id", "category"):
+        if not isinstance(row.get(key), str) or not row[key]:
+            raise ConfigError(f"{where}: missing or empty field {key!r}")
+    turns = row.get("turns")
+    if turns is None and isinstance(row.get("messages"), list):
+        turns = [m.get("content", "") for m in row["messages"] if m.get("role") == "user"]
+    if isinstance(turns, str):
+        turns = [turns]
+    if not turns or not all(isinstance(t, str) and t for t in turns):
+        raise ConfigError(f"{where}: field 'turns' must be a non-empty list of non-empty strings")
+    known = {"id", "category", "turns", "messages", "source", "license", "reference"}
+    return Prompt(
+        id=row["id"], category=row["category"], turns=tuple(turns),
+        source=str(row.get("source", "")), license=str(row.get("license", "")),
+        reference=row.get("reference"), extra={k: v for k, v in row.items() if k not in known},
+    )
+
+
+def read_jsonl_prompts(path: Path) -> list[Prompt]:
+    prompts: list[Prompt] = []
+    with _open_text(path) as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ConfigError(f"{path}:{lineno}: bad JSON ({e.msg})") from None
+            prompts.append(_parse_row(row, f"{path}:{lineno}"))
+    ids = [p.id for p in prompts]
+    if len(set(ids)) != len(ids):
+        dup = sorted({i for i in ids if ids.count(i) > 1})[:5]
+        raise ConfigError(f"{path}: duplicate prompt ids {dup}")
+    return prompts
+
+
+def select(prompts: Iterable[Prompt], categories: Optional[list[str]] = None,
+           per_category: Optional[int] = None) -> list[Prompt]:
+    """Filter by category and keep the first ``per_category`` of each, in file order (deterministic)."""
+    prompts = list(prompts)
+    if categories:
+        present = {p.category for p in prompts}
+        unknown = [c for c in categories if c not in present]
+        if unknown:
+            raise ConfigError(f"unknown categor{'y' if len(unknown) == 1 else 'ies'} {unknown}; "
+                              f"this split has: {', '.join(sorted(present))}")
+        prompts = [p for p in prompts if p.category in categories]
+    if per_category:
+        taken: dict[str, int] = {}
+        kept = []
+        for p in prompts:
+            if taken.get(p.category, 0) < per_category:
+                kept.append(p)
+                taken[p.category] = taken.get(p.category, 0) + 1
+        prompts = kept
+    if not prompts:
+        raise ConfigError("the prompt selection is empty")
+    return prompts
+
+
+def load_split(split: str, categories: Optional[list[str]] = None,
+               per_category: Optional[int] = None) -> list[Prompt]:
+    return select(read_jsonl_prompts(resolve_split_path(split)), categories, per_category)

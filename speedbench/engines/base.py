@@ -1,0 +1,58 @@
+"""The engine interface: everything engine-specific lives behind it (argv, readiness, wire format, SD fields)."""
+from __future__ import annotations
+
+import abc
+from typing import TYPE_CHECKING, ClassVar, Optional
+
+from speedbench.config import ConfigError, EngineConfig, SDConfig
+from speedbench.engines.acceptance import SpecDecodeCounters
+
+if TYPE_CHECKING:
+    import aiohttp
+
+    from speedbench.load.records import RequestRecord
+
+
+class EngineAdapter(abc.ABC):
+    name: ClassVar[str]
+    supported_sd: ClassVar[tuple[str, ...]] = ("off",)
+    health_path: ClassVar[str] = "/health"
+
+    def __init__(self, cfg: EngineConfig) -> None:
+        self.cfg = cfg
+
+    # ---- launch -------------------------------------------------------------------------------
+    def check_sd(self, sd: SDConfig) -> None:
+        if sd.method not in self.supported_sd:
+            raise ConfigError(f"engine {self.name!r} does not support SD method {sd.method!r} "
+                              f"(supported: {', '.join(self.supported_sd)})")
+
+    @abc.abstractmethod
+    def launch_argv(self, sd: SDConfig, host: str, port: int, max_concurrency: int = 256) -> list[str]:
+        """The exact server command line (argv list; never a shell string)."""
+
+    def launch_env(self, sd: SDConfig) -> dict[str, str]:
+        return dict(self.cfg.env)
+
+    @property
+    def served_model_name(self) -> str:
+        if self.cfg.served_model_name:
+            return self.cfg.served_model_name
+        return (self.cfg.model or "model").rstrip("/").split("/")[-1]
+
+    # ---- requests and streams ---------------------------------------------------------------------
+    @abc.abstractmethod
+    def build_request(self, token_ids: list[int], max_tokens: int) -> tuple[str, dict]:
+        """(path, JSON body) of one streaming, greedy, fixed-length request with token-id input."""
+
+    @abc.abstractmethod
+    def on_event(self, event: dict, rec: "RequestRecord", t_ns: int, sent_ids: list[int]) -> None:
+        """Fold one parsed SSE payload into the record (chunk time/tokens, ids, usage, SD fields)."""
+
+    # ---- acceptance counters -------------------------------------------------------------------
+    async def scrape_counters(self, session: "aiohttp.ClientSession", base_url: str) -> Optional[SpecDecodeCounters]:
+        """Global SD counters as of now (None when the engine exposes none)."""
+        return None
+
+    async def server_info(self, session: "aiohttp.ClientSession", base_url: str) -> dict:
+        return {}

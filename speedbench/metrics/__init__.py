@@ -1,0 +1,1 @@
+"""Pure functions from raw records (and acceptance counters) to summaries. No I/O, no engine branches."""

@@ -1,0 +1,36 @@
+"""One distribution summary reused for every metric (count, mean, std, min, percentiles, max)."""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Iterable
+
+import numpy as np
+
+PERCENTILES = (50, 90, 95, 99)
+
+
+@dataclass(frozen=True)
+class Distribution:
+    count: int
+    mean: float
+    std: float
+    min: float
+    p50: float
+    p90: float
+    p95: float
+    p99: float
+    max: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def distribution(values: Iterable[float]) -> Distribution:
+    arr = np.asarray([v for v in values if v is not None and not math.isnan(v)], dtype=float)
+    if arr.size == 0:
+        nan = float("nan")
+        return Distribution(0, nan, nan, nan, nan, nan, nan, nan, nan)
+    p = np.percentile(arr, PERCENTILES)  # linear interpolation, numpy's default
+    return Distribution(int(arr.size), float(arr.mean()), float(arr.std()), float(arr.min()),
+                        float(p[0]), float(p[1]), float(p[2]), float(p[3]), float(arr.max()))

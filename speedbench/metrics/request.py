@@ -1,0 +1,92 @@
+"""Per-request metric definitions (seconds unless stated). Each takes one RequestRecord.
+
+TTFT      first output chunk − request start
+E2E       last byte of the stream − request start
+ITL       gaps between consecutive output chunks: one gap per decode step (a step may emit several
+          tokens with SD, so ITL is per step, TPOT is per token)
+TPOT      (last chunk − first chunk) / (output tokens − 1)
+user TPS  (output tokens − 1) / (last chunk − first chunk): the generation rate one user sees after the
+          first token (SPEED-Bench's definition)
+tokens per step  output tokens / output chunks, first (prefill) chunk included: SPEED-Bench's
+          "acceptance length" (each chunk = one engine step; valid only if chunks are not merged)
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+from speedbench.load.records import RequestRecord
+
+NS = 1e-9
+
+
+def ttft(r: RequestRecord) -> Optional[float]:
+    return (r.t_first_ns - r.t_start_ns) * NS if r.chunk_times_ns else None
+
+
+def e2e(r: RequestRecord) -> float:
+    return (r.t_end_ns - r.t_start_ns) * NS
+
+
+def itls(r: RequestRecord) -> list[float]:
+    t = r.chunk_times_ns
+    return [(b - a) * NS for a, b in zip(t, t[1:])]
+
+
+def _decode_span(r: RequestRecord) -> Optional[float]:
+    if len(r.chunk_times_ns) < 2:
+        return None
+    return (r.chunk_times_ns[-1] - r.chunk_times_ns[0]) * NS
+
+
+def tpot(r: RequestRecord) -> Optional[float]:
+    span = _decode_span(r)
+    n = r.output_tokens
+    return span / (n - 1) if span and n > 1 else None
+
+
+def user_tps(r: RequestRecord) -> Optional[float]:
+    span = _decode_span(r)
+    n = r.output_tokens
+    return (n - 1) / span if span and n > 1 else None
+
+
+def chunk_sizes(r: RequestRecord) -> list[int]:
+    c = r.chunk_tokens
+    return [c[0]] + [b - a for a, b in zip(c, c[1:])] if c else []
+
+
+def tokens_per_step(r: RequestRecord) -> Optional[float]:
+    return r.chunk_tokens[-1] / len(r.chunk_tokens) if r.chunk_tokens else None
+
+
+def max_tokens_per_chunk(sd_k: int) -> int:
+    """One engine step emits at most k accepted drafts + 1 bonus token."""
+    return sd_k + 1
+
+
+def merged_chunks(r: RequestRecord, sd_k: int) -> bool:
+    """True when some chunk carries more tokens than one step can emit, i.e. the stream merged steps."""
+    sizes = chunk_sizes(r)
+    return any(s > max_tokens_per_chunk(sd_k) for s in sizes[1:]) or (bool(sizes) and sizes[0] > 1)
+
+
+def chunks_match_server_steps(r: RequestRecord) -> Optional[bool]:
+    """Cross-check streamed chunk sizes against the server's per-step accepted counts (vLLM 'detailed').
+
+    Every decode chunk of size s emitted s − 1 accepted drafts; steps with no draft emit 1 token and are
+    not in the server's per-step list. The last step may accept drafts beyond max_tokens that are
+    discarded, so its emitted size can be smaller than accepted + 1.
+    """
+    acc = r.sd_per_step_accepted
+    if acc is None:
+        return None
+    extra = [s - 1 for s in chunk_sizes(r)[1:] if s > 1]
+    server = [a for a in acc if a > 0]
+    if extra == server:
+        return True
+    if not server:
+        return False
+    # the final verify step was cut by max_tokens: it emitted fewer tokens (maybe only its bonus token)
+    if extra == server[:-1]:
+        return True
+    return len(extra) == len(server) and extra[:-1] == server[:-1] and extra[-1] < server[-1]

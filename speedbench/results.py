@@ -1,0 +1,143 @@
+"""The results folder: the only thing reports read. Every finished point is durable the moment it ends.
+
+    <dir>/manifest.json            config, versions, machine, prompt fingerprint, timestamps
+    <dir>/prompts.parquet          the exact token ids sent (copy of the fingerprinted cache entry)
+    <dir>/records/<point>.jsonl    raw per-request records (appended + fsynced as requests finish)
+    <dir>/points.jsonl             one full PointSummary per finished point (appended + fsynced)
+    <dir>/summary.csv|.parquet     flat table of all finished points (rewritten atomically)
+    <dir>/speedup.csv              SD-on / SD-off ratios per concurrency
+    <dir>/logs/<server>.log        engine server logs
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterable, Optional
+
+from speedbench.load.records import RequestRecord
+
+SCHEMA_VERSION = 1
+
+
+def _fsync_append(path: Path, lines: Iterable[str]) -> None:
+    with path.open("a", encoding="utf-8") as fh:
+        for line in lines:
+            fh.write(line + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    with tmp.open("rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def new_run_dir(output_dir: str | Path, name: str) -> Path:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "run"
+    path = Path(output_dir) / f"{stamp}-{safe}"
+    n = 1
+    while path.exists():
+        n += 1
+        path = Path(output_dir) / f"{stamp}-{safe}-{n}"
+    return path
+
+
+class ResultsDir:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    # ---- writing ----------------------------------------------------------------------------------
+    def create(self, manifest: dict) -> "ResultsDir":
+        (self.path / "records").mkdir(parents=True, exist_ok=True)
+        (self.path / "logs").mkdir(exist_ok=True)
+        self.write_manifest(manifest)
+        return self
+
+    def write_manifest(self, manifest: dict) -> None:
+        manifest = {"schema_version": SCHEMA_VERSION, **manifest}
+        atomic_write_text(self.path / "manifest.json", json.dumps(manifest, indent=2, default=str))
+
+    def update_manifest(self, **fields) -> None:
+        m = self.manifest()
+        m.update(fields)
+        self.write_manifest(m)
+
+    def save_prompts(self, source: Path) -> None:
+        shutil.copyfile(source, self.path / "prompts.parquet")
+
+    def log_path(self, name: str) -> Path:
+        return self.path / "logs" / f"{name}.log"
+
+    def records_path(self, point_id: str) -> Path:
+        return self.path / "records" / f"{point_id}.jsonl"
+
+    def append_records(self, point_id: str, records: Iterable[RequestRecord]) -> None:
+        _fsync_append(self.records_path(point_id), (r.to_json() for r in records))
+
+    def append_point(self, summary) -> None:
+        _fsync_append(self.path / "points.jsonl", [json.dumps(asdict(summary), default=str)])
+        self.write_tables()
+
+    def write_tables(self) -> None:
+        import pandas as pd
+
+        from speedbench.metrics.summary import speedup_rows
+
+        rows = self.summary_rows()
+        if not rows:
+            return
+        df = pd.DataFrame(rows)
+        atomic_write_text(self.path / "summary.csv", df.to_csv(index=False))
+        tmp = self.path / f".summary.parquet.tmp{os.getpid()}"
+        df.to_parquet(tmp, index=False)
+        os.replace(tmp, self.path / "summary.parquet")
+        sp = speedup_rows(rows)
+        if sp:
+            atomic_write_text(self.path / "speedup.csv", pd.DataFrame(sp).to_csv(index=False))
+
+    # ---- reading ----------------------------------------------------------------------------------
+    def manifest(self) -> dict:
+        return json.loads((self.path / "manifest.json").read_text())
+
+    def points(self) -> list[dict]:
+        p = self.path / "points.jsonl"
+        if not p.is_file():
+            return []
+        out = []
+        for line in p.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                try:
+                    out.append(json.loads(line))
+                except json.JSONDecodeError:
+                    continue  # a torn last line from a crash: the point is simply not finished
+        return out
+
+    def summary_rows(self) -> list[dict]:
+        from speedbench.metrics.summary import point_from_dict
+
+        return [point_from_dict(p).to_row() for p in self.points()]
+
+    def records(self, point_id: str) -> list[RequestRecord]:
+        path = self.records_path(point_id)
+        out = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                try:
+                    out.append(RequestRecord.from_dict(json.loads(line)))
+                except json.JSONDecodeError:
+                    continue
+        return out
+
+
+def find_results(path: str | Path) -> Optional[ResultsDir]:
+    p = Path(path)
+    return ResultsDir(p) if (p / "manifest.json").is_file() else None

@@ -1,0 +1,248 @@
+"""The one orchestrator of a sweep: SD settings × concurrencies on one prompt set, results made durable."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterator, Optional
+
+from speedbench.config import BenchmarkConfig, ConfigError, SDConfig
+from speedbench.data.pretokenize import PromptSet, default_cache_dir, prepare_prompts
+from speedbench.engines import get_adapter
+from speedbench.engines.base import EngineAdapter
+from speedbench.engines.server import EngineError, ServerProcess, pick_free_port
+from speedbench.env_info import engine_python_versions, harness_versions, machine_info
+from speedbench.load.client import LoadPlan, run_closed_loop
+from speedbench.load.records import RequestRecord
+from speedbench.metrics.summary import PointSummary, speedup_rows, summarize_point
+from speedbench.results import ResultsDir, new_run_dir
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SweepResult:
+    results_dir: Path
+    points: list[PointSummary] = field(default_factory=list)
+    speedups: list[dict] = field(default_factory=list)
+    prompts_fingerprint: str = ""
+
+
+class SweepInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM: finished points are on disk, the server is torn down, the exit is non-zero."""
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Turn SIGTERM into an exception so every ``finally`` (server teardown) runs."""
+    def handler(signum, frame):
+        raise SweepInterrupted(f"signal {signum}")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (e.g. a REST worker): leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class BenchmarkRunner:
+    def __init__(self, config: BenchmarkConfig, *, progress: bool = True,
+                 on_point: Optional[Callable[[PointSummary], None]] = None) -> None:
+        self.config = config
+        self.progress = progress and sys.stderr.isatty()
+        self.on_point = on_point
+        self.adapter: EngineAdapter = get_adapter(config.engine)
+        self.results: Optional[ResultsDir] = None
+
+    # ---- planning -------------------------------------------------------------------------------------
+    def validate(self) -> None:
+        """Everything that can be checked before a server starts."""
+        cfg = self.config
+        for sd in cfg.sd:
+            self.adapter.check_sd(sd)
+        if cfg.engine.endpoint and len(cfg.sd) != 1:
+            raise ConfigError("with --endpoint the server's SD setting is fixed by whoever started it: "
+                              "give exactly one SD setting (e.g. --sd off or --sd ngram:3)")
+        if not cfg.engine.endpoint and cfg.engine.model and not Path(cfg.engine.model).exists() \
+                and not _looks_like_hub_id(cfg.engine.model):
+            raise ConfigError(f"model path not found: {cfg.engine.model}")
+        if not self.tokenizer_path():
+            raise ConfigError("no tokenizer: set data.tokenizer (--tokenizer) when attaching with --endpoint")
+
+    def tokenizer_path(self) -> Optional[str]:
+        return self.config.data.tokenizer or self.config.engine.model
+
+    def points(self) -> list[tuple[SDConfig, int]]:
+        return [(sd, c) for sd in self.config.sd for c in self.config.load.concurrency]
+
+    def load_plan(self, concurrency: int, num_prompts: int) -> LoadPlan:
+        lc = self.config.load
+        n = lc.requests_per_point or max(num_prompts, 2 * concurrency)
+        warm = concurrency if lc.warmup_requests is None else lc.warmup_requests
+        return LoadPlan(concurrency=concurrency, num_requests=n, warmup_requests=warm, max_tokens=lc.output_len,
+                        request_timeout_s=lc.request_timeout_s)
+
+    # ---- running --------------------------------------------------------------------------------------
+    def run(self, results_dir: Optional[str | Path] = None) -> SweepResult:
+        cfg = self.config
+        self.validate()
+        prompts = prepare_prompts(cfg.data, self.tokenizer_path())
+        path = Path(results_dir) if results_dir else new_run_dir(cfg.output_dir, cfg.name or self._default_name())
+        self.results = ResultsDir(path).create(self._manifest(prompts))
+        cache_file = (Path(cfg.data.cache_dir) if cfg.data.cache_dir else default_cache_dir()) / \
+            f"{prompts.fingerprint[:24]}.parquet"
+        if cache_file.is_file():
+            self.results.save_prompts(cache_file)
+        result = SweepResult(path, prompts_fingerprint=prompts.fingerprint)
+        status = "failed"
+        try:
+            with _sigterm_as_interrupt():
+                for sd in cfg.sd:
+                    with self._server(sd) as base_url:
+                        for conc in cfg.load.concurrency:
+                            summary = self._run_point(base_url, sd, conc, prompts)
+                            result.points.append(summary)
+                            if self.on_point:
+                                self.on_point(summary)
+            status = "complete"
+        except KeyboardInterrupt:
+            status = "interrupted"
+            raise
+        finally:
+            self.results.update_manifest(status=status, finished_at=_now_iso(),
+                                         points_finished=len(result.points))
+            self.results.write_tables()
+        result.speedups = speedup_rows([p.to_row() for p in result.points])
+        return result
+
+    @contextlib.contextmanager
+    def _server(self, sd: SDConfig) -> Iterator[str]:
+        ec = self.config.engine
+        if ec.endpoint:
+            _check_endpoint(ec.endpoint + self.adapter.health_path)
+            yield ec.endpoint
+            return
+        port = ec.port or pick_free_port(ec.host)
+        argv = self.adapter.launch_argv(sd, ec.host, port, max(self.config.load.concurrency))
+        server = ServerProcess(argv, self.results.log_path(f"{self.adapter.name}-{sd.label}"),
+                               f"http://{ec.host}:{port}{self.adapter.health_path}",
+                               env=self.adapter.launch_env(sd), host=ec.host, port=port,
+                               startup_timeout_s=ec.startup_timeout_s)
+        with server:
+            self._say(f"starting {self.adapter.name} ({sd.label}) on port {port}; log: {server.log_path}")
+            waited = server.wait_ready()
+            self._say(f"{self.adapter.name} ({sd.label}) ready after {waited:.0f} s")
+            self.server = server
+            try:
+                yield f"http://{ec.host}:{port}"
+            finally:
+                self.server = None
+
+    def _run_point(self, base_url: str, sd: SDConfig, conc: int, prompts: PromptSet) -> PointSummary:
+        point_id = f"{sd.label}-c{conc}"
+        plan = self.load_plan(conc, len(prompts.prompts))
+        results = self.results
+        pending: list[RequestRecord] = []
+
+        def sink(rec: RequestRecord) -> None:
+            pending.append(rec)
+            if len(pending) >= 64:
+                results.append_records(point_id, pending)
+                pending.clear()
+            if bar is not None and not rec.warmup:
+                bar.advance(task)
+
+        bar = task = None
+        with self._progress() as bar:
+            if bar is not None:
+                task = bar.add_task(f"{sd.label} c={conc}", total=plan.num_requests)
+            t0 = time.monotonic()
+            try:
+                before, run, after = asyncio.run(self._measure(base_url, prompts, plan, sink, point_id))
+            finally:
+                results.append_records(point_id, pending)
+        server = getattr(self, "server", None)
+        if server is not None:
+            server.assert_alive(f"during point {point_id}")
+        counters = (after - before) if (before is not None and after is not None) else None
+        if sd.enabled and counters is None and not any(r.sd for r in run.records):
+            log.warning("SD is on but %s exposed no acceptance counters for %s", self.adapter.name, point_id)
+        summary = summarize_point(run.records, point_id=point_id, engine=self.adapter.name, sd_label=sd.label,
+                                  sd_method=sd.method, draft_length=sd.num_speculative_tokens if sd.enabled else None,
+                                  concurrency=conc, isl=self.config.data.isl, counters=counters if sd.enabled else None)
+        results.append_point(summary)
+        self._say(f"{point_id}: {summary.ok}/{summary.sent} ok, {summary.output_tps:.1f} tok/s "
+                  f"in {time.monotonic() - t0:.0f} s")
+        return summary
+
+    async def _measure(self, base_url, prompts, plan, sink, point_id):
+        import aiohttp
+
+        async with aiohttp.ClientSession() as s:
+            before = await self.adapter.scrape_counters(s, base_url)
+        run = await run_closed_loop(self.adapter, base_url, prompts.prompts, plan, sink, point_id)
+        async with aiohttp.ClientSession() as s:
+            after = await self.adapter.scrape_counters(s, base_url)
+        return before, run, after
+
+    # ---- helpers ------------------------------------------------------------------------------------
+    def _progress(self):
+        if not self.progress:
+            return contextlib.nullcontext(None)
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        transient=True)
+
+    def _say(self, msg: str) -> None:
+        print(f"[speedbench] {msg}", file=sys.stderr, flush=True)
+
+    def _default_name(self) -> str:
+        isl = f"-isl{self.config.data.isl}" if self.config.data.isl else ""
+        return f"{self.config.engine.name}{isl}"
+
+    def _manifest(self, prompts: PromptSet) -> dict:
+        cfg = self.config
+        return {
+            "created_at": _now_iso(),
+            "status": "running",
+            "command": sys.argv,
+            "config": cfg.model_dump(mode="json"),
+            "prompts": {"fingerprint": prompts.fingerprint, **prompts.meta},
+            "machine": machine_info(),
+            "harness": harness_versions(),
+            "engine": {"name": self.adapter.name, "attached": bool(cfg.engine.endpoint),
+                       "versions": {} if cfg.engine.endpoint else engine_python_versions(cfg.engine.python)},
+            "points_planned": [f"{sd.label}-c{c}" for sd, c in self.points()],
+        }
+
+
+def _now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _looks_like_hub_id(model: str) -> bool:
+    return model.count("/") == 1 and not model.startswith((".", "/", "~"))
+
+
+def _check_endpoint(url: str) -> None:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            if r.status == 200:
+                return
+    except (urllib.error.URLError, OSError) as e:
+        raise EngineError(f"endpoint not reachable: {url} ({e})") from None
+    raise EngineError(f"endpoint not healthy: {url}")
