@@ -63,6 +63,8 @@ class BenchmarkRunner:
         self.on_point = on_point
         self.adapter: EngineAdapter = get_adapter(config.engine)
         self.results: Optional[ResultsDir] = None
+        self.server: Optional[ServerProcess] = None
+        self.base_url: Optional[str] = None  # the server being measured, while a sweep runs
 
     # ---- planning -------------------------------------------------------------------------------------
     def validate(self) -> None:
@@ -130,7 +132,11 @@ class BenchmarkRunner:
         ec = self.config.engine
         if ec.endpoint:
             _check_endpoint(ec.endpoint + self.adapter.health_path)
-            yield ec.endpoint
+            self.base_url = ec.endpoint
+            try:
+                yield ec.endpoint
+            finally:
+                self.base_url = None
             return
         port = ec.port or pick_free_port(ec.host)
         argv = self.adapter.launch_argv(sd, ec.host, port, max(self.config.load.concurrency))
@@ -143,10 +149,11 @@ class BenchmarkRunner:
             waited = server.wait_ready()
             self._say(f"{self.adapter.name} ({sd.label}) ready after {waited:.0f} s")
             self.server = server
+            self.base_url = f"http://{ec.host}:{port}"
             try:
-                yield f"http://{ec.host}:{port}"
+                yield self.base_url
             finally:
-                self.server = None
+                self.server = self.base_url = None
 
     def _run_point(self, base_url: str, sd: SDConfig, conc: int, prompts: PromptSet) -> PointSummary:
         point_id = f"{sd.label}-c{conc}"
@@ -171,9 +178,8 @@ class BenchmarkRunner:
                 before, run, after = asyncio.run(self._measure(base_url, prompts, plan, sink, point_id))
             finally:
                 results.append_records(point_id, pending)
-        server = getattr(self, "server", None)
-        if server is not None:
-            server.assert_alive(f"during point {point_id}")
+        if self.server is not None:
+            self.server.assert_alive(f"during point {point_id}")
         counters = (after - before) if (before is not None and after is not None) else None
         if sd.enabled and counters is None and not any(r.sd for r in run.records):
             log.warning("SD is on but %s exposed no acceptance counters for %s", self.adapter.name, point_id)
@@ -186,14 +192,19 @@ class BenchmarkRunner:
         return summary
 
     async def _measure(self, base_url, prompts, plan, sink, point_id):
+        """Run one point; SD counters are read after warm-up and after the last measured request."""
         import aiohttp
 
-        async with aiohttp.ClientSession() as s:
-            before = await self.adapter.scrape_counters(s, base_url)
-        run = await run_closed_loop(self.adapter, base_url, prompts.prompts, plan, sink, point_id)
+        snap: dict = {}
+
+        async def before_measure() -> None:
+            async with aiohttp.ClientSession() as s:
+                snap["before"] = await self.adapter.scrape_counters(s, base_url)
+
+        run = await run_closed_loop(self.adapter, base_url, prompts.prompts, plan, sink, point_id, before_measure)
         async with aiohttp.ClientSession() as s:
             after = await self.adapter.scrape_counters(s, base_url)
-        return before, run, after
+        return snap.get("before"), run, after
 
     # ---- helpers ------------------------------------------------------------------------------------
     def _progress(self):

