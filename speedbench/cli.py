@@ -114,32 +114,55 @@ def sweep(config_file, preset, dry_run, sd_spec, draft_length, **flags) -> None:
     click.echo(f"results: {result.results_dir}")
 
 
+_FORMATS = ["table", "md", "csv", "json", "html"]
+
+
+def _emit_report(results, fmt, out, kind, labels=None) -> None:
+    from speedbench.report.load import ReportData, ReportError
+    from speedbench.report.render import render
+
+    try:
+        data = ReportData.load(results, labels.split(",") if labels else None)
+        lead, compare_rows = (), None
+        if kind == "compare":
+            from speedbench.report.compare import check_same_prompts, compare_rows as build, compare_section
+
+            check_same_prompts(data)
+            compare_rows = build(data)
+            lead = [compare_section(compare_rows)]
+        res = render(data, fmt, Path(out) if out else None, kind, lead, compare_rows)
+    except ReportError as e:
+        _fail(str(e), 2)
+    for w in res.warnings:
+        click.echo(f"speedbench: warning: {w}", err=True)
+    if res.text is not None:
+        click.echo(res.text, nl=not res.text.endswith("\n"))
+    for p in res.written:
+        click.echo(f"wrote {p}", err=True)
+
+
 @main.command()
 @click.argument("results", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
-@click.option("--format", "fmt", type=click.Choice(["table", "md", "csv", "json"]), default="table")
-def report(results, fmt) -> None:
-    """Print the summary of one or more results folders."""
-    from speedbench.report.table import render_markdown, render_terminal
-    from speedbench.results import find_results
+@click.option("--format", "fmt", type=click.Choice(_FORMATS), default="table", show_default=True)
+@click.option("--out", type=click.Path(), help="File, or folder (report + plots/*.png + CSV/parquet tables). "
+              "html defaults to <first results folder>/report.html.")
+def report(results, fmt, out) -> None:
+    """Report one or more results folders: speedups, crossover, per-category acceptance, plots."""
+    _emit_report(results, fmt, out, "report")
 
-    rows = []
-    for path in results:
-        rd = find_results(path)
-        if rd is None:
-            _fail(f"not a speedbench results folder (no manifest.json): {path}", 2)
-        rows += rd.summary_rows()
-    if not rows:
-        _fail("no finished points in " + ", ".join(results))
-    if fmt == "table":
-        render_terminal(rows)
-    elif fmt == "md":
-        click.echo(render_markdown(rows))
-    elif fmt == "csv":
-        import pandas as pd
 
-        click.echo(pd.DataFrame(rows).to_csv(index=False), nl=False)
-    else:
-        click.echo(json.dumps(rows, indent=2, default=str))
+@main.command()
+@click.argument("results", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--format", "fmt", type=click.Choice(_FORMATS), default="table", show_default=True)
+@click.option("--out", type=click.Path(), help="File or folder, as for `report`.")
+@click.option("--labels", help="Comma-separated names for the runs, in order (default: folder names).")
+def compare(results, fmt, out, labels) -> None:
+    """Engines, SD methods or draft lengths side by side; refuses runs whose prompt token ids differ."""
+    if len(results) < 2:
+        _fail("compare needs at least two results folders", 2)
+    if labels and len(labels.split(",")) != len(results):
+        _fail(f"--labels has {len(labels.split(','))} names for {len(results)} results folders", 2)
+    _emit_report(results, fmt, out, "compare", labels)
 
 
 @main.group()

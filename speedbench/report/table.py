@@ -1,70 +1,79 @@
-"""The sweep table people read first: one row per (SD setting, concurrency), speedup vs SD off."""
+"""Terminal (rich) and markdown renderings of report sections, and the sweep table `speedbench sweep` prints."""
 from __future__ import annotations
 
-import math
 from typing import Optional, Sequence
 
-from speedbench.metrics.summary import speedup_rows
+from speedbench.report import analysis as an
+from speedbench.report.sections import Section, performance
 
-COLUMNS = [
-    # (header, key, format)
-    ("engine", "engine", "{}"),
-    ("SD", "sd_label", "{}"),
-    ("conc", "concurrency", "{}"),
-    ("ok/sent", None, None),
-    ("out tok/s", "output_tps", "{:.1f}"),
-    ("user tok/s", "user_tps_mean", "{:.1f}"),
-    ("TTFT p50 ms", "ttft_p50_ms", "{:.0f}"),
-    ("TTFT p99 ms", "ttft_p99_ms", "{:.0f}"),
-    ("E2E p50 ms", "e2e_p50_ms", "{:.0f}"),
-    ("E2E p99 ms", "e2e_p99_ms", "{:.0f}"),
-    ("tok/step", "tokens_per_step", "{:.2f}"),
-    ("AL drafted", "al_drafted", "{:.2f}"),
-    ("speedup out", "_speedup_out", "{:.2f}x"),
-    ("speedup user", "_speedup_user", "{:.2f}x"),
-]
-
-LEGEND = ("tok/step = output tokens per streamed step (SPEED-Bench's AL, all steps); "
-          "AL drafted = 1 + accepted/drafts over steps that drafted (server counters); "
-          "speedup = SD-on / SD-off at the same concurrency (output TPS, mean user TPS).")
+# When stdout is not a terminal (piped to a file, CI logs) rich would squeeze tables into 80 columns and
+# truncate every cell; wide tables are the point of a benchmark report, so give them room instead.
+PIPE_WIDTH = 240
 
 
-def _fmt(fmt: str, v) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "-"
-    return fmt.format(v)
+def _console(console=None):
+    from rich.console import Console
+
+    if console is not None:
+        return console
+    c = Console()
+    return c if c.is_terminal else Console(width=PIPE_WIDTH)
 
 
-def table_rows(rows: Sequence[dict]) -> list[list[str]]:
-    sp = {(s["engine"], s["isl"], s["concurrency"], s["sd_label"]): s for s in speedup_rows(rows)}
-    out = []
-    for r in sorted(rows, key=lambda r: (r["engine"], r["isl"] or 0, r["sd_method"] != "off", r["sd_label"],
-                                         r["concurrency"])):
-        s = sp.get((r["engine"], r["isl"], r["concurrency"], r["sd_label"]), {})
-        r = {**r, "_speedup_out": s.get("output_tps_speedup"), "_speedup_user": s.get("user_tps_speedup")}
-        cells = []
-        for _, key, fmt in COLUMNS:
-            cells.append(f"{r['ok']}/{r['sent']}" if key is None else _fmt(fmt, r.get(key)))
-        out.append(cells)
-    return out
+def _rich_table(s: Section, title: Optional[str] = None):
+    from rich.table import Table
+
+    t = Table(title=title or s.title, header_style="bold", title_justify="left")
+    for i, h in enumerate(s.headers):
+        t.add_column(h, justify="left" if i in s.left else "right", no_wrap=i not in s.left or i == 0,
+                     overflow="fold")
+    for cells in s.rows:
+        t.add_row(*cells)
+    return t
+
+
+def render_sections_terminal(sections: Sequence[Section], console=None) -> None:
+    console = _console(console)
+    for s in sections:
+        console.print(_rich_table(s))
+        if s.note:
+            console.print(s.note, style="dim", soft_wrap=False)
+        console.print()
 
 
 def render_terminal(rows: Sequence[dict], title: Optional[str] = None, console=None) -> None:
-    from rich.console import Console
-    from rich.table import Table
+    """The sweep table (one row per point with speedups), as printed at the end of `speedbench sweep`."""
+    rows = [{"run": None, **r} for r in rows]
+    s = performance(rows, an.speedups(rows), multi_run=False)
+    console = _console(console)
+    console.print(_rich_table(s, title))
+    console.print(s.note, style="dim")
 
-    console = console or Console()
-    t = Table(title=title, header_style="bold")
-    for header, key, _ in COLUMNS:
-        t.add_column(header, justify="left" if key in ("engine", "sd_label") else "right")
-    for cells in table_rows(rows):
-        t.add_row(*cells)
-    console.print(t)
-    console.print(LEGEND, style="dim")
+
+def _md_escape(cell: str) -> str:
+    return cell.replace("|", "\\|").replace("\n", " ")
+
+
+def section_markdown(s: Section, level: int = 2) -> str:
+    lines = [f"{'#' * level} {s.title}", ""]
+    if s.rows:
+        lines.append("| " + " | ".join(_md_escape(h) for h in s.headers) + " |")
+        lines.append("|" + "".join(":---|" if i in s.left else "---:|" for i in range(len(s.headers))))
+        lines += ["| " + " | ".join(_md_escape(c) for c in cells) + " |" for cells in s.rows]
+    else:
+        lines.append("(no rows)")
+    if s.note:
+        lines += ["", f"_{s.note}_"]
+    return "\n".join(lines) + "\n"
+
+
+def render_sections_markdown(sections: Sequence[Section], title: Optional[str] = None) -> str:
+    parts = [f"# {title}\n"] if title else []
+    parts += [section_markdown(s) for s in sections]
+    return "\n".join(parts)
 
 
 def render_markdown(rows: Sequence[dict]) -> str:
-    headers = [h for h, _, _ in COLUMNS]
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(cells) + " |" for cells in table_rows(rows)]
-    return "\n".join(lines) + "\n\n" + LEGEND + "\n"
+    """The sweep table alone in markdown (kept for callers of the first version)."""
+    rows = [{"run": None, **r} for r in rows]
+    return section_markdown(performance(rows, an.speedups(rows), multi_run=False))

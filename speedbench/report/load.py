@@ -1,0 +1,219 @@
+"""Read results folders into what every report section needs (the only I/O of the report package)."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Optional, Sequence
+
+from speedbench.load.records import RequestRecord
+from speedbench.metrics.category import (category_acceptance, mean_over_categories, ordered_categories,
+                                         overall_acceptance)
+from speedbench.report import analysis as an
+from speedbench.results import ResultsDir, find_results
+
+# Files other tools drop into a results folder; rendered generically when present.
+EXTRA_SECTIONS = (("quality", "Quality"), ("recommendation", "Draft-length (gamma) recommendation"))
+
+
+class ReportError(Exception):
+    """One clear user-facing line (bad folder, no points, mismatched prompt sets)."""
+
+
+def model_name(manifest: dict) -> str:
+    eng = (manifest.get("config") or {}).get("engine") or {}
+    return eng.get("served_model_name") or Path(str(eng.get("model") or "?")).name
+
+
+def tp_size(manifest: dict) -> int:
+    eng = (manifest.get("config") or {}).get("engine") or {}
+    return int(eng.get("tensor_parallel_size") or 1)
+
+
+@dataclass
+class Run:
+    """One results folder, its rows tagged with the run label, model and TP size."""
+    path: Path
+    label: str
+    manifest: dict
+    points: list[dict]
+    extras: dict = field(default_factory=dict)   # name -> parsed JSON (quality, recommendation)
+
+    @cached_property
+    def rows(self) -> list[dict]:
+        from speedbench.metrics.summary import point_from_dict
+
+        model, tp = model_name(self.manifest), tp_size(self.manifest)
+        out = []
+        for p in self.points:
+            row = point_from_dict(p).to_row()
+            row.update(run=self.label, model=model, tensor_parallel_size=tp,
+                       output_tps_per_gpu=row["output_tps"] / tp)
+            out.append(row)
+        return out
+
+    def records(self, point_id: str) -> list[RequestRecord]:
+        rd = ResultsDir(self.path)
+        return rd.records(point_id) if rd.records_path(point_id).is_file() else []
+
+    @property
+    def fingerprint(self) -> tuple[Optional[str], Optional[str]]:
+        p = self.manifest.get("prompts") or {}
+        return p.get("fingerprint"), p.get("ids_sha256")
+
+
+def load_run(path: str | Path, label: Optional[str] = None) -> Run:
+    rd = find_results(path)
+    if rd is None:
+        raise ReportError(f"not a speedbench results folder (no manifest.json): {path}")
+    try:
+        manifest = rd.manifest()
+    except json.JSONDecodeError as e:
+        raise ReportError(f"unreadable manifest.json in {path}: {e}") from None
+    extras = {}
+    for name, _ in EXTRA_SECTIONS:
+        f = rd.path / f"{name}.json"
+        if f.is_file():
+            try:
+                extras[name] = json.loads(f.read_text(encoding="utf-8"))
+            except json.JSONDecodeError as e:
+                extras[name] = {"rows": [], "notes": [f"unreadable {f.name}: {e}"]}
+    return Run(rd.path, label or rd.path.resolve().name, manifest, rd.points(), extras)
+
+
+def unique_labels(paths: Sequence[str | Path]) -> list[str]:
+    """Folder names, made unique with the parent's name (then an index) when two folders share one."""
+    names = [Path(p).resolve().name for p in paths]
+    out = []
+    for p, n in zip(paths, names):
+        if names.count(n) > 1:
+            n = f"{Path(p).resolve().parent.name}/{n}"
+        while n in out:
+            n += "'"
+        out.append(n)
+    return out
+
+
+@dataclass
+class ReportData:
+    runs: list[Run]
+
+    @classmethod
+    def load(cls, paths: Sequence[str | Path], labels: Optional[Sequence[str]] = None) -> "ReportData":
+        labels = list(labels) if labels else unique_labels(paths)
+        data = cls([load_run(p, lab) for p, lab in zip(paths, labels)])
+        if not data.rows:
+            raise ReportError("no finished points in " + ", ".join(str(p) for p in paths))
+        return data
+
+    @cached_property
+    def rows(self) -> list[dict]:
+        return [r for run in self.runs for r in run.rows]
+
+    @property
+    def multi_run(self) -> bool:
+        return len(self.runs) > 1
+
+    @cached_property
+    def speedups(self) -> list[dict]:
+        return an.speedups(self.rows)
+
+    @cached_property
+    def crossovers(self) -> list[dict]:
+        return an.crossovers(self.speedups)
+
+    def _settings(self) -> list[tuple[Run, dict, list[dict]]]:
+        """(run, first row, points) per SD setting, in a stable order (SD off first)."""
+        out: dict[tuple, tuple[Run, dict, list[dict]]] = {}
+        for run in self.runs:
+            by_id = {p["point_id"]: p for p in run.points}
+            for row in run.rows:
+                key = an.setting_key(row)
+                out.setdefault(key, (run, row, []))[2].append(by_id[row["point_id"]])
+        return sorted(out.values(), key=lambda t: (self.runs.index(t[0]), t[1]["engine"],
+                                                   t[1]["sd_method"] != "off", t[1]["sd_label"]))
+
+    @cached_property
+    def _acceptance(self) -> tuple[list[dict], list[dict]]:
+        """(per-category rows, pooled 'all' rows): one per SD setting, records pooled over its points."""
+        per_cat, pooled = [], []
+        for run, row, points in self._settings():
+            recs = [r for p in points for r in run.records(p["point_id"])]
+            base = {k: row.get(k) for k in an.SETTING_KEYS}
+            base["setting"] = an.setting_name(row, with_run=self.multi_run)
+            base["concurrencies"] = sorted({p["concurrency"] for p in points})
+            cats = category_acceptance(recs)
+            per_cat += [{**base, **c} for c in cats]
+            if cats:
+                pooled.append({**base, **overall_acceptance(recs)})
+        return per_cat, pooled
+
+    @property
+    def category_rows(self) -> list[dict]:
+        """Long form: one row per (SD setting, category)."""
+        return self._acceptance[0]
+
+    @property
+    def overall_rows(self) -> list[dict]:
+        """One row per SD setting with category 'all': every category pooled (token-weighted)."""
+        return self._acceptance[1]
+
+    @cached_property
+    def categories(self) -> list[str]:
+        return ordered_categories({r["category"] for r in self.category_rows})
+
+    def category_matrix(self, measure: str) -> list[dict]:
+        """Wide form for one measure per SD setting: {'setting', <category>: value, ..., 'mean', 'all'}.
+
+        mean = unweighted mean over categories (the paper's last column); all = pooled over all requests.
+        """
+        rows: dict[str, dict] = {}
+        cats: dict[str, list[dict]] = {}
+        for r in self.category_rows:
+            rows.setdefault(r["setting"], {"setting": r["setting"]})[r["category"]] = r[measure]
+            cats.setdefault(r["setting"], []).append(r)
+        for o in self.overall_rows:
+            rows[o["setting"]]["mean"] = mean_over_categories(cats[o["setting"]], measure)
+            rows[o["setting"]]["all"] = o[measure]
+        return list(rows.values())
+
+    @cached_property
+    def position_rows(self) -> list[dict]:
+        """Per SD-on setting and draft position: absolute and conditional acceptance (counters pooled)."""
+        out = []
+        for run, row, points in self._settings():
+            if row["sd_method"] == "off":
+                continue
+            # the server's global counter deltas when scraped, else Σ per-request counters
+            total = an.sum_counters(p.get("counters") or p.get("counters_req_sum") for p in points)
+            for pos in an.position_acceptance(total):
+                out.append({"setting": an.setting_name(row, with_run=self.multi_run),
+                            **{k: row.get(k) for k in an.SETTING_KEYS}, **pos})
+        return out
+
+    def request_rows(self) -> list[dict]:
+        """Flat per-request table (one row per record, measured and warm-up) for pandas."""
+        out = []
+        from speedbench.metrics import request as rq
+
+        for run in self.runs:
+            for row in run.rows:
+                for r in run.records(row["point_id"]):
+                    sd = r.sd or {}
+                    out.append({
+                        "run": run.label, "point_id": row["point_id"], "engine": row["engine"],
+                        "model": row["model"], "sd_label": row["sd_label"], "concurrency": row["concurrency"],
+                        "isl": row["isl"], "request_id": r.request_id, "prompt_id": r.prompt_id,
+                        "category": r.category, "warmup": r.warmup, "status": r.status,
+                        "error_kind": r.error_kind, "prompt_len": r.prompt_len, "output_tokens": r.output_tokens,
+                        "chunks": len(r.chunk_tokens), "tokens_per_step": rq.tokens_per_step(r),
+                        "ttft_ms": _ms(rq.ttft(r)), "e2e_ms": _ms(rq.e2e(r)), "tpot_ms": _ms(rq.tpot(r)),
+                        "user_tps": rq.user_tps(r), "sd_drafts": sd.get("drafts"),
+                        "sd_draft_tokens": sd.get("draft_tokens"), "sd_accepted_tokens": sd.get("accepted_tokens"),
+                    })
+        return out
+
+
+def _ms(v: Optional[float]) -> Optional[float]:
+    return v * 1e3 if v is not None else None

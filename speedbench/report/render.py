@@ -1,0 +1,107 @@
+"""One entry point for `report` and `compare`: ReportData + format + destination -> output."""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Sequence
+
+from speedbench.report.load import ReportData
+from speedbench.report.sections import Section, build_sections
+
+FORMATS = ("table", "md", "csv", "json", "html")
+DEFAULT_NAMES = {"table": "report.txt", "md": "report.md", "csv": "points.csv", "json": "report.json",
+                 "html": "report.html"}
+
+
+@dataclass
+class Output:
+    text: Optional[str] = None                     # for stdout (None when written to files)
+    written: list[Path] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def is_dir_target(out: Path) -> bool:
+    """A destination is a folder when it exists as one or has no file suffix."""
+    return out.is_dir() or (not out.exists() and out.suffix == "")
+
+
+def _title(data: ReportData, kind: str) -> str:
+    names = ", ".join(r.label for r in data.runs)
+    return f"speedbench {kind}: {names}"
+
+
+def render(data: ReportData, fmt: str, out: Optional[Path] = None, kind: str = "report",
+           lead: Sequence[Section] = (), compare_rows: Optional[list[dict]] = None) -> Output:
+    """Render every section; `lead` sections (compare's side-by-side table) come first.
+
+    With a folder as `out`, also write the plots as PNG and every table as CSV + parquet next to the report.
+    """
+    sections = list(lead) + build_sections(data)
+    res = Output()
+    to_dir = out is not None and is_dir_target(out)
+    target = (out / DEFAULT_NAMES[fmt]) if to_dir else out
+    if to_dir:
+        out.mkdir(parents=True, exist_ok=True)
+    plots = []
+    if fmt == "html" or to_dir:
+        from speedbench.report import plots as pl
+
+        plots = pl.make_plots(data)
+        if not pl.available():
+            res.warnings.append("matplotlib is not installed: no plots (pip install 'speedbench[report]')")
+    text: str
+    if fmt == "table":
+        text = _terminal_text(sections, to_file=target is not None)
+        if target is None:
+            return res  # printed straight to the terminal
+    elif fmt == "md":
+        from speedbench.report.table import render_sections_markdown
+
+        text = render_sections_markdown(sections, _title(data, kind))
+    elif fmt == "csv":
+        from speedbench.report.export import summary_csv
+
+        text = summary_csv(data)
+    elif fmt == "json":
+        from speedbench.report.export import dumps, report_document
+
+        text = dumps(report_document(data, kind, compare_rows))
+    elif fmt == "html":
+        from speedbench.report.html import render_html
+
+        note = None if plots else "No plots: matplotlib is not installed (pip install 'speedbench[report]')."
+        text = render_html(sections, plots, data.runs, _title(data, kind), note)
+        if target is None:
+            target = data.runs[0].path / DEFAULT_NAMES["html"]
+    else:
+        raise ValueError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
+    if target is None:
+        res.text = text
+        return res
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text, encoding="utf-8")
+    res.written.append(target)
+    if to_dir:
+        from speedbench.report.export import write_tables
+
+        res.written += write_tables(data, out)
+        for p in plots:
+            (out / "plots").mkdir(exist_ok=True)
+            (out / "plots" / f"{p.name}.png").write_bytes(p.png)
+            res.written.append(out / "plots" / f"{p.name}.png")
+    return res
+
+
+def _terminal_text(sections: Sequence[Section], to_file: bool) -> str:
+    from rich.console import Console
+
+    from speedbench.report.table import PIPE_WIDTH, render_sections_terminal
+
+    if not to_file:
+        render_sections_terminal(sections)
+        return ""
+    console = Console(width=PIPE_WIDTH, record=True, file=io.StringIO(), color_system=None)
+    render_sections_terminal(sections, console)
+    return console.export_text()
+

@@ -1,0 +1,197 @@
+"""Report sections as plain tables (title, headers, string cells, note), rendered alike to terminal/md/HTML."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Optional, Sequence
+
+from speedbench.report import analysis as an
+
+
+AL_NOTES = {
+    "category_tokens_per_step": "tok/step = Σ output tokens / Σ streamed steps of the category's requests, every "
+                                "step counted (SPEED-Bench's chunk acceptance length, token-weighted).",
+    "category_tokens_per_step_req": "mean over requests of each request's tokens / streamed steps (how "
+                                    "SPEED-Bench averages acceptance length).",
+    "category_al_drafted": "AL drafted = 1 + Σ accepted / Σ drafts from the server's per-request SD counters: "
+                           "acceptance length over verify steps that carried drafts (steps without a draft "
+                           "excluded, so it is ≥ tok/step).",
+}
+MATRIX_TAIL = " mean = unweighted mean over the categories shown; all = every request pooled."
+PERF_NOTE = ("out tok/s = Σ output tokens / wall time of the point; /GPU divides by tensor_parallel_size; user tok/s "
+             "= mean per-request (tokens−1)/(last−first chunk); latencies in ms; speedup = SD on / SD off at the "
+             "same concurrency and ISL (output TPS, mean user TPS).")
+CROSS_NOTE = ("crossover = first concurrency after which the speedup stays below 1, interpolated on "
+              "log2(concurrency) between the two measured points that bracket it.")
+POS_NOTE = ("absolute = P(draft position i accepted) per drafted step; conditional = P(position i accepted | "
+            "position i−1 accepted). Counters pooled over the setting's concurrency points.")
+
+
+@dataclass
+class Section:
+    key: str
+    title: str
+    headers: list[str]
+    rows: list[list[str]]
+    note: str = ""
+    left: set[int] = field(default_factory=set)   # indices of left-aligned (text) columns
+
+
+def fmt(v: Any, spec: str = "{:.2f}") -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return str(v)
+    return spec.format(v)
+
+
+def isl_text(isl: Optional[int]) -> str:
+    return "native" if isl is None else str(isl)
+
+
+def performance(rows: Sequence[dict], speedup_rows: Sequence[dict], multi_run: bool) -> Section:
+    sp = {(s["run"], s["engine"], s["isl"], s["concurrency"], s["sd_label"]): s for s in speedup_rows}
+    headers = (["run"] if multi_run else []) + [
+        "engine", "SD", "ISL", "conc", "ok/sent", "out tok/s", "out/GPU", "user tok/s", "TTFT p50", "TTFT p99",
+        "E2E p50", "E2E p99", "tok/step", "AL drafted", "speedup out", "speedup user"]
+    body = []
+    order = sorted(rows, key=lambda r: (r.get("run") or "", r["engine"], r["isl"] or 0, r["sd_method"] != "off",
+                                        r["sd_label"], r["concurrency"]))
+    for r in order:
+        s = sp.get((r.get("run"), r["engine"], r["isl"], r["concurrency"], r["sd_label"]), {})
+        body.append(([r.get("run")] if multi_run else []) + [
+            r["engine"], r["sd_label"], isl_text(r["isl"]), str(r["concurrency"]), f"{r['ok']}/{r['sent']}",
+            fmt(r["output_tps"], "{:.1f}"), fmt(r.get("output_tps_per_gpu"), "{:.1f}"),
+            fmt(r["user_tps_mean"], "{:.1f}"), fmt(r["ttft_p50_ms"], "{:.0f}"), fmt(r["ttft_p99_ms"], "{:.0f}"),
+            fmt(r["e2e_p50_ms"], "{:.0f}"), fmt(r["e2e_p99_ms"], "{:.0f}"), fmt(r["tokens_per_step"]),
+            fmt(r["al_drafted"]), fmt(s.get("output_tps_speedup"), "{:.2f}x"),
+            fmt(s.get("user_tps_speedup"), "{:.2f}x")])
+    n = 1 if multi_run else 0
+    return Section("performance", "Throughput and latency per ISL and concurrency", headers, body, PERF_NOTE,
+                   left=set(range(n + 2)))
+
+
+def crossover(cross_rows: Sequence[dict], multi_run: bool) -> Section:
+    headers = (["run"] if multi_run else []) + ["engine", "SD", "ISL", "concurrencies", "crossover (out tok/s)",
+                                                 "crossover (user tok/s)"]
+    body = [([c["run"]] if multi_run else []) + [
+        c["engine"], c["sd_label"], isl_text(c["isl"]), ",".join(map(str, c["concurrencies"])),
+        c["output_tps_crossover_text"], c["user_tps_crossover_text"]] for c in cross_rows]
+    return Section("crossover", "Crossover concurrency: where SD stops paying", headers, body, CROSS_NOTE,
+                   left=set(range(len(headers))))
+
+
+def category_matrix(matrix: Sequence[dict], categories: Sequence[str], measure_title: str, key: str) -> Section:
+    headers = ["model / SD / engine"] + list(categories) + ["mean", "all"]
+    body = [[m["setting"]] + [fmt(m.get(c)) for c in categories] + [fmt(m.get("mean")), fmt(m.get("all"))]
+            for m in matrix]
+    return Section(key, f"Acceptance per category: {measure_title}", headers, body,
+                   AL_NOTES.get(key, "") + MATRIX_TAIL, left={0})
+
+
+def positions(pos_rows: Sequence[dict]) -> Section:
+    by_setting: dict[str, list[dict]] = {}
+    for p in pos_rows:
+        by_setting.setdefault(p["setting"], []).append(p)
+    n = max((len(v) for v in by_setting.values()), default=0)
+    headers = ["model / SD / engine"] + [f"pos {i + 1} abs" for i in range(n)] + [f"pos {i + 1} cond"
+                                                                                 for i in range(n)]
+    body = []
+    for setting, ps in by_setting.items():
+        ps = sorted(ps, key=lambda p: p["position"])
+        pad = [None] * (n - len(ps))
+        body.append([setting] + [fmt(p["absolute"]) for p in ps] + [fmt(x) for x in pad]
+                    + [fmt(p["conditional"]) for p in ps] + [fmt(x) for x in pad])
+    return Section("positions", "Acceptance per draft position", headers, body, POS_NOTE, left={0})
+
+
+def generic(key: str, title: str, doc: Any) -> Section:
+    """A {'rows': [dict, ...], 'notes': [...] | str} document (quality, recommendation) as a table."""
+    doc = doc if isinstance(doc, dict) else {"rows": doc if isinstance(doc, list) else []}
+    rows = [r for r in (doc.get("rows") or []) if isinstance(r, dict)]
+    headers: list[str] = []
+    for r in rows:
+        headers += [k for k in r if k not in headers]
+    body = [[_cell(r.get(h)) for h in headers] for r in rows]
+    notes = doc.get("notes") or []
+    note = notes if isinstance(notes, str) else " ".join(str(n) for n in notes)
+    left = {i for i, h in enumerate(headers) if any(isinstance(r.get(h), str) for r in rows)}
+    return Section(key, title, headers, body, note, left=left)
+
+
+def _cell(v: Any) -> str:
+    if isinstance(v, float):
+        return fmt(v, "{:.4g}")
+    if isinstance(v, (list, tuple)):
+        return ", ".join(_cell(x) for x in v)
+    if isinstance(v, dict):
+        return ", ".join(f"{k}={_cell(x)}" for k, x in v.items())
+    return fmt(v)
+
+
+def headline(data) -> Section:
+    """The answer at a glance: per SD-on setting, speedup range, best point, crossover, acceptance."""
+    cross = {(c["run"], c["engine"], c["isl"], c["sd_label"]): c for c in data.crossovers}
+    al = {o["setting"]: o for o in data.overall_rows}
+    groups: dict[tuple, list[dict]] = {}
+    for s in data.speedups:
+        groups.setdefault((s["run"], s["engine"], s["isl"], s["sd_label"]), []).append(s)
+    multi = data.multi_run
+    headers = (["run"] if multi else []) + ["engine", "SD", "ISL", "speedup out (low→high conc)",
+                                             "best speedup out", "crossover (out tok/s)", "tok/step",
+                                             "AL drafted",
+                                             "verdict"]
+    body = []
+    for key, g in groups.items():
+        g = sorted(g, key=lambda s: s["concurrency"])
+        vals = [(s["concurrency"], s["output_tps_speedup"]) for s in g if s["output_tps_speedup"] is not None]
+        if not vals:
+            continue
+        best = max(vals, key=lambda cv: cv[1])
+        c = cross.get(key, {})
+        row0 = next(r for r in data.rows if (r["run"], r["engine"], r["isl"], r["sd_label"]) == key)
+        setting = an.setting_name(row0, with_run=multi)
+        status = c.get("output_tps_crossover_status")
+        verdict = {"always_pays": "SD pays at every measured concurrency",
+                   "never_pays": "SD does not pay at any measured concurrency",
+                   "crossover": f"SD pays below concurrency ~{c.get('output_tps_crossover') or 0:.0f}"}.get(
+            status, "-")
+        body.append(([key[0]] if multi else []) + [
+            key[1], key[3], isl_text(key[2]),
+            " → ".join(f"{v:.2f}x@c{cc}" for cc, v in vals), f"{best[1]:.2f}x at c={best[0]}",
+            c.get("output_tps_crossover_text", "-"), fmt(al.get(setting, {}).get("tokens_per_step")),
+            fmt(al.get(setting, {}).get("al_drafted")), verdict])
+    n = 1 if multi else 0
+    return Section("headline", "At a glance", headers, body,
+                   "speedup = SD-on / SD-off output tokens/s at the same concurrency; > 1x means SD pays. "
+                   "tok/step and AL drafted pool every measured request of the setting (see below).",
+                   left=set(range(n + 3)) | {n + 5, len(headers) - 1})
+
+
+def build_sections(data) -> list[Section]:
+    """Every section a report shows, in reading order (ReportData in, Sections out)."""
+    from speedbench.report.load import EXTRA_SECTIONS
+
+    out = [headline(data)] if data.speedups else []
+    out.append(performance(data.rows, data.speedups, data.multi_run))
+    if data.crossovers:
+        out.append(crossover(data.crossovers, data.multi_run))
+    if data.category_rows:
+        out.append(category_matrix(data.category_matrix("tokens_per_step"), data.categories,
+                                   "tok/step (Σ tokens / Σ steps)", "category_tokens_per_step"))
+        out.append(category_matrix(data.category_matrix("tokens_per_step_req_mean"), data.categories,
+                                   "tok/step per-req (mean of per-request values)", "category_tokens_per_step_req"))
+        if any(r["al_drafted"] is not None for r in data.category_rows):
+            drafted = [m for m in data.category_matrix("al_drafted") if m.get("mean") is not None]
+            out.append(category_matrix(drafted, data.categories, "AL drafted (1 + Σ accepted / Σ drafts)",
+                                       "category_al_drafted"))
+    if data.position_rows:
+        out.append(positions(data.position_rows))
+    for run in data.runs:
+        for name, title in EXTRA_SECTIONS:
+            if name in run.extras:
+                suffix = f" ({run.label})" if data.multi_run else ""
+                out.append(generic(name, title + suffix, run.extras[name]))
+    return out
+
+
