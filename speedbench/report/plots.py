@@ -71,14 +71,27 @@ def speedup_plot(data) -> Optional[Plot]:
         for key, g in groups.items():
             g = sorted(g, key=lambda s: s["concurrency"])
             ys = [s[f"{metric}_speedup"] for s in g]
-            line, = ax.plot([s["concurrency"] for s in g], [math.nan if y is None else y for y in ys],
+            xs = [s["concurrency"] for s in g]
+            line, = ax.plot(xs, [math.nan if y is None else y for y in ys],
                             marker="o", label=_series_label(g[0], data.multi_run, with_isl))
+            for x_, y_ in zip(xs, ys):
+                if y_ is not None:
+                    ax.annotate(f"{y_:.2f}x", (x_, y_), textcoords="offset points", xytext=(4, 5), fontsize=8,
+                                color=line.get_color())
             x = cross.get(key, {}).get(f"{metric}_crossover")
             if x:
                 ax.axvline(x, color=line.get_color(), ls=":", lw=1.2)
                 ax.annotate(f"crossover {x:.1f}", (x, 1.0), textcoords="offset points", xytext=(4, 6),
                             color=line.get_color(), fontsize=8)
         ax.axhline(1.0, color="black", lw=1)
+        # shade where SD pays (above 1) and where it costs (below), so the answer reads at a glance
+        lo, hi = ax.get_ylim()
+        lo, hi = min(lo, 0.95), max(hi, 1.05)
+        ax.axhspan(1.0, hi, color="tab:green", alpha=0.07)
+        ax.axhspan(lo, 1.0, color="tab:red", alpha=0.07)
+        ax.set_ylim(lo, hi)
+        ax.text(0.01, 0.98, "SD pays", transform=ax.transAxes, va="top", fontsize=8, color="darkgreen")
+        ax.text(0.01, 0.02, "SD costs", transform=ax.transAxes, va="bottom", fontsize=8, color="darkred")
         _log2_axis(ax, [s["concurrency"] for s in sp])
         ax.set_xlabel("concurrency")
         ax.set_ylabel(f"speedup, {title} (SD on / SD off)")
@@ -134,6 +147,7 @@ def category_plot(data) -> Optional[Plot]:
                   if m.get("mean") is not None}
         _grouped_bars(ax, cats, series)
         ax.axhline(1.0, color="black", lw=0.8)
+        ax.axvline(len(cats) - 2.5, color="grey", lw=0.8, ls="--")  # categories | mean, all
         ax.set_ylabel(title)
         ax.set_title(f"Acceptance per category: {title.split(' (')[0]}")
         ax.legend(fontsize=7)

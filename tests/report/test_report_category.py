@@ -1,0 +1,66 @@
+"""Per-category acceptance (the SPEED-Bench matrix) against hand-computed values."""
+import json
+
+import pytest
+
+from speedbench.load.records import FAILED, RequestRecord
+from speedbench.metrics.category import CATEGORIES, category_acceptance, mean_over_categories, overall_acceptance
+from tests.conftest import make_record
+
+
+def _records():
+    sd = lambda drafts, acc: {"drafts": drafts, "draft_tokens": 3 * drafts, "accepted_tokens": acc,  # noqa: E731
+                              "accepted_per_position": [], "source": "t"}
+    return [
+        make_record((1, 3, 6), category="Coding", sd=sd(2, 3)),            # 6 tokens / 3 steps
+        make_record((1, 2, 3, 4), category="Coding", sd=sd(3, 0)),         # 4 tokens / 4 steps
+        make_record((1, 4), category="Math"),                              # no SD counters
+        make_record((1, 2, 9, 10), category="Math", warmup=True),          # warm-up: excluded
+        make_record((1, 7), category="Math", status=FAILED),               # failed: excluded
+        make_record((1, 2), category="Custom", sd=sd(1, 1)),               # a category outside the paper's 11
+    ]
+
+
+def test_category_values_match_hand_computation():
+    rows = {r["category"]: r for r in category_acceptance(_records())}
+    assert list(rows) == ["Coding", "Math", "Custom"]          # paper order first, others after
+    coding = rows["Coding"]
+    assert coding["requests"] == 2
+    assert coding["tokens_per_step"] == pytest.approx(10 / 7)            # Σ tokens / Σ steps
+    assert coding["tokens_per_step_req_mean"] == pytest.approx((2 + 1) / 2)
+    assert coding["al_drafted"] == pytest.approx(1 + 3 / 5)              # 1 + Σ accepted / Σ drafts
+    math_ = rows["Math"]
+    assert math_["requests"] == 1 and math_["tokens_per_step"] == pytest.approx(2.0)
+    assert math_["al_drafted"] is None and math_["drafts"] is None
+    assert rows["Custom"]["al_drafted"] == pytest.approx(2.0)
+
+
+def test_overall_pools_all_categories_and_mean_is_unweighted():
+    recs = _records()
+    allrow = overall_acceptance(recs)
+    assert allrow["requests"] == 4
+    assert allrow["tokens_per_step"] == pytest.approx((6 + 4 + 4 + 2) / (3 + 4 + 2 + 2))
+    assert allrow["al_drafted"] == pytest.approx(1 + 4 / 6)
+    rows = category_acceptance(recs)
+    assert mean_over_categories(rows, "tokens_per_step") == pytest.approx((10 / 7 + 2.0 + 1.0) / 3)
+    assert mean_over_categories(rows, "al_drafted") == pytest.approx((1.6 + 2.0) / 2)
+
+
+def test_empty_input_gives_no_rows():
+    assert category_acceptance([]) == []
+    assert overall_acceptance([])["tokens_per_step"] is None
+
+
+def test_sample_records_agree_with_point_summaries(sample_dir):
+    """Pooling one point's records reproduces the summary the runner wrote for it."""
+    for line in (sample_dir / "points.jsonl").read_text().splitlines():
+        p = json.loads(line)
+        recs = [RequestRecord.from_dict(json.loads(x))
+                for x in (sample_dir / "records" / f"{p['point_id']}.jsonl").read_text().splitlines()]
+        allrow = overall_acceptance(recs)
+        assert allrow["tokens_per_step"] == pytest.approx(p["tokens_per_step"])
+        if p["al_drafted_req_sum"] is not None:
+            assert allrow["al_drafted"] == pytest.approx(p["al_drafted_req_sum"])
+        cats = category_acceptance(recs)
+        assert {r["category"] for r in cats} <= set(CATEGORIES)
+        assert sum(r["requests"] for r in cats) == p["ok"]
