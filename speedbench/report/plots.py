@@ -90,8 +90,9 @@ def speedup_plot(data) -> Optional[Plot]:
         ax.axhspan(1.0, hi, color="tab:green", alpha=0.07)
         ax.axhspan(lo, 1.0, color="tab:red", alpha=0.07)
         ax.set_ylim(lo, hi)
-        ax.text(0.01, 0.98, "SD pays", transform=ax.transAxes, va="top", fontsize=8, color="darkgreen")
-        ax.text(0.01, 0.02, "SD costs", transform=ax.transAxes, va="bottom", fontsize=8, color="darkred")
+        side = ax.get_yaxis_transform()  # x in axes fraction, y in data: labels hug the y=1 line
+        ax.text(0.995, 1.0, "SD pays ↑", transform=side, ha="right", va="bottom", fontsize=8, color="darkgreen")
+        ax.text(0.995, 1.0, "SD costs ↓", transform=side, ha="right", va="top", fontsize=8, color="darkred")
         _log2_axis(ax, [s["concurrency"] for s in sp])
         ax.set_xlabel("concurrency")
         ax.set_ylabel(f"speedup, {title} (SD on / SD off)")
@@ -117,6 +118,7 @@ def pareto_plot(data) -> Optional[Plot]:
                 label=("SD off: " if off else "SD on: ") + _series_label(g[0], data.multi_run, with_isl))
         for r, x, y in zip(g, xs, ys):
             ax.annotate(f"c={r['concurrency']}", (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    _log_if_wide(ax, [r["user_tps_mean"] for r in rows], [r["output_tps_per_gpu"] for r in rows])
     ax.set_xlabel("user TPS (tokens/s per request, mean)")
     ax.set_ylabel("output TPS per GPU (tokens/s)")
     ax.set_title("Throughput vs per-user speed (up and right is better)")
@@ -176,21 +178,71 @@ def position_plot(data) -> Optional[Plot]:
     return Plot("acceptance_per_position", "Acceptance per draft position", _png(fig))
 
 
+def _log_if_wide(ax, xs, ys) -> None:
+    """Log axes when values span more than a decade (sweeps from concurrency 1 to 512 do)."""
+    for vals, setter in ((xs, ax.set_xscale), (ys, ax.set_yscale)):
+        vals = [v for v in vals if v and v > 0 and not math.isnan(v)]
+        if vals and max(vals) / min(vals) > 10:
+            setter("log")
+
+
+def _ms_unit(values) -> tuple[str, float]:
+    vals = [v for v in values if v is not None and not math.isnan(v)]
+    return ("s", 1e-3) if vals and max(vals) >= 10_000 else ("ms", 1.0)
+
+
+# Up to this many points, grouped bars per point read best; beyond, lines over concurrency per setting.
+MAX_BAR_POINTS = 8
+LINESTYLES = {"p50": "-", "p90": "-.", "p95": "--", "p99": ":"}
+
+
 def latency_plot(data) -> Optional[Plot]:
     rows = sorted(data.rows, key=lambda r: (r["run"], r["engine"], r["isl"] or 0, r["sd_method"] != "off",
                                             r["sd_label"], r["concurrency"]))
     if not rows:
         return None
-    labels = [(f"{r['run']} " if data.multi_run else "") + f"{r['sd_label']} c={r['concurrency']}"
-              + (f" ISL {isl_text(r['isl'])}" if len({x['isl'] for x in rows}) > 1 else "") for r in rows]
+    with_isl = len({x["isl"] for x in rows}) > 1
     fig, axes = _figure(2, 6.4, 4.4)
     for ax, base, title in ((axes[0], "ttft", "TTFT"), (axes[1], "e2e", "E2E latency")):
-        series = {p.upper(): [r.get(f"{base}_{p}_ms") for r in rows] for p in PERCENTILES}
-        _grouped_bars(ax, labels, series)
-        ax.set_ylabel("ms")
+        unit, scale = _ms_unit(r.get(f"{base}_{p}_ms") for r in rows for p in PERCENTILES)
+        if len(rows) <= MAX_BAR_POINTS:
+            labels = [(f"{r['run']} " if data.multi_run else "") + f"{r['sd_label']} c={r['concurrency']}"
+                      + (f" ISL {isl_text(r['isl'])}" if with_isl else "") for r in rows]
+            series = {p.upper(): [_scaled(r.get(f"{base}_{p}_ms"), scale) for r in rows] for p in PERCENTILES}
+            _grouped_bars(ax, labels, series)
+            ax.legend(fontsize=8)
+        else:
+            _latency_lines(ax, rows, base, scale, data.multi_run, with_isl)
+        ax.set_ylabel(unit)
         ax.set_title(f"{title} percentiles per point")
-        ax.legend(fontsize=8)
     return Plot("latency_percentiles", "TTFT / E2E percentiles", _png(fig))
+
+
+def _scaled(v, scale):
+    return None if v is None else v * scale
+
+
+def _latency_lines(ax, rows, base, scale, multi_run, with_isl) -> None:
+    """Color = SD setting, line style = percentile; x = concurrency."""
+    from matplotlib.lines import Line2D
+
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["run"], r["engine"], r["isl"], r["sd_label"]), []).append(r)
+    color_handles = []
+    for i, g in enumerate(groups.values()):
+        color = f"C{i % 10}"
+        xs = [r["concurrency"] for r in g]
+        for p, ls in LINESTYLES.items():
+            ys = [_scaled(r.get(f"{base}_{p}_ms"), scale) for r in g]
+            ax.plot(xs, [math.nan if y is None else y for y in ys], ls=ls, color=color, marker=".")
+        color_handles.append(Line2D([], [], color=color, label=_series_label(g[0], multi_run, with_isl)))
+    style_handles = [Line2D([], [], color="black", ls=ls, label=p.upper()) for p, ls in LINESTYLES.items()]
+    _log2_axis(ax, [r["concurrency"] for r in rows])
+    ax.set_xlabel("concurrency")
+    first = ax.legend(handles=color_handles, fontsize=7, loc="upper left")
+    ax.add_artist(first)
+    ax.legend(handles=style_handles, fontsize=7, loc="lower right")
 
 
 PLOTS: tuple[Callable, ...] = (speedup_plot, pareto_plot, category_plot, position_plot, latency_plot)

@@ -37,7 +37,9 @@ def render(data: ReportData, fmt: str, out: Optional[Path] = None, kind: str = "
 
     With a folder as `out`, also write the plots as PNG and every table as CSV + parquet next to the report.
     """
-    sections = list(lead) + build_sections(data)
+    sections = build_sections(data)
+    at = 1 if sections and sections[0].key == "headline" else 0
+    sections[at:at] = list(lead)  # the answer at a glance stays first
     res = Output()
     to_dir = out is not None and is_dir_target(out)
     target = (out / DEFAULT_NAMES[fmt]) if to_dir else out
