@@ -54,6 +54,10 @@ def performance(rows: Sequence[dict], speedup_rows: Sequence[dict], multi_run: b
     headers = (["run"] if multi_run else []) + [
         "engine", "SD", "ISL", "conc", "ok/sent", "out tok/s", "out/GPU", "user tok/s", "TTFT p50", "TTFT p99",
         "E2E p50", "E2E p99", "tok/step", "AL drafted", "speedup out", "speedup user"]
+    # out/GPU needs the manifest's TP size; the bare sweep table (summary rows only) has none
+    per_gpu = any(r.get("output_tps_per_gpu") is not None for r in rows)
+    if not per_gpu:
+        headers.remove("out/GPU")
     body = []
     order = sorted(rows, key=lambda r: (r.get("run") or "", r["engine"], r["isl"] or 0, r["sd_method"] != "off",
                                         r["sd_label"], r["concurrency"]))
@@ -61,7 +65,7 @@ def performance(rows: Sequence[dict], speedup_rows: Sequence[dict], multi_run: b
         s = sp.get((r.get("run"), r["engine"], r["isl"], r["concurrency"], r["sd_label"]), {})
         body.append(([r.get("run")] if multi_run else []) + [
             r["engine"], r["sd_label"], isl_text(r["isl"]), str(r["concurrency"]), f"{r['ok']}/{r['sent']}",
-            fmt(r["output_tps"], "{:.1f}"), fmt(r.get("output_tps_per_gpu"), "{:.1f}"),
+            fmt(r["output_tps"], "{:.1f}")] + ([fmt(r.get("output_tps_per_gpu"), "{:.1f}")] if per_gpu else []) + [
             fmt(r["user_tps_mean"], "{:.1f}"), fmt(r["ttft_p50_ms"], "{:.0f}"), fmt(r["ttft_p99_ms"], "{:.0f}"),
             fmt(r["e2e_p50_ms"], "{:.0f}"), fmt(r["e2e_p99_ms"], "{:.0f}"), fmt(r["tokens_per_step"]),
             fmt(r["al_drafted"]), fmt(s.get("output_tps_speedup"), "{:.2f}x"),
@@ -137,9 +141,8 @@ def headline(data) -> Section:
     for s in data.speedups:
         groups.setdefault((s["run"], s["engine"], s["isl"], s["sd_label"]), []).append(s)
     multi = data.multi_run
-    headers = (["run"] if multi else []) + ["engine", "SD", "ISL", "speedup out (low→high conc)",
-                                             "best speedup out", "crossover (out tok/s)", "tok/step",
-                                             "AL drafted",
+    headers = (["run"] if multi else []) + ["engine", "SD", "ISL", "speedup by concurrency", "best",
+                                             "crossover", "tok/step", "AL drafted",
                                              "verdict"]
     body = []
     for key, g in groups.items():
@@ -163,7 +166,8 @@ def headline(data) -> Section:
             fmt(al.get(setting, {}).get("al_drafted")), verdict])
     n = 1 if multi else 0
     return Section("headline", "At a glance", headers, body,
-                   "speedup = SD-on / SD-off output tokens/s at the same concurrency; > 1x means SD pays. "
+                   "speedup = SD-on / SD-off output tokens/s at the same concurrency (x@cN = at concurrency "
+                   "N); > 1x means SD pays; crossover on output tokens/s. "
                    "tok/step and AL drafted pool every measured request of the setting (see below).",
                    left=set(range(n + 3)) | {n + 5, len(headers) - 1})
 

@@ -119,3 +119,17 @@ def test_out_folder_writes_every_plot_as_png(synthetic_dir, tmp_path):
         with Image.open(p) as im:
             assert im.width > 400 and im.height > 300
     assert (out / "report.html").is_file() and (out / "points.parquet").is_file()
+
+
+def test_sweep_table_printed_to_a_pipe_keeps_full_cells(sample_dir, capsys):
+    """`speedbench sweep` ends with render_terminal; under `make demo > log` stdout is not a TTY."""
+    from speedbench.report.table import render_terminal
+    from speedbench.results import ResultsDir
+
+    render_terminal(ResultsDir(sample_dir).summary_rows(), title=str(sample_dir))
+    out = capsys.readouterr().out
+    assert "…" not in out and str(sample_dir) in out
+    assert max(len(line) for line in out.splitlines()) > 80
+    for header in ("out tok/s", "user tok/s", "TTFT p99", "E2E p99", "tok/step", "AL drafted", "speedup out"):
+        assert header in out
+    assert "ngram-k3" in out and "11/11" in out
