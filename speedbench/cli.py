@@ -88,12 +88,7 @@ def sweep(config_file, preset, dry_run, sd_spec, draft_length, **flags) -> None:
         if dry_run:
             click.echo(json.dumps(cfg.model_dump(mode="json"), indent=2))
             if not cfg.engine.endpoint:
-                import shlex
-
-                for sd in cfg.sd:
-                    argv = runner.adapter.launch_argv(sd, cfg.engine.host, cfg.engine.port or 8000,
-                                                      max(cfg.load.concurrency))
-                    click.echo(f"# {sd.label}\n{shlex.join(argv)}")
+                click.echo(server_commands(cfg, runner.adapter))
             return
         result = runner.run()
     except ConfigError as e:
@@ -112,6 +107,26 @@ def sweep(config_file, preset, dry_run, sd_spec, draft_length, **flags) -> None:
 
     render_terminal(ResultsDir(result.results_dir).summary_rows(), title=str(result.results_dir))
     click.echo(f"results: {result.results_dir}")
+
+
+def server_commands(cfg, adapter=None) -> str:
+    """The exact server command per SD setting, with any config file the command refers to (dry run)."""
+    import shlex
+
+    if adapter is None:
+        from speedbench.engines import get_adapter
+
+        adapter = get_adapter(cfg.engine)
+    out = []
+    max_conc = max(cfg.load.concurrency)
+    for sd in cfg.sd:
+        files = adapter.launch_files(sd, max_conc)
+        argv = adapter.launch_argv(sd, cfg.engine.host, cfg.engine.port or 8000, max_conc)
+        out.append(f"# {sd.label}")
+        for path, text in files.items():
+            out.append(f"# file {path}:\n" + "\n".join(f"#   {line}" for line in text.rstrip().splitlines()))
+        out.append(shlex.join(argv))
+    return "\n".join(out)
 
 
 @main.command()
@@ -214,6 +229,23 @@ def engines_list() -> None:
 
     click.echo("engines: " + ", ".join(engine_names()))
     click.echo("presets: " + ", ".join(sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))))
+
+
+@engines.command("show")
+@click.argument("preset")
+@click.option("--draft-length", type=int, help="Draft length for every SD-on setting of the preset.")
+def engines_show(preset, draft_length) -> None:
+    """Print the exact server commands of a preset, one per SD setting."""
+    from speedbench.config import BenchmarkConfig, load_preset
+
+    try:
+        base = load_preset(preset)
+        if draft_length is not None:
+            base["sd"] = [dict(s, num_speculative_tokens=draft_length) if s.get("method") != "off" else s
+                          for s in base.get("sd") or []]
+        click.echo(server_commands(BenchmarkConfig.from_dict(base)))
+    except ConfigError as e:
+        _fail(str(e), 2)
 
 
 if __name__ == "__main__":

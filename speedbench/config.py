@@ -104,6 +104,10 @@ class EngineConfig(_Strict):
     host: str = "127.0.0.1"
     port: Optional[int] = Field(None, ge=1, le=65535, description="None picks a free port")
     tensor_parallel_size: int = Field(1, ge=1, le=64)
+    data_parallel_size: int = Field(1, ge=1, le=64, description="engine data-parallel replicas (1 = off)")
+    expert_parallel_size: int = Field(1, ge=1, le=64, description="MoE expert-parallel size (1 = off)")
+    gpu_memory_fraction: Optional[float] = Field(
+        None, gt=0, le=1, description="fraction of GPU memory the engine may take (None = engine default)")
     extra_args: list[str] = Field(default_factory=list, description="appended to the launch argv as-is")
     env: dict[str, str] = Field(default_factory=dict)
     startup_timeout_s: float = Field(900.0, gt=0)

@@ -196,15 +196,36 @@ class BenchmarkRunner:
         import aiohttp
 
         snap: dict = {}
+        async with aiohttp.ClientSession() as s:
 
-        async def before_measure() -> None:
-            async with aiohttp.ClientSession() as s:
+            async def before_measure() -> None:
                 snap["before"] = await self.adapter.scrape_counters(s, base_url)
 
-        run = await run_closed_loop(self.adapter, base_url, prompts.prompts, plan, sink, point_id, before_measure)
-        async with aiohttp.ClientSession() as s:
+            # engines whose stats are consumed on read (TRT-LLM /metrics) are polled while the point runs;
+            # stopped by an event, never cancelled mid-request, so no drained row is lost in flight
+            stop = asyncio.Event()
+            poller = asyncio.create_task(self._poll(s, base_url, stop)) if self.adapter.poll_interval_s else None
+            try:
+                run = await run_closed_loop(self.adapter, base_url, prompts.prompts, plan, sink, point_id,
+                                            before_measure)
+            finally:
+                stop.set()
+                if poller is not None:
+                    await asyncio.gather(poller, return_exceptions=True)
             after = await self.adapter.scrape_counters(s, base_url)
         return snap.get("before"), run, after
+
+    async def _poll(self, session, base_url: str, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=self.adapter.poll_interval_s)
+                return
+            except asyncio.TimeoutError:
+                pass
+            try:
+                await self.adapter.poll_during_point(session, base_url)
+            except Exception as e:  # a missed poll must not kill the point; scrape_counters reports gaps
+                log.warning("%s: polling %s failed: %r", self.adapter.name, base_url, e)
 
     # ---- helpers ------------------------------------------------------------------------------------
     def _progress(self):

@@ -1,0 +1,1 @@
+"""Test fixtures that speak real engines' wire formats (emulators). Never benchmark targets."""
