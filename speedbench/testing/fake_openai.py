@@ -98,11 +98,20 @@ class FakeOpenAIServer:
 
     # ---- HTTP -----------------------------------------------------------------------------------
     def app(self) -> web.Application:
+        async def health(_r: web.Request) -> web.Response:
+            return web.Response(text="")
+
+        async def version(_r: web.Request) -> web.Response:
+            return web.json_response({"version": "fake-0"})
+
+        async def models(_r: web.Request) -> web.Response:
+            return web.json_response(
+                {"object": "list", "data": [{"id": self.model, "object": "model", "max_model_len": 4096}]})
+
         app = web.Application()
-        app.router.add_get("/health", lambda r: web.Response(text=""))
-        app.router.add_get("/version", lambda r: web.json_response({"version": "fake-0"}))
-        app.router.add_get("/v1/models", lambda r: web.json_response(
-            {"object": "list", "data": [{"id": self.model, "object": "model", "max_model_len": 4096}]}))
+        app.router.add_get("/health", health)
+        app.router.add_get("/version", version)
+        app.router.add_get("/v1/models", models)
         app.router.add_get("/metrics", self._metrics)
         app.router.add_post("/v1/completions", self._completions)
         return app

@@ -40,7 +40,12 @@ def fake_off_server():
         yield srv
 
 
-def attach_config(url: str, tokenizer: str, out: Path, sd: str = "ngram", k: int = 3, **load) -> dict:
+@pytest.fixture()
+def attach_config():
+    return make_attach_config
+
+
+def make_attach_config(url: str, tokenizer: str, out: Path, sd: str = "ngram", k: int = 3, **load) -> dict:
     """A small attach-mode sweep config (dict form) against a fake server."""
     sd_entry = {"method": "off"} if sd == "off" else {"method": sd, "num_speculative_tokens": k}
     return {
