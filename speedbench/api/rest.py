@@ -134,6 +134,8 @@ def create_app(output_dir: str | Path = "results", token: Optional[str] = None,
         rows = [{"run": rid, **row} for rid, rd in zip(run_ids, dirs) for row in rd.summary_rows()]
         rows.sort(key=lambda r: (r["engine"], r["isl"] or 0, r["sd_label"], r["concurrency"], run_ids.index(r["run"])))
         speedups = [{"run": rid, **s} for rid, rd in zip(run_ids, dirs) for s in speedup_rows(rd.summary_rows())]
+        if format == "md":  # one table: name each row's run in the engine column so speedups stay per run
+            rows = [{**r, "engine": f"{r['engine']}@{r['run']}"} for r in rows]
         return _render(rows, format, extra={"ids": run_ids, "prompts_fingerprint": fingerprint, "speedups": speedups})
 
     _document_config_body(app)

@@ -79,6 +79,8 @@ def test_compare_side_by_side_and_refuses_other_prompts(tmp_path, tiny_tokenizer
         cmp = client.get(f"/compare?ids={a},{b}")
         assert cmp.status_code == 200, cmp.text
         assert [row["run"] for row in cmp.json()["rows"]] == [a, b]
+        md = client.get(f"/compare?ids={a},{b}&format=md").text
+        assert f"vllm@{a}" in md and f"vllm@{b}" in md
 
         # a copy of run b "measured on other prompts": a different fingerprint in its manifest
         other = out / "other-prompts"
