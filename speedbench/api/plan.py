@@ -87,7 +87,7 @@ def expand_matrix(*, presets: Sequence[Optional[str]] = (None,), engines: Option
                         continue
                     seen.add(job_id)
                     cfg.name = job_id
-                    cfg.output_dir = str(Path(output_dir) / "jobs")
+                    cfg.output_dir = str(Path(output_dir).resolve() / "jobs")  # cluster jobs may start elsewhere
                     jobs.append(PlannedJob(job_id, group, engine, preset, isl, label,
                                            cfg.engine.tensor_parallel_size, cfg))
     return jobs
@@ -130,7 +130,7 @@ def submit(jobs: Sequence[PlannedJob], opts: SubmitOptions) -> list[tuple[Planne
         raise ConfigError("job submission needs submitit: pip install 'speedbench[slurm]'") from None
     if opts.cluster not in ("slurm", "local", "debug"):
         raise ConfigError(f"unknown submit target {opts.cluster!r}: use slurm, local or debug")
-    executor = submitit.AutoExecutor(folder=opts.folder, cluster=opts.cluster)
+    executor = submitit.AutoExecutor(folder=str(Path(opts.folder).resolve()), cluster=opts.cluster)
     out = []
     for job in jobs:
         params: dict[str, Any] = {"name": job.job_id, "timeout_min": opts.time_min,
