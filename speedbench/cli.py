@@ -28,7 +28,7 @@ _CONFIG_OPTIONS = [
     click.option("--preset", help="Preset from engines/presets (e.g. cpu-demo)."),
     click.option("--engine", help="Engine adapter: vllm, sglang, trtllm."),
     click.option("--model", help="Model directory (or hub id) the engine serves."),
-    click.option("--engine-python", envvar="SPEEDBENCH_ENGINE_PYTHON", help="Python of the engine's own environment."),
+    click.option("--engine-python", help="Python of the engine's own environment (env: SPEEDBENCH_ENGINE__PYTHON)."),
     click.option("--endpoint", help="Attach to a running server at this URL instead of launching one."),
     click.option("--port", type=int, help="Port for the launched server (default: a free one)."),
     click.option("--tp", "tensor_parallel_size", type=int, help="Tensor parallel size."),

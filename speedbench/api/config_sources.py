@@ -6,7 +6,8 @@ Precedence, lowest to highest:
 
 Environment variables: ``SPEEDBENCH_<SECTION>__<FIELD>``, nested with ``__`` (``SPEEDBENCH_LOAD__CONCURRENCY=1,2,4``,
 ``SPEEDBENCH_ENGINE__PYTHON=/venv/bin/python``, ``SPEEDBENCH_ENGINE__ENV__VLLM_CPU_KVCACHE_SPACE=4``) and the
-top-level fields ``SPEEDBENCH_SD`` (``off,ngram:3``), ``SPEEDBENCH_NAME``, ``SPEEDBENCH_OUTPUT_DIR``. Lists are
+top-level fields ``SPEEDBENCH_SD`` (``off,ngram:3``), ``SPEEDBENCH_NAME``, ``SPEEDBENCH_OUTPUT_DIR``;
+``SPEEDBENCH_ENGINE_PYTHON`` is an older spelling of ``SPEEDBENCH_ENGINE__PYTHON``. Lists are
 comma-separated or JSON; an empty value means null. Other ``SPEEDBENCH_*`` variables (``SPEEDBENCH_HOME``,
 ``SPEEDBENCH_CACHE``, ...) are not config fields and are left alone.
 
@@ -30,6 +31,7 @@ from speedbench.config import (BenchmarkConfig, ConfigError, deep_merge, load_co
                                parse_sd_list)
 
 ENV_PREFIX = "SPEEDBENCH_"
+LEGACY_ENGINE_PYTHON = "SPEEDBENCH_ENGINE_PYTHON"  # = SPEEDBENCH_ENGINE__PYTHON (the Makefile exports it)
 DEFAULT = "default"
 
 # CLI option dest -> (dotted config path, flag as the user typed it)
@@ -101,6 +103,9 @@ def env_layer(environ: Optional[Mapping[str, str]] = None) -> ConfigLayer:
             continue
         parts = var[len(ENV_PREFIX):].split("__")
         head = parts[0].lower()
+        if var == LEGACY_ENGINE_PYTHON and f"{ENV_PREFIX}ENGINE__PYTHON" not in environ:
+            layer.set("engine.python", environ[var], f"env {var}")  # older spelling, same layer
+            continue
         if head not in top:
             if len(parts) > 1:  # looks meant for us: a typo must not be silently ignored
                 raise ConfigError(f"environment variable {var}: unknown config section {head!r} "

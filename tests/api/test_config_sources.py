@@ -39,7 +39,7 @@ def test_env_nesting_types_and_dict_keys():
     env = {"SPEEDBENCH_ENGINE__PYTHON": "/opt/venv/bin/python", "SPEEDBENCH_ENGINE__ENFORCE_EAGER": "true",
            "SPEEDBENCH_ENGINE__ENV__CUDA_VISIBLE_DEVICES": "2,3", "SPEEDBENCH_DATA__CATEGORIES": "Coding, Math",
            "SPEEDBENCH_DATA__ISL": "8k", "SPEEDBENCH_SD": "off,ngram:5", "SPEEDBENCH_ENGINE__EXTRA_ARGS": '["--a", "b,c"]',
-           "SPEEDBENCH_HOME": "/not/a/config/field", "SPEEDBENCH_ENGINE_PYTHON": "/ignored/legacy/flag/env",
+           "SPEEDBENCH_HOME": "/not/a/config/field", "SPEEDBENCH_ENGINE_PYTHON": "/loses/to/the/nested/spelling",
            "OTHER": "x"}
     c = resolve_config(environ=env, overrides=MODEL).config
     assert c.engine.python == "/opt/venv/bin/python" and c.engine.enforce_eager is True
@@ -47,6 +47,15 @@ def test_env_nesting_types_and_dict_keys():
     assert c.data.categories == ["Coding", "Math"] and c.data.isl == 8192
     assert [s.label for s in c.sd] == ["sd-off", "ngram-k5"]
     assert c.engine.extra_args == ["--a", "b,c"]
+
+
+def test_legacy_engine_python_env_sits_in_the_env_layer(tmp_path):
+    f = write(tmp_path, {**MODEL, "engine": {"model": "/m", "python": "/from/file"}})
+    env = {"SPEEDBENCH_ENGINE_PYTHON": "/legacy/python"}
+    r = resolve_config(config_file=f, environ=env)
+    assert r.config.engine.python == "/legacy/python" and r.origin("engine.python") == "env SPEEDBENCH_ENGINE_PYTHON"
+    r = resolve_config(config_file=f, environ=env, flags={"engine_python": "/flag/python"})
+    assert r.config.engine.python == "/flag/python"     # a flag still beats any environment variable
 
 
 def test_unknown_key_and_wrong_type_are_clear_errors(tmp_path):

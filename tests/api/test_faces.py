@@ -38,10 +38,12 @@ def test_make_targets_are_thin_cli_wrappers(tmp_path):
 
     rc, cmd = dry("sweep", "ENGINE=vllm", "ISL=8k", "PRESET=cpu-demo", "CONCURRENCY=1,2,4")
     assert rc == 0
-    assert cmd.startswith(".venv/bin/speedbench sweep --preset 'cpu-demo' --engine 'vllm'")
+    assert cmd.startswith("env -u SPEEDBENCH_ENGINE_PYTHON .venv/bin/speedbench sweep --preset 'cpu-demo' "
+                          "--engine 'vllm'")
     assert "--isl '8k'" in cmd and "--concurrency '1,2,4'" in cmd
     rc, cmd = dry("qualitative", "SPEEDBENCH=sb")
-    assert cmd == "sb sweep --split 'qualitative-mini' --concurrency '32' --name 'qualitative'"
+    assert cmd == "env -u SPEEDBENCH_ENGINE_PYTHON sb sweep --split 'qualitative-mini' --concurrency '32' " \
+                  "--name 'qualitative'"
     rc, cmd = dry("throughput", "THROUGHPUT_ISLS=1k 8k")
     assert cmd.count("--isl \"$isl\"") == 1 and "for isl in 1k 8k" in cmd
     rc, cmd = dry("compare", "RESULTS=a b", "FORMAT=md")
@@ -51,3 +53,16 @@ def test_make_targets_are_thin_cli_wrappers(tmp_path):
     r = subprocess.run(["make", "-s", "-f", str(mk), "compare", "RESULTS=only-one"], capture_output=True, text=True,
                        timeout=30)
     assert r.returncode != 0 and "two or more" in r.stderr
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make not installed")
+def test_gpu_targets_ignore_the_cpu_demo_engine_python_export(tmp_path):
+    """The main Makefile exports SPEEDBENCH_ENGINE_PYTHON for the CPU demo; GPU targets must not inherit it."""
+    mk = tmp_path / "Makefile"
+    mk.write_text(f"export SPEEDBENCH_ENGINE_PYTHON := /cpu/venv/bin/python\ninclude {ROOT / 'mk' / 'gpu.mk'}\n")
+    speedbench = str(Path(sys.executable).with_name("speedbench"))
+    r = subprocess.run(["make", "-s", "-f", str(mk), "config-show", "PRESET=cpu-demo", f"SPEEDBENCH={speedbench}"],
+                       capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    line = next(x for x in r.stdout.splitlines() if x.strip().startswith("python:"))
+    assert "/cpu/venv" not in line and line.endswith("# preset cpu-demo")
