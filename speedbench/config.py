@@ -1,7 +1,8 @@
 """One typed configuration tree for a sweep, shared by the CLI, YAML/JSON files and the Python API.
 
 Precedence (lowest to highest): model defaults < preset file (``engines/presets/*.yaml``) < user config
-file < explicit CLI flags / API arguments.  Unknown keys are errors, never silently ignored.
+file < ``SPEEDBENCH_*`` environment < explicit CLI flags / API arguments (merged with their sources by
+``speedbench.api.config_sources.resolve_config``).  Unknown keys are errors, never silently ignored.
 """
 from __future__ import annotations
 
