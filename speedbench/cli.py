@@ -218,7 +218,6 @@ def engines_list() -> None:
     click.echo("presets: " + ", ".join(sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))))
 
 
-<<<<<<< HEAD
 @engines.command("show")
 @click.argument("preset")
 @click.option("--draft-length", type=int, help="Draft length for every SD-on setting of the preset.")
@@ -232,7 +231,9 @@ def engines_show(preset, draft_length) -> None:
             base["sd"] = [dict(s, num_speculative_tokens=draft_length) if s.get("method") != "off" else s
                           for s in base.get("sd") or []]
         click.echo(server_commands(BenchmarkConfig.from_dict(base)))
-=======
+    except ConfigError as e:
+        _fail(str(e), 2)
+
 
 @main.group("config")
 def config_group() -> None:
@@ -270,13 +271,10 @@ def serve_api_cmd(host, port, token, output_dir) -> None:
         _fail(f"the REST service needs FastAPI and uvicorn: pip install 'speedbench[api]' ({e})", 2)
     try:
         serve_api(host, port, token, output_dir)
->>>>>>> api-rest
     except ConfigError as e:
         _fail(str(e), 2)
 
 
-<<<<<<< HEAD
-=======
 @main.command()
 @config_options
 @click.option("--presets", help="Comma-separated presets to cross (default: --preset).")
@@ -352,6 +350,5 @@ def merge(results, out) -> None:
     click.echo(f"merged {len(results)} folders into {path}")
 
 
->>>>>>> api-rest
 if __name__ == "__main__":
     main()

@@ -5,6 +5,7 @@ files, chat template, BOS policy, split file, selection and ISL. Same fingerprin
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -75,13 +76,22 @@ def _sha256_file(path: Path) -> str:
 
 
 def load_tokenizer(path: str):
-    from transformers import AutoTokenizer  # lazy: keeps `--help` fast
-
     p = Path(path)
     if not p.is_dir():
         raise ConfigError(f"tokenizer/model path not found: {path} (give a local directory)")
+    # keyed by the files' content digest: an edited template or vocab is a different tokenizer
+    return _load_tokenizer_cached(str(p.resolve()), json.dumps(tokenizer_files_digest(str(p)), sort_keys=True))
+
+
+@functools.lru_cache(maxsize=4)
+def _load_tokenizer_cached(path: str, _digest: str):
+    """Loading a large tokenizer.json takes seconds; a sweep, the tests and the REST service reuse it."""
+    from transformers import AutoTokenizer  # lazy: keeps `--help` fast
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()  # "PyTorch was not found" is expected: we only tokenize
     try:
-        return AutoTokenizer.from_pretrained(str(p), local_files_only=True)
+        return AutoTokenizer.from_pretrained(path, local_files_only=True)
     except Exception as e:  # transformers raises many types here
         raise ConfigError(f"could not load a tokenizer from {path}: {e}") from None
 
