@@ -10,7 +10,7 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Callable, Literal, Optional
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -252,12 +252,18 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def format_validation_error(e: ValidationError) -> str:
+def format_validation_error(e: ValidationError, origin: Optional[Callable[[str], Optional[str]]] = None) -> str:
+    """One line naming every bad field, the value given, and (when known) which source set it."""
     parts = []
     for err in e.errors():
-        loc = ".".join(str(x) for x in err["loc"]) or "config"
-        msg = err["msg"].removeprefix("Value error, ")
+        loc = ".".join(str(x) for x in err["loc"] if not isinstance(x, int)) or "config"
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
-        parts.append(f"{loc}: {msg}")
+        else:
+            msg = err["msg"].removeprefix("Value error, ")
+            given = err.get("input")
+            if isinstance(given, (str, int, float, bool)) and repr(given) not in msg and str(given) not in msg:
+                msg += f" (got {given!r})"
+        src = origin(loc) if origin and loc != "config" else None
+        parts.append(f"{loc}: {msg}" + (f" (from {src})" if src else ""))
     return "invalid config: " + "; ".join(parts)

@@ -27,7 +27,7 @@ from typing import Any, Mapping, Optional
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from speedbench.config import (BenchmarkConfig, ConfigError, deep_merge, load_config_file, load_preset,
+from speedbench.config import (BenchmarkConfig, ConfigError, deep_merge, format_validation_error, load_config_file, load_preset,
                                parse_sd_list)
 
 ENV_PREFIX = "SPEEDBENCH_"
@@ -224,13 +224,11 @@ def _origin(layers: list[ConfigLayer], dotted: str) -> str:
 
 
 def _explain(e: ValidationError, layers: list[ConfigLayer]) -> str:
-    parts = []
-    for err in e.errors():
-        loc = ".".join(str(x) for x in err["loc"] if not isinstance(x, int)) or "config"
-        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
-        src = _origin(layers, loc) if loc != "config" else DEFAULT
-        parts.append(f"{loc}: {msg}" + (f" (from {src})" if src != DEFAULT else ""))
-    return "invalid config: " + "; ".join(parts)
+    def origin(loc: str) -> Optional[str]:
+        src = _origin(layers, loc)
+        return None if src == DEFAULT else src
+
+    return format_validation_error(e, origin)
 
 
 def _unwrap(ann: Any) -> Any:
