@@ -1,0 +1,164 @@
+"""Throughput split: fixed-ISL prompts cut from the bundled long-text pool, per entropy tier.
+
+Each prompt = template prefix (+BOS once) + a fixed instruction header + a window of real tier text +
+template suffix, exactly ``isl`` ids of the target tokenizer. Each tier's documents are tokenized once and
+joined in pool order into one id stream; prompt *i* of a tier takes the window that starts at the *i*-th of
+``n`` evenly spaced offsets (moved forward to the next line start when one is near), so prompts are distinct
+and long buckets run across document boundaries in a fixed order. Nothing is random: same pool +
+tokenizer + ISL + count => same ids.
+"""
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from speedbench.config import ConfigError
+from speedbench.data.prompts import DATASETS_DIR
+from speedbench.data.tokenization import Wrapper, encode, encode_batch, sha256_file
+
+log = logging.getLogger(__name__)
+
+POOL_PATH = DATASETS_DIR / "throughput" / "pool.jsonl.gz"
+TIERS = ("low", "mixed", "high")
+DEFAULT_PER_TIER = 512
+BUCKETS = {"1k": 1024, "2k": 2048, "8k": 8192, "16k": 16384, "32k": 32768}
+# One header for every tier, so only the body's entropy differs between tiers.
+HEADER = "Read the following document excerpt carefully, then continue it from where it stops.\n\n"
+DOC_SEP = "\n\n"
+BUILDER_VERSION = 1  # bump when the window rule changes: it is part of the fingerprint
+
+
+@dataclass(frozen=True)
+class PoolDoc:
+    id: str
+    tier: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Window:
+    id: str
+    tier: str
+    body: np.ndarray  # int32 ids of the text window (without template/header)
+    wrapped: bool  # the window ran past the end of the tier stream and restarted at its beginning
+
+
+def pool_digest(path: Path = POOL_PATH) -> str:
+    return sha256_file(path)
+
+
+def read_pool(path: Path = POOL_PATH) -> list[PoolDoc]:
+    if not path.is_file():
+        raise ConfigError(f"throughput pool not found: {path}")
+    docs = []
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            for key in ("id", "tier", "text"):
+                if not isinstance(row.get(key), str) or not row[key]:
+                    raise ConfigError(f"{path}:{n}: pool row without the needed field {key!r}")
+            if row["tier"] not in TIERS:
+                raise ConfigError(f"{path}:{n}: unknown tier {row['tier']!r} (expected one of {TIERS})")
+            docs.append(PoolDoc(row["id"], row["tier"], row["text"]))
+    return docs
+
+
+def tier_streams(tokenizer, docs: Sequence[PoolDoc], cache_file: Optional[Path] = None) -> dict[str, np.ndarray]:
+    """Each tier's documents tokenized (one batch call) and joined, in pool order, with a separator.
+
+    The result depends only on the pool and the tokenizer, so it is cached next to the prompt cache and
+    reused by every ISL bucket.
+    """
+    if cache_file is not None and cache_file.is_file():
+        try:
+            with np.load(cache_file) as z:
+                return {t: z[t] for t in TIERS if t in z.files}
+        except Exception as e:  # a corrupt cache entry is rebuilt, not trusted
+            log.warning("ignoring unreadable pool token cache %s: %s", cache_file, e)
+    enc = encode_batch(tokenizer, [d.text for d in docs])
+    sep = encode(tokenizer, DOC_SEP)
+    streams: dict[str, np.ndarray] = {}
+    for tier in TIERS:
+        parts: list[Sequence[int]] = []
+        for d, ids in zip(docs, enc):
+            if d.tier == tier:
+                if parts:
+                    parts.append(sep)
+                parts.append(ids)
+        if parts:
+            streams[tier] = np.concatenate([np.asarray(p, dtype=np.int32) for p in parts])
+    if cache_file is not None:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_file.with_name(cache_file.name + ".tmp.npz")
+        np.savez(tmp, **streams)
+        tmp.replace(cache_file)
+    return streams
+
+
+def newline_ids(tokenizer) -> np.ndarray:
+    """Vocabulary ids whose piece contains a newline: a window starting right after one starts a line."""
+    return np.fromiter((i for piece, i in tokenizer.get_vocab().items() if "\n" in piece), dtype=np.int64)
+
+
+def window_offsets(stream_len: int, budget: int, n: int, line_starts: np.ndarray) -> np.ndarray:
+    """``n`` increasing start offsets spread evenly over the stream, each moved to the next line start
+    if one lies before the following offset (keeps offsets distinct and windows starting on a line)."""
+    span = max(stream_len - budget, 0)
+    base = np.linspace(0, span, num=n).round().astype(np.int64) if n > 1 else np.zeros(1, dtype=np.int64)
+    out = base.copy()
+    if len(line_starts):
+        nxt = np.append(base[1:], span + 1)
+        k = np.searchsorted(line_starts, base)
+        ok = k < len(line_starts)
+        cand = np.where(ok, line_starts[np.minimum(k, len(line_starts) - 1)], -1)
+        snap = ok & (cand < nxt) & (cand <= span)
+        out[snap] = cand[snap]
+    return out
+
+
+def build_windows(streams: dict[str, np.ndarray], budget: int, per_tier: int, tiers: Sequence[str],
+                  nl_ids: np.ndarray, isl: int) -> list[Window]:
+    if budget <= 0:
+        raise ConfigError(f"ISL {isl} leaves no room for text after the template and header")
+    out: list[Window] = []
+    for tier in tiers:
+        stream = streams.get(tier)
+        if stream is None or not len(stream):
+            raise ConfigError(f"the throughput pool has no {tier!r} documents: no padding source for this tier")
+        wrapped = len(stream) < budget
+        if wrapped:
+            # Real text only: repeat the tier's own stream rather than inventing tokens.
+            log.warning("tier %s: %d pool tokens < ISL budget %d; windows repeat the tier text",
+                        tier, len(stream), budget)
+            stream = np.tile(stream, budget // len(stream) + 1)
+        if len(stream) - budget + 1 < per_tier:
+            log.warning("tier %s: only %d distinct windows for %d prompts", tier, len(stream) - budget + 1, per_tier)
+        line_starts = np.flatnonzero(np.isin(stream[:-1], nl_ids)) + 1
+        for i, off in enumerate(window_offsets(len(stream), budget, per_tier, line_starts)):
+            out.append(Window(f"tp-{tier}-{isl}-{i:04d}", tier, stream[off:off + budget], wrapped))
+    return out
+
+
+def build_throughput_ids(tokenizer, wrapper: Wrapper, isl: int, per_tier: int, tiers: Sequence[str],
+                         cache_file: Optional[Path] = None) -> list[tuple[Window, list[int]]]:
+    """Exactly-``isl`` id lists for ``per_tier`` prompts of each tier (wrapper already holds the header)."""
+    unknown = [t for t in tiers if t not in TIERS]
+    if unknown:
+        raise ConfigError(f"unknown throughput tier(s) {unknown}; tiers are {', '.join(TIERS)}")
+    streams = tier_streams(tokenizer, read_pool(), cache_file)
+    windows = build_windows(streams, isl - wrapper.overhead, per_tier, tiers, newline_ids(tokenizer), isl)
+    return [(w, wrapper.prefix + w.body.tolist() + wrapper.suffix) for w in windows]
+
+
+def bucket_isl(name: str) -> int:
+    if name not in BUCKETS:
+        raise ConfigError(f"unknown throughput bucket {name!r}; buckets are {', '.join(BUCKETS)}")
+    return BUCKETS[name]
