@@ -123,7 +123,8 @@ class EngineConfig(_Strict):
 
 
 class DataConfig(_Strict):
-    split: str = Field("qualitative-mini", description="bundled split name, throughput, speed-bench:<config>, or a .jsonl/.parquet path")
+    split: str = Field("qualitative-mini",
+                       description="bundled split name, throughput, speed-bench:<config>, or a .jsonl/.parquet path")
     tokenizer: Optional[str] = Field(None, description="tokenizer directory; defaults to the engine model")
     isl: Optional[int] = Field(None, description="exact input length in tokens (None = natural length)")
     categories: Optional[list[str]] = None
