@@ -137,7 +137,7 @@ class DataConfig(_Strict):
     placeholders: Literal["error", "skip"] = Field(
         "error", description="rows holding SPEED-Bench placeholder texts: refuse (error) or drop with a count (skip)")
 
-    @field_validator("tokenizer", "cache_dir")
+    @field_validator("tokenizer", "cache_dir", "source")
     @classmethod
     def _expand(cls, v: Optional[str]) -> Optional[str]:
         return expand_path(v)

@@ -106,10 +106,11 @@ def prepare_prompts(cfg: DataConfig, tokenizer_path: str, cache_dir: Optional[Pa
         "format": FORMAT_VERSION, "fingerprint_spec": fingerprint_spec(cfg, tokenizer_path, spec),
     }
     if spec.kind == "throughput":
-        out = _throughput_prompts(cfg, tokenizer, use_template, bos_id, cached, meta)
+        out, texts = _throughput_prompts(cfg, tokenizer, use_template, bos_id, cached, meta)
     else:
         out = _text_prompts(cfg, spec, tokenizer, use_template, bos_id, meta)
-    out = _with_entropy(tokenizer, out)
+        texts = _decode(tokenizer, out)
+    out = _with_entropy(out, texts)
     meta["num_prompts"] = len(out)
     pset = PromptSet(fp, out, meta)
     pset.meta["ids_sha256"] = pset.ids_sha256
@@ -137,7 +138,7 @@ def _text_prompts(cfg: DataConfig, spec: splits.SplitSpec, tokenizer, use_templa
 
 
 def _throughput_prompts(cfg: DataConfig, tokenizer, use_template: bool, bos_id: Optional[int],
-                        cached: Path, meta: dict) -> list[TokenizedPrompt]:
+                        cached: Path, meta: dict) -> tuple[list[TokenizedPrompt], list[str]]:
     per_tier = cfg.prompts_per_category or throughput.DEFAULT_PER_TIER
     tiers = cfg.categories or list(throughput.TIERS)
     wrapper = template_wrapper(tokenizer, use_template, bos_id, cfg.bos, header=throughput.HEADER)
@@ -149,13 +150,22 @@ def _throughput_prompts(cfg: DataConfig, tokenizer, use_template: bool, bos_id: 
     meta.update(per_tier=per_tier, tiers=tiers, header=throughput.HEADER,
                 isl_rule="template prefix + header + window of the tier's pool text + template suffix",
                 pool_sha256=throughput.pool_digest())
+    meta["zlib_text"] = "header + the window's source text (equal to its decoded ids; template left out)"
     # truncated: every window is a cut of longer real text; padded: the tier text had to repeat to reach ISL
-    return [TokenizedPrompt(w.id, w.tier, tuple(ids), True, w.wrapped) for w, ids in built]
+    prompts = [TokenizedPrompt(w.id, w.tier, tuple(ids), True, w.wrapped) for w, ids in built]
+    return prompts, [throughput.HEADER + w.text for w, _ in built]
 
 
-def _with_entropy(tokenizer, prompts: list[TokenizedPrompt]) -> list[TokenizedPrompt]:
-    """Add the entropy proxies: zlib ratio of the decoded text (one batch decode) and unigram entropy."""
-    texts = tokenizer.batch_decode([list(p.token_ids) for p in prompts], skip_special_tokens=True)
+def _decode(tokenizer, prompts: list[TokenizedPrompt]) -> list[str]:
+    seqs = [list(p.token_ids) for p in prompts]
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:  # one parallel Rust call; transformers' batch_decode loops in Python
+        return backend.decode_batch(seqs, skip_special_tokens=True)
+    return tokenizer.batch_decode(seqs, skip_special_tokens=True)
+
+
+def _with_entropy(prompts: list[TokenizedPrompt], texts: list[str]) -> list[TokenizedPrompt]:
+    """Add the entropy proxies: zlib ratio of the prompt text and unigram entropy of its ids."""
     return [TokenizedPrompt(p.id, p.category, p.token_ids, p.truncated, p.padded, zlib_ratio(t),
                             unigram_entropy_bits(p.token_ids), p.num_turns)
             for p, t in zip(prompts, texts)]

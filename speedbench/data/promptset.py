@@ -1,10 +1,12 @@
 """Pre-tokenized prompts and their parquet cache entry (one file per fingerprint)."""
 from __future__ import annotations
 
+import array
 import hashlib
 import json
 import math
 import os
+import sys
 from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
@@ -40,12 +42,16 @@ class PromptSet:
 
 
 def ids_digest(prompts: Sequence[TokenizedPrompt]) -> str:
+    """sha256 over (id, NUL, count as uint64 LE, ids as int32 LE) per prompt: fast and unambiguous."""
     h = hashlib.sha256()
     for p in prompts:
         h.update(p.id.encode())
         h.update(b"\0")
-        h.update(",".join(map(str, p.token_ids)).encode())
-        h.update(b"\n")
+        h.update(len(p.token_ids).to_bytes(8, "little"))
+        arr = array.array("i", p.token_ids)
+        if sys.byteorder != "little":
+            arr.byteswap()
+        h.update(arr.tobytes())
     return h.hexdigest()
 
 

@@ -46,7 +46,18 @@ class Window:
     id: str
     tier: str
     body: np.ndarray  # int32 ids of the text window (without template/header)
+    text: str  # the source text those ids were cut from (for the entropy proxy; no decode needed)
     wrapped: bool  # the window ran past the end of the tier stream and restarted at its beginning
+
+
+@dataclass(frozen=True)
+class TierStream:
+    """A tier's documents joined in pool order: ids plus each token's character span in ``text``."""
+
+    text: str
+    ids: np.ndarray  # int32
+    start: np.ndarray  # int64 char offset of each token in text
+    end: np.ndarray
 
 
 def pool_digest(path: Path = POOL_PATH) -> str:
@@ -71,36 +82,54 @@ def read_pool(path: Path = POOL_PATH) -> list[PoolDoc]:
     return docs
 
 
-def tier_streams(tokenizer, docs: Sequence[PoolDoc], cache_file: Optional[Path] = None) -> dict[str, np.ndarray]:
-    """Each tier's documents tokenized (one batch call) and joined, in pool order, with a separator.
+def _encode_with_offsets(tokenizer, texts: list[str]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        raise ConfigError("the throughput split needs a fast (Rust) tokenizer: tokenizer.json in the tokenizer dir")
+    out = []
+    for enc in backend.encode_batch(texts, add_special_tokens=False):  # one parallel call for all docs
+        offs = np.asarray(enc.offsets, dtype=np.int64).reshape(-1, 2)
+        out.append((np.asarray(enc.ids, dtype=np.int32), offs[:, 0], offs[:, 1]))
+    return out
 
-    The result depends only on the pool and the tokenizer, so it is cached next to the prompt cache and
-    reused by every ISL bucket.
+
+def tier_streams(tokenizer, docs: Sequence[PoolDoc], cache_file: Optional[Path] = None
+                 ) -> tuple[dict[str, TierStream], np.ndarray]:
+    """Each tier's documents tokenized (one batch call) and joined with a separator, in pool order; plus the
+    ids of newline-bearing pieces. Depends only on pool + tokenizer, so it is cached (npz) for every bucket.
     """
+    texts = {t: DOC_SEP.join(d.text for d in docs if d.tier == t) for t in TIERS}
     if cache_file is not None and cache_file.is_file():
         try:
             with np.load(cache_file) as z:
-                return {t: z[t] for t in TIERS if t in z.files}
+                streams = {t: TierStream(texts[t], z[f"{t}.ids"], z[f"{t}.start"], z[f"{t}.end"])
+                           for t in TIERS if f"{t}.ids" in z.files}
+                return streams, z["newline_ids"]
         except Exception as e:  # a corrupt cache entry is rebuilt, not trusted
             log.warning("ignoring unreadable pool token cache %s: %s", cache_file, e)
-    enc = encode_batch(tokenizer, [d.text for d in docs])
-    sep = encode(tokenizer, DOC_SEP)
-    streams: dict[str, np.ndarray] = {}
+    enc = _encode_with_offsets(tokenizer, [d.text for d in docs] + [DOC_SEP])
+    sep_ids, sep_start, sep_end = enc.pop()
+    streams: dict[str, TierStream] = {}
     for tier in TIERS:
-        parts: list[Sequence[int]] = []
-        for d, ids in zip(docs, enc):
-            if d.tier == tier:
-                if parts:
-                    parts.append(sep)
-                parts.append(ids)
-        if parts:
-            streams[tier] = np.concatenate([np.asarray(p, dtype=np.int32) for p in parts])
+        ids, start, end, base = [], [], [], 0
+        for d, (i, s0, e0) in zip(docs, enc):
+            if d.tier != tier:
+                continue
+            if ids:  # separator between documents, at its own character span
+                ids.append(sep_ids), start.append(sep_start + base), end.append(sep_end + base)
+                base += len(DOC_SEP)
+            ids.append(i), start.append(s0 + base), end.append(e0 + base)
+            base += len(d.text)
+        if ids:
+            streams[tier] = TierStream(texts[tier], np.concatenate(ids), np.concatenate(start), np.concatenate(end))
+    nl = newline_ids(tokenizer)
     if cache_file is not None:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
+        arrays = {f"{t}.{k}": getattr(st, k) for t, st in streams.items() for k in ("ids", "start", "end")}
         tmp = cache_file.with_name(cache_file.name + ".tmp.npz")
-        np.savez(tmp, **streams)
+        np.savez(tmp, newline_ids=nl, **arrays)
         tmp.replace(cache_file)
-    return streams
+    return streams, nl
 
 
 def newline_ids(tokenizer) -> np.ndarray:
@@ -124,26 +153,32 @@ def window_offsets(stream_len: int, budget: int, n: int, line_starts: np.ndarray
     return out
 
 
-def build_windows(streams: dict[str, np.ndarray], budget: int, per_tier: int, tiers: Sequence[str],
+def build_windows(streams: dict[str, TierStream], budget: int, per_tier: int, tiers: Sequence[str],
                   nl_ids: np.ndarray, isl: int) -> list[Window]:
     if budget <= 0:
         raise ConfigError(f"ISL {isl} leaves no room for text after the template and header")
     out: list[Window] = []
     for tier in tiers:
-        stream = streams.get(tier)
-        if stream is None or not len(stream):
+        st = streams.get(tier)
+        if st is None or not len(st.ids):
             raise ConfigError(f"the throughput pool has no {tier!r} documents: no padding source for this tier")
-        wrapped = len(stream) < budget
-        if wrapped:
+        ids, start, end = st.ids, st.start, st.end
+        reps = 1
+        if len(ids) < budget:
             # Real text only: repeat the tier's own stream rather than inventing tokens.
             log.warning("tier %s: %d pool tokens < ISL budget %d; windows repeat the tier text",
-                        tier, len(stream), budget)
-            stream = np.tile(stream, budget // len(stream) + 1)
-        if len(stream) - budget + 1 < per_tier:
-            log.warning("tier %s: only %d distinct windows for %d prompts", tier, len(stream) - budget + 1, per_tier)
-        line_starts = np.flatnonzero(np.isin(stream[:-1], nl_ids)) + 1
-        for i, off in enumerate(window_offsets(len(stream), budget, per_tier, line_starts)):
-            out.append(Window(f"tp-{tier}-{isl}-{i:04d}", tier, stream[off:off + budget], wrapped))
+                        tier, len(ids), budget)
+            reps = budget // len(ids) + 1
+            ids = np.tile(ids, reps)
+        if len(ids) - budget + 1 < per_tier:
+            log.warning("tier %s: only %d distinct windows for %d prompts", tier, len(ids) - budget + 1, per_tier)
+        line_starts = np.flatnonzero(np.isin(ids[:-1], nl_ids)) + 1
+        n, length = len(st.ids), len(st.text)
+        whole = st.text * reps  # tiled ids map to tiled text: token k sits at span[k % n] + (k // n) * length
+        for i, off in enumerate(window_offsets(len(ids), budget, per_tier, line_starts)):
+            last = off + budget - 1
+            text = whole[start[off % n] + (off // n) * length:end[last % n] + (last // n) * length]
+            out.append(Window(f"tp-{tier}-{isl}-{i:04d}", tier, ids[off:off + budget], text, reps > 1))
     return out
 
 
@@ -153,8 +188,8 @@ def build_throughput_ids(tokenizer, wrapper: Wrapper, isl: int, per_tier: int, t
     unknown = [t for t in tiers if t not in TIERS]
     if unknown:
         raise ConfigError(f"unknown throughput tier(s) {unknown}; tiers are {', '.join(TIERS)}")
-    streams = tier_streams(tokenizer, read_pool(), cache_file)
-    windows = build_windows(streams, isl - wrapper.overhead, per_tier, tiers, newline_ids(tokenizer), isl)
+    streams, nl_ids = tier_streams(tokenizer, read_pool(), cache_file)
+    windows = build_windows(streams, isl - wrapper.overhead, per_tier, tiers, nl_ids, isl)
     return [(w, wrapper.prefix + w.body.tolist() + wrapper.suffix) for w in windows]
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -21,13 +22,20 @@ TOKENIZER_FILES = (
 
 
 def load_tokenizer(path: str):
-    from transformers import AutoTokenizer  # lazy: keeps `--help` fast
-
     p = Path(path)
     if not p.is_dir():
         raise ConfigError(f"tokenizer/model path not found: {path} (give a local directory)")
+    # Loading a large tokenizer takes seconds; reuse it while its files are unchanged (same path, sizes, mtimes).
+    stamp = tuple((n, f.stat().st_size, f.stat().st_mtime_ns) for n in TOKENIZER_FILES if (f := p / n).is_file())
+    return _load_tokenizer(str(p.resolve()), stamp)
+
+
+@lru_cache(maxsize=4)
+def _load_tokenizer(path: str, stamp: tuple):
+    from transformers import AutoTokenizer  # lazy: keeps `--help` fast
+
     try:
-        return AutoTokenizer.from_pretrained(str(p), local_files_only=True)
+        return AutoTokenizer.from_pretrained(path, local_files_only=True)
     except Exception as e:  # transformers raises many types here
         raise ConfigError(f"could not load a tokenizer from {path}: {e}") from None
 
