@@ -152,7 +152,7 @@ def _throughput_prompts(cfg: DataConfig, tokenizer, use_template: bool, bos_id: 
                 pool_sha256=throughput.pool_digest())
     meta["zlib_text"] = "header + the window's source text (equal to its decoded ids; template left out)"
     # truncated: every window is a cut of longer real text; padded: the tier text had to repeat to reach ISL
-    prompts = [TokenizedPrompt(w.id, w.tier, tuple(ids), True, w.wrapped) for w, ids in built]
+    prompts = [TokenizedPrompt(w.id, w.tier, ids, True, w.wrapped) for w, ids in built]
     return prompts, [throughput.HEADER + w.text for w, _ in built]
 
 
@@ -166,6 +166,6 @@ def _decode(tokenizer, prompts: list[TokenizedPrompt]) -> list[str]:
 
 def _with_entropy(prompts: list[TokenizedPrompt], texts: list[str]) -> list[TokenizedPrompt]:
     """Add the entropy proxies: zlib ratio of the prompt text and unigram entropy of its ids."""
-    return [TokenizedPrompt(p.id, p.category, p.token_ids, p.truncated, p.padded, zlib_ratio(t),
-                            unigram_entropy_bits(p.token_ids), p.num_turns)
+    return [TokenizedPrompt(p.id, p.category, p.ids_array(), p.truncated, p.padded, zlib_ratio(t),
+                            unigram_entropy_bits(p.ids_array()), p.num_turns)
             for p, t in zip(prompts, texts)]

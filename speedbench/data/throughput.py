@@ -183,14 +183,15 @@ def build_windows(streams: dict[str, TierStream], budget: int, per_tier: int, ti
 
 
 def build_throughput_ids(tokenizer, wrapper: Wrapper, isl: int, per_tier: int, tiers: Sequence[str],
-                         cache_file: Optional[Path] = None) -> list[tuple[Window, list[int]]]:
+                         cache_file: Optional[Path] = None) -> list[tuple[Window, np.ndarray]]:
     """Exactly-``isl`` id lists for ``per_tier`` prompts of each tier (wrapper already holds the header)."""
     unknown = [t for t in tiers if t not in TIERS]
     if unknown:
         raise ConfigError(f"unknown throughput tier(s) {unknown}; tiers are {', '.join(TIERS)}")
     streams, nl_ids = tier_streams(tokenizer, read_pool(), cache_file)
     windows = build_windows(streams, isl - wrapper.overhead, per_tier, tiers, nl_ids, isl)
-    return [(w, wrapper.prefix + w.body.tolist() + wrapper.suffix) for w in windows]
+    pre, suf = np.asarray(wrapper.prefix, dtype=np.int32), np.asarray(wrapper.suffix, dtype=np.int32)
+    return [(w, np.concatenate([pre, w.body, suf])) for w in windows]
 
 
 def bucket_isl(name: str) -> int:
