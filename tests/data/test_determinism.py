@@ -1,6 +1,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from speedbench.config import DataConfig
 from speedbench.data.pretokenize import prepare_prompts
 
@@ -14,6 +16,7 @@ print(ps.fingerprint, ps.ids_sha256)
 """
 
 
+@pytest.mark.slow  # loads the tokenizer again (another dir or process): seconds each
 def test_same_ids_across_runs_and_processes(gemma, cache_dir, tmp_path):
     for split, isl in (("throughput", "1k"), ("qualitative-mini", "")):
         cfg = DataConfig(split=split, isl=isl or None, prompts_per_category=3, cache_dir=cache_dir)

@@ -23,6 +23,7 @@ def templated(gemma, tmp_path):
     return str(d)
 
 
+@pytest.mark.slow  # loads the tokenizer again (another dir or process): seconds each
 def test_chat_template_changes_fingerprint_and_ids(gemma, templated, cache_dir):
     cfg = DataConfig(split="qualitative-mini", prompts_per_category=2, cache_dir=cache_dir)
     assert fingerprint(cfg, gemma) != fingerprint(cfg, templated)
@@ -36,6 +37,7 @@ def test_chat_template_changes_fingerprint_and_ids(gemma, templated, cache_dir):
     assert [p.token_ids for p in none.prompts] == [p.token_ids for p in plain.prompts]
 
 
+@pytest.mark.slow  # loads the tokenizer again (another dir or process): seconds each
 def test_chat_template_exact_isl(templated, cache_dir):
     ps = prepare_prompts(DataConfig(split="throughput", isl="1k", prompts_per_category=2, cache_dir=cache_dir),
                          templated)
@@ -65,6 +67,7 @@ def test_short_prompt_without_padding_source_is_an_error():
     assert ids == [2] + list(range(10, 18)) + [9] and truncated and not padded
 
 
+@pytest.mark.slow  # loads the tokenizer again (another dir or process): seconds each
 def test_tokenizer_without_bos(gemma, tmp_path, cache_dir):
     d = tmp_path / "nobos"
     d.mkdir()
