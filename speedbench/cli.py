@@ -149,31 +149,87 @@ def data() -> None:
     """Prompt splits and pre-tokenization."""
 
 
-@data.command("prepare")
-@click.option("--split", default="qualitative-mini", show_default=True)
-@click.option("--tokenizer", required=True, help="Tokenizer directory.")
-@click.option("--isl", help="Exact input length (1k, 8k, ... or integer).")
-@click.option("--categories")
-@click.option("--prompts-per-category", type=int)
-@click.option("--chat-template", type=click.Choice(["auto", "none"]), default="auto", show_default=True)
-def data_prepare(split, tokenizer, isl, categories, prompts_per_category, chat_template) -> None:
-    """Tokenize a split (chat template + BOS once) into the fingerprinted cache."""
+def _data_options(f):
+    """Options shared by `data prepare` and `data inspect` (one DataConfig)."""
+    opts = [
+        click.option("--split", default="qualitative-mini", show_default=True,
+                     help="qualitative-mini, throughput (needs --isl), speed-bench:<config>, or a .jsonl/.parquet."),
+        click.option("--tokenizer", required=True, help="Tokenizer directory (the target model's)."),
+        click.option("--isl", help="Exact input length (1k, 8k, ... or integer; k = 1024 tokens)."),
+        click.option("--categories", help="Comma-separated categories (throughput: tiers low,mixed,high)."),
+        click.option("--prompts-per-category", type=int, help="Keep N per category (throughput: per tier, default 512)."),
+        click.option("--chat-template", type=click.Choice(["auto", "none"]), default="auto", show_default=True),
+        click.option("--bos", type=click.Choice(["once", "none"]), default="once", show_default=True),
+        click.option("--source", help="SPEED-Bench data for speed-bench:<config>: local folder/parquet or hub name."),
+        click.option("--placeholders", type=click.Choice(["error", "skip"]), default="error", show_default=True,
+                     help="Rows holding SPEED-Bench placeholder texts: refuse, or drop them with a logged count."),
+        click.option("--cache-dir", help="Prompt cache folder (default $SPEEDBENCH_CACHE/prompts)."),
+        click.option("--refresh", is_flag=True, help="Rebuild even if the cache has this fingerprint."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def _prepare(flags: dict):
+    import logging
     import time
 
     from speedbench.config import DataConfig
     from speedbench.data.pretokenize import prepare_prompts
 
+    logging.basicConfig(level=logging.WARNING, format="speedbench: %(levelname)s: %(message)s")
+    refresh = flags.pop("refresh")
+    cats = flags.pop("categories")
     try:
-        cfg = DataConfig(split=split, tokenizer=tokenizer, isl=isl, prompts_per_category=prompts_per_category,
-                         categories=categories.split(",") if categories else None, chat_template=chat_template)
+        cfg = DataConfig(categories=cats.split(",") if cats else None, **flags)
         t0 = time.perf_counter()
-        ps = prepare_prompts(cfg, cfg.tokenizer)
+        ps = prepare_prompts(cfg, cfg.tokenizer, refresh=refresh)
     except (ConfigError, ValueError) as e:
         _fail(str(e), 2)
+    return ps, time.perf_counter() - t0
+
+
+@data.command("prepare")
+@_data_options
+def data_prepare(**flags) -> None:
+    """Tokenize a split (chat template + BOS once, exact ISL) into the fingerprinted cache."""
+    ps, dt = _prepare(flags)
     lens = [p.num_tokens for p in ps.prompts]
     click.echo(f"{len(lens)} prompts, fingerprint {ps.fingerprint[:16]}, ids sha256 {ps.ids_sha256[:16]}, "
                f"tokens min/mean/max {min(lens)}/{sum(lens) / len(lens):.0f}/{max(lens)} "
-               f"in {time.perf_counter() - t0:.2f} s")
+               f"in {dt:.2f} s")
+
+
+@data.command("inspect")
+@_data_options
+def data_inspect(**flags) -> None:
+    """Prepare (or load from cache) a split and describe it: counts, lengths, truncation, entropy, hashes."""
+    from speedbench.data.inspect import describe
+
+    ps, _ = _prepare(flags)
+    click.echo(describe(ps))
+
+
+@data.command("build")
+@click.argument("manifest", type=click.Path(dir_okay=False))
+@click.option("--out", type=click.Path(dir_okay=False), help="Output JSONL (default: the manifest's output).")
+@click.option("--per-category", type=int, help="Override the manifest's per_category.")
+@click.option("--embedder", help="hashed-ngrams (default, offline) or sentence-transformers.")
+def data_build(manifest, out, per_category, embedder) -> None:
+    """Build a Qualitative split from a YAML manifest with diversity selection per category."""
+    import logging
+
+    from speedbench.data.build import build_split, format_report, load_manifest
+
+    logging.basicConfig(level=logging.WARNING, format="speedbench: %(levelname)s: %(message)s")
+    try:
+        if not out and not load_manifest(Path(manifest)).output:
+            _fail("the manifest names no output: give --out PATH.jsonl", 2)
+        res = build_split(Path(manifest), Path(out) if out else None, per_category, embedder)
+    except ConfigError as e:
+        _fail(str(e), 2)
+    click.echo(format_report(res))
 
 
 @main.group()

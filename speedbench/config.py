@@ -128,7 +128,8 @@ class EngineConfig(_Strict):
 
 
 class DataConfig(_Strict):
-    split: str = Field("qualitative-mini", description="bundled split name or path to a JSONL file")
+    split: str = Field("qualitative-mini",
+                       description="bundled split name, throughput, speed-bench:<config>, or a .jsonl/.parquet path")
     tokenizer: Optional[str] = Field(None, description="tokenizer directory; defaults to the engine model")
     isl: Optional[int] = Field(None, description="exact input length in tokens (None = natural length)")
     categories: Optional[list[str]] = None
@@ -136,8 +137,12 @@ class DataConfig(_Strict):
     chat_template: Literal["auto", "none"] = "auto"
     bos: Literal["once", "none"] = "once"
     cache_dir: Optional[str] = None
+    source: Optional[str] = Field(None, description="SPEED-Bench data for speed-bench:<config> splits: local "
+                                  "folder/parquet or hub name (default nvidia/SPEED-Bench)")
+    placeholders: Literal["error", "skip"] = Field(
+        "error", description="rows holding SPEED-Bench placeholder texts: refuse (error) or drop with a count (skip)")
 
-    @field_validator("tokenizer", "cache_dir")
+    @field_validator("tokenizer", "cache_dir", "source")
     @classmethod
     def _expand(cls, v: Optional[str]) -> Optional[str]:
         return expand_path(v)
