@@ -1,70 +1,90 @@
-"""Per-category acceptance, the SPEED-Bench table: pure functions of request records.
+"""Acceptance per prompt category (SPEED-Bench reports AL per category: Coding, Math, RAG, ...).
 
-Two acceptance measures, named so they cannot be confused:
+Pure functions of one point's records. Two views, as for whole points (see metrics.summary):
 
-tokens_per_step           Σ output tokens / Σ streamed chunks over the category's requests (SPEED-Bench's
-                          chunk "acceptance length", token-weighted; every step counts, including the
-                          prefill chunk and steps where no draft was proposed)
-tokens_per_step_req_mean  mean of the per-request chunk AL (SPEED-Bench averages per request)
-al_drafted                1 + Σ accepted / Σ drafts from the per-request SD counters (``rec.sd``): the
-                          acceptance length over verify steps that carried drafts (None without counters)
+tokens_per_step       Σ output tokens / Σ streamed chunks over the category's requests (token-weighted
+                      chunk AL; first prefill chunk counted, bonus token included)
+tokens_per_step_mean  mean of per-request chunk ALs: SPEED-Bench's own per-category AL
+al_drafted            1 + Σ accepted / Σ drafts from the per-request SD counters (steps that drafted only);
+                      None when the engine gave no per-request SD counters (SD off, or not exposed)
+
+Reports (speedbench.report) show them as "tok/step", "tok/step per-req" and "AL drafted", in the
+SPEED-Bench paper's category order (CATEGORIES), with the unweighted mean over categories and the
+pooled "all" row (overall_acceptance).
 """
 from __future__ import annotations
 
-from typing import Iterable, Optional
+from dataclasses import asdict, dataclass
+from typing import Iterable, Optional, Sequence
 
+from speedbench.engines.acceptance import SpecDecodeCounters
 from speedbench.load.records import OK, RequestRecord
+from speedbench.metrics import request as rq
+
 
 # The SPEED-Bench qualitative categories, in the paper's column order.
 CATEGORIES = ("Coding", "Math", "Humanities", "STEM", "Writing", "Summarization", "Roleplay", "RAG",
               "Multilingual", "Reasoning", "QA")
 
 
+@dataclass(frozen=True)
+class CategoryAcceptance:
+    category: str
+    requests: int                        # measured requests that finished OK
+    output_tokens: int
+    steps: int                           # streamed chunks (= engine steps when chunks are not merged)
+    tokens_per_step: Optional[float]
+    tokens_per_step_mean: Optional[float]
+    al_drafted: Optional[float]
+    draft_acceptance_rate: Optional[float]
+    drafts: int = 0
+    accepted_tokens: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def category_acceptance(records: Sequence[RequestRecord]) -> list[CategoryAcceptance]:
+    """One entry per category present among the measured OK requests, sorted by category name."""
+    by_cat: dict[str, list[RequestRecord]] = {}
+    for r in records:
+        if not r.warmup and r.status == OK:
+            by_cat.setdefault(r.category, []).append(r)
+    return [_one(cat, recs) for cat, recs in sorted(by_cat.items())]
+
+
+def _one(category: str, recs: list[RequestRecord]) -> CategoryAcceptance:
+    tokens = sum(r.output_tokens for r in recs)
+    steps = sum(len(r.chunk_tokens) for r in recs)
+    per_req = [x for x in (rq.tokens_per_step(r) for r in recs) if x is not None]
+    total: Optional[SpecDecodeCounters] = None
+    for r in recs:
+        c = SpecDecodeCounters.from_dict(r.sd)
+        if c is not None:
+            total = c if total is None else total + c
+    return CategoryAcceptance(
+        category=category, requests=len(recs), output_tokens=tokens, steps=steps,
+        tokens_per_step=tokens / steps if steps else None,
+        tokens_per_step_mean=sum(per_req) / len(per_req) if per_req else None,
+        al_drafted=total.acceptance_length if total else None,
+        draft_acceptance_rate=total.draft_acceptance_rate if total else None,
+        drafts=total.drafts if total else 0,
+        accepted_tokens=total.accepted_tokens if total else 0,
+    )
+
+
+def overall_acceptance(records: Sequence[RequestRecord]) -> CategoryAcceptance:
+    """Every measured OK request pooled, as one entry with category 'all'."""
+    return _one("all", [r for r in records if not r.warmup and r.status == OK])
+
+
 def ordered_categories(names: Iterable[str]) -> list[str]:
-    """The paper's order first, then any other category alphabetically."""
+    """The paper's category order first, then any other category alphabetically."""
     names = set(names)
     return [c for c in CATEGORIES if c in names] + sorted(names - set(CATEGORIES))
 
 
-def _measured(records: Iterable[RequestRecord]) -> list[RequestRecord]:
-    return [r for r in records if not r.warmup and r.status == OK and r.chunk_tokens]
-
-
-def _row(category: str, recs: list[RequestRecord]) -> dict:
-    tokens = sum(r.output_tokens for r in recs)
-    chunks = sum(len(r.chunk_tokens) for r in recs)
-    per_req = [r.chunk_tokens[-1] / len(r.chunk_tokens) for r in recs]
-    sds = [r.sd for r in recs if r.sd]
-    drafts = sum(int(s.get("drafts", 0)) for s in sds)
-    accepted = sum(int(s.get("accepted_tokens", 0)) for s in sds)
-    return {
-        "category": category,
-        "requests": len(recs),
-        "tokens_per_step": tokens / chunks if chunks else None,
-        "tokens_per_step_req_mean": sum(per_req) / len(per_req) if per_req else None,
-        "al_drafted": 1.0 + accepted / drafts if drafts else None,
-        "drafts": drafts if sds else None,
-        "accepted_tokens": accepted if sds else None,
-    }
-
-
-def category_acceptance(records: Iterable[RequestRecord]) -> list[dict]:
-    """One row per category (measured, successful requests only), in the paper's category order.
-
-    Keys: category, requests, tokens_per_step, tokens_per_step_req_mean, al_drafted, drafts, accepted_tokens.
-    """
-    by_cat: dict[str, list[RequestRecord]] = {}
-    for r in _measured(records):
-        by_cat.setdefault(r.category, []).append(r)
-    return [_row(cat, by_cat[cat]) for cat in ordered_categories(by_cat)]
-
-
-def overall_acceptance(records: Iterable[RequestRecord]) -> dict:
-    """All categories pooled (token-weighted / request-weighted), same keys as a category row."""
-    return _row("all", _measured(records))
-
-
-def mean_over_categories(rows: list[dict], key: str) -> Optional[float]:
-    """Unweighted mean of one measure across categories (the paper's last column)."""
-    vals = [r[key] for r in rows if r.get(key) is not None]
+def mean_over_categories(values: Iterable[Optional[float]]) -> Optional[float]:
+    """Unweighted mean of one measure across categories (the paper's last column); None values skipped."""
+    vals = [v for v in values if v is not None]
     return sum(vals) / len(vals) if vals else None

@@ -143,10 +143,10 @@ class ReportData:
             base = {k: row.get(k) for k in an.SETTING_KEYS}
             base["setting"] = an.setting_name(row, with_run=self.multi_run)
             base["concurrencies"] = sorted({p["concurrency"] for p in points})
-            cats = category_acceptance(recs)
-            per_cat += [{**base, **c} for c in cats]
+            cats = {c.category: c.to_dict() for c in category_acceptance(recs)}
+            per_cat += [{**base, **cats[name]} for name in ordered_categories(cats)]
             if cats:
-                pooled.append({**base, **overall_acceptance(recs)})
+                pooled.append({**base, **overall_acceptance(recs).to_dict()})
         return per_cat, pooled
 
     @property
@@ -174,7 +174,7 @@ class ReportData:
             rows.setdefault(r["setting"], {"setting": r["setting"]})[r["category"]] = r[measure]
             cats.setdefault(r["setting"], []).append(r)
         for o in self.overall_rows:
-            rows[o["setting"]]["mean"] = mean_over_categories(cats[o["setting"]], measure)
+            rows[o["setting"]]["mean"] = mean_over_categories(c[measure] for c in cats[o["setting"]])
             rows[o["setting"]]["all"] = o[measure]
         return list(rows.values())
 

@@ -183,7 +183,7 @@ def build_sections(data) -> list[Section]:
     if data.category_rows:
         out.append(category_matrix(data.category_matrix("tokens_per_step"), data.categories,
                                    "tok/step (Σ tokens / Σ steps)", "category_tokens_per_step"))
-        out.append(category_matrix(data.category_matrix("tokens_per_step_req_mean"), data.categories,
+        out.append(category_matrix(data.category_matrix("tokens_per_step_mean"), data.categories,
                                    "tok/step per-req (mean of per-request values)", "category_tokens_per_step_req"))
         if any(r["al_drafted"] is not None for r in data.category_rows):
             drafted = [m for m in data.category_matrix("al_drafted") if m.get("mean") is not None]

@@ -54,8 +54,8 @@ def _md_escape(cell: str) -> str:
     return cell.replace("|", "\\|").replace("\n", " ")
 
 
-def section_markdown(s: Section, level: int = 2) -> str:
-    lines = [f"{'#' * level} {s.title}", ""]
+def section_markdown(s: Section, level: int = 2, heading: bool = True) -> str:
+    lines = [f"{'#' * level} {s.title}", ""] if heading else []
     if s.rows:
         lines.append("| " + " | ".join(_md_escape(h) for h in s.headers) + " |")
         lines.append("|" + "".join(":---|" if i in s.left else "---:|" for i in range(len(s.headers))))
@@ -74,6 +74,6 @@ def render_sections_markdown(sections: Sequence[Section], title: Optional[str] =
 
 
 def render_markdown(rows: Sequence[dict]) -> str:
-    """The sweep table alone in markdown (kept for callers of the first version)."""
+    """The sweep table alone in markdown, no heading (the REST report's `format=md`)."""
     rows = [{"run": None, **r} for r in rows]
-    return section_markdown(performance(rows, an.speedups(rows), multi_run=False))
+    return section_markdown(performance(rows, an.speedups(rows), multi_run=False), heading=False)

@@ -1,10 +1,12 @@
-"""Per-category acceptance (the SPEED-Bench matrix) against hand-computed values."""
+"""Per-category acceptance (the SPEED-Bench matrix) against hand-computed values, and the report's matrix."""
 import json
 
 import pytest
 
 from speedbench.load.records import FAILED, RequestRecord
-from speedbench.metrics.category import CATEGORIES, category_acceptance, mean_over_categories, overall_acceptance
+from speedbench.metrics.category import (CATEGORIES, category_acceptance, mean_over_categories,
+                                         ordered_categories, overall_acceptance)
+from speedbench.report.load import ReportData
 from tests.conftest import make_record
 
 
@@ -22,33 +24,39 @@ def _records():
 
 
 def test_category_values_match_hand_computation():
-    rows = {r["category"]: r for r in category_acceptance(_records())}
-    assert list(rows) == ["Coding", "Math", "Custom"]          # paper order first, others after
+    rows = {r.category: r for r in category_acceptance(_records())}
     coding = rows["Coding"]
-    assert coding["requests"] == 2
-    assert coding["tokens_per_step"] == pytest.approx(10 / 7)            # Σ tokens / Σ steps
-    assert coding["tokens_per_step_req_mean"] == pytest.approx((2 + 1) / 2)
-    assert coding["al_drafted"] == pytest.approx(1 + 3 / 5)              # 1 + Σ accepted / Σ drafts
-    math_ = rows["Math"]
-    assert math_["requests"] == 1 and math_["tokens_per_step"] == pytest.approx(2.0)
-    assert math_["al_drafted"] is None and math_["drafts"] is None
-    assert rows["Custom"]["al_drafted"] == pytest.approx(2.0)
+    assert coding.requests == 2
+    assert coding.tokens_per_step == pytest.approx(10 / 7)            # Σ tokens / Σ steps
+    assert coding.tokens_per_step_mean == pytest.approx((2 + 1) / 2)  # mean of per-request values
+    assert coding.al_drafted == pytest.approx(1 + 3 / 5)              # 1 + Σ accepted / Σ drafts
+    assert rows["Math"].requests == 1 and rows["Math"].tokens_per_step == pytest.approx(2.0)
+    assert rows["Math"].al_drafted is None
+    assert rows["Custom"].al_drafted == pytest.approx(2.0)
+    assert ordered_categories(rows) == ["Coding", "Math", "Custom"]   # paper order first, others after
 
 
 def test_overall_pools_all_categories_and_mean_is_unweighted():
     recs = _records()
     allrow = overall_acceptance(recs)
-    assert allrow["requests"] == 4
-    assert allrow["tokens_per_step"] == pytest.approx((6 + 4 + 4 + 2) / (3 + 4 + 2 + 2))
-    assert allrow["al_drafted"] == pytest.approx(1 + 4 / 6)
+    assert allrow.category == "all" and allrow.requests == 4
+    assert allrow.tokens_per_step == pytest.approx((6 + 4 + 4 + 2) / (3 + 4 + 2 + 2))
+    assert allrow.al_drafted == pytest.approx(1 + 4 / 6)
     rows = category_acceptance(recs)
-    assert mean_over_categories(rows, "tokens_per_step") == pytest.approx((10 / 7 + 2.0 + 1.0) / 3)
-    assert mean_over_categories(rows, "al_drafted") == pytest.approx((1.6 + 2.0) / 2)
+    assert mean_over_categories(r.tokens_per_step for r in rows) == pytest.approx((10 / 7 + 2.0 + 1.0) / 3)
+    assert mean_over_categories(r.al_drafted for r in rows) == pytest.approx((1.6 + 2.0) / 2)
+    assert overall_acceptance([]).tokens_per_step is None
 
 
-def test_empty_input_gives_no_rows():
-    assert category_acceptance([]) == []
-    assert overall_acceptance([])["tokens_per_step"] is None
+def test_report_matrix_has_paper_columns_mean_and_all(synthetic_dir):
+    data = ReportData.load([synthetic_dir])
+    assert data.categories == ["Coding", "Math"]
+    m = {r["setting"]: r for r in data.category_matrix("al_drafted")}
+    on = m["tiny-llm / eagle3 / vllm / k=3"]
+    # Coding: 2 accepted per 3 drafts per request; Math: 3 per 3 (pooled over 5 concurrency points)
+    assert on["Coding"] == pytest.approx(1 + 2 / 3) and on["Math"] == pytest.approx(2.0)
+    assert on["mean"] == pytest.approx((1 + 2 / 3 + 2.0) / 2) and on["all"] == pytest.approx(1 + 5 / 6)
+    assert m["tiny-llm / off / vllm"]["all"] is None
 
 
 def test_sample_records_agree_with_point_summaries(sample_dir):
@@ -58,9 +66,9 @@ def test_sample_records_agree_with_point_summaries(sample_dir):
         recs = [RequestRecord.from_dict(json.loads(x))
                 for x in (sample_dir / "records" / f"{p['point_id']}.jsonl").read_text().splitlines()]
         allrow = overall_acceptance(recs)
-        assert allrow["tokens_per_step"] == pytest.approx(p["tokens_per_step"])
+        assert allrow.tokens_per_step == pytest.approx(p["tokens_per_step"])
         if p["al_drafted_req_sum"] is not None:
-            assert allrow["al_drafted"] == pytest.approx(p["al_drafted_req_sum"])
+            assert allrow.al_drafted == pytest.approx(p["al_drafted_req_sum"])
         cats = category_acceptance(recs)
-        assert {r["category"] for r in cats} <= set(CATEGORIES)
-        assert sum(r["requests"] for r in cats) == p["ok"]
+        assert {r.category for r in cats} <= set(CATEGORIES)
+        assert sum(r.requests for r in cats) == p["ok"]

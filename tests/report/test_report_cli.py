@@ -68,7 +68,7 @@ def test_out_folder_exports_load_in_pandas(sample_dir, tmp_path, monkeypatch):
     points = pd.read_parquet(out / "points.parquet")
     assert len(points) == 4 and {"output_tps", "ttft_p99_ms", "output_tps_per_gpu"} <= set(points.columns)
     cats = pd.read_csv(out / "category_acceptance.csv")
-    assert {"category", "tokens_per_step", "tokens_per_step_req_mean", "al_drafted"} <= set(cats.columns)
+    assert {"category", "tokens_per_step", "tokens_per_step_mean", "al_drafted"} <= set(cats.columns)
     assert set(cats["category"]) == set(CATEGORIES) | {"all"}
     reqs = pd.read_parquet(out / "requests.parquet")
     assert len(reqs) == sum(1 for p in (sample_dir / "records").glob("*.jsonl") for _ in p.open())
