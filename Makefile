@@ -10,7 +10,7 @@ MODEL_DIR ?= $(SPEEDBENCH_HOME)/models/gemma3-270m-bf16
 SPEEDBENCH ?= $(VENV)/bin/speedbench
 PYTEST_ARGS ?=
 
-.PHONY: help setup engine-cpu model demo test test-fast bench clean
+.PHONY: help setup engine-cpu model browser demo test test-fast bench clean
 
 help:
 	@echo "make demo       set up, prepare the model, run the SD-off/SD-on sweep on real vLLM (CPU)"
@@ -39,10 +39,14 @@ model: $(MODEL_DIR)/config.json
 $(MODEL_DIR)/config.json: | setup engine-cpu
 	$(SPEEDBENCH) model prepare --engine-python $(ENGINE_PYTHON) --out $(MODEL_DIR)
 
+# Headless Chromium renders the HTML report in its test (Debian package; root on CI machines).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+
 demo: setup engine-cpu model
 	$(SPEEDBENCH) sweep --preset cpu-demo
 
-test: setup engine-cpu model
+test: setup engine-cpu model browser
 	SPEEDBENCH_ENGINE_PYTHON=$(ENGINE_PYTHON) SPEEDBENCH_TEST_MODEL=$(MODEL_DIR) $(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 test-fast: setup
