@@ -49,10 +49,15 @@ def main() -> None:
 @click.option("--requests-per-point", type=int)
 @click.option("--sd", "sd_spec", help="SD settings: off,ngram:3,eagle3:3@/draft/path (method[:k][@draft]).")
 @click.option("--draft-length", type=int, help="Draft length for every SD-on setting without its own.")
+@click.option("--draft-lengths", help="Sweep draft lengths: every SD-on method once per k, e.g. 1,2,3,4,5 "
+              "(SD off runs once).")
+@click.option("--repeats", type=int, help="Measure every point this many times (spread over repeats).")
+@click.option("--bertscore/--no-bertscore", default=None,
+              help="Post-sweep quality: also BERTScore (loads torch; off by default to keep sweeps fast).")
 @click.option("--output-dir", help="Parent folder for results (default: results).")
 @click.option("--name", help="Name of this sweep's results folder.")
 @click.option("--dry-run", is_flag=True, help="Print the effective config and server commands; run nothing.")
-def sweep(config_file, preset, dry_run, sd_spec, draft_length, **flags) -> None:
+def sweep(config_file, preset, dry_run, sd_spec, draft_length, draft_lengths, **flags) -> None:
     """Run an SD-off / SD-on sweep over concurrencies and write a results folder."""
     from speedbench.config import BenchmarkConfig, load_config_file, load_preset, parse_sd_list
 
@@ -70,7 +75,8 @@ def sweep(config_file, preset, dry_run, sd_spec, draft_length, **flags) -> None:
                    "tensor_parallel_size": "engine.tensor_parallel_size", "tokenizer": "data.tokenizer",
                    "split": "data.split", "isl": "data.isl", "prompts_per_category": "data.prompts_per_category",
                    "concurrency": "load.concurrency", "output_len": "load.output_len",
-                   "requests_per_point": "load.requests_per_point", "output_dir": "output_dir", "name": "name"}
+                   "requests_per_point": "load.requests_per_point", "output_dir": "output_dir", "name": "name",
+                   "repeats": "load.repeats", "bertscore": "quality.bertscore"}
         for key, dotted in mapping.items():
             if flags.get(key) is not None:
                 _set(over, dotted, flags[key])
@@ -81,6 +87,12 @@ def sweep(config_file, preset, dry_run, sd_spec, draft_length, **flags) -> None:
         elif draft_length is not None:
             sds = base.get("sd") or [{"method": "off"}, {"method": "ngram"}]
             over["sd"] = [dict(s, num_speculative_tokens=draft_length) if s.get("method") != "off" else s for s in sds]
+        if draft_lengths:
+            from speedbench.config import expand_draft_lengths, parse_int_list
+
+            ks = parse_int_list(draft_lengths, "draft-length list")
+            over["sd"] = expand_draft_lengths(over.get("sd") or base.get("sd") or [{"method": "off"},
+                                                                                   {"method": "ngram"}], ks)
         cfg = BenchmarkConfig.from_dict(base, over)
         from speedbench.runner import BenchmarkRunner
 
@@ -140,6 +152,48 @@ def report(results, fmt) -> None:
         click.echo(pd.DataFrame(rows).to_csv(index=False), nl=False)
     else:
         click.echo(json.dumps(rows, indent=2, default=str))
+
+
+@main.command()
+@click.argument("results", type=click.Path(exists=True, file_okay=False))
+@click.option("--bertscore", is_flag=True, help="Also BERTScore (offline; default model: packaged all-MiniLM-L6-v2).")
+@click.option("--bertscore-model", type=click.Path(exists=True, file_okay=False), help="Local HF encoder directory.")
+@click.option("--bertscore-layers", type=int, help="Encoder layer BERTScore reads (default: the model's last).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+def quality(results, bertscore, bertscore_model, bertscore_layers, fmt) -> None:
+    """Equivalence of SD-on outputs to SD off, next to AL, and BLEU/ROUGE-L/BERTScore; writes quality.json."""
+    from speedbench.quality.quality_report import write_quality
+    from speedbench.quality.render import QUALITY_COLUMNS, render_rows
+
+    _need_results(results)
+    out = write_quality(results, bertscore=bertscore, bertscore_model=bertscore_model,
+                        bertscore_layers=bertscore_layers)
+    render_rows(out, fmt, "quality (equivalence to SD off, scores)", QUALITY_COLUMNS)
+
+
+@main.command()
+@click.argument("results", type=click.Path(exists=True, file_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.option("--validation", is_flag=True, help="Also print the model against the measured draft lengths.")
+def recommend(results, fmt, validation) -> None:
+    """Draft length per category and concurrency with its modeled speedup; writes recommendation.json."""
+    from speedbench.quality.gamma_report import write_gamma
+    from speedbench.quality.render import RECOMMEND_COLUMNS, VALIDATION_COLUMNS, render_rows
+
+    _need_results(results)
+    rec, val = write_gamma(results)
+    if not rec["rows"] and not val["rows"]:
+        _fail("no SD-on point with an SD-off point at the same concurrency: nothing to model")
+    if validation:
+        render_rows(val, fmt, "gamma model vs measurement", VALIDATION_COLUMNS)
+    render_rows(rec, fmt, "draft-length recommendation", RECOMMEND_COLUMNS)
+
+
+def _need_results(path: str) -> None:
+    from speedbench.results import find_results
+
+    if find_results(path) is None:
+        _fail(f"not a speedbench results folder (no manifest.json): {path}", 2)
 
 
 @main.group()
