@@ -55,8 +55,13 @@ def load_points(path: str | Path) -> list[PointData]:
 
 
 def off_reference(points: list[PointData], on: PointData) -> Optional[PointData]:
-    """The SD-off point at the same engine/ISL/concurrency, same repeat when there is one, else the first."""
+    """The SD-off point at the same engine/ISL/concurrency, same repeat when there is one, else the first.
+
+    For an SD-off point it is SD-off repeat 1 (itself for repeat 1): later repeats measure the noise floor.
+    """
     offs = sorted((p for p in points if not p.sd_on and p.group == on.group), key=lambda p: p.repeat)
+    if not on.sd_on:
+        return offs[0] if offs else None
     same = [p for p in offs if p.repeat == on.repeat]
     return same[0] if same else (offs[0] if offs else None)
 

@@ -88,7 +88,9 @@ class BertScorer:
 
     @property
     def label(self) -> str:
-        return f"{Path(self.model).name} (layer {self.num_layers})"
+        p = Path(self.model)
+        name = f"{p.parent.name}/{p.name}" if p.name == "model" else p.name  # the packaged one is .../model
+        return f"{name} (layer {self.num_layers})"
 
     def f1(self, hyps: Sequence[str], refs: Sequence[str]) -> list[float]:
         if len(hyps) != len(refs):
