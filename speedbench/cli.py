@@ -184,6 +184,9 @@ def recommend(results, fmt, validation) -> None:
     rec, val = write_gamma(results)
     if not rec["rows"] and not val["rows"]:
         _fail("no SD-on point with an SD-off point at the same concurrency: nothing to model")
+    if fmt == "json" and validation:
+        click.echo(json.dumps({"recommendation": rec, "validation": val}, indent=2, default=str))
+        return
     if validation:
         render_rows(val, fmt, "gamma model vs measurement", VALIDATION_COLUMNS)
     render_rows(rec, fmt, "draft-length recommendation", RECOMMEND_COLUMNS)
