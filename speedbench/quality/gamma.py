@@ -7,10 +7,14 @@ Pure functions. The model, stated once (the reports repeat it as notes):
 * On a drafted step with draft length k, position i (1-based) is kept only if positions 1..i all are:
   ``a_i = P(first i drafts accepted) = Π_{j≤i} p_j`` with p_j the conditional acceptance. The step emits
   ``E(k) = 1 + Σ_{i≤k} a_i`` tokens (accepted drafts + the bonus token).
-* Overall tokens per decode step: ``T(k) = f_draft·E(k) + (1 − f_draft)·1``.
+* Overall tokens per decode step: ``T(k) = f_draft(k)·E(k) + (1 − f_draft(k))·1``.
 * ``a_i`` does not depend on k (a shorter draft is a prefix of a longer one: true for n-gram lookup,
   approximately true for model drafters), so the per-position rates measured at the largest k predict
-  every smaller k. ``f_draft`` is taken as independent of k.
+  every smaller k.
+* What does not depend on k is the share ``g`` of output *tokens* emitted on steps without a draft (the
+  text regions where the drafter has nothing to propose), not the share of steps: a longer draft compresses
+  the drafted regions into fewer steps, so ``f_draft`` falls as k grows. From one measured k:
+  ``g = (1 − f)/T``; at another k: ``f(k) = ((1 − g)/E(k)) / ((1 − g)/E(k) + g)``.
 * Step cost: the mean SD-on decode step time at k relative to the SD-off step time at the same
   concurrency, ``r(k) = ITL_on(k) / ITL_off``, linear in k between measured points (least squares).
 * Decode speedup: ``S(k) = T(k) / r(k)`` (SD off emits 1 token per step at cost ITL_off). Prefill/TTFT is
@@ -29,8 +33,11 @@ ASSUMPTIONS = [
     "tokens per decode step T(k) = f_draft*E(k) + (1-f_draft)*1 with E(k) = 1 + sum_{i<=k} a_i, "
     "a_i = P(first i draft tokens accepted) = prod_{j<=i} p_j (conditional acceptance p_j)",
     "steps without a draft (n-gram found no match) emit exactly 1 token; f_draft = drafted steps / decode steps",
-    "a_i does not depend on k (a shorter draft is a prefix of a longer one) and f_draft does not depend on k: "
-    "the per-position rates of the largest measured k predict every smaller k",
+    "a_i does not depend on k (a shorter draft is a prefix of a longer one): the per-position rates of the "
+    "largest measured k predict every smaller k",
+    "the share g of output tokens emitted on steps without a draft does not depend on k (f_draft does: longer "
+    "drafts need fewer steps in drafted regions): g = (1-f)/T at the reference k, "
+    "f(k) = ((1-g)/E(k)) / ((1-g)/E(k) + g)",
     "step cost ratio r(k) = ITL_on(k)/ITL_off at the same concurrency, least-squares line in k over the "
     "measured draft lengths (constant when only one k was measured)",
     "speedup S(k) = T(k)/r(k) is a decode-rate speedup (tokens after the first / decode time); TTFT and "
@@ -68,6 +75,24 @@ def expected_tokens_per_step(a: Sequence[float], k: int, f_draft: float) -> floa
     if not 0.0 <= f_draft <= 1.0:
         raise ValueError(f"f_draft must be in [0, 1], got {f_draft}")
     return f_draft * expected_tokens_drafted(a, k) + (1.0 - f_draft)
+
+
+def undrafted_token_share(a: Sequence[float], k: int, f_draft: float) -> float:
+    """g = (1 − f)/T(k): the share of output tokens emitted on steps that carried no draft."""
+    return (1.0 - f_draft) / expected_tokens_per_step(a, k, f_draft)
+
+
+def f_draft_at(g: float, e_k: float) -> float:
+    """Drafted-step share at a draft length whose drafted steps emit e_k tokens, for token share g."""
+    drafted = (1.0 - g) / e_k
+    return drafted / (drafted + g) if drafted + g > 0 else 0.0
+
+
+def predict_tokens_per_step(a: Sequence[float], k_ref: int, f_ref: float, k: int) -> tuple[float, float]:
+    """(T(k), f(k)) at draft length k from the rates and drafted-step share measured at k_ref."""
+    g = undrafted_token_share(a, k_ref, f_ref)
+    f = f_draft_at(g, expected_tokens_drafted(a, k))
+    return expected_tokens_per_step(a, k, f), f
 
 
 @dataclass(frozen=True)
@@ -109,14 +134,17 @@ class Candidate:
 
 def recommend(a: Sequence[float], f_draft: float, cost: CostFit,
               ks: Optional[Iterable[int]] = None) -> tuple[int, list[Candidate]]:
-    """The draft length with the highest modeled speedup (0 = SD off, when no k beats 1.0)."""
+    """The draft length with the highest modeled speedup (0 = SD off, when no k beats 1.0).
+
+    ``a`` and ``f_draft`` were measured at the draft length ``len(a)``.
+    """
     ks = list(ks) if ks is not None else list(range(1, len(a) + 1))
     cands = []
     for k in ks:
         r = cost.ratio(k)
         if r <= 0:
             continue  # an extrapolated line below zero cost is not a prediction
-        t = expected_tokens_per_step(a, k, f_draft)
+        t, _ = predict_tokens_per_step(a, len(a), f_draft, k)
         cands.append(Candidate(k, t, r, modeled_speedup(t, r)))
     best = max(cands, key=lambda c: c.speedup, default=None)
     return (best.k if best is not None and best.speedup > 1.0 else 0), cands

@@ -10,7 +10,7 @@ from typing import Optional
 
 from speedbench.quality.equivalence import ALL
 from speedbench.quality.gamma import (ASSUMPTIONS, CostFit, StepStats, expected_tokens_per_step, fit_cost_ratio,
-                                      merge_stats, recommend, step_stats)
+                                      merge_stats, predict_tokens_per_step, recommend, step_stats)
 from speedbench.quality.points import PointData, load_points
 from speedbench.results import ResultsDir, atomic_write_text
 
@@ -101,7 +101,7 @@ def build_gamma(points: list[PointData]) -> tuple[dict, dict]:
             meas_tps = pooled.tokens_per_step
             own = (expected_tokens_per_step(_rates(pooled, k), k, pooled.f_draft)
                    if pooled.f_draft is not None else None)
-            pred = expected_tokens_per_step(a_max, k, f_max) if f_max is not None else None
+            pred, f_pred = predict_tokens_per_step(a_max, k_max, f_max, k) if f_max is not None else (None, None)
             others = {kk: r for kk, r in mean_ratio.items() if kk != k}
             loo: Optional[CostFit] = fit_cost_ratio(list(others), list(others.values())) if others else None
             r_loo = loo.ratio(k) if loo else None
@@ -110,13 +110,13 @@ def build_gamma(points: list[PointData]) -> tuple[dict, dict]:
             pred_sp_loo = pred / r_loo if pred is not None and r_loo and r_loo > 0 else None
             val_rows.append({
                 **base, "draft_length": k, "repeats": len(reps), "decode_steps": pooled.decode_steps,
-                "f_draft": pooled.f_draft,
+                "f_draft": pooled.f_draft, "f_draft_predicted": f_pred,
                 "tokens_per_step_measured": meas_tps,
                 "tokens_per_step_measured_std": _spread([s.tokens_per_step for s in per_rep])["std"],
                 "tokens_per_step_own_counters": own,
                 "tokens_per_step_predicted": pred,
                 "prediction_basis": ("fitted: k_max's own rates (in-sample)" if k == k_max
-                                     else f"predicted from k={k_max} per-position rates and f_draft"),
+                                     else f"predicted from k={k_max} per-position rates and undrafted-token share"),
                 "tokens_per_step_error_pct": _pct(pred, meas_tps),
                 "within_5pct": (abs(pred - meas_tps) <= TOLERANCE * meas_tps) if pred and meas_tps else None,
                 "cost_ratio_measured": mean_ratio.get(k),

@@ -2,7 +2,7 @@ import pytest
 
 from speedbench.quality.gamma import (conditional_from_cumulative, cumulative_from_conditional,
                                       expected_tokens_drafted, expected_tokens_per_step, fit_cost_ratio, merge_stats,
-                                      recommend, step_stats)
+                                      predict_tokens_per_step, recommend, step_stats)
 from tests.conftest import make_record
 
 
@@ -39,7 +39,7 @@ def test_recommend_picks_the_k_that_maximizes_modeled_speedup():
     cost = fit_cost_ratio([1, 5], [1.1, 1.5])   # r(k) = 1.0 + 0.1 k
     best, cands = recommend(a, 0.8, cost)
     speedups = {c.k: c.speedup for c in cands}
-    expected = {k: expected_tokens_per_step(a, k, 0.8) / (1.0 + 0.1 * k) for k in range(1, 6)}
+    expected = {k: predict_tokens_per_step(a, 5, 0.8, k)[0] / (1.0 + 0.1 * k) for k in range(1, 6)}
     assert speedups == pytest.approx(expected)
     assert best == max(expected, key=expected.get)
     assert 1 < best < 5  # an interior optimum: acceptance decays while cost keeps growing
@@ -66,3 +66,15 @@ def test_step_stats_counts_drafted_steps_and_decode_tokens():
     assert (both.decode_steps, both.drafted_steps, both.accepted_per_position) == (8, 4, (2, 0))
     off = step_stats([make_record(chunk_tokens=(1, 2, 3))], sd_on=False)
     assert off.f_draft == 0.0 and off.drafts == 0
+
+
+def test_undrafted_token_share_carries_f_draft_across_draft_lengths():
+    # 100 tokens: 40 emitted without a draft; drafted steps emit E tokens. k=2: E=2.2 -> 60/2.2 drafted steps
+    a = [0.8, 0.4]
+    e1, e2 = 1.8, 2.2
+    f2 = (60 / e2) / (60 / e2 + 40)
+    t1, f1 = predict_tokens_per_step(a, 2, f2, 1)
+    assert f1 == pytest.approx((60 / e1) / (60 / e1 + 40))
+    assert t1 == pytest.approx(100 / (60 / e1 + 40))
+    assert f1 > f2  # shorter drafts need more drafted steps for the same text
+    assert predict_tokens_per_step(a, 2, f2, 2)[0] == pytest.approx(expected_tokens_per_step(a, 2, f2))
