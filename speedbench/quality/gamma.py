@@ -39,7 +39,8 @@ ASSUMPTIONS = [
     "drafts need fewer steps in drafted regions): g = (1-f)/T at the reference k, "
     "f(k) = ((1-g)/E(k)) / ((1-g)/E(k) + g)",
     "step cost ratio r(k) = ITL_on(k)/ITL_off at the same concurrency, least-squares line in k over the "
-    "measured draft lengths (constant when only one k was measured)",
+    "measured draft lengths (constant when only one k was measured, or when the measured ratios fall with k, "
+    "which is noise: such fits are flagged cost_fit_clamped)",
     "speedup S(k) = T(k)/r(k) is a decode-rate speedup (tokens after the first / decode time); TTFT and "
     "prefill are outside the model",
 ]
@@ -102,6 +103,7 @@ class CostFit:
     intercept: float
     slope: float
     ks: tuple[int, ...]
+    clamped: bool = False  # the measured ratios fell with k; a constant (their mean) is used instead
 
     def ratio(self, k: int) -> float:
         return self.intercept + self.slope * k
@@ -117,6 +119,10 @@ def fit_cost_ratio(ks: Sequence[int], ratios: Sequence[float]) -> Optional[CostF
     if len(set(x.tolist())) < 2:
         return CostFit(float(y.mean()), 0.0, tuple(sorted({int(v) for v in x})))
     slope, intercept = np.polyfit(x, y, 1)
+    if slope < 0:
+        # verifying more draft tokens cannot make a step cheaper: a falling line is measurement noise
+        # (e.g. a shared machine whose load changed between points); fall back to the mean cost
+        return CostFit(float(y.mean()), 0.0, tuple(sorted({int(v) for v in x})), clamped=True)
     return CostFit(float(intercept), float(slope), tuple(sorted({int(v) for v in x})))
 
 

@@ -142,7 +142,8 @@ def build_gamma(points: list[PointData]) -> tuple[dict, dict]:
                    "expected_speedup": top.speedup if top else 1.0,
                    "expected_tokens_per_step": top.tokens_per_step if top else 1.0,
                    "f_draft": s.f_draft, "acceptance_a1": _rates(s, k_max)[0] if k_max else None,
-                   "rates_from_k": k_max, "cost_fit_ks": ",".join(map(str, cost.ks))}
+                   "rates_from_k": k_max, "cost_fit_ks": ",".join(map(str, cost.ks)),
+                   "cost_fit_slope": cost.slope, "cost_fit_clamped": cost.clamped}
             row.update({f"speedup_k{c.k}": c.speedup for c in cands})
             rec_rows.append(row)
     notes += [

@@ -32,6 +32,8 @@ def test_cost_fit_line_and_constant():
     one = fit_cost_ratio([3], [1.5])
     assert one.ratio(1) == one.ratio(7) == 1.5
     assert fit_cost_ratio([], []) is None
+    falling = fit_cost_ratio([1, 2, 3], [1.3, 1.1, 0.9])  # noise: more verification cannot be cheaper
+    assert falling.clamped and falling.slope == 0.0 and falling.ratio(5) == pytest.approx(1.1)
 
 
 def test_recommend_picks_the_k_that_maximizes_modeled_speedup():
