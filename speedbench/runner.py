@@ -145,10 +145,11 @@ class BenchmarkRunner:
                 for sd in cfg.sd:
                     with self._server(sd) as base_url:
                         for conc in cfg.load.concurrency:
-                            summary = self._run_point(base_url, sd, conc, prompts)
-                            result.points.append(summary)
-                            if self.on_point:
-                                self.on_point(summary)
+                            for rep in range(1, cfg.load.repeats + 1):
+                                summary = self._run_point(base_url, sd, conc, prompts, rep)
+                                result.points.append(summary)
+                                if self.on_point:
+                                    self.on_point(summary)
             status = "complete"
         except KeyboardInterrupt:
             status = "interrupted"
@@ -161,7 +162,27 @@ class BenchmarkRunner:
         result.speedups = [Speedup(**s) for s in speedup_rows(result.rows())]
         result.categories = {p.point_id: category_acceptance(self.results.records(p.point_id))
                              for p in result.points}
+        if cfg.quality.enabled:
+            self._post_sweep_quality(path)
+            result.quality = _read_json(path / "quality.json")
+            result.recommendation = _read_json(path / "recommendation.json")
         return result
+
+    def _post_sweep_quality(self, path: Path) -> None:
+        """quality.json + recommendation.json when the sweep has SD off and on; never fails the sweep."""
+        cfg = self.config
+        if not (any(s.enabled for s in cfg.sd) and any(not s.enabled for s in cfg.sd)):
+            return
+        try:
+            from speedbench.quality.gamma_report import write_gamma
+            from speedbench.quality.quality_report import write_quality
+
+            write_quality(path, bertscore=cfg.quality.bertscore, bertscore_model=cfg.quality.bertscore_model,
+                          bertscore_layers=cfg.quality.bertscore_layers)
+            write_gamma(path)
+            self._say(f"quality.json and recommendation.json written (speedbench quality|recommend {path})")
+        except Exception as e:  # the measurements are on disk; the analysis can be rerun by hand
+            log.warning("post-sweep quality analysis failed: %s: %s", type(e).__name__, e)
 
     @contextlib.contextmanager
     def _server(self, sd: SDConfig) -> Iterator[str]:
@@ -191,8 +212,8 @@ class BenchmarkRunner:
             finally:
                 self.server = self.base_url = None
 
-    def _run_point(self, base_url: str, sd: SDConfig, conc: int, prompts: PromptSet) -> PointSummary:
-        point_id = f"{sd.label}-c{conc}"
+    def _run_point(self, base_url: str, sd: SDConfig, conc: int, prompts: PromptSet, repeat: int = 1) -> PointSummary:
+        point_id = point_name(sd, conc, repeat, self.config.load.repeats)
         plan = self.load_plan(conc, len(prompts.prompts))
         results = self.results
         pending: list[RequestRecord] = []
@@ -291,8 +312,20 @@ class BenchmarkRunner:
             "harness": harness_versions(),
             "engine": {"name": self.adapter.name, "attached": bool(cfg.engine.endpoint),
                        "versions": {} if cfg.engine.endpoint else engine_python_versions(cfg.engine.python)},
-            "points_planned": [f"{sd.label}-c{c}" for sd, c in self.points()],
+            "points_planned": [point_name(sd, c, r, cfg.load.repeats) for sd, c in self.points()
+                               for r in range(1, cfg.load.repeats + 1)],
         }
+
+
+def point_name(sd: SDConfig, conc: int, repeat: int = 1, repeats: int = 1) -> str:
+    """``ngram-k3-c4``; with repeats > 1 every point carries its repeat: ``ngram-k3-c4-r2``."""
+    return f"{sd.label}-c{conc}" + (f"-r{repeat}" if repeats > 1 else "")
+
+
+def _read_json(path: Path) -> Optional[dict]:
+    import json
+
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def _now_iso() -> str:

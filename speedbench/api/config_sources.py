@@ -27,7 +27,8 @@ from typing import Any, Mapping, Optional
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from speedbench.config import (BenchmarkConfig, ConfigError, deep_merge, format_validation_error, load_config_file, load_preset,
+from speedbench.config import (BenchmarkConfig, ConfigError, deep_merge, expand_draft_lengths,
+                               format_validation_error, parse_int_list, load_config_file, load_preset,
                                parse_sd_list)
 
 ENV_PREFIX = "SPEEDBENCH_"
@@ -45,6 +46,7 @@ FLAG_PATHS: dict[str, tuple[str, str]] = {
     "concurrency": ("load.concurrency", "--concurrency"), "output_len": ("load.output_len", "--output-len"),
     "requests_per_point": ("load.requests_per_point", "--requests-per-point"),
     "output_dir": ("output_dir", "--output-dir"), "name": ("name", "--name"),
+    "repeats": ("load.repeats", "--repeats"), "bertscore": ("quality.bertscore", "--bertscore"),
 }
 
 
@@ -133,6 +135,10 @@ def flag_layer(flags: Mapping[str, Any], *, sd_spec: Optional[str] = None, draft
         sds = base_sd or [{"method": "off"}, {"method": "ngram"}]
         layer.set("sd", [dict(s, num_speculative_tokens=draft_length) if s.get("method") != "off" else s
                          for s in sds], "flag --draft-length")
+    if flags.get("draft_lengths"):
+        ks = parse_int_list(flags["draft_lengths"], "draft-length list")
+        sds = layer.values.get("sd") or base_sd or [{"method": "off"}, {"method": "ngram"}]
+        layer.set("sd", expand_draft_lengths(sds, ks), "flag --draft-lengths")
     return layer
 
 

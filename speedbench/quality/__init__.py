@@ -1,0 +1,1 @@
+"""Is SD lossless here, and which draft length pays: equivalence, text-quality scores, gamma model."""

@@ -1,0 +1,127 @@
+"""quality.json: equivalence to SD off next to acceptance length, and text scores, per point and category."""
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Optional
+
+from speedbench.load.records import OK, RequestRecord
+from speedbench.quality.equivalence import ALL, PairResult, by_category, compare_records, reference_by_prompt
+from speedbench.quality.points import PointData, dataset_references, load_points, off_reference
+from speedbench.quality.scores import BertScorer, ScoreUnavailable, score_pairs
+from speedbench.results import ResultsDir, atomic_write_text
+
+QUALITY_FILE = "quality.json"
+
+
+def _al(records: list[RequestRecord]) -> Optional[float]:
+    """1 + accepted / drafts from per-request SD counters (acceptance length over drafted steps)."""
+    drafts = sum(int(r.sd.get("drafts", 0)) for r in records if r.sd)
+    acc = sum(int(r.sd.get("accepted_tokens", 0)) for r in records if r.sd)
+    return 1.0 + acc / drafts if drafts else None
+
+
+def _measured(records: list[RequestRecord]) -> list[RequestRecord]:
+    return [r for r in records if r.status == OK and not r.warmup]
+
+
+def build_quality(points: list[PointData], dataset_refs: dict[str, str], bert: Optional[BertScorer] = None,
+                  bert_off_reason: Optional[str] = None) -> dict:
+    """Rows per (engine, ISL, concurrency, SD setting, category); SD-on rows compare with SD off."""
+    # (group, sd_label) -> pooled over repeats: equivalence pairs, (hyp, ref) texts, records
+    pairs: dict[tuple, list[PairResult]] = defaultdict(list)
+    vs_off: dict[tuple, list[tuple[str, str, str]]] = defaultdict(list)
+    recs: dict[tuple, list[RequestRecord]] = defaultdict(list)
+    meta: dict[tuple, dict] = {}
+    for p in points:
+        key = (p.group, p.point["sd_label"])
+        meta.setdefault(key, {"draft_length": p.draft_length, "repeats": set(), "al_points": []})
+        meta[key]["repeats"].add(p.repeat)
+        if p.point.get("al_drafted") is not None:
+            meta[key]["al_points"].append(p.point["al_drafted"])
+        recs[key] += _measured(p.records)
+        ref = off_reference(points, p)
+        if ref is None or ref is p:
+            continue  # the SD-off reference itself (or no SD-off at this concurrency)
+        pairs[key] += compare_records(p.records, ref.records)
+        ref_out = reference_by_prompt(ref.records)
+        vs_off[key] += [(r.category, r.text, ref_out[r.prompt_id].text) for r in _measured(p.records)
+                        if r.prompt_id in ref_out]
+
+    rows = []
+    for key in sorted(meta, key=lambda k: (str(k[0]), k[1] != "sd-off", k[1])):
+        (engine, isl, conc), label = key
+        eq = {s.category: s for s in by_category(pairs.get(key, []))}
+        cats = sorted({r.category for r in recs[key]}) + [ALL]
+        for cat in cats:
+            in_cat = [r for r in recs[key] if cat == ALL or r.category == cat]
+            e = eq.get(cat)
+            row = {"engine": engine, "isl": isl, "concurrency": conc, "sd_label": label,
+                   "draft_length": meta[key]["draft_length"], "category": cat,
+                   "repeats": len(meta[key]["repeats"]), "requests": len(in_cat),
+                   "reference": "sd-off, same concurrency" + (" and repeat" if label != "sd-off" else
+                                                              " (repeat 1: noise floor)"),
+                   "pairs": e.pairs if e else 0,
+                   "exact_match_rate": e.exact_match_rate if e else None,
+                   "divergence_rate": e.divergence_rate if e else None,
+                   "first_divergence_min": e.first_divergence_min if e else None,
+                   "first_divergence_median": e.first_divergence_median if e else None,
+                   "matched_prefix_frac": e.matched_prefix_frac if e else None,
+                   "al": _al(in_cat) if cat != ALL or not meta[key]["al_points"] else
+                   sum(meta[key]["al_points"]) / len(meta[key]["al_points"])}
+            texts = [t for t in vs_off.get(key, []) if cat == ALL or t[0] == cat]
+            _add_scores(row, "vs_off", [t[1] for t in texts], [t[2] for t in texts], bert, bert_off_reason)
+            with_ref = [r for r in in_cat if r.prompt_id in dataset_refs]
+            _add_scores(row, "vs_dataset", [r.text for r in with_ref], [dataset_refs[r.prompt_id] for r in with_ref],
+                        bert, bert_off_reason)
+            rows.append(row)
+    notes = [
+        "greedy decoding (temperature 0): SD should reproduce SD-off token ids exactly",
+        "outputs are paired by prompt id at equal concurrency only: batch shape alone can change bf16 greedy "
+        "outputs; SD-off rows compare later repeats with repeat 1 (the noise floor; empty with one repeat)",
+        "first_divergence_*: token index of the first differing output token over the diverging pairs",
+        "al: acceptance length over drafted steps, 1 + accepted/drafts (server counters)",
+        "scores: BLEU = sacrebleu corpus BLEU (0-100); rouge_l = mean ROUGE-L F (0-1); bertscore = mean F1 "
+        "(0-1); *_vs_off against the SD-off output, *_vs_dataset against the split's reference answers",
+        ("bertscore: " + bert.label + ", offline") if bert is not None else
+        ("bertscore: NOT computed: " + (bert_off_reason or "disabled")),
+    ]
+    if not dataset_refs:
+        notes.append("the prompt split carries no reference answers: *_vs_dataset is empty")
+    return {"rows": rows, "notes": notes}
+
+
+def _add_scores(row: dict, suffix: str, hyps: list[str], refs: list[str], bert: Optional[BertScorer],
+                bert_off_reason: Optional[str]) -> None:
+    row.setdefault("scores_unavailable", None)
+    if not hyps:
+        row.update({f"bleu_{suffix}": None, f"rouge_l_{suffix}": None, f"bertscore_{suffix}": None})
+        return
+    s = score_pairs(hyps, refs, bert, bert_off_reason)
+    row.update({f"bleu_{suffix}": s.bleu, f"rouge_l_{suffix}": s.rouge_l, f"bertscore_{suffix}": s.bertscore_f1})
+    # a disabled BERTScore is said once in the notes; a library that is missing is said on every row it empties
+    missing = sorted({w for w in s.unavailable if w != bert_off_reason})
+    if missing:
+        row["scores_unavailable"] = "; ".join(missing)
+
+
+def make_bert_scorer(enabled: bool, model: Optional[str] = None,
+                     num_layers: Optional[int] = None) -> tuple[Optional[BertScorer], Optional[str]]:
+    """(scorer, None) or (None, why not): an unavailable BERTScore is reported, never silently zero."""
+    if not enabled:
+        return None, "disabled (enable with --bertscore; it loads torch and an encoder model)"
+    try:
+        return BertScorer(model=model, num_layers=num_layers), None
+    except ScoreUnavailable as e:
+        return None, f"unavailable: {e}"
+
+
+def write_quality(path: str | Path, *, bertscore: bool = False, bertscore_model: Optional[str] = None,
+                  bertscore_layers: Optional[int] = None) -> dict:
+    rd = ResultsDir(path)
+    points = load_points(path)
+    bert, why = make_bert_scorer(bertscore, bertscore_model, bertscore_layers)
+    out = build_quality(points, dataset_references(rd.manifest()), bert, why)
+    atomic_write_text(rd.path / QUALITY_FILE, json.dumps(out, indent=2, default=str))
+    return out

@@ -1,0 +1,53 @@
+"""Terminal rendering of {"rows": [...], "notes": [...]} documents (quality, recommendation, validation)."""
+from __future__ import annotations
+
+import json
+import math
+from typing import Optional, Sequence
+
+import click
+
+# the columns worth a terminal per document kind; json output always carries every field
+QUALITY_COLUMNS = ["concurrency", "sd_label", "category", "pairs", "exact_match_rate", "first_divergence_min",
+                   "al", "bleu_vs_off", "rouge_l_vs_off", "bertscore_vs_off", "bleu_vs_dataset",
+                   "rouge_l_vs_dataset", "bertscore_vs_dataset"]
+RECOMMEND_COLUMNS = ["concurrency", "sd_method", "category", "recommended_draft_length", "expected_speedup",
+                     "expected_tokens_per_step", "f_draft"]
+VALIDATION_COLUMNS = ["concurrency", "sd_method", "draft_length", "repeats", "f_draft", "tokens_per_step_measured",
+                      "tokens_per_step_predicted", "tokens_per_step_error_pct", "within_5pct", "cost_ratio_measured",
+                      "speedup_measured", "speedup_measured_std", "speedup_predicted", "speedup_error_pct",
+                      "speedup_predicted_loo", "speedup_loo_error_pct"]
+
+
+def _cell(v) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    if isinstance(v, bool):
+        return "yes" if v else "NO"
+    if isinstance(v, float):
+        return f"{v:.3f}" if abs(v) < 10 else f"{v:.1f}"
+    return str(v)
+
+
+def render_rows(doc: dict, fmt: str, title: str, columns: Optional[Sequence[str]] = None) -> None:
+    if fmt == "json":
+        click.echo(json.dumps(doc, indent=2, default=str))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    rows = doc.get("rows") or []
+    cols = list(columns or [])
+    for r in rows:  # per-k columns (speedup_k1, ...) appear only in some documents
+        cols += [k for k in r if k.startswith("speedup_k") and k not in cols]
+    if not cols and rows:
+        cols = list(rows[0])
+    table = Table(title=title, show_lines=False)
+    for c in cols:
+        table.add_column(c.replace("_", " "), overflow="fold")
+    for r in rows:
+        table.add_row(*(_cell(r.get(c)) for c in cols))
+    console = Console()
+    console.print(table)
+    for n in doc.get("notes") or []:
+        console.print(f"  - {n}", highlight=False, soft_wrap=True)

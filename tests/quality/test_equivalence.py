@@ -1,0 +1,41 @@
+from speedbench.quality.equivalence import ALL, by_category, compare_records, first_divergence, summarize_pairs
+from tests.conftest import make_record
+
+
+def rec(pid, cat, ids, text="", **kw):
+    return make_record(chunk_tokens=tuple(range(1, len(ids) + 1)), prompt_id=pid, category=cat,
+                       output_ids=list(ids), text=text or " ".join(map(str, ids)), **kw)
+
+
+def test_first_divergence():
+    assert first_divergence([1, 2, 3], [1, 2, 3]) is None
+    assert first_divergence([1, 2, 3], [1, 9, 3]) == 1
+    assert first_divergence([5, 2], [1, 2]) == 0
+    assert first_divergence([1, 2], [1, 2, 3]) == 2  # a strict prefix diverges where the shorter one ends
+
+
+def test_identical_outputs_match_exactly():
+    off = [rec("a", "Math", [1, 2, 3]), rec("b", "QA", [4, 5, 6])]
+    on = [rec("a", "Math", [1, 2, 3]), rec("b", "QA", [4, 5, 6])]
+    s = summarize_pairs(compare_records(on, off))
+    assert (s.pairs, s.exact_match_rate, s.divergence_rate, s.first_divergence_min) == (2, 1.0, 0.0, None)
+    assert s.matched_prefix_frac == 1.0 and s.text_match_rate == 1.0
+
+
+def test_divergence_position_and_rate_per_category():
+    off = [rec("a", "Math", [1, 2, 3, 4]), rec("b", "Math", [1, 2, 3, 4]), rec("c", "QA", [7, 7, 7, 7])]
+    on = [rec("a", "Math", [1, 2, 9, 9]), rec("b", "Math", [1, 2, 3, 4]), rec("c", "QA", [7, 7, 7, 7])]
+    rows = {s.category: s for s in by_category(compare_records(on, off))}
+    assert rows["Math"].pairs == 2 and rows["Math"].divergence_rate == 0.5
+    assert rows["Math"].first_divergence_min == 2
+    assert rows["Math"].matched_prefix_frac == (2 / 4 + 1) / 2
+    assert rows["QA"].exact_match_rate == 1.0
+    assert rows[ALL].pairs == 3 and abs(rows[ALL].exact_match_rate - 2 / 3) < 1e-12
+
+
+def test_warmup_failed_and_unpaired_requests_are_not_compared():
+    off = [rec("a", "Math", [1, 2]), rec("z", "QA", [1], warmup=True)]
+    on = [rec("a", "Math", [1, 2]), rec("a", "Math", [3, 3], warmup=True), rec("a", "Math", [3, 3], status="failed"),
+          rec("b", "QA", [1, 2]), rec("z", "QA", [2])]
+    pairs = compare_records(on, off)
+    assert [p.prompt_id for p in pairs] == ["a"] and pairs[0].exact
