@@ -70,23 +70,57 @@ def merged_chunks(r: RequestRecord, sd_k: int) -> bool:
     return any(s > max_tokens_per_chunk(sd_k) for s in sizes[1:]) or (bool(sizes) and sizes[0] > 1)
 
 
-def chunks_match_server_steps(r: RequestRecord) -> Optional[bool]:
+EXACT, MERGED, MISMATCH = "exact", "merged", "mismatch"
+
+
+def chunk_step_agreement(r: RequestRecord) -> Optional[str]:
     """Cross-check streamed chunk sizes against the server's per-step accepted counts (vLLM 'detailed').
 
-    Every decode chunk of size s emitted s − 1 accepted drafts; steps with no draft emit 1 token and are
-    not in the server's per-step list. The last step may accept drafts beyond max_tokens that are
-    discarded, so its emitted size can be smaller than accepted + 1.
+    exact     every decode chunk is one engine step: a chunk of size s is a drafted step that accepted
+              s − 1 drafts, or (size 1) a step with no draft, in the server's order
+    merged    the chunks are consecutive groups of such steps: the stream merged steps, so chunk-based
+              tokens/step over-counts for this request
+    mismatch  no grouping of the server's steps explains the chunks
+    None      the server reported no per-step data
+
+    The last step may accept drafts beyond max_tokens that are discarded, so it can emit fewer tokens.
     """
     acc = r.sd_per_step_accepted
     if acc is None:
         return None
-    extra = [s - 1 for s in chunk_sizes(r)[1:] if s > 1]
-    server = [a for a in acc if a > 0]
-    if extra == server:
-        return True
-    if not server:
-        return False
-    # the final verify step was cut by max_tokens: it emitted fewer tokens (maybe only its bonus token)
-    if extra == server[:-1]:
-        return True
-    return len(extra) == len(server) and extra[:-1] == server[:-1] and extra[-1] < server[-1]
+    decode = chunk_sizes(r)[1:]
+    drafted = [a + 1 for a in acc]
+    if _explains(decode, drafted, merges=False):
+        return EXACT
+    return MERGED if _explains(decode, drafted, merges=True) else MISMATCH
+
+
+def _explains(chunks: list[int], drafted: list[int], merges: bool) -> bool:
+    """Can the chunks be cut into, in order, all drafted steps (sizes ``drafted``) plus any number of
+    one-token steps without a draft; one step per chunk unless ``merges``?"""
+    m, last = len(drafted), len(chunks) - 1
+    states = {0}  # index of the next drafted step, at a chunk boundary
+    for ci, size in enumerate(chunks):
+        nxt: set[int] = set()
+        for j0 in states:
+            frontier, seen = [(size, j0, 0)], set()
+            while frontier:
+                rem, j, steps = frontier.pop()
+                if (rem, j, steps) in seen:
+                    continue
+                seen.add((rem, j, steps))
+                if rem == 0:
+                    nxt.add(j)
+                    continue
+                if steps and not merges:
+                    continue
+                frontier.append((rem - 1, j, 1))                    # a step that drafted nothing
+                if j < m:
+                    if drafted[j] <= rem:
+                        frontier.append((rem - drafted[j], j + 1, 1))
+                    elif ci == last and j == m - 1:
+                        nxt.add(m)                                  # final step cut short by max_tokens
+        states = nxt
+        if not states:
+            return False
+    return m in states

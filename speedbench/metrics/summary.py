@@ -88,8 +88,8 @@ def summarize_point(records: Sequence[RequestRecord], *, point_id: str, engine: 
     for c in req_counters:
         req_sum = c if req_sum is None else req_sum + c
     ref = counters if counters is not None else req_sum
-    step_checks = [rq.chunks_match_server_steps(r) for r in ok]
-    step_checks = [c for c in step_checks if c is not None]
+    agreement = [rq.chunk_step_agreement(r) for r in ok]
+    checked = [a for a in agreement if a is not None]
 
     return PointSummary(
         point_id=point_id, engine=engine, sd_label=sd_label, sd_method=sd_method, draft_length=draft_length,
@@ -111,8 +111,8 @@ def summarize_point(records: Sequence[RequestRecord], *, point_id: str, engine: 
         per_position_acceptance=list(ref.per_position_rate) if ref else [],
         counters=counters.to_dict() if counters else None,
         counters_req_sum=req_sum.to_dict() if req_sum else None,
-        merged_chunk_requests=sum(rq.merged_chunks(r, k) for r in ok),
-        chunk_step_mismatches=sum(not c for c in step_checks) if step_checks else None,
+        merged_chunk_requests=sum(rq.merged_chunks(r, k) or a == rq.MERGED for r, a in zip(ok, agreement)),
+        chunk_step_mismatches=sum(a == rq.MISMATCH for a in checked) if checked else None,
         prompt_mismatches=sum(1 for r in ok if r.server_prompt_ids_match is False
                               or (r.server_prompt_tokens is not None and r.server_prompt_tokens != r.prompt_len)),
     )

