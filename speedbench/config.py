@@ -174,6 +174,16 @@ class LoadConfig(_Strict):
     warmup_requests: Optional[int] = Field(None, ge=0, description="None = concurrency (one wave)")
     request_timeout_s: float = Field(600.0, gt=0)
     seed: int = 0
+    mode: Literal["closed", "rate"] = Field("closed", description="closed loop (fixed concurrency) or open loop")
+    request_rate: Optional[float] = Field(None, gt=0, description="open loop: requests/s (mode=rate)")
+    arrival: Literal["poisson", "constant"] = "poisson"
+    duration_s: Optional[float] = Field(None, gt=0, description="measure each point for this long instead of "
+                                                                "requests_per_point requests")
+    cooldown: bool = Field(True, description="keep the load on until the last measured request ends")
+    shuffle_prompts: bool = Field(False, description="seeded prompt order instead of file order")
+    client_workers: int = Field(1, ge=1, le=64, description="client processes (each its own event loop)")
+    slo_ttft_ms: Optional[float] = Field(None, gt=0, description="goodput SLO: TTFT at most this")
+    slo_min_user_tps: Optional[float] = Field(None, gt=0, description="goodput SLO: user TPS at least this")
 
     @field_validator("concurrency", mode="before")
     @classmethod
@@ -182,6 +192,13 @@ class LoadConfig(_Strict):
             return parse_int_list(v, "concurrency list")
         except ConfigError as e:
             raise ValueError(str(e)) from None
+
+
+    @model_validator(mode="after")
+    def _rate(self) -> "LoadConfig":
+        if self.mode == "rate" and self.request_rate is None:
+            raise ValueError("mode 'rate' needs request_rate (requests/s)")
+        return self
 
 
 class BenchmarkConfig(_Strict):
