@@ -76,7 +76,7 @@ async def stream_one(session: aiohttp.ClientSession, adapter: EngineAdapter, bas
     path, body = adapter.build_request(list(prompt.token_ids), plan.max_tokens)
     sent_ids = body.get("prompt") or body.get("input_ids") or list(prompt.token_ids)
     data = _dumps(body)
-    fast = getattr(adapter, "fast_event", None)  # optional byte-level parser for the common chunk
+    fast = getattr(adapter, "fast_event", None)  # optional: bytes -> folded (None) or parsed event
     on_event = adapter.on_event
     split = SSESplitter()
     saw_done = False
@@ -98,10 +98,11 @@ async def stream_one(session: aiohttp.ClientSession, adapter: EngineAdapter, bas
                     if payload == DONE:
                         saw_done = True
                         break
-                    if fast is not None and fast(payload, rec, t):
-                        continue
                     try:
-                        event = loads(payload)
+                        # the adapter's fast parser folds common chunks itself (None) or hands back the event
+                        event = fast(payload, rec, t) if fast is not None else loads(payload)
+                        if event is None:
+                            continue
                     except ValueError:
                         rec.status, rec.error_kind = FAILED, "malformed_sse"
                         rec.error = payload[:200].decode("utf-8", "replace")
@@ -223,6 +224,9 @@ async def drive(adapter: EngineAdapter, base_url: str, prompts: Sequence[Tokeniz
         if plan.mode == "closed":
             share = plan.concurrency // n + (1 if w < plan.concurrency % n else 0)
             drivers = [asyncio.create_task(closed_worker(session)) for _ in range(share)]
+            if share == 0:  # more processes than streams: this one has nothing to measure
+                phases.closed = True
+                phases._check()
         else:
             drivers = [asyncio.create_task(open_dispatcher(session))]
         try:

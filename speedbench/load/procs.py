@@ -58,7 +58,7 @@ async def run_in_processes(adapter: EngineAdapter, base_url: str, prompts: Seque
                            on_record: Optional[Callable[[RequestRecord], None]], label: str):
     from speedbench.load.client import PointRun
 
-    n = plan.workers
+    n = min(plan.workers, plan.concurrency) if plan.mode == "closed" else plan.workers
     ctx = mp.get_context("spawn")   # never fork a process that has a running event loop
     q, go, stop = ctx.Queue(), ctx.Event(), ctx.Event()
     procs = [ctx.Process(target=_worker, args=(adapter, base_url, list(prompts), plan, label, w, n, q, go, stop),

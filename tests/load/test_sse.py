@@ -5,7 +5,7 @@ import pytest
 from speedbench.config import EngineConfig
 from speedbench.engines.vllm import VLLMAdapter
 from speedbench.load.records import RequestRecord
-from speedbench.load.sse import SSESplitter, int_after, int_list_after, str_after
+from speedbench.load.sse import SSESplitter
 
 
 def test_lines_split_across_reads_are_joined():
@@ -33,15 +33,6 @@ def test_unfinished_line_stays_pending():
     assert s.pending == b"data: [DO"
 
 
-def test_byte_helpers():
-    p = b'{"text":"a \\"q\\" \\\\","token_ids":[1, 2,3],"usage":{"completion_tokens": 17}}'
-    assert int_after(p, b'"completion_tokens":') == 17
-    assert int_list_after(p, b'"token_ids":') == [1, 2, 3]
-    assert str_after(p, b'"text":') == json.loads(p)["text"]
-    assert int_after(p, b'"missing":') is None
-    assert int_list_after(b'{"token_ids":null}', b'"token_ids":') is None
-
-
 def _chunk(k, n=5, text=" tok", echo=None, usage=True, fin=None):
     d = {"id": "cmpl-1", "object": "text_completion", "created": 1, "model": "m",
          "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": fin, "stop_reason": None,
@@ -65,18 +56,21 @@ def test_fast_parser_equals_json_parser(stream):
     used_fast = 0
     for t, payload in enumerate(stream):
         ad.on_event(json.loads(payload), slow, t, [1, 2, 3, 4, 5])
-        if ad.fast_event(payload, fast, t):
+        event = ad.fast_event(payload, fast, t)
+        if event is None:
             used_fast += 1
         else:
-            ad.on_event(json.loads(payload), fast, t, [1, 2, 3, 4, 5])
+            ad.on_event(event, fast, t, [1, 2, 3, 4, 5])
     assert used_fast > 0
     assert fast == slow
 
 
-def test_fast_parser_declines_first_final_and_error_chunks():
+def test_fast_parser_hands_back_first_final_and_error_chunks_untouched():
     ad = VLLMAdapter(EngineConfig(model="m"))
     rec = RequestRecord("r", "p", "c", 5, 6)
-    assert not ad.fast_event(_chunk(1, echo=[1, 2]), rec, 0)
-    assert not ad.fast_event(_chunk(6, fin="length"), rec, 0)
-    assert not ad.fast_event(b'{"error":{"message":"x"},"finish_reason":null}', rec, 0)
+    for payload in (_chunk(1, echo=[1, 2]), _chunk(6, fin="length"), b'{"error":{"message":"x"}}',
+                    b'{"id":"x","choices":[],"usage":{"completion_tokens":3}}'):
+        assert ad.fast_event(payload, rec, 0) == json.loads(payload)
     assert rec == RequestRecord("r", "p", "c", 5, 6)
+    with pytest.raises(ValueError):
+        ad.fast_event(b"{not json", rec, 0)
