@@ -161,18 +161,19 @@ def run_aiperf(url, conc, n, out_len, tmp) -> dict:
             "--tokenizer", str(TOKENIZER), "--artifact-dir", str(art), "--ui-type", "none"]
     _run_peer(argv, tmp, "aiperf")
     d = json.loads(next(art.rglob("profile_export_aiperf.json")).read_text())
-    m = {x.get("tag", k): x for k, x in (d.get("records") or d).items()} if isinstance(d, dict) else {}
-    t, i = m["time_to_first_token"], m["inter_token_latency"]
+    # aiperf's inter_token_latency is one value per request (its mean gap), so its P99 is over requests
+    t, i = d["time_to_first_token"], d["inter_token_latency"]
     return {"ttft": {"mean": t["avg"], "p99": t["p99"]}, "itl": {"mean": i["avg"], "p99": i["p99"]}}
 
 
 def run_guidellm(url, conc, n, out_len, tmp) -> dict:
     exe = ensure_peer("guidellm")
     out = Path(tmp) / f"guidellm-{conc}.json"
-    argv = [str(exe), "run", "--target", url, "--profile", "concurrent", "--rate", str(conc),
-            "--max-requests", str(n), "--data", f"prompt_tokens={PROMPT_LEN},output_tokens={out_len}",
-            "--processor", str(TOKENIZER), "--request-type", "text_completions", "--output-path", str(out),
-            "--disable-progress", "--disable-console-outputs"]
+    argv = [str(exe), "run", "--backend", f"kind=openai_http,target={url},request_format=/v1/completions",
+            "--profile", f"kind=concurrent,streams={conc}", "--constraint", f"kind=max_requests,count={n}",
+            "--data", f"kind=synthetic_text,prompt_tokens={PROMPT_LEN},output_tokens={out_len}",
+            "--tokenizer", f"kind=huggingface_auto,model={TOKENIZER}", "--output", f"kind=json,path={out}",
+            "--disable-console"]
     _run_peer(argv, tmp, "guidellm")
     b = json.loads(out.read_text())["benchmarks"][0]["metrics"]
     t, i = b["time_to_first_token_ms"]["successful"], b["inter_token_latency_ms"]["successful"]
