@@ -73,19 +73,26 @@ class Stub:
 
 
 def server_view(log: list[dict], conc: int) -> dict:
-    """Tool-neutral figures from the server's stamps."""
-    recv = np.sort([e["recv_ns"] for e in log])
-    ends = np.sort([e["sends"][-1] for e in log if e["sends"]])
-    sends = np.concatenate([e["sends"] for e in log if e["sends"]])
-    t_a, t_b = recv[min(conc, len(recv)) - 1], ends[max(0, len(ends) - conc)]   # all C streams open
-    if t_b <= t_a:
-        t_a, t_b = recv[0], ends[-1]
-    chunks_s = ((sends >= t_a) & (sends <= t_b)).sum() / ((t_b - t_a) / 1e9)
-    busy = sum(max(0, min(e["sends"][-1], t_b) - max(e["recv_ns"], t_a)) for e in log if e["sends"])
-    ttft = np.array([(e["sends"][0] - e["recv_ns"]) / 1e6 for e in log if e["sends"]])
-    itl = np.concatenate([np.diff(e["sends"]) / 1e6 for e in log if len(e["sends"]) > 1])
-    return {"chunks_s": float(chunks_s), "in_flight": busy / (t_b - t_a), "ttft": _dist(ttft), "itl": _dist(itl),
-            "requests": len(log)}
+    """Tool-neutral figures from the server's stamps.  Chunks/s: chunks sent while at least
+    min(conc, most streams the tool ever held) streams were open (from request arrival to its last chunk),
+    divided by that time; so warm-up pauses, ramp-up and drain are left out the same way for every tool.
+    In-flight: time-averaged open streams between the first arrival and the last chunk."""
+    done = [e for e in log if e["sends"]]
+    ev = sorted([(e["recv_ns"], 1) for e in done] + [(e["sends"][-1], -1) for e in done])
+    times = np.array([t for t, _ in ev], dtype=np.int64)
+    open_ = np.cumsum([d for _, d in ev])           # open streams from times[k] to times[k + 1]
+    held = int(open_.max())
+    target = min(conc, held)
+    spans = np.diff(times)
+    full = open_[:-1] >= target
+    sends = np.sort(np.concatenate([e["sends"] for e in done]))
+    lo, hi = np.searchsorted(sends, times[:-1][full]), np.searchsorted(sends, times[1:][full], side="right")
+    busy_s = spans[full].sum() / 1e9
+    ttft = np.array([(e["sends"][0] - e["recv_ns"]) / 1e6 for e in done])
+    itl = np.concatenate([np.diff(e["sends"]) / 1e6 for e in done if len(e["sends"]) > 1])
+    return {"chunks_s": float((hi - lo).sum() / busy_s) if busy_s > 0 else 0.0,
+            "in_flight": float((open_[:-1] * spans).sum() / spans.sum()), "held_max": held,
+            "ttft": _dist(ttft), "itl": _dist(itl), "requests": len(done)}
 
 
 def _dist(a) -> dict:
@@ -185,7 +192,7 @@ def _run_peer(argv, tmp, name) -> None:
     log = Path(tmp) / f"{name}.log"
     with open(log, "ab") as f:
         p = subprocess.run(argv, stdout=f, stderr=subprocess.STDOUT, preexec_fn=pin_client, timeout=600,
-                           cwd=tmp, env={**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
+                           cwd=tmp)  # no HF_HUB_OFFLINE: aiperf 0.13 then rejects a local tokenizer dir
     if p.returncode != 0:
         tail = log.read_text(errors="replace").strip().splitlines()[-3:]
         raise RuntimeError(f"exit {p.returncode}: {' | '.join(tail)[:300]}")
@@ -245,7 +252,8 @@ def main() -> None:
                         rep = run_speedbench(stub.url, c, n, a.output_len, tmp, w) if tool == "speedbench" \
                             else TOOLS[tool](stub.url, c, n, a.output_len, tmp)
                         sv = server_view(stub.stamps(), c)
-                        rows.setdefault(name, {})[c] = f"{sv['chunks_s']:,.0f}"
+                        held = "" if sv["held_max"] >= c or c == 1 else f" (held ≤{sv['held_max']} streams)"
+                        rows.setdefault(name, {})[c] = f"{sv['chunks_s']:,.0f}{held}"
                     except Exception as e:  # a peer that cannot run is reported, not fatal
                         rows.setdefault(name, {})[c] = f"n/a ({str(e)[:120]})"
                     print(f"  zero-latency c={c} {name}: {rows[name][c]} chunks/s ({time.time() - t0:.0f} s)",
