@@ -203,6 +203,19 @@ class LoadConfig(_Strict):
     request_timeout_s: float = Field(600.0, gt=0)
     seed: int = 0
     repeats: int = Field(1, ge=1, le=100, description="measure every point this many times (ids get -r1, -r2, ...)")
+    mode: Literal["closed", "rate"] = Field("closed", description="closed loop (fixed concurrency) or open loop")
+    request_rate: Optional[float] = Field(None, gt=0, description="open loop: requests/s (mode=rate)")
+    arrival: Literal["poisson", "constant"] = "poisson"
+    duration_s: Optional[float] = Field(None, gt=0, description="measure each point for this long instead of "
+                                                                "requests_per_point requests")
+    # Off by default: the point then drains, so the server's SD counter deltas cover exactly the measured
+    # requests (checked against per-request SD metrics). On: steady-state window without the drain tail,
+    # but counter deltas then also hold the cool-down requests' steps.
+    cooldown: bool = Field(False, description="keep the load on until the last measured request ends")
+    shuffle_prompts: bool = Field(False, description="seeded prompt order instead of file order")
+    client_workers: int = Field(1, ge=1, le=64, description="client processes (each its own event loop)")
+    slo_ttft_ms: Optional[float] = Field(None, gt=0, description="goodput SLO: TTFT at most this")
+    slo_min_user_tps: Optional[float] = Field(None, gt=0, description="goodput SLO: user TPS at least this")
 
     @field_validator("concurrency", mode="before")
     @classmethod
@@ -211,6 +224,12 @@ class LoadConfig(_Strict):
             return parse_int_list(v, "concurrency list")
         except ConfigError as e:
             raise ValueError(str(e)) from None
+
+    @model_validator(mode="after")
+    def _rate(self) -> "LoadConfig":
+        if self.mode == "rate" and self.request_rate is None:
+            raise ValueError("mode 'rate' needs request_rate (requests/s)")
+        return self
 
 
 class QualityConfig(_Strict):

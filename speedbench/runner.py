@@ -18,7 +18,7 @@ from speedbench.engines import get_adapter
 from speedbench.engines.base import EngineAdapter
 from speedbench.engines.server import EngineError, ServerProcess, pick_free_port
 from speedbench.env_info import engine_python_versions, harness_versions, machine_info
-from speedbench.load.client import LoadPlan, run_closed_loop
+from speedbench.load.client import LoadPlan, run_async, run_closed_loop
 from speedbench.load.records import RequestRecord
 from speedbench.metrics.category import CategoryAcceptance, category_acceptance
 from speedbench.metrics.summary import PointSummary, speedup_rows, summarize_point
@@ -125,7 +125,9 @@ class BenchmarkRunner:
         n = lc.requests_per_point or max(num_prompts, 2 * concurrency)
         warm = concurrency if lc.warmup_requests is None else lc.warmup_requests
         return LoadPlan(concurrency=concurrency, num_requests=n, warmup_requests=warm, max_tokens=lc.output_len,
-                        request_timeout_s=lc.request_timeout_s)
+                        request_timeout_s=lc.request_timeout_s, mode=lc.mode, request_rate=lc.request_rate,
+                        arrival=lc.arrival, duration_s=lc.duration_s, cooldown=lc.cooldown,
+                        shuffle=lc.shuffle_prompts, seed=lc.seed, workers=lc.client_workers)
 
     # ---- running --------------------------------------------------------------------------------------
     def run(self, results_dir: Optional[str | Path] = None) -> SweepResult:
@@ -232,7 +234,7 @@ class BenchmarkRunner:
                 task = bar.add_task(f"{sd.label} c={conc}", total=plan.num_requests)
             t0 = time.monotonic()
             try:
-                before, run, after = asyncio.run(self._measure(base_url, prompts, plan, sink, point_id))
+                before, run, after = run_async(self._measure(base_url, prompts, plan, sink, point_id))
             finally:
                 results.append_records(point_id, pending)
         if self.server is not None:
@@ -240,9 +242,20 @@ class BenchmarkRunner:
         counters = (after - before) if (before is not None and after is not None) else None
         if sd.enabled and counters is None and not any(r.sd for r in run.records):
             log.warning("SD is on but %s exposed no acceptance counters for %s", self.adapter.name, point_id)
+        lc = self.config.load
         summary = summarize_point(run.records, point_id=point_id, engine=self.adapter.name, sd_label=sd.label,
                                   sd_method=sd.method, draft_length=sd.num_speculative_tokens if sd.enabled else None,
-                                  concurrency=conc, isl=self.config.data.isl, counters=counters if sd.enabled else None)
+                                  concurrency=conc, isl=self.config.data.isl, counters=counters if sd.enabled else None,
+                                  slo_ttft_s=lc.slo_ttft_ms / 1e3 if lc.slo_ttft_ms else None,
+                                  slo_user_tps=lc.slo_min_user_tps)
+        if run.client is not None:  # how well the client kept up (computed by the load layer)
+            summary.client_lag_p99_ms = run.client.client_lag_p99_ms
+            summary.mean_in_flight = run.client.mean_in_flight
+            summary.client_saturated = run.client.client_saturated
+            if run.client.client_saturated:
+                log.warning("%s: the client fell behind (loop lag P99 %.2f ms, mean in-flight %.1f of %s): "
+                            "latencies include client delay", point_id, run.client.client_lag_p99_ms or 0.0,
+                            run.client.mean_in_flight or 0.0, run.client.target_in_flight)
         results.append_point(summary)
         self._say(f"{point_id}: {summary.ok}/{summary.sent} ok, {summary.output_tps:.1f} tok/s "
                   f"in {time.monotonic() - t0:.0f} s")

@@ -10,6 +10,7 @@ from speedbench.config import ConfigError, SDConfig
 from speedbench.engines.acceptance import SpecDecodeCounters, counters_from_histogram
 from speedbench.engines.base import EngineAdapter
 from speedbench.engines.prometheus import parse_prometheus, sum_metric
+from speedbench.load.sse import loads
 
 if TYPE_CHECKING:
     import aiohttp
@@ -116,6 +117,42 @@ class VLLMAdapter(EngineAdapter):
                                              "vllm.per_request").to_dict()
             rec.sd_per_step_accepted = sdm.get("per_step_accepted")
             rec.sd_per_step_drafted = sdm.get("per_step_drafted")
+
+    def fast_event(self, payload: bytes, rec: "RequestRecord", t_ns: int) -> Optional[dict]:
+        """``on_event`` for raw bytes, with a lean fold for the common mid-stream chunk (one choice, no
+        prompt echo, no finish, no SD metrics): returns None when done, else the parsed event for the full
+        path.  Raises ValueError on bad JSON.  (Byte searches for ``"completion_tokens":`` were measured
+        slower than orjson once text and token ids must be kept too, so this parses with orjson.)
+        """
+        ev = loads(payload)
+        if type(ev) is not dict or "metrics" in ev or "error" in ev:
+            return ev
+        chs = ev.get("choices")
+        if not chs or len(chs) != 1:
+            return ev
+        ch = chs[0]
+        if ch.get("prompt_token_ids") is not None or ch.get("finish_reason") is not None:
+            return ev
+        usage = ev.get("usage")
+        if usage and rec.server_prompt_tokens is None:
+            rec.server_prompt_tokens = usage.get("prompt_tokens")
+        ids = ch.get("token_ids")
+        if ids:
+            rec.output_ids.extend(ids)
+        text = ch.get("text")
+        if text:
+            rec.text += text
+        tokens = rec.chunk_tokens
+        prev = tokens[-1] if tokens else 0
+        cum = usage.get("completion_tokens") if usage else None
+        if cum is None:
+            cum = prev + (len(ids) if ids else 0)
+        if cum > prev:
+            if not tokens:
+                rec.t_first_ns = t_ns
+            rec.chunk_times_ns.append(t_ns)
+            tokens.append(cum)
+        return None
 
     async def scrape_counters(self, session: "aiohttp.ClientSession", base_url: str) -> Optional[SpecDecodeCounters]:
         async with session.get(f"{base_url}/metrics") as r:

@@ -1,22 +1,31 @@
-"""Closed-loop streaming load at a fixed concurrency (the SPEED-Bench mode) over one aiohttp session.
+"""Streaming load: closed loop at a fixed concurrency (the SPEED-Bench mode) or open loop at a request rate.
 
-Timing: ``time.perf_counter_ns`` (monotonic) taken right after each SSE line is read from the socket.
+One aiohttp session (one connection pool) per process.  Timing: ``time.perf_counter_ns`` (CLOCK_MONOTONIC,
+comparable across processes) stamped when a socket block is handed to us; every event in that block
+shares the stamp.  Phases: warm-up requests, the measured requests, then cool-down requests that keep the
+load on until the last measured request has finished (then they are cancelled), so the measured window
+sees steady load with no ramp-up or drain.  Warm-up and cool-down records carry ``warmup=True``.
 """
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import time
-from dataclasses import dataclass, field
-from typing import Awaitable, Callable, Optional, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Awaitable, Callable, Literal, Optional, Sequence
 
 import aiohttp
 
 from speedbench.data.pretokenize import TokenizedPrompt
 from speedbench.engines.base import EngineAdapter
+from speedbench.load.monitor import ClientStats, LoopMonitor, client_stats
 from speedbench.load.records import CANCELLED, FAILED, OK, RequestRecord
+from speedbench.load.schedule import Arrival, ArrivalSchedule, PromptOrder
+from speedbench.load.sse import DONE, SSESplitter, loads
 
 _now = time.perf_counter_ns
+_JSON = {"Content-Type": "application/json"}
 
 
 @dataclass
@@ -27,6 +36,15 @@ class LoadPlan:
     max_tokens: int
     request_timeout_s: float = 600.0
     stream_idle_timeout_s: float = 60.0
+    mode: Literal["closed", "rate"] = "closed"
+    request_rate: Optional[float] = None      # open loop: requests/s
+    arrival: Arrival = "poisson"
+    duration_s: Optional[float] = None        # measure by time instead of by count
+    cooldown: bool = False                    # keep load on until the last measured request ends
+    shuffle: bool = False                     # seeded prompt order instead of file order
+    seed: int = 0
+    workers: int = 1                          # client processes (each its own loop and pool)
+    monitor_interval_s: float = 0.005
 
 
 @dataclass
@@ -34,38 +52,65 @@ class PointRun:
     records: list[RequestRecord] = field(default_factory=list)
     t_measure_start_ns: int = 0
     t_measure_end_ns: int = 0
+    prompt_order: list[str] = field(default_factory=list)   # prompt ids of measured requests, by index
+    client: Optional[ClientStats] = None
+    lag_samples: list[tuple[int, int]] = field(default_factory=list)
+    schedule_lags_ns: list[int] = field(default_factory=list)
+
+
+def run_async(coro: Awaitable):
+    """Run a coroutine on uvloop when it is installed (several times faster I/O callbacks), else asyncio."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
+def _dumps(body: dict) -> bytes:
+    return json.dumps(body, separators=(",", ":")).encode()
 
 
 async def stream_one(session: aiohttp.ClientSession, adapter: EngineAdapter, base_url: str,
                      prompt: TokenizedPrompt, rec: RequestRecord, plan: LoadPlan) -> RequestRecord:
     path, body = adapter.build_request(list(prompt.token_ids), plan.max_tokens)
     sent_ids = body.get("prompt") or body.get("input_ids") or list(prompt.token_ids)
+    data = _dumps(body)
+    fast = getattr(adapter, "fast_event", None)  # optional: bytes -> folded (None) or parsed event
+    on_event = adapter.on_event
+    split = SSESplitter()
     saw_done = False
     rec.t_start_ns = _now()
     try:
-        async with session.post(base_url + path, json=body) as resp:
+        async with session.post(base_url + path, data=data, headers=_JSON) as resp:
             rec.http_status = resp.status
             if resp.status != 200:
                 snippet = (await resp.text())[:300]
                 rec.status, rec.error_kind, rec.error = FAILED, f"http_{resp.status}", snippet
                 return rec
-            async for raw in resp.content:
+            content = resp.content
+            while not saw_done:
+                block = await content.readany()
                 t = _now()
-                if not raw.startswith(b"data:"):
-                    continue
-                payload = raw[5:].strip()
-                if payload == b"[DONE]":
-                    saw_done = True
+                if not block:
                     break
-                try:
-                    event = json.loads(payload)
-                except ValueError:
-                    rec.status, rec.error_kind, rec.error = FAILED, "malformed_sse", payload[:200].decode("utf-8", "replace")
-                    return rec
-                if isinstance(event, dict) and "error" in event and not event.get("choices"):
-                    rec.status, rec.error_kind, rec.error = FAILED, "server_error_event", str(event["error"])[:300]
-                    return rec
-                adapter.on_event(event, rec, t, sent_ids)
+                for payload in split.feed(block):
+                    if payload == DONE:
+                        saw_done = True
+                        break
+                    try:
+                        # the adapter's fast parser folds common chunks itself (None) or hands back the event
+                        event = fast(payload, rec, t) if fast is not None else loads(payload)
+                        if event is None:
+                            continue
+                    except ValueError:
+                        rec.status, rec.error_kind = FAILED, "malformed_sse"
+                        rec.error = payload[:200].decode("utf-8", "replace")
+                        return rec
+                    if isinstance(event, dict) and "error" in event and not event.get("choices"):
+                        rec.status, rec.error_kind, rec.error = FAILED, "server_error_event", str(event["error"])[:300]
+                        return rec
+                    on_event(event, rec, t, sent_ids)
         if not saw_done:
             rec.status, rec.error_kind, rec.error = FAILED, "truncated_stream", "stream ended without [DONE]"
     except asyncio.TimeoutError:
@@ -80,53 +125,168 @@ async def stream_one(session: aiohttp.ClientSession, adapter: EngineAdapter, bas
     return rec
 
 
+class _Phases:
+    """Which phase request ``i`` belongs to; knows when the measured phase is over (in this process)."""
+
+    def __init__(self, plan: LoadPlan) -> None:
+        self.plan = plan
+        self.t_measure_start: Optional[int] = None
+        self.closed = False             # no more measured requests will start here
+        self.measured_in_flight = 0
+        self.done = asyncio.Event()     # closed and none measured in flight
+
+    def of(self, i: int) -> Optional[str]:
+        p = self.plan
+        if i < p.warmup_requests:
+            return "warmup"
+        if not self.closed:
+            if p.duration_s is None:
+                if i < p.warmup_requests + p.num_requests:
+                    return "measure"
+            else:
+                if self.t_measure_start is None:
+                    self.t_measure_start = _now()
+                if _now() - self.t_measure_start < p.duration_s * 1e9:
+                    return "measure"
+            self.closed = True
+            self._check()
+        return "cooldown" if p.cooldown else None
+
+    def finished(self, phase: str) -> None:
+        if phase == "measure":
+            self.measured_in_flight -= 1
+            self._check()
+
+    def _check(self) -> None:
+        if self.closed and self.measured_in_flight == 0:
+            self.done.set()
+
+
+async def drive(adapter: EngineAdapter, base_url: str, prompts: Sequence[TokenizedPrompt], plan: LoadPlan,
+                emit: Callable[[RequestRecord], None], point_label: str = "", part: tuple[int, int] = (0, 1),
+                release: Optional[Callable[[], Awaitable[None]]] = None) -> PointRun:
+    """Run one process's share of a point: request indices ``i % n == w`` for ``part=(w, n)``.
+
+    ``release`` (multi-process): awaited after this share's measured requests are done; cool-down goes on
+    until it returns (when every process is done).
+    """
+    w, n = part
+    run = PointRun()
+    order = PromptOrder(len(prompts), plan.shuffle, plan.seed)
+    phases = _Phases(plan)
+    indices = itertools.count(w, n)
+    timeout = aiohttp.ClientTimeout(total=plan.request_timeout_s, sock_read=plan.stream_idle_timeout_s)
+    connector = aiohttp.TCPConnector(limit=0, force_close=False, enable_cleanup_closed=True)
+    monitor = LoopMonitor(plan.monitor_interval_s)
+    tasks: set[asyncio.Task] = set()
+
+    async def one(session: aiohttp.ClientSession, i: int, phase: str) -> None:
+        p = prompts[order.index(i)]
+        rec = RequestRecord(f"{point_label}#{i}", p.id, p.category, p.num_tokens, plan.max_tokens,
+                            warmup=phase != "measure")
+        if phase == "measure":
+            phases.measured_in_flight += 1
+        try:
+            await stream_one(session, adapter, base_url, p, rec, plan)
+        finally:
+            phases.finished(phase)
+            run.records.append(rec)
+            emit(rec)
+
+    async def closed_worker(session: aiohttp.ClientSession) -> None:
+        while True:
+            i = next(indices)
+            phase = phases.of(i)
+            if phase is None:
+                return
+            await one(session, i, phase)
+
+    async def open_dispatcher(session: aiohttp.ClientSession) -> None:
+        sched = ArrivalSchedule(plan.request_rate or 1.0, plan.arrival, plan.seed)
+        t0 = _now()
+        while True:
+            i = next(indices)
+            due = t0 + int(sched.offset(i) * 1e9)
+            delay = due - _now()
+            if delay > 0:
+                await asyncio.sleep(delay / 1e9)
+            phase = phases.of(i)
+            if phase is None:
+                return
+            if phase == "measure":
+                run.schedule_lags_ns.append(max(0, _now() - due))
+            t = asyncio.get_running_loop().create_task(one(session, i, phase))
+            tasks.add(t)
+            t.add_done_callback(tasks.discard)
+
+    async with aiohttp.ClientSession(timeout=timeout, connector=connector, raise_for_status=False) as session:
+        monitor.start()
+        if plan.mode == "closed":
+            share = plan.concurrency // n + (1 if w < plan.concurrency % n else 0)
+            drivers = [asyncio.create_task(closed_worker(session)) for _ in range(share)]
+            if share == 0:  # more processes than streams: this one has nothing to measure
+                phases.closed = True
+                phases._check()
+        else:
+            drivers = [asyncio.create_task(open_dispatcher(session))]
+        try:
+            done_wait = asyncio.create_task(phases.done.wait())
+            drivers.append(done_wait)
+            pending = set(drivers)
+            while not done_wait.done():
+                finished, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for d in finished:  # a driver that raised (requests never do: they end as records) is a bug
+                    if d.exception() is not None:
+                        raise d.exception()
+            if release is not None:
+                await release()
+        finally:
+            for t in [*drivers, *tasks]:
+                t.cancel()
+            await asyncio.gather(*drivers, *tasks, return_exceptions=True)
+            await monitor.stop()
+    measured = [r for r in run.records if not r.warmup]
+    if measured:
+        run.t_measure_start_ns = min(r.t_start_ns for r in measured)
+        run.t_measure_end_ns = max(r.t_end_ns for r in measured)
+    idx = sorted((int(r.request_id.rsplit("#", 1)[1]), r.prompt_id) for r in measured)
+    run.prompt_order = [pid for _, pid in idx]
+    run.lag_samples = monitor.samples
+    return run
+
+
 async def run_closed_loop(adapter: EngineAdapter, base_url: str, prompts: Sequence[TokenizedPrompt],
                           plan: LoadPlan, on_record: Optional[Callable[[RequestRecord], None]] = None,
                           point_label: str = "",
                           before_measure: Optional[Callable[[], Awaitable[None]]] = None) -> PointRun:
-    """Warm-up wave, then ``num_requests`` measured requests with ``concurrency`` always in flight.
+    """Run one sweep point (closed or open loop per ``plan.mode``; in ``plan.workers`` processes).
 
-    Prompts are taken in order, cycling, so SD-off and SD-on points send the same ids in the same order.
-    ``before_measure`` runs between warm-up and measurement (e.g. to snapshot the server's counters).
+    Prompts are taken in file order (cycling) unless ``plan.shuffle``, so SD-off and SD-on points send
+    the same ids in the same order.  ``run.client`` says whether the client kept up.
+    ``before_measure`` runs at a quiet moment between warm-up and measurement (e.g. to snapshot the
+    server's SD counters): warm-up is then its own wave that fully drains first.
     """
-    run = PointRun()
-    timeout = aiohttp.ClientTimeout(total=plan.request_timeout_s, sock_read=plan.stream_idle_timeout_s)
-    connector = aiohttp.TCPConnector(limit=0, force_close=False, enable_cleanup_closed=True)
-    async with aiohttp.ClientSession(timeout=timeout, connector=connector, raise_for_status=False) as session:
-
-        async def phase(start: int, count: int, warmup: bool) -> None:
-            next_i = start
-            end = start + count
-
-            async def worker() -> None:
-                nonlocal next_i
-                while next_i < end:
-                    i = next_i
-                    next_i += 1
-                    p = prompts[i % len(prompts)]
-                    rec = RequestRecord(f"{point_label}#{i}", p.id, p.category, p.num_tokens, plan.max_tokens,
-                                        warmup=warmup)
-                    try:
-                        await stream_one(session, adapter, base_url, p, rec, plan)
-                    finally:
-                        run.records.append(rec)
-                        if on_record is not None:
-                            on_record(rec)
-
-            workers = [asyncio.create_task(worker()) for _ in range(min(plan.concurrency, count))]
-            try:
-                await asyncio.gather(*workers)
-            except BaseException:
-                for w in workers:
-                    w.cancel()
-                await asyncio.gather(*workers, return_exceptions=True)
-                raise
-
+    emit = on_record or (lambda r: None)
+    warmup_records: list[RequestRecord] = []
+    if before_measure is not None:
         if plan.warmup_requests:
-            await phase(0, plan.warmup_requests, warmup=True)
-        if before_measure is not None:
-            await before_measure()
-        run.t_measure_start_ns = _now()
-        await phase(plan.warmup_requests, plan.num_requests, warmup=False)
-        run.t_measure_end_ns = _now()
+            def emit_warmup(rec: RequestRecord) -> None:
+                rec.warmup = True
+                emit(rec)
+
+            wave = replace(plan, warmup_requests=0, num_requests=plan.warmup_requests, duration_s=None,
+                           cooldown=False, workers=1)
+            warmup_records = (await drive(adapter, base_url, prompts, wave, emit_warmup,
+                                          f"{point_label}-warmup")).records
+        await before_measure()
+        plan = replace(plan, warmup_requests=0)
+    if plan.workers > 1:
+        from speedbench.load.procs import run_in_processes
+
+        run = await run_in_processes(adapter, base_url, prompts, plan, on_record, point_label)
+    else:
+        run = await drive(adapter, base_url, prompts, plan, emit, point_label)
+    run.records[:0] = warmup_records
+    run.client = client_stats(run.records, run.lag_samples, plan.concurrency if plan.mode == "closed" else None,
+                              run.schedule_lags_ns)
     return run

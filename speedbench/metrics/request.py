@@ -9,10 +9,16 @@ user TPS  (output tokens − 1) / (last chunk − first chunk): the generation r
           first token (SPEED-Bench's definition)
 tokens per step  output tokens / output chunks, first (prefill) chunk included: SPEED-Bench's
           "acceptance length" (each chunk = one engine step; valid only if chunks are not merged)
+
+Point-level definitions over a set of records (pure functions at the end of this module):
+window output TPS  output tokens whose chunk arrived inside the measured window [t0, t1] (from any request,
+          warm-up and cool-down included) / (t1 − t0): the steady-state rate, free of ramp-up and drain
+goodput   measured OK requests meeting the SLO (TTFT ≤ ttft_max and user TPS ≥ user_tps_min; an unset
+          bound always holds) per second of window, and as a fraction of measured requests
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Sequence
 
 from speedbench.load.records import RequestRecord
 
@@ -124,3 +130,37 @@ def _explains(chunks: list[int], drafted: list[int], merges: bool) -> bool:
         if not states:
             return False
     return m in states
+
+
+def meets_slo(r: RequestRecord, ttft_max_s: Optional[float] = None, user_tps_min: Optional[float] = None) -> bool:
+    if r.status != "ok":
+        return False
+    t, u = ttft(r), user_tps(r)
+    if ttft_max_s is not None and (t is None or t > ttft_max_s):
+        return False
+    if user_tps_min is not None and (u is None or u < user_tps_min):
+        return False
+    return True
+
+
+def window_output_tps(records: Sequence[RequestRecord], t0_ns: int, t1_ns: int) -> Optional[float]:
+    if t1_ns <= t0_ns:
+        return None
+    tokens = 0
+    for r in records:
+        prev = 0
+        for t, cum in zip(r.chunk_times_ns, r.chunk_tokens):
+            if t0_ns <= t <= t1_ns:
+                tokens += cum - prev
+            prev = cum
+    return tokens / ((t1_ns - t0_ns) * NS)
+
+
+def goodput(records: Sequence[RequestRecord], t0_ns: int, t1_ns: int, ttft_max_s: Optional[float] = None,
+            user_tps_min: Optional[float] = None) -> tuple[Optional[float], Optional[float]]:
+    """(good requests per second, good fraction) over the measured (non-warm-up) records."""
+    measured = [r for r in records if not r.warmup]
+    if not measured or t1_ns <= t0_ns:
+        return None, None
+    good = sum(meets_slo(r, ttft_max_s, user_tps_min) for r in measured)
+    return good / ((t1_ns - t0_ns) * NS), good / len(measured)

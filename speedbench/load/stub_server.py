@@ -1,0 +1,252 @@
+"""A fast stand-in for a vLLM OpenAI server that stamps its own send times: the ground truth that the
+client's timing is checked against (scripts/bench_client.py, tests/load).
+
+Raw asyncio protocol (no web framework) so that one core can push more chunks than any client reads.
+Modes: zero-latency (ttft = itl = 0: chunks as fast as the client drains them, round-robin over streams,
+back-pressured by the socket) and paced (first chunk ``ttft`` after the request arrived, then one every
+``itl``, on an absolute schedule).  Chunks are vLLM-shaped ``/v1/completions`` events with continuous usage.
+
+    python -m speedbench.load.stub_server --port 8123 --ttft-ms 50 --itl-ms 10 --cpu 0
+
+GET /stamps returns, per request, the arrival stamp and the send stamp of every chunk (perf_counter_ns =
+CLOCK_MONOTONIC, comparable with the client's); ``/stamps?reset=1`` clears them.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import json
+import os
+import time
+from dataclasses import dataclass
+from typing import Optional
+
+_now = time.perf_counter_ns
+
+
+@dataclass
+class StubConfig:
+    ttft_s: float = 0.0
+    itl_s: float = 0.0
+    model: str = "stub"
+    fault: Optional[str] = None   # http_500 | truncate | malformed | error_event (every request)
+    odd_framing: bool = False     # comments, "data:" without space, events split across writes
+    stamp_chunks: bool = True     # keep every chunk's send stamp (else first and last only)
+
+
+def _frame(data: bytes) -> bytes:
+    """HTTP/1.1 chunked transfer-encoding frame."""
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+class _Stream:
+    __slots__ = ("conn", "n", "i", "prompt_len", "echo", "recv_ns", "sends", "due_ns", "paced")
+
+    def __init__(self, conn: "_Conn", n: int, prompt_len: int, echo: Optional[list], recv_ns: int) -> None:
+        self.conn, self.n, self.i, self.prompt_len, self.echo = conn, n, 0, prompt_len, echo
+        self.recv_ns, self.sends, self.due_ns, self.paced = recv_ns, [], 0, False
+
+    def event(self) -> bytes:
+        """The SSE bytes of the next event (one output token per chunk; then usage-only; then [DONE])."""
+        i, p = self.i, self.prompt_len
+        if i < self.n:
+            k = i + 1
+            fin = b'"length"' if k == self.n else b"null"
+            echo = json.dumps(self.echo, separators=(",", ":")).encode() if (i == 0 and self.echo is not None) \
+                else b"null"
+            body = (b'{"id":"cmpl-stub","object":"text_completion","created":0,"model":"%s","choices":[{"index":0,'
+                    b'"text":" tok%d","logprobs":null,"finish_reason":%s,"stop_reason":null,"token_ids":[%d],'
+                    b'"prompt_token_ids":%s}],"usage":{"prompt_tokens":%d,"total_tokens":%d,"completion_tokens":%d}}'
+                    % (self.conn.server.model, k, fin, 1000 + k, echo, p, p + k, k))
+        elif i == self.n:
+            body = (b'{"id":"cmpl-stub","object":"text_completion","created":0,"model":"%s","choices":[],'
+                    b'"usage":{"prompt_tokens":%d,"total_tokens":%d,"completion_tokens":%d}}'
+                    % (self.conn.server.model, p, p + self.n, self.n))
+        else:
+            body = b"[DONE]"
+        if self.conn.server.cfg.fault == "malformed" and i == 1:
+            body = b"{not json"
+        if self.conn.server.cfg.fault == "error_event" and i == 1:
+            body = b'{"error":{"message":"boom","code":500}}'
+        return b"data: " + body + b"\n\n"
+
+
+class StubServer:
+    def __init__(self, cfg: StubConfig) -> None:
+        self.cfg = cfg
+        self.model = cfg.model.encode()
+        self.log: list[dict] = []
+        self.ready: collections.deque[_Stream] = collections.deque()   # zero-latency round-robin
+        self._pumping = False
+        self.loop: Optional[asyncio.AbstractEventLoop] = None
+
+    # ---- zero-latency: one callback writes one chunk per ready stream, then yields to the loop --------
+    def kick(self) -> None:
+        if not self._pumping and self.ready:
+            self._pumping = True
+            self.loop.call_soon(self._pump)
+
+    def _pump(self) -> None:
+        self._pumping = False
+        for _ in range(len(self.ready)):
+            s = self.ready.popleft()
+            if s.conn.paused:
+                s.conn.parked = s   # resumes when the socket drains
+                continue
+            if self.send(s):
+                self.ready.append(s)
+        self.kick()
+
+    # ---- paced: each stream on its own absolute timeline -------------------------------------------
+    def _paced_step(self, s: _Stream) -> None:
+        if self.send(s):
+            s.due_ns += int(self.cfg.itl_s * 1e9) if s.i < s.n else 0
+            self.loop.call_later(max(0, s.due_ns - _now()) / 1e9, self._paced_step, s)
+
+    def start_stream(self, s: _Stream) -> None:
+        if self.cfg.ttft_s > 0 or self.cfg.itl_s > 0:
+            s.due_ns = s.recv_ns + int(self.cfg.ttft_s * 1e9)
+            self.loop.call_later(max(0, s.due_ns - _now()) / 1e9, self._paced_step, s)
+        else:
+            self.ready.append(s)
+            self.kick()
+
+    def send(self, s: _Stream) -> bool:
+        """Write the stream's next event; False once the stream is over."""
+        c = s.conn
+        if c.transport is None or c.transport.is_closing():
+            return False
+        ev = s.event()
+        if self.cfg.odd_framing:
+            ev = ev.replace(b"data: ", b"data:")
+            c.transport.write(_frame(b": keepalive\n\n" + ev[:7]))
+            ev = ev[7:]
+        t = _now()
+        c.transport.write(_frame(ev))
+        if s.i < s.n and (self.cfg.stamp_chunks or s.i in (0, s.n - 1)):
+            s.sends.append(t)
+        s.i += 1
+        if self.cfg.fault == "truncate" and s.i == 2:
+            c.transport.close()
+            return False
+        if s.i > s.n + 1:   # [DONE] written
+            c.transport.write(b"0\r\n\r\n")
+            self.log.append({"prompt_head": s.echo[:4] if s.echo else None, "prompt_len": s.prompt_len,
+                             "recv_ns": s.recv_ns, "sends": s.sends})
+            c.busy = False
+            c.feed(b"")     # a pipelined next request, if any
+            return False
+        return True
+
+
+class _Conn(asyncio.Protocol):
+    def __init__(self, server: StubServer) -> None:
+        self.server, self.buf, self.transport = server, b"", None
+        self.paused, self.parked, self.busy = False, None, False
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def connection_lost(self, exc) -> None:
+        self.transport = None
+
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        if self.parked is not None:
+            self.server.ready.append(self.parked)
+            self.parked = None
+            self.server.kick()
+
+    def data_received(self, data: bytes) -> None:
+        self.feed(data)
+
+    def feed(self, data: bytes) -> None:
+        self.buf += data
+        if self.busy:
+            return
+        head_end = self.buf.find(b"\r\n\r\n")
+        if head_end < 0:
+            return
+        head = self.buf[:head_end].decode("latin-1").split("\r\n")
+        method, target = head[0].split(" ")[:2]
+        length = 0
+        for h in head[1:]:
+            name, _, value = h.partition(":")
+            if name.strip().lower() == "content-length":
+                length = int(value)
+        if len(self.buf) < head_end + 4 + length:
+            return
+        body = self.buf[head_end + 4:head_end + 4 + length]
+        self.buf = self.buf[head_end + 4 + length:]
+        self.handle(method, target, body, _now())
+
+    def reply(self, status: str, body: bytes, ctype: str = "application/json") -> None:
+        self.transport.write(b"HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n%s"
+                             % (status.encode(), ctype.encode(), len(body), body))
+        self.feed(b"")
+
+    def handle(self, method: str, target: str, body: bytes, recv_ns: int) -> None:
+        srv = self.server
+        path = target.split("?")[0]
+        if method == "GET" and path == "/stamps":
+            out = json.dumps(srv.log).encode()
+            if "reset=1" in target:
+                srv.log = []
+            return self.reply("200 OK", out)
+        if method == "GET" and path in ("/health", "/metrics"):
+            return self.reply("200 OK", b"", "text/plain")
+        if method == "GET" and path == "/v1/models":
+            return self.reply("200 OK", json.dumps({"object": "list", "data": [
+                {"id": srv.cfg.model, "object": "model", "max_model_len": 1 << 20}]}).encode())
+        if method != "POST" or path not in ("/v1/completions", "/v1/chat/completions"):
+            return self.reply("404 Not Found", b'{"error":"not found"}')
+        if srv.cfg.fault == "http_500":
+            return self.reply("500 Internal Server Error", b'{"error":"stub fault"}')
+        req = json.loads(body)
+        prompt = req.get("prompt", req.get("messages", ""))
+        ids = prompt if isinstance(prompt, list) and all(isinstance(x, int) for x in prompt) else None
+        plen = len(ids) if ids is not None else len(str(prompt).split())
+        n = int(req.get("max_tokens") or req.get("max_completion_tokens") or 16)
+        self.busy = True
+        self.transport.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                             b"Transfer-Encoding: chunked\r\n\r\n")
+        srv.start_stream(_Stream(self, n, plen, ids, recv_ns))
+
+
+async def start_stub(cfg: StubConfig, host: str = "127.0.0.1", port: int = 0):
+    """Serve in the running loop; returns (StubServer, asyncio.Server, port)."""
+    srv = StubServer(cfg)
+    srv.loop = asyncio.get_running_loop()
+    server = await srv.loop.create_server(lambda: _Conn(srv), host, port, backlog=2048)
+    return srv, server, server.sockets[0].getsockname()[1]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=8123)
+    ap.add_argument("--ttft-ms", type=float, default=0.0)
+    ap.add_argument("--itl-ms", type=float, default=0.0)
+    ap.add_argument("--cpu", type=int, default=None, help="pin to this core (os.sched_setaffinity)")
+    ap.add_argument("--model", default="stub")
+    a = ap.parse_args()
+    if a.cpu is not None:
+        os.sched_setaffinity(0, {a.cpu})
+    cfg = StubConfig(ttft_s=a.ttft_ms / 1e3, itl_s=a.itl_ms / 1e3, model=a.model)
+
+    async def serve() -> None:
+        _, server, port = await start_stub(cfg, a.host, a.port)
+        print(f"stub server on http://{a.host}:{port}", flush=True)
+        await server.serve_forever()
+
+    from speedbench.load.client import run_async
+
+    run_async(serve())
+
+
+if __name__ == "__main__":
+    main()

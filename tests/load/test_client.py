@@ -1,0 +1,130 @@
+import asyncio
+import time
+
+import pytest
+from tests.load.conftest import make_prompts, run_against_stub
+
+from speedbench.load.client import LoadPlan, drive
+from speedbench.load.monitor import client_stats, mean_in_flight
+from speedbench.load.records import RequestRecord
+from speedbench.load.stub_server import StubConfig, start_stub
+
+
+def _max_overlap(records):
+    events = sorted([(r.t_start_ns, 1) for r in records] + [(r.t_end_ns, -1) for r in records],
+                    key=lambda e: (e[0], e[1]))
+    cur = peak = 0
+    for _, d in events:
+        cur += d
+        peak = max(peak, cur)
+    return peak
+
+
+def test_closed_loop_holds_concurrency_and_records_everything(adapter):
+    seen = []
+    plan = LoadPlan(concurrency=6, num_requests=30, warmup_requests=6, max_tokens=16)
+    run, log = run_against_stub(adapter, plan, StubConfig(ttft_s=0.004, itl_s=0.001), on_record=seen.append)
+    measured = [r for r in run.records if not r.warmup]
+    assert len(measured) == 30 and all(r.status == "ok" for r in measured)
+    assert sorted(int(r.request_id.split("#")[1]) for r in measured) == list(range(6, 36))
+    assert len(seen) == len(run.records)
+    assert _max_overlap(run.records) <= 6
+    assert run.client.mean_in_flight > 5.0          # cool-down keeps the load on to the end
+    assert all(r.chunk_tokens[-1] == 16 and r.server_prompt_ids_match for r in measured)
+    assert run.prompt_order == [f"p{i % 8}" for i in range(6, 36)]
+    # warm-up / cool-down requests cancelled at the end are recorded as such, outside the measured set
+    assert all(r.warmup for r in run.records if r.status == "cancelled")
+
+
+def test_no_cooldown_drains_like_before(adapter):
+    plan = LoadPlan(concurrency=4, num_requests=10, warmup_requests=2, max_tokens=4, cooldown=False)
+    run, _ = run_against_stub(adapter, plan)
+    assert len(run.records) == 12 and all(r.status == "ok" for r in run.records)
+
+
+def test_shuffled_prompt_order_is_seeded(adapter):
+    plan = LoadPlan(concurrency=2, num_requests=8, warmup_requests=0, max_tokens=2, shuffle=True, seed=5)
+    a, _ = run_against_stub(adapter, plan)
+    b, _ = run_against_stub(adapter, plan)
+    assert a.prompt_order == b.prompt_order and sorted(a.prompt_order) == sorted(f"p{i}" for i in range(8))
+    assert a.prompt_order != [f"p{i}" for i in range(8)]
+
+
+@pytest.mark.parametrize("cfg,kind", [
+    (StubConfig(fault="http_500"), "http_500"),
+    (StubConfig(fault="truncate"), "transport|truncated_stream"),
+    (StubConfig(fault="malformed"), "malformed_sse"),
+    (StubConfig(fault="error_event"), "server_error_event"),
+])
+def test_failures_are_classified(adapter, cfg, kind):
+    plan = LoadPlan(concurrency=2, num_requests=3, warmup_requests=0, max_tokens=4, cooldown=False)
+    run, _ = run_against_stub(adapter, plan, cfg)
+    assert len(run.records) == 3
+    assert all(r.status == "failed" and r.error_kind in kind.split("|") for r in run.records)
+
+
+def test_odd_framing_parses_the_same(adapter):
+    plan = LoadPlan(concurrency=3, num_requests=6, warmup_requests=0, max_tokens=8, cooldown=False)
+    plain, _ = run_against_stub(adapter, plan)
+    odd, _ = run_against_stub(adapter, plan, StubConfig(odd_framing=True))
+    key = lambda run: sorted((r.request_id, tuple(r.chunk_tokens), tuple(r.output_ids), r.text) for r in run.records)
+    assert key(plain) == key(odd) and all(r.status == "ok" for r in odd.records)
+
+
+def test_open_loop_follows_the_seeded_schedule(adapter):
+    plan = LoadPlan(concurrency=1, num_requests=40, warmup_requests=0, max_tokens=2, mode="rate",
+                    request_rate=200.0, arrival="constant", cooldown=False)
+    run, _ = run_against_stub(adapter, plan)
+    assert len(run.records) == 40 and all(r.status == "ok" for r in run.records)
+    starts = sorted(r.t_start_ns for r in run.records)
+    span = (starts[-1] - starts[0]) / 1e9
+    # 39 gaps of 5 ms: no request starts before its due time, so only a late first start can shorten the span
+    assert span + max(run.schedule_lags_ns) / 1e9 >= 0.19 and span < 10
+    assert len(run.schedule_lags_ns) == 40 and run.client.target_in_flight is None
+
+
+def test_duration_mode_measures_by_time(adapter):
+    plan = LoadPlan(concurrency=2, num_requests=10**6, warmup_requests=0, max_tokens=2, duration_s=0.3,
+                    cooldown=False)
+    run, _ = run_against_stub(adapter, plan, StubConfig(ttft_s=0.01))
+    assert 2 <= len(run.records) < 1000
+
+
+def test_mean_in_flight_is_time_weighted():
+    a = RequestRecord("a", "p", "c", 1, 1, t_start_ns=0, t_end_ns=100)
+    b = RequestRecord("b", "p", "c", 1, 1, t_start_ns=50, t_end_ns=100)
+    assert mean_in_flight([a, b], 0, 100) == pytest.approx(1.5)
+
+
+def test_monitor_flags_a_blocked_loop(adapter):
+    async def main():
+        srv, server, port = await start_stub(StubConfig(ttft_s=0.002, itl_s=0.002))
+
+        async def hog():
+            while True:
+                time.sleep(0.01)   # deliberately blocks the event loop
+                await asyncio.sleep(0)
+
+        h = asyncio.create_task(hog())
+        plan = LoadPlan(concurrency=2, num_requests=6, warmup_requests=0, max_tokens=20)
+        run = await drive(adapter, f"http://127.0.0.1:{port}", make_prompts(), plan, lambda r: None)
+        h.cancel()
+        server.close()
+        return run
+
+    run = asyncio.run(main())
+    stats = client_stats(run.records, run.lag_samples, 2)
+    assert stats.client_saturated and stats.client_lag_p99_ms > 5
+
+
+@pytest.mark.slow
+def test_worker_processes_merge_records(adapter):
+    seen = []
+    plan = LoadPlan(concurrency=4, num_requests=20, warmup_requests=4, max_tokens=8, workers=2)
+    run, _ = run_against_stub(adapter, plan, StubConfig(ttft_s=0.003, itl_s=0.001), on_record=seen.append)
+    measured = [r for r in run.records if not r.warmup]
+    assert sorted(int(r.request_id.split("#")[1]) for r in measured) == list(range(4, 24))
+    assert all(r.status == "ok" and r.chunk_tokens[-1] == 8 for r in measured)
+    assert len(seen) == len(run.records)
+    assert run.prompt_order == [f"p{i % 8}" for i in range(4, 24)]
+    assert run.lag_samples and run.client.mean_in_flight is not None
