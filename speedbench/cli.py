@@ -52,12 +52,25 @@ def main() -> None:
 @click.option("--output-dir", help="Parent folder for results (default: results).")
 @click.option("--name", help="Name of this sweep's results folder.")
 @click.option("--dry-run", is_flag=True, help="Print the effective config and server commands; run nothing.")
-def sweep(config_file, preset, dry_run, sd_spec, draft_length, **flags) -> None:
-    """Run an SD-off / SD-on sweep over concurrencies and write a results folder."""
+@click.option("--resume", "resume_dir", type=click.Path(file_okay=False),
+              help="Continue the sweep in this results folder: finished points are skipped, the rest re-run. "
+                   "Without other options the folder's own config is used; with them, they must match it.")
+def sweep(config_file, preset, dry_run, sd_spec, draft_length, resume_dir, **flags) -> None:
+    """Run an SD-off / SD-on sweep over concurrencies and write a results folder.
+
+    \b
+    Exit status: 0 all points ok; 1 a point failed or exceeded load.max_error_rate;
+    2 bad input or resume mismatch; 3 server not started/reachable or died (sweep stopped);
+    130 Ctrl-C; 143 SIGTERM. Finished points are kept in every case.
+    """
     from speedbench.config import BenchmarkConfig, load_config_file, load_preset, parse_sd_list
+    from speedbench.outcome import EXIT_ENGINE, EXIT_USAGE
 
     try:
         base: dict = {}
+        if resume_dir and not (config_file or preset or sd_spec or draft_length is not None
+                               or any(v is not None for v in flags.values())):
+            base = _stored_config(resume_dir)
         if preset:
             base = load_preset(preset)
         if config_file:
@@ -95,23 +108,53 @@ def sweep(config_file, preset, dry_run, sd_spec, draft_length, **flags) -> None:
                                                       max(cfg.load.concurrency))
                     click.echo(f"# {sd.label}\n{shlex.join(argv)}")
             return
-        result = runner.run()
+        result = runner.run(resume_dir, resume=bool(resume_dir))
     except ConfigError as e:
-        _fail(str(e), 2)
-    except KeyboardInterrupt:
+        _fail(str(e), EXIT_USAGE)
+    except KeyboardInterrupt as e:
         where = getattr(getattr(locals().get("runner"), "results", None), "path", None)
-        _fail(f"interrupted; finished points are kept in {where}" if where else "interrupted", 130)
+        code = 128 + getattr(e, "signum", 2)  # 130 Ctrl-C, 143 SIGTERM
+        _fail(f"interrupted; finished points are kept in {where} (continue with: speedbench sweep --resume "
+              f"{where})" if where else "interrupted", code)
     except Exception as e:  # one clear line for the user; the engine log has the details
         from speedbench.engines.server import EngineError
+        from speedbench.preflight import EndpointError
 
         where = getattr(getattr(locals().get("runner"), "results", None), "path", None)
-        msg = str(e).splitlines()[0] if isinstance(e, EngineError) else f"{type(e).__name__}: {e}"
-        _fail(msg + (f" (finished points kept in {where})" if where else ""))
+        engine = isinstance(e, (EngineError, EndpointError))
+        msg = str(e).splitlines()[0] if engine else f"{type(e).__name__}: {e}"
+        _fail(msg + (f" (finished points kept in {where})" if where else ""), EXIT_ENGINE if engine else 1)
+    _finish(result, cfg)
+
+
+def _stored_config(results_dir: str) -> dict:
+    path = Path(results_dir) / "manifest.json"
+    if not path.is_file():
+        raise ConfigError(f"not a speedbench results folder (no manifest.json): {results_dir}")
+    try:
+        return json.loads(path.read_text())["config"]
+    except (ValueError, KeyError):
+        raise ConfigError(f"unreadable manifest in {results_dir}; cannot resume") from None
+
+
+def _finish(result, cfg) -> None:
+    """Table of every ended point, one line on failures, and an exit status that means something."""
+    from speedbench.outcome import sweep_outcome
     from speedbench.report.table import render_terminal
     from speedbench.results import ResultsDir
 
-    render_terminal(ResultsDir(result.results_dir).summary_rows(), title=str(result.results_dir))
+    rd = ResultsDir(result.results_dir)
+    rows = rd.summary_rows()
+    if rows:
+        render_terminal(rows, title=str(result.results_dir))
+    points = rd.points()
+    ended = {p["point_id"] for p in points}
+    missing = [p for p in rd.manifest().get("points_planned", []) if p not in ended]
+    out = sweep_outcome(points, cfg.load.max_error_rate, result.stopped_reason, missing)
     click.echo(f"results: {result.results_dir}")
+    click.echo(f"speedbench: {out.line}", err=True)
+    if out.exit_code:
+        sys.exit(out.exit_code)
 
 
 @main.command()

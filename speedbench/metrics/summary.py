@@ -44,6 +44,17 @@ class PointSummary:
     merged_chunk_requests: int = 0
     chunk_step_mismatches: Optional[int] = None
     prompt_mismatches: int = 0           # requests where the server did not see exactly the ids we sent
+    # set by the runner: "complete", or "failed" when the point was cut short (server died, unreachable);
+    # planned measured requests = sent + not_sent, and sent = ok + failed + cancelled
+    status: str = "complete"
+    not_sent: int = 0
+    abort_reason: Optional[str] = None
+
+    @property
+    def error_rate(self) -> float:
+        """Share of planned measured requests that did not end ok (failed, cancelled or never sent)."""
+        planned = self.sent + self.not_sent
+        return (planned - self.ok) / planned if planned else 0.0
 
     def to_row(self) -> dict:
         """Flat row for CSV/parquet tables (latencies in ms)."""
@@ -51,7 +62,9 @@ class PointSummary:
             "point_id", "engine", "sd_label", "sd_method", "draft_length", "concurrency", "isl", "sent", "ok",
             "failed", "cancelled", "duration_s", "output_tokens", "output_tps", "request_throughput",
             "tokens_per_step", "al_drafted", "al_drafted_req_sum", "draft_acceptance_rate",
-            "merged_chunk_requests", "chunk_step_mismatches", "prompt_mismatches")}
+            "merged_chunk_requests", "chunk_step_mismatches", "prompt_mismatches", "status", "not_sent",
+            "error_rate")}
+        row["errors"] = ",".join(f"{k}:{v}" for k, v in sorted(self.errors_by_kind.items()))
         row["user_tps_mean"] = self.user_tps.mean
         row["user_tps_p50"] = self.user_tps.p50
         for name in ("ttft_s", "e2e_s", "itl_s", "tpot_s"):

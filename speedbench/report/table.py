@@ -35,8 +35,19 @@ def _fmt(fmt: str, v) -> str:
     return fmt.format(v)
 
 
+def _ok_cell(r: dict) -> str:
+    """ok/sent, plus what did not end ok: failed, cancelled, never sent, and a failed point's mark."""
+    cell = f"{r['ok']}/{r['sent']}"
+    extra = [f"{r[k]} {label}" for k, label in (("failed", "failed"), ("cancelled", "cancelled"),
+                                                 ("not_sent", "unsent")) if r.get(k)]
+    if extra:
+        cell += f" ({', '.join(extra)})"
+    return cell + (" POINT FAILED" if r.get("status", "complete") != "complete" else "")
+
+
 def table_rows(rows: Sequence[dict]) -> list[list[str]]:
-    sp = {(s["engine"], s["isl"], s["concurrency"], s["sd_label"]): s for s in speedup_rows(rows)}
+    done = [r for r in rows if r.get("status", "complete") == "complete"]  # failed points: no speedup
+    sp = {(s["engine"], s["isl"], s["concurrency"], s["sd_label"]): s for s in speedup_rows(done)}
     out = []
     for r in sorted(rows, key=lambda r: (r["engine"], r["isl"] or 0, r["sd_method"] != "off", r["sd_label"],
                                          r["concurrency"])):
@@ -44,7 +55,7 @@ def table_rows(rows: Sequence[dict]) -> list[list[str]]:
         r = {**r, "_speedup_out": s.get("output_tps_speedup"), "_speedup_user": s.get("user_tps_speedup")}
         cells = []
         for _, key, fmt in COLUMNS:
-            cells.append(f"{r['ok']}/{r['sent']}" if key is None else _fmt(fmt, r.get(key)))
+            cells.append(_ok_cell(r) if key is None else _fmt(fmt, r.get(key)))
         out.append(cells)
     return out
 
