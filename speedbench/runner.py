@@ -126,6 +126,8 @@ class BenchmarkRunner:
         prompts = prepare_prompts(cfg.data, self.tokenizer_path())
         self.check_prompts_fit(prompts)
         self._prompt_lens = [p.num_tokens for p in prompts.prompts]  # attach mode checks them per server
+        if cfg.engine.endpoint:  # unreachable or too small: one clear line, before a results folder exists
+            self._check_endpoint(cfg.engine.endpoint)
         planned = [f"{sd.label}-c{c}" for sd, c in self.points()]
         done: set[str] = set()
         if resume:
@@ -209,6 +211,12 @@ class BenchmarkRunner:
             self._say(f"{why}; restarting {self.adapter.name} ({sd.label}), restart {restarts} of {ec.max_restarts}")
         return True
 
+    def _check_endpoint(self, endpoint: str) -> None:
+        """A dead endpoint is found by one request, not by thousands of failed ones."""
+        preflight.check_health(endpoint + self.adapter.health_path)
+        preflight.check_context(self._prompt_lens, self.config.load.output_len,
+                                preflight.endpoint_context_len(endpoint))
+
     def _check_ready(self, base_url: str) -> None:
         """Before each point: the launched process lives and the health URL answers 200."""
         if self.server is not None and not self.server.is_alive():
@@ -224,10 +232,7 @@ class BenchmarkRunner:
     def _server(self, sd: SDConfig) -> Iterator[str]:
         ec = self.config.engine
         if ec.endpoint:
-            # a dead endpoint is found here, by one request, not by thousands of failed ones
-            preflight.check_health(ec.endpoint + self.adapter.health_path)
-            preflight.check_context(self._prompt_lens, self.config.load.output_len,
-                                    preflight.endpoint_context_len(ec.endpoint))
+            self._check_endpoint(ec.endpoint)
             self.base_url = ec.endpoint
             try:
                 yield ec.endpoint

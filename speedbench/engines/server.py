@@ -32,6 +32,9 @@ def _kill_leftovers() -> None:  # last line of defence; normal paths stop server
 
 def port_is_free(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as s:
+        # as servers bind (uvicorn sets it): connections of a stopped server in TIME_WAIT do not make
+        # the port busy; a process still listening on it does
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:

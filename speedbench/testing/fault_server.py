@@ -235,7 +235,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     ap.add_argument("--startup-delay-s", type=float, default=0.0)
     ap.add_argument("--kill-marker", type=Path, help="kill only once: skip if this file exists, else create it")
     ap.add_argument("--fault-log", type=Path)
-    ap.add_argument("--pid-file", type=Path, help="write {pid, pgid, child} here once listening")
+    ap.add_argument("--pid-file", type=Path, help="append {pid, pgid, port, child} here once listening")
     ap.add_argument("--spawn-child", action="store_true",
                     help="start a worker child in our process group, as vLLM starts its engine core")
     a = ap.parse_args(argv)
@@ -249,9 +249,10 @@ def main(argv: Optional[list[str]] = None) -> None:
     app = build_app(state)
 
     async def on_startup(_app: web.Application) -> None:
-        if a.pid_file:
-            a.pid_file.write_text(json.dumps({"pid": os.getpid(), "pgid": os.getpgid(0),
-                                              "child": child.pid if child else None}))
+        if a.pid_file:  # one line per launch: a restarted server adds its own
+            with a.pid_file.open("a") as fh:
+                fh.write(json.dumps({"pid": os.getpid(), "pgid": os.getpgid(0), "port": a.port,
+                                     "child": child.pid if child else None}) + "\n")
 
     async def on_cleanup(_app: web.Application) -> None:
         if child is not None:

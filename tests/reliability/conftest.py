@@ -102,29 +102,62 @@ def records_of(results: Path) -> list[dict]:
     return out
 
 
-def orphans(pid_info: dict, port: Optional[int] = None, host: str = "127.0.0.1") -> list[str]:
-    """What a torn-down fake server left behind: live processes in its group, a bound port."""
+def launches(pid_file: Path) -> list[dict]:
+    """Every fake server launched for a test (the fault server appends one line per launch)."""
+    return [json.loads(line) for line in pid_file.read_text().splitlines() if line.strip()] \
+        if pid_file.is_file() else []
+
+
+def orphans(pid_file: Path, host: str = "127.0.0.1") -> list[str]:
+    """What the torn-down fake servers left behind: live processes in their groups, bound ports."""
     left = []
-    if group_alive(pid_info["pgid"]):
-        left.append(f"process group {pid_info['pgid']}")
-    if pid_info.get("child"):
-        try:
-            os.kill(pid_info["child"], 0)
-            if Path(f"/proc/{pid_info['child']}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
-                left.append(f"child {pid_info['child']}")
-        except (ProcessLookupError, FileNotFoundError):
-            pass
-    if port is not None and not port_is_free(host, port):
-        left.append(f"port {port}")
+    for info in launches(pid_file):
+        if group_alive(info["pgid"]):
+            left.append(f"process group {info['pgid']}")
+        if info.get("child") and _alive(info["child"]):
+            left.append(f"child {info['child']}")
+        if not port_is_free(host, info["port"]):
+            left.append(f"port {info['port']}")
     return left
 
 
-def kill_group(pid_info: dict) -> None:
-    """Test cleanup only: never leave a fake server behind, whatever the test found."""
+def _alive(pid: int) -> bool:
     try:
-        os.killpg(pid_info["pgid"], signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+def kill_launches(pid_file: Path) -> None:
+    """Test cleanup only: never leave a fake server behind, whatever the test found."""
+    for info in launches(pid_file):
+        for target in (info["pgid"],):
+            try:
+                os.killpg(target, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        if info.get("child") and _alive(info["child"]):
+            os.kill(info["child"], signal.SIGKILL)
+
+
+@pytest.fixture(scope="session")
+def baseline(tmp_path_factory, tiny_tokenizer, fake_model, prompt_cache):
+    """Uninterrupted fault-free sweeps (run in-process, cached by shape) to compare resumed ones with."""
+    from speedbench.config import BenchmarkConfig
+    from speedbench.runner import BenchmarkRunner
+
+    cache: dict = {}
+
+    def get(concurrency=(1, 2), requests=12, sd=("off",)) -> dict:
+        key = (tuple(concurrency), requests, tuple(sd))
+        if key not in cache:
+            tmp = tmp_path_factory.mktemp("baseline")
+            cfg = BenchmarkConfig.from_dict(sweep_config(tmp, tiny_tokenizer, fake_model, prompt_cache,
+                                                         concurrency=concurrency, requests=requests, sd=sd))
+            result = BenchmarkRunner(cfg, progress=False).run()
+            cache[key] = accounting(result.results_dir)
+        return cache[key]
+    return get
 
 
 class FaultReport:
@@ -148,3 +181,35 @@ def pytest_terminal_summary(terminalreporter):
     tot = {k: sum(r[k] for r in FaultReport.rows) for k in ("injected", "survived", "lost", "orphans")}
     tr.write_line(f"{'TOTAL':<40} faults injected {tot['injected']:>4}  survived {tot['survived']:>4}  "
                   f"requests lost {tot['lost']}  orphans left {tot['orphans']}")
+
+
+# what each injected fault must be recorded as by the load client
+EXPECTED_KIND = {"disconnect": "transport", "malformed": "malformed_sse", "truncate": "truncated_stream",
+                 "stall": "timeout", "error_event": "server_error_event"}
+
+
+def expected_kind(fault: str) -> str:
+    return fault if fault.startswith("http_") else EXPECTED_KIND[fault]
+
+
+def fault_log(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+
+
+def accounting(results: Path) -> dict:
+    """Per point: planned measured requests vs what the records and summary account for."""
+    from speedbench.results import ResultsDir
+
+    rd = ResultsDir(results)
+    out = {}
+    for p in rd.points():
+        recs = [r for r in rd.records(p["point_id"]) if not r.warmup]
+        statuses = {r.status for r in recs}
+        assert statuses <= {"ok", "failed", "cancelled"}, statuses
+        out[p["point_id"]] = {
+            "planned": p["sent"] + p["not_sent"], "records": len(recs), "sent": p["sent"],
+            "ok": p["ok"], "failed": p["failed"], "cancelled": p["cancelled"], "not_sent": p["not_sent"],
+            "status": p["status"], "prompt_order": [r.prompt_id for r in
+                                                    sorted(recs, key=lambda r: int(r.request_id.rsplit("#", 1)[1]))],
+        }
+    return out
