@@ -52,7 +52,7 @@ class PointGuard:
             return await self._task
         except asyncio.CancelledError:
             me = asyncio.current_task()
-            if self.reason is None or (me is not None and me.cancelling()):
+            if self.reason is None or (me is not None and getattr(me, "cancelling", lambda: 0)()):
                 raise  # cancelled from outside (Ctrl-C, SIGTERM): not ours to swallow
             return None
         finally:

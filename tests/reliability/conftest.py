@@ -213,3 +213,13 @@ def accounting(results: Path) -> dict:
                                                     sorted(recs, key=lambda r: int(r.request_id.rsplit("#", 1)[1]))],
         }
     return out
+
+
+def lost_requests(results: Path) -> int:
+    """Planned measured requests that neither ended as a record (ok/failed/cancelled) nor were counted as
+    not sent, plus any mismatch between records on disk and the point's summary."""
+    lost = 0
+    for a in accounting(results).values():
+        lost += abs(a["planned"] - (a["ok"] + a["failed"] + a["cancelled"] + a["not_sent"]))
+        lost += abs(a["records"] - a["sent"])
+    return lost

@@ -90,3 +90,11 @@ def test_fault_schedule_is_seeded_and_order_free():
     assert 120 < a.count("http_500") < 280 and 40 < a.count("stall") < 160
     with pytest.raises(ValueError):
         parse_faults("explode=0.1")
+
+
+def test_load_plan_carries_both_timeouts(monkeypatch):
+    from speedbench.runner import BenchmarkRunner
+
+    cfg = _cfg(load={"concurrency": [1], "stream_idle_timeout_s": 5, "request_timeout_s": 90})
+    plan = BenchmarkRunner(cfg, progress=False).load_plan(1, 4)
+    assert (plan.stream_idle_timeout_s, plan.request_timeout_s) == (5, 90)

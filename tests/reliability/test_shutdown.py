@@ -9,7 +9,8 @@ import json
 import signal
 import pytest
 
-from tests.reliability.conftest import (FaultReport, accounting, fault_log, kill_launches, launches, orphans, run_cli,
+from tests.reliability.conftest import (FaultReport, accounting, fault_log, kill_launches, launches, lost_requests,
+                                        orphans, run_cli,
                                         start_cli, sweep_config, wait_for, write_config)
 
 pytestmark = pytest.mark.slow
@@ -62,9 +63,9 @@ def test_signal_flushes_tears_down_and_resumes(sig, code, tmp_path, tiny_tokeniz
         assert any(r["status"] == "cancelled" for r in partial)  # in flight at the signal: cancelled, kept
         _check_resume_matches(out, baseline)
         assert list((out / "records" / "attempts").glob("sd-off-c2.*.jsonl"))  # moved aside, not mixed in
-        left += orphans(pids)
-        assert left == []
-        FaultReport.add(f"{sig.name} mid-point + resume", 1, 1, 0, len(left))
+        left, lost = left + orphans(pids), lost_requests(out)
+        assert left == [] and lost == 0
+        FaultReport.add(f"{sig.name} mid-point + resume", 1, 1, lost, len(left))
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -85,9 +86,9 @@ def test_harness_sigkill_leaves_no_server_and_resumes(tmp_path, tiny_tokenizer, 
         _check_resume_matches(out, baseline)
         resumes = json.loads((out / "manifest.json").read_text())["resumes"]
         assert "points.jsonl" in resumes[-1]["repaired"]
-        left = orphans(pids)
-        assert left == []
-        FaultReport.add("harness SIGKILL + torn line + resume", 1, 1, 0, len(left))
+        left, lost = orphans(pids), lost_requests(out)
+        assert left == [] and lost == 0
+        FaultReport.add("harness SIGKILL + torn line + resume", 1, 1, lost, len(left))
     finally:
         if proc.poll() is None:
             proc.kill()
