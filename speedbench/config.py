@@ -1,7 +1,8 @@
 """One typed configuration tree for a sweep, shared by the CLI, YAML/JSON files and the Python API.
 
 Precedence (lowest to highest): model defaults < preset file (``engines/presets/*.yaml``) < user config
-file < explicit CLI flags / API arguments.  Unknown keys are errors, never silently ignored.
+file < ``SPEEDBENCH_*`` environment < explicit CLI flags / API arguments (merged with their sources by
+``speedbench.api.config_sources.resolve_config``).  Unknown keys are errors, never silently ignored.
 """
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Callable, Literal, Optional
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -104,6 +105,10 @@ class EngineConfig(_Strict):
     host: str = "127.0.0.1"
     port: Optional[int] = Field(None, ge=1, le=65535, description="None picks a free port")
     tensor_parallel_size: int = Field(1, ge=1, le=64)
+    data_parallel_size: int = Field(1, ge=1, le=64, description="engine data-parallel replicas (1 = off)")
+    expert_parallel_size: int = Field(1, ge=1, le=64, description="MoE expert-parallel size (1 = off)")
+    gpu_memory_fraction: Optional[float] = Field(
+        None, gt=0, le=1, description="fraction of GPU memory the engine may take (None = engine default)")
     extra_args: list[str] = Field(default_factory=list, description="appended to the launch argv as-is")
     env: dict[str, str] = Field(default_factory=dict)
     startup_timeout_s: float = Field(900.0, gt=0)
@@ -126,7 +131,8 @@ class EngineConfig(_Strict):
 
 
 class DataConfig(_Strict):
-    split: str = Field("qualitative-mini", description="bundled split name or path to a JSONL file")
+    split: str = Field("qualitative-mini",
+                       description="bundled split name, throughput, speed-bench:<config>, or a .jsonl/.parquet path")
     tokenizer: Optional[str] = Field(None, description="tokenizer directory; defaults to the engine model")
     isl: Optional[int] = Field(None, description="exact input length in tokens (None = natural length)")
     categories: Optional[list[str]] = None
@@ -134,8 +140,12 @@ class DataConfig(_Strict):
     chat_template: Literal["auto", "none"] = "auto"
     bos: Literal["once", "none"] = "once"
     cache_dir: Optional[str] = None
+    source: Optional[str] = Field(None, description="SPEED-Bench data for speed-bench:<config> splits: local "
+                                  "folder/parquet or hub name (default nvidia/SPEED-Bench)")
+    placeholders: Literal["error", "skip"] = Field(
+        "error", description="rows holding SPEED-Bench placeholder texts: refuse (error) or drop with a count (skip)")
 
-    @field_validator("tokenizer", "cache_dir")
+    @field_validator("tokenizer", "cache_dir", "source")
     @classmethod
     def _expand(cls, v: Optional[str]) -> Optional[str]:
         return expand_path(v)
@@ -255,12 +265,18 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def format_validation_error(e: ValidationError) -> str:
+def format_validation_error(e: ValidationError, origin: Optional[Callable[[str], Optional[str]]] = None) -> str:
+    """One line naming every bad field, the value given, and (when known) which source set it."""
     parts = []
     for err in e.errors():
-        loc = ".".join(str(x) for x in err["loc"]) or "config"
-        msg = err["msg"].removeprefix("Value error, ")
+        loc = ".".join(str(x) for x in err["loc"] if not isinstance(x, int)) or "config"
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
-        parts.append(f"{loc}: {msg}")
+        else:
+            msg = err["msg"].removeprefix("Value error, ")
+            given = err.get("input")
+            if isinstance(given, (str, int, float, bool)) and repr(given) not in msg and str(given) not in msg:
+                msg += f" (got {given!r})"
+        src = origin(loc) if origin and loc != "config" else None
+        parts.append(f"{loc}: {msg}" + (f" (from {src})" if src else ""))
     return "invalid config: " + "; ".join(parts)

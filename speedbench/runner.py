@@ -7,10 +7,10 @@ import logging
 import signal
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from speedbench import preflight
 from speedbench.config import BenchmarkConfig, ConfigError, SDConfig
@@ -22,6 +22,7 @@ from speedbench.env_info import engine_python_versions, harness_versions, machin
 from speedbench.guard import PointGuard
 from speedbench.load.client import LoadPlan, run_closed_loop
 from speedbench.load.records import RequestRecord
+from speedbench.metrics.category import CategoryAcceptance, category_acceptance
 from speedbench.metrics.summary import PointSummary, speedup_rows, summarize_point
 from speedbench.preflight import EndpointError
 from speedbench.resume import check_resumable, config_hash, prepare_resume
@@ -30,14 +31,46 @@ from speedbench.results import ResultsDir, new_run_dir
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class Speedup:
+    """SD-on / SD-off at the same (engine, ISL, concurrency); None where the baseline rate is zero."""
+
+    engine: str
+    isl: Optional[int]
+    concurrency: int
+    sd_label: str
+    output_tps_speedup: Optional[float]
+    user_tps_speedup: Optional[float]
+
+
 @dataclass
 class SweepResult:
+    """What ``BenchmarkRunner.run()`` returns; the same facts are on disk in ``results_dir``."""
+
     results_dir: Path
     points: list[PointSummary] = field(default_factory=list)
-    speedups: list[dict] = field(default_factory=list)
+    speedups: list[Speedup] = field(default_factory=list)
     prompts_fingerprint: str = ""
     stopped_reason: Optional[str] = None   # the sweep stopped early: server gone and not restarted
     skipped: list[str] = field(default_factory=list)  # points already finished (resume)
+    status: str = "running"  # complete | interrupted | failed, as in manifest.json
+    # point_id -> acceptance per prompt category (metrics.category), computed from the point's records
+    categories: dict[str, list[CategoryAcceptance]] = field(default_factory=dict)
+    # Filled by later stages (quality checks, recommendation); None until they exist / have run.
+    quality: Optional[dict[str, Any]] = None
+    recommendation: Optional[dict[str, Any]] = None
+
+    def rows(self) -> list[dict]:
+        """Flat summary rows, as in summary.csv."""
+        return [p.to_row() for p in self.points]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (REST responses, notebooks)."""
+        return {"results_dir": str(self.results_dir), "status": self.status,
+                "prompts_fingerprint": self.prompts_fingerprint, "points": [asdict(p) for p in self.points],
+                "speedups": [asdict(s) for s in self.speedups],
+                "categories": {k: [c.to_dict() for c in v] for k, v in self.categories.items()},
+                "quality": self.quality, "recommendation": self.recommendation}
 
 
 class SweepInterrupted(KeyboardInterrupt):
@@ -165,13 +198,17 @@ class BenchmarkRunner:
             status = "interrupted"
             raise
         finally:
+            result.status = status
             ended = self.results.points()
             self.results.update_manifest(
                 status=status, finished_at=_now_iso(), stopped_reason=result.stopped_reason,
                 points_finished=sum(p.get("status", "complete") == "complete" for p in ended),
                 points_failed=sorted(p["point_id"] for p in ended if p.get("status", "complete") != "complete"))
             self.results.write_tables()
-        result.speedups = speedup_rows([p.to_row() for p in result.points if p.status == "complete"])
+        # a failed point (cut short) is reported, never used for a speedup
+        result.speedups = [Speedup(**s) for s in speedup_rows([r for r in result.rows() if r["status"] == "complete"])]
+        result.categories = {p.point_id: category_acceptance(self.results.records(p.point_id))
+                             for p in result.points}
         return result
 
     def _run_sd(self, sd: SDConfig, todo: list[int], prompts: PromptSet, result: SweepResult) -> bool:
@@ -306,26 +343,49 @@ class BenchmarkRunner:
 
     async def _measure(self, base_url, prompts, plan, sink, point_id, guard: PointGuard):
         """Run one point under the guard; SD counters are read after warm-up and after the last request."""
+        import aiohttp
+
         snap: dict = {}
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as s:
 
-        async def before_measure() -> None:
-            snap["before"] = await self._scrape(base_url)
+            async def before_measure() -> None:
+                snap["before"] = await self._scrape(s, base_url)
 
-        run = await guard.run(run_closed_loop(self.adapter, base_url, prompts.prompts, plan, sink, point_id,
-                                              before_measure))
-        after = await self._scrape(base_url) if run is not None else None
+            # engines whose stats are consumed on read (TRT-LLM /metrics) are polled while the point runs;
+            # stopped by an event, never cancelled mid-request, so no drained row is lost in flight
+            stop = asyncio.Event()
+            poller = asyncio.create_task(self._poll(s, base_url, stop)) if self.adapter.poll_interval_s else None
+            try:
+                run = await guard.run(run_closed_loop(self.adapter, base_url, prompts.prompts, plan, sink,
+                                                      point_id, before_measure))
+            finally:
+                stop.set()
+                if poller is not None:
+                    await asyncio.gather(poller, return_exceptions=True)
+            after = await self._scrape(s, base_url) if run is not None else None
         return snap.get("before"), after
 
-    async def _scrape(self, base_url: str):
+    async def _scrape(self, session, base_url: str):
         """Counters are a cross-check, never a reason to lose a point: failures read as 'no counters'."""
         import aiohttp
 
         try:
-            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as s:
-                return await self.adapter.scrape_counters(s, base_url)
+            return await self.adapter.scrape_counters(session, base_url)
         except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as e:
             log.warning("could not read %s counters from %s: %s", self.adapter.name, base_url, e)
             return None
+
+    async def _poll(self, session, base_url: str, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=self.adapter.poll_interval_s)
+                return
+            except asyncio.TimeoutError:
+                pass
+            try:
+                await self.adapter.poll_during_point(session, base_url)
+            except Exception as e:  # a missed poll must not kill the point; scrape_counters reports gaps
+                log.warning("%s: polling %s failed: %r", self.adapter.name, base_url, e)
 
     # ---- helpers ------------------------------------------------------------------------------------
     def _progress(self):

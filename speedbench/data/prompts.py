@@ -37,12 +37,13 @@ class Prompt:
 def resolve_split_path(split: str) -> Path:
     if split in BUNDLED_SPLITS:
         return DATASETS_DIR / BUNDLED_SPLITS[split]
-    p = Path(split)
-    if p.suffix in (".jsonl", ".gz") or p.exists():
+    p = Path(split).expanduser()
+    if p.suffix in (".jsonl", ".gz", ".parquet") or p.exists():
         if not p.is_file():
             raise ConfigError(f"split file not found: {p}")
         return p
-    raise ConfigError(f"unknown split {split!r}; bundled splits: {', '.join(BUNDLED_SPLITS)}, or give a .jsonl path")
+    raise ConfigError(f"unknown split {split!r}; splits: {', '.join(BUNDLED_SPLITS)}, throughput (with an ISL), "
+                      "speed-bench:<config>, or a .jsonl/.parquet path")
 
 
 def _open_text(path: Path):
@@ -86,6 +87,23 @@ def read_jsonl_prompts(path: Path) -> list[Prompt]:
     return prompts
 
 
+def read_parquet_prompts(path: Path) -> list[Prompt]:
+    import pyarrow.parquet as pq
+
+    try:
+        rows = pq.read_table(path).to_pylist()
+    except Exception as e:  # pyarrow raises several types for bad files
+        raise ConfigError(f"cannot read parquet {path}: {e}") from None
+    prompts = [_parse_row(r, f"{path} row {n}") for n, r in enumerate(rows)]
+    if len({p.id for p in prompts}) != len(prompts):
+        raise ConfigError(f"{path}: duplicate prompt ids")
+    return prompts
+
+
+def read_prompt_file(path: Path) -> list[Prompt]:
+    return read_parquet_prompts(path) if path.suffix == ".parquet" else read_jsonl_prompts(path)
+
+
 def select(prompts: Iterable[Prompt], categories: Optional[list[str]] = None,
            per_category: Optional[int] = None) -> list[Prompt]:
     """Filter by category and keep the first ``per_category`` of each, in file order (deterministic)."""
@@ -112,4 +130,4 @@ def select(prompts: Iterable[Prompt], categories: Optional[list[str]] = None,
 
 def load_split(split: str, categories: Optional[list[str]] = None,
                per_category: Optional[int] = None) -> list[Prompt]:
-    return select(read_jsonl_prompts(resolve_split_path(split)), categories, per_category)
+    return select(read_prompt_file(resolve_split_path(split)), categories, per_category)

@@ -7,6 +7,8 @@ from speedbench.engines.base import EngineAdapter
 _REGISTRY: dict[str, str] = {
     # name -> "module:Class", imported lazily so one engine's quirks never slow another's start
     "vllm": "speedbench.engines.vllm:VLLMAdapter",
+    "sglang": "speedbench.engines.sglang:SGLangAdapter",
+    "trtllm": "speedbench.engines.trtllm:TRTLLMAdapter",
 }
 
 

@@ -17,6 +17,8 @@ class EngineAdapter(abc.ABC):
     name: ClassVar[str]
     supported_sd: ClassVar[tuple[str, ...]] = ("off",)
     health_path: ClassVar[str] = "/health"
+    # Seconds between ``poll_during_point`` calls while a point runs; None = the engine needs no polling.
+    poll_interval_s: ClassVar[Optional[float]] = None
 
     def __init__(self, cfg: EngineConfig) -> None:
         self.cfg = cfg
@@ -30,6 +32,10 @@ class EngineAdapter(abc.ABC):
     @abc.abstractmethod
     def launch_argv(self, sd: SDConfig, host: str, port: int, max_concurrency: int = 256) -> list[str]:
         """The exact server command line (argv list; never a shell string)."""
+
+    def launch_files(self, sd: SDConfig, max_concurrency: int = 256) -> dict[str, str]:
+        """Files the launch argv refers to (path -> content), e.g. an engine config file; written by launch_argv."""
+        return {}
 
     def launch_env(self, sd: SDConfig) -> dict[str, str]:
         return dict(self.cfg.env)
@@ -52,6 +58,10 @@ class EngineAdapter(abc.ABC):
     # ---- acceptance counters -------------------------------------------------------------------
     async def scrape_counters(self, session: "aiohttp.ClientSession", base_url: str) -> Optional[SpecDecodeCounters]:
         """Global SD counters as of now (None when the engine exposes none)."""
+        return None
+
+    async def poll_during_point(self, session: "aiohttp.ClientSession", base_url: str) -> None:
+        """Called every ``poll_interval_s`` while a point runs, for engines whose stats are consumed on read."""
         return None
 
     async def server_info(self, session: "aiohttp.ClientSession", base_url: str) -> dict:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Optional
 
-from speedbench.config import SDConfig
+from speedbench.config import ConfigError, SDConfig
 from speedbench.engines.acceptance import SpecDecodeCounters, counters_from_histogram
 from speedbench.engines.base import EngineAdapter
 from speedbench.engines.prometheus import parse_prometheus, sum_metric
@@ -49,6 +49,15 @@ class VLLMAdapter(EngineAdapter):
                 "--generation-config", "vllm"]  # greedy = greedy: ignore the model's sampling defaults
         if c.enforce_eager:
             argv.append("--enforce-eager")
+        if c.data_parallel_size > 1:
+            argv += ["--data-parallel-size", str(c.data_parallel_size)]
+        if c.expert_parallel_size > 1:
+            if c.expert_parallel_size != c.tensor_parallel_size * c.data_parallel_size:
+                raise ConfigError("vLLM's expert-parallel size is TP x DP: set engine.expert_parallel_size to "
+                                  f"{c.tensor_parallel_size * c.data_parallel_size} or 1")
+            argv.append("--enable-expert-parallel")
+        if c.gpu_memory_fraction is not None:
+            argv += ["--gpu-memory-utilization", str(c.gpu_memory_fraction)]
         if sd.enabled:
             argv += ["--speculative-config", json.dumps(speculative_config(sd), separators=(",", ":")),
                      # per-request acceptance: per-step accepted/drafted arrays in the final usage chunk

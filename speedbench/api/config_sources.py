@@ -1,0 +1,278 @@
+"""Where a sweep's configuration comes from, merged in one documented order, shared by CLI, REST and API.
+
+Precedence, lowest to highest:
+
+    model defaults < preset (engines/presets/NAME.yaml) < config file (YAML/JSON) < environment < CLI flags
+
+Environment variables: ``SPEEDBENCH_<SECTION>__<FIELD>``, nested with ``__`` (``SPEEDBENCH_LOAD__CONCURRENCY=1,2,4``,
+``SPEEDBENCH_ENGINE__PYTHON=/venv/bin/python``, ``SPEEDBENCH_ENGINE__ENV__VLLM_CPU_KVCACHE_SPACE=4``) and the
+top-level fields ``SPEEDBENCH_SD`` (``off,ngram:3``), ``SPEEDBENCH_NAME``, ``SPEEDBENCH_OUTPUT_DIR``;
+``SPEEDBENCH_ENGINE_PYTHON`` is an older spelling of ``SPEEDBENCH_ENGINE__PYTHON``. Lists are
+comma-separated or JSON; an empty value means null. Other ``SPEEDBENCH_*`` variables (``SPEEDBENCH_HOME``,
+``SPEEDBENCH_CACHE``, ...) are not config fields and are left alone.
+
+Every resolved value remembers its source, so ``speedbench config show`` can say where it came from and
+validation errors name the variable / flag / file that set the bad value.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from speedbench.config import (BenchmarkConfig, ConfigError, deep_merge, format_validation_error, load_config_file, load_preset,
+                               parse_sd_list)
+
+ENV_PREFIX = "SPEEDBENCH_"
+LEGACY_ENGINE_PYTHON = "SPEEDBENCH_ENGINE_PYTHON"  # = SPEEDBENCH_ENGINE__PYTHON (the Makefile exports it)
+DEFAULT = "default"
+
+# CLI option dest -> (dotted config path, flag as the user typed it)
+FLAG_PATHS: dict[str, tuple[str, str]] = {
+    "engine": ("engine.name", "--engine"), "model": ("engine.model", "--model"),
+    "engine_python": ("engine.python", "--engine-python"), "endpoint": ("engine.endpoint", "--endpoint"),
+    "port": ("engine.port", "--port"), "tensor_parallel_size": ("engine.tensor_parallel_size", "--tp"),
+    "tokenizer": ("data.tokenizer", "--tokenizer"), "split": ("data.split", "--split"),
+    "isl": ("data.isl", "--isl"), "categories": ("data.categories", "--categories"),
+    "prompts_per_category": ("data.prompts_per_category", "--prompts-per-category"),
+    "concurrency": ("load.concurrency", "--concurrency"), "output_len": ("load.output_len", "--output-len"),
+    "requests_per_point": ("load.requests_per_point", "--requests-per-point"),
+    "output_dir": ("output_dir", "--output-dir"), "name": ("name", "--name"),
+}
+
+
+@dataclass
+class ConfigLayer:
+    """One source's values (nested dict) and, per dotted path it sets, a human label of where it came from."""
+
+    name: str
+    values: dict[str, Any] = field(default_factory=dict)
+    origins: dict[str, str] = field(default_factory=dict)
+
+    def set(self, dotted: str, value: Any, origin: str) -> None:
+        d = self.values
+        keys = dotted.split(".")
+        for k in keys[:-1]:
+            d = d.setdefault(k, {})
+        d[keys[-1]] = value
+        self.origins[dotted] = origin
+
+
+@dataclass
+class ResolvedConfig:
+    config: BenchmarkConfig
+    layers: list[ConfigLayer]
+
+    def origin(self, dotted: str) -> str:
+        """The highest-precedence source that set this path (or one of its parents), else 'default'."""
+        return _origin(self.layers, dotted)
+
+    def origins(self) -> dict[str, str]:
+        return {path: self.origin(path) for path in _leaves(self.config.model_dump(mode="json"))}
+
+
+# ---- the layers ------------------------------------------------------------------------------------
+def preset_layer(name: str) -> ConfigLayer:
+    return _file_like(f"preset {name}", load_preset(name))
+
+
+def file_layer(path: str) -> ConfigLayer:
+    return _file_like(f"file {path}", load_config_file(path))
+
+
+def dict_layer(name: str, values: Mapping[str, Any]) -> ConfigLayer:
+    """A plain nested mapping (a REST request body, API keyword overrides)."""
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"{name} must be a JSON object / mapping")
+    return _file_like(name, dict(values))
+
+
+def env_layer(environ: Optional[Mapping[str, str]] = None) -> ConfigLayer:
+    environ = os.environ if environ is None else environ
+    layer = ConfigLayer("environment")
+    top = set(BenchmarkConfig.model_fields)
+    for var in sorted(environ):
+        if not var.startswith(ENV_PREFIX):
+            continue
+        parts = var[len(ENV_PREFIX):].split("__")
+        head = parts[0].lower()
+        if var == LEGACY_ENGINE_PYTHON and f"{ENV_PREFIX}ENGINE__PYTHON" not in environ:
+            layer.set("engine.python", environ[var], f"env {var}")  # older spelling, same layer
+            continue
+        if head not in top:
+            if len(parts) > 1:  # looks meant for us: a typo must not be silently ignored
+                raise ConfigError(f"environment variable {var}: unknown config section {head!r} "
+                                  f"(known: {', '.join(sorted(top))})")
+            continue  # SPEEDBENCH_HOME, SPEEDBENCH_CACHE, ...: not config fields
+        path = _env_path(parts)
+        layer.set(".".join(path), _env_value(path, environ[var], var), f"env {var}")
+    return layer
+
+
+def flag_layer(flags: Mapping[str, Any], *, sd_spec: Optional[str] = None, draft_length: Optional[int] = None,
+               base_sd: Optional[list] = None) -> ConfigLayer:
+    """CLI flags (click dests) -> layer. ``draft_length`` without ``sd_spec`` rewrites the lower layers' SD list."""
+    layer = ConfigLayer("flags")
+    for dest, (dotted, flag) in FLAG_PATHS.items():
+        value = flags.get(dest)
+        if value is None:
+            continue
+        if dest == "categories" and isinstance(value, str):
+            value = [c.strip() for c in value.split(",") if c.strip()]
+        layer.set(dotted, value, f"flag {flag}")
+    if sd_spec:
+        layer.set("sd", parse_sd_list(sd_spec, draft_length), "flag --sd")
+    elif draft_length is not None:
+        sds = base_sd or [{"method": "off"}, {"method": "ngram"}]
+        layer.set("sd", [dict(s, num_speculative_tokens=draft_length) if s.get("method") != "off" else s
+                         for s in sds], "flag --draft-length")
+    return layer
+
+
+def resolve_config(*, preset: Optional[str] = None, config_file: Optional[str] = None,
+                   environ: Optional[Mapping[str, str]] = None, use_env: bool = True,
+                   flags: Optional[Mapping[str, Any]] = None, sd_spec: Optional[str] = None,
+                   draft_length: Optional[int] = None, overrides: Optional[Mapping[str, Any]] = None,
+                   overrides_name: str = "overrides") -> ResolvedConfig:
+    """defaults < preset < config file < environment < flags < overrides (API/REST body), validated once."""
+    layers: list[ConfigLayer] = []
+    if preset:
+        layers.append(preset_layer(preset))
+    if config_file:
+        layers.append(file_layer(config_file))
+    if use_env:
+        layers.append(env_layer(environ))
+    if flags is not None or sd_spec or draft_length is not None:
+        lower = _merge(layers)
+        layers.append(flag_layer(flags or {}, sd_spec=sd_spec, draft_length=draft_length, base_sd=lower.get("sd")))
+    if overrides:
+        layers.append(dict_layer(overrides_name, overrides))
+    layers = [layer for layer in layers if layer.values or layer.name.startswith(("preset", "file"))]
+    try:
+        cfg = BenchmarkConfig.model_validate(_merge(layers))
+    except ValidationError as e:
+        raise ConfigError(_explain(e, layers)) from None
+    return ResolvedConfig(cfg, layers)
+
+
+# ---- rendering -------------------------------------------------------------------------------------
+def render_with_origins(resolved: ResolvedConfig) -> str:
+    """The effective config as YAML (valid; loadable with --config) with each value's source as a comment."""
+    lines = ["# effective speedbench config; precedence: defaults < preset < file < env < flags"]
+    _render(resolved.config.model_dump(mode="json"), "", 0, resolved, lines)
+    return "\n".join(lines) + "\n"
+
+
+def _render(d: dict, prefix: str, indent: int, resolved: ResolvedConfig, lines: list[str]) -> None:
+    pad = " " * indent
+    for key, value in d.items():
+        path = f"{prefix}{key}"
+        k = key if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", key) else json.dumps(key)
+        if isinstance(value, dict) and value:
+            lines.append(f"{pad}{k}:")
+            _render(value, path + ".", indent + 2, resolved, lines)
+        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            lines.append(f"{pad}{k}:  # {resolved.origin(path)}")
+            lines += [f"{pad}  - {json.dumps(v)}" for v in value]
+        else:
+            lines.append(f"{pad}{k}: {json.dumps(value)}  # {resolved.origin(path)}")
+
+
+# ---- helpers ---------------------------------------------------------------------------------------
+def _file_like(name: str, values: dict[str, Any]) -> ConfigLayer:
+    layer = ConfigLayer(name, values)
+    layer.origins = {p: name for p in _leaves(values)}
+    return layer
+
+
+def _merge(layers: list[ConfigLayer]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for layer in layers:
+        out = deep_merge(out, layer.values)
+    return out
+
+
+def _leaves(d: Mapping[str, Any], prefix: str = "") -> list[str]:
+    out = []
+    for k, v in d.items():
+        path = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            out += _leaves(v, path + ".")
+        else:
+            out.append(path)
+    return out
+
+
+def _origin(layers: list[ConfigLayer], dotted: str) -> str:
+    parts = dotted.split(".")
+    candidates = [".".join(parts[:i]) for i in range(len(parts), 0, -1)]
+    for layer in reversed(layers):
+        for c in candidates:
+            if c in layer.origins:
+                return layer.origins[c]
+        # a parent set as a whole mapping counts for every child below it
+        if any(o.startswith(dotted + ".") for o in layer.origins):
+            return layer.name
+    return DEFAULT
+
+
+def _explain(e: ValidationError, layers: list[ConfigLayer]) -> str:
+    def origin(loc: str) -> Optional[str]:
+        src = _origin(layers, loc)
+        return None if src == DEFAULT else src
+
+    return format_validation_error(e, origin)
+
+
+def _unwrap(ann: Any) -> Any:
+    """Optional[X] / X | None -> X."""
+    if typing.get_origin(ann) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(ann) if a is not type(None)]
+        return args[0] if len(args) == 1 else ann
+    return ann
+
+
+def _annotation(path: list[str]) -> Any:
+    model: Any = BenchmarkConfig
+    ann: Any = None
+    for seg in path:
+        if not (isinstance(model, type) and issubclass(model, BaseModel)) or seg not in model.model_fields:
+            return None
+        ann = _unwrap(model.model_fields[seg].annotation)
+        model = ann
+    return ann
+
+
+def _env_path(parts: list[str]) -> list[str]:
+    """Lower-case the field names, but keep keys inside dict fields (engine.env) exactly as written."""
+    path: list[str] = []
+    for i, seg in enumerate(parts):
+        ann = _annotation(path) if path else BenchmarkConfig
+        if typing.get_origin(ann) is dict:
+            return path + ["__".join(parts[i:])]
+        path.append(seg.lower())
+    return path
+
+
+def _env_value(path: list[str], raw: str, var: str) -> Any:
+    raw = raw.strip()
+    if raw == "":
+        return None
+    if raw[0] in "[{":
+        try:
+            return yaml.safe_load(raw)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"environment variable {var}: bad JSON/YAML value: {e}") from None
+    if path == ["sd"]:
+        return parse_sd_list(raw)
+    ann = _annotation(path)
+    if typing.get_origin(ann) is list and typing.get_args(ann) in ((str,),):
+        return [x.strip() for x in raw.split(",") if x.strip()]
+    return raw  # pydantic coerces "4" -> 4, "true" -> True; list[int] fields parse "1,2,4" themselves

@@ -1,0 +1,85 @@
+"""Merge results folders of independent jobs (one engine configuration each) into one folder to report.
+
+Only folders measured on the same prompt set can be merged (same prompt fingerprint: same token ids), so a
+merged table never compares different inputs. Points are concatenated; a point id already taken (two engines
+both have ``sd-off-c1``) is prefixed with the engine name. Every source manifest is kept.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Sequence
+
+from speedbench.config import ConfigError
+from speedbench.results import ResultsDir, find_results
+
+
+def prompt_fingerprint(rd: ResultsDir) -> str:
+    return ((rd.manifest().get("prompts") or {}).get("fingerprint")) or ""
+
+
+def check_same_prompts(dirs: Sequence[ResultsDir]) -> str:
+    """The shared prompt fingerprint, or a ConfigError naming the folders that differ."""
+    fps = {str(rd.path): prompt_fingerprint(rd) for rd in dirs}
+    distinct = sorted(set(fps.values()))
+    if len(distinct) > 1 or distinct == [""]:
+        detail = ", ".join(f"{p}: {fp[:12] or 'none'}" for p, fp in fps.items())
+        raise ConfigError("results were measured on different prompt sets (prompt fingerprints differ: "
+                          f"{detail}); compare or merge only runs with the same split, tokenizer and ISL")
+    return distinct[0]
+
+
+def merge_results(paths: Sequence[str | Path], out: str | Path) -> Path:
+    from speedbench.metrics.summary import point_from_dict
+
+    dirs = []
+    for p in paths:
+        rd = find_results(p)
+        if rd is None:
+            raise ConfigError(f"not a speedbench results folder (no manifest.json): {p}")
+        dirs.append(rd)
+    if len(dirs) < 1:
+        raise ConfigError("nothing to merge")
+    fingerprint = check_same_prompts(dirs)
+    out_path = Path(out)
+    if out_path.exists() and any(out_path.iterdir()):
+        raise ConfigError(f"merge output folder is not empty: {out_path}")
+    manifests = [rd.manifest() for rd in dirs]
+    statuses = {m.get("status") for m in manifests}
+    merged = ResultsDir(out_path).create({
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "status": "complete" if statuses == {"complete"} else "partial",
+        "merged_from": [{"path": str(rd.path), "manifest": m} for rd, m in zip(dirs, manifests)],
+        "prompts": manifests[0].get("prompts"),
+        "config": None,  # one per source: see merged_from
+        "points_planned": [],
+    })
+    if (dirs[0].path / "prompts.parquet").is_file():
+        merged.save_prompts(dirs[0].path / "prompts.parquet")  # identical in every source (same fingerprint)
+    taken: set[str] = set()
+    planned: list[str] = []
+    for i, rd in enumerate(dirs):
+        for d in rd.points():
+            old = d["point_id"]
+            new = old if old not in taken else f"{d['engine']}-{old}"
+            n = 2
+            while new in taken:
+                new, n = f"{d['engine']}-{old}-{n}", n + 1
+            taken.add(new)
+            planned.append(new)
+            if rd.records_path(old).is_file():
+                shutil.copyfile(rd.records_path(old), merged.records_path(new))
+            summary = point_from_dict({**d, "point_id": new})
+            merged.append_point(summary)
+        logs = rd.path / "logs"
+        if logs.is_dir():
+            shutil.copytree(logs, out_path / "logs" / f"{i:02d}-{rd.path.name}", dirs_exist_ok=True)
+    merged.update_manifest(points_planned=planned, points_finished=len(planned), prompts_fingerprint=fingerprint)
+    (out_path / "merge.json").write_text(json.dumps(
+        {"sources": [str(rd.path) for rd in dirs], "fingerprint": fingerprint, "points": planned}, indent=2))
+    return out_path
+
+
+__all__ = ["check_same_prompts", "merge_results", "prompt_fingerprint"]

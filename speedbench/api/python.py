@@ -1,0 +1,42 @@
+"""Python-API conveniences beside ``BenchmarkConfig`` / ``BenchmarkRunner``: config from sources, results back."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+from speedbench.config import BenchmarkConfig, ConfigError
+
+
+def load_config(preset: Optional[str] = None, config_file: Optional[str | Path] = None, *, use_env: bool = True,
+                overrides: Optional[Mapping[str, Any]] = None, **sections: Any) -> BenchmarkConfig:
+    """Config with the CLI's precedence: defaults < preset < file < ``SPEEDBENCH_*`` env < overrides/sections.
+
+    ``load_config(preset="cpu-demo", load={"concurrency": [1, 2]})`` — sections are nested dicts merged over
+    the lower layers (so ``load={...}`` changes only the keys it names).
+    """
+    from speedbench.api.config_sources import resolve_config
+    from speedbench.config import deep_merge
+
+    over = deep_merge(dict(overrides or {}), sections)
+    return resolve_config(preset=preset, config_file=str(config_file) if config_file else None,
+                          use_env=use_env, overrides=over or None, overrides_name="arguments").config
+
+
+def load_result(path: str | Path):
+    """Rebuild the typed ``SweepResult`` of any results folder (finished, interrupted or merged)."""
+    from speedbench.metrics.category import category_acceptance
+    from speedbench.metrics.summary import point_from_dict, speedup_rows
+    from speedbench.results import find_results
+    from speedbench.runner import Speedup, SweepResult
+
+    rd = find_results(path)
+    if rd is None:
+        raise ConfigError(f"not a speedbench results folder (no manifest.json): {path}")
+    manifest = rd.manifest()
+    points = [point_from_dict(p) for p in rd.points()]
+    result = SweepResult(rd.path, points=points, status=manifest.get("status", "unknown"),
+                         prompts_fingerprint=(manifest.get("prompts") or {}).get("fingerprint", ""))
+    result.speedups = [Speedup(**s) for s in speedup_rows(result.rows())]
+    result.categories = {p.point_id: category_acceptance(rd.records(p.point_id)) for p in points
+                         if rd.records_path(p.point_id).is_file()}
+    return result

@@ -1,0 +1,56 @@
+"""`speedbench data inspect`: a plain-text account of a prepared PromptSet. Pure: PromptSet in, text out."""
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+
+import numpy as np
+
+from speedbench.data.entropy import summarize
+from speedbench.data.promptset import PromptSet
+
+_BAR = 40
+
+
+def length_histogram(lengths: list[int], bins: int = 10) -> list[str]:
+    """Text histogram of token lengths; one line per bin: range, count, bar."""
+    if not lengths:
+        return ["  (no prompts)"]
+    lo, hi = min(lengths), max(lengths)
+    if lo == hi:
+        return [f"  {lo:>7} tokens  {len(lengths):>6}  {'#' * _BAR}"]
+    counts, edges = np.histogram(lengths, bins=min(bins, hi - lo + 1), range=(lo, hi))
+    top = counts.max()
+    return [f"  {int(math.ceil(a)):>7}-{int(b):<7} {c:>6}  {'#' * int(round(_BAR * c / top))}"
+            for a, b, c in zip(edges[:-1], edges[1:], counts)]
+
+
+def describe(ps: PromptSet) -> str:
+    by_cat: dict[str, list] = defaultdict(list)
+    for p in ps.prompts:
+        by_cat[p.category].append(p)
+    lengths = [p.num_tokens for p in ps.prompts]
+    meta = ps.meta
+    lines = [
+        f"split           {meta.get('split')} ({meta.get('split_kind', 'prompts')})",
+        f"tokenizer       {meta.get('tokenizer')}",
+        f"template        {'chat template applied' if meta.get('chat_template_applied') else 'plain text'}; "
+        f"BOS policy {meta.get('bos_policy')} (id {meta.get('bos_id')})",
+        f"isl             {meta.get('isl') or 'natural length'}" + (f"  [{meta['isl_rule']}]" if meta.get("isl_rule") else ""),
+        f"fingerprint     {ps.fingerprint}",
+        f"ids sha256      {ps.ids_sha256}",
+        f"prompts         {len(ps.prompts)}; tokens min/mean/max {min(lengths)}/{np.mean(lengths):.0f}/{max(lengths)}; "
+        f"truncated {sum(p.truncated for p in ps.prompts)}, padded {sum(p.padded for p in ps.prompts)}, "
+        f"multi-turn sources {sum(p.num_turns > 1 for p in ps.prompts)}",
+        "",
+        f"{'category':<14}{'n':>6}{'tok mean':>10}{'trunc':>7}{'pad':>6}{'zlib ratio':>12}{'unigram H':>11}",
+    ]
+    for cat, ps_ in by_cat.items():
+        z = summarize([p.zlib_ratio for p in ps_ if not math.isnan(p.zlib_ratio)])
+        h = summarize([p.token_entropy for p in ps_ if not math.isnan(p.token_entropy)])
+        lines.append(f"{cat:<14}{len(ps_):>6}{np.mean([p.num_tokens for p in ps_]):>10.0f}"
+                     f"{sum(p.truncated for p in ps_):>7}{sum(p.padded for p in ps_):>6}"
+                     f"{z['mean']:>12.3f}{h['mean']:>11.2f}")
+    lines += ["", "  (zlib ratio: compressed/raw bytes of the decoded text, lower = more repetitive; "
+              "unigram H: bits/token)", "", "token lengths:"] + length_histogram(lengths)
+    return "\n".join(lines)

@@ -1,0 +1,162 @@
+"""Tokenizer access for pre-tokenization: loading, chat-template wrapping, BOS-once, batch encoding.
+
+Everything that turns text into ids lives here, so every split kind (prompt files, SPEED-Bench rows, the
+throughput pool) gets the same template and BOS handling and therefore comparable ids.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Optional, Sequence
+
+from speedbench.config import ConfigError
+
+_BODY_SENTINEL = "\u2063SPEEDBENCH_BODY\u2063"
+TOKENIZER_FILES = (
+    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
+    "added_tokens.json", "chat_template.jinja", "chat_template.json", "vocab.json", "merges.txt",
+)
+
+
+def load_tokenizer(path: str):
+    p = Path(path)
+    if not p.is_dir():
+        raise ConfigError(f"tokenizer/model path not found: {path} (give a local directory)")
+    # Loading a large tokenizer takes seconds; reuse it while its files are unchanged (same path, sizes, mtimes).
+    stamp = tuple((n, f.stat().st_size, f.stat().st_mtime_ns) for n in TOKENIZER_FILES if (f := p / n).is_file())
+    return _load_tokenizer(str(p.resolve()), stamp)
+
+
+@lru_cache(maxsize=4)
+def _load_tokenizer(path: str, stamp: tuple):
+    from transformers import AutoTokenizer  # lazy: keeps `--help` fast
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()  # "PyTorch was not found" is expected: we only tokenize
+    try:
+        return AutoTokenizer.from_pretrained(path, local_files_only=True)
+    except Exception as e:  # transformers raises many types here
+        raise ConfigError(f"could not load a tokenizer from {path}: {e}") from None
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def tokenizer_files_digest(path: str) -> dict[str, str]:
+    """sha256 of every tokenizer file present: covers vocab, merges, special tokens, BOS and chat template."""
+    p = Path(path)
+    return {name: sha256_file(p / name) for name in TOKENIZER_FILES if (p / name).is_file()}
+
+
+def chat_template_from_files(path: str) -> Optional[str]:
+    """The chat template as stored in the tokenizer dir, read without loading the tokenizer (fast cache hits)."""
+    p = Path(path)
+    if (p / "chat_template.jinja").is_file():
+        return (p / "chat_template.jinja").read_text(encoding="utf-8")
+    for name in ("chat_template.json", "tokenizer_config.json"):
+        f = p / name
+        if f.is_file():
+            try:
+                tpl = json.loads(f.read_text(encoding="utf-8")).get("chat_template")
+            except (json.JSONDecodeError, AttributeError):
+                continue
+            if tpl:
+                return tpl if isinstance(tpl, str) else json.dumps(tpl, sort_keys=True)
+    return None
+
+
+def chat_template(tokenizer, mode: str) -> Optional[str]:
+    if mode == "none":
+        return None
+    return getattr(tokenizer, "chat_template", None) or None
+
+
+def render_text(tokenizer, user_text: str, use_template: bool) -> str:
+    """The prompt string before tokenization: the chat template with one user turn, or the plain text.
+
+    Plain format (no template): the user's text as-is; the base model continues it.
+    """
+    if use_template:
+        return tokenizer.apply_chat_template(
+            [{"role": "user", "content": user_text}], tokenize=False, add_generation_prompt=True)
+    return user_text
+
+
+def apply_bos(ids: list[int], bos_id: Optional[int], policy: str) -> list[int]:
+    """BOS exactly once: drop any leading BOS the template produced, then prepend one."""
+    if policy == "none":
+        return ids
+    if bos_id is None:
+        raise ConfigError("the tokenizer defines no BOS token; set data.bos: none to send prompts without one")
+    i = 0
+    while i < len(ids) and ids[i] == bos_id:
+        i += 1
+    return [bos_id] + list(ids[i:])
+
+
+def encode(tokenizer, text: str) -> list[int]:
+    return list(tokenizer.encode(text, add_special_tokens=False))
+
+
+def encode_batch(tokenizer, texts: Sequence[str]) -> list[list[int]]:
+    """One call for many texts: the fast tokenizer encodes a list in parallel (Rust), far faster than a loop."""
+    if not texts:
+        return []
+    return list(tokenizer(list(texts), add_special_tokens=False)["input_ids"])
+
+
+@dataclass(frozen=True)
+class Wrapper:
+    """Template (and BOS) ids around a prompt body: ids = prefix + body + suffix."""
+
+    prefix: list[int]
+    suffix: list[int]
+
+    @property
+    def overhead(self) -> int:
+        return len(self.prefix) + len(self.suffix)
+
+
+def template_wrapper(tokenizer, use_template: bool, bos_id: Optional[int], bos_policy: str,
+                     header: str = "") -> Wrapper:
+    """Tokenize the template once around a sentinel body, so bodies can be spliced in by id.
+
+    ``header`` is fixed text placed inside the user message before the body (the throughput instruction).
+    """
+    wrapper = render_text(tokenizer, header + _BODY_SENTINEL, use_template)
+    prefix_text, found, suffix_text = wrapper.partition(_BODY_SENTINEL)
+    if not found:
+        raise ConfigError("the chat template dropped the user message; cannot splice prompt bodies into it")
+    prefix = apply_bos(encode(tokenizer, prefix_text), bos_id, bos_policy)
+    return Wrapper(prefix, encode(tokenizer, suffix_text))
+
+
+def build_exact_isl(wrapper: Wrapper, body: Sequence[int], filler_ids: Sequence[int], sep_ids: Sequence[int],
+                    isl: int) -> tuple[list[int], bool, bool]:
+    """Exactly ``isl`` ids: template prefix + body (prompt, then real filler text) cut to fit + template suffix.
+
+    The body is tokenized on its own and spliced between the template's own ids, so the count is exact
+    by construction. Deterministic: same inputs, same ids. Returns (ids, truncated, padded).
+    """
+    budget = isl - wrapper.overhead
+    if budget <= 0:
+        raise ConfigError(f"ISL {isl} is shorter than the chat template itself ({wrapper.overhead} tokens)")
+    body = list(body)
+    padded = False
+    if len(body) < budget:
+        if not filler_ids:
+            raise ConfigError(f"prompt has {len(body)} body tokens < ISL budget {budget} "
+                              "and no padding text is available")
+        padded = True
+        while len(body) < budget:
+            body += list(sep_ids) + list(filler_ids)
+    truncated = not padded and len(body) > budget
+    return wrapper.prefix + body[:budget] + wrapper.suffix, truncated, padded

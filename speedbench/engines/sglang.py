@@ -1,0 +1,213 @@
+"""SGLang server (``python -m sglang.launch_server``), per docs/engines/sglang.md.
+
+Read from the PyPI wheel sglang==0.5.23 (paths under sglang/srt/): arg_groups/fields/{spec,schedule,serving,
+observability,parallel}.py (flags), entrypoints/http_server.py (``/generate``, ``/health_generate``, SSE framing),
+managers/tokenizer_manager.py ``_calculate_spec_decoding_metrics`` (final-chunk ``meta_info`` SD keys),
+observability/metrics_collector.py (``/metrics``). Older key names from wheels 0.4.10.post2 .. 0.5.22.
+
+Acceptance, per request: the final chunk's ``meta_info`` carries ``spec_verify_ct`` (verify steps) and the
+correct-drafts histogram/counts (names changed across versions; all are read). Globally: SGLang exposes only
+gauges over a 40-iteration window plus, since 0.5.18, the counter ``sglang:spec_verify_calls_total``. All
+three counters below are tokenizer-side and bumped when a request finishes, so their deltas around a point
+are exact:  drafts = Δverify_calls, accepted = Δgeneration_tokens − Δverify_calls − Δnum_requests
+(each request's first token comes from prefill, every verify step emits 1 bonus token + its accepted drafts),
+draft_tokens = drafts × k (chain: topk 1). SGLang's own ``spec_accept_length`` = tokens / verify steps
+counts the prefill token too, so it reads slightly higher than speedbench's 1 + accepted / drafts.
+"""
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Optional
+
+from speedbench.config import ConfigError, SDConfig
+from speedbench.engines.acceptance import SpecDecodeCounters, counters_from_histogram
+from speedbench.engines.base import EngineAdapter
+from speedbench.engines.prometheus import parse_prometheus, sum_metric
+
+if TYPE_CHECKING:
+    import aiohttp
+
+    from speedbench.load.records import RequestRecord
+
+log = logging.getLogger(__name__)
+
+# speedbench SD method -> --speculative-algorithm (NEXTN is SGLang's name for MTP heads; resolved to EAGLE)
+ALGORITHM = {"eagle": "EAGLE", "eagle3": "EAGLE3", "mtp": "NEXTN", "ngram": "NGRAM", "draft_model": "STANDALONE"}
+
+M_VERIFY = "sglang:spec_verify_calls_total"
+M_GEN_TOKENS = "sglang:generation_tokens_total"
+M_REQUESTS = "sglang:num_requests_total"
+M_NUM_DRAFT_TOKENS = "sglang:spec_num_draft_tokens"   # gauge, 0.5.18+: k + 1 for a chain
+M_ACCEPT_LENGTH = "sglang:spec_accept_length"         # gauge: present whenever SD runs
+
+# final-chunk meta_info names, newest first (see tests/fixtures/engines/sglang/meta_info_spec_keys_by_version.json)
+_HISTOGRAM_KEYS = ("spec_correct_drafts_histogram", "spec_accept_histogram")
+_CORRECT_KEYS = ("spec_num_correct_drafts", "spec_accepted_drafts", "spec_accept_token_num")
+_PROPOSED_KEYS = ("spec_num_proposed_drafts", "spec_proposed_drafts", "spec_draft_token_num")
+
+
+def _first(d: dict, keys: tuple[str, ...]):
+    for k in keys:
+        if d.get(k) is not None:
+            return d[k]
+    return None
+
+
+def speculative_args(sd: SDConfig) -> list[str]:
+    """SD flags for a linear chain of ``k`` drafts. All of steps/topk/draft-tokens are set: with any unset,
+    SGLang picks its own (a 5-step top-4 tree for Llama), and draft length k would mean something else."""
+    if not sd.enabled:
+        return []
+    k = sd.num_speculative_tokens
+    argv = ["--speculative-algorithm", ALGORITHM[sd.method]]
+    if sd.method == "ngram":
+        # trie-based matcher: prompt_lookup_min/max have no SGLang equivalent; breadth 1 = one chain of k
+        return argv + ["--speculative-num-draft-tokens", str(k + 1),
+                       "--speculative-ngram-min-bfs-breadth", "1", "--speculative-ngram-max-bfs-breadth", "1"]
+    if sd.draft_model:  # MTP heads live inside the target checkpoint unless a path is given
+        argv += ["--speculative-draft-model-path", sd.draft_model]
+    return argv + ["--speculative-num-steps", str(k), "--speculative-eagle-topk", "1",
+                   "--speculative-num-draft-tokens", str(k + 1)]
+
+
+class SGLangAdapter(EngineAdapter):
+    name = "sglang"
+    supported_sd = ("off", "eagle", "eagle3", "mtp", "ngram", "draft_model")
+    # does a real 1-token generation: ready means the model answers, not just that HTTP is up
+    health_path = "/health_generate"
+
+    def __init__(self, cfg) -> None:
+        super().__init__(cfg)
+        self._draft_len: Optional[int] = None  # k of the last launched SD setting (for counters SGLang omits)
+        self._warned = False
+
+    def check_sd(self, sd: SDConfig) -> None:
+        super().check_sd(sd)
+        # remembered for counters SGLang does not expose; with --endpoint this is the one SD setting given
+        self._draft_len = sd.num_speculative_tokens if sd.enabled else None
+
+    def launch_argv(self, sd: SDConfig, host: str, port: int, max_concurrency: int = 256) -> list[str]:
+        self.check_sd(sd)
+        c = self.cfg
+        argv = [c.python, "-m", "sglang.launch_server",
+                "--model-path", str(c.model), "--served-model-name", self.served_model_name,
+                "--host", host, "--port", str(port),
+                "--tp-size", str(c.tensor_parallel_size),
+                # SD silently caps running requests at 48 when unset; size it for the sweep, SD off alike
+                "--max-running-requests", str(max_concurrency),
+                "--enable-metrics",
+                "--stream-interval", "1"]  # one SSE event per decode step: chunk sizes = tokens per step
+        if c.data_parallel_size > 1:
+            argv += ["--dp-size", str(c.data_parallel_size)]
+        if c.expert_parallel_size > 1:
+            argv += ["--ep-size", str(c.expert_parallel_size)]
+        if c.gpu_memory_fraction is not None:
+            argv += ["--mem-fraction-static", str(c.gpu_memory_fraction)]
+        if sd.enabled and sd.method == "ngram" and c.data_parallel_size > 1:
+            raise ConfigError("engine 'sglang' does not support SD method 'ngram' with data_parallel_size > 1")
+        return argv + speculative_args(sd) + list(c.extra_args)
+
+    def build_request(self, token_ids: list[int], max_tokens: int) -> tuple[str, dict]:
+        # SGLang's defaults are temperature 1.0 and stop at EOS: both overridden
+        return "/generate", {
+            "input_ids": token_ids,
+            "sampling_params": {"max_new_tokens": max_tokens, "temperature": 0.0, "ignore_eos": True},
+            "stream": True,
+        }
+
+    def on_event(self, event: dict, rec: "RequestRecord", t_ns: int, sent_ids: list[int]) -> None:
+        meta = event.get("meta_info") or {}
+        ids = event.get("output_ids")
+        text = event.get("text")
+        prev = rec.chunk_tokens[-1] if rec.chunk_tokens else 0
+        cum = meta.get("completion_tokens")
+        if cum is None:  # default streaming is cumulative: the id list length is the running total
+            cum = len(ids) if ids is not None else prev
+        if ids is not None:
+            if len(ids) == cum:  # cumulative (default); in delta mode this only happens on the first chunk
+                rec.output_ids = list(ids)
+                if text is not None:
+                    rec.text = text
+            else:  # --incremental-streaming-output: deltas, possibly several steps coalesced
+                rec.output_ids.extend(ids)
+                rec.text += text or ""
+        # one event may cover several steps when the HTTP writer lags: tokens come from the count, not events
+        if cum > prev:
+            if not rec.chunk_tokens:
+                rec.t_first_ns = t_ns
+            rec.chunk_times_ns.append(t_ns)
+            rec.chunk_tokens.append(cum)
+        if meta.get("prompt_tokens") is not None:
+            rec.server_prompt_tokens = meta["prompt_tokens"]
+        finish = meta.get("finish_reason")
+        if finish:
+            rec.finish_reason = finish.get("type") if isinstance(finish, dict) else str(finish)
+            rec.completion_tokens = cum
+            sd = self.request_counters(meta)
+            if sd is not None:
+                rec.sd = sd.to_dict()
+
+    def request_counters(self, meta: dict) -> Optional[SpecDecodeCounters]:
+        """Per-request counters from a final ``meta_info`` of any SGLang version since 0.4.10."""
+        verify = meta.get("spec_verify_ct")
+        if verify is None:
+            return None
+        hist = _first(meta, _HISTOGRAM_KEYS)
+        correct = _first(meta, _CORRECT_KEYS)
+        proposed = _first(meta, _PROPOSED_KEYS)
+        if hist is not None and proposed is not None:
+            return counters_from_histogram(list(hist), int(proposed), "sglang.meta_info")
+        if correct is not None and proposed is not None:
+            return SpecDecodeCounters(int(verify), int(proposed), int(correct), (), "sglang.meta_info")
+        # 0.4.10: only verify steps; accepted follows from the token count (first token is from prefill)
+        if self._draft_len is None or meta.get("completion_tokens") is None:
+            return None
+        accepted = max(0, int(meta["completion_tokens"]) - 1 - int(verify))
+        return SpecDecodeCounters(int(verify), int(verify) * self._draft_len, accepted, (), "sglang.meta_info")
+
+    def counters_from_metrics(self, text: str) -> Optional[SpecDecodeCounters]:
+        samples = parse_prometheus(text)
+        verify = sum_metric(samples, M_VERIFY)
+        if verify is None:
+            if sum_metric(samples, M_ACCEPT_LENGTH) is not None and not self._warned:
+                self._warned = True
+                log.warning("SGLang runs SD but has no %s counter (needs sglang >= 0.5.18): global acceptance "
+                            "length is unavailable; per-request meta_info counters are used instead", M_VERIFY)
+            return None
+        gen = sum_metric(samples, M_GEN_TOKENS) or 0.0
+        reqs = sum_metric(samples, M_REQUESTS) or 0.0
+        width = sum_metric(samples, M_NUM_DRAFT_TOKENS)
+        k = int(width) - 1 if width else self._draft_len
+        if k is None:
+            return None  # SD off (or unknown draft length): nothing to count
+        accepted = max(0, int(gen - verify - reqs))
+        return SpecDecodeCounters(int(verify), max(int(verify) * k, accepted), accepted, (), "sglang./metrics")
+
+    async def scrape_counters(self, session: "aiohttp.ClientSession", base_url: str) -> Optional[SpecDecodeCounters]:
+        async with session.get(f"{base_url}/metrics") as r:
+            if r.status == 404:
+                if not self._warned:
+                    self._warned = True
+                    log.warning("SGLang at %s has no /metrics (start it with --enable-metrics): no global "
+                                "acceptance counters", base_url)
+                return None
+            r.raise_for_status()
+            return self.counters_from_metrics(await r.text())
+
+    async def server_info(self, session: "aiohttp.ClientSession", base_url: str) -> dict:
+        info: dict = {}
+        try:
+            async with session.get(f"{base_url}/server_info") as r:
+                if r.status == 200:
+                    data = await r.json()
+                    info["engine_version"] = data.get("version")
+                    info["server_args"] = {k: data.get(k) for k in (
+                        "speculative_algorithm", "speculative_num_steps", "speculative_eagle_topk",
+                        "speculative_num_draft_tokens", "max_running_requests", "stream_interval", "tp_size")}
+            async with session.get(f"{base_url}/v1/models") as r:
+                if r.status == 200:
+                    data = (await r.json()).get("data") or []
+                    info["served_models"] = [m.get("id") for m in data]
+        except Exception as e:  # info is best effort, never fatal
+            info["error"] = repr(e)
+        return info

@@ -1,0 +1,236 @@
+"""TensorRT-LLM OpenAI server (``trtllm-serve``, PyTorch backend), per docs/engines/trtllm.md.
+
+Read file by file from the NVIDIA/TensorRT-LLM code index (late 2025-2026 main, 1.2.x-1.3 dev):
+commands/serve.py @00209af1 (underscore flags, ``--extra_llm_api_options``), serve/openai_server.py @00057725
+(``/health``, ``/metrics`` JSON drained on read, ``/prometheus/metrics``), serve/postprocess_handlers.py and
+openai_protocol.py (stream chunks, usage), llmapi/llm_args.py (``speculative_config`` by ``decoding_type``;
+``Draft_Target`` in the newest Literal, ``DraftTarget`` in older releases), metrics/collector.py @050f80de.
+
+Everything speedbench relies on goes into the YAML options file, not CLI flags: older releases let the YAML
+override the CLI, newer the reverse, so one source of truth is version-proof.
+
+Acceptance, globally: Prometheus counters at ``/prometheus/metrics`` when the server mounts them (only with
+``return_perf_metrics``; per-position counters give the number of drafts), else the JSON iteration stats at
+``/metrics`` (``enable_iter_perf_stats``), which the server removes once read and keeps in a bounded queue:
+the adapter accumulates every row it reads, and the runner polls it during each point
+(``poll_during_point``). drafts = ΣnumRequestsWithDraftTokens, draft_tokens = ΣnumDraftTokens,
+accepted = ΣnumAcceptedTokens, so AL = 1 + accepted / drafts (what TRT-LLM's per-iteration
+``acceptanceLength`` averages). trtllm-serve streams no per-request SD counters.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional
+
+import yaml
+
+from speedbench.config import ConfigError, SDConfig
+from speedbench.engines.acceptance import SpecDecodeCounters
+from speedbench.engines.base import EngineAdapter
+from speedbench.engines.prometheus import parse_prometheus, sum_metric
+
+if TYPE_CHECKING:
+    import aiohttp
+
+    from speedbench.load.records import RequestRecord
+
+log = logging.getLogger(__name__)
+
+M_DRAFT_TOKENS = "trtllm_spec_decode_num_draft_tokens_total"
+M_ACCEPTED = "trtllm_spec_decode_num_accepted_tokens_total"
+M_DRAFTED_POS = "trtllm_spec_decode_drafted_tokens_total"
+M_ACCEPTED_POS = "trtllm_spec_decode_accepted_tokens_total"
+
+
+def speculative_config(sd: SDConfig) -> Optional[dict]:
+    if not sd.enabled:
+        return None
+    k = sd.num_speculative_tokens
+    if sd.method == "eagle3":
+        # one-model EAGLE3: the default changed across releases, so it is pinned
+        return {"decoding_type": "Eagle3", "max_draft_len": k, "speculative_model_dir": sd.draft_model,
+                "eagle3_one_model": True}
+    if sd.method == "mtp":
+        return {"decoding_type": "MTP", "max_draft_len": k}
+    if sd.method == "ngram":
+        return {"decoding_type": "NGram", "max_draft_len": k, "max_matching_ngram_size": sd.prompt_lookup_max}
+    if sd.method == "draft_model":
+        return {"decoding_type": "Draft_Target", "max_draft_len": k, "speculative_model_dir": sd.draft_model}
+    raise ConfigError(f"engine 'trtllm' does not support SD method {sd.method!r}")
+
+
+def llm_api_options(cfg, sd: SDConfig, max_concurrency: int) -> dict:
+    """The ``--extra_llm_api_options`` YAML content (LlmArgs / TorchLlmArgs keys)."""
+    opts: dict = {
+        "max_batch_size": max_concurrency,
+        "enable_iter_perf_stats": True,   # feeds GET /metrics (JSON iteration stats incl. specDecodingStats)
+    }
+    if cfg.gpu_memory_fraction is not None:
+        opts["kv_cache_config"] = {"free_gpu_memory_fraction": cfg.gpu_memory_fraction}
+    spec = speculative_config(sd)
+    if spec is not None:
+        opts["speculative_config"] = spec
+        if sd.method in ("ngram", "draft_model"):
+            # these paths run without the overlap scheduler (TRT-LLM docs); the SD-off baseline keeps it,
+            # as production would, and the manifest records this file
+            opts["disable_overlap_scheduler"] = True
+    return opts
+
+
+class TRTLLMAdapter(EngineAdapter):
+    name = "trtllm"
+    # EAGLE-1/2 exist only on the TensorRT backend; trtllm-serve's PyTorch backend maps "Eagle" to Eagle3
+    supported_sd = ("off", "eagle3", "mtp", "ngram", "draft_model")
+    health_path = "/health"
+    poll_interval_s = 0.5  # the iteration-stats queue is bounded: drain it often
+
+    def __init__(self, cfg) -> None:
+        super().__init__(cfg)
+        self.files_dir = Path(tempfile.gettempdir()) / "speedbench-trtllm"
+        self._iter_totals = SpecDecodeCounters(source="trtllm./metrics")
+        self._iter_rows = 0
+        self._prometheus: Optional[bool] = None  # unknown until probed once
+        self._scrapes = 0
+        self._warned = False
+
+    # ---- launch -------------------------------------------------------------------------------------
+    def launch_files(self, sd: SDConfig, max_concurrency: int = 256) -> dict[str, str]:
+        self.check_sd(sd)
+        text = yaml.safe_dump(llm_api_options(self.cfg, sd, max_concurrency), sort_keys=False)
+        # named by content: the same setting always gives the same path, argv stays reproducible
+        digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+        return {str(self.files_dir / f"llm-api-options-{sd.label}-{digest}.yaml"): text}
+
+    def launch_argv(self, sd: SDConfig, host: str, port: int, max_concurrency: int = 256) -> list[str]:
+        c = self.cfg
+        if c.data_parallel_size > 1:
+            raise ConfigError("engine 'trtllm' has no data-parallel flag; attention DP is enable_attention_dp in "
+                              "the LLM API options (set engine.data_parallel_size: 1)")
+        files = self.launch_files(sd, max_concurrency)
+        for path, text in files.items():
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).write_text(text)
+        argv = [c.python, "-m", "tensorrt_llm.commands.serve", "serve", str(c.model),
+                "--host", host, "--port", str(port), "--backend", "pytorch",
+                "--tp_size", str(c.tensor_parallel_size)]
+        if c.expert_parallel_size > 1:
+            argv += ["--ep_size", str(c.expert_parallel_size)]
+        return argv + ["--extra_llm_api_options", next(iter(files))] + list(c.extra_args)
+
+    # ---- requests -----------------------------------------------------------------------------------
+    def build_request(self, token_ids: list[int], max_tokens: int) -> tuple[str, dict]:
+        return "/v1/completions", {
+            "model": self.served_model_name,
+            "prompt": token_ids,           # token ids go straight to the engine: no BOS, no tokenizer
+            "max_tokens": max_tokens,
+            "temperature": 0.0,            # None would mean 1.0
+            "ignore_eos": True,
+            "add_special_tokens": False,   # documents intent; id prompts are not re-tokenized anyway
+            "stream": True,
+            # cumulative usage on every chunk => exact tokens per chunk (= per engine iteration)
+            "stream_options": {"include_usage": True, "continuous_usage_stats": True},
+        }
+
+    def on_event(self, event: dict, rec: "RequestRecord", t_ns: int, sent_ids: list[int]) -> None:
+        usage = event.get("usage")
+        choices = event.get("choices")
+        if usage and usage.get("prompt_tokens") is not None:
+            rec.server_prompt_tokens = usage["prompt_tokens"]
+        if choices:
+            ch = choices[0]
+            ids = ch.get("token_ids")  # null unless detokenize=false
+            if ids:
+                rec.output_ids.extend(ids)
+            if ch.get("text"):
+                rec.text += ch["text"]
+            prev = rec.chunk_tokens[-1] if rec.chunk_tokens else 0
+            if usage and usage.get("completion_tokens") is not None:
+                cum = usage["completion_tokens"]
+            else:
+                cum = prev + (len(ids) if ids else 0)
+            if cum > prev:
+                if not rec.chunk_tokens:
+                    rec.t_first_ns = t_ns
+                rec.chunk_times_ns.append(t_ns)
+                rec.chunk_tokens.append(cum)
+            if ch.get("finish_reason"):
+                rec.finish_reason = ch["finish_reason"]
+        elif usage:
+            rec.completion_tokens = usage.get("completion_tokens")
+
+    # ---- acceptance counters --------------------------------------------------------------------------
+    def fold_iteration_stats(self, rows: list[dict]) -> None:
+        """Accumulate drained ``/metrics`` rows; nothing is lost as long as every response is folded."""
+        drafts = draft_tokens = accepted = 0
+        for row in rows:
+            st = row.get("specDecodingStats") or {}
+            drafts += int(st.get("numRequestsWithDraftTokens") or 0)
+            draft_tokens += int(st.get("numDraftTokens") or 0)
+            accepted += int(st.get("numAcceptedTokens") or 0)
+        self._iter_rows += len(rows)
+        self._iter_totals = self._iter_totals + SpecDecodeCounters(drafts, draft_tokens, accepted, (),
+                                                                   "trtllm./metrics")
+
+    @staticmethod
+    def counters_from_prometheus(text: str) -> Optional[SpecDecodeCounters]:
+        samples = parse_prometheus(text)
+        draft_tokens = sum_metric(samples, M_DRAFT_TOKENS)
+        if draft_tokens is None:
+            return None
+        per_pos: dict[int, float] = {}
+        drafted_pos0 = 0.0
+        for name, labels, value in samples:
+            if "token_position" not in labels:
+                continue
+            pos = int(labels["token_position"])
+            if name == M_ACCEPTED_POS:
+                per_pos[pos] = per_pos.get(pos, 0.0) + value
+            elif name == M_DRAFTED_POS and pos == 0:
+                drafted_pos0 += value  # every draft has a position 0: its count is the number of drafts
+        if not drafted_pos0 and draft_tokens:
+            return None  # older collector without per-position counters: drafts unknown, use the JSON rows
+        return SpecDecodeCounters(int(drafted_pos0), int(draft_tokens), int(sum_metric(samples, M_ACCEPTED) or 0),
+                                  tuple(int(per_pos[i]) for i in sorted(per_pos)), "trtllm./prometheus/metrics")
+
+    async def _drain(self, session: "aiohttp.ClientSession", base_url: str) -> None:
+        async with session.get(f"{base_url}/metrics") as r:
+            r.raise_for_status()
+            rows = await r.json(content_type=None)
+        if isinstance(rows, list):
+            self.fold_iteration_stats(rows)
+
+    async def poll_during_point(self, session: "aiohttp.ClientSession", base_url: str) -> None:
+        if not self._prometheus:
+            await self._drain(session, base_url)
+
+    async def scrape_counters(self, session: "aiohttp.ClientSession", base_url: str) -> Optional[SpecDecodeCounters]:
+        if self._prometheus is not False:
+            async with session.get(f"{base_url}/prometheus/metrics") as r:
+                found = self.counters_from_prometheus(await r.text()) if r.status == 200 else None
+            self._prometheus = found is not None
+            if found is not None:
+                return found
+        await self._drain(session, base_url)
+        self._scrapes += 1
+        if not self._iter_rows and self._scrapes > 1 and not self._warned:
+            self._warned = True
+            log.warning("trtllm at %s returned no iteration stats (needs enable_iter_perf_stats: true): "
+                        "no global acceptance counters", base_url)
+        # cumulative since this adapter started reading: deltas around a point cover exactly that point
+        return self._iter_totals
+
+    async def server_info(self, session: "aiohttp.ClientSession", base_url: str) -> dict:
+        info: dict = {}
+        try:
+            async with session.get(f"{base_url}/version") as r:
+                if r.status == 200:
+                    info["engine_version"] = (await r.json(content_type=None)).get("version")
+            async with session.get(f"{base_url}/v1/models") as r:
+                if r.status == 200:
+                    info["served_models"] = [m.get("id") for m in (await r.json()).get("data") or []]
+        except Exception as e:  # info is best effort, never fatal
+            info["error"] = repr(e)
+        return info

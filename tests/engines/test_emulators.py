@@ -1,0 +1,152 @@
+"""Emulators speak the captured wire formats, and the adapters run end to end against them."""
+from __future__ import annotations
+
+import json
+import sys
+import urllib.request
+
+import pandas as pd
+import pytest
+
+from speedbench.config import BenchmarkConfig
+from speedbench.runner import BenchmarkRunner
+from speedbench.testing.emulator_core import AcceptanceModel
+from speedbench.testing.emulators import write_engine_shims
+from tests.engines.conftest import FIXTURES, sse_payloads
+
+ACCEPT = "0.8,0.6,0.4"
+
+
+def shape(x):
+    """Key structure and JSON types, values ignored (None matches anything: fields that are often null)."""
+    if isinstance(x, dict):
+        return {k: shape(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [shape(x[0])] if x else []
+    if x is None or isinstance(x, bool):
+        return type(x).__name__
+    return "number" if isinstance(x, (int, float)) else type(x).__name__
+
+
+def post_stream(url: str, body: dict) -> list:
+    req = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return [json.loads(l[5:]) for l in r.read().decode().splitlines()
+                if l.startswith("data:") and l[5:].strip() != "[DONE]"]
+
+
+def get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return r.read().decode()
+
+
+def metric_names(text: str) -> set:
+    return {l.split("{")[0] for l in text.splitlines() if l and not l.startswith("#")}
+
+
+def test_acceptance_model_expectation():
+    m = AcceptanceModel(3, (0.8, 0.6, 0.4))
+    assert m.expected_acceptance_length == pytest.approx(1 + 0.8 + 0.8 * 0.6 + 0.8 * 0.6 * 0.4)
+    assert AcceptanceModel(0).expected_acceptance_length == 1.0
+
+
+def test_sglang_emulator_matches_captured_shapes(start_emulator):
+    url = start_emulator("sglang", "--sd-k", "3", "--accept", ACCEPT, "--enable-metrics")
+    body = json.loads((FIXTURES / "sglang" / "generate_request.json").read_text())
+    got = post_stream(url + "/generate", body)
+    want = sse_payloads(FIXTURES / "sglang" / "generate_stream_sd_v0.5.23.txt")
+    assert shape(got[0]) == shape(want[0]) and shape(got[-1]) == shape(want[-1])
+    assert all(shape(g) == shape(want[1]) for g in got[1:-1])
+    assert got[-1]["output_ids"][: len(got[0]["output_ids"])] == got[0]["output_ids"]  # cumulative
+    metrics = get(url + "/metrics")
+    assert metric_names((FIXTURES / "sglang" / "metrics_sd_v0.5.23.txt").read_text()) - {"sglang:gen_throughput"} \
+        <= metric_names(metrics)
+
+
+def test_trtllm_emulator_matches_captured_shapes(start_emulator):
+    url = start_emulator("trtllm", "serve", "/m/Llama-3.1-8B-Instruct", "--sd-k", "3", "--accept", ACCEPT,
+                         "--return-perf-metrics")
+    body = json.loads((FIXTURES / "trtllm" / "v1_completions_request.json").read_text())
+    got = post_stream(url + "/v1/completions", body)
+    want = sse_payloads(FIXTURES / "trtllm" / "v1_completions_stream_sd_continuous_usage.txt")
+    assert [shape(g) for g in got[:1] + got[-2:]] == [shape(w) for w in want[:1] + want[-2:]]
+    rows = json.loads(get(url + "/metrics"))
+    fixture_rows = json.loads((FIXTURES / "trtllm" / "metrics_iteration_stats_sd.json").read_text())
+    assert rows and all(shape(r) == shape(fixture_rows[0]) for r in rows)
+    assert json.loads(get(url + "/metrics")) == []  # removed once read
+    prom = get(url + "/prometheus/metrics")
+    fixture_names = metric_names((FIXTURES / "trtllm" / "prometheus_metrics_sd.txt").read_text())
+    assert fixture_names - {"trtllm_spec_decode_acceptance_length", "trtllm_spec_decode_draft_overhead",
+                            "trtllm_num_requests_running"} <= metric_names(prom)
+
+
+def test_emulators_reject_what_the_engines_reject(start_emulator):
+    url = start_emulator("sglang")
+    with pytest.raises(urllib.error.HTTPError) as e:
+        post_stream(url + "/generate", {"input_ids": [1, 2], "sampling_params": {"max_tokens": 3}, "stream": True})
+    assert e.value.code == 400
+
+
+def sweep_config(tmp_path, tokenizer, engine: dict, sd: list) -> BenchmarkConfig:
+    return BenchmarkConfig.model_validate({
+        "engine": engine, "sd": sd, "output_dir": str(tmp_path / "results"),
+        "data": {"split": "qualitative-mini", "tokenizer": tokenizer, "prompts_per_category": 1,
+                 "cache_dir": str(tmp_path / "cache")},
+        "load": {"concurrency": [1, 4], "output_len": 48, "requests_per_point": 22},
+    })
+
+
+def check_summary(result, expected_al: float) -> pd.DataFrame:
+    df = pd.read_csv(result.results_dir / "summary.csv")
+    assert (df["ok"] == df["sent"]).all() and (df["failed"] == 0).all()
+    on = df[df["sd_method"] != "off"]
+    assert len(on) and on["al_drafted"].notna().all()
+    # seeded per-request RNG: deterministic, but still a sample of ~1000 verify steps
+    assert on["al_drafted"].to_numpy() == pytest.approx(expected_al, abs=0.15)
+    off = df[df["sd_method"] == "off"]
+    assert (off["tokens_per_step"] == 1.0).all()
+    return df
+
+
+EXPECTED_AL = AcceptanceModel(3, (0.8, 0.6, 0.4)).expected_acceptance_length
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine,args", [("sglang", ["--sd-k", "3", "--enable-metrics"]),
+                                         ("trtllm", ["serve", "/m/emulated", "--sd-k", "3"])])
+def test_attach_mode_end_to_end(tmp_path, tiny_tokenizer, start_emulator, engine, args):
+    url = start_emulator(engine, *args, "--accept", ACCEPT, "--step-ms", "1")
+    cfg = sweep_config(tmp_path, tiny_tokenizer, {"name": engine, "endpoint": url},
+                       [{"method": "eagle3", "num_speculative_tokens": 3, "draft_model": "/d"}])
+    result = BenchmarkRunner(cfg, progress=False).run()
+    df = check_summary(result, EXPECTED_AL)
+    vllm_like = set(result.points[0].to_row())
+    assert set(df.columns) == vllm_like
+    if engine == "sglang":  # per-request meta_info counters agree with the global counter deltas
+        assert df["al_drafted_req_sum"].to_numpy() == pytest.approx(EXPECTED_AL, abs=0.15)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", ["sglang", "trtllm"])
+def test_launch_mode_end_to_end(tmp_path, tiny_tokenizer, engine):
+    shims = write_engine_shims(tmp_path / "shims")
+    cfg = sweep_config(tmp_path, tiny_tokenizer, {
+        "name": engine, "model": str(tmp_path), "python": sys.executable, "startup_timeout_s": 60,
+        "env": {"PYTHONPATH": str(shims)}, "extra_args": ["--accept", ACCEPT, "--step-ms", "1"]},
+        [{"method": "off"}, {"method": "eagle3", "num_speculative_tokens": 3, "draft_model": str(tmp_path)}])
+    result = BenchmarkRunner(cfg, progress=False).run()
+    df = check_summary(result, EXPECTED_AL)
+    assert sorted(df["sd_label"].unique()) == ["eagle3-k3", "sd-off"]
+    assert len(result.speedups) == 2
+    # greedy: SD on and off emit the same ids for the same prompt
+    from speedbench.results import ResultsDir
+
+    rd = ResultsDir(result.results_dir)
+    by_prompt = {}
+    for point in ("sd-off-c1", "eagle3-k3-c1"):
+        for r in rd.records(point):
+            if engine == "sglang":
+                by_prompt.setdefault(r.prompt_id, set()).add(tuple(r.output_ids))
+            else:
+                by_prompt.setdefault(r.prompt_id, set()).add(r.text)
+    assert all(len(v) == 1 for v in by_prompt.values())

@@ -1,0 +1,92 @@
+import math
+
+import pytest
+
+from speedbench.engines.acceptance import SpecDecodeCounters, counters_from_histogram
+from speedbench.metrics import request as rq
+from speedbench.metrics.distribution import distribution
+from speedbench.metrics.summary import speedup_rows, summarize_point
+from tests.conftest import make_record
+
+
+def test_request_metric_definitions():
+    r = make_record(chunk_tokens=(1, 3, 4, 8), ttft_ms=100, chunk_gap_ms=20)
+    assert rq.ttft(r) == pytest.approx(0.100)
+    assert rq.itls(r) == pytest.approx([0.020] * 3)
+    assert rq.chunk_sizes(r) == [1, 2, 1, 4]
+    # 7 tokens after the first, over 60 ms
+    assert rq.tpot(r) == pytest.approx(0.060 / 7)
+    assert rq.user_tps(r) == pytest.approx(7 / 0.060)
+    assert rq.tokens_per_step(r) == pytest.approx(8 / 4)
+    assert rq.e2e(r) == pytest.approx(0.161)
+
+
+def test_merged_chunks_detected_against_the_draft_length():
+    assert not rq.merged_chunks(make_record(chunk_tokens=(1, 5, 9)), sd_k=3)
+    assert rq.merged_chunks(make_record(chunk_tokens=(1, 6)), sd_k=3)       # 5 tokens > k+1 in one chunk
+    assert rq.merged_chunks(make_record(chunk_tokens=(1, 3)), sd_k=0)       # SD off: 1 token per step
+    assert rq.merged_chunks(make_record(chunk_tokens=(2, 3)), sd_k=3)       # first chunk is one prefill token
+
+
+@pytest.mark.parametrize("chunks,accepted,ok", [
+    ((1, 2, 5, 6, 8), [2, 1], True),          # steps: 1, 3(+2), 1, 2(+1)
+    ((1, 2, 5, 6, 8), [2, 1, 0], True),       # a drafted step with nothing accepted looks like a plain step
+    ((1, 4, 6), [2, 3], True),                # final step accepted 3 but max_tokens cut it to +1
+    ((1, 4, 5), [2, 3], True),                # final step cut to its bonus token only
+    ((1, 4, 6), [1, 1], False),
+    ((1, 2, 3, 4), [2, 2], False),           # two accepting steps, but every chunk carried one token
+])
+def test_chunks_cross_checked_with_server_steps(chunks, accepted, ok):
+    assert rq.chunks_match_server_steps(make_record(chunk_tokens=chunks, sd_per_step_accepted=accepted)) is ok
+
+
+def test_counters_from_histogram_and_deltas():
+    c = counters_from_histogram([2, 1, 0, 3], draft_tokens=18, source="t")   # 6 drafted steps, k=3
+    assert (c.drafts, c.accepted_tokens, c.accepted_per_position) == (6, 1 + 9, (4, 3, 3))
+    assert c.acceptance_length == pytest.approx(1 + 10 / 6)
+    assert c.per_position_rate == pytest.approx((4 / 6, 3 / 6, 3 / 6))
+    before = SpecDecodeCounters(1, 3, 2, (1, 1, 0))
+    assert (c - before).accepted_per_position == (3, 2, 3)
+    assert (c + before).drafts == 7
+    with pytest.raises(ValueError):
+        SpecDecodeCounters(1, 2, 3)   # accepted > drafted is impossible
+
+
+def test_distribution_percentiles_and_empty():
+    d = distribution(range(1, 101))
+    assert (d.count, d.min, d.max, d.mean) == (100, 1, 100, 50.5)
+    assert d.p50 == pytest.approx(50.5) and d.p99 == pytest.approx(99.01)
+    assert distribution([]).count == 0 and math.isnan(distribution([None]).mean)
+
+
+def _point(sd_method, conc, records, **kw):
+    return summarize_point(records, point_id=f"{sd_method}-c{conc}", engine="vllm", sd_label=sd_method,
+                           sd_method=sd_method, draft_length=3 if sd_method != "off" else None,
+                           concurrency=conc, isl=None, **kw)
+
+
+def test_summary_excludes_warmup_counts_failures_and_uses_the_window():
+    recs = [make_record(chunk_tokens=(1, 2, 3, 4), start_ns=i * 10**9, completion_tokens=4) for i in range(3)]
+    recs.append(make_record(chunk_tokens=(1,), warmup=True))
+    bad = make_record(chunk_tokens=(), start_ns=0)
+    bad.status, bad.error_kind = "failed", "http_500"
+    s = _point("off", 2, recs + [bad])
+    assert (s.sent, s.ok, s.failed, s.cancelled) == (4, 3, 1, 0)
+    assert s.errors_by_kind == {"http_500": 1}
+    window = (recs[2].t_end_ns - 0) * 1e-9
+    assert s.output_tps == pytest.approx(12 / window)
+    assert s.tokens_per_step == pytest.approx(1.0)
+
+
+def test_speedup_pairs_sd_on_with_sd_off_at_equal_concurrency():
+    rows = [
+        {"engine": "vllm", "isl": None, "concurrency": 1, "sd_method": "off", "sd_label": "sd-off",
+         "output_tps": 10.0, "user_tps_mean": 10.0},
+        {"engine": "vllm", "isl": None, "concurrency": 1, "sd_method": "ngram", "sd_label": "ngram-k3",
+         "output_tps": 15.0, "user_tps_mean": 20.0},
+        {"engine": "vllm", "isl": None, "concurrency": 8, "sd_method": "ngram", "sd_label": "ngram-k3",
+         "output_tps": 15.0, "user_tps_mean": 20.0},
+    ]
+    sp = speedup_rows(rows)
+    assert len(sp) == 1   # no SD-off baseline at concurrency 8
+    assert sp[0]["output_tps_speedup"] == pytest.approx(1.5) and sp[0]["user_tps_speedup"] == pytest.approx(2.0)
