@@ -245,7 +245,11 @@ def main(argv: Optional[list[str]] = None) -> None:
         time.sleep(a.startup_delay_s)
     child = None
     if a.spawn_child:
-        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"], stdin=subprocess.DEVNULL)
+        from speedbench.engines.server import _die_with_parent
+
+        # like vLLM's engine core, the worker exits when its parent (the API server) dies
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"], stdin=subprocess.DEVNULL,
+                                 preexec_fn=_die_with_parent)
     app = build_app(state)
 
     async def on_startup(_app: web.Application) -> None:

@@ -79,7 +79,10 @@ def test_harness_sigkill_leaves_no_server_and_resumes(tmp_path, tiny_tokenizer, 
         wait_for(lambda: len(launches(pids)) == 1, 10, "server pid file", proc)
         proc.kill()  # SIGKILL: no handler, no atexit; the server must still go (parent-death signal)
         proc.wait(10)
-        wait_for(lambda: not orphans(pids), 20, "server teardown after harness SIGKILL")
+        try:  # generous: on a loaded 2-core machine a SIGTERM'd Python server can take a while to exit
+            wait_for(lambda: not orphans(pids), 45, "server teardown after harness SIGKILL")
+        except AssertionError as e:
+            raise AssertionError(f"{e}: left {orphans(pids)}") from None
         assert json.loads((out / "manifest.json").read_text())["status"] == "running"
         with (out / "points.jsonl").open("a") as fh:  # and it died while writing a summary
             fh.write('{"point_id": "sd-off-c2", "sta')
