@@ -70,11 +70,28 @@ def resolve_from_flags(config_file, preset, sd_spec, draft_length, flags):
 @click.option("--bertscore/--no-bertscore", default=None,
               help="Post-sweep quality: also BERTScore (loads torch; off by default to keep sweeps fast).")
 @click.option("--dry-run", is_flag=True, help="Print the effective config and server commands; run nothing.")
-def sweep(config_file, preset, dry_run, sd_spec, draft_length, draft_lengths, **flags) -> None:
-    """Run an SD-off / SD-on sweep over concurrencies and write a results folder."""
+@click.option("--resume", "resume_dir", type=click.Path(file_okay=False),
+              help="Continue the sweep in this results folder: finished points are skipped, the rest re-run. "
+                   "Without other options the folder's own config is used; with them, they must match it.")
+def sweep(config_file, preset, dry_run, sd_spec, draft_length, draft_lengths, resume_dir, **flags) -> None:
+    """Run an SD-off / SD-on sweep over concurrencies and write a results folder.
+
+    \b
+    Exit status: 0 all points ok; 1 a point failed or exceeded load.max_error_rate;
+    2 bad input or resume mismatch; 3 server not started/reachable or died (sweep stopped);
+    130 Ctrl-C; 143 SIGTERM. Finished points are kept in every case.
+    """
+    from speedbench.outcome import EXIT_ENGINE, EXIT_USAGE
+
     try:
-        cfg = resolve_from_flags(config_file, preset, sd_spec, draft_length,
-                                 {**flags, "draft_lengths": draft_lengths}).config
+        if resume_dir and not (config_file or preset or sd_spec or draft_length is not None or draft_lengths
+                               or any(v is not None for v in flags.values())):
+            from speedbench.config import BenchmarkConfig
+
+            cfg = BenchmarkConfig.from_dict(_stored_config(resume_dir))  # exactly what the sweep started with
+        else:
+            cfg = resolve_from_flags(config_file, preset, sd_spec, draft_length,
+                                     {**flags, "draft_lengths": draft_lengths}).config
         from speedbench.runner import BenchmarkRunner
 
         runner = BenchmarkRunner(cfg)
@@ -83,23 +100,53 @@ def sweep(config_file, preset, dry_run, sd_spec, draft_length, draft_lengths, **
             if not cfg.engine.endpoint:
                 click.echo(server_commands(cfg, runner.adapter))
             return
-        result = runner.run()
+        result = runner.run(resume_dir, resume=bool(resume_dir))
     except ConfigError as e:
-        _fail(str(e), 2)
-    except KeyboardInterrupt:
+        _fail(str(e), EXIT_USAGE)
+    except KeyboardInterrupt as e:
         where = getattr(getattr(locals().get("runner"), "results", None), "path", None)
-        _fail(f"interrupted; finished points are kept in {where}" if where else "interrupted", 130)
+        code = 128 + getattr(e, "signum", 2)  # 130 Ctrl-C, 143 SIGTERM
+        _fail(f"interrupted; finished points are kept in {where} (continue with: speedbench sweep --resume "
+              f"{where})" if where else "interrupted", code)
     except Exception as e:  # one clear line for the user; the engine log has the details
         from speedbench.engines.server import EngineError
+        from speedbench.preflight import EndpointError
 
         where = getattr(getattr(locals().get("runner"), "results", None), "path", None)
-        msg = str(e).splitlines()[0] if isinstance(e, EngineError) else f"{type(e).__name__}: {e}"
-        _fail(msg + (f" (finished points kept in {where})" if where else ""))
+        engine = isinstance(e, (EngineError, EndpointError))
+        msg = str(e).splitlines()[0] if engine else f"{type(e).__name__}: {e}"
+        _fail(msg + (f" (finished points kept in {where})" if where else ""), EXIT_ENGINE if engine else 1)
+    _finish(result, cfg)
+
+
+def _stored_config(results_dir: str) -> dict:
+    path = Path(results_dir) / "manifest.json"
+    if not path.is_file():
+        raise ConfigError(f"not a speedbench results folder (no manifest.json): {results_dir}")
+    try:
+        return json.loads(path.read_text())["config"]
+    except (ValueError, KeyError):
+        raise ConfigError(f"unreadable manifest in {results_dir}; cannot resume") from None
+
+
+def _finish(result, cfg) -> None:
+    """Table of every ended point, one line on failures, and an exit status that means something."""
+    from speedbench.outcome import sweep_outcome
     from speedbench.report.table import render_terminal
     from speedbench.results import ResultsDir
 
-    render_terminal(ResultsDir(result.results_dir).summary_rows(), title=str(result.results_dir))
+    rd = ResultsDir(result.results_dir)
+    rows = rd.summary_rows()
+    if rows:
+        render_terminal(rows, title=str(result.results_dir))
+    points = rd.points()
+    ended = {p["point_id"] for p in points}
+    missing = [p for p in rd.manifest().get("points_planned", []) if p not in ended]
+    out = sweep_outcome(points, cfg.load.max_error_rate, result.stopped_reason, missing)
     click.echo(f"results: {result.results_dir}")
+    click.echo(f"speedbench: {out.line}", err=True)
+    if out.exit_code:
+        sys.exit(out.exit_code)
 
 
 def server_commands(cfg, adapter=None) -> str:

@@ -113,6 +113,9 @@ class EngineConfig(_Strict):
     env: dict[str, str] = Field(default_factory=dict)
     startup_timeout_s: float = Field(900.0, gt=0)
     enforce_eager: bool = False
+    on_server_death: Literal["restart", "stop"] = Field(
+        "restart", description="a launched server died mid-sweep: restart it and go on, or stop the sweep")
+    max_restarts: int = Field(1, ge=0, description="restarts allowed per SD setting before the sweep stops")
 
     @field_validator("model", "python")
     @classmethod
@@ -200,7 +203,12 @@ class LoadConfig(_Strict):
     output_len: int = Field(128, ge=1)
     requests_per_point: Optional[int] = Field(None, ge=1, description="None = max(#prompts, 2*concurrency)")
     warmup_requests: Optional[int] = Field(None, ge=0, description="None = concurrency (one wave)")
-    request_timeout_s: float = Field(600.0, gt=0)
+    request_timeout_s: float = Field(600.0, gt=0, description="whole-request limit (connect to last byte)")
+    stream_idle_timeout_s: float = Field(60.0, gt=0, description="a stream silent this long is failed (timeout)")
+    max_error_rate: float = Field(0.01, ge=0, le=1,
+                                  description="exit non-zero when a point's non-ok share exceeds this")
+    abort_after_transport_errors: int = Field(
+        8, ge=1, description="this many transport errors in a row = server gone: stop the point at once")
     seed: int = 0
     repeats: int = Field(1, ge=1, le=100, description="measure every point this many times (ids get -r1, -r2, ...)")
     mode: Literal["closed", "rate"] = Field("closed", description="closed loop (fixed concurrency) or open loop")

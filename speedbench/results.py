@@ -3,7 +3,9 @@
     <dir>/manifest.json            config, versions, machine, prompt fingerprint, timestamps
     <dir>/prompts.parquet          the exact token ids sent (copy of the fingerprinted cache entry)
     <dir>/records/<point>.jsonl    raw per-request records (appended + fsynced as requests finish)
-    <dir>/points.jsonl             one full PointSummary per finished point (appended + fsynced)
+    <dir>/records/attempts/        records of earlier, unfinished attempts at a point (moved aside on resume)
+    <dir>/points.jsonl             one full PointSummary per ended point (appended + fsynced); a point that
+                                   was re-run has several lines and the last one wins
     <dir>/summary.csv|.parquet     flat table of all finished points (rewritten atomically)
     <dir>/speedup.csv              SD-on / SD-off ratios per concurrency
     <dir>/logs/<server>.log        engine server logs
@@ -30,6 +32,38 @@ def _fsync_append(path: Path, lines: Iterable[str]) -> None:
             fh.write(line + "\n")
         fh.flush()
         os.fsync(fh.fileno())
+
+
+def repair_jsonl_tail(path: Path) -> bool:
+    """Cut a torn last line (a crash mid-append) so the next append starts on a line of its own.
+
+    Returns True when something was cut. Appends are whole lines ending in a newline, so anything after
+    the last newline is a partial write.
+    """
+    if not path.is_file():
+        return False
+    with path.open("rb+") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        if size == 0:
+            return False
+        fh.seek(size - 1)
+        if fh.read(1) == b"\n":
+            return False
+        # find the last newline, reading backwards in blocks
+        pos, keep = size, 0
+        while pos > 0:
+            step = min(1 << 16, pos)
+            pos -= step
+            fh.seek(pos)
+            block = fh.read(step)
+            i = block.rfind(b"\n")
+            if i >= 0:
+                keep = pos + i + 1
+                break
+        fh.truncate(keep)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return True
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -83,6 +117,20 @@ class ResultsDir:
     def append_records(self, point_id: str, records: Iterable[RequestRecord]) -> None:
         _fsync_append(self.records_path(point_id), (r.to_json() for r in records))
 
+    def move_records_aside(self, point_id: str) -> Optional[Path]:
+        """Move an unfinished attempt's records to records/attempts/<point>.<n>.jsonl (never deleted)."""
+        src = self.records_path(point_id)
+        if not src.is_file():
+            return None
+        dest_dir = self.path / "records" / "attempts"
+        dest_dir.mkdir(exist_ok=True)
+        n = 1
+        while (dest_dir / f"{point_id}.{n}.jsonl").exists():
+            n += 1
+        dest = dest_dir / f"{point_id}.{n}.jsonl"
+        os.replace(src, dest)
+        return dest
+
     def append_point(self, summary) -> None:
         _fsync_append(self.path / "points.jsonl", [json.dumps(asdict(summary), default=str)])
         self.write_tables()
@@ -100,7 +148,8 @@ class ResultsDir:
         tmp = self.path / f".summary.parquet.tmp{os.getpid()}"
         df.to_parquet(tmp, index=False)
         os.replace(tmp, self.path / "summary.parquet")
-        sp = speedup_rows(rows)
+        # a failed point (server died mid-point) is shown, but never used as a speedup baseline or numerator
+        sp = speedup_rows([r for r in rows if r.get("status", "complete") == "complete"])
         if sp:
             atomic_write_text(self.path / "speedup.csv", pd.DataFrame(sp).to_csv(index=False))
 
@@ -108,18 +157,22 @@ class ResultsDir:
     def manifest(self) -> dict:
         return json.loads((self.path / "manifest.json").read_text())
 
-    def points(self) -> list[dict]:
+    def points(self, all_attempts: bool = False) -> list[dict]:
+        """Ended points; a point that was re-run (resume) appears once, as its last attempt."""
         p = self.path / "points.jsonl"
         if not p.is_file():
             return []
-        out = []
+        out: list[dict] = []
         for line in p.read_text(encoding="utf-8").splitlines():
             if line.strip():
                 try:
                     out.append(json.loads(line))
                 except json.JSONDecodeError:
                     continue  # a torn last line from a crash: the point is simply not finished
-        return out
+        if all_attempts:
+            return out
+        last = {d.get("point_id"): i for i, d in enumerate(out)}
+        return [d for i, d in enumerate(out) if last[d.get("point_id")] == i]
 
     def summary_rows(self) -> list[dict]:
         from speedbench.metrics.summary import point_from_dict
@@ -128,6 +181,8 @@ class ResultsDir:
 
     def records(self, point_id: str) -> list[RequestRecord]:
         path = self.records_path(point_id)
+        if not path.is_file():
+            return []
         out = []
         for line in path.read_text(encoding="utf-8").splitlines():
             if line.strip():

@@ -12,16 +12,20 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
+from speedbench import preflight
 from speedbench.config import BenchmarkConfig, ConfigError, SDConfig
 from speedbench.data.pretokenize import PromptSet, default_cache_dir, prepare_prompts
 from speedbench.engines import get_adapter
 from speedbench.engines.base import EngineAdapter
-from speedbench.engines.server import EngineError, ServerProcess, pick_free_port
+from speedbench.engines.server import ServerProcess, pick_free_port
 from speedbench.env_info import engine_python_versions, harness_versions, machine_info
+from speedbench.guard import PointGuard
 from speedbench.load.client import LoadPlan, run_async, run_closed_loop
 from speedbench.load.records import RequestRecord
 from speedbench.metrics.category import CategoryAcceptance, category_acceptance
 from speedbench.metrics.summary import PointSummary, speedup_rows, summarize_point
+from speedbench.preflight import EndpointError
+from speedbench.resume import check_resumable, config_hash, prepare_resume
 from speedbench.results import ResultsDir, new_run_dir
 
 log = logging.getLogger(__name__)
@@ -47,6 +51,8 @@ class SweepResult:
     points: list[PointSummary] = field(default_factory=list)
     speedups: list[Speedup] = field(default_factory=list)
     prompts_fingerprint: str = ""
+    stopped_reason: Optional[str] = None   # the sweep stopped early: server gone and not restarted
+    skipped: list[str] = field(default_factory=list)  # points already finished (resume)
     status: str = "running"  # complete | interrupted | failed, as in manifest.json
     # point_id -> acceptance per prompt category (metrics.category), computed from the point's records
     categories: dict[str, list[CategoryAcceptance]] = field(default_factory=dict)
@@ -70,12 +76,20 @@ class SweepResult:
 class SweepInterrupted(KeyboardInterrupt):
     """Ctrl-C or SIGTERM: finished points are on disk, the server is torn down, the exit is non-zero."""
 
+    def __init__(self, signum: int = signal.SIGINT) -> None:
+        super().__init__(f"signal {signum}")
+        self.signum = signum
+
+
+class _ServerGone(Exception):
+    """The server died or stopped answering between or during points (handled by the restart policy)."""
+
 
 @contextlib.contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
-    """Turn SIGTERM into an exception so every ``finally`` (server teardown) runs."""
+    """Turn SIGTERM into an exception so every ``finally`` (flush records, server teardown) runs."""
     def handler(signum, frame):
-        raise SweepInterrupted(f"signal {signum}")
+        raise SweepInterrupted(signum)
 
     try:
         previous = signal.signal(signal.SIGTERM, handler)
@@ -98,6 +112,7 @@ class BenchmarkRunner:
         self.results: Optional[ResultsDir] = None
         self.server: Optional[ServerProcess] = None
         self.base_url: Optional[str] = None  # the server being measured, while a sweep runs
+        self._prompt_lens: list[int] = []
 
     # ---- planning -------------------------------------------------------------------------------------
     def validate(self) -> None:
@@ -113,6 +128,15 @@ class BenchmarkRunner:
             raise ConfigError(f"model path not found: {cfg.engine.model}")
         if not self.tokenizer_path():
             raise ConfigError("no tokenizer: set data.tokenizer (--tokenizer) when attaching with --endpoint")
+        if not cfg.engine.endpoint:
+            preflight.check_port(cfg.engine.host, cfg.engine.port)
+
+    def check_prompts_fit(self, prompts: PromptSet) -> None:
+        """Prompt + output within the served context: from the launch flags or the model's config.json."""
+        ec = self.config.engine
+        limit = preflight.flag_context_len(ec.extra_args) or (None if ec.endpoint else
+                                                               preflight.model_context_len(ec.model))
+        preflight.check_context([p.num_tokens for p in prompts.prompts], self.config.load.output_len, limit)
 
     def tokenizer_path(self) -> Optional[str]:
         return self.config.data.tokenizer or self.config.engine.model
@@ -127,41 +151,67 @@ class BenchmarkRunner:
         return LoadPlan(concurrency=concurrency, num_requests=n, warmup_requests=warm, max_tokens=lc.output_len,
                         request_timeout_s=lc.request_timeout_s, mode=lc.mode, request_rate=lc.request_rate,
                         arrival=lc.arrival, duration_s=lc.duration_s, cooldown=lc.cooldown,
-                        shuffle=lc.shuffle_prompts, seed=lc.seed, workers=lc.client_workers)
+                        shuffle=lc.shuffle_prompts, seed=lc.seed, workers=lc.client_workers,
+                        stream_idle_timeout_s=lc.stream_idle_timeout_s)
 
     # ---- running --------------------------------------------------------------------------------------
-    def run(self, results_dir: Optional[str | Path] = None) -> SweepResult:
+    def run(self, results_dir: Optional[str | Path] = None, resume: bool = False) -> SweepResult:
+        """Run the sweep; with ``resume`` continue the sweep in ``results_dir``, skipping finished points."""
         cfg = self.config
         self.validate()
         prompts = prepare_prompts(cfg.data, self.tokenizer_path())
-        path = Path(results_dir) if results_dir else new_run_dir(cfg.output_dir, cfg.name or self._default_name())
-        self.results = ResultsDir(path).create(self._manifest(prompts))
-        cache_file = (Path(cfg.data.cache_dir) if cfg.data.cache_dir else default_cache_dir()) / \
-            f"{prompts.fingerprint[:24]}.parquet"
-        if cache_file.is_file():
-            self.results.save_prompts(cache_file)
-        result = SweepResult(path, prompts_fingerprint=prompts.fingerprint)
+        self.check_prompts_fit(prompts)
+        self._prompt_lens = [p.num_tokens for p in prompts.prompts]  # attach mode checks them per server
+        if cfg.engine.endpoint:  # unreachable or too small: one clear line, before a results folder exists
+            self._check_endpoint(cfg.engine.endpoint)
+        planned = [point_name(sd, c, r, cfg.load.repeats) for sd, c in self.points()
+                   for r in range(1, cfg.load.repeats + 1)]
+        done: set[str] = set()
+        if resume:
+            if results_dir is None:
+                raise ConfigError("resume needs the results folder of the sweep to continue")
+            path = Path(results_dir)
+            if not (path / "manifest.json").is_file():
+                raise ConfigError(f"not a speedbench results folder (no manifest.json): {path}")
+            self.results = ResultsDir(path)
+            manifest = self.results.manifest()
+            check_resumable(manifest, cfg, prompts.fingerprint)
+            rp = prepare_resume(self.results, planned)
+            done = rp.done
+            self.results.update_manifest(status="running", resumes=[*manifest.get("resumes", []), {
+                "at": _now_iso(), "command": sys.argv, "points_done": sorted(done),
+                "moved_aside": rp.moved_aside, "repaired": rp.repaired}])
+            self._say(f"resuming {path}: {len(done & set(planned))} of {len(planned)} points done")
+        else:
+            path = Path(results_dir) if results_dir else new_run_dir(cfg.output_dir, cfg.name or self._default_name())
+            self.results = ResultsDir(path).create(self._manifest(prompts))
+            cache_file = (Path(cfg.data.cache_dir) if cfg.data.cache_dir else default_cache_dir()) / \
+                f"{prompts.fingerprint[:24]}.parquet"
+            if cache_file.is_file():
+                self.results.save_prompts(cache_file)
+        result = SweepResult(path, prompts_fingerprint=prompts.fingerprint, skipped=sorted(done & set(planned)))
         status = "failed"
         try:
             with _sigterm_as_interrupt():
                 for sd in cfg.sd:
-                    with self._server(sd) as base_url:
-                        for conc in cfg.load.concurrency:
-                            for rep in range(1, cfg.load.repeats + 1):
-                                summary = self._run_point(base_url, sd, conc, prompts, rep)
-                                result.points.append(summary)
-                                if self.on_point:
-                                    self.on_point(summary)
-            status = "complete"
+                    todo = [(c, r) for c in cfg.load.concurrency for r in range(1, cfg.load.repeats + 1)
+                            if point_name(sd, c, r, cfg.load.repeats) not in done]
+                    if todo and not self._run_sd(sd, todo, prompts, result):
+                        break
+            status = "failed" if result.stopped_reason else "complete"
         except KeyboardInterrupt:
             status = "interrupted"
             raise
         finally:
             result.status = status
-            self.results.update_manifest(status=status, finished_at=_now_iso(),
-                                         points_finished=len(result.points))
+            ended = self.results.points()
+            self.results.update_manifest(
+                status=status, finished_at=_now_iso(), stopped_reason=result.stopped_reason,
+                points_finished=sum(p.get("status", "complete") == "complete" for p in ended),
+                points_failed=sorted(p["point_id"] for p in ended if p.get("status", "complete") != "complete"))
             self.results.write_tables()
-        result.speedups = [Speedup(**s) for s in speedup_rows(result.rows())]
+        # a failed point (cut short) is reported, never used for a speedup
+        result.speedups = [Speedup(**s) for s in speedup_rows([r for r in result.rows() if r["status"] == "complete"])]
         result.categories = {p.point_id: category_acceptance(self.results.records(p.point_id))
                              for p in result.points}
         if cfg.quality.enabled:
@@ -186,11 +236,65 @@ class BenchmarkRunner:
         except Exception as e:  # the measurements are on disk; the analysis can be rerun by hand
             log.warning("post-sweep quality analysis failed: %s: %s", type(e).__name__, e)
 
+    def _run_sd(self, sd: SDConfig, todo: list[tuple[int, int]], prompts: PromptSet, result: SweepResult) -> bool:
+        """Run ``todo`` (concurrency, repeat) points of one SD setting, restarting a dead server per policy.
+
+        Returns False when the sweep must stop (server gone, no restart left); the reason is in ``result``.
+        """
+        ec = self.config.engine
+        restarts = 0
+        todo = list(todo)
+        while todo:
+            try:
+                with self._server(sd) as base_url:
+                    while todo:
+                        self._check_ready(base_url)
+                        summary = self._run_point(base_url, sd, todo[0][0], prompts, todo[0][1])
+                        todo.pop(0)
+                        result.points.append(summary)
+                        if self.on_point:
+                            self.on_point(summary)
+                        if summary.status != "complete":
+                            # the point was cut short; go on with this server only if it still answers
+                            self._check_ready(base_url)
+                return True
+            except (_ServerGone, EndpointError) as e:
+                why = str(e)
+            if not todo:  # it died after (or during) the last point of this setting: nothing left to rerun
+                self._say(f"{why}; no points left for {sd.label}")
+                return True
+            if ec.endpoint or ec.on_server_death == "stop" or restarts >= ec.max_restarts:
+                policy = "attached server" if ec.endpoint else f"on_server_death={ec.on_server_death}, " \
+                    f"{restarts} of {ec.max_restarts} restarts used"
+                result.stopped_reason = f"{why} ({policy}); sweep stopped"
+                self._say(result.stopped_reason)
+                return False
+            restarts += 1
+            self._say(f"{why}; restarting {self.adapter.name} ({sd.label}), restart {restarts} of {ec.max_restarts}")
+        return True
+
+    def _check_endpoint(self, endpoint: str) -> None:
+        """A dead endpoint is found by one request, not by thousands of failed ones."""
+        preflight.check_health(endpoint + self.adapter.health_path)
+        preflight.check_context(self._prompt_lens, self.config.load.output_len,
+                                preflight.endpoint_context_len(endpoint))
+
+    def _check_ready(self, base_url: str) -> None:
+        """Before each point: the launched process lives and the health URL answers 200."""
+        if self.server is not None and not self.server.is_alive():
+            raise _ServerGone(f"server exited (code {self.server.returncode}); log: {self.server.log_path}")
+        try:
+            preflight.check_health(base_url + self.adapter.health_path)
+        except EndpointError as e:
+            if self.server is not None:
+                raise _ServerGone(str(e)) from None
+            raise
+
     @contextlib.contextmanager
     def _server(self, sd: SDConfig) -> Iterator[str]:
         ec = self.config.engine
         if ec.endpoint:
-            _check_endpoint(ec.endpoint + self.adapter.health_path)
+            self._check_endpoint(ec.endpoint)
             self.base_url = ec.endpoint
             try:
                 yield ec.endpoint
@@ -218,10 +322,17 @@ class BenchmarkRunner:
         point_id = point_name(sd, conc, repeat, self.config.load.repeats)
         plan = self.load_plan(conc, len(prompts.prompts))
         results = self.results
+        results.move_records_aside(point_id)  # never append to an earlier attempt's records
+        records: list[RequestRecord] = []
         pending: list[RequestRecord] = []
+        server = self.server
+        guard = PointGuard(server.is_alive if server is not None else None,
+                           self.config.load.abort_after_transport_errors)
 
         def sink(rec: RequestRecord) -> None:
+            records.append(rec)
             pending.append(rec)
+            guard.observe(rec)
             if len(pending) >= 64:
                 results.append_records(point_id, pending)
                 pending.clear()
@@ -234,21 +345,22 @@ class BenchmarkRunner:
                 task = bar.add_task(f"{sd.label} c={conc}", total=plan.num_requests)
             t0 = time.monotonic()
             try:
-                before, run, after = run_async(self._measure(base_url, prompts, plan, sink, point_id))
+                before, run, after = run_async(self._measure(base_url, prompts, plan, sink, point_id, guard))
             finally:
-                results.append_records(point_id, pending)
-        if self.server is not None:
-            self.server.assert_alive(f"during point {point_id}")
+                results.append_records(point_id, pending)  # also on Ctrl-C / SIGTERM: what ended is kept
         counters = (after - before) if (before is not None and after is not None) else None
-        if sd.enabled and counters is None and not any(r.sd for r in run.records):
+        if sd.enabled and counters is None and not any(r.sd for r in records) and guard.reason is None:
             log.warning("SD is on but %s exposed no acceptance counters for %s", self.adapter.name, point_id)
         lc = self.config.load
-        summary = summarize_point(run.records, point_id=point_id, engine=self.adapter.name, sd_label=sd.label,
+        summary = summarize_point(records, point_id=point_id, engine=self.adapter.name, sd_label=sd.label,
                                   sd_method=sd.method, draft_length=sd.num_speculative_tokens if sd.enabled else None,
                                   concurrency=conc, isl=self.config.data.isl, counters=counters if sd.enabled else None,
                                   slo_ttft_s=lc.slo_ttft_ms / 1e3 if lc.slo_ttft_ms else None,
                                   slo_user_tps=lc.slo_min_user_tps)
-        if run.client is not None:  # how well the client kept up (computed by the load layer)
+        summary.not_sent = max(0, plan.num_requests - summary.sent)
+        if guard.reason is not None:
+            summary.status, summary.abort_reason = "failed", guard.reason
+        if run is not None and run.client is not None:  # how well the client kept up (load layer)
             summary.client_lag_p99_ms = run.client.client_lag_p99_ms
             summary.mean_in_flight = run.client.mean_in_flight
             summary.client_saturated = run.client.client_saturated
@@ -257,33 +369,47 @@ class BenchmarkRunner:
                             "latencies include client delay", point_id, run.client.client_lag_p99_ms or 0.0,
                             run.client.mean_in_flight or 0.0, run.client.target_in_flight)
         results.append_point(summary)
-        self._say(f"{point_id}: {summary.ok}/{summary.sent} ok, {summary.output_tps:.1f} tok/s "
-                  f"in {time.monotonic() - t0:.0f} s")
+        errs = ", ".join(f"{k} {v}" for k, v in sorted(summary.errors_by_kind.items()))
+        self._say(f"{point_id}: {summary.ok}/{summary.sent} ok"
+                  + (f" ({errs})" if errs else "") + (f", {summary.cancelled} cancelled" if summary.cancelled else "")
+                  + (f", {summary.not_sent} not sent" if summary.not_sent else "")
+                  + f", {summary.output_tps:.1f} tok/s in {time.monotonic() - t0:.0f} s"
+                  + (f"; POINT FAILED: {guard.reason}" if guard.reason else ""))
         return summary
 
-    async def _measure(self, base_url, prompts, plan, sink, point_id):
-        """Run one point; SD counters are read after warm-up and after the last measured request."""
+    async def _measure(self, base_url, prompts, plan, sink, point_id, guard: PointGuard):
+        """Run one point under the guard; SD counters are read after warm-up and after the last request."""
         import aiohttp
 
         snap: dict = {}
-        async with aiohttp.ClientSession() as s:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as s:
 
             async def before_measure() -> None:
-                snap["before"] = await self.adapter.scrape_counters(s, base_url)
+                snap["before"] = await self._scrape(s, base_url)
 
             # engines whose stats are consumed on read (TRT-LLM /metrics) are polled while the point runs;
             # stopped by an event, never cancelled mid-request, so no drained row is lost in flight
             stop = asyncio.Event()
             poller = asyncio.create_task(self._poll(s, base_url, stop)) if self.adapter.poll_interval_s else None
             try:
-                run = await run_closed_loop(self.adapter, base_url, prompts.prompts, plan, sink, point_id,
-                                            before_measure)
+                run = await guard.run(run_closed_loop(self.adapter, base_url, prompts.prompts, plan, sink,
+                                                      point_id, before_measure))
             finally:
                 stop.set()
                 if poller is not None:
                     await asyncio.gather(poller, return_exceptions=True)
-            after = await self.adapter.scrape_counters(s, base_url)
+            after = await self._scrape(s, base_url) if run is not None else None
         return snap.get("before"), run, after
+
+    async def _scrape(self, session, base_url: str):
+        """Counters are a cross-check, never a reason to lose a point: failures read as 'no counters'."""
+        import aiohttp
+
+        try:
+            return await self.adapter.scrape_counters(session, base_url)
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as e:
+            log.warning("could not read %s counters from %s: %s", self.adapter.name, base_url, e)
+            return None
 
     async def _poll(self, session, base_url: str, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -320,6 +446,7 @@ class BenchmarkRunner:
             "status": "running",
             "command": sys.argv,
             "config": cfg.model_dump(mode="json"),
+            "config_hash": config_hash(cfg),
             "prompts": {"fingerprint": prompts.fingerprint, **prompts.meta},
             "machine": machine_info(),
             "harness": harness_versions(),
@@ -347,16 +474,3 @@ def _now_iso() -> str:
 
 def _looks_like_hub_id(model: str) -> bool:
     return model.count("/") == 1 and not model.startswith((".", "/", "~"))
-
-
-def _check_endpoint(url: str) -> None:
-    import urllib.error
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(url, timeout=10) as r:
-            if r.status == 200:
-                return
-    except (urllib.error.URLError, OSError) as e:
-        raise EngineError(f"endpoint not reachable: {url} ({e})") from None
-    raise EngineError(f"endpoint not healthy: {url}")

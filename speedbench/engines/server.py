@@ -6,6 +6,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -31,6 +32,9 @@ def _kill_leftovers() -> None:  # last line of defence; normal paths stop server
 
 def port_is_free(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as s:
+        # as servers bind (uvicorn sets it): connections of a stopped server in TIME_WAIT do not make
+        # the port busy; a process still listening on it does
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:
@@ -50,6 +54,64 @@ def tail_file(path: Path, lines: int = 15) -> str:
             return "".join(deque(fh, maxlen=lines))
     except OSError:
         return ""
+
+
+def _killpg(pgid: int, sig: int) -> bool:
+    try:
+        os.killpg(pgid, sig)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
+
+
+def _stop_group(proc: subprocess.Popen, grace_s: float) -> None:
+    """SIGTERM the group, wait, SIGKILL whatever is left (also when the leader already died on its own)."""
+    for sig, wait in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 10.0)):
+        if not _killpg(proc.pid, sig):
+            return  # nobody left in the group
+        try:
+            proc.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            continue
+        # the leader is gone; stragglers in its group (engine workers) go too, and are waited for
+        deadline = time.monotonic() + 10.0
+        while group_alive(proc.pid) and time.monotonic() < deadline:
+            _killpg(proc.pid, signal.SIGKILL)
+            time.sleep(0.05)
+        return
+
+
+def group_alive(pgid: int) -> bool:
+    """Any live (non-zombie) process left in the group? Zombies hold no GPU, port or memory."""
+    proc_dir = Path("/proc")
+    if not proc_dir.is_dir():  # not Linux: signal 0 tells whether anyone is left
+        try:
+            os.killpg(pgid, 0)
+            return True
+        except (ProcessLookupError, PermissionError):
+            return False
+    for entry in proc_dir.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # fields after the ")" that ends the command name: state ppid pgrp ...
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+            return True
+    return False
+
+
+def _die_with_parent() -> None:
+    """Linux: the server gets SIGTERM if the harness is SIGKILLed (no other cleanup can run then)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1
+    except Exception:  # not Linux, no libc symbol: the atexit hook and the process group still apply
+        pass
 
 
 class ServerProcess:
@@ -82,7 +144,8 @@ class ServerProcess:
         env = {**os.environ, **(self.env or {})}
         try:
             self.proc = subprocess.Popen(self.argv, stdout=self._log, stderr=subprocess.STDOUT, env=env,
-                                         cwd=self.cwd, start_new_session=True, stdin=subprocess.DEVNULL)
+                                         cwd=self.cwd, start_new_session=True, stdin=subprocess.DEVNULL,
+                                         preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
         except FileNotFoundError as e:
             self._log.close()
             raise ConfigError(f"cannot start engine: {e.filename} not found (check engine.python)") from None
@@ -106,6 +169,10 @@ class ServerProcess:
                                   f"log: {self.log_path}\n{tail_file(self.log_path)}")
             time.sleep(poll_s)
 
+    @property
+    def returncode(self) -> Optional[int]:
+        return self.proc.returncode if self.proc is not None else None
+
     def is_alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
@@ -115,24 +182,18 @@ class ServerProcess:
                               f"{tail_file(self.log_path)}")
 
     def stop(self, grace_s: float = 20.0) -> None:
-        proc, self.proc = self.proc, None
-        _LIVE.discard(self)
+        proc = self.proc
         if proc is not None:
-            for sig, wait in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 10.0)):
-                try:
-                    os.killpg(proc.pid, sig)
-                except ProcessLookupError:
-                    break
-                try:
-                    proc.wait(timeout=wait)
-                except subprocess.TimeoutExpired:
-                    continue
-                # the leader is gone; make sure stragglers in its group go too
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                break
+            try:
+                _stop_group(proc, grace_s)
+            except BaseException:
+                # a second Ctrl-C / SIGTERM during the grace period: skip it, never leave the group behind
+                _killpg(proc.pid, signal.SIGKILL)
+                raise
+            finally:
+                # forget the process only now: if teardown was cut short, atexit still knows it
+                self.proc = None
+                _LIVE.discard(self)
         if self._log is not None and not self._log.closed:
             self._log.close()
 

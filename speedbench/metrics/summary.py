@@ -50,6 +50,17 @@ class PointSummary:
     client_lag_p99_ms: Optional[float] = None   # client event-loop lag over the measured window (load layer)
     mean_in_flight: Optional[float] = None      # time-averaged requests in flight over the measured window
     client_saturated: Optional[bool] = None     # lag P99 > 1 ms or in-flight < 99 % of target: client-bound
+    # set by the runner: "complete", or "failed" when the point was cut short (server died, unreachable);
+    # planned measured requests = sent + not_sent, and sent = ok + failed + cancelled
+    status: str = "complete"
+    not_sent: int = 0
+    abort_reason: Optional[str] = None
+
+    @property
+    def error_rate(self) -> float:
+        """Share of planned measured requests that did not end ok (failed, cancelled or never sent)."""
+        planned = self.sent + self.not_sent
+        return (planned - self.ok) / planned if planned else 0.0
 
     def to_row(self) -> dict:
         """Flat row for CSV/parquet tables (latencies in ms)."""
@@ -58,8 +69,9 @@ class PointSummary:
             "failed", "cancelled", "duration_s", "output_tokens", "output_tps", "request_throughput",
             "tokens_per_step", "al_drafted", "al_drafted_req_sum", "draft_acceptance_rate",
             "merged_chunk_requests", "chunk_step_mismatches", "prompt_mismatches", "output_tps_window",
-            "goodput_rps", "goodput_fraction", "client_lag_p99_ms",
-            "mean_in_flight", "client_saturated")}
+            "goodput_rps", "goodput_fraction", "client_lag_p99_ms", "mean_in_flight", "client_saturated",
+            "status", "not_sent", "error_rate")}
+        row["errors"] = ",".join(f"{k}:{v}" for k, v in sorted(self.errors_by_kind.items()))
         row["user_tps_mean"] = self.user_tps.mean
         row["user_tps_p50"] = self.user_tps.p50
         for name in ("ttft_s", "e2e_s", "itl_s", "tpot_s"):

@@ -26,7 +26,10 @@ def setting_name(row: dict, with_run: bool = False) -> str:
 
 
 def speedups(rows: Sequence[dict]) -> list[dict]:
-    """SD-on / SD-off at the same (run, engine, ISL, concurrency): output TPS and mean user TPS ratios."""
+    """SD-on / SD-off at the same (run, engine, ISL, concurrency): output TPS and mean user TPS ratios.
+
+    Points that failed (server died, unreachable) are left out: their rates say nothing about SD."""
+    rows = [r for r in rows if r.get("status", "complete") == "complete"]
     base = {(r.get("run"), r["engine"], r["isl"], r["concurrency"]): r for r in rows if r["sd_method"] == "off"}
     out = []
     for r in rows:

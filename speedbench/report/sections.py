@@ -49,6 +49,16 @@ def isl_text(isl: Optional[int]) -> str:
     return "native" if isl is None else str(isl)
 
 
+def ok_cell(r: dict) -> str:
+    """ok/sent, plus what did not end ok: failed, cancelled, never sent, and a failed point's mark."""
+    cell = f"{r['ok']}/{r['sent']}"
+    extra = [f"{r[k]} {label}" for k, label in (("failed", "failed"), ("cancelled", "cancelled"),
+                                                 ("not_sent", "unsent")) if r.get(k)]
+    if extra:
+        cell += f" ({', '.join(extra)})"
+    return cell + (" POINT FAILED" if r.get("status", "complete") != "complete" else "")
+
+
 def performance(rows: Sequence[dict], speedup_rows: Sequence[dict], multi_run: bool) -> Section:
     sp = {(s["run"], s["engine"], s["isl"], s["concurrency"], s["sd_label"]): s for s in speedup_rows}
     headers = (["run"] if multi_run else []) + [
@@ -64,7 +74,7 @@ def performance(rows: Sequence[dict], speedup_rows: Sequence[dict], multi_run: b
     for r in order:
         s = sp.get((r.get("run"), r["engine"], r["isl"], r["concurrency"], r["sd_label"]), {})
         body.append(([r.get("run")] if multi_run else []) + [
-            r["engine"], r["sd_label"], isl_text(r["isl"]), str(r["concurrency"]), f"{r['ok']}/{r['sent']}",
+            r["engine"], r["sd_label"], isl_text(r["isl"]), str(r["concurrency"]), ok_cell(r),
             fmt(r["output_tps"], "{:.1f}")] + ([fmt(r.get("output_tps_per_gpu"), "{:.1f}")] if per_gpu else []) + [
             fmt(r["user_tps_mean"], "{:.1f}"), fmt(r["ttft_p50_ms"], "{:.0f}"), fmt(r["ttft_p99_ms"], "{:.0f}"),
             fmt(r["e2e_p50_ms"], "{:.0f}"), fmt(r["e2e_p99_ms"], "{:.0f}"), fmt(r["tokens_per_step"]),

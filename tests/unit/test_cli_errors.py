@@ -66,7 +66,7 @@ def test_server_that_never_becomes_ready(tmp_path, gemma_dir):
     marker = tmp_path / "engine.pid"
     python = _fake_engine(tmp_path, f"echo $$ > {marker}; exec sleep 120")
     res = run_cli("sweep", "--config", _config(tmp_path, gemma_dir, python))
-    assert res.returncode == 1
+    assert res.returncode == 3  # EXIT_ENGINE (speedbench.outcome)
     assert "not ready after 3 s" in error_line(res)
     pid = int(marker.read_text())
     assert not Path(f"/proc/{pid}").exists() or Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
@@ -77,7 +77,7 @@ def test_server_that_never_becomes_ready(tmp_path, gemma_dir):
 def test_server_that_exits_during_startup(tmp_path, gemma_dir):
     python = _fake_engine(tmp_path, "echo 'RuntimeError: no usable device' >&2; exit 7")
     res = run_cli("sweep", "--config", _config(tmp_path, gemma_dir, python))
-    assert res.returncode == 1 and "server exited with code 7" in error_line(res)
+    assert res.returncode == 3 and "server exited with code 7" in error_line(res)
 
 
 def test_port_already_in_use(tmp_path, gemma_dir):

@@ -1,0 +1,65 @@
+"""What a finished (or stopped) sweep means for the exit status, in one line a person can act on.
+
+Exit status of ``speedbench sweep``:
+    0    every planned point finished within the error budget
+    1    results written, but some point failed (server died mid-point) or exceeded load.max_error_rate
+    2    bad input: config, CLI flags, or a resume that does not match the folder
+    3    the server could not be started or reached, or it died and the sweep stopped
+    130  interrupted by Ctrl-C (SIGINT); 143 by SIGTERM. Finished points are kept either way.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+EXIT_OK, EXIT_POINTS, EXIT_USAGE, EXIT_ENGINE = 0, 1, 2, 3
+
+
+@dataclass
+class Outcome:
+    exit_code: int
+    problems: list[str] = field(default_factory=list)
+    totals: dict = field(default_factory=dict)
+
+    @property
+    def line(self) -> str:
+        t = self.totals
+        head = (f"{t.get('points', 0)} points: {t.get('ok', 0)} ok, {t.get('failed', 0)} failed, "
+                f"{t.get('cancelled', 0)} cancelled, {t.get('not_sent', 0)} not sent of "
+                f"{t.get('planned', 0)} requests")
+        return head + ("; " + "; ".join(self.problems) if self.problems else "; no failures")
+
+
+def _errors(p: dict) -> str:
+    kinds = p.get("errors_by_kind") or {}
+    return ", ".join(f"{k} {v}" for k, v in sorted(kinds.items(), key=lambda kv: -kv[1]))
+
+
+def sweep_outcome(points: Sequence[dict], max_error_rate: float, stopped_reason: Optional[str] = None,
+                  missing: Sequence[str] = ()) -> Outcome:
+    """Judge the ended points (dicts from points.jsonl) of a sweep."""
+    problems: list[str] = []
+    totals = {"points": len(points), "ok": 0, "failed": 0, "cancelled": 0, "not_sent": 0, "planned": 0}
+    code = EXIT_OK
+    for p in points:
+        not_sent = p.get("not_sent", 0)
+        planned = p["sent"] + not_sent
+        for k in ("ok", "failed", "cancelled"):
+            totals[k] += p[k]
+        totals["not_sent"] += not_sent
+        totals["planned"] += planned
+        rate = (planned - p["ok"]) / planned if planned else 0.0
+        if p.get("status", "complete") != "complete":
+            problems.append(f"{p['point_id']} FAILED ({p.get('abort_reason') or 'cut short'}; "
+                            f"{p['ok']}/{planned} ok)")
+            code = EXIT_POINTS
+        elif rate > max_error_rate:
+            problems.append(f"{p['point_id']} {rate:.1%} errors > {max_error_rate:.1%} ({_errors(p) or 'no ok'})")
+            code = EXIT_POINTS
+    if missing:
+        problems.append(f"{len(missing)} planned points not run ({', '.join(missing[:4])}"
+                        f"{', ...' if len(missing) > 4 else ''})")
+    if stopped_reason:
+        problems.append(stopped_reason)
+        code = EXIT_ENGINE
+    return Outcome(code, problems, totals)

@@ -1,0 +1,92 @@
+"""Resuming a sweep into its own results folder: same config, same prompts, finished points kept.
+
+A point is finished when its last line in ``points.jsonl`` has status ``complete``. Everything else that
+was planned is re-run; records a previous attempt left for it (an interrupted or failed point) are moved
+to ``records/attempts/`` first, so a re-run never mixes two attempts in one records file.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from speedbench.config import BenchmarkConfig, ConfigError
+from speedbench.results import ResultsDir, repair_jsonl_tail
+
+# Fields that name or place a sweep without changing what it measures.
+_NOT_HASHED = ("output_dir", "name")
+
+
+class ResumeError(ConfigError):
+    """The folder cannot be resumed with this config (one clear line, exit 2)."""
+
+
+def canonical_config(cfg: BenchmarkConfig) -> dict[str, Any]:
+    d = cfg.model_dump(mode="json")
+    for key in _NOT_HASHED:
+        d.pop(key, None)
+    return d
+
+
+def config_hash(cfg: BenchmarkConfig) -> str:
+    blob = json.dumps(canonical_config(cfg), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(d, dict):
+        out: dict[str, Any] = {}
+        for k, v in d.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+        return out
+    return {prefix.rstrip("."): d}
+
+
+def config_diff(old: dict, new: dict) -> list[str]:
+    """Dotted keys whose values differ (for the error message)."""
+    a, b = _flatten(old), _flatten(new)
+    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+
+
+def check_resumable(manifest: dict, cfg: BenchmarkConfig, prompts_fingerprint: str) -> None:
+    stored = manifest.get("config_hash")
+    if stored is None:
+        raise ResumeError("this results folder has no config hash (written by an older speedbench); "
+                          "it cannot be resumed safely: start a new sweep")
+    if stored != config_hash(cfg):
+        old = {k: v for k, v in (manifest.get("config") or {}).items() if k not in _NOT_HASHED}
+        changed = config_diff(old, canonical_config(cfg))
+        raise ResumeError("config differs from the one this sweep started with "
+                          f"(changed: {', '.join(changed[:8]) or 'unknown'}); run `speedbench sweep --resume DIR` "
+                          "without options to reuse the stored config, or start a new sweep")
+    old_fp = (manifest.get("prompts") or {}).get("fingerprint")
+    if old_fp != prompts_fingerprint:
+        raise ResumeError(f"prompt fingerprint changed ({str(old_fp)[:12]} -> {prompts_fingerprint[:12]}): the "
+                          "tokenizer, split file or selection is not the same; start a new sweep")
+
+
+def finished_points(results: ResultsDir) -> set[str]:
+    return {p["point_id"] for p in results.points() if p.get("status", "complete") == "complete"}
+
+
+@dataclass
+class ResumePlan:
+    done: set[str]
+    moved_aside: list[str] = field(default_factory=list)
+    repaired: list[str] = field(default_factory=list)
+
+
+def prepare_resume(results: ResultsDir, planned: Iterable[str]) -> ResumePlan:
+    """Repair torn tails, find finished points, move the unfinished ones' partial records aside."""
+    repaired = [str(p.relative_to(results.path)) for p in
+                [results.path / "points.jsonl", *sorted((results.path / "records").glob("*.jsonl"))]
+                if repair_jsonl_tail(p)]
+    plan = ResumePlan(finished_points(results), repaired=repaired)
+    for point_id in planned:
+        if point_id in plan.done:
+            continue
+        moved = results.move_records_aside(point_id)
+        if moved is not None:
+            plan.moved_aside.append(str(moved.relative_to(results.path)))
+    return plan
