@@ -1,4 +1,5 @@
-"""What a finished (or stopped) sweep means for the exit status, in one line a person can act on.
+"""What a sweep returns (SweepResult), and what a finished or stopped sweep means for the exit status,
+in one line a person can act on.
 
 Exit status of ``speedbench sweep``:
     0    every planned point finished within the error budget
@@ -9,8 +10,12 @@ Exit status of ``speedbench sweep``:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from speedbench.metrics.category import CategoryAcceptance
+from speedbench.metrics.summary import PointSummary
 
 EXIT_OK, EXIT_POINTS, EXIT_USAGE, EXIT_ENGINE = 0, 1, 2, 3
 
@@ -63,3 +68,45 @@ def sweep_outcome(points: Sequence[dict], max_error_rate: float, stopped_reason:
         problems.append(stopped_reason)
         code = EXIT_ENGINE
     return Outcome(code, problems, totals)
+
+
+@dataclass(frozen=True)
+class Speedup:
+    """SD-on / SD-off at the same (engine, ISL, concurrency); None where the baseline rate is zero."""
+
+    engine: str
+    isl: Optional[int]
+    concurrency: int
+    sd_label: str
+    output_tps_speedup: Optional[float]
+    user_tps_speedup: Optional[float]
+
+
+@dataclass
+class SweepResult:
+    """What ``BenchmarkRunner.run()`` returns; the same facts are on disk in ``results_dir``."""
+
+    results_dir: Path
+    points: list[PointSummary] = field(default_factory=list)
+    speedups: list[Speedup] = field(default_factory=list)
+    prompts_fingerprint: str = ""
+    stopped_reason: Optional[str] = None   # the sweep stopped early: server gone and not restarted
+    skipped: list[str] = field(default_factory=list)  # points already finished (resume)
+    status: str = "running"  # complete | interrupted | failed, as in manifest.json
+    # point_id -> acceptance per prompt category (metrics.category), computed from the point's records
+    categories: dict[str, list[CategoryAcceptance]] = field(default_factory=dict)
+    # Filled by later stages (quality checks, recommendation); None until they exist / have run.
+    quality: Optional[dict[str, Any]] = None
+    recommendation: Optional[dict[str, Any]] = None
+
+    def rows(self) -> list[dict]:
+        """Flat summary rows, as in summary.csv."""
+        return [p.to_row() for p in self.points]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (REST responses, notebooks)."""
+        return {"results_dir": str(self.results_dir), "status": self.status,
+                "prompts_fingerprint": self.prompts_fingerprint, "points": [asdict(p) for p in self.points],
+                "speedups": [asdict(s) for s in self.speedups],
+                "categories": {k: [c.to_dict() for c in v] for k, v in self.categories.items()},
+                "quality": self.quality, "recommendation": self.recommendation}

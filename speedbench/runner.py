@@ -7,10 +7,9 @@ import logging
 import signal
 import sys
 import time
-from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 from speedbench import preflight
 from speedbench.config import BenchmarkConfig, ConfigError, SDConfig
@@ -22,55 +21,15 @@ from speedbench.env_info import engine_python_versions, harness_versions, machin
 from speedbench.guard import PointGuard
 from speedbench.load.client import LoadPlan, run_async, run_closed_loop
 from speedbench.load.records import RequestRecord
-from speedbench.metrics.category import CategoryAcceptance, category_acceptance
+from speedbench.metrics.category import category_acceptance
 from speedbench.metrics.summary import PointSummary, speedup_rows, summarize_point
+from speedbench.outcome import Speedup, SweepResult  # noqa: F401  (re-exported: the API returns them)
 from speedbench.preflight import EndpointError
-from speedbench.resume import check_resumable, config_hash, prepare_resume
+from speedbench.quality.post_sweep import write_post_sweep
 from speedbench.results import ResultsDir, new_run_dir
+from speedbench.resume import check_resumable, config_hash, prepare_resume
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Speedup:
-    """SD-on / SD-off at the same (engine, ISL, concurrency); None where the baseline rate is zero."""
-
-    engine: str
-    isl: Optional[int]
-    concurrency: int
-    sd_label: str
-    output_tps_speedup: Optional[float]
-    user_tps_speedup: Optional[float]
-
-
-@dataclass
-class SweepResult:
-    """What ``BenchmarkRunner.run()`` returns; the same facts are on disk in ``results_dir``."""
-
-    results_dir: Path
-    points: list[PointSummary] = field(default_factory=list)
-    speedups: list[Speedup] = field(default_factory=list)
-    prompts_fingerprint: str = ""
-    stopped_reason: Optional[str] = None   # the sweep stopped early: server gone and not restarted
-    skipped: list[str] = field(default_factory=list)  # points already finished (resume)
-    status: str = "running"  # complete | interrupted | failed, as in manifest.json
-    # point_id -> acceptance per prompt category (metrics.category), computed from the point's records
-    categories: dict[str, list[CategoryAcceptance]] = field(default_factory=dict)
-    # Filled by later stages (quality checks, recommendation); None until they exist / have run.
-    quality: Optional[dict[str, Any]] = None
-    recommendation: Optional[dict[str, Any]] = None
-
-    def rows(self) -> list[dict]:
-        """Flat summary rows, as in summary.csv."""
-        return [p.to_row() for p in self.points]
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (REST responses, notebooks)."""
-        return {"results_dir": str(self.results_dir), "status": self.status,
-                "prompts_fingerprint": self.prompts_fingerprint, "points": [asdict(p) for p in self.points],
-                "speedups": [asdict(s) for s in self.speedups],
-                "categories": {k: [c.to_dict() for c in v] for k, v in self.categories.items()},
-                "quality": self.quality, "recommendation": self.recommendation}
 
 
 class SweepInterrupted(KeyboardInterrupt):
@@ -215,26 +174,10 @@ class BenchmarkRunner:
         result.categories = {p.point_id: category_acceptance(self.results.records(p.point_id))
                              for p in result.points}
         if cfg.quality.enabled:
-            self._post_sweep_quality(path)
+            write_post_sweep(path, cfg, self._say)
             result.quality = _read_json(path / "quality.json")
             result.recommendation = _read_json(path / "recommendation.json")
         return result
-
-    def _post_sweep_quality(self, path: Path) -> None:
-        """quality.json + recommendation.json when the sweep has SD off and on; never fails the sweep."""
-        cfg = self.config
-        if not (any(s.enabled for s in cfg.sd) and any(not s.enabled for s in cfg.sd)):
-            return
-        try:
-            from speedbench.quality.gamma_report import write_gamma
-            from speedbench.quality.quality_report import write_quality
-
-            write_quality(path, bertscore=cfg.quality.bertscore, bertscore_model=cfg.quality.bertscore_model,
-                          bertscore_layers=cfg.quality.bertscore_layers)
-            write_gamma(path)
-            self._say(f"quality.json and recommendation.json written (speedbench quality|recommend {path})")
-        except Exception as e:  # the measurements are on disk; the analysis can be rerun by hand
-            log.warning("post-sweep quality analysis failed: %s: %s", type(e).__name__, e)
 
     def _run_sd(self, sd: SDConfig, todo: list[tuple[int, int]], prompts: PromptSet, result: SweepResult) -> bool:
         """Run ``todo`` (concurrency, repeat) points of one SD setting, restarting a dead server per policy.
@@ -339,7 +282,7 @@ class BenchmarkRunner:
             if bar is not None and not rec.warmup:
                 bar.advance(task)
 
-        bar = task = None
+        task = None  # the progress bar (below) is created before any record arrives
         with self._progress() as bar:
             if bar is not None:
                 task = bar.add_task(f"{sd.label} c={conc}", total=plan.num_requests)
@@ -427,7 +370,13 @@ class BenchmarkRunner:
     def _progress(self):
         if not self.progress:
             return contextlib.nullcontext(None)
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
 
         return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         transient=True)

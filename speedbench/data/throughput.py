@@ -20,7 +20,7 @@ import numpy as np
 
 from speedbench.config import ConfigError
 from speedbench.data.prompts import DATASETS_DIR
-from speedbench.data.tokenization import Wrapper, encode, encode_batch, sha256_file
+from speedbench.data.tokenization import Wrapper, sha256_file
 
 log = logging.getLogger(__name__)
 

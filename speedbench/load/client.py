@@ -20,7 +20,7 @@ import aiohttp
 from speedbench.data.pretokenize import TokenizedPrompt
 from speedbench.engines.base import EngineAdapter
 from speedbench.load.monitor import ClientStats, LoopMonitor, client_stats
-from speedbench.load.records import CANCELLED, FAILED, OK, RequestRecord
+from speedbench.load.records import CANCELLED, FAILED, RequestRecord
 from speedbench.load.schedule import Arrival, ArrivalSchedule, PromptOrder
 from speedbench.load.sse import DONE, SSESplitter, loads
 

@@ -1,0 +1,3 @@
+from speedbench.cli import main
+
+main()

@@ -1,0 +1,158 @@
+"""Engines, config, the REST service and multi-node planning: `engines`, `config`, `serve-api`, `plan`, `merge`."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from speedbench.config import ConfigError
+from speedbench.cli import _fail, main
+from speedbench.cli.options import config_options, resolve_from_flags
+from speedbench.cli.sweep import server_commands
+
+
+@main.group()
+def engines() -> None:
+    """Engine adapters and presets."""
+
+
+@engines.command("list")
+def engines_list() -> None:
+    from speedbench.config import PRESETS_DIR
+    from speedbench.engines import engine_names
+
+    click.echo("engines: " + ", ".join(engine_names()))
+    click.echo("presets: " + ", ".join(sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))))
+
+
+@engines.command("show")
+@click.argument("preset")
+@click.option("--draft-length", type=int, help="Draft length for every SD-on setting of the preset.")
+def engines_show(preset, draft_length) -> None:
+    """Print the exact server commands of a preset, one per SD setting."""
+    from speedbench.config import BenchmarkConfig, load_preset
+
+    try:
+        base = load_preset(preset)
+        if draft_length is not None:
+            base["sd"] = [dict(s, num_speculative_tokens=draft_length) if s.get("method") != "off" else s
+                          for s in base.get("sd") or []]
+        click.echo(server_commands(BenchmarkConfig.from_dict(base)))
+    except ConfigError as e:
+        _fail(str(e), 2)
+
+
+@main.group("config")
+def config_group() -> None:
+    """The effective configuration and where each value comes from."""
+
+
+@config_group.command("show")
+@config_options
+@click.option("--format", "fmt", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True)
+def config_show(config_file, preset, sd_spec, draft_length, fmt, **flags) -> None:
+    """Print the config a sweep with these options would run (YAML notes each value's source)."""
+    from speedbench.api.config_sources import render_with_origins
+
+    try:
+        resolved = resolve_from_flags(config_file, preset, sd_spec, draft_length, flags)
+    except ConfigError as e:
+        _fail(str(e), 2)
+    if fmt == "json":
+        click.echo(json.dumps({"config": resolved.config.model_dump(mode="json"), "origins": resolved.origins()},
+                              indent=2))
+    else:
+        click.echo(render_with_origins(resolved), nl=False)
+
+
+@main.command("serve-api")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Bind address (non-loopback needs --token).")
+@click.option("--port", default=8080, show_default=True, type=int)
+@click.option("--token", envvar="SPEEDBENCH_API_TOKEN", help="Bearer token clients must send (env SPEEDBENCH_API_TOKEN).")
+@click.option("--output-dir", default="results", show_default=True, help="Where runs write results (and are listed from).")
+def serve_api_cmd(host, port, token, output_dir) -> None:
+    """REST service: POST /runs, GET /runs[/{id}[/report]], GET /compare; docs at /docs."""
+    try:
+        from speedbench.api.rest import serve_api
+    except ImportError as e:
+        _fail(f"the REST service needs FastAPI and uvicorn: pip install 'speedbench[api]' ({e})", 2)
+    try:
+        serve_api(host, port, token, output_dir)
+    except ConfigError as e:
+        _fail(str(e), 2)
+
+
+@main.command()
+@config_options
+@click.option("--presets", help="Comma-separated presets to cross (default: --preset).")
+@click.option("--engines", "engines_list", help="Comma-separated engines to cross (default: the config's engine).")
+@click.option("--isl-buckets", help="Comma-separated ISL buckets; 'natural' = the prompts' own length.")
+@click.option("--draft-lengths", help="Comma-separated draft lengths for every SD-on method.")
+@click.option("--full", is_flag=True, help="SPEED-Bench grid: ISL natural,1k,2k,8k,16k,32k; concurrency 1..64.")
+@click.option("--submit", type=click.Choice(["slurm", "local", "debug"]), help="Submit the jobs with submitit.")
+@click.option("--partition", help="Slurm partition.")
+@click.option("--gpus", type=int, help="GPUs per job (default: the job's tensor-parallel size).")
+@click.option("--time", "time_min", type=int, default=120, show_default=True, help="Job time limit, minutes.")
+@click.option("--plan-dir", default="results/plan", show_default=True, help="Jobs write to PLAN_DIR/jobs/<job>.")
+@click.option("--wait", is_flag=True, help="Wait for the jobs, then merge each group into PLAN_DIR/merged/<group>.")
+@click.option("--job-dry-run", is_flag=True, help="Jobs validate and write their config only (no engine).")
+def plan(config_file, preset, sd_spec, draft_length, presets, engines_list, isl_buckets, draft_lengths, full,
+         submit, partition, gpus, time_min, plan_dir, wait, job_dry_run, **flags) -> None:
+    """Expand engines × presets × ISL × SD × draft lengths into one job per engine configuration."""
+    from speedbench.api import plan as pl
+    from speedbench.config import parse_int_list
+
+    try:
+        isls = None
+        if isl_buckets:
+            isls = [None if x.strip() == "natural" else x.strip() for x in isl_buckets.split(",") if x.strip()]
+        elif full:
+            isls = pl.SPEED_BENCH_ISL
+        if full and not flags.get("concurrency"):
+            flags["concurrency"] = ",".join(map(str, pl.SPEED_BENCH_CONCURRENCY))
+        jobs = pl.expand_matrix(
+            presets=[x.strip() for x in presets.split(",")] if presets else [preset],
+            engines=[x.strip() for x in engines_list.split(",")] if engines_list else None, isl_buckets=isls,
+            sd_methods=sd_spec, draft_lengths=parse_int_list(draft_lengths, "draft lengths") if draft_lengths else None,
+            output_dir=plan_dir, config_file=config_file, flags=flags, draft_length=draft_length)
+    except ConfigError as e:
+        _fail(str(e), 2)
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{len(jobs)} jobs", header_style="bold")
+    rows = [j.row() for j in jobs]
+    for col in (rows[0] if rows else {}):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(*(str(v) for v in r.values()))
+    Console(width=200).print(table)
+    if not submit:
+        return
+    try:
+        submitted = pl.submit(jobs, pl.SubmitOptions(cluster=submit, folder=str(Path(plan_dir) / "submitit"),
+                                                     partition=partition, gpus=gpus, time_min=time_min,
+                                                     dry_run=job_dry_run))
+    except ConfigError as e:
+        _fail(str(e), 2)
+    for job, sj in submitted:
+        click.echo(f"submitted {job.job_id}: {submit} job {sj.job_id}")
+    if wait:
+        merged = pl.wait_and_merge(submitted, Path(plan_dir) / "merged") if not job_dry_run else {}
+        for group, path in merged.items():
+            click.echo(f"merged {group}: {path}")
+
+
+@main.command()
+@click.argument("results", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="New folder for the merged results.")
+def merge(results, out) -> None:
+    """Merge results folders measured on the same prompts (e.g. one per cluster job) into one."""
+    from speedbench.api.merge import merge_results
+
+    try:
+        path = merge_results(results, out)
+    except ConfigError as e:
+        _fail(str(e), 2)
+    click.echo(f"merged {len(results)} folders into {path}")

@@ -1,0 +1,105 @@
+"""Reading results folders: report, compare, quality, recommend."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from speedbench.cli import _fail, main
+
+
+_FORMATS = ["table", "md", "csv", "json", "html"]
+
+
+def _emit_report(results, fmt, out, kind, labels=None) -> None:
+    from speedbench.report.load import ReportData, ReportError
+    from speedbench.report.render import render
+
+    try:
+        data = ReportData.load(results, labels.split(",") if labels else None)
+        lead, compare_rows = (), None
+        if kind == "compare":
+            from speedbench.report.compare import check_same_prompts, compare_rows as build, compare_section
+
+            check_same_prompts(data)
+            compare_rows = build(data)
+            lead = [compare_section(compare_rows)]
+        res = render(data, fmt, Path(out) if out else None, kind, lead, compare_rows)
+    except ReportError as e:
+        _fail(str(e), 2)
+    for w in res.warnings:
+        click.echo(f"speedbench: warning: {w}", err=True)
+    if res.text is not None:
+        click.echo(res.text, nl=not res.text.endswith("\n"))
+    for p in res.written:
+        click.echo(f"wrote {p}", err=True)
+
+
+@main.command()
+@click.argument("results", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--format", "fmt", type=click.Choice(_FORMATS), default="table", show_default=True)
+@click.option("--out", type=click.Path(), help="File, or folder (report + plots/*.png + CSV/parquet tables). "
+              "html defaults to <first results folder>/report.html.")
+def report(results, fmt, out) -> None:
+    """Report one or more results folders: speedups, crossover, per-category acceptance, plots."""
+    _emit_report(results, fmt, out, "report")
+
+
+@main.command()
+@click.argument("results", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--format", "fmt", type=click.Choice(_FORMATS), default="table", show_default=True)
+@click.option("--out", type=click.Path(), help="File or folder, as for `report`.")
+@click.option("--labels", help="Comma-separated names for the runs, in order (default: folder names).")
+def compare(results, fmt, out, labels) -> None:
+    """Engines, SD methods or draft lengths side by side; refuses runs whose prompt token ids differ."""
+    if len(results) < 2:
+        _fail("compare needs at least two results folders", 2)
+    if labels and len(labels.split(",")) != len(results):
+        _fail(f"--labels has {len(labels.split(','))} names for {len(results)} results folders", 2)
+    _emit_report(results, fmt, out, "compare", labels)
+
+
+@main.command()
+@click.argument("results", type=click.Path(exists=True, file_okay=False))
+@click.option("--bertscore", is_flag=True, help="Also BERTScore (offline; default model: packaged all-MiniLM-L6-v2).")
+@click.option("--bertscore-model", type=click.Path(exists=True, file_okay=False), help="Local HF encoder directory.")
+@click.option("--bertscore-layers", type=int, help="Encoder layer BERTScore reads (default: the model's last).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+def quality(results, bertscore, bertscore_model, bertscore_layers, fmt) -> None:
+    """Equivalence of SD-on outputs to SD off, next to AL, and BLEU/ROUGE-L/BERTScore; writes quality.json."""
+    from speedbench.quality.quality_report import write_quality
+    from speedbench.quality.render import QUALITY_COLUMNS, render_rows
+
+    _need_results(results)
+    out = write_quality(results, bertscore=bertscore, bertscore_model=bertscore_model,
+                        bertscore_layers=bertscore_layers)
+    render_rows(out, fmt, "quality (equivalence to SD off, scores)", QUALITY_COLUMNS)
+
+
+@main.command()
+@click.argument("results", type=click.Path(exists=True, file_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.option("--validation", is_flag=True, help="Also print the model against the measured draft lengths.")
+def recommend(results, fmt, validation) -> None:
+    """Draft length per category and concurrency with its modeled speedup; writes recommendation.json."""
+    from speedbench.quality.gamma_report import write_gamma
+    from speedbench.quality.render import RECOMMEND_COLUMNS, VALIDATION_COLUMNS, render_rows
+
+    _need_results(results)
+    rec, val = write_gamma(results)
+    if not rec["rows"] and not val["rows"]:
+        _fail("no SD-on point with an SD-off point at the same concurrency: nothing to model")
+    if fmt == "json" and validation:
+        click.echo(json.dumps({"recommendation": rec, "validation": val}, indent=2, default=str))
+        return
+    if validation:
+        render_rows(val, fmt, "gamma model vs measurement", VALIDATION_COLUMNS)
+    render_rows(rec, fmt, "draft-length recommendation", RECOMMEND_COLUMNS)
+
+
+def _need_results(path: str) -> None:
+    from speedbench.results import find_results
+
+    if find_results(path) is None:
+        _fail(f"not a speedbench results folder (no manifest.json): {path}", 2)

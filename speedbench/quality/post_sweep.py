@@ -1,0 +1,26 @@
+"""After a complete sweep: quality.json + recommendation.json, when it has SD off and on."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Callable
+
+from speedbench.config import BenchmarkConfig
+
+log = logging.getLogger(__name__)
+
+
+def write_post_sweep(path: Path, cfg: BenchmarkConfig, say: Callable[[str], None]) -> None:
+    """Never fails the sweep: the measurements are on disk and the analysis can be rerun by hand."""
+    if not (any(s.enabled for s in cfg.sd) and any(not s.enabled for s in cfg.sd)):
+        return
+    try:
+        from speedbench.quality.gamma_report import write_gamma
+        from speedbench.quality.quality_report import write_quality
+
+        write_quality(path, bertscore=cfg.quality.bertscore, bertscore_model=cfg.quality.bertscore_model,
+                      bertscore_layers=cfg.quality.bertscore_layers)
+        write_gamma(path)
+        say(f"quality.json and recommendation.json written (speedbench quality|recommend {path})")
+    except Exception as e:
+        log.warning("post-sweep quality analysis failed: %s: %s", type(e).__name__, e)
