@@ -52,6 +52,10 @@ demo: setup engine-cpu model
 test: setup engine-cpu model browser
 	SPEEDBENCH_ENGINE_PYTHON=$(ENGINE_PYTHON) SPEEDBENCH_TEST_MODEL=$(MODEL_DIR) $(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
+# Load-generator fidelity/throughput vs vllm bench serve, aiperf, guidellm (installs the peers on first use)
+bench: setup engine-cpu
+	$(VENV)/bin/python scripts/bench_client.py --tools all
+
 test-fast: setup
 	$(VENV)/bin/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
