@@ -132,11 +132,7 @@ class SGLangAdapter(EngineAdapter):
                 rec.output_ids.extend(ids)
                 rec.text += text or ""
         # one event may cover several steps when the HTTP writer lags: tokens come from the count, not events
-        if cum > prev:
-            if not rec.chunk_tokens:
-                rec.t_first_ns = t_ns
-            rec.chunk_times_ns.append(t_ns)
-            rec.chunk_tokens.append(cum)
+        rec.add_chunk(t_ns, cum)
         if meta.get("prompt_tokens") is not None:
             rec.server_prompt_tokens = meta["prompt_tokens"]
         finish = meta.get("finish_reason")

@@ -30,6 +30,7 @@ import yaml
 from speedbench.config import ConfigError, SDConfig
 from speedbench.engines.acceptance import SpecDecodeCounters
 from speedbench.engines.base import EngineAdapter
+from speedbench.engines.openai_stream import fold_completion_chunk
 from speedbench.engines.prometheus import parse_prometheus, sum_metric
 
 if TYPE_CHECKING:
@@ -135,31 +136,8 @@ class TRTLLMAdapter(EngineAdapter):
         }
 
     def on_event(self, event: dict, rec: "RequestRecord", t_ns: int, sent_ids: list[int]) -> None:
-        usage = event.get("usage")
-        choices = event.get("choices")
-        if usage and usage.get("prompt_tokens") is not None:
-            rec.server_prompt_tokens = usage["prompt_tokens"]
-        if choices:
-            ch = choices[0]
-            ids = ch.get("token_ids")  # null unless detokenize=false
-            if ids:
-                rec.output_ids.extend(ids)
-            if ch.get("text"):
-                rec.text += ch["text"]
-            prev = rec.chunk_tokens[-1] if rec.chunk_tokens else 0
-            if usage and usage.get("completion_tokens") is not None:
-                cum = usage["completion_tokens"]
-            else:
-                cum = prev + (len(ids) if ids else 0)
-            if cum > prev:
-                if not rec.chunk_tokens:
-                    rec.t_first_ns = t_ns
-                rec.chunk_times_ns.append(t_ns)
-                rec.chunk_tokens.append(cum)
-            if ch.get("finish_reason"):
-                rec.finish_reason = ch["finish_reason"]
-        elif usage:
-            rec.completion_tokens = usage.get("completion_tokens")
+        # token_ids are null unless detokenize=false; trtllm-serve does not echo prompt ids
+        fold_completion_chunk(event, rec, t_ns, sent_ids)
 
     # ---- acceptance counters --------------------------------------------------------------------------
     def fold_iteration_stats(self, rows: list[dict]) -> None:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Optional
 from speedbench.config import ConfigError, SDConfig
 from speedbench.engines.acceptance import SpecDecodeCounters, counters_from_histogram
 from speedbench.engines.base import EngineAdapter
+from speedbench.engines.openai_stream import fold_completion_chunk
 from speedbench.engines.prometheus import parse_prometheus, sum_metric
 from speedbench.load.sse import loads
 
@@ -81,35 +82,7 @@ class VLLMAdapter(EngineAdapter):
         }
 
     def on_event(self, event: dict, rec: "RequestRecord", t_ns: int, sent_ids: list[int]) -> None:
-        usage = event.get("usage")
-        choices = event.get("choices")
-        if usage:
-            if usage.get("prompt_tokens") is not None:
-                rec.server_prompt_tokens = usage["prompt_tokens"]
-        if choices:
-            ch = choices[0]
-            echoed = ch.get("prompt_token_ids")
-            if echoed is not None:
-                rec.server_prompt_ids_match = list(echoed) == list(sent_ids)
-            ids = ch.get("token_ids")
-            if ids:
-                rec.output_ids.extend(ids)
-            if ch.get("text"):
-                rec.text += ch["text"]
-            prev = rec.chunk_tokens[-1] if rec.chunk_tokens else 0
-            if usage and usage.get("completion_tokens") is not None:
-                cum = usage["completion_tokens"]
-            else:
-                cum = prev + (len(ids) if ids else 0)
-            if cum > prev:
-                if not rec.chunk_tokens:
-                    rec.t_first_ns = t_ns
-                rec.chunk_times_ns.append(t_ns)
-                rec.chunk_tokens.append(cum)
-            if ch.get("finish_reason"):
-                rec.finish_reason = ch["finish_reason"]
-        elif usage:
-            rec.completion_tokens = usage.get("completion_tokens")
+        fold_completion_chunk(event, rec, t_ns, sent_ids)
         metrics = event.get("metrics")
         if metrics and metrics.get("speculative_decoding"):
             sdm = metrics["speculative_decoding"]
@@ -147,11 +120,7 @@ class VLLMAdapter(EngineAdapter):
         cum = usage.get("completion_tokens") if usage else None
         if cum is None:
             cum = prev + (len(ids) if ids else 0)
-        if cum > prev:
-            if not tokens:
-                rec.t_first_ns = t_ns
-            rec.chunk_times_ns.append(t_ns)
-            tokens.append(cum)
+        rec.add_chunk(t_ns, cum)
         return None
 
     async def scrape_counters(self, session: "aiohttp.ClientSession", base_url: str) -> Optional[SpecDecodeCounters]:

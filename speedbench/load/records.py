@@ -36,6 +36,14 @@ class RequestRecord:
     sd_per_step_accepted: Optional[list[int]] = None
     sd_per_step_drafted: Optional[list[int]] = None
 
+    def add_chunk(self, t_ns: int, cumulative_tokens: int) -> None:
+        """Tokens arrived: keep the chunk when the cumulative count grew (usage-only chunks carry none)."""
+        if cumulative_tokens > (self.chunk_tokens[-1] if self.chunk_tokens else 0):
+            if not self.chunk_tokens:
+                self.t_first_ns = t_ns
+            self.chunk_times_ns.append(t_ns)
+            self.chunk_tokens.append(cumulative_tokens)
+
     @property
     def output_tokens(self) -> int:
         if self.completion_tokens is not None:
