@@ -80,6 +80,11 @@ class Speedup:
     sd_label: str
     output_tps_speedup: Optional[float]
     user_tps_speedup: Optional[float]
+    repeat: int = 1
+
+    @classmethod
+    def from_row(cls, row: dict) -> "Speedup":
+        return cls(**{f: row[f] for f in cls.__dataclass_fields__ if f in row})
 
 
 @dataclass

@@ -149,7 +149,7 @@ class ResultsDir:
         df.to_parquet(tmp, index=False)
         os.replace(tmp, self.path / "summary.parquet")
         # a failed point (server died mid-point) is shown, but never used as a speedup baseline or numerator
-        sp = speedup_rows([r for r in rows if r.get("status", "complete") == "complete"])
+        sp = speedup_rows(rows)
         if sp:
             atomic_write_text(self.path / "speedup.csv", pd.DataFrame(sp).to_csv(index=False))
 

@@ -170,7 +170,7 @@ class BenchmarkRunner:
                 points_failed=sorted(p["point_id"] for p in ended if p.get("status", "complete") != "complete"))
             self.results.write_tables()
         # a failed point (cut short) is reported, never used for a speedup
-        result.speedups = [Speedup(**s) for s in speedup_rows([r for r in result.rows() if r["status"] == "complete"])]
+        result.speedups = [Speedup.from_row(s) for s in speedup_rows(result.rows())]
         result.categories = {p.point_id: category_acceptance(self.results.records(p.point_id))
                              for p in result.points}
         if cfg.quality.enabled:

@@ -36,7 +36,7 @@ def load_result(path: str | Path):
     points = [point_from_dict(p) for p in rd.points()]
     result = SweepResult(rd.path, points=points, status=manifest.get("status", "unknown"),
                          prompts_fingerprint=(manifest.get("prompts") or {}).get("fingerprint", ""))
-    result.speedups = [Speedup(**s) for s in speedup_rows(result.rows())]
+    result.speedups = [Speedup.from_row(s) for s in speedup_rows(result.rows())]
     result.categories = {p.point_id: category_acceptance(rd.records(p.point_id)) for p in points
                          if rd.records_path(p.point_id).is_file()}
     return result

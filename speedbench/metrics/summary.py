@@ -1,6 +1,8 @@
 """Aggregate one sweep point (engine × SD setting × concurrency) from its raw records."""
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
@@ -143,20 +145,46 @@ def summarize_point(records: Sequence[RequestRecord], *, point_id: str, engine: 
     )
 
 
+def _ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
+    if a is None or b is None or not b or math.isnan(a) or math.isnan(b):
+        return None
+    return a / b
+
+
+def repeat_of(point_id: str) -> int:
+    """Repeat index of a point id (``ngram-k3-c4-r2`` -> 2); 1 when the sweep had no repeats."""
+    m = re.search(r"-r(\d+)$", point_id or "")
+    return int(m.group(1)) if m else 1
+
+
 def speedup_rows(rows: Sequence[dict]) -> list[dict]:
-    """SD-on / SD-off at the same (engine, ISL, concurrency): output TPS and mean user TPS ratios."""
-    base = {(r["engine"], r["isl"], r["concurrency"]): r for r in rows if r["sd_method"] == "off"}
+    """SD-on / SD-off at the same (run, engine, ISL, concurrency, repeat): output TPS and mean user TPS ratios.
+
+    Repeat r of an SD-on point is divided by repeat r of SD off (or the first SD-off repeat when SD off has
+    fewer), so the spread over repeats is not hidden by one baseline. Points that failed (server died,
+    unreachable) are left out: their rates say nothing about SD.
+    """
+    rows = [r for r in rows if r.get("status", "complete") == "complete"]
+    base: dict[tuple, dict] = {}
+    for r in rows:
+        if r["sd_method"] == "off":
+            key = (r.get("run"), r["engine"], r["isl"], r["concurrency"])
+            base.setdefault(key + (repeat_of(r.get("point_id", "")),), r)
+            base.setdefault(key + (None,), r)
     out = []
     for r in rows:
         if r["sd_method"] == "off":
             continue
-        b = base.get((r["engine"], r["isl"], r["concurrency"]))
+        key = (r.get("run"), r["engine"], r["isl"], r["concurrency"])
+        b = base.get(key + (repeat_of(r.get("point_id", "")),)) or base.get(key + (None,))
         if not b:
             continue
         out.append({
-            "engine": r["engine"], "isl": r["isl"], "concurrency": r["concurrency"], "sd_label": r["sd_label"],
-            "output_tps_speedup": r["output_tps"] / b["output_tps"] if b["output_tps"] else None,
-            "user_tps_speedup": r["user_tps_mean"] / b["user_tps_mean"] if b["user_tps_mean"] else None,
+            "run": r.get("run"), "model": r.get("model"), "engine": r["engine"], "isl": r["isl"],
+            "concurrency": r["concurrency"], "sd_label": r["sd_label"], "sd_method": r["sd_method"],
+            "draft_length": r.get("draft_length"), "repeat": repeat_of(r.get("point_id", "")),
+            "output_tps_speedup": _ratio(r["output_tps"], b["output_tps"]),
+            "user_tps_speedup": _ratio(r["user_tps_mean"], b["user_tps_mean"]),
         })
     return out
 

@@ -8,6 +8,8 @@ import math
 from dataclasses import dataclass
 from typing import Iterable, Optional, Sequence
 
+from speedbench.metrics.summary import speedup_rows
+
 # Rows describing the same SD setting of the same run share these keys.
 SETTING_KEYS = ("run", "model", "engine", "sd_label", "sd_method", "draft_length")
 
@@ -26,26 +28,8 @@ def setting_name(row: dict, with_run: bool = False) -> str:
 
 
 def speedups(rows: Sequence[dict]) -> list[dict]:
-    """SD-on / SD-off at the same (run, engine, ISL, concurrency): output TPS and mean user TPS ratios.
-
-    Points that failed (server died, unreachable) are left out: their rates say nothing about SD."""
-    rows = [r for r in rows if r.get("status", "complete") == "complete"]
-    base = {(r.get("run"), r["engine"], r["isl"], r["concurrency"]): r for r in rows if r["sd_method"] == "off"}
-    out = []
-    for r in rows:
-        if r["sd_method"] == "off":
-            continue
-        b = base.get((r.get("run"), r["engine"], r["isl"], r["concurrency"]))
-        if not b:
-            continue
-        out.append({
-            "run": r.get("run"), "model": r.get("model"), "engine": r["engine"], "isl": r["isl"],
-            "concurrency": r["concurrency"], "sd_label": r["sd_label"], "sd_method": r["sd_method"],
-            "draft_length": r["draft_length"],
-            "output_tps_speedup": _ratio(r["output_tps"], b["output_tps"]),
-            "user_tps_speedup": _ratio(r["user_tps_mean"], b["user_tps_mean"]),
-        })
-    return out
+    """SD-on / SD-off pairs (see metrics.summary.speedup_rows, the one definition)."""
+    return speedup_rows(rows)
 
 
 def _ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:

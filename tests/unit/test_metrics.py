@@ -94,3 +94,15 @@ def test_speedup_pairs_sd_on_with_sd_off_at_equal_concurrency():
     sp = speedup_rows(rows)
     assert len(sp) == 1   # no SD-off baseline at concurrency 8
     assert sp[0]["output_tps_speedup"] == pytest.approx(1.5) and sp[0]["user_tps_speedup"] == pytest.approx(2.0)
+
+
+def test_speedup_pairs_repeats_and_skips_failed_points():
+    def row(sd, rep, tps, status="complete"):
+        label = "sd-off" if sd == "off" else "ngram-k3"
+        return {"engine": "vllm", "isl": None, "concurrency": 4, "sd_method": sd, "sd_label": label,
+                "point_id": f"{label}-c4-r{rep}", "output_tps": tps, "user_tps_mean": tps, "status": status}
+
+    rows = [row("off", 1, 10.0), row("off", 2, 20.0), row("ngram", 1, 15.0), row("ngram", 2, 30.0),
+            row("ngram", 3, 99.0, status="failed")]
+    sp = {s["repeat"]: s["output_tps_speedup"] for s in speedup_rows(rows)}
+    assert sp == {1: pytest.approx(1.5), 2: pytest.approx(1.5)}   # repeat r over SD-off repeat r, no failed point
