@@ -245,14 +245,19 @@ async def drive(adapter: EngineAdapter, base_url: str, prompts: Sequence[Tokeniz
                 t.cancel()
             await asyncio.gather(*drivers, *tasks, return_exceptions=True)
             await monitor.stop()
+    set_measured_window(run)
+    run.lag_samples = monitor.samples
+    return run
+
+
+def set_measured_window(run: PointRun) -> None:
+    """Measured window = first measured start .. last measured end; prompt order as sent (by request index)."""
     measured = [r for r in run.records if not r.warmup]
     if measured:
         run.t_measure_start_ns = min(r.t_start_ns for r in measured)
         run.t_measure_end_ns = max(r.t_end_ns for r in measured)
     idx = sorted((int(r.request_id.rsplit("#", 1)[1]), r.prompt_id) for r in measured)
     run.prompt_order = [pid for _, pid in idx]
-    run.lag_samples = monitor.samples
-    return run
 
 
 async def run_closed_loop(adapter: EngineAdapter, base_url: str, prompts: Sequence[TokenizedPrompt],

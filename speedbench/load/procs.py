@@ -56,7 +56,7 @@ def _worker(adapter: EngineAdapter, base_url: str, prompts: Sequence[TokenizedPr
 
 async def run_in_processes(adapter: EngineAdapter, base_url: str, prompts: Sequence[TokenizedPrompt], plan,
                            on_record: Optional[Callable[[RequestRecord], None]], label: str):
-    from speedbench.load.client import PointRun
+    from speedbench.load.client import PointRun, set_measured_window
 
     n = min(plan.workers, plan.concurrency) if plan.mode == "closed" else plan.workers
     ctx = mp.get_context("spawn")   # never fork a process that has a running event loop
@@ -107,10 +107,5 @@ async def run_in_processes(adapter: EngineAdapter, base_url: str, prompts: Seque
             p.join(timeout=10)
             if p.is_alive():
                 p.terminate()
-    measured = [r for r in run.records if not r.warmup]
-    if measured:
-        run.t_measure_start_ns = min(r.t_start_ns for r in measured)
-        run.t_measure_end_ns = max(r.t_end_ns for r in measured)
-        idx = sorted((int(r.request_id.rsplit("#", 1)[1]), r.prompt_id) for r in measured)
-        run.prompt_order = [pid for _, pid in idx]
+    set_measured_window(run)
     return run
