@@ -50,7 +50,7 @@ demo: setup engine-cpu model
 	$(SPEEDBENCH) sweep --preset cpu-demo
 
 test: setup engine-cpu model browser
-	SPEEDBENCH_ENGINE_PYTHON=$(ENGINE_PYTHON) SPEEDBENCH_TEST_MODEL=$(MODEL_DIR) $(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+	SPEEDBENCH_TEST_ENGINE_PYTHON=$(ENGINE_PYTHON) SPEEDBENCH_TEST_MODEL=$(MODEL_DIR) $(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 # Load-generator fidelity/throughput vs vllm bench serve, aiperf, guidellm (installs the peers on first use)
 bench: setup engine-cpu

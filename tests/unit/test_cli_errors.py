@@ -15,8 +15,9 @@ SB = [sys.executable, "-m", "speedbench.cli"]
 
 
 def run_cli(*args: str, timeout: float = 120, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([*SB, *args], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})})
+    # hermetic: SPEEDBENCH_* variables are a config source and would override the test's own config
+    base = {k: v for k, v in os.environ.items() if not k.startswith("SPEEDBENCH_") or k == "SPEEDBENCH_HOME"}
+    return subprocess.run([*SB, *args], capture_output=True, text=True, timeout=timeout, env={**base, **(env or {})})
 
 
 def error_line(res: subprocess.CompletedProcess) -> str:
