@@ -13,7 +13,7 @@ from typing import Callable, Iterator, Optional
 
 from speedbench import preflight
 from speedbench.config import BenchmarkConfig, ConfigError, SDConfig
-from speedbench.data.pretokenize import PromptSet, default_cache_dir, prepare_prompts
+from speedbench.data.pretokenize import PromptSet, cache_path, prepare_prompts
 from speedbench.engines import get_adapter
 from speedbench.engines.base import EngineAdapter
 from speedbench.engines.server import ServerProcess, pick_free_port
@@ -144,8 +144,7 @@ class BenchmarkRunner:
         else:
             path = Path(results_dir) if results_dir else new_run_dir(cfg.output_dir, cfg.name or self._default_name())
             self.results = ResultsDir(path).create(self._manifest(prompts))
-            cache_file = (Path(cfg.data.cache_dir) if cfg.data.cache_dir else default_cache_dir()) / \
-                f"{prompts.fingerprint[:24]}.parquet"
+            cache_file = cache_path(cfg.data, prompts.fingerprint)
             if cache_file.is_file():
                 self.results.save_prompts(cache_file)
         result = SweepResult(path, prompts_fingerprint=prompts.fingerprint, skipped=sorted(done & set(planned)))
