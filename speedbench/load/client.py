@@ -1,14 +1,15 @@
 """Streaming load: closed loop at a fixed concurrency (the SPEED-Bench mode) or open loop at a request rate.
 
-One aiohttp session (one connection pool) per process.  Timing: ``time.perf_counter_ns`` (CLOCK_MONOTONIC,
-comparable across processes) stamped when a socket block is handed to us; every event in that block
-shares the stamp.  Phases: warm-up requests, the measured requests, then cool-down requests that keep the
+One connection pool per process: raw HTTP/1.1 protocols (``http1``, the default hot path) or aiohttp (the
+cross-check).  Timing: ``time.perf_counter_ns`` (CLOCK_MONOTONIC, comparable across processes) stamped
+when a socket block is read; every event in that block shares the stamp.  Phases: warm-up requests, the measured requests, then cool-down requests that keep the
 load on until the last measured request has finished (then they are cancelled), so the measured window
 sees steady load with no ramp-up or drain.  Warm-up and cool-down records carry ``warmup=True``.
 """
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import time
@@ -20,7 +21,8 @@ import aiohttp
 from speedbench.data.pretokenize import TokenizedPrompt
 from speedbench.engines.base import EngineAdapter
 from speedbench.load.monitor import ClientStats, LoopMonitor, client_stats
-from speedbench.load.records import CANCELLED, FAILED, RequestRecord
+from speedbench.load.http1 import Http1Pool, StreamOutcome
+from speedbench.load.records import CANCELLED, FAILED, OK, RequestRecord
 from speedbench.load.schedule import Arrival, ArrivalSchedule, PromptOrder
 from speedbench.load.sse import DONE, SSESplitter, loads
 
@@ -45,6 +47,8 @@ class LoadPlan:
     seed: int = 0
     workers: int = 1                          # client processes (each its own loop and pool)
     monitor_interval_s: float = 0.005
+    http_client: Literal["http1", "aiohttp"] = "http1"   # raw-protocol hot path, or aiohttp to cross-check
+    headers: dict[str, str] = field(default_factory=dict)  # extra request headers (e.g. Authorization)
 
 
 @dataclass
@@ -71,57 +75,90 @@ def _dumps(body: dict) -> bytes:
     return json.dumps(body, separators=(",", ":")).encode()
 
 
-async def stream_one(session: aiohttp.ClientSession, adapter: EngineAdapter, base_url: str,
-                     prompt: TokenizedPrompt, rec: RequestRecord, plan: LoadPlan) -> RequestRecord:
+class _Fold:
+    """Folds one response's SSE payloads into its record; ``__call__`` returns True when the stream is over
+    for us: ``[DONE]`` seen, or a failure recorded (malformed payload, an error event from the server)."""
+
+    __slots__ = ("rec", "fast", "on_event", "sent_ids", "saw_done")
+
+    def __init__(self, adapter: EngineAdapter, rec: RequestRecord, sent_ids: list[int]) -> None:
+        self.rec, self.sent_ids, self.saw_done = rec, sent_ids, False
+        self.fast = getattr(adapter, "fast_event", None)  # optional: bytes -> folded (None) or parsed event
+        self.on_event = adapter.on_event
+
+    def __call__(self, payload: bytes, t: int) -> bool:
+        if payload == DONE:
+            self.saw_done = True
+            return True
+        rec = self.rec
+        try:
+            # the adapter's fast parser folds common chunks itself (None) or hands back the event
+            event = self.fast(payload, rec, t) if self.fast is not None else loads(payload)
+            if event is None:
+                return False
+        except ValueError:
+            rec.status, rec.error_kind = FAILED, "malformed_sse"
+            rec.error = payload[:200].decode("utf-8", "replace")
+            return True
+        if isinstance(event, dict) and "error" in event and not event.get("choices"):
+            rec.status, rec.error_kind, rec.error = FAILED, "server_error_event", str(event["error"])[:300]
+            return True
+        self.on_event(event, rec, t, self.sent_ids)
+        return False
+
+
+class AiohttpStreamer:
+    """The same streaming POST on aiohttp (``LoadPlan.http_client = "aiohttp"``): the reference
+    implementation to cross-check the raw client against, and a fallback for servers it cannot talk to."""
+
+    def __init__(self, session: aiohttp.ClientSession, base_url: str, headers: dict[str, str]) -> None:
+        self.session, self.base_url, self.headers = session, base_url, {**_JSON, **headers}
+
+    async def stream(self, path: str, data: bytes, sink: Callable[[bytes, int], bool]) -> StreamOutcome:
+        out = StreamOutcome()
+        split = SSESplitter()
+        try:
+            async with self.session.post(self.base_url + path, data=data, headers=self.headers) as resp:
+                out.http_status = resp.status
+                if resp.status != 200:
+                    out.error_kind, out.error = f"http_{resp.status}", (await resp.text())[:300]
+                    return out
+                content = resp.content
+                while True:
+                    block = await content.readany()
+                    t = _now()
+                    if not block:
+                        out.error_kind, out.error = "truncated_stream", "stream ended without [DONE]"
+                        return out
+                    for payload in split.feed(block):
+                        if sink(payload, t):
+                            return out
+        except asyncio.TimeoutError:
+            out.error_kind, out.error = "timeout", "request or stream timed out"
+        except aiohttp.ClientError as e:
+            out.error_kind, out.error = "transport", f"{type(e).__name__}: {e}"[:300]
+        finally:
+            out.t_end_ns = _now()
+        return out
+
+
+async def stream_one(http: "Http1Pool | AiohttpStreamer", adapter: EngineAdapter, prompt: TokenizedPrompt,
+                     rec: RequestRecord, plan: LoadPlan) -> RequestRecord:
     path, body = adapter.build_request(list(prompt.token_ids), plan.max_tokens)
     sent_ids = body.get("prompt") or body.get("input_ids") or list(prompt.token_ids)
     data = _dumps(body)
-    fast = getattr(adapter, "fast_event", None)  # optional: bytes -> folded (None) or parsed event
-    on_event = adapter.on_event
-    split = SSESplitter()
-    saw_done = False
+    fold = _Fold(adapter, rec, sent_ids)
     rec.t_start_ns = _now()
     try:
-        async with session.post(base_url + path, data=data, headers=_JSON) as resp:
-            rec.http_status = resp.status
-            if resp.status != 200:
-                snippet = (await resp.text())[:300]
-                rec.status, rec.error_kind, rec.error = FAILED, f"http_{resp.status}", snippet
-                return rec
-            content = resp.content
-            while not saw_done:
-                block = await content.readany()
-                t = _now()
-                if not block:
-                    break
-                for payload in split.feed(block):
-                    if payload == DONE:
-                        saw_done = True
-                        break
-                    try:
-                        # the adapter's fast parser folds common chunks itself (None) or hands back the event
-                        event = fast(payload, rec, t) if fast is not None else loads(payload)
-                        if event is None:
-                            continue
-                    except ValueError:
-                        rec.status, rec.error_kind = FAILED, "malformed_sse"
-                        rec.error = payload[:200].decode("utf-8", "replace")
-                        return rec
-                    if isinstance(event, dict) and "error" in event and not event.get("choices"):
-                        rec.status, rec.error_kind, rec.error = FAILED, "server_error_event", str(event["error"])[:300]
-                        return rec
-                    on_event(event, rec, t, sent_ids)
-        if not saw_done:
-            rec.status, rec.error_kind, rec.error = FAILED, "truncated_stream", "stream ended without [DONE]"
-    except asyncio.TimeoutError:
-        rec.status, rec.error_kind, rec.error = FAILED, "timeout", "request or stream timed out"
-    except aiohttp.ClientError as e:
-        rec.status, rec.error_kind, rec.error = FAILED, "transport", f"{type(e).__name__}: {e}"[:300]
+        out = await http.stream(path, data, fold)
     except asyncio.CancelledError:
-        rec.status, rec.error_kind = CANCELLED, "cancelled"
+        rec.status, rec.error_kind, rec.t_end_ns = CANCELLED, "cancelled", _now()
         raise
-    finally:
-        rec.t_end_ns = _now()
+    # the end is the read that brought [DONE] (or the failure), not when this task got round to waking up
+    rec.t_end_ns = out.t_end_ns or _now()
+    rec.http_status = out.http_status
+    if rec.status == OK and out.error_kind is not None:
+        rec.status, rec.error_kind, rec.error = FAILED, out.error_kind, out.error
     return rec
 
 
@@ -162,6 +199,23 @@ class _Phases:
             self.done.set()
 
 
+@contextlib.asynccontextmanager
+async def _streamer(base_url: str, plan: LoadPlan):
+    """This process's one connection pool, on the client the plan names."""
+    if plan.http_client == "aiohttp":
+        timeout = aiohttp.ClientTimeout(total=plan.request_timeout_s, sock_read=plan.stream_idle_timeout_s)
+        connector = aiohttp.TCPConnector(limit=0, force_close=False, enable_cleanup_closed=True)
+        async with aiohttp.ClientSession(timeout=timeout, connector=connector, raise_for_status=False) as s:
+            yield AiohttpStreamer(s, base_url, plan.headers)
+        return
+    pool = Http1Pool(base_url, plan.headers, idle_timeout_s=plan.stream_idle_timeout_s,
+                     total_timeout_s=plan.request_timeout_s)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
 async def drive(adapter: EngineAdapter, base_url: str, prompts: Sequence[TokenizedPrompt], plan: LoadPlan,
                 emit: Callable[[RequestRecord], None], point_label: str = "", part: tuple[int, int] = (0, 1),
                 release: Optional[Callable[[], Awaitable[None]]] = None) -> PointRun:
@@ -175,33 +229,31 @@ async def drive(adapter: EngineAdapter, base_url: str, prompts: Sequence[Tokeniz
     order = PromptOrder(len(prompts), plan.shuffle, plan.seed)
     phases = _Phases(plan)
     indices = itertools.count(w, n)
-    timeout = aiohttp.ClientTimeout(total=plan.request_timeout_s, sock_read=plan.stream_idle_timeout_s)
-    connector = aiohttp.TCPConnector(limit=0, force_close=False, enable_cleanup_closed=True)
     monitor = LoopMonitor(plan.monitor_interval_s)
     tasks: set[asyncio.Task] = set()
 
-    async def one(session: aiohttp.ClientSession, i: int, phase: str) -> None:
+    async def one(http, i: int, phase: str) -> None:
         p = prompts[order.index(i)]
         rec = RequestRecord(f"{point_label}#{i}", p.id, p.category, p.num_tokens, plan.max_tokens,
                             warmup=phase != "measure")
         if phase == "measure":
             phases.measured_in_flight += 1
         try:
-            await stream_one(session, adapter, base_url, p, rec, plan)
+            await stream_one(http, adapter, p, rec, plan)
         finally:
             phases.finished(phase)
             run.records.append(rec)
             emit(rec)
 
-    async def closed_worker(session: aiohttp.ClientSession) -> None:
+    async def closed_worker(http) -> None:
         while True:
             i = next(indices)
             phase = phases.of(i)
             if phase is None:
                 return
-            await one(session, i, phase)
+            await one(http, i, phase)
 
-    async def open_dispatcher(session: aiohttp.ClientSession) -> None:
+    async def open_dispatcher(http) -> None:
         sched = ArrivalSchedule(plan.request_rate or 1.0, plan.arrival, plan.seed)
         t0 = _now()
         while True:
@@ -215,20 +267,20 @@ async def drive(adapter: EngineAdapter, base_url: str, prompts: Sequence[Tokeniz
                 return
             if phase == "measure":
                 run.schedule_lags_ns.append(max(0, _now() - due))
-            t = asyncio.get_running_loop().create_task(one(session, i, phase))
+            t = asyncio.get_running_loop().create_task(one(http, i, phase))
             tasks.add(t)
             t.add_done_callback(tasks.discard)
 
-    async with aiohttp.ClientSession(timeout=timeout, connector=connector, raise_for_status=False) as session:
+    async with _streamer(base_url, plan) as http:
         monitor.start()
         if plan.mode == "closed":
             share = plan.concurrency // n + (1 if w < plan.concurrency % n else 0)
-            drivers = [asyncio.create_task(closed_worker(session)) for _ in range(share)]
+            drivers = [asyncio.create_task(closed_worker(http)) for _ in range(share)]
             if share == 0:  # more processes than streams: this one has nothing to measure
                 phases.closed = True
                 phases._check()
         else:
-            drivers = [asyncio.create_task(open_dispatcher(session))]
+            drivers = [asyncio.create_task(open_dispatcher(http))]
         try:
             done_wait = asyncio.create_task(phases.done.wait())
             drivers.append(done_wait)

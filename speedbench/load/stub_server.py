@@ -33,6 +33,7 @@ class StubConfig:
     fault: Optional[str] = None   # http_500 | truncate | malformed | error_event (every request)
     odd_framing: bool = False     # comments, "data:" without space, events split across writes
     stamp_chunks: bool = True     # keep every chunk's send stamp (else first and last only)
+    burst: int = 1                # zero-latency: events per socket write per stream and round (1 = one each)
 
 
 def _frame(data: bytes) -> bytes:
@@ -94,7 +95,7 @@ class StubServer:
             if s.conn.paused:
                 s.conn.parked = s   # resumes when the socket drains
                 continue
-            if self.send(s):
+            if self.send(s, self.cfg.burst):
                 self.ready.append(s)
         self.kick()
 
@@ -112,32 +113,40 @@ class StubServer:
             self.ready.append(s)
             self.kick()
 
-    def send(self, s: _Stream) -> bool:
-        """Write the stream's next event; False once the stream is over."""
+    def send(self, s: _Stream, n: int = 1) -> bool:
+        """Write the stream's next ``n`` events in one socket write; False once the stream is over."""
         c = s.conn
         if c.transport is None or c.transport.is_closing():
             return False
-        ev = s.event()
-        if self.cfg.odd_framing:
-            ev = ev.replace(b"data: ", b"data:")
-            c.transport.write(_frame(b": keepalive\n\n" + ev[:7]))
-            ev = ev[7:]
+        frames, stamped, over = [], 0, False
+        for _ in range(n):
+            ev = s.event()
+            if self.cfg.odd_framing:
+                ev = ev.replace(b"data: ", b"data:")
+                frames.append(_frame(b": keepalive\n\n" + ev[:7]))
+                ev = ev[7:]
+            frames.append(_frame(ev))
+            if s.i < s.n and (self.cfg.stamp_chunks or s.i in (0, s.n - 1)):
+                stamped += 1
+            s.i += 1
+            if self.cfg.fault == "truncate" and s.i == 2:
+                over = "cut"
+                break
+            if s.i > s.n + 1:   # [DONE] written
+                frames.append(b"0\r\n\r\n")
+                over = "done"
+                break
         t = _now()
-        c.transport.write(_frame(ev))
-        if s.i < s.n and (self.cfg.stamp_chunks or s.i in (0, s.n - 1)):
-            s.sends.append(t)
-        s.i += 1
-        if self.cfg.fault == "truncate" and s.i == 2:
+        c.transport.write(b"".join(frames))
+        s.sends.extend([t] * stamped)
+        if over == "cut":
             c.transport.close()
-            return False
-        if s.i > s.n + 1:   # [DONE] written
-            c.transport.write(b"0\r\n\r\n")
+        elif over == "done":
             self.log.append({"prompt_head": s.echo[:4] if s.echo else None, "prompt_len": s.prompt_len,
                              "recv_ns": s.recv_ns, "sends": s.sends})
             c.busy = False
             c.feed(b"")     # a pipelined next request, if any
-            return False
-        return True
+        return not over
 
 
 class _Conn(asyncio.Protocol):
@@ -233,10 +242,11 @@ def main() -> None:
     ap.add_argument("--itl-ms", type=float, default=0.0)
     ap.add_argument("--cpu", type=int, default=None, help="pin to this core (os.sched_setaffinity)")
     ap.add_argument("--model", default="stub")
+    ap.add_argument("--burst", type=int, default=1, help="zero-latency: events per write per stream and round")
     a = ap.parse_args()
     if a.cpu is not None:
         os.sched_setaffinity(0, {a.cpu})
-    cfg = StubConfig(ttft_s=a.ttft_ms / 1e3, itl_s=a.itl_ms / 1e3, model=a.model)
+    cfg = StubConfig(ttft_s=a.ttft_ms / 1e3, itl_s=a.itl_ms / 1e3, model=a.model, burst=a.burst)
 
     async def serve() -> None:
         _, server, port = await start_stub(cfg, a.host, a.port)

@@ -1,5 +1,6 @@
 import asyncio
 import time
+from dataclasses import replace
 
 import pytest
 from tests.load.conftest import make_prompts, run_against_stub
@@ -56,19 +57,23 @@ def test_shuffled_prompt_order_is_seeded(adapter):
     (StubConfig(fault="malformed"), "malformed_sse"),
     (StubConfig(fault="error_event"), "server_error_event"),
 ])
-def test_failures_are_classified(adapter, cfg, kind):
-    plan = LoadPlan(concurrency=2, num_requests=3, warmup_requests=0, max_tokens=4, cooldown=False)
+@pytest.mark.parametrize("http_client", ["http1", "aiohttp"])
+def test_failures_are_classified(adapter, cfg, kind, http_client):
+    plan = LoadPlan(concurrency=2, num_requests=3, warmup_requests=0, max_tokens=4, cooldown=False,
+                    http_client=http_client)
     run, _ = run_against_stub(adapter, plan, cfg)
     assert len(run.records) == 3
     assert all(r.status == "failed" and r.error_kind in kind.split("|") for r in run.records)
 
 
-def test_odd_framing_parses_the_same(adapter):
+def test_odd_framing_parses_the_same_on_both_clients(adapter):
     plan = LoadPlan(concurrency=3, num_requests=6, warmup_requests=0, max_tokens=8, cooldown=False)
-    plain, _ = run_against_stub(adapter, plan)
-    odd, _ = run_against_stub(adapter, plan, StubConfig(odd_framing=True))
-    key = lambda run: sorted((r.request_id, tuple(r.chunk_tokens), tuple(r.output_ids), r.text) for r in run.records)
-    assert key(plain) == key(odd) and all(r.status == "ok" for r in odd.records)
+    ref = replace(plan, http_client="aiohttp")
+    runs = [run_against_stub(adapter, p, cfg)[0] for p in (plan, ref) for cfg in (None, StubConfig(odd_framing=True))]
+    key = lambda run: sorted((r.request_id, tuple(r.chunk_tokens), tuple(r.output_ids), r.text, r.completion_tokens,
+                              r.server_prompt_ids_match) for r in run.records)
+    assert all(key(r) == key(runs[0]) for r in runs[1:])
+    assert all(r.status == "ok" for run in runs for r in run.records)
 
 
 def test_open_loop_follows_the_seeded_schedule(adapter):

@@ -1,0 +1,284 @@
+"""Streaming HTTP/1.1 POSTs on raw asyncio protocols: the load generator's hot path.
+
+Why not aiohttp here (it still does every control-plane call): per socket read aiohttp feeds a StreamReader
+and wakes the reading task, a coroutine step per chunk.  At 512 streams that bookkeeping, not parsing,
+was the client's ceiling (scripts/bench_client.py).  Here a read costs one timestamp and one list append;
+nothing else runs until every socket that was ready in this loop iteration has been read and stamped.
+Then one deferred callback parses the blocks (httptools' C parser does the HTTP and chunked framing) and
+hands each SSE ``data:`` payload to the caller with the stamp of the read that delivered it, so parsing
+work never delays another stream's timestamp.  Tasks wake once per request (its end), not per chunk.
+
+Keep-alive connections are pooled per process; a reused connection the server had closed in the meantime
+(keep-alive timeout) is retried once on a fresh one if it answered nothing.  One watchdog per pool fails
+streams that exceed the idle or total timeout.
+"""
+from __future__ import annotations
+
+import asyncio
+import ssl as ssl_mod
+import time
+from dataclasses import dataclass
+from typing import Callable, Optional
+from urllib.parse import urlsplit
+
+import httptools
+
+from speedbench.load.sse import SSESplitter
+
+_now = time.perf_counter_ns
+_ERROR_BODY_LIMIT = 2048
+
+# on_payload(payload, t_ns) -> True when the stream is over for the caller ([DONE] or a failure it recorded)
+PayloadSink = Callable[[bytes, int], bool]
+
+
+@dataclass
+class StreamOutcome:
+    """How one streaming request ended, in the load client's error vocabulary."""
+
+    http_status: Optional[int] = None
+    error_kind: Optional[str] = None     # None = the sink ended the stream itself (or it completed)
+    error: Optional[str] = None
+    t_end_ns: int = 0
+    complete: bool = False               # the HTTP message ended (a clean end of body)
+
+
+class _Exchange:
+    """One request/response on a connection."""
+
+    __slots__ = ("sink", "future", "status", "split", "error_body", "done", "t_start_ns", "t_last_ns",
+                 "got_bytes", "outcome")
+
+    def __init__(self, sink: PayloadSink, future: asyncio.Future, t_start_ns: int) -> None:
+        self.sink, self.future = sink, future
+        self.status: Optional[int] = None
+        self.split = SSESplitter()
+        self.error_body = b""
+        self.done = False
+        self.t_start_ns = self.t_last_ns = t_start_ns
+        self.got_bytes = False
+        self.outcome = StreamOutcome()
+
+    def finish(self, t_ns: int, kind: Optional[str] = None, error: Optional[str] = None) -> None:
+        if self.done:
+            return
+        self.done = True
+        o = self.outcome
+        o.http_status, o.error_kind, o.error, o.t_end_ns = self.status, kind, error, t_ns
+        if not self.future.done():
+            self.future.set_result(o)
+
+
+class _Connection(asyncio.Protocol):
+    __slots__ = ("pool", "transport", "parser", "ex", "blocks", "queued", "lost", "lost_reason", "keep_alive",
+                 "draining", "t_block")
+
+    def __init__(self, pool: "Http1Pool") -> None:
+        self.pool = pool
+        self.transport: Optional[asyncio.Transport] = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.ex: Optional[_Exchange] = None
+        self.blocks: list = []          # (t_ns, bytes) read but not yet parsed
+        self.queued = False
+        self.lost = False
+        self.lost_reason = ""
+        self.keep_alive = True
+        self.draining = False           # the caller is done; the rest of the message is read, then pooled
+        self.t_block = 0
+
+    # ---- asyncio.Protocol: reads are stamped and parked, nothing more -------------------------------
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.blocks.append((_now(), data))
+        if not self.queued:
+            self.queued = True
+            self.pool.schedule(self)
+
+    def connection_lost(self, exc: Optional[Exception]) -> None:
+        self.lost = True
+        self.lost_reason = f"{type(exc).__name__}: {exc}" if exc else "server closed the connection"
+        if not self.queued:
+            self.queued = True
+            self.pool.schedule(self)
+
+    # ---- deferred parsing ---------------------------------------------------------------------------
+    def process(self) -> None:
+        self.queued = False
+        blocks, self.blocks = self.blocks, []
+        for t, data in blocks:
+            if self.ex is None:         # bytes nobody asked for: the connection is unusable
+                self.close()
+                return
+            self.t_block = self.ex.t_last_ns = t
+            self.ex.got_bytes = True
+            try:
+                self.parser.feed_data(data)
+            except httptools.HttpParserError as e:
+                self.ex.finish(t, "transport", f"bad HTTP response: {e}")
+                self.close()
+                return
+            if self.ex is None or self.ex.done and not self.draining:
+                return
+        if self.lost and self.ex is not None:
+            self.pool.lost_mid_exchange(self)
+
+    # ---- httptools callbacks --------------------------------------------------------------------------
+    def on_headers_complete(self) -> None:
+        self.ex.status = self.parser.get_status_code()
+        self.keep_alive = self.parser.should_keep_alive()
+
+    def on_body(self, body: bytes) -> None:
+        ex = self.ex
+        if ex.done:
+            return                     # draining the rest of a message the caller has finished with
+        if ex.status != 200:
+            if len(ex.error_body) < _ERROR_BODY_LIMIT:
+                ex.error_body += body
+            return
+        sink, t = ex.sink, self.t_block
+        for payload in ex.split.feed(body):
+            if sink(payload, t):
+                ex.finish(t)
+                if self.keep_alive:
+                    self.draining = True   # pooled again once the message's end arrives
+                else:
+                    self.close()
+                return
+
+    def on_message_complete(self) -> None:
+        ex, t = self.ex, self.t_block
+        ex.outcome.complete = True
+        if not ex.done:
+            if ex.status != 200:
+                ex.finish(t, f"http_{ex.status}", ex.error_body[:300].decode("utf-8", "replace"))
+            elif ex.split.pending.strip():
+                ex.finish(t, "truncated_stream", "stream ended mid-event")
+            else:
+                ex.finish(t, "truncated_stream", "stream ended without [DONE]")
+        self.ex = None
+        self.draining = False
+        if self.keep_alive and not self.lost:
+            self.pool.release(self)
+        else:
+            self.close()
+
+    def close(self) -> None:
+        self.ex = None
+        self.keep_alive = False
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+
+class Http1Pool:
+    """Keep-alive HTTP/1.1 connections to one server, for streaming POSTs (one process, one loop)."""
+
+    def __init__(self, base_url: str, headers: Optional[dict[str, str]] = None, idle_timeout_s: float = 60.0,
+                 total_timeout_s: float = 600.0, connect_timeout_s: float = 30.0) -> None:
+        u = urlsplit(base_url)
+        if u.scheme not in ("http", "https") or not u.hostname:
+            raise ValueError(f"load client: base URL {base_url!r} must be http(s)://host[:port][/prefix]")
+        self.host, self.port = u.hostname, u.port or (443 if u.scheme == "https" else 80)
+        self.ssl = ssl_mod.create_default_context() if u.scheme == "https" else None
+        self.prefix = u.path.rstrip("/")
+        host_header = u.netloc.rsplit("@", 1)[-1]
+        extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
+        self._head = ("POST {path} HTTP/1.1\r\nHost: " + host_header + "\r\nContent-Type: application/json\r\n"
+                      "Accept: text/event-stream\r\n" + extra + "Content-Length: {n}\r\n\r\n")
+        self.idle_ns, self.total_ns = int(idle_timeout_s * 1e9), int(total_timeout_s * 1e9)
+        self.connect_timeout_s = connect_timeout_s
+        self.idle: list[_Connection] = []
+        self.active: set[_Connection] = set()
+        self._dirty: list[_Connection] = []
+        self._scheduled = False
+        self.loop = asyncio.get_running_loop()
+        self._watchdog = self.loop.create_task(self._watch(min(idle_timeout_s, total_timeout_s)))
+
+    # ---- the deferred parse: once per loop iteration, after every ready socket was read and stamped ---
+    def schedule(self, conn: _Connection) -> None:
+        self._dirty.append(conn)
+        if not self._scheduled:
+            self._scheduled = True
+            self.loop.call_soon(self._process)
+
+    def _process(self) -> None:
+        self._scheduled = False
+        dirty, self._dirty = self._dirty, []
+        for conn in dirty:
+            conn.process()
+
+    # ---- connections --------------------------------------------------------------------------------
+    def release(self, conn: _Connection) -> None:
+        self.active.discard(conn)
+        self.idle.append(conn)
+
+    def lost_mid_exchange(self, conn: _Connection) -> None:
+        ex = conn.ex
+        self.active.discard(conn)
+        conn.ex = None
+        if ex is not None and not ex.done:
+            ex.finish(_now(), "transport", conn.lost_reason)
+
+    async def _connect(self) -> _Connection:
+        _, conn = await asyncio.wait_for(
+            self.loop.create_connection(lambda: _Connection(self), self.host, self.port, ssl=self.ssl),
+            self.connect_timeout_s)
+        return conn
+
+    async def stream(self, path: str, body: bytes, sink: PayloadSink) -> StreamOutcome:
+        """POST ``body`` (JSON) to ``path`` and feed every SSE payload of a 200 reply to ``sink``."""
+        request = self._head.format(path=self.prefix + path, n=len(body)).encode("latin-1") + body
+        for attempt in (0, 1):
+            conn, reused = None, False
+            while self.idle:
+                c = self.idle.pop()
+                if not c.lost and c.transport is not None and not c.transport.is_closing():
+                    conn, reused = c, True
+                    break
+            t0 = _now()
+            if conn is None:
+                try:
+                    conn = await self._connect()
+                except asyncio.TimeoutError:
+                    return StreamOutcome(error_kind="timeout", error="connect timed out", t_end_ns=_now())
+                except OSError as e:
+                    return StreamOutcome(error_kind="transport", error=f"connect: {type(e).__name__}: {e}"[:300],
+                                         t_end_ns=_now())
+            ex = _Exchange(sink, self.loop.create_future(), t0)
+            conn.ex = ex
+            self.active.add(conn)
+            conn.transport.write(request)
+            try:
+                outcome = await ex.future
+            except asyncio.CancelledError:
+                conn.close()
+                self.active.discard(conn)
+                raise
+            if outcome.error_kind == "transport" and reused and not ex.got_bytes and attempt == 0:
+                continue   # a stale keep-alive connection: the request never reached a live socket
+            return outcome
+        raise AssertionError("unreachable")
+
+    async def _watch(self, timeout_s: float) -> None:
+        """Fail streams silent longer than the idle timeout, or running longer than the total timeout."""
+        period = max(0.05, min(1.0, timeout_s / 4))
+        while True:
+            await asyncio.sleep(period)
+            now = _now()
+            for conn in list(self.active):
+                ex = conn.ex
+                if ex is None or ex.done:
+                    continue
+                if now - ex.t_last_ns > self.idle_ns or now - ex.t_start_ns > self.total_ns:
+                    self.active.discard(conn)
+                    ex.finish(now, "timeout", "request or stream timed out")
+                    conn.close()
+
+    async def close(self) -> None:
+        self._watchdog.cancel()
+        await asyncio.gather(self._watchdog, return_exceptions=True)
+        for conn in [*self.idle, *self.active]:
+            conn.close()
+        self.idle.clear()
+        self.active.clear()
