@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Callable, Literal, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # Where engines' venvs, prepared models and the prompt cache live; presets refer to it as ${SPEEDBENCH_HOME}.
@@ -102,6 +102,9 @@ class EngineConfig(_Strict):
     served_model_name: Optional[str] = None
     python: str = Field(sys.executable, description="Python interpreter of the engine's own environment")
     endpoint: Optional[str] = Field(None, description="attach to a running server at this URL instead of launching")
+    api_key: Optional[SecretStr] = Field(
+        None, description="sent as 'Authorization: Bearer <key>' (a server started with --api-key); best set by "
+                          "env SPEEDBENCH_ENGINE__API_KEY; never written to results")
     host: str = "127.0.0.1"
     port: Optional[int] = Field(None, ge=1, le=65535, description="None picks a free port")
     tensor_parallel_size: int = Field(1, ge=1, le=64)
@@ -121,6 +124,9 @@ class EngineConfig(_Strict):
     @classmethod
     def _expand(cls, v: Optional[str]) -> Optional[str]:
         return expand_path(v)
+
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key.get_secret_value()}"} if self.api_key else {}
 
     @field_validator("endpoint")
     @classmethod
@@ -222,6 +228,8 @@ class LoadConfig(_Strict):
     cooldown: bool = Field(False, description="keep the load on until the last measured request ends")
     shuffle_prompts: bool = Field(False, description="seeded prompt order instead of file order")
     client_workers: int = Field(1, ge=1, le=64, description="client processes (each its own event loop)")
+    http_client: Literal["http1", "aiohttp"] = Field(
+        "http1", description="streaming client: raw HTTP/1.1 protocols (fast) or aiohttp (cross-check, fallback)")
     slo_ttft_ms: Optional[float] = Field(None, gt=0, description="goodput SLO: TTFT at most this")
     slo_min_user_tps: Optional[float] = Field(None, gt=0, description="goodput SLO: user TPS at least this")
 

@@ -71,9 +71,9 @@ def check_port(host: str, port: Optional[int]) -> None:
         raise ConfigError(f"port {port} on {host} is already in use; pick another with --port (or omit it)")
 
 
-def _get(url: str, timeout_s: float) -> tuple[int, bytes]:
+def _get(url: str, timeout_s: float, headers: Optional[dict[str, str]] = None) -> tuple[int, bytes]:
     try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as r:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=timeout_s) as r:
             return r.status, r.read()
     except urllib.error.HTTPError as e:
         return e.code, b""
@@ -82,16 +82,17 @@ def _get(url: str, timeout_s: float) -> tuple[int, bytes]:
         raise EndpointError(f"server not reachable at {url} ({reason})") from None
 
 
-def check_health(url: str, timeout_s: float = 10.0) -> None:
-    status, _ = _get(url, timeout_s)
+def check_health(url: str, timeout_s: float = 10.0, headers: Optional[dict[str, str]] = None) -> None:
+    status, _ = _get(url, timeout_s, headers)
     if status != 200:
         raise EndpointError(f"server not healthy at {url} (HTTP {status})")
 
 
-def endpoint_context_len(base_url: str, timeout_s: float = 10.0) -> Optional[tuple[int, str]]:
+def endpoint_context_len(base_url: str, timeout_s: float = 10.0,
+                         headers: Optional[dict[str, str]] = None) -> Optional[tuple[int, str]]:
     """``max_model_len`` of the first model in ``/v1/models`` (vLLM, SGLang and TRT-LLM report it)."""
     try:
-        status, body = _get(base_url + "/v1/models", timeout_s)
+        status, body = _get(base_url + "/v1/models", timeout_s, headers)
         data = json.loads(body).get("data") or [] if status == 200 else []
     except (EndpointError, ValueError, AttributeError):
         return None

@@ -26,6 +26,7 @@ def canonical_config(cfg: BenchmarkConfig) -> dict[str, Any]:
     d = cfg.model_dump(mode="json")
     for key in _NOT_HASHED:
         d.pop(key, None)
+    d.get("engine", {}).pop("api_key", None)   # a credential, not part of what was measured
     return d
 
 

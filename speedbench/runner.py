@@ -111,7 +111,8 @@ class BenchmarkRunner:
                         request_timeout_s=lc.request_timeout_s, mode=lc.mode, request_rate=lc.request_rate,
                         arrival=lc.arrival, duration_s=lc.duration_s, cooldown=lc.cooldown,
                         shuffle=lc.shuffle_prompts, seed=lc.seed, workers=lc.client_workers,
-                        stream_idle_timeout_s=lc.stream_idle_timeout_s)
+                        stream_idle_timeout_s=lc.stream_idle_timeout_s, http_client=lc.http_client,
+                        headers=self.config.engine.auth_headers())
 
     # ---- running --------------------------------------------------------------------------------------
     def run(self, results_dir: Optional[str | Path] = None, resume: bool = False) -> SweepResult:
@@ -217,16 +218,17 @@ class BenchmarkRunner:
 
     def _check_endpoint(self, endpoint: str) -> None:
         """A dead endpoint is found by one request, not by thousands of failed ones."""
-        preflight.check_health(endpoint + self.adapter.health_path)
+        auth = self.config.engine.auth_headers()
+        preflight.check_health(endpoint + self.adapter.health_path, headers=auth)
         preflight.check_context(self._prompt_lens, self.config.load.output_len,
-                                preflight.endpoint_context_len(endpoint))
+                                preflight.endpoint_context_len(endpoint, headers=auth))
 
     def _check_ready(self, base_url: str) -> None:
         """Before each point: the launched process lives and the health URL answers 200."""
         if self.server is not None and not self.server.is_alive():
             raise _ServerGone(f"server exited (code {self.server.returncode}); log: {self.server.log_path}")
         try:
-            preflight.check_health(base_url + self.adapter.health_path)
+            preflight.check_health(base_url + self.adapter.health_path, headers=self.config.engine.auth_headers())
         except EndpointError as e:
             if self.server is not None:
                 raise _ServerGone(str(e)) from None
@@ -324,7 +326,8 @@ class BenchmarkRunner:
         import aiohttp
 
         snap: dict = {}
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as s:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60),
+                                         headers=self.config.engine.auth_headers()) as s:
 
             async def before_measure() -> None:
                 snap["before"] = await self._scrape(s, base_url)

@@ -74,9 +74,11 @@ def _stored_config(results_dir: str) -> dict:
     if not path.is_file():
         raise ConfigError(f"not a speedbench results folder (no manifest.json): {results_dir}")
     try:
-        return json.loads(path.read_text())["config"]
+        stored = json.loads(path.read_text())["config"]
     except (ValueError, KeyError):
         raise ConfigError(f"unreadable manifest in {results_dir}; cannot resume") from None
+    (stored.get("engine") or {}).pop("api_key", None)   # stored masked; the env/flags supply it again
+    return stored
 
 
 def _finish(result, cfg) -> None:

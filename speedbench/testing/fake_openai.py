@@ -36,11 +36,12 @@ class FakeRequestLog:
 
 class FakeOpenAIServer:
     def __init__(self, sd_k: int = 0, model: str = "fake-model", step_delay_s: float = 0.0,
-                 host: str = "127.0.0.1", port: int = 0) -> None:
+                 host: str = "127.0.0.1", port: int = 0, api_key: Optional[str] = None) -> None:
         if host not in ("127.0.0.1", "::1", "localhost"):
             raise ValueError("the fake server binds loopback only")
         self.sd_k, self.model, self.step_delay_s, self.host = sd_k, model, step_delay_s, host
         self._want_port = port
+        self.api_key = api_key   # like vLLM --api-key: /v1/* needs "Authorization: Bearer <key>", else 401
         self.port: Optional[int] = None
         self.log: list[FakeRequestLog] = []
         self._drafts = self._draft_tokens = self._accepted = 0
@@ -98,6 +99,13 @@ class FakeOpenAIServer:
 
     # ---- HTTP -----------------------------------------------------------------------------------
     def app(self) -> web.Application:
+        @web.middleware
+        async def auth(request: web.Request, handler):
+            if self.api_key and request.path.startswith("/v1") \
+                    and request.headers.get("Authorization") != f"Bearer {self.api_key}":
+                return web.json_response({"error": "Unauthorized"}, status=401)
+            return await handler(request)
+
         async def health(_r: web.Request) -> web.Response:
             return web.Response(text="")
 
@@ -108,7 +116,7 @@ class FakeOpenAIServer:
             return web.json_response(
                 {"object": "list", "data": [{"id": self.model, "object": "model", "max_model_len": 4096}]})
 
-        app = web.Application()
+        app = web.Application(middlewares=[auth])
         app.router.add_get("/health", health)
         app.router.add_get("/version", version)
         app.router.add_get("/v1/models", models)

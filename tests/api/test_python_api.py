@@ -73,3 +73,21 @@ def _records(results_dir, point_id):
     from speedbench.results import ResultsDir
 
     return ResultsDir(results_dir).records(point_id)
+
+
+def test_api_key_reaches_every_request_and_never_the_results(tmp_path, tiny_tokenizer, attach_config):
+    from speedbench import BenchmarkConfig, BenchmarkRunner
+    from speedbench.testing.fake_openai import FakeOpenAIServer
+
+    secret = "sk-test-7d1f"
+    with FakeOpenAIServer(sd_k=3, api_key=secret) as srv:
+        raw = attach_config(srv.url, tiny_tokenizer, tmp_path, concurrency=[1])
+        keyed = BenchmarkConfig.model_validate({**raw, "engine": {**raw["engine"], "api_key": secret}})
+        result = BenchmarkRunner(keyed).run()
+        assert result.status == "complete" and result.points[0].ok == result.points[0].sent > 0
+        assert secret not in "".join(p.read_text(errors="replace") for p in Path(result.results_dir).rglob("*")
+                                     if p.is_file() and p.suffix in (".json", ".jsonl", ".md", ".yaml"))
+
+        raw["output_dir"] = str(tmp_path / "no-key")
+        unkeyed = BenchmarkRunner(BenchmarkConfig.model_validate(raw)).run()
+        assert unkeyed.points[0].ok == 0 and unkeyed.points[0].errors_by_kind == {"http_401": unkeyed.points[0].sent}
