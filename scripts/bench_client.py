@@ -3,11 +3,13 @@
 against one local stub server that stamps its own send times (speedbench/load/stub_server.py).
 
 Server pinned to core 0, every client to core 1 (os.sched_setaffinity); loopback only; every run bounded.
-  1. zero-latency server: chunks/s each client drains at each concurrency (measured on the server, the
-     same way for every tool: token chunks sent while all C streams were open / that time);
+  1. zero-latency server: chunks/s each client drains at each concurrency, measured on the server the same
+     way for every tool (its completion rate at full concurrency, from request arrivals: see server_view),
+     with the server's own CPU share so a server-bound figure shows as one;
   2. paced server (50 ms TTFT, 10 ms ITL) at concurrency 512: each tool's reported TTFT/ITL (mean, P99)
-     minus the server's truth; for speedbench also the per-chunk receive delay (client stamp − server
-     send stamp, matched by request) and its own lag / in-flight figures; server-side mean in-flight for all.
+     minus the server's truth; for speedbench also the per-request TTFT error, per-chunk ITL error and
+     receive delay (client stamp − server stamp, matched by request) and its own lag / in-flight figures;
+  3. the targets of issue 6, each PASS/FAIL from this run's figures.
 
     .venv/bin/python scripts/bench_client.py --quick            # ~2 min, speedbench + vllm only
     .venv/bin/python scripts/bench_client.py --tools all        # installs aiperf/guidellm venvs on first use
@@ -47,11 +49,12 @@ def pin_client() -> None:
 
 # ---- server ---------------------------------------------------------------------------------------
 class Stub:
-    def __init__(self, ttft_ms: float, itl_ms: float) -> None:
+    def __init__(self, ttft_ms: float, itl_ms: float, burst: int = 1) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen([sys.executable, "-m", "speedbench.load.stub_server", "--port", str(self.port),
-                                      "--ttft-ms", str(ttft_ms), "--itl-ms", str(itl_ms), "--cpu", str(SERVER_CPU)],
+                                      "--ttft-ms", str(ttft_ms), "--itl-ms", str(itl_ms), "--cpu", str(SERVER_CPU),
+                                      "--burst", str(burst)],
                                      cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for _ in range(600):   # a busy machine can take a while to import
             try:
@@ -67,31 +70,39 @@ class Stub:
         with urllib.request.urlopen(f"{self.url}/stamps{'?reset=1' if reset else ''}", timeout=60) as r:
             return json.loads(r.read())
 
+    def cpu_s(self) -> float:
+        """CPU seconds the server process has used (to tell a server-bound figure from a client-bound one)."""
+        f = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
     def close(self) -> None:
         self.proc.terminate()
         self.proc.wait(10)
 
 
-def server_view(log: list[dict], conc: int) -> dict:
-    """Tool-neutral figures from the server's stamps.  Chunks/s: chunks sent while at least
-    min(conc, most streams the tool ever held) streams were open (from request arrival to its last chunk),
-    divided by that time; so warm-up pauses, ramp-up and drain are left out the same way for every tool.
-    In-flight: time-averaged open streams between the first arrival and the last chunk."""
-    done = [e for e in log if e["sends"]]
+def server_view(log: list[dict], conc: int, measured: int) -> dict:
+    """Tool-neutral figures from the server's stamps.
+
+    Chunks/s is the client's completion rate at full concurrency, read from request *arrivals*: in a closed
+    loop each arrival after the first wave is the client having finished reading an earlier response, so
+    (arrivals − 1) × tokens / (last − first) over the last ``measured − conc`` arrivals counts only what the
+    client consumed, with C streams in flight throughout.  (Send stamps would not do: a fast server parks a
+    whole response in the loopback socket buffers and "finishes" long before the client has read it.)
+    Server CPU: the share of one core the server used over the same window (near 1.0 = server-bound).
+    In-flight: time-averaged streams open at the server (arrival to last chunk sent) over the run."""
+    done = sorted((e for e in log if e["sends"]), key=lambda e: e["recv_ns"])
+    steady = done[-(measured - conc):] if measured - conc >= 2 else done
+    window_ns = steady[-1]["recv_ns"] - steady[0]["recv_ns"]
+    tokens = float(np.mean([len(e["sends"]) for e in done]))
     ev = sorted([(e["recv_ns"], 1) for e in done] + [(e["sends"][-1], -1) for e in done])
     times = np.array([t for t, _ in ev], dtype=np.int64)
     open_ = np.cumsum([d for _, d in ev])           # open streams from times[k] to times[k + 1]
-    held = int(open_.max())
-    target = min(conc, held)
     spans = np.diff(times)
-    full = open_[:-1] >= target
-    sends = np.sort(np.concatenate([e["sends"] for e in done]))
-    lo, hi = np.searchsorted(sends, times[:-1][full]), np.searchsorted(sends, times[1:][full], side="right")
-    busy_s = spans[full].sum() / 1e9
     ttft = np.array([(e["sends"][0] - e["recv_ns"]) / 1e6 for e in done])
     itl = np.concatenate([np.diff(e["sends"]) / 1e6 for e in done if len(e["sends"]) > 1])
-    return {"chunks_s": float((hi - lo).sum() / busy_s) if busy_s > 0 else 0.0,
-            "in_flight": float((open_[:-1] * spans).sum() / spans.sum()), "held_max": held,
+    return {"chunks_s": (len(steady) - 1) * tokens / (window_ns / 1e9) if window_ns > 0 else 0.0,
+            "server_cpu": (steady[-1]["cpu_ns"] - steady[0]["cpu_ns"]) / window_ns if window_ns > 0 else None,
+            "in_flight": float((open_[:-1] * spans).sum() / spans.sum()), "held_max": int(open_.max()),
             "ttft": _dist(ttft), "itl": _dist(itl), "requests": len(done)}
 
 
@@ -101,7 +112,7 @@ def _dist(a) -> dict:
 
 
 # ---- speedbench (in a pinned child process, like the others) -----------------------------------------
-def speedbench_child(url: str, conc: int, n: int, out_len: int, workers: int, out: str) -> None:
+def speedbench_child(url: str, conc: int, n: int, out_len: int, workers: int, out: str, http_client: str) -> None:
     pin_client() if workers == 1 else None
     from speedbench.config import EngineConfig
     from speedbench.data.pretokenize import TokenizedPrompt
@@ -113,20 +124,24 @@ def speedbench_child(url: str, conc: int, n: int, out_len: int, workers: int, ou
     prompts = [TokenizedPrompt(f"q{i}", "bench", (2, 10 + i // 1000, 10 + i % 1000) + (5,) * (PROMPT_LEN - 3))
                for i in range(total)]
     adapter = VLLMAdapter(EngineConfig(model="stub", served_model_name="stub"))
-    plan = LoadPlan(concurrency=conc, num_requests=n, warmup_requests=conc, max_tokens=out_len, workers=workers)
+    plan = LoadPlan(concurrency=conc, num_requests=n, warmup_requests=conc, max_tokens=out_len, workers=workers,
+                    http_client=http_client)
+    t_cpu, t_wall = time.process_time(), time.monotonic()
     run = run_async(run_closed_loop(adapter, url, prompts, plan))
+    cpu_share = (time.process_time() - t_cpu) / (time.monotonic() - t_wall)
     ok = [r for r in run.records if not r.warmup and r.status == "ok"]
     Path(out).write_text(json.dumps({
         "ttft": _dist([rq.ttft(r) * 1e3 for r in ok]), "itl": _dist([x * 1e3 for r in ok for x in rq.itls(r)]),
         "ok": len(ok), "failed": sum(r.status == "failed" for r in run.records),
         "lag_p99_ms": run.client.client_lag_p99_ms, "mean_in_flight": run.client.mean_in_flight,
-        "saturated": run.client.client_saturated,
+        "saturated": run.client.client_saturated, "cpu_share": cpu_share,
         "chunks": {f"{r.prompt_id}": [r.t_start_ns, r.chunk_times_ns] for r in ok}}))
 
 
-def run_speedbench(url, conc, n, out_len, tmp, workers=1) -> dict:
-    out = Path(tmp) / f"sb-{conc}-{workers}.json"
-    subprocess.run([sys.executable, __file__, "--_child", json.dumps([url, conc, n, out_len, workers, str(out)])],
+def run_speedbench(url, conc, n, out_len, tmp, workers=1, http_client="http1") -> dict:
+    out = Path(tmp) / f"sb-{conc}-{workers}-{http_client}.json"
+    subprocess.run([sys.executable, __file__, "--_child",
+                    json.dumps([url, conc, n, out_len, workers, str(out), http_client])],
                    cwd=REPO, check=True, timeout=600)
     return json.loads(out.read_text())
 
@@ -202,20 +217,139 @@ TOOLS = {"speedbench": run_speedbench, "vllm": run_vllm, "aiperf": run_aiperf, "
 
 
 # ---- the benchmark ----------------------------------------------------------------------------------
-def chunk_delays(sb: dict, log: list[dict]) -> np.ndarray:
-    """Per chunk: client receive stamp − server send stamp (same CLOCK_MONOTONIC), matched by prompt."""
+def matched_errors(sb: dict, log: list[dict]) -> dict:
+    """Per request and per chunk, speedbench's own timing minus the server's (one CLOCK_MONOTONIC), matched
+    by the prompt ids the server saw: chunk receive delay, TTFT error, ITL error (ms)."""
     by_head = {tuple(e["prompt_head"][:3]): e for e in log if e.get("prompt_head")}
-    out = []
-    for pid, (_, times) in sb["chunks"].items():
+    delay, ttft_err, itl_err = [], [], []
+    for pid, (t_start, times) in sb["chunks"].items():
         i = int(pid[1:])
         e = by_head.get((2, 10 + i // 1000, 10 + i % 1000))
-        if e and len(e["sends"]) == len(times):
-            out.extend(np.asarray(times) - np.asarray(e["sends"]))
-    return np.asarray(out, dtype=float) / 1e6
+        if not e or len(e["sends"]) != len(times):
+            continue
+        recv, sent = np.asarray(times), np.asarray(e["sends"])
+        delay.extend(recv - sent)
+        ttft_err.append((recv[0] - t_start) - (sent[0] - e["recv_ns"]))
+        itl_err.extend(np.diff(recv) - np.diff(sent))
+    return {k: np.asarray(v, dtype=float) / 1e6 for k, v in
+            (("delay", delay), ("ttft", ttft_err), ("itl", itl_err))}
 
 
 def fmt(x, spec="{:+.1f}") -> str:
     return "-" if x is None else spec.format(x)
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+def zero_latency_table(a, tools, concs, tmp) -> dict:
+    """Max chunks/s per tool and concurrency (and the server's CPU share, to show it was not the limit)."""
+    rates: dict = {}
+    stub = Stub(0, 0, a.burst)
+    variants = [(t, 1, "http1") for t in tools]
+    if "speedbench" in tools:
+        variants += [("speedbench", 1, "aiohttp"), ("speedbench", a.workers, "http1")] if a.workers > 1 \
+            else [("speedbench", 1, "aiohttp")]
+    try:
+        for c in concs:
+            n = max(a.requests_per_stream * c, -(-a.min_chunks // a.output_len) + c)
+            for tool, w, client in variants:
+                name = tool if tool != "speedbench" else (
+                    "speedbench" + (f" x{w} procs" if w > 1 else "") + (" (aiohttp client)" if client != "http1" else ""))
+                stub.stamps()
+                t0 = time.time()
+                try:
+                    if tool == "speedbench":
+                        run_speedbench(stub.url, c, n, a.output_len, tmp, w, client)
+                    else:
+                        TOOLS[tool](stub.url, c, n, a.output_len, tmp)
+                    sv = server_view(stub.stamps(), c, n)
+                    rates.setdefault(name, {})[c] = sv
+                    held = "" if sv["held_max"] >= c or c == 1 else f", held ≤{sv['held_max']} streams"
+                    msg = f"{sv['chunks_s']:,.0f} chunks/s (server CPU {sv['server_cpu']:.0%}{held})"
+                except Exception as e:  # a peer that cannot run is reported, not fatal
+                    rates.setdefault(name, {})[c] = {"error": str(e)[:120]}
+                    msg = f"n/a ({str(e)[:120]})"
+                print(f"  zero-latency c={c} {name}: {msg} ({time.time() - t0:.0f} s)", flush=True)
+    finally:
+        stub.close()
+    print(f"\n## max chunks/s (zero-latency server, {a.output_len} tokens/request, one token per SSE event, "
+          f"{a.burst} event(s) per server write; server CPU share in brackets; load {os.getloadavg()[0]:.1f})")
+    print("| tool | " + " | ".join(f"c={c}" for c in concs) + " |\n|---|" + "---|" * len(concs))
+    for name, r in rates.items():
+        cells = [(f"{v['chunks_s']:,.0f} ({v['server_cpu']:.0%})" if "chunks_s" in v else "n/a") if v else "-"
+                 for v in (r.get(c) for c in concs)]
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    sb = rates.get("speedbench", {})
+    for peer in ("vllm", "aiperf", "guidellm"):
+        if peer in rates:
+            cells = [f"{sb[c]['chunks_s'] / rates[peer][c]['chunks_s']:.2f}×"
+                     if "chunks_s" in sb.get(c, {}) and "chunks_s" in rates[peer].get(c, {}) else "-" for c in concs]
+            print(f"| speedbench ÷ {peer} | " + " | ".join(cells) + " |")
+    return rates
+
+
+def paced_table(a, tools, tmp, ceiling: float | None) -> dict:
+    c, n = a.paced_concurrency, a.requests_per_stream * a.paced_concurrency
+    offered = c * 1000 / a.paced_itl_ms
+    use = f"{offered / ceiling:.0%} of speedbench's ceiling at c={c}" if ceiling else "ceiling not measured"
+    print(f"\n## paced server (TTFT {a.paced_ttft_ms:g} ms, ITL {a.paced_itl_ms:g} ms), c={c}, {n} requests, "
+          f"~{offered:,.0f} chunks/s offered ({use}): reported − server truth (ms)")
+    print("| tool | TTFT mean | TTFT P99 | ITL mean | ITL P99 | server in-flight | per request/chunk (speedbench) |")
+    print("|---|---|---|---|---|---|---|")
+    out: dict = {"offered": offered, "ceiling": ceiling}
+    stub = Stub(a.paced_ttft_ms, a.paced_itl_ms)
+    try:
+        for tool in tools:
+            stub.stamps()
+            try:
+                rep = TOOLS[tool](stub.url, c, n, a.output_len, tmp)
+                log = stub.stamps()
+                sv = server_view(log, c, n)
+                d = {k: {s: rep[k][s] - sv[k][s] for s in ("mean", "p99")} for k in ("ttft", "itl")}
+                own = ""
+                if tool == "speedbench":
+                    m = matched_errors(rep, log)
+                    out["speedbench"] = {"ttft_err_p99": float(np.percentile(np.abs(m["ttft"]), 99)),
+                                         "itl_err_p99": float(np.percentile(np.abs(m["itl"]), 99)),
+                                         "in_flight": rep["mean_in_flight"], "server_in_flight": sv["in_flight"],
+                                         "lag_p99": rep["lag_p99_ms"], "saturated": rep["saturated"],
+                                         "cpu": rep["cpu_share"]}
+                    o = out["speedbench"]
+                    own = (f"|TTFT err| P99 {o['ttft_err_p99']:.2f}, |ITL err| P99 {o['itl_err_p99']:.2f}, chunk "
+                           f"delay P50/P99/max {np.percentile(m['delay'], 50):.2f}/{np.percentile(m['delay'], 99):.2f}/"
+                           f"{m['delay'].max():.2f}; own lag P99 {rep['lag_p99_ms']:.2f}, in-flight "
+                           f"{rep['mean_in_flight']:.1f}, CPU {rep['cpu_share']:.0%}; saturated={rep['saturated']}")
+                print(f"| {tool} | {fmt(d['ttft']['mean'])} | {fmt(d['ttft']['p99'])} | {fmt(d['itl']['mean'], '{:+.2f}')}"
+                      f" | {fmt(d['itl']['p99'], '{:+.2f}')} | {sv['in_flight']:.1f} / {c} | {own} |", flush=True)
+            except Exception as e:
+                print(f"| {tool} | n/a: {str(e)[:150]} | | | | | |", flush=True)
+    finally:
+        stub.close()
+    return out
+
+
+def targets(rates: dict, paced: dict, top: int) -> None:
+    """The issue's targets, each from this run's figures."""
+    print("\n## targets (this run)")
+    sb = rates.get("speedbench", {}).get(top, {}).get("chunks_s")
+    for peer, need in (("vllm", 1.2), ("aiperf", 8.0), ("guidellm", 8.0)):
+        other = rates.get(peer, {}).get(top, {}).get("chunks_s")
+        if sb and other:
+            print(f"- max chunks/s at c={top} ≥ {need}× {peer}: {sb / other:.2f}× → {verdict(sb / other >= need)}")
+    two = next((r for name, r in rates.items() if "procs" in name), {}).get(top, {}).get("chunks_s")
+    if sb and two:
+        print(f"- worker processes higher still at c={top}: {two:,.0f} vs {sb:,.0f} → {verdict(two > sb)}")
+    p = paced.get("speedbench")
+    if p:
+        share = paced["offered"] / paced["ceiling"] if paced.get("ceiling") else None
+        pre = f"offered load {share:.0%} of the ceiling" if share else "ceiling unknown"
+        print(f"- paced c={top} ({pre}; target assumes ≤ 50 %): |TTFT error| P99 {p['ttft_err_p99']:.2f} ms, "
+              f"|ITL error| P99 {p['itl_err_p99']:.2f} ms ≤ 1 ms → "
+              f"{verdict(p['ttft_err_p99'] <= 1 and p['itl_err_p99'] <= 1)}")
+        print(f"- mean in-flight ≥ 99 % of {top}: client {p['in_flight']:.1f}, server {p['server_in_flight']:.1f} → "
+              f"{verdict(min(p['in_flight'], p['server_in_flight']) >= 0.99 * top)}")
 
 
 def main() -> None:
@@ -223,74 +357,29 @@ def main() -> None:
     ap.add_argument("--tools", default="speedbench,vllm", help="comma list or 'all'")
     ap.add_argument("--concurrency", default="1,32,128,512")
     ap.add_argument("--output-len", type=int, default=256)
-    ap.add_argument("--requests-per-stream", type=int, default=3, help="requests = this × concurrency")
+    ap.add_argument("--requests-per-stream", type=int, default=3, help="requests ≥ this × concurrency")
+    ap.add_argument("--min-chunks", type=int, default=300_000, help="requests ≥ this / output-len (+ concurrency)")
+    ap.add_argument("--burst", type=int, default=1, help="zero-latency server: events per socket write")
     ap.add_argument("--paced-concurrency", type=int, default=512)
+    ap.add_argument("--paced-ttft-ms", type=float, default=50.0)
+    ap.add_argument("--paced-itl-ms", type=float, default=10.0)
     ap.add_argument("--workers", type=int, default=2, help="also run speedbench with this many processes")
-    ap.add_argument("--quick", action="store_true", help="concurrency 1,512, 128 output tokens")
+    ap.add_argument("--quick", action="store_true", help="concurrency 1,512, 128 output tokens, fewer chunks")
     ap.add_argument("--_child", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a._child:
         return speedbench_child(*json.loads(a._child))
     if a.quick:
-        a.concurrency, a.output_len = "1,512", 128
+        a.concurrency, a.output_len, a.min_chunks = "1,512", 128, 60_000
     tools = list(TOOLS) if a.tools == "all" else a.tools.split(",")
     concs = [int(x) for x in a.concurrency.split(",")]
-    print(f"load average at start: {os.getloadavg()}, cores: {os.cpu_count()}", flush=True)
-    rows: dict = {}
+    print(f"load average at start: {os.getloadavg()}, cores: {os.cpu_count()}, "
+          f"server on core {SERVER_CPU}, clients on core {CLIENT_CPU}", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-client-") as tmp:
-        stub = Stub(0, 0)
-        try:
-            for c in concs:
-                n = max(a.requests_per_stream * c, 16)
-                variants = [(t, 1) for t in tools] + ([("speedbench", a.workers)] if "speedbench" in tools
-                                                       and a.workers > 1 else [])
-                for tool, w in variants:
-                    name = tool if w == 1 else f"speedbench x{w} procs"
-                    stub.stamps()
-                    t0 = time.time()
-                    try:
-                        rep = run_speedbench(stub.url, c, n, a.output_len, tmp, w) if tool == "speedbench" \
-                            else TOOLS[tool](stub.url, c, n, a.output_len, tmp)
-                        sv = server_view(stub.stamps(), c)
-                        held = "" if sv["held_max"] >= c or c == 1 else f" (held ≤{sv['held_max']} streams)"
-                        rows.setdefault(name, {})[c] = f"{sv['chunks_s']:,.0f}{held}"
-                    except Exception as e:  # a peer that cannot run is reported, not fatal
-                        rows.setdefault(name, {})[c] = f"n/a ({str(e)[:120]})"
-                    print(f"  zero-latency c={c} {name}: {rows[name][c]} chunks/s ({time.time() - t0:.0f} s)",
-                          flush=True)
-        finally:
-            stub.close()
-        print(f"\n## max chunks/s (zero-latency server, {a.output_len} tokens, load {os.getloadavg()[0]:.1f})")
-        print("| tool | " + " | ".join(f"c={c}" for c in concs) + " |\n|---|" + "---|" * len(concs))
-        for name, r in rows.items():
-            print(f"| {name} | " + " | ".join(r.get(c, "-") for c in concs) + " |")
-
-        c = a.paced_concurrency
-        n = a.requests_per_stream * c
-        stub = Stub(50, 10)
-        print(f"\n## paced server (TTFT 50 ms, ITL 10 ms), c={c}, {n} requests: reported − server truth (ms)")
-        print("| tool | TTFT mean | TTFT P99 | ITL mean | ITL P99 | server in-flight | client's own |")
-        print("|---|---|---|---|---|---|---|")
-        try:
-            for tool in tools:
-                stub.stamps()
-                try:
-                    rep = TOOLS[tool](stub.url, c, n, a.output_len, tmp)
-                    log = stub.stamps()
-                    sv = server_view(log, c)
-                    d = {k: {s: rep[k][s] - sv[k][s] for s in ("mean", "p99")} for k in ("ttft", "itl")}
-                    own = ""
-                    if tool == "speedbench":
-                        delay = chunk_delays(rep, log)
-                        own = (f"chunk delay P50/P99/max {np.percentile(delay, 50):.2f}/{np.percentile(delay, 99):.2f}/"
-                               f"{delay.max():.2f} ms; lag P99 {rep['lag_p99_ms']:.2f} ms; in-flight "
-                               f"{rep['mean_in_flight']:.1f}; saturated={rep['saturated']}") if delay.size else ""
-                    print(f"| {tool} | {fmt(d['ttft']['mean'])} | {fmt(d['ttft']['p99'])} | {fmt(d['itl']['mean'], '{:+.2f}')}"
-                          f" | {fmt(d['itl']['p99'], '{:+.2f}')} | {sv['in_flight']:.1f} / {c} | {own} |", flush=True)
-                except Exception as e:
-                    print(f"| {tool} | n/a: {str(e)[:150]} | | | | | |", flush=True)
-        finally:
-            stub.close()
+        rates = zero_latency_table(a, tools, concs, tmp)
+        ceiling = rates.get("speedbench", {}).get(a.paced_concurrency, {}).get("chunks_s")
+        paced = paced_table(a, tools, tmp, ceiling)
+    targets(rates, paced, a.paced_concurrency)
     print(f"\nload average at end: {os.getloadavg()}")
 
 

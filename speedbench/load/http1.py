@@ -8,6 +8,12 @@ Then one deferred callback parses the blocks (httptools' C parser does the HTTP 
 hands each SSE ``data:`` payload to the caller with the stamp of the read that delivered it, so parsing
 work never delays another stream's timestamp.  Tasks wake once per request (its end), not per chunk.
 
+On Linux over plain http, sockets are read with ``recvmsg`` and SO_TIMESTAMPNS: each block then carries the
+time the kernel queued it, not the time the loop got round to reading it, so TTFT/ITL stay exact even when
+512 streams deliver at once and the loop needs milliseconds to read them all (issue 6 measured ~12 us per
+read here: 512 simultaneous first tokens take ~6 ms just to read).  Elsewhere (TLS, other OSes) the stamp
+is the read time.
+
 Keep-alive connections are pooled per process; a reused connection the server had closed in the meantime
 (keep-alive timeout) is retried once on a fresh one if it answered nothing.  One watchdog per pool fails
 streams that exceed the idle or total timeout.
@@ -15,7 +21,9 @@ streams that exceed the idle or total timeout.
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl as ssl_mod
+import sys
 import time
 from dataclasses import dataclass
 from typing import Callable, Optional
@@ -24,6 +32,7 @@ from urllib.parse import urlsplit
 import httptools
 
 from speedbench.load.sse import SSESplitter
+from speedbench.load.stamped_socket import KernelStampedSocket, enable_rx_timestamps
 
 _now = time.perf_counter_ns
 _ERROR_BODY_LIMIT = 2048
@@ -91,7 +100,10 @@ class _Connection(asyncio.Protocol):
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
-        self.blocks.append((_now(), data))
+        self.stamped_data(data, _now())
+
+    def stamped_data(self, data: bytes, t: int) -> None:
+        self.blocks.append((t, data))
         if not self.queued:
             self.queued = True
             self.pool.schedule(self)
@@ -175,13 +187,15 @@ class Http1Pool:
     """Keep-alive HTTP/1.1 connections to one server, for streaming POSTs (one process, one loop)."""
 
     def __init__(self, base_url: str, headers: Optional[dict[str, str]] = None, idle_timeout_s: float = 60.0,
-                 total_timeout_s: float = 600.0, connect_timeout_s: float = 30.0) -> None:
+                 total_timeout_s: float = 600.0, connect_timeout_s: float = 30.0,
+                 kernel_timestamps: bool = True) -> None:
         u = urlsplit(base_url)
         if u.scheme not in ("http", "https") or not u.hostname:
             raise ValueError(f"load client: base URL {base_url!r} must be http(s)://host[:port][/prefix]")
         self.host, self.port = u.hostname, u.port or (443 if u.scheme == "https" else 80)
         self.ssl = ssl_mod.create_default_context() if u.scheme == "https" else None
         self.prefix = u.path.rstrip("/")
+        self.kernel_timestamps = kernel_timestamps and self.ssl is None and sys.platform == "linux"
         host_header = u.netloc.rsplit("@", 1)[-1]
         extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
         self._head = ("POST {path} HTTP/1.1\r\nHost: " + host_header + "\r\nContent-Type: application/json\r\n"
@@ -221,10 +235,34 @@ class Http1Pool:
             ex.finish(_now(), "transport", conn.lost_reason)
 
     async def _connect(self) -> _Connection:
-        _, conn = await asyncio.wait_for(
-            self.loop.create_connection(lambda: _Connection(self), self.host, self.port, ssl=self.ssl),
-            self.connect_timeout_s)
-        return conn
+        if not self.kernel_timestamps:
+            _, conn = await asyncio.wait_for(
+                self.loop.create_connection(lambda: _Connection(self), self.host, self.port, ssl=self.ssl),
+                self.connect_timeout_s)
+            return conn
+        return await asyncio.wait_for(self._connect_stamped(), self.connect_timeout_s)
+
+    async def _connect_stamped(self) -> _Connection:
+        infos = await self.loop.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
+        last: Optional[OSError] = None
+        for family, type_, proto, _, addr in infos:
+            sock = socket.socket(family, type_, proto)
+            try:
+                sock.setblocking(False)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                enable_rx_timestamps(sock)
+                await self.loop.sock_connect(sock, addr)
+            except OSError as e:
+                sock.close()
+                last = e
+                continue
+            except BaseException:
+                sock.close()
+                raise
+            conn = _Connection(self)
+            KernelStampedSocket(self.loop, sock, conn)
+            return conn
+        raise last or OSError(f"cannot resolve {self.host}")
 
     async def stream(self, path: str, body: bytes, sink: PayloadSink) -> StreamOutcome:
         """POST ``body`` (JSON) to ``path`` and feed every SSE payload of a 200 reply to ``sink``."""

@@ -8,8 +8,8 @@ back-pressured by the socket) and paced (first chunk ``ttft`` after the request 
 
     python -m speedbench.load.stub_server --port 8123 --ttft-ms 50 --itl-ms 10 --cpu 0
 
-GET /stamps returns, per request, the arrival stamp and the send stamp of every chunk (perf_counter_ns =
-CLOCK_MONOTONIC, comparable with the client's); ``/stamps?reset=1`` clears them.
+GET /stamps returns, per request, the arrival stamp, the server's CPU time then, and the send stamp of every
+chunk (perf_counter_ns = CLOCK_MONOTONIC, comparable with the client's); ``/stamps?reset=1`` clears them.
 """
 from __future__ import annotations
 
@@ -18,9 +18,13 @@ import asyncio
 import collections
 import json
 import os
+import socket
+import sys
 import time
 from dataclasses import dataclass
 from typing import Optional
+
+from speedbench.load.stamped_socket import KernelStampedSocket, enable_rx_timestamps
 
 _now = time.perf_counter_ns
 
@@ -34,6 +38,7 @@ class StubConfig:
     odd_framing: bool = False     # comments, "data:" without space, events split across writes
     stamp_chunks: bool = True     # keep every chunk's send stamp (else first and last only)
     burst: int = 1                # zero-latency: events per socket write per stream and round (1 = one each)
+    kernel_timestamps: bool = True  # request arrival = the kernel's receive stamp (Linux), not the read time
 
 
 def _frame(data: bytes) -> bytes:
@@ -42,11 +47,12 @@ def _frame(data: bytes) -> bytes:
 
 
 class _Stream:
-    __slots__ = ("conn", "n", "i", "prompt_len", "echo", "recv_ns", "sends", "due_ns", "paced")
+    __slots__ = ("conn", "n", "i", "prompt_len", "echo", "recv_ns", "sends", "due_ns", "paced", "cpu_ns")
 
     def __init__(self, conn: "_Conn", n: int, prompt_len: int, echo: Optional[list], recv_ns: int) -> None:
         self.conn, self.n, self.i, self.prompt_len, self.echo = conn, n, 0, prompt_len, echo
         self.recv_ns, self.sends, self.due_ns, self.paced = recv_ns, [], 0, False
+        self.cpu_ns = time.process_time_ns()   # the server's own CPU time at arrival: is the server the limit?
 
     def event(self) -> bytes:
         """The SSE bytes of the next event (one output token per chunk; then usage-only; then [DONE])."""
@@ -143,7 +149,7 @@ class StubServer:
             c.transport.close()
         elif over == "done":
             self.log.append({"prompt_head": s.echo[:4] if s.echo else None, "prompt_len": s.prompt_len,
-                             "recv_ns": s.recv_ns, "sends": s.sends})
+                             "recv_ns": s.recv_ns, "cpu_ns": s.cpu_ns, "sends": s.sends})
             c.busy = False
             c.feed(b"")     # a pipelined next request, if any
         return not over
@@ -153,6 +159,7 @@ class _Conn(asyncio.Protocol):
     def __init__(self, server: StubServer) -> None:
         self.server, self.buf, self.transport = server, b"", None
         self.paused, self.parked, self.busy = False, None, False
+        self.t_arrive, self.parse_queued = 0, False
 
     def connection_made(self, transport) -> None:
         self.transport = transport
@@ -171,7 +178,21 @@ class _Conn(asyncio.Protocol):
             self.server.kick()
 
     def data_received(self, data: bytes) -> None:
-        self.feed(data)
+        self.stamped_data(data, _now())
+
+    def stamped_data(self, data: bytes, t: int) -> None:
+        # Stamp the arrival (the kernel's stamp where available) and parse later in this loop iteration:
+        # parsing one request must not push back the arrival stamps of requests read after it.
+        if not self.buf:
+            self.t_arrive = t
+        self.buf += data
+        if not self.parse_queued:
+            self.parse_queued = True
+            self.server.loop.call_soon(self._parse_queued)
+
+    def _parse_queued(self) -> None:
+        self.parse_queued = False
+        self.feed(b"")
 
     def feed(self, data: bytes) -> None:
         self.buf += data
@@ -191,7 +212,8 @@ class _Conn(asyncio.Protocol):
             return
         body = self.buf[head_end + 4:head_end + 4 + length]
         self.buf = self.buf[head_end + 4 + length:]
-        self.handle(method, target, body, _now())
+        t_arrive, self.t_arrive = self.t_arrive, _now()   # a pipelined next request counts from here
+        self.handle(method, target, body, t_arrive)
 
     def reply(self, status: str, body: bytes, ctype: str = "application/json") -> None:
         self.transport.write(b"HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n%s"
@@ -226,11 +248,47 @@ class _Conn(asyncio.Protocol):
         srv.start_stream(_Stream(self, n, plen, ids, recv_ns))
 
 
+class _StampedListener:
+    """Accepts connections onto kernel-timestamped sockets, so request arrival stamps (the truth TTFT is
+    measured from) do not include this server's own loop delay.  close()/serve_forever() like asyncio's."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, srv: StubServer, host: str, port: int) -> None:
+        self.loop, self.srv = loop, srv
+        self.sock = socket.create_server((host, port), backlog=2048)
+        self.sock.setblocking(False)
+        self.sockets = [self.sock]
+        self.closed = loop.create_future()
+        loop.add_reader(self.sock.fileno(), self._accept)
+
+    def _accept(self) -> None:
+        for _ in range(64):
+            try:
+                conn, _ = self.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            conn.setblocking(False)
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            enable_rx_timestamps(conn)
+            KernelStampedSocket(self.loop, conn, _Conn(self.srv))
+
+    def close(self) -> None:
+        if not self.closed.done():
+            self.loop.remove_reader(self.sock.fileno())
+            self.sock.close()
+            self.closed.set_result(None)
+
+    async def serve_forever(self) -> None:
+        await self.closed
+
+
 async def start_stub(cfg: StubConfig, host: str = "127.0.0.1", port: int = 0):
-    """Serve in the running loop; returns (StubServer, asyncio.Server, port)."""
+    """Serve in the running loop; returns (StubServer, server with close(), port)."""
     srv = StubServer(cfg)
     srv.loop = asyncio.get_running_loop()
-    server = await srv.loop.create_server(lambda: _Conn(srv), host, port, backlog=2048)
+    if cfg.kernel_timestamps and sys.platform == "linux":
+        server = _StampedListener(srv.loop, srv, host, port)
+    else:
+        server = await srv.loop.create_server(lambda: _Conn(srv), host, port, backlog=2048)
     return srv, server, server.sockets[0].getsockname()[1]
 
 
