@@ -52,9 +52,10 @@ demo: setup engine-cpu model
 test: setup engine-cpu model browser
 	SPEEDBENCH_TEST_ENGINE_PYTHON=$(ENGINE_PYTHON) SPEEDBENCH_TEST_MODEL=$(MODEL_DIR) $(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
-# Load-generator fidelity/throughput vs vllm bench serve, aiperf, guidellm (installs the peers on first use)
-bench: setup engine-cpu
-	$(VENV)/bin/python scripts/bench_client.py --tools all
+# Load-generator fidelity/throughput vs vllm bench serve, aiperf, guidellm (installs the peers on first use;
+# the peers need an HF tokenizer: the model's, built offline from the PyPI GGUF). ~25 min on 2 cores.
+bench: setup engine-cpu model
+	$(VENV)/bin/python scripts/bench_client.py --tools all --tokenizer $(MODEL_DIR)
 
 test-fast: setup
 	$(VENV)/bin/python -m pytest -m "not slow" $(PYTEST_ARGS)

@@ -308,6 +308,7 @@ class BenchmarkRunner:
             summary.client_lag_p99_ms = run.client.client_lag_p99_ms
             summary.mean_in_flight = run.client.mean_in_flight
             summary.client_saturated = run.client.client_saturated
+            summary.client_timestamps, summary.client_lag_limit_ms = run.client.timestamps, run.client.lag_limit_ms
             if run.client.client_saturated:
                 log.warning("%s: the client fell behind (loop lag P99 %.2f ms, mean in-flight %.1f of %s): "
                             "latencies include client delay", point_id, run.client.client_lag_p99_ms or 0.0,

@@ -63,6 +63,7 @@ class PointRun:
     client: Optional[ClientStats] = None
     lag_samples: list[tuple[int, int]] = field(default_factory=list)
     schedule_lags_ns: list[int] = field(default_factory=list)
+    kernel_stamps: bool = False          # chunk stamps are the kernel's receive times (not read times)
 
 
 def run_async(coro: Awaitable):
@@ -298,6 +299,7 @@ async def _drive_point(adapter: EngineAdapter, base_url: str, prompts: Sequence[
             await monitor.stop()
     set_measured_window(run)
     run.lag_samples = monitor.samples
+    run.kernel_stamps = bool(getattr(http, "kernel_timestamps", False))
     return run
 
 
@@ -344,5 +346,5 @@ async def run_closed_loop(adapter: EngineAdapter, base_url: str, prompts: Sequen
         run = await drive(adapter, base_url, prompts, plan, emit, point_label)
     run.records[:0] = warmup_records
     run.client = client_stats(run.records, run.lag_samples, plan.concurrency if plan.mode == "closed" else None,
-                              run.schedule_lags_ns)
+                              run.schedule_lags_ns, run.kernel_stamps)
     return run

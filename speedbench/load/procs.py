@@ -48,7 +48,7 @@ def _worker(adapter: EngineAdapter, base_url: str, prompts: Sequence[TokenizedPr
     try:
         run = run_async(main())
         q.put(("records", batch))
-        q.put(("done", w, run.lag_samples, run.schedule_lags_ns))
+        q.put(("done", w, run.lag_samples, run.schedule_lags_ns, run.kernel_stamps))
     except BaseException as e:  # report, never hang the parent
         q.put(("error", w, f"{type(e).__name__}: {e}"))
         raise
@@ -99,6 +99,7 @@ async def run_in_processes(adapter: EngineAdapter, base_url: str, prompts: Seque
                 finished.add(msg[1])
                 run.lag_samples.extend(msg[2])
                 run.schedule_lags_ns.extend(msg[3])
+                run.kernel_stamps = msg[4] if len(finished) == 1 else run.kernel_stamps and msg[4]
             elif kind == "error":
                 raise RuntimeError(f"load worker {msg[1]} failed: {msg[2]}")
     finally:

@@ -51,7 +51,9 @@ class PointSummary:
     goodput_fraction: Optional[float] = None
     client_lag_p99_ms: Optional[float] = None   # client event-loop lag over the measured window (load layer)
     mean_in_flight: Optional[float] = None      # time-averaged requests in flight over the measured window
-    client_saturated: Optional[bool] = None     # lag P99 > 1 ms or in-flight < 99 % of target: client-bound
+    client_saturated: Optional[bool] = None     # lag P99 over its limit or in-flight < 99 % of target
+    client_timestamps: Optional[str] = None     # "kernel" (SO_TIMESTAMPNS receive times) or "read" (loop read time)
+    client_lag_limit_ms: Optional[float] = None  # 1 ms with read stamps; half the median chunk gap with kernel's
     # set by the runner: "complete", or "failed" when the point was cut short (server died, unreachable);
     # planned measured requests = sent + not_sent, and sent = ok + failed + cancelled
     status: str = "complete"
@@ -72,7 +74,7 @@ class PointSummary:
             "tokens_per_step", "al_drafted", "al_drafted_req_sum", "draft_acceptance_rate",
             "merged_chunk_requests", "chunk_step_mismatches", "prompt_mismatches", "output_tps_window",
             "goodput_rps", "goodput_fraction", "client_lag_p99_ms", "mean_in_flight", "client_saturated",
-            "status", "not_sent", "error_rate")}
+            "client_timestamps", "client_lag_limit_ms", "status", "not_sent", "error_rate")}
         row["errors"] = ",".join(f"{k}:{v}" for k, v in sorted(self.errors_by_kind.items()))
         row["user_tps_mean"] = self.user_tps.mean
         row["user_tps_p50"] = self.user_tps.p50

@@ -133,3 +133,22 @@ def test_worker_processes_merge_records(adapter):
     assert len(seen) == len(run.records)
     assert run.prompt_order == [f"p{i % 8}" for i in range(4, 24)]
     assert run.lag_samples and run.client.mean_in_flight is not None
+
+
+def _rec(gap_ms, n=20):
+    t = [int(i * gap_ms * 1e6) for i in range(n)]
+    return RequestRecord("r#0", "p", "c", 1, n, t_start_ns=0, t_end_ns=t[-1], chunk_times_ns=t,
+                         chunk_tokens=list(range(1, n + 1)))
+
+
+def test_kernel_stamps_tolerate_lag_shorter_than_half_the_chunk_gap():
+    recs = [_rec(25.0)]
+    lags = [(t, 3_000_000) for t in range(0, recs[0].t_end_ns, 5_000_000)]   # 3 ms lag throughout
+    read = client_stats(recs, lags, 1, kernel_stamps=False)
+    kernel = client_stats(recs, lags, 1, kernel_stamps=True)
+    assert read.client_saturated and read.lag_limit_ms == 1.0 and read.timestamps == "read"
+    assert not kernel.client_saturated and kernel.lag_limit_ms == pytest.approx(12.5)
+    # the same lag with 4 ms gaps would merge chunks into one read: flagged again
+    fast = [_rec(4.0)]
+    lags_fast = [(t, 3_000_000) for t in range(0, fast[0].t_end_ns, 1_000_000)]
+    assert client_stats(fast, lags_fast, 1, kernel_stamps=True).client_saturated
