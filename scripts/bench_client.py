@@ -99,8 +99,9 @@ def server_view(log: list[dict], conc: int, measured: int) -> dict:
     times = np.array([t for t, _ in ev], dtype=np.int64)
     open_ = np.cumsum([d for _, d in ev])           # open streams from times[k] to times[k + 1]
     spans = np.diff(times)
-    ttft = np.array([(e["sends"][0] - e["recv_ns"]) / 1e6 for e in done])
-    itl = np.concatenate([np.diff(e["sends"]) / 1e6 for e in done if len(e["sends"]) > 1])
+    measured_log = done[-measured:]   # every tool sends its warm-up first: truth over the measured requests
+    ttft = np.array([(e["sends"][0] - e["recv_ns"]) / 1e6 for e in measured_log])
+    itl = np.concatenate([np.diff(e["sends"]) / 1e6 for e in measured_log if len(e["sends"]) > 1])
     return {"chunks_s": (len(steady) - 1) * tokens / (window_ns / 1e9) if window_ns > 0 else 0.0,
             "server_cpu": (steady[-1]["cpu_ns"] - steady[0]["cpu_ns"]) / window_ns if window_ns > 0 else None,
             "in_flight": float((open_[:-1] * spans).sum() / spans.sum()), "held_max": int(open_.max()),
@@ -146,6 +147,56 @@ def run_speedbench(url, conc, n, out_len, tmp, workers=1, http_client="http1") -
     out = Path(tmp) / f"sb-{conc}-{workers}-{http_client}.json"
     subprocess.run([sys.executable, __file__, "--_child",
                     json.dumps([url, conc, n, out_len, workers, str(out), http_client])],
+                   cwd=REPO, check=True, timeout=600)
+    return json.loads(out.read_text())
+
+
+def floor_child(url: str, conc: int, n: int, out_len: int, out: str) -> None:
+    """The I/O floor: a uvloop protocol that keeps ``conc`` streams going and only counts reads (no
+    parsing, no records).  Its CPU share is what any Python client pays on this machine before doing work."""
+    import asyncio
+
+    import uvloop
+
+    pin_client()
+    port = int(url.rsplit(":", 1)[1])
+    body = json.dumps({"model": "stub", "prompt": [2, 10, 10] + [5] * (PROMPT_LEN - 3), "max_tokens": out_len,
+                       "stream": True}).encode()
+    req = b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    st = {"reads": 0, "sent": conc, "done": 0}
+
+    class Reader(asyncio.Protocol):
+        def connection_made(self, t):
+            self.t = t
+            t.write(req)
+
+        def data_received(self, d):
+            st["reads"] += 1
+            if d.endswith(b"0\r\n\r\n"):   # end of this response: the next request, or done
+                if st["sent"] < n:
+                    st["sent"] += 1
+                    self.t.write(req)
+                else:
+                    st["done"] += 1
+                    if st["done"] == conc:
+                        st["fut"].set_result(None)
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        st["fut"] = loop.create_future()
+        for _ in range(conc):
+            await loop.create_connection(Reader, "127.0.0.1", port)
+        c0, w0 = time.process_time(), time.monotonic()
+        await st["fut"]
+        Path(out).write_text(json.dumps({"cpu_share": (time.process_time() - c0) / (time.monotonic() - w0),
+                                         "reads": st["reads"], "chunks": n * out_len}))
+
+    uvloop.run(main())
+
+
+def run_floor(url, conc, n, out_len, tmp) -> dict:
+    out = Path(tmp) / f"floor-{conc}.json"
+    subprocess.run([sys.executable, __file__, "--_floor", json.dumps([url, conc, n, out_len, str(out)])],
                    cwd=REPO, check=True, timeout=600)
     return json.loads(out.read_text())
 
@@ -335,6 +386,12 @@ def paced_table(a, tools, tmp, ceiling: float | None) -> list[dict]:
                           f"{sv['in_flight']:.1f} / {c} | {own} |", flush=True)
                 except Exception as e:
                     print(f"| {tool} | n/a: {str(e)[:150]} | | | | | |", flush=True)
+            stub.stamps()
+            fl = run_floor(stub.url, c, n, a.output_len, tmp)
+            stub.stamps()
+            row["floor_cpu"] = fl["cpu_share"]
+            print(f"| I/O floor (reads and discards) | | | | | | client CPU {fl['cpu_share']:.0%}, "
+                  f"{fl['reads'] / fl['chunks']:.2f} reads per chunk |", flush=True)
         finally:
             stub.close()
         rows.append(row)
@@ -357,7 +414,8 @@ def targets(rates: dict, paced: list[dict], top: int) -> None:
         if not p:
             continue
         share = f"{row['offered'] / row['ceiling']:.0%} of the zero-latency ceiling" if row.get("ceiling") else "?"
-        print(f"- paced c={top}, ITL {row['itl_ms']:g} ms (offered {share}, client CPU {p['cpu']:.0%}): "
+        floor = f", I/O floor {row['floor_cpu']:.0%}" if row.get("floor_cpu") is not None else ""
+        print(f"- paced c={top}, ITL {row['itl_ms']:g} ms (offered {share}, client CPU {p['cpu']:.0%}{floor}): "
               f"|TTFT error| P99 {p['ttft_err_p99']:.2f} ms, |ITL error| P99 {p['itl_err_p99']:.2f} ms, both ≤ 1 ms → "
               f"{verdict(p['ttft_err_p99'] <= 1 and p['itl_err_p99'] <= 1)}")
         print(f"- mean in-flight ≥ 99 % of {top} (ITL {row['itl_ms']:g} ms): client {p['in_flight']:.1f}, "
@@ -382,10 +440,13 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="concurrency 1,512, 128 output tokens, fewer chunks")
     ap.add_argument("--tokenizer", default=str(TOKENIZER), help="HF tokenizer folder the peers need")
     ap.add_argument("--_child", help=argparse.SUPPRESS)
+    ap.add_argument("--_floor", help=argparse.SUPPRESS)
     a = ap.parse_args()
     TOKENIZER = Path(a.tokenizer)
     if a._child:
         return speedbench_child(*json.loads(a._child))
+    if a._floor:
+        return floor_child(*json.loads(a._floor))
     if a.quick:
         a.concurrency, a.output_len, a.min_chunks = "1,512", 128, 60_000
     tools = list(TOOLS) if a.tools == "all" else a.tools.split(",")
