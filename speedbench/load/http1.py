@@ -179,6 +179,7 @@ class _Connection(asyncio.Protocol):
     def close(self) -> None:
         self.ex = None
         self.keep_alive = False
+        self.pool.active.discard(self)
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
 
@@ -232,7 +233,10 @@ class Http1Pool:
         self.active.discard(conn)
         conn.ex = None
         if ex is not None and not ex.done:
-            ex.finish(_now(), "transport", conn.lost_reason)
+            if ex.status is not None and ex.status != 200:   # an error body delimited by the close
+                ex.finish(_now(), f"http_{ex.status}", ex.error_body[:300].decode("utf-8", "replace"))
+            else:
+                ex.finish(_now(), "transport", conn.lost_reason)
 
     async def _connect(self) -> _Connection:
         if not self.kernel_timestamps:

@@ -20,7 +20,9 @@ AL_NOTES = {
 MATRIX_TAIL = " mean = unweighted mean over the categories shown; all = every request pooled."
 PERF_NOTE = ("out tok/s = Σ output tokens / wall time of the point; /GPU divides by tensor_parallel_size; user tok/s "
              "= mean per-request (tokens−1)/(last−first chunk); latencies in ms; speedup = SD on / SD off at the "
-             "same concurrency and ISL (output TPS, mean user TPS).")
+             "same concurrency and ISL (output TPS, mean user TPS). CLIENT-BOUND: the load generator fell behind "
+             "at that point (loop lag P99 over its limit, or mean in-flight < 99 % of the concurrency): its "
+             "latencies include client delay and its throughput is a lower bound.")
 CROSS_NOTE = ("crossover = first concurrency after which the speedup stays below 1, interpolated on "
               "log2(concurrency) between the two measured points that bracket it.")
 POS_NOTE = ("absolute = P(draft position i accepted) per drafted step; conditional = P(position i accepted | "
@@ -56,7 +58,8 @@ def ok_cell(r: dict) -> str:
                                                  ("not_sent", "unsent")) if r.get(k)]
     if extra:
         cell += f" ({', '.join(extra)})"
-    return cell + (" POINT FAILED" if r.get("status", "complete") != "complete" else "")
+    return (cell + (" POINT FAILED" if r.get("status", "complete") != "complete" else "")
+            + (" CLIENT-BOUND" if r.get("client_saturated") else ""))
 
 
 def performance(rows: Sequence[dict], speedup_rows: Sequence[dict], multi_run: bool) -> Section:

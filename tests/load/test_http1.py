@@ -166,3 +166,15 @@ def test_every_payload_of_a_block_carries_the_stamp_of_the_read_that_brought_it(
     assert [p for p, _ in got] == [b"1", b"2", b"3", b"[DONE]"]
     stamps = [t for _, t in got]
     assert stamps[0] == stamps[1] and stamps[2] == stamps[3] and stamps[2] - stamps[1] > 40e6
+
+
+def test_an_error_body_ended_by_closing_the_connection_keeps_its_status():
+    async def close_after(writer):
+        writer.write(b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\nengine overloaded")
+        await writer.drain()
+        writer.close()
+
+    async def fn(pool):
+        return await pool.stream("/x", b"{}", collect()[1])
+    out, _ = asyncio.run(_with_server(lambda i: close_after, fn))
+    assert out.error_kind == "http_503" and "engine overloaded" in out.error

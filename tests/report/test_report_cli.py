@@ -133,3 +133,15 @@ def test_sweep_table_printed_to_a_pipe_keeps_full_cells(sample_dir, capsys):
     for header in ("out tok/s", "user tok/s", "TTFT p99", "E2E p99", "tok/step", "AL drafted", "speedup out"):
         assert header in out
     assert "ngram-k3" in out and "11/11" in out
+
+
+def test_a_client_bound_point_is_flagged_in_the_report(tmp_path):
+    out = build_results(tmp_path / "r", {1: 1.5, 64: 1.1})
+    pts = [json.loads(line) for line in (out / "points.jsonl").read_text().splitlines()]
+    for p in pts:
+        p["client_saturated"] = p["point_id"] == "eagle3-k3-c64"
+    (out / "points.jsonl").write_text("".join(json.dumps(p) + "\n" for p in pts))
+    res = run("report", out, "--format", "md")
+    assert res.exit_code == 0, res.output
+    flagged = [line for line in res.output.splitlines() if "CLIENT-BOUND" in line and line.startswith("|")]
+    assert len(flagged) == 1 and "| 64 |" in flagged[0] and "eagle3-k3" in flagged[0]
