@@ -85,8 +85,8 @@ def server_view(log: list[dict], conc: int, measured: int) -> dict:
 
     Chunks/s is the client's completion rate at full concurrency, read from request *arrivals*: in a closed
     loop each arrival after the first wave is the client having finished reading an earlier response, so
-    (arrivals − 1) × tokens / (last − first) over the last ``measured − conc`` arrivals counts only what the
-    client consumed, with C streams in flight throughout.  (Send stamps would not do: a fast server parks a
+    the rate of arrivals (fitted slope) over the last ``measured − conc`` of them × tokens counts only what
+    the client consumed, with C streams in flight throughout.  (Send stamps would not do: a fast server parks a
     whole response in the loopback socket buffers and "finishes" long before the client has read it.)
     Server CPU: the share of one core the server used over the same window (near 1.0 = server-bound).
     In-flight: time-averaged streams open at the server (arrival to last chunk sent) over the run; meaningful
@@ -95,6 +95,11 @@ def server_view(log: list[dict], conc: int, measured: int) -> dict:
     steady = done[-(measured - conc):] if measured - conc >= 2 else done
     window_ns = steady[-1]["recv_ns"] - steady[0]["recv_ns"]
     tokens = float(np.mean([len(e["sends"]) for e in done]))
+    # requests completed per second = slope of arrival count over time, by least squares: equal-length
+    # streams finish in waves, and (count − 1) / span would count the first wave twice (k waves over
+    # k − 1 periods, +30 % and more at c=512); the fitted slope through that staircase is exact
+    t_s = (np.array([e["recv_ns"] for e in steady], dtype=float) - steady[0]["recv_ns"]) / 1e9
+    per_s = float(np.polyfit(t_s, np.arange(len(t_s), dtype=float), 1)[0]) if window_ns > 0 else 0.0
     ev = sorted([(e["recv_ns"], 1) for e in done] + [(e["sends"][-1], -1) for e in done])
     times = np.array([t for t, _ in ev], dtype=np.int64)
     open_ = np.cumsum([d for _, d in ev])           # open streams from times[k] to times[k + 1]
@@ -102,7 +107,7 @@ def server_view(log: list[dict], conc: int, measured: int) -> dict:
     measured_log = done[-measured:]   # every tool sends its warm-up first: truth over the measured requests
     ttft = np.array([(e["sends"][0] - e["recv_ns"]) / 1e6 for e in measured_log])
     itl = np.concatenate([np.diff(e["sends"]) / 1e6 for e in measured_log if len(e["sends"]) > 1])
-    return {"chunks_s": (len(steady) - 1) * tokens / (window_ns / 1e9) if window_ns > 0 else 0.0,
+    return {"chunks_s": per_s * tokens,
             "server_cpu": (steady[-1]["cpu_ns"] - steady[0]["cpu_ns"]) / window_ns if window_ns > 0 else None,
             "in_flight": float((open_[:-1] * spans).sum() / spans.sum()), "held_max": int(open_.max()),
             "ttft": _dist(ttft), "itl": _dist(itl), "requests": len(done)}
@@ -351,7 +356,7 @@ def paced_table(a, tools, tmp, ceiling: float | None) -> list[dict]:
     """Each tool's reported TTFT/ITL minus the server's truth, at each pacing (ITL) asked for."""
     c, n = a.paced_concurrency, a.requests_per_stream * a.paced_concurrency
     rows = []
-    for itl_ms in [float(x) for x in str(a.paced_itl_ms).split(",")]:
+    for itl_ms in [float(x) for x in str(a.paced_itl_ms).split(",") if x.strip()]:
         offered = c * 1000 / itl_ms
         use = f"{offered / ceiling:.0%} of speedbench's zero-latency ceiling at c={c}" if ceiling else "ceiling not measured"
         print(f"\n## paced server (TTFT {a.paced_ttft_ms:g} ms, ITL {itl_ms:g} ms), c={c}, {n} requests, "
@@ -435,7 +440,7 @@ def main() -> None:
                          "the client, is the limit: see its CPU share)")
     ap.add_argument("--paced-concurrency", type=int, default=512)
     ap.add_argument("--paced-ttft-ms", type=float, default=50.0)
-    ap.add_argument("--paced-itl-ms", default="10,25", help="comma list: one paced table per ITL")
+    ap.add_argument("--paced-itl-ms", default="10,25", help="comma list: one paced table per ITL ('' = none)")
     ap.add_argument("--workers", type=int, default=2, help="also run speedbench with this many processes")
     ap.add_argument("--quick", action="store_true", help="concurrency 1,512, 128 output tokens, fewer chunks")
     ap.add_argument("--tokenizer", default=str(TOKENIZER), help="HF tokenizer folder the peers need")
