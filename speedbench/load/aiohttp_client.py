@@ -7,6 +7,7 @@ sink with the perf_counter_ns of the socket read that delivered them (read time;
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Callable
 
@@ -51,3 +52,12 @@ class AiohttpStreamer:
         finally:
             out.t_end_ns = _now()
         return out
+
+
+@contextlib.asynccontextmanager
+async def aiohttp_streamer(base_url: str, headers: dict[str, str], total_timeout_s: float, idle_timeout_s: float):
+    """One session (one unbounded keep-alive pool) for a point's share of requests."""
+    timeout = aiohttp.ClientTimeout(total=total_timeout_s, sock_read=idle_timeout_s)
+    connector = aiohttp.TCPConnector(limit=0, force_close=False, enable_cleanup_closed=True)
+    async with aiohttp.ClientSession(timeout=timeout, connector=connector, raise_for_status=False) as session:
+        yield AiohttpStreamer(session, base_url, headers)

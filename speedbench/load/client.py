@@ -1,10 +1,12 @@
 """Streaming load: closed loop at a fixed concurrency (the SPEED-Bench mode) or open loop at a request rate.
 
 One connection pool per process: raw HTTP/1.1 protocols (``http1``, the default hot path) or aiohttp (the
-cross-check).  Timing: ``time.perf_counter_ns`` (CLOCK_MONOTONIC, comparable across processes) stamped
-when a socket block is read; every event in that block shares the stamp.  Phases: warm-up requests, the measured requests, then cool-down requests that keep the
-load on until the last measured request has finished (then they are cancelled), so the measured window
-sees steady load with no ramp-up or drain.  Warm-up and cool-down records carry ``warmup=True``.
+cross-check).  Timing: ``time.perf_counter_ns`` (CLOCK_MONOTONIC, comparable across processes) of the
+socket block that brought an event, the kernel's receive time where available (``stamped_socket``);
+every event in one block shares the stamp.  Phases: warm-up requests, the measured requests, then
+cool-down requests that keep the load on until the last measured request has finished (then they are
+cancelled), so the measured window sees steady load with no ramp-up or drain.  Warm-up and cool-down
+records carry ``warmup=True``.
 """
 from __future__ import annotations
 
@@ -17,12 +19,10 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Awaitable, Callable, Literal, Optional, Sequence
 
-import aiohttp
-
 from speedbench.data.pretokenize import TokenizedPrompt
 from speedbench.engines.base import EngineAdapter
 from speedbench.load.monitor import ClientStats, LoopMonitor, client_stats
-from speedbench.load.aiohttp_client import AiohttpStreamer
+from speedbench.load.aiohttp_client import AiohttpStreamer, aiohttp_streamer
 from speedbench.load.http1 import Http1Pool
 from speedbench.load.records import CANCELLED, FAILED, OK, RequestRecord
 from speedbench.load.schedule import Arrival, ArrivalSchedule, PromptOrder
@@ -83,16 +83,15 @@ class _Fold:
     """Folds one response's SSE payloads into its record; ``__call__`` returns True when the stream is over
     for us: ``[DONE]`` seen, or a failure recorded (malformed payload, an error event from the server)."""
 
-    __slots__ = ("rec", "fast", "on_event", "sent_ids", "saw_done")
+    __slots__ = ("rec", "fast", "on_event", "sent_ids")
 
     def __init__(self, adapter: EngineAdapter, rec: RequestRecord, sent_ids: list[int]) -> None:
-        self.rec, self.sent_ids, self.saw_done = rec, sent_ids, False
+        self.rec, self.sent_ids = rec, sent_ids
         self.fast = getattr(adapter, "fast_event", None)  # optional: bytes -> folded (None) or parsed event
         self.on_event = adapter.on_event
 
     def __call__(self, payload: bytes, t: int) -> bool:
         if payload == DONE:
-            self.saw_done = True
             return True
         rec = self.rec
         try:
@@ -192,10 +191,9 @@ def _gc_paused(enabled: bool):
 async def _streamer(base_url: str, plan: LoadPlan):
     """This process's one connection pool, on the client the plan names."""
     if plan.http_client == "aiohttp":
-        timeout = aiohttp.ClientTimeout(total=plan.request_timeout_s, sock_read=plan.stream_idle_timeout_s)
-        connector = aiohttp.TCPConnector(limit=0, force_close=False, enable_cleanup_closed=True)
-        async with aiohttp.ClientSession(timeout=timeout, connector=connector, raise_for_status=False) as s:
-            yield AiohttpStreamer(s, base_url, plan.headers)
+        async with aiohttp_streamer(base_url, plan.headers, plan.request_timeout_s,
+                                    plan.stream_idle_timeout_s) as streamer:
+            yield streamer
         return
     pool = Http1Pool(base_url, plan.headers, idle_timeout_s=plan.stream_idle_timeout_s,
                      total_timeout_s=plan.request_timeout_s, kernel_timestamps=plan.kernel_timestamps)

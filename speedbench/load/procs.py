@@ -69,6 +69,7 @@ async def run_in_processes(adapter: EngineAdapter, base_url: str, prompts: Seque
     run = PointRun()
     loop = asyncio.get_running_loop()
     measured_done, finished = set(), set()
+    kernel_stamps: list[bool] = []   # per worker: were its chunk stamps the kernel's?
 
     def get():
         try:
@@ -99,7 +100,7 @@ async def run_in_processes(adapter: EngineAdapter, base_url: str, prompts: Seque
                 finished.add(msg[1])
                 run.lag_samples.extend(msg[2])
                 run.schedule_lags_ns.extend(msg[3])
-                run.kernel_stamps = msg[4] if len(finished) == 1 else run.kernel_stamps and msg[4]
+                kernel_stamps.append(msg[4])
             elif kind == "error":
                 raise RuntimeError(f"load worker {msg[1]} failed: {msg[2]}")
     finally:
@@ -109,4 +110,5 @@ async def run_in_processes(adapter: EngineAdapter, base_url: str, prompts: Seque
             if p.is_alive():
                 p.terminate()
     set_measured_window(run)
+    run.kernel_stamps = bool(kernel_stamps) and all(kernel_stamps)
     return run

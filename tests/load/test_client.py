@@ -1,4 +1,5 @@
 import asyncio
+import sys
 import time
 from dataclasses import replace
 
@@ -133,6 +134,7 @@ def test_worker_processes_merge_records(adapter):
     assert len(seen) == len(run.records)
     assert run.prompt_order == [f"p{i % 8}" for i in range(4, 24)]
     assert run.lag_samples and run.client.mean_in_flight is not None
+    assert run.client.timestamps == ("kernel" if sys.platform == "linux" else "read")   # from both workers
 
 
 def _rec(gap_ms, n=20):
