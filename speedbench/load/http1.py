@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl as ssl_mod
-import sys
 import time
 from dataclasses import dataclass
 from typing import Callable, Optional
@@ -32,7 +31,7 @@ from urllib.parse import urlsplit
 import httptools
 
 from speedbench.load.sse import SSESplitter
-from speedbench.load.stamped_socket import KernelStampedSocket, enable_rx_timestamps
+from speedbench.load.stamped_socket import AVAILABLE as KERNEL_STAMPS, KernelStampedSocket, prepare_stamped_tcp
 
 _now = time.perf_counter_ns
 _ERROR_BODY_LIMIT = 2048
@@ -49,7 +48,6 @@ class StreamOutcome:
     error_kind: Optional[str] = None     # None = the sink ended the stream itself (or it completed)
     error: Optional[str] = None
     t_end_ns: int = 0
-    complete: bool = False               # the HTTP message ended (a clean end of body)
 
 
 class _Exchange:
@@ -161,7 +159,6 @@ class _Connection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         ex, t = self.ex, self.t_block
-        ex.outcome.complete = True
         if not ex.done:
             if ex.status != 200:
                 ex.finish(t, f"http_{ex.status}", ex.error_body[:300].decode("utf-8", "replace"))
@@ -196,7 +193,7 @@ class Http1Pool:
         self.host, self.port = u.hostname, u.port or (443 if u.scheme == "https" else 80)
         self.ssl = ssl_mod.create_default_context() if u.scheme == "https" else None
         self.prefix = u.path.rstrip("/")
-        self.kernel_timestamps = kernel_timestamps and self.ssl is None and sys.platform == "linux"
+        self.kernel_timestamps = kernel_timestamps and self.ssl is None and KERNEL_STAMPS
         host_header = u.netloc.rsplit("@", 1)[-1]
         extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
         self._head = ("POST {path} HTTP/1.1\r\nHost: " + host_header + "\r\nContent-Type: application/json\r\n"
@@ -252,9 +249,7 @@ class Http1Pool:
         for family, type_, proto, _, addr in infos:
             sock = socket.socket(family, type_, proto)
             try:
-                sock.setblocking(False)
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                enable_rx_timestamps(sock)
+                prepare_stamped_tcp(sock)
                 await self.loop.sock_connect(sock, addr)
             except OSError as e:
                 sock.close()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
+import sys
 import time
 from typing import Optional
 
@@ -29,7 +30,14 @@ def _noop() -> None:
     return None
 
 
-def enable_rx_timestamps(sock: socket.socket) -> None:
+AVAILABLE = sys.platform == "linux"
+
+
+def prepare_stamped_tcp(sock: socket.socket) -> None:
+    """A connected TCP socket made ready for KernelStampedSocket: non-blocking, no Nagle delay, and the
+    kernel's receive timestamps on every read."""
+    sock.setblocking(False)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
 
 

@@ -19,12 +19,11 @@ import collections
 import json
 import os
 import socket
-import sys
 import time
 from dataclasses import dataclass
 from typing import Optional
 
-from speedbench.load.stamped_socket import KernelStampedSocket, enable_rx_timestamps
+from speedbench.load.stamped_socket import AVAILABLE as KERNEL_STAMPS, KernelStampedSocket, prepare_stamped_tcp
 
 _now = time.perf_counter_ns
 
@@ -266,9 +265,7 @@ class _StampedListener:
                 conn, _ = self.sock.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            conn.setblocking(False)
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            enable_rx_timestamps(conn)
+            prepare_stamped_tcp(conn)
             KernelStampedSocket(self.loop, conn, _Conn(self.srv))
 
     def close(self) -> None:
@@ -285,7 +282,7 @@ async def start_stub(cfg: StubConfig, host: str = "127.0.0.1", port: int = 0):
     """Serve in the running loop; returns (StubServer, server with close(), port)."""
     srv = StubServer(cfg)
     srv.loop = asyncio.get_running_loop()
-    if cfg.kernel_timestamps and sys.platform == "linux":
+    if cfg.kernel_timestamps and KERNEL_STAMPS:
         server = _StampedListener(srv.loop, srv, host, port)
     else:
         server = await srv.loop.create_server(lambda: _Conn(srv), host, port, backlog=2048)
