@@ -70,14 +70,20 @@ def collect():
     return got, sink
 
 
-def test_keep_alive_reuses_one_connection_and_sends_headers():
+def stream_times(n: int, path: str = "/x"):
+    """A pool user that sends ``n`` requests one after another: [(outcome, payloads with stamps), ...]."""
     async def fn(pool):
         outs = []
-        for _ in range(5):
+        for _ in range(n):
             got, sink = collect()
-            outs.append((await pool.stream("/v1/completions", b"{}", sink), got))
+            outs.append((await pool.stream(path, b"{}", sink), got))
         return outs
-    outs, srv = asyncio.run(_with_server(lambda i: sse_reply(), fn, headers={"Authorization": "Bearer k"}))
+    return fn
+
+
+def test_keep_alive_reuses_one_connection_and_sends_headers():
+    outs, srv = asyncio.run(_with_server(lambda i: sse_reply(), stream_times(5, "/v1/completions"),
+                                         headers={"Authorization": "Bearer k"}))
     assert srv.requests == 5 and srv.connections == 1
     assert all(o.error_kind is None and o.http_status == 200 and [p for p, _ in got] == [b'{"n":1}', b"[DONE]"]
                for o, got in outs)
@@ -86,29 +92,17 @@ def test_keep_alive_reuses_one_connection_and_sends_headers():
 
 def test_a_stale_keep_alive_connection_is_retried_once_on_a_fresh_one():
     # request 1 arrives on the kept-alive connection and the server drops it without a byte (keep-alive expiry)
-    async def fn(pool):
-        results = []
-        for _ in range(2):
-            got, sink = collect()
-            results.append(await pool.stream("/x", b"{}", sink))
-        return results
-    outs, srv = asyncio.run(_with_server(lambda i: None if i == 1 else sse_reply(), fn))
-    assert [o.error_kind for o in outs] == [None, None]
+    outs, srv = asyncio.run(_with_server(lambda i: None if i == 1 else sse_reply(), stream_times(2)))
+    assert [o.error_kind for o, _ in outs] == [None, None]
     assert srv.requests == 3 and srv.connections == 2
 
 
 def test_http_errors_keep_the_body_and_the_connection():
     body = b'{"error":{"message":"prompt too long"}}'
     reply = b"HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
-
-    async def fn(pool):
-        outs = []
-        for _ in range(2):
-            got, sink = collect()
-            outs.append(await pool.stream("/x", b"{}", sink))
-        return outs
-    outs, srv = asyncio.run(_with_server(lambda i: reply, fn))
-    assert all(o.error_kind == "http_400" and "prompt too long" in o.error and o.http_status == 400 for o in outs)
+    outs, srv = asyncio.run(_with_server(lambda i: reply, stream_times(2)))
+    assert all(o.error_kind == "http_400" and "prompt too long" in o.error and o.http_status == 400
+               for o, _ in outs)
     assert srv.connections == 1
 
 
