@@ -137,11 +137,14 @@ class _Phases:
         self.plan = plan
         self.t_measure_start: Optional[int] = None
         self.closed = False             # no more measured requests will start here
+        self.halted = False             # no request of any phase will start here (the point is ending)
         self.measured_in_flight = 0
         self.done = asyncio.Event()     # closed and none measured in flight
 
     def of(self, i: int) -> Optional[str]:
         p = self.plan
+        if self.halted:
+            return None
         if i < p.warmup_requests:
             return "warmup"
         if not self.closed:
@@ -156,6 +159,16 @@ class _Phases:
             self.closed = True
             self._check()
         return "cooldown" if p.cooldown else None
+
+    def halt(self) -> None:
+        """Stop every driver at its next request, whether or not its cancellation reaches it.
+
+        Cancellation alone is not enough: Python 3.10/3.11's ``asyncio.wait_for`` (and any library code
+        that catches CancelledError) can swallow a cancel that lands as the awaited call finishes, e.g. a
+        connect refused by a dead server.  The worker then carried on and fired the rest of the point at
+        the dead server (the SIGKILL fault test caught 113 such requests), and in cool-down it would loop
+        for ever."""
+        self.halted = self.closed = True
 
     def finished(self, phase: str) -> None:
         if phase == "measure":
@@ -291,6 +304,7 @@ async def _drive_point(adapter: EngineAdapter, base_url: str, prompts: Sequence[
             if release is not None:
                 await release()
         finally:
+            phases.halt()
             for t in [*drivers, *tasks]:
                 t.cancel()
             await asyncio.gather(*drivers, *tasks, return_exceptions=True)

@@ -181,6 +181,17 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
 
 
+async def _within(timeout_s: float, op):
+    """``op`` under a deadline, without losing a cancel.  ``asyncio.wait_for`` before 3.12 runs ``op`` as a
+    task and, when a cancel lands just as that task fails (a refused connect), raises the failure and drops
+    the cancel; ``asyncio.timeout`` (3.11+) awaits ``op`` in place, so a cancel always arrives."""
+    timeout = getattr(asyncio, "timeout", None)
+    if timeout is None:  # Python 3.10; _Phases.halt still stops the load on a swallowed cancel
+        return await asyncio.wait_for(op, timeout_s)
+    async with timeout(timeout_s):
+        return await op
+
+
 class Http1Pool:
     """Keep-alive HTTP/1.1 connections to one server, for streaming POSTs (one process, one loop)."""
 
@@ -236,12 +247,14 @@ class Http1Pool:
                 ex.finish(_now(), "transport", conn.lost_reason)
 
     async def _connect(self) -> _Connection:
+        return await _within(self.connect_timeout_s, self._open())
+
+    async def _open(self) -> _Connection:
         if not self.kernel_timestamps:
-            _, conn = await asyncio.wait_for(
-                self.loop.create_connection(lambda: _Connection(self), self.host, self.port, ssl=self.ssl),
-                self.connect_timeout_s)
+            _, conn = await self.loop.create_connection(lambda: _Connection(self), self.host, self.port,
+                                                        ssl=self.ssl)
             return conn
-        return await asyncio.wait_for(self._connect_stamped(), self.connect_timeout_s)
+        return await self._connect_stamped()
 
     async def _connect_stamped(self) -> _Connection:
         infos = await self.loop.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)

@@ -1,4 +1,5 @@
 import asyncio
+import contextlib
 import sys
 import time
 from dataclasses import replace
@@ -154,3 +155,50 @@ def test_kernel_stamps_tolerate_lag_shorter_than_half_the_chunk_gap():
     fast = [_rec(4.0)]
     lags_fast = [(t, 3_000_000) for t in range(0, fast[0].t_end_ns, 1_000_000)]
     assert client_stats(fast, lags_fast, 1, kernel_stamps=True).client_saturated
+
+
+def test_a_swallowed_cancel_still_stops_every_worker(adapter, monkeypatch):
+    """Python 3.11's wait_for drops a cancel that lands as a connect is refused; the point must stop anyway.
+
+    The transport below does what wait_for did: the failure wins and the cancel is lost.  Before
+    _Phases.halt the workers went on firing at the dead server (113 of 150 requests in the SIGKILL fault
+    test), and here they hang on the next request that nobody cancels any more."""
+    from speedbench.load import client as client_mod
+    from speedbench.load.http1 import StreamOutcome
+
+    calls, answered = [], {"n": 0}  # requests started; how many are answered at once (the rest hang)
+
+    class SwallowingTransport:
+        async def stream(self, path, body, sink):
+            calls.append(path)
+            if len(calls) > 40:  # keeps the test bounded when the harness fails to stop
+                raise RuntimeError("runaway: requests kept starting after the point was stopped")
+            try:
+                await asyncio.sleep(0.001 if len(calls) <= answered["n"] else 0.2)
+            except asyncio.CancelledError:
+                pass
+            return StreamOutcome(error_kind="transport", error="refused", t_end_ns=time.perf_counter_ns())
+
+    @contextlib.asynccontextmanager
+    async def swallowing_streamer(base_url, plan):
+        yield SwallowingTransport()
+
+    monkeypatch.setattr(client_mod, "_streamer", swallowing_streamer)
+    plan = LoadPlan(concurrency=4, num_requests=1000, warmup_requests=0, max_tokens=4, cooldown=False)
+
+    async def cancelled_from_outside():
+        task = asyncio.ensure_future(drive(adapter, "http://127.0.0.1:9", make_prompts(), plan, lambda r: None))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        await asyncio.wait_for(asyncio.gather(task, return_exceptions=True), 3)
+
+    asyncio.run(cancelled_from_outside())
+    assert len(calls) == 4  # one hung request per stream, and not one started after the cancel
+
+    # a point that ends by itself cancels its cool-down requests the same way: it must still end
+    calls.clear()
+    answered["n"] = 8
+    plan = LoadPlan(concurrency=4, num_requests=8, warmup_requests=0, max_tokens=4, cooldown=True)
+    run = asyncio.run(asyncio.wait_for(drive(adapter, "http://127.0.0.1:9", make_prompts(), plan,
+                                             lambda r: None), 3))
+    assert len(calls) == 8 + 4 and len(run.records) == 12  # the measured requests, one cool-down per stream
