@@ -1,7 +1,6 @@
 """The one orchestrator of a sweep: SD settings × concurrencies on one prompt set, results made durable."""
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import signal
@@ -19,7 +18,8 @@ from speedbench.engines.base import EngineAdapter
 from speedbench.engines.server import ServerProcess, pick_free_port
 from speedbench.env_info import engine_python_versions, harness_versions, machine_info
 from speedbench.guard import PointGuard
-from speedbench.load.client import LoadPlan, run_async, run_closed_loop
+from speedbench.measure import measure_point
+from speedbench.load.client import LoadPlan, run_async
 from speedbench.load.records import RequestRecord
 from speedbench.metrics.category import category_acceptance
 from speedbench.metrics.summary import PointSummary, speedup_rows, summarize_point
@@ -289,7 +289,8 @@ class BenchmarkRunner:
                 task = bar.add_task(f"{sd.label} c={conc}", total=plan.num_requests)
             t0 = time.monotonic()
             try:
-                before, run, after = run_async(self._measure(base_url, prompts, plan, sink, point_id, guard))
+                before, run, after = run_async(measure_point(self.adapter, base_url, self.config.engine.auth_headers(),
+                                                             prompts.prompts, plan, sink, point_id, guard))
             finally:
                 results.append_records(point_id, pending)  # also on Ctrl-C / SIGTERM: what ended is kept
         counters = (after - before) if (before is not None and after is not None) else None
@@ -321,53 +322,6 @@ class BenchmarkRunner:
                   + f", {summary.output_tps:.1f} tok/s in {time.monotonic() - t0:.0f} s"
                   + (f"; POINT FAILED: {guard.reason}" if guard.reason else ""))
         return summary
-
-    async def _measure(self, base_url, prompts, plan, sink, point_id, guard: PointGuard):
-        """Run one point under the guard; SD counters are read after warm-up and after the last request."""
-        import aiohttp
-
-        snap: dict = {}
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60),
-                                         headers=self.config.engine.auth_headers()) as s:
-
-            async def before_measure() -> None:
-                snap["before"] = await self._scrape(s, base_url)
-
-            # engines whose stats are consumed on read (TRT-LLM /metrics) are polled while the point runs;
-            # stopped by an event, never cancelled mid-request, so no drained row is lost in flight
-            stop = asyncio.Event()
-            poller = asyncio.create_task(self._poll(s, base_url, stop)) if self.adapter.poll_interval_s else None
-            try:
-                run = await guard.run(run_closed_loop(self.adapter, base_url, prompts.prompts, plan, sink,
-                                                      point_id, before_measure))
-            finally:
-                stop.set()
-                if poller is not None:
-                    await asyncio.gather(poller, return_exceptions=True)
-            after = await self._scrape(s, base_url) if run is not None else None
-        return snap.get("before"), run, after
-
-    async def _scrape(self, session, base_url: str):
-        """Counters are a cross-check, never a reason to lose a point: failures read as 'no counters'."""
-        import aiohttp
-
-        try:
-            return await self.adapter.scrape_counters(session, base_url)
-        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as e:
-            log.warning("could not read %s counters from %s: %s", self.adapter.name, base_url, e)
-            return None
-
-    async def _poll(self, session, base_url: str, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=self.adapter.poll_interval_s)
-                return
-            except asyncio.TimeoutError:
-                pass
-            try:
-                await self.adapter.poll_during_point(session, base_url)
-            except Exception as e:  # a missed poll must not kill the point; scrape_counters reports gaps
-                log.warning("%s: polling %s failed: %r", self.adapter.name, base_url, e)
 
     # ---- helpers ------------------------------------------------------------------------------------
     def _progress(self):

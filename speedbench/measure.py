@@ -1,0 +1,68 @@
+"""One point's load under its guard, bracketed by the server's SD counters.
+
+The counters are read after warm-up (at a quiet moment the load client makes) and after the last
+request; engines whose stats are consumed on read (TRT-LLM's /metrics) are also polled while the
+point runs.  Counters are a cross-check, never a reason to lose a point: a failed read is 'no counters'.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Callable, Optional, Sequence
+
+from speedbench.data.pretokenize import TokenizedPrompt
+from speedbench.engines.base import EngineAdapter
+from speedbench.guard import PointGuard
+from speedbench.load.client import LoadPlan, PointRun, run_closed_loop
+from speedbench.load.records import RequestRecord
+
+log = logging.getLogger(__name__)
+
+
+async def measure_point(adapter: EngineAdapter, base_url: str, headers: dict, prompts: Sequence[TokenizedPrompt],
+                        plan: LoadPlan, sink: Callable[[RequestRecord], None], point_id: str,
+                        guard: PointGuard) -> tuple[Optional[object], Optional[PointRun], Optional[object]]:
+    """Run the point; returns (counters after warm-up, the run or None if the guard stopped it, counters
+    at the end or None)."""
+    import aiohttp
+
+    snap: dict = {}
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60), headers=headers) as session:
+
+        async def before_measure() -> None:
+            snap["before"] = await scrape_counters(adapter, session, base_url)
+
+        # stopped by an event, never cancelled mid-request, so no drained row is lost in flight
+        stop = asyncio.Event()
+        poller = asyncio.create_task(_poll(adapter, session, base_url, stop)) if adapter.poll_interval_s else None
+        try:
+            run = await guard.run(run_closed_loop(adapter, base_url, prompts, plan, sink, point_id, before_measure))
+        finally:
+            stop.set()
+            if poller is not None:
+                await asyncio.gather(poller, return_exceptions=True)
+        after = await scrape_counters(adapter, session, base_url) if run is not None else None
+    return snap.get("before"), run, after
+
+
+async def scrape_counters(adapter: EngineAdapter, session, base_url: str):
+    import aiohttp
+
+    try:
+        return await adapter.scrape_counters(session, base_url)
+    except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as e:
+        log.warning("could not read %s counters from %s: %s", adapter.name, base_url, e)
+        return None
+
+
+async def _poll(adapter: EngineAdapter, session, base_url: str, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=adapter.poll_interval_s)
+            return
+        except asyncio.TimeoutError:
+            pass
+        try:
+            await adapter.poll_during_point(session, base_url)
+        except Exception as e:  # a missed poll must not kill the point; scrape_counters reports gaps
+            log.warning("%s: polling %s failed: %r", adapter.name, base_url, e)
