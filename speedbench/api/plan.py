@@ -7,6 +7,7 @@ ISL) form a merge group; ``speedbench merge`` (or ``--wait``) joins each group's
 """
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,6 +125,10 @@ class SubmitOptions:
 
 def submit(jobs: Sequence[PlannedJob], opts: SubmitOptions) -> list[tuple[PlannedJob, Any]]:
     """One submitit job per planned job. Returns (planned job, submitit job) pairs."""
+    # submitit's first import runs logging.config.dictConfig, which closes every handler on the root
+    # logger: ours, and under click's CliRunner the caller's own stderr.  NOCONFIG (its documented switch)
+    # leaves logging to the application; its records still reach our handler.
+    os.environ.setdefault("SUBMITIT_LOG_LEVEL", "NOCONFIG")
     try:
         import submitit
     except ImportError:

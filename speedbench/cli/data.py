@@ -8,6 +8,7 @@ import click
 
 from speedbench.config import ConfigError
 from speedbench.cli import _fail, main
+from speedbench.cli.options import setup_logging
 
 
 @main.group()
@@ -38,13 +39,12 @@ def _data_options(f):
 
 
 def _prepare(flags: dict):
-    import logging
     import time
 
     from speedbench.config import DataConfig
     from speedbench.data.pretokenize import prepare_prompts
 
-    logging.basicConfig(level=logging.WARNING, format="speedbench: %(levelname)s: %(message)s")
+    setup_logging()
     refresh = flags.pop("refresh")
     cats = flags.pop("categories")
     try:
@@ -84,11 +84,10 @@ def data_inspect(**flags) -> None:
 @click.option("--embedder", help="hashed-ngrams (default, offline) or sentence-transformers.")
 def data_build(manifest, out, per_category, embedder) -> None:
     """Build a Qualitative split from a YAML manifest with diversity selection per category."""
-    import logging
 
     from speedbench.data.build import build_split, format_report, load_manifest
 
-    logging.basicConfig(level=logging.WARNING, format="speedbench: %(levelname)s: %(message)s")
+    setup_logging()
     try:
         if not out and not load_manifest(Path(manifest)).output:
             _fail("the manifest names no output: give --out PATH.jsonl", 2)

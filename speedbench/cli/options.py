@@ -1,8 +1,36 @@
 """Config flags shared by every command that builds a BenchmarkConfig (sweep, config show, plan)."""
 from __future__ import annotations
 
+import logging
+import sys
 
 import click
+
+
+class _CurrentStderr(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a record is emitted.  ``logging.basicConfig`` binds the
+    stream of the first call for the life of the process: under click's CliRunner (tests, the Python API
+    calling commands) that stream is closed after the command, and every later warning then failed with
+    'I/O operation on closed file'."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
+def setup_logging(level: int = logging.WARNING) -> None:
+    """Speedbench warnings on stderr, once per process."""
+    root = logging.getLogger()
+    if not any(isinstance(h, _CurrentStderr) for h in root.handlers):
+        handler = _CurrentStderr()
+        handler.setFormatter(logging.Formatter("speedbench: %(levelname)s: %(message)s"))
+        root.addHandler(handler)
+    if root.level == logging.NOTSET or root.level > level:
+        root.setLevel(level)
 
 
 

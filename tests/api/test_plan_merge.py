@@ -100,3 +100,29 @@ def test_merge_renames_clashing_points_and_refuses_other_prompts(tmp_path):
     assert res.exit_code == 2 and "prompt fingerprints differ" in res.output
     assert not (tmp_path / "m3").exists()
     shutil.rmtree(out)
+
+
+def test_submitting_leaves_the_callers_logging_alone(tmp_path):
+    """submitit's import reconfigured logging and closed every root handler's stream: under click's
+    CliRunner, after absl (rouge-score) had put a handler on sys.stderr, that closed pytest's own capture."""
+    import subprocess
+    import sys
+
+    code = f"""
+import io, logging
+from speedbench.api.plan import SubmitOptions, submit
+class ClosingHandler(logging.StreamHandler):  # as absl's handler does: close() closes its stream
+    def close(self):
+        self.stream.close()
+        super().close()
+stream = io.StringIO()
+handler = ClosingHandler(stream)
+logging.getLogger().addHandler(handler)
+submit([], SubmitOptions(cluster="debug", folder={str(tmp_path)!r}))
+logging.getLogger().warning("still here")
+assert handler in logging.getLogger().handlers and not stream.closed, "submitit closed the caller's handler"
+assert stream.getvalue() == "still here\\n", repr(stream.getvalue())
+"""
+    env = {k: v for k, v in __import__("os").environ.items() if k != "SUBMITIT_LOG_LEVEL"}
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert res.returncode == 0, res.stderr

@@ -89,3 +89,25 @@ def test_port_already_in_use(tmp_path, gemma_dir):
         python = _fake_engine(tmp_path, "exec sleep 120")
         res = run_cli("sweep", "--config", _config(tmp_path, gemma_dir, python, port=port))
     assert res.returncode == 2 and f"port {port} on 127.0.0.1 is already in use" in error_line(res)
+
+
+def test_cli_warnings_follow_the_current_stderr(monkeypatch):
+    """basicConfig bound the first command's stderr for good; under CliRunner that stream is closed after
+    the command and every later warning failed.  The handler writes to whatever stderr is now."""
+    import io
+    import logging
+    import sys
+
+    from speedbench.cli.options import setup_logging
+
+    first, second = io.StringIO(), io.StringIO()
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", [])
+    monkeypatch.setattr(sys, "stderr", first)
+    setup_logging()
+    setup_logging()  # once per process, however many commands run
+    first.close()
+    monkeypatch.setattr(sys, "stderr", second)
+    logging.getLogger("speedbench.test").warning("after the first command")
+    assert len(root.handlers) == 1
+    assert second.getvalue() == "speedbench: WARNING: after the first command\n"
