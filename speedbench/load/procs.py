@@ -23,7 +23,7 @@ _BATCH = 32
 
 
 def _worker(adapter: EngineAdapter, base_url: str, prompts: Sequence[TokenizedPrompt], plan, label: str,
-            w: int, n: int, q, go, stop) -> None:
+            w: int, n: int, q, go, stop, abort) -> None:
     from speedbench.load.client import drive, run_async
 
     batch: list[dict] = []
@@ -43,13 +43,22 @@ def _worker(adapter: EngineAdapter, base_url: str, prompts: Sequence[TokenizedPr
 
     async def main():
         go.wait()
-        return await drive(adapter, base_url, prompts, plan, emit, label, (w, n), release)
+        load = asyncio.ensure_future(drive(adapter, base_url, prompts, plan, emit, label, (w, n), release))
+        while not load.done():  # the parent gave up (server gone, Ctrl-C): stop this share's load now
+            if abort.is_set():
+                load.cancel()
+                break
+            await asyncio.wait({load}, timeout=0.01)
+        return await load
 
     try:
         run = run_async(main())
         q.put(("records", batch))
         q.put(("done", w, run.lag_samples, run.schedule_lags_ns, run.kernel_stamps))
     except BaseException as e:  # report, never hang the parent
+        if abort.is_set():  # nobody reads the queue any more: exit without waiting to flush it
+            q.cancel_join_thread()
+            return
         q.put(("error", w, f"{type(e).__name__}: {e}"))
         raise
 
@@ -60,8 +69,9 @@ async def run_in_processes(adapter: EngineAdapter, base_url: str, prompts: Seque
 
     n = min(plan.workers, plan.concurrency) if plan.mode == "closed" else plan.workers
     ctx = mp.get_context("spawn")   # never fork a process that has a running event loop
-    q, go, stop = ctx.Queue(), ctx.Event(), ctx.Event()
-    procs = [ctx.Process(target=_worker, args=(adapter, base_url, list(prompts), plan, label, w, n, q, go, stop),
+    q, go, stop, abort = ctx.Queue(), ctx.Event(), ctx.Event(), ctx.Event()
+    procs = [ctx.Process(target=_worker, args=(adapter, base_url, list(prompts), plan, label, w, n, q, go, stop,
+                                               abort),
                          daemon=True) for w in range(n)]
     for p in procs:
         p.start()
@@ -77,6 +87,7 @@ async def run_in_processes(adapter: EngineAdapter, base_url: str, prompts: Seque
         except queue_mod.Empty:
             return None
 
+    completed = False
     try:
         while len(finished) < n:
             msg = await loop.run_in_executor(None, get)
@@ -103,7 +114,10 @@ async def run_in_processes(adapter: EngineAdapter, base_url: str, prompts: Seque
                 kernel_stamps.append(msg[4])
             elif kind == "error":
                 raise RuntimeError(f"load worker {msg[1]} failed: {msg[2]}")
+        completed = True
     finally:
+        if not completed:  # cancelled by the guard or Ctrl-C, or a worker failed: no more requests anywhere
+            abort.set()
         stop.set()
         for p in procs:
             p.join(timeout=10)

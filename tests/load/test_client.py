@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 from tests.load.conftest import make_prompts, run_against_stub
 
-from speedbench.load.client import LoadPlan, drive
+from speedbench.load.client import LoadPlan, drive, run_closed_loop
 from speedbench.load.monitor import client_stats, mean_in_flight
 from speedbench.load.records import RequestRecord
 from speedbench.load.stub_server import StubConfig, start_stub
@@ -136,6 +136,38 @@ def test_worker_processes_merge_records(adapter):
     assert run.prompt_order == [f"p{i % 8}" for i in range(4, 24)]
     assert run.lag_samples and run.client.mean_in_flight is not None
     assert run.client.timestamps == ("kernel" if sys.platform == "linux" else "read")   # from both workers
+
+
+
+@pytest.mark.slow
+def test_cancelled_point_stops_worker_processes_at_once(adapter):
+    """The guard (server gone) or Ctrl-C cancels the point: every worker process stops sending within
+    milliseconds, instead of firing its whole share and being killed by the parent's 10 s join timeout."""
+    plan = LoadPlan(concurrency=4, num_requests=100_000, warmup_requests=0, max_tokens=8, workers=2)
+
+    async def main():
+        srv, server, port = await start_stub(StubConfig(ttft_s=0.002, itl_s=0.001))
+        seen = []
+        try:
+            task = asyncio.ensure_future(run_closed_loop(adapter, f"http://127.0.0.1:{port}", make_prompts(),
+                                                         plan, seen.append, "pt"))
+            while len(seen) < 64 and not task.done():  # both workers are up and streaming
+                await asyncio.sleep(0.01)
+            t_cancel = time.perf_counter_ns()
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            stopped_after_s = (time.perf_counter_ns() - t_cancel) / 1e9
+            served = len(srv.log)
+            await asyncio.sleep(0.3)
+            return srv.log, served, t_cancel, stopped_after_s
+        finally:
+            server.close()
+
+    log, served, t_cancel, stopped_after_s = asyncio.run(main())
+    assert stopped_after_s < 3.0                  # no 10 s join timeout
+    assert len(log) == served                     # nothing served after the point returned
+    late = [e for e in log if e["recv_ns"] > t_cancel + 100_000_000]
+    assert late == []                             # no request arrived 100 ms or more after the cancel
 
 
 def _rec(gap_ms, n=20):
