@@ -18,9 +18,9 @@ from speedbench.engines.base import EngineAdapter
 from speedbench.engines.server import ServerProcess, pick_free_port
 from speedbench.env_info import engine_python_versions, harness_versions, machine_info
 from speedbench.guard import PointGuard
-from speedbench.measure import measure_point
 from speedbench.load.client import LoadPlan, run_async
 from speedbench.load.records import RequestRecord
+from speedbench.measure import measure_point
 from speedbench.metrics.category import category_acceptance
 from speedbench.metrics.summary import PointSummary, speedup_rows, summarize_point
 from speedbench.outcome import Speedup, SweepResult  # noqa: F401  (re-exported: the API returns them)

@@ -84,7 +84,6 @@ def data_inspect(**flags) -> None:
 @click.option("--embedder", help="hashed-ngrams (default, offline) or sentence-transformers.")
 def data_build(manifest, out, per_category, embedder) -> None:
     """Build a Qualitative split from a YAML manifest with diversity selection per category."""
-
     from speedbench.data.build import build_split, format_report, load_manifest
 
     setup_logging()

@@ -33,7 +33,6 @@ def setup_logging(level: int = logging.WARNING) -> None:
         root.setLevel(level)
 
 
-
 _CONFIG_OPTIONS = [
     click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML/JSON config file."),
     click.option("--preset", help="Preset from engines/presets (e.g. cpu-demo)."),
