@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import gc
 import itertools
-import json
 import time
 from dataclasses import dataclass, field, replace
 from typing import Awaitable, Callable, Literal, Optional, Sequence
@@ -26,7 +25,7 @@ from speedbench.load.aiohttp_client import AiohttpStreamer, aiohttp_streamer
 from speedbench.load.http1 import Http1Pool
 from speedbench.load.records import CANCELLED, FAILED, OK, RequestRecord
 from speedbench.load.schedule import Arrival, ArrivalSchedule, PromptOrder
-from speedbench.load.sse import DONE, loads
+from speedbench.load.sse import DONE, dumps, loads
 
 _now = time.perf_counter_ns
 
@@ -75,10 +74,6 @@ def run_async(coro: Awaitable):
     return uvloop.run(coro)
 
 
-def _dumps(body: dict) -> bytes:
-    return json.dumps(body, separators=(",", ":")).encode()
-
-
 class _Fold:
     """Folds one response's SSE payloads into its record; ``__call__`` returns True when the stream is over
     for us: ``[DONE]`` seen, or a failure recorded (malformed payload, an error event from the server)."""
@@ -114,7 +109,7 @@ async def stream_one(http: "Http1Pool | AiohttpStreamer", adapter: EngineAdapter
                      rec: RequestRecord, plan: LoadPlan) -> RequestRecord:
     path, body = adapter.build_request(list(prompt.token_ids), plan.max_tokens)
     sent_ids = body.get("prompt") or body.get("input_ids") or list(prompt.token_ids)
-    data = _dumps(body)
+    data = dumps(body)
     fold = _Fold(adapter, rec, sent_ids)
     rec.t_start_ns = _now()
     try:
