@@ -302,8 +302,7 @@ class Http1Pool:
             try:
                 outcome = await ex.future
             except asyncio.CancelledError:
-                conn.close()
-                self.active.discard(conn)
+                conn.close()   # also leaves the active set
                 raise
             if outcome.error_kind == "transport" and reused and not ex.got_bytes and attempt == 0:
                 continue   # a stale keep-alive connection: the request never reached a live socket
@@ -321,7 +320,6 @@ class Http1Pool:
                 if ex is None or ex.done:
                     continue
                 if now - ex.t_last_ns > self.idle_ns or now - ex.t_start_ns > self.total_ns:
-                    self.active.discard(conn)
                     ex.finish(now, "timeout", "request or stream timed out")
                     conn.close()
 
