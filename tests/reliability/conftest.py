@@ -15,13 +15,14 @@ from typing import Optional
 
 import pytest
 
-from speedbench.config import REPO_ROOT
+from speedbench.resources import DATASETS_DIR
 from speedbench.engines.server import group_alive, port_is_free
 from tests.reliability.fake_engine import register
 
 register()
 
-SPLIT = REPO_ROOT / "datasets" / "qualitative" / "mini.jsonl"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SPLIT = DATASETS_DIR / "qualitative" / "mini.jsonl"
 
 
 @pytest.fixture(scope="session")
