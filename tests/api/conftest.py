@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from speedbench.resources import DATASETS_DIR
 from speedbench.testing.fake_openai import FakeOpenAIServer
 
 ROOT = Path(__file__).resolve().parents[2]
-MINI = ROOT / "datasets" / "qualitative" / "mini.jsonl"
+MINI = DATASETS_DIR / "qualitative" / "mini.jsonl"
 
 
 @pytest.fixture(scope="session")

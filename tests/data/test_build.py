@@ -6,13 +6,14 @@ import pytest
 from speedbench.config import ConfigError
 from speedbench.data.build import build_split, format_report
 from speedbench.data.prompts import CATEGORIES, read_jsonl_prompts
+from speedbench.resources import DATASETS_DIR
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_bundled_manifest_builds_diverse_mini(tmp_path):
     out = tmp_path / "mini-diverse.jsonl"
-    res = build_split(ROOT / "datasets" / "manifests" / "qualitative-mini-diverse.yaml", out)
+    res = build_split(DATASETS_DIR / "manifests" / "qualitative-mini-diverse.yaml", out)
     prompts = read_jsonl_prompts(out)  # valid split file
     assert len(prompts) == 44 and {p.category for p in prompts} == set(CATEGORIES)
     for sel in res.report.values():
