@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from speedbench.config import BenchmarkConfig, ConfigError
+from speedbench.point_id import planned_points
 from speedbench.results import new_run_dir
 
 log = logging.getLogger(__name__)
@@ -103,7 +104,7 @@ class RunManager:
             path = new_run_dir(self.output_dir, cfg.name or f"{cfg.engine.name}-api")
             path.mkdir(parents=True)  # reserve the name: two requests in one second get distinct ids
             state = RunState(path.name, cfg, path, gpu_queue_key(cfg), runner=runner,
-                             points_planned=[f"{sd.label}-c{c}" for sd, c in runner.points()])
+                             points_planned=planned_points(cfg))
             self._runs[state.id] = state
             q = self._queues.get(state.queue)
             if q is None:
