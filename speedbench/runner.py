@@ -358,6 +358,8 @@ class BenchmarkRunner:
             "harness": harness_versions(),
             "engine": {"name": self.adapter.name, "attached": bool(cfg.engine.endpoint),
                        "versions": {} if cfg.engine.endpoint else engine_python_versions(cfg.engine.python)},
+            # how every request generated (compare/merge refuse runs that differ: speedbench.report.comparable)
+            "generation": {"output_len": cfg.load.output_len, **self.adapter.sampling},
             "points_planned": planned_points(cfg),
         }
 

@@ -139,7 +139,12 @@ def plan(config_file, preset, sd_spec, draft_length, presets, engines_list, isl_
     for job, sj in submitted:
         click.echo(f"submitted {job.job_id}: {submit} job {sj.job_id}")
     if wait:
-        merged = pl.wait_and_merge(submitted, Path(plan_dir) / "merged") if not job_dry_run else {}
+        from speedbench.report.load import ReportError
+
+        try:
+            merged = pl.wait_and_merge(submitted, Path(plan_dir) / "merged") if not job_dry_run else {}
+        except (ConfigError, ReportError) as e:  # the jobs' own folders stay as they are
+            _fail(f"jobs finished but were not merged: {e}", 2)
         for group, path in merged.items():
             click.echo(f"merged {group}: {path}")
 
@@ -147,12 +152,15 @@ def plan(config_file, preset, sd_spec, draft_length, presets, engines_list, isl_
 @main.command()
 @click.argument("results", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="New folder for the merged results.")
-def merge(results, out) -> None:
-    """Merge results folders measured on the same prompts (e.g. one per cluster job) into one."""
+@click.option("--allow-generation-mismatch", is_flag=True,
+              help="Merge although output length, EOS policy, sampling or engine version differ (recorded).")
+def merge(results, out, allow_generation_mismatch) -> None:
+    """Merge results folders measured on the same prompts and generation settings (e.g. one per cluster job)."""
     from speedbench.api.merge import merge_results
+    from speedbench.report.load import ReportError
 
     try:
-        path = merge_results(results, out)
-    except ConfigError as e:
+        path = merge_results(results, out, allow_generation_mismatch)
+    except (ConfigError, ReportError) as e:
         _fail(str(e), 2)
     click.echo(f"merged {len(results)} folders into {path}")
