@@ -84,7 +84,7 @@ def check_comparable(runs: Sequence[tuple[str, dict]], *, allow_generation_misma
     diffs = _generation_differences(runs)
     if diffs and not allow_generation_mismatch:
         raise NotComparable("cannot compare runs with different generation settings: " + "; ".join(diffs)
-                            + f" (pass {OVERRIDE_FLAG} to compare anyway)")
+                            + f" (to compare anyway: {OVERRIDE_FLAG}; over REST allow_generation_mismatch=true)")
     return diffs
 
 

@@ -274,3 +274,19 @@ def test_presets_from_the_operators_preset_dir_set_what_requests_cannot(tmp_path
         assert queued[0].output_dir == str(tmp_path / "out")
         r = c.post("/runs?preset=nope", json={})
         assert r.status_code == 422 and "site" in r.json()["detail"] and "cpu-demo" in r.json()["detail"]
+
+
+def test_an_origin_the_operator_allowed_may_call_with_the_token(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from speedbench.api.rest import create_app
+
+    dash = "https://dash.example"
+    with TestClient(create_app(tmp_path, token="t", allow_origins=[dash])) as c:
+        pre = c.options("/runs", headers={"Origin": dash, "Access-Control-Request-Method": "POST",
+                                          "Access-Control-Request-Headers": "authorization,content-type"})
+        assert pre.status_code == 200 and pre.headers["access-control-allow-origin"] == dash
+        r = c.get("/runs", headers={"Origin": dash, "Authorization": "Bearer t"})
+        assert r.status_code == 200 and r.headers["access-control-allow-origin"] == dash
+        assert c.get("/runs", headers={"Origin": dash}).status_code == 401          # still needs the token
+        assert c.get("/runs", headers={"Origin": EVIL, "Authorization": "Bearer t"}).status_code == 403
