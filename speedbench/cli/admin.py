@@ -86,7 +86,7 @@ def serve_api_cmd(host, port, token, output_dir, allow_roots, preset_dirs, servi
     """REST service: POST /runs, GET /runs[/{id}[/report]], GET /compare, GET /health; docs at /docs.
 
     Every route but /health needs the bearer token. Requests cannot set engine.python, engine.extra_args,
-    engine.env or output_dir, nor name paths outside --allow-root folders (see README, "REST service")."""
+    engine.env, engine.host or output_dir, nor name paths outside --allow-root folders (README, "REST service")."""
     try:
         from speedbench.api.rest import serve_api
     except ImportError as e:
