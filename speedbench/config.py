@@ -10,7 +10,7 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Any, Callable, Literal, Optional
+from typing import Any, Callable, Literal, Optional, Sequence
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
@@ -311,10 +311,12 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def load_preset(name: str) -> dict[str, Any]:
-    path = PRESETS_DIR / f"{name}.yaml"
-    if not path.is_file():
-        known = sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
+def load_preset(name: str, dirs: Sequence[Path] = ()) -> dict[str, Any]:
+    """A preset by name from ``dirs`` (first match) or the package's presets; a name is never a path."""
+    folders = [*map(Path, dirs), PRESETS_DIR]
+    path = next((d / f"{name}.yaml" for d in folders if (d / f"{name}.yaml").is_file()), None)
+    if path is None or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+        known = sorted({p.stem for d in folders for p in d.glob("*.yaml")})
         raise ConfigError(f"unknown preset {name!r}; known presets: {', '.join(known) or 'none'}")
     return load_config_file(path)
 

@@ -24,6 +24,7 @@ from speedbench.measure import measure_point
 from speedbench.metrics.category import category_acceptance
 from speedbench.metrics.summary import PointSummary, speedup_rows, summarize_point
 from speedbench.outcome import Speedup, SweepResult  # noqa: F401  (re-exported: the API returns them)
+from speedbench.point_id import planned_points, point_name
 from speedbench.preflight import EndpointError
 from speedbench.quality.post_sweep import write_post_sweep
 from speedbench.results import ResultsDir, new_run_dir
@@ -124,8 +125,7 @@ class BenchmarkRunner:
         self._prompt_lens = [p.num_tokens for p in prompts.prompts]  # attach mode checks them per server
         if cfg.engine.endpoint:  # unreachable or too small: one clear line, before a results folder exists
             self._check_endpoint(cfg.engine.endpoint)
-        planned = [point_name(sd, c, r, cfg.load.repeats) for sd, c in self.points()
-                   for r in range(1, cfg.load.repeats + 1)]
+        planned = planned_points(cfg)
         done: set[str] = set()
         if resume:
             if results_dir is None:
@@ -358,14 +358,10 @@ class BenchmarkRunner:
             "harness": harness_versions(),
             "engine": {"name": self.adapter.name, "attached": bool(cfg.engine.endpoint),
                        "versions": {} if cfg.engine.endpoint else engine_python_versions(cfg.engine.python)},
-            "points_planned": [point_name(sd, c, r, cfg.load.repeats) for sd, c in self.points()
-                               for r in range(1, cfg.load.repeats + 1)],
+            # how every request generated (compare/merge refuse runs that differ: speedbench.report.comparable)
+            "generation": {"output_len": cfg.load.output_len, **self.adapter.sampling},
+            "points_planned": planned_points(cfg),
         }
-
-
-def point_name(sd: SDConfig, conc: int, repeat: int = 1, repeats: int = 1) -> str:
-    """``ngram-k3-c4``; with repeats > 1 every point carries its repeat: ``ngram-k3-c4-r2``."""
-    return f"{sd.label}-c{conc}" + (f"-r{repeat}" if repeats > 1 else "")
 
 
 def _read_json(path: Path) -> Optional[dict]:

@@ -22,7 +22,8 @@ import re
 import types
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional
+from pathlib import Path
+from typing import Any, Mapping, Optional, Sequence
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -81,8 +82,8 @@ class ResolvedConfig:
 
 
 # ---- the layers ------------------------------------------------------------------------------------
-def preset_layer(name: str) -> ConfigLayer:
-    return _file_like(f"preset {name}", load_preset(name))
+def preset_layer(name: str, dirs: Sequence[Path] = ()) -> ConfigLayer:
+    return _file_like(f"preset {name}", load_preset(name, dirs))
 
 
 def file_layer(path: str) -> ConfigLayer:
@@ -146,11 +147,11 @@ def resolve_config(*, preset: Optional[str] = None, config_file: Optional[str] =
                    environ: Optional[Mapping[str, str]] = None, use_env: bool = True,
                    flags: Optional[Mapping[str, Any]] = None, sd_spec: Optional[str] = None,
                    draft_length: Optional[int] = None, overrides: Optional[Mapping[str, Any]] = None,
-                   overrides_name: str = "overrides") -> ResolvedConfig:
+                   overrides_name: str = "overrides", preset_dirs: Sequence[Path] = ()) -> ResolvedConfig:
     """defaults < preset < config file < environment < flags < overrides (API/REST body), validated once."""
     layers: list[ConfigLayer] = []
     if preset:
-        layers.append(preset_layer(preset))
+        layers.append(preset_layer(preset, preset_dirs))
     if config_file:
         layers.append(file_layer(config_file))
     if use_env:

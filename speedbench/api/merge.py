@@ -1,8 +1,9 @@
 """Merge results folders of independent jobs (one engine configuration each) into one folder to report.
 
-Only folders measured on the same prompt set can be merged (same prompt fingerprint: same token ids), so a
-merged table never compares different inputs. Points are concatenated; a point id already taken (two engines
-both have ``sd-off-c1``) is prefixed with the engine name. Every source manifest is kept.
+Only folders that `compare` would accept can be merged (speedbench.report.comparable: same token ids, same
+generation settings unless explicitly allowed), so a merged table never compares different inputs. Points are
+concatenated; a point id already taken (two engines both have ``sd-off-c1``) is prefixed with the engine name.
+Every source manifest is kept.
 """
 from __future__ import annotations
 
@@ -13,26 +14,14 @@ from pathlib import Path
 from typing import Sequence
 
 from speedbench.config import ConfigError
-from speedbench.results import ResultsDir, find_results
+from speedbench.results import find_results
 
 
-def prompt_fingerprint(rd: ResultsDir) -> str:
-    return ((rd.manifest().get("prompts") or {}).get("fingerprint")) or ""
-
-
-def check_same_prompts(dirs: Sequence[ResultsDir]) -> str:
-    """The shared prompt fingerprint, or a ConfigError naming the folders that differ."""
-    fps = {str(rd.path): prompt_fingerprint(rd) for rd in dirs}
-    distinct = sorted(set(fps.values()))
-    if len(distinct) > 1 or distinct == [""]:
-        detail = ", ".join(f"{p}: {fp[:12] or 'none'}" for p, fp in fps.items())
-        raise ConfigError("results were measured on different prompt sets (prompt fingerprints differ: "
-                          f"{detail}); compare or merge only runs with the same split, tokenizer and ISL")
-    return distinct[0]
-
-
-def merge_results(paths: Sequence[str | Path], out: str | Path) -> Path:
+def merge_results(paths: Sequence[str | Path], out: str | Path, allow_generation_mismatch: bool = False) -> Path:
+    """Raises ConfigError for a bad folder, NotComparable (a ReportError) for folders that must not be merged."""
     from speedbench.metrics.summary import point_from_dict
+    from speedbench.report.comparable import check_comparable
+    from speedbench.results import ResultsDir
 
     dirs = []
     for p in paths:
@@ -42,11 +31,13 @@ def merge_results(paths: Sequence[str | Path], out: str | Path) -> Path:
         dirs.append(rd)
     if len(dirs) < 1:
         raise ConfigError("nothing to merge")
-    fingerprint = check_same_prompts(dirs)
+    manifests = [rd.manifest() for rd in dirs]
+    allowed = check_comparable([(str(rd.path), m) for rd, m in zip(dirs, manifests)],
+                               allow_generation_mismatch=allow_generation_mismatch)
+    fingerprint = manifests[0]["prompts"]["fingerprint"]
     out_path = Path(out)
     if out_path.exists() and any(out_path.iterdir()):
         raise ConfigError(f"merge output folder is not empty: {out_path}")
-    manifests = [rd.manifest() for rd in dirs]
     statuses = {m.get("status") for m in manifests}
     merged = ResultsDir(out_path).create({
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -55,6 +46,7 @@ def merge_results(paths: Sequence[str | Path], out: str | Path) -> Path:
         "prompts": manifests[0].get("prompts"),
         "config": None,  # one per source: see merged_from
         "points_planned": [],
+        "generation_differences_allowed": allowed,
     })
     if (dirs[0].path / "prompts.parquet").is_file():
         merged.save_prompts(dirs[0].path / "prompts.parquet")  # identical in every source (same fingerprint)
@@ -78,8 +70,9 @@ def merge_results(paths: Sequence[str | Path], out: str | Path) -> Path:
             shutil.copytree(logs, out_path / "logs" / f"{i:02d}-{rd.path.name}", dirs_exist_ok=True)
     merged.update_manifest(points_planned=planned, points_finished=len(planned), prompts_fingerprint=fingerprint)
     (out_path / "merge.json").write_text(json.dumps(
-        {"sources": [str(rd.path) for rd in dirs], "fingerprint": fingerprint, "points": planned}, indent=2))
+        {"sources": [str(rd.path) for rd in dirs], "fingerprint": fingerprint, "points": planned,
+         "generation_differences_allowed": allowed}, indent=2))
     return out_path
 
 
-__all__ = ["check_same_prompts", "merge_results", "prompt_fingerprint"]
+__all__ = ["merge_results"]

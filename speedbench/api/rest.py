@@ -1,27 +1,33 @@
 """REST service over the runner: start sweeps, watch progress, read reports, compare runs.
 
-    speedbench serve-api [--host 127.0.0.1 --port 8080 --token T --output-dir results]
+    speedbench serve-api [--host 127.0.0.1 --port 8080 --token T --output-dir results
+                          --allow-root DIR --preset-dir DIR --config FILE --allow-origin URL]
 
 POST /runs (BenchmarkConfig JSON; ``?preset=cpu-demo`` layers it over a preset) -> run id
-GET /runs, GET /runs/{id} (progress), GET /runs/{id}/report?format=json|md|csv, GET /compare?ids=a,b
-OpenAPI docs at /docs. Binds loopback by default; a bearer token is required on any other address.
+GET /runs, GET /runs/{id} (progress), GET /runs/{id}/report?format=json|md|csv,
+GET /compare?ids=a,b[&allow_generation_mismatch=true], GET /health (no token). OpenAPI docs at /docs.
+Every route but /health needs the bearer token (one is generated and printed when none is given); what a
+request may choose is in speedbench.api.policy, the front-door checks in speedbench.api.access. Reports
+and comparisons are the CLI's own (speedbench.report.render.report_output).
 """
 from __future__ import annotations
 
-import ipaddress
-from dataclasses import asdict
 import secrets
+import sys
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
-from fastapi.responses import PlainTextResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.responses import Response
 from pydantic import BaseModel
 
+from speedbench.api.access import HEALTH_PATH, RequestGuard, is_loopback
+from speedbench.api.policy import Forbidden, SubmitPolicy
 from speedbench.api.runs import RunManager
 from speedbench.config import BenchmarkConfig, ConfigError
+
+MEDIA = {"json": "application/json", "md": "text/markdown", "csv": "text/csv"}
 
 
 class RunInfo(BaseModel):
@@ -40,33 +46,25 @@ class RunInfo(BaseModel):
     config: Optional[dict[str, Any]] = None
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # a hostname: may resolve anywhere, treat as exposed
-
-
-def create_app(output_dir: str | Path = "results", token: Optional[str] = None,
-               manager: Optional[RunManager] = None) -> FastAPI:
+def create_app(output_dir: str | Path = "results", *, token: str, manager: Optional[RunManager] = None,
+               policy: SubmitPolicy = SubmitPolicy(), service_config: Optional[str] = None,
+               allow_origins: Sequence[str] = (), loopback_only_hosts: bool = False) -> FastAPI:
     manager = manager or RunManager(output_dir)
-    bearer = HTTPBearer(auto_error=False)
-
-    def check_token(creds: Optional[HTTPAuthorizationCredentials] = Depends(bearer)) -> None:
-        if token is None:
-            return
-        if creds is None or not secrets.compare_digest(creds.credentials.encode(), token.encode()):
-            raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         yield
         manager.shutdown()
 
-    app = FastAPI(title="speedbench", description=__doc__, dependencies=[Depends(check_token)], lifespan=lifespan)
+    app = FastAPI(title="speedbench", description=__doc__, lifespan=lifespan)
     app.state.manager = manager
+    app.add_middleware(RequestGuard, token=token, allow_origins=allow_origins,
+                       loopback_only_hosts=loopback_only_hosts)
+    if allow_origins:  # outermost: answers the browser's preflight for the origins the operator listed
+        from starlette.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=list(allow_origins), allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization", "Content-Type"])
 
     def results_or_404(run_id: str) -> Path:
         path = manager.results_path(run_id)
@@ -74,19 +72,32 @@ def create_app(output_dir: str | Path = "results", token: Optional[str] = None,
             raise HTTPException(404, f"no run or results folder {run_id!r}")
         return path
 
+    @app.get(HEALTH_PATH)
+    def health() -> dict:
+        """Liveness, without a token (it tells nothing about runs)."""
+        return {"status": "ok"}
+
     @app.post("/runs", status_code=202, response_model=RunInfo, openapi_extra={"requestBody": {
         "required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/BenchmarkConfig"}}}}})
     async def create_run(request: Request, preset: Optional[str] = None) -> dict:
-        """Queue a sweep. The body is a BenchmarkConfig (partial when ``preset`` supplies the rest)."""
+        """Queue a sweep. The body is a BenchmarkConfig (partial when ``preset`` supplies the rest); fields only
+        the operator may set (engine.python, extra_args, env, output_dir, paths outside the allowed roots) are
+        refused with 403."""
         from speedbench.api.config_sources import resolve_config
 
         try:
             body = await request.json()
         except ValueError:
             raise HTTPException(422, "request body must be JSON (a BenchmarkConfig object)") from None
+        if not isinstance(body, dict):
+            raise HTTPException(422, "request body must be a JSON object (a BenchmarkConfig)")
         try:
-            cfg = resolve_config(preset=preset, use_env=False, overrides=body or {},
-                                 overrides_name="request body").config
+            policy.check(body)
+        except Forbidden as e:
+            raise HTTPException(403, str(e)) from None
+        try:
+            cfg = resolve_config(preset=preset, config_file=service_config, use_env=False, overrides=body,
+                                 overrides_name="request body", preset_dirs=policy.preset_dirs).config
             state = manager.submit(cfg)
         except ConfigError as e:
             raise HTTPException(422, str(e)) from None
@@ -104,67 +115,40 @@ def create_app(output_dir: str | Path = "results", token: Optional[str] = None,
             raise HTTPException(404, f"no run or results folder {run_id!r}")
         return info
 
-    @app.get("/runs/{run_id}/report", response_model=None)
-    def report(run_id: str, format: str = Query("json", pattern="^(json|md|csv)$")):
-        """Summary rows (one per SD setting × concurrency) with speedups and per-category acceptance."""
-        from speedbench.api.python import load_result
+    @app.get("/runs/{run_id}/report", response_class=Response)
+    def report(run_id: str, format: str = Query("json", pattern="^(json|md|csv)$")) -> Response:
+        """`speedbench report --format json|md|csv` of the run's results folder."""
+        return _report([results_or_404(run_id)], format, "report")
 
-        result = load_result(results_or_404(run_id))
-        return _render(result.rows(), format, extra={
-            "id": run_id, "status": result.status, "prompts_fingerprint": result.prompts_fingerprint,
-            "speedups": [asdict(s) for s in result.speedups],
-            "categories": {k: [c.to_dict() for c in v] for k, v in result.categories.items()}})
-
-    @app.get("/compare", response_model=None)
+    @app.get("/compare", response_class=Response)
     def compare(ids: str = Query(..., description="comma-separated run ids"),
-                format: str = Query("json", pattern="^(json|md|csv)$")):
-        """Side-by-side rows of several runs; 409 when they were measured on different prompts."""
-        from speedbench.api.merge import check_same_prompts
-        from speedbench.metrics.summary import speedup_rows
-        from speedbench.results import ResultsDir
-
+                format: str = Query("json", pattern="^(json|md|csv)$"),
+                allow_generation_mismatch: bool = False) -> Response:
+        """`speedbench compare` of several runs (labelled by run id); 409 when they sent different token ids or
+        generated differently (output length, EOS policy, sampling, engine version) unless allowed."""
         run_ids = [x.strip() for x in ids.split(",") if x.strip()]
         if len(run_ids) < 2:
             raise HTTPException(422, "give at least two run ids: /compare?ids=a,b")
-        dirs = [ResultsDir(results_or_404(r)) for r in run_ids]
-        try:
-            fingerprint = check_same_prompts(dirs)
-        except ConfigError as e:
-            raise HTTPException(409, str(e)) from None
-        rows = [{"run": rid, **row} for rid, rd in zip(run_ids, dirs) for row in rd.summary_rows()]
-        rows.sort(key=lambda r: (r["engine"], r["isl"] or 0, r["sd_label"], r["concurrency"], run_ids.index(r["run"])))
-        speedups = [{"run": rid, **s} for rid, rd in zip(run_ids, dirs) for s in speedup_rows(rd.summary_rows())]
-        if format == "md":  # one table: name each row's run in the engine column so speedups stay per run
-            rows = [{**r, "engine": f"{r['engine']}@{r['run']}"} for r in rows]
-        return _render(rows, format, extra={"ids": run_ids, "prompts_fingerprint": fingerprint, "speedups": speedups})
+        paths = [results_or_404(r) for r in run_ids]
+        return _report(paths, format, "compare", run_ids, allow_generation_mismatch)
 
     _document_config_body(app)
     return app
 
 
-def _render(rows: list[dict], fmt: str, extra: dict) -> Any:
-    if fmt == "md":
-        from speedbench.report.table import render_markdown
+def _report(paths: list[Path], fmt: str, kind: str, labels: Optional[list[str]] = None,
+            allow_generation_mismatch: bool = False) -> Response:
+    from speedbench.report.load import ReportError
+    from speedbench.report.render import report_output
 
-        return PlainTextResponse(render_markdown(rows), media_type="text/markdown")
-    if fmt == "csv":
-        import pandas as pd
-
-        return PlainTextResponse(pd.DataFrame(rows).to_csv(index=False), media_type="text/csv")
-    return _json_safe({**extra, "rows": rows})
-
-
-def _json_safe(obj: Any) -> Any:
-    """NaN (empty distributions) is not JSON: send null."""
-    import math
-
-    if isinstance(obj, float) and math.isnan(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    return obj
+    try:
+        res = report_output(paths, fmt, None, kind, labels, allow_generation_mismatch=allow_generation_mismatch)
+    except ReportError as e:  # runs that must not be compared, or nothing finished yet
+        raise HTTPException(409, str(e)) from None
+    # what the CLI prints on stderr; header values are latin-1 and one line each
+    warnings = {f"x-speedbench-warning-{i}": w.encode("ascii", "replace").decode()
+                for i, w in enumerate(res.warnings, 1)}
+    return Response(res.text or "", media_type=MEDIA[fmt], headers=warnings)
 
 
 def _document_config_body(app: FastAPI) -> None:
@@ -186,10 +170,24 @@ def _document_config_body(app: FastAPI) -> None:
 
 
 def serve_api(host: str = "127.0.0.1", port: int = 8080, token: Optional[str] = None,
-              output_dir: str | Path = "results") -> None:
-    if not token and not is_loopback(host):
-        raise ConfigError(f"refusing to serve on non-loopback address {host!r} without a token: "
-                          "pass --token (or SPEEDBENCH_API_TOKEN)")
+              output_dir: str | Path = "results", *, allow_roots: Sequence[str | Path] = (),
+              preset_dirs: Sequence[str | Path] = (), service_config: Optional[str] = None,
+              allow_origins: Sequence[str] = ()) -> None:
+    """Serve until stopped. Without a token, one is generated and printed once (as Jupyter does)."""
+    for d in (*allow_roots, *preset_dirs):
+        if not Path(d).is_dir():
+            raise ConfigError(f"not a folder: {d}")
+    if service_config:
+        from speedbench.config import load_config_file
+
+        load_config_file(service_config)  # a bad file fails at start, not on the first request
+    if not token:
+        token = secrets.token_urlsafe(32)
+        print("speedbench serve-api: no --token given; clients must send 'Authorization: Bearer <token>' with "
+              f"this session's token (shown once): {token}", file=sys.stderr, flush=True)
+    policy = SubmitPolicy(tuple(Path(r) for r in allow_roots), tuple(Path(p) for p in preset_dirs))
     import uvicorn
 
-    uvicorn.run(create_app(output_dir, token), host=host, port=port, log_level="info")
+    app = create_app(output_dir, token=token, policy=policy, service_config=service_config,
+                     allow_origins=allow_origins, loopback_only_hosts=is_loopback(host))
+    uvicorn.run(app, host=host, port=port, log_level="info")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from speedbench.config import BenchmarkConfig, ConfigError
+from speedbench.point_id import planned_points
 from speedbench.results import new_run_dir
 
 log = logging.getLogger(__name__)
@@ -103,7 +104,7 @@ class RunManager:
             path = new_run_dir(self.output_dir, cfg.name or f"{cfg.engine.name}-api")
             path.mkdir(parents=True)  # reserve the name: two requests in one second get distinct ids
             state = RunState(path.name, cfg, path, gpu_queue_key(cfg), runner=runner,
-                             points_planned=[f"{sd.label}-c{c}" for sd, c in runner.points()])
+                             points_planned=planned_points(cfg))
             self._runs[state.id] = state
             q = self._queues.get(state.queue)
             if q is None:
@@ -143,26 +144,31 @@ class RunManager:
             state.runner = None
 
     # ---- reading ---------------------------------------------------------------------------------
-    def get(self, run_id: str) -> Optional[dict[str, Any]]:
+    def _folder(self, run_id: str) -> Optional[Path]:
+        """The results folder a run id names: a plain name whose real path stays inside the output dir (a
+        symlink pointing elsewhere is not followed out)."""
         if not RUN_ID.match(run_id):
             return None
+        path = self.output_dir / run_id
+        return path if path.resolve().is_relative_to(self.output_dir.resolve()) else None
+
+    def get(self, run_id: str) -> Optional[dict[str, Any]]:
         state = self._runs.get(run_id)
         if state is not None:
             return state.info()
-        return disk_info(self.output_dir / run_id)
+        path = self._folder(run_id)
+        return disk_info(path) if path else None
 
     def results_path(self, run_id: str) -> Optional[Path]:
-        if not RUN_ID.match(run_id):
-            return None
         state = self._runs.get(run_id)
-        path = state.results_dir if state else self.output_dir / run_id
-        return path if (path / "manifest.json").is_file() else None
+        path = state.results_dir if state else self._folder(run_id)
+        return path if path is not None and (path / "manifest.json").is_file() else None
 
     def list(self) -> list[dict[str, Any]]:
         out = {rid: s.info() for rid, s in list(self._runs.items())}
         if self.output_dir.is_dir():
             for p in sorted(self.output_dir.iterdir()):
-                if p.is_dir() and p.name not in out and RUN_ID.match(p.name):
+                if p.is_dir() and p.name not in out and self._folder(p.name):
                     info = disk_info(p)
                     if info:
                         out[p.name] = info

@@ -67,18 +67,33 @@ def config_show(config_file, preset, sd_spec, draft_length, fmt, **flags) -> Non
 
 
 @main.command("serve-api")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Bind address (non-loopback needs --token).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Bind address.")
 @click.option("--port", default=8080, show_default=True, type=int)
-@click.option("--token", envvar="SPEEDBENCH_API_TOKEN", help="Bearer token clients must send (env SPEEDBENCH_API_TOKEN).")
+@click.option("--token", envvar="SPEEDBENCH_API_TOKEN",
+              help="Bearer token clients must send (env SPEEDBENCH_API_TOKEN); without one, one is generated and "
+                   "printed once.")
 @click.option("--output-dir", default="results", show_default=True, help="Where runs write results (and are listed from).")
-def serve_api_cmd(host, port, token, output_dir) -> None:
-    """REST service: POST /runs, GET /runs[/{id}[/report]], GET /compare; docs at /docs."""
+@click.option("--allow-root", "allow_roots", multiple=True, type=click.Path(exists=True, file_okay=False),
+              help="Folder whose paths (model, tokenizer, split, draft model, cache) requests may name; repeatable. "
+                   "Without it a request may name no path (presets only).")
+@click.option("--preset-dir", "preset_dirs", multiple=True, type=click.Path(exists=True, file_okay=False),
+              help="Extra presets requests may pick with ?preset= (searched before the package's); repeatable.")
+@click.option("--config", "service_config", type=click.Path(exists=True, dir_okay=False),
+              help="The service's own config (e.g. engine.python, engine.env), under every request body.")
+@click.option("--allow-origin", "allow_origins", multiple=True,
+              help="A browser origin (https://host:port) allowed to call the service; repeatable.")
+def serve_api_cmd(host, port, token, output_dir, allow_roots, preset_dirs, service_config, allow_origins) -> None:
+    """REST service: POST /runs, GET /runs[/{id}[/report]], GET /compare, GET /health; docs at /docs.
+
+    Every route but /health needs the bearer token. Requests cannot set engine.python, engine.extra_args,
+    engine.env, engine.host or output_dir, nor name paths outside --allow-root folders (README, "REST service")."""
     try:
         from speedbench.api.rest import serve_api
     except ImportError as e:
         _fail(f"the REST service needs FastAPI and uvicorn: pip install 'speedbench[api]' ({e})", 2)
     try:
-        serve_api(host, port, token, output_dir)
+        serve_api(host, port, token, output_dir, allow_roots=allow_roots, preset_dirs=preset_dirs,
+                  service_config=service_config, allow_origins=allow_origins)
     except ConfigError as e:
         _fail(str(e), 2)
 
@@ -139,7 +154,12 @@ def plan(config_file, preset, sd_spec, draft_length, presets, engines_list, isl_
     for job, sj in submitted:
         click.echo(f"submitted {job.job_id}: {submit} job {sj.job_id}")
     if wait:
-        merged = pl.wait_and_merge(submitted, Path(plan_dir) / "merged") if not job_dry_run else {}
+        from speedbench.report.load import ReportError
+
+        try:
+            merged = pl.wait_and_merge(submitted, Path(plan_dir) / "merged") if not job_dry_run else {}
+        except (ConfigError, ReportError) as e:  # the jobs' own folders stay as they are
+            _fail(f"jobs finished but were not merged: {e}", 2)
         for group, path in merged.items():
             click.echo(f"merged {group}: {path}")
 
@@ -147,12 +167,15 @@ def plan(config_file, preset, sd_spec, draft_length, presets, engines_list, isl_
 @main.command()
 @click.argument("results", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="New folder for the merged results.")
-def merge(results, out) -> None:
-    """Merge results folders measured on the same prompts (e.g. one per cluster job) into one."""
+@click.option("--allow-generation-mismatch", is_flag=True,
+              help="Merge although output length, EOS policy, sampling or engine version differ (recorded).")
+def merge(results, out, allow_generation_mismatch) -> None:
+    """Merge results folders measured on the same prompts and generation settings (e.g. one per cluster job)."""
     from speedbench.api.merge import merge_results
+    from speedbench.report.load import ReportError
 
     try:
-        path = merge_results(results, out)
-    except ConfigError as e:
+        path = merge_results(results, out, allow_generation_mismatch)
+    except (ConfigError, ReportError) as e:
         _fail(str(e), 2)
     click.echo(f"merged {len(results)} folders into {path}")

@@ -12,20 +12,13 @@ from speedbench.cli import _fail, main
 _FORMATS = ["table", "md", "csv", "json", "html"]
 
 
-def _emit_report(results, fmt, out, kind, labels=None) -> None:
-    from speedbench.report.load import ReportData, ReportError
-    from speedbench.report.render import render
+def _emit_report(results, fmt, out, kind, labels=None, allow_generation_mismatch=False) -> None:
+    from speedbench.report.load import ReportError
+    from speedbench.report.render import report_output
 
     try:
-        data = ReportData.load(results, labels.split(",") if labels else None)
-        lead, compare_rows = (), None
-        if kind == "compare":
-            from speedbench.report.compare import check_same_prompts, compare_rows as build, compare_section
-
-            check_same_prompts(data)
-            compare_rows = build(data)
-            lead = [compare_section(compare_rows)]
-        res = render(data, fmt, Path(out) if out else None, kind, lead, compare_rows)
+        res = report_output(results, fmt, Path(out) if out else None, kind, labels.split(",") if labels else None,
+                            allow_generation_mismatch=allow_generation_mismatch)
     except ReportError as e:
         _fail(str(e), 2)
     for w in res.warnings:
@@ -51,13 +44,16 @@ def report(results, fmt, out) -> None:
 @click.option("--format", "fmt", type=click.Choice(_FORMATS), default="table", show_default=True)
 @click.option("--out", type=click.Path(), help="File or folder, as for `report`.")
 @click.option("--labels", help="Comma-separated names for the runs, in order (default: folder names).")
-def compare(results, fmt, out, labels) -> None:
-    """Engines, SD methods or draft lengths side by side; refuses runs whose prompt token ids differ."""
+@click.option("--allow-generation-mismatch", is_flag=True,
+              help="Compare although output length, EOS policy, sampling or engine version differ (said in the report).")
+def compare(results, fmt, out, labels, allow_generation_mismatch) -> None:
+    """Engines, SD methods or draft lengths side by side; refuses runs whose prompt token ids or generation
+    settings (output length, EOS policy, sampling, engine version) differ."""
     if len(results) < 2:
         _fail("compare needs at least two results folders", 2)
     if labels and len(labels.split(",")) != len(results):
         _fail(f"--labels has {len(labels.split(','))} names for {len(results)} results folders", 2)
-    _emit_report(results, fmt, out, "compare", labels)
+    _emit_report(results, fmt, out, "compare", labels, allow_generation_mismatch)
 
 
 @main.command()

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import abc
-from typing import TYPE_CHECKING, ClassVar, Optional
+from typing import TYPE_CHECKING, Any, ClassVar, Optional
 
 from speedbench.config import ConfigError, EngineConfig, SDConfig
 from speedbench.engines.acceptance import SpecDecodeCounters
@@ -19,6 +19,9 @@ class EngineAdapter(abc.ABC):
     health_path: ClassVar[str] = "/health"
     # Seconds between ``poll_during_point`` calls while a point runs; None = the engine needs no polling.
     poll_interval_s: ClassVar[Optional[float]] = None
+    # What every request asks beyond its length: greedy (SD must then reproduce SD-off ids) and no stop at EOS
+    # (every request generates exactly output_len tokens). Sent by build_request, recorded in the manifest.
+    sampling: ClassVar[dict[str, Any]] = {"temperature": 0.0, "ignore_eos": True}
 
     def __init__(self, cfg: EngineConfig) -> None:
         self.cfg = cfg

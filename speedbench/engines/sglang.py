@@ -111,7 +111,7 @@ class SGLangAdapter(EngineAdapter):
         # SGLang's defaults are temperature 1.0 and stop at EOS: both overridden
         return "/generate", {
             "input_ids": token_ids,
-            "sampling_params": {"max_new_tokens": max_tokens, "temperature": 0.0, "ignore_eos": True},
+            "sampling_params": {"max_new_tokens": max_tokens, **self.sampling},
             "stream": True,
         }
 

@@ -127,8 +127,7 @@ class TRTLLMAdapter(EngineAdapter):
             "model": self.served_model_name,
             "prompt": token_ids,           # token ids go straight to the engine: no BOS, no tokenizer
             "max_tokens": max_tokens,
-            "temperature": 0.0,            # None would mean 1.0
-            "ignore_eos": True,
+            **self.sampling,               # temperature 0.0 (None would mean 1.0), ignore_eos
             "add_special_tokens": False,   # documents intent; id prompts are not re-tokenized anyway
             "stream": True,
             # cumulative usage on every chunk => exact tokens per chunk (= per engine iteration)

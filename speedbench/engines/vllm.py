@@ -72,8 +72,7 @@ class VLLMAdapter(EngineAdapter):
             "prompt": token_ids,
             "max_tokens": max_tokens,
             "min_tokens": max_tokens,
-            "ignore_eos": True,
-            "temperature": 0.0,
+            **self.sampling,
             "stream": True,
             # cumulative usage on every chunk => exact tokens per chunk (= per decode step)
             "stream_options": {"include_usage": True, "continuous_usage_stats": True},

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
@@ -10,6 +9,7 @@ from speedbench.engines.acceptance import SpecDecodeCounters
 from speedbench.load.records import CANCELLED, FAILED, OK, RequestRecord
 from speedbench.metrics import request as rq
 from speedbench.metrics.distribution import Distribution, distribution
+from speedbench.point_id import repeat_of
 
 
 @dataclass
@@ -151,12 +151,6 @@ def _ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
     if a is None or b is None or not b or math.isnan(a) or math.isnan(b):
         return None
     return a / b
-
-
-def repeat_of(point_id: str) -> int:
-    """Repeat index of a point id (``ngram-k3-c4-r2`` -> 2); 1 when the sweep had no repeats."""
-    m = re.search(r"-r(\d+)$", point_id or "")
-    return int(m.group(1)) if m else 1
 
 
 def speedup_rows(rows: Sequence[dict]) -> list[dict]:

@@ -1,21 +1,13 @@
 """Finished points of a results folder with their raw records, and the SD-off point each one pairs with."""
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
 from speedbench.load.records import RequestRecord
+from speedbench.point_id import repeat_of
 from speedbench.results import ResultsDir
-
-_REPEAT = re.compile(r"-r(\d+)$")
-
-
-def parse_repeat(point_id: str) -> int:
-    """``ngram-k3-c4-r2`` -> 2; points of a sweep without repeats are repeat 1."""
-    m = _REPEAT.search(point_id)
-    return int(m.group(1)) if m else 1
 
 
 @dataclass
@@ -29,7 +21,7 @@ class PointData:
 
     @property
     def repeat(self) -> int:
-        return parse_repeat(self.point_id)
+        return repeat_of(self.point_id)
 
     @property
     def sd_on(self) -> bool:

@@ -1,26 +1,17 @@
-"""`speedbench compare`: runs side by side, only when they sent exactly the same token ids."""
+"""`speedbench compare`: runs side by side, only when they sent exactly the same token ids and generated alike
+(the rule: speedbench.report.comparable)."""
 from __future__ import annotations
 
 from typing import Sequence
 
-from speedbench.report.load import ReportData, ReportError
+from speedbench.report.load import ReportData
 from speedbench.report.sections import Section, fmt, isl_text
 
-COMPARE_NOTE = ("All runs sent the same token ids (prompt fingerprint and ids sha256 match). 'vs ref' = this "
+COMPARE_NOTE = ("All runs sent the same token ids (prompt fingerprint and ids sha256 match) with the same output "
+                "length, EOS policy, sampling and engine version. 'vs ref' = this "
                 "row's output tok/s / the reference's at the same ISL and concurrency; the reference is the "
                 "first run's row with the same SD label, else the first run's SD-off row. speedup = SD on / "
                 "SD off within the same run.")
-
-
-def check_same_prompts(data: ReportData) -> None:
-    """Raise ReportError naming each run's fingerprint when the prompt sets differ (or cannot be verified)."""
-    prints = [(r.label, *r.fingerprint) for r in data.runs]
-    missing = [label for label, fp, ids in prints if not fp or not ids]
-    if missing:
-        raise ReportError("cannot compare: no prompt fingerprint in the manifest of " + ", ".join(missing))
-    if len({(fp, ids) for _, fp, ids in prints}) > 1:
-        detail = "; ".join(f"{label}: fingerprint {fp[:12]} ids {ids[:12]}" for label, fp, ids in prints)
-        raise ReportError("cannot compare runs with different prompt sets (token ids differ): " + detail)
 
 
 def compare_rows(data: ReportData) -> list[dict]:
@@ -46,7 +37,7 @@ def compare_rows(data: ReportData) -> list[dict]:
     return out
 
 
-def compare_section(rows: Sequence[dict]) -> Section:
+def compare_section(rows: Sequence[dict], allowed_differences: Sequence[str] = ()) -> Section:
     headers = ["ISL", "conc", "run", "engine", "SD", "out tok/s", "out/GPU", "user tok/s", "TTFT p50", "E2E p50",
                "E2E p99", "tok/step", "AL drafted", "speedup out", "vs ref"]
     body = [[isl_text(r["isl"]), str(r["concurrency"]), r["run"], r["engine"], r["sd_label"],
@@ -54,4 +45,8 @@ def compare_section(rows: Sequence[dict]) -> Section:
              fmt(r["user_tps_mean"], "{:.1f}"), fmt(r["ttft_p50_ms"], "{:.0f}"), fmt(r["e2e_p50_ms"], "{:.0f}"),
              fmt(r["e2e_p99_ms"], "{:.0f}"), fmt(r["tokens_per_step"]), fmt(r["al_drafted"]),
              fmt(r["speedup_out"], "{:.2f}x"), fmt(r["vs_ref_out"], "{:.2f}x")] for r in rows]
-    return Section("compare", "Side by side (same prompt set)", headers, body, COMPARE_NOTE, left={2, 3, 4})
+    note = COMPARE_NOTE
+    if allowed_differences:  # compared on request although they generated differently: say so beside the numbers
+        note = note.replace(" with the same output length, EOS policy, sampling and engine version", "") + \
+            " Generation settings DIFFER (compared on request): " + "; ".join(allowed_differences) + "."
+    return Section("compare", "Side by side (same prompt set)", headers, body, note, left={2, 3, 4})

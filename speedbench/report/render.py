@@ -95,6 +95,26 @@ def render(data: ReportData, fmt: str, out: Optional[Path] = None, kind: str = "
     return res
 
 
+def report_output(paths: Sequence[str | Path], fmt: str, out: Optional[Path] = None, kind: str = "report",
+                  labels: Optional[Sequence[str]] = None, allow_generation_mismatch: bool = False) -> Output:
+    """What `speedbench report/compare` and REST ``/runs/{id}/report`` / ``/compare`` return, built once.
+
+    Raises ReportError (NotComparable when `compare` is refused by speedbench.report.comparable)."""
+    from speedbench.report.comparable import check_comparable
+    from speedbench.report.compare import compare_rows, compare_section
+
+    data = ReportData.load(paths, labels)
+    lead, rows, allowed = [], None, []
+    if kind == "compare":
+        allowed = check_comparable([(r.label, r.manifest) for r in data.runs],
+                                   allow_generation_mismatch=allow_generation_mismatch)
+        rows = compare_rows(data)
+        lead = [compare_section(rows, allowed)]
+    res = render(data, fmt, out, kind, lead, rows)
+    res.warnings[:0] = [f"compared although generation settings differ: {d}" for d in allowed]
+    return res
+
+
 def _terminal_text(sections: Sequence[Section], to_file: bool) -> str:
     from rich.console import Console
 

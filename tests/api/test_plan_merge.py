@@ -6,6 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from speedbench.api.merge import merge_results
+from speedbench.report.comparable import NotComparable
 from speedbench.api.plan import SPEED_BENCH_ISL, expand_matrix
 from speedbench.cli import main
 from speedbench.config import ConfigError
@@ -68,14 +69,15 @@ def test_submit_debug_executor_runs_jobs_and_merges(tmp_path, tiny_tokenizer, fa
     assert all((merged / "records" / f"{p}.jsonl").is_file() for p in points)
 
 
-def _fake_results(root, name, fingerprint, engine="vllm", point="sd-off-c1"):
+def _fake_results(root, name, fingerprint, engine="vllm", point="sd-off-c1", output_len=16):
     """A minimal results folder: manifest + one point, as the runner writes them."""
     from speedbench.metrics.distribution import distribution
     from speedbench.metrics.summary import PointSummary
     from speedbench.results import ResultsDir
 
-    rd = ResultsDir(root / name).create({"status": "complete", "prompts": {"fingerprint": fingerprint},
-                                         "points_planned": [point]})
+    rd = ResultsDir(root / name).create({
+        "status": "complete", "prompts": {"fingerprint": fingerprint, "ids_sha256": fingerprint[::-1]},
+        "generation": {"output_len": output_len, "temperature": 0.0, "ignore_eos": True}, "points_planned": [point]})
     d = distribution([1.0, 2.0])
     rd.append_point(PointSummary(point, engine, "sd-off", "off", None, 1, None, 2, 2, 0, 0, {}, 1.0, 20, 20.0, 2.0,
                                  d, d, d, d, d, 1.0, d, None, None, None))
@@ -94,12 +96,29 @@ def test_merge_renames_clashing_points_and_refuses_other_prompts(tmp_path):
         merge_results([a, b], out)
 
     c = _fake_results(tmp_path, "c", "0" * 64)
-    with pytest.raises(ConfigError, match="different prompt sets"):
+    with pytest.raises(NotComparable, match="different prompt sets"):
         merge_results([a, c], tmp_path / "m2")
     res = CliRunner().invoke(main, ["merge", str(a), str(c), "--out", str(tmp_path / "m3")])
-    assert res.exit_code == 2 and "prompt fingerprints differ" in res.output
+    assert res.exit_code == 2 and "different prompt sets (token ids differ)" in res.output
     assert not (tmp_path / "m3").exists()
     shutil.rmtree(out)
+
+
+def test_merge_refuses_different_output_length_unless_allowed(tmp_path):
+    a = _fake_results(tmp_path, "a", "f" * 64, output_len=16)
+    b = _fake_results(tmp_path, "b", "f" * 64, engine="sglang", output_len=4)
+    res = CliRunner().invoke(main, ["merge", str(a), str(b), "--out", str(tmp_path / "m")])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert f"output_len {a}=16, {b}=4" in res.output and not (tmp_path / "m").exists()
+    res = CliRunner().invoke(main, ["merge", str(a), str(b), "--out", str(tmp_path / "m"),
+                                    "--allow-generation-mismatch"])
+    assert res.exit_code == 0, res.output
+    manifest = json.loads((tmp_path / "m" / "manifest.json").read_text())
+    assert manifest["generation_differences_allowed"] == [f"output_len {a}=16, {b}=4"]
+    # a merged folder with mixed settings is never silently like one with a single setting
+    c = _fake_results(tmp_path, "c", "f" * 64, output_len=16)
+    res = CliRunner().invoke(main, ["compare", str(tmp_path / "m"), str(c)])
+    assert res.exit_code == 2 and "output_len m=mixed, c=16" in res.output
 
 
 def test_submitting_leaves_the_callers_logging_alone(tmp_path):

@@ -1,22 +1,29 @@
-"""REST service: start -> status -> report, auth, compare refusing different prompts, a real uvicorn process."""
+"""REST service: start -> status -> report, auth, compare refusing different prompts, a real uvicorn process.
+
+The attacks of issue 18 against a real uvicorn process are in test_rest_security.py."""
 import json
-import os
+import pathlib
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from speedbench.api.rest import create_app, serve_api
-from speedbench.config import ConfigError
+from speedbench.api.policy import SubmitPolicy
+from speedbench.api.rest import create_app
 
 pytestmark = pytest.mark.slow
 TOKEN = "s3cret-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def rest_body(config: dict) -> dict:
+    """An attach config as a REST body: the service decides where results go."""
+    return {k: v for k, v in config.items() if k != "output_dir"}
+
+
+def app_for(out, *roots):
+    return create_app(out, token=TOKEN, policy=SubmitPolicy(allow_roots=[pathlib.Path(r) for r in roots]))
 
 
 def wait_done(get, run_id, headers=None, timeout_s=60):
@@ -31,13 +38,15 @@ def wait_done(get, run_id, headers=None, timeout_s=60):
 
 def test_start_status_report_with_token(tmp_path, tiny_tokenizer, fake_sd_server, attach_config):
     out = tmp_path / "results"
-    body = attach_config(fake_sd_server.url, tiny_tokenizer, tmp_path)
-    auth = {"Authorization": f"Bearer {TOKEN}"}
-    with TestClient(create_app(out, token=TOKEN)) as client:
+    body = rest_body(attach_config(fake_sd_server.url, tiny_tokenizer, tmp_path))
+    auth = AUTH
+    with TestClient(app_for(out, tmp_path, tiny_tokenizer)) as client:
         assert client.get("/runs").status_code == 401
         assert client.get("/runs", headers={"Authorization": "Bearer wrong"}).status_code == 401
-        assert client.get("/docs").status_code == 200
-        assert "BenchmarkConfig" in json.dumps(client.get("/openapi.json").json()["paths"]["/runs"]["post"])
+        assert client.get("/docs").status_code == 401 and client.get("/docs", headers=auth).status_code == 200
+        assert client.get("/health").json() == {"status": "ok"}
+        doc = client.get("/openapi.json", headers=auth).json()
+        assert "BenchmarkConfig" in json.dumps(doc["paths"]["/runs"]["post"])
 
         r = client.post("/runs", json=body, headers=auth)
         assert r.status_code == 202, r.text
@@ -47,12 +56,13 @@ def test_start_status_report_with_token(tmp_path, tiny_tokenizer, fake_sd_server
         assert info["status"] == "complete", info
         assert info["points_finished"] == 2 and info["current_point"] is None
 
-        rep = client.get(f"/runs/{run['id']}/report", headers=auth).json()
-        assert [row["point_id"] for row in rep["rows"]] == ["ngram-k3-c1", "ngram-k3-c2"]
-        assert all(row["ok"] == row["sent"] > 0 for row in rep["rows"])
-        assert {c["category"] for c in rep["categories"]["ngram-k3-c1"]} >= {"Coding", "Math"}
+        rep = client.get(f"/runs/{run['id']}/report", headers=auth).json()   # `speedbench report --format json`
+        assert rep["kind"] == "report" and rep["runs"][0]["manifest"]["generation"]["output_len"] == 12
+        assert [row["point_id"] for row in rep["points"]] == ["ngram-k3-c1", "ngram-k3-c2"]
+        assert all(row["ok"] == row["sent"] > 0 for row in rep["points"])
+        assert {c["category"] for c in rep["category_acceptance"]} >= {"Coding", "Math"}
         md = client.get(f"/runs/{run['id']}/report?format=md", headers=auth)
-        assert md.text.startswith("| engine |") and "ngram-k3" in md.text
+        assert md.headers["content-type"].startswith("text/markdown") and "## Throughput and latency" in md.text
         csv = client.get(f"/runs/{run['id']}/report?format=csv", headers=auth).text.splitlines()
         assert csv[0].startswith("point_id,") and len(csv) == 3
 
@@ -69,8 +79,8 @@ def test_start_status_report_with_token(tmp_path, tiny_tokenizer, fake_sd_server
 
 def test_compare_side_by_side_and_refuses_other_prompts(tmp_path, tiny_tokenizer, fake_sd_server, attach_config):
     out = tmp_path / "results"
-    body = attach_config(fake_sd_server.url, tiny_tokenizer, tmp_path, concurrency=[1])
-    with TestClient(create_app(out)) as client:   # loopback without a token: allowed
+    body = rest_body(attach_config(fake_sd_server.url, tiny_tokenizer, tmp_path, concurrency=[1]))
+    with TestClient(app_for(out, tmp_path, tiny_tokenizer), headers=AUTH) as client:
         a = client.post("/runs", json=body).json()["id"]
         b = client.post("/runs", json={**body, "name": "second"}).json()["id"]
         assert a != b
@@ -78,9 +88,9 @@ def test_compare_side_by_side_and_refuses_other_prompts(tmp_path, tiny_tokenizer
             assert wait_done(client.get, rid)["status"] == "complete"
         cmp = client.get(f"/compare?ids={a},{b}")
         assert cmp.status_code == 200, cmp.text
-        assert [row["run"] for row in cmp.json()["rows"]] == [a, b]
+        assert [row["run"] for row in cmp.json()["compare"]] == [a, b]
         md = client.get(f"/compare?ids={a},{b}&format=md").text
-        assert f"vllm@{a}" in md and f"vllm@{b}" in md
+        assert "## Side by side (same prompt set)" in md and a in md and b in md
 
         # a copy of run b "measured on other prompts": a different fingerprint in its manifest
         other = out / "other-prompts"
@@ -92,50 +102,3 @@ def test_compare_side_by_side_and_refuses_other_prompts(tmp_path, tiny_tokenizer
         bad = client.get(f"/compare?ids={a},other-prompts")
         assert bad.status_code == 409
         assert "different prompt sets" in bad.json()["detail"]
-
-
-def test_refuses_non_loopback_without_token():
-    with pytest.raises(ConfigError, match="without a token"):
-        serve_api(host="0.0.0.0", port=1, token=None)
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_real_uvicorn_process(tmp_path, tiny_tokenizer, fake_sd_server, attach_config):
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    out = tmp_path / "results"
-    proc = subprocess.Popen([sys.executable, "-m", "speedbench.cli", "serve-api", "--port", str(port),
-                             "--output-dir", str(out)], env={**os.environ, "SPEEDBENCH_API_TOKEN": TOKEN},
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/docs", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, "serve-api did not come up"
-            time.sleep(0.2)
-        with httpx.Client(base_url=base, timeout=10) as c:
-            assert c.post("/runs", json={}).status_code == 401          # token required: env-enabled
-            auth = {"Authorization": f"Bearer {TOKEN}"}
-            r = c.post("/runs", json=attach_config(fake_sd_server.url, tiny_tokenizer, tmp_path, concurrency=[1]),
-                       headers=auth)
-            assert r.status_code == 202, r.text
-            info = wait_done(c.get, r.json()["id"], auth)
-            assert info["status"] == "complete" and info["points_finished"] == 1
-            rows = c.get(f"/runs/{info['id']}/report", headers=auth).json()["rows"]
-            assert rows[0]["point_id"] == "ngram-k3-c1" and rows[0]["ok"] == rows[0]["sent"]
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)

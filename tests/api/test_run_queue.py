@@ -80,3 +80,22 @@ def test_queue_per_gpu_set_and_progress(tmp_path):
 def test_run_ids_are_folder_names_only(tmp_path, bad):
     m = RunManager(tmp_path)
     assert m.get(bad) is None and m.results_path(bad) is None
+
+
+def test_progress_counts_every_repeat(tmp_path):
+    """With load.repeats > 1 the service plans every repeat, with the runner's own point ids."""
+    from speedbench.point_id import planned_points
+
+    StubRunner.gate.clear()
+    m = RunManager(tmp_path, runner_factory=StubRunner)
+    config = cfg(name="rep")
+    config.load.repeats = 2
+    state = m.submit(config)
+    wait_for(lambda: m.get(state.id)["points_finished"] == 1)
+    info = m.get(state.id)
+    assert info["points_planned"] == 8                  # 2 SD settings x 2 concurrencies x 2 repeats
+    assert info["current_point"] == "sd-off-c1-r2"      # the runner's second point, not 'sd-off-c2'
+    assert state.points_planned == planned_points(config)   # the same function the runner's manifest uses
+    StubRunner.gate.set()
+    wait_for(lambda: m.get(state.id)["status"] == "complete")
+    m.shutdown()

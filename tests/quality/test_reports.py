@@ -7,7 +7,8 @@ import pytest
 from speedbench.config import expand_draft_lengths
 from speedbench.metrics.summary import summarize_point
 from speedbench.quality.gamma_report import build_gamma, write_gamma
-from speedbench.quality.points import load_points, parse_repeat
+from speedbench.point_id import repeat_of
+from speedbench.quality.points import load_points
 from speedbench.quality.quality_report import build_quality
 from speedbench.results import ResultsDir
 from tests.conftest import make_record
@@ -54,7 +55,7 @@ def results(tmp_path):
 
 
 def test_repeat_ids_and_draft_length_expansion():
-    assert parse_repeat("ngram-k3-c4-r2") == 2 and parse_repeat("ngram-k3-c4") == 1
+    assert repeat_of("ngram-k3-c4-r2") == 2 and repeat_of("ngram-k3-c4") == 1
     sds = expand_draft_lengths([{"method": "off"}, {"method": "ngram", "num_speculative_tokens": 3}], [1, 2, 5])
     assert [(s["method"], s.get("num_speculative_tokens")) for s in sds] == \
         [("off", None), ("ngram", 1), ("ngram", 2), ("ngram", 5)]
@@ -98,7 +99,7 @@ def test_write_gamma_files(results):
 
 def test_point_names_carry_repeats_only_when_repeating():
     from speedbench.config import LoadConfig, SDConfig
-    from speedbench.runner import point_name
+    from speedbench.point_id import point_name
 
     assert LoadConfig().repeats == 1
     sd = SDConfig(method="ngram", num_speculative_tokens=3)

@@ -25,7 +25,8 @@ def sample_dir(tmp_path) -> Path:
 
 
 def build_results(path: Path, speedups: dict[int, float], *, engine: str = "vllm", fingerprint: str = "fp0",
-                  tp: int = 1, extras: dict | None = None, sd_label: str = "eagle3-k3") -> Path:
+                  tp: int = 1, extras: dict | None = None, sd_label: str = "eagle3-k3", output_len: int = 16,
+                  engine_version: str = "1.0") -> Path:
     """A results folder with SD off / SD on at each concurrency; SD-on output TPS = speedup × 100 / c^0.5.
 
     Records: two categories; SD-on requests draft with per-request counters so AL drafted is defined.
@@ -33,9 +34,9 @@ def build_results(path: Path, speedups: dict[int, float], *, engine: str = "vllm
     manifest = {"status": "complete",
                 "config": {"engine": {"name": engine, "model": "/models/tiny-llm", "tensor_parallel_size": tp},
                            "sd": [{"method": "off"}, {"method": "eagle3", "num_speculative_tokens": 3}],
-                           "load": {"concurrency": sorted(speedups)}},
+                           "load": {"concurrency": sorted(speedups), "output_len": output_len}},
                 "prompts": {"fingerprint": fingerprint, "ids_sha256": fingerprint + "-ids", "num_prompts": 4},
-                "engine": {"name": engine, "versions": {engine: "1.0"}},
+                "engine": {"name": engine, "versions": {engine: engine_version}},
                 "machine": {"hostname": "test", "gpus": []}, "harness": {"speedbench": "test"}}
     rd = ResultsDir(path).create(manifest)
     for sd_on in (False, True):

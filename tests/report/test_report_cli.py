@@ -84,6 +84,23 @@ def test_compare_refuses_different_prompt_sets(tmp_path):
     assert "different prompt sets" in res.output and "fpA" in res.output and "fpB" in res.output
 
 
+def test_compare_refuses_different_generation_settings_unless_allowed(tmp_path):
+    """issue 22.3: an SD-off run at output length 16 and an SD-on run at 4 are not a speedup."""
+    a = build_results(tmp_path / "a", {1: 1.2}, output_len=16)
+    b = build_results(tmp_path / "b", {1: 1.1}, output_len=4, engine_version="1.1")
+    res = CliRunner().invoke(main, ["compare", str(a), str(b)])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    line = res.output.strip()
+    assert "\n" not in line and "different generation settings" in line
+    assert "output_len a=16, b=4" in line and "vllm version (vllm) a=1.0, b=1.1" in line
+    assert "--allow-generation-mismatch" in line
+
+    ok = CliRunner().invoke(main, ["compare", str(a), str(b), "--format", "md", "--allow-generation-mismatch"])
+    assert ok.exit_code == 0, ok.output
+    assert "Generation settings DIFFER (compared on request): output_len a=16, b=4" in ok.stdout
+    assert "warning: compared although generation settings differ: output_len a=16, b=4" in ok.stderr
+
+
 def test_compare_same_prompts_side_by_side(tmp_path):
     a = build_results(tmp_path / "a", {1: 1.2, 4: 0.9}, engine="vllm")
     b = build_results(tmp_path / "b", {1: 1.1, 4: 0.8}, engine="sglang", tp=2)
