@@ -16,6 +16,7 @@ from speedbench.data.pretokenize import PromptSet, cache_path, prepare_prompts
 from speedbench.engines import get_adapter
 from speedbench.engines.base import EngineAdapter
 from speedbench.engines.server import ServerProcess, pick_free_port
+from speedbench.engines.versions import installed_version
 from speedbench.env_info import engine_python_versions, harness_versions, machine_info
 from speedbench.guard import PointGuard
 from speedbench.load.client import LoadPlan, run_async
@@ -89,6 +90,9 @@ class BenchmarkRunner:
             raise ConfigError("no tokenizer: set data.tokenizer (--tokenizer) when attaching with --endpoint")
         if not cfg.engine.endpoint:
             preflight.check_port(cfg.engine.host, cfg.engine.port)
+            self.adapter.installed_version = installed_version(cfg.engine.python, self.adapter.dists)
+            for sd in cfg.sd:  # every flag of every setting, before any server starts
+                self.adapter.check_version(sd, max(cfg.load.concurrency))
 
     def check_prompts_fit(self, prompts: PromptSet) -> None:
         """Prompt + output within the served context: from the launch flags or the model's config.json."""
@@ -357,6 +361,7 @@ class BenchmarkRunner:
             "machine": machine_info(),
             "harness": harness_versions(),
             "engine": {"name": self.adapter.name, "attached": bool(cfg.engine.endpoint),
+                       "version": self.adapter.installed_version, "version_pinned": cfg.engine.version,
                        "versions": {} if cfg.engine.endpoint else engine_python_versions(cfg.engine.python)},
             "points_planned": [point_name(sd, c, r, cfg.load.repeats) for sd, c in self.points()
                                for r in range(1, cfg.load.repeats + 1)],
