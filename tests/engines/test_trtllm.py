@@ -160,3 +160,15 @@ def test_id_only_outputs_get_text_for_the_text_scores(tiny_tokenizer):
     rec.output_ids = ids
     texts_from_ids([PointData({"point_id": "ngram-k3-c1"}, [rec])], {"config": {"data": {"tokenizer": tiny_tokenizer}}})
     assert rec.text == tok.decode(ids) and "answer" in rec.text and "[UNK]" not in rec.text
+
+
+@pytest.mark.parametrize("name,al", [("trtllm_test_per_sequence_choice0", 2.0), ("trtllm_test_per_sequence_choice1",
+                                     1 + 1 / 3), ("aiperf_docs_example", 2.5)])
+def test_upstream_speculative_decoding_blocks(name, al):
+    from speedbench.engines.trtllm import request_counters
+
+    block = json.loads((TR / "speculative_decoding_blocks_upstream.json").read_text())[name]
+    c = request_counters(block)
+    assert (c.drafts, c.draft_tokens, c.accepted_tokens) == (
+        block["num_spec_steps"], block["total_draft_tokens"], block["total_accepted_draft_tokens"])
+    assert c.acceptance_length == pytest.approx(al) and c.draft_acceptance_rate == pytest.approx(block["acceptance_rate"])
