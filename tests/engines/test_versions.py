@@ -71,3 +71,24 @@ def test_runner_refuses_before_any_server_starts(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match="sglang 0.4.10.post2 does not accept"):
         r.validate()
     assert r.adapter.installed_version == "0.4.10.post2"
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_engines_show_writes_what_the_pinned_release_documents(preset):
+    from click.testing import CliRunner
+
+    from speedbench.cli import main
+
+    cfg = BenchmarkConfig.from_dict(load_preset(preset))
+    top = max(cfg.load.concurrency)
+    res = CliRunner().invoke(main, ["engines", "show", preset, "--draft-length", "5"])
+    assert res.exit_code == 0, res.output
+    commands = [l for l in res.output.splitlines() if not l.startswith("#")]
+    assert len(commands) == len(cfg.sd)
+    if cfg.engine.name == "sglang":  # deltas and decode graphs sized to the sweep, SD off and on alike
+        assert all("--incremental-streaming-output" in c and f"--cuda-graph-max-bs-decode {top}" in c
+                   and f"--max-running-requests {top}" in c for c in commands)
+    if cfg.engine.name == "trtllm":
+        assert "eagle3_one_model" not in res.output and "enable_padding: true" in res.output
+        assert res.output.count(f"    - {top}\n") == len(cfg.sd)  # the largest concurrency has its graph
+        assert "max_draft_len: 5" in res.output and "per_request_spec_decode_stats: true" in res.output
