@@ -16,7 +16,7 @@ from speedbench.data.pretokenize import PromptSet, cache_path, prepare_prompts
 from speedbench.engines import get_adapter
 from speedbench.engines.base import EngineAdapter
 from speedbench.engines.server import ServerProcess, pick_free_port
-from speedbench.engines.versions import installed_version
+from speedbench.engines.versions import version_of
 from speedbench.env_info import engine_python_versions, harness_versions, machine_info
 from speedbench.guard import PointGuard
 from speedbench.load.client import LoadPlan, run_async
@@ -73,6 +73,7 @@ class BenchmarkRunner:
         self.server: Optional[ServerProcess] = None
         self.base_url: Optional[str] = None  # the server being measured, while a sweep runs
         self._prompt_lens: list[int] = []
+        self._engine_env: Optional[dict] = None  # versions in the engine's environment, read by validate()
 
     # ---- planning -------------------------------------------------------------------------------------
     def validate(self) -> None:
@@ -90,7 +91,9 @@ class BenchmarkRunner:
             raise ConfigError("no tokenizer: set data.tokenizer (--tokenizer) when attaching with --endpoint")
         if not cfg.engine.endpoint:
             preflight.check_port(cfg.engine.host, cfg.engine.port)
-            self.adapter.installed_version = installed_version(cfg.engine.python, self.adapter.dists)
+            # asked once (an interpreter that hangs costs its timeout once); the manifest records the same answer
+            self._engine_env = engine_python_versions(cfg.engine.python)
+            self.adapter.installed_version = version_of(self._engine_env, self.adapter.dists)
             for sd in cfg.sd:  # every flag of every setting, before any server starts
                 self.adapter.check_version(sd, max(cfg.load.concurrency))
 
@@ -362,7 +365,8 @@ class BenchmarkRunner:
             "harness": harness_versions(),
             "engine": {"name": self.adapter.name, "attached": bool(cfg.engine.endpoint),
                        "version": self.adapter.installed_version, "version_pinned": cfg.engine.version,
-                       "versions": {} if cfg.engine.endpoint else engine_python_versions(cfg.engine.python)},
+                       "versions": {} if cfg.engine.endpoint else self._engine_env
+                       if self._engine_env is not None else engine_python_versions(cfg.engine.python)},
             "points_planned": [point_name(sd, c, r, cfg.load.repeats) for sd, c in self.points()
                                for r in range(1, cfg.load.repeats + 1)],
         }

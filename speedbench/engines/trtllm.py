@@ -50,8 +50,8 @@ M_ACCEPTED_POS = "trtllm_spec_decode_accepted_tokens_total"
 
 
 _LLM_ARGS = "tensorrt_llm/llmapi/llm_args.py (code index id 7019226376, 1.2/1.3 dev)"
-_PER_REQUEST = ("tests/unittest .../test_spec_decode_stats (2026, main) and aiperf docs; the release it "
-                "first shipped in was not read: 1.3.0 is assumed")
+_PER_REQUEST = ("the upstream test of serve/postprocess_handlers._build_spec_decode_stats (code index id "
+                "68498373284, 2026); the release it first shipped in was not read: 1.3.0 is assumed")
 # The 1.2.0 floor is the (Eagle3 decoding_type, max_draft_len for every method): not re-read at the tag.
 FLOORS: dict[str, Floor] = {f.flag: f for f in [
     *(Floor(flag, "1.2.0", "tensorrt_llm/commands/serve.py @00209af") for flag in (

@@ -64,5 +64,9 @@ def installed_version(python: str, dists: tuple[str, ...]) -> Optional[str]:
     """The engine's version in its own environment (first distribution found), None when unknown."""
     from speedbench.env_info import engine_python_versions
 
-    found = engine_python_versions(python, dists)
+    return version_of(engine_python_versions(python, dists), dists)
+
+
+def version_of(found: dict, dists: tuple[str, ...]) -> Optional[str]:
+    """The first of ``dists`` in an ``engine_python_versions`` answer."""
     return next((found[d] for d in dists if found.get(d)), None)

@@ -171,4 +171,5 @@ def test_upstream_speculative_decoding_blocks(name, al):
     c = request_counters(block)
     assert (c.drafts, c.draft_tokens, c.accepted_tokens) == (
         block["num_spec_steps"], block["total_draft_tokens"], block["total_accepted_draft_tokens"])
-    assert c.acceptance_length == pytest.approx(al) and c.draft_acceptance_rate == pytest.approx(block["acceptance_rate"])
+    assert c.acceptance_length == pytest.approx(al)
+    assert c.draft_acceptance_rate == pytest.approx(block["acceptance_rate"])
