@@ -104,6 +104,9 @@ class EngineConfig(_Strict):
     model: Optional[str] = Field(None, description="model directory or hub id served by the engine")
     served_model_name: Optional[str] = None
     python: str = Field(sys.executable, description="Python interpreter of the engine's own environment")
+    version: Optional[str] = Field(
+        None, description="engine release this config was checked against; launch flags follow the installed "
+                          "release when it can be read from the engine's environment, else this one")
     endpoint: Optional[str] = Field(None, description="attach to a running server at this URL instead of launching")
     api_key: Optional[SecretStr] = Field(
         None, description="sent as 'Authorization: Bearer <key>' (a server started with --api-key); best set by "
@@ -122,6 +125,11 @@ class EngineConfig(_Strict):
     on_server_death: Literal["restart", "stop"] = Field(
         "restart", description="a launched server died mid-sweep: restart it and go on, or stop the sweep")
     max_restarts: int = Field(1, ge=0, description="restarts allowed per SD setting before the sweep stops")
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_text(cls, v):
+        return None if v is None else str(v)  # YAML reads 1.2 as a float
 
     @field_validator("model", "python")
     @classmethod

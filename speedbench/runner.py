@@ -16,6 +16,7 @@ from speedbench.data.pretokenize import PromptSet, cache_path, prepare_prompts
 from speedbench.engines import get_adapter
 from speedbench.engines.base import EngineAdapter
 from speedbench.engines.server import ServerProcess, pick_free_port
+from speedbench.engines.versions import version_of
 from speedbench.env_info import engine_python_versions, harness_versions, machine_info
 from speedbench.guard import PointGuard
 from speedbench.load.client import LoadPlan, run_async
@@ -73,6 +74,7 @@ class BenchmarkRunner:
         self.server: Optional[ServerProcess] = None
         self.base_url: Optional[str] = None  # the server being measured, while a sweep runs
         self._prompt_lens: list[int] = []
+        self._engine_env: Optional[dict] = None  # versions in the engine's environment, read by validate()
 
     # ---- planning -------------------------------------------------------------------------------------
     def validate(self) -> None:
@@ -90,6 +92,11 @@ class BenchmarkRunner:
             raise ConfigError("no tokenizer: set data.tokenizer (--tokenizer) when attaching with --endpoint")
         if not cfg.engine.endpoint:
             preflight.check_port(cfg.engine.host, cfg.engine.port)
+            # asked once (an interpreter that hangs costs its timeout once); the manifest records the same answer
+            self._engine_env = engine_python_versions(cfg.engine.python)
+            self.adapter.installed_version = version_of(self._engine_env, self.adapter.dists)
+            for sd in cfg.sd:  # every flag of every setting, before any server starts
+                self.adapter.check_version(sd, max(cfg.load.concurrency))
 
     def check_prompts_fit(self, prompts: PromptSet) -> None:
         """Prompt + output within the served context: from the launch flags or the model's config.json."""
@@ -357,7 +364,9 @@ class BenchmarkRunner:
             "machine": machine_info(),
             "harness": harness_versions(),
             "engine": {"name": self.adapter.name, "attached": bool(cfg.engine.endpoint),
-                       "versions": {} if cfg.engine.endpoint else engine_python_versions(cfg.engine.python)},
+                       "version": self.adapter.installed_version, "version_pinned": cfg.engine.version,
+                       "versions": {} if cfg.engine.endpoint else self._engine_env
+                       if self._engine_env is not None else engine_python_versions(cfg.engine.python)},
             # how every request generated (compare/merge refuse runs that differ: speedbench.report.comparable)
             "generation": {"output_len": cfg.load.output_len, **self.adapter.sampling},
             "points_planned": planned_points(cfg),

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Optional
 
 from speedbench.config import ConfigError, EngineConfig, SDConfig
 from speedbench.engines.acceptance import SpecDecodeCounters
+from speedbench.engines.versions import Floor, check_floors
 
 if TYPE_CHECKING:
     import aiohttp
@@ -22,9 +23,21 @@ class EngineAdapter(abc.ABC):
     # What every request asks beyond its length: greedy (SD must then reproduce SD-off ids) and no stop at EOS
     # (every request generates exactly output_len tokens). Sent by build_request, recorded in the manifest.
     sampling: ClassVar[dict[str, Any]] = {"temperature": 0.0, "ignore_eos": True}
+    # distributions whose version is the engine's (first found wins), read without importing the engine
+    dists: ClassVar[tuple[str, ...]] = ()
+    # flag as emitted -> the release range that accepts it (see speedbench/engines/versions.py)
+    floors: ClassVar[dict[str, Floor]] = {}
+    # flags whose value selects a feature with its own floor: emitted as "--flag=value" in ``emitted_flags``
+    valued_flags: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, cfg: EngineConfig) -> None:
         self.cfg = cfg
+        self.installed_version: Optional[str] = None  # read from the engine's environment before launch
+
+    @property
+    def version(self) -> Optional[str]:
+        """The release flags are written for: the installed one when known, else the one the config pins."""
+        return self.installed_version or self.cfg.version
 
     # ---- launch -------------------------------------------------------------------------------
     def check_sd(self, sd: SDConfig) -> None:
@@ -39,6 +52,22 @@ class EngineAdapter(abc.ABC):
     def launch_files(self, sd: SDConfig, max_concurrency: int = 256) -> dict[str, str]:
         """Files the launch argv refers to (path -> content), e.g. an engine config file; written by launch_argv."""
         return {}
+
+    def emitted_flags(self, sd: SDConfig, max_concurrency: int = 256) -> list[str]:
+        """Every flag the adapter writes for this setting (engine.extra_args excluded: those are the user's)."""
+        argv = self.launch_argv(sd, "127.0.0.1", 8000, max_concurrency)
+        argv = argv[:len(argv) - len(self.cfg.extra_args)]
+        out = []
+        for i, a in enumerate(argv):
+            if a.startswith("--"):
+                out.append(f"{a}={argv[i + 1]}" if a in self.valued_flags else a)
+        return out
+
+    def check_version(self, sd: SDConfig, max_concurrency: int = 256) -> None:
+        """Refuse before launch when the installed engine lacks a flag this setting needs."""
+        if self.installed_version:
+            check_floors(self.name, self.installed_version,
+                         [self.floors[f] for f in self.emitted_flags(sd, max_concurrency) if f in self.floors])
 
     def launch_env(self, sd: SDConfig) -> dict[str, str]:
         return dict(self.cfg.env)

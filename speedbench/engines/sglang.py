@@ -23,6 +23,7 @@ from speedbench.config import ConfigError, SDConfig
 from speedbench.engines.acceptance import SpecDecodeCounters, counters_from_histogram
 from speedbench.engines.base import EngineAdapter
 from speedbench.engines.prometheus import parse_prometheus, sum_metric
+from speedbench.engines.versions import Floor, spelling
 
 if TYPE_CHECKING:
     import aiohttp
@@ -44,6 +45,41 @@ M_ACCEPT_LENGTH = "sglang:spec_accept_length"         # gauge: present whenever 
 _HISTOGRAM_KEYS = ("spec_correct_drafts_histogram", "spec_accept_histogram")
 _CORRECT_KEYS = ("spec_num_correct_drafts", "spec_accepted_drafts", "spec_accept_token_num")
 _PROPOSED_KEYS = ("spec_num_proposed_drafts", "spec_proposed_drafts", "spec_draft_token_num")
+
+
+# Read from the PyPI wheels (sglang/srt/server_args.py, or arg_groups/fields/*.py from 0.5.22 on): a flag's floor
+# is the earliest of 0.4.10.post2 / 0.5.18 / 0.5.22 / 0.5.23 that has it (see docs/engines/sglang.md).
+_WHEELS = "sglang/srt/server_args.py (wheel {})"
+FLOORS: dict[str, Floor] = {f.flag: f for f in [
+    *(Floor(flag, "0.4.10.post2", _WHEELS.format("0.4.10.post2")) for flag in (
+        "--model-path", "--served-model-name", "--host", "--port", "--tp-size", "--max-running-requests",
+        "--enable-metrics", "--stream-interval", "--dp-size", "--ep-size", "--mem-fraction-static",
+        "--speculative-algorithm=EAGLE", "--speculative-algorithm=EAGLE3", "--speculative-algorithm=NEXTN",
+        "--speculative-draft-model-path", "--speculative-num-steps", "--speculative-eagle-topk",
+        "--speculative-num-draft-tokens")),
+    *(Floor(flag, "0.5.18", _WHEELS.format("0.5.18")) for flag in (
+        "--speculative-algorithm=NGRAM", "--speculative-algorithm=STANDALONE",
+        "--speculative-ngram-min-bfs-breadth", "--speculative-ngram-max-bfs-breadth",
+        "--incremental-streaming-output", "--cuda-graph-max-bs-decode")),
+    # renamed (0.5.18 keeps the old names as deprecated aliases; 0.5.22 has neither)
+    Floor("--cuda-graph-max-bs", "0.4.10.post2", _WHEELS.format("0.4.10.post2 .. 0.5.18"), until="0.5.18"),
+    Floor("--stream-output", "0.4.10.post2", _WHEELS.format("0.4.10.post2 .. 0.5.18"), until="0.5.18"),
+]}
+RENAMED_SINCE = "0.5.18"
+# flags in engine.extra_args that turn on DP attention, which SGLang refuses with n-gram and standalone drafts
+_DP_ATTENTION = ("--enable-dp-attention", "--attn-dp-size", "--attention-data-parallel-size")
+
+
+def dp_attention_requested(extra_args: list[str]) -> bool:
+    for i, a in enumerate(extra_args):
+        name, eq, val = a.partition("=")
+        if name == "--enable-dp-attention":
+            return True
+        if name in _DP_ATTENTION:
+            raw = val if eq else (extra_args[i + 1] if i + 1 < len(extra_args) else "")
+            if raw.isdigit() and int(raw) > 1:
+                return True
+    return False
 
 
 def _first(d: dict, keys: tuple[str, ...]):
@@ -75,6 +111,9 @@ class SGLangAdapter(EngineAdapter):
     supported_sd = ("off", "eagle", "eagle3", "mtp", "ngram", "draft_model")
     # does a real 1-token generation: ready means the model answers, not just that HTTP is up
     health_path = "/health_generate"
+    dists = ("sglang",)
+    floors = FLOORS
+    valued_flags = ("--speculative-algorithm",)
 
     def __init__(self, cfg) -> None:
         super().__init__(cfg)
@@ -95,16 +134,25 @@ class SGLangAdapter(EngineAdapter):
                 "--tp-size", str(c.tensor_parallel_size),
                 # SD silently caps running requests at 48 when unset; size it for the sweep, SD off alike
                 "--max-running-requests", str(max_concurrency),
+                # every sweep point replays a decode CUDA graph (SGLang sizes its own by GPU memory, e.g. 160
+                # on H100 in 0.4.10): vLLM's and TRT-LLM's are sized to the sweep alike
+                spelling(self.version, "--cuda-graph-max-bs-decode", "--cuda-graph-max-bs", RENAMED_SINCE),
+                str(max_concurrency),
                 "--enable-metrics",
-                "--stream-interval", "1"]  # one SSE event per decode step: chunk sizes = tokens per step
+                "--stream-interval", "1",  # one SSE event per decode step: chunk sizes = tokens per step
+                # deltas, as vLLM and TRT-LLM send: the default re-sends all output so far on every event
+                spelling(self.version, "--incremental-streaming-output", "--stream-output", RENAMED_SINCE)]
         if c.data_parallel_size > 1:
             argv += ["--dp-size", str(c.data_parallel_size)]
         if c.expert_parallel_size > 1:
             argv += ["--ep-size", str(c.expert_parallel_size)]
         if c.gpu_memory_fraction is not None:
             argv += ["--mem-fraction-static", str(c.gpu_memory_fraction)]
-        if sd.enabled and sd.method == "ngram" and c.data_parallel_size > 1:
-            raise ConfigError("engine 'sglang' does not support SD method 'ngram' with data_parallel_size > 1")
+        if sd.enabled and sd.method in ("ngram", "draft_model") and dp_attention_requested(c.extra_args):
+            # speculative_hook.py: "Currently ngram speculative decoding does not support dp attention" (and
+            # standalone alike); plain --dp-size replicas are fine
+            raise ConfigError(f"engine 'sglang' does not support SD method {sd.method!r} with DP attention "
+                              "(engine.extra_args); plain engine.data_parallel_size works")
         return argv + speculative_args(sd) + list(c.extra_args)
 
     def build_request(self, token_ids: list[int], max_tokens: int) -> tuple[str, dict]:
@@ -172,7 +220,8 @@ class SGLangAdapter(EngineAdapter):
             return None
         gen = sum_metric(samples, M_GEN_TOKENS) or 0.0
         reqs = sum_metric(samples, M_REQUESTS) or 0.0
-        width = sum_metric(samples, M_NUM_DRAFT_TOKENS)
+        # a gauge per scheduler (one per DP rank), all k + 1: summing them would give N·(k + 1)
+        width = max((v for n, _, v in samples if n == M_NUM_DRAFT_TOKENS), default=None)
         k = int(width) - 1 if width else self._draft_len
         if k is None:
             return None  # SD off (or unknown draft length): nothing to count

@@ -15,7 +15,9 @@ Acceptance, globally: Prometheus counters at ``/prometheus/metrics`` when the se
 the adapter accumulates every row it reads, and the runner polls it during each point
 (``poll_during_point``). drafts = ΣnumRequestsWithDraftTokens, draft_tokens = ΣnumDraftTokens,
 accepted = ΣnumAcceptedTokens, so AL = 1 + accepted / drafts (what TRT-LLM's per-iteration
-``acceptanceLength`` averages). trtllm-serve streams no per-request SD counters.
+``acceptanceLength`` averages). Per request: with ``per_request_spec_decode_stats: true`` (newer releases, see
+``FLOORS``) the choice that carries ``finish_reason`` has a ``speculative_decoding`` block (num_spec_steps,
+total_draft_tokens, total_accepted_draft_tokens, acceptance_histogram), read as exact counters.
 """
 from __future__ import annotations
 
@@ -28,10 +30,11 @@ from typing import TYPE_CHECKING, Optional
 import yaml
 
 from speedbench.config import ConfigError, SDConfig
-from speedbench.engines.acceptance import SpecDecodeCounters
+from speedbench.engines.acceptance import SpecDecodeCounters, counters_from_histogram
 from speedbench.engines.base import EngineAdapter
 from speedbench.engines.openai_stream import fold_completion_chunk
 from speedbench.engines.prometheus import parse_prometheus, sum_metric
+from speedbench.engines.versions import Floor, at_least
 
 if TYPE_CHECKING:
     import aiohttp
@@ -46,16 +49,34 @@ M_DRAFTED_POS = "trtllm_spec_decode_drafted_tokens_total"
 M_ACCEPTED_POS = "trtllm_spec_decode_accepted_tokens_total"
 
 
+_LLM_ARGS = "tensorrt_llm/llmapi/llm_args.py (code index id 7019226376, 1.2/1.3 dev)"
+_PER_REQUEST = ("the upstream test of serve/postprocess_handlers._build_spec_decode_stats (code index id "
+                "68498373284, 2026); the release it first shipped in was not read: 1.3.0 is assumed")
+# The 1.2.0 floor is the issue's (Eagle3 decoding_type, max_draft_len for every method): not re-read at the tag.
+FLOORS: dict[str, Floor] = {f.flag: f for f in [
+    *(Floor(flag, "1.2.0", "tensorrt_llm/commands/serve.py @00209af") for flag in (
+        "--host", "--port", "--backend", "--tp_size", "--ep_size", "--extra_llm_api_options")),
+    *(Floor(key, "1.2.0", _LLM_ARGS) for key in (
+        "max_batch_size", "enable_iter_perf_stats", "kv_cache_config.free_gpu_memory_fraction",
+        "disable_overlap_scheduler", "cuda_graph_config.batch_sizes", "cuda_graph_config.enable_padding",
+        "speculative_config.max_draft_len", "speculative_config.speculative_model_dir",
+        "speculative_config.num_nextn_predict_layers", "speculative_config.max_matching_ngram_size",
+        "speculative_config.decoding_type=Eagle3", "speculative_config.decoding_type=MTP",
+        "speculative_config.decoding_type=NGram", "speculative_config.decoding_type=Draft_Target")),
+    Floor("per_request_spec_decode_stats", "1.3.0", _PER_REQUEST),
+]}
+
+
 def speculative_config(sd: SDConfig) -> Optional[dict]:
     if not sd.enabled:
         return None
     k = sd.num_speculative_tokens
     if sd.method == "eagle3":
-        # one-model EAGLE3: the default changed across releases, so it is pinned
-        return {"decoding_type": "Eagle3", "max_draft_len": k, "speculative_model_dir": sd.draft_model,
-                "eagle3_one_model": True}
+        # one-model is the default; eagle3_one_model is deprecated and absent from newer signatures
+        return {"decoding_type": "Eagle3", "max_draft_len": k, "speculative_model_dir": sd.draft_model}
     if sd.method == "mtp":
-        return {"decoding_type": "MTP", "max_draft_len": k}
+        # MTPDecodingConfig sets max_draft_len = num_nextn_predict_layers (default 1): both say k
+        return {"decoding_type": "MTP", "max_draft_len": k, "num_nextn_predict_layers": k}
     if sd.method == "ngram":
         return {"decoding_type": "NGram", "max_draft_len": k, "max_matching_ngram_size": sd.prompt_lookup_max}
     if sd.method == "draft_model":
@@ -63,22 +84,54 @@ def speculative_config(sd: SDConfig) -> Optional[dict]:
     raise ConfigError(f"engine 'trtllm' does not support SD method {sd.method!r}")
 
 
-def llm_api_options(cfg, sd: SDConfig, max_concurrency: int) -> dict:
-    """The ``--extra_llm_api_options`` YAML content (LlmArgs / TorchLlmArgs keys)."""
+def cuda_graph_batch_sizes(max_concurrency: int) -> list[int]:
+    """Powers of two up to the sweep's largest concurrency, and that concurrency itself: with padding on, every
+    batch up to it replays a graph (TRT-LLM's own default stops at 128, so 256 and 512 would run eager)."""
+    sizes = [1 << i for i in range(max_concurrency.bit_length()) if 1 << i < max_concurrency]
+    return sizes + [max_concurrency]
+
+
+def llm_api_options(cfg, sd: SDConfig, max_concurrency: int, version: Optional[str] = None) -> dict:
+    """The ``--extra_llm_api_options`` YAML content (LlmArgs / TorchLlmArgs keys) for this engine release."""
     opts: dict = {
         "max_batch_size": max_concurrency,
         "enable_iter_perf_stats": True,   # feeds GET /metrics (JSON iteration stats incl. specDecodingStats)
+        "cuda_graph_config": {"batch_sizes": cuda_graph_batch_sizes(max_concurrency), "enable_padding": True},
     }
     if cfg.gpu_memory_fraction is not None:
         opts["kv_cache_config"] = {"free_gpu_memory_fraction": cfg.gpu_memory_fraction}
     spec = speculative_config(sd)
     if spec is not None:
         opts["speculative_config"] = spec
+        if at_least(version, FLOORS["per_request_spec_decode_stats"].since):
+            opts["per_request_spec_decode_stats"] = True  # per-request counters on the final chunk
         if sd.method in ("ngram", "draft_model"):
             # these paths run without the overlap scheduler (TRT-LLM docs); the SD-off baseline keeps it,
             # as production would, and the manifest records this file
             opts["disable_overlap_scheduler"] = True
     return opts
+
+
+def flat_keys(opts: dict, prefix: str = "") -> list[str]:
+    """Dotted YAML keys; ``decoding_type`` with its value, since each value has its own floor."""
+    out = []
+    for k, v in opts.items():
+        key = prefix + k
+        if isinstance(v, dict):
+            out += flat_keys(v, key + ".")
+        else:
+            out.append(f"{key}={v}" if k == "decoding_type" else key)
+    return out
+
+
+def request_counters(stats: dict) -> SpecDecodeCounters:
+    """Exact per-request counters from a choice's ``speculative_decoding`` block (histogram h[j] = verify steps
+    that accepted exactly j drafts; its sum is num_spec_steps, its first moment total_accepted_draft_tokens)."""
+    c = counters_from_histogram(list(stats["acceptance_histogram"]), int(stats["total_draft_tokens"]),
+                                "trtllm.per_request")
+    if (c.drafts, c.accepted_tokens) != (stats["num_spec_steps"], stats["total_accepted_draft_tokens"]):
+        raise ValueError(f"trtllm speculative_decoding block is inconsistent: {stats}")
+    return c
 
 
 class TRTLLMAdapter(EngineAdapter):
@@ -87,6 +140,8 @@ class TRTLLMAdapter(EngineAdapter):
     supported_sd = ("off", "eagle3", "mtp", "ngram", "draft_model")
     health_path = "/health"
     poll_interval_s = 0.5  # the iteration-stats queue is bounded: drain it often
+    dists = ("tensorrt_llm",)
+    floors = FLOORS
 
     def __init__(self, cfg) -> None:
         super().__init__(cfg)
@@ -100,7 +155,7 @@ class TRTLLMAdapter(EngineAdapter):
     # ---- launch -------------------------------------------------------------------------------------
     def launch_files(self, sd: SDConfig, max_concurrency: int = 256) -> dict[str, str]:
         self.check_sd(sd)
-        text = yaml.safe_dump(llm_api_options(self.cfg, sd, max_concurrency), sort_keys=False)
+        text = yaml.safe_dump(llm_api_options(self.cfg, sd, max_concurrency, self.version), sort_keys=False)
         # named by content: the same setting always gives the same path, argv stays reproducible
         digest = hashlib.sha256(text.encode()).hexdigest()[:12]
         return {str(self.files_dir / f"llm-api-options-{sd.label}-{digest}.yaml"): text}
@@ -121,6 +176,10 @@ class TRTLLMAdapter(EngineAdapter):
             argv += ["--ep_size", str(c.expert_parallel_size)]
         return argv + ["--extra_llm_api_options", next(iter(files))] + list(c.extra_args)
 
+    def emitted_flags(self, sd: SDConfig, max_concurrency: int = 256) -> list[str]:
+        argv = super().emitted_flags(sd, max_concurrency)
+        return argv + flat_keys(llm_api_options(self.cfg, sd, max_concurrency, self.version))
+
     # ---- requests -----------------------------------------------------------------------------------
     def build_request(self, token_ids: list[int], max_tokens: int) -> tuple[str, dict]:
         return "/v1/completions", {
@@ -129,6 +188,7 @@ class TRTLLMAdapter(EngineAdapter):
             "max_tokens": max_tokens,
             **self.sampling,               # temperature 0.0 (None would mean 1.0), ignore_eos
             "add_special_tokens": False,   # documents intent; id prompts are not re-tokenized anyway
+            "detokenize": False,           # token_ids in every chunk (text stays empty): SD-vs-off compares ids
             "stream": True,
             # cumulative usage on every chunk => exact tokens per chunk (= per engine iteration)
             "stream_options": {"include_usage": True, "continuous_usage_stats": True},
@@ -137,6 +197,13 @@ class TRTLLMAdapter(EngineAdapter):
     def on_event(self, event: dict, rec: "RequestRecord", t_ns: int, sent_ids: list[int]) -> None:
         # token_ids are null unless detokenize=false; trtllm-serve does not echo prompt ids
         fold_completion_chunk(event, rec, t_ns, sent_ids)
+        for ch in event.get("choices") or ():
+            stats = ch.get("speculative_decoding")
+            if stats:  # only on the choice with finish_reason, only with per_request_spec_decode_stats
+                try:
+                    rec.sd = request_counters(stats).to_dict()
+                except (KeyError, TypeError, ValueError) as e:  # a bad block loses its counters, not the request
+                    log.warning("ignoring trtllm speculative_decoding block of %s: %s", rec.request_id, e)
 
     # ---- acceptance counters --------------------------------------------------------------------------
     def fold_iteration_stats(self, rows: list[dict]) -> None:

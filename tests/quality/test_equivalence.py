@@ -39,3 +39,18 @@ def test_warmup_failed_and_unpaired_requests_are_not_compared():
           rec("b", "QA", [1, 2]), rec("z", "QA", [2])]
     pairs = compare_records(on, off)
     assert [p.prompt_id for p in pairs] == ["a"] and pairs[0].exact
+
+
+def test_pairs_without_token_ids_are_refused_not_passed():
+    from speedbench.load.records import RequestRecord
+    from speedbench.quality.equivalence import compare_records, pairs_without_ids
+
+    def rec(ids, text):
+        r = RequestRecord("r", "p1", "coding", 4, 8)
+        r.output_ids, r.text = list(ids), text
+        return r
+
+    # an engine that streamed no ids: two different texts must not read as an exact match
+    assert compare_records([rec([], "Paris")], [rec([], "London")]) == []
+    assert pairs_without_ids([rec([], "Paris")], [rec([1, 2], "London")]) == ["coding"]
+    assert [p.exact for p in compare_records([rec([1, 2], "a")], [rec([1, 2], "a")])] == [True]

@@ -1,0 +1,72 @@
+"""Version floors: the engine release each launch flag needs, checked against the installed engine before launch.
+
+A floor here is the earliest release *read* that has the flag (docs/engines/*.md list the file and release of
+each); the flag may be older. A flag that was renamed also has a ``until``: the last release read that still
+accepts it. The installed version is read from the engine's own environment with importlib.metadata (the
+engine is never imported), so a check costs a subprocess of well under a second, not an engine start-up.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Optional
+
+from packaging.version import InvalidVersion, Version
+
+from speedbench.config import ConfigError
+
+
+@dataclass(frozen=True)
+class Floor:
+    flag: str                     # as emitted: "--dp-size", "speculative_config.decoding_type=Eagle3"
+    since: str                    # earliest release read that accepts it
+    source: str                   # file and release it was read from
+    until: Optional[str] = None   # last release read that accepts it (renamed or removed after)
+
+    def admits(self, version: str) -> bool:
+        v = parse(version)
+        if v is None:
+            return True  # an unparseable version string is reported, not guessed at
+        if v < parse(self.since):
+            return False
+        return self.until is None or v <= parse(self.until)
+
+
+def parse(version: Optional[str]) -> Optional[Version]:
+    """A comparable version; local tags (``+cpu``) and ``-emulated`` suffixes are dropped."""
+    if not version:
+        return None
+    try:
+        return Version(version.split("+")[0].split("-")[0])
+    except InvalidVersion:
+        return None
+
+
+def at_least(version: Optional[str], since: str) -> bool:
+    v = parse(version)
+    return v is not None and v >= parse(since)
+
+
+def spelling(version: Optional[str], new: str, old: str, since: str) -> str:
+    """A renamed flag: the new name from ``since`` on and when the release is unknown, else the old one."""
+    return old if parse(version) is not None and not at_least(version, since) else new
+
+
+def check_floors(engine: str, version: str, floors: Iterable[Floor]) -> None:
+    """Refuse, with one line naming the flag and its range, when the installed engine lacks a flag."""
+    for f in floors:
+        if not f.admits(version):
+            span = f">= {f.since}" + (f" and <= {f.until}" if f.until else "")
+            raise ConfigError(f"{engine} {version} does not accept {f.flag} (needs {engine} {span}; "
+                              f"read in {f.source})")
+
+
+def installed_version(python: str, dists: tuple[str, ...]) -> Optional[str]:
+    """The engine's version in its own environment (first distribution found), None when unknown."""
+    from speedbench.env_info import engine_python_versions
+
+    return version_of(engine_python_versions(python, dists), dists)
+
+
+def version_of(found: dict, dists: tuple[str, ...]) -> Optional[str]:
+    """The first of ``dists`` in an ``engine_python_versions`` answer."""
+    return next((found[d] for d in dists if found.get(d)), None)
