@@ -145,6 +145,9 @@ class DataConfig(_Strict):
     prompts_per_category: Optional[int] = Field(None, ge=1)
     chat_template: Literal["auto", "none"] = "auto"
     bos: Literal["once", "none"] = "once"
+    turns: Literal["all", "first"] = Field(
+        "all", description="multi-turn prompts: send every user turn with the model's own replies in context "
+        "(all, as SPEED-Bench) or only the first turn (first)")
     cache_dir: Optional[str] = None
     source: Optional[str] = Field(None, description="SPEED-Bench data for speed-bench:<config> splits: local "
                                   "folder/parquet or hub name (default nvidia/SPEED-Bench)")
