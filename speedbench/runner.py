@@ -73,6 +73,7 @@ class BenchmarkRunner:
         self.server: Optional[ServerProcess] = None
         self.base_url: Optional[str] = None  # the server being measured, while a sweep runs
         self._prompt_lens: list[int] = []
+        self._reply_end_id: Optional[int] = None   # multi-turn: the template's end-of-turn token (prompts meta)
 
     # ---- planning -------------------------------------------------------------------------------------
     def validate(self) -> None:
@@ -118,7 +119,8 @@ class BenchmarkRunner:
                         shuffle=lc.shuffle_prompts, seed=lc.seed, workers=lc.client_workers,
                         stream_idle_timeout_s=lc.stream_idle_timeout_s, http_client=lc.http_client,
                         headers=self.config.engine.auth_headers(),
-                        next_turn=NextTurn(self.tokenizer_path()) if self.config.data.turns == "all" else None)
+                        next_turn=NextTurn(self.tokenizer_path(), self._reply_end_id)
+                        if self.config.data.turns == "all" else None)
 
     # ---- running --------------------------------------------------------------------------------------
     def run(self, results_dir: Optional[str | Path] = None, resume: bool = False) -> SweepResult:
@@ -128,6 +130,7 @@ class BenchmarkRunner:
         prompts = prepare_prompts(cfg.data, self.tokenizer_path())
         self.check_prompts_fit(prompts)
         self._prompt_lens = self._input_lens(prompts)  # attach mode checks them per server
+        self._reply_end_id = prompts.meta.get("reply_end_id")
         if cfg.engine.endpoint:  # unreachable or too small: one clear line, before a results folder exists
             self._check_endpoint(cfg.engine.endpoint)
         planned = [point_name(sd, c, r, cfg.load.repeats) for sd, c in self.points()

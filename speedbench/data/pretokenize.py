@@ -24,7 +24,7 @@ from speedbench.data.tokenization import (
     apply_bos, build_exact_isl, chat_template, chat_template_from_files, encode, encode_batch, load_tokenizer,
     render_text, template_wrapper, tokenizer_files_digest,
 )
-from speedbench.data.turns import TURNS_RULE, conversation_tails
+from speedbench.data.turns import TURNS_RULE, conversation_tails, reply_end_id
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +126,11 @@ def _text_prompts(cfg: DataConfig, spec: splits.SplitSpec, tokenizer, use_templa
     if cfg.turns == "all":
         meta["turns_used"] = "every user turn"
         meta["turns_rule"] = TURNS_RULE
-        tails = [conversation_tails(tokenizer, p.turns, use_template, p.id) for p in prompts]
+        built_tails = [conversation_tails(tokenizer, p.turns, use_template, p.id) for p in prompts]
+        tails = [t for t, _ in built_tails]
+        meta["reply_end_id"] = reply_end_id(tokenizer, tails)
+        # false: the template re-renders history (see data.turns); earlier turns are kept as sent regardless
+        meta["template_append_only"] = all(ok for _, ok in built_tails)
     else:
         meta["turns_used"] = "first user turn"
         tails = [() for _ in prompts]

@@ -65,7 +65,7 @@ def manifest_facts(manifest: dict) -> list[tuple[str, list[tuple[str, str]]]]:
                          ("split", _get(cfg, "data.split")), ("ISL", _get(cfg, "data.isl") or "native")])),
         ("Prompts (token ids sent)", kv([(k, _get(manifest, f"prompts.{k}")) for k in (
             "fingerprint", "ids_sha256", "num_prompts", "tokenizer", "chat_template_applied", "bos_policy",
-            "bos_id", "turns_used")])),
+            "bos_id", "turns_used", "turns_rule")])),
         ("Machine", kv([("host", machine.get("hostname")), ("platform", machine.get("platform")),
                         ("CPU", f"{machine.get('cpu')} ({machine.get('usable_cpus')} usable cores)"),
                         ("memory GiB", machine.get("memory_gib")),

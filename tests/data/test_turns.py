@@ -5,10 +5,11 @@ import shutil
 import pytest
 
 from speedbench.config import ConfigError, DataConfig
+from speedbench.data.inspect import describe
 from speedbench.data.prompts import load_split
 from speedbench.data.pretokenize import cache_path, fingerprint, prepare_prompts, read_prompt_set
 from speedbench.data.tokenization import apply_bos, encode, load_tokenizer
-from speedbench.data.turns import PLAIN_SEPARATOR, NextTurn, conversation_tails
+from speedbench.data.turns import PLAIN_SEPARATOR, NextTurn, conversation_tails, reply_end_id
 
 # Gemma 3's own chat template (trims every message, as the real one does)
 GEMMA_TEMPLATE = (
@@ -20,9 +21,14 @@ COUNTING_TEMPLATE = ("{{ messages | length }} messages\n{% for m in messages %}{
                      "{% endfor %}{% if add_generation_prompt %}assistant: {% endif %}")
 
 
+# renders only the user turns: a reply has nowhere to go
+DROPPING_TEMPLATE = ("{% for m in messages %}{% if m['role'] == 'user' %}{{ m['content'] }}\n{% endif %}{% endfor %}"
+                     "{% if add_generation_prompt %}assistant: {% endif %}")
+
+
 def _with_template(gemma, tmp_path, template: str) -> str:
     d = tmp_path / "tok"
-    d.mkdir()
+    d.mkdir(parents=True)
     for name in ("tokenizer.json", "tokenizer_config.json"):
         shutil.copy(f"{gemma}/{name}", d / name)
     cfg = json.loads((d / "tokenizer_config.json").read_text())
@@ -35,8 +41,8 @@ def _with_template(gemma, tmp_path, template: str) -> str:
 def test_spliced_turn_equals_the_template_over_the_conversation(gemma, tmp_path):
     tok = load_tokenizer(_with_template(gemma, tmp_path, GEMMA_TEMPLATE))
     turns = ["What is the capital of France?", "And of Italy?", "Which is larger?"]
-    tails = conversation_tails(tok, turns, use_template=True)
-    assert len(tails) == 2
+    tails, append_only = conversation_tails(tok, turns, use_template=True)
+    assert len(tails) == 2 and append_only
     first = apply_bos(encode(tok, tok.apply_chat_template([{"role": "user", "content": turns[0]}], tokenize=False,
                                                           add_generation_prompt=True)), 2, "once")
     replies = ["Paris.", "Rome."]
@@ -50,17 +56,22 @@ def test_spliced_turn_equals_the_template_over_the_conversation(gemma, tmp_path)
         assert ids == apply_bos(encode(tok, text), 2, "once")
     # a reply that ended its turn with <end_of_turn> does not get a second one from the template
     eot = tok.convert_tokens_to_ids("<end_of_turn>")
-    assert tails[0][0] == eot
-    assert NextTurn()(tails[0], first, [*encode(tok, "Paris."), eot], "") == \
-        NextTurn()(tails[0], first, encode(tok, "Paris."), "")
+    assert reply_end_id(tok, [tails]) == eot
+    assert NextTurn(end_id=eot)(tails[0], first, [*encode(tok, "Paris."), eot], "") == \
+        NextTurn(end_id=eot)(tails[0], first, encode(tok, "Paris."), "")
 
 
 @pytest.mark.slow  # loads a second copy of the tokenizer: seconds
-def test_a_template_that_rewrites_earlier_turns_is_refused(gemma, tmp_path):
+def test_a_template_that_rewrites_earlier_turns_keeps_them_as_sent(gemma, tmp_path):
     tok = load_tokenizer(_with_template(gemma, tmp_path, COUNTING_TEMPLATE))
-    with pytest.raises(ConfigError, match="prompt q1: the chat template re-renders earlier turns.*data.turns: first"):
-        conversation_tails(tok, ["a?", "b?"], use_template=True, prompt_id="q1")
-    assert conversation_tails(tok, ["only one turn"], use_template=True) == ()
+    (tail,), append_only = conversation_tails(tok, ["a?", "b?"], use_template=True, prompt_id="q1")
+    assert not append_only   # "1 messages" became "3 messages": the template re-rendered the first turn
+    # the tail is what follows the reply in the template's rendering: the next user turn and the generation prompt
+    assert tok.decode(list(tail)) == "\nuser: b?\nassistant: "
+    assert conversation_tails(tok, ["only one turn"], use_template=True) == ((), True)
+    with pytest.raises(ConfigError, match="prompt q2: the chat template drops the assistant's reply.*turns: first"):
+        conversation_tails(load_tokenizer(_with_template(gemma, tmp_path / "x", DROPPING_TEMPLATE)), ["a?", "b?"],
+                           use_template=True, prompt_id="q2")
 
 
 def test_every_turn_by_default_first_turn_on_request(gemma, cache_dir):
@@ -80,7 +91,11 @@ def test_every_turn_by_default_first_turn_on_request(gemma, cache_dir):
     assert a.meta["turns_used"] == "every user turn" and b.meta["turns_used"] == "first user turn"
     assert a.meta["turns_planned"] == 88 + 56 and b.meta["turns_planned"] == 88
     assert "reply ids" in a.meta["turns_rule"]
+    assert a.meta["template_append_only"] is True
+    assert a.meta["reply_end_id"] is None   # plain format: "\n\n" starts every tail but is ordinary text
     assert a.ids_sha256 != b.ids_sha256   # the tails are part of what the digest proves
+    assert "multi-turn sources 56; requests per pass 144 (every user turn)" in describe(a)
+    assert "requests per pass 88 (first user turn)" in describe(b)
     # the cache entry keeps the tails
     again = read_prompt_set(cache_path(every, a.fingerprint))
     assert [p.turn_tails for p in again.prompts] == [p.turn_tails for p in a.prompts]

@@ -59,12 +59,13 @@ def test_a_failed_turn_ends_its_conversation(adapter):
     assert [(r.turn, r.status) for r in run.records] == [(1, "failed"), (1, "failed")]
 
 
-@pytest.mark.parametrize("output_ids,expected", [
-    ([5, 6, 106], [1, 2, 5, 6, 106, 7, 9]),   # no overlap: the reply is kept whole
-    ([5, 6, 7], [1, 2, 5, 6, 7, 9]),          # the reply ended its turn (7); the template writes 7 itself
+@pytest.mark.parametrize("end_id,output_ids,expected", [
+    (7, [5, 6, 106], [1, 2, 5, 6, 106, 7, 9]),   # no overlap: the reply is kept whole
+    (7, [5, 6, 7], [1, 2, 5, 6, 7, 9]),          # the reply ended its turn (7); the template writes 7 itself
+    (None, [5, 6, 7], [1, 2, 5, 6, 7, 7, 9]),    # 7 is ordinary text (plain format): the reply is kept whole
 ])
-def test_next_turn_splices_the_reply_ids(output_ids, expected):
-    assert NextTurn()((7, 9), [1, 2], output_ids, "ignored") == expected
+def test_next_turn_splices_the_reply_ids(end_id, output_ids, expected):
+    assert NextTurn(end_id=end_id)((7, 9), [1, 2], output_ids, "ignored") == expected
 
 
 def test_next_turn_tokenizes_text_when_the_engine_returns_no_ids(gemma_dir):
@@ -72,3 +73,19 @@ def test_next_turn_tokenizes_text_when_the_engine_returns_no_ids(gemma_dir):
 
     reply = encode(load_tokenizer(str(gemma_dir)), " Paris is the capital.")
     assert NextTurn(str(gemma_dir))((9,), [1], [], " Paris is the capital.") == [1, *reply, 9]
+
+
+@pytest.mark.slow  # spawns two worker processes
+def test_conversations_in_worker_processes(adapter):
+    """The per-turn builder travels with the plan, so each worker process runs whole conversations."""
+    prompts = _conversations()
+    plan = LoadPlan(concurrency=2, num_requests=5, warmup_requests=0, max_tokens=4, next_turn=NextTurn(),
+                    workers=2)
+    run, _ = run_against_stub(adapter, plan, StubConfig(), prompts=prompts)
+    measured = [r for r in run.records if not r.warmup]
+    assert len(measured) == 8 and all(r.status == "ok" for r in measured)
+    firsts = {r.conversation_id: r for r in measured if r.turn == 1}
+    for r in (r for r in measured if r.turn == 2):
+        p = next(x for x in prompts if x.id == r.prompt_id)
+        expected = list(p.token_ids) + firsts[r.conversation_id].output_ids + list(p.turn_tails[0])
+        assert r.prompt_sha256 == turn_ids_digest(expected) and r.server_prompt_ids_match
