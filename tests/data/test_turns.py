@@ -99,3 +99,12 @@ def test_every_turn_by_default_first_turn_on_request(gemma, cache_dir):
     # the cache entry keeps the tails
     again = read_prompt_set(cache_path(every, a.fingerprint))
     assert [p.turn_tails for p in again.prompts] == [p.turn_tails for p in a.prompts]
+
+
+def test_the_context_check_sees_a_conversations_last_turn():
+    from speedbench.data.promptset import TokenizedPrompt
+    from speedbench.data.turns import last_turn_tokens
+
+    three_turns = TokenizedPrompt("m", "c", (1, 2, 3), turn_tails=((7, 8), (9,)))
+    assert last_turn_tokens(three_turns, 10) == 3 + (10 + 2) + (10 + 1)   # both earlier replies at full length
+    assert last_turn_tokens(TokenizedPrompt("s", "c", (1, 2, 3)), 10) == 3
