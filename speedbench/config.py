@@ -156,6 +156,9 @@ class DataConfig(_Strict):
     prompts_per_category: Optional[int] = Field(None, ge=1)
     chat_template: Literal["auto", "none"] = "auto"
     bos: Literal["once", "none"] = "once"
+    turns: Literal["all", "first"] = Field(
+        "all", description="multi-turn prompts: send every user turn with the model's own replies in context "
+        "(all, as SPEED-Bench) or only the first turn (first)")
     cache_dir: Optional[str] = None
     source: Optional[str] = Field(None, description="SPEED-Bench data for speed-bench:<config> splits: local "
                                   "folder/parquet or hub name (default nvidia/SPEED-Bench)")
@@ -218,8 +221,9 @@ def expand_draft_lengths(sds: list[dict[str, Any]], ks: list[int]) -> list[dict[
 class LoadConfig(_Strict):
     concurrency: list[int] = Field(default_factory=lambda: [1, 2, 4, 8, 16, 32])
     output_len: int = Field(128, ge=1)
-    requests_per_point: Optional[int] = Field(None, ge=1, description="None = max(#prompts, 2*concurrency)")
-    warmup_requests: Optional[int] = Field(None, ge=0, description="None = concurrency (one wave)")
+    requests_per_point: Optional[int] = Field(None, ge=1, description="None = max(#prompts, 2*concurrency); "
+                                              "counts conversations (a multi-turn prompt sends one request per turn)")
+    warmup_requests: Optional[int] = Field(None, ge=0, description="None = concurrency (one wave); conversations")
     request_timeout_s: float = Field(600.0, gt=0, description="whole-request limit (connect to last byte)")
     stream_idle_timeout_s: float = Field(60.0, gt=0, description="a stream silent this long is failed (timeout)")
     max_error_rate: float = Field(0.01, ge=0, le=1,
@@ -229,7 +233,7 @@ class LoadConfig(_Strict):
     seed: int = 0
     repeats: int = Field(1, ge=1, le=100, description="measure every point this many times (ids get -r1, -r2, ...)")
     mode: Literal["closed", "rate"] = Field("closed", description="closed loop (fixed concurrency) or open loop")
-    request_rate: Optional[float] = Field(None, gt=0, description="open loop: requests/s (mode=rate)")
+    request_rate: Optional[float] = Field(None, gt=0, description="open loop: conversations started/s (mode=rate)")
     arrival: Literal["poisson", "constant"] = "poisson"
     duration_s: Optional[float] = Field(None, gt=0, description="measure each point for this long instead of "
                                                                 "requests_per_point requests")

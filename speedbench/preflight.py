@@ -61,7 +61,8 @@ def check_context(prompt_lens: Sequence[int], output_len: int, limit: Optional[t
     longest = max(prompt_lens)
     if longest + output_len > ctx:
         raise ConfigError(f"prompts of up to {longest} tokens + {output_len} output tokens exceed the model's "
-                          f"context of {ctx} tokens ({where}); lower --isl or --output-len")
+                          f"context of {ctx} tokens ({where}); lower --isl or --output-len "
+                          "(multi-turn: or --turns first)")
 
 
 def check_port(host: str, port: Optional[int]) -> None:

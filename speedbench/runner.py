@@ -19,7 +19,8 @@ from speedbench.engines.server import ServerProcess, pick_free_port
 from speedbench.engines.versions import version_of
 from speedbench.env_info import engine_python_versions, harness_versions, machine_info
 from speedbench.guard import PointGuard
-from speedbench.load.client import LoadPlan, run_async
+from speedbench.data.turns import NextTurn, last_turn_tokens
+from speedbench.load.client import LoadPlan, planned_requests, run_async
 from speedbench.load.records import RequestRecord
 from speedbench.measure import measure_point
 from speedbench.metrics.category import category_acceptance
@@ -75,6 +76,7 @@ class BenchmarkRunner:
         self.base_url: Optional[str] = None  # the server being measured, while a sweep runs
         self._prompt_lens: list[int] = []
         self._engine_env: Optional[dict] = None  # versions in the engine's environment, read by validate()
+        self._reply_end_id: Optional[int] = None   # multi-turn: the template's end-of-turn token (prompts meta)
 
     # ---- planning -------------------------------------------------------------------------------------
     def validate(self) -> None:
@@ -103,7 +105,11 @@ class BenchmarkRunner:
         ec = self.config.engine
         limit = preflight.flag_context_len(ec.extra_args) or (None if ec.endpoint else
                                                                preflight.model_context_len(ec.model))
-        preflight.check_context([p.num_tokens for p in prompts.prompts], self.config.load.output_len, limit)
+        preflight.check_context(self._input_lens(prompts), self.config.load.output_len, limit)
+
+    def _input_lens(self, prompts: PromptSet) -> list[int]:
+        """Longest input each prompt sends: its last turn, with the earlier replies in context."""
+        return [last_turn_tokens(p, self.config.load.output_len) for p in prompts.prompts]
 
     def tokenizer_path(self) -> Optional[str]:
         return self.config.data.tokenizer or self.config.engine.model
@@ -120,7 +126,9 @@ class BenchmarkRunner:
                         arrival=lc.arrival, duration_s=lc.duration_s, cooldown=lc.cooldown,
                         shuffle=lc.shuffle_prompts, seed=lc.seed, workers=lc.client_workers,
                         stream_idle_timeout_s=lc.stream_idle_timeout_s, http_client=lc.http_client,
-                        headers=self.config.engine.auth_headers())
+                        headers=self.config.engine.auth_headers(),
+                        next_turn=NextTurn(self.tokenizer_path(), self._reply_end_id)
+                        if self.config.data.turns == "all" else None)
 
     # ---- running --------------------------------------------------------------------------------------
     def run(self, results_dir: Optional[str | Path] = None, resume: bool = False) -> SweepResult:
@@ -129,7 +137,8 @@ class BenchmarkRunner:
         self.validate()
         prompts = prepare_prompts(cfg.data, self.tokenizer_path())
         self.check_prompts_fit(prompts)
-        self._prompt_lens = [p.num_tokens for p in prompts.prompts]  # attach mode checks them per server
+        self._prompt_lens = self._input_lens(prompts)  # attach mode checks them per server
+        self._reply_end_id = prompts.meta.get("reply_end_id")
         if cfg.engine.endpoint:  # unreachable or too small: one clear line, before a results folder exists
             self._check_endpoint(cfg.engine.endpoint)
         planned = planned_points(cfg)
@@ -272,6 +281,8 @@ class BenchmarkRunner:
     def _run_point(self, base_url: str, sd: SDConfig, conc: int, prompts: PromptSet, repeat: int = 1) -> PointSummary:
         point_id = point_name(sd, conc, repeat, self.config.load.repeats)
         plan = self.load_plan(conc, len(prompts.prompts))
+        # measured conversations start at request index 0 (warm-up is its own wave: see run_closed_loop)
+        planned = planned_requests(prompts.prompts, plan)
         results = self.results
         results.move_records_aside(point_id)  # never append to an earlier attempt's records
         records: list[RequestRecord] = []
@@ -293,7 +304,7 @@ class BenchmarkRunner:
         task = None  # the progress bar (below) is created before any record arrives
         with self._progress() as bar:
             if bar is not None:
-                task = bar.add_task(f"{sd.label} c={conc}", total=plan.num_requests)
+                task = bar.add_task(f"{sd.label} c={conc}", total=planned)
             t0 = time.monotonic()
             try:
                 before, run, after = run_async(measure_point(self.adapter, base_url, self.config.engine.auth_headers(),
@@ -309,7 +320,7 @@ class BenchmarkRunner:
                                   concurrency=conc, isl=self.config.data.isl, counters=counters if sd.enabled else None,
                                   slo_ttft_s=lc.slo_ttft_ms / 1e3 if lc.slo_ttft_ms else None,
                                   slo_user_tps=lc.slo_min_user_tps)
-        summary.not_sent = max(0, plan.num_requests - summary.sent)
+        summary.not_sent = max(0, planned - summary.sent)
         if guard.reason is not None:
             summary.status, summary.abort_reason = "failed", guard.reason
         if run is not None and run.client is not None:  # how well the client kept up (load layer)

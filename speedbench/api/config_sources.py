@@ -44,6 +44,7 @@ FLAG_PATHS: dict[str, tuple[str, str]] = {
     "tokenizer": ("data.tokenizer", "--tokenizer"), "split": ("data.split", "--split"),
     "isl": ("data.isl", "--isl"), "categories": ("data.categories", "--categories"),
     "prompts_per_category": ("data.prompts_per_category", "--prompts-per-category"),
+    "turns": ("data.turns", "--turns"),
     "concurrency": ("load.concurrency", "--concurrency"), "output_len": ("load.output_len", "--output-len"),
     "requests_per_point": ("load.requests_per_point", "--requests-per-point"),
     "output_dir": ("output_dir", "--output-dir"), "name": ("name", "--name"),

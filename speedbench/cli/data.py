@@ -27,6 +27,8 @@ def _data_options(f):
         click.option("--prompts-per-category", type=int, help="Keep N per category (throughput: per tier, default 512)."),
         click.option("--chat-template", type=click.Choice(["auto", "none"]), default="auto", show_default=True),
         click.option("--bos", type=click.Choice(["once", "none"]), default="once", show_default=True),
+        click.option("--turns", type=click.Choice(["all", "first"]), default="all", show_default=True,
+                     help="Multi-turn prompts: tokenize every turn's template tail (all) or the first turn only."),
         click.option("--source", help="SPEED-Bench data for speed-bench:<config>: local folder/parquet or hub name."),
         click.option("--placeholders", type=click.Choice(["error", "skip"]), default="error", show_default=True,
                      help="Rows holding SPEED-Bench placeholder texts: refuse, or drop them with a logged count."),

@@ -47,6 +47,8 @@ _CONFIG_OPTIONS = [
     click.option("--isl", help="Exact input length in tokens: 1k, 2k, 8k, 16k, 32k or an integer."),
     click.option("--categories", help="Comma-separated categories to keep."),
     click.option("--prompts-per-category", type=int),
+    click.option("--turns", type=click.Choice(["all", "first"]),
+                 help="Multi-turn prompts: every turn with the model's replies (all, default) or the first only."),
     click.option("--concurrency", help="Comma-separated concurrency list, e.g. 1,2,4,8,16,32."),
     click.option("--output-len", type=int, help="Output tokens per request (ignore_eos)."),
     click.option("--requests-per-point", type=int),

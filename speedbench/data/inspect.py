@@ -41,7 +41,8 @@ def describe(ps: PromptSet) -> str:
         f"ids sha256      {ps.ids_sha256}",
         f"prompts         {len(ps.prompts)}; tokens min/mean/max {min(lengths)}/{np.mean(lengths):.0f}/{max(lengths)}; "
         f"truncated {sum(p.truncated for p in ps.prompts)}, padded {sum(p.padded for p in ps.prompts)}, "
-        f"multi-turn sources {sum(p.num_turns > 1 for p in ps.prompts)}",
+        f"multi-turn sources {sum(p.num_turns > 1 for p in ps.prompts)}; requests per pass "
+        f"{sum(p.turns_to_send for p in ps.prompts)} ({meta.get('turns_used', 'first user turn')})",
         "",
         f"{'category':<14}{'n':>6}{'tok mean':>10}{'trunc':>7}{'pad':>6}{'zlib ratio':>12}{'unigram H':>11}",
     ]

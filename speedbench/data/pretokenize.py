@@ -24,10 +24,11 @@ from speedbench.data.tokenization import (
     apply_bos, build_exact_isl, chat_template, chat_template_from_files, encode, encode_batch, load_tokenizer,
     render_text, template_wrapper, tokenizer_files_digest,
 )
+from speedbench.data.turns import TURNS_RULE, conversation_tails, reply_end_id
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: turn_tails (later turns of a conversation)
 
 __all__ = ["FORMAT_VERSION", "PromptSet", "TokenizedPrompt", "default_cache_dir", "fingerprint", "ids_digest",
            "prepare_prompts", "read_prompt_set", "write_prompt_set"]
@@ -62,6 +63,7 @@ def fingerprint_spec(cfg: DataConfig, tokenizer_path: str, spec: Optional[splits
         "per_category": cfg.prompts_per_category,
         "placeholders": cfg.placeholders,
         "isl": cfg.isl,
+        "turns": cfg.turns,
     }
 
 
@@ -121,7 +123,18 @@ def prepare_prompts(cfg: DataConfig, tokenizer_path: str, cache_dir: Optional[Pa
 def _text_prompts(cfg: DataConfig, spec: splits.SplitSpec, tokenizer, use_template: bool,
                   bos_id: Optional[int], meta: dict) -> list[TokenizedPrompt]:
     prompts = splits.load_prompts(spec, cfg)
-    meta["turns_used"] = "first user turn"  # later turns need the model's own replies
+    if cfg.turns == "all":
+        meta["turns_used"] = "every user turn"
+        meta["turns_rule"] = TURNS_RULE
+        built_tails = [conversation_tails(tokenizer, p.turns, use_template, p.id) for p in prompts]
+        tails = [t for t, _ in built_tails]
+        meta["reply_end_id"] = reply_end_id(tokenizer, tails)
+        # false: the template re-renders history (see data.turns); earlier turns are kept as sent regardless
+        meta["template_append_only"] = all(ok for _, ok in built_tails)
+    else:
+        meta["turns_used"] = "first user turn"
+        tails = [() for _ in prompts]
+    meta["turns_planned"] = sum(1 + len(t) for t in tails)  # requests one pass over the prompts sends
     firsts = [p.turns[0] for p in prompts]
     if cfg.isl:
         wrapper = template_wrapper(tokenizer, use_template, bos_id, cfg.bos)
@@ -133,8 +146,8 @@ def _text_prompts(cfg: DataConfig, spec: splits.SplitSpec, tokenizer, use_templa
     else:
         texts = [render_text(tokenizer, t, use_template) for t in firsts]
         built = [(apply_bos(ids, bos_id, cfg.bos), False, False) for ids in encode_batch(tokenizer, texts)]
-    return [TokenizedPrompt(p.id, p.category, tuple(ids), tr, pd, num_turns=len(p.turns))
-            for p, (ids, tr, pd) in zip(prompts, built)]
+    return [TokenizedPrompt(p.id, p.category, tuple(ids), tr, pd, num_turns=len(p.turns), turn_tails=t)
+            for p, (ids, tr, pd), t in zip(prompts, built, tails)]
 
 
 def _throughput_prompts(cfg: DataConfig, tokenizer, use_template: bool, bos_id: Optional[int],
@@ -167,5 +180,5 @@ def _decode(tokenizer, prompts: list[TokenizedPrompt]) -> list[str]:
 def _with_entropy(prompts: list[TokenizedPrompt], texts: list[str]) -> list[TokenizedPrompt]:
     """Add the entropy proxies: zlib ratio of the prompt text and unigram entropy of its ids."""
     return [TokenizedPrompt(p.id, p.category, p.ids_array(), p.truncated, p.padded, zlib_ratio(t),
-                            unigram_entropy_bits(p.ids_array()), p.num_turns)
+                            unigram_entropy_bits(p.ids_array()), p.num_turns, p.turn_tails)
             for p, t in zip(prompts, texts)]

@@ -16,10 +16,12 @@ class TokenizedPrompt:
     """One prompt's ids and metadata. Ids read from the cache stay a numpy view until first used, so a
     cache hit on millions of ids costs one parquet read, not millions of Python ints."""
 
-    __slots__ = ("id", "category", "_ids", "truncated", "padded", "zlib_ratio", "token_entropy", "num_turns")
+    __slots__ = ("id", "category", "_ids", "truncated", "padded", "zlib_ratio", "token_entropy", "num_turns",
+                 "turn_tails")
 
     def __init__(self, id: str, category: str, token_ids, truncated: bool = False, padded: bool = False,
-                 zlib_ratio: float = math.nan, token_entropy: float = math.nan, num_turns: int = 1):
+                 zlib_ratio: float = math.nan, token_entropy: float = math.nan, num_turns: int = 1,
+                 turn_tails: Sequence[Sequence[int]] = ()):
         self.id = id
         self.category = category  # SPEED-Bench category, or the entropy tier (low/mixed/high) for throughput
         self._ids = token_ids if isinstance(token_ids, (tuple, np.ndarray)) else tuple(token_ids)
@@ -27,7 +29,13 @@ class TokenizedPrompt:
         self.padded = padded
         self.zlib_ratio = zlib_ratio  # entropy proxy of the prompt text (lower = more repetitive)
         self.token_entropy = token_entropy  # unigram entropy of the ids, bits/token
-        self.num_turns = num_turns  # turns in the source conversation; only the first is pre-tokenized
+        self.num_turns = num_turns  # user turns in the source conversation
+        # template ids that follow each reply, one per later turn sent (data.turns: all; see data.turns)
+        self.turn_tails = tuple(tuple(t) for t in turn_tails)
+
+    @property
+    def turns_to_send(self) -> int:
+        return 1 + len(self.turn_tails)
 
     @property
     def token_ids(self) -> tuple[int, ...]:
@@ -45,8 +53,9 @@ class TokenizedPrompt:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, TokenizedPrompt):
             return NotImplemented
-        return (self.id, self.category, self.token_ids, self.truncated, self.padded, self.num_turns) == \
-            (other.id, other.category, other.token_ids, other.truncated, other.padded, other.num_turns)
+        return (self.id, self.category, self.token_ids, self.truncated, self.padded, self.num_turns,
+                self.turn_tails) == (other.id, other.category, other.token_ids, other.truncated, other.padded,
+                                     other.num_turns, other.turn_tails)
 
     def __repr__(self) -> str:
         return f"TokenizedPrompt(id={self.id!r}, category={self.category!r}, num_tokens={self.num_tokens})"
@@ -65,14 +74,25 @@ class PromptSet:
 
 
 def ids_digest(prompts: Sequence[TokenizedPrompt]) -> str:
-    """sha256 over (id, NUL, count as uint64 LE, ids as int32 LE) per prompt: fast and unambiguous."""
+    """sha256 over (id, NUL, count as uint64 LE, ids as int32 LE) per prompt: fast and unambiguous.
+
+    A prompt with later turns adds (count, ids) of each tail after its ids; a single-turn prompt hashes as
+    before, so single-turn digests did not change when multi-turn came."""
     h = hashlib.sha256()
     for p in prompts:
         h.update(p.id.encode())
         h.update(b"\0")
         h.update(len(p.token_ids).to_bytes(8, "little"))
         h.update(p.ids_array().astype("<i4", copy=False).tobytes())
+        for tail in p.turn_tails:
+            h.update(b"\1" + len(tail).to_bytes(8, "little"))
+            h.update(np.asarray(tail, dtype="<i4").tobytes())
     return h.hexdigest()
+
+
+def turn_ids_digest(ids: Sequence[int]) -> str:
+    """sha256 of one later turn's ids (int32 LE), built at run time: the record's fingerprint of what it sent."""
+    return hashlib.sha256(np.asarray(ids, dtype="<i4").tobytes()).hexdigest()
 
 
 def write_prompt_set(pset: PromptSet, path: Path) -> None:
@@ -95,6 +115,8 @@ def write_prompt_set(pset: PromptSet, path: Path) -> None:
         "zlib_ratio": pa.array([p.zlib_ratio for p in pset.prompts], type=pa.float64()),
         "token_entropy": pa.array([p.token_entropy for p in pset.prompts], type=pa.float64()),
         "num_turns": pa.array([p.num_turns for p in pset.prompts], type=pa.int32()),
+        "turn_tails": pa.array([[list(t) for t in p.turn_tails] for p in pset.prompts],
+                               type=pa.list_(pa.list_(pa.int32()))),
     })
     table = table.replace_schema_metadata({
         b"speedbench.fingerprint": pset.fingerprint.encode(),
@@ -120,10 +142,11 @@ def read_prompt_set(path: Path) -> PromptSet:
         return table.column(name).to_pylist() if name in names else [default] * table.num_rows
 
     cols = zip(col("id", ""), col("category", ""), col("truncated", False), col("padded", False),
-               col("zlib_ratio", math.nan), col("token_entropy", math.nan), col("num_turns", 1))
+               col("zlib_ratio", math.nan), col("token_entropy", math.nan), col("num_turns", 1),
+               col("turn_tails", None))
     prompts = [
         TokenizedPrompt(i, c, flat[offs[k]:offs[k + 1]], bool(tr), bool(pd),
-                        math.nan if z is None else z, math.nan if e is None else e, int(nt))
-        for k, (i, c, tr, pd, z, e, nt) in enumerate(cols)
+                        math.nan if z is None else z, math.nan if e is None else e, int(nt), tails or ())
+        for k, (i, c, tr, pd, z, e, nt, tails) in enumerate(cols)
     ]
     return PromptSet(md[b"speedbench.fingerprint"].decode(), prompts, json.loads(md[b"speedbench.meta"]))

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import Awaitable, Callable, Literal, Optional, Sequence
 
 from speedbench.data.pretokenize import TokenizedPrompt
+from speedbench.data.promptset import turn_ids_digest
 from speedbench.engines.base import EngineAdapter
 from speedbench.load.monitor import ClientStats, LoopMonitor, client_stats
 from speedbench.load.aiohttp_client import AiohttpStreamer, aiohttp_streamer
@@ -51,6 +52,9 @@ class LoadPlan:
     kernel_timestamps: bool = True                     # http1 on Linux: stamp chunks with SO_TIMESTAMPNS
     pause_gc: bool = True                              # no cyclic GC passes while the point runs (see _gc_paused)
     headers: dict[str, str] = field(default_factory=dict)  # extra request headers (e.g. Authorization)
+    # multi-turn: builds a later turn's ids from (tail, sent ids, reply ids, reply text); None = first turns only.
+    # A conversation is one request index: its turns go in order on one closed-loop slot (or arrival).
+    next_turn: Optional[Callable[[Sequence[int], Sequence[int], Sequence[int], str], list[int]]] = None
 
 
 @dataclass
@@ -105,10 +109,10 @@ class _Fold:
         return False
 
 
-async def stream_one(http: "Http1Pool | AiohttpStreamer", adapter: EngineAdapter, prompt: TokenizedPrompt,
+async def stream_one(http: "Http1Pool | AiohttpStreamer", adapter: EngineAdapter, token_ids: Sequence[int],
                      rec: RequestRecord, plan: LoadPlan) -> RequestRecord:
-    path, body = adapter.build_request(list(prompt.token_ids), plan.max_tokens)
-    sent_ids = body.get("prompt") or body.get("input_ids") or list(prompt.token_ids)
+    path, body = adapter.build_request(list(token_ids), plan.max_tokens)
+    sent_ids = body.get("prompt") or body.get("input_ids") or list(token_ids)
     data = dumps(body)
     fold = _Fold(adapter, rec, sent_ids)
     rec.t_start_ns = _now()
@@ -235,21 +239,36 @@ async def _drive_point(adapter: EngineAdapter, base_url: str, prompts: Sequence[
     tasks: set[asyncio.Task] = set()
 
     async def one(http, i: int, phase: str) -> None:
+        """One conversation: its turns in order, each sent once the previous reply has fully arrived."""
         p = prompts[order.index(i)]
-        rec = RequestRecord(f"{point_label}#{i}", p.id, p.category, p.num_tokens, plan.max_tokens,
-                            warmup=phase != "measure")
+        conv = f"{point_label}#{i}"
+        last = p.turns_to_send if plan.next_turn is not None else 1
+        ids = p.token_ids
+        turn = 1
         if phase == "measure":
             phases.measured_in_flight += 1
         try:
-            await stream_one(http, adapter, p, rec, plan)
+            while True:
+                rec = RequestRecord(conv if turn == 1 else f"{conv}.{turn}", p.id, p.category, len(ids),
+                                    plan.max_tokens, warmup=phase != "measure", conversation_id=conv, turn=turn,
+                                    prompt_sha256=turn_ids_digest(ids) if turn > 1 else None)
+                try:
+                    await stream_one(http, adapter, ids, rec, plan)
+                finally:
+                    run.records.append(rec)
+                    emit(rec)
+                if rec.status != OK:
+                    # a refused loopback connect fails without ever suspending: yield, so that a guard watching
+                    # these records (server gone) gets to stop the point before the worker burns every request.
+                    # A failed turn also ends its conversation: the next turn has no reply to build on.
+                    await asyncio.sleep(0)
+                    return
+                if turn == last or phases.halted:
+                    return
+                turn += 1
+                ids = plan.next_turn(p.turn_tails[turn - 2], ids, rec.output_ids, rec.text)
         finally:
             phases.finished(phase)
-            run.records.append(rec)
-            emit(rec)
-        if rec.status != OK:
-            # a refused loopback connect fails without ever suspending: yield, so that a guard watching
-            # these records (server gone) gets to stop the point before the worker burns every request
-            await asyncio.sleep(0)
 
     async def closed_worker(http) -> None:
         while True:
@@ -311,13 +330,22 @@ async def _drive_point(adapter: EngineAdapter, base_url: str, prompts: Sequence[
 
 
 def set_measured_window(run: PointRun) -> None:
-    """Measured window = first measured start .. last measured end; prompt order as sent (by request index)."""
+    """Measured window = first measured start .. last measured end; prompt order as sent (by request index,
+    one entry per conversation)."""
     measured = [r for r in run.records if not r.warmup]
     if measured:
         run.t_measure_start_ns = min(r.t_start_ns for r in measured)
         run.t_measure_end_ns = max(r.t_end_ns for r in measured)
-    idx = sorted((int(r.request_id.rsplit("#", 1)[1]), r.prompt_id) for r in measured)
+    idx = sorted((int(r.request_id.rsplit("#", 1)[1]), r.prompt_id) for r in measured if r.turn == 1)
     run.prompt_order = [pid for _, pid in idx]
+
+
+def planned_requests(prompts: Sequence[TokenizedPrompt], plan: LoadPlan, first: int = 0) -> int:
+    """Requests ``plan.num_requests`` conversations send from request index ``first``: one per turn."""
+    if plan.next_turn is None or not any(p.turn_tails for p in prompts):
+        return plan.num_requests
+    order = PromptOrder(len(prompts), plan.shuffle, plan.seed)
+    return sum(prompts[order.index(i)].turns_to_send for i in range(first, first + plan.num_requests))
 
 
 async def run_closed_loop(adapter: EngineAdapter, base_url: str, prompts: Sequence[TokenizedPrompt],

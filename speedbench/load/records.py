@@ -35,6 +35,11 @@ class RequestRecord:
     sd: Optional[dict] = None                       # per-request SpecDecodeCounters.to_dict()
     sd_per_step_accepted: Optional[list[int]] = None
     sd_per_step_drafted: Optional[list[int]] = None
+    # multi-turn: every turn of one conversation shares its conversation id (the first turn's request id);
+    # turn 1 is the first user turn; later turns carry the sha256 of the ids built from the model's replies
+    conversation_id: str = ""
+    turn: int = 1
+    prompt_sha256: Optional[str] = None
 
     def add_chunk(self, t_ns: int, cumulative_tokens: int) -> None:
         """Tokens arrived: keep the chunk when the cumulative count grew (usage-only chunks carry none)."""

@@ -78,6 +78,26 @@ def overall_acceptance(records: Sequence[RequestRecord]) -> CategoryAcceptance:
     return _one("all", [r for r in records if not r.warmup and r.status == OK])
 
 
+def turn_acceptance(records: Sequence[RequestRecord]) -> list[dict]:
+    """Multi-turn: per turn of the conversations (1 = first user turn), the same measures as per category
+    plus the mean prompt length and TTFT; [] when every request was a first turn (nothing to split)."""
+    by_turn: dict[int, list[RequestRecord]] = {}
+    for r in records:
+        if not r.warmup and r.status == OK:
+            by_turn.setdefault(r.turn, []).append(r)
+    if set(by_turn) <= {1}:
+        return []
+    out = []
+    for turn, recs in sorted(by_turn.items()):
+        ttfts = [x for x in (rq.ttft(r) for r in recs) if x is not None]
+        row = {"turn": turn, **_one("", recs).to_dict(),
+               "prompt_len_mean": sum(r.prompt_len for r in recs) / len(recs),
+               "ttft_mean_ms": sum(ttfts) / len(ttfts) * 1e3 if ttfts else None}
+        del row["category"]
+        out.append(row)
+    return out
+
+
 def ordered_categories(names: Iterable[str]) -> list[str]:
     """The paper's category order first, then any other category alphabetically."""
     names = set(names)

@@ -8,6 +8,7 @@ from typing import Optional, Sequence
 from speedbench.engines.acceptance import SpecDecodeCounters
 from speedbench.load.records import CANCELLED, FAILED, OK, RequestRecord
 from speedbench.metrics import request as rq
+from speedbench.metrics.category import turn_acceptance
 from speedbench.metrics.distribution import Distribution, distribution
 from speedbench.point_id import repeat_of
 
@@ -41,6 +42,9 @@ class PointSummary:
     al_drafted_req_sum: Optional[float]  # same from Σ per-request SD metrics (must equal al_drafted)
     draft_acceptance_rate: Optional[float]
     per_position_acceptance: list = field(default_factory=list)
+    # multi-turn: one dict per turn (metrics.category.turn_acceptance); the fields above pool every turn,
+    # as SPEED-Bench averages over all turns
+    per_turn: list = field(default_factory=list)
     counters: Optional[dict] = None      # global counter deltas over the point
     counters_req_sum: Optional[dict] = None
     merged_chunk_requests: int = 0
@@ -85,6 +89,10 @@ class PointSummary:
             for p in ("p50", "p90", "p95", "p99"):
                 row[f"{base}_{p}_ms"] = getattr(d, p) * 1e3
         row["per_position_acceptance"] = ",".join(f"{x:.3f}" for x in self.per_position_acceptance)
+        # per turn, "turn:value" (empty for single-turn points)
+        for measure in ("tokens_per_step", "al_drafted"):
+            row[f"{measure}_by_turn"] = ",".join(f"{t['turn']}:{t[measure]:.3f}" for t in self.per_turn
+                                                 if t[measure] is not None)
         return row
 
 
@@ -136,6 +144,7 @@ def summarize_point(records: Sequence[RequestRecord], *, point_id: str, engine: 
         al_drafted_req_sum=req_sum.acceptance_length if req_sum else None,
         draft_acceptance_rate=ref.draft_acceptance_rate if ref else None,
         per_position_acceptance=list(ref.per_position_rate) if ref else [],
+        per_turn=turn_acceptance(measured),
         counters=counters.to_dict() if counters else None,
         counters_req_sum=req_sum.to_dict() if req_sum else None,
         merged_chunk_requests=sum(rq.merged_chunks(r, k) or a == rq.MERGED for r, a in zip(ok, agreement)),

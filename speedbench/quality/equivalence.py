@@ -1,6 +1,10 @@
 """Greedy SD is meant to be lossless: compare SD-on outputs with SD-off outputs token by token.
 
-Pure functions over RequestRecord lists. Outputs are paired by ``prompt_id`` only at equal concurrency:
+Pure functions over RequestRecord lists. The unit compared is a whole conversation: a multi-turn prompt's
+turns' outputs joined in turn order (a single-turn prompt is a conversation of one turn). Once a reply
+diverges, every later turn has a different context, so turns are not judged one by one; the first
+divergence is a token index into the joined outputs. Outputs are paired by ``prompt_id`` only at equal
+concurrency:
 the batch shape alone can change bf16 greedy outputs (different kernels, different reduction order), so
 an SD-on request at concurrency 4 is never judged against an SD-off request at concurrency 1. The same
 comparison between two SD-off repeats gives the noise floor: divergence that SD-off itself shows is not
@@ -21,10 +25,40 @@ ALL = "all"  # the category label of the row that pools every category
 class PairResult:
     prompt_id: str
     category: str
-    exact: bool                        # output token ids identical
+    exact: bool                        # output token ids identical (every turn)
     first_divergence: Optional[int]    # token index of the first difference (None when identical)
     compared_tokens: int               # length of the shorter output
     text_equal: bool
+    turns: int = 1                     # turns in each of the two conversations
+
+
+@dataclass(frozen=True)
+class Conversation:
+    prompt_id: str
+    category: str
+    turns: int
+    output_ids: list[int]              # every turn's output ids, in turn order
+    text: str                          # every turn's text, in turn order, joined by a blank line
+    has_ids: bool = True               # every turn came back with its output token ids
+
+
+def conversations(records: Iterable[RequestRecord]) -> list[Conversation]:
+    """Measured conversations whose turns all ended OK, none missing, in the order they started.
+
+    Records without a conversation id (results written before multi-turn) are one-turn conversations."""
+    groups: dict[object, list[RequestRecord]] = {}
+    for r in records:
+        if not r.warmup:
+            groups.setdefault(r.conversation_id or id(r), []).append(r)
+    out = []
+    for recs in groups.values():
+        recs.sort(key=lambda r: r.turn)
+        if any(r.status != OK for r in recs) or [r.turn for r in recs] != list(range(1, len(recs) + 1)):
+            continue
+        out.append(Conversation(recs[0].prompt_id, recs[0].category, len(recs),
+                                [x for r in recs for x in r.output_ids], "\n\n".join(r.text for r in recs),
+                                all(r.output_ids for r in recs)))
+    return out
 
 
 def first_divergence(a: Sequence[int], b: Sequence[int]) -> Optional[int]:
@@ -35,41 +69,42 @@ def first_divergence(a: Sequence[int], b: Sequence[int]) -> Optional[int]:
     return None if len(a) == len(b) else min(len(a), len(b))
 
 
-def reference_by_prompt(records: Iterable[RequestRecord]) -> dict[str, RequestRecord]:
-    """The first successful measured output per prompt (warm-up requests excluded)."""
-    out: dict[str, RequestRecord] = {}
-    for r in records:
-        if r.status == OK and not r.warmup and r.prompt_id not in out:
-            out[r.prompt_id] = r
+def reference_by_prompt(records: Iterable[RequestRecord]) -> dict[str, Conversation]:
+    """Per prompt, the first complete measured conversation with the most turns (warm-up excluded; a
+    conversation cut short when its point ended has fewer turns and is not the reference)."""
+    out: dict[str, Conversation] = {}
+    for c in conversations(records):
+        if c.prompt_id not in out or c.turns > out[c.prompt_id].turns:
+            out[c.prompt_id] = c
     return out
 
 
-def _pairable(candidates: Iterable[RequestRecord], ref: dict[str, RequestRecord]):
-    for r in candidates:
-        if r.status == OK and not r.warmup and r.prompt_id in ref:
-            yield r, ref[r.prompt_id]
+def conversation_pairs(candidates: Iterable[RequestRecord],
+                       reference: Iterable[RequestRecord]) -> list[tuple[Conversation, Conversation]]:
+    """Every complete measured candidate conversation with a reference of as many turns, with that reference."""
+    ref = reference_by_prompt(reference)
+    return [(c, ref[c.prompt_id]) for c in conversations(candidates)
+            if c.prompt_id in ref and ref[c.prompt_id].turns == c.turns]
 
 
 def compare_records(candidates: Iterable[RequestRecord], reference: Iterable[RequestRecord]) -> list[PairResult]:
-    """Every successful measured candidate whose prompt has a reference output, compared with it.
+    """Every complete candidate conversation whose prompt has a reference conversation, compared with it.
 
     A pair where either side has no output token ids is not compared (see ``pairs_without_ids``): two empty
     id lists are equal, and counting them as an exact match would pass whatever the texts say."""
-    ref = reference_by_prompt(reference)
     pairs = []
-    for r, b in _pairable(candidates, ref):
-        if not r.output_ids or not b.output_ids:
-            continue
-        d = first_divergence(r.output_ids, b.output_ids)
-        pairs.append(PairResult(r.prompt_id, r.category, d is None, d, min(len(r.output_ids), len(b.output_ids)),
-                                r.text == b.text))
+    for c, b in conversation_pairs(candidates, reference):
+        if not c.has_ids or not b.has_ids:
+            continue  # see pairs_without_ids: two empty id lists are equal whatever the texts say
+        d = first_divergence(c.output_ids, b.output_ids)
+        pairs.append(PairResult(c.prompt_id, c.category, d is None, d, min(len(c.output_ids), len(b.output_ids)),
+                                c.text == b.text, c.turns))
     return pairs
 
 
 def pairs_without_ids(candidates: Iterable[RequestRecord], reference: Iterable[RequestRecord]) -> list[str]:
     """Categories of the pairs ``compare_records`` refused because a side has no output token ids."""
-    ref = reference_by_prompt(reference)
-    return [r.category for r, b in _pairable(candidates, ref) if not r.output_ids or not b.output_ids]
+    return [c.category for c, b in conversation_pairs(candidates, reference) if not c.has_ids or not b.has_ids]
 
 
 @dataclass(frozen=True)

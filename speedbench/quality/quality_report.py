@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Optional
 
 from speedbench.load.records import OK, RequestRecord
-from speedbench.quality.equivalence import (ALL, PairResult, by_category, compare_records, pairs_without_ids,
-                                            reference_by_prompt)
+from speedbench.quality.equivalence import (ALL, PairResult, by_category, compare_records, conversation_pairs,
+                                            pairs_without_ids)
 from speedbench.quality.points import PointData, dataset_references, load_points, off_reference
 from speedbench.quality.scores import BertScorer, ScoreUnavailable, score_pairs
 from speedbench.results import ResultsDir, atomic_write_text
@@ -51,9 +51,8 @@ def build_quality(points: list[PointData], dataset_refs: dict[str, str], bert: O
             continue  # the SD-off reference itself (or no SD-off at this concurrency)
         pairs[key] += compare_records(p.records, ref.records)
         no_ids[key] += pairs_without_ids(p.records, ref.records)
-        ref_out = reference_by_prompt(ref.records)
-        vs_off[key] += [(r.category, r.text, ref_out[r.prompt_id].text) for r in _measured(p.records)
-                        if r.prompt_id in ref_out]
+        # text scores compare whole conversations too: every turn's text, joined
+        vs_off[key] += [(c.category, c.text, b.text) for c, b in conversation_pairs(p.records, ref.records)]
 
     rows = []
     for key in sorted(meta, key=lambda k: (str(k[0]), k[1] != "sd-off", k[1])):
@@ -79,7 +78,8 @@ def build_quality(points: list[PointData], dataset_refs: dict[str, str], bert: O
                    sum(meta[key]["al_points"]) / len(meta[key]["al_points"])}
             texts = [t for t in vs_off.get(key, []) if cat == ALL or t[0] == cat]
             _add_scores(row, "vs_off", [t[1] for t in texts], [t[2] for t in texts], bert, bert_off_reason)
-            with_ref = [r for r in in_cat if r.prompt_id in dataset_refs]
+            # a split's reference answer answers the first user turn
+            with_ref = [r for r in in_cat if r.prompt_id in dataset_refs and r.turn == 1]
             _add_scores(row, "vs_dataset", [r.text for r in with_ref], [dataset_refs[r.prompt_id] for r in with_ref],
                         bert, bert_off_reason)
             rows.append(row)
@@ -88,10 +88,13 @@ def build_quality(points: list[PointData], dataset_refs: dict[str, str], bert: O
         "outputs are paired by prompt id at equal concurrency only: batch shape alone can change bf16 greedy "
         "outputs; SD-off rows compare later repeats with repeat 1 (the noise floor; empty with one repeat)",
         "pairs_without_ids: pairs not compared because a side has no output token ids (never counted as a match)",
+        "a pair is a whole conversation: a multi-turn prompt's turns' outputs joined in turn order (a reply "
+        "that diverges changes every later turn's context); conversations cut short are left out",
         "first_divergence_*: token index of the first differing output token over the diverging pairs",
         "al: acceptance length over drafted steps, 1 + accepted/drafts (server counters)",
         "scores: BLEU = sacrebleu corpus BLEU (0-100); rouge_l = mean ROUGE-L F (0-1); bertscore = mean F1 "
-        "(0-1); *_vs_off against the SD-off output, *_vs_dataset against the split's reference answers",
+        "(0-1); *_vs_off against the SD-off output, *_vs_dataset against the split's reference answers "
+        "(first turns only)",
         ("bertscore: " + bert.label + ", offline") if bert is not None else
         ("bertscore: NOT computed: " + (bert_off_reason or "disabled")),
     ]

@@ -20,6 +20,7 @@ TABLES = {
     "speedups": "SD on / SD off per (run, engine, ISL, concurrency)",
     "crossovers": "crossover concurrency per (run, engine, ISL, SD setting)",
     "position_acceptance": "per (SD setting, draft position): absolute and conditional acceptance",
+    "turn_acceptance": "multi-turn points: per (point, conversation turn): tok/step, AL drafted, prompt length, TTFT",
     "requests": "one row per request record (warm-up included, flagged)",
 }
 
@@ -46,6 +47,8 @@ def table_rows(data, name: str) -> list[dict]:
                 for r in data.crossovers]
     if name == "position_acceptance":
         return data.position_rows
+    if name == "turn_acceptance":
+        return data.turn_rows
     if name == "requests":
         return data.request_rows()
     raise KeyError(name)
@@ -77,6 +80,7 @@ def report_document(data, kind: str = "report", compare_rows: list[dict] | None 
         "category_acceptance": data.category_rows,
         "overall_acceptance": data.overall_rows,
         "position_acceptance": data.position_rows,
+        "turn_acceptance": data.turn_rows,
     }
     if compare_rows is not None:
         doc["compare"] = compare_rows

@@ -62,10 +62,12 @@ def manifest_facts(manifest: dict) -> list[tuple[str, list[tuple[str, str]]]]:
         ("Workload", kv([("SD settings", sd), ("concurrency", _get(cfg, "load.concurrency")),
                          ("output tokens", _get(cfg, "load.output_len")),
                          ("requests per point", _get(cfg, "load.requests_per_point") or "all prompts"),
-                         ("split", _get(cfg, "data.split")), ("ISL", _get(cfg, "data.isl") or "native")])),
+                         ("split", _get(cfg, "data.split")), ("ISL", _get(cfg, "data.isl") or "native"),
+                         # runs from before multi-turn sent first turns only
+                         ("turns", _get(cfg, "data.turns") or "first")])),
         ("Prompts (token ids sent)", kv([(k, _get(manifest, f"prompts.{k}")) for k in (
             "fingerprint", "ids_sha256", "num_prompts", "tokenizer", "chat_template_applied", "bos_policy",
-            "bos_id", "turns_used")])),
+            "bos_id", "turns_used", "turns_rule")])),
         ("Machine", kv([("host", machine.get("hostname")), ("platform", machine.get("platform")),
                         ("CPU", f"{machine.get('cpu')} ({machine.get('usable_cpus')} usable cores)"),
                         ("memory GiB", machine.get("memory_gib")),

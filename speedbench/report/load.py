@@ -192,6 +192,18 @@ class ReportData:
                             **{k: row.get(k) for k in an.SETTING_KEYS}, **pos})
         return out
 
+    @cached_property
+    def turn_rows(self) -> list[dict]:
+        """Multi-turn points: one row per (point, turn) from the point's per-turn acceptance."""
+        out = []
+        for run in self.runs:
+            by_id = {p["point_id"]: p for p in run.points}
+            for row in run.rows:
+                for t in by_id.get(row["point_id"], {}).get("per_turn") or []:
+                    out.append({"setting": an.setting_name(row, with_run=self.multi_run),
+                                "point_id": row["point_id"], "concurrency": row["concurrency"], **t})
+        return out
+
     def request_rows(self) -> list[dict]:
         """Flat per-request table (one row per record, measured and warm-up) for pandas."""
         out = []
@@ -205,6 +217,7 @@ class ReportData:
                         "run": run.label, "point_id": row["point_id"], "engine": row["engine"],
                         "model": row["model"], "sd_label": row["sd_label"], "concurrency": row["concurrency"],
                         "isl": row["isl"], "request_id": r.request_id, "prompt_id": r.prompt_id,
+                        "conversation_id": r.conversation_id, "turn": r.turn,
                         "category": r.category, "warmup": r.warmup, "status": r.status,
                         "error_kind": r.error_kind, "prompt_len": r.prompt_len, "output_tokens": r.output_tokens,
                         "chunks": len(r.chunk_tokens), "tokens_per_step": rq.tokens_per_step(r),

@@ -122,6 +122,21 @@ def positions(pos_rows: Sequence[dict]) -> Section:
     return Section("positions", "Acceptance per draft position", headers, body, POS_NOTE, left={0})
 
 
+TURN_NOTE = ("Multi-turn prompts send every user turn, each with the model's own earlier replies in context, "
+             "so later turns have longer inputs. The tables above pool every turn (SPEED-Bench averages over "
+             "all turns); here each turn of the point's conversations on its own. tok/step and AL drafted as "
+             "per category.")
+
+
+def turns(turn_rows: Sequence[dict]) -> Section:
+    headers = ["model / SD / engine", "conc", "turn", "requests", "prompt len mean", "TTFT mean", "tok/step",
+               "tok/step per-req", "AL drafted"]
+    body = [[t["setting"], str(t["concurrency"]), str(t["turn"]), str(t["requests"]),
+             fmt(t["prompt_len_mean"], "{:.0f}"), fmt(t["ttft_mean_ms"], "{:.0f}"), fmt(t["tokens_per_step"]),
+             fmt(t["tokens_per_step_mean"]), fmt(t["al_drafted"])] for t in turn_rows]
+    return Section("turns", "Acceptance per conversation turn", headers, body, TURN_NOTE, left={0})
+
+
 def generic(key: str, title: str, doc: Any) -> Section:
     """A {'rows': [dict, ...], 'notes': [...] | str} document (quality, recommendation) as a table."""
     doc = doc if isinstance(doc, dict) else {"rows": doc if isinstance(doc, list) else []}
@@ -204,6 +219,8 @@ def build_sections(data) -> list[Section]:
                                        "category_al_drafted"))
     if data.position_rows:
         out.append(positions(data.position_rows))
+    if data.turn_rows:
+        out.append(turns(data.turn_rows))
     for run in data.runs:
         for name, title in EXTRA_SECTIONS:
             if name in run.extras:

@@ -46,3 +46,31 @@ def test_sd_off_records_have_no_drafted_al():
 
 def test_no_measured_records_gives_empty_list():
     assert category_acceptance([rec("QA", [1, 2], warmup=True)]) == []
+
+
+def test_per_turn_acceptance_of_multi_turn_points():
+    from speedbench.metrics.category import turn_acceptance
+    from speedbench.metrics.summary import summarize_point
+
+    def turn(t, sizes, hist, prompt_len, **kw):
+        r = rec("Writing", sizes, hist=hist, **kw)
+        r.turn, r.prompt_len, r.t_first_ns = t, prompt_len, 2_000_000 * t
+        return r
+
+    records = [turn(1, [1, 4, 4, 1], [1, 0, 0, 2], 10), turn(2, [1, 1, 1, 1], [3, 0, 0, 0], 30),
+               turn(1, [1, 2, 1], [1, 1, 0, 0], 12), turn(2, [1, 3], [0, 0, 1, 0], 40),
+               turn(2, [1, 4], [0, 0, 0, 1], 50, status=FAILED)]
+    t1, t2 = turn_acceptance(records)
+    assert (t1["turn"], t1["requests"], t1["tokens_per_step"], t1["al_drafted"]) == (1, 2, 14 / 7, 1 + 7 / 5)
+    assert (t2["turn"], t2["requests"], t2["tokens_per_step"], t2["al_drafted"]) == (2, 2, 8 / 6, 1 + 2 / 4)
+    assert t1["prompt_len_mean"] == 11 and t2["prompt_len_mean"] == 35
+    assert t2["ttft_mean_ms"] == 4.0
+    # single-turn records: nothing to split
+    assert turn_acceptance([r for r in records if r.turn == 1]) == []
+    s = summarize_point(records, point_id="ngram-k3-c1", engine="vllm", sd_label="ngram-k3", sd_method="ngram",
+                        draft_length=3, concurrency=1, isl=None)
+    assert [t["turn"] for t in s.per_turn] == [1, 2]
+    assert s.tokens_per_step == 22 / 13   # the point itself pools every turn, as SPEED-Bench averages
+    row = s.to_row()
+    assert row["tokens_per_step_by_turn"] == "1:2.000,2:1.333"
+    assert row["al_drafted_by_turn"] == "1:2.400,2:1.500"

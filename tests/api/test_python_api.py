@@ -21,6 +21,7 @@ def test_runner_returns_typed_complete_result(tmp_path, tiny_tokenizer, fake_sd_
     from speedbench import (BenchmarkConfig, BenchmarkRunner, CategoryAcceptance, PointSummary, SweepResult,
                             load_result)
     from speedbench.data.pretokenize import read_prompt_set
+    from speedbench.data.promptset import turn_ids_digest
 
     cfg = BenchmarkConfig.model_validate(attach_config(fake_sd_server.url, tiny_tokenizer, tmp_path))
     seen = []
@@ -33,16 +34,18 @@ def test_runner_returns_typed_complete_result(tmp_path, tiny_tokenizer, fake_sd_
     assert result.quality is None and result.recommendation is None
     assert len(result.prompts_fingerprint) == 64
 
-    # Ground truth from the fake server: acceptance per step is a function of the prompt ids.
-    accepted_by_ids = {tuple(e.prompt_ids): e.per_step_accepted for e in fake_sd_server.log}
+    # Ground truth from the fake server: acceptance per step is a function of the prompt ids; later turns
+    # of a conversation are found by the digest of the ids built from the replies (the record's prompt_sha256)
+    accepted_by_ids = {turn_ids_digest(e.prompt_ids): e.per_step_accepted for e in fake_sd_server.log}
     prompts = read_prompt_set(Path(result.results_dir) / "prompts.parquet")
     ids_by_prompt = {p.id: p.token_ids for p in prompts.prompts}
     cats = {p.id: p.category for p in prompts.prompts}
     for point in result.points:
         records = [r for r in _records(result.results_dir, point.point_id) if not r.warmup]
+        assert {r.turn for r in records} == {1, 2}
         acc, steps = defaultdict(int), defaultdict(int)
         for r in records:
-            per_step = accepted_by_ids[tuple(ids_by_prompt[r.prompt_id])]
+            per_step = accepted_by_ids[r.prompt_sha256 or turn_ids_digest(ids_by_prompt[r.prompt_id])]
             acc[cats[r.prompt_id]] += sum(per_step)
             steps[cats[r.prompt_id]] += len(per_step)
         got = {c.category: c for c in result.categories[point.point_id]}

@@ -141,7 +141,8 @@ def test_launch_mode_end_to_end(tmp_path, tiny_tokenizer, engine):
     df = check_summary(result, EXPECTED_AL)
     assert sorted(df["sd_label"].unique()) == ["eagle3-k3", "sd-off"]
     assert len(result.speedups) == 2
-    # greedy: SD on and off emit the same ids for the same prompt
+    # greedy: SD on and off emit the same ids for the same prompt, turn by turn (a second turn carries the
+    # first reply: ids from SGLang, text tokenized by the harness for trtllm-serve, which streams no ids)
     from speedbench.results import ResultsDir
 
     rd = ResultsDir(result.results_dir)
@@ -149,8 +150,9 @@ def test_launch_mode_end_to_end(tmp_path, tiny_tokenizer, engine):
     for point in ("sd-off-c1", "eagle3-k3-c1"):
         for r in rd.records(point):
             assert r.output_ids  # trtllm streams ids with detokenize: false
-            by_prompt.setdefault(r.prompt_id, set()).add(tuple(r.output_ids))
+            by_prompt.setdefault((r.prompt_id, r.turn), set()).add(tuple(r.output_ids))
     assert all(len(v) == 1 for v in by_prompt.values())
+    assert {turn for _, turn in by_prompt} == {1, 2}
 
 
 # ---- round trips: the adapter's launch options through emulators that apply the engines' own rules ----------

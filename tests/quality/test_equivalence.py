@@ -54,3 +54,34 @@ def test_pairs_without_token_ids_are_refused_not_passed():
     assert compare_records([rec([], "Paris")], [rec([], "London")]) == []
     assert pairs_without_ids([rec([], "Paris")], [rec([1, 2], "London")]) == ["coding"]
     assert [p.exact for p in compare_records([rec([1, 2], "a")], [rec([1, 2], "a")])] == [True]
+
+
+def conv(pid, cid, turns, **kw):
+    """One conversation: a record per turn's output ids."""
+    return [rec(pid, "Writing", ids, conversation_id=cid, turn=t, request_id=cid if t == 1 else f"{cid}.{t}", **kw)
+            for t, ids in enumerate(turns, 1)]
+
+
+def test_whole_conversations_are_compared_not_single_turns():
+    off = conv("m", "off#0", [[1, 2, 3], [4, 5, 6]]) + conv("n", "off#1", [[7, 8], [9, 9]])
+    # m: first turns equal, the second diverges -> diverges at token 3 + 1 of the joined outputs
+    # n: turns listed out of order still join in turn order
+    on = conv("m", "on#0", [[1, 2, 3], [4, 0, 6]]) + conv("n", "on#1", [[7, 8], [9, 9]])[::-1]
+    pairs = {p.prompt_id: p for p in compare_records(on, off)}
+    assert (pairs["m"].exact, pairs["m"].first_divergence, pairs["m"].compared_tokens, pairs["m"].turns) == \
+        (False, 4, 6, 2)
+    assert pairs["n"].exact and pairs["n"].turns == 2
+    # one pair per conversation, not per turn
+    assert summarize_pairs(list(pairs.values())).pairs == 2
+
+
+def test_conversations_with_a_failed_or_missing_turn_are_left_out():
+    off = conv("m", "off#0", [[1, 2], [3, 4]])
+    failed = conv("m", "on#0", [[1, 2], [3, 4]])
+    failed[1].status = "failed"
+    cut_short = conv("m", "on#1", [[1, 2]])          # the point ended before its second turn
+    missing_first = conv("m", "on#2", [[1, 2], [3, 4]])[1:]
+    assert compare_records(failed + cut_short + missing_first, off) == []
+    # a reference cut short does not replace a complete one
+    pairs = compare_records(conv("m", "on#3", [[1, 2], [3, 4]]), conv("m", "off#9", [[1, 2]]) + off)
+    assert len(pairs) == 1 and pairs[0].exact

@@ -54,13 +54,15 @@ def prompt_cache(tmp_path_factory) -> Path:
 
 def sweep_config(tmp_path: Path, tokenizer: Path, model: Path, cache: Path, *, server_args=(),
                  concurrency=(1, 4), sd=("off", "ngram"), requests=12, **load) -> dict:
-    """A small fake-engine sweep: 11 prompts, 16 output tokens, short timeouts."""
+    """A small fake-engine sweep: 11 prompts, 16 output tokens, short timeouts.  First turns only, so one
+    request index is one request and the fault accounting below counts requests exactly (multi-turn
+    accounting: tests/api/test_multi_turn.py)."""
     return {
         "engine": {"name": "fake", "model": str(model), "python": sys.executable, "startup_timeout_s": 20,
                    "extra_args": [str(a) for a in server_args]},
         "sd": [{"method": m} if m == "off" else {"method": m, "num_speculative_tokens": 3} for m in sd],
         "data": {"split": "qualitative-mini", "prompts_per_category": 1, "tokenizer": str(tokenizer),
-                 "cache_dir": str(cache)},
+                 "cache_dir": str(cache), "turns": "first"},
         "load": {"concurrency": list(concurrency), "output_len": 16, "requests_per_point": requests,
                  "warmup_requests": 2, "stream_idle_timeout_s": 2, "request_timeout_s": 20, **load},
         "output_dir": str(tmp_path / "results"),
@@ -197,6 +199,11 @@ def fault_log(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
 
 
+def _request_order(r) -> tuple[int, int]:
+    """(conversation index, turn): a multi-turn prompt's later turns follow its first."""
+    return int(r.conversation_id.rsplit("#", 1)[1]), r.turn
+
+
 def accounting(results: Path) -> dict:
     """Per point: planned measured requests vs what the records and summary account for."""
     from speedbench.results import ResultsDir
@@ -210,8 +217,7 @@ def accounting(results: Path) -> dict:
         out[p["point_id"]] = {
             "planned": p["sent"] + p["not_sent"], "records": len(recs), "sent": p["sent"],
             "ok": p["ok"], "failed": p["failed"], "cancelled": p["cancelled"], "not_sent": p["not_sent"],
-            "status": p["status"], "prompt_order": [r.prompt_id for r in
-                                                    sorted(recs, key=lambda r: int(r.request_id.rsplit("#", 1)[1]))],
+            "status": p["status"], "prompt_order": [r.prompt_id for r in sorted(recs, key=_request_order)],
         }
     return out
 

@@ -123,3 +123,25 @@ def test_on_server_death_stop_exits_3_and_keeps_partial_records(tmp_path, tiny_t
         FaultReport.add("server SIGKILL, on_server_death=stop", 1, 1, lost, len(left))
     finally:
         kill_launches(pids)
+
+
+def test_multi_turn_faults_end_conversations_and_are_accounted(tmp_path, tiny_tokenizer, fake_model, prompt_cache):
+    """A failed turn ends its conversation: the turns it could not send are counted as not sent, never lost."""
+    from speedbench.data.pretokenize import read_prompt_set
+
+    cfg = sweep_config(tmp_path, tiny_tokenizer, fake_model, prompt_cache, sd=("off",), concurrency=(4,),
+                       requests=30, server_args=["--faults", "http_500=0.3", "--seed", "5"])
+    cfg["data"]["turns"] = "all"
+    res = run_cli("sweep", "--config", str(write_config(tmp_path / "c.json", cfg)))
+    assert res.returncode == 1, res.stderr   # results written, error budget exceeded
+    results = _results_dir(tmp_path)
+    prompts = read_prompt_set(results / "prompts.parquet").prompts
+    turns = {p.id: p.turns_to_send for p in prompts}
+    (a,) = accounting(results).values()
+    # 30 conversations over the 11 prompts in file order: one request per turn planned
+    assert a["planned"] == sum(prompts[i % len(prompts)].turns_to_send for i in range(30))
+    recs = [r for r in records_of(results) if not r["warmup"]]
+    cut = [r for r in recs if r["status"] == "failed" and r["turn"] < turns[r["prompt_id"]]]
+    assert cut and a["not_sent"] == sum(turns[r["prompt_id"]] - r["turn"] for r in cut)
+    assert a["records"] == a["sent"] and lost_requests(results) == 0
+    assert all(r["turn"] == 1 for r in cut)   # (two-turn prompts: only a first turn can cut one short)
