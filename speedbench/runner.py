@@ -89,6 +89,12 @@ class BenchmarkRunner:
             raise ConfigError("no tokenizer: set data.tokenizer (--tokenizer) when attaching with --endpoint")
         if not cfg.engine.endpoint:
             preflight.check_port(cfg.engine.host, cfg.engine.port)
+        if cfg.engine.launcher != "venv":
+            if cfg.engine.endpoint:
+                raise ConfigError("engine.launcher starts a server; with --endpoint nothing is launched")
+            from speedbench.engines.container import image_of
+
+            image_of(cfg.engine)  # pinned image, one clear line otherwise
 
     def check_prompts_fit(self, prompts: PromptSet) -> None:
         """Prompt + output within the served context: from the launch flags or the model's config.json."""
@@ -148,6 +154,8 @@ class BenchmarkRunner:
             cache_file = cache_path(cfg.data, prompts.fingerprint)
             if cache_file.is_file():
                 self.results.save_prompts(cache_file)
+        if cfg.engine.launcher != "venv":
+            self._container_setup()
         result = SweepResult(path, prompts_fingerprint=prompts.fingerprint, skipped=sorted(done & set(planned)))
         status = "failed"
         try:
@@ -247,10 +255,17 @@ class BenchmarkRunner:
             return
         port = ec.port or pick_free_port(ec.host)
         argv = self.adapter.launch_argv(sd, ec.host, port, max(self.config.load.concurrency))
-        server = ServerProcess(argv, self.results.log_path(f"{self.adapter.name}-{sd.label}"),
-                               f"http://{ec.host}:{port}{self.adapter.health_path}",
-                               env=self.adapter.launch_env(sd), host=ec.host, port=port,
-                               startup_timeout_s=ec.startup_timeout_s)
+        log_path = self.results.log_path(f"{self.adapter.name}-{sd.label}")
+        health = f"http://{ec.host}:{port}{self.adapter.health_path}"
+        if ec.launcher != "venv":
+            from speedbench.engines import container
+
+            files = list(self.adapter.launch_files(sd, max(self.config.load.concurrency)))
+            server: ServerProcess = container.launch(ec, argv, files, sd.draft_model, self.results.path, sd.label,
+                                                     port, log_path, health, self.adapter.launch_env(sd))
+        else:
+            server = ServerProcess(argv, log_path, health, env=self.adapter.launch_env(sd), host=ec.host, port=port,
+                                   startup_timeout_s=ec.startup_timeout_s)
         with server:
             self._say(f"starting {self.adapter.name} ({sd.label}) on port {port}; log: {server.log_path}")
             waited = server.wait_ready()
@@ -323,6 +338,16 @@ class BenchmarkRunner:
                   + (f"; POINT FAILED: {guard.reason}" if guard.reason else ""))
         return summary
 
+    def _container_setup(self) -> None:
+        """Remove containers an earlier, killed harness left behind; record the image by digest."""
+        from speedbench.engines import container
+
+        ec = self.config.engine
+        if ec.launcher in ("docker", "podman"):
+            for name in container.cleanup_leftovers(container.runtime_exe(ec)):
+                self._say(f"removed leftover container {name} (its harness is gone)")
+        self.results.update_manifest(container=container.manifest_entry(ec))
+
     # ---- helpers ------------------------------------------------------------------------------------
     def _progress(self):
         if not self.progress:
@@ -357,7 +382,8 @@ class BenchmarkRunner:
             "machine": machine_info(),
             "harness": harness_versions(),
             "engine": {"name": self.adapter.name, "attached": bool(cfg.engine.endpoint),
-                       "versions": {} if cfg.engine.endpoint else engine_python_versions(cfg.engine.python)},
+                       "versions": {} if cfg.engine.endpoint or cfg.engine.launcher != "venv"
+                       else engine_python_versions(cfg.engine.python)},
             "points_planned": [point_name(sd, c, r, cfg.load.repeats) for sd, c in self.points()
                                for r in range(1, cfg.load.repeats + 1)],
         }
