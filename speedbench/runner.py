@@ -28,6 +28,7 @@ from speedbench.preflight import EndpointError
 from speedbench.quality.post_sweep import write_post_sweep
 from speedbench.results import ResultsDir, new_run_dir
 from speedbench.resume import check_resumable, config_hash, prepare_resume
+from speedbench.telemetry.point import PointTelemetry
 
 log = logging.getLogger(__name__)
 
@@ -154,8 +155,10 @@ class BenchmarkRunner:
             cache_file = cache_path(cfg.data, prompts.fingerprint)
             if cache_file.is_file():
                 self.results.save_prompts(cache_file)
-        if cfg.engine.launcher != "venv":
-            self._container_setup()
+        if cfg.engine.launcher != "venv":  # leftovers of a killed harness go; the image is recorded by digest
+            from speedbench.engines.container import prepare_sweep
+
+            prepare_sweep(cfg.engine, self.results, self._say)
         result = SweepResult(path, prompts_fingerprint=prompts.fingerprint, skipped=sorted(done & set(planned)))
         status = "failed"
         try:
@@ -304,8 +307,10 @@ class BenchmarkRunner:
                 task = bar.add_task(f"{sd.label} c={conc}", total=plan.num_requests)
             t0 = time.monotonic()
             try:
-                before, run, after = run_async(measure_point(self.adapter, base_url, self.config.engine.auth_headers(),
-                                                             prompts.prompts, plan, sink, point_id, guard))
+                with PointTelemetry(self.config) as telemetry:  # GPU samples on a side thread, n/a without NVML
+                    before, run, after = run_async(measure_point(self.adapter, base_url,
+                                                                 self.config.engine.auth_headers(),
+                                                                 prompts.prompts, plan, sink, point_id, guard))
             finally:
                 results.append_records(point_id, pending)  # also on Ctrl-C / SIGTERM: what ended is kept
         counters = (after - before) if (before is not None and after is not None) else None
@@ -329,6 +334,7 @@ class BenchmarkRunner:
                 log.warning("%s: the client fell behind (loop lag P99 %.2f ms, mean in-flight %.1f of %s): "
                             "latencies include client delay", point_id, run.client.client_lag_p99_ms or 0.0,
                             run.client.mean_in_flight or 0.0, run.client.target_in_flight)
+        telemetry.apply(summary, records, results.path)
         results.append_point(summary)
         errs = ", ".join(f"{k} {v}" for k, v in sorted(summary.errors_by_kind.items()))
         self._say(f"{point_id}: {summary.ok}/{summary.sent} ok"
@@ -337,16 +343,6 @@ class BenchmarkRunner:
                   + f", {summary.output_tps:.1f} tok/s in {time.monotonic() - t0:.0f} s"
                   + (f"; POINT FAILED: {guard.reason}" if guard.reason else ""))
         return summary
-
-    def _container_setup(self) -> None:
-        """Remove containers an earlier, killed harness left behind; record the image by digest."""
-        from speedbench.engines import container
-
-        ec = self.config.engine
-        if ec.launcher in ("docker", "podman"):
-            for name in container.cleanup_leftovers(container.runtime_exe(ec)):
-                self._say(f"removed leftover container {name} (its harness is gone)")
-        self.results.update_manifest(container=container.manifest_entry(ec))
 
     # ---- helpers ------------------------------------------------------------------------------------
     def _progress(self):

@@ -245,3 +245,15 @@ def manifest_entry(ec: EngineConfig) -> dict:
     """What the manifest records: launcher, runtime, image as configured and as pinned by digest."""
     return {"launcher": ec.launcher, "runtime": runtime_exe(ec), "image": image_of(ec),
             "digest": image_digest(ec)}
+
+
+def prepare_sweep(ec: EngineConfig, results, say) -> None:
+    """Before a containerised sweep: remove containers a killed harness left (docker/podman), record the image."""
+    if ec.launcher in ("docker", "podman"):
+        try:
+            removed = cleanup_leftovers(runtime_exe(ec))
+        except FileNotFoundError:
+            raise ConfigError(f"container runtime {runtime_exe(ec)!r} not found (engine.container.runtime)") from None
+        for name in removed:
+            say(f"removed leftover container {name} (its harness is gone)")
+    results.update_manifest(container=manifest_entry(ec))
