@@ -93,9 +93,9 @@ class BenchmarkRunner:
         if cfg.engine.launcher != "venv":
             if cfg.engine.endpoint:
                 raise ConfigError("engine.launcher starts a server; with --endpoint nothing is launched")
-            from speedbench.engines.container import image_of
+            from speedbench.engines.container import check_launch
 
-            image_of(cfg.engine)  # pinned image, one clear line otherwise
+            check_launch(cfg.engine)  # a pinned image and a runtime on PATH, one clear line otherwise
 
     def check_prompts_fit(self, prompts: PromptSet) -> None:
         """Prompt + output within the served context: from the launch flags or the model's config.json."""

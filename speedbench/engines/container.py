@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 from pathlib import Path
@@ -56,6 +57,14 @@ def image_of(ec: EngineConfig) -> str:
     return image
 
 
+def check_launch(ec: EngineConfig) -> None:
+    """Before anything is created: the image is pinned and the runtime executable exists."""
+    image_of(ec)
+    if shutil.which(runtime_exe(ec)) is None:
+        raise ConfigError(f"container runtime {runtime_exe(ec)!r} not found (install it, or set "
+                          "engine.container.runtime)")
+
+
 def container_name(results_dir: Path, sd_label: str) -> str:
     """``speedbench-<results folder>-<SD label>``: one container per server, found again by its folder."""
     return _NAME_BAD.sub("-", f"speedbench-{Path(results_dir).name}-{sd_label}")[:120]
@@ -85,6 +94,16 @@ def in_container_argv(ec: EngineConfig, engine_argv: Sequence[str]) -> list[str]
     return argv
 
 
+def gpu_flags(launcher: str, gpus: str) -> list[str]:
+    """docker: ``--gpus``; podman: CDI devices (``--device nvidia.com/gpu=all``, NVIDIA Container Toolkit)."""
+    if gpus == "none":
+        return []
+    if launcher == "docker":
+        return ["--gpus", gpus]
+    ids = ["all"] if gpus == "all" else gpus.removeprefix("device=").split(",")
+    return [x for i in ids for x in ("--device", f"nvidia.com/gpu={i.strip()}")]
+
+
 def run_argv(ec: EngineConfig, engine_argv: Sequence[str], name: str, port: int,
              mounts: Sequence[tuple[str, str, bool]], env: dict[str, str]) -> list[str]:
     """The full container command (argv list). ``env`` values travel by name only where the runtime allows."""
@@ -93,8 +112,7 @@ def run_argv(ec: EngineConfig, engine_argv: Sequence[str], name: str, port: int,
     if ec.launcher in ("docker", "podman"):
         argv = [exe, "run", "--rm", "--name", name, "--label", f"{LABEL}=1",
                 "--label", f"{LABEL_HOST}={socket.gethostname()}", "--label", f"{LABEL_PID}={os.getpid()}"]
-        if c.gpus != "none":
-            argv += ["--gpus", c.gpus]
+        argv += gpu_flags(ec.launcher, c.gpus)
         argv += ["--shm-size", c.shm_size] if c.shm_size else ["--ipc=host"]
         argv += ["-p", f"{ec.host}:{port}:{port}"]
         for src, dst, ro in mounts:
@@ -205,21 +223,26 @@ def _pid_alive(pid: int) -> bool:
 
 
 def leftover_containers(runtime: str, *, all_hosts_pids: bool = False) -> list[str]:
-    """Names of speedbench containers (docker/podman) whose harness process on this host is gone."""
-    fmt = '{{.Names}}\t{{.Label "%s"}}\t{{.Label "%s"}}' % (LABEL_HOST, LABEL_PID)
-    out = _run([runtime, "ps", "-a", "--filter", f"label={LABEL}=1", "--format", fmt])
+    """Names of speedbench containers (docker/podman) whose harness process on this host is gone.
+
+    Listed by label with ``ps``, their labels read with ``inspect`` (``.Config.Labels`` is a map in both
+    runtimes; ``ps --format '{{.Label ...}}'`` is docker's only)."""
+    out = _run([runtime, "ps", "-a", "--filter", f"label={LABEL}=1", "--format", "{{.Names}}"])
     if out.returncode != 0:
         raise ConfigError(f"{runtime} ps failed (exit {out.returncode}): {out.stdout.strip()[:200]}")
+    names = [n.strip() for n in out.stdout.splitlines() if n.strip()]
+    if not names or all_hosts_pids:
+        return names
+    fmt = '{{index .Config.Labels "%s"}}\t{{index .Config.Labels "%s"}}' % (LABEL_HOST, LABEL_PID)
+    out = _run([runtime, "inspect", "--format", fmt, *names])
     host = socket.gethostname()
-    names = []
-    for line in out.stdout.splitlines():
-        parts = line.split("\t")
-        if len(parts) != 3:
-            continue
-        name, h, pid = parts
-        if all_hosts_pids or (h == host and pid.isdigit() and not _pid_alive(int(pid))):
-            names.append(name)
-    return names
+    gone = []
+    # one line per name, in order; a container removed meanwhile drops its line (and fails the call)
+    for name, line in zip(names, out.stdout.splitlines()) if out.returncode == 0 else ():
+        h, _, pid = line.partition("\t")
+        if h == host and pid.isdigit() and not _pid_alive(int(pid)):
+            gone.append(name)
+    return gone
 
 
 def cleanup_leftovers(runtime: str, *, force_all: bool = False) -> list[str]:

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
-_RUN_VALUE_FLAGS = {"--name", "--label", "--gpus", "--shm-size", "-p", "-v", "-e"}
+_RUN_VALUE_FLAGS = {"--name", "--label", "--gpus", "--device", "--shm-size", "-p", "-v", "-e"}
 _RUN_BARE_FLAGS = {"--rm", "--ipc=host"}
 
 
@@ -104,7 +104,7 @@ def _parse_run(args: list[str]) -> tuple[dict, list[str]]:
             k, _, val = v.partition("=")
             opts["labels"][k] = val
         else:
-            key = {"--name": "name", "--gpus": "gpus", "--shm-size": "shm", "-p": "ports", "-v": "volumes",
+            key = {"--name": "name", "--gpus": "gpus", "--device": "gpus", "--shm-size": "shm", "-p": "ports", "-v": "volumes",
                    "-e": "env"}[a]
             if isinstance(opts[key], list):
                 opts[key].append(v)
@@ -225,6 +225,24 @@ def _ps(args: list[str]) -> int:
     return 0
 
 
+def _inspect(args: list[str]) -> int:
+    """``inspect --format '{{index .Config.Labels "k"}}...' NAME...``: one line per container, as docker."""
+    fmt = _flag(args, "--format") or "{{.Name}}"
+    names = [a for a in args if not a.startswith("-") and a != fmt]
+    code = 0
+    for name in names:
+        c = containers().get(name)
+        if c is None:
+            print(f"Error: No such object: {name}", file=sys.stderr)
+            code = 1
+            continue
+        line = fmt
+        for k, v in c["labels"].items():
+            line = line.replace('{{index .Config.Labels "%s"}}' % k, v)
+        print(line)
+    return code
+
+
 def _image_inspect(args: list[str]) -> int:
     import hashlib
 
@@ -282,6 +300,8 @@ def main(argv: list[str]) -> int:
         return _stop(args[1:])
     if sub == "ps":
         return _ps(args[1:])
+    if sub == "inspect":
+        return _inspect(args[1:])
     if sub == "image" and args[1:2] == ["inspect"]:
         return _image_inspect(args[2:])
     return _err(f"unsupported command {sub!r}", 1)

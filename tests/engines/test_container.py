@@ -58,11 +58,14 @@ def test_docker_argv_pins_maps_mounts_and_labels(tmp_path):
     assert inner[inner.index("--host") + 1] == "0.0.0.0" and inner[inner.index("--port") + 1] == "8123"
 
 
-def test_podman_shm_size_and_no_gpus(tmp_path):
-    argv = docker_argv(engine(launcher="podman", container={"shm_size": "16g", "gpus": "none",
+def test_podman_shm_size_and_cdi_gpus(tmp_path):
+    argv = docker_argv(engine(launcher="podman", container={"shm_size": "16g", "gpus": "device=0,1",
                                                             "runtime": "/opt/podman"}), tmp_path)
     assert argv[0] == "/opt/podman" and argv[argv.index("--shm-size") + 1] == "16g"
     assert "--ipc=host" not in argv and "--gpus" not in argv
+    image_at = argv.index("lmsysorg/sglang:v0.5.4")
+    assert " ".join(argv[:image_at]).count("--device nvidia.com/gpu=") == 2
+    assert ct.gpu_flags("podman", "all") == ["--device", "nvidia.com/gpu=all"] and ct.gpu_flags("docker", "none") == []
 
 
 def test_enroot_and_pyxis_argv(tmp_path):
@@ -190,6 +193,33 @@ def test_enroot_sweep_end_to_end(tmp_path, tiny_tokenizer, fake_runtime):
     assert progs == ["create", "start", "remove"]
 
 
+@pytest.mark.slow
+def test_engine_failing_at_start_up_leaves_no_container(tmp_path, tiny_tokenizer, fake_runtime):
+    from speedbench.engines.server import EngineError
+    from speedbench.runner import BenchmarkRunner
+
+    d = sweep_dict(tmp_path, tiny_tokenizer)
+    d["engine"]["extra_args"] = ["--no-such-engine-flag"]       # the engine exits at once
+    with pytest.raises(EngineError, match="server exited with code 2 during start-up") as e:
+        BenchmarkRunner(BenchmarkConfig.model_validate(d), progress=False).run()
+    assert "--no-such-engine-flag" in str(e.value)                # the container's output reached the log
+    assert fake.containers() == {}
+
+
+def test_missing_runtime_is_one_clear_line(tmp_path, tiny_tokenizer):
+    from click.testing import CliRunner
+
+    from speedbench.cli import main
+
+    d = sweep_dict(tmp_path, tiny_tokenizer)
+    d["engine"]["container"]["runtime"] = str(tmp_path / "no-docker")
+    (tmp_path / "c.json").write_text(json.dumps(d))
+    res = CliRunner().invoke(main, ["sweep", "--config", str(tmp_path / "c.json")])
+    assert res.exit_code == 2 and "container runtime" in res.output and "not found" in res.output
+    assert "Traceback" not in res.output
+    assert not (tmp_path / "results").exists()                    # refused before a results folder exists
+
+
 def _start_cli_sweep(tmp_path, tiny_tokenizer) -> subprocess.Popen:
     cfg_file = tmp_path / "sweep.json"
     cfg_file.write_text(json.dumps(sweep_dict(tmp_path, tiny_tokenizer, step_ms="50", requests=400)))
@@ -219,12 +249,13 @@ def _wait_serving(proc, timeout=60.0) -> dict:
 
 
 @pytest.mark.slow
-def test_ctrl_c_removes_the_container(tmp_path, tiny_tokenizer, fake_runtime):
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_and_sigterm_remove_the_container(tmp_path, tiny_tokenizer, fake_runtime, sig, code):
     proc = _start_cli_sweep(tmp_path, tiny_tokenizer)
     try:
         c = _wait_serving(proc)
-        os.kill(proc.pid, signal.SIGINT)
-        assert proc.wait(timeout=60) == 130
+        os.kill(proc.pid, sig)
+        assert proc.wait(timeout=60) == code
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
