@@ -1,6 +1,7 @@
 """Run an engine from its official image: docker / podman / enroot / Slurm pyxis around the adapter's argv.
 
-The adapter's argv is kept as is, except its first word (the venv's Python) becomes the image's Python and,
+The adapter's argv is kept as is, except its first word (the venv's Python) becomes the image's Python (the
+image's entrypoint, docker/podman, is replaced by it) and,
 for docker/podman, ``--host`` becomes 0.0.0.0: behind a ``-p 127.0.0.1:P:P`` port mapping the engine must
 listen on the container's own interface, while the mapping exposes it on the host's loopback only.
 Model, draft model and any launch file are mounted read-only at the same path, so every path in the argv
@@ -119,7 +120,8 @@ def run_argv(ec: EngineConfig, engine_argv: Sequence[str], name: str, port: int,
             argv += ["-v", f"{src}:{dst}" + (":ro" if ro else "")]
         for k in sorted(env):
             argv += ["-e", k]  # the value comes from the client's environment, never from the argv
-        return argv + [image, *inner]
+        # the image's own entrypoint (vllm/vllm-openai: the API server) would take our argv as its arguments
+        return argv + ["--entrypoint", inner[0], image, *inner[1:]]
     if ec.launcher == "enroot":
         argv = [exe, "start"]
         for src, dst, ro in mounts:

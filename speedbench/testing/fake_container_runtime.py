@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
-_RUN_VALUE_FLAGS = {"--name", "--label", "--gpus", "--device", "--shm-size", "-p", "-v", "-e"}
+_RUN_VALUE_FLAGS = {"--name", "--label", "--gpus", "--device", "--shm-size", "-p", "-v", "-e", "--entrypoint"}
 _RUN_BARE_FLAGS = {"--rm", "--ipc=host"}
 
 
@@ -88,7 +88,7 @@ def _err(msg: str, code: int = 125) -> int:
 
 def _parse_run(args: list[str]) -> tuple[dict, list[str]]:
     opts: dict = {"labels": {}, "ports": [], "volumes": [], "env": [], "rm": False, "gpus": None, "ipc": None,
-                  "shm": None, "name": None}
+                  "shm": None, "name": None, "entrypoint": None}
     i = 0
     while i < len(args) and args[i].startswith("-"):
         a = args[i]
@@ -104,7 +104,7 @@ def _parse_run(args: list[str]) -> tuple[dict, list[str]]:
             k, _, val = v.partition("=")
             opts["labels"][k] = val
         else:
-            key = {"--name": "name", "--gpus": "gpus", "--device": "gpus", "--shm-size": "shm", "-p": "ports", "-v": "volumes",
+            key = {"--name": "name", "--entrypoint": "entrypoint", "--gpus": "gpus", "--device": "gpus", "--shm-size": "shm", "-p": "ports", "-v": "volumes",
                    "-e": "env"}[a]
             if isinstance(opts[key], list):
                 opts[key].append(v)
@@ -126,6 +126,9 @@ def _run(args: list[str]) -> int:
     except ValueError as e:
         return _err(str(e))
     image, cmd = rest[0], rest[1:]
+    if opts["entrypoint"] is None:
+        return _err("this fake image has no entrypoint of its own: give --entrypoint")
+    cmd = [opts["entrypoint"], *cmd]
     name = opts["name"] or f"fake-{os.getpid()}"
     if name in containers():
         return _err(f'Conflict. The container name "/{name}" is already in use')

@@ -54,7 +54,8 @@ def test_docker_argv_pins_maps_mounts_and_labels(tmp_path):
     assert run[run.index("-v") + 1] == f"{tmp_path}:{tmp_path}:ro"      # model read-only, same path, once
     assert run.count("-v") == 1
     assert run[run.index("-e") + 1] == "HF_TOKEN" and "secret-value" not in " ".join(argv)
-    assert inner[:3] == ["python3", "-m", "sglang.launch_server"]       # the image's Python
+    assert run[-2:] == ["--entrypoint", "python3"]                      # the image's Python, not its entrypoint
+    assert inner[:2] == ["-m", "sglang.launch_server"]
     assert inner[inner.index("--host") + 1] == "0.0.0.0" and inner[inner.index("--port") + 1] == "8123"
 
 
