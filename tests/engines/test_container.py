@@ -290,3 +290,16 @@ def test_harness_sigkill_leftover_is_removed_by_engines_cleanup(tmp_path, tiny_t
     while not _dead(c["pid"]) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert _dead(c["pid"])
+
+
+def test_dry_run_prints_the_full_container_command(tmp_path):
+    from click.testing import CliRunner
+
+    from speedbench.cli import main
+
+    res = CliRunner().invoke(main, ["sweep", "--engine", "sglang", "--model", str(tmp_path), "--sd", "off",
+                                    "--launcher", "docker", "--image", "lmsysorg/sglang:v0.5.4", "--dry-run"])
+    assert res.exit_code == 0, res.output
+    line = next(x for x in res.output.splitlines() if x.startswith("docker run"))
+    assert "--name speedbench-RESULTS-sd-off" in line and f"-v {tmp_path}:{tmp_path}:ro" in line
+    assert "--entrypoint python3 lmsysorg/sglang:v0.5.4 -m sglang.launch_server" in line
