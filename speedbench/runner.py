@@ -155,14 +155,14 @@ class BenchmarkRunner:
             cache_file = cache_path(cfg.data, prompts.fingerprint)
             if cache_file.is_file():
                 self.results.save_prompts(cache_file)
-        if cfg.engine.launcher != "venv":  # leftovers of a killed harness go; the image is recorded by digest
-            from speedbench.engines.container import prepare_sweep
-
-            prepare_sweep(cfg.engine, self.results, self._say)
         result = SweepResult(path, prompts_fingerprint=prompts.fingerprint, skipped=sorted(done & set(planned)))
         status = "failed"
         try:
             with _sigterm_as_interrupt():
+                if cfg.engine.launcher != "venv":  # leftovers of a killed harness go; the image pulled, recorded
+                    from speedbench.engines.container import prepare_sweep
+
+                    prepare_sweep(cfg.engine, self.results, self._say)
                 for sd in cfg.sd:
                     todo = [(c, r) for c in cfg.load.concurrency for r in range(1, cfg.load.repeats + 1)
                             if point_name(sd, c, r, cfg.load.repeats) not in done]

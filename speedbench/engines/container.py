@@ -156,16 +156,34 @@ def _run(argv: list[str], timeout: float = 60.0) -> subprocess.CompletedProcess:
                           stdin=subprocess.DEVNULL)
 
 
-def image_digest(ec: EngineConfig) -> Optional[str]:
-    """``repo@sha256:...`` of the image as the runtime holds it (docker/podman), None when it cannot tell."""
-    if ec.launcher not in ("docker", "podman"):
-        return None
+def image_info(ec: EngineConfig) -> Optional[dict]:
+    """``{"digest": "repo@sha256:..." or None (a local build has none), "id": "sha256:..."}`` of the image as
+    the runtime holds it (docker/podman), or None when it does not hold it."""
+    fmt = '{"digests": {{json .RepoDigests}}, "id": {{json .Id}}}'
     try:
-        out = _run([runtime_exe(ec), "image", "inspect", "--format", "{{json .RepoDigests}}", image_of(ec)])
-        digests = json.loads(out.stdout) if out.returncode == 0 else None
+        out = _run([runtime_exe(ec), "image", "inspect", "--format", fmt, image_of(ec)])
+        info = json.loads(out.stdout) if out.returncode == 0 else None
     except (OSError, subprocess.SubprocessError, ValueError):
         return None
-    return digests[0] if digests else None
+    if not isinstance(info, dict):
+        return None
+    return {"digest": (info.get("digests") or [None])[0], "id": info.get("id")}
+
+
+def ensure_image(ec: EngineConfig, say, timeout_s: float) -> Optional[dict]:
+    """Pull the image when the runtime does not hold it yet, so its digest is known before any server
+    starts and a bad tag is one clear line, not a server that never came up."""
+    if ec.launcher not in ("docker", "podman"):
+        return None
+    info = image_info(ec)
+    if info is None:
+        say(f"pulling {image_of(ec)}")
+        out = _run([runtime_exe(ec), "pull", image_of(ec)], timeout=timeout_s)
+        if out.returncode != 0:
+            last = (out.stdout.strip().splitlines() or [""])[-1]
+            raise ConfigError(f"{runtime_exe(ec)} pull {image_of(ec)} failed (exit {out.returncode}): {last}")
+        info = image_info(ec)
+    return info
 
 
 class ContainerServer(ServerProcess):
@@ -266,19 +284,12 @@ def launch(ec: EngineConfig, engine_argv: list[str], files: Sequence[str], draft
                            startup_timeout_s=ec.startup_timeout_s)
 
 
-def manifest_entry(ec: EngineConfig) -> dict:
-    """What the manifest records: launcher, runtime, image as configured and as pinned by digest."""
-    return {"launcher": ec.launcher, "runtime": runtime_exe(ec), "image": image_of(ec),
-            "digest": image_digest(ec)}
-
-
 def prepare_sweep(ec: EngineConfig, results, say) -> None:
-    """Before a containerised sweep: remove containers a killed harness left (docker/podman), record the image."""
+    """Before a containerised sweep: remove containers a killed harness left (docker/podman), make sure the
+    image is there, and record it in the manifest by digest."""
     if ec.launcher in ("docker", "podman"):
-        try:
-            removed = cleanup_leftovers(runtime_exe(ec))
-        except FileNotFoundError:
-            raise ConfigError(f"container runtime {runtime_exe(ec)!r} not found (engine.container.runtime)") from None
-        for name in removed:
+        for name in cleanup_leftovers(runtime_exe(ec)):
             say(f"removed leftover container {name} (its harness is gone)")
-    results.update_manifest(container=manifest_entry(ec))
+    info = ensure_image(ec, say, ec.startup_timeout_s) or {}
+    results.update_manifest(container={"launcher": ec.launcher, "runtime": runtime_exe(ec), "image": image_of(ec),
+                                       "digest": info.get("digest"), "image_id": info.get("id")})

@@ -132,6 +132,8 @@ def _run(args: list[str]) -> int:
     name = opts["name"] or f"fake-{os.getpid()}"
     if name in containers():
         return _err(f'Conflict. The container name "/{name}" is already in use')
+    if image not in (_images().read_text().split() if _images().is_file() else []):
+        return _err(f"image {image} is not pulled (this fake never pulls on run)")
     for v in opts["volumes"]:
         src = v.split(":")[0]
         if not Path(src).exists():
@@ -246,12 +248,32 @@ def _inspect(args: list[str]) -> int:
     return code
 
 
+def _images() -> Path:
+    return _state() / "images.list"
+
+
 def _image_inspect(args: list[str]) -> int:
     import hashlib
 
     image = args[-1]
+    held = _images().read_text().split() if _images().is_file() else []
+    if image not in held:
+        print(f"Error: No such image: {image}", file=sys.stderr)
+        return 1
     digest = hashlib.sha256(image.encode()).hexdigest()  # the fake's own, derived from the name
-    print(json.dumps([f"{image.rsplit(':', 1)[0]}@sha256:{digest}"]))
+    print(json.dumps({"digests": [f"{image.rsplit(':', 1)[0]}@sha256:{digest}"],
+                      "id": "sha256:" + hashlib.sha256(digest.encode()).hexdigest()}))
+    return 0
+
+
+def _pull(args: list[str]) -> int:
+    image = args[-1]
+    if "missing" in image:  # how a test asks for a tag the registry does not have
+        print(f"Error response from daemon: manifest for {image} not found: manifest unknown", file=sys.stderr)
+        return 1
+    with _images().open("a") as fh:
+        fh.write(image + "\n")
+    print(f"Status: Downloaded newer image for {image}")
     return 0
 
 
@@ -303,6 +325,8 @@ def main(argv: list[str]) -> int:
         return _stop(args[1:])
     if sub == "ps":
         return _ps(args[1:])
+    if sub == "pull":
+        return _pull(args[1:])
     if sub == "inspect":
         return _inspect(args[1:])
     if sub == "image" and args[1:2] == ["inspect"]:

@@ -178,6 +178,10 @@ def test_docker_sweep_end_to_end_leaves_no_container(tmp_path, tiny_tokenizer, f
     manifest = json.loads((result.results_dir / "manifest.json").read_text())
     assert manifest["container"]["image"] == "lmsysorg/sglang:v0.5.4"
     assert manifest["container"]["digest"].startswith("lmsysorg/sglang@sha256:")
+    assert manifest["container"]["image_id"].startswith("sha256:")
+    docker_calls = [c["argv"][0] for c in calls(tmp_path) if c["prog"] == "docker"]
+    assert docker_calls.index("pull") < docker_calls.index("run")          # pulled once, before any server
+    assert docker_calls.count("pull") == 1
 
 
 @pytest.mark.slow
@@ -219,6 +223,20 @@ def test_missing_runtime_is_one_clear_line(tmp_path, tiny_tokenizer):
     assert res.exit_code == 2 and "container runtime" in res.output and "not found" in res.output
     assert "Traceback" not in res.output
     assert not (tmp_path / "results").exists()                    # refused before a results folder exists
+
+
+def test_a_tag_the_registry_lacks_is_one_clear_line(tmp_path, tiny_tokenizer, fake_runtime):
+    from click.testing import CliRunner
+
+    from speedbench.cli import main
+
+    (tmp_path / "c.json").write_text(json.dumps(sweep_dict(tmp_path, tiny_tokenizer, image="lmsysorg/sglang:missing1")))
+    res = CliRunner().invoke(main, ["sweep", "--config", str(tmp_path / "c.json")])
+    assert res.exit_code == 2 and "docker pull lmsysorg/sglang:missing1 failed" in res.output
+    assert "manifest unknown" in res.output and "Traceback" not in res.output
+    assert not any(c["argv"][0] == "run" for c in calls(tmp_path))
+    (manifest,) = (tmp_path / "results").glob("*/manifest.json")
+    assert json.loads(manifest.read_text())["status"] == "failed"         # never left "running"
 
 
 def _start_cli_sweep(tmp_path, tiny_tokenizer) -> subprocess.Popen:
