@@ -308,6 +308,8 @@ class TelemetryConfig(_Strict):
     gpu: bool = Field(True, description="sample NVML (power, energy, SM util, memory) during every point; "
                                         "n/a where NVML is absent")
     interval_s: float = Field(0.05, gt=0, le=0.1, description="sampling period (<= 0.1 s = at least 10 Hz)")
+    gpus: Optional[list[int]] = Field(None, description="NVML indices of the engine's GPUs (None = every GPU "
+                                                        "on the node, idle ones included)")
 
 
 class BenchmarkConfig(_Strict):

@@ -32,8 +32,9 @@ def load_nvml():
 class GpuSampler:
     """``with GpuSampler(0.05) as s: ...`` then ``s.samples``; ``s.unavailable`` says why there are none."""
 
-    def __init__(self, interval_s: float = 0.05, nvml=None) -> None:
+    def __init__(self, interval_s: float = 0.05, nvml=None, indices: Optional[list[int]] = None) -> None:
         self.interval_s = interval_s
+        self.indices = indices
         self._nvml = nvml
         self.samples: list[GpuSample] = []
         self.gpus: list[int] = []
@@ -52,7 +53,13 @@ class GpuSampler:
         try:
             nv.nvmlInit()
             n = nv.nvmlDeviceGetCount()
-            self._handles = {i: nv.nvmlDeviceGetHandleByIndex(i) for i in range(n)}
+            wanted = range(n) if self.indices is None else self.indices
+            bad = [i for i in wanted if not 0 <= i < n]
+            if bad:
+                self.unavailable = f"telemetry.gpus {bad}: NVML sees GPUs 0..{n - 1} only"
+                self._shutdown(nv)
+                return self
+            self._handles = {i: nv.nvmlDeviceGetHandleByIndex(i) for i in wanted}
         except Exception as e:  # no driver / no device: telemetry is n/a, never a failure
             self.unavailable = f"NVML unavailable: {e}"
             return self

@@ -7,6 +7,7 @@ per million output tokens (when ``cost`` prices the hardware).
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import asdict
 from pathlib import Path
 from typing import Optional, Sequence
@@ -15,6 +16,9 @@ from speedbench.config import BenchmarkConfig
 from speedbench.load.records import RequestRecord
 from speedbench.metrics.energy import point_energy, tokens_per_joule, usd_per_million_tokens
 from speedbench.telemetry.nvml import GpuSampler
+
+log = logging.getLogger(__name__)
+_WARNED: set[tuple[int, int]] = set()  # (GPUs sampled, GPUs held): warned once per process
 
 
 def hourly_usd(cfg: BenchmarkConfig) -> Optional[float]:
@@ -30,7 +34,8 @@ def hourly_usd(cfg: BenchmarkConfig) -> Optional[float]:
 class PointTelemetry:
     def __init__(self, cfg: BenchmarkConfig, nvml=None) -> None:
         self.cfg = cfg
-        self.sampler = GpuSampler(cfg.telemetry.interval_s, nvml) if cfg.telemetry.gpu else None
+        t = cfg.telemetry
+        self.sampler = GpuSampler(t.interval_s, nvml, t.gpus) if t.gpu else None
 
     def __enter__(self) -> "PointTelemetry":
         if self.sampler is not None:
@@ -63,5 +68,13 @@ class PointTelemetry:
                               s.gpus)
         summary.energy_j, summary.mean_power_w = energy.energy_j, energy.mean_power_w
         summary.output_tokens_per_joule = tokens_per_joule(summary.output_tokens, energy.energy_j)
+        held = self.cfg.engine.tensor_parallel_size * self.cfg.engine.data_parallel_size
+        scope = {}
+        if self.cfg.telemetry.gpus is None and len(s.gpus) > held:  # idle GPUs would lower tokens per joule
+            scope["scope"] = (f"energy sums all {len(s.gpus)} GPUs of the node while the engine holds {held} "
+                              f"(TP x DP): set telemetry.gpus to count only the engine's")
+            if (len(s.gpus), held) not in _WARNED:
+                _WARNED.add((len(s.gpus), held))
+                log.warning(scope["scope"])
         summary.telemetry = {"gpu": "nvml", "interval_s": s.interval_s, **energy.to_dict(),
-                             **({"lost": s.lost} if s.lost else {})}
+                             **({"lost": s.lost} if s.lost else {}), **scope}

@@ -35,8 +35,18 @@ def test_energy_and_cost_per_point_with_nvml(tmp_path, tiny_tokenizer, monkeypat
         assert p.usd_per_mtok == pytest.approx(2.0 / (p.output_tps * 3600) * 1e6)
         samples = (result.results_dir / "telemetry" / f"{p.point_id}.jsonl").read_text().splitlines()
         assert {json.loads(s)["gpu"] for s in samples} == {0, 1}
+        assert "sums all 2 GPUs of the node while the engine holds 1" in p.telemetry["scope"]
     text = render(ReportData.load([str(result.results_dir)]), "md").text
     assert "Energy and cost per point" in text
+
+
+def test_telemetry_gpus_counts_only_the_engines_gpus(tmp_path, tiny_tokenizer, monkeypatch, caplog):
+    monkeypatch.setitem(sys.modules, "pynvml", fake_nvml.make([400.0, 100.0, 400.0]))
+    result = run_sweep(tmp_path, tiny_tokenizer, telemetry={"gpus": [1]})
+    for p in result.points:
+        assert [g["gpu"] for g in p.telemetry["gpus"]] == [1] and "scope" not in p.telemetry
+        assert p.mean_power_w == pytest.approx(100.0, rel=0.03)
+    assert "GPUs of the node" not in caplog.text                        # a healthy run warns nothing
 
 
 def test_without_nvml_columns_say_na_and_nothing_fails(tmp_path, tiny_tokenizer, monkeypatch):

@@ -55,3 +55,9 @@ def test_without_nvml_nothing_fails(monkeypatch, nvml, why):
     with GpuSampler(0.05, nvml) as s:
         pass
     assert s.samples == [] and why in s.unavailable
+
+
+def test_gpu_indices_out_of_range_are_na_with_the_reason():
+    with GpuSampler(0.05, fake_nvml.make([1.0, 1.0]), indices=[0, 5]) as s:
+        pass
+    assert s.samples == [] and "telemetry.gpus [5]" in s.unavailable
