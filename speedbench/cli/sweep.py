@@ -142,12 +142,11 @@ def server_commands(cfg, adapter=None) -> str:
         if cfg.engine.launcher != "venv":
             from speedbench.engines import container
 
-            ec, env = cfg.engine, adapter.launch_env(sd)
-            mounts = container.mounts_for(ec, [ec.model, sd.draft_model, *(str(Path(f).parent) for f in files)])
-            prep = container.prepare_argv(ec, f"speedbench-RESULTS-{sd.label}")
+            name, env = f"speedbench-RESULTS-{sd.label}", adapter.launch_env(sd)
+            prep = container.prepare_argv(cfg.engine, name)
             if prep:
                 out.append(shlex.join(prep))
-            argv = container.run_argv(ec, argv, f"speedbench-RESULTS-{sd.label}", port, mounts, env)
+            argv = container.container_argv(cfg.engine, argv, list(files), sd.draft_model, name, port, env)
             out += [f"# env {k} (passed by name)" for k in sorted(env)]
         out.append(shlex.join(argv))
     return "\n".join(out)

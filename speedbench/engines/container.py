@@ -273,13 +273,19 @@ def cleanup_leftovers(runtime: str, *, force_all: bool = False) -> list[str]:
     return names
 
 
+def container_argv(ec: EngineConfig, engine_argv: list[str], files: Sequence[str], draft_model: Optional[str],
+                   name: str, port: int, env: dict[str, str]) -> list[str]:
+    """The run command of one server: the model, draft model and launch files' folders mounted read-only."""
+    mounts = mounts_for(ec, [ec.model, draft_model, *(str(Path(f).parent) for f in files)])
+    return run_argv(ec, engine_argv, name, port, mounts, env)
+
+
 def launch(ec: EngineConfig, engine_argv: list[str], files: Sequence[str], draft_model: Optional[str],
            results_dir: Path, sd_label: str, port: int, log_path: Path, health_url: str,
            env: dict[str, str]) -> ContainerServer:
     """The server of one SD setting in a container named after the results folder (not started yet)."""
     name = container_name(results_dir, sd_label)
-    mounts = mounts_for(ec, [ec.model, draft_model, *(str(Path(f).parent) for f in files)])
-    argv = run_argv(ec, engine_argv, name, port, mounts, env)
+    argv = container_argv(ec, engine_argv, files, draft_model, name, port, env)
     return ContainerServer(ec, name, argv, log_path, health_url, env=env, host=ec.host, port=port,
                            startup_timeout_s=ec.startup_timeout_s)
 

@@ -195,7 +195,7 @@ def speedup_rows(rows: Sequence[dict]) -> list[dict]:
             "draft_length": r.get("draft_length"), "repeat": repeat_of(r.get("point_id", "")),
             "output_tps_speedup": _ratio(r["output_tps"], b["output_tps"]),
             "user_tps_speedup": _ratio(r["user_tps_mean"], b["user_tps_mean"]),
-            # > 1: SD gives more tokens per joule; < 1: each token costs SD-on less than SD-off
+            # tok/J ratio > 1: SD-on gets more tokens per joule; cost ratio < 1: SD-on tokens are cheaper
             "tokens_per_joule_ratio": _ratio(r.get("output_tokens_per_joule"), b.get("output_tokens_per_joule")),
             "cost_ratio": _ratio(r.get("usd_per_mtok"), b.get("usd_per_mtok")),
         })
