@@ -202,13 +202,8 @@ class ContainerServer(ServerProcess):
                 raise ConfigError(f"container runtime {prep[0]!r} not found (engine.container.runtime)") from None
             if out.returncode != 0:
                 raise ConfigError(f"{' '.join(prep[:2])} failed (exit {out.returncode}): "
-                                  f"{out.stdout.strip().splitlines()[-1:] or ''}")
-        try:
-            super().start()
-        except ConfigError as e:
-            if "not found" in str(e):
-                raise ConfigError(f"container runtime {self.argv[0]!r} not found (engine.container.runtime)") from None
-            raise
+                                  f"{(out.stdout.strip().splitlines() or [''])[-1]}")
+        super().start()  # the runtime itself was found by check_launch before the sweep began
         return self
 
     def stop(self, grace_s: float = 20.0) -> None:
