@@ -24,6 +24,10 @@ DRAFT_LENGTH ?=
 OUTPUT_DIR   ?=
 NAME         ?=
 EXTRA        ?=
+# container launch: LAUNCHER=docker|podman|enroot|pyxis IMAGE=vllm/vllm-openai:v0.11.0 (or the preset's images)
+LAUNCHER     ?=
+IMAGE        ?=
+GPU_HOUR_USD ?=
 # qualitative: SPEED-Bench's qualitative run (all categories, natural length, concurrency 32)
 QUALITATIVE_SPLIT       ?= qualitative-mini
 QUALITATIVE_CONCURRENCY ?= 32
@@ -42,9 +46,11 @@ SB_COMMON = $(call sb_opt,--preset,$(PRESET)) $(call sb_opt,--config,$(CONFIG)) 
 	$(call sb_opt,--engine,$(ENGINE)) $(call sb_opt,--model,$(MODEL)) \
 	$(call sb_opt,--engine-python,$(GPU_ENGINE_PYTHON)) $(call sb_opt,--endpoint,$(ENDPOINT)) \
 	$(call sb_opt,--tp,$(TP)) $(call sb_opt,--output-len,$(OUTPUT_LEN)) $(call sb_opt,--sd,$(SD)) \
-	$(call sb_opt,--draft-length,$(DRAFT_LENGTH)) $(call sb_opt,--output-dir,$(OUTPUT_DIR))
+	$(call sb_opt,--draft-length,$(DRAFT_LENGTH)) $(call sb_opt,--output-dir,$(OUTPUT_DIR)) \
+	$(call sb_opt,--launcher,$(LAUNCHER)) $(call sb_opt,--image,$(IMAGE)) \
+	$(call sb_opt,--gpu-hour-usd,$(GPU_HOUR_USD))
 
-.PHONY: sweep qualitative throughput compare report plan serve-api config-show
+.PHONY: sweep qualitative throughput compare report plan serve-api config-show containers-cleanup
 
 sweep: ## one SD-off / SD-on sweep with the given settings
 	$(SB) sweep $(SB_COMMON) $(call sb_opt,--isl,$(ISL)) $(call sb_opt,--split,$(SPLIT)) \
@@ -77,3 +83,6 @@ serve-api: ## REST service on 127.0.0.1:8080 (EXTRA="--host 0.0.0.0 --token ..."
 
 config-show: ## the effective config of a sweep with these settings, and where each value comes from
 	$(SB) config show $(SB_COMMON) $(call sb_opt,--isl,$(ISL)) $(call sb_opt,--concurrency,$(CONCURRENCY))
+
+containers-cleanup: ## remove containers a killed sweep left behind (LAUNCHER=podman for podman)
+	$(SPEEDBENCH) engines cleanup --runtime '$(if $(filter podman,$(LAUNCHER)),podman,docker)'

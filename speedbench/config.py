@@ -99,6 +99,28 @@ class SDConfig(_Strict):
         return "sd-off" if not self.enabled else f"{self.method}-k{self.num_speculative_tokens}"
 
 
+Launcher = Literal["venv", "docker", "podman", "enroot", "pyxis"]
+
+
+class ContainerConfig(_Strict):
+    """How a containerised engine is started (``engine.launcher`` other than ``venv``; see engines/container.py)."""
+
+    image: Optional[str] = Field(None, description="image pinned by tag (docker/podman/pyxis) or a .sqsh file "
+                                                   "(enroot); overrides images")
+    images: dict[str, str] = Field(default_factory=dict, description="image per engine name (presets)")
+    python: str = Field("python3", description="the engine's Python inside the image")
+    runtime: Optional[str] = Field(None, description="runtime executable (default: docker, podman, enroot, srun)")
+    gpus: str = Field("all", description="docker/podman --gpus value ('all', 'device=0,1'); 'none' = no flag")
+    shm_size: Optional[str] = Field(None, description="--shm-size instead of --ipc=host (e.g. 16g)")
+    mounts: list[str] = Field(default_factory=list, description="extra SRC:DST[:ro] mounts (model, draft and "
+                                                                "config files are mounted read-only already)")
+
+    @field_validator("image")
+    @classmethod
+    def _expand(cls, v: Optional[str]) -> Optional[str]:
+        return expand_path(v) if v and v.endswith(".sqsh") else v
+
+
 class EngineConfig(_Strict):
     name: str = "vllm"
     model: Optional[str] = Field(None, description="model directory or hub id served by the engine")
@@ -125,6 +147,9 @@ class EngineConfig(_Strict):
     on_server_death: Literal["restart", "stop"] = Field(
         "restart", description="a launched server died mid-sweep: restart it and go on, or stop the sweep")
     max_restarts: int = Field(1, ge=0, description="restarts allowed per SD setting before the sweep stops")
+    launcher: Launcher = Field("venv", description="venv = engine.python on this host; docker | podman | enroot | "
+                                                   "pyxis (srun --container-image) = the engine.container image")
+    container: ContainerConfig = Field(default_factory=ContainerConfig)
 
     @field_validator("version", mode="before")
     @classmethod
@@ -277,12 +302,36 @@ class QualityConfig(_Strict):
         return expand_path(v)
 
 
+class CostConfig(_Strict):
+    """Price of the hardware a point runs on: turns throughput into $ per million output tokens."""
+
+    gpu_hour_usd: Optional[float] = Field(None, gt=0, description="price of one GPU-hour; the engine holds "
+                                          "tensor x data-parallel GPUs")
+    node_hour_usd: Optional[float] = Field(None, gt=0, description="price of the whole node-hour instead")
+
+    @model_validator(mode="after")
+    def _one(self) -> "CostConfig":
+        if self.gpu_hour_usd is not None and self.node_hour_usd is not None:
+            raise ValueError("set cost.gpu_hour_usd or cost.node_hour_usd, not both")
+        return self
+
+
+class TelemetryConfig(_Strict):
+    gpu: bool = Field(True, description="sample NVML (power, energy, SM util, memory) during every point; "
+                                        "n/a where NVML is absent")
+    interval_s: float = Field(0.05, gt=0, le=0.1, description="sampling period (<= 0.1 s = at least 10 Hz)")
+    gpus: Optional[list[int]] = Field(None, description="NVML indices of the engine's GPUs (None = every GPU "
+                                                        "on the node, idle ones included)")
+
+
 class BenchmarkConfig(_Strict):
     engine: EngineConfig = Field(default_factory=EngineConfig)
     sd: list[SDConfig] = Field(default_factory=lambda: [SDConfig(method="off"), SDConfig(method="ngram")])
     data: DataConfig = Field(default_factory=DataConfig)
     load: LoadConfig = Field(default_factory=LoadConfig)
     quality: QualityConfig = Field(default_factory=QualityConfig)
+    telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
+    cost: CostConfig = Field(default_factory=CostConfig)
     output_dir: str = "results"
     name: Optional[str] = None
 

@@ -22,11 +22,26 @@ class ResumeError(ConfigError):
     """The folder cannot be resumed with this config (one clear line, exit 2)."""
 
 
+def _added_later() -> dict[tuple[str, ...], Any]:
+    """Config fields newer than some results folders: at their defaults they hash as if absent, so a
+    folder written before they existed can still be resumed."""
+    from speedbench.config import ContainerConfig, CostConfig, TelemetryConfig
+
+    return {("telemetry",): TelemetryConfig().model_dump(mode="json"), ("cost",): CostConfig().model_dump(mode="json"),
+            ("engine", "launcher"): "venv", ("engine", "container"): ContainerConfig().model_dump(mode="json")}
+
+
 def canonical_config(cfg: BenchmarkConfig) -> dict[str, Any]:
     d = cfg.model_dump(mode="json")
     for key in _NOT_HASHED:
         d.pop(key, None)
     d.get("engine", {}).pop("api_key", None)   # a credential, not part of what was measured
+    for path, default in _added_later().items():
+        parent = d
+        for k in path[:-1]:
+            parent = parent.get(k, {})
+        if parent.get(path[-1]) == default:
+            parent.pop(path[-1], None)
     return d
 
 

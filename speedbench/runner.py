@@ -31,6 +31,7 @@ from speedbench.preflight import EndpointError
 from speedbench.quality.post_sweep import write_post_sweep
 from speedbench.results import ResultsDir, new_run_dir
 from speedbench.resume import check_resumable, config_hash, prepare_resume
+from speedbench.telemetry.point import PointTelemetry
 
 log = logging.getLogger(__name__)
 
@@ -94,11 +95,19 @@ class BenchmarkRunner:
             raise ConfigError("no tokenizer: set data.tokenizer (--tokenizer) when attaching with --endpoint")
         if not cfg.engine.endpoint:
             preflight.check_port(cfg.engine.host, cfg.engine.port)
-            # asked once (an interpreter that hangs costs its timeout once); the manifest records the same answer
-            self._engine_env = engine_python_versions(cfg.engine.python)
-            self.adapter.installed_version = version_of(self._engine_env, self.adapter.dists)
-            for sd in cfg.sd:  # every flag of every setting, before any server starts
-                self.adapter.check_version(sd, max(cfg.load.concurrency))
+            if cfg.engine.launcher == "venv":
+                # asked once (an interpreter that hangs costs its timeout once); the manifest records the same
+                # answer. In a container the engine's Python is inside the image: the digest is recorded instead.
+                self._engine_env = engine_python_versions(cfg.engine.python)
+                self.adapter.installed_version = version_of(self._engine_env, self.adapter.dists)
+                for sd in cfg.sd:  # every flag of every setting, before any server starts
+                    self.adapter.check_version(sd, max(cfg.load.concurrency))
+        if cfg.engine.launcher != "venv":
+            if cfg.engine.endpoint:
+                raise ConfigError("engine.launcher starts a server; with --endpoint nothing is launched")
+            from speedbench.engines.container import check_launch
+
+            check_launch(cfg.engine)  # a pinned image and a runtime on PATH, one clear line otherwise
 
     def check_prompts_fit(self, prompts: PromptSet) -> None:
         """Prompt + output within the served context: from the launch flags or the model's config.json."""
@@ -168,6 +177,10 @@ class BenchmarkRunner:
         status = "failed"
         try:
             with _sigterm_as_interrupt():
+                if cfg.engine.launcher != "venv":  # leftovers of a killed harness go; the image pulled, recorded
+                    from speedbench.engines.container import prepare_sweep
+
+                    prepare_sweep(cfg.engine, self.results, self._say)
                 for sd in cfg.sd:
                     todo = [(c, r) for c in cfg.load.concurrency for r in range(1, cfg.load.repeats + 1)
                             if point_name(sd, c, r, cfg.load.repeats) not in done]
@@ -263,10 +276,17 @@ class BenchmarkRunner:
             return
         port = ec.port or pick_free_port(ec.host)
         argv = self.adapter.launch_argv(sd, ec.host, port, max(self.config.load.concurrency))
-        server = ServerProcess(argv, self.results.log_path(f"{self.adapter.name}-{sd.label}"),
-                               f"http://{ec.host}:{port}{self.adapter.health_path}",
-                               env=self.adapter.launch_env(sd), host=ec.host, port=port,
-                               startup_timeout_s=ec.startup_timeout_s)
+        log_path = self.results.log_path(f"{self.adapter.name}-{sd.label}")
+        health = f"http://{ec.host}:{port}{self.adapter.health_path}"
+        if ec.launcher != "venv":
+            from speedbench.engines import container
+
+            files = list(self.adapter.launch_files(sd, max(self.config.load.concurrency)))
+            server: ServerProcess = container.launch(ec, argv, files, sd.draft_model, self.results.path, sd.label,
+                                                     port, log_path, health, self.adapter.launch_env(sd))
+        else:
+            server = ServerProcess(argv, log_path, health, env=self.adapter.launch_env(sd), host=ec.host, port=port,
+                                   startup_timeout_s=ec.startup_timeout_s)
         with server:
             self._say(f"starting {self.adapter.name} ({sd.label}) on port {port}; log: {server.log_path}")
             waited = server.wait_ready()
@@ -307,8 +327,10 @@ class BenchmarkRunner:
                 task = bar.add_task(f"{sd.label} c={conc}", total=planned)
             t0 = time.monotonic()
             try:
-                before, run, after = run_async(measure_point(self.adapter, base_url, self.config.engine.auth_headers(),
-                                                             prompts.prompts, plan, sink, point_id, guard))
+                with PointTelemetry(self.config) as telemetry:  # GPU samples on a side thread, n/a without NVML
+                    before, run, after = run_async(measure_point(self.adapter, base_url,
+                                                                 self.config.engine.auth_headers(),
+                                                                 prompts.prompts, plan, sink, point_id, guard))
             finally:
                 results.append_records(point_id, pending)  # also on Ctrl-C / SIGTERM: what ended is kept
         counters = (after - before) if (before is not None and after is not None) else None
@@ -332,6 +354,7 @@ class BenchmarkRunner:
                 log.warning("%s: the client fell behind (loop lag P99 %.2f ms, mean in-flight %.1f of %s): "
                             "latencies include client delay", point_id, run.client.client_lag_p99_ms or 0.0,
                             run.client.mean_in_flight or 0.0, run.client.target_in_flight)
+        telemetry.apply(summary, records, results.path)
         results.append_point(summary)
         errs = ", ".join(f"{k} {v}" for k, v in sorted(summary.errors_by_kind.items()))
         self._say(f"{point_id}: {summary.ok}/{summary.sent} ok"
@@ -376,7 +399,7 @@ class BenchmarkRunner:
             "harness": harness_versions(),
             "engine": {"name": self.adapter.name, "attached": bool(cfg.engine.endpoint),
                        "version": self.adapter.installed_version, "version_pinned": cfg.engine.version,
-                       "versions": {} if cfg.engine.endpoint else self._engine_env
+                       "versions": {} if cfg.engine.endpoint or cfg.engine.launcher != "venv" else self._engine_env
                        if self._engine_env is not None else engine_python_versions(cfg.engine.python)},
             # how every request generated (compare/merge refuse runs that differ: speedbench.report.comparable)
             "generation": {"output_len": cfg.load.output_len, **self.adapter.sampling},

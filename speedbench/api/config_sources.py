@@ -49,6 +49,8 @@ FLAG_PATHS: dict[str, tuple[str, str]] = {
     "requests_per_point": ("load.requests_per_point", "--requests-per-point"),
     "output_dir": ("output_dir", "--output-dir"), "name": ("name", "--name"),
     "repeats": ("load.repeats", "--repeats"), "bertscore": ("quality.bertscore", "--bertscore"),
+    "launcher": ("engine.launcher", "--launcher"), "image": ("engine.container.image", "--image"),
+    "gpu_hour_usd": ("cost.gpu_hour_usd", "--gpu-hour-usd"),
 }
 
 

@@ -35,7 +35,9 @@ class PlannedJob:
         c = self.config
         return {"job": self.job_id, "group": self.group, "engine": self.engine, "preset": self.preset or "-",
                 "isl": self.isl or "natural", "sd": self.sd_label, "gpus": self.gpus,
-                "concurrency": ",".join(map(str, c.load.concurrency)), "output_len": c.load.output_len}
+                "concurrency": ",".join(map(str, c.load.concurrency)), "output_len": c.load.output_len,
+                "launcher": c.engine.launcher if c.engine.launcher == "venv" else
+                f"{c.engine.launcher} {c.engine.container.image or c.engine.container.images.get(c.engine.name)}"}
 
 
 def _slug(s: str) -> str:
@@ -82,6 +84,10 @@ def expand_matrix(*, presets: Sequence[Optional[str]] = (None,), engines: Option
                         cfg = BenchmarkConfig.model_validate(d)
                     except Exception as e:  # pydantic's message, one line
                         raise ConfigError(f"job {engine}/{preset}/{isl_spec}/{sd}: {e}") from None
+                    if cfg.engine.launcher != "venv":  # every job's image pinned before anything is submitted
+                        from speedbench.engines.container import image_of
+
+                        image_of(cfg.engine)
                     label = cfg.sd[0].label
                     job_id = _slug(f"{engine}-{preset or 'config'}-isl{isl or 'natural'}-{label}")
                     if job_id in seen:

@@ -43,6 +43,26 @@ def engines_show(preset, draft_length) -> None:
         _fail(str(e), 2)
 
 
+@engines.command("cleanup")
+@click.option("--runtime", type=click.Choice(["docker", "podman"]), default="docker", show_default=True)
+@click.option("--runtime-path", help="The runtime executable (default: --runtime on PATH).")
+@click.option("--all", "force_all", is_flag=True,
+              help="Remove every speedbench container, also those of sweeps still running.")
+def engines_cleanup(runtime, runtime_path, force_all) -> None:
+    """Remove containers left by a killed sweep (label speedbench.managed; their harness process is gone)."""
+    from speedbench.engines.container import cleanup_leftovers
+
+    try:
+        names = cleanup_leftovers(runtime_path or runtime, force_all=force_all)
+    except FileNotFoundError:
+        _fail(f"container runtime {runtime_path or runtime!r} not found", 2)
+    except ConfigError as e:
+        _fail(str(e), 2)
+    for name in names:
+        click.echo(f"removed {name}")
+    click.echo(f"{len(names)} leftover container(s) removed")
+
+
 @main.group("config")
 def config_group() -> None:
     """The effective configuration and where each value comes from."""

@@ -121,7 +121,9 @@ def _write_html_report(results_dir) -> Path:
 
 
 def server_commands(cfg, adapter=None) -> str:
-    """The exact server command per SD setting, with any config file the command refers to (dry run)."""
+    """The exact server command per SD setting, with any config file the command refers to (dry run).
+
+    With a container launcher: the full runtime command; RESULTS stands for the results folder's name."""
     import shlex
 
     if adapter is None:
@@ -132,10 +134,20 @@ def server_commands(cfg, adapter=None) -> str:
     max_conc = max(cfg.load.concurrency)
     for sd in cfg.sd:
         files = adapter.launch_files(sd, max_conc)
-        argv = adapter.launch_argv(sd, cfg.engine.host, cfg.engine.port or 8000, max_conc)
+        port = cfg.engine.port or 8000
+        argv = adapter.launch_argv(sd, cfg.engine.host, port, max_conc)
         out.append(f"# {sd.label}")
         for path, text in files.items():
             out.append(f"# file {path}:\n" + "\n".join(f"#   {line}" for line in text.rstrip().splitlines()))
+        if cfg.engine.launcher != "venv":
+            from speedbench.engines import container
+
+            name, env = f"speedbench-RESULTS-{sd.label}", adapter.launch_env(sd)
+            prep = container.prepare_argv(cfg.engine, name)
+            if prep:
+                out.append(shlex.join(prep))
+            argv = container.container_argv(cfg.engine, argv, list(files), sd.draft_model, name, port, env)
+            out += [f"# env {k} (passed by name)" for k in sorted(env)]
         out.append(shlex.join(argv))
     return "\n".join(out)
 

@@ -63,6 +63,12 @@ class PointSummary:
     status: str = "complete"
     not_sent: int = 0
     abort_reason: Optional[str] = None
+    # set by the runner from GPU telemetry (None = n/a: no NVML, or a GPU did not cover the window) and cost
+    energy_j: Optional[float] = None             # Σ GPUs over the measured window
+    output_tokens_per_joule: Optional[float] = None
+    mean_power_w: Optional[float] = None
+    usd_per_mtok: Optional[float] = None         # $ per million output tokens at this point's output TPS
+    telemetry: Optional[dict] = None             # how energy was measured, per GPU, or why it is n/a
 
     @property
     def error_rate(self) -> float:
@@ -78,7 +84,8 @@ class PointSummary:
             "tokens_per_step", "al_drafted", "al_drafted_req_sum", "draft_acceptance_rate",
             "merged_chunk_requests", "chunk_step_mismatches", "prompt_mismatches", "output_tps_window",
             "goodput_rps", "goodput_fraction", "client_lag_p99_ms", "mean_in_flight", "client_saturated",
-            "client_timestamps", "client_lag_limit_ms", "status", "not_sent", "error_rate")}
+            "client_timestamps", "client_lag_limit_ms", "status", "not_sent", "error_rate", "energy_j",
+            "output_tokens_per_joule", "mean_power_w", "usd_per_mtok")}
         row["errors"] = ",".join(f"{k}:{v}" for k, v in sorted(self.errors_by_kind.items()))
         row["user_tps_mean"] = self.user_tps.mean
         row["user_tps_p50"] = self.user_tps.p50
@@ -163,7 +170,8 @@ def _ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
 
 
 def speedup_rows(rows: Sequence[dict]) -> list[dict]:
-    """SD-on / SD-off at the same (run, engine, ISL, concurrency, repeat): output TPS and mean user TPS ratios.
+    """SD-on / SD-off at the same (run, engine, ISL, concurrency, repeat): output TPS and mean user TPS ratios,
+    output tokens per joule and $ per million output tokens ratios (None where either side has none).
 
     Repeat r of an SD-on point is divided by repeat r of SD off (or the first SD-off repeat when SD off has
     fewer), so the spread over repeats is not hidden by one baseline. Points that failed (server died,
@@ -190,6 +198,9 @@ def speedup_rows(rows: Sequence[dict]) -> list[dict]:
             "draft_length": r.get("draft_length"), "repeat": repeat_of(r.get("point_id", "")),
             "output_tps_speedup": _ratio(r["output_tps"], b["output_tps"]),
             "user_tps_speedup": _ratio(r["user_tps_mean"], b["user_tps_mean"]),
+            # tok/J ratio > 1: SD-on gets more tokens per joule; cost ratio < 1: SD-on tokens are cheaper
+            "tokens_per_joule_ratio": _ratio(r.get("output_tokens_per_joule"), b.get("output_tokens_per_joule")),
+            "cost_ratio": _ratio(r.get("usd_per_mtok"), b.get("usd_per_mtok")),
         })
     return out
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
 
 from speedbench.report import analysis as an
+from speedbench.report.energy import RATIO_NOTE, energy_cost
 
 
 AL_NOTES = {
@@ -169,9 +170,9 @@ def headline(data) -> Section:
     for s in data.speedups:
         groups.setdefault((s["run"], s["engine"], s["isl"], s["sd_label"]), []).append(s)
     multi = data.multi_run
-    headers = (["run"] if multi else []) + ["engine", "SD", "ISL", "speedup by concurrency", "best",
-                                             "crossover", "tok/step", "AL drafted",
-                                             "verdict"]
+    headers = (["run"] if multi else []) + ["engine", "SD", "ISL", "speedup by concurrency",
+                                             "tok/J ratio", "cost ratio", "best", "crossover", "tok/step",
+                                             "AL drafted", "verdict"]
     body = []
     for key, g in groups.items():
         g = sorted(g, key=lambda s: s["concurrency"])
@@ -189,15 +190,22 @@ def headline(data) -> Section:
             status, "-")
         body.append(([key[0]] if multi else []) + [
             key[1], key[3], isl_text(key[2]),
-            " → ".join(f"{v:.2f}x@c{cc}" for cc, v in vals), f"{best[1]:.2f}x at c={best[0]}",
+            " → ".join(f"{v:.2f}x@c{cc}" for cc, v in vals), ratio_by_concurrency(g, "tokens_per_joule_ratio"),
+            ratio_by_concurrency(g, "cost_ratio"), f"{best[1]:.2f}x at c={best[0]}",
             c.get("output_tps_crossover_text", "-"), fmt(al.get(setting, {}).get("tokens_per_step")),
             fmt(al.get(setting, {}).get("al_drafted")), verdict])
     n = 1 if multi else 0
     return Section("headline", "At a glance", headers, body,
                    "speedup = SD-on / SD-off output tokens/s at the same concurrency (x@cN = at concurrency "
                    "N); > 1x means SD pays; crossover on output tokens/s. "
-                   "tok/step and AL drafted pool every measured request of the setting (see below).",
-                   left=set(range(n + 3)) | {n + 5, len(headers) - 1})
+                   "tok/step and AL drafted pool every measured request of the setting (see below). "
+                   + RATIO_NOTE, left=set(range(n + 3)) | {n + 7, len(headers) - 1})
+
+
+def ratio_by_concurrency(group: Sequence[dict], key: str) -> str:
+    """``0.91x@c1 → 0.80x@c8`` of an SD-on/off ratio, or n/a where no point of the setting has one."""
+    vals = [(s["concurrency"], s.get(key)) for s in group if s.get(key) is not None]
+    return " → ".join(f"{v:.2f}x@c{c}" for c, v in vals) if vals else "n/a"
 
 
 def build_sections(data) -> list[Section]:
@@ -206,6 +214,7 @@ def build_sections(data) -> list[Section]:
 
     out = [headline(data)] if data.speedups else []
     out.append(performance(data.rows, data.speedups, data.multi_run))
+    out.append(energy_cost(data.rows, data.speedups, data.multi_run))
     if data.crossovers:
         out.append(crossover(data.crossovers, data.multi_run))
     if data.category_rows:
