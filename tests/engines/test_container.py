@@ -136,7 +136,7 @@ def sweep_dict(tmp_path, tokenizer, launcher="docker", image="lmsysorg/sglang:v0
                    "extra_args": ["--accept", "0.8,0.6,0.4", "--step-ms", step_ms]},
         "sd": [{"method": "off"}], "output_dir": str(tmp_path / "results"), "quality": {"enabled": False},
         "data": {"split": "qualitative-mini", "tokenizer": tokenizer, "prompts_per_category": 1,
-                 "cache_dir": str(tmp_path / "cache")},
+                 "cache_dir": str(tmp_path / "cache"), "turns": "first"},   # one request per prompt: counts below
         "load": {"concurrency": [2], "output_len": 16, "requests_per_point": requests},
     }
 
