@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from speedbench.metrics.category import CategoryAcceptance
+from speedbench.metrics.flags import latency_unmeasured
 from speedbench.metrics.summary import PointSummary
 
 EXIT_OK, EXIT_POINTS, EXIT_USAGE, EXIT_ENGINE = 0, 1, 2, 3
@@ -57,6 +58,10 @@ def sweep_outcome(points: Sequence[dict], max_error_rate: float, stopped_reason:
         if p.get("status", "complete") != "complete":
             problems.append(f"{p['point_id']} FAILED ({p.get('abort_reason') or 'cut short'}; "
                             f"{p['ok']}/{planned} ok)")
+            code = EXIT_POINTS
+        elif latency_unmeasured(p):
+            problems.append(f"{p['point_id']}: {p['ok']} requests ended ok but no token chunk was timed "
+                            "(TTFT, ITL, TPOT, user TPS unmeasured): the stream carried no countable tokens")
             code = EXIT_POINTS
         elif rate > max_error_rate:
             problems.append(f"{p['point_id']} {rate:.1%} errors > {max_error_rate:.1%} ({_errors(p) or 'no ok'})")

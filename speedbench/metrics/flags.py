@@ -15,7 +15,10 @@ def _n(row: dict, key: str) -> int:
 
 
 def latency_unmeasured(row: dict) -> bool:
-    """Requests ended ok but not one carried a timed token chunk: TTFT/ITL/TPOT/user TPS are empty."""
+    """Requests ended ok but not one carried a timed token chunk: TTFT/ITL/TPOT/user TPS are empty.
+    ``row`` is a summary row (``ttft_mean_ms``) or a points.jsonl dict (``ttft_s`` distribution)."""
+    if isinstance(row.get("ttft_s"), dict):
+        return _n(row, "ok") > 0 and not row["ttft_s"].get("count")
     ttft = row.get("ttft_mean_ms")
     return _n(row, "ok") > 0 and (ttft is None or (isinstance(ttft, float) and math.isnan(ttft)))
 

@@ -135,7 +135,6 @@ def summarize_point(records: Sequence[RequestRecord], *, point_id: str, engine: 
         req_sum = c if req_sum is None else req_sum + c
     ref, source, check = acc.choose(req_sum, counters)
     per_req_al = [rq.tokens_per_step(r) for r in ok]
-    ci = un.mean_interval(per_req_al)
     agreement = [rq.chunk_step_agreement(r) for r in ok]
     checked = [a for a in agreement if a is not None]
 
@@ -158,9 +157,7 @@ def summarize_point(records: Sequence[RequestRecord], *, point_id: str, engine: 
         al_drafted_server=counters.acceptance_length if counters else None,
         acceptance_source=source if ref else None,
         acceptance_check=check.to_dict() if check else None,
-        al_speedbench_ci=list(ci) if ci else None,
-        output_tps_log_se=un.log_se_of_ratio([r.output_tokens for r in ok], [rq.e2e(r) for r in ok]),
-        user_tps_log_se=un.log_se_of_mean([rq.user_tps(r) for r in ok]),
+        **point_spread(ok),
         token_counts=rq.token_count_sources(ok),
         draft_acceptance_rate=ref.draft_acceptance_rate if ref else None,
         per_position_acceptance=list(ref.per_position_rate) if ref else [],
@@ -179,9 +176,30 @@ def _num(v: Optional[float]) -> Optional[float]:
     return None if v is None or math.isnan(v) else v
 
 
+def point_spread(ok: Sequence[RequestRecord]) -> dict:
+    """The bootstrap spreads of a point (metrics.uncertainty) from its measured OK requests."""
+    ci = un.mean_interval([rq.tokens_per_step(r) for r in ok])
+    return {"al_speedbench_ci": list(ci) if ci else None,
+            "output_tps_log_se": un.log_se_of_ratio([r.output_tokens for r in ok], [rq.e2e(r) for r in ok]),
+            "user_tps_log_se": un.log_se_of_mean([rq.user_tps(r) for r in ok])}
+
+
 def point_from_dict(d: dict) -> PointSummary:
-    """Rebuild a PointSummary from its JSON form (points.jsonl)."""
+    """Rebuild a PointSummary from its JSON form (points.jsonl).
+
+    A point written before acceptance sources were told apart (no ``acceptance_source``) gets today's
+    rule from its stored counters: per-request sums first, the server's deltas as the fallback, and the
+    cross-check between them, so an old run re-reports with the figures a new run would show.
+    """
     d = dict(d)
     for name in ("user_tps", "ttft_s", "itl_s", "tpot_s", "e2e_s", "tokens_per_step_req"):
         d[name] = Distribution(**d[name])
+    if "acceptance_source" not in d and (d.get("counters") or d.get("counters_req_sum")):
+        server = SpecDecodeCounters.from_dict(d.get("counters"))
+        ref, source, check = acc.choose(SpecDecodeCounters.from_dict(d.get("counters_req_sum")), server)
+        d.update(al_drafted=ref.acceptance_length if ref else None, acceptance_source=source if ref else None,
+                 draft_acceptance_rate=ref.draft_acceptance_rate if ref else None,
+                 per_position_acceptance=list(ref.per_position_rate) if ref else [],
+                 al_drafted_server=server.acceptance_length if server else None,
+                 acceptance_check=check.to_dict() if check else None)
     return PointSummary(**d)
