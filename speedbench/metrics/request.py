@@ -10,7 +10,7 @@ user TPS  (output tokens − 1) / (last chunk − first chunk): the generation r
 tokens per step  output tokens / output chunks, first (prefill) chunk included: SPEED-Bench's
           "acceptance length" (each chunk = one engine step; valid only if chunks are not merged). A point's
           headline AL is the mean of this over its requests (SPEED-Bench's aggregation); Σ tokens / Σ chunks
-          is shown beside it as "tok/step pooled" (token-weighted, lower when short requests accept more)
+          is shown beside it as "tok/step pooled" (step-weighted: the harmonic mean when lengths are equal)
 
 Point-level definitions over a set of records (pure functions at the end of this module):
 window output TPS  output tokens whose chunk arrived inside the measured window [t0, t1] (from any request,
