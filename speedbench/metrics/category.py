@@ -9,7 +9,7 @@ tokens_per_step_mean  mean of per-request chunk ALs: SPEED-Bench's own per-categ
 al_drafted            1 + Σ accepted / Σ drafts from the per-request SD counters (steps that drafted only);
                       None when the engine gave no per-request SD counters (SD off, or not exposed)
 
-Reports (speedbench.report) show them as "tok/step", "tok/step per-req" and "AL drafted", in the
+Reports (speedbench.report) show them as "tok/step pooled", "AL SPEED-Bench" and "AL drafted", in the
 SPEED-Bench paper's category order (CATEGORIES), with the unweighted mean over categories and the
 pooled "all" row (overall_acceptance).
 """
