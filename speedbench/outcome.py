@@ -86,6 +86,15 @@ class Speedup:
     output_tps_speedup: Optional[float]
     user_tps_speedup: Optional[float]
     repeat: int = 1
+    # 95 % intervals, verdicts ('pays' | 'slower' | 'within noise') and the points' flags (metrics.speedup)
+    output_tps_speedup_lo: Optional[float] = None
+    output_tps_speedup_hi: Optional[float] = None
+    user_tps_speedup_lo: Optional[float] = None
+    user_tps_speedup_hi: Optional[float] = None
+    output_tps_verdict: Optional[str] = None
+    user_tps_verdict: Optional[str] = None
+    interval_from: Optional[str] = None
+    flags: str = ""
 
     @classmethod
     def from_row(cls, row: dict) -> "Speedup":
