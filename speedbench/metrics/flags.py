@@ -19,7 +19,9 @@ def latency_unmeasured(row: dict) -> bool:
     ``row`` is a summary row (``ttft_mean_ms``) or a points.jsonl dict (``ttft_s`` distribution)."""
     if isinstance(row.get("ttft_s"), dict):
         return _n(row, "ok") > 0 and not row["ttft_s"].get("count")
-    ttft = row.get("ttft_mean_ms")
+    if "ttft_mean_ms" not in row:
+        return False   # a row that does not say: nothing to claim
+    ttft = row["ttft_mean_ms"]
     return _n(row, "ok") > 0 and (ttft is None or (isinstance(ttft, float) and math.isnan(ttft)))
 
 
