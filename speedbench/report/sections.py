@@ -207,7 +207,7 @@ def headline(data) -> Section:
     n = 1 if multi else 0
     return Section("headline", "At a glance", headers, body,
                    "speedup = SD-on / SD-off output tokens/s at the same concurrency (x@cN = at concurrency "
-                   "N) with its 95 % interval [lo–hi] (from repeats when there are several, else a seeded "
+                   "N) with its 95 % interval in brackets (from repeats when there are several, else a seeded "
                    "bootstrap over the requests); SD pays where the whole interval is above 1, and a speedup "
                    "whose interval holds 1.0 is within noise; crossover on output tokens/s. AL SPEED-Bench "
                    "(mean over requests of tokens per step), tok/step pooled and AL drafted pool every "
