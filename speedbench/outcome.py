@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from speedbench.metrics.category import CategoryAcceptance
+from speedbench.metrics.flags import latency_unmeasured
 from speedbench.metrics.summary import PointSummary
 
 EXIT_OK, EXIT_POINTS, EXIT_USAGE, EXIT_ENGINE = 0, 1, 2, 3
@@ -58,6 +59,10 @@ def sweep_outcome(points: Sequence[dict], max_error_rate: float, stopped_reason:
             problems.append(f"{p['point_id']} FAILED ({p.get('abort_reason') or 'cut short'}; "
                             f"{p['ok']}/{planned} ok)")
             code = EXIT_POINTS
+        elif latency_unmeasured(p):
+            problems.append(f"{p['point_id']}: {p['ok']} requests ended ok but no token chunk was timed "
+                            "(TTFT, ITL, TPOT, user TPS unmeasured): the stream carried no countable tokens")
+            code = EXIT_POINTS
         elif rate > max_error_rate:
             problems.append(f"{p['point_id']} {rate:.1%} errors > {max_error_rate:.1%} ({_errors(p) or 'no ok'})")
             code = EXIT_POINTS
@@ -81,6 +86,15 @@ class Speedup:
     output_tps_speedup: Optional[float]
     user_tps_speedup: Optional[float]
     repeat: int = 1
+    # 95 % intervals, verdicts ('pays' | 'slower' | 'within noise') and the points' flags (metrics.speedup)
+    output_tps_speedup_lo: Optional[float] = None
+    output_tps_speedup_hi: Optional[float] = None
+    user_tps_speedup_lo: Optional[float] = None
+    user_tps_speedup_hi: Optional[float] = None
+    output_tps_verdict: Optional[str] = None
+    user_tps_verdict: Optional[str] = None
+    interval_from: Optional[str] = None
+    flags: str = ""
 
     @classmethod
     def from_row(cls, row: dict) -> "Speedup":

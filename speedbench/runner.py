@@ -24,6 +24,7 @@ from speedbench.load.client import LoadPlan, planned_requests, run_async
 from speedbench.load.records import RequestRecord
 from speedbench.measure import measure_point
 from speedbench.metrics.category import category_acceptance
+from speedbench.metrics.flags import point_flags
 from speedbench.metrics.summary import PointSummary, speedup_rows, summarize_point
 from speedbench.outcome import Speedup, SweepResult  # noqa: F401  (re-exported: the API returns them)
 from speedbench.point_id import planned_points, point_name
@@ -312,6 +313,7 @@ class BenchmarkRunner:
                            self.config.load.abort_after_transport_errors)
 
         def sink(rec: RequestRecord) -> None:
+            self._count_text_tokens(rec)
             records.append(rec)
             pending.append(rec)
             guard.observe(rec)
@@ -351,11 +353,16 @@ class BenchmarkRunner:
             summary.client_saturated = run.client.client_saturated
             summary.client_timestamps, summary.client_lag_limit_ms = run.client.timestamps, run.client.lag_limit_ms
             if run.client.client_saturated:
-                log.warning("%s: the client fell behind (loop lag P99 %.2f ms, mean in-flight %.1f of %s): "
-                            "latencies include client delay", point_id, run.client.client_lag_p99_ms or 0.0,
-                            run.client.mean_in_flight or 0.0, run.client.target_in_flight)
+                log.warning("%s: the client fell behind (%s): latencies include client delay", point_id,
+                            run.client.reason)
         telemetry.apply(summary, records, results.path)
         results.append_point(summary)
+        if summary.token_counts:
+            results.update_manifest(token_counts={**results.manifest().get("token_counts", {}),
+                                                  point_id: summary.token_counts})
+        for tag, text in point_flags(summary.to_row()):
+            if tag != "CLIENT-BOUND":  # said above, with its reason
+                log.warning("%s", text)
         errs = ", ".join(f"{k} {v}" for k, v in sorted(summary.errors_by_kind.items()))
         self._say(f"{point_id}: {summary.ok}/{summary.sent} ok"
                   + (f" ({errs})" if errs else "") + (f", {summary.cancelled} cancelled" if summary.cancelled else "")
@@ -365,6 +372,16 @@ class BenchmarkRunner:
         return summary
 
     # ---- helpers ------------------------------------------------------------------------------------
+    def _count_text_tokens(self, rec: RequestRecord) -> None:
+        """A server that streamed text only and sent no usage: count the output with the tokenizer."""
+        if rec.token_source != "text" or rec.completion_tokens is not None or not rec.text:
+            return
+        from speedbench.data.tokenization import encode, load_tokenizer  # cached after the first load
+
+        rec.completion_tokens = len(encode(load_tokenizer(self.tokenizer_path()), rec.text))
+        rec.token_source = "tokenizer"
+
+
     def _progress(self):
         if not self.progress:
             return contextlib.nullcontext(None)

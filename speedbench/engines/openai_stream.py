@@ -9,6 +9,24 @@ if TYPE_CHECKING:
     from speedbench.load.records import RequestRecord
 
 
+def fold_chunk_tokens(rec: "RequestRecord", t_ns: int, cumulative: Optional[int], ids: Optional[list],
+                      text: Optional[str]) -> None:
+    """Count one chunk's tokens, from the best the server sent: cumulative usage (vLLM's continuous usage),
+    else the token ids it carried, else (a plain OpenAI-compatible server: text only, usage once at the end)
+    one token per chunk with text, so the chunk is still timed; the request's total then comes from the
+    final usage (``completion_tokens``) or the tokenizer, and ``rec.token_source`` says which was used."""
+    prev = rec.chunk_tokens[-1] if rec.chunk_tokens else 0
+    if cumulative is not None:
+        rec.token_source = rec.token_source or "usage"
+        rec.add_chunk(t_ns, cumulative)
+    elif ids:
+        rec.token_source = rec.token_source or "ids"
+        rec.add_chunk(t_ns, prev + len(ids))
+    elif text:
+        rec.token_source = "text"
+        rec.add_chunk(t_ns, prev + 1)
+
+
 def fold_completion_chunk(event: dict, rec: "RequestRecord", t_ns: int, sent_ids: Optional[list[int]]) -> None:
     usage = event.get("usage")
     choices = event.get("choices")
@@ -24,11 +42,7 @@ def fold_completion_chunk(event: dict, rec: "RequestRecord", t_ns: int, sent_ids
             rec.output_ids.extend(ids)
         if ch.get("text"):
             rec.text += ch["text"]
-        prev = rec.chunk_tokens[-1] if rec.chunk_tokens else 0
-        if usage and usage.get("completion_tokens") is not None:
-            rec.add_chunk(t_ns, usage["completion_tokens"])
-        else:  # without continuous usage, count the ids the chunk carried
-            rec.add_chunk(t_ns, prev + (len(ids) if ids else 0))
+        fold_chunk_tokens(rec, t_ns, usage.get("completion_tokens") if usage else None, ids, ch.get("text"))
         if ch.get("finish_reason"):
             rec.finish_reason = ch["finish_reason"]
     elif usage:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Optional
 from speedbench.config import ConfigError, SDConfig
 from speedbench.engines.acceptance import SpecDecodeCounters, counters_from_histogram
 from speedbench.engines.base import EngineAdapter
-from speedbench.engines.openai_stream import fold_completion_chunk
+from speedbench.engines.openai_stream import fold_chunk_tokens, fold_completion_chunk
 from speedbench.engines.prometheus import parse_prometheus, sum_metric
 from speedbench.engines.versions import Floor
 from speedbench.load.sse import loads
@@ -125,12 +125,7 @@ class VLLMAdapter(EngineAdapter):
         text = ch.get("text")
         if text:
             rec.text += text
-        tokens = rec.chunk_tokens
-        prev = tokens[-1] if tokens else 0
-        cum = usage.get("completion_tokens") if usage else None
-        if cum is None:
-            cum = prev + (len(ids) if ids else 0)
-        rec.add_chunk(t_ns, cum)
+        fold_chunk_tokens(rec, t_ns, usage.get("completion_tokens") if usage else None, ids, text)
         return None
 
     async def scrape_counters(self, session: "aiohttp.ClientSession", base_url: str) -> Optional[SpecDecodeCounters]:

@@ -1,8 +1,13 @@
 """The client watching itself: event-loop lag and in-flight requests over the measured window.
 
 A point whose client fell behind reports the client, not the server, so it is flagged:
-lag P99 > 1 ms, or (closed loop) mean in-flight < 99 % of the target concurrency, or (open loop)
-requests dispatched > 1 ms after their due time at P99.
+lag P99 > 1 ms, or (closed loop) mean in-flight < 99 % of the target concurrency while a measured request
+was waiting to be sent, or (open loop) requests dispatched > 1 ms after their due time at P99.
+In-flight is judged from the moment the target was first reached (the target-th measured send) to the last
+measured send: the ramp-up before it and the drain after it (the last requests finishing with nothing left
+to send) are the shape of a finite closed loop, not client lag. A point where no measured request ended ok
+(the server rejected them all) is never flagged: its requests took no time, so nothing was measured that
+client delay could distort.
 
 Lag sample (why this definition): every ``interval`` the ticker wakes at W, then yields to the loop twice
 and stamps W2.  W2 - W is the rest of the loop iteration it woke in plus one whole further iteration:
@@ -26,7 +31,7 @@ from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
-from speedbench.load.records import RequestRecord
+from speedbench.load.records import OK, RequestRecord
 
 LAG_LIMIT_MS = 1.0
 IN_FLIGHT_MIN_FRACTION = 0.99
@@ -74,13 +79,24 @@ class ClientStats:
     window_s: float
     timestamps: str = "read"              # "kernel": chunk stamps are kernel receive times
     lag_limit_ms: float = LAG_LIMIT_MS    # the lag P99 above which the point is flagged
+    reason: Optional[str] = None          # why the point is flagged, in words (None when it is not)
 
 
 def measured_window(records: Sequence[RequestRecord]) -> tuple[int, int]:
+    """First measured send .. last measured activity (a timed-out stream ends at its last chunk)."""
     measured = [r for r in records if not r.warmup]
     if not measured:
         return 0, 0
-    return min(r.t_start_ns for r in measured), max(r.t_end_ns for r in measured)
+    return min(r.t_start_ns for r in measured), max(r.t_active_end_ns for r in measured)
+
+
+def sending_window(records: Sequence[RequestRecord], target: int) -> Optional[tuple[int, int]]:
+    """Closed loop: from the target-th measured send (target first reached) to the last measured send,
+    the span in which a measured request was always waiting to be sent; None when it is empty."""
+    starts = sorted(r.t_start_ns for r in records if not r.warmup)
+    if len(starts) <= target or starts[-1] <= starts[target - 1]:
+        return None
+    return starts[target - 1], starts[-1]
 
 
 def mean_in_flight(records: Iterable[RequestRecord], t0: int, t1: int) -> float:
@@ -110,11 +126,22 @@ def client_stats(records: Sequence[RequestRecord], lag_samples: Sequence[tuple[i
         lag_limit = max(LAG_LIMIT_MS, gap / 2) if gap is not None else LAG_LIMIT_MS
     lags = np.asarray([lag for t, lag in lag_samples if t0 <= t <= t1], dtype=float) / 1e6
     lag_p99 = float(np.percentile(lags, 99)) if lags.size else None
-    inflight = mean_in_flight(records, t0, t1) if t1 > t0 else None
+    if target:
+        sending = sending_window(records, target)
+        inflight = mean_in_flight(records, *sending) if sending else None
+    else:  # open loop: no target to fall short of; the whole window, for information
+        inflight = mean_in_flight(records, t0, t1) if t1 > t0 else None
     sched = np.asarray(schedule_lags_ns, dtype=float) / 1e6
     sched_p99 = float(np.percentile(sched, 99)) if sched.size else None
-    saturated = bool((lag_p99 is not None and lag_p99 > lag_limit)
-                     or (target and inflight is not None and inflight < IN_FLIGHT_MIN_FRACTION * target)
-                     or (sched_p99 is not None and sched_p99 > LAG_LIMIT_MS))
+    reasons = []
+    if lag_p99 is not None and lag_p99 > lag_limit:
+        reasons.append(f"loop lag P99 {lag_p99:.2f} ms > {lag_limit:.2f} ms")
+    if target and inflight is not None and inflight < IN_FLIGHT_MIN_FRACTION * target:
+        reasons.append(f"mean in-flight {inflight:.2f} of {target} while requests waited to be sent")
+    if sched_p99 is not None and sched_p99 > LAG_LIMIT_MS:
+        reasons.append(f"dispatch lag P99 {sched_p99:.2f} ms > {LAG_LIMIT_MS:.0f} ms")
+    if not any(r.status == OK for r in records if not r.warmup):
+        reasons = []  # every measured request failed: no latency was measured that client delay could skew
     return ClientStats(lag_p99, float(lags.max()) if lags.size else None, inflight, target, sched_p99,
-                       saturated, (t1 - t0) / 1e9, "kernel" if kernel_stamps else "read", lag_limit)
+                       bool(reasons), (t1 - t0) / 1e9, "kernel" if kernel_stamps else "read", lag_limit,
+                       "; ".join(reasons) or None)

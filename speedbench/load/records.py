@@ -7,6 +7,7 @@ from typing import Optional
 
 # Every request ends as exactly one of these.
 OK, FAILED, CANCELLED = "ok", "failed", "cancelled"
+TIMEOUT = "timeout"   # error_kind of a request or stream that ran out of time (idle or total)
 
 
 @dataclass(slots=True)
@@ -40,6 +41,10 @@ class RequestRecord:
     conversation_id: str = ""
     turn: int = 1
     prompt_sha256: Optional[str] = None
+    # how chunk token counts were known: "usage" (cumulative usage on every chunk), "ids" (the chunk's
+    # token ids), "text" (a chunk with text and neither: one token counted for timing; the total then comes
+    # from the final usage, else "tokenizer" once the harness has counted the text)
+    token_source: Optional[str] = None
 
     def add_chunk(self, t_ns: int, cumulative_tokens: int) -> None:
         """Tokens arrived: keep the chunk when the cumulative count grew (usage-only chunks carry none)."""
@@ -48,6 +53,15 @@ class RequestRecord:
                 self.t_first_ns = t_ns
             self.chunk_times_ns.append(t_ns)
             self.chunk_tokens.append(cumulative_tokens)
+
+    @property
+    def t_active_end_ns(self) -> int:
+        """When the request last did something: its end, except a stream that timed out (idle or total),
+        whose wait for bytes that never came ends at its last chunk (or its start). Windows that describe
+        the load (throughput, in-flight) end here, so one dead stream cannot stretch them."""
+        if self.status == FAILED and self.error_kind == TIMEOUT:
+            return self.chunk_times_ns[-1] if self.chunk_times_ns else self.t_start_ns
+        return self.t_end_ns
 
     @property
     def output_tokens(self) -> int:

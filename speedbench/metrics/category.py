@@ -4,11 +4,12 @@ Pure functions of one point's records. Two views, as for whole points (see metri
 
 tokens_per_step       Σ output tokens / Σ streamed chunks over the category's requests (token-weighted
                       chunk AL; first prefill chunk counted, bonus token included)
-tokens_per_step_mean  mean of per-request chunk ALs: SPEED-Bench's own per-category AL
+tokens_per_step_mean  mean of per-request chunk ALs: SPEED-Bench's own per-category AL (the headline, with
+                      its 95 % bootstrap interval tokens_per_step_mean_lo/hi)
 al_drafted            1 + Σ accepted / Σ drafts from the per-request SD counters (steps that drafted only);
                       None when the engine gave no per-request SD counters (SD off, or not exposed)
 
-Reports (speedbench.report) show them as "tok/step", "tok/step per-req" and "AL drafted", in the
+Reports (speedbench.report) show them as "tok/step pooled", "AL SPEED-Bench" and "AL drafted", in the
 SPEED-Bench paper's category order (CATEGORIES), with the unweighted mean over categories and the
 pooled "all" row (overall_acceptance).
 """
@@ -20,6 +21,7 @@ from typing import Iterable, Optional, Sequence
 from speedbench.engines.acceptance import SpecDecodeCounters
 from speedbench.load.records import OK, RequestRecord
 from speedbench.metrics import request as rq
+from speedbench.metrics.uncertainty import mean_interval
 
 
 # The SPEED-Bench qualitative categories, in the paper's column order.
@@ -39,6 +41,8 @@ class CategoryAcceptance:
     draft_acceptance_rate: Optional[float]
     drafts: int = 0
     accepted_tokens: int = 0
+    tokens_per_step_mean_lo: Optional[float] = None   # 95 % bootstrap interval (metrics.uncertainty)
+    tokens_per_step_mean_hi: Optional[float] = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -57,6 +61,7 @@ def _one(category: str, recs: list[RequestRecord]) -> CategoryAcceptance:
     tokens = sum(r.output_tokens for r in recs)
     steps = sum(len(r.chunk_tokens) for r in recs)
     per_req = [x for x in (rq.tokens_per_step(r) for r in recs) if x is not None]
+    lo, hi = mean_interval(per_req) or (None, None)
     total: Optional[SpecDecodeCounters] = None
     for r in recs:
         c = SpecDecodeCounters.from_dict(r.sd)
@@ -70,6 +75,7 @@ def _one(category: str, recs: list[RequestRecord]) -> CategoryAcceptance:
         draft_acceptance_rate=total.draft_acceptance_rate if total else None,
         drafts=total.drafts if total else 0,
         accepted_tokens=total.accepted_tokens if total else 0,
+        tokens_per_step_mean_lo=lo, tokens_per_step_mean_hi=hi,
     )
 
 

@@ -8,7 +8,9 @@ TPOT      (last chunk − first chunk) / (output tokens − 1)
 user TPS  (output tokens − 1) / (last chunk − first chunk): the generation rate one user sees after the
           first token (SPEED-Bench's definition)
 tokens per step  output tokens / output chunks, first (prefill) chunk included: SPEED-Bench's
-          "acceptance length" (each chunk = one engine step; valid only if chunks are not merged)
+          "acceptance length" (each chunk = one engine step; valid only if chunks are not merged). A point's
+          headline AL is the mean of this over its requests (SPEED-Bench's aggregation); Σ tokens / Σ chunks
+          is shown beside it as "tok/step pooled" (step-weighted: the harmonic mean when lengths are equal)
 
 Point-level definitions over a set of records (pure functions at the end of this module):
 window output TPS  output tokens whose chunk arrived inside the measured window [t0, t1] (from any request,
@@ -62,7 +64,23 @@ def chunk_sizes(r: RequestRecord) -> list[int]:
 
 
 def tokens_per_step(r: RequestRecord) -> Optional[float]:
-    return r.chunk_tokens[-1] / len(r.chunk_tokens) if r.chunk_tokens else None
+    return r.output_tokens / len(r.chunk_tokens) if r.chunk_tokens else None
+
+
+TOKEN_SOURCES = {"usage": "per-chunk usage", "ids": "per-chunk token ids", "text": "text chunks, 1 token each",
+                 "final": "final usage", "tokenizer": "tokenizer"}
+
+
+def token_count_source(r: RequestRecord) -> Optional[str]:
+    """Where the request's output token count came from (None for records written before it was kept)."""
+    if r.token_source == "text" and r.completion_tokens is not None:
+        return TOKEN_SOURCES["final"]
+    return TOKEN_SOURCES.get(r.token_source) if r.token_source else None
+
+
+def token_count_sources(records: Sequence[RequestRecord]) -> Optional[str]:
+    found = sorted({s for s in map(token_count_source, records) if s})
+    return ", ".join(found) or None
 
 
 def max_tokens_per_chunk(sd_k: int) -> int:
@@ -71,7 +89,10 @@ def max_tokens_per_chunk(sd_k: int) -> int:
 
 
 def merged_chunks(r: RequestRecord, sd_k: int) -> bool:
-    """True when some chunk carries more tokens than one step can emit, i.e. the stream merged steps."""
+    """True when some chunk carries more tokens than one step can emit, i.e. the stream merged steps.
+    Unknown (False) when chunk sizes were not counted (text-only chunks)."""
+    if r.token_source not in (None, "usage", "ids"):
+        return False
     sizes = chunk_sizes(r)
     return any(s > max_tokens_per_chunk(sd_k) for s in sizes[1:]) or (bool(sizes) and sizes[0] > 1)
 

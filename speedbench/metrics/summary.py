@@ -7,10 +7,13 @@ from typing import Optional, Sequence
 
 from speedbench.engines.acceptance import SpecDecodeCounters
 from speedbench.load.records import CANCELLED, FAILED, OK, RequestRecord
+from speedbench.metrics import acceptance as acc
 from speedbench.metrics import request as rq
+from speedbench.metrics import uncertainty as un
 from speedbench.metrics.category import turn_acceptance
 from speedbench.metrics.distribution import Distribution, distribution
-from speedbench.point_id import repeat_of
+from speedbench.metrics.speedup import speedup_rows  # noqa: F401  (its home before; re-exported)
+from speedbench.point_id import repeat_of  # noqa: F401  (re-exported for older callers)
 
 
 @dataclass
@@ -29,17 +32,17 @@ class PointSummary:
     errors_by_kind: dict
     duration_s: float
     output_tokens: int
-    output_tps: float                    # Σ output tokens / (last end − first start) over measured requests
+    output_tps: float                    # Σ output tokens / (last activity − first start) over measured requests
     request_throughput: float
     user_tps: Distribution               # per request, see metrics.request
     ttft_s: Distribution
     itl_s: Distribution                  # per decode step (chunk gap)
     tpot_s: Distribution
     e2e_s: Distribution
-    tokens_per_step: Optional[float]     # Σ tokens / Σ chunks (SPEED-Bench chunk AL, token-weighted)
-    tokens_per_step_req: Distribution    # per-request chunk AL
-    al_drafted: Optional[float]          # 1 + accepted/drafts from the server's global counter deltas
-    al_drafted_req_sum: Optional[float]  # same from Σ per-request SD metrics (must equal al_drafted)
+    tokens_per_step: Optional[float]     # pooled: Σ tokens / Σ chunks (token-weighted chunk AL)
+    tokens_per_step_req: Distribution    # per-request chunk AL; its mean is the headline "AL SPEED-Bench"
+    al_drafted: Optional[float]          # 1 + accepted/drafts, from the source in acceptance_source
+    al_drafted_req_sum: Optional[float]  # same from Σ per-request SD metrics (the measured requests only)
     draft_acceptance_rate: Optional[float]
     per_position_acceptance: list = field(default_factory=list)
     # multi-turn: one dict per turn (metrics.category.turn_acceptance); the fields above pool every turn,
@@ -47,6 +50,13 @@ class PointSummary:
     per_turn: list = field(default_factory=list)
     counters: Optional[dict] = None      # global counter deltas over the point
     counters_req_sum: Optional[dict] = None
+    al_drafted_server: Optional[float] = None   # same from the server's global counter deltas
+    acceptance_source: Optional[str] = None     # metrics.acceptance: "per-request" or "server counters"
+    acceptance_check: Optional[dict] = None     # both sources side by side (metrics.acceptance.AcceptanceCheck)
+    al_speedbench_ci: Optional[list] = None     # 95 % bootstrap interval of the headline AL (metrics.uncertainty)
+    output_tps_log_se: Optional[float] = None   # bootstrap SE of log output rate (metrics.uncertainty)
+    user_tps_log_se: Optional[float] = None     # bootstrap SE of log mean user TPS
+    token_counts: Optional[str] = None          # where output token counts came from (metrics.request)
     merged_chunk_requests: int = 0
     chunk_step_mismatches: Optional[int] = None
     prompt_mismatches: int = 0           # requests where the server did not see exactly the ids we sent
@@ -81,11 +91,20 @@ class PointSummary:
         row = {k: getattr(self, k) for k in (
             "point_id", "engine", "sd_label", "sd_method", "draft_length", "concurrency", "isl", "sent", "ok",
             "failed", "cancelled", "duration_s", "output_tokens", "output_tps", "request_throughput",
-            "tokens_per_step", "al_drafted", "al_drafted_req_sum", "draft_acceptance_rate",
+            "tokens_per_step", "al_drafted", "al_drafted_req_sum", "al_drafted_server", "acceptance_source",
+            "draft_acceptance_rate", "output_tps_log_se", "user_tps_log_se", "token_counts",
             "merged_chunk_requests", "chunk_step_mismatches", "prompt_mismatches", "output_tps_window",
             "goodput_rps", "goodput_fraction", "client_lag_p99_ms", "mean_in_flight", "client_saturated",
             "client_timestamps", "client_lag_limit_ms", "status", "not_sent", "error_rate", "energy_j",
             "output_tokens_per_joule", "mean_power_w", "usd_per_mtok")}
+        # the headline AL: SPEED-Bench's aggregation, mean over requests of each one's tokens per step
+        row["al_speedbench"] = _num(self.tokens_per_step_req.mean)
+        ci = self.al_speedbench_ci or (None, None)
+        row["al_speedbench_lo"], row["al_speedbench_hi"] = ci
+        check = self.acceptance_check
+        row["acceptance_agree"] = check["agree"] if check else None
+        row["acceptance_check_text"] = acc.AcceptanceCheck(**check).describe() if check else None
+        row["abort_reason"] = self.abort_reason
         row["errors"] = ",".join(f"{k}:{v}" for k, v in sorted(self.errors_by_kind.items()))
         row["user_tps_mean"] = self.user_tps.mean
         row["user_tps_p50"] = self.user_tps.p50
@@ -115,8 +134,9 @@ def summarize_point(records: Sequence[RequestRecord], *, point_id: str, engine: 
             errors[r.error_kind or "unknown"] = errors.get(r.error_kind or "unknown", 0) + 1
     t0 = t1 = 0
     if measured:
+        # a stream that timed out ends at its last chunk: the wait for a dead stream is not load
         t0 = min(r.t_start_ns for r in measured)
-        t1 = max(r.t_end_ns for r in measured)
+        t1 = max(r.t_active_end_ns for r in measured)
         duration = (t1 - t0) * 1e-9
     else:
         duration = 0.0
@@ -129,7 +149,8 @@ def summarize_point(records: Sequence[RequestRecord], *, point_id: str, engine: 
     req_sum = None
     for c in req_counters:
         req_sum = c if req_sum is None else req_sum + c
-    ref = counters if counters is not None else req_sum
+    ref, source, check = acc.choose(req_sum, counters)
+    per_req_al = [rq.tokens_per_step(r) for r in ok]
     agreement = [rq.chunk_step_agreement(r) for r in ok]
     checked = [a for a in agreement if a is not None]
 
@@ -146,9 +167,14 @@ def summarize_point(records: Sequence[RequestRecord], *, point_id: str, engine: 
         tpot_s=distribution(rq.tpot(r) for r in ok),
         e2e_s=distribution(rq.e2e(r) for r in ok),
         tokens_per_step=out_tokens / chunks if chunks else None,
-        tokens_per_step_req=distribution(rq.tokens_per_step(r) for r in ok),
-        al_drafted=counters.acceptance_length if counters else None,
+        tokens_per_step_req=distribution(per_req_al),
+        al_drafted=ref.acceptance_length if ref else None,
         al_drafted_req_sum=req_sum.acceptance_length if req_sum else None,
+        al_drafted_server=counters.acceptance_length if counters else None,
+        acceptance_source=source if ref else None,
+        acceptance_check=check.to_dict() if check else None,
+        **point_spread(ok),
+        token_counts=rq.token_count_sources(ok),
         draft_acceptance_rate=ref.draft_acceptance_rate if ref else None,
         per_position_acceptance=list(ref.per_position_rate) if ref else [],
         per_turn=turn_acceptance(measured),
@@ -163,51 +189,34 @@ def summarize_point(records: Sequence[RequestRecord], *, point_id: str, engine: 
     )
 
 
-def _ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
-    if a is None or b is None or not b or math.isnan(a) or math.isnan(b):
-        return None
-    return a / b
+def _num(v: Optional[float]) -> Optional[float]:
+    return None if v is None or math.isnan(v) else v
 
 
-def speedup_rows(rows: Sequence[dict]) -> list[dict]:
-    """SD-on / SD-off at the same (run, engine, ISL, concurrency, repeat): output TPS and mean user TPS ratios,
-    output tokens per joule and $ per million output tokens ratios (None where either side has none).
-
-    Repeat r of an SD-on point is divided by repeat r of SD off (or the first SD-off repeat when SD off has
-    fewer), so the spread over repeats is not hidden by one baseline. Points that failed (server died,
-    unreachable) are left out: their rates say nothing about SD.
-    """
-    rows = [r for r in rows if r.get("status", "complete") == "complete"]
-    base: dict[tuple, dict] = {}
-    for r in rows:
-        if r["sd_method"] == "off":
-            key = (r.get("run"), r["engine"], r["isl"], r["concurrency"])
-            base.setdefault(key + (repeat_of(r.get("point_id", "")),), r)
-            base.setdefault(key + (None,), r)
-    out = []
-    for r in rows:
-        if r["sd_method"] == "off":
-            continue
-        key = (r.get("run"), r["engine"], r["isl"], r["concurrency"])
-        b = base.get(key + (repeat_of(r.get("point_id", "")),)) or base.get(key + (None,))
-        if not b:
-            continue
-        out.append({
-            "run": r.get("run"), "model": r.get("model"), "engine": r["engine"], "isl": r["isl"],
-            "concurrency": r["concurrency"], "sd_label": r["sd_label"], "sd_method": r["sd_method"],
-            "draft_length": r.get("draft_length"), "repeat": repeat_of(r.get("point_id", "")),
-            "output_tps_speedup": _ratio(r["output_tps"], b["output_tps"]),
-            "user_tps_speedup": _ratio(r["user_tps_mean"], b["user_tps_mean"]),
-            # tok/J ratio > 1: SD-on gets more tokens per joule; cost ratio < 1: SD-on tokens are cheaper
-            "tokens_per_joule_ratio": _ratio(r.get("output_tokens_per_joule"), b.get("output_tokens_per_joule")),
-            "cost_ratio": _ratio(r.get("usd_per_mtok"), b.get("usd_per_mtok")),
-        })
-    return out
+def point_spread(ok: Sequence[RequestRecord]) -> dict:
+    """The bootstrap spreads of a point (metrics.uncertainty) from its measured OK requests."""
+    ci = un.mean_interval([rq.tokens_per_step(r) for r in ok])
+    return {"al_speedbench_ci": list(ci) if ci else None,
+            "output_tps_log_se": un.log_se_of_ratio([r.output_tokens for r in ok], [rq.e2e(r) for r in ok]),
+            "user_tps_log_se": un.log_se_of_mean([rq.user_tps(r) for r in ok])}
 
 
 def point_from_dict(d: dict) -> PointSummary:
-    """Rebuild a PointSummary from its JSON form (points.jsonl)."""
+    """Rebuild a PointSummary from its JSON form (points.jsonl).
+
+    A point written before acceptance sources were told apart (no ``acceptance_source``) gets today's
+    rule from its stored counters: per-request sums first, the server's deltas as the fallback, and the
+    cross-check between them, so an old run re-reports with the figures a new run would show.
+    """
     d = dict(d)
     for name in ("user_tps", "ttft_s", "itl_s", "tpot_s", "e2e_s", "tokens_per_step_req"):
         d[name] = Distribution(**d[name])
+    if "acceptance_source" not in d and (d.get("counters") or d.get("counters_req_sum")):
+        server = SpecDecodeCounters.from_dict(d.get("counters"))
+        ref, source, check = acc.choose(SpecDecodeCounters.from_dict(d.get("counters_req_sum")), server)
+        d.update(al_drafted=ref.acceptance_length if ref else None, acceptance_source=source if ref else None,
+                 draft_acceptance_rate=ref.draft_acceptance_rate if ref else None,
+                 per_position_acceptance=list(ref.per_position_rate) if ref else [],
+                 al_drafted_server=server.acceptance_length if server else None,
+                 acceptance_check=check.to_dict() if check else None)
     return PointSummary(**d)

@@ -8,7 +8,8 @@ import math
 from dataclasses import dataclass
 from typing import Iterable, Optional, Sequence
 
-from speedbench.metrics.summary import speedup_rows
+from speedbench.metrics import uncertainty as un
+from speedbench.metrics.speedup import speedup_rows
 
 # Rows describing the same SD setting of the same run share these keys.
 SETTING_KEYS = ("run", "model", "engine", "sd_label", "sd_method", "draft_length")
@@ -28,55 +29,67 @@ def setting_name(row: dict, with_run: bool = False) -> str:
 
 
 def speedups(rows: Sequence[dict]) -> list[dict]:
-    """SD-on / SD-off pairs (see metrics.summary.speedup_rows, the one definition)."""
+    """SD-on / SD-off pairs (see metrics.speedup.speedup_rows, the one definition)."""
     return speedup_rows(rows)
-
-
-def _ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
-    if a is None or b is None or not b or (isinstance(a, float) and math.isnan(a)) or math.isnan(b):
-        return None
-    return a / b
 
 
 @dataclass(frozen=True)
 class Crossover:
     """Where SD stops paying along a concurrency sweep.
 
-    status: 'crossover' (concurrency set), 'always_pays' (speedup ≥ 1 at the last point),
-            'never_pays' (speedup < 1 everywhere), 'no_data'.
+    status: 'crossover' (concurrency set), 'always_pays' (speedup ≥ 1 everywhere), 'never_pays' (< 1
+            everywhere), 'mixed' (≥ 1 at the highest concurrency but < 1 somewhere below), 'no_data'.
     below/above: the measured concurrencies that bracket the crossing.
+    below_one: every concurrency whose speedup is < 1; noise: those whose interval holds 1.0.
     """
     status: str
     concurrency: Optional[float] = None
     below: Optional[int] = None
     above: Optional[int] = None
+    below_one: tuple[int, ...] = ()
+    noise: tuple[int, ...] = ()
 
     def describe(self) -> str:
         if self.status == "crossover":
-            return f"{self.concurrency:.1f} (between {self.below} and {self.above})"
-        return {"always_pays": "none in range (SD pays at every concurrency)",
-                "never_pays": "none in range (SD slower at every concurrency)"}.get(self.status, "no data")
+            dips = [c for c in self.below_one if c < (self.below or 0)]
+            text = f"{self.concurrency:.1f} (between {self.below} and {self.above})" + (
+                f"; also < 1 at c={_cs(dips)}" if dips else "")
+        else:
+            text = {"always_pays": "none in range (speedup ≥ 1 at every concurrency)",
+                    "never_pays": "none in range (speedup < 1 at every concurrency)",
+                    "mixed": f"none in range (≥ 1 at the highest concurrency, < 1 at c={_cs(self.below_one)})",
+                    }.get(self.status, "no data")
+        return text + (f"; within noise at c={_cs(self.noise)}" if self.noise and self.status != "no_data" else "")
 
 
-def crossover(points: Iterable[tuple[int, Optional[float]]]) -> Crossover:
+def _cs(concurrencies: Iterable[int]) -> str:
+    return ",".join(str(c) for c in concurrencies)
+
+
+def crossover(points: Iterable[tuple[int, Optional[float]]], noise: Iterable[int] = ()) -> Crossover:
     """First concurrency after which the speedup stays < 1, interpolated linearly on log2(concurrency).
 
-    ``points`` are (concurrency, speedup); points without a speedup are ignored.
+    ``points`` are (concurrency, speedup); points without a speedup are ignored. ``noise``: concurrencies
+    whose speedup interval holds 1.0, named in the description.
     """
     pts = sorted((c, s) for c, s in points if s is not None and not math.isnan(s) and c > 0)
     if not pts:
         return Crossover("no_data")
+    below_one = tuple(c for c, s in pts if s < 1.0)
+    noise = tuple(sorted(set(noise) & {c for c, _ in pts}))
+    if not below_one:
+        return Crossover("always_pays", noise=noise)
     if pts[-1][1] >= 1.0:
-        return Crossover("always_pays")
+        return Crossover("mixed", below_one=below_one, noise=noise)
     i = len(pts) - 1
     while i > 0 and pts[i - 1][1] < 1.0:
         i -= 1
     if i == 0:
-        return Crossover("never_pays")
+        return Crossover("never_pays", below_one=below_one, noise=noise)
     (c0, s0), (c1, s1) = pts[i - 1], pts[i]
     x0, x1 = math.log2(c0), math.log2(c1)
     frac = (s0 - 1.0) / (s0 - s1)  # s0 ≥ 1 > s1, so 0 ≤ frac < 1
-    return Crossover("crossover", 2.0 ** (x0 + frac * (x1 - x0)), c0, c1)
+    return Crossover("crossover", 2.0 ** (x0 + frac * (x1 - x0)), c0, c1, below_one, noise)
 
 
 def crossovers(speedup_rows: Sequence[dict]) -> list[dict]:
@@ -87,14 +100,37 @@ def crossovers(speedup_rows: Sequence[dict]) -> list[dict]:
     out = []
     for (run, model, engine, isl, sd_label), grp in groups.items():
         row = {"run": run, "model": model, "engine": engine, "isl": isl, "sd_label": sd_label,
-               "concurrencies": sorted(g["concurrency"] for g in grp)}
+               "concurrencies": sorted({g["concurrency"] for g in grp})}
         for metric in ("output_tps", "user_tps"):
-            x = crossover((g["concurrency"], g[f"{metric}_speedup"]) for g in grp)
+            noise = [g["concurrency"] for g in grp if g.get(f"{metric}_verdict") == un.NOISE]
+            x = crossover(((g["concurrency"], g[f"{metric}_speedup"]) for g in grp), noise)
             row[f"{metric}_crossover"] = x.concurrency
             row[f"{metric}_crossover_status"] = x.status
             row[f"{metric}_crossover_text"] = x.describe()
         out.append(row)
     return out
+
+
+def verdict_text(speedups: Sequence[dict], metric: str = "output_tps") -> str:
+    """What the speedups of one setting say, concurrency by concurrency, with their intervals: 'SD pays'
+    only where the whole interval is above 1, 'within noise' where it holds 1.0."""
+    by: dict[tuple[str, bool], list[int]] = {}   # (verdict, judged without an interval) -> concurrencies
+    for s in sorted(speedups, key=lambda s: s["concurrency"]):
+        v, bare = s.get(f"{metric}_verdict"), False
+        if v is None:
+            x = s.get(f"{metric}_speedup")
+            if x is None:
+                continue
+            v, bare = (un.PAYS if x >= 1.0 else un.SLOWER), True
+        cs = by.setdefault((v, bare), [])
+        if s["concurrency"] not in cs:
+            cs.append(s["concurrency"])
+    words = {un.PAYS: "SD pays", un.SLOWER: "SD is slower", un.NOISE: "within noise"}
+    tail = {True: " (no interval)", False: ""}
+    if len(by) == 1:
+        (v, bare), = by
+        return f"{words[v]} at every measured concurrency{tail[bare]}"
+    return "; ".join(f"{words[v]} at c={_cs(cs)}{tail[bare]}" for (v, bare), cs in by.items()) or "-"
 
 
 def position_acceptance(counters: Optional[dict]) -> list[dict]:

@@ -29,7 +29,8 @@ def compare_rows(data: ReportData) -> list[dict]:
             "model": r["model"], "sd_label": r["sd_label"], "output_tps": r["output_tps"],
             "output_tps_per_gpu": r["output_tps_per_gpu"], "user_tps_mean": r["user_tps_mean"],
             "ttft_p50_ms": r["ttft_p50_ms"], "e2e_p50_ms": r["e2e_p50_ms"], "e2e_p99_ms": r["e2e_p99_ms"],
-            "tokens_per_step": r["tokens_per_step"], "al_drafted": r["al_drafted"],
+            "al_speedbench": r.get("al_speedbench"), "tokens_per_step": r["tokens_per_step"],
+            "al_drafted": r["al_drafted"],
             "speedup_out": s.get("output_tps_speedup"),
             "vs_ref_out": r["output_tps"] / base["output_tps"] if base and base["output_tps"] else None,
             "ref": f"{base['run']} {base['sd_label']}" if base else None,
@@ -39,11 +40,12 @@ def compare_rows(data: ReportData) -> list[dict]:
 
 def compare_section(rows: Sequence[dict], allowed_differences: Sequence[str] = ()) -> Section:
     headers = ["ISL", "conc", "run", "engine", "SD", "out tok/s", "out/GPU", "user tok/s", "TTFT p50", "E2E p50",
-               "E2E p99", "tok/step", "AL drafted", "speedup out", "vs ref"]
+               "E2E p99", "AL SPEED-Bench", "tok/step pooled", "AL drafted", "speedup out", "vs ref"]
     body = [[isl_text(r["isl"]), str(r["concurrency"]), r["run"], r["engine"], r["sd_label"],
              fmt(r["output_tps"], "{:.1f}"), fmt(r["output_tps_per_gpu"], "{:.1f}"),
              fmt(r["user_tps_mean"], "{:.1f}"), fmt(r["ttft_p50_ms"], "{:.0f}"), fmt(r["e2e_p50_ms"], "{:.0f}"),
-             fmt(r["e2e_p99_ms"], "{:.0f}"), fmt(r["tokens_per_step"]), fmt(r["al_drafted"]),
+             fmt(r["e2e_p99_ms"], "{:.0f}"), fmt(r.get("al_speedbench")), fmt(r["tokens_per_step"]),
+             fmt(r["al_drafted"]),
              fmt(r["speedup_out"], "{:.2f}x"), fmt(r["vs_ref_out"], "{:.2f}x")] for r in rows]
     note = COMPARE_NOTE
     if allowed_differences:  # compared on request although they generated differently: say so beside the numbers

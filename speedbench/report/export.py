@@ -15,7 +15,8 @@ REPORT_SCHEMA_VERSION = 1
 # table name -> (description, how to get rows from ReportData); each becomes <name>.csv and <name>.parquet
 TABLES = {
     "points": "one row per sweep point (summary metrics, latencies in ms)",
-    "category_acceptance": "one row per (SD setting, category): tok/step, per-request mean, AL drafted; "
+    "category_acceptance": "one row per (SD setting, category): AL SPEED-Bench (per-request mean), tok/step "
+                           "pooled, AL drafted; "
                            "category 'all' = every request of the setting pooled",
     "speedups": "SD on / SD off per (run, engine, ISL, concurrency)",
     "crossovers": "crossover concurrency per (run, engine, ISL, SD setting)",

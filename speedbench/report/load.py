@@ -1,13 +1,14 @@
 """Read results folders into what every report section needs (the only I/O of the report package)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Optional, Sequence
 
-from speedbench.load.records import RequestRecord
+from speedbench.load.records import OK, RequestRecord
 from speedbench.metrics.category import (category_acceptance, mean_over_categories, ordered_categories,
                                          overall_acceptance)
 from speedbench.report import analysis as an
@@ -42,12 +43,17 @@ class Run:
 
     @cached_property
     def rows(self) -> list[dict]:
-        from speedbench.metrics.summary import point_from_dict
+        from speedbench.metrics.summary import point_from_dict, point_spread
 
         model, tp = model_name(self.manifest), tp_size(self.manifest)
         out = []
         for p in self.points:
-            row = point_from_dict(p).to_row()
+            point = point_from_dict(p)
+            if point.output_tps_log_se is None and "output_tps_log_se" not in p:
+                # written before points kept their spread: bootstrap it from the records, as a new run would
+                ok = [r for r in self.records(point.point_id) if not r.warmup and r.status == OK]
+                point = dataclasses.replace(point, **point_spread(ok))
+            row = point.to_row()
             row.update(run=self.label, model=model, tensor_parallel_size=tp,
                        output_tps_per_gpu=row["output_tps"] / tp)
             out.append(row)
@@ -185,8 +191,8 @@ class ReportData:
         for run, row, points in self._settings():
             if row["sd_method"] == "off":
                 continue
-            # the server's global counter deltas when scraped, else Σ per-request counters
-            total = an.sum_counters(p.get("counters") or p.get("counters_req_sum") for p in points)
+            # Σ the measured requests' own counters, else the server's global counter deltas (metrics.acceptance)
+            total = an.sum_counters(p.get("counters_req_sum") or p.get("counters") for p in points)
             for pos in an.position_acceptance(total):
                 out.append({"setting": an.setting_name(row, with_run=self.multi_run),
                             **{k: row.get(k) for k in an.SETTING_KEYS}, **pos})

@@ -5,25 +5,34 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
 
+from speedbench.metrics.flags import point_flags
+from speedbench.metrics.speedup import repeat_of
 from speedbench.report import analysis as an
 from speedbench.report.energy import RATIO_NOTE, energy_cost
 
 
 AL_NOTES = {
-    "category_tokens_per_step": "tok/step = Σ output tokens / Σ streamed steps of the category's requests, every "
-                                "step counted (SPEED-Bench's chunk acceptance length, token-weighted).",
-    "category_tokens_per_step_req": "mean over requests of each request's tokens / streamed steps (how "
-                                    "SPEED-Bench averages acceptance length).",
+    "category_tokens_per_step": "tok/step pooled = Σ output tokens / Σ streamed steps of the category's requests, "
+                                "every step counted (token-weighted chunk acceptance length).",
+    "category_tokens_per_step_req": "AL SPEED-Bench = mean over requests of each request's tokens / streamed "
+                                    "steps (how SPEED-Bench averages acceptance length: the headline AL).",
     "category_al_drafted": "AL drafted = 1 + Σ accepted / Σ drafts from the server's per-request SD counters: "
                            "acceptance length over verify steps that carried drafts (steps without a draft "
                            "excluded, so it is ≥ tok/step).",
 }
 MATRIX_TAIL = " mean = unweighted mean over the categories shown; all = every request pooled."
-PERF_NOTE = ("out tok/s = Σ output tokens / wall time of the point; /GPU divides by tensor_parallel_size; user tok/s "
-             "= mean per-request (tokens−1)/(last−first chunk); latencies in ms; speedup = SD on / SD off at the "
-             "same concurrency and ISL (output TPS, mean user TPS). CLIENT-BOUND: the load generator fell behind "
-             "at that point (loop lag P99 over its limit, or mean in-flight < 99 % of the concurrency): its "
-             "latencies include client delay and its throughput is a lower bound.")
+PERF_NOTE = ("out tok/s = Σ output tokens / (first send .. last activity) of the point's measured requests (a "
+             "stream that timed out ends at its last chunk); /GPU divides by tensor_parallel_size; user tok/s "
+             "= mean per-request (tokens−1)/(last−first chunk); latencies in ms. AL SPEED-Bench = mean over "
+             "requests of each request's tokens per streamed step (SPEED-Bench's acceptance length), with its "
+             "95 % bootstrap interval; tok/step pooled = Σ tokens / Σ steps; AL drafted = 1 + accepted / drafts "
+             "over steps that drafted, from the measured requests' own SD metrics (server counters as the "
+             "fallback). speedup = SD on / SD off at the same concurrency and ISL (output TPS, mean user TPS), "
+             "[95 % interval]. Flags in ok/sent: CLIENT-BOUND (the load generator fell behind: loop lag P99 over "
+             "its limit, or mean in-flight < 99 % of the concurrency while requests waited to be sent), N NOT OK "
+             "(requests that failed, were cancelled or never sent), MERGED N / CHUNK≠STEP N (chunks that are "
+             "not one engine step each: chunk-based AL over-counts), ACCEPTANCE ≠ (per-request and server "
+             "acceptance differ by more than the tolerance), NO LATENCY (no token chunk could be timed).")
 CROSS_NOTE = ("crossover = first concurrency after which the speedup stays below 1, interpolated on "
               "log2(concurrency) between the two measured points that bracket it.")
 POS_NOTE = ("absolute = P(draft position i accepted) per drafted step; conditional = P(position i accepted | "
@@ -53,37 +62,53 @@ def isl_text(isl: Optional[int]) -> str:
 
 
 def ok_cell(r: dict) -> str:
-    """ok/sent, plus what did not end ok: failed, cancelled, never sent, and a failed point's mark."""
+    """ok/sent, what did not end ok (failed, cancelled, never sent), and the point's flags."""
     cell = f"{r['ok']}/{r['sent']}"
     extra = [f"{r[k]} {label}" for k, label in (("failed", "failed"), ("cancelled", "cancelled"),
                                                  ("not_sent", "unsent")) if r.get(k)]
     if extra:
         cell += f" ({', '.join(extra)})"
-    return (cell + (" POINT FAILED" if r.get("status", "complete") != "complete" else "")
-            + (" CLIENT-BOUND" if r.get("client_saturated") else ""))
+    tags = [t for t, _ in point_flags(r) if not t.endswith(" NOT OK")]   # counted in the brackets already
+    return " ".join([cell] + tags)
+
+
+def interval_cell(v: Any, lo: Any, hi: Any, spec: str = "{:.2f}", unit: str = "") -> str:
+    """'1.03x [0.95–1.12]'; the bare value when there is no interval."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    text = spec.format(v) + unit
+    if lo is None or hi is None:
+        return text
+    return f"{text} [{spec.format(lo)}–{spec.format(hi)}]"
 
 
 def performance(rows: Sequence[dict], speedup_rows: Sequence[dict], multi_run: bool) -> Section:
-    sp = {(s["run"], s["engine"], s["isl"], s["concurrency"], s["sd_label"]): s for s in speedup_rows}
+    sp = {(s["run"], s["engine"], s["isl"], s["concurrency"], s["sd_label"], s.get("repeat", 1)): s
+          for s in speedup_rows}
     headers = (["run"] if multi_run else []) + [
         "engine", "SD", "ISL", "conc", "ok/sent", "out tok/s", "out/GPU", "user tok/s", "TTFT p50", "TTFT p99",
-        "E2E p50", "E2E p99", "tok/step", "AL drafted", "speedup out", "speedup user"]
+        "E2E p50", "E2E p99", "AL SPEED-Bench", "tok/step pooled", "AL drafted", "speedup out", "speedup user"]
     # out/GPU needs the manifest's TP size; the bare sweep table (summary rows only) has none
     per_gpu = any(r.get("output_tps_per_gpu") is not None for r in rows)
     if not per_gpu:
         headers.remove("out/GPU")
     body = []
     order = sorted(rows, key=lambda r: (r.get("run") or "", r["engine"], r["isl"] or 0, r["sd_method"] != "off",
-                                        r["sd_label"], r["concurrency"]))
+                                        r["sd_label"], r["concurrency"], r.get("point_id") or ""))
     for r in order:
-        s = sp.get((r.get("run"), r["engine"], r["isl"], r["concurrency"], r["sd_label"]), {})
+        s = sp.get((r.get("run"), r["engine"], r["isl"], r["concurrency"], r["sd_label"],
+                    repeat_of(r.get("point_id", ""))), {})
         body.append(([r.get("run")] if multi_run else []) + [
             r["engine"], r["sd_label"], isl_text(r["isl"]), str(r["concurrency"]), ok_cell(r),
             fmt(r["output_tps"], "{:.1f}")] + ([fmt(r.get("output_tps_per_gpu"), "{:.1f}")] if per_gpu else []) + [
             fmt(r["user_tps_mean"], "{:.1f}"), fmt(r["ttft_p50_ms"], "{:.0f}"), fmt(r["ttft_p99_ms"], "{:.0f}"),
-            fmt(r["e2e_p50_ms"], "{:.0f}"), fmt(r["e2e_p99_ms"], "{:.0f}"), fmt(r["tokens_per_step"]),
-            fmt(r["al_drafted"]), fmt(s.get("output_tps_speedup"), "{:.2f}x"),
-            fmt(s.get("user_tps_speedup"), "{:.2f}x")])
+            fmt(r["e2e_p50_ms"], "{:.0f}"), fmt(r["e2e_p99_ms"], "{:.0f}"),
+            interval_cell(r.get("al_speedbench"), r.get("al_speedbench_lo"), r.get("al_speedbench_hi")),
+            fmt(r["tokens_per_step"]), fmt(r["al_drafted"]),
+            interval_cell(s.get("output_tps_speedup"), s.get("output_tps_speedup_lo"),
+                          s.get("output_tps_speedup_hi"), unit="x"),
+            interval_cell(s.get("user_tps_speedup"), s.get("user_tps_speedup_lo"),
+                          s.get("user_tps_speedup_hi"), unit="x")])
     n = 1 if multi_run else 0
     return Section("performance", "Throughput and latency per ISL and concurrency", headers, body, PERF_NOTE,
                    left=set(range(n + 2)))
@@ -163,7 +188,8 @@ def _cell(v: Any) -> str:
 
 
 def headline(data) -> Section:
-    """The answer at a glance: per SD-on setting, speedup range, best point, crossover, acceptance."""
+    """The answer at a glance: per SD-on setting, speedup by concurrency with intervals, best point,
+    crossover, acceptance, and the verdict the intervals allow."""
     cross = {(c["run"], c["engine"], c["isl"], c["sd_label"]): c for c in data.crossovers}
     al = {o["setting"]: o for o in data.overall_rows}
     groups: dict[tuple, list[dict]] = {}
@@ -171,35 +197,39 @@ def headline(data) -> Section:
         groups.setdefault((s["run"], s["engine"], s["isl"], s["sd_label"]), []).append(s)
     multi = data.multi_run
     headers = (["run"] if multi else []) + ["engine", "SD", "ISL", "speedup by concurrency",
-                                             "tok/J ratio", "cost ratio", "best", "crossover", "tok/step",
-                                             "AL drafted", "verdict"]
+                                             "tok/J ratio", "cost ratio", "best", "crossover", "AL SPEED-Bench",
+                                             "tok/step pooled", "AL drafted", "verdict"]
     body = []
     for key, g in groups.items():
-        g = sorted(g, key=lambda s: s["concurrency"])
-        vals = [(s["concurrency"], s["output_tps_speedup"]) for s in g if s["output_tps_speedup"] is not None]
+        g = sorted(g, key=lambda s: (s["concurrency"], s.get("repeat", 1)))
+        vals = [s for s in g if s["output_tps_speedup"] is not None]
         if not vals:
             continue
-        best = max(vals, key=lambda cv: cv[1])
+        best = max(vals, key=lambda s: s["output_tps_speedup"])
         c = cross.get(key, {})
         row0 = next(r for r in data.rows if (r["run"], r["engine"], r["isl"], r["sd_label"]) == key)
         setting = an.setting_name(row0, with_run=multi)
-        status = c.get("output_tps_crossover_status")
-        verdict = {"always_pays": "SD pays at every measured concurrency",
-                   "never_pays": "SD does not pay at any measured concurrency",
-                   "crossover": f"SD pays below concurrency ~{c.get('output_tps_crossover') or 0:.0f}"}.get(
-            status, "-")
+        a = al.get(setting, {})
         body.append(([key[0]] if multi else []) + [
             key[1], key[3], isl_text(key[2]),
-            " → ".join(f"{v:.2f}x@c{cc}" for cc, v in vals), ratio_by_concurrency(g, "tokens_per_joule_ratio"),
-            ratio_by_concurrency(g, "cost_ratio"), f"{best[1]:.2f}x at c={best[0]}",
-            c.get("output_tps_crossover_text", "-"), fmt(al.get(setting, {}).get("tokens_per_step")),
-            fmt(al.get(setting, {}).get("al_drafted")), verdict])
+            " → ".join(interval_cell(s["output_tps_speedup"], s.get("output_tps_speedup_lo"),
+                                     s.get("output_tps_speedup_hi"), unit="x") + f"@c{s['concurrency']}"
+                       for s in vals),
+            ratio_by_concurrency(g, "tokens_per_joule_ratio"), ratio_by_concurrency(g, "cost_ratio"),
+            f"{best['output_tps_speedup']:.2f}x at c={best['concurrency']}",
+            c.get("output_tps_crossover_text", "-"),
+            interval_cell(a.get("tokens_per_step_mean"), a.get("tokens_per_step_mean_lo"),
+                          a.get("tokens_per_step_mean_hi")),
+            fmt(a.get("tokens_per_step")), fmt(a.get("al_drafted")), an.verdict_text(vals)])
     n = 1 if multi else 0
     return Section("headline", "At a glance", headers, body,
                    "speedup = SD-on / SD-off output tokens/s at the same concurrency (x@cN = at concurrency "
-                   "N); > 1x means SD pays; crossover on output tokens/s. "
-                   "tok/step and AL drafted pool every measured request of the setting (see below). "
-                   + RATIO_NOTE, left=set(range(n + 3)) | {n + 7, len(headers) - 1})
+                   "N) with its 95 % interval in brackets (from repeats when there are several, else a seeded "
+                   "bootstrap over the requests); SD pays where the whole interval is above 1, and a speedup "
+                   "whose interval holds 1.0 is within noise; crossover on output tokens/s. AL SPEED-Bench "
+                   "(mean over requests of tokens per step), tok/step pooled and AL drafted pool every "
+                   "measured request of the setting (see below). " + RATIO_NOTE,
+                   left=set(range(n + 3)) | {n + 7, len(headers) - 1})
 
 
 def ratio_by_concurrency(group: Sequence[dict], key: str) -> str:
@@ -218,10 +248,10 @@ def build_sections(data) -> list[Section]:
     if data.crossovers:
         out.append(crossover(data.crossovers, data.multi_run))
     if data.category_rows:
-        out.append(category_matrix(data.category_matrix("tokens_per_step"), data.categories,
-                                   "tok/step (Σ tokens / Σ steps)", "category_tokens_per_step"))
         out.append(category_matrix(data.category_matrix("tokens_per_step_mean"), data.categories,
-                                   "tok/step per-req (mean of per-request values)", "category_tokens_per_step_req"))
+                                   "AL SPEED-Bench (mean of per-request tok/step)", "category_tokens_per_step_req"))
+        out.append(category_matrix(data.category_matrix("tokens_per_step"), data.categories,
+                                   "tok/step pooled (Σ tokens / Σ steps)", "category_tokens_per_step"))
         if any(r["al_drafted"] is not None for r in data.category_rows):
             drafted = [m for m in data.category_matrix("al_drafted") if m.get("mean") is not None]
             out.append(category_matrix(drafted, data.categories, "AL drafted (1 + Σ accepted / Σ drafts)",

@@ -23,6 +23,7 @@ from typing import Optional
 from aiohttp import web
 
 PROM_PREFIX = "vllm:spec_decode_"
+WIRES = ("vllm", "plain", "chat")
 
 
 @dataclass
@@ -36,9 +37,16 @@ class FakeRequestLog:
 
 class FakeOpenAIServer:
     def __init__(self, sd_k: int = 0, model: str = "fake-model", step_delay_s: float = 0.0,
-                 host: str = "127.0.0.1", port: int = 0, api_key: Optional[str] = None) -> None:
+                 host: str = "127.0.0.1", port: int = 0, api_key: Optional[str] = None, wire: str = "vllm",
+                 final_usage: bool = True) -> None:
         if host not in ("127.0.0.1", "::1", "localhost"):
             raise ValueError("the fake server binds loopback only")
+        if wire not in WIRES:
+            raise ValueError(f"wire must be one of {', '.join(WIRES)}")
+        # wire "plain": a plain OpenAI-compatible server: text chunks only (no token ids, no prompt echo, no
+        # per-chunk usage), one usage block at the end when asked and ``final_usage``;
+        # "chat": chat-completions style deltas (``delta.content``), which carry no completion text at all
+        self.wire, self.final_usage = wire, final_usage
         self.sd_k, self.model, self.step_delay_s, self.host = sd_k, model, step_delay_s, host
         self._want_port = port
         self.api_key = api_key   # like vLLM --api-key: /v1/* needs "Authorization: Bearer <key>", else 401
@@ -165,12 +173,17 @@ class FakeOpenAIServer:
                 size = 1
             ids = [(prompt[-1] + produced + i) % 1000 + 5 for i in range(size)]
             produced += size
-            choice = {"index": 0, "text": "".join(f" t{x}" for x in ids), "token_ids": ids,
-                      "finish_reason": "length" if produced >= n else None}
+            text = "".join(f" t{x}" for x in ids)
+            finish = "length" if produced >= n else None
+            choice = {"index": 0, "text": text, "token_ids": ids, "finish_reason": finish}
             if first:
                 choice["prompt_token_ids"] = list(prompt)
+            if self.wire == "plain":
+                choice = {"index": 0, "text": text, "finish_reason": finish}
+            elif self.wire == "chat":
+                choice = {"index": 0, "delta": {"content": text}, "finish_reason": finish}
             chunk = {"id": rid, "object": "text_completion", "model": self.model, "choices": [choice]}
-            if usage_on:
+            if usage_on and self.wire == "vllm":
                 chunk["usage"] = {"prompt_tokens": len(prompt), "completion_tokens": produced,
                                   "total_tokens": len(prompt) + produced}
             await resp.write(f"data: {json.dumps(chunk)}\n\n".encode())
@@ -180,10 +193,10 @@ class FakeOpenAIServer:
             else:
                 await asyncio.sleep(0)
         self._count(entry)
-        if usage_on:
+        if usage_on and (self.wire == "vllm" or self.final_usage):
             final = {"id": rid, "object": "text_completion", "model": self.model, "choices": [],
                      "usage": {"prompt_tokens": len(prompt), "completion_tokens": n, "total_tokens": len(prompt) + n}}
-            if self.sd_k:
+            if self.sd_k and self.wire == "vllm":
                 final["metrics"] = {"speculative_decoding": self._sd_metrics(entry)}
             await resp.write(f"data: {json.dumps(final)}\n\n".encode())
         await resp.write(b"data: [DONE]\n\n")

@@ -196,3 +196,19 @@ def test_point_reports_per_turn_acceptance(sweep):
             f"{t['turn']}:{t['al_drafted']:.3f}" for t in turns)
         print(f"{point['point_id']}: AL drafted by turn {rows[point['point_id']]['al_drafted_by_turn']}, "
               f"tok/step by turn {rows[point['point_id']]['tokens_per_step_by_turn']}")
+
+
+def test_headline_al_is_the_request_mean_of_the_records(sweep):
+    """AL SPEED-Bench = mean over requests of tokens / streamed chunks, recomputed from the raw records;
+    acceptance comes from the measured requests and agrees with the server's counters; a quiet point is
+    not flagged."""
+    from speedbench.metrics.flags import point_flags
+
+    for row in sweep["dir"].summary_rows():
+        ok = [r for r in _records(sweep, row["point_id"]) if r.status == "ok"]
+        per_req = [r.completion_tokens / len(r.chunk_tokens) for r in ok]
+        assert row["al_speedbench"] == pytest.approx(sum(per_req) / len(per_req))
+        assert row["al_speedbench_lo"] <= row["al_speedbench"] <= row["al_speedbench_hi"]
+        if row["sd_method"] != "off":
+            assert row["acceptance_source"] == "per-request" and row["acceptance_agree"] is True
+        assert point_flags(row) == [], point_flags(row)

@@ -1,0 +1,56 @@
+"""Issue 15 item 6: CLIENT-BOUND is true when it fires and silent on a healthy point."""
+from tests.load.conftest import make_prompts, run_against_stub
+
+from speedbench.load.client import LoadPlan
+from speedbench.load.monitor import client_stats
+from speedbench.load.records import FAILED, RequestRecord
+from speedbench.load.stub_server import StubConfig
+
+MS = 1_000_000
+
+
+def _closed_loop_records(n=11, c=4, dur_ms=100, **kw):
+    """n requests at concurrency c, each dur_ms long, every worker sending its next one at once."""
+    out = []
+    for i in range(n):
+        start = (i // c) * dur_ms * MS
+        out.append(RequestRecord(f"pt#{i}", f"p{i}", "QA", 10, 8, t_start_ns=start, t_first_ns=start + MS,
+                                 t_end_ns=start + dur_ms * MS, chunk_times_ns=[start + MS, start + 2 * MS],
+                                 chunk_tokens=[1, 2], **kw))
+    return out
+
+
+def test_the_final_drain_is_not_client_lag():
+    """11 requests at concurrency 4: the last 3 finish with nothing left to send. In-flight while a
+    request waited to be sent is exactly 4; the drain used to pull the mean to 3.67 and flag the point."""
+    s = client_stats(_closed_loop_records(), [], 4)
+    assert s.mean_in_flight == 4.0 and not s.client_saturated and s.reason is None
+
+
+def test_a_real_quiet_point_is_not_flagged(adapter):
+    plan = LoadPlan(concurrency=4, num_requests=11, warmup_requests=0, max_tokens=8)
+    run, _ = run_against_stub(adapter, plan, StubConfig(ttft_s=0.02, itl_s=0.02), prompts=make_prompts())
+    assert all(r.status == "ok" for r in run.records)
+    assert run.client.mean_in_flight >= 0.99 * 4
+    assert not run.client.client_saturated, run.client.reason
+
+
+def test_a_client_that_cannot_keep_the_target_is_still_flagged():
+    recs = _closed_loop_records()
+    for r in recs[4:8]:              # the second wave went out 50 ms late: the client was busy elsewhere
+        r.t_start_ns += 50 * MS
+    s = client_stats(recs, [], 4)
+    assert s.client_saturated and "mean in-flight" in s.reason and "of 4" in s.reason
+
+
+def test_a_point_the_server_rejected_entirely_is_not_client_bound():
+    recs = _closed_loop_records(dur_ms=1, status=FAILED, error_kind="http_500")
+    lags = [(r.t_start_ns, 5 * MS) for r in recs]          # the loop was busy turning requests around
+    s = client_stats(recs, lags, 4)
+    assert not s.client_saturated and s.reason is None
+
+
+def test_rate_mode_reason_names_the_dispatch_lag_not_a_missing_target():
+    s = client_stats(_closed_loop_records(), [], None, schedule_lags_ns=[5 * MS] * 10)
+    assert s.client_saturated and s.reason == "dispatch lag P99 5.00 ms > 1 ms"
+    assert "None" not in s.reason

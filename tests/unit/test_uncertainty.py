@@ -1,0 +1,103 @@
+"""Issue 15 item 7: every speedup and AL with an interval; verdicts on constructed results whose right
+answer is known."""
+import dataclasses
+
+import pytest
+
+from speedbench.metrics import uncertainty as un
+from speedbench.metrics.speedup import speedup_rows
+from speedbench.metrics.summary import summarize_point
+from speedbench.report.analysis import crossover, crossovers, verdict_text
+from tests.conftest import make_record
+
+
+def _records(n, gap_ms, jitter, chunk_tokens=(1, 2, 3, 4, 5, 6, 7, 8)):
+    """n sequential requests whose chunk gap is gap_ms × (1 ± jitter), alternating."""
+    out, t = [], 0
+    for i in range(n):
+        g = gap_ms * (1 + (jitter if i % 2 else -jitter))
+        r = make_record(chunk_tokens=chunk_tokens, chunk_gap_ms=g, ttft_ms=g, start_ns=t, request_id=f"r{i}")
+        out.append(r)
+        t = r.t_end_ns
+    return out
+
+
+def _row(sd, c, records, pid=None):
+    label = "sd-off" if sd == "off" else "ngram-k3"
+    return summarize_point(records, point_id=pid or f"{label}-c{c}", engine="vllm", sd_label=label, sd_method=sd,
+                           draft_length=None if sd == "off" else 3, concurrency=c, isl=None).to_row()
+
+
+@pytest.mark.parametrize("on_gap,jitter,verdict", [
+    (5.0, 0.05, un.PAYS),      # twice as fast, little spread
+    (20.0, 0.05, un.SLOWER),   # twice as slow
+    (9.8, 0.60, un.NOISE),     # 2 % faster, 60 % spread per request: cannot tell
+])
+def test_bootstrap_verdict_on_constructed_points(on_gap, jitter, verdict):
+    off = _row("off", 1, _records(12, 10.0, jitter))
+    on = _row("ngram", 1, _records(12, on_gap, jitter))
+    (s,) = speedup_rows([off, on])
+    assert s["interval_from"] == "bootstrap over requests"
+    assert s["output_tps_speedup_lo"] <= s["output_tps_speedup"] <= s["output_tps_speedup_hi"]
+    assert s["output_tps_verdict"] == verdict and s["user_tps_verdict"] == verdict
+
+
+def test_intervals_are_seeded_and_reproducible():
+    recs = _records(15, 10.0, 0.3)
+    a, b = _row("off", 1, recs), _row("off", 1, recs)
+    assert (a["output_tps_log_se"], a["al_speedbench_lo"]) == (b["output_tps_log_se"], b["al_speedbench_lo"])
+
+
+def test_al_interval_brackets_the_headline_al():
+    recs = [make_record(chunk_tokens=c, request_id=f"r{i}") for i, c in
+            enumerate([(1, 2, 3), (1, 4, 7), (1, 3, 5), (1, 2, 6), (1, 5, 9), (1, 2, 3)])]
+    row = _row("ngram", 1, recs)
+    assert row["al_speedbench_lo"] < row["al_speedbench"] < row["al_speedbench_hi"]
+    assert row["al_speedbench"] == pytest.approx(sum(c / 3 for c in (3, 7, 5, 6, 9, 3)) / 6)
+
+
+def test_repeats_give_the_interval_when_there_are_several():
+    def row(sd, rep, tps):
+        label = "sd-off" if sd == "off" else "ngram-k3"
+        return {"engine": "vllm", "isl": None, "concurrency": 4, "sd_method": sd, "sd_label": label,
+                "point_id": f"{label}-c4-r{rep}", "output_tps": tps, "user_tps_mean": tps,
+                "output_tps_log_se": 0.001, "user_tps_log_se": 0.001}
+
+    steady = [row("off", r, 10.0) for r in (1, 2, 3)] + [row("ngram", r, x) for r, x in ((1, 12.0), (2, 12.2),
+                                                                                          (3, 11.8))]
+    sp = speedup_rows(steady)
+    assert {s["interval_from"] for s in sp} == {"3 repeats"}
+    assert all(s["output_tps_verdict"] == un.PAYS for s in sp)
+    # the same mean speedup with repeats that swing both ways: each point alone looks sure, together noise
+    swing = [row("off", r, 10.0) for r in (1, 2, 3)] + [row("ngram", r, x) for r, x in ((1, 15.0), (2, 7.0),
+                                                                                         (3, 14.0))]
+    assert {s["output_tps_verdict"] for s in speedup_rows(swing)} == {un.NOISE}
+
+
+def test_failed_requests_feeding_a_speedup_are_flagged():
+    off = _row("off", 1, _records(6, 10.0, 0.1))
+    bad = _records(6, 5.0, 0.1)
+    bad[2] = dataclasses.replace(bad[2], status="failed", error_kind="http_500")
+    on = _row("ngram", 1, bad)
+    (s,) = speedup_rows([off, on])
+    assert "1 of 6 measured requests did not end ok" in s["flags"] and "ngram-k3-c1" in s["flags"]
+    (clean,) = speedup_rows([off, _row("ngram", 1, _records(6, 5.0, 0.1))])
+    assert clean["flags"] == ""
+
+
+def test_crossover_text_follows_the_numbers():
+    # the demo's case: 0.96x at c=1, 1.03x at c=4, both within noise: not "SD pays at every concurrency"
+    sp = [{"run": None, "model": "m", "engine": "vllm", "isl": None, "sd_label": "ngram-k3", "concurrency": c,
+           "output_tps_speedup": x, "user_tps_speedup": x, "output_tps_verdict": un.NOISE,
+           "user_tps_verdict": un.NOISE} for c, x in ((1, 0.96), (4, 1.03))]
+    (x,) = crossovers(sp)
+    assert x["output_tps_crossover_status"] == "mixed"
+    assert x["output_tps_crossover_text"] == ("none in range (≥ 1 at the highest concurrency, < 1 at c=1); "
+                                              "within noise at c=1,4")
+    assert verdict_text(sp) == "within noise at every measured concurrency"
+    sp[1]["output_tps_verdict"] = un.PAYS
+    assert verdict_text(sp) == "within noise at c=1; SD pays at c=4"
+    assert "SD pays at every" not in crossover([(1, 0.96), (4, 1.03)]).describe()
+    assert crossover([(1, 1.2), (2, 1.1)]).describe() == "none in range (speedup ≥ 1 at every concurrency)"
+    assert verdict_text([{"concurrency": 1, "output_tps_speedup": 1.2}]) == \
+        "SD pays at every measured concurrency (no interval)"
