@@ -9,9 +9,13 @@ import json
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 from speedbench.config import ConfigError
+
+if TYPE_CHECKING:
+    from speedbench.config import SDConfig
+    from speedbench.engines.acceptance import SpecDecodeCounters
 
 # config.json keys that hold the trained context length, in the order transformers' configs use them
 _CTX_KEYS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length", "max_seq_len")
@@ -88,14 +92,77 @@ def check_health(url: str, timeout_s: float = 10.0, headers: Optional[dict[str, 
         raise EndpointError(f"server not healthy at {url} (HTTP {status})")
 
 
+def served_models(base_url: str, timeout_s: float = 10.0,
+                  headers: Optional[dict[str, str]] = None) -> Optional[list[dict]]:
+    """The model entries of ``/v1/models`` (vLLM, SGLang and TRT-LLM serve it); None when it gives none."""
+    try:
+        status, body = _get(base_url + "/v1/models", timeout_s, headers)
+        data = json.loads(body).get("data") if status == 200 else None
+    except (EndpointError, ValueError, AttributeError):
+        return None
+    models = [m for m in data if isinstance(m, dict) and isinstance(m.get("id"), str)] \
+        if isinstance(data, list) else []
+    return models or None
+
+
+def choose_served_model(models: Optional[list[dict]], given: Optional[str], model: Optional[str],
+                        url: str) -> Optional[dict]:
+    """The ``/v1/models`` entry to send requests to: ``given`` (--served-model-name) when the server serves it,
+    else the only one served, else the one whose id is ``model``. None when the server lists no models."""
+    if not models:
+        return None
+    ids = [m["id"] for m in models]
+    listed = ", ".join(ids)
+    if given:
+        for m in models:
+            if m["id"] == given:
+                return m
+        raise ConfigError(f"the server at {url} does not serve model {given!r} (it serves: {listed})")
+    if len(models) == 1:
+        return models[0]
+    for m in models:
+        if model and m["id"] == model:
+            return m
+    raise ConfigError(f"the server at {url} serves {len(models)} models ({listed}): "
+                      f"name one with --served-model-name")
+
+
+def model_context(entry: Optional[dict], url: str) -> Optional[tuple[int, str]]:
+    """``max_model_len`` of a ``/v1/models`` entry."""
+    if entry and isinstance(entry.get("max_model_len"), int) and not isinstance(entry["max_model_len"], bool):
+        return entry["max_model_len"], f"max_model_len from {url}/v1/models"
+    return None
+
+
 def endpoint_context_len(base_url: str, timeout_s: float = 10.0,
                          headers: Optional[dict[str, str]] = None) -> Optional[tuple[int, str]]:
     """``max_model_len`` of the first model in ``/v1/models`` (vLLM, SGLang and TRT-LLM report it)."""
-    try:
-        status, body = _get(base_url + "/v1/models", timeout_s, headers)
-        data = json.loads(body).get("data") or [] if status == 200 else []
-    except (EndpointError, ValueError, AttributeError):
-        return None
-    if data and isinstance(data[0], dict) and isinstance(data[0].get("max_model_len"), int):
-        return data[0]["max_model_len"], f"max_model_len from {base_url}/v1/models"
-    return None
+    models = served_models(base_url, timeout_s, headers)
+    return model_context(models[0] if models else None, base_url)
+
+
+def check_sd_matches(sd: "SDConfig", evidence: "Sequence[SpecDecodeCounters]", url: str,
+                     positions_are_k: bool = False) -> None:
+    """The attached server's own SD evidence (counter deltas over a probe, per-request SD metrics) against the
+    SD setting the user declared. Only evidence refuses: a server that shows no drafting passes (an n-gram
+    drafter may find no match in a short probe). ``positions_are_k``: the engine exports one per-position
+    counter for each of its k draft positions, drafted or not (vLLM), so their count is the served k."""
+    drafted = [c for c in evidence if c.drafts > 0]
+    if not sd.enabled:
+        if drafted:
+            c = drafted[0]
+            raise ConfigError(f"--sd off, but the server at {url} is speculating ({c.draft_tokens} draft tokens "
+                              f"in {c.drafts} steps, {c.source}): it is not an SD-off baseline; give its SD "
+                              f"setting with --sd")
+        return
+    k = sd.num_speculative_tokens
+    for c in drafted:
+        if positions_are_k and c.accepted_per_position and len(c.accepted_per_position) != k:
+            n = len(c.accepted_per_position)
+            served, hint = f"{n} draft positions", f"--sd {sd.method}:{n}"
+        elif c.draft_tokens > c.drafts * k:
+            served, hint = f"{c.draft_tokens / c.drafts:.2f} draft tokens per step", "the server's own draft length"
+        else:
+            continue
+        raise ConfigError(f"--sd {sd.method}:{k}, but the server at {url} shows {served} ({c.source}): "
+                          f"give {hint}")

@@ -20,7 +20,7 @@ from speedbench.env_info import engine_python_versions, harness_versions, machin
 from speedbench.guard import PointGuard
 from speedbench.load.client import LoadPlan, run_async
 from speedbench.load.records import RequestRecord
-from speedbench.measure import measure_point
+from speedbench.measure import measure_point, probe_sd
 from speedbench.metrics.category import category_acceptance
 from speedbench.metrics.summary import PointSummary, speedup_rows, summarize_point
 from speedbench.outcome import Speedup, SweepResult  # noqa: F401  (re-exported: the API returns them)
@@ -72,6 +72,7 @@ class BenchmarkRunner:
         self.server: Optional[ServerProcess] = None
         self.base_url: Optional[str] = None  # the server being measured, while a sweep runs
         self._prompt_lens: list[int] = []
+        self._sd_probe: list = []  # attach mode: the SD evidence the server showed before the sweep
 
     # ---- planning -------------------------------------------------------------------------------------
     def validate(self) -> None:
@@ -89,13 +90,19 @@ class BenchmarkRunner:
             raise ConfigError("no tokenizer: set data.tokenizer (--tokenizer) when attaching with --endpoint")
         if not cfg.engine.endpoint:
             preflight.check_port(cfg.engine.host, cfg.engine.port)
+        if cfg.data.isl:  # every prompt is exactly isl tokens: refuse before building a prompt that cannot fit
+            preflight.check_context([cfg.data.isl], cfg.load.output_len, self._local_context())
 
     def check_prompts_fit(self, prompts: PromptSet) -> None:
         """Prompt + output within the served context: from the launch flags or the model's config.json."""
+        preflight.check_context([p.num_tokens for p in prompts.prompts], self.config.load.output_len,
+                                self._local_context())
+
+    def _local_context(self) -> Optional[tuple[int, str]]:
+        """The served context as known without a server: launch flags, else the model's config.json."""
         ec = self.config.engine
-        limit = preflight.flag_context_len(ec.extra_args) or (None if ec.endpoint else
-                                                               preflight.model_context_len(ec.model))
-        preflight.check_context([p.num_tokens for p in prompts.prompts], self.config.load.output_len, limit)
+        return preflight.flag_context_len(ec.extra_args) or (None if ec.endpoint else
+                                                             preflight.model_context_len(ec.model))
 
     def tokenizer_path(self) -> Optional[str]:
         return self.config.data.tokenizer or self.config.engine.model
@@ -119,11 +126,14 @@ class BenchmarkRunner:
         """Run the sweep; with ``resume`` continue the sweep in ``results_dir``, skipping finished points."""
         cfg = self.config
         self.validate()
+        if cfg.engine.endpoint:  # unreachable, wrong model, too small: one clear line before any prompt is built
+            self._check_endpoint(cfg.engine.endpoint)
         prompts = prepare_prompts(cfg.data, self.tokenizer_path())
         self.check_prompts_fit(prompts)
         self._prompt_lens = [p.num_tokens for p in prompts.prompts]  # attach mode checks them per server
-        if cfg.engine.endpoint:  # unreachable or too small: one clear line, before a results folder exists
+        if cfg.engine.endpoint:  # ... and before a results folder exists
             self._check_endpoint(cfg.engine.endpoint)
+            self._check_attached_sd(cfg.engine.endpoint, prompts)
         planned = [point_name(sd, c, r, cfg.load.repeats) for sd, c in self.points()
                    for r in range(1, cfg.load.repeats + 1)]
         done: set[str] = set()
@@ -217,11 +227,25 @@ class BenchmarkRunner:
         return True
 
     def _check_endpoint(self, endpoint: str) -> None:
-        """A dead endpoint is found by one request, not by thousands of failed ones."""
-        auth = self.config.engine.auth_headers()
+        """A dead endpoint, a model it does not serve, a context too small: found by one request each, not by
+        thousands of failed ones. Requests then name the model exactly as ``/v1/models`` lists it."""
+        ec = self.config.engine
+        auth = ec.auth_headers()
         preflight.check_health(endpoint + self.adapter.health_path, headers=auth)
-        preflight.check_context(self._prompt_lens, self.config.load.output_len,
-                                preflight.endpoint_context_len(endpoint, headers=auth))
+        entry = preflight.choose_served_model(preflight.served_models(endpoint, headers=auth),
+                                              ec.served_model_name, ec.model, endpoint)
+        if entry is not None:
+            self.adapter.attached_model = entry["id"]
+        lens = self._prompt_lens or ([self.config.data.isl] if self.config.data.isl else [])
+        preflight.check_context(lens, self.config.load.output_len, preflight.model_context(entry, endpoint))
+
+    def _check_attached_sd(self, endpoint: str, prompts: PromptSet) -> None:
+        """The attached server's SD setting is whoever started it: check the declared one against what a short
+        probe shows (its counters, per-request SD metrics) so an SD-on server is never stored as the baseline."""
+        plan = self.load_plan(1, len(prompts.prompts))
+        self._sd_probe = run_async(probe_sd(self.adapter, endpoint, self.config.engine.auth_headers(),
+                                            prompts.prompts, plan))
+        preflight.check_sd_matches(self.config.sd[0], self._sd_probe, endpoint, self.adapter.per_position_is_k)
 
     def _check_ready(self, base_url: str) -> None:
         """Before each point: the launched process lives and the health URL answers 200."""
@@ -357,6 +381,8 @@ class BenchmarkRunner:
             "machine": machine_info(),
             "harness": harness_versions(),
             "engine": {"name": self.adapter.name, "attached": bool(cfg.engine.endpoint),
+                       "served_model": self.adapter.served_model_name,
+                       "sd_probe": [c.to_dict() for c in self._sd_probe],
                        "versions": {} if cfg.engine.endpoint else engine_python_versions(cfg.engine.python)},
             "points_planned": [point_name(sd, c, r, cfg.load.repeats) for sd, c in self.points()
                                for r in range(1, cfg.load.repeats + 1)],

@@ -39,6 +39,7 @@ DEFAULT = "default"
 FLAG_PATHS: dict[str, tuple[str, str]] = {
     "engine": ("engine.name", "--engine"), "model": ("engine.model", "--model"),
     "engine_python": ("engine.python", "--engine-python"), "endpoint": ("engine.endpoint", "--endpoint"),
+    "served_model_name": ("engine.served_model_name", "--served-model-name"),
     "port": ("engine.port", "--port"), "tensor_parallel_size": ("engine.tensor_parallel_size", "--tp"),
     "tokenizer": ("data.tokenizer", "--tokenizer"), "split": ("data.split", "--split"),
     "isl": ("data.isl", "--isl"), "categories": ("data.categories", "--categories"),

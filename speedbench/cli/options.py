@@ -40,6 +40,8 @@ _CONFIG_OPTIONS = [
     click.option("--model", help="Model directory (or hub id) the engine serves."),
     click.option("--engine-python", help="Python of the engine's own environment (env: SPEEDBENCH_ENGINE__PYTHON)."),
     click.option("--endpoint", help="Attach to a running server at this URL instead of launching one."),
+    click.option("--served-model-name", help="Model name requests carry (attach mode: one the server lists in "
+                 "/v1/models; default: the only one it serves)."),
     click.option("--port", type=int, help="Port for the launched server (default: a free one)."),
     click.option("--tp", "tensor_parallel_size", type=int, help="Tensor parallel size."),
     click.option("--tokenizer", help="Tokenizer directory (default: the model)."),

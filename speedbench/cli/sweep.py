@@ -45,7 +45,8 @@ def sweep(config_file, preset, dry_run, sd_spec, draft_length, draft_lengths, re
         from speedbench.runner import BenchmarkRunner
 
         runner = BenchmarkRunner(cfg)
-        if dry_run:
+        if dry_run:  # every check that needs no server, so a dry run passes exactly what a run would start
+            runner.validate()
             click.echo(json.dumps(cfg.model_dump(mode="json"), indent=2))
             if not cfg.engine.endpoint:
                 click.echo(server_commands(cfg, runner.adapter))

@@ -19,9 +19,12 @@ class EngineAdapter(abc.ABC):
     health_path: ClassVar[str] = "/health"
     # Seconds between ``poll_during_point`` calls while a point runs; None = the engine needs no polling.
     poll_interval_s: ClassVar[Optional[float]] = None
+    # The server's per-position acceptance counters number exactly its draft length k (attach-mode SD check).
+    per_position_is_k: ClassVar[bool] = False
 
     def __init__(self, cfg: EngineConfig) -> None:
         self.cfg = cfg
+        self.attached_model: Optional[str] = None  # the name an attached server lists in /v1/models
 
     # ---- launch -------------------------------------------------------------------------------
     def check_sd(self, sd: SDConfig) -> None:
@@ -42,6 +45,8 @@ class EngineAdapter(abc.ABC):
 
     @property
     def served_model_name(self) -> str:
+        if self.attached_model:
+            return self.attached_model
         if self.cfg.served_model_name:
             return self.cfg.served_model_name
         return (self.cfg.model or "model").rstrip("/").split("/")[-1]
