@@ -64,9 +64,12 @@ def parse_int_list(value: str | list[int] | int, what: str) -> list[int]:
         items = list(value)
     if not items:
         raise ConfigError(f"bad {what}: the list is empty")
-    bad = [x for x in items if not isinstance(x, int) or x <= 0]
+    bad = [x for x in items if not isinstance(x, int) or isinstance(x, bool) or x <= 0]  # YAML true is no 1
     if bad:
         raise ConfigError(f"bad {what} {items}: every value must be a positive integer (got {bad})")
+    twice = sorted({x for x in items if items.count(x) > 1})
+    if twice:  # a repeated point would run again and replace the first one's result
+        raise ConfigError(f"bad {what} {items}: {', '.join(map(str, twice))} given more than once")
     return items
 
 
@@ -83,6 +86,8 @@ class SDConfig(_Strict):
     def _check(self) -> "SDConfig":
         if self.method in ("eagle", "eagle3", "draft_model") and not self.draft_model:
             raise ValueError(f"SD method {self.method!r} needs draft_model (path of the draft model / EAGLE head)")
+        if self.draft_model and self.method in ("off", "ngram"):
+            raise ValueError(f"SD method {self.method!r} takes no draft_model (got {self.draft_model!r})")
         if self.prompt_lookup_min > self.prompt_lookup_max:
             raise ValueError("prompt_lookup_min must be <= prompt_lookup_max")
         return self
@@ -175,6 +180,8 @@ def parse_sd_list(spec: str, draft_length: Optional[int] = None) -> list[dict[st
         if not m:
             raise ConfigError(f"bad SD setting {item!r}: use method[:draft_length][@draft_model], e.g. ngram:3")
         entry: dict[str, Any] = {"method": m.group(1)}
+        if m.group(1) == "off" and (m.group(2) or m.group(3)):
+            raise ConfigError(f"bad SD setting {item!r}: SD off takes no draft length or draft model")
         k = int(m.group(2)) if m.group(2) else draft_length
         if k is not None and m.group(1) != "off":
             entry["num_speculative_tokens"] = k
@@ -243,8 +250,18 @@ class LoadConfig(_Strict):
 
     @model_validator(mode="after")
     def _rate(self) -> "LoadConfig":
+        """Combinations that would be ignored or would mislabel a point are refused, never silently dropped."""
         if self.mode == "rate" and self.request_rate is None:
             raise ValueError("mode 'rate' needs request_rate (requests/s)")
+        if self.mode == "closed" and self.request_rate is not None:
+            raise ValueError(f"request_rate {self.request_rate} is ignored in closed mode: set mode 'rate' "
+                             f"or drop request_rate")
+        if self.duration_s is not None and self.requests_per_point is not None:
+            raise ValueError("give duration_s or requests_per_point, not both (each decides when a point ends)")
+        if self.mode == "closed" and self.requests_per_point is not None \
+                and self.requests_per_point < max(self.concurrency):
+            raise ValueError(f"requests_per_point {self.requests_per_point} is below concurrency "
+                             f"{max(self.concurrency)}: that point would never have that many requests in flight")
         return self
 
 
