@@ -221,7 +221,8 @@ class LoadConfig(_Strict):
     max_error_rate: float = Field(0.01, ge=0, le=1,
                                   description="exit non-zero when a point's non-ok share exceeds this")
     abort_after_transport_errors: int = Field(
-        8, ge=1, description="this many transport errors in a row = server gone: stop the point at once")
+        8, ge=1, description="this many transport errors or timeouts in a row = server gone or stalled: stop "
+                             "the point at once")
     seed: int = 0
     repeats: int = Field(1, ge=1, le=100, description="measure every point this many times (ids get -r1, -r2, ...)")
     mode: Literal["closed", "rate"] = Field("closed", description="closed loop (fixed concurrency) or open loop")

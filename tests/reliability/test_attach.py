@@ -3,6 +3,7 @@ and a mismatch is one clear line (exit 2) before a results folder exists."""
 from __future__ import annotations
 
 import contextlib
+import json
 import subprocess
 import sys
 
@@ -101,3 +102,20 @@ def test_sd_setting_that_matches_runs(attach, tmp_path):
         res = attach(url, "--sd", "ngram:3")
     assert res.exit_code == 0, res.stderr
     assert all(r["status"] == "ok" for r in _ok_records(tmp_path))
+
+
+def test_a_run_of_timeouts_stops_the_point(tmp_path, tiny_tokenizer, fake_model, prompt_cache):
+    """Every stream stalls: the point stops after a run of timeouts instead of waiting out each request."""
+    cfg = sweep_config(tmp_path, tiny_tokenizer, fake_model, prompt_cache, sd=("off",), concurrency=(1,),
+                       requests=30, stream_idle_timeout_s=0.5, abort_after_transport_errors=3)
+    cfg["load"]["warmup_requests"] = 0
+    cfg["quality"] = {"enabled": False}
+    path = write_config(tmp_path / "cfg.json", cfg)
+    with fault_server("--model-name", "m", "--faults", "stall=1", "--stall-s", "60") as url:
+        res = CliRunner().invoke(main, ["sweep", "--config", str(path), "--endpoint", url])
+    assert res.exit_code == 1, res.stderr
+    assert "Traceback" not in res.stderr
+    (run,) = (tmp_path / "results").iterdir()
+    (point,) = [json.loads(line) for line in (run / "points.jsonl").read_text().splitlines()]
+    assert point["status"] == "failed" and "timeouts in a row" in point["abort_reason"]
+    assert point["errors_by_kind"] == {"timeout": 3} and point["not_sent"] == 27  # finished records kept
