@@ -68,12 +68,15 @@ def compare(results, fmt, out, labels) -> None:
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 def quality(results, bertscore, bertscore_model, bertscore_layers, fmt) -> None:
     """Equivalence of SD-on outputs to SD off, next to AL, and BLEU/ROUGE-L/BERTScore; writes quality.json."""
-    from speedbench.quality.quality_report import write_quality
+    from speedbench.quality.quality_report import QualityError, write_quality
     from speedbench.quality.render import QUALITY_COLUMNS, render_rows
 
     _need_results(results)
-    out = write_quality(results, bertscore=bertscore, bertscore_model=bertscore_model,
-                        bertscore_layers=bertscore_layers)
+    try:
+        out = write_quality(results, bertscore=bertscore, bertscore_model=bertscore_model,
+                            bertscore_layers=bertscore_layers, strict=True)
+    except QualityError as e:
+        _fail(str(e), 2)
     render_rows(out, fmt, "quality (equivalence to SD off, scores)", QUALITY_COLUMNS)
 
 

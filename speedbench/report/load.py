@@ -23,7 +23,8 @@ class ReportError(Exception):
 
 def model_name(manifest: dict) -> str:
     eng = (manifest.get("config") or {}).get("engine") or {}
-    return eng.get("served_model_name") or Path(str(eng.get("model") or "?")).name
+    served = (manifest.get("engine") or {}).get("served_model")  # what an attached server listed
+    return eng.get("served_model_name") or served or Path(str(eng.get("model") or "?")).name
 
 
 def tp_size(manifest: dict) -> int:
@@ -56,6 +57,22 @@ class Run:
     def records(self, point_id: str) -> list[RequestRecord]:
         rd = ResultsDir(self.path)
         return rd.records(point_id) if rd.records_path(point_id).is_file() else []
+
+    def missing_note(self) -> Optional[str]:
+        """How many planned points have no result here, and why (None when every planned point ended)."""
+        planned = self.manifest.get("points_planned") or []
+        ended = {p.get("point_id") for p in self.points}
+        missing = [p for p in planned if p not in ended]
+        if not missing:
+            return None
+        m = self.manifest
+        why = m.get("stopped_reason") or {
+            "interrupted": f"the sweep was interrupted (continue it: speedbench sweep --resume {self.path})",
+            "running": f"the sweep never finished: killed, or still running (continue it: speedbench sweep "
+                       f"--resume {self.path})",
+        }.get(m.get("status"), "points.jsonl holds no line for them (damaged or torn last line?)")
+        shown = ", ".join(missing[:6]) + (", ..." if len(missing) > 6 else "")
+        return f"{self.label}: {len(missing)} of {len(planned)} planned points missing ({shown}): {why}"
 
     @property
     def fingerprint(self) -> tuple[Optional[str], Optional[str]]:
