@@ -136,9 +136,23 @@ class EngineConfig(_Strict):
     @field_validator("endpoint")
     @classmethod
     def _endpoint_url(cls, v: Optional[str]) -> Optional[str]:
-        if v is not None and not re.match(r"^https?://[^/\s]+", v):
+        from urllib.parse import urlsplit
+
+        if v is None:
+            return v
+        if not re.match(r"^https?://[^/\s]+", v):
             raise ValueError(f"endpoint {v!r} is not an http(s) URL")
-        return v.rstrip("/") if v else v
+        url = urlsplit(v)
+        try:
+            url.port
+        except ValueError:
+            raise ValueError(f"endpoint {v!r}: the port must be 1-65535") from None
+        if url.query or url.fragment:
+            raise ValueError(f"endpoint {v!r}: give the server's root URL, without a query or fragment")
+        if url.path.rstrip("/").endswith("/v1"):  # the usual OpenAI base URL: speedbench adds /v1/... itself
+            raise ValueError(f"endpoint {v!r}: give the server's root URL without /v1 "
+                             f"({v.rstrip('/')[:-3]}); speedbench adds /v1/completions and /health itself")
+        return v.rstrip("/")
 
 
 class DataConfig(_Strict):
@@ -287,7 +301,7 @@ class BenchmarkConfig(_Strict):
     load: LoadConfig = Field(default_factory=LoadConfig)
     quality: QualityConfig = Field(default_factory=QualityConfig)
     output_dir: str = "results"
-    name: Optional[str] = None
+    name: Optional[str] = Field(None, max_length=100, description="results folder name (after a time stamp)")
 
     @model_validator(mode="after")
     def _check(self) -> "BenchmarkConfig":
@@ -316,7 +330,11 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     if not p.is_file():
         raise ConfigError(f"config file not found: {p}")
     try:
-        data = yaml.safe_load(p.read_text())  # JSON is valid YAML
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))  # JSON is valid YAML
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"config file {p} is not UTF-8 text (byte {e.start})") from None
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {p}: {e.strerror}") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"bad YAML/JSON in {p}: {e}") from None
     if data is None:
@@ -356,6 +374,8 @@ def format_validation_error(e: ValidationError, origin: Optional[Callable[[str],
             given = err.get("input")
             if isinstance(given, (str, int, float, bool)) and repr(given) not in msg and str(given) not in msg:
                 msg += f" (got {given!r})"
+            if isinstance(given, bool) and err["type"] not in ("bool_type", "bool_parsing"):
+                msg += " (YAML reads unquoted off/on/no/yes as false/true: quote it, e.g. method: 'off')"
         src = origin(loc) if origin and loc != "config" else None
         parts.append(f"{loc}: {msg}" + (f" (from {src})" if src else ""))
     return "invalid config: " + "; ".join(parts)

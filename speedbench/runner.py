@@ -154,7 +154,10 @@ class BenchmarkRunner:
             self._say(f"resuming {path}: {len(done & set(planned))} of {len(planned)} points done")
         else:
             path = Path(results_dir) if results_dir else new_run_dir(cfg.output_dir, cfg.name or self._default_name())
-            self.results = ResultsDir(path).create(self._manifest(prompts))
+            try:
+                self.results = ResultsDir(path).create(self._manifest(prompts))
+            except OSError as e:  # a file in the way, read-only, no such parent: bad input, nothing ran
+                raise ConfigError(f"cannot create the results folder {path}: {e.strerror or e}") from None
             cache_file = cache_path(cfg.data, prompts.fingerprint)
             if cache_file.is_file():
                 self.results.save_prompts(cache_file)

@@ -156,9 +156,11 @@ def resolve_config(*, preset: Optional[str] = None, config_file: Optional[str] =
                    environ: Optional[Mapping[str, str]] = None, use_env: bool = True,
                    flags: Optional[Mapping[str, Any]] = None, sd_spec: Optional[str] = None,
                    draft_length: Optional[int] = None, overrides: Optional[Mapping[str, Any]] = None,
-                   overrides_name: str = "overrides") -> ResolvedConfig:
-    """defaults < preset < config file < environment < flags < overrides (API/REST body), validated once."""
-    layers: list[ConfigLayer] = []
+                   overrides_name: str = "overrides", base: Optional[Mapping[str, Any]] = None,
+                   base_name: str = "base") -> ResolvedConfig:
+    """defaults < preset < config file < environment < flags < overrides (API/REST body), validated once.
+    ``base`` (a resumed sweep's stored config) sits just above the defaults."""
+    layers: list[ConfigLayer] = [dict_layer(base_name, base)] if base else []
     if preset:
         layers.append(preset_layer(preset))
     if config_file:

@@ -1,8 +1,10 @@
 """Reading results folders: report, compare, quality, recommend."""
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
+from typing import Iterator
 
 import click
 
@@ -12,11 +14,27 @@ from speedbench.cli import _fail, main
 _FORMATS = ["table", "md", "csv", "json", "html"]
 
 
-def _emit_report(results, fmt, out, kind, labels=None) -> None:
-    from speedbench.report.load import ReportData, ReportError
-    from speedbench.report.render import render
+@contextlib.contextmanager
+def _one_line(what) -> Iterator[None]:
+    """A results folder that cannot be read or a destination that cannot be written: one line, exit 2."""
+    from speedbench.config import ConfigError
+    from speedbench.report.load import ReportError
 
     try:
+        yield
+    except (ReportError, ConfigError) as e:
+        _fail(str(e), 2)
+    except OSError as e:  # read-only folder or --out, a file in the way
+        _fail(f"cannot write {e.filename or what}: {e.strerror or e}", 2)
+    except (KeyError, TypeError, AttributeError, ValueError) as e:  # fields missing or of the wrong type
+        _fail(f"damaged results in {what}: {type(e).__name__}: {e}", 2)
+
+
+def _emit_report(results, fmt, out, kind, labels=None) -> None:
+    from speedbench.report.load import ReportData
+    from speedbench.report.render import render
+
+    with _one_line(", ".join(results)):
         data = ReportData.load(results, labels.split(",") if labels else None)
         lead, compare_rows = (), None
         if kind == "compare":
@@ -26,8 +44,6 @@ def _emit_report(results, fmt, out, kind, labels=None) -> None:
             compare_rows = build(data)
             lead = [compare_section(compare_rows)]
         res = render(data, fmt, Path(out) if out else None, kind, lead, compare_rows)
-    except ReportError as e:
-        _fail(str(e), 2)
     for w in res.warnings:
         click.echo(f"speedbench: warning: {w}", err=True)
     if res.text is not None:
@@ -72,11 +88,12 @@ def quality(results, bertscore, bertscore_model, bertscore_layers, fmt) -> None:
     from speedbench.quality.render import QUALITY_COLUMNS, render_rows
 
     _need_results(results)
-    try:
-        out = write_quality(results, bertscore=bertscore, bertscore_model=bertscore_model,
-                            bertscore_layers=bertscore_layers, strict=True)
-    except QualityError as e:
-        _fail(str(e), 2)
+    with _one_line(results):
+        try:
+            out = write_quality(results, bertscore=bertscore, bertscore_model=bertscore_model,
+                                bertscore_layers=bertscore_layers, strict=True)
+        except QualityError as e:
+            _fail(str(e), 2)
     render_rows(out, fmt, "quality (equivalence to SD off, scores)", QUALITY_COLUMNS)
 
 
@@ -90,7 +107,8 @@ def recommend(results, fmt, validation) -> None:
     from speedbench.quality.render import RECOMMEND_COLUMNS, VALIDATION_COLUMNS, render_rows
 
     _need_results(results)
-    rec, val = write_gamma(results)
+    with _one_line(results):
+        rec, val = write_gamma(results)
     if not rec["rows"] and not val["rows"]:
         _fail("no SD-on point with an SD-off point at the same concurrency: nothing to model")
     if fmt == "json" and validation:

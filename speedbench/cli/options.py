@@ -66,9 +66,9 @@ def config_options(f):
     return f
 
 
-def resolve_from_flags(config_file, preset, sd_spec, draft_length, flags):
+def resolve_from_flags(config_file, preset, sd_spec, draft_length, flags, base=None, base_name="base"):
     """defaults < preset < config file < SPEEDBENCH_* env < flags (see speedbench.api.config_sources)."""
     from speedbench.api.config_sources import resolve_config
 
     return resolve_config(preset=preset, config_file=config_file, flags=flags, sd_spec=sd_spec,
-                          draft_length=draft_length)
+                          draft_length=draft_length, base=base, base_name=base_name)

@@ -39,9 +39,11 @@ def sweep(config_file, preset, dry_run, sd_spec, draft_length, draft_lengths, re
             from speedbench.config import BenchmarkConfig
 
             cfg = BenchmarkConfig.from_dict(_stored_config(resume_dir))  # exactly what the sweep started with
-        else:
+        else:  # resuming with options: they change the stored config, so a mismatch names the changed field
             cfg = resolve_from_flags(config_file, preset, sd_spec, draft_length,
-                                     {**flags, "draft_lengths": draft_lengths}).config
+                                     {**flags, "draft_lengths": draft_lengths},
+                                     base=_stored_config(resume_dir) if resume_dir else None,
+                                     base_name=f"results folder {resume_dir}").config
         from speedbench.runner import BenchmarkRunner
 
         runner = BenchmarkRunner(cfg)
@@ -75,8 +77,10 @@ def _stored_config(results_dir: str) -> dict:
     if not path.is_file():
         raise ConfigError(f"not a speedbench results folder (no manifest.json): {results_dir}")
     try:
-        stored = json.loads(path.read_text())["config"]
-    except (ValueError, KeyError):
+        stored = json.loads(path.read_text(encoding="utf-8"))["config"]
+        if not isinstance(stored, dict):
+            raise TypeError
+    except (ValueError, KeyError, TypeError, OSError):
         raise ConfigError(f"unreadable manifest in {results_dir}; cannot resume") from None
     (stored.get("engine") or {}).pop("api_key", None)   # stored masked; the env/flags supply it again
     return stored

@@ -11,7 +11,7 @@ from speedbench.load.records import RequestRecord
 from speedbench.metrics.category import (category_acceptance, mean_over_categories, ordered_categories,
                                          overall_acceptance)
 from speedbench.report import analysis as an
-from speedbench.results import ResultsDir, find_results
+from speedbench.results import ResultsDir, ResultsError, find_results
 
 # Files other tools drop into a results folder; rendered generically when present.
 EXTRA_SECTIONS = (("quality", "Quality"), ("recommendation", "Draft-length (gamma) recommendation"))
@@ -86,8 +86,8 @@ def load_run(path: str | Path, label: Optional[str] = None) -> Run:
         raise ReportError(f"not a speedbench results folder (no manifest.json): {path}")
     try:
         manifest = rd.manifest()
-    except json.JSONDecodeError as e:
-        raise ReportError(f"unreadable manifest.json in {path}: {e}") from None
+    except ResultsError as e:
+        raise ReportError(str(e)) from None
     extras = {}
     for name, _ in EXTRA_SECTIONS:
         f = rd.path / f"{name}.json"

@@ -90,3 +90,53 @@ def test_quality_of_a_complete_run_passes(run_copy):
     res = _invoke("quality", run_copy, "--format", "json")
     assert res.exit_code == 0, res.stderr
     assert json.loads((run_copy / "quality.json").read_text())["rows"]
+
+
+@pytest.mark.parametrize("command", [["quality"], ["report"]])
+def test_corrupt_manifest_is_one_line(run_copy, command):
+    (run_copy / "manifest.json").write_text("{not json")
+    res = _invoke(*command, run_copy)
+    assert res.exit_code == 2
+    assert "unreadable manifest.json" in _error_line(res)
+
+
+@pytest.mark.parametrize("command", [["quality"], ["recommend"], ["report", "--format", "html"]])
+def test_unwritable_destination_is_one_line(run_copy, command):
+    """Root ignores read-only modes, so the unwritable place is a file standing where a folder must be."""
+    (run_copy / "quality.json").mkdir()  # quality/recommend write beside the results; html writes report.html
+    (run_copy / "recommendation.json").mkdir()
+    (run_copy / "report.html").mkdir()
+    res = _invoke(*command, run_copy)
+    assert res.exit_code == 2
+    assert "cannot write" in _error_line(res)
+
+
+def test_report_out_under_a_file(run_copy, tmp_path):
+    (tmp_path / "a-file").write_text("x")
+    res = _invoke("report", run_copy, "--format", "md", "--out", tmp_path / "a-file" / "r.md")
+    assert res.exit_code == 2
+    assert "cannot write" in _error_line(res)
+
+
+def test_points_line_that_is_not_an_object_is_damage_not_a_traceback(run_copy):
+    with (run_copy / "points.jsonl").open("a") as fh:
+        fh.write("[1, 2]\n")
+    res = _invoke("report", run_copy)
+    assert res.exit_code == 0 and "Traceback" not in res.stderr
+
+
+def test_point_missing_its_fields_is_one_line(run_copy):
+    pts = run_copy / "points.jsonl"
+    rows = [json.loads(line) for line in pts.read_text().splitlines()]
+    del rows[0]["concurrency"]
+    pts.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    res = _invoke("report", run_copy)
+    assert res.exit_code == 2
+    assert "damaged results in" in _error_line(res)
+
+
+def test_resume_with_a_changed_option_names_the_field(run_copy):
+    res = _invoke("sweep", "--resume", run_copy, "--output-len", "8")
+    assert res.exit_code == 2
+    line = _error_line(res)
+    assert "config differs" in line and "changed: load.output_len" in line
