@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Optional, Sequence
 from speedbench.config import ConfigError
 
 if TYPE_CHECKING:
-    from speedbench.config import SDConfig
+    from speedbench.config import EngineConfig, SDConfig
+    from speedbench.engines.base import EngineAdapter
     from speedbench.engines.acceptance import SpecDecodeCounters
 
 # config.json keys that hold the trained context length, in the order transformers' configs use them
@@ -134,11 +135,16 @@ def model_context(entry: Optional[dict], url: str) -> Optional[tuple[int, str]]:
     return None
 
 
-def endpoint_context_len(base_url: str, timeout_s: float = 10.0,
-                         headers: Optional[dict[str, str]] = None) -> Optional[tuple[int, str]]:
-    """``max_model_len`` of the first model in ``/v1/models`` (vLLM, SGLang and TRT-LLM report it)."""
-    models = served_models(base_url, timeout_s, headers)
-    return model_context(models[0] if models else None, base_url)
+def check_endpoint(endpoint: str, adapter: "EngineAdapter", ec: "EngineConfig", prompt_lens: Sequence[int],
+                   output_len: int) -> None:
+    """A dead endpoint, a model it does not serve, a context too small: found by one request each, not by
+    thousands of failed ones. The adapter then names the model exactly as ``/v1/models`` lists it."""
+    auth = ec.auth_headers()
+    check_health(endpoint + adapter.health_path, headers=auth)
+    entry = choose_served_model(served_models(endpoint, headers=auth), ec.served_model_name, ec.model, endpoint)
+    if entry is not None:
+        adapter.attached_model = entry["id"]
+    check_context(prompt_lens, output_len, model_context(entry, endpoint))
 
 
 def check_sd_matches(sd: "SDConfig", evidence: "Sequence[SpecDecodeCounters]", url: str,

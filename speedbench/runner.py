@@ -230,17 +230,8 @@ class BenchmarkRunner:
         return True
 
     def _check_endpoint(self, endpoint: str) -> None:
-        """A dead endpoint, a model it does not serve, a context too small: found by one request each, not by
-        thousands of failed ones. Requests then name the model exactly as ``/v1/models`` lists it."""
-        ec = self.config.engine
-        auth = ec.auth_headers()
-        preflight.check_health(endpoint + self.adapter.health_path, headers=auth)
-        entry = preflight.choose_served_model(preflight.served_models(endpoint, headers=auth),
-                                              ec.served_model_name, ec.model, endpoint)
-        if entry is not None:
-            self.adapter.attached_model = entry["id"]
         lens = self._prompt_lens or ([self.config.data.isl] if self.config.data.isl else [])
-        preflight.check_context(lens, self.config.load.output_len, preflight.model_context(entry, endpoint))
+        preflight.check_endpoint(endpoint, self.adapter, self.config.engine, lens, self.config.load.output_len)
 
     def _check_attached_sd(self, endpoint: str, prompts: PromptSet) -> None:
         """The attached server's SD setting is whoever started it: check the declared one against what a short
