@@ -71,17 +71,22 @@ async def _poll(adapter: EngineAdapter, session, base_url: str, stop: asyncio.Ev
 
 
 async def probe_sd(adapter: EngineAdapter, base_url: str, headers: dict, prompts: Sequence[TokenizedPrompt],
-                   plan: LoadPlan, num_requests: int = 2) -> list[SpecDecodeCounters]:
+                   plan: LoadPlan, num_requests: int = 2) -> tuple[list[SpecDecodeCounters], Optional[bool]]:
     """The attached server's own SD evidence from a few requests sent one at a time before any point: the
-    delta of its global counters (when it exposes them) and every per-request SD record the stream carried."""
+    delta of its global counters (when it exposes them) and every per-request SD record the stream carried;
+    and whether its /metrics exports SD counters at all (None: /metrics could not be read)."""
     import aiohttp
 
     probe = replace(plan, concurrency=1, num_requests=num_requests, warmup_requests=0, duration_s=None,
                     mode="closed", cooldown=False, workers=1, shuffle=False)
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60), headers=headers) as session:
-        before = await scrape_counters(adapter, session, base_url)
+        try:
+            before = await adapter.scrape_counters(session, base_url)
+            exported: Optional[bool] = before is not None
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
+            before, exported = None, None
         run = await run_closed_loop(adapter, base_url, prompts, probe, None, "sd-probe")
         after = await scrape_counters(adapter, session, base_url)
     evidence = [after - before] if before is not None and after is not None else []
     evidence += [c for c in (SpecDecodeCounters.from_dict(r.sd) for r in run.records) if c is not None]
-    return evidence
+    return evidence, exported

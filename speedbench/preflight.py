@@ -148,11 +148,12 @@ def check_endpoint(endpoint: str, adapter: "EngineAdapter", ec: "EngineConfig", 
 
 
 def check_sd_matches(sd: "SDConfig", evidence: "Sequence[SpecDecodeCounters]", url: str,
-                     positions_are_k: bool = False) -> None:
+                     counters_show_config: bool = False, counters_exported: Optional[bool] = None) -> None:
     """The attached server's own SD evidence (counter deltas over a probe, per-request SD metrics) against the
     SD setting the user declared. Only evidence refuses: a server that shows no drafting passes (an n-gram
-    drafter may find no match in a short probe). ``positions_are_k``: the engine exports one per-position
-    counter for each of its k draft positions, drafted or not (vLLM), so their count is the served k."""
+    drafter may find no match in a short probe). ``counters_show_config``: the engine exports SD counters
+    only when SD is configured, with one per-position series for each of its k draft positions (vLLM), so
+    their absence means SD off and the number of positions is the served k."""
     drafted = [c for c in evidence if c.drafts > 0]
     if not sd.enabled:
         if drafted:
@@ -161,9 +162,12 @@ def check_sd_matches(sd: "SDConfig", evidence: "Sequence[SpecDecodeCounters]", u
                               f"in {c.drafts} steps, {c.source}): it is not an SD-off baseline; give its SD "
                               f"setting with --sd")
         return
+    if counters_show_config and counters_exported is False and not drafted:
+        raise ConfigError(f"--sd {sd.method}:{sd.num_speculative_tokens}, but the server at {url} exports no SD "
+                          f"counters on /metrics: it is not speculating; give --sd off")
     k = sd.num_speculative_tokens
     for c in drafted:
-        if positions_are_k and c.accepted_per_position and len(c.accepted_per_position) != k:
+        if counters_show_config and c.accepted_per_position and len(c.accepted_per_position) != k:
             n = len(c.accepted_per_position)
             served, hint = f"{n} draft positions", f"--sd {sd.method}:{n}"
         elif c.draft_tokens > c.drafts * k:

@@ -237,9 +237,10 @@ class BenchmarkRunner:
         """The attached server's SD setting is whoever started it: check the declared one against what a short
         probe shows (its counters, per-request SD metrics) so an SD-on server is never stored as the baseline."""
         plan = self.load_plan(1, len(prompts.prompts))
-        self._sd_probe = run_async(probe_sd(self.adapter, endpoint, self.config.engine.auth_headers(),
-                                            prompts.prompts, plan))
-        preflight.check_sd_matches(self.config.sd[0], self._sd_probe, endpoint, self.adapter.per_position_is_k)
+        self._sd_probe, exported = run_async(probe_sd(self.adapter, endpoint, self.config.engine.auth_headers(),
+                                                      prompts.prompts, plan))
+        preflight.check_sd_matches(self.config.sd[0], self._sd_probe, endpoint, self.adapter.sd_counters_show_config,
+                                   exported)
 
     def _check_ready(self, base_url: str) -> None:
         """Before each point: the launched process lives and the health URL answers 200."""

@@ -19,8 +19,9 @@ class EngineAdapter(abc.ABC):
     health_path: ClassVar[str] = "/health"
     # Seconds between ``poll_during_point`` calls while a point runs; None = the engine needs no polling.
     poll_interval_s: ClassVar[Optional[float]] = None
-    # The server's per-position acceptance counters number exactly its draft length k (attach-mode SD check).
-    per_position_is_k: ClassVar[bool] = False
+    # The server exports SD counters only when SD is on, one per-position series per draft position (the
+    # attach-mode SD check reads the served setting from them).
+    sd_counters_show_config: ClassVar[bool] = False
 
     def __init__(self, cfg: EngineConfig) -> None:
         self.cfg = cfg

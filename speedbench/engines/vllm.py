@@ -38,8 +38,9 @@ class VLLMAdapter(EngineAdapter):
     name = "vllm"
     supported_sd = ("off", "ngram", "eagle", "eagle3", "mtp", "draft_model")
     health_path = "/health"
-    # vllm:spec_decode_num_accepted_tokens_per_pos has one series per draft position 0..k-1 from start-up
-    per_position_is_k = True
+    # vllm:spec_decode_* exist only with a speculative config (v1/spec_decode/metrics.py SpecDecodingProm),
+    # with one accepted_tokens_per_pos series per draft position 0..k-1
+    sd_counters_show_config = True
 
     def launch_argv(self, sd: SDConfig, host: str, port: int, max_concurrency: int = 256) -> list[str]:
         self.check_sd(sd)

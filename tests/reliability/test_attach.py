@@ -97,6 +97,14 @@ def test_sd_draft_length_mismatch_is_refused(attach, tmp_path):
     assert not (tmp_path / "results").exists()
 
 
+def test_sd_on_against_a_server_without_sd_is_refused(attach, tmp_path):
+    with fault_server() as url:  # SD off: like vLLM, no spec_decode counters on /metrics at all
+        res = attach(url, "--sd", "ngram:3")
+    assert res.exit_code == 2
+    assert "exports no SD counters on /metrics: it is not speculating; give --sd off" in _error_line(res)
+    assert not (tmp_path / "results").exists()
+
+
 def test_sd_setting_that_matches_runs(attach, tmp_path):
     with fault_server("--sd-k", "3") as url:
         res = attach(url, "--sd", "ngram:3")
