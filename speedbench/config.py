@@ -67,9 +67,12 @@ def parse_int_list(value: str | list[int] | int, what: str) -> list[int]:
         items = list(value)
     if not items:
         raise ConfigError(f"bad {what}: the list is empty")
-    bad = [x for x in items if not isinstance(x, int) or x <= 0]
+    bad = [x for x in items if not isinstance(x, int) or isinstance(x, bool) or x <= 0]  # YAML true is no 1
     if bad:
         raise ConfigError(f"bad {what} {items}: every value must be a positive integer (got {bad})")
+    twice = sorted({x for x in items if items.count(x) > 1})
+    if twice:  # a repeated point would run again and replace the first one's result
+        raise ConfigError(f"bad {what} {items}: {', '.join(map(str, twice))} given more than once")
     return items
 
 
@@ -86,6 +89,8 @@ class SDConfig(_Strict):
     def _check(self) -> "SDConfig":
         if self.method in ("eagle", "eagle3", "draft_model") and not self.draft_model:
             raise ValueError(f"SD method {self.method!r} needs draft_model (path of the draft model / EAGLE head)")
+        if self.draft_model and self.method in ("off", "ngram"):
+            raise ValueError(f"SD method {self.method!r} takes no draft_model (got {self.draft_model!r})")
         if self.prompt_lookup_min > self.prompt_lookup_max:
             raise ValueError("prompt_lookup_min must be <= prompt_lookup_max")
         return self
@@ -167,9 +172,23 @@ class EngineConfig(_Strict):
     @field_validator("endpoint")
     @classmethod
     def _endpoint_url(cls, v: Optional[str]) -> Optional[str]:
-        if v is not None and not re.match(r"^https?://[^/\s]+", v):
+        from urllib.parse import urlsplit
+
+        if v is None:
+            return v
+        if not re.match(r"^https?://[^/\s]+", v):
             raise ValueError(f"endpoint {v!r} is not an http(s) URL")
-        return v.rstrip("/") if v else v
+        url = urlsplit(v)
+        try:
+            url.port
+        except ValueError:
+            raise ValueError(f"endpoint {v!r}: the port must be 1-65535") from None
+        if url.query or url.fragment:
+            raise ValueError(f"endpoint {v!r}: give the server's root URL, without a query or fragment")
+        if url.path.rstrip("/").endswith("/v1"):  # the usual OpenAI base URL: speedbench adds /v1/... itself
+            raise ValueError(f"endpoint {v!r}: give the server's root URL without /v1 "
+                             f"({v.rstrip('/')[:-3]}); speedbench adds /v1/completions and /health itself")
+        return v.rstrip("/")
 
 
 class DataConfig(_Strict):
@@ -214,6 +233,8 @@ def parse_sd_list(spec: str, draft_length: Optional[int] = None) -> list[dict[st
         if not m:
             raise ConfigError(f"bad SD setting {item!r}: use method[:draft_length][@draft_model], e.g. ngram:3")
         entry: dict[str, Any] = {"method": m.group(1)}
+        if m.group(1) == "off" and (m.group(2) or m.group(3)):
+            raise ConfigError(f"bad SD setting {item!r}: SD off takes no draft length or draft model")
         k = int(m.group(2)) if m.group(2) else draft_length
         if k is not None and m.group(1) != "off":
             entry["num_speculative_tokens"] = k
@@ -254,7 +275,8 @@ class LoadConfig(_Strict):
     max_error_rate: float = Field(0.01, ge=0, le=1,
                                   description="exit non-zero when a point's non-ok share exceeds this")
     abort_after_transport_errors: int = Field(
-        8, ge=1, description="this many transport errors in a row = server gone: stop the point at once")
+        8, ge=1, description="this many transport errors or timeouts in a row = server gone or stalled: stop "
+                             "the point at once")
     seed: int = 0
     repeats: int = Field(1, ge=1, le=100, description="measure every point this many times (ids get -r1, -r2, ...)")
     mode: Literal["closed", "rate"] = Field("closed", description="closed loop (fixed concurrency) or open loop")
@@ -283,8 +305,18 @@ class LoadConfig(_Strict):
 
     @model_validator(mode="after")
     def _rate(self) -> "LoadConfig":
+        """Combinations that would be ignored or would mislabel a point are refused, never silently dropped."""
         if self.mode == "rate" and self.request_rate is None:
             raise ValueError("mode 'rate' needs request_rate (requests/s)")
+        if self.mode == "closed" and self.request_rate is not None:
+            raise ValueError(f"request_rate {self.request_rate} is ignored in closed mode: set mode 'rate' "
+                             f"or drop request_rate")
+        if self.duration_s is not None and self.requests_per_point is not None:
+            raise ValueError("give duration_s or requests_per_point, not both (each decides when a point ends)")
+        if self.mode == "closed" and self.requests_per_point is not None \
+                and self.requests_per_point < max(self.concurrency):
+            raise ValueError(f"requests_per_point {self.requests_per_point} is below concurrency "
+                             f"{max(self.concurrency)}: that point would never have that many requests in flight")
         return self
 
 
@@ -333,7 +365,7 @@ class BenchmarkConfig(_Strict):
     telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
     cost: CostConfig = Field(default_factory=CostConfig)
     output_dir: str = "results"
-    name: Optional[str] = None
+    name: Optional[str] = Field(None, max_length=100, description="results folder name (after a time stamp)")
 
     @model_validator(mode="after")
     def _check(self) -> "BenchmarkConfig":
@@ -362,7 +394,11 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     if not p.is_file():
         raise ConfigError(f"config file not found: {p}")
     try:
-        data = yaml.safe_load(p.read_text())  # JSON is valid YAML
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))  # JSON is valid YAML
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"config file {p} is not UTF-8 text (byte {e.start})") from None
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {p}: {e.strerror}") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"bad YAML/JSON in {p}: {e}") from None
     if data is None:
@@ -404,6 +440,8 @@ def format_validation_error(e: ValidationError, origin: Optional[Callable[[str],
             given = err.get("input")
             if isinstance(given, (str, int, float, bool)) and repr(given) not in msg and str(given) not in msg:
                 msg += f" (got {given!r})"
+            if isinstance(given, bool) and err["type"] not in ("bool_type", "bool_parsing"):
+                msg += " (YAML reads unquoted off/on/no/yes as false/true: quote it, e.g. method: 'off')"
         src = origin(loc) if origin and loc != "config" else None
         parts.append(f"{loc}: {msg}" + (f" (from {src})" if src else ""))
     return "invalid config: " + "; ".join(parts)

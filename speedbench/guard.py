@@ -1,8 +1,9 @@
 """Stop a point the moment its server is gone, instead of firing thousands of doomed requests.
 
 Two signals, whichever comes first: the launched server's process has exited (polled every
-``poll_s``), or ``max_consecutive`` transport errors in a row (a dead or unreachable endpoint, the only
-signal in attach mode). The guard then cancels the load task; the load client marks requests in flight
+``poll_s``), or ``max_consecutive`` transport errors or timeouts in a row (a dead, unreachable or stalled
+endpoint, the only signal in attach mode: a server whose every stream stalls would otherwise cost the full
+idle timeout per request). The guard then cancels the load task; the load client marks requests in flight
 ``cancelled`` and the runner counts the ones never sent.
 """
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Callable, Optional
 
 from speedbench.load.records import FAILED, OK, RequestRecord
 
-TRANSPORT_KINDS = ("transport",)
+TRANSPORT_KINDS = ("transport", "timeout")  # the server is not answering, whichever way it shows
 
 
 class PointGuard:
@@ -33,7 +34,7 @@ class PointGuard:
                 if self.is_alive is not None and not self.is_alive():
                     self.abort("server process exited", died=True)
                 else:
-                    self.abort(f"{self._consecutive} transport errors in a row: stopped sending")
+                    self.abort(f"{self._consecutive} transport errors or timeouts in a row: stopped sending")
         elif rec.status == OK:
             self._consecutive = 0
 

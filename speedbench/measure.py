@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 from typing import Callable, Optional, Sequence
 
 from speedbench.data.pretokenize import TokenizedPrompt
+from speedbench.engines.acceptance import SpecDecodeCounters
 from speedbench.engines.base import EngineAdapter
 from speedbench.guard import PointGuard
 from speedbench.load.client import LoadPlan, PointRun, run_closed_loop
@@ -66,3 +68,25 @@ async def _poll(adapter: EngineAdapter, session, base_url: str, stop: asyncio.Ev
             await adapter.poll_during_point(session, base_url)
         except Exception as e:  # a missed poll must not kill the point; scrape_counters reports gaps
             log.warning("%s: polling %s failed: %r", adapter.name, base_url, e)
+
+
+async def probe_sd(adapter: EngineAdapter, base_url: str, headers: dict, prompts: Sequence[TokenizedPrompt],
+                   plan: LoadPlan, num_requests: int = 2) -> tuple[list[SpecDecodeCounters], Optional[bool]]:
+    """The attached server's own SD evidence from a few requests sent one at a time before any point: the
+    delta of its global counters (when it exposes them) and every per-request SD record the stream carried;
+    and whether its /metrics exports SD counters at all (None: /metrics could not be read)."""
+    import aiohttp
+
+    probe = replace(plan, concurrency=1, num_requests=num_requests, warmup_requests=0, duration_s=None,
+                    mode="closed", cooldown=False, workers=1, shuffle=False)
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60), headers=headers) as session:
+        try:
+            before = await adapter.scrape_counters(session, base_url)
+            exported: Optional[bool] = before is not None
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
+            before, exported = None, None
+        run = await run_closed_loop(adapter, base_url, prompts, probe, None, "sd-probe")
+        after = await scrape_counters(adapter, session, base_url)
+    evidence = [after - before] if before is not None and after is not None else []
+    evidence += [c for c in (SpecDecodeCounters.from_dict(r.sd) for r in run.records) if c is not None]
+    return evidence, exported

@@ -9,9 +9,14 @@ import json
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 from speedbench.config import ConfigError
+
+if TYPE_CHECKING:
+    from speedbench.config import EngineConfig, SDConfig
+    from speedbench.engines.base import EngineAdapter
+    from speedbench.engines.acceptance import SpecDecodeCounters
 
 # config.json keys that hold the trained context length, in the order transformers' configs use them
 _CTX_KEYS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length", "max_seq_len")
@@ -89,14 +94,86 @@ def check_health(url: str, timeout_s: float = 10.0, headers: Optional[dict[str, 
         raise EndpointError(f"server not healthy at {url} (HTTP {status})")
 
 
-def endpoint_context_len(base_url: str, timeout_s: float = 10.0,
-                         headers: Optional[dict[str, str]] = None) -> Optional[tuple[int, str]]:
-    """``max_model_len`` of the first model in ``/v1/models`` (vLLM, SGLang and TRT-LLM report it)."""
+def served_models(base_url: str, timeout_s: float = 10.0,
+                  headers: Optional[dict[str, str]] = None) -> Optional[list[dict]]:
+    """The model entries of ``/v1/models`` (vLLM, SGLang and TRT-LLM serve it); None when it gives none."""
     try:
         status, body = _get(base_url + "/v1/models", timeout_s, headers)
-        data = json.loads(body).get("data") or [] if status == 200 else []
+        data = json.loads(body).get("data") if status == 200 else None
     except (EndpointError, ValueError, AttributeError):
         return None
-    if data and isinstance(data[0], dict) and isinstance(data[0].get("max_model_len"), int):
-        return data[0]["max_model_len"], f"max_model_len from {base_url}/v1/models"
+    models = [m for m in data if isinstance(m, dict) and isinstance(m.get("id"), str)] \
+        if isinstance(data, list) else []
+    return models or None
+
+
+def choose_served_model(models: Optional[list[dict]], given: Optional[str], model: Optional[str],
+                        url: str) -> Optional[dict]:
+    """The ``/v1/models`` entry to send requests to: ``given`` (--served-model-name) when the server serves it,
+    else the only one served, else the one whose id is ``model``. None when the server lists no models."""
+    if not models:
+        return None
+    ids = [m["id"] for m in models]
+    listed = ", ".join(ids)
+    if given:
+        for m in models:
+            if m["id"] == given:
+                return m
+        raise ConfigError(f"the server at {url} does not serve model {given!r} (it serves: {listed})")
+    if len(models) == 1:
+        return models[0]
+    for m in models:
+        if model and m["id"] == model:
+            return m
+    raise ConfigError(f"the server at {url} serves {len(models)} models ({listed}): "
+                      f"name one with --served-model-name")
+
+
+def model_context(entry: Optional[dict], url: str) -> Optional[tuple[int, str]]:
+    """``max_model_len`` of a ``/v1/models`` entry."""
+    if entry and isinstance(entry.get("max_model_len"), int) and not isinstance(entry["max_model_len"], bool):
+        return entry["max_model_len"], f"max_model_len from {url}/v1/models"
     return None
+
+
+def check_endpoint(endpoint: str, adapter: "EngineAdapter", ec: "EngineConfig", prompt_lens: Sequence[int],
+                   output_len: int) -> None:
+    """A dead endpoint, a model it does not serve, a context too small: found by one request each, not by
+    thousands of failed ones. The adapter then names the model exactly as ``/v1/models`` lists it."""
+    auth = ec.auth_headers()
+    check_health(endpoint + adapter.health_path, headers=auth)
+    entry = choose_served_model(served_models(endpoint, headers=auth), ec.served_model_name, ec.model, endpoint)
+    if entry is not None:
+        adapter.attached_model = entry["id"]
+    check_context(prompt_lens, output_len, model_context(entry, endpoint))
+
+
+def check_sd_matches(sd: "SDConfig", evidence: "Sequence[SpecDecodeCounters]", url: str,
+                     counters_show_config: bool = False, counters_exported: Optional[bool] = None) -> None:
+    """The attached server's own SD evidence (counter deltas over a probe, per-request SD metrics) against the
+    SD setting the user declared. Only evidence refuses: a server that shows no drafting passes (an n-gram
+    drafter may find no match in a short probe). ``counters_show_config``: the engine exports SD counters
+    only when SD is configured, with one per-position series for each of its k draft positions (vLLM), so
+    their absence means SD off and the number of positions is the served k."""
+    drafted = [c for c in evidence if c.drafts > 0]
+    if not sd.enabled:
+        if drafted:
+            c = drafted[0]
+            raise ConfigError(f"--sd off, but the server at {url} is speculating ({c.draft_tokens} draft tokens "
+                              f"in {c.drafts} steps, {c.source}): it is not an SD-off baseline; give its SD "
+                              f"setting with --sd")
+        return
+    if counters_show_config and counters_exported is False and not drafted:
+        raise ConfigError(f"--sd {sd.method}:{sd.num_speculative_tokens}, but the server at {url} exports no SD "
+                          f"counters on /metrics: it is not speculating; give --sd off")
+    k = sd.num_speculative_tokens
+    for c in drafted:
+        if counters_show_config and c.accepted_per_position and len(c.accepted_per_position) != k:
+            n = len(c.accepted_per_position)
+            served, hint = f"{n} draft positions", f"--sd {sd.method}:{n}"
+        elif c.draft_tokens > c.drafts * k:
+            served, hint = f"{c.draft_tokens / c.drafts:.2f} draft tokens per step", "the server's own draft length"
+        else:
+            continue
+        raise ConfigError(f"--sd {sd.method}:{k}, but the server at {url} shows {served} ({c.source}): "
+                          f"give {hint}")

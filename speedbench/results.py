@@ -21,7 +21,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable, Optional
 
+from speedbench.config import ConfigError
 from speedbench.load.records import RequestRecord
+
+
+class ResultsError(ConfigError):
+    """A results folder that cannot be read as one (damaged manifest): one line, exit 2."""
 
 SCHEMA_VERSION = 1
 
@@ -155,7 +160,13 @@ class ResultsDir:
 
     # ---- reading ----------------------------------------------------------------------------------
     def manifest(self) -> dict:
-        return json.loads((self.path / "manifest.json").read_text())
+        try:
+            m = json.loads((self.path / "manifest.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise ResultsError(f"unreadable manifest.json in {self.path}: {e}") from None
+        if not isinstance(m, dict):
+            raise ResultsError(f"damaged manifest.json in {self.path}: a JSON object expected")
+        return m
 
     def points(self, all_attempts: bool = False) -> list[dict]:
         """Ended points; a point that was re-run (resume) appears once, as its last attempt."""
@@ -166,9 +177,11 @@ class ResultsDir:
         for line in p.read_text(encoding="utf-8").splitlines():
             if line.strip():
                 try:
-                    out.append(json.loads(line))
+                    d = json.loads(line)
                 except json.JSONDecodeError:
                     continue  # a torn last line from a crash: the point is simply not finished
+                if isinstance(d, dict) and isinstance(d.get("point_id"), str):
+                    out.append(d)  # anything else is damage: that point is not finished either
         if all_attempts:
             return out
         last = {d.get("point_id"): i for i, d in enumerate(out)}
@@ -188,8 +201,8 @@ class ResultsDir:
             if line.strip():
                 try:
                     out.append(RequestRecord.from_dict(json.loads(line)))
-                except json.JSONDecodeError:
-                    continue
+                except (ValueError, TypeError, KeyError, AttributeError):
+                    continue  # a torn or damaged line: not a record
         return out
 
 

@@ -22,7 +22,7 @@ from speedbench.guard import PointGuard
 from speedbench.data.turns import NextTurn, last_turn_tokens
 from speedbench.load.client import LoadPlan, planned_requests, run_async
 from speedbench.load.records import RequestRecord
-from speedbench.measure import measure_point
+from speedbench.measure import measure_point, probe_sd
 from speedbench.metrics.category import category_acceptance
 from speedbench.metrics.flags import point_flags
 from speedbench.metrics.summary import PointSummary, speedup_rows, summarize_point
@@ -79,6 +79,7 @@ class BenchmarkRunner:
         self._prompt_lens: list[int] = []
         self._engine_env: Optional[dict] = None  # versions in the engine's environment, read by validate()
         self._reply_end_id: Optional[int] = None   # multi-turn: the template's end-of-turn token (prompts meta)
+        self._sd_probe: list = []  # attach mode: the SD evidence the server showed before the sweep
 
     # ---- planning -------------------------------------------------------------------------------------
     def validate(self) -> None:
@@ -109,17 +110,22 @@ class BenchmarkRunner:
             from speedbench.engines.container import check_launch
 
             check_launch(cfg.engine)  # a pinned image and a runtime on PATH, one clear line otherwise
+        if cfg.data.isl:  # every prompt is exactly isl tokens: refuse before building a prompt that cannot fit
+            preflight.check_context([cfg.data.isl], cfg.load.output_len, self._local_context())
 
     def check_prompts_fit(self, prompts: PromptSet) -> None:
         """Prompt + output within the served context: from the launch flags or the model's config.json."""
-        ec = self.config.engine
-        limit = preflight.flag_context_len(ec.extra_args) or (None if ec.endpoint else
-                                                               preflight.model_context_len(ec.model))
-        preflight.check_context(self._input_lens(prompts), self.config.load.output_len, limit)
+        preflight.check_context(self._input_lens(prompts), self.config.load.output_len, self._local_context())
 
     def _input_lens(self, prompts: PromptSet) -> list[int]:
         """Longest input each prompt sends: its last turn, with the earlier replies in context."""
         return [last_turn_tokens(p, self.config.load.output_len) for p in prompts.prompts]
+
+    def _local_context(self) -> Optional[tuple[int, str]]:
+        """The served context as known without a server: launch flags, else the model's config.json."""
+        ec = self.config.engine
+        return preflight.flag_context_len(ec.extra_args) or (None if ec.endpoint else
+                                                             preflight.model_context_len(ec.model))
 
     def tokenizer_path(self) -> Optional[str]:
         return self.config.data.tokenizer or self.config.engine.model
@@ -145,12 +151,15 @@ class BenchmarkRunner:
         """Run the sweep; with ``resume`` continue the sweep in ``results_dir``, skipping finished points."""
         cfg = self.config
         self.validate()
+        if cfg.engine.endpoint:  # unreachable, wrong model, too small: one clear line before any prompt is built
+            self._check_endpoint(cfg.engine.endpoint)
         prompts = prepare_prompts(cfg.data, self.tokenizer_path())
         self.check_prompts_fit(prompts)
         self._prompt_lens = self._input_lens(prompts)  # attach mode checks them per server
         self._reply_end_id = prompts.meta.get("reply_end_id")
-        if cfg.engine.endpoint:  # unreachable or too small: one clear line, before a results folder exists
+        if cfg.engine.endpoint:  # ... and before a results folder exists
             self._check_endpoint(cfg.engine.endpoint)
+            self._check_attached_sd(cfg.engine.endpoint, prompts)
         planned = planned_points(cfg)
         done: set[str] = set()
         if resume:
@@ -170,7 +179,10 @@ class BenchmarkRunner:
             self._say(f"resuming {path}: {len(done & set(planned))} of {len(planned)} points done")
         else:
             path = Path(results_dir) if results_dir else new_run_dir(cfg.output_dir, cfg.name or self._default_name())
-            self.results = ResultsDir(path).create(self._manifest(prompts))
+            try:
+                self.results = ResultsDir(path).create(self._manifest(prompts))
+            except OSError as e:  # a file in the way, read-only, no such parent: bad input, nothing ran
+                raise ConfigError(f"cannot create the results folder {path}: {e.strerror or e}") from None
             cache_file = cache_path(cfg.data, prompts.fingerprint)
             if cache_file.is_file():
                 self.results.save_prompts(cache_file)
@@ -247,11 +259,17 @@ class BenchmarkRunner:
         return True
 
     def _check_endpoint(self, endpoint: str) -> None:
-        """A dead endpoint is found by one request, not by thousands of failed ones."""
-        auth = self.config.engine.auth_headers()
-        preflight.check_health(endpoint + self.adapter.health_path, headers=auth)
-        preflight.check_context(self._prompt_lens, self.config.load.output_len,
-                                preflight.endpoint_context_len(endpoint, headers=auth))
+        lens = self._prompt_lens or ([self.config.data.isl] if self.config.data.isl else [])
+        preflight.check_endpoint(endpoint, self.adapter, self.config.engine, lens, self.config.load.output_len)
+
+    def _check_attached_sd(self, endpoint: str, prompts: PromptSet) -> None:
+        """The attached server's SD setting is whoever started it: check the declared one against what a short
+        probe shows (its counters, per-request SD metrics) so an SD-on server is never stored as the baseline."""
+        plan = self.load_plan(1, len(prompts.prompts))
+        self._sd_probe, exported = run_async(probe_sd(self.adapter, endpoint, self.config.engine.auth_headers(),
+                                                      prompts.prompts, plan))
+        preflight.check_sd_matches(self.config.sd[0], self._sd_probe, endpoint, self.adapter.sd_counters_show_config,
+                                   exported)
 
     def _check_ready(self, base_url: str) -> None:
         """Before each point: the launched process lives and the health URL answers 200."""
@@ -415,6 +433,8 @@ class BenchmarkRunner:
             "machine": machine_info(),
             "harness": harness_versions(),
             "engine": {"name": self.adapter.name, "attached": bool(cfg.engine.endpoint),
+                       "served_model": self.adapter.served_model_name,
+                       "sd_probe": [c.to_dict() for c in self._sd_probe],
                        "version": self.adapter.installed_version, "version_pinned": cfg.engine.version,
                        "versions": {} if cfg.engine.endpoint or cfg.engine.launcher != "venv" else self._engine_env
                        if self._engine_env is not None else engine_python_versions(cfg.engine.python)},

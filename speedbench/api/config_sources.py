@@ -40,6 +40,7 @@ DEFAULT = "default"
 FLAG_PATHS: dict[str, tuple[str, str]] = {
     "engine": ("engine.name", "--engine"), "model": ("engine.model", "--model"),
     "engine_python": ("engine.python", "--engine-python"), "endpoint": ("engine.endpoint", "--endpoint"),
+    "served_model_name": ("engine.served_model_name", "--served-model-name"),
     "port": ("engine.port", "--port"), "tensor_parallel_size": ("engine.tensor_parallel_size", "--tp"),
     "tokenizer": ("data.tokenizer", "--tokenizer"), "split": ("data.split", "--split"),
     "isl": ("data.isl", "--isl"), "categories": ("data.categories", "--categories"),
@@ -109,13 +110,18 @@ def env_layer(environ: Optional[Mapping[str, str]] = None) -> ConfigLayer:
             continue
         parts = var[len(ENV_PREFIX):].split("__")
         head = parts[0].lower()
-        if var == LEGACY_ENGINE_PYTHON and f"{ENV_PREFIX}ENGINE__PYTHON" not in environ:
-            layer.set("engine.python", environ[var], f"env {var}")  # older spelling, same layer
+        if var == LEGACY_ENGINE_PYTHON:
+            if f"{ENV_PREFIX}ENGINE__PYTHON" not in environ:
+                layer.set("engine.python", environ[var], f"env {var}")  # older spelling, same layer
             continue
         if head not in top:
             if len(parts) > 1:  # looks meant for us: a typo must not be silently ignored
                 raise ConfigError(f"environment variable {var}: unknown config section {head!r} "
                                   f"(known: {', '.join(sorted(top))})")
+            near = [t for t in top if head.startswith(t + "_")]
+            if near:  # SPEEDBENCH_LOAD_CONCURRENCY: meant for load.concurrency, would be silently ignored
+                raise ConfigError(f"environment variable {var}: sections and fields are joined by two "
+                                  f"underscores: {ENV_PREFIX}{near[0].upper()}__{head[len(near[0]) + 1:].upper()}")
             continue  # SPEEDBENCH_HOME, SPEEDBENCH_CACHE, ...: not config fields
         path = _env_path(parts)
         layer.set(".".join(path), _env_value(path, environ[var], var), f"env {var}")
@@ -139,6 +145,10 @@ def flag_layer(flags: Mapping[str, Any], *, sd_spec: Optional[str] = None, draft
         sds = base_sd or [{"method": "off"}, {"method": "ngram"}]
         layer.set("sd", [dict(s, num_speculative_tokens=draft_length) if s.get("method") != "off" else s
                          for s in sds], "flag --draft-length")
+    if (draft_length is not None or flags.get("draft_lengths")) and sd_spec \
+            and all(s.get("method", "off") == "off" for s in layer.values.get("sd", [])):
+        flag = "--draft-lengths" if flags.get("draft_lengths") else "--draft-length"
+        raise ConfigError(f"{flag} needs an SD-on setting; --sd {sd_spec} has none")
     if flags.get("draft_lengths"):
         ks = parse_int_list(flags["draft_lengths"], "draft-length list")
         sds = layer.values.get("sd") or base_sd or [{"method": "off"}, {"method": "ngram"}]
@@ -150,9 +160,11 @@ def resolve_config(*, preset: Optional[str] = None, config_file: Optional[str] =
                    environ: Optional[Mapping[str, str]] = None, use_env: bool = True,
                    flags: Optional[Mapping[str, Any]] = None, sd_spec: Optional[str] = None,
                    draft_length: Optional[int] = None, overrides: Optional[Mapping[str, Any]] = None,
-                   overrides_name: str = "overrides", preset_dirs: Sequence[Path] = ()) -> ResolvedConfig:
-    """defaults < preset < config file < environment < flags < overrides (API/REST body), validated once."""
-    layers: list[ConfigLayer] = []
+                   overrides_name: str = "overrides", preset_dirs: Sequence[Path] = (),
+                   base: Optional[Mapping[str, Any]] = None, base_name: str = "base") -> ResolvedConfig:
+    """defaults < preset < config file < environment < flags < overrides (API/REST body), validated once.
+    ``base`` (a resumed sweep's stored config) sits just above the defaults."""
+    layers: list[ConfigLayer] = [dict_layer(base_name, base)] if base else []
     if preset:
         layers.append(preset_layer(preset, preset_dirs))
     if config_file:

@@ -1,8 +1,10 @@
 """Reading results folders: report, compare, quality, recommend."""
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
+from typing import Iterator
 
 import click
 
@@ -12,15 +14,28 @@ from speedbench.cli import _fail, main
 _FORMATS = ["table", "md", "csv", "json", "html"]
 
 
-def _emit_report(results, fmt, out, kind, labels=None, allow_generation_mismatch=False) -> None:
+@contextlib.contextmanager
+def _one_line(what) -> Iterator[None]:
+    """A results folder that cannot be read or a destination that cannot be written: one line, exit 2."""
+    from speedbench.config import ConfigError
     from speedbench.report.load import ReportError
-    from speedbench.report.render import report_output
 
     try:
+        yield
+    except (ReportError, ConfigError) as e:
+        _fail(str(e), 2)
+    except OSError as e:  # read-only folder or --out, a file in the way
+        _fail(f"cannot write {e.filename or what}: {e.strerror or e}", 2)
+    except (KeyError, TypeError, AttributeError, ValueError) as e:  # fields missing or of the wrong type
+        _fail(f"damaged results in {what}: {type(e).__name__}: {e}", 2)
+
+
+def _emit_report(results, fmt, out, kind, labels=None, allow_generation_mismatch=False) -> None:
+    from speedbench.report.render import report_output
+
+    with _one_line(", ".join(results)):
         res = report_output(results, fmt, Path(out) if out else None, kind, labels.split(",") if labels else None,
                             allow_generation_mismatch=allow_generation_mismatch)
-    except ReportError as e:
-        _fail(str(e), 2)
     for w in res.warnings:
         click.echo(f"speedbench: warning: {w}", err=True)
     if res.text is not None:
@@ -64,12 +79,16 @@ def compare(results, fmt, out, labels, allow_generation_mismatch) -> None:
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 def quality(results, bertscore, bertscore_model, bertscore_layers, fmt) -> None:
     """Equivalence of SD-on outputs to SD off, next to AL, and BLEU/ROUGE-L/BERTScore; writes quality.json."""
-    from speedbench.quality.quality_report import write_quality
+    from speedbench.quality.quality_report import QualityError, write_quality
     from speedbench.quality.render import QUALITY_COLUMNS, render_rows
 
     _need_results(results)
-    out = write_quality(results, bertscore=bertscore, bertscore_model=bertscore_model,
-                        bertscore_layers=bertscore_layers)
+    with _one_line(results):
+        try:
+            out = write_quality(results, bertscore=bertscore, bertscore_model=bertscore_model,
+                                bertscore_layers=bertscore_layers, strict=True)
+        except QualityError as e:
+            _fail(str(e), 2)
     render_rows(out, fmt, "quality (equivalence to SD off, scores)", QUALITY_COLUMNS)
 
 
@@ -83,7 +102,8 @@ def recommend(results, fmt, validation) -> None:
     from speedbench.quality.render import RECOMMEND_COLUMNS, VALIDATION_COLUMNS, render_rows
 
     _need_results(results)
-    rec, val = write_gamma(results)
+    with _one_line(results):
+        rec, val = write_gamma(results)
     if not rec["rows"] and not val["rows"]:
         _fail("no SD-on point with an SD-off point at the same concurrency: nothing to model")
     if fmt == "json" and validation:

@@ -49,10 +49,16 @@ def _prepare(flags: dict):
     setup_logging()
     refresh = flags.pop("refresh")
     cats = flags.pop("categories")
+    from pydantic import ValidationError
+
+    from speedbench.config import format_validation_error
+
     try:
         cfg = DataConfig(categories=cats.split(",") if cats else None, **flags)
         t0 = time.perf_counter()
         ps = prepare_prompts(cfg, cfg.tokenizer, refresh=refresh)
+    except ValidationError as e:
+        _fail(format_validation_error(e), 2)
     except (ConfigError, ValueError) as e:
         _fail(str(e), 2)
     return ps, time.perf_counter() - t0

@@ -44,6 +44,8 @@ _CONFIG_OPTIONS = [
                  help="Start the engine from --engine-python's venv (default) or from a container image."),
     click.option("--image", help="Container image, pinned by tag (e.g. vllm/vllm-openai:v0.11.0) or .sqsh."),
     click.option("--gpu-hour-usd", type=float, help="Price of one GPU-hour: adds $ per million output tokens."),
+    click.option("--served-model-name", help="Model name requests carry (attach mode: one the server lists in "
+                 "/v1/models; default: the only one it serves)."),
     click.option("--port", type=int, help="Port for the launched server (default: a free one)."),
     click.option("--tp", "tensor_parallel_size", type=int, help="Tensor parallel size."),
     click.option("--tokenizer", help="Tokenizer directory (default: the model)."),
@@ -70,9 +72,9 @@ def config_options(f):
     return f
 
 
-def resolve_from_flags(config_file, preset, sd_spec, draft_length, flags):
+def resolve_from_flags(config_file, preset, sd_spec, draft_length, flags, base=None, base_name="base"):
     """defaults < preset < config file < SPEEDBENCH_* env < flags (see speedbench.api.config_sources)."""
     from speedbench.api.config_sources import resolve_config
 
     return resolve_config(preset=preset, config_file=config_file, flags=flags, sd_spec=sd_spec,
-                          draft_length=draft_length)
+                          draft_length=draft_length, base=base, base_name=base_name)

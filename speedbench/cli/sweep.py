@@ -42,13 +42,16 @@ def sweep(config_file, preset, dry_run, html_report, sd_spec, draft_length, draf
             from speedbench.config import BenchmarkConfig
 
             cfg = BenchmarkConfig.from_dict(_stored_config(resume_dir))  # exactly what the sweep started with
-        else:
+        else:  # resuming with options: they change the stored config, so a mismatch names the changed field
             cfg = resolve_from_flags(config_file, preset, sd_spec, draft_length,
-                                     {**flags, "draft_lengths": draft_lengths}).config
+                                     {**flags, "draft_lengths": draft_lengths},
+                                     base=_stored_config(resume_dir) if resume_dir else None,
+                                     base_name=f"results folder {resume_dir}").config
         from speedbench.runner import BenchmarkRunner
 
         runner = BenchmarkRunner(cfg)
-        if dry_run:
+        if dry_run:  # every check that needs no server, so a dry run passes exactly what a run would start
+            runner.validate()
             click.echo(json.dumps(cfg.model_dump(mode="json"), indent=2))
             if not cfg.engine.endpoint:
                 click.echo(server_commands(cfg, runner.adapter))
@@ -77,8 +80,10 @@ def _stored_config(results_dir: str) -> dict:
     if not path.is_file():
         raise ConfigError(f"not a speedbench results folder (no manifest.json): {results_dir}")
     try:
-        stored = json.loads(path.read_text())["config"]
-    except (ValueError, KeyError):
+        stored = json.loads(path.read_text(encoding="utf-8"))["config"]
+        if not isinstance(stored, dict):
+            raise TypeError
+    except (ValueError, KeyError, TypeError, OSError):
         raise ConfigError(f"unreadable manifest in {results_dir}; cannot resume") from None
     (stored.get("engine") or {}).pop("api_key", None)   # stored masked; the env/flags supply it again
     return stored

@@ -116,7 +116,12 @@ def prepare_prompts(cfg: DataConfig, tokenizer_path: str, cache_dir: Optional[Pa
     meta["num_prompts"] = len(out)
     pset = PromptSet(fp, out, meta)
     pset.meta["ids_sha256"] = pset.ids_sha256
-    write_prompt_set(pset, cached)
+    try:
+        write_prompt_set(pset, cached)
+    except OSError as e:  # a file in the way, read-only: the cache only saves time next run
+        if cfg.cache_dir:  # ... but one named explicitly was asked for
+            raise ConfigError(f"cannot write the prompt cache in {cfg.cache_dir}: {e.strerror or e}") from None
+        log.warning("prompt cache not written (%s: %s); going on without it", cached.parent, e.strerror or e)
     return pset
 
 

@@ -45,14 +45,15 @@ def resolve_split_path(split: str) -> Path:
                       "speed-bench:<config>, or a .jsonl/.parquet path")
 
 
-def _open_text(path: Path):
-    return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else path.open(encoding="utf-8")
-
-
 def _parse_row(row: dict, where: str) -> Prompt:
+    if not isinstance(row, dict):
+        raise ConfigError(f"{where}: a prompt must be a JSON object, got {type(row).__name__}")
     for key in ("id", "category"):
-        if not isinstance(row.get(key), str) or not row[key]:
+        if row.get(key) is None or row[key] == "":
             raise ConfigError(f"{where}: missing or empty field {key!r}")
+        if not isinstance(row[key], str):
+            raise ConfigError(f"{where}: field {key!r} must be a string, got {type(row[key]).__name__} "
+                              f"{row[key]!r} (quote it)")
     turns = row.get("turns")
     if turns is None and isinstance(row.get("messages"), list):
         turns = [m.get("content", "") for m in row["messages"] if m.get("role") == "user"]
@@ -70,8 +71,12 @@ def _parse_row(row: dict, where: str) -> Prompt:
 
 def read_jsonl_prompts(path: Path) -> list[Prompt]:
     prompts: list[Prompt] = []
-    with _open_text(path) as fh:
-        for lineno, line in enumerate(fh, 1):
+    with (gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")) as fh:
+        for lineno, raw in enumerate(fh, 1):  # bytes per line, so a decoding error names its line
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise ConfigError(f"{path}:{lineno}: not UTF-8 text (byte {e.start + 1} of the line)") from None
             if not line.strip():
                 continue
             try:

@@ -30,9 +30,14 @@ class EngineAdapter(abc.ABC):
     # flags whose value selects a feature with its own floor: emitted as "--flag=value" in ``emitted_flags``
     valued_flags: ClassVar[tuple[str, ...]] = ()
 
+    # The server exports SD counters only when SD is on, one per-position series per draft position (the
+    # attach-mode SD check reads the served setting from them).
+    sd_counters_show_config: ClassVar[bool] = False
+
     def __init__(self, cfg: EngineConfig) -> None:
         self.cfg = cfg
         self.installed_version: Optional[str] = None  # read from the engine's environment before launch
+        self.attached_model: Optional[str] = None  # the name an attached server lists in /v1/models
 
     @property
     def version(self) -> Optional[str]:
@@ -74,6 +79,8 @@ class EngineAdapter(abc.ABC):
 
     @property
     def served_model_name(self) -> str:
+        if self.attached_model:
+            return self.attached_model
         if self.cfg.served_model_name:
             return self.cfg.served_model_name
         return (self.cfg.model or "model").rstrip("/").split("/")[-1]

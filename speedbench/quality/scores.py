@@ -113,7 +113,10 @@ class BertScorer:
 def _num_layers(model_dir: str) -> int:
     import json
 
-    cfg = json.loads((Path(model_dir) / "config.json").read_text())
+    try:
+        cfg = json.loads((Path(model_dir) / "config.json").read_text())
+    except (OSError, ValueError) as e:
+        raise ScoreUnavailable(f"{model_dir} is not a Hugging Face model directory (config.json: {e})") from None
     n = cfg.get("num_hidden_layers") or cfg.get("n_layers") or cfg.get("num_layers")
     if not n:
         raise ScoreUnavailable(f"cannot tell the layer count of {model_dir}: give num_layers")

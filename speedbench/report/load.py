@@ -12,7 +12,7 @@ from speedbench.load.records import OK, RequestRecord
 from speedbench.metrics.category import (category_acceptance, mean_over_categories, ordered_categories,
                                          overall_acceptance)
 from speedbench.report import analysis as an
-from speedbench.results import ResultsDir, find_results
+from speedbench.results import ResultsDir, ResultsError, find_results
 
 # Files other tools drop into a results folder; rendered generically when present.
 EXTRA_SECTIONS = (("quality", "Quality"), ("recommendation", "Draft-length (gamma) recommendation"))
@@ -24,7 +24,8 @@ class ReportError(Exception):
 
 def model_name(manifest: dict) -> str:
     eng = (manifest.get("config") or {}).get("engine") or {}
-    return eng.get("served_model_name") or Path(str(eng.get("model") or "?")).name
+    served = (manifest.get("engine") or {}).get("served_model")  # what an attached server listed
+    return eng.get("served_model_name") or served or Path(str(eng.get("model") or "?")).name
 
 
 def tp_size(manifest: dict) -> int:
@@ -63,6 +64,22 @@ class Run:
         rd = ResultsDir(self.path)
         return rd.records(point_id) if rd.records_path(point_id).is_file() else []
 
+    def missing_note(self) -> Optional[str]:
+        """How many planned points have no result here, and why (None when every planned point ended)."""
+        planned = self.manifest.get("points_planned") or []
+        ended = {p.get("point_id") for p in self.points}
+        missing = [p for p in planned if p not in ended]
+        if not missing:
+            return None
+        m = self.manifest
+        why = m.get("stopped_reason") or {
+            "interrupted": f"the sweep was interrupted (continue it: speedbench sweep --resume {self.path})",
+            "running": f"the sweep never finished: killed, or still running (continue it: speedbench sweep "
+                       f"--resume {self.path})",
+        }.get(m.get("status"), "points.jsonl holds no line for them (damaged or torn last line?)")
+        shown = ", ".join(missing[:6]) + (", ..." if len(missing) > 6 else "")
+        return f"{self.label}: {len(missing)} of {len(planned)} planned points missing ({shown}): {why}"
+
     @property
     def fingerprint(self) -> tuple[Optional[str], Optional[str]]:
         p = self.manifest.get("prompts") or {}
@@ -75,8 +92,8 @@ def load_run(path: str | Path, label: Optional[str] = None) -> Run:
         raise ReportError(f"not a speedbench results folder (no manifest.json): {path}")
     try:
         manifest = rd.manifest()
-    except json.JSONDecodeError as e:
-        raise ReportError(f"unreadable manifest.json in {path}: {e}") from None
+    except ResultsError as e:
+        raise ReportError(str(e)) from None
     extras = {}
     for name, _ in EXTRA_SECTIONS:
         f = rd.path / f"{name}.json"

@@ -40,7 +40,7 @@ def render(data: ReportData, fmt: str, out: Optional[Path] = None, kind: str = "
     sections = build_sections(data)
     at = 1 if sections and sections[0].key == "headline" else 0
     sections[at:at] = list(lead)  # the answer at a glance stays first
-    res = Output()
+    res = Output(warnings=[n for n in (run.missing_note() for run in data.runs) if n])
     to_dir = out is not None and is_dir_target(out)
     target = (out / DEFAULT_NAMES[fmt]) if to_dir else out
     if to_dir:

@@ -71,6 +71,7 @@ class FakeState:
     token_delay_s: float = 0.001
     max_model_len: int = 4096
     model_name: str = "fake"
+    also_served: list[str] = field(default_factory=list)  # more /v1/models entries (a multi-model server)
     kill_after: Optional[int] = None
     stall_s: float = 3600.0
     fault_log: Optional[Path] = None
@@ -119,6 +120,9 @@ async def completions(request: web.Request) -> web.StreamResponse:
     fault = fault_for(index, st.faults, st.seed)
     st.log(index=index, fault=fault)
     body = await request.json()
+    if body.get("model") not in (st.model_name, *st.also_served):  # as vLLM answers an unknown model
+        return web.json_response({"error": {"message": f"The model `{body.get('model')}` does not exist.",
+                                            "code": 404}}, status=404)
     prompt = body.get("prompt")
     if not isinstance(prompt, list) or not all(isinstance(x, int) for x in prompt):
         return web.json_response({"error": {"message": "prompt must be a list of token ids"}}, status=400)
@@ -192,7 +196,8 @@ async def health(request: web.Request) -> web.Response:
 async def models(request: web.Request) -> web.Response:
     st: FakeState = request.app["state"]
     return web.json_response({"object": "list", "data": [
-        {"id": st.model_name, "object": "model", "owned_by": "speedbench", "max_model_len": st.max_model_len}]})
+        {"id": name, "object": "model", "owned_by": "speedbench", "max_model_len": st.max_model_len}
+        for name in (st.model_name, *st.also_served)]})
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -231,6 +236,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     ap.add_argument("--token-delay-ms", type=float, default=1.0)
     ap.add_argument("--max-model-len", type=int, default=4096)
     ap.add_argument("--model-name", default="fake")
+    ap.add_argument("--also-serve", action="append", default=[], help="list another model in /v1/models")
     ap.add_argument("--stall-s", type=float, default=3600.0)
     ap.add_argument("--startup-delay-s", type=float, default=0.0)
     ap.add_argument("--kill-marker", type=Path, help="kill only once: skip if this file exists, else create it")
@@ -240,7 +246,8 @@ def main(argv: Optional[list[str]] = None) -> None:
                     help="start a worker child in our process group, as vLLM starts its engine core")
     a = ap.parse_args(argv)
     state = FakeState(parse_faults(a.faults), a.seed, a.sd_k, a.token_delay_ms / 1e3, a.max_model_len,
-                      a.model_name, a.kill_after, a.stall_s, a.fault_log, a.kill_marker)
+                      a.model_name, a.also_serve, a.kill_after, a.stall_s, a.fault_log,
+                      a.kill_marker)
     if a.startup_delay_s:
         time.sleep(a.startup_delay_s)
     child = None

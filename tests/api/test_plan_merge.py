@@ -46,12 +46,21 @@ def test_plan_rejects_bad_settings():
 
 
 @pytest.mark.slow
-def test_submit_debug_executor_runs_jobs_and_merges(tmp_path, tiny_tokenizer, fake_sd_server, attach_config,
-                                                    monkeypatch):
+def test_submit_debug_executor_runs_jobs_and_merges(tmp_path, tiny_tokenizer, attach_config, monkeypatch):
+    """Each job launches its own server with its own SD setting (the test engine: speedbench's fault server);
+    one attached server cannot serve an SD-off and an SD-on job (attach mode checks the server's SD)."""
     import pdb
+    import sys
 
+    from tests.reliability.fake_engine import register
+
+    register()
     monkeypatch.setattr(pdb, "post_mortem", lambda *a, **k: None)  # submitit's debug executor would open pdb
-    cfg = attach_config(fake_sd_server.url, tiny_tokenizer, tmp_path, concurrency=[1])
+    model = tmp_path / "fake-model"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({"max_position_embeddings": 4096}))
+    cfg = attach_config("http://unused", tiny_tokenizer, tmp_path, concurrency=[1])
+    cfg["engine"] = {"name": "fake", "model": str(model), "python": sys.executable, "startup_timeout_s": 30}
     cfg_file = tmp_path / "base.json"
     cfg_file.write_text(json.dumps(cfg))
     plan_dir = tmp_path / "plan"
