@@ -8,8 +8,8 @@ Environment variables: ``SPEEDBENCH_<SECTION>__<FIELD>``, nested with ``__`` (``
 ``SPEEDBENCH_ENGINE__PYTHON=/venv/bin/python``, ``SPEEDBENCH_ENGINE__ENV__VLLM_CPU_KVCACHE_SPACE=4``) and the
 top-level fields ``SPEEDBENCH_SD`` (``off,ngram:3``), ``SPEEDBENCH_NAME``, ``SPEEDBENCH_OUTPUT_DIR``;
 ``SPEEDBENCH_ENGINE_PYTHON`` is an older spelling of ``SPEEDBENCH_ENGINE__PYTHON``. Lists are
-comma-separated or JSON; an empty value means null. Other ``SPEEDBENCH_*`` variables (``SPEEDBENCH_HOME``,
-``SPEEDBENCH_CACHE``, ...) are not config fields and are left alone.
+comma-separated or JSON; an empty value means null. Other ``SPEEDBENCH_*`` variables (``NOT_CONFIG_VARS``: ``SPEEDBENCH_HOME``,
+``SPEEDBENCH_ENGINE_HOME``, ``SPEEDBENCH_CACHE``, ...) are not config fields and are left alone.
 
 Every resolved value remembers its source, so ``speedbench config show`` can say where it came from and
 validation errors name the variable / flag / file that set the bad value.
@@ -101,6 +101,11 @@ def dict_layer(name: str, values: Mapping[str, Any]) -> ConfigLayer:
     return _file_like(name, dict(values))
 
 
+# SPEEDBENCH_* variables that are not config fields (folders, the REST token, test settings): never typos
+NOT_CONFIG_VARS = frozenset({"SPEEDBENCH_HOME", "SPEEDBENCH_ENGINE_HOME", "SPEEDBENCH_CACHE",
+                             "SPEEDBENCH_API_TOKEN", "SPEEDBENCH_TEST_MODEL", "SPEEDBENCH_TEST_ENGINE_PYTHON"})
+
+
 def env_layer(environ: Optional[Mapping[str, str]] = None) -> ConfigLayer:
     environ = os.environ if environ is None else environ
     layer = ConfigLayer("environment")
@@ -118,7 +123,7 @@ def env_layer(environ: Optional[Mapping[str, str]] = None) -> ConfigLayer:
             if len(parts) > 1:  # looks meant for us: a typo must not be silently ignored
                 raise ConfigError(f"environment variable {var}: unknown config section {head!r} "
                                   f"(known: {', '.join(sorted(top))})")
-            near = [t for t in top if head.startswith(t + "_")]
+            near = [t for t in top if head.startswith(t + "_")] if var not in NOT_CONFIG_VARS else []
             if near:  # SPEEDBENCH_LOAD_CONCURRENCY: meant for load.concurrency, would be silently ignored
                 raise ConfigError(f"environment variable {var}: sections and fields are joined by two "
                                   f"underscores: {ENV_PREFIX}{near[0].upper()}__{head[len(near[0]) + 1:].upper()}")

@@ -94,6 +94,13 @@ def test_misspelled_env_variable_refused(cfg):
     assert "SPEEDBENCH_LOAD__CONCURRENCY" in _error_line(res)
 
 
+def test_folder_variables_are_not_taken_for_misspelled_config(cfg, tmp_path):
+    # SPEEDBENCH_ENGINE_HOME starts like the `engine` section but is the engine-venv folder the Makefile exports
+    res = _sweep("--config", cfg(), "--dry-run", env={"SPEEDBENCH_ENGINE_HOME": str(tmp_path),
+                                                       "SPEEDBENCH_HOME": str(tmp_path)})
+    assert res.exit_code == 0, res.stderr
+
+
 def test_dry_run_of_a_good_config_passes(cfg):
     res = _sweep("--config", cfg(), "--dry-run")
     assert res.exit_code == 0, res.stderr
