@@ -6,6 +6,7 @@ to ``records/attempts/`` first, so a re-run never mixes two attempts in one reco
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -32,7 +33,12 @@ def _added_later() -> dict[tuple[str, ...], Any]:
 
 
 def canonical_config(cfg: BenchmarkConfig) -> dict[str, Any]:
-    d = cfg.model_dump(mode="json")
+    return _canonical(cfg.model_dump(mode="json"))
+
+
+def _canonical(d: dict[str, Any]) -> dict[str, Any]:
+    """What the hash covers, from a config dump (a live config's or one stored in a manifest)."""
+    d = copy.deepcopy(d)
     for key in _NOT_HASHED:
         d.pop(key, None)
     d.get("engine", {}).pop("api_key", None)   # a credential, not part of what was measured
@@ -65,16 +71,29 @@ def config_diff(old: dict, new: dict) -> list[str]:
     return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
 
 
+def _describe_diff(old: dict, new: dict) -> str:
+    """What the user changed first; fields this folder's speedbench did not have yet after them (a folder
+    written before a field existed cannot be resumed safely: its default may not be what that sweep did)."""
+    a = _flatten(old)
+    changed = config_diff(old, new)
+    edited = [k for k in changed if k in a]
+    added = [k for k in changed if k not in a]
+    parts = [f"changed: {', '.join(edited[:8])}"] if edited else []
+    if added:
+        parts.append(f"not known when this folder was written: {', '.join(added[:4])}"
+                     + (f" and {len(added) - 4} more" if len(added) > 4 else ""))
+    return "; ".join(parts) or "changed: unknown"
+
+
 def check_resumable(manifest: dict, cfg: BenchmarkConfig, prompts_fingerprint: str) -> None:
     stored = manifest.get("config_hash")
     if stored is None:
         raise ResumeError("this results folder has no config hash (written by an older speedbench); "
                           "it cannot be resumed safely: start a new sweep")
     if stored != config_hash(cfg):
-        old = {k: v for k, v in (manifest.get("config") or {}).items() if k not in _NOT_HASHED}
-        changed = config_diff(old, canonical_config(cfg))
+        old = _canonical(manifest.get("config") or {})
         raise ResumeError("config differs from the one this sweep started with "
-                          f"(changed: {', '.join(changed[:8]) or 'unknown'}); run `speedbench sweep --resume DIR` "
+                          f"({_describe_diff(old, canonical_config(cfg))}); run `speedbench sweep --resume DIR` "
                           "without options to reuse the stored config, or start a new sweep")
     old_fp = (manifest.get("prompts") or {}).get("fingerprint")
     if old_fp != prompts_fingerprint:

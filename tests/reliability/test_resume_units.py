@@ -44,6 +44,20 @@ def test_check_resumable_refuses_changed_config_and_prompts():
         check_resumable(manifest, cfg, "def")
 
 
+def test_resume_refusal_names_the_edited_field_not_the_sections_left_at_default():
+    cfg = _cfg()
+    manifest = {"config": cfg.model_dump(mode="json"), "config_hash": config_hash(cfg),
+                "prompts": {"fingerprint": "abc"}}
+    with pytest.raises(ResumeError) as e:
+        check_resumable(manifest, _cfg(load={"concurrency": [1, 2], "output_len": 7}), "abc")
+    assert "(changed: load.output_len)" in str(e.value)   # not telemetry/cost/container at their defaults
+    # a folder written before a field existed: the field is named as such, after what the user changed
+    old = cfg.model_dump(mode="json")
+    old["load"].pop("output_len")
+    with pytest.raises(ResumeError, match="not known when this folder was written: load.output_len"):
+        check_resumable({**manifest, "config": old, "config_hash": "older"}, cfg, "abc")
+
+
 def _point(pid: str, status: str = "complete", ok: int = 10, failed: int = 0, cancelled: int = 0,
            not_sent: int = 0, **kw) -> dict:
     return {"point_id": pid, "status": status, "sent": ok + failed + cancelled, "ok": ok, "failed": failed,
