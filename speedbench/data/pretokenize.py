@@ -22,12 +22,14 @@ from speedbench.data.prompts import Prompt
 from speedbench.data.promptset import PromptSet, TokenizedPrompt, ids_digest, read_prompt_set, write_prompt_set
 from speedbench.data.tokenization import (
     apply_bos, build_exact_isl, chat_template, chat_template_from_files, encode, encode_batch, load_tokenizer,
-    render_text, template_wrapper, tokenizer_files_digest,
+    render_text, template_bos, template_wrapper, tokenizer_files_digest,
 )
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: BOS follows the template (template_bos); line starts on byte-level vocabularies
+BOS_RULE = ("once: one BOS when the chat template renders one (plain text: when the tokenizer adds one), "
+            "none otherwise; none: never")
 
 __all__ = ["FORMAT_VERSION", "PromptSet", "TokenizedPrompt", "default_cache_dir", "fingerprint", "ids_digest",
            "prepare_prompts", "read_prompt_set", "write_prompt_set"]
@@ -96,13 +98,12 @@ def prepare_prompts(cfg: DataConfig, tokenizer_path: str, cache_dir: Optional[Pa
 
     tokenizer = load_tokenizer(tokenizer_path)
     template = chat_template(tokenizer, cfg.chat_template)
-    bos_id = tokenizer.bos_token_id
-    if cfg.bos == "once" and bos_id is None:
-        raise ConfigError("the tokenizer defines no BOS token; set data.bos: none to send prompts without one")
     use_template = template is not None
+    bos_id = template_bos(tokenizer, use_template, cfg.bos)
     meta = {
         "split": cfg.split, "split_kind": spec.kind, "tokenizer": str(tokenizer_path),
-        "chat_template_applied": use_template, "bos_policy": cfg.bos, "bos_id": bos_id, "isl": cfg.isl,
+        "chat_template_applied": use_template, "bos_policy": cfg.bos, "bos_id": bos_id,
+        "bos_rule": BOS_RULE, "isl": cfg.isl,
         "format": FORMAT_VERSION, "fingerprint_spec": fingerprint_spec(cfg, tokenizer_path, spec),
     }
     if spec.kind == "throughput":
@@ -124,7 +125,7 @@ def _text_prompts(cfg: DataConfig, spec: splits.SplitSpec, tokenizer, use_templa
     meta["turns_used"] = "first user turn"  # later turns need the model's own replies
     firsts = [p.turns[0] for p in prompts]
     if cfg.isl:
-        wrapper = template_wrapper(tokenizer, use_template, bos_id, cfg.bos)
+        wrapper = template_wrapper(tokenizer, use_template, bos_id)
         bodies = encode_batch(tokenizer, firsts)
         filler = encode(tokenizer, filler_text(prompts)) if any(len(b) < cfg.isl for b in bodies) else []
         sep = encode(tokenizer, "\n\n")
@@ -132,7 +133,7 @@ def _text_prompts(cfg: DataConfig, spec: splits.SplitSpec, tokenizer, use_templa
         meta["isl_rule"] = "template prefix + body (+ split's own text as padding) cut to ISL + template suffix"
     else:
         texts = [render_text(tokenizer, t, use_template) for t in firsts]
-        built = [(apply_bos(ids, bos_id, cfg.bos), False, False) for ids in encode_batch(tokenizer, texts)]
+        built = [(apply_bos(ids, bos_id, tokenizer.bos_token_id), False, False) for ids in encode_batch(tokenizer, texts)]
     return [TokenizedPrompt(p.id, p.category, tuple(ids), tr, pd, num_turns=len(p.turns))
             for p, (ids, tr, pd) in zip(prompts, built)]
 
@@ -141,10 +142,11 @@ def _throughput_prompts(cfg: DataConfig, tokenizer, use_template: bool, bos_id: 
                         cached: Path, meta: dict) -> tuple[list[TokenizedPrompt], list[str]]:
     per_tier = cfg.prompts_per_category or throughput.DEFAULT_PER_TIER
     tiers = cfg.categories or list(throughput.TIERS)
-    wrapper = template_wrapper(tokenizer, use_template, bos_id, cfg.bos, header=throughput.HEADER)
+    wrapper = template_wrapper(tokenizer, use_template, bos_id, header=throughput.HEADER)
     # The tokenized pool depends only on tokenizer + pool, so every bucket shares one cache entry.
     tok_fp = hashlib.sha256(json.dumps([tokenizer_files_digest(str(meta["tokenizer"])),
-                                        throughput.pool_digest(), _version("tokenizers")]).encode()).hexdigest()
+                                        throughput.pool_digest(), _version("tokenizers"),
+                                        throughput.BUILDER_VERSION]).encode()).hexdigest()
     pool_cache = cached.parent / f"pool-{tok_fp[:24]}.npz"
     built = throughput.build_throughput_ids(tokenizer, wrapper, cfg.isl, per_tier, tiers, pool_cache)
     meta.update(per_tier=per_tier, tiers=tiers, header=throughput.HEADER,

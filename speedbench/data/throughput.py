@@ -31,7 +31,7 @@ BUCKETS = {"1k": 1024, "2k": 2048, "8k": 8192, "16k": 16384, "32k": 32768}
 # One header for every tier, so only the body's entropy differs between tiers.
 HEADER = "Read the following document excerpt carefully, then continue it from where it stops.\n\n"
 DOC_SEP = "\n\n"
-BUILDER_VERSION = 1  # bump when the window rule changes: it is part of the fingerprint
+BUILDER_VERSION = 2  # bump when the window rule changes: it is part of the fingerprint
 
 
 @dataclass(frozen=True)
@@ -132,9 +132,20 @@ def tier_streams(tokenizer, docs: Sequence[PoolDoc], cache_file: Optional[Path] 
     return streams, nl
 
 
+_BYTE_LEVEL_NEWLINE = "\u010a"  # "Ċ": how byte-level BPE vocabularies (Llama 3, Qwen, GPT-OSS) store "\n"
+
+
 def newline_ids(tokenizer) -> np.ndarray:
-    """Vocabulary ids whose piece contains a newline: a window starting right after one starts a line."""
-    return np.fromiter((i for piece, i in tokenizer.get_vocab().items() if "\n" in piece), dtype=np.int64)
+    """Vocabulary ids whose text contains a newline: a window starting right after one starts a line.
+
+    SentencePiece vocabularies hold "\n" in the piece itself; byte-level BPE ones hold "Ċ". Each candidate is
+    decoded to confirm it (a byte-level vocabulary's "Ċ" is a newline, a SentencePiece one's is a letter).
+    """
+    cand = [i for piece, i in tokenizer.get_vocab().items() if "\n" in piece or _BYTE_LEVEL_NEWLINE in piece]
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    texts = (backend.decode_batch([[i] for i in cand], skip_special_tokens=False) if backend is not None
+             else [tokenizer.decode([i]) for i in cand])
+    return np.asarray(sorted(i for i, t in zip(cand, texts) if "\n" in t), dtype=np.int64)
 
 
 def window_offsets(stream_len: int, budget: int, n: int, line_starts: np.ndarray) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Tokenizer access for pre-tokenization: loading, chat-template wrapping, BOS-once, batch encoding.
+"""Tokenizer access for pre-tokenization: loading, chat-template wrapping, the BOS rule, batch encoding.
 
 Everything that turns text into ids lives here, so every split kind (prompt files, SPEED-Bench rows, the
 throughput pool) gets the same template and BOS handling and therefore comparable ids.
@@ -90,16 +90,29 @@ def render_text(tokenizer, user_text: str, use_template: bool) -> str:
     return user_text
 
 
-def apply_bos(ids: list[int], bos_id: Optional[int], policy: str) -> list[int]:
-    """BOS exactly once: drop any leading BOS the template produced, then prepend one."""
-    if policy == "none":
-        return ids
-    if bos_id is None:
-        raise ConfigError("the tokenizer defines no BOS token; set data.bos: none to send prompts without one")
+def template_bos(tokenizer, use_template: bool, policy: str) -> Optional[int]:
+    """The BOS id prompts start with, or None: the one the chat template renders (SPEED-Bench's framework
+    tokenizes the rendered template with ``add_special_tokens=False``, so BOS comes from the template alone);
+    without a template, the one the tokenizer itself adds to plain text. Never a BOS that neither renders,
+    and no error for a tokenizer that has none (Qwen-style); ``none`` sends no BOS at all.
+    """
+    bos_id = tokenizer.bos_token_id
+    if policy == "none" or bos_id is None:
+        return None
+    if use_template:
+        first = encode(tokenizer, render_text(tokenizer, "x", True))[:1]
+    else:
+        first = list(tokenizer.encode("x", add_special_tokens=True))[:1]
+    return bos_id if first == [bos_id] else None
+
+
+def apply_bos(ids: Sequence[int], bos_id: Optional[int], tokenizer_bos: Optional[int]) -> list[int]:
+    """Drop any leading BOS (``tokenizer_bos``) the rendering produced, then prepend ``bos_id`` once if it is
+    not None (``template_bos`` decides which)."""
     i = 0
-    while i < len(ids) and ids[i] == bos_id:
+    while tokenizer_bos is not None and i < len(ids) and ids[i] == tokenizer_bos:
         i += 1
-    return [bos_id] + list(ids[i:])
+    return ([bos_id] if bos_id is not None else []) + list(ids[i:])
 
 
 def encode(tokenizer, text: str) -> list[int]:
@@ -125,8 +138,7 @@ class Wrapper:
         return len(self.prefix) + len(self.suffix)
 
 
-def template_wrapper(tokenizer, use_template: bool, bos_id: Optional[int], bos_policy: str,
-                     header: str = "") -> Wrapper:
+def template_wrapper(tokenizer, use_template: bool, bos_id: Optional[int], header: str = "") -> Wrapper:
     """Tokenize the template once around a sentinel body, so bodies can be spliced in by id.
 
     ``header`` is fixed text placed inside the user message before the body (the throughput instruction).
@@ -135,7 +147,7 @@ def template_wrapper(tokenizer, use_template: bool, bos_id: Optional[int], bos_p
     prefix_text, found, suffix_text = wrapper.partition(_BODY_SENTINEL)
     if not found:
         raise ConfigError("the chat template dropped the user message; cannot splice prompt bodies into it")
-    prefix = apply_bos(encode(tokenizer, prefix_text), bos_id, bos_policy)
+    prefix = apply_bos(encode(tokenizer, prefix_text), bos_id, tokenizer.bos_token_id)
     return Wrapper(prefix, encode(tokenizer, suffix_text))
 
 

@@ -76,10 +76,9 @@ def test_tokenizer_without_bos(gemma, tmp_path, cache_dir):
     cfg["bos_token"] = None
     (d / "tokenizer_config.json").write_text(json.dumps(cfg))
     dc = DataConfig(split="qualitative-mini", prompts_per_category=1, cache_dir=cache_dir)
-    with pytest.raises(ConfigError, match="no BOS"):
-        prepare_prompts(dc, str(d))
-    ps = prepare_prompts(dc.model_copy(update={"bos": "none"}), str(d))
-    assert all(p.token_ids[0] != 2 for p in ps.prompts)
+    for policy in ("once", "none"):  # no BOS to send: no error, and none sent
+        ps = prepare_prompts(dc.model_copy(update={"bos": policy}), str(d))
+        assert all(p.token_ids[0] != 2 for p in ps.prompts)
 
 
 def test_bad_inputs(gemma, cache_dir):
