@@ -22,7 +22,7 @@ from speedbench.data.prompts import Prompt
 from speedbench.data.promptset import PromptSet, TokenizedPrompt, ids_digest, read_prompt_set, write_prompt_set
 from speedbench.data.tokenization import (
     apply_bos, build_exact_isl, chat_template, chat_template_from_files, encode, encode_batch, load_tokenizer,
-    render_text, template_bos, template_wrapper, tokenizer_files_digest,
+    render_text, split_instruction, template_bos, template_wrapper, tokenizer_files_digest,
 )
 
 log = logging.getLogger(__name__)
@@ -126,11 +126,15 @@ def _text_prompts(cfg: DataConfig, spec: splits.SplitSpec, tokenizer, use_templa
     firsts = [p.turns[0] for p in prompts]
     if cfg.isl:
         wrapper = template_wrapper(tokenizer, use_template, bos_id)
-        bodies = encode_batch(tokenizer, firsts)
-        filler = encode(tokenizer, filler_text(prompts)) if any(len(b) < cfg.isl for b in bodies) else []
+        parts = [split_instruction(t) for t in firsts]
+        encoded = encode_batch(tokenizer, [c for c, _ in parts] + [q for _, q in parts])
+        contexts, questions = encoded[:len(parts)], encoded[len(parts):]
+        short = any(len(c) + len(q) < cfg.isl for c, q in zip(contexts, questions))
+        filler = encode(tokenizer, filler_text(prompts)) if short else []
         sep = encode(tokenizer, "\n\n")
-        built = [build_exact_isl(wrapper, b, filler, sep, cfg.isl) for b in bodies]
-        meta["isl_rule"] = "template prefix + body (+ split's own text as padding) cut to ISL + template suffix"
+        built = [build_exact_isl(wrapper, c, q, filler, sep, cfg.isl) for c, q in zip(contexts, questions)]
+        meta["isl_rule"] = ("template prefix + context (its middle cut when too long; the split's own text "
+                            "added after it when too short) + the instruction (last paragraph) + template suffix")
     else:
         texts = [render_text(tokenizer, t, use_template) for t in firsts]
         built = [(apply_bos(ids, bos_id, tokenizer.bos_token_id), False, False) for ids in encode_batch(tokenizer, texts)]

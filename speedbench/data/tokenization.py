@@ -151,24 +151,40 @@ def template_wrapper(tokenizer, use_template: bool, bos_id: Optional[int], heade
     return Wrapper(prefix, encode(tokenizer, suffix_text))
 
 
-def build_exact_isl(wrapper: Wrapper, body: Sequence[int], filler_ids: Sequence[int], sep_ids: Sequence[int],
-                    isl: int) -> tuple[list[int], bool, bool]:
-    """Exactly ``isl`` ids: template prefix + body (prompt, then real filler text) cut to fit + template suffix.
+def split_instruction(text: str) -> tuple[str, str]:
+    """(context, instruction): the instruction is the last paragraph (after the last blank line), where a
+    long-input task puts its question (SPEED-Bench's throughput rows, RAG and summarisation prompts); a text
+    of one paragraph is all instruction (a bare question)."""
+    body = text.rstrip()
+    k = body.rfind("\n\n")
+    return (body[:k], body[k:]) if k > 0 else ("", body)
 
-    The body is tokenized on its own and spliced between the template's own ids, so the count is exact
-    by construction. Deterministic: same inputs, same ids. Returns (ids, truncated, padded).
+
+def build_exact_isl(wrapper: Wrapper, context: Sequence[int], instruction: Sequence[int],
+                    filler_ids: Sequence[int], sep_ids: Sequence[int], isl: int) -> tuple[list[int], bool, bool]:
+    """Exactly ``isl`` ids: template prefix + context fitted to the room + instruction + template suffix.
+
+    The task survives the fit: a long context loses its *middle* (its head and its end stay), a short one
+    is padded with real filler text *before* the instruction, so the question is always last. Ids are
+    spliced, so the count is exact by construction. Deterministic. Returns (ids, truncated, padded).
     """
     budget = isl - wrapper.overhead
     if budget <= 0:
         raise ConfigError(f"ISL {isl} is shorter than the chat template itself ({wrapper.overhead} tokens)")
-    body = list(body)
-    padded = False
-    if len(body) < budget:
+    context, instruction = list(context), list(instruction)
+    if len(instruction) > budget // 2:  # too long to keep whole: all of it is context, its end survives the cut
+        context, instruction = context + instruction, []
+    room = budget - len(instruction)
+    truncated = padded = False
+    if len(context) > room:
+        head = (room + 1) // 2
+        context, truncated = context[:head] + context[len(context) - (room - head):], True
+    elif len(context) < room:
         if not filler_ids:
-            raise ConfigError(f"prompt has {len(body)} body tokens < ISL budget {budget} "
+            raise ConfigError(f"prompt has {len(context) + len(instruction)} body tokens < ISL budget {budget} "
                               "and no padding text is available")
         padded = True
-        while len(body) < budget:
-            body += list(sep_ids) + list(filler_ids)
-    truncated = not padded and len(body) > budget
-    return wrapper.prefix + body[:budget] + wrapper.suffix, truncated, padded
+        while len(context) < room:
+            context += list(sep_ids) + list(filler_ids)
+        context = context[:room]
+    return wrapper.prefix + context + instruction + wrapper.suffix, truncated, padded

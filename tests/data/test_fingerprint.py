@@ -62,9 +62,9 @@ def test_qualitative_isl_pads_with_real_text(gemma, cache_dir):
 
 def test_short_prompt_without_padding_source_is_an_error():
     with pytest.raises(ConfigError, match="no padding text"):
-        build_exact_isl(Wrapper([2], []), [5, 6, 7], [], [], 10)
-    ids, truncated, padded = build_exact_isl(Wrapper([2], [9]), list(range(10, 30)), [], [], 10)
-    assert ids == [2] + list(range(10, 18)) + [9] and truncated and not padded
+        build_exact_isl(Wrapper([2], []), [5, 6, 7], [], [], [], 10)
+    ids, truncated, padded = build_exact_isl(Wrapper([2], [9]), list(range(10, 30)), [], [], [], 10)
+    assert ids == [2] + list(range(10, 14)) + list(range(26, 30)) + [9] and truncated and not padded
 
 
 @pytest.mark.slow  # loads the tokenizer again (another dir or process): seconds each
