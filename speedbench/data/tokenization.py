@@ -91,19 +91,18 @@ def render_text(tokenizer, user_text: str, use_template: bool) -> str:
 
 
 def template_bos(tokenizer, use_template: bool, policy: str) -> Optional[int]:
-    """The BOS id prompts start with, or None: the one the chat template renders (SPEED-Bench's framework
-    tokenizes the rendered template with ``add_special_tokens=False``, so BOS comes from the template alone);
-    without a template, the one the tokenizer itself adds to plain text. Never a BOS that neither renders,
-    and no error for a tokenizer that has none (Qwen-style); ``none`` sends no BOS at all.
+    """The BOS id prompts start with, or None. With a chat template: the BOS the template renders, if any
+    (SPEED-Bench's framework tokenizes the rendered template with ``add_special_tokens=False``, so BOS comes
+    from the template alone): never one it does not render. Plain text (no template): the tokenizer's BOS
+    when it defines one (a base model is trained with it; some tokenizer files omit the rule that adds it).
+    No error for a tokenizer without BOS (Qwen-style); ``none`` sends no BOS at all.
     """
     bos_id = tokenizer.bos_token_id
     if policy == "none" or bos_id is None:
         return None
     if use_template:
-        first = encode(tokenizer, render_text(tokenizer, "x", True))[:1]
-    else:
-        first = list(tokenizer.encode("x", add_special_tokens=True))[:1]
-    return bos_id if first == [bos_id] else None
+        return bos_id if encode(tokenizer, render_text(tokenizer, "x", True))[:1] == [bos_id] else None
+    return bos_id
 
 
 def apply_bos(ids: Sequence[int], bos_id: Optional[int], tokenizer_bos: Optional[int]) -> list[int]:

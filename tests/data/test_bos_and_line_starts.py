@@ -51,8 +51,7 @@ def test_bos_only_when_the_template_renders_it(tmp_path, template, want_bos):
     assert all(bos not in p.token_ids for p in none.prompts)
 
 
-def test_plain_text_follows_the_tokenizer_own_rule(byte_bpe, tmp_path):
+def test_plain_text_without_a_bos_token(byte_bpe, tmp_path):
     ps = _mini(byte_bpe, tmp_path, chat_template="none")  # no template, no BOS in the tokenizer: none
-    tok = load_tokenizer(byte_bpe)
     assert ps.meta["bos_id"] is None
     assert ps.meta["bos_id"] is None and not ps.meta["chat_template_applied"]
