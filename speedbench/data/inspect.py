@@ -73,8 +73,20 @@ def throughput_lines(ps: PromptSet) -> list[str]:
     for name, o in rows:
         lines.append(f"  {name:<12}{o['prompts']:>8}{o['max']:>9.1%}{o['mean']:>9.2%}"
                      f"{o['pairs_over_bound']:>8} of {o['pairs']}")
-    verdict = ("within the bound" if ov.get("within_bound") else
-               f"OVER the bound: the pool cannot give {ov['prompts']} prompts of this ISL without shared text")
-    lines.append(f"  {verdict}; disjoint windows need {ov['needed_tokens_per_tier']:,} tokens per tier, "
-                 "the pool holds " + ", ".join(f"{t} {n:,}" for t, n in ov.get("pool_tokens", {}).items()))
+    lines.append("  " + overlap_verdict(ov))
     return lines
+
+
+def overlap_verdict(ov: dict) -> str:
+    """One line: within the bound, or over it and why (pool too small for disjoint windows, or repeated text)."""
+    pool = ov.get("pool_tokens", {})
+    sizes = ", ".join(f"{t} {n:,}" for t, n in pool.items())
+    need = ov["needed_tokens_per_tier"]
+    if ov.get("within_bound"):
+        return f"within the bound; disjoint windows need {need:,} tokens per tier, the pool holds {sizes}"
+    short = [t for t, n in pool.items() if n < need]
+    if short:
+        return (f"OVER the bound: the pool is too small for disjoint windows in tier(s) {', '.join(short)} "
+                f"(need {need:,} tokens per tier, the pool holds {sizes})")
+    return (f"OVER the bound: the pool holds enough tokens ({sizes}; need {need:,} per tier), but its sources "
+            "repeat text that no choice of windows avoided")

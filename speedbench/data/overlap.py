@@ -36,8 +36,8 @@ class Overlap:
                 "worst_pair": list(self.worst), "method": f"distinct {K}-grams of ids, 1/{SAMPLE} hash sample"}
 
 
-def kgram_sample(ids: np.ndarray, k: int = K, sample: int = SAMPLE) -> np.ndarray:
-    """Distinct hashed k-grams of ``ids`` kept by the fixed 1-in-``sample`` rule (sorted uint64)."""
+def kgram_hashes(ids: np.ndarray, k: int = K) -> np.ndarray:
+    """One hash per k-gram position of ``ids`` (uint64): slices of it are the k-grams of sub-windows."""
     ids = np.asarray(ids, dtype=np.uint64)
     n = len(ids) - k + 1
     if n <= 0:
@@ -49,7 +49,44 @@ def kgram_sample(ids: np.ndarray, k: int = K, sample: int = SAMPLE) -> np.ndarra
         h ^= h >> np.uint64(31)
         h *= _MIX
         h ^= h >> np.uint64(29)
+    return h
+
+
+def _sampled(h: np.ndarray, sample: int = SAMPLE) -> np.ndarray:
     return np.unique(h[h % np.uint64(sample) == 0])
+
+
+def kgram_sample(ids: np.ndarray, k: int = K, sample: int = SAMPLE) -> np.ndarray:
+    """Distinct hashed k-grams of ``ids`` kept by the fixed 1-in-``sample`` rule (sorted uint64)."""
+    return _sampled(kgram_hashes(ids, k), sample)
+
+
+def spread_pick(ids: np.ndarray, offsets: Sequence[int], length: int, n: int, bound: float = BOUND) -> list[int]:
+    """``n`` of the candidate window ``offsets`` (windows of ``length`` ids of ``ids``), spread over the stream,
+    skipping a candidate that shares more than ``bound`` with one already taken: real sources repeat
+    themselves (boilerplate, a work printed twice), and evenly spaced windows would copy those repeats.
+    Candidates are visited evenly spaced first, then the rest in order; when too few pass, the rest are
+    filled in order (the measured overlap then says so). Sorted offsets out."""
+    m = len(offsets)
+    if m <= n:
+        return list(offsets)
+    h = kgram_hashes(ids)
+    first = sorted({int(round(i * (m - 1) / max(n - 1, 1))) for i in range(n)})
+    visit = first + [i for i in range(m) if i not in set(first)]
+    taken: list[int] = []
+    owners: dict[int, list[int]] = {}
+    for c in visit:
+        if len(taken) == n:
+            break
+        s = _sampled(h[offsets[c]:offsets[c] + length - K + 1])
+        hits = [o for x in s.tolist() for o in owners.get(x, ())]
+        if hits and np.bincount(hits).max() > bound * max(len(s), 1):
+            continue
+        for x in s.tolist():
+            owners.setdefault(x, []).append(len(taken))
+        taken.append(c)
+    taken += [c for c in visit if c not in set(taken)][:n - len(taken)]
+    return sorted(int(offsets[c]) for c in taken)
 
 
 def shared_counts(sets: Sequence[np.ndarray]) -> np.ndarray:

@@ -21,6 +21,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from speedbench.config import ConfigError
+from speedbench.data.overlap import BOUND, spread_pick
 from speedbench.data.prompts import DATASETS_DIR
 from speedbench.data.tasks import SEP, instruction_for
 from speedbench.data.tokenization import Wrapper, encode_batch, sha256_file
@@ -32,8 +33,10 @@ TIERS = ("low", "mixed", "high")
 DEFAULT_PER_TIER = 512
 BUCKETS = {"1k": 1024, "2k": 2048, "8k": 8192, "16k": 16384, "32k": 32768}
 DOC_SEP = "\n\n"
-BUILDER_VERSION = 3  # bump when the window or task rule changes: it is part of the fingerprint
+STREAM_VERSION = 3  # bump when the tokenized-stream cache (ids, spans, newline ids) changes
+BUILDER_VERSION = 4  # bump when the window or task rule changes: it is part of the fingerprint
 INSTRUCTION_ROOM = 128  # tokens kept free for the instruction while the window is placed
+CANDIDATES = 3  # candidate windows per prompt (when the tier holds them): room to skip repeated text
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,7 @@ class Window:
     kind: str = "text"  # document kind at the window's end: picks the task
     index: int = 0  # position of the window within its tier
     instruction: str = ""  # SEP + the task, sent after the window
+    text_ids: int = 0  # how many of ``body``'s ids are the window's text (the rest is the instruction)
 
 
 @dataclass(frozen=True)
@@ -240,7 +244,10 @@ def build_windows(tokenizer, streams: dict[str, TierStream], budget: int, per_ti
             raise ConfigError(f"the throughput pool has no {tier!r} documents: no text source for this tier")
         tiled = _Tiled(st, budget)
         line_starts = np.flatnonzero(np.isin(tiled.ids[:-1], nl_ids)) + 1
-        for i, off in enumerate(window_offsets(len(tiled.ids), budget, per_tier, line_starts)):
+        # more candidate windows than prompts when the tier holds them, so repeated source text can be skipped
+        slots = max(per_tier, min(len(tiled.ids) // budget, CANDIDATES * per_tier))
+        cands = window_offsets(len(tiled.ids), budget, slots, line_starts)
+        for i, off in enumerate(spread_pick(tiled.ids, cands, budget, per_tier, BOUND / 2)):  # margin: sampling
             end_char = int(st.start[(off + budget - room - 1) % tiled.n])
             kind, doc_start = st.kind_at(end_char)
             head = tiled.text(int(off), budget - room)
@@ -254,7 +261,7 @@ def build_windows(tokenizer, streams: dict[str, TierStream], budget: int, per_ti
         keep = budget - len(q)
         body = np.concatenate([tiled.ids[off:off + keep], np.asarray(q, dtype=np.int32)])
         out.append(Window(f"tp-{tier}-{isl}-{i:04d}", tier, body, tiled.text(off, keep), tiled.reps > 1,
-                          kind, i, text))
+                          kind, i, text, keep))
     order = {t: k for k, t in enumerate(tiers)}
     return sorted(out, key=lambda w: (w.index, order[w.tier]))
 
