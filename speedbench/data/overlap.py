@@ -89,34 +89,53 @@ def spread_pick(ids: np.ndarray, offsets: Sequence[int], length: int, n: int, bo
     return sorted(int(offsets[c]) for c in taken)
 
 
-def shared_counts(sets: Sequence[np.ndarray]) -> np.ndarray:
-    """n×n counts of hashes common to each pair (upper triangle filled): a sort of all (hash, prompt) pairs,
-    then, for each distance d within a run of equal hashes, one vectorised count of the pairs d apart."""
+def shared_counts(sets: Sequence[np.ndarray], chunk: int = 1 << 22) -> np.ndarray:
+    """n×n counts of hashes common to each pair (upper triangle filled): all (hash, prompt) entries sorted,
+    then every run of equal hashes contributes its pairs, runs of one length at a time (vectorised)."""
     n = len(sets)
-    h = np.concatenate(sets) if sets else np.zeros(0, dtype=np.uint64)
+    counts = np.zeros(n * n, dtype=np.int64)
+    if not n:
+        return counts.reshape(0, 0)
+    h = np.concatenate(sets)
     who = np.repeat(np.arange(n, dtype=np.int64), [len(s) for s in sets])
     order = np.argsort(h, kind="stable")
     h, who = h[order], who[order]
-    counts = np.zeros(n * n, dtype=np.int64)
-    d = 1
-    while d < len(h):
-        same = h[d:] == h[:-d]
-        if not same.any():
-            break
-        a, b = who[:-d][same], who[d:][same]  # distinct per prompt, so a != b
-        counts += np.bincount(np.minimum(a, b) * n + np.maximum(a, b), minlength=n * n)
-        d += 1
+    starts = np.flatnonzero(np.r_[True, h[1:] != h[:-1]])
+    lens = np.diff(np.r_[starts, len(h)])
+    for length in np.unique(lens[lens > 1]):
+        run_starts = starts[lens == length]
+        iu = np.triu_indices(int(length), 1)
+        step = max(1, chunk // len(iu[0]))
+        for k in range(0, len(run_starts), step):  # bounded memory however long the runs
+            block = who[run_starts[k:k + step, None] + np.arange(length)]
+            a, b = block[:, iu[0]].ravel(), block[:, iu[1]].ravel()  # distinct per prompt, so a != b
+            counts += np.bincount(np.minimum(a, b) * n + np.maximum(a, b), minlength=n * n)
     return counts.reshape(n, n)
 
 
-def pairwise_overlap(prompts: Sequence[np.ndarray], k: int = K, sample: int = SAMPLE) -> Overlap:
-    sets = [kgram_sample(p, k, sample) for p in prompts]
-    n = len(sets)
+def _summary(shared: np.ndarray, sizes: np.ndarray, idx: np.ndarray) -> Overlap:
+    n = len(idx)
     if n < 2:
         return Overlap(n, 0, 0.0, 0.0, 0, (0, 0))
-    sizes = np.array([len(s) for s in sets], dtype=np.float64)
     iu = np.triu_indices(n, 1)
-    vals = shared_counts(sets)[iu] / np.maximum(np.minimum(sizes[iu[0]], sizes[iu[1]]), 1.0)
+    a, b = idx[iu[0]], idx[iu[1]]
+    vals = shared[a, b] / np.maximum(np.minimum(sizes[a], sizes[b]), 1.0)
     w = int(np.argmax(vals))
     return Overlap(n, len(vals), float(vals[w]), float(vals.mean()), int((vals > BOUND).sum()),
                    (int(iu[0][w]), int(iu[1][w])))
+
+
+def pairwise_overlap(prompts: Sequence[np.ndarray], k: int = K, sample: int = SAMPLE) -> Overlap:
+    return overlap_by_group(prompts, [""] * len(prompts), k, sample)[0]
+
+
+def overlap_by_group(prompts: Sequence[np.ndarray], labels: Sequence[str], k: int = K, sample: int = SAMPLE
+                     ) -> tuple[Overlap, dict[str, Overlap]]:
+    """The overlap over all pairs, and over the pairs within each label (one count of shared k-grams).
+    ``worst`` indices are positions within the group."""
+    sets = [kgram_sample(p, k, sample) for p in prompts]
+    sizes = np.array([len(x) for x in sets], dtype=np.float64)
+    shared = shared_counts(sets) if len(sets) > 1 else np.zeros((len(sets), len(sets)))
+    whole = _summary(shared, sizes, np.arange(len(sets)))
+    labels = np.asarray(labels)
+    return whole, {g: _summary(shared, sizes, np.flatnonzero(labels == g)) for g in dict.fromkeys(labels.tolist())}

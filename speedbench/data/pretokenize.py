@@ -19,7 +19,7 @@ from speedbench.config import ConfigError, DataConfig
 from speedbench.data import splits, throughput
 from speedbench.data.entropy import unigram_entropy_bits, zlib_ratio
 from speedbench.data.inspect import overlap_verdict
-from speedbench.data.overlap import BOUND, pairwise_overlap
+from speedbench.data.overlap import BOUND, overlap_by_group
 from speedbench.data.prompts import Prompt
 from speedbench.data.promptset import PromptSet, TokenizedPrompt, ids_digest, read_prompt_set, write_prompt_set
 from speedbench.data.tokenization import (
@@ -176,9 +176,9 @@ def measured_overlap(built, wrapper, tiers: Sequence[str], isl: int, per_tier: i
     """Pairwise overlap of the text windows, per tier and over the bucket, with what disjoint windows need.
     Template and instruction ids are left out: they are shared by design (one template, a few task phrasings)."""
     bodies = [ids[len(wrapper.prefix):len(wrapper.prefix) + w.text_ids] for w, ids in built]
-    whole = pairwise_overlap(bodies).as_dict()
-    whole["per_tier"] = {t: pairwise_overlap([b for (w, _), b in zip(built, bodies) if w.tier == t]).as_dict()
-                         for t in tiers}
+    total, by_tier = overlap_by_group(bodies, [w.tier for w, _ in built])
+    whole = total.as_dict()
+    whole["per_tier"] = {t: by_tier[t].as_dict() for t in tiers if t in by_tier}
     whole["needed_tokens_per_tier"] = per_tier * (isl - wrapper.overhead)
     whole["within_bound"] = whole["max"] <= BOUND
     whole["measured_on"] = "the text windows (template and instruction ids left out)"
