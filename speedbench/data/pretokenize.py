@@ -140,7 +140,8 @@ def _text_prompts(cfg: DataConfig, spec: splits.SplitSpec, tokenizer, use_templa
                             "added after it when too short) + the instruction (last paragraph) + template suffix")
     else:
         texts = [render_text(tokenizer, t, use_template) for t in firsts]
-        built = [(apply_bos(ids, bos_id, tokenizer.bos_token_id), False, False) for ids in encode_batch(tokenizer, texts)]
+        built = [(apply_bos(ids, bos_id, tokenizer.bos_token_id), False, False)
+                 for ids in encode_batch(tokenizer, texts)]
     return [TokenizedPrompt(p.id, p.category, tuple(ids), tr, pd, num_turns=len(p.turns))
             for p, (ids, tr, pd) in zip(prompts, built)]
 
