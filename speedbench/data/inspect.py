@@ -53,5 +53,41 @@ def describe(ps: PromptSet) -> str:
                      f"{sum(p.truncated for p in ps_):>7}{sum(p.padded for p in ps_):>6}"
                      f"{z['mean']:>12.3f}{h['mean']:>11.2f}")
     lines += ["", "  (zlib ratio: compressed/raw bytes of the decoded text, lower = more repetitive; "
-              "unigram H: bits/token)", "", "token lengths:"] + length_histogram(lengths)
+              "unigram H: bits/token)"]
+    lines += throughput_lines(ps)
+    lines += ["", "token lengths:"] + length_histogram(lengths)
     return "\n".join(lines)
+
+
+def throughput_lines(ps: PromptSet) -> list[str]:
+    """Tier order and the measured pairwise overlap of a throughput bucket (empty for other splits)."""
+    ov = ps.meta.get("overlap")
+    if not ov:
+        return []
+    order = [p.category for p in ps.prompts[:6]]
+    lines = ["", f"pool            {ps.meta.get('pool', 'bundled')} (sha256 {str(ps.meta.get('pool_sha256'))[:16]})",
+             f"order           {ps.meta.get('order', '')}: first prompts {', '.join(order)}",
+             f"overlap         pairwise share of a prompt's tokens found in another ({ov['method']}); "
+             f"bound {ov['bound']:.0%}",
+             f"  {'':<12}{'prompts':>8}{'max':>9}{'mean':>9}{'pairs > bound':>16}"]
+    rows = list(ov.get("per_tier", {}).items()) + [("bucket", ov)]
+    for name, o in rows:
+        lines.append(f"  {name:<12}{o['prompts']:>8}{o['max']:>9.1%}{o['mean']:>9.2%}"
+                     f"{o['pairs_over_bound']:>8} of {o['pairs']}")
+    lines.append("  " + overlap_verdict(ov))
+    return lines
+
+
+def overlap_verdict(ov: dict) -> str:
+    """One line: within the bound, or over it and why (pool too small for disjoint windows, or repeated text)."""
+    pool = ov.get("pool_tokens", {})
+    sizes = ", ".join(f"{t} {n:,}" for t, n in pool.items())
+    need = ov["needed_tokens_per_tier"]
+    if ov.get("within_bound"):
+        return f"within the bound; disjoint windows need {need:,} tokens per tier, the pool holds {sizes}"
+    short = [t for t, n in pool.items() if n < need]
+    if short:
+        return (f"OVER the bound: the pool is too small for disjoint windows in tier(s) {', '.join(short)} "
+                f"(need {need:,} tokens per tier, the pool holds {sizes})")
+    return (f"OVER the bound: the pool holds enough tokens ({sizes}; need {need:,} per tier), but its sources "
+            "repeat text that no choice of windows avoided")

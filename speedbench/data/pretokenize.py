@@ -18,17 +18,21 @@ from typing import Optional, Sequence
 from speedbench.config import ConfigError, DataConfig
 from speedbench.data import splits, throughput
 from speedbench.data.entropy import unigram_entropy_bits, zlib_ratio
+from speedbench.data.inspect import overlap_verdict
+from speedbench.data.overlap import BOUND, overlap_by_group
 from speedbench.data.prompts import Prompt
 from speedbench.data.promptset import PromptSet, TokenizedPrompt, ids_digest, read_prompt_set, write_prompt_set
 from speedbench.data.tokenization import (
     apply_bos, build_exact_isl, chat_template, chat_template_from_files, encode, encode_batch, load_tokenizer,
-    render_text, template_wrapper, tokenizer_files_digest,
+    render_text, split_instruction, template_bos, template_wrapper, tokenizer_files_digest,
 )
 from speedbench.data.turns import TURNS_RULE, conversation_tails, reply_end_id
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 3  # 3: turn_tails (later turns of a conversation)
+FORMAT_VERSION = 4  # 3: turn_tails (later turns of a conversation); 4: BOS follows the template
+BOS_RULE = ("once: one BOS when the chat template renders one (plain text: when the tokenizer defines one), "
+            "none otherwise; none: never")
 
 __all__ = ["FORMAT_VERSION", "PromptSet", "TokenizedPrompt", "default_cache_dir", "fingerprint", "ids_digest",
            "prepare_prompts", "read_prompt_set", "write_prompt_set"]
@@ -64,6 +68,7 @@ def fingerprint_spec(cfg: DataConfig, tokenizer_path: str, spec: Optional[splits
         "placeholders": cfg.placeholders,
         "isl": cfg.isl,
         "turns": cfg.turns,
+        **({"pool": cfg.pool} if spec.kind == "throughput" else {}),  # the pool's content is in split_content
     }
 
 
@@ -98,13 +103,12 @@ def prepare_prompts(cfg: DataConfig, tokenizer_path: str, cache_dir: Optional[Pa
 
     tokenizer = load_tokenizer(tokenizer_path)
     template = chat_template(tokenizer, cfg.chat_template)
-    bos_id = tokenizer.bos_token_id
-    if cfg.bos == "once" and bos_id is None:
-        raise ConfigError("the tokenizer defines no BOS token; set data.bos: none to send prompts without one")
     use_template = template is not None
+    bos_id = template_bos(tokenizer, use_template, cfg.bos)
     meta = {
         "split": cfg.split, "split_kind": spec.kind, "tokenizer": str(tokenizer_path),
-        "chat_template_applied": use_template, "bos_policy": cfg.bos, "bos_id": bos_id, "isl": cfg.isl,
+        "chat_template_applied": use_template, "bos_policy": cfg.bos, "bos_id": bos_id,
+        "bos_rule": BOS_RULE, "isl": cfg.isl,
         "format": FORMAT_VERSION, "fingerprint_spec": fingerprint_spec(cfg, tokenizer_path, spec),
     }
     if spec.kind == "throughput":
@@ -142,15 +146,20 @@ def _text_prompts(cfg: DataConfig, spec: splits.SplitSpec, tokenizer, use_templa
     meta["turns_planned"] = sum(1 + len(t) for t in tails)  # requests one pass over the prompts sends
     firsts = [p.turns[0] for p in prompts]
     if cfg.isl:
-        wrapper = template_wrapper(tokenizer, use_template, bos_id, cfg.bos)
-        bodies = encode_batch(tokenizer, firsts)
-        filler = encode(tokenizer, filler_text(prompts)) if any(len(b) < cfg.isl for b in bodies) else []
+        wrapper = template_wrapper(tokenizer, use_template, bos_id)
+        parts = [split_instruction(t) for t in firsts]
+        encoded = encode_batch(tokenizer, [c for c, _ in parts] + [q for _, q in parts])
+        contexts, questions = encoded[:len(parts)], encoded[len(parts):]
+        short = any(len(c) + len(q) < cfg.isl for c, q in zip(contexts, questions))
+        filler = encode(tokenizer, filler_text(prompts)) if short else []
         sep = encode(tokenizer, "\n\n")
-        built = [build_exact_isl(wrapper, b, filler, sep, cfg.isl) for b in bodies]
-        meta["isl_rule"] = "template prefix + body (+ split's own text as padding) cut to ISL + template suffix"
+        built = [build_exact_isl(wrapper, c, q, filler, sep, cfg.isl) for c, q in zip(contexts, questions)]
+        meta["isl_rule"] = ("template prefix + context (its middle cut when too long; the split's own text "
+                            "added after it when too short) + the instruction (last paragraph) + template suffix")
     else:
         texts = [render_text(tokenizer, t, use_template) for t in firsts]
-        built = [(apply_bos(ids, bos_id, cfg.bos), False, False) for ids in encode_batch(tokenizer, texts)]
+        built = [(apply_bos(ids, bos_id, tokenizer.bos_token_id), False, False)
+                 for ids in encode_batch(tokenizer, texts)]
     return [TokenizedPrompt(p.id, p.category, tuple(ids), tr, pd, num_turns=len(p.turns), turn_tails=t)
             for p, (ids, tr, pd), t in zip(prompts, built, tails)]
 
@@ -159,19 +168,40 @@ def _throughput_prompts(cfg: DataConfig, tokenizer, use_template: bool, bos_id: 
                         cached: Path, meta: dict) -> tuple[list[TokenizedPrompt], list[str]]:
     per_tier = cfg.prompts_per_category or throughput.DEFAULT_PER_TIER
     tiers = cfg.categories or list(throughput.TIERS)
-    wrapper = template_wrapper(tokenizer, use_template, bos_id, cfg.bos, header=throughput.HEADER)
+    wrapper = template_wrapper(tokenizer, use_template, bos_id)
+    pool = throughput.pool_path(cfg.pool)
+    pool_sha = throughput.pool_digest(pool)
     # The tokenized pool depends only on tokenizer + pool, so every bucket shares one cache entry.
-    tok_fp = hashlib.sha256(json.dumps([tokenizer_files_digest(str(meta["tokenizer"])),
-                                        throughput.pool_digest(), _version("tokenizers")]).encode()).hexdigest()
+    tok_fp = hashlib.sha256(json.dumps([tokenizer_files_digest(str(meta["tokenizer"])), pool_sha,
+                                        _version("tokenizers"),
+                                        throughput.STREAM_VERSION]).encode()).hexdigest()
     pool_cache = cached.parent / f"pool-{tok_fp[:24]}.npz"
-    built = throughput.build_throughput_ids(tokenizer, wrapper, cfg.isl, per_tier, tiers, pool_cache)
-    meta.update(per_tier=per_tier, tiers=tiers, header=throughput.HEADER,
-                isl_rule="template prefix + header + window of the tier's pool text + template suffix",
-                pool_sha256=throughput.pool_digest())
-    meta["zlib_text"] = "header + the window's source text (equal to its decoded ids; template left out)"
+    built, pool_tokens = throughput.build_throughput_ids(tokenizer, wrapper, cfg.isl, per_tier, tiers, pool_cache, pool)
+    meta.update(per_tier=per_tier, tiers=tiers, order="tiers interleaved (" + ", ".join(tiers) + ", ...)",
+                isl_rule="template prefix + window of the tier's pool text + task instruction + template suffix",
+                pool=cfg.pool, pool_sha256=pool_sha)
+    meta["zlib_text"] = "the window's source text + the instruction (equal to the decoded ids; template left out)"
+    meta["overlap"] = measured_overlap(built, wrapper, tiers, cfg.isl, per_tier)
+    meta["overlap"]["pool_tokens"] = pool_tokens
+    if not meta["overlap"]["within_bound"]:
+        log.warning("throughput %s (%s pool): prompts share up to %.0f%% of their tokens pairwise: %s", cfg.isl,
+                    cfg.pool, 100 * meta["overlap"]["max"], overlap_verdict(meta["overlap"]))
     # truncated: every window is a cut of longer real text; padded: the tier text had to repeat to reach ISL
     prompts = [TokenizedPrompt(w.id, w.tier, ids, True, w.wrapped) for w, ids in built]
-    return prompts, [throughput.HEADER + w.text for w, _ in built]
+    return prompts, [w.text + w.instruction for w, _ in built]
+
+
+def measured_overlap(built, wrapper, tiers: Sequence[str], isl: int, per_tier: int) -> dict:
+    """Pairwise overlap of the text windows, per tier and over the bucket, with what disjoint windows need.
+    Template and instruction ids are left out: they are shared by design (one template, a few task phrasings)."""
+    bodies = [ids[len(wrapper.prefix):len(wrapper.prefix) + w.text_ids] for w, ids in built]
+    total, by_tier = overlap_by_group(bodies, [w.tier for w, _ in built])
+    whole = total.as_dict()
+    whole["per_tier"] = {t: by_tier[t].as_dict() for t in tiers if t in by_tier}
+    whole["needed_tokens_per_tier"] = per_tier * (isl - wrapper.overhead)
+    whole["within_bound"] = whole["max"] <= BOUND
+    whole["measured_on"] = "the text windows (template and instruction ids left out)"
+    return whole
 
 
 def _decode(tokenizer, prompts: list[TokenizedPrompt]) -> list[str]:

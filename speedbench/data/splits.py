@@ -62,7 +62,7 @@ def _prompts_digest(prompts: list[Prompt]) -> str:
 def content_digest(spec: SplitSpec, cfg: DataConfig) -> str:
     """Hash of the split's source content, for the fingerprint (computed without a tokenizer)."""
     if spec.kind == "throughput":
-        return f"pool:{throughput.pool_digest()}:v{throughput.BUILDER_VERSION}:{throughput.HEADER!r}"
+        return f"pool:{throughput.pool_digest(throughput.pool_path(cfg.pool))}:v{throughput.BUILDER_VERSION}"
     if spec.kind == "speed-bench":
         local = speed_bench.source_digest(cfg.source, spec.config)
         if local is not None:

@@ -1,11 +1,13 @@
-"""Throughput split: fixed-ISL prompts cut from the bundled long-text pool, per entropy tier.
+"""Throughput split: fixed-ISL *tasks* over the long-text pool, per entropy tier.
 
-Each prompt = template prefix (+BOS once) + a fixed instruction header + a window of real tier text +
-template suffix, exactly ``isl`` ids of the target tokenizer. Each tier's documents are tokenized once and
+Each prompt = template prefix (+BOS when the template renders one) + a window of real tier text + a task
+instruction about that window (``tasks.py``) + template suffix: exactly ``isl`` ids of the target tokenizer,
+the question last, as SPEED-Bench builds its throughput rows. Each tier's documents are tokenized once and
 joined in pool order into one id stream; prompt *i* of a tier takes the window that starts at the *i*-th of
-``n`` evenly spaced offsets (moved forward to the next line start when one is near), so prompts are distinct
-and long buckets run across document boundaries in a fixed order. Nothing is random: same pool +
-tokenizer + ISL + count => same ids.
+``n`` evenly spaced offsets (moved forward to the next line start when one is near), so the windows are
+disjoint whenever the tier holds ``n`` × ISL tokens, and overlap as little as the pool allows otherwise
+(measured: ``overlap.py``). Tiers are interleaved (low, mixed, high, low, …) so that a point sending fewer
+requests than prompts still sees every tier. Nothing is random: same pool + tokenizer + ISL + count => same ids.
 """
 from __future__ import annotations
 
@@ -19,8 +21,10 @@ from typing import Optional, Sequence
 import numpy as np
 
 from speedbench.config import ConfigError
+from speedbench.data.overlap import BOUND, spread_pick
 from speedbench.data.prompts import DATASETS_DIR
-from speedbench.data.tokenization import Wrapper, sha256_file
+from speedbench.data.tasks import SEP, instruction_for
+from speedbench.data.tokenization import Wrapper, encode_batch, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +32,11 @@ POOL_PATH = DATASETS_DIR / "throughput" / "pool.jsonl.gz"
 TIERS = ("low", "mixed", "high")
 DEFAULT_PER_TIER = 512
 BUCKETS = {"1k": 1024, "2k": 2048, "8k": 8192, "16k": 16384, "32k": 32768}
-# One header for every tier, so only the body's entropy differs between tiers.
-HEADER = "Read the following document excerpt carefully, then continue it from where it stops.\n\n"
 DOC_SEP = "\n\n"
-BUILDER_VERSION = 1  # bump when the window rule changes: it is part of the fingerprint
+STREAM_VERSION = 3  # bump when the tokenized-stream cache (ids, spans, newline ids) changes
+BUILDER_VERSION = 5  # bump when the window or task rule changes: it is part of the fingerprint
+INSTRUCTION_ROOM = 128  # tokens kept free for the instruction while the window is placed
+CANDIDATES = 3  # candidate windows per prompt (when the tier holds them): room to skip repeated text
 
 
 @dataclass(frozen=True)
@@ -39,15 +44,20 @@ class PoolDoc:
     id: str
     tier: str
     text: str
+    kind: str = "text"
 
 
 @dataclass(frozen=True)
 class Window:
     id: str
     tier: str
-    body: np.ndarray  # int32 ids of the text window (without template/header)
+    body: np.ndarray  # int32 ids of the text window (without template/instruction)
     text: str  # the source text those ids were cut from (for the entropy proxy; no decode needed)
     wrapped: bool  # the window ran past the end of the tier stream and restarted at its beginning
+    kind: str = "text"  # document kind at the window's end: picks the task
+    index: int = 0  # position of the window within its tier
+    instruction: str = ""  # SEP + the task, sent after the window
+    text_ids: int = 0  # how many of ``body``'s ids are the window's text (the rest is the instruction)
 
 
 @dataclass(frozen=True)
@@ -56,8 +66,31 @@ class TierStream:
 
     text: str
     ids: np.ndarray  # int32
-    start: np.ndarray  # int64 char offset of each token in text
+    start: np.ndarray  # char offset of each token in text (int32 per document, int64 once joined)
     end: np.ndarray
+    doc_starts: tuple[int, ...] = (0,)  # char offset of each document in text
+    doc_kinds: tuple[str, ...] = ("text",)
+
+    def kind_at(self, char: int) -> tuple[str, int]:
+        """(kind, char offset where it starts) of the document holding character ``char``."""
+        k = max(int(np.searchsorted(self.doc_starts, char, side="right")) - 1, 0)
+        return self.doc_kinds[k], self.doc_starts[k]
+
+
+def pool_path(pool: str = "bundled") -> Path:
+    """The pool file: the bundled one, or the full one (built once from pinned artifacts, then cached)."""
+    if pool == "bundled":
+        return POOL_PATH
+    import os
+
+    from speedbench.data.pool_build import FetchError, ensure_full_pool
+
+    root = Path(os.environ.get("SPEEDBENCH_CACHE") or Path.home() / ".cache" / "speedbench") / "pool"
+    try:
+        return Path(ensure_full_pool(str(root), log.warning))
+    except (FetchError, OSError) as e:
+        raise ConfigError(f"could not build the full throughput pool: {e}; set data.pool: bundled to use the "
+                          "part bundled with speedbench") from None
 
 
 def pool_digest(path: Path = POOL_PATH) -> str:
@@ -78,7 +111,7 @@ def read_pool(path: Path = POOL_PATH) -> list[PoolDoc]:
                     raise ConfigError(f"{path}:{n}: pool row without the needed field {key!r}")
             if row["tier"] not in TIERS:
                 raise ConfigError(f"{path}:{n}: unknown tier {row['tier']!r} (expected one of {TIERS})")
-            docs.append(PoolDoc(row["id"], row["tier"], row["text"]))
+            docs.append(PoolDoc(row["id"], row["tier"], row["text"], str(row.get("kind") or "text")))
     return docs
 
 
@@ -88,7 +121,7 @@ def _encode_with_offsets(tokenizer, texts: list[str]) -> list[tuple[np.ndarray, 
         raise ConfigError("the throughput split needs a fast (Rust) tokenizer: tokenizer.json in the tokenizer dir")
     out = []
     for enc in backend.encode_batch(texts, add_special_tokens=False):  # one parallel call for all docs
-        offs = np.asarray(enc.offsets, dtype=np.int64).reshape(-1, 2)
+        offs = np.asarray(enc.offsets, dtype=np.int32).reshape(-1, 2)  # char offsets: int32 halves the cache
         out.append((np.asarray(enc.ids, dtype=np.int32), offs[:, 0], offs[:, 1]))
     return out
 
@@ -99,10 +132,11 @@ def tier_streams(tokenizer, docs: Sequence[PoolDoc], cache_file: Optional[Path] 
     ids of newline-bearing pieces. Depends only on pool + tokenizer, so it is cached (npz) for every bucket.
     """
     texts = {t: DOC_SEP.join(d.text for d in docs if d.tier == t) for t in TIERS}
+    layout = {t: _doc_layout([d for d in docs if d.tier == t]) for t in TIERS}
     if cache_file is not None and cache_file.is_file():
         try:
             with np.load(cache_file) as z:
-                streams = {t: TierStream(texts[t], z[f"{t}.ids"], z[f"{t}.start"], z[f"{t}.end"])
+                streams = {t: TierStream(texts[t], z[f"{t}.ids"], z[f"{t}.start"], z[f"{t}.end"], *layout[t])
                            for t in TIERS if f"{t}.ids" in z.files}
                 return streams, z["newline_ids"]
         except Exception as e:  # a corrupt cache entry is rebuilt, not trusted
@@ -121,7 +155,8 @@ def tier_streams(tokenizer, docs: Sequence[PoolDoc], cache_file: Optional[Path] 
             ids.append(i), start.append(s0 + base), end.append(e0 + base)
             base += len(d.text)
         if ids:
-            streams[tier] = TierStream(texts[tier], np.concatenate(ids), np.concatenate(start), np.concatenate(end))
+            streams[tier] = TierStream(texts[tier], np.concatenate(ids), np.concatenate(start), np.concatenate(end),
+                                       *layout[tier])
     nl = newline_ids(tokenizer)
     if cache_file is not None:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
@@ -132,9 +167,28 @@ def tier_streams(tokenizer, docs: Sequence[PoolDoc], cache_file: Optional[Path] 
     return streams, nl
 
 
+_BYTE_LEVEL_NEWLINE = "\u010a"  # "Ċ": how byte-level BPE vocabularies (Llama 3, Qwen, GPT-OSS) store "\n"
+
+
+def _doc_layout(docs: Sequence[PoolDoc]) -> tuple[tuple[int, ...], tuple[str, ...]]:
+    starts, at = [], 0
+    for d in docs:
+        starts.append(at)
+        at += len(d.text) + len(DOC_SEP)
+    return tuple(starts) or (0,), tuple(d.kind for d in docs) or ("text",)
+
+
 def newline_ids(tokenizer) -> np.ndarray:
-    """Vocabulary ids whose piece contains a newline: a window starting right after one starts a line."""
-    return np.fromiter((i for piece, i in tokenizer.get_vocab().items() if "\n" in piece), dtype=np.int64)
+    """Vocabulary ids whose text contains a newline: a window starting right after one starts a line.
+
+    SentencePiece vocabularies hold "\n" in the piece itself; byte-level BPE ones hold "Ċ". Each candidate is
+    decoded to confirm it (a byte-level vocabulary's "Ċ" is a newline, a SentencePiece one's is a letter).
+    """
+    cand = [i for piece, i in tokenizer.get_vocab().items() if "\n" in piece or _BYTE_LEVEL_NEWLINE in piece]
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    texts = (backend.decode_batch([[i] for i in cand], skip_special_tokens=False) if backend is not None
+             else [tokenizer.decode([i]) for i in cand])
+    return np.asarray(sorted(i for i, t in zip(cand, texts) if "\n" in t), dtype=np.int64)
 
 
 def window_offsets(stream_len: int, budget: int, n: int, line_starts: np.ndarray) -> np.ndarray:
@@ -153,45 +207,78 @@ def window_offsets(stream_len: int, budget: int, n: int, line_starts: np.ndarray
     return out
 
 
-def build_windows(streams: dict[str, TierStream], budget: int, per_tier: int, tiers: Sequence[str],
+class _Tiled:
+    """A tier stream repeated ``reps`` times (only when it is shorter than one window): ids and their text."""
+
+    def __init__(self, st: TierStream, budget: int):
+        self.st, self.n, self.length = st, len(st.ids), len(st.text)
+        self.reps = budget // self.n + 1 if self.n < budget else 1
+        if self.reps > 1:  # real text only: repeat the tier's own stream rather than inventing tokens
+            log.warning("tier text of %d tokens < ISL budget %d; windows repeat the tier text", self.n, budget)
+        self.ids = np.tile(st.ids, self.reps) if self.reps > 1 else st.ids
+        self.whole = st.text * self.reps
+
+    def char(self, k: int, ends: bool) -> int:  # token k of the tiled stream sits at span[k % n] + lap offset
+        arr = self.st.end if ends else self.st.start
+        return int(arr[k % self.n]) + (k // self.n) * self.length
+
+    def text(self, off: int, count: int) -> str:
+        return self.whole[self.char(off, False):self.char(off + count - 1, True)]
+
+
+def build_windows(tokenizer, streams: dict[str, TierStream], budget: int, per_tier: int, tiers: Sequence[str],
                   nl_ids: np.ndarray, isl: int) -> list[Window]:
-    if budget <= 0:
-        raise ConfigError(f"ISL {isl} leaves no room for text after the template and header")
-    out: list[Window] = []
+    """``per_tier`` tasks of exactly ``budget`` ids (window + instruction) per tier, tiers interleaved.
+
+    Windows are placed for ``budget`` ids (so they are disjoint whenever the tier holds per_tier × budget
+    ids); the task is chosen from the first ``budget - room`` ids, then the window keeps exactly
+    ``budget - len(instruction)`` ids, so the quoted text is always inside it.
+    """
+    if budget <= 1:
+        raise ConfigError(f"ISL {isl} leaves no room for text after the template and the instruction")
+    room = min(INSTRUCTION_ROOM, budget // 2)
+    placed = []
     for tier in tiers:
         st = streams.get(tier)
         if st is None or not len(st.ids):
-            raise ConfigError(f"the throughput pool has no {tier!r} documents: no padding source for this tier")
-        ids, start, end = st.ids, st.start, st.end
-        reps = 1
-        if len(ids) < budget:
-            # Real text only: repeat the tier's own stream rather than inventing tokens.
-            log.warning("tier %s: %d pool tokens < ISL budget %d; windows repeat the tier text",
-                        tier, len(ids), budget)
-            reps = budget // len(ids) + 1
-            ids = np.tile(ids, reps)
-        if len(ids) - budget + 1 < per_tier:
-            log.warning("tier %s: only %d distinct windows for %d prompts", tier, len(ids) - budget + 1, per_tier)
-        line_starts = np.flatnonzero(np.isin(ids[:-1], nl_ids)) + 1
-        n, length = len(st.ids), len(st.text)
-        whole = st.text * reps  # tiled ids map to tiled text: token k sits at span[k % n] + (k // n) * length
-        for i, off in enumerate(window_offsets(len(ids), budget, per_tier, line_starts)):
-            last = off + budget - 1
-            text = whole[start[off % n] + (off // n) * length:end[last % n] + (last // n) * length]
-            out.append(Window(f"tp-{tier}-{isl}-{i:04d}", tier, ids[off:off + budget], text, reps > 1))
-    return out
+            raise ConfigError(f"the throughput pool has no {tier!r} documents: no text source for this tier")
+        tiled = _Tiled(st, budget)
+        line_starts = np.flatnonzero(np.isin(tiled.ids[:-1], nl_ids)) + 1
+        # more candidate windows than prompts when the tier holds them, so repeated source text can be skipped
+        slots = max(per_tier, min(len(tiled.ids) // budget, CANDIDATES * per_tier))
+        cands = window_offsets(len(tiled.ids), budget, slots, line_starts)
+        for i, off in enumerate(spread_pick(tiled.ids, cands, budget, per_tier, BOUND / 2)):  # margin: sampling
+            end_char = int(st.start[(off + budget - room - 1) % tiled.n])
+            kind, doc_start = st.kind_at(end_char)
+            head = tiled.text(int(off), budget - room)
+            if tiled.reps == 1:  # quote only from the window's last document: "the code above" is that one
+                head = head[max(0, doc_start - tiled.char(int(off), False)):]
+            placed.append((tier, i, int(off), tiled, kind, SEP + instruction_for(kind, head, i)))
+    instr = encode_batch(tokenizer, [p[-1] for p in placed])
+    out = []
+    for (tier, i, off, tiled, kind, text), q in zip(placed, instr):
+        q = list(q)[:room]  # an instruction over its room is cut; MAX_QUOTE keeps this from happening
+        keep = budget - len(q)
+        body = np.concatenate([tiled.ids[off:off + keep], np.asarray(q, dtype=np.int32)])
+        out.append(Window(f"tp-{tier}-{isl}-{i:04d}", tier, body, tiled.text(off, keep), tiled.reps > 1,
+                          kind, i, text, keep))
+    order = {t: k for k, t in enumerate(tiers)}
+    return sorted(out, key=lambda w: (w.index, order[w.tier]))
 
 
 def build_throughput_ids(tokenizer, wrapper: Wrapper, isl: int, per_tier: int, tiers: Sequence[str],
-                         cache_file: Optional[Path] = None) -> list[tuple[Window, np.ndarray]]:
-    """Exactly-``isl`` id lists for ``per_tier`` prompts of each tier (wrapper already holds the header)."""
+                         cache_file: Optional[Path] = None, pool: Path = POOL_PATH
+                         ) -> tuple[list[tuple[Window, np.ndarray]], dict[str, int]]:
+    """Exactly-``isl`` id lists for ``per_tier`` prompts of each tier, tiers interleaved; and the pool's
+    token count per tier (what the windows were cut from)."""
     unknown = [t for t in tiers if t not in TIERS]
     if unknown:
         raise ConfigError(f"unknown throughput tier(s) {unknown}; tiers are {', '.join(TIERS)}")
-    streams, nl_ids = tier_streams(tokenizer, read_pool(), cache_file)
-    windows = build_windows(streams, isl - wrapper.overhead, per_tier, tiers, nl_ids, isl)
+    streams, nl_ids = tier_streams(tokenizer, read_pool(pool), cache_file)
+    windows = build_windows(tokenizer, streams, isl - wrapper.overhead, per_tier, tiers, nl_ids, isl)
     pre, suf = np.asarray(wrapper.prefix, dtype=np.int32), np.asarray(wrapper.suffix, dtype=np.int32)
-    return [(w, np.concatenate([pre, w.body, suf])) for w in windows]
+    sizes = {t: int(len(streams[t].ids)) for t in tiers}
+    return [(w, np.concatenate([pre, w.body, suf])) for w in windows], sizes
 
 
 def bucket_isl(name: str) -> int:

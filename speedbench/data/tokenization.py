@@ -1,4 +1,4 @@
-"""Tokenizer access for pre-tokenization: loading, chat-template wrapping, BOS-once, batch encoding.
+"""Tokenizer access for pre-tokenization: loading, chat-template wrapping, the BOS rule, batch encoding.
 
 Everything that turns text into ids lives here, so every split kind (prompt files, SPEED-Bench rows, the
 throughput pool) gets the same template and BOS handling and therefore comparable ids.
@@ -90,16 +90,28 @@ def render_text(tokenizer, user_text: str, use_template: bool) -> str:
     return user_text
 
 
-def apply_bos(ids: list[int], bos_id: Optional[int], policy: str) -> list[int]:
-    """BOS exactly once: drop any leading BOS the template produced, then prepend one."""
-    if policy == "none":
-        return ids
-    if bos_id is None:
-        raise ConfigError("the tokenizer defines no BOS token; set data.bos: none to send prompts without one")
+def template_bos(tokenizer, use_template: bool, policy: str) -> Optional[int]:
+    """The BOS id prompts start with, or None. With a chat template: the BOS the template renders, if any
+    (SPEED-Bench's framework tokenizes the rendered template with ``add_special_tokens=False``, so BOS comes
+    from the template alone): never one it does not render. Plain text (no template): the tokenizer's BOS
+    when it defines one (a base model is trained with it; some tokenizer files omit the rule that adds it).
+    No error for a tokenizer without BOS (Qwen-style); ``none`` sends no BOS at all.
+    """
+    bos_id = tokenizer.bos_token_id
+    if policy == "none" or bos_id is None:
+        return None
+    if use_template:
+        return bos_id if encode(tokenizer, render_text(tokenizer, "x", True))[:1] == [bos_id] else None
+    return bos_id
+
+
+def apply_bos(ids: Sequence[int], bos_id: Optional[int], tokenizer_bos: Optional[int]) -> list[int]:
+    """Drop any leading BOS (``tokenizer_bos``) the rendering produced, then prepend ``bos_id`` once if it is
+    not None (``template_bos`` decides which)."""
     i = 0
-    while i < len(ids) and ids[i] == bos_id:
+    while tokenizer_bos is not None and i < len(ids) and ids[i] == tokenizer_bos:
         i += 1
-    return [bos_id] + list(ids[i:])
+    return ([bos_id] if bos_id is not None else []) + list(ids[i:])
 
 
 def encode(tokenizer, text: str) -> list[int]:
@@ -125,8 +137,7 @@ class Wrapper:
         return len(self.prefix) + len(self.suffix)
 
 
-def template_wrapper(tokenizer, use_template: bool, bos_id: Optional[int], bos_policy: str,
-                     header: str = "") -> Wrapper:
+def template_wrapper(tokenizer, use_template: bool, bos_id: Optional[int], header: str = "") -> Wrapper:
     """Tokenize the template once around a sentinel body, so bodies can be spliced in by id.
 
     ``header`` is fixed text placed inside the user message before the body (the throughput instruction).
@@ -135,28 +146,44 @@ def template_wrapper(tokenizer, use_template: bool, bos_id: Optional[int], bos_p
     prefix_text, found, suffix_text = wrapper.partition(_BODY_SENTINEL)
     if not found:
         raise ConfigError("the chat template dropped the user message; cannot splice prompt bodies into it")
-    prefix = apply_bos(encode(tokenizer, prefix_text), bos_id, bos_policy)
+    prefix = apply_bos(encode(tokenizer, prefix_text), bos_id, tokenizer.bos_token_id)
     return Wrapper(prefix, encode(tokenizer, suffix_text))
 
 
-def build_exact_isl(wrapper: Wrapper, body: Sequence[int], filler_ids: Sequence[int], sep_ids: Sequence[int],
-                    isl: int) -> tuple[list[int], bool, bool]:
-    """Exactly ``isl`` ids: template prefix + body (prompt, then real filler text) cut to fit + template suffix.
+def split_instruction(text: str) -> tuple[str, str]:
+    """(context, instruction): the instruction is the last paragraph (after the last blank line), where a
+    long-input task puts its question (SPEED-Bench's throughput rows, RAG and summarisation prompts); a text
+    of one paragraph is all instruction (a bare question)."""
+    body = text.rstrip()
+    k = body.rfind("\n\n")
+    return (body[:k], body[k:]) if k > 0 else ("", body)
 
-    The body is tokenized on its own and spliced between the template's own ids, so the count is exact
-    by construction. Deterministic: same inputs, same ids. Returns (ids, truncated, padded).
+
+def build_exact_isl(wrapper: Wrapper, context: Sequence[int], instruction: Sequence[int],
+                    filler_ids: Sequence[int], sep_ids: Sequence[int], isl: int) -> tuple[list[int], bool, bool]:
+    """Exactly ``isl`` ids: template prefix + context fitted to the room + instruction + template suffix.
+
+    The task survives the fit: a long context loses its *middle* (its head and its end stay), a short one
+    is padded with real filler text *before* the instruction, so the question is always last. Ids are
+    spliced, so the count is exact by construction. Deterministic. Returns (ids, truncated, padded).
     """
     budget = isl - wrapper.overhead
     if budget <= 0:
         raise ConfigError(f"ISL {isl} is shorter than the chat template itself ({wrapper.overhead} tokens)")
-    body = list(body)
-    padded = False
-    if len(body) < budget:
+    context, instruction = list(context), list(instruction)
+    if len(instruction) > budget // 2:  # too long to keep whole: all of it is context, its end survives the cut
+        context, instruction = context + instruction, []
+    room = budget - len(instruction)
+    truncated = padded = False
+    if len(context) > room:
+        head = (room + 1) // 2
+        context, truncated = context[:head] + context[len(context) - (room - head):], True
+    elif len(context) < room:
         if not filler_ids:
-            raise ConfigError(f"prompt has {len(body)} body tokens < ISL budget {budget} "
+            raise ConfigError(f"prompt has {len(context) + len(instruction)} body tokens < ISL budget {budget} "
                               "and no padding text is available")
         padded = True
-        while len(body) < budget:
-            body += list(sep_ids) + list(filler_ids)
-    truncated = not padded and len(body) > budget
-    return wrapper.prefix + body[:budget] + wrapper.suffix, truncated, padded
+        while len(context) < room:
+            context += list(sep_ids) + list(filler_ids)
+        context = context[:room]
+    return wrapper.prefix + context + instruction + wrapper.suffix, truncated, padded

@@ -62,9 +62,9 @@ def test_qualitative_isl_pads_with_real_text(gemma, cache_dir):
 
 def test_short_prompt_without_padding_source_is_an_error():
     with pytest.raises(ConfigError, match="no padding text"):
-        build_exact_isl(Wrapper([2], []), [5, 6, 7], [], [], 10)
-    ids, truncated, padded = build_exact_isl(Wrapper([2], [9]), list(range(10, 30)), [], [], 10)
-    assert ids == [2] + list(range(10, 18)) + [9] and truncated and not padded
+        build_exact_isl(Wrapper([2], []), [5, 6, 7], [], [], [], 10)
+    ids, truncated, padded = build_exact_isl(Wrapper([2], [9]), list(range(10, 30)), [], [], [], 10)
+    assert ids == [2] + list(range(10, 14)) + list(range(26, 30)) + [9] and truncated and not padded
 
 
 @pytest.mark.slow  # loads the tokenizer again (another dir or process): seconds each
@@ -76,10 +76,9 @@ def test_tokenizer_without_bos(gemma, tmp_path, cache_dir):
     cfg["bos_token"] = None
     (d / "tokenizer_config.json").write_text(json.dumps(cfg))
     dc = DataConfig(split="qualitative-mini", prompts_per_category=1, cache_dir=cache_dir)
-    with pytest.raises(ConfigError, match="no BOS"):
-        prepare_prompts(dc, str(d))
-    ps = prepare_prompts(dc.model_copy(update={"bos": "none"}), str(d))
-    assert all(p.token_ids[0] != 2 for p in ps.prompts)
+    for policy in ("once", "none"):  # no BOS to send: no error, and none sent
+        ps = prepare_prompts(dc.model_copy(update={"bos": policy}), str(d))
+        assert all(p.token_ids[0] != 2 for p in ps.prompts)
 
 
 def test_bad_inputs(gemma, cache_dir):

@@ -1,9 +1,14 @@
+import re
+
 import numpy as np
 import pytest
 
 from speedbench.config import ConfigError, DataConfig
+from speedbench.data.inspect import describe
 from speedbench.data.pretokenize import prepare_prompts
-from speedbench.data.throughput import TIERS, window_offsets
+from speedbench.data.tasks import SEP
+from speedbench.data.throughput import TIERS, build_windows, read_pool, tier_streams, window_offsets
+from speedbench.data.tokenization import load_tokenizer
 
 PER_TIER = 6
 
@@ -22,7 +27,7 @@ def test_every_prompt_has_exact_isl_and_one_bos(gemma, cache_dir, isl):
     for p in ps.prompts:
         assert p.num_tokens == want, p.id
         assert p.token_ids[0] == 2 and p.token_ids.count(2) == 1, p.id
-    assert [p.category for p in ps.prompts] == [t for t in TIERS for _ in range(PER_TIER)]
+    assert [p.category for p in ps.prompts] == list(TIERS) * PER_TIER  # interleaved
     assert len({p.token_ids for p in ps.prompts}) == len(ps.prompts)  # distinct windows
 
 
@@ -61,3 +66,72 @@ def test_window_offsets_distinct_increasing_and_in_range():
     offs = window_offsets(10_000, 1_000, 50, line_starts)
     assert len(offs) == 50 and np.all(np.diff(offs) > 0)
     assert offs.min() >= 0 and offs.max() <= 9_000
+
+
+# ---- offline: a byte-level BPE without BOS (Qwen-style), built in the test session; the bundled pool ----
+
+def _bpe(byte_bpe, cache_dir, isl, per_tier=PER_TIER, **kw):
+    return prepare_prompts(DataConfig(split="throughput", isl=isl, prompts_per_category=per_tier,
+                                      cache_dir=cache_dir, **kw), byte_bpe)
+
+
+def test_tasks_exact_isl_interleaved_instruction_last(byte_bpe, cache_dir):
+    tok = load_tokenizer(byte_bpe)
+    ps = _bpe(byte_bpe, cache_dir, "1k")
+    assert [p.category for p in ps.prompts] == list(TIERS) * PER_TIER  # a short point still sees every tier
+    assert {p.num_tokens for p in ps.prompts} == {1024}
+    assert len({p.token_ids for p in ps.prompts}) == len(ps.prompts)
+    suffix = "<|im_end|>\n<|im_start|>assistant\n"
+    for p in ps.prompts:
+        text = tok.decode(list(p.token_ids))
+        assert text.startswith("<|im_start|>user\n") and text.endswith(suffix), p.id
+        body, _, task = text[:-len(suffix)].rpartition(SEP)
+        assert len(body) > 200 and task.endswith(("?", ".")), (p.id, task)
+        assert "above" in task, (p.id, task)  # every task is about the text before it
+    assert ps.meta["order"].startswith("tiers interleaved") and "overlap" in ps.meta
+
+
+def test_task_quotes_come_from_the_window(byte_bpe, cache_dir):
+    tok = load_tokenizer(byte_bpe)
+    ps = _bpe(byte_bpe, cache_dir, "2k", per_tier=12)
+    quoted = 0
+    for p in ps.prompts:
+        text = tok.decode(list(p.token_ids))
+        body, _, task = text.rpartition(SEP)
+        m = re.search(r'"([^"]+)"', task)
+        if m and not m.group(1).endswith("…"):
+            quoted += 1
+            assert m.group(1) in " ".join(body.split()), (p.id, m.group(1))
+    assert quoted >= 3
+
+
+def test_windows_start_at_line_starts_on_a_byte_level_vocabulary(byte_bpe):
+    tok = load_tokenizer(byte_bpe)
+    streams, nl = tier_streams(tok, read_pool())
+    assert len(nl)
+    wrapper_overhead = 10
+    wins = build_windows(tok, streams, 1024 - wrapper_overhead, 20, TIERS, nl, 1024)
+    at_line = 0
+    for w in wins:
+        st = streams[w.tier]
+        k = st.text.find(w.text)
+        line_head = st.text[st.text.rfind("\n", 0, k) + 1:k]  # a piece like "ĊĠĠĠ" also eats the indent
+        at_line += k == 0 or not line_head.strip() or w.text.startswith("\n")
+    assert at_line >= 0.9 * len(wins)  # the rest: no line start before the next window (old code: few)
+
+
+def test_overlap_bound_holds_where_the_bundled_pool_is_large_enough(byte_bpe, cache_dir):
+    ps = _bpe(byte_bpe, cache_dir, "1k", per_tier=48)
+    ov = ps.meta["overlap"]
+    assert ov["prompts"] == 144 and ov["pairs"] == 144 * 143 // 2
+    assert ov["max"] <= 0.10 and ov["within_bound"], ov
+    assert all(n >= 48 * 1024 for n in ov["pool_tokens"].values())
+
+
+def test_overlap_over_the_bound_is_reported_not_hidden(byte_bpe, cache_dir):
+    ps = _bpe(byte_bpe, cache_dir, "32k", per_tier=64, categories=["mixed"])
+    ov = ps.meta["overlap"]
+    assert not ov["within_bound"] and ov["max"] > 0.10  # 64 × 32k exceeds the bundled mixed tier
+    assert ov["needed_tokens_per_tier"] > ov["pool_tokens"]["mixed"]
+    out = describe(ps)
+    assert "OVER the bound: the pool is too small" in out and "mixed" in out and "pairs > bound" in out

