@@ -49,8 +49,12 @@ def installed(tmp_path_factory) -> dict:
     Path(site, "borrowed-deps.pth").write_text(sysconfig.get_path("purelib") + "\n")
     outside = tmp / "elsewhere"
     outside.mkdir()
+    # no checkout on the path, no config from the caller's environment; the engine venv's folder is kept (the
+    # dry run reads the engine's version from it, as a real sweep does)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH" and not k.startswith("SPEEDBENCH_")}
     env["SPEEDBENCH_HOME"] = str(tmp / "home")
+    if "SPEEDBENCH_ENGINE_HOME" in os.environ:
+        env["SPEEDBENCH_ENGINE_HOME"] = os.environ["SPEEDBENCH_ENGINE_HOME"]
     return {"bin": env_dir / "bin", "cwd": outside, "env": env, "wheel": wheel}
 
 
@@ -80,7 +84,8 @@ def test_bundled_split_from_the_wheel(installed, gemma_dir):
     assert "Coding" in res.stdout and "Multilingual" in res.stdout
 
 
-def test_preset_dry_run_from_the_wheel(installed):
-    res = _run(installed, "sweep", "--preset", "cpu-demo", "--dry-run")
+def test_preset_dry_run_from_the_wheel(installed, gemma_dir):
+    # the dry run checks the model path exists: point the preset at the prepared model
+    res = _run(installed, "sweep", "--preset", "cpu-demo", "--model", str(gemma_dir), "--dry-run")
     assert res.returncode == 0, res.stderr
     assert '"split": "qualitative-mini"' in res.stdout and "--speculative-config" in res.stdout
