@@ -97,3 +97,21 @@ def test_auto_draft_lengths_add_the_fewest_points():
     assert plan_draft_lengths([8]) == ([1, 8], [1])
     assert plan_draft_lengths([1]) == ([1, 8], [8])
     assert plan_draft_lengths([2, 5]) == ([2, 5], [])
+
+
+def test_sweep_draft_lengths_auto_says_what_it_added():
+    from click.testing import CliRunner
+
+    from speedbench.api.config_sources import resolve_config
+    from speedbench.cli import main
+
+    resolved = resolve_config(preset="cpu-demo", sd_spec="off,ngram:3", flags={"draft_lengths": "auto"},
+                              use_env=False)
+    assert [(s.method, s.num_speculative_tokens if s.enabled else None) for s in resolved.config.sd] == \
+        [("off", None), ("ngram", 3), ("ngram", 8)]
+    assert "added k=8 (largest k of interest)" in resolved.origin("sd")
+    res = CliRunner().invoke(main, ["sweep", "--preset", "cpu-demo", "--sd", "off,ngram:8",
+                                     "--draft-lengths", "auto", "--dry-run"])
+    assert res.exit_code == 0, res.output + res.stderr
+    assert "configured k=8; added k=1 (smallest k of interest)" in res.stderr
+    assert '"num_speculative_tokens": 1' in res.stdout

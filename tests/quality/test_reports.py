@@ -105,3 +105,16 @@ def test_point_names_carry_repeats_only_when_repeating():
     sd = SDConfig(method="ngram", num_speculative_tokens=3)
     assert point_name(sd, 4) == "ngram-k3-c4"
     assert point_name(sd, 4, 2, 3) == "ngram-k3-c4-r2"
+
+
+def test_report_shows_the_held_out_validation(tmp_path):
+    from speedbench.report.load import ReportData
+    from speedbench.report.render import render
+    from tests.quality.synth import write_results
+
+    write_results(tmp_path, {"Slow": (3.0, 0.0), "Fast": (0.0, -2.0)}, [1, 2, 4], (1.0, 0.02), prompts=10)
+    _, val = write_gamma(tmp_path)
+    k4 = next(v for v in val["rows"] if v["draft_length"] == 4)
+    text = render(ReportData.load([str(tmp_path)]), "md", None, "report", (), None).text
+    assert "Draft-length model vs measurement (held-out draft lengths)" in text
+    assert "tokens_per_step_holdout_error_pct" in text and f"{k4['tokens_per_step_holdout_error_pct']:.4g}" in text
