@@ -1,4 +1,6 @@
 """Recommendations on simulated results where the right draft length is known (tests/quality/synth.py)."""
+import json
+
 import pytest
 
 from speedbench.quality.draft_plan import plan_draft_lengths
@@ -115,3 +117,17 @@ def test_sweep_draft_lengths_auto_says_what_it_added():
     assert res.exit_code == 0, res.output + res.stderr
     assert "configured k=8; added k=1 (smallest k of interest)" in res.stderr
     assert '"num_speculative_tokens": 1' in res.stdout
+
+
+def test_recommend_command_prints_verdicts_and_validation(tmp_path):
+    from click.testing import CliRunner
+
+    from speedbench.cli import main
+
+    write_results(tmp_path, {"Slow": SLOW}, [1, 2, 4], FLAT, prompts=10)
+    res = CliRunner().invoke(main, ["recommend", str(tmp_path), "--validation", "--format", "json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert {r["verdict"] for r in doc["recommendation"]["rows"]} == {RECOMMENDED}
+    assert [r["draft_length"] for r in doc["validation"]["rows"]] == [1, 2, 4]
+    assert (tmp_path / "gamma_validation.json").is_file()
