@@ -12,7 +12,7 @@ import numpy as np
 from speedbench.quality.draft_plan import K_OF_INTEREST
 from speedbench.quality.equivalence import ALL
 from speedbench.quality.gamma import ASSUMPTIONS
-from speedbench.quality.gamma_model import (DRAFTED, STEPS, TIME, TOKENS, PointSample, cost_ratios, fit_cost_line,
+from speedbench.quality.gamma_model import (DRAFTED, STEPS, TIME, TOKENS, Curve, PointSample, cost_ratios, fit_cost_line,
                                             interval, model_curve, sample_points, tokens_per_step)
 from speedbench.quality.points import PointData, load_points
 from speedbench.quality.recommend import NOTES as RECOMMEND_NOTES, per_k, recommend
@@ -47,12 +47,11 @@ def _pct(pred: Optional[float], meas: Optional[float]) -> Optional[float]:
 
 
 def _validation_row(base: dict, k: int, on: list[PointSample], offs: list[PointSample],
-                    ratios: dict[int, np.ndarray], k_max: int) -> dict:
+                    ratios: dict[int, np.ndarray], in_sample: Optional[Curve]) -> dict:
     at_k = [s for s in on if s.k == k]
     t_meas = tokens_per_step(at_k)
     on_rate, off_rate = _decode_rate(at_k), _decode_rate(offs)
     s_meas = on_rate / off_rate if on_rate is not None and off_rate is not None else None
-    in_sample = model_curve(on, fit_cost_line(ratios), ALL, k_max)
     steps = sum(t[0, STEPS] for t in (s.total() for s in at_k) if t is not None)
     drafted = sum(t[0, DRAFTED] for t in (s.total() for s in at_k) if t is not None)
     row = {**base, "draft_length": k, "repeats": len(at_k), "decode_steps": int(steps),
@@ -111,10 +110,9 @@ def build_gamma(points: list[PointData]) -> tuple[dict, dict]:
         cost = fit_cost_line(ratios)
         measured = tuple(sorted({s.k for s in on}))
         k_max = max(K_OF_INTEREST[1], *measured)
-        val_rows += [_validation_row(base, k, on, offs[group], ratios, k_max) for k in measured]
-        cats = sorted({c for s in on for c in s.sums})
-        for cat in cats + [ALL]:
-            curve = model_curve(on, cost, cat, k_max)
+        curves = {cat: model_curve(on, cost, cat, k_max) for cat in sorted({c for s in on for c in s.sums}) + [ALL]}
+        val_rows += [_validation_row(base, k, on, offs[group], ratios, curves[ALL]) for k in measured]
+        for cat, curve in curves.items():
             if curve is None:
                 continue
             prompts = len({pid for s in on for c, ids in s.prompts.items() if cat in (ALL, c) for pid in ids})
