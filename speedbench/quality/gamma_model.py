@@ -1,8 +1,8 @@
 """The draft-length model over bootstrap replicates: tokens per step T(k), step cost r(k), speedup S(k).
 
-Every measured point's successful requests are resampled with replacement (per category, B times, fixed
-seed), so each figure comes as row 0 (all requests as measured) plus B replicates whose spread is its
-uncertainty: prompt-to-prompt variation in acceptance and in step time, carried through the fits.
+The prompts are resampled with replacement (B times, fixed seed, one draw shared by every point), so each
+figure comes as row 0 (all requests as measured) plus B replicates whose spread is its uncertainty:
+prompt-to-prompt variation in acceptance and in step time, carried through the fits.
 The model itself is stated in speedbench.quality.gamma (ASSUMPTIONS); here:
 
 * conditional acceptance per position pooled over every measured draft length of the setting (a shorter
@@ -19,7 +19,7 @@ from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
-from speedbench.load.records import OK
+from speedbench.load.records import OK, RequestRecord
 from speedbench.quality.decay import DecayFit, fit_decay, position_counts
 from speedbench.quality.equivalence import ALL
 from speedbench.quality.gamma import drafted_steps
@@ -46,15 +46,43 @@ class PointSample:
         return self.sums.get(category)
 
 
-def sample_point(p: PointData, rng: np.random.Generator, reps: int = BOOTSTRAP) -> PointSample:
-    """Per-request rows of a point, summed as measured and over ``reps`` resamples per category."""
+def _measured(p: PointData) -> list[RequestRecord]:
+    return [r for r in p.records if r.status == OK and not r.warmup and len(r.chunk_tokens) >= 2]
+
+
+def prompt_weights(points: Sequence[PointData], rng: np.random.Generator,
+                   reps: int = BOOTSTRAP) -> dict[str, np.ndarray]:
+    """prompt id -> (reps,) how often each replicate draws it; one draw shared by every point.
+
+    Prompts, not requests, are resampled, and the same draw is used at every point: the points measured the
+    same prompts, so a prediction at one k and the measurement at another stay paired (their difference has
+    its own, smaller, spread). Draws are stratified by category, keeping the design's category mix; the
+    categories with a single prompt form one stratum together (a stratum of one never varies).
+    """
+    category: dict[str, str] = {}
+    for p in points:
+        for r in _measured(p):
+            category.setdefault(r.prompt_id, r.category)
+    strata: dict[str, list[str]] = {}
+    for pid, cat in sorted(category.items()):
+        strata.setdefault(cat, []).append(pid)
+    singles = sorted(pid for ids in strata.values() if len(ids) == 1 for pid in ids)
+    groups = [ids for ids in strata.values() if len(ids) > 1] + ([singles] if singles else [])
+    out: dict[str, np.ndarray] = {}
+    for ids in groups:
+        draws = rng.multinomial(len(ids), np.full(len(ids), 1.0 / len(ids)), size=reps)  # (reps, len(ids))
+        out.update({pid: draws[:, i] for i, pid in enumerate(ids)})
+    return out
+
+
+def sample_point(p: PointData, weights: dict[str, np.ndarray]) -> PointSample:
+    """Per-request rows of a point, summed per category as measured and under each replicate's prompt draw."""
     k = int(p.draft_length or 0) if p.sd_on else None
     rows: dict[str, list[list[float]]] = {}
+    drawn: dict[str, list[np.ndarray]] = {}
     prompts: dict[str, set] = {}
     has_counters = True
-    for r in p.records:
-        if r.status != OK or r.warmup or len(r.chunk_tokens) < 2:
-            continue
+    for r in _measured(p):
         acc = [0.0] * (k or 0)
         drafts, drafted = 0, 0
         if p.sd_on:
@@ -68,19 +96,19 @@ def sample_point(p: PointData, rng: np.random.Generator, reps: int = BOOTSTRAP) 
         rows.setdefault(r.category, []).append(
             [len(r.chunk_tokens) - 1, r.chunk_tokens[-1] - r.chunk_tokens[0],
              (r.chunk_times_ns[-1] - r.chunk_times_ns[0]) * 1e-9, drafted, drafts] + acc)
+        drawn.setdefault(r.category, []).append(weights[r.prompt_id])
         prompts.setdefault(r.category, set()).add(r.prompt_id)
     out = PointSample(k, p.repeat, prompts=prompts, has_counters=has_counters)
     for cat, rs in sorted(rows.items()):
         x = np.asarray(rs, dtype=float)
-        n = len(x)
-        weights = rng.multinomial(n, np.full(n, 1.0 / n), size=reps)  # (reps, n): how often each request is drawn
-        out.sums[cat] = np.vstack([x.sum(axis=0, keepdims=True), weights @ x])
+        w = np.stack(drawn[cat], axis=1)                                 # (reps, requests)
+        out.sums[cat] = np.vstack([x.sum(axis=0, keepdims=True), w @ x])
     return out
 
 
-def sample_points(points: Iterable[PointData], reps: int = BOOTSTRAP, seed: int = SEED) -> list[PointSample]:
-    rng = np.random.default_rng(seed)
-    return [sample_point(p, rng, reps) for p in points]
+def sample_points(points: Sequence[PointData], reps: int = BOOTSTRAP, seed: int = SEED) -> list[PointSample]:
+    weights = prompt_weights(points, np.random.default_rng(seed), reps)
+    return [sample_point(p, weights) for p in points]
 
 
 # ---- the model, per replicate -----------------------------------------------------------------------
@@ -207,7 +235,8 @@ def model_curve(on: Sequence[PointSample], cost: Optional[CostLine], category: s
                   if cv is not None]
         if not tokens:
             return None
-        steps = sum(n[:, None] / cv.tokens_per_step for n, cv in tokens)
+        # a category absent from a replicate (its requests not drawn) adds no tokens and no steps
+        steps = sum(np.where(n[:, None] > 0, n[:, None] / cv.tokens_per_step, 0.0) for n, cv in tokens)
         return Curve(sum(n for n, _ in tokens)[:, None] / steps, cost_arr, None)
     fit, g = acceptance_fit(on, category), undrafted_share(on, category)
     if g is None:

@@ -20,8 +20,8 @@ NOTES = [
     "steps behind the category (no draft length is recommended from so little)",
     f"verdict '{WITHIN_NOISE}': the best draft length beats the runner-up (another k, or SD off at 1.0x) in "
     f"fewer than {BEATS:.0%} of bootstrap replicates; both are named",
-    "speedup_lo/hi: 5th-95th percentile of the modeled speedup over bootstrap replicates (requests resampled "
-    "per point and category; acceptance trend, undrafted share and step-cost line refitted on each)",
+    "speedup_lo/hi: 5th-95th percentile of the modeled speedup over bootstrap replicates (prompts resampled, "
+    "one draw shared by every point; acceptance trend, undrafted share and step-cost line refitted on each)",
     "extrapolated: the recommended k lies beyond the largest measured draft length (acceptance from the fitted "
     "trend, step cost from the line beyond its last point)",
 ]

@@ -4,7 +4,8 @@ import pytest
 from speedbench.quality.decay import fit_decay, position_counts
 from speedbench.quality.gamma import (conditional_from_cumulative, cumulative_from_conditional, drafted_steps,
                                       expected_tokens_drafted, expected_tokens_per_step, predict_tokens_per_step)
-from speedbench.quality.gamma_model import fit_cost_line, model_curve, sample_point, tokens_per_step
+from speedbench.quality.gamma_model import (fit_cost_line, model_curve, prompt_weights, sample_point,
+                                            tokens_per_step)
 from speedbench.quality.points import PointData
 from tests.conftest import make_record
 
@@ -67,7 +68,7 @@ def test_drafted_steps_and_model_reproduce_the_stream():
     assert drafted_steps(r) == 2
     point = PointData({"point_id": "ngram-k2-c1", "sd_method": "ngram", "draft_length": 2, "engine": "vllm",
                        "concurrency": 1}, [r, warm])
-    s = sample_point(point, np.random.default_rng(0), reps=3)
+    s = sample_point(point, prompt_weights([point], np.random.default_rng(0), reps=3))
     assert s.total()[0, :5].tolist() == pytest.approx([4, 5, 0.04, 2, 2])  # steps, tokens, time, drafted, drafts
     assert tokens_per_step([s])[0] == pytest.approx(1.25)
     # the model fed with these counters reproduces the stream: 0.5 * (1 + 0.5) + 0.5 = 1.25

