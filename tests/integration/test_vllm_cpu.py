@@ -163,8 +163,9 @@ def test_sd_off_and_on_give_the_same_greedy_tokens_at_equal_concurrency(sweep):
 def test_draft_length_model_predicts_the_held_out_k4_from_k1_and_k2(sweep):
     """The sweep's own gamma_validation.json: tok/step at k=4 predicted from k=1 and 2 only, then measured.
 
-    Tolerance: 2 bootstrap standard deviations of prediction and measurement combined (prompts resampled):
-    what this 11-prompt, 32-token measurement can resolve; both, and the paired spread, are printed. The speedup half is predicted and
+    Tolerance: 2 bootstrap standard deviations of (predicted - measured), prompts resampled with one draw
+    shared by every draft length: what this 11-prompt, 32-token measurement can resolve (measured 05:07 UTC:
+    error +2.2 % at c=1, +1.1 % at c=4, tolerance ~5 %); both are printed. The speedup half is predicted and
     its error recorded, never asserted: CPU step times on a shared machine are noise.
     """
     from speedbench.report.load import ReportData
@@ -178,8 +179,7 @@ def test_draft_length_model_predicts_the_held_out_k4_from_k1_and_k2(sweep):
               f"(sd {row['tokens_per_step_measured_sd']:.3f}), held-out prediction "
               f"{row['tokens_per_step_holdout']:.3f} [{row['tokens_per_step_holdout_lo']:.3f}, "
               f"{row['tokens_per_step_holdout_hi']:.3f}], error {row['tokens_per_step_holdout_error_pct']:+.1f}% "
-              f"(tolerance {row['tokens_per_step_holdout_tolerance']:.3f}, paired sd "
-              f"{row['tokens_per_step_holdout_error_sd_paired']:.3f}); speedup measured "
+              f"(tolerance {row['tokens_per_step_holdout_tolerance']:.3f}); speedup measured "
               f"{row['speedup_measured']:.2f}, predicted {row['speedup_holdout']:.2f} "
               f"({row['speedup_holdout_error_pct']:+.0f}%)")
         assert row["holdout_fit_draft_lengths"] == "1,2" and row["acceptance_trend_identifiable"] is True
