@@ -155,9 +155,19 @@ def flag_layer(flags: Mapping[str, Any], *, sd_spec: Optional[str] = None, draft
         flag = "--draft-lengths" if flags.get("draft_lengths") else "--draft-length"
         raise ConfigError(f"{flag} needs an SD-on setting; --sd {sd_spec} has none")
     if flags.get("draft_lengths"):
-        ks = parse_int_list(flags["draft_lengths"], "draft-length list")
         sds = layer.values.get("sd") or base_sd or [{"method": "off"}, {"method": "ngram"}]
-        layer.set("sd", expand_draft_lengths(sds, ks), "flag --draft-lengths")
+        if str(flags["draft_lengths"]).strip().lower() == "auto":
+            from speedbench.config import SDConfig
+            from speedbench.quality.draft_plan import describe, plan_draft_lengths
+
+            default_k = SDConfig.model_fields["num_speculative_tokens"].default
+            configured = sorted({int(s.get("num_speculative_tokens") or default_k) for s in sds
+                                 if s.get("method", "off") != "off"}) or [default_k]
+            ks, added = plan_draft_lengths(configured)
+            layer.set("sd", expand_draft_lengths(sds, ks), f"flag {describe(configured, added)}")
+        else:
+            ks = parse_int_list(flags["draft_lengths"], "draft-length list")
+            layer.set("sd", expand_draft_lengths(sds, ks), "flag --draft-lengths")
     return layer
 
 

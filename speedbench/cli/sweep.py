@@ -15,7 +15,7 @@ from speedbench.cli.options import config_options, resolve_from_flags
 @main.command()
 @config_options
 @click.option("--draft-lengths", help="Sweep draft lengths: every SD-on method once per k, e.g. 1,2,3,4,5 "
-              "(SD off runs once).")
+              "(SD off runs once); 'auto' adds the fewest k the draft-length model needs and says which.")
 @click.option("--repeats", type=int, help="Measure every point this many times (spread over repeats).")
 @click.option("--bertscore/--no-bertscore", default=None,
               help="Post-sweep quality: also BERTScore (loads torch; off by default to keep sweeps fast).")
@@ -43,10 +43,13 @@ def sweep(config_file, preset, dry_run, html_report, sd_spec, draft_length, draf
 
             cfg = BenchmarkConfig.from_dict(_stored_config(resume_dir))  # exactly what the sweep started with
         else:  # resuming with options: they change the stored config, so a mismatch names the changed field
-            cfg = resolve_from_flags(config_file, preset, sd_spec, draft_length,
-                                     {**flags, "draft_lengths": draft_lengths},
-                                     base=_stored_config(resume_dir) if resume_dir else None,
-                                     base_name=f"results folder {resume_dir}").config
+            resolved = resolve_from_flags(config_file, preset, sd_spec, draft_length,
+                                          {**flags, "draft_lengths": draft_lengths},
+                                          base=_stored_config(resume_dir) if resume_dir else None,
+                                          base_name=f"results folder {resume_dir}")
+            cfg = resolved.config
+            if str(draft_lengths).strip().lower() == "auto":
+                click.echo(f"speedbench: {resolved.origin('sd').removeprefix('flag ')}", err=True)
         from speedbench.runner import BenchmarkRunner
 
         runner = BenchmarkRunner(cfg)

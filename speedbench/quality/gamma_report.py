@@ -1,169 +1,152 @@
-"""recommendation.json (draft length per category and concurrency) and gamma_validation.json (model vs
-measurement per draft length) from a results folder's points and raw records."""
+"""recommendation.json (draft length per category and concurrency, with confidence) and gamma_validation.json
+(the model against measurement, in sample and on held-out draft lengths) from a results folder."""
 from __future__ import annotations
 
 import json
-import statistics
 from collections import defaultdict
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
+import numpy as np
+
+from speedbench.quality.draft_plan import K_OF_INTEREST
 from speedbench.quality.equivalence import ALL
-from speedbench.quality.gamma import (ASSUMPTIONS, CostFit, StepStats, expected_tokens_per_step, fit_cost_ratio,
-                                      merge_stats, predict_tokens_per_step, recommend, step_stats)
+from speedbench.quality.gamma import ASSUMPTIONS
+from speedbench.quality.gamma_model import (DRAFTED, STEPS, TIME, TOKENS, Curve, PointSample, cost_ratios,
+                                            fit_cost_line, interval, model_curve, sample_points, tokens_per_step)
 from speedbench.quality.points import PointData, load_points
+from speedbench.quality.recommend import NOTES as RECOMMEND_NOTES, per_k, recommend
 from speedbench.results import ResultsDir, atomic_write_text
 
 RECOMMENDATION_FILE = "recommendation.json"
 VALIDATION_FILE = "gamma_validation.json"
-TOLERANCE = 0.05  # predicted tokens per step must be within 5 % of measured
+HOLDOUT_Z = 2.0  # held-out tolerance: this many bootstrap standard deviations of (prediction - measurement)
 
 
-def _stats(p: PointData, category: str = ALL) -> StepStats:
-    recs = p.records if category == ALL else [r for r in p.records if r.category == category]
-    s = step_stats(recs, sd_on=p.sd_on)
-    c = p.point.get("counters")
-    if category == ALL and p.sd_on and c and c.get("drafts"):
-        # the server's global counter deltas over the measured requests are the reference acceptance figures;
-        # the drafted-step count stays from the per-request arrays when the engine gave them
-        g = s.with_counters(int(c["drafts"]), c.get("accepted_per_position") or [])
-        s = StepStats(g.requests, g.decode_steps, g.decode_tokens, g.decode_time_s,
-                      s.drafted_steps if s.drafted_steps is not None else g.drafted_steps, g.drafts,
-                      g.accepted_per_position)
-    return s
+def _decode_rate(samples: Sequence[PointSample]) -> Optional[np.ndarray]:
+    tot = [s.total() for s in samples if s.total() is not None]
+    if not tot:
+        return None
+    time = sum(t[:, TIME] for t in tot)
+    return np.where(time > 0, sum(t[:, TOKENS] for t in tot) / np.where(time > 0, time, 1.0), np.nan)
 
 
-def _rates(s: StepStats, k: int) -> list[float]:
-    a = list(s.cum_accept)
-    return (a + [0.0] * k)[:k]
+def _f(x: Optional[np.ndarray]) -> Optional[float]:
+    return float(x[0]) if x is not None and np.isfinite(x[0]) else None
 
 
-def _spread(xs: list[float]) -> dict:
-    xs = [x for x in xs if x is not None]
-    if not xs:
-        return {"mean": None, "std": None, "min": None, "max": None, "n": 0}
-    return {"mean": statistics.fmean(xs), "std": statistics.stdev(xs) if len(xs) > 1 else 0.0,
-            "min": min(xs), "max": max(xs), "n": len(xs)}
+def _sd(x: Optional[np.ndarray]) -> Optional[float]:
+    if x is None:
+        return None
+    reps = x[1:][np.isfinite(x[1:])]
+    return float(reps.std(ddof=1)) if reps.size > 1 else None
 
 
 def _pct(pred: Optional[float], meas: Optional[float]) -> Optional[float]:
     return (pred - meas) / meas * 100 if pred is not None and meas else None
 
 
+def _validation_row(base: dict, k: int, on: list[PointSample], offs: list[PointSample],
+                    ratios: dict[int, np.ndarray], in_sample: Optional[Curve]) -> dict:
+    at_k = [s for s in on if s.k == k]
+    t_meas = tokens_per_step(at_k)
+    on_rate, off_rate = _decode_rate(at_k), _decode_rate(offs)
+    s_meas = on_rate / off_rate if on_rate is not None and off_rate is not None else None
+    steps = sum(t[0, STEPS] for t in (s.total() for s in at_k) if t is not None)
+    drafted = sum(t[0, DRAFTED] for t in (s.total() for s in at_k) if t is not None)
+    row = {**base, "draft_length": k, "repeats": len(at_k), "decode_steps": int(steps),
+           "f_draft": drafted / steps if steps else None,
+           "tokens_per_step_measured": _f(t_meas), "tokens_per_step_measured_sd": _sd(t_meas),
+           "tokens_per_step_in_sample": _f(in_sample.tokens_per_step[:, k - 1]) if in_sample else None,
+           "speedup_measured": _f(s_meas), "speedup_measured_sd": _sd(s_meas),
+           "cost_ratio_measured": _f(ratios.get(k))}
+    fit_on = [s for s in on if s.k < k]
+    row["holdout_fit_draft_lengths"] = ",".join(map(str, sorted({s.k for s in fit_on}))) or None
+    held = model_curve(fit_on, fit_cost_line({kk: r for kk, r in ratios.items() if kk < k}), ALL, k) \
+        if fit_on else None
+    if held is None:
+        return row
+    t_pred = held.tokens_per_step[:, k - 1]
+    pred, meas = _f(t_pred), _f(t_meas)
+    # paired: every replicate draws the same prompts at every k, so prediction and measurement move together
+    # and the spread of their difference is what this prompt set can resolve (each alone varies far more)
+    tol = HOLDOUT_Z * (_sd(t_pred - t_meas) or 0.0)
+    lo, hi = interval(t_pred)
+    row.update({"tokens_per_step_holdout": pred, "tokens_per_step_holdout_lo": lo,
+                "tokens_per_step_holdout_hi": hi, "tokens_per_step_holdout_error_pct": _pct(pred, meas),
+                "tokens_per_step_holdout_tolerance": tol,
+                "holdout_within_tolerance": abs(pred - meas) <= tol if pred is not None and meas else None,
+                "acceptance_trend_identifiable": max(s.k for s in fit_on) >= 2})
+    if held.speedup is not None:
+        sp = _f(held.speedup[:, k - 1])
+        lo, hi = interval(held.speedup[:, k - 1])
+        row.update({"speedup_holdout": sp, "speedup_holdout_lo": lo, "speedup_holdout_hi": hi,
+                    "speedup_holdout_error_pct": _pct(sp, _f(s_meas))})
+    return row
+
+
 def build_gamma(points: list[PointData]) -> tuple[dict, dict]:
     """(recommendation, validation), both {"rows": [...], "notes": [...]}."""
-    off_by_group: dict[tuple, dict[int, PointData]] = defaultdict(dict)
-    on_by_key: dict[tuple, dict[int, dict[int, PointData]]] = defaultdict(lambda: defaultdict(dict))
+    points = [p for p in points if p.records]
+    samples = dict(zip((p.point_id for p in points), sample_points(points)))
+    offs: dict[tuple, list[PointSample]] = defaultdict(list)
+    ons: dict[tuple, list[PointSample]] = defaultdict(list)
     for p in points:
-        if not p.records:
-            continue
         if p.sd_on:
-            on_by_key[(p.group, p.point["sd_method"])][int(p.draft_length)][p.repeat] = p
+            ons[(p.group, p.point["sd_method"])].append(samples[p.point_id])
         else:
-            off_by_group[p.group][p.repeat] = p
-    rec_rows, val_rows, notes = [], [], list(ASSUMPTIONS)
-    for (group, method), by_k in sorted(on_by_key.items(), key=lambda kv: (str(kv[0][0]), kv[0][1])):
-        offs = off_by_group.get(group)
-        if not offs:
-            notes.append(f"{method} at {group}: no SD-off point at this concurrency, no model")
-            continue
-        off_first = offs[min(offs)]
-
-        def off_for(rep: int) -> PointData:
-            return offs.get(rep, off_first)
-
-        # measured cost ratio ITL_on(k)/ITL_off per repeat (paired with the SD-off point of the same repeat)
-        ratios: dict[int, list[float]] = {}
-        speedups: dict[int, list[float]] = {}
-        e2e_speedups: dict[int, list[float]] = {}
-        for k, reps in by_k.items():
-            for rep, p in reps.items():
-                on, off = _stats(p), _stats(off_for(rep))
-                if on.itl_s and off.itl_s:
-                    ratios.setdefault(k, []).append(on.itl_s / off.itl_s)
-                if on.decode_tps and off.decode_tps:
-                    speedups.setdefault(k, []).append(on.decode_tps / off.decode_tps)
-                o_tps = off_for(rep).point.get("output_tps")
-                if o_tps:
-                    e2e_speedups.setdefault(k, []).append(p.point["output_tps"] / o_tps)
-        mean_ratio = {k: statistics.fmean(v) for k, v in ratios.items()}
-        cost = fit_cost_ratio(list(mean_ratio), list(mean_ratio.values()))
-        k_max = max(by_k)
-        kmax_all = merge_stats(_stats(p) for p in by_k[k_max].values())
-        a_max, f_max = _rates(kmax_all, k_max), kmax_all.f_draft
+            offs[p.group].append(samples[p.point_id])
+    rec_rows, val_rows, notes = [], [], []
+    for (group, method), on in sorted(ons.items(), key=lambda kv: (str(kv[0][0]), kv[0][1])):
         engine, isl, conc = group
-        base = {"engine": engine, "isl": isl, "concurrency": conc, "sd_method": method}
-
-        for k in sorted(by_k):
-            reps = by_k[k]
-            per_rep = [_stats(p) for p in reps.values()]
-            pooled = merge_stats(per_rep)
-            meas_tps = pooled.tokens_per_step
-            own = (expected_tokens_per_step(_rates(pooled, k), k, pooled.f_draft)
-                   if pooled.f_draft is not None else None)
-            pred, f_pred = predict_tokens_per_step(a_max, k_max, f_max, k) if f_max is not None else (None, None)
-            others = {kk: r for kk, r in mean_ratio.items() if kk != k}
-            loo: Optional[CostFit] = fit_cost_ratio(list(others), list(others.values())) if others else None
-            r_loo = loo.ratio(k) if loo else None
-            sp = _spread(speedups.get(k, []))
-            pred_sp = pred / mean_ratio[k] if pred is not None and k in mean_ratio else None
-            pred_sp_loo = pred / r_loo if pred is not None and r_loo and r_loo > 0 else None
-            val_rows.append({
-                **base, "draft_length": k, "repeats": len(reps), "decode_steps": pooled.decode_steps,
-                "f_draft": pooled.f_draft, "f_draft_predicted": f_pred,
-                "tokens_per_step_measured": meas_tps,
-                "tokens_per_step_measured_std": _spread([s.tokens_per_step for s in per_rep])["std"],
-                "tokens_per_step_own_counters": own,
-                "tokens_per_step_predicted": pred,
-                "prediction_basis": ("fitted: k_max's own rates (in-sample)" if k == k_max
-                                     else f"predicted from k={k_max} per-position rates and undrafted-token share"),
-                "tokens_per_step_error_pct": _pct(pred, meas_tps),
-                "within_5pct": (abs(pred - meas_tps) <= TOLERANCE * meas_tps) if pred and meas_tps else None,
-                "cost_ratio_measured": mean_ratio.get(k),
-                "cost_ratio_loo": r_loo,
-                "speedup_measured": sp["mean"], "speedup_measured_std": sp["std"],
-                "speedup_measured_min": sp["min"], "speedup_measured_max": sp["max"],
-                "output_tps_speedup_measured": _spread(e2e_speedups.get(k, []))["mean"],
-                "speedup_predicted": pred_sp, "speedup_error_pct": _pct(pred_sp, sp["mean"]),
-                "speedup_predicted_loo": pred_sp_loo, "speedup_loo_error_pct": _pct(pred_sp_loo, sp["mean"]),
-            })
-
-        if cost is None:
-            notes.append(f"{method} at {group}: no step-time measurements, no recommendation")
+        where = f"{method} at concurrency {conc}" + (f", ISL {isl}" if isl is not None else "")
+        if not offs.get(group):
+            notes.append(f"{where}: no SD-off point at this concurrency, no model")
             continue
-        cats = sorted({r.category for p in by_k[k_max].values() for r in p.records})
-        for cat in cats + [ALL]:
-            s = kmax_all if cat == ALL else merge_stats(_stats(p, cat) for p in by_k[k_max].values())
-            if s.f_draft is None or not s.decode_steps:
+        if not all(s.has_counters for s in on):
+            notes.append(f"{where}: requests without their own SD counters, no model (per-category acceptance "
+                         "needs per-request counters; the server's global counters are not mixed in)")
+            continue
+        base = {"engine": engine, "isl": isl, "concurrency": conc, "sd_method": method}
+        ratios = cost_ratios(on, offs[group])
+        cost = fit_cost_line(ratios)
+        measured = tuple(sorted({s.k for s in on}))
+        k_max = max(K_OF_INTEREST[1], *measured)
+        curves = {cat: model_curve(on, cost, cat, k_max) for cat in sorted({c for s in on for c in s.sums}) + [ALL]}
+        val_rows += [_validation_row(base, k, on, offs[group], ratios, curves[ALL]) for k in measured]
+        for cat, curve in curves.items():
+            if curve is None:
                 continue
-            best, cands = recommend(_rates(s, k_max), s.f_draft, cost)
-            top = next((c for c in cands if c.k == best), None)
-            row = {**base, "category": cat, "recommended_draft_length": best if best else "off",
-                   "expected_speedup": top.speedup if top else 1.0,
-                   "expected_tokens_per_step": top.tokens_per_step if top else 1.0,
-                   "f_draft": s.f_draft, "acceptance_a1": _rates(s, k_max)[0] if k_max else None,
-                   "rates_from_k": k_max, "cost_fit_ks": ",".join(map(str, cost.ks)),
-                   "cost_fit_slope": cost.slope, "cost_fit_clamped": cost.clamped}
-            row.update({f"speedup_k{c.k}": c.speedup for c in cands})
+            prompts = len({pid for s in on for c, ids in s.prompts.items() if cat in (ALL, c) for pid in ids})
+            drafted = int(sum(t[0, DRAFTED] for t in (s.total(cat) for s in on) if t is not None))
+            row = {**base, "category": cat, "measured_draft_lengths": ",".join(map(str, measured)),
+                   **recommend(curve, prompts, drafted, measured),
+                   "cost_fit_draft_lengths": ",".join(map(str, cost.ks)) if cost else None,
+                   "cost_slope_per_k": float(cost.slope[0]) if cost else None,
+                   "cost_fit_clamped": cost.clamped if cost else None, **per_k(curve)}
             rec_rows.append(row)
-    notes += [
+    rec_notes = notes + list(ASSUMPTIONS) + RECOMMEND_NOTES + [
         "recommended_draft_length 'off' = no draft length is modeled to beat SD off",
-        "per-category figures use that category's acceptance rates and f_draft with the concurrency's pooled "
+        "every row, 'all' included, is built from the per-request SD counters and per-request decode steps of "
+        "its requests ('all' pools every category's requests): one source, never mixed with the server's "
+        "global counters",
+        "per-category figures use that category's acceptance and undrafted share with the concurrency's pooled "
         "step cost (step cost is taken as independent of the prompt's category)",
-        "cost ratios beyond the measured draft lengths are extrapolations of the fitted line",
+        f"speedup_kN: modeled speedup at draft length N, N = 1..max({K_OF_INTEREST[1]}, largest measured)",
     ]
-    val_notes = list(ASSUMPTIONS) + [
+    val_notes = notes + list(ASSUMPTIONS) + [
         "tokens_per_step_measured: streamed decode tokens / decode steps (first chunk = prefill excluded), "
-        "pooled over repeats; *_std is the spread over repeats",
-        "tokens_per_step_own_counters: the model fed with this k's own counters (a consistency check, not a "
-        "prediction)",
-        "speedup_measured: decode-rate ratio SD-on/SD-off (tokens after the first / decode time), paired by "
-        "repeat; mean, std, min, max over repeats",
-        "speedup_predicted = predicted tokens/step / measured cost ratio at this k; speedup_predicted_loo uses "
-        "the cost line fitted on the other draft lengths only (out of sample)",
-        f"within_5pct: |predicted - measured| <= {TOLERANCE:.0%} of measured tokens per step",
+        "repeats pooled; *_sd: bootstrap standard deviation (requests resampled)",
+        "speedup_measured: decode-rate ratio SD-on/SD-off (tokens after the first / decode time), pooled",
+        "tokens_per_step_in_sample: the model fitted on every measured draft length (a consistency check)",
+        "*_holdout: the model fitted only on the smaller measured draft lengths (holdout_fit_draft_lengths), "
+        "predicting this one: the test of the acceptance extrapolation and of the step-cost line; "
+        "_lo/_hi = 5th-95th bootstrap percentile",
+        f"holdout_within_tolerance: |predicted - measured| tokens/step <= tokens_per_step_holdout_tolerance = "
+        f"{HOLDOUT_Z:g} x the bootstrap standard deviation of (predicted - measured); prompts are resampled with "
+        "one draw shared by every draft length, so prediction and measurement stay paired",
     ]
-    return {"rows": rec_rows, "notes": notes}, {"rows": val_rows, "notes": val_notes}
+    return {"rows": rec_rows, "notes": rec_notes}, {"rows": val_rows, "notes": val_notes}
 
 
 def write_gamma(path: str | Path) -> tuple[dict, dict]:

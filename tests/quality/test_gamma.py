@@ -1,8 +1,12 @@
+import numpy as np
 import pytest
 
-from speedbench.quality.gamma import (conditional_from_cumulative, cumulative_from_conditional,
-                                      expected_tokens_drafted, expected_tokens_per_step, fit_cost_ratio, merge_stats,
-                                      predict_tokens_per_step, recommend, step_stats)
+from speedbench.quality.decay import fit_decay, position_counts
+from speedbench.quality.gamma import (conditional_from_cumulative, cumulative_from_conditional, drafted_steps,
+                                      expected_tokens_drafted, expected_tokens_per_step, predict_tokens_per_step)
+from speedbench.quality.gamma_model import (fit_cost_line, model_curve, prompt_weights, sample_point,
+                                            tokens_per_step)
+from speedbench.quality.points import PointData
 from tests.conftest import make_record
 
 
@@ -26,48 +30,49 @@ def test_steps_without_draft_emit_one_token():
     assert expected_tokens_per_step(a, 3, 0.25) == pytest.approx(1.35)
 
 
-def test_cost_fit_line_and_constant():
-    fit = fit_cost_ratio([1, 2, 4], [1.2, 1.4, 1.8])
-    assert fit.ratio(3) == pytest.approx(1.6) and fit.slope == pytest.approx(0.2)
-    one = fit_cost_ratio([3], [1.5])
-    assert one.ratio(1) == one.ratio(7) == 1.5
-    assert fit_cost_ratio([], []) is None
-    falling = fit_cost_ratio([1, 2, 3], [1.3, 1.1, 0.9])  # noise: more verification cannot be cheaper
-    assert falling.clamped and falling.slope == 0.0 and falling.ratio(5) == pytest.approx(1.1)
+def test_cost_line_needs_two_draft_lengths_and_never_falls():
+    one = lambda v: np.array([v])  # noqa: E731  (one replicate)
+    fit = fit_cost_line({1: one(1.2), 2: one(1.4), 4: one(1.8)})
+    assert fit.ratio(4)[0] == pytest.approx([1.2, 1.4, 1.6, 1.8]) and fit.slope[0] == pytest.approx(0.2)
+    assert fit_cost_line({3: one(1.5)}) is None     # one k: the cost at any other k is unknown
+    falling = fit_cost_line({1: one(1.3), 2: one(1.1), 3: one(0.9)})  # more verification cannot be cheaper
+    assert falling.clamped and falling.slope[0] == 0.0 and falling.ratio(5)[0] == pytest.approx([1.1] * 5)
 
 
-def test_recommend_picks_the_k_that_maximizes_modeled_speedup():
-    a = [0.9, 0.6, 0.3, 0.1, 0.02]
-    cost = fit_cost_ratio([1, 5], [1.1, 1.5])   # r(k) = 1.0 + 0.1 k
-    best, cands = recommend(a, 0.8, cost)
-    speedups = {c.k: c.speedup for c in cands}
-    expected = {k: predict_tokens_per_step(a, 5, 0.8, k)[0] / (1.0 + 0.1 * k) for k in range(1, 6)}
-    assert speedups == pytest.approx(expected)
-    assert best == max(expected, key=expected.get)
-    assert 1 < best < 5  # an interior optimum: acceptance decays while cost keeps growing
+def test_decay_fit_recovers_a_logistic_trend_and_extrapolates():
+    # counts drawn exactly from logit p_j = 1.0 - 0.8 (j - 1) over 3 measured positions, 10^5 drafts
+    p = 1 / (1 + np.exp(-(1.0 - 0.8 * np.arange(3))))
+    n = 100_000 * np.concatenate([[1.0], np.cumprod(p)])
+    trials, succ = position_counts(n[:1], n[None, 1:])
+    fit = fit_decay(trials, succ)
+    assert fit.trend_identifiable
+    assert fit.alpha[0] == pytest.approx(1.0, abs=0.01) and fit.beta[0] == pytest.approx(-0.8, abs=0.01)
+    cond = fit.conditional(6)[0]
+    assert cond[:3] == pytest.approx(p)                                   # measured where measured
+    assert cond[3:] == pytest.approx(1 / (1 + np.exp(-(1.0 - 0.8 * np.arange(3, 6)))), rel=0.02)  # the trend
+    assert fit.cumulative(6)[0] == pytest.approx(np.cumprod(cond))
 
 
-def test_recommend_says_off_when_nothing_beats_sd_off():
-    best, cands = recommend([0.1, 0.01], 0.1, fit_cost_ratio([1, 2], [1.5, 1.7]))
-    assert best == 0 and all(c.speedup < 1 for c in cands)
+def test_decay_with_one_position_holds_acceptance_constant():
+    fit = fit_decay(np.array([[200.0]]), np.array([[150.0]]))
+    assert not fit.trend_identifiable and fit.beta[0] == 0.0
+    assert fit.conditional(3)[0] == pytest.approx([0.75, 150.5 / 201, 150.5 / 201], rel=1e-6)
 
 
-def test_step_stats_counts_drafted_steps_and_decode_tokens():
+def test_drafted_steps_and_model_reproduce_the_stream():
     # 5 chunks = prefill + 4 decode steps; 2 steps drafted (server per-step arrays), 1 accepted at pos 1
     r = make_record(chunk_tokens=(1, 2, 4, 5, 6), chunk_gap_ms=10.0, sd_per_step_drafted=[2, 2],
                     sd_per_step_accepted=[1, 0],
                     sd={"drafts": 2, "draft_tokens": 4, "accepted_tokens": 1, "accepted_per_position": [1, 0]})
     warm = make_record(chunk_tokens=(1, 2), warmup=True)
-    s = step_stats([r, warm])
-    assert (s.requests, s.decode_steps, s.decode_tokens, s.drafted_steps) == (1, 4, 5, 2)
-    assert s.f_draft == 0.5 and s.cum_accept == (0.5, 0.0)
-    assert s.itl_s == pytest.approx(0.010) and s.tokens_per_step == pytest.approx(1.25)
+    assert drafted_steps(r) == 2
+    point = PointData({"point_id": "ngram-k2-c1", "sd_method": "ngram", "draft_length": 2, "engine": "vllm",
+                       "concurrency": 1}, [r, warm])
+    s = sample_point(point, prompt_weights([point], np.random.default_rng(0), reps=3))
+    assert s.total()[0, :5].tolist() == pytest.approx([4, 5, 0.04, 2, 2])  # steps, tokens, time, drafted, drafts
+    assert tokens_per_step([s])[0] == pytest.approx(1.25)
     # the model fed with these counters reproduces the stream: 0.5 * (1 + 0.5) + 0.5 = 1.25
-    assert expected_tokens_per_step(s.cum_accept, 2, s.f_draft) == pytest.approx(s.tokens_per_step)
-    both = merge_stats([s, s])
-    assert (both.decode_steps, both.drafted_steps, both.accepted_per_position) == (8, 4, (2, 0))
-    off = step_stats([make_record(chunk_tokens=(1, 2, 3))], sd_on=False)
-    assert off.f_draft == 0.0 and off.drafts == 0
+    assert model_curve([s], None, "QA", 2).tokens_per_step[0, 1] == pytest.approx(1.25, rel=0.02)
 
 
 def test_undrafted_token_share_carries_f_draft_across_draft_lengths():
