@@ -4,8 +4,7 @@ One module-scoped sweep (SD off and n-gram k=1, 2, 4, concurrency 1 and 4, 11 pr
 run through BenchmarkRunner's own launch path; while each server is up, the test asks it to tokenize and
 detokenize our prompts. 7 of the 11 prompts are MT-Bench conversations with a second turn, sent with the
 model's own first reply in context (18 requests per point). Never asserts a speedup: CPU timing here is
-noisy. k=1 and 2 fit the
-draft-length model, k=4 is held out to test its prediction.
+noisy. k=1 and 2 fit the draft-length model, k=4 is held out to test its prediction.
 """
 from __future__ import annotations
 
