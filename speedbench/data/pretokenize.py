@@ -22,7 +22,7 @@ from speedbench.data.prompts import Prompt
 from speedbench.data.promptset import PromptSet, TokenizedPrompt, ids_digest, read_prompt_set, write_prompt_set
 from speedbench.data.tokenization import (
     apply_bos, build_exact_isl, chat_template, chat_template_from_files, encode, encode_batch, load_tokenizer,
-    render_text, template_wrapper, tokenizer_files_digest,
+    own_padding, render_text, template_wrapper, tokenizer_files_digest,
 )
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,10 @@ def fingerprint_spec(cfg: DataConfig, tokenizer_path: str, spec: Optional[splits
 
 
 def fingerprint(cfg: DataConfig, tokenizer_path: str, spec: Optional[splits.SplitSpec] = None) -> str:
-    blob = json.dumps(fingerprint_spec(cfg, tokenizer_path, spec), sort_keys=True)
+    fp_spec = fingerprint_spec(cfg, tokenizer_path, spec)
+    if cfg.isl and fp_spec["split_kind"] != "throughput":
+        fp_spec["isl_padding"] = "own-slice"  # padded ids changed when shared padding was dropped
+    blob = json.dumps(fp_spec, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -124,12 +127,18 @@ def _text_prompts(cfg: DataConfig, spec: splits.SplitSpec, tokenizer, use_templa
     meta["turns_used"] = "first user turn"  # later turns need the model's own replies
     firsts = [p.turns[0] for p in prompts]
     if cfg.isl:
+        if not (cfg.pad_to_isl or (spec.config or "").startswith("throughput")):
+            raise ConfigError(f"--isl with split {cfg.split!r} would pad its prompts to {cfg.isl} tokens; an ISL "
+                              "means the throughput split (drop --split), or opt in with data.pad_to_isl: true")
         wrapper = template_wrapper(tokenizer, use_template, bos_id, cfg.bos)
         bodies = encode_batch(tokenizer, firsts)
-        filler = encode(tokenizer, filler_text(prompts)) if any(len(b) < cfg.isl for b in bodies) else []
+        budget = cfg.isl - wrapper.overhead
+        filler = encode(tokenizer, filler_text(prompts)) if any(len(b) < budget for b in bodies) else []
         sep = encode(tokenizer, "\n\n")
-        built = [build_exact_isl(wrapper, b, filler, sep, cfg.isl) for b in bodies]
-        meta["isl_rule"] = "template prefix + body (+ split's own text as padding) cut to ISL + template suffix"
+        pads = own_padding(bodies, filler, sep, budget)
+        built = [build_exact_isl(wrapper, b, pad, sep, cfg.isl) for b, pad in zip(bodies, pads)]
+        meta["isl_rule"] = ("template prefix + body (+ its own slice of the split's text as padding, shared with "
+                            "no other prompt) cut to ISL + template suffix")
     else:
         texts = [render_text(tokenizer, t, use_template) for t in firsts]
         built = [(apply_bos(ids, bos_id, cfg.bos), False, False) for ids in encode_batch(tokenizer, texts)]
