@@ -20,6 +20,7 @@ from speedbench.env_info import engine_python_versions, harness_versions, machin
 from speedbench.guard import PointGuard
 from speedbench.load.client import LoadPlan, run_async
 from speedbench.load.records import RequestRecord
+from speedbench.load.schedule import PromptBudget, prompt_budget
 from speedbench.measure import measure_point
 from speedbench.metrics.category import category_acceptance
 from speedbench.metrics.summary import PointSummary, speedup_rows, summarize_point
@@ -103,11 +104,22 @@ class BenchmarkRunner:
     def points(self) -> list[tuple[SDConfig, int]]:
         return [(sd, c) for sd in self.config.sd for c in self.config.load.concurrency]
 
+    def prompt_budget(self, concurrency: int, num_prompts: int) -> PromptBudget:
+        """The point's warm-up and measured requests; ConfigError when it would have to repeat prompts."""
+        lc = self.config.load
+        warm = concurrency if lc.warmup_requests is None else lc.warmup_requests
+        try:
+            return prompt_budget(num_prompts, concurrency, warm, lc.requests_per_point,
+                                 allow_repeats=lc.allow_repeats, by_duration=lc.duration_s is not None,
+                                 closed_loop=lc.mode == "closed")
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+
     def load_plan(self, concurrency: int, num_prompts: int) -> LoadPlan:
         lc = self.config.load
-        n = lc.requests_per_point or max(num_prompts, 2 * concurrency)
-        warm = concurrency if lc.warmup_requests is None else lc.warmup_requests
-        return LoadPlan(concurrency=concurrency, num_requests=n, warmup_requests=warm, max_tokens=lc.output_len,
+        b = self.prompt_budget(concurrency, num_prompts)
+        return LoadPlan(concurrency=concurrency, num_requests=b.measured, warmup_requests=b.warmup,
+                        warmup_pool=b.warmup_pool, max_tokens=lc.output_len, fixed_length=lc.fixed_length,
                         request_timeout_s=lc.request_timeout_s, mode=lc.mode, request_rate=lc.request_rate,
                         arrival=lc.arrival, duration_s=lc.duration_s, cooldown=lc.cooldown,
                         shuffle=lc.shuffle_prompts, seed=lc.seed, workers=lc.client_workers,
@@ -121,6 +133,8 @@ class BenchmarkRunner:
         self.validate()
         prompts = prepare_prompts(cfg.data, self.tokenizer_path())
         self.check_prompts_fit(prompts)
+        for c in cfg.load.concurrency:  # refused up front: never a repeated prompt found half-way through a sweep
+            self.prompt_budget(c, len(prompts.prompts))
         self._prompt_lens = [p.num_tokens for p in prompts.prompts]  # attach mode checks them per server
         if cfg.engine.endpoint:  # unreachable or too small: one clear line, before a results folder exists
             self._check_endpoint(cfg.engine.endpoint)

@@ -48,8 +48,10 @@ class EngineAdapter(abc.ABC):
 
     # ---- requests and streams ---------------------------------------------------------------------
     @abc.abstractmethod
-    def build_request(self, token_ids: list[int], max_tokens: int) -> tuple[str, dict]:
-        """(path, JSON body) of one streaming, greedy, fixed-length request with token-id input."""
+    def build_request(self, token_ids: list[int], max_tokens: int, fixed_length: bool = False) -> tuple[str, dict]:
+        """(path, JSON body) of one streaming, greedy request with token-id input: it stops at EOS under the
+        ``max_tokens`` cap (SPEED-Bench's natural length), or with ``fixed_length`` ignores EOS and generates
+        exactly ``max_tokens``."""
 
     @abc.abstractmethod
     def on_event(self, event: dict, rec: "RequestRecord", t_ns: int, sent_ids: list[int]) -> None:

@@ -97,6 +97,8 @@ class SGLangAdapter(EngineAdapter):
                 "--max-running-requests", str(max_concurrency),
                 "--enable-metrics",
                 "--stream-interval", "1"]  # one SSE event per decode step: chunk sizes = tokens per step
+        if not c.prefix_caching:  # SGLang's radix (prefix) cache is on unless disabled
+            argv.append("--disable-radix-cache")
         if c.data_parallel_size > 1:
             argv += ["--dp-size", str(c.data_parallel_size)]
         if c.expert_parallel_size > 1:
@@ -107,13 +109,12 @@ class SGLangAdapter(EngineAdapter):
             raise ConfigError("engine 'sglang' does not support SD method 'ngram' with data_parallel_size > 1")
         return argv + speculative_args(sd) + list(c.extra_args)
 
-    def build_request(self, token_ids: list[int], max_tokens: int) -> tuple[str, dict]:
-        # SGLang's defaults are temperature 1.0 and stop at EOS: both overridden
-        return "/generate", {
-            "input_ids": token_ids,
-            "sampling_params": {"max_new_tokens": max_tokens, "temperature": 0.0, "ignore_eos": True},
-            "stream": True,
-        }
+    def build_request(self, token_ids: list[int], max_tokens: int, fixed_length: bool = False) -> tuple[str, dict]:
+        # SGLang's default temperature is 1.0: overridden; it stops at EOS unless told to ignore it
+        sampling: dict = {"max_new_tokens": max_tokens, "temperature": 0.0}
+        if fixed_length:
+            sampling["ignore_eos"] = True
+        return "/generate", {"input_ids": token_ids, "sampling_params": sampling, "stream": True}
 
     def on_event(self, event: dict, rec: "RequestRecord", t_ns: int, sent_ids: list[int]) -> None:
         meta = event.get("meta_info") or {}

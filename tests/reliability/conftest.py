@@ -54,15 +54,16 @@ def prompt_cache(tmp_path_factory) -> Path:
 
 def sweep_config(tmp_path: Path, tokenizer: Path, model: Path, cache: Path, *, server_args=(),
                  concurrency=(1, 4), sd=("off", "ngram"), requests=12, **load) -> dict:
-    """A small fake-engine sweep: 11 prompts, 16 output tokens, short timeouts."""
+    """A small fake-engine sweep: 11 prompts (the default split), 16 output tokens, short timeouts; points send
+    more requests than there are prompts (allow_repeats), as fault tests need load more than distinct prompts."""
     return {
         "engine": {"name": "fake", "model": str(model), "python": sys.executable, "startup_timeout_s": 20,
                    "extra_args": [str(a) for a in server_args]},
         "sd": [{"method": m} if m == "off" else {"method": m, "num_speculative_tokens": 3} for m in sd],
-        "data": {"split": "qualitative-mini", "prompts_per_category": 1, "tokenizer": str(tokenizer),
+        "data": {"prompts_per_category": 1, "tokenizer": str(tokenizer),
                  "cache_dir": str(cache)},
         "load": {"concurrency": list(concurrency), "output_len": 16, "requests_per_point": requests,
-                 "warmup_requests": 2, "stream_idle_timeout_s": 2, "request_timeout_s": 20, **load},
+                 "warmup_requests": 2, "allow_repeats": True, "stream_idle_timeout_s": 2, "request_timeout_s": 20, **load},
         "output_dir": str(tmp_path / "results"),
     }
 
