@@ -372,6 +372,9 @@ class BenchmarkRunner:
             "harness": harness_versions(),
             "engine": {"name": self.adapter.name, "attached": bool(cfg.engine.endpoint),
                        "versions": {} if cfg.engine.endpoint else engine_python_versions(cfg.engine.python)},
+            # what a speedup compares besides SD itself (unknown for a server someone else started)
+            "launch_differences": {} if cfg.engine.endpoint else {
+                sd.label: self.adapter.launch_differences(sd) for sd in cfg.sd if sd.enabled},
             "points_planned": [point_name(sd, c, r, cfg.load.repeats) for sd, c in self.points()
                                for r in range(1, cfg.load.repeats + 1)],
         }

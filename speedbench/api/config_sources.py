@@ -47,6 +47,8 @@ FLAG_PATHS: dict[str, tuple[str, str]] = {
     "requests_per_point": ("load.requests_per_point", "--requests-per-point"),
     "output_dir": ("output_dir", "--output-dir"), "name": ("name", "--name"),
     "repeats": ("load.repeats", "--repeats"), "bertscore": ("quality.bertscore", "--bertscore"),
+    "fixed_length": ("load.fixed_length", "--fixed-length"), "allow_repeats": ("load.allow_repeats", "--allow-repeats"),
+    "prefix_caching": ("engine.prefix_caching", "--prefix-caching"), "pad_to_isl": ("data.pad_to_isl", "--pad-to-isl"),
 }
 
 

@@ -87,10 +87,12 @@ def _finish(result, cfg) -> None:
     from speedbench.report.table import render_terminal
     from speedbench.results import ResultsDir
 
+    from speedbench.report.conditions import output_rule
+
     rd = ResultsDir(result.results_dir)
     rows = rd.summary_rows()
     if rows:
-        render_terminal(rows, title=str(result.results_dir))
+        render_terminal(rows, title=f"{result.results_dir}; output: {output_rule(cfg.model_dump(mode='json'))}")
     points = rd.points()
     ended = {p["point_id"] for p in points}
     missing = [p for p in rd.manifest().get("points_planned", []) if p not in ended]
@@ -117,6 +119,9 @@ def server_commands(cfg, adapter=None) -> str:
         out.append(f"# {sd.label}")
         for path, text in files.items():
             out.append(f"# file {path}:\n" + "\n".join(f"#   {line}" for line in text.rstrip().splitlines()))
+        for d in adapter.launch_differences(sd):
+            out.append(f"# differs from SD off besides SD: {d['setting']} {d['sd_off']} -> {d['sd_on']} "
+                       f"(set by {d['set_by']}: {d['why']})")
         out.append(shlex.join(argv))
     return "\n".join(out)
 

@@ -37,6 +37,12 @@ class EngineAdapter(abc.ABC):
         """Files the launch argv refers to (path -> content), e.g. an engine config file; written by launch_argv."""
         return {}
 
+    def launch_differences(self, sd: SDConfig) -> list[dict]:
+        """Every server setting in which this SD-on launch differs from the SD-off one besides SD itself:
+        ``{"setting", "sd_off", "sd_on", "set_by": "speedbench" | "engine", "why"}`` (recorded in the manifest
+        and the report, next to the speedup it may bias)."""
+        return []
+
     def launch_env(self, sd: SDConfig) -> dict[str, str]:
         return dict(self.cfg.env)
 

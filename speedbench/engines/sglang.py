@@ -109,6 +109,16 @@ class SGLangAdapter(EngineAdapter):
             raise ConfigError("engine 'sglang' does not support SD method 'ngram' with data_parallel_size > 1")
         return argv + speculative_args(sd) + list(c.extra_args)
 
+    def launch_differences(self, sd: SDConfig) -> list[dict]:
+        """SGLang's server_args turn its overlap scheduler off for SD (EAGLE/EAGLE3/STANDALONE unless
+        SGLANG_ENABLE_SPEC_V2 in versions that have it; always for NGRAM, which also drops mixed chunked
+        prefill, off in both launches here anyway)."""
+        if not sd.enabled:
+            return []
+        when = "always for NGRAM" if sd.method == "ngram" else "unless SGLANG_ENABLE_SPEC_V2 (where supported)"
+        return [{"setting": "overlap scheduler", "sd_off": "on", "sd_on": "off", "set_by": "engine",
+                 "why": f"SGLang disables it for speculative decoding ({when}); the SD-off baseline keeps it"}]
+
     def build_request(self, token_ids: list[int], max_tokens: int, fixed_length: bool = False) -> tuple[str, dict]:
         # SGLang's default temperature is 1.0: overridden; it stops at EOS unless told to ignore it
         sampling: dict = {"max_new_tokens": max_tokens, "temperature": 0.0}

@@ -123,6 +123,13 @@ class TRTLLMAdapter(EngineAdapter):
             argv += ["--ep_size", str(c.expert_parallel_size)]
         return argv + ["--extra_llm_api_options", next(iter(files))] + list(c.extra_args)
 
+    def launch_differences(self, sd: SDConfig) -> list[dict]:
+        if not (sd.enabled and sd.method in ("ngram", "draft_model")):
+            return []
+        return [{"setting": "disable_overlap_scheduler", "sd_off": "false", "sd_on": "true", "set_by": "speedbench",
+                 "why": "TRT-LLM runs n-gram and draft-model SD without the overlap scheduler; the SD-off "
+                        "baseline keeps it, as production would"}]
+
     # ---- requests -----------------------------------------------------------------------------------
     def build_request(self, token_ids: list[int], max_tokens: int, fixed_length: bool = False) -> tuple[str, dict]:
         body = {

