@@ -28,10 +28,12 @@ EXTRA        ?=
 LAUNCHER     ?=
 IMAGE        ?=
 GPU_HOUR_USD ?=
-# qualitative: SPEED-Bench's qualitative run (all categories, natural length, concurrency 32)
+# qualitative: SPEED-Bench's qualitative run (all categories, concurrency 32); every request stops at EOS under
+# the output cap (4096 unless OUTPUT_LEN), as SPEED-Bench runs it; EXTRA=--fixed-length forces the cap instead
 QUALITATIVE_SPLIT       ?= qualitative-mini
 QUALITATIVE_CONCURRENCY ?= 32
-# throughput: one sweep per ISL bucket over SPEED-Bench's concurrency grid
+# throughput: one sweep per ISL bucket over SPEED-Bench's concurrency grid, on the throughput split unless
+# THROUGHPUT_SPLIT names another (that one is then padded to each ISL only with EXTRA=--pad-to-isl)
 THROUGHPUT_SPLIT       ?=
 THROUGHPUT_ISLS        ?= 1k 2k 8k 16k 32k
 THROUGHPUT_CONCURRENCY ?= 1,2,4,8,16,32,64
@@ -56,7 +58,7 @@ sweep: ## one SD-off / SD-on sweep with the given settings
 	$(SB) sweep $(SB_COMMON) $(call sb_opt,--isl,$(ISL)) $(call sb_opt,--split,$(SPLIT)) \
 		$(call sb_opt,--concurrency,$(CONCURRENCY)) $(call sb_opt,--name,$(NAME)) $(EXTRA)
 
-qualitative: ## SPEED-Bench qualitative: every category at natural length, acceptance per category
+qualitative: ## SPEED-Bench qualitative: every category, stop at EOS under the cap, acceptance per category
 	$(SB) sweep $(SB_COMMON) --split '$(QUALITATIVE_SPLIT)' \
 		--concurrency '$(or $(CONCURRENCY),$(QUALITATIVE_CONCURRENCY))' --name '$(or $(NAME),qualitative)' $(EXTRA)
 

@@ -149,6 +149,10 @@ class EngineConfig(_Strict):
     env: dict[str, str] = Field(default_factory=dict)
     startup_timeout_s: float = Field(900.0, gt=0)
     enforce_eager: bool = False
+    # SPEED-Bench's framework runs with prefix caching off; on, repeated or overlapping prompts would be
+    # served from cache and TTFT / prefill throughput would describe a warm cache, not the prompts
+    prefix_caching: bool = Field(False, description="let the engine reuse cached prompt prefixes (vLLM prefix "
+                                 "caching, SGLang radix cache, TRT-LLM KV block reuse); off as in SPEED-Bench")
     on_server_death: Literal["restart", "stop"] = Field(
         "restart", description="a launched server died mid-sweep: restart it and go on, or stop the sweep")
     max_restarts: int = Field(1, ge=0, description="restarts allowed per SD setting before the sweep stops")
@@ -191,11 +195,17 @@ class EngineConfig(_Strict):
         return v.rstrip("/")
 
 
+DEFAULT_SPLIT = "qualitative-mini"
+ISL_SPLIT = "throughput"  # what an ISL means when no split is named: SPEED-Bench's Throughput split
+
+
 class DataConfig(_Strict):
-    split: str = Field("qualitative-mini",
-                       description="bundled split name, throughput, speed-bench:<config>, or a .jsonl/.parquet path")
+    split: str = Field(DEFAULT_SPLIT, description="bundled split name, throughput, speed-bench:<config>, or a "
+                       ".jsonl/.parquet path; unset: qualitative-mini, or throughput when an ISL is given")
     tokenizer: Optional[str] = Field(None, description="tokenizer directory; defaults to the engine model")
     isl: Optional[int] = Field(None, description="exact input length in tokens (None = natural length)")
+    pad_to_isl: bool = Field(False, description="allow padding a split other than throughput to the ISL (each "
+                             "prompt gets its own, unshared slice of the split's text as padding)")
     categories: Optional[list[str]] = None
     prompts_per_category: Optional[int] = Field(None, ge=1)
     chat_template: Literal["auto", "none"] = "auto"
@@ -225,6 +235,15 @@ class DataConfig(_Strict):
             return parse_isl(v)
         except ConfigError as e:
             raise ValueError(str(e)) from None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_for_isl(cls, data: Any) -> Any:
+        """An ISL without a named split means the Throughput split (as in SPEED-Bench), never padding the
+        short qualitative prompts with shared filler."""
+        if isinstance(data, dict) and data.get("split") in (None, "") and data.get("isl") not in (None, ""):
+            return {**data, "split": ISL_SPLIT}
+        return data
 
 
 def parse_sd_list(spec: str, draft_length: Optional[int] = None) -> list[dict[str, Any]]:
@@ -270,10 +289,17 @@ def expand_draft_lengths(sds: list[dict[str, Any]], ks: list[int]) -> list[dict[
 
 class LoadConfig(_Strict):
     concurrency: list[int] = Field(default_factory=lambda: [1, 2, 4, 8, 16, 32])
-    output_len: int = Field(128, ge=1)
-    requests_per_point: Optional[int] = Field(None, ge=1, description="None = max(#prompts, 2*concurrency); "
-                                              "counts conversations (a multi-turn prompt sends one request per turn)")
-    warmup_requests: Optional[int] = Field(None, ge=0, description="None = concurrency (one wave); conversations")
+    # SPEED-Bench's --output_length: a cap; each request stops at EOS (its natural length) unless fixed_length
+    output_len: int = Field(4096, ge=1, description="output cap in tokens (max_tokens); requests stop at EOS")
+    fixed_length: bool = Field(False, description="ignore EOS and generate exactly output_len tokens per request "
+                               "(not SPEED-Bench's default: text after EOS can skew acceptance)")
+    requests_per_point: Optional[int] = Field(None, ge=1, description="None = every prompt the warm-up leaves "
+                                              "(#prompts - warm-up), each measured once; counts conversations (a "
+                                              "multi-turn prompt sends one request per turn)")
+    warmup_requests: Optional[int] = Field(None, ge=0, description="None = concurrency (one wave, in "
+                                           "conversations); warm-up prompts are never measured prompts")
+    allow_repeats: bool = Field(False, description="let a point measure a prompt more than once when it needs "
+                                "more requests than there are distinct prompts (each point records how many)")
     request_timeout_s: float = Field(600.0, gt=0, description="whole-request limit (connect to last byte)")
     stream_idle_timeout_s: float = Field(60.0, gt=0, description="a stream silent this long is failed (timeout)")
     max_error_rate: float = Field(0.01, ge=0, le=1,

@@ -22,6 +22,7 @@ from speedbench.guard import PointGuard
 from speedbench.data.turns import NextTurn, last_turn_tokens
 from speedbench.load.client import LoadPlan, planned_requests, run_async
 from speedbench.load.records import RequestRecord
+from speedbench.load.schedule import PromptBudget, prompt_budget
 from speedbench.measure import measure_point, probe_sd
 from speedbench.metrics.category import category_acceptance
 from speedbench.metrics.flags import point_flags
@@ -133,11 +134,22 @@ class BenchmarkRunner:
     def points(self) -> list[tuple[SDConfig, int]]:
         return [(sd, c) for sd in self.config.sd for c in self.config.load.concurrency]
 
+    def prompt_budget(self, concurrency: int, num_prompts: int) -> PromptBudget:
+        """The point's warm-up and measured requests; ConfigError when it would have to repeat prompts."""
+        lc = self.config.load
+        warm = concurrency if lc.warmup_requests is None else lc.warmup_requests
+        try:
+            return prompt_budget(num_prompts, concurrency, warm, lc.requests_per_point,
+                                 allow_repeats=lc.allow_repeats, by_duration=lc.duration_s is not None,
+                                 closed_loop=lc.mode == "closed")
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+
     def load_plan(self, concurrency: int, num_prompts: int) -> LoadPlan:
         lc = self.config.load
-        n = lc.requests_per_point or max(num_prompts, 2 * concurrency)
-        warm = concurrency if lc.warmup_requests is None else lc.warmup_requests
-        return LoadPlan(concurrency=concurrency, num_requests=n, warmup_requests=warm, max_tokens=lc.output_len,
+        b = self.prompt_budget(concurrency, num_prompts)
+        return LoadPlan(concurrency=concurrency, num_requests=b.measured, warmup_requests=b.warmup,
+                        warmup_pool=b.warmup_pool, max_tokens=lc.output_len, fixed_length=lc.fixed_length,
                         request_timeout_s=lc.request_timeout_s, mode=lc.mode, request_rate=lc.request_rate,
                         arrival=lc.arrival, duration_s=lc.duration_s, cooldown=lc.cooldown,
                         shuffle=lc.shuffle_prompts, seed=lc.seed, workers=lc.client_workers,
@@ -155,6 +167,8 @@ class BenchmarkRunner:
             self._check_endpoint(cfg.engine.endpoint)
         prompts = prepare_prompts(cfg.data, self.tokenizer_path())
         self.check_prompts_fit(prompts)
+        for c in cfg.load.concurrency:  # refused up front: never a repeated prompt found half-way through a sweep
+            self.prompt_budget(c, len(prompts.prompts))
         self._prompt_lens = self._input_lens(prompts)  # attach mode checks them per server
         self._reply_end_id = prompts.meta.get("reply_end_id")
         if cfg.engine.endpoint:  # ... and before a results folder exists
@@ -439,7 +453,11 @@ class BenchmarkRunner:
                        "versions": {} if cfg.engine.endpoint or cfg.engine.launcher != "venv" else self._engine_env
                        if self._engine_env is not None else engine_python_versions(cfg.engine.python)},
             # how every request generated (compare/merge refuse runs that differ: speedbench.report.comparable)
-            "generation": {"output_len": cfg.load.output_len, **self.adapter.sampling},
+            "generation": {"output_len": cfg.load.output_len, **self.adapter.sampling,
+                           "ignore_eos": cfg.load.fixed_length},
+            # what a speedup compares besides SD itself (unknown for a server someone else started)
+            "launch_differences": {} if cfg.engine.endpoint else {
+                sd.label: self.adapter.launch_differences(sd) for sd in cfg.sd if sd.enabled},
             "points_planned": planned_points(cfg),
         }
 

@@ -52,6 +52,8 @@ FLAG_PATHS: dict[str, tuple[str, str]] = {
     "repeats": ("load.repeats", "--repeats"), "bertscore": ("quality.bertscore", "--bertscore"),
     "launcher": ("engine.launcher", "--launcher"), "image": ("engine.container.image", "--image"),
     "gpu_hour_usd": ("cost.gpu_hour_usd", "--gpu-hour-usd"),
+    "fixed_length": ("load.fixed_length", "--fixed-length"), "allow_repeats": ("load.allow_repeats", "--allow-repeats"),
+    "prefix_caching": ("engine.prefix_caching", "--prefix-caching"), "pad_to_isl": ("data.pad_to_isl", "--pad-to-isl"),
 }
 
 

@@ -99,10 +99,12 @@ def _finish(result, cfg, html_report: bool = False) -> None:
     from speedbench.report.table import render_terminal
     from speedbench.results import ResultsDir
 
+    from speedbench.report.conditions import output_rule
+
     rd = ResultsDir(result.results_dir)
     rows = rd.summary_rows()
     if rows:
-        render_terminal(rows, title=str(result.results_dir))
+        render_terminal(rows, title=f"{result.results_dir}; output: {output_rule(cfg.model_dump(mode='json'))}")
     points = rd.points()
     ended = {p["point_id"] for p in points}
     missing = [p for p in rd.manifest().get("points_planned", []) if p not in ended]
@@ -156,6 +158,9 @@ def server_commands(cfg, adapter=None) -> str:
                 out.append(shlex.join(prep))
             argv = container.container_argv(cfg.engine, argv, list(files), sd.draft_model, name, port, env)
             out += [f"# env {k} (passed by name)" for k in sorted(env)]
+        for d in adapter.launch_differences(sd):
+            out.append(f"# differs from SD off besides SD: {d['setting']} {d['sd_off']} -> {d['sd_on']} "
+                       f"(set by {d['set_by']}: {d['why']})")
         out.append(shlex.join(argv))
     return "\n".join(out)
 

@@ -24,7 +24,7 @@ from speedbench.data.prompts import Prompt
 from speedbench.data.promptset import PromptSet, TokenizedPrompt, ids_digest, read_prompt_set, write_prompt_set
 from speedbench.data.tokenization import (
     apply_bos, build_exact_isl, chat_template, chat_template_from_files, encode, encode_batch, load_tokenizer,
-    render_text, split_instruction, template_bos, template_wrapper, tokenizer_files_digest,
+    own_padding, render_text, split_instruction, template_bos, template_wrapper, tokenizer_files_digest,
 )
 from speedbench.data.turns import TURNS_RULE, conversation_tails, reply_end_id
 
@@ -73,7 +73,10 @@ def fingerprint_spec(cfg: DataConfig, tokenizer_path: str, spec: Optional[splits
 
 
 def fingerprint(cfg: DataConfig, tokenizer_path: str, spec: Optional[splits.SplitSpec] = None) -> str:
-    blob = json.dumps(fingerprint_spec(cfg, tokenizer_path, spec), sort_keys=True)
+    fp_spec = fingerprint_spec(cfg, tokenizer_path, spec)
+    if cfg.isl and fp_spec["split_kind"] != "throughput":
+        fp_spec["isl_padding"] = "own-slice"  # padded ids changed when shared padding was dropped
+    blob = json.dumps(fp_spec, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -146,16 +149,23 @@ def _text_prompts(cfg: DataConfig, spec: splits.SplitSpec, tokenizer, use_templa
     meta["turns_planned"] = sum(1 + len(t) for t in tails)  # requests one pass over the prompts sends
     firsts = [p.turns[0] for p in prompts]
     if cfg.isl:
+        if not (cfg.pad_to_isl or (spec.config or "").startswith("throughput")):
+            raise ConfigError(f"--isl with split {cfg.split!r} would pad its prompts to {cfg.isl} tokens; an ISL "
+                              "means the throughput split (drop --split), or opt in with data.pad_to_isl: true")
         wrapper = template_wrapper(tokenizer, use_template, bos_id)
         parts = [split_instruction(t) for t in firsts]
         encoded = encode_batch(tokenizer, [c for c, _ in parts] + [q for _, q in parts])
         contexts, questions = encoded[:len(parts)], encoded[len(parts):]
-        short = any(len(c) + len(q) < cfg.isl for c, q in zip(contexts, questions))
-        filler = encode(tokenizer, filler_text(prompts)) if short else []
+        budget = cfg.isl - wrapper.overhead
+        lens = [len(c) + len(q) for c, q in zip(contexts, questions)]
+        filler = encode(tokenizer, filler_text(prompts)) if any(n < budget for n in lens) else []
         sep = encode(tokenizer, "\n\n")
-        built = [build_exact_isl(wrapper, c, q, filler, sep, cfg.isl) for c, q in zip(contexts, questions)]
-        meta["isl_rule"] = ("template prefix + context (its middle cut when too long; the split's own text "
-                            "added after it when too short) + the instruction (last paragraph) + template suffix")
+        # every short prompt gets its own slice of the split's text: no two prompts share their padding
+        pads = own_padding([range(n) for n in lens], filler, sep, budget)
+        built = [build_exact_isl(wrapper, c, q, pad, sep, cfg.isl) for c, q, pad in zip(contexts, questions, pads)]
+        meta["isl_rule"] = ("template prefix + context (its middle cut when too long; when too short, its own "
+                            "slice of the split's text, shared with no other prompt, added after it) + the "
+                            "instruction (last paragraph) + template suffix")
     else:
         texts = [render_text(tokenizer, t, use_template) for t in firsts]
         built = [(apply_bos(ids, bos_id, tokenizer.bos_token_id), False, False)

@@ -159,6 +159,25 @@ def split_instruction(text: str) -> tuple[str, str]:
     return (body[:k], body[k:]) if k > 0 else ("", body)
 
 
+def own_padding(bodies: Sequence[Sequence[int]], filler_ids: Sequence[int], sep_ids: Sequence[int],
+                budget: int) -> list[list[int]]:
+    """Padding for each body up to ``budget`` ids: consecutive, non-overlapping slices of the filler text, so
+    no two prompts share their padding (a shared tail would make every prompt mostly the same text).
+
+    Raises ConfigError when the filler is too short to give every short prompt a slice of its own.
+    """
+    need = [max(1, budget - len(b) - len(sep_ids)) if len(b) < budget else 0 for b in bodies]
+    if sum(need) > len(filler_ids):
+        short = sum(n > 0 for n in need)
+        raise ConfigError(f"padding {short} prompts to the ISL needs {sum(need)} tokens of distinct text, but the "
+                          f"split holds {len(filler_ids)}: use the throughput split (drop --split) or a lower ISL")
+    out, pos = [], 0
+    for n in need:
+        out.append(list(filler_ids[pos:pos + n]))
+        pos += n
+    return out
+
+
 def build_exact_isl(wrapper: Wrapper, context: Sequence[int], instruction: Sequence[int],
                     filler_ids: Sequence[int], sep_ids: Sequence[int], isl: int) -> tuple[list[int], bool, bool]:
     """Exactly ``isl`` ids: template prefix + context fitted to the room + instruction + template suffix.

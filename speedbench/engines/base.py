@@ -20,9 +20,9 @@ class EngineAdapter(abc.ABC):
     health_path: ClassVar[str] = "/health"
     # Seconds between ``poll_during_point`` calls while a point runs; None = the engine needs no polling.
     poll_interval_s: ClassVar[Optional[float]] = None
-    # What every request asks beyond its length: greedy (SD must then reproduce SD-off ids) and no stop at EOS
-    # (every request generates exactly output_len tokens). Sent by build_request, recorded in the manifest.
-    sampling: ClassVar[dict[str, Any]] = {"temperature": 0.0, "ignore_eos": True}
+    # What every request asks beyond its length: greedy (SD must then reproduce SD-off ids). Sent by
+    # build_request and recorded in the manifest's `generation` with the EOS policy (load.fixed_length).
+    sampling: ClassVar[dict[str, Any]] = {"temperature": 0.0}
     # distributions whose version is the engine's (first found wins), read without importing the engine
     dists: ClassVar[tuple[str, ...]] = ()
     # flag as emitted -> the release range that accepts it (see speedbench/engines/versions.py)
@@ -74,6 +74,12 @@ class EngineAdapter(abc.ABC):
             check_floors(self.name, self.installed_version,
                          [self.floors[f] for f in self.emitted_flags(sd, max_concurrency) if f in self.floors])
 
+    def launch_differences(self, sd: SDConfig) -> list[dict]:
+        """Every server setting in which this SD-on launch differs from the SD-off one besides SD itself:
+        ``{"setting", "sd_off", "sd_on", "set_by": "speedbench" | "engine", "why"}`` (recorded in the manifest
+        and the report, next to the speedup it may bias)."""
+        return []
+
     def launch_env(self, sd: SDConfig) -> dict[str, str]:
         return dict(self.cfg.env)
 
@@ -87,8 +93,10 @@ class EngineAdapter(abc.ABC):
 
     # ---- requests and streams ---------------------------------------------------------------------
     @abc.abstractmethod
-    def build_request(self, token_ids: list[int], max_tokens: int) -> tuple[str, dict]:
-        """(path, JSON body) of one streaming, greedy, fixed-length request with token-id input."""
+    def build_request(self, token_ids: list[int], max_tokens: int, fixed_length: bool = False) -> tuple[str, dict]:
+        """(path, JSON body) of one streaming, greedy request with token-id input: it stops at EOS under the
+        ``max_tokens`` cap (SPEED-Bench's natural length), or with ``fixed_length`` ignores EOS and generates
+        exactly ``max_tokens``."""
 
     @abc.abstractmethod
     def on_event(self, event: dict, rec: "RequestRecord", t_ns: int, sent_ids: list[int]) -> None:

@@ -142,6 +142,8 @@ class SGLangAdapter(EngineAdapter):
                 "--stream-interval", "1",  # one SSE event per decode step: chunk sizes = tokens per step
                 # deltas, as vLLM and TRT-LLM send: the default re-sends all output so far on every event
                 spelling(self.version, "--incremental-streaming-output", "--stream-output", RENAMED_SINCE)]
+        if not c.prefix_caching:  # SGLang's radix (prefix) cache is on unless disabled
+            argv.append("--disable-radix-cache")
         if c.data_parallel_size > 1:
             argv += ["--dp-size", str(c.data_parallel_size)]
         if c.expert_parallel_size > 1:
@@ -155,13 +157,22 @@ class SGLangAdapter(EngineAdapter):
                               "(engine.extra_args); plain engine.data_parallel_size works")
         return argv + speculative_args(sd) + list(c.extra_args)
 
-    def build_request(self, token_ids: list[int], max_tokens: int) -> tuple[str, dict]:
-        # SGLang's defaults are temperature 1.0 and stop at EOS: both overridden
-        return "/generate", {
-            "input_ids": token_ids,
-            "sampling_params": {"max_new_tokens": max_tokens, **self.sampling},
-            "stream": True,
-        }
+    def launch_differences(self, sd: SDConfig) -> list[dict]:
+        """SGLang's server_args turn its overlap scheduler off for SD (EAGLE/EAGLE3/STANDALONE unless
+        SGLANG_ENABLE_SPEC_V2 in versions that have it; always for NGRAM, which also drops mixed chunked
+        prefill, off in both launches here anyway)."""
+        if not sd.enabled:
+            return []
+        when = "always for NGRAM" if sd.method == "ngram" else "unless SGLANG_ENABLE_SPEC_V2 (where supported)"
+        return [{"setting": "overlap scheduler", "sd_off": "on", "sd_on": "off", "set_by": "engine",
+                 "why": f"SGLang disables it for speculative decoding ({when}); the SD-off baseline keeps it"}]
+
+    def build_request(self, token_ids: list[int], max_tokens: int, fixed_length: bool = False) -> tuple[str, dict]:
+        # SGLang's default temperature is 1.0: overridden; it stops at EOS unless told to ignore it
+        sampling: dict = {"max_new_tokens": max_tokens, **self.sampling}
+        if fixed_length:
+            sampling["ignore_eos"] = True
+        return "/generate", {"input_ids": token_ids, "sampling_params": sampling, "stream": True}
 
     def on_event(self, event: dict, rec: "RequestRecord", t_ns: int, sent_ids: list[int]) -> None:
         meta = event.get("meta_info") or {}

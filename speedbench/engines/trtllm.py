@@ -97,9 +97,11 @@ def llm_api_options(cfg, sd: SDConfig, max_concurrency: int, version: Optional[s
         "max_batch_size": max_concurrency,
         "enable_iter_perf_stats": True,   # feeds GET /metrics (JSON iteration stats incl. specDecodingStats)
         "cuda_graph_config": {"batch_sizes": cuda_graph_batch_sizes(max_concurrency), "enable_padding": True},
+        # KV block reuse (prefix caching) defaults to true in KvCacheConfig: set both ways, explicitly
+        "kv_cache_config": {"enable_block_reuse": bool(cfg.prefix_caching)},
     }
     if cfg.gpu_memory_fraction is not None:
-        opts["kv_cache_config"] = {"free_gpu_memory_fraction": cfg.gpu_memory_fraction}
+        opts["kv_cache_config"]["free_gpu_memory_fraction"] = cfg.gpu_memory_fraction
     spec = speculative_config(sd)
     if spec is not None:
         opts["speculative_config"] = spec
@@ -180,19 +182,29 @@ class TRTLLMAdapter(EngineAdapter):
         argv = super().emitted_flags(sd, max_concurrency)
         return argv + flat_keys(llm_api_options(self.cfg, sd, max_concurrency, self.version))
 
+    def launch_differences(self, sd: SDConfig) -> list[dict]:
+        if not (sd.enabled and sd.method in ("ngram", "draft_model")):
+            return []
+        return [{"setting": "disable_overlap_scheduler", "sd_off": "false", "sd_on": "true", "set_by": "speedbench",
+                 "why": "TRT-LLM runs n-gram and draft-model SD without the overlap scheduler; the SD-off "
+                        "baseline keeps it, as production would"}]
+
     # ---- requests -----------------------------------------------------------------------------------
-    def build_request(self, token_ids: list[int], max_tokens: int) -> tuple[str, dict]:
-        return "/v1/completions", {
+    def build_request(self, token_ids: list[int], max_tokens: int, fixed_length: bool = False) -> tuple[str, dict]:
+        body = {
             "model": self.served_model_name,
             "prompt": token_ids,           # token ids go straight to the engine: no BOS, no tokenizer
             "max_tokens": max_tokens,
-            **self.sampling,               # temperature 0.0 (None would mean 1.0), ignore_eos
+            **self.sampling,               # temperature 0.0 (None would mean 1.0)
             "add_special_tokens": False,   # documents intent; id prompts are not re-tokenized anyway
             "detokenize": False,           # token_ids in every chunk (text stays empty): SD-vs-off compares ids
             "stream": True,
             # cumulative usage on every chunk => exact tokens per chunk (= per engine iteration)
             "stream_options": {"include_usage": True, "continuous_usage_stats": True},
         }
+        if fixed_length:
+            body["ignore_eos"] = True
+        return "/v1/completions", body
 
     def on_event(self, event: dict, rec: "RequestRecord", t_ns: int, sent_ids: list[int]) -> None:
         # token_ids are null unless detokenize=false; trtllm-serve does not echo prompt ids

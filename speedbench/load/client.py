@@ -25,7 +25,7 @@ from speedbench.load.monitor import ClientStats, LoopMonitor, client_stats
 from speedbench.load.aiohttp_client import AiohttpStreamer, aiohttp_streamer
 from speedbench.load.http1 import Http1Pool
 from speedbench.load.records import CANCELLED, FAILED, OK, RequestRecord
-from speedbench.load.schedule import Arrival, ArrivalSchedule, PromptOrder
+from speedbench.load.schedule import Arrival, ArrivalSchedule, PromptOrder, default_warmup_pool
 from speedbench.load.sse import DONE, dumps, loads
 
 _now = time.perf_counter_ns
@@ -36,7 +36,8 @@ class LoadPlan:
     concurrency: int
     num_requests: int
     warmup_requests: int
-    max_tokens: int
+    max_tokens: int                           # the output cap; requests stop at EOS unless fixed_length
+    fixed_length: bool = False                # ignore EOS: exactly max_tokens per request
     request_timeout_s: float = 600.0
     stream_idle_timeout_s: float = 60.0
     mode: Literal["closed", "rate"] = "closed"
@@ -45,6 +46,8 @@ class LoadPlan:
     duration_s: Optional[float] = None        # measure by time instead of by count
     cooldown: bool = False                    # keep load on until the last measured request ends
     shuffle: bool = False                     # seeded prompt order instead of file order
+    warmup_pool: Optional[int] = None         # prompts kept for the warm-up alone (None: one per warm-up request)
+    warmup_wave: bool = False                 # every request of this drive is a warm-up request
     seed: int = 0
     workers: int = 1                          # client processes (each its own loop and pool)
     monitor_interval_s: float = 0.005
@@ -111,7 +114,7 @@ class _Fold:
 
 async def stream_one(http: "Http1Pool | AiohttpStreamer", adapter: EngineAdapter, token_ids: Sequence[int],
                      rec: RequestRecord, plan: LoadPlan) -> RequestRecord:
-    path, body = adapter.build_request(list(token_ids), plan.max_tokens)
+    path, body = adapter.build_request(list(token_ids), plan.max_tokens, plan.fixed_length)
     sent_ids = body.get("prompt") or body.get("input_ids") or list(token_ids)
     data = dumps(body)
     fold = _Fold(adapter, rec, sent_ids)
@@ -232,7 +235,8 @@ async def _drive_point(adapter: EngineAdapter, base_url: str, prompts: Sequence[
                        release: Optional[Callable[[], Awaitable[None]]]) -> PointRun:
     w, n = part
     run = PointRun()
-    order = PromptOrder(len(prompts), plan.shuffle, plan.seed)
+    plan = with_warmup_pool(plan, len(prompts))
+    order = PromptOrder(len(prompts), plan.shuffle, plan.seed, plan.warmup_pool)
     phases = _Phases(plan)
     indices = itertools.count(w, n)
     monitor = LoopMonitor(plan.monitor_interval_s)
@@ -240,7 +244,10 @@ async def _drive_point(adapter: EngineAdapter, base_url: str, prompts: Sequence[
 
     async def one(http, i: int, phase: str) -> None:
         """One conversation: its turns in order, each sent once the previous reply has fully arrived."""
-        p = prompts[order.index(i)]
+        if plan.warmup_wave or phase == "warmup":
+            p = prompts[order.warmup_index(i)]
+        else:  # measured (and cool-down) requests count from the end of the warm-up
+            p = prompts[order.index(i - plan.warmup_requests)]
         conv = f"{point_label}#{i}"
         last = p.turns_to_send if plan.next_turn is not None else 1
         ids = p.token_ids
@@ -329,6 +336,12 @@ async def _drive_point(adapter: EngineAdapter, base_url: str, prompts: Sequence[
     return run
 
 
+def with_warmup_pool(plan: LoadPlan, num_prompts: int) -> LoadPlan:
+    if plan.warmup_pool is not None:
+        return plan
+    return replace(plan, warmup_pool=default_warmup_pool(plan.warmup_requests, num_prompts))
+
+
 def set_measured_window(run: PointRun) -> None:
     """Measured window = first measured start .. last measured end; prompt order as sent (by request index,
     one entry per conversation)."""
@@ -361,6 +374,7 @@ async def run_closed_loop(adapter: EngineAdapter, base_url: str, prompts: Sequen
     """
     emit = on_record or (lambda r: None)
     warmup_records: list[RequestRecord] = []
+    plan = with_warmup_pool(plan, len(prompts))  # fixed before the warm-up wave drops warmup_requests
     if before_measure is not None:
         if plan.warmup_requests:
             def emit_warmup(rec: RequestRecord) -> None:
@@ -368,7 +382,7 @@ async def run_closed_loop(adapter: EngineAdapter, base_url: str, prompts: Sequen
                 emit(rec)
 
             wave = replace(plan, warmup_requests=0, num_requests=plan.warmup_requests, duration_s=None,
-                           cooldown=False, workers=1)
+                           cooldown=False, workers=1, warmup_wave=True)
             warmup_records = (await drive(adapter, base_url, prompts, wave, emit_warmup,
                                           f"{point_label}-warmup")).records
         await before_measure()

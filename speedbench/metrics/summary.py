@@ -60,6 +60,8 @@ class PointSummary:
     merged_chunk_requests: int = 0
     chunk_step_mismatches: Optional[int] = None
     prompt_mismatches: int = 0           # requests where the server did not see exactly the ids we sent
+    repeated_requests: int = 0           # measured requests that resent a prompt already measured in the point
+    stopped_at_eos: Optional[int] = None  # ok requests that ended at EOS (finish reason stop) before the cap
     output_tps_window: Optional[float] = None   # steady-state TPS inside the measured window (metrics.request)
     goodput_rps: Optional[float] = None         # SLO-meeting requests/s (all OK requests when no SLO is set)
     goodput_fraction: Optional[float] = None
@@ -93,7 +95,8 @@ class PointSummary:
             "failed", "cancelled", "duration_s", "output_tokens", "output_tps", "request_throughput",
             "tokens_per_step", "al_drafted", "al_drafted_req_sum", "al_drafted_server", "acceptance_source",
             "draft_acceptance_rate", "output_tps_log_se", "user_tps_log_se", "token_counts",
-            "merged_chunk_requests", "chunk_step_mismatches", "prompt_mismatches", "output_tps_window",
+            "merged_chunk_requests", "chunk_step_mismatches", "prompt_mismatches", "repeated_requests",
+            "stopped_at_eos", "output_tps_window",
             "goodput_rps", "goodput_fraction", "client_lag_p99_ms", "mean_in_flight", "client_saturated",
             "client_timestamps", "client_lag_limit_ms", "status", "not_sent", "error_rate", "energy_j",
             "output_tokens_per_joule", "mean_power_w", "usd_per_mtok")}
@@ -184,6 +187,9 @@ def summarize_point(records: Sequence[RequestRecord], *, point_id: str, engine: 
         chunk_step_mismatches=sum(a == rq.MISMATCH for a in checked) if checked else None,
         prompt_mismatches=sum(1 for r in ok if r.server_prompt_ids_match is False
                               or (r.server_prompt_tokens is not None and r.server_prompt_tokens != r.prompt_len)),
+        # a conversation's later turns share its prompt id: count conversations (first turns), not requests
+        repeated_requests=len(firsts := [r for r in measured if r.turn == 1]) - len({r.prompt_id for r in firsts}),
+        stopped_at_eos=sum(r.finish_reason == "stop" for r in ok),
         output_tps_window=rq.window_output_tps(records, t0, t1),
         goodput_rps=good_rps, goodput_fraction=good_frac,
     )

@@ -141,3 +141,15 @@ def by_category(pairs: Sequence[PairResult]) -> list[EquivalenceStats]:
     """One row per category (sorted) followed by the pooled ``all`` row."""
     cats = sorted({p.category for p in pairs})
     return [summarize_pairs([p for p in pairs if p.category == c], c) for c in cats] + [summarize_pairs(pairs)]
+
+
+def length_differences(candidates: Iterable[RequestRecord],
+                       reference: Iterable[RequestRecord]) -> tuple[int, list[tuple[str, int, int]]]:
+    """(prompts compared, [(prompt_id, reference tokens, candidate tokens)] for each whose output length
+    differs). At natural length greedy SD should stop where SD off stops; where it does not, the two points
+    did different work for that prompt and their speedup compares different outputs."""
+    ref = reference_by_prompt(reference)
+    cand = reference_by_prompt(candidates)
+    common = [p for p in cand if p in ref]
+    return len(common), [(p, ref[p].output_tokens, cand[p].output_tokens) for p in common
+                         if ref[p].output_tokens != cand[p].output_tokens]

@@ -242,8 +242,17 @@ def build_sections(data) -> list[Section]:
     """Every section a report shows, in reading order (ReportData in, Sections out)."""
     from speedbench.report.load import EXTRA_SECTIONS
 
+    from speedbench.report import conditions as cond
+
     out = [headline(data)] if data.speedups else []
-    out.append(performance(data.rows, data.speedups, data.multi_run))
+    perf = performance(data.rows, data.speedups, data.multi_run)
+    rule = cond.common_output_rule([run.manifest for run in data.runs])
+    perf.title += f"; output: {rule}" if rule else "; output rule differs between runs (see conditions)"
+    out.append(perf)
+    out.append(cond.conditions(data))
+    lengths = cond.lengths(data)
+    if lengths is not None:
+        out.append(lengths)
     out.append(energy_cost(data.rows, data.speedups, data.multi_run))
     if data.crossovers:
         out.append(crossover(data.crossovers, data.multi_run))

@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--max-running-requests", type=int, default=None)
     ap.add_argument("--cuda-graph-max-bs-decode", type=int, default=None)  # 0.5.22+: no --cuda-graph-max-bs
     ap.add_argument("--enable-metrics", action="store_true")
+    ap.add_argument("--disable-radix-cache", action="store_true")  # no prefix cache to emulate: accepted only
     ap.add_argument("--stream-interval", type=int, default=1)
     ap.add_argument("--incremental-streaming-output", action="store_true")
     ap.add_argument("--speculative-algorithm", type=str.upper, default=None, choices=_ALGOS)

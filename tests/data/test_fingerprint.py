@@ -5,7 +5,7 @@ import pytest
 
 from speedbench.config import ConfigError, DataConfig
 from speedbench.data.pretokenize import fingerprint, prepare_prompts
-from speedbench.data.tokenization import Wrapper, build_exact_isl
+from speedbench.data.tokenization import Wrapper, build_exact_isl, own_padding
 
 TEMPLATE = ("{{ bos_token }}{% for m in messages %}<start_of_turn>{{ m['role'] }}\n{{ m['content'] }}"
             "<end_of_turn>\n{% endfor %}{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}")
@@ -53,11 +53,37 @@ def test_fingerprint_covers_isl_split_and_selection(gemma):
     assert len(fps) == 4
 
 
-def test_qualitative_isl_pads_with_real_text(gemma, cache_dir):
-    ps = prepare_prompts(DataConfig(split="qualitative-mini", isl="2k", prompts_per_category=2,
-                                    cache_dir=cache_dir), gemma)
-    assert {p.num_tokens for p in ps.prompts} == {2048}
-    assert all(p.padded for p in ps.prompts)
+def test_isl_without_split_means_the_throughput_split():
+    assert DataConfig(isl="8k").split == "throughput"
+    assert DataConfig().split == "qualitative-mini"
+    assert DataConfig(split="qualitative-mini", isl="8k", pad_to_isl=True).split == "qualitative-mini"
+
+
+def test_padding_a_qualitative_split_is_an_opt_in(gemma, cache_dir):
+    with pytest.raises(ConfigError, match="pad_to_isl"):
+        prepare_prompts(DataConfig(split="qualitative-mini", isl="2k", prompts_per_category=2,
+                                   cache_dir=cache_dir), gemma)
+    # 22 prompts x 2k of padding is far more distinct text than the split holds: refused, never shared
+    with pytest.raises(ConfigError, match="distinct text"):
+        prepare_prompts(DataConfig(split="qualitative-mini", isl="2k", prompts_per_category=2, pad_to_isl=True,
+                                   cache_dir=cache_dir), gemma)
+
+
+def test_padded_prompts_share_no_padding(gemma, cache_dir):
+    ps = prepare_prompts(DataConfig(split="qualitative-mini", isl=80, prompts_per_category=1,
+                                    pad_to_isl=True, cache_dir=cache_dir), gemma)
+    assert {p.num_tokens for p in ps.prompts} == {80}
+    padded = [p for p in ps.prompts if p.padded]
+    assert len(padded) >= 2
+    tails = [tuple(p.token_ids[-16:]) for p in padded]  # each prompt's last 16 ids are its own padding
+    assert len(set(tails)) == len(tails)
+
+
+def test_own_padding_slices_do_not_overlap():
+    pads = own_padding([[1] * 3, [1] * 10, [1] * 5], list(range(100, 120)), [0], 10)
+    assert pads == [list(range(100, 106)), [], list(range(106, 110))]
+    with pytest.raises(ConfigError, match="distinct text"):
+        own_padding([[1], [1]], list(range(10)), [0], 10)
 
 
 def test_short_prompt_without_padding_source_is_an_error():

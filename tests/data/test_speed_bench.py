@@ -80,8 +80,10 @@ def test_speed_bench_split_prepares_with_exact_isl(tmp_path, gemma, cache_dir):
     base = DataConfig(split="speed-bench:qualitative", source=str(tmp_path), cache_dir=cache_dir)
     ps = prepare_prompts(base, gemma)
     assert [p.num_turns for p in ps.prompts] == [2] * 4
-    ps = prepare_prompts(base.model_copy(update={"isl": 256}), gemma)
-    assert {p.num_tokens for p in ps.prompts} == {256}
+    with pytest.raises(ConfigError, match="pad_to_isl"):  # an ISL on a qualitative split: padding is opt-in
+        prepare_prompts(base.model_copy(update={"isl": 8}), gemma)
+    ps = prepare_prompts(base.model_copy(update={"isl": 8, "pad_to_isl": True}), gemma)
+    assert {p.num_tokens for p in ps.prompts} == {8}
     _write(tmp_path, "throughput_1k", [{"question_id": "t", "category": "low", "turns": ["x " * 3000]}])
     ps = prepare_prompts(DataConfig(split="speed-bench:throughput", isl="1k", source=str(tmp_path),
                                     cache_dir=cache_dir), gemma)

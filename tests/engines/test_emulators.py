@@ -95,7 +95,7 @@ def sweep_config(tmp_path, tokenizer, engine: dict, sd: list) -> BenchmarkConfig
         "engine": engine, "sd": sd, "output_dir": str(tmp_path / "results"),
         "data": {"split": "qualitative-mini", "tokenizer": tokenizer, "prompts_per_category": 1,
                  "cache_dir": str(tmp_path / "cache")},
-        "load": {"concurrency": [1, 4], "output_len": 48, "requests_per_point": 22},
+        "load": {"concurrency": [1, 4], "output_len": 48, "requests_per_point": 22, "allow_repeats": True},
     })
 
 

@@ -84,9 +84,16 @@ def test_dp_ep_and_extra_args():
 
 def test_request_body_matches_captured_request():
     captured = json.loads((SG / "generate_request.json").read_text())
-    path, body = adapter().build_request(captured["input_ids"], 16)
+    path, body = adapter().build_request(captured["input_ids"], 16, fixed_length=True)  # captured with ignore_eos
     assert path == "/generate"
     assert {k: v for k, v in captured.items() if k != "rid"} == body
+
+
+def test_natural_length_stops_at_eos_and_prefix_cache_is_off():
+    _, body = adapter().build_request([2, 5], 4096)
+    assert body["sampling_params"] == {"max_new_tokens": 4096, "temperature": 0.0}  # no ignore_eos: stops at EOS
+    assert "--disable-radix-cache" in adapter().launch_argv(SDConfig(), "h", 1, 8)
+    assert "--disable-radix-cache" not in adapter(prefix_caching=True).launch_argv(SDConfig(), "h", 1, 8)
 
 
 def fold(a: SGLangAdapter, events: list[dict], prompt_len: int = 17) -> RequestRecord:

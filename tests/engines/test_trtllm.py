@@ -37,7 +37,9 @@ def test_sd_off_argv_and_options(tmp_path):
     assert opts == {"max_batch_size": 512, "enable_iter_perf_stats": True,
                     "cuda_graph_config": {"batch_sizes": [1, 2, 4, 8, 16, 32, 64, 128, 256, 512],
                                           "enable_padding": True},
-                    "kv_cache_config": {"free_gpu_memory_fraction": 0.8}}
+                    "kv_cache_config": {"enable_block_reuse": False, "free_gpu_memory_fraction": 0.8}}
+    _, opts = options(adapter(tmp_path, prefix_caching=True), SDConfig())
+    assert opts["kv_cache_config"] == {"enable_block_reuse": True}
 
 
 @pytest.mark.parametrize("conc,sizes", [(1, [1]), (6, [1, 2, 4, 6]), (64, [1, 2, 4, 8, 16, 32, 64]),
@@ -94,8 +96,10 @@ def test_options_file_is_content_addressed(tmp_path):
 
 def test_request_body_matches_captured_request():
     captured = json.loads((TR / "v1_completions_request.json").read_text())
-    path, body = adapter().build_request(captured["prompt"], 16)
+    path, body = adapter().build_request(captured["prompt"], 16, fixed_length=True)  # captured with ignore_eos
     assert path == "/v1/completions" and body == captured
+    _, natural = adapter().build_request(captured["prompt"], 16)
+    assert "ignore_eos" not in natural and "min_tokens" not in natural
 
 
 def test_stream_fold():

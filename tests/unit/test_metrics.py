@@ -106,3 +106,17 @@ def test_speedup_pairs_repeats_and_skips_failed_points():
             row("ngram", 3, 99.0, status="failed")]
     sp = {s["repeat"]: s["output_tps_speedup"] for s in speedup_rows(rows)}
     assert sp == {1: pytest.approx(1.5), 2: pytest.approx(1.5)}   # repeat r over SD-off repeat r, no failed point
+
+
+def test_later_turns_of_a_conversation_are_not_counted_as_repeated_prompts():
+    from speedbench.metrics.summary import summarize_point
+    from tests.conftest import make_record
+
+    recs = [make_record(request_id="c#0", prompt_id="a", conversation_id="c#0", turn=1),
+            make_record(request_id="c#0.2", prompt_id="a", conversation_id="c#0", turn=2),
+            make_record(request_id="c#1", prompt_id="b", conversation_id="c#1", turn=1)]
+    kw = dict(point_id="p", engine="vllm", sd_label="sd-off", sd_method="off", draft_length=None, concurrency=2,
+              isl=None)
+    assert summarize_point(recs, **kw).repeated_requests == 0
+    again = make_record(request_id="c#2", prompt_id="a", conversation_id="c#2", turn=1)   # "a" measured twice
+    assert summarize_point(recs + [again], **kw).repeated_requests == 1

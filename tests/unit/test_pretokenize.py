@@ -31,12 +31,16 @@ def test_natural_prompts_start_with_one_bos_and_are_cached(gemma_dir, tmp_path):
 
 @pytest.mark.parametrize("isl", [64, 1024])
 def test_exact_isl_for_every_prompt(gemma_dir, tmp_path, isl):
-    ps = prepare_prompts(DataConfig(prompts_per_category=2, isl=isl, cache_dir=str(tmp_path)), str(gemma_dir))
+    # 64: the qualitative split padded on request; 1024: no split named, so the throughput split
+    named = {"split": "qualitative-mini", "pad_to_isl": True} if isl == 64 else {}
+    ps = prepare_prompts(DataConfig(prompts_per_category=2, isl=isl, cache_dir=str(tmp_path), **named),
+                         str(gemma_dir))
+    assert ps.meta["split"] == ("qualitative-mini" if isl == 64 else "throughput")
     assert [p.num_tokens for p in ps.prompts] == [isl] * len(ps.prompts)
     assert all(p.token_ids.count(2) == 1 and p.token_ids[0] == 2 for p in ps.prompts)
     # short prompts were padded with real text, long ones truncated; never both
     assert all(not (p.padded and p.truncated) for p in ps.prompts)
-    if isl == 1024:
+    if isl == 64:
         assert any(p.padded for p in ps.prompts) and all(p.padded or p.truncated for p in ps.prompts)
 
 

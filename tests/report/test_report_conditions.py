@@ -1,0 +1,48 @@
+"""The report says what was measured: output rule, caching, prompt reuse, SD-on launch differences, and which
+prompts' output length differs between SD off and SD on."""
+from __future__ import annotations
+
+import json
+
+from speedbench.quality.equivalence import length_differences
+from speedbench.report.conditions import output_rule
+from speedbench.report.load import ReportData
+from speedbench.report.render import render
+from tests.conftest import make_record
+
+
+def test_output_rule_names_eos_or_fixed_length():
+    assert output_rule({"load": {"output_len": 4096, "fixed_length": False}}) == "stop at EOS, cap 4096 tokens"
+    assert output_rule({"load": {"output_len": 32, "fixed_length": True}}) == "fixed 32 tokens (EOS ignored)"
+    # runs recorded before natural length always forced the length
+    assert output_rule({"load": {"output_len": 32}}) == "fixed 32 tokens (EOS ignored)"
+
+
+def test_length_differences_pair_prompts():
+    off = [make_record((1, 2, 3), prompt_id="a"), make_record((1, 5), prompt_id="b"),
+           make_record((1, 2), prompt_id="warm", warmup=True)]
+    on = [make_record((1, 2), prompt_id="a"), make_record((1, 5), prompt_id="b"),
+          make_record((1, 9), prompt_id="warm", warmup=True)]
+    assert length_differences(on, off) == (2, [("a", 3, 2)])
+
+
+def test_report_shows_conditions_and_prompts_whose_length_differs(sample_dir):
+    manifest = json.loads((sample_dir / "manifest.json").read_text())
+    manifest["config"]["load"].update(fixed_length=False, allow_repeats=False)
+    manifest["config"]["engine"]["prefix_caching"] = False
+    manifest["launch_differences"] = {"ngram-k3": [{"setting": "--per-request-spec-decode-metrics",
+                                                    "sd_off": "not set", "sd_on": "detailed",
+                                                    "set_by": "speedbench", "why": "w"}]}
+    (sample_dir / "manifest.json").write_text(json.dumps(manifest))
+    path = sample_dir / "records" / "ngram-k3-c4.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    changed = next(r for r in rows if not r["warmup"])
+    changed["completion_tokens"] = 7
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    text = render(ReportData.load([sample_dir]), "md").text
+    assert "per ISL and concurrency; output: stop at EOS, cap 32 tokens" in text
+    assert "| prefix caching | off |" in text
+    assert "each measured once per point; warm-up prompts never measured" in text
+    assert "--per-request-spec-decode-metrics: not set -> detailed" in text
+    assert f"| ngram-k3-c4 | 11 | 1 | {changed['prompt_id']} 32->7 |" in text
+    assert "| ngram-k3-c1 | 11 | 0 | - |" in text
