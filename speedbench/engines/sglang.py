@@ -54,6 +54,7 @@ FLOORS: dict[str, Floor] = {f.flag: f for f in [
     *(Floor(flag, "0.4.10.post2", _WHEELS.format("0.4.10.post2")) for flag in (
         "--model-path", "--served-model-name", "--host", "--port", "--tp-size", "--max-running-requests",
         "--enable-metrics", "--stream-interval", "--dp-size", "--ep-size", "--mem-fraction-static",
+        "--disable-radix-cache",
         "--speculative-algorithm=EAGLE", "--speculative-algorithm=EAGLE3", "--speculative-algorithm=NEXTN",
         "--speculative-draft-model-path", "--speculative-num-steps", "--speculative-eagle-topk",
         "--speculative-num-draft-tokens")),

@@ -58,6 +58,7 @@ FLOORS: dict[str, Floor] = {f.flag: f for f in [
         "--host", "--port", "--backend", "--tp_size", "--ep_size", "--extra_llm_api_options")),
     *(Floor(key, "1.2.0", _LLM_ARGS) for key in (
         "max_batch_size", "enable_iter_perf_stats", "kv_cache_config.free_gpu_memory_fraction",
+        "kv_cache_config.enable_block_reuse",
         "disable_overlap_scheduler", "cuda_graph_config.batch_sizes", "cuda_graph_config.enable_padding",
         "speculative_config.max_draft_len", "speculative_config.speculative_model_dir",
         "speculative_config.num_nextn_predict_layers", "speculative_config.max_matching_ngram_size",

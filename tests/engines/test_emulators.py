@@ -172,7 +172,7 @@ def trtllm_with_adapter_options(start_emulator, tmp_path, sd, **engine) -> tuple
 def stream_one(url: str, a, prompt: list[int], n: int = 24):
     from speedbench.load.records import RequestRecord
 
-    path, body = a.build_request(prompt, n)
+    path, body = a.build_request(prompt, n, fixed_length=True)   # exactly n tokens: counts below
     rec = RequestRecord("r", "p", "c", len(prompt), n)
     for i, ev in enumerate(post_stream(url + path, body)):
         a.on_event(ev, rec, i + 1, prompt)
