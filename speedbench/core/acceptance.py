@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
 
 
 @dataclass(frozen=True)
@@ -27,7 +26,7 @@ class SpecDecodeCounters:
         if self.accepted_tokens > self.draft_tokens:
             raise ValueError(f"accepted ({self.accepted_tokens}) > drafted ({self.draft_tokens}) in {self.source}")
 
-    def __sub__(self, before: "SpecDecodeCounters") -> "SpecDecodeCounters":
+    def __sub__(self, before: SpecDecodeCounters) -> SpecDecodeCounters:
         n = max(len(self.accepted_per_position), len(before.accepted_per_position))
         a = list(self.accepted_per_position) + [0] * (n - len(self.accepted_per_position))
         b = list(before.accepted_per_position) + [0] * (n - len(before.accepted_per_position))
@@ -35,7 +34,7 @@ class SpecDecodeCounters:
             self.drafts - before.drafts, self.draft_tokens - before.draft_tokens,
             self.accepted_tokens - before.accepted_tokens, tuple(x - y for x, y in zip(a, b)), self.source)
 
-    def __add__(self, other: "SpecDecodeCounters") -> "SpecDecodeCounters":
+    def __add__(self, other: SpecDecodeCounters) -> SpecDecodeCounters:
         n = max(len(self.accepted_per_position), len(other.accepted_per_position))
         a = list(self.accepted_per_position) + [0] * (n - len(self.accepted_per_position))
         b = list(other.accepted_per_position) + [0] * (n - len(other.accepted_per_position))
@@ -45,12 +44,12 @@ class SpecDecodeCounters:
             self.source or other.source)
 
     @property
-    def acceptance_length(self) -> Optional[float]:
+    def acceptance_length(self) -> float | None:
         """Acceptance length over drafted steps: 1 + accepted / drafts (bonus token included)."""
         return 1.0 + self.accepted_tokens / self.drafts if self.drafts else None
 
     @property
-    def draft_acceptance_rate(self) -> Optional[float]:
+    def draft_acceptance_rate(self) -> float | None:
         return self.accepted_tokens / self.draft_tokens if self.draft_tokens else None
 
     @property
@@ -63,7 +62,7 @@ class SpecDecodeCounters:
                 "accepted_per_position": list(self.accepted_per_position), "source": self.source}
 
     @classmethod
-    def from_dict(cls, d: Optional[dict]) -> Optional["SpecDecodeCounters"]:
+    def from_dict(cls, d: dict | None) -> SpecDecodeCounters | None:
         if not d:
             return None
         return cls(int(d["drafts"]), int(d["draft_tokens"]), int(d["accepted_tokens"]),

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from typing import Callable
+from collections.abc import Callable
 
 try:  # orjson parses a 300-byte chunk ~4x faster than json; optional so the harness runs without it
     import orjson

@@ -7,8 +7,8 @@ engine is never imported), so a check costs a subprocess of well under a second,
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable, Optional
 
 from packaging.version import InvalidVersion, Version
 
@@ -20,7 +20,7 @@ class Floor:
     flag: str                     # as emitted: "--dp-size", "speculative_config.decoding_type=Eagle3"
     since: str                    # earliest release read that accepts it
     source: str                   # file and release it was read from
-    until: Optional[str] = None   # last release read that accepts it (renamed or removed after)
+    until: str | None = None   # last release read that accepts it (renamed or removed after)
 
     def admits(self, version: str) -> bool:
         v = parse(version)
@@ -31,7 +31,7 @@ class Floor:
         return self.until is None or v <= parse(self.until)
 
 
-def parse(version: Optional[str]) -> Optional[Version]:
+def parse(version: str | None) -> Version | None:
     """A comparable version; local tags (``+cpu``) and ``-emulated`` suffixes are dropped."""
     if not version:
         return None
@@ -41,12 +41,12 @@ def parse(version: Optional[str]) -> Optional[Version]:
         return None
 
 
-def at_least(version: Optional[str], since: str) -> bool:
+def at_least(version: str | None, since: str) -> bool:
     v = parse(version)
     return v is not None and v >= parse(since)
 
 
-def spelling(version: Optional[str], new: str, old: str, since: str) -> str:
+def spelling(version: str | None, new: str, old: str, since: str) -> str:
     """A renamed flag: the new name from ``since`` on and when the release is unknown, else the old one."""
     return old if parse(version) is not None and not at_least(version, since) else new
 
@@ -60,13 +60,13 @@ def check_floors(engine: str, version: str, floors: Iterable[Floor]) -> None:
                               f"read in {f.source})")
 
 
-def installed_version(python: str, dists: tuple[str, ...]) -> Optional[str]:
+def installed_version(python: str, dists: tuple[str, ...]) -> str | None:
     """The engine's version in its own environment (first distribution found), None when unknown."""
     from speedbench.env_info import engine_python_versions
 
     return version_of(engine_python_versions(python, dists), dists)
 
 
-def version_of(found: dict, dists: tuple[str, ...]) -> Optional[str]:
+def version_of(found: dict, dists: tuple[str, ...]) -> str | None:
     """The first of ``dists`` in an ``engine_python_versions`` answer."""
     return next((found[d] for d in dists if found.get(d)), None)

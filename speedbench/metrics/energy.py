@@ -10,8 +10,8 @@ point's energy unknown (None, with the reason): energy is reported for every GPU
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Iterable, Optional, Sequence
 
 COUNTER_MODULUS = 1 << 64  # NVML returns an unsigned long long
 
@@ -20,31 +20,31 @@ COUNTER_MODULUS = 1 << 64  # NVML returns an unsigned long long
 class GpuSample:
     t_ns: int                           # perf_counter_ns, the records' clock
     gpu: int
-    power_w: Optional[float] = None
-    energy_mj: Optional[int] = None     # cumulative counter; None = not supported / read failed
-    sm_util: Optional[float] = None     # percent
-    mem_used_mb: Optional[float] = None
+    power_w: float | None = None
+    energy_mj: int | None = None     # cumulative counter; None = not supported / read failed
+    sm_util: float | None = None     # percent
+    mem_used_mb: float | None = None
 
 
 @dataclass
 class GpuEnergy:
     gpu: int
-    energy_j: Optional[float]
+    energy_j: float | None
     method: str                         # "counter", "power", "counter+power" or "none"
     samples: int
-    max_gap_s: Optional[float]
-    mean_sm_util: Optional[float]
-    max_mem_used_mb: Optional[float]
-    note: Optional[str] = None
+    max_gap_s: float | None
+    mean_sm_util: float | None
+    max_mem_used_mb: float | None
+    note: str | None = None
 
 
 @dataclass
 class PointEnergy:
-    energy_j: Optional[float]           # Σ over GPUs; None unless every GPU covers the window
-    mean_power_w: Optional[float]
+    energy_j: float | None           # Σ over GPUs; None unless every GPU covers the window
+    mean_power_w: float | None
     duration_s: float
     gpus: list[GpuEnergy] = field(default_factory=list)
-    note: Optional[str] = None
+    note: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -54,7 +54,7 @@ def _interp(t: int, ta: int, va: float, tb: int, vb: float) -> float:
     return va if tb == ta else va + (vb - va) * (t - ta) / (tb - ta)
 
 
-def _power_integral(pts: Sequence[tuple[int, float]], t0: int, t1: int) -> Optional[float]:
+def _power_integral(pts: Sequence[tuple[int, float]], t0: int, t1: int) -> float | None:
     """Trapezoids of (t_ns, W) over [t0, t1], ends interpolated; None when the points do not bracket it."""
     if len(pts) < 2 or pts[0][0] > t0 or pts[-1][0] < t1:
         return None
@@ -68,7 +68,7 @@ def _power_integral(pts: Sequence[tuple[int, float]], t0: int, t1: int) -> Optio
 
 
 def _counter_energy(samples: Sequence[GpuSample], t0: int, t1: int,
-                    modulus: int) -> tuple[Optional[float], bool]:
+                    modulus: int) -> tuple[float | None, bool]:
     """(joules from the counter over [t0, t1], whether a reset interval was bridged with power)."""
     pts = [s for s in samples if s.energy_mj is not None]
     if len(pts) < 2 or pts[0].t_ns > t0 or pts[-1].t_ns < t1:
@@ -120,7 +120,7 @@ def gpu_energy(gpu: int, samples: Sequence[GpuSample], t0: int, t1: int,
     return GpuEnergy(energy_j=None, method="none", note=why, **base)
 
 
-def point_energy(samples: Iterable[GpuSample], t0_ns: int, t1_ns: int, gpus: Optional[Sequence[int]] = None,
+def point_energy(samples: Iterable[GpuSample], t0_ns: int, t1_ns: int, gpus: Sequence[int] | None = None,
                  modulus: int = COUNTER_MODULUS) -> PointEnergy:
     """Energy of every GPU (``gpus``: those sampled at the start; a GPU that vanished still counts)."""
     by_gpu: dict[int, list[GpuSample]] = {g: [] for g in (gpus or [])}
@@ -138,11 +138,11 @@ def point_energy(samples: Iterable[GpuSample], t0_ns: int, t1_ns: int, gpus: Opt
     return PointEnergy(total, total / duration, duration, per)
 
 
-def tokens_per_joule(output_tokens: int, energy_j: Optional[float]) -> Optional[float]:
+def tokens_per_joule(output_tokens: int, energy_j: float | None) -> float | None:
     return output_tokens / energy_j if energy_j else None
 
 
-def usd_per_million_tokens(output_tps: float, hourly_usd: Optional[float]) -> Optional[float]:
+def usd_per_million_tokens(output_tps: float, hourly_usd: float | None) -> float | None:
     """$ per million output tokens for hardware priced ``hourly_usd`` producing ``output_tps`` tokens/s."""
     if not hourly_usd or not output_tps or output_tps <= 0:
         return None

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Sequence
 from datetime import datetime, timezone
-from typing import Optional, Sequence
 
 from speedbench.report.plots import Plot
 from speedbench.report.sections import Section
@@ -81,8 +81,8 @@ def _plot_ctx(p: Plot) -> dict:
     return {"name": p.name, "title": p.title, "src": "data:image/png;base64," + base64.b64encode(p.png).decode()}
 
 
-def render_html(sections: Sequence[Section], plots: Sequence[Plot], runs, title: Optional[str] = None,
-                plots_note: Optional[str] = None) -> str:
+def render_html(sections: Sequence[Section], plots: Sequence[Plot], runs, title: str | None = None,
+                plots_note: str | None = None) -> str:
     placed: dict[str, list[dict]] = {}
     loose = []
     keys = {s.key for s in sections}
