@@ -111,6 +111,7 @@ def _read_rows(src: SourceSpec, base: Path) -> tuple[list[dict], str]:
             return list(datasets.load_dataset(src.hf, src.config, split=src.split)), f"hf:{src.hf}"
         except Exception as e:  # network, auth, missing config
             raise ConfigError(f"could not load hf:{src.hf}: {e}") from None
+    assert src.path is not None  # the source model requires hf or path
     p = (base / src.path).resolve()
     if not p.is_file():
         raise ConfigError(f"source file not found: {p}")

@@ -12,6 +12,7 @@ import urllib.error
 import urllib.request
 from collections import deque
 from pathlib import Path
+from typing import BinaryIO
 
 from speedbench.config import ConfigError
 
@@ -131,22 +132,22 @@ class ServerProcess:
         self.startup_timeout_s = startup_timeout_s
         self.cwd = cwd
         self.proc: subprocess.Popen | None = None
-        self._log = None
+        self._log: BinaryIO | None = None
 
     def start(self) -> ServerProcess:
         if self.port is not None and not port_is_free(self.host, self.port):
             raise ConfigError(f"port {self.port} on {self.host} is already in use; pick another with --port")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = self.log_path.open("ab")
-        self._log.write(f"$ {' '.join(self.argv)}\n".encode())
-        self._log.flush()
+        self._log = log = self.log_path.open("ab")
+        log.write(f"$ {' '.join(self.argv)}\n".encode())
+        log.flush()
         env = {**os.environ, **(self.env or {})}
         try:
-            self.proc = subprocess.Popen(self.argv, stdout=self._log, stderr=subprocess.STDOUT, env=env,
+            self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, env=env,
                                          cwd=self.cwd, start_new_session=True, stdin=subprocess.DEVNULL,
                                          preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
         except FileNotFoundError as e:
-            self._log.close()
+            log.close()
             raise ConfigError(f"cannot start engine: {e.filename} not found (check engine.python)") from None
         _LIVE.add(self)
         return self

@@ -26,9 +26,15 @@ class Floor:
         v = parse(version)
         if v is None:
             return True  # an unparseable version string is reported, not guessed at
-        if v < parse(self.since):
+        if v < _release(self.since):
             return False
-        return self.until is None or v <= parse(self.until)
+        return self.until is None or v <= _release(self.until)
+
+
+def _release(text: str) -> Version:
+    """A release written in this package's tables: plain PEP 440, so a typo fails loudly here instead of
+    comparing as an unknown version."""
+    return Version(text)
 
 
 def parse(version: str | None) -> Version | None:
@@ -43,7 +49,7 @@ def parse(version: str | None) -> Version | None:
 
 def at_least(version: str | None, since: str) -> bool:
     v = parse(version)
-    return v is not None and v >= parse(since)
+    return v is not None and v >= _release(since)
 
 
 def spelling(version: str | None, new: str, old: str, since: str) -> str:

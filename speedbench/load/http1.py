@@ -136,12 +136,15 @@ class _Connection(asyncio.Protocol):
             self.pool.lost_mid_exchange(self)
 
     # ---- httptools callbacks --------------------------------------------------------------------------
+    # httptools calls these only from feed_data in process(), which feeds bytes only during an exchange
     def on_headers_complete(self) -> None:
+        assert self.ex is not None
         self.ex.status = self.parser.get_status_code()
         self.keep_alive = self.parser.should_keep_alive()
 
     def on_body(self, body: bytes) -> None:
         ex = self.ex
+        assert ex is not None
         if ex.done:
             return                     # draining the rest of a message the caller has finished with
         if ex.status != 200:
@@ -160,6 +163,7 @@ class _Connection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         ex, t = self.ex, self.t_block
+        assert ex is not None
         if not ex.done:
             if ex.status != 200:
                 ex.finish(t, f"http_{ex.status}", ex.error_body[:300].decode("utf-8", "replace"))
@@ -299,6 +303,7 @@ class Http1Pool:
             ex = _Exchange(sink, self.loop.create_future(), t0)
             conn.ex = ex
             self.active.add(conn)
+            assert conn.transport is not None   # set by connection_made before the connect returns
             conn.transport.write(request)
             try:
                 outcome = await ex.future

@@ -78,7 +78,8 @@ async def run_in_processes(adapter: EngineAdapter, base_url: str, prompts: Seque
     go.set()
     run = PointRun()
     loop = asyncio.get_running_loop()
-    measured_done, finished = set(), set()
+    measured_done: set[int] = set()
+    finished: set[int] = set()
     kernel_stamps: list[bool] = []   # per worker: were its chunk stamps the kernel's?
 
     def get():

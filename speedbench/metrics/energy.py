@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 COUNTER_MODULUS = 1 << 64  # NVML returns an unsigned long long
 
@@ -105,7 +106,7 @@ def gpu_energy(gpu: int, samples: Sequence[GpuSample], t0: int, t1: int,
     gaps = [(b - a) * 1e-9 for a, b in zip(times, times[1:]) if b > t0 and a < t1]
     utils = [s.sm_util for s in inside if s.sm_util is not None]
     mems = [s.mem_used_mb for s in inside if s.mem_used_mb is not None]
-    base = dict(gpu=gpu, samples=len(inside), max_gap_s=max(gaps) if gaps else None,
+    base: dict[str, Any] = dict(gpu=gpu, samples=len(inside), max_gap_s=max(gaps) if gaps else None,
                 mean_sm_util=sum(utils) / len(utils) if utils else None, max_mem_used_mb=max(mems) if mems else None)
     joules, bridged = _counter_energy(samples, t0, t1, modulus)
     if joules is not None:

@@ -152,7 +152,7 @@ class BatchEngine:
             if not self.running and not self.waiting:
                 self._wake.clear()
                 await self._wake.wait()
-            admitted = []
+            admitted: list = []
             while self.waiting and len(self.running) + len(admitted) < self.max_running:
                 admitted.append(self.waiting.popleft())
             await asyncio.sleep(self.step_s)

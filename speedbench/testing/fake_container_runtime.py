@@ -148,9 +148,9 @@ def _run(args: list[str]) -> int:
         cmd[cmd.index("--host") + 1] = "127.0.0.1"
         cmd[cmd.index("--port") + 1] = host_port
     env = dict(os.environ)
-    for e in opts["env"]:
-        if "=" not in e and e not in os.environ:
-            return _err(f"-e {e}: not set in the client's environment")
+    for var in opts["env"]:
+        if "=" not in var and var not in os.environ:
+            return _err(f"-e {var}: not set in the client's environment")
     log = _state() / f"{name}.log"
     with log.open("wb") as fh:
         # written into the container's output, so tests see it travel through the attached client
