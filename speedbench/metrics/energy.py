@@ -78,9 +78,11 @@ def _counter_energy(samples: Sequence[GpuSample], t0: int, t1: int,
     series = [(pts[0].t_ns, 0.0)]
     bridged = False
     for a, b in zip(pts, pts[1:]):
-        delta = b.energy_mj - a.energy_mj
+        ea, eb = a.energy_mj, b.energy_mj
+        assert ea is not None and eb is not None   # pts holds counter readings only
+        delta: float = eb - ea
         if delta < 0:
-            if a.energy_mj >= modulus // 2:
+            if ea >= modulus // 2:
                 delta += modulus
             else:  # reset: this interval from power, if power was read at both ends
                 if a.power_w is None or b.power_w is None:
@@ -135,7 +137,7 @@ def point_energy(samples: Iterable[GpuSample], t0_ns: int, t1_ns: int, gpus: Seq
     if missing:
         note = "; ".join(f"GPU {p.gpu}: {p.note}" for p in missing)
         return PointEnergy(None, None, duration, per, note=f"energy unknown: {note}")
-    total = sum(p.energy_j for p in per)
+    total = sum(p.energy_j for p in per if p.energy_j is not None)   # all of them: missing ones returned above
     return PointEnergy(total, total / duration, duration, per)
 
 
