@@ -15,12 +15,13 @@ MODEL_DIR ?= $(SPEEDBENCH_HOME)/models/gemma3-270m-bf16
 SPEEDBENCH ?= $(VENV)/bin/speedbench
 PYTEST_ARGS ?=
 
-.PHONY: help setup engine-cpu model browser demo test test-fast bench clean
+.PHONY: help setup engine-cpu model browser demo test test-fast lint bench clean
 
 help:
 	@echo "make demo       set up, prepare the model, run the SD-off/SD-on sweep on real vLLM (CPU)"
 	@echo "make test       unit tests + real vLLM-CPU integration tests"
 	@echo "make test-fast  unit tests only (no engine needed)"
+	@echo "make lint       import layers (lint-imports), ruff check, mypy"
 	@echo "GPU nodes: make sweep|qualitative|throughput|compare|report|plan ... (see docs/makefile.md)"
 
 setup: $(VENV)/.stamp
@@ -65,6 +66,15 @@ bench: setup engine-cpu model
 
 test-fast: setup
 	$(VENV)/bin/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+# The layer contract, lint rules and type check, all configured in pyproject.toml. Every step runs and the target
+# fails if any did, so one run shows all three.
+lint: setup
+	@rc=0; \
+	$(VENV)/bin/lint-imports || rc=1; \
+	$(VENV)/bin/ruff check speedbench tests || rc=1; \
+	$(VENV)/bin/mypy speedbench || rc=1; \
+	exit $$rc
 
 include mk/gpu.mk
 

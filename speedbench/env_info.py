@@ -7,10 +7,9 @@ import platform
 import shutil
 import subprocess
 import sys
-from typing import Optional
 
 
-def _version(dist: str) -> Optional[str]:
+def _version(dist: str) -> str | None:
     try:
         return md.version(dist)
     except md.PackageNotFoundError:
@@ -28,7 +27,7 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def _mem_gib() -> Optional[float]:
+def _mem_gib() -> float | None:
     try:
         return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
     except (ValueError, OSError, AttributeError):

@@ -9,8 +9,9 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from speedbench.config import BenchmarkConfig, ConfigError
 from speedbench.results import ResultsDir, repair_jsonl_tail

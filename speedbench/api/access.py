@@ -14,7 +14,8 @@ from __future__ import annotations
 import ipaddress
 import json
 import secrets
-from typing import Any, Awaitable, Callable, Optional, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
 HEALTH_PATH = "/health"
@@ -62,7 +63,7 @@ class RequestGuard:
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": json.dumps({"detail": detail}).encode()})
 
-    def refusal(self, scope: Scope) -> Optional[tuple[int, str]]:
+    def refusal(self, scope: Scope) -> tuple[int, str] | None:
         """(status, one line) for a request to refuse, None to let it through."""
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         host = headers.get("host", "")

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Sequence
 
 from speedbench.config import ConfigError
 from speedbench.results import find_results

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Any
 
 from speedbench.config import BenchmarkConfig, ConfigError, parse_isl, parse_sd_list
 
 # SPEED-Bench's grid (speed-bench-reference.md): qualitative at natural length + throughput ISL buckets.
-SPEED_BENCH_ISL: list[Optional[str]] = [None, "1k", "2k", "8k", "16k", "32k"]
+SPEED_BENCH_ISL: list[str | None] = [None, "1k", "2k", "8k", "16k", "32k"]
 SPEED_BENCH_CONCURRENCY = [1, 2, 4, 8, 16, 32, 64]
 
 
@@ -25,8 +26,8 @@ class PlannedJob:
     job_id: str
     group: str          # jobs of one group measure the same prompts: merge them together
     engine: str
-    preset: Optional[str]
-    isl: Optional[int]
+    preset: str | None
+    isl: int | None
     sd_label: str
     gpus: int
     config: BenchmarkConfig
@@ -44,7 +45,7 @@ def _slug(s: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", s).strip("-")
 
 
-def sd_settings(base_sd: Sequence[dict], methods: Optional[str], draft_lengths: Optional[Sequence[int]]) -> list[dict]:
+def sd_settings(base_sd: Sequence[dict], methods: str | None, draft_lengths: Sequence[int] | None) -> list[dict]:
     """SD off once + every SD-on method at every draft length (its own length when none are given)."""
     entries = parse_sd_list(methods) if methods else [dict(s) for s in base_sd]
     out: list[dict] = []
@@ -59,10 +60,10 @@ def sd_settings(base_sd: Sequence[dict], methods: Optional[str], draft_lengths: 
     return out
 
 
-def expand_matrix(*, presets: Sequence[Optional[str]] = (None,), engines: Optional[Sequence[str]] = None,
-                  isl_buckets: Optional[Sequence[Optional[str]]] = None, sd_methods: Optional[str] = None,
-                  draft_lengths: Optional[Sequence[int]] = None, output_dir: str = "results/plan",
-                  resolve: Optional[Callable[..., Any]] = None, **resolve_kwargs: Any) -> list[PlannedJob]:
+def expand_matrix(*, presets: Sequence[str | None] = (None,), engines: Sequence[str] | None = None,
+                  isl_buckets: Sequence[str | None] | None = None, sd_methods: str | None = None,
+                  draft_lengths: Sequence[int] | None = None, output_dir: str = "results/plan",
+                  resolve: Callable[..., Any] | None = None, **resolve_kwargs: Any) -> list[PlannedJob]:
     """Jobs for the matrix. ``resolve_kwargs`` (config_file, flags, environ, ...) go to ``resolve_config``
     for each preset, so a job's config has the same precedence as a single sweep's."""
     from speedbench.api.config_sources import resolve_config
@@ -122,10 +123,10 @@ def run_job(config: Mapping[str, Any], results_dir: str, dry_run: bool = False) 
 class SubmitOptions:
     cluster: str = "slurm"              # slurm | local | debug (submitit AutoExecutor clusters)
     folder: str = "results/plan/submitit"
-    partition: Optional[str] = None
-    gpus: Optional[int] = None          # per job; default: the job's tensor-parallel size
+    partition: str | None = None
+    gpus: int | None = None          # per job; default: the job's tensor-parallel size
     time_min: int = 120
-    cpus_per_task: Optional[int] = None
+    cpus_per_task: int | None = None
     dry_run: bool = False
 
 

@@ -2,8 +2,8 @@
 
 A request body is a partial BenchmarkConfig. It may pick engine, model, prompts, SD settings and load, but
  * what runs and with which environment is the operator's: ``engine.python``, ``engine.extra_args`` and
-   ``engine.env`` (and the engine's listen address ``engine.host``) come from a preset (the package's or ``serve-api --preset-dir``) or the service's
-   ``--config``, never from the body;
+   ``engine.env`` (and the engine's listen address ``engine.host``) come from a preset (the package's or
+   ``serve-api --preset-dir``) or the service's ``--config``, never from the body;
  * where results go is the service's (``output_dir``);
  * every path it names (model, tokenizer, a split file, SPEED-Bench source, draft model, prompt cache,
    BERTScore encoder) must lie under a root the operator allowed (``serve-api --allow-root DIR``), after
@@ -12,9 +12,10 @@ A refusal is a ``Forbidden`` naming the field in one line (HTTP 403).
 """
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 from speedbench.config import expand_path
 

@@ -1,14 +1,15 @@
 """Python-API conveniences beside ``BenchmarkConfig`` / ``BenchmarkRunner``: config from sources, results back."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any
 
 from speedbench.config import BenchmarkConfig, ConfigError
 
 
-def load_config(preset: Optional[str] = None, config_file: Optional[str | Path] = None, *, use_env: bool = True,
-                overrides: Optional[Mapping[str, Any]] = None, **sections: Any) -> BenchmarkConfig:
+def load_config(preset: str | None = None, config_file: str | Path | None = None, *, use_env: bool = True,
+                overrides: Mapping[str, Any] | None = None, **sections: Any) -> BenchmarkConfig:
     """Config with the CLI's precedence: defaults < preset < file < ``SPEEDBENCH_*`` env < overrides/sections.
 
     ``load_config(preset="cpu-demo", load={"concurrency": [1, 2]})`` — sections are nested dicts merged over

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import secrets
 import sys
+from collections.abc import Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import Response
@@ -33,21 +34,21 @@ MEDIA = {"json": "application/json", "md": "text/markdown", "csv": "text/csv"}
 class RunInfo(BaseModel):
     id: str
     status: str
-    queue: Optional[str] = None
+    queue: str | None = None
     results_dir: str
-    created_at: Optional[str] = None
-    started_at: Optional[str] = None
-    finished_at: Optional[str] = None
+    created_at: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
     points_planned: int
     points_finished: int
-    current_point: Optional[str] = None
-    error: Optional[str] = None
+    current_point: str | None = None
+    error: str | None = None
     source: str
-    config: Optional[dict[str, Any]] = None
+    config: dict[str, Any] | None = None
 
 
-def create_app(output_dir: str | Path = "results", *, token: str, manager: Optional[RunManager] = None,
-               policy: SubmitPolicy = SubmitPolicy(), service_config: Optional[str] = None,
+def create_app(output_dir: str | Path = "results", *, token: str, manager: RunManager | None = None,
+               policy: SubmitPolicy = SubmitPolicy(), service_config: str | None = None,
                allow_origins: Sequence[str] = (), loopback_only_hosts: bool = False) -> FastAPI:
     manager = manager or RunManager(output_dir)
 
@@ -78,8 +79,9 @@ def create_app(output_dir: str | Path = "results", *, token: str, manager: Optio
         return {"status": "ok"}
 
     @app.post("/runs", status_code=202, response_model=RunInfo, openapi_extra={"requestBody": {
-        "required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/BenchmarkConfig"}}}}})
-    async def create_run(request: Request, preset: Optional[str] = None) -> dict:
+        "required": True,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/BenchmarkConfig"}}}}})
+    async def create_run(request: Request, preset: str | None = None) -> dict:
         """Queue a sweep. The body is a BenchmarkConfig (partial when ``preset`` supplies the rest); fields only
         the operator may set (engine.python, extra_args, env, output_dir, paths outside the allowed roots) are
         refused with 403."""
@@ -136,7 +138,7 @@ def create_app(output_dir: str | Path = "results", *, token: str, manager: Optio
     return app
 
 
-def _report(paths: list[Path], fmt: str, kind: str, labels: Optional[list[str]] = None,
+def _report(paths: list[Path], fmt: str, kind: str, labels: list[str] | None = None,
             allow_generation_mismatch: bool = False) -> Response:
     from speedbench.report.load import ReportError
     from speedbench.report.render import report_output
@@ -169,9 +171,9 @@ def _document_config_body(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def serve_api(host: str = "127.0.0.1", port: int = 8080, token: Optional[str] = None,
+def serve_api(host: str = "127.0.0.1", port: int = 8080, token: str | None = None,
               output_dir: str | Path = "results", *, allow_roots: Sequence[str | Path] = (),
-              preset_dirs: Sequence[str | Path] = (), service_config: Optional[str] = None,
+              preset_dirs: Sequence[str | Path] = (), service_config: str | None = None,
               allow_origins: Sequence[str] = ()) -> None:
     """Serve until stopped. Without a token, one is generated and printed once (as Jupyter does)."""
     for d in (*allow_roots, *preset_dirs):

@@ -9,10 +9,11 @@ import logging
 import queue
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 from speedbench.config import BenchmarkConfig, ConfigError
 from speedbench.point_id import planned_points
@@ -39,15 +40,15 @@ class RunState:
     queue: str
     status: str = "queued"              # queued | running | complete | failed | interrupted
     created_at: str = field(default_factory=_now)
-    started_at: Optional[str] = None
-    finished_at: Optional[str] = None
+    started_at: str | None = None
+    finished_at: str | None = None
     points_planned: list[str] = field(default_factory=list)
     points_finished: int = 0
-    error: Optional[str] = None
+    error: str | None = None
     runner: Any = None
 
     @property
-    def current_point(self) -> Optional[str]:
+    def current_point(self) -> str | None:
         # the runner walks points in plan order (SD outer, concurrency inner)
         if self.status == "running" and self.points_finished < len(self.points_planned):
             return self.points_planned[self.points_finished]
@@ -61,7 +62,7 @@ class RunState:
                 "config": self.config.model_dump(mode="json")}
 
 
-def disk_info(path: Path) -> Optional[dict[str, Any]]:
+def disk_info(path: Path) -> dict[str, Any] | None:
     """Status of a results folder written by anyone (CLI, an earlier service, a merge)."""
     from speedbench.results import find_results
 
@@ -80,7 +81,7 @@ def disk_info(path: Path) -> Optional[dict[str, Any]]:
 
 
 class RunManager:
-    def __init__(self, output_dir: str | Path, runner_factory: Optional[Callable[..., Any]] = None) -> None:
+    def __init__(self, output_dir: str | Path, runner_factory: Callable[..., Any] | None = None) -> None:
         self.output_dir = Path(output_dir)
         self._runner_factory = runner_factory
         self._runs: dict[str, RunState] = {}
@@ -144,7 +145,7 @@ class RunManager:
             state.runner = None
 
     # ---- reading ---------------------------------------------------------------------------------
-    def _folder(self, run_id: str) -> Optional[Path]:
+    def _folder(self, run_id: str) -> Path | None:
         """The results folder a run id names: a plain name whose real path stays inside the output dir (a
         symlink pointing elsewhere is not followed out)."""
         if not RUN_ID.match(run_id):
@@ -152,14 +153,14 @@ class RunManager:
         path = self.output_dir / run_id
         return path if path.resolve().is_relative_to(self.output_dir.resolve()) else None
 
-    def get(self, run_id: str) -> Optional[dict[str, Any]]:
+    def get(self, run_id: str) -> dict[str, Any] | None:
         state = self._runs.get(run_id)
         if state is not None:
             return state.info()
         path = self._folder(run_id)
         return disk_info(path) if path else None
 
-    def results_path(self, run_id: str) -> Optional[Path]:
+    def results_path(self, run_id: str) -> Path | None:
         state = self._runs.get(run_id)
         path = state.results_dir if state else self._folder(run_id)
         return path if path is not None and (path / "manifest.json").is_file() else None

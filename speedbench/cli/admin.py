@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 
-from speedbench.config import ConfigError
 from speedbench.cli import _fail, main
 from speedbench.cli.options import config_options, resolve_from_flags
 from speedbench.cli.sweep import server_commands
+from speedbench.config import ConfigError
 
 
 @main.group()
@@ -92,7 +92,8 @@ def config_show(config_file, preset, sd_spec, draft_length, fmt, **flags) -> Non
 @click.option("--token", envvar="SPEEDBENCH_API_TOKEN",
               help="Bearer token clients must send (env SPEEDBENCH_API_TOKEN); without one, one is generated and "
                    "printed once.")
-@click.option("--output-dir", default="results", show_default=True, help="Where runs write results (and are listed from).")
+@click.option("--output-dir", default="results", show_default=True,
+              help="Where runs write results (and are listed from).")
 @click.option("--allow-root", "allow_roots", multiple=True, type=click.Path(exists=True, file_okay=False),
               help="Folder whose paths (model, tokenizer, split, draft model, cache) requests may name; repeatable. "
                    "Without it a request may name no path (presets only).")

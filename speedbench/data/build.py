@@ -27,7 +27,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -41,20 +41,20 @@ log = logging.getLogger(__name__)
 
 class SourceSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    path: Optional[str] = None
-    hf: Optional[str] = None
-    config: Optional[str] = None
+    path: str | None = None
+    hf: str | None = None
+    config: str | None = None
     split: str = "test"
-    category: Optional[str] = None
-    category_field: Optional[str] = None
-    categories: Optional[list[str]] = None
+    category: str | None = None
+    category_field: str | None = None
+    categories: list[str] | None = None
     id_field: str = "id"
     text_field: str = "turns"
     id_prefix: str = ""
-    license: Optional[str] = None
+    license: str | None = None
 
     @model_validator(mode="after")
-    def _check(self) -> "SourceSpec":
+    def _check(self) -> SourceSpec:
         if bool(self.path) == bool(self.hf):
             raise ValueError("give exactly one of path or hf")
         if bool(self.category) == bool(self.category_field):
@@ -69,7 +69,7 @@ class Manifest(BaseModel):
     embedder: str = "hashed-ngrams"
     seed: int = 0
     allow_short: bool = False
-    output: Optional[str] = None
+    output: str | None = None
     sources: list[SourceSpec] = Field(min_length=1)
 
 
@@ -86,7 +86,7 @@ class Candidate:
 class BuildResult:
     rows: list[dict]
     report: dict[str, Selection]
-    output: Optional[Path]
+    output: Path | None
 
 
 def load_manifest(path: Path) -> Manifest:
@@ -105,11 +105,13 @@ def _read_rows(src: SourceSpec, base: Path) -> tuple[list[dict], str]:
         try:
             import datasets
         except ImportError:
-            raise ConfigError(f"source hf:{src.hf} needs the 'datasets' package (pip install 'speedbench[hf]')") from None
+            raise ConfigError(
+                f"source hf:{src.hf} needs the 'datasets' package (pip install 'speedbench[hf]')") from None
         try:
             return list(datasets.load_dataset(src.hf, src.config, split=src.split)), f"hf:{src.hf}"
         except Exception as e:  # network, auth, missing config
             raise ConfigError(f"could not load hf:{src.hf}: {e}") from None
+    assert src.path is not None  # the source model requires hf or path
     p = (base / src.path).resolve()
     if not p.is_file():
         raise ConfigError(f"source file not found: {p}")
@@ -125,7 +127,7 @@ def _read_rows(src: SourceSpec, base: Path) -> tuple[list[dict], str]:
             raise ConfigError(f"{p}: bad JSON ({e.msg})") from None
 
 
-def _text_turns(value: Any) -> Optional[tuple[str, ...]]:
+def _text_turns(value: Any) -> tuple[str, ...] | None:
     if isinstance(value, str):
         value = [value]
     if isinstance(value, list) and value and all(isinstance(m, dict) for m in value):
@@ -157,8 +159,8 @@ def candidates_from(src: SourceSpec, base: Path) -> list[Candidate]:
     return out
 
 
-def build_split(manifest_path: Path, out: Optional[Path] = None, per_category: Optional[int] = None,
-                embedder: Optional[str] = None) -> BuildResult:
+def build_split(manifest_path: Path, out: Path | None = None, per_category: int | None = None,
+                embedder: str | None = None) -> BuildResult:
     m = load_manifest(manifest_path)
     base = manifest_path.parent
     k = per_category or m.per_category

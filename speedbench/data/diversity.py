@@ -9,8 +9,9 @@ similar already-chosen item) followed by best-improvement swaps on the exact obj
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import math
 import zlib
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
-# Level 9 matches the `zlib_ratio` stored for each pool document (speedbench/resources/datasets/README.md), so figures compare.
+# Level 9 matches the `zlib_ratio` stored for each pool document (speedbench/resources/datasets/README.md),
+# so figures compare.
 ZLIB_LEVEL = 9
 
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, Optional
 
 from speedbench.config import ConfigError
 from speedbench.data.prompts import CATEGORIES, Prompt
@@ -97,7 +97,7 @@ def local_files(root: Path, config: str) -> list[Path]:
     return []
 
 
-def resolve_source(source: Optional[str], config: str) -> tuple[str, list[Path]]:
+def resolve_source(source: str | None, config: str) -> tuple[str, list[Path]]:
     """(kind, files): kind is 'local' (files listed) or 'hub' (a dataset name for HF datasets)."""
     if config not in CONFIGS:
         raise ConfigError(f"unknown SPEED-Bench config {config!r}; configs: {', '.join(CONFIGS)}")
@@ -114,7 +114,7 @@ def resolve_source(source: Optional[str], config: str) -> tuple[str, list[Path]]
     raise ConfigError(f"SPEED-Bench source not found: {src} (give a local folder/parquet file or a hub name)")
 
 
-def load_rows(source: Optional[str], config: str) -> list[dict]:
+def load_rows(source: str | None, config: str) -> list[dict]:
     kind, files = resolve_source(source, config)
     if kind == "local":
         import pyarrow.parquet as pq
@@ -137,7 +137,7 @@ def load_rows(source: Optional[str], config: str) -> list[dict]:
         raise ConfigError(f"could not load {source or DEFAULT_SOURCE!r} config {config!r}: {e}") from None
 
 
-def load_speed_bench(source: Optional[str], config: str, placeholders: str = "error") -> list[Prompt]:
+def load_speed_bench(source: str | None, config: str, placeholders: str = "error") -> list[Prompt]:
     where = f"SPEED-Bench {config} ({source or DEFAULT_SOURCE})"
     prompts = rows_to_prompts(load_rows(source, config), config, where)
     if not prompts:
@@ -145,7 +145,7 @@ def load_speed_bench(source: Optional[str], config: str, placeholders: str = "er
     return drop_placeholders(prompts, placeholders, where)
 
 
-def source_digest(source: Optional[str], config: str) -> Optional[str]:
+def source_digest(source: str | None, config: str) -> str | None:
     """sha256 of the local files, or None for a hub source (then the loaded rows are hashed instead)."""
     from speedbench.data.tokenization import sha256_file
 

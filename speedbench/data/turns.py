@@ -23,7 +23,7 @@ own earlier context unchanged, and the prompt set records ``template_append_only
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 from speedbench.config import ConfigError
 from speedbench.data.tokenization import encode, load_tokenizer
@@ -71,7 +71,7 @@ def conversation_tails(tokenizer, turns: Sequence[str], use_template: bool,
     return tuple(tails), append_only
 
 
-def reply_end_id(tokenizer, tails: Sequence[Sequence[Sequence[int]]]) -> Optional[int]:
+def reply_end_id(tokenizer, tails: Sequence[Sequence[Sequence[int]]]) -> int | None:
     """The special token the template writes right after every reply (Gemma's <end_of_turn>, Llama 3's
     <|eot_id|>, ChatML's <|im_end|>): the token a model emits to end its turn.  None when the tails start
     differently or with ordinary text (plain format: a reply ending in a blank line keeps it)."""
@@ -95,7 +95,7 @@ class NextTurn:
     Picklable (a path, nothing loaded), so multi-process load workers get it with the plan.
     """
 
-    def __init__(self, tokenizer_path: Optional[str] = None, end_id: Optional[int] = None) -> None:
+    def __init__(self, tokenizer_path: str | None = None, end_id: int | None = None) -> None:
         self.tokenizer_path = tokenizer_path  # only for engines that stream text without ids
         self.end_id = end_id                  # the prompt set's reply_end_id
 

@@ -11,7 +11,7 @@ from speedbench.engines.versions import Floor, check_floors
 if TYPE_CHECKING:
     import aiohttp
 
-    from speedbench.load.records import RequestRecord
+    from speedbench.core.records import RequestRecord
 
 
 class EngineAdapter(abc.ABC):

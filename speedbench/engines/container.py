@@ -24,8 +24,8 @@ import re
 import shutil
 import socket
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 from speedbench.config import ConfigError, EngineConfig
 from speedbench.engines.server import ServerProcess
@@ -71,7 +71,7 @@ def container_name(results_dir: Path, sd_label: str) -> str:
     return _NAME_BAD.sub("-", f"speedbench-{Path(results_dir).name}-{sd_label}")[:120]
 
 
-def mounts_for(ec: EngineConfig, paths: Sequence[Optional[str]]) -> list[tuple[str, str, bool]]:
+def mounts_for(ec: EngineConfig, paths: Sequence[str | None]) -> list[tuple[str, str, bool]]:
     """(source, target, read_only): every existing local path the argv names, at the same path; then extras."""
     out: list[tuple[str, str, bool]] = []
     for p in paths:
@@ -136,14 +136,14 @@ def run_argv(ec: EngineConfig, engine_argv: Sequence[str], name: str, port: int,
     return argv + [*inner]
 
 
-def prepare_argv(ec: EngineConfig, name: str) -> Optional[list[str]]:
+def prepare_argv(ec: EngineConfig, name: str) -> list[str] | None:
     """A step before ``run`` (enroot unpacks the image into a named root filesystem), or None."""
     if ec.launcher == "enroot":
         return [runtime_exe(ec), "create", "--force", "--name", name, image_of(ec)]
     return None
 
 
-def remove_argv(ec: EngineConfig, name: str) -> Optional[list[str]]:
+def remove_argv(ec: EngineConfig, name: str) -> list[str] | None:
     if ec.launcher in ("docker", "podman"):
         return [runtime_exe(ec), "rm", "-f", name]
     if ec.launcher == "enroot":
@@ -156,7 +156,7 @@ def _run(argv: list[str], timeout: float = 60.0) -> subprocess.CompletedProcess:
                           stdin=subprocess.DEVNULL)
 
 
-def image_info(ec: EngineConfig) -> Optional[dict]:
+def image_info(ec: EngineConfig) -> dict | None:
     """``{"digest": "repo@sha256:..." or None (a local build has none), "id": "sha256:..."}`` of the image as
     the runtime holds it (docker/podman), or None when it does not hold it."""
     fmt = '{"digests": {{json .RepoDigests}}, "id": {{json .Id}}}'
@@ -170,7 +170,7 @@ def image_info(ec: EngineConfig) -> Optional[dict]:
     return {"digest": (info.get("digests") or [None])[0], "id": info.get("id")}
 
 
-def ensure_image(ec: EngineConfig, say, timeout_s: float) -> Optional[dict]:
+def ensure_image(ec: EngineConfig, say, timeout_s: float) -> dict | None:
     """Pull the image when the runtime does not hold it yet, so its digest is known before any server
     starts and a bad tag is one clear line, not a server that never came up."""
     if ec.launcher not in ("docker", "podman"):
@@ -193,7 +193,7 @@ class ContainerServer(ServerProcess):
         super().__init__(argv, log_path, health_url, **kw)
         self.ec, self.name = ec, name
 
-    def start(self) -> "ContainerServer":
+    def start(self) -> ContainerServer:
         prep = prepare_argv(self.ec, self.name)
         if prep is not None:
             try:
@@ -268,14 +268,14 @@ def cleanup_leftovers(runtime: str, *, force_all: bool = False) -> list[str]:
     return names
 
 
-def container_argv(ec: EngineConfig, engine_argv: list[str], files: Sequence[str], draft_model: Optional[str],
+def container_argv(ec: EngineConfig, engine_argv: list[str], files: Sequence[str], draft_model: str | None,
                    name: str, port: int, env: dict[str, str]) -> list[str]:
     """The run command of one server: the model, draft model and launch files' folders mounted read-only."""
     mounts = mounts_for(ec, [ec.model, draft_model, *(str(Path(f).parent) for f in files)])
     return run_argv(ec, engine_argv, name, port, mounts, env)
 
 
-def launch(ec: EngineConfig, engine_argv: list[str], files: Sequence[str], draft_model: Optional[str],
+def launch(ec: EngineConfig, engine_argv: list[str], files: Sequence[str], draft_model: str | None,
            results_dir: Path, sd_label: str, port: int, log_path: Path, health_url: str,
            env: dict[str, str]) -> ContainerServer:
     """The server of one SD setting in a container named after the results folder (not started yet)."""

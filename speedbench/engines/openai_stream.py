@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Optional
 
 if TYPE_CHECKING:
-    from speedbench.load.records import RequestRecord
+    from speedbench.core.records import RequestRecord
 
 
 def fold_chunk_tokens(rec: "RequestRecord", t_ns: int, cumulative: Optional[int], ids: Optional[list],

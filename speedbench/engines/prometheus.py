@@ -1,24 +1,20 @@
-"""Minimal Prometheus text-format reader: enough for counters and gauges with labels."""
+"""Prometheus text-format reading through ``prometheus_client``'s own parser (escapes, ``}`` inside label
+values, timestamps, NaN/Inf), so the SD counter deltas never silently miss a sample."""
 from __future__ import annotations
 
-import re
-
-_LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+([-+0-9.eEinfNa]+)(?:\s+\d+)?$')
-_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+from prometheus_client.parser import text_string_to_metric_families
 
 
 def parse_prometheus(text: str) -> list[tuple[str, dict[str, str], float]]:
-    samples = []
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        m = _LINE.match(line)
-        if not m:
-            continue
-        labels = dict(_LABEL.findall(m.group(2) or ""))
-        samples.append((m.group(1), labels, float(m.group(3))))
-    return samples
+    """Every sample as (sample name as exposed, e.g. ``..._total``; labels, unescaped; value).
+
+    A malformed exposition raises ValueError naming the line: ``measure.scrape_counters`` then warns and
+    records no server counters, rather than deltas summed over whatever lines happened to parse."""
+    try:
+        return [(s.name, dict(s.labels), float(s.value))
+                for family in text_string_to_metric_families(text) for s in family.samples]
+    except ValueError as e:
+        raise ValueError(f"unreadable Prometheus text: {e}") from None
 
 
 def sum_metric(samples, name: str, **match: str) -> float | None:

@@ -12,7 +12,7 @@ import urllib.error
 import urllib.request
 from collections import deque
 from pathlib import Path
-from typing import Optional
+from typing import BinaryIO
 
 from speedbench.config import ConfigError
 
@@ -21,7 +21,7 @@ class EngineError(RuntimeError):
     """The engine server failed (start-up, readiness, death mid-run)."""
 
 
-_LIVE: set["ServerProcess"] = set()
+_LIVE: set[ServerProcess] = set()
 
 
 @atexit.register
@@ -121,9 +121,9 @@ class ServerProcess:
     every worker it spawns (vLLM starts an engine-core process; TRT-LLM and SGLang spawn per-GPU workers).
     """
 
-    def __init__(self, argv: list[str], log_path: Path, health_url: str, *, env: Optional[dict] = None,
-                 host: str = "127.0.0.1", port: Optional[int] = None, startup_timeout_s: float = 900.0,
-                 cwd: Optional[Path] = None) -> None:
+    def __init__(self, argv: list[str], log_path: Path, health_url: str, *, env: dict | None = None,
+                 host: str = "127.0.0.1", port: int | None = None, startup_timeout_s: float = 900.0,
+                 cwd: Path | None = None) -> None:
         self.argv = [str(a) for a in argv]
         self.log_path = Path(log_path)
         self.health_url = health_url
@@ -131,23 +131,23 @@ class ServerProcess:
         self.host, self.port = host, port
         self.startup_timeout_s = startup_timeout_s
         self.cwd = cwd
-        self.proc: Optional[subprocess.Popen] = None
-        self._log = None
+        self.proc: subprocess.Popen | None = None
+        self._log: BinaryIO | None = None
 
-    def start(self) -> "ServerProcess":
+    def start(self) -> ServerProcess:
         if self.port is not None and not port_is_free(self.host, self.port):
             raise ConfigError(f"port {self.port} on {self.host} is already in use; pick another with --port")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = self.log_path.open("ab")
-        self._log.write(f"$ {' '.join(self.argv)}\n".encode())
-        self._log.flush()
+        self._log = log = self.log_path.open("ab")
+        log.write(f"$ {' '.join(self.argv)}\n".encode())
+        log.flush()
         env = {**os.environ, **(self.env or {})}
         try:
-            self.proc = subprocess.Popen(self.argv, stdout=self._log, stderr=subprocess.STDOUT, env=env,
+            self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, env=env,
                                          cwd=self.cwd, start_new_session=True, stdin=subprocess.DEVNULL,
                                          preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
         except FileNotFoundError as e:
-            self._log.close()
+            log.close()
             raise ConfigError(f"cannot start engine: {e.filename} not found (check engine.python)") from None
         _LIVE.add(self)
         return self
@@ -170,7 +170,7 @@ class ServerProcess:
             time.sleep(poll_s)
 
     @property
-    def returncode(self) -> Optional[int]:
+    def returncode(self) -> int | None:
         return self.proc.returncode if self.proc is not None else None
 
     def is_alive(self) -> bool:
@@ -197,7 +197,7 @@ class ServerProcess:
         if self._log is not None and not self._log.closed:
             self._log.close()
 
-    def __enter__(self) -> "ServerProcess":
+    def __enter__(self) -> ServerProcess:
         return self.start()
 
     def __exit__(self, *exc) -> None:

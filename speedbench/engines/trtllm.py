@@ -39,7 +39,7 @@ from speedbench.engines.versions import Floor, at_least
 if TYPE_CHECKING:
     import aiohttp
 
-    from speedbench.load.records import RequestRecord
+    from speedbench.core.records import RequestRecord
 
 log = logging.getLogger(__name__)
 

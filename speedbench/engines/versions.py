@@ -7,8 +7,8 @@ engine is never imported), so a check costs a subprocess of well under a second,
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable, Optional
 
 from packaging.version import InvalidVersion, Version
 
@@ -20,18 +20,24 @@ class Floor:
     flag: str                     # as emitted: "--dp-size", "speculative_config.decoding_type=Eagle3"
     since: str                    # earliest release read that accepts it
     source: str                   # file and release it was read from
-    until: Optional[str] = None   # last release read that accepts it (renamed or removed after)
+    until: str | None = None   # last release read that accepts it (renamed or removed after)
 
     def admits(self, version: str) -> bool:
         v = parse(version)
         if v is None:
             return True  # an unparseable version string is reported, not guessed at
-        if v < parse(self.since):
+        if v < _release(self.since):
             return False
-        return self.until is None or v <= parse(self.until)
+        return self.until is None or v <= _release(self.until)
 
 
-def parse(version: Optional[str]) -> Optional[Version]:
+def _release(text: str) -> Version:
+    """A release written in this package's tables: plain PEP 440, so a typo fails loudly here instead of
+    comparing as an unknown version."""
+    return Version(text)
+
+
+def parse(version: str | None) -> Version | None:
     """A comparable version; local tags (``+cpu``) and ``-emulated`` suffixes are dropped."""
     if not version:
         return None
@@ -41,12 +47,12 @@ def parse(version: Optional[str]) -> Optional[Version]:
         return None
 
 
-def at_least(version: Optional[str], since: str) -> bool:
+def at_least(version: str | None, since: str) -> bool:
     v = parse(version)
-    return v is not None and v >= parse(since)
+    return v is not None and v >= _release(since)
 
 
-def spelling(version: Optional[str], new: str, old: str, since: str) -> str:
+def spelling(version: str | None, new: str, old: str, since: str) -> str:
     """A renamed flag: the new name from ``since`` on and when the release is unknown, else the old one."""
     return old if parse(version) is not None and not at_least(version, since) else new
 
@@ -60,13 +66,13 @@ def check_floors(engine: str, version: str, floors: Iterable[Floor]) -> None:
                               f"read in {f.source})")
 
 
-def installed_version(python: str, dists: tuple[str, ...]) -> Optional[str]:
+def installed_version(python: str, dists: tuple[str, ...]) -> str | None:
     """The engine's version in its own environment (first distribution found), None when unknown."""
     from speedbench.env_info import engine_python_versions
 
     return version_of(engine_python_versions(python, dists), dists)
 
 
-def version_of(found: dict, dists: tuple[str, ...]) -> Optional[str]:
+def version_of(found: dict, dists: tuple[str, ...]) -> str | None:
     """The first of ``dists`` in an ``engine_python_versions`` answer."""
     return next((found[d] for d in dists if found.get(d)), None)

@@ -12,12 +12,12 @@ from speedbench.engines.base import EngineAdapter
 from speedbench.engines.openai_stream import fold_chunk_tokens, fold_completion_chunk
 from speedbench.engines.prometheus import parse_prometheus, sum_metric
 from speedbench.engines.versions import Floor
-from speedbench.load.sse import loads
+from speedbench.core.jsoncodec import loads
 
 if TYPE_CHECKING:
     import aiohttp
 
-    from speedbench.load.records import RequestRecord
+    from speedbench.core.records import RequestRecord
 
 # Prometheus counter names (vllm/v1/metrics/loggers.py); summed over engine labels.
 M_DRAFTS = "vllm:spec_decode_num_drafts_total"

@@ -24,14 +24,15 @@ import asyncio
 import socket
 import ssl as ssl_mod
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
 from urllib.parse import urlsplit
 
 import httptools
 
 from speedbench.load.sse import SSESplitter
-from speedbench.load.stamped_socket import AVAILABLE as KERNEL_STAMPS, KernelStampedSocket, prepare_stamped_tcp
+from speedbench.load.stamped_socket import AVAILABLE as KERNEL_STAMPS
+from speedbench.load.stamped_socket import KernelStampedSocket, prepare_stamped_tcp
 
 _now = time.perf_counter_ns
 _ERROR_BODY_LIMIT = 2048
@@ -44,9 +45,9 @@ PayloadSink = Callable[[bytes, int], bool]
 class StreamOutcome:
     """How one streaming request ended, in the load client's error vocabulary."""
 
-    http_status: Optional[int] = None
-    error_kind: Optional[str] = None     # None = the sink ended the stream itself (or it completed)
-    error: Optional[str] = None
+    http_status: int | None = None
+    error_kind: str | None = None     # None = the sink ended the stream itself (or it completed)
+    error: str | None = None
     t_end_ns: int = 0
 
 
@@ -58,7 +59,7 @@ class _Exchange:
 
     def __init__(self, sink: PayloadSink, future: asyncio.Future, t_start_ns: int) -> None:
         self.sink, self.future = sink, future
-        self.status: Optional[int] = None
+        self.status: int | None = None
         self.split = SSESplitter()
         self.error_body = b""
         self.done = False
@@ -66,7 +67,7 @@ class _Exchange:
         self.got_bytes = False
         self.outcome = StreamOutcome()
 
-    def finish(self, t_ns: int, kind: Optional[str] = None, error: Optional[str] = None) -> None:
+    def finish(self, t_ns: int, kind: str | None = None, error: str | None = None) -> None:
         if self.done:
             return
         self.done = True
@@ -80,11 +81,11 @@ class _Connection(asyncio.Protocol):
     __slots__ = ("pool", "transport", "parser", "ex", "blocks", "queued", "lost", "lost_reason", "keep_alive",
                  "draining", "t_block")
 
-    def __init__(self, pool: "Http1Pool") -> None:
+    def __init__(self, pool: Http1Pool) -> None:
         self.pool = pool
-        self.transport: Optional[asyncio.Transport] = None
+        self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
-        self.ex: Optional[_Exchange] = None
+        self.ex: _Exchange | None = None
         self.blocks: list = []          # (t_ns, bytes) read but not yet parsed
         self.queued = False
         self.lost = False
@@ -106,7 +107,7 @@ class _Connection(asyncio.Protocol):
             self.queued = True
             self.pool.schedule(self)
 
-    def connection_lost(self, exc: Optional[Exception]) -> None:
+    def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
         self.lost_reason = f"{type(exc).__name__}: {exc}" if exc else "server closed the connection"
         if not self.queued:
@@ -135,12 +136,15 @@ class _Connection(asyncio.Protocol):
             self.pool.lost_mid_exchange(self)
 
     # ---- httptools callbacks --------------------------------------------------------------------------
+    # httptools calls these only from feed_data in process(), which feeds bytes only during an exchange
     def on_headers_complete(self) -> None:
+        assert self.ex is not None
         self.ex.status = self.parser.get_status_code()
         self.keep_alive = self.parser.should_keep_alive()
 
     def on_body(self, body: bytes) -> None:
         ex = self.ex
+        assert ex is not None
         if ex.done:
             return                     # draining the rest of a message the caller has finished with
         if ex.status != 200:
@@ -159,6 +163,7 @@ class _Connection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         ex, t = self.ex, self.t_block
+        assert ex is not None
         if not ex.done:
             if ex.status != 200:
                 ex.finish(t, f"http_{ex.status}", ex.error_body[:300].decode("utf-8", "replace"))
@@ -195,7 +200,7 @@ async def _within(timeout_s: float, op):
 class Http1Pool:
     """Keep-alive HTTP/1.1 connections to one server, for streaming POSTs (one process, one loop)."""
 
-    def __init__(self, base_url: str, headers: Optional[dict[str, str]] = None, idle_timeout_s: float = 60.0,
+    def __init__(self, base_url: str, headers: dict[str, str] | None = None, idle_timeout_s: float = 60.0,
                  total_timeout_s: float = 600.0, connect_timeout_s: float = 30.0,
                  kernel_timestamps: bool = True) -> None:
         u = urlsplit(base_url)
@@ -258,7 +263,7 @@ class Http1Pool:
 
     async def _connect_stamped(self) -> _Connection:
         infos = await self.loop.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
-        last: Optional[OSError] = None
+        last: OSError | None = None
         for family, type_, proto, _, addr in infos:
             sock = socket.socket(family, type_, proto)
             try:
@@ -298,6 +303,7 @@ class Http1Pool:
             ex = _Exchange(sink, self.loop.create_future(), t0)
             conn.ex = ex
             self.active.add(conn)
+            assert conn.transport is not None   # set by connection_made before the connect returns
             conn.transport.write(request)
             try:
                 outcome = await ex.future

@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import multiprocessing as mp
 import queue as queue_mod
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
-from typing import Callable, Optional, Sequence
 
 from speedbench.data.pretokenize import TokenizedPrompt
 from speedbench.engines.base import EngineAdapter
@@ -64,7 +64,7 @@ def _worker(adapter: EngineAdapter, base_url: str, prompts: Sequence[TokenizedPr
 
 
 async def run_in_processes(adapter: EngineAdapter, base_url: str, prompts: Sequence[TokenizedPrompt], plan,
-                           on_record: Optional[Callable[[RequestRecord], None]], label: str):
+                           on_record: Callable[[RequestRecord], None] | None, label: str):
     from speedbench.load.client import PointRun, set_measured_window
 
     n = min(plan.workers, plan.concurrency) if plan.mode == "closed" else plan.workers
@@ -78,7 +78,8 @@ async def run_in_processes(adapter: EngineAdapter, base_url: str, prompts: Seque
     go.set()
     run = PointRun()
     loop = asyncio.get_running_loop()
-    measured_done, finished = set(), set()
+    measured_done: set[int] = set()
+    finished: set[int] = set()
     kernel_stamps: list[bool] = []   # per worker: were its chunk stamps the kernel's?
 
     def get():

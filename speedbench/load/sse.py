@@ -1,4 +1,4 @@
-"""Server-sent-events framing on raw socket blocks, and the JSON loader for chunk payloads.
+"""Server-sent-events framing on raw socket blocks (the JSON codec for chunk payloads: ``core.jsoncodec``).
 
 The client reads the response body in whatever blocks the socket delivers (one block may hold many
 events, or half of one) and splits lines itself: one ``bytes.split`` per block is far cheaper than one
@@ -7,22 +7,8 @@ so multi-line ``data`` fields (legal SSE, unused by OpenAI-style servers) are no
 """
 from __future__ import annotations
 
-import json
-from typing import Callable
-
-try:  # orjson parses a 300-byte chunk ~4x faster than json; optional so the harness runs without it
-    import orjson
-
-    loads: Callable[[bytes], object] = orjson.loads
-    # request bodies: a 32k-token prompt takes 0.3 ms instead of json's 5 ms, and 512 streams ending in
-    # one wave send 512 new bodies at once (8k tokens: 0.1 vs 1.1 ms each)
-    dumps: Callable[[object], bytes] = orjson.dumps
-except ImportError:  # pragma: no cover - depends on the environment
-    loads = json.loads
-
-    def dumps(obj: object) -> bytes:
-        return json.dumps(obj, separators=(",", ":")).encode()
-
+# the codec lives in core (engines use it too); kept importable from here for compatibility
+from speedbench.core.jsoncodec import dumps, loads  # noqa: F401
 
 DONE = b"[DONE]"
 

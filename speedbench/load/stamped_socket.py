@@ -16,7 +16,6 @@ import socket
 import struct
 import sys
 import time
-from typing import Optional
 
 _now = time.perf_counter_ns
 _wall = time.time_ns
@@ -118,7 +117,7 @@ class KernelStampedSocket:
     def close(self) -> None:
         self._lost(None)
 
-    def _lost(self, exc: Optional[Exception]) -> None:
+    def _lost(self, exc: Exception | None) -> None:
         if self._closing:
             return
         self._closing = True

@@ -21,9 +21,9 @@ import os
 import socket
 import time
 from dataclasses import dataclass
-from typing import Optional
 
-from speedbench.load.stamped_socket import AVAILABLE as KERNEL_STAMPS, KernelStampedSocket, prepare_stamped_tcp
+from speedbench.load.stamped_socket import AVAILABLE as KERNEL_STAMPS
+from speedbench.load.stamped_socket import KernelStampedSocket, prepare_stamped_tcp
 
 _now = time.perf_counter_ns
 
@@ -33,7 +33,7 @@ class StubConfig:
     ttft_s: float = 0.0
     itl_s: float = 0.0
     model: str = "stub"
-    fault: Optional[str] = None   # http_500 | truncate | malformed | error_event (every request)
+    fault: str | None = None   # http_500 | truncate | malformed | error_event (every request)
     odd_framing: bool = False     # comments, "data:" without space, events split across writes
     stamp_chunks: bool = True     # keep every chunk's send stamp (else first and last only)
     burst: int = 1                # zero-latency: events per socket write per stream and round (1 = one each)
@@ -48,7 +48,7 @@ def _frame(data: bytes) -> bytes:
 class _Stream:
     __slots__ = ("conn", "n", "i", "prompt_len", "echo", "recv_ns", "sends", "due_ns", "paced", "cpu_ns")
 
-    def __init__(self, conn: "_Conn", n: int, prompt_len: int, echo: Optional[list], recv_ns: int) -> None:
+    def __init__(self, conn: _Conn, n: int, prompt_len: int, echo: list | None, recv_ns: int) -> None:
         self.conn, self.n, self.i, self.prompt_len, self.echo = conn, n, 0, prompt_len, echo
         self.recv_ns, self.sends, self.due_ns, self.paced = recv_ns, [], 0, False
         self.cpu_ns = time.process_time_ns()   # the server's own CPU time at arrival: is the server the limit?
@@ -85,7 +85,7 @@ class StubServer:
         self.log: list[dict] = []
         self.ready: collections.deque[_Stream] = collections.deque()   # zero-latency round-robin
         self._pumping = False
-        self.loop: Optional[asyncio.AbstractEventLoop] = None
+        self.loop: asyncio.AbstractEventLoop | None = None
 
     # ---- zero-latency: one callback writes one chunk per ready stream, then yields to the loop --------
     def kick(self) -> None:

@@ -10,8 +10,9 @@ point's energy unknown (None, with the reason): energy is reported for every GPU
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Iterable, Optional, Sequence
+from typing import Any
 
 COUNTER_MODULUS = 1 << 64  # NVML returns an unsigned long long
 
@@ -20,31 +21,31 @@ COUNTER_MODULUS = 1 << 64  # NVML returns an unsigned long long
 class GpuSample:
     t_ns: int                           # perf_counter_ns, the records' clock
     gpu: int
-    power_w: Optional[float] = None
-    energy_mj: Optional[int] = None     # cumulative counter; None = not supported / read failed
-    sm_util: Optional[float] = None     # percent
-    mem_used_mb: Optional[float] = None
+    power_w: float | None = None
+    energy_mj: int | None = None     # cumulative counter; None = not supported / read failed
+    sm_util: float | None = None     # percent
+    mem_used_mb: float | None = None
 
 
 @dataclass
 class GpuEnergy:
     gpu: int
-    energy_j: Optional[float]
+    energy_j: float | None
     method: str                         # "counter", "power", "counter+power" or "none"
     samples: int
-    max_gap_s: Optional[float]
-    mean_sm_util: Optional[float]
-    max_mem_used_mb: Optional[float]
-    note: Optional[str] = None
+    max_gap_s: float | None
+    mean_sm_util: float | None
+    max_mem_used_mb: float | None
+    note: str | None = None
 
 
 @dataclass
 class PointEnergy:
-    energy_j: Optional[float]           # Σ over GPUs; None unless every GPU covers the window
-    mean_power_w: Optional[float]
+    energy_j: float | None           # Σ over GPUs; None unless every GPU covers the window
+    mean_power_w: float | None
     duration_s: float
     gpus: list[GpuEnergy] = field(default_factory=list)
-    note: Optional[str] = None
+    note: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -54,7 +55,7 @@ def _interp(t: int, ta: int, va: float, tb: int, vb: float) -> float:
     return va if tb == ta else va + (vb - va) * (t - ta) / (tb - ta)
 
 
-def _power_integral(pts: Sequence[tuple[int, float]], t0: int, t1: int) -> Optional[float]:
+def _power_integral(pts: Sequence[tuple[int, float]], t0: int, t1: int) -> float | None:
     """Trapezoids of (t_ns, W) over [t0, t1], ends interpolated; None when the points do not bracket it."""
     if len(pts) < 2 or pts[0][0] > t0 or pts[-1][0] < t1:
         return None
@@ -68,7 +69,7 @@ def _power_integral(pts: Sequence[tuple[int, float]], t0: int, t1: int) -> Optio
 
 
 def _counter_energy(samples: Sequence[GpuSample], t0: int, t1: int,
-                    modulus: int) -> tuple[Optional[float], bool]:
+                    modulus: int) -> tuple[float | None, bool]:
     """(joules from the counter over [t0, t1], whether a reset interval was bridged with power)."""
     pts = [s for s in samples if s.energy_mj is not None]
     if len(pts) < 2 or pts[0].t_ns > t0 or pts[-1].t_ns < t1:
@@ -77,9 +78,11 @@ def _counter_energy(samples: Sequence[GpuSample], t0: int, t1: int,
     series = [(pts[0].t_ns, 0.0)]
     bridged = False
     for a, b in zip(pts, pts[1:]):
-        delta = b.energy_mj - a.energy_mj
+        ea, eb = a.energy_mj, b.energy_mj
+        assert ea is not None and eb is not None   # pts holds counter readings only
+        delta: float = eb - ea
         if delta < 0:
-            if a.energy_mj >= modulus // 2:
+            if ea >= modulus // 2:
                 delta += modulus
             else:  # reset: this interval from power, if power was read at both ends
                 if a.power_w is None or b.power_w is None:
@@ -105,7 +108,7 @@ def gpu_energy(gpu: int, samples: Sequence[GpuSample], t0: int, t1: int,
     gaps = [(b - a) * 1e-9 for a, b in zip(times, times[1:]) if b > t0 and a < t1]
     utils = [s.sm_util for s in inside if s.sm_util is not None]
     mems = [s.mem_used_mb for s in inside if s.mem_used_mb is not None]
-    base = dict(gpu=gpu, samples=len(inside), max_gap_s=max(gaps) if gaps else None,
+    base: dict[str, Any] = dict(gpu=gpu, samples=len(inside), max_gap_s=max(gaps) if gaps else None,
                 mean_sm_util=sum(utils) / len(utils) if utils else None, max_mem_used_mb=max(mems) if mems else None)
     joules, bridged = _counter_energy(samples, t0, t1, modulus)
     if joules is not None:
@@ -120,7 +123,7 @@ def gpu_energy(gpu: int, samples: Sequence[GpuSample], t0: int, t1: int,
     return GpuEnergy(energy_j=None, method="none", note=why, **base)
 
 
-def point_energy(samples: Iterable[GpuSample], t0_ns: int, t1_ns: int, gpus: Optional[Sequence[int]] = None,
+def point_energy(samples: Iterable[GpuSample], t0_ns: int, t1_ns: int, gpus: Sequence[int] | None = None,
                  modulus: int = COUNTER_MODULUS) -> PointEnergy:
     """Energy of every GPU (``gpus``: those sampled at the start; a GPU that vanished still counts)."""
     by_gpu: dict[int, list[GpuSample]] = {g: [] for g in (gpus or [])}
@@ -134,15 +137,15 @@ def point_energy(samples: Iterable[GpuSample], t0_ns: int, t1_ns: int, gpus: Opt
     if missing:
         note = "; ".join(f"GPU {p.gpu}: {p.note}" for p in missing)
         return PointEnergy(None, None, duration, per, note=f"energy unknown: {note}")
-    total = sum(p.energy_j for p in per)
+    total = sum(p.energy_j for p in per if p.energy_j is not None)   # all of them: missing ones returned above
     return PointEnergy(total, total / duration, duration, per)
 
 
-def tokens_per_joule(output_tokens: int, energy_j: Optional[float]) -> Optional[float]:
+def tokens_per_joule(output_tokens: int, energy_j: float | None) -> float | None:
     return output_tokens / energy_j if energy_j else None
 
 
-def usd_per_million_tokens(output_tps: float, hourly_usd: Optional[float]) -> Optional[float]:
+def usd_per_million_tokens(output_tps: float, hourly_usd: float | None) -> float | None:
     """$ per million output tokens for hardware priced ``hourly_usd`` producing ``output_tps`` tokens/s."""
     if not hourly_usd or not output_tps or output_tps <= 0:
         return None

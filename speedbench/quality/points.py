@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 from speedbench.load.records import RequestRecord
 from speedbench.point_id import repeat_of
@@ -28,7 +27,7 @@ class PointData:
         return self.point["sd_method"] != "off"
 
     @property
-    def draft_length(self) -> Optional[int]:
+    def draft_length(self) -> int | None:
         return self.point.get("draft_length") if self.sd_on else None
 
     @property
@@ -46,7 +45,7 @@ def load_points(path: str | Path) -> list[PointData]:
     return out
 
 
-def off_reference(points: list[PointData], on: PointData) -> Optional[PointData]:
+def off_reference(points: list[PointData], on: PointData) -> PointData | None:
     """The SD-off point at the same engine/ISL/concurrency, same repeat when there is one, else the first.
 
     For an SD-off point it is SD-off repeat 1 (itself for repeat 1): later repeats measure the noise floor.

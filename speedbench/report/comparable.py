@@ -11,7 +11,8 @@ their sampling is what every adapter has sent since speedbench's first commit (g
 """
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from speedbench.report.load import ReportError
 
@@ -25,7 +26,7 @@ class NotComparable(ReportError):
     """Runs that must not be compared or merged; the message names what differs."""
 
 
-def prompt_identity(manifest: dict) -> tuple[Optional[str], Optional[str]]:
+def prompt_identity(manifest: dict) -> tuple[str | None, str | None]:
     p = manifest.get("prompts") or {}
     return p.get("fingerprint"), p.get("ids_sha256")
 

@@ -1,7 +1,7 @@
 """Energy and cost per point (from GPU telemetry and cost.*) and their SD-on / SD-off ratios."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 RATIO_NOTE = ("tok/J ratio = SD-on / SD-off output tokens per joule (> 1x: SD saves energy per token); cost ratio "
               "= SD-on / SD-off $ per million output tokens (< 1x: SD is cheaper per token); n/a = no GPU "

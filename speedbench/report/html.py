@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Sequence
 from datetime import datetime, timezone
-from typing import Optional, Sequence
+from typing import Any
 
 from speedbench.report.plots import Plot
 from speedbench.report.sections import Section
@@ -26,7 +27,7 @@ def _env():
                        autoescape=select_autoescape(["html", "j2"]), trim_blocks=True, lstrip_blocks=True)
 
 
-def _get(d: dict, dotted: str):
+def _get(d: Any, dotted: str) -> Any:
     for k in dotted.split("."):
         if not isinstance(d, dict):
             return None
@@ -81,10 +82,10 @@ def _plot_ctx(p: Plot) -> dict:
     return {"name": p.name, "title": p.title, "src": "data:image/png;base64," + base64.b64encode(p.png).decode()}
 
 
-def render_html(sections: Sequence[Section], plots: Sequence[Plot], runs, title: Optional[str] = None,
-                plots_note: Optional[str] = None) -> str:
+def render_html(sections: Sequence[Section], plots: Sequence[Plot], runs, title: str | None = None,
+                plots_note: str | None = None) -> str:
     placed: dict[str, list[dict]] = {}
-    loose = []
+    loose: list[dict] = []
     keys = {s.key for s in sections}
     for p in plots:
         where = PLOT_PLACE.get(p.name)

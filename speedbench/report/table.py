@@ -1,7 +1,7 @@
 """Terminal (rich) and markdown renderings of report sections, and the sweep table `speedbench sweep` prints."""
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 from speedbench.report import analysis as an
 from speedbench.report.sections import Section, performance
@@ -20,7 +20,7 @@ def _console(console=None):
     return c if c.is_terminal else Console(width=PIPE_WIDTH)
 
 
-def _rich_table(s: Section, title: Optional[str] = None):
+def _rich_table(s: Section, title: str | None = None):
     from rich.table import Table
 
     t = Table(title=title or s.title, header_style="bold", title_justify="left")
@@ -41,7 +41,7 @@ def render_sections_terminal(sections: Sequence[Section], console=None) -> None:
         console.print()
 
 
-def render_terminal(rows: Sequence[dict], title: Optional[str] = None, console=None) -> None:
+def render_terminal(rows: Sequence[dict], title: str | None = None, console=None) -> None:
     """The sweep table (one row per point with speedups), as printed at the end of `speedbench sweep`."""
     rows = [{"run": None, **r} for r in rows]
     s = performance(rows, an.speedups(rows), multi_run=False)
@@ -67,7 +67,7 @@ def section_markdown(s: Section, level: int = 2, heading: bool = True) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_sections_markdown(sections: Sequence[Section], title: Optional[str] = None) -> str:
+def render_sections_markdown(sections: Sequence[Section], title: str | None = None) -> str:
     parts = [f"# {title}\n"] if title else []
     parts += [section_markdown(s) for s in sections]
     return "\n".join(parts)

@@ -14,7 +14,6 @@ import importlib
 import logging
 import threading
 import time
-from typing import Optional
 
 from speedbench.metrics.energy import GpuSample
 
@@ -32,20 +31,20 @@ def load_nvml():
 class GpuSampler:
     """``with GpuSampler(0.05) as s: ...`` then ``s.samples``; ``s.unavailable`` says why there are none."""
 
-    def __init__(self, interval_s: float = 0.05, nvml=None, indices: Optional[list[int]] = None) -> None:
+    def __init__(self, interval_s: float = 0.05, nvml=None, indices: list[int] | None = None) -> None:
         self.interval_s = interval_s
         self.indices = indices
         self._nvml = nvml
         self.samples: list[GpuSample] = []
         self.gpus: list[int] = []
         self.lost: dict[int, str] = {}
-        self.unavailable: Optional[str] = None
+        self.unavailable: str | None = None
         self._handles: dict[int, object] = {}
         self._stop = threading.Event()
-        self._thread: Optional[threading.Thread] = None
+        self._thread: threading.Thread | None = None
         self._no_counter: set[int] = set()
 
-    def start(self) -> "GpuSampler":
+    def start(self) -> GpuSampler:
         nv = self._nvml or load_nvml()
         if nv is None:
             self.unavailable = "NVML not installed (pip install 'speedbench[gpu]')"
@@ -123,7 +122,7 @@ class GpuSampler:
                 pass
             self.samples.append(GpuSample(t, i, power, energy, util, mem))
 
-    def __enter__(self) -> "GpuSampler":
+    def __enter__(self) -> GpuSampler:
         return self.start()
 
     def __exit__(self, *exc) -> None:

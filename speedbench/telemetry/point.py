@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Optional, Sequence
 
 from speedbench.config import BenchmarkConfig
 from speedbench.load.records import RequestRecord
@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 _WARNED: set[tuple[int, int]] = set()  # (GPUs sampled, GPUs held): warned once per process
 
 
-def hourly_usd(cfg: BenchmarkConfig) -> Optional[float]:
+def hourly_usd(cfg: BenchmarkConfig) -> float | None:
     """Price of the hardware one engine holds per hour: the node's, or GPU-hour x TP x DP."""
     c, ec = cfg.cost, cfg.engine
     if c.node_hour_usd is not None:
@@ -37,7 +37,7 @@ class PointTelemetry:
         t = cfg.telemetry
         self.sampler = GpuSampler(t.interval_s, nvml, t.gpus) if t.gpu else None
 
-    def __enter__(self) -> "PointTelemetry":
+    def __enter__(self) -> PointTelemetry:
         if self.sampler is not None:
             self.sampler.start()
         return self
@@ -46,7 +46,7 @@ class PointTelemetry:
         if self.sampler is not None:
             self.sampler.stop()
 
-    def apply(self, summary, records: Sequence[RequestRecord], results_dir: Optional[Path]) -> None:
+    def apply(self, summary, records: Sequence[RequestRecord], results_dir: Path | None) -> None:
         """Energy over the measured window (first measured start to last measured end, as output TPS) and cost."""
         summary.usd_per_mtok = usd_per_million_tokens(summary.output_tps, hourly_usd(self.cfg))
         s = self.sampler

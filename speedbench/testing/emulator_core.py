@@ -12,8 +12,8 @@ import asyncio
 import hashlib
 import random
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Optional
 
 EOS_EVERY = 50  # a token id divisible by this is "EOS" for requests that do not ignore it
 
@@ -69,7 +69,7 @@ class EmuRequest:
     temperature: float = 0.0
     rid: str = ""
     output: list[int] = field(default_factory=list)
-    finish_reason: Optional[str] = None
+    finish_reason: str | None = None
     verify_ct: int = 0
     accepted: int = 0
     histogram: list[int] = field(default_factory=list)
@@ -118,8 +118,8 @@ class IterationStats:
 
 class BatchEngine:
     def __init__(self, model: AcceptanceModel, step_s: float, max_running: int, seed: int = 0,
-                 draft_cost: float = 0.1, on_iteration: Optional[Callable[[IterationStats], None]] = None,
-                 on_finish: Optional[Callable[[EmuRequest], None]] = None) -> None:
+                 draft_cost: float = 0.1, on_iteration: Callable[[IterationStats], None] | None = None,
+                 on_finish: Callable[[EmuRequest], None] | None = None) -> None:
         self.model = model
         # drafting and verifying k tokens costs time: SD steps are slower, as on a real engine
         self.step_s = step_s * (1.0 + draft_cost * model.k)
@@ -131,7 +131,7 @@ class BatchEngine:
         self.running: list[EmuRequest] = []
         self.iteration = 0
         self._wake = asyncio.Event()
-        self._task: Optional[asyncio.Task] = None
+        self._task: asyncio.Task | None = None
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._loop())
@@ -152,7 +152,7 @@ class BatchEngine:
             if not self.running and not self.waiting:
                 self._wake.clear()
                 await self._wake.wait()
-            admitted = []
+            admitted: list = []
             while self.waiting and len(self.running) + len(admitted) < self.max_running:
                 admitted.append(self.waiting.popleft())
             await asyncio.sleep(self.step_s)

@@ -1,4 +1,5 @@
-"""Run an engine emulator: ``python -m speedbench.testing.emulators --engine sglang --port P [--sd-k 3 --accept 0.8,0.6,0.4]``.
+"""Run an engine emulator:
+``python -m speedbench.testing.emulators --engine sglang --port P [--sd-k 3 --accept 0.8,0.6,0.4]``.
 
 Every other flag is the engine's own (``sglang.launch_server`` / ``trtllm-serve``) or an emulator knob
 (--accept, --step-ms, --draft-cost, --seed, --startup-delay). Binds loopback only.
@@ -12,7 +13,6 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Optional
 
 ENGINES = {"sglang": "speedbench.testing.sglang_emulator", "trtllm": "speedbench.testing.trtllm_emulator"}
 
@@ -36,7 +36,7 @@ def write_engine_shims(directory: str | Path) -> Path:
     return root
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], add_help=False)
     ap.add_argument("--engine", choices=sorted(ENGINES), required=True)
     known, rest = ap.parse_known_args(argv)

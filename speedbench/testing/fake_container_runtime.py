@@ -19,7 +19,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Optional
 
 _RUN_VALUE_FLAGS = {"--name", "--label", "--gpus", "--device", "--shm-size", "-p", "-v", "-e", "--entrypoint"}
 _RUN_BARE_FLAGS = {"--rm", "--ipc=host"}
@@ -104,8 +103,8 @@ def _parse_run(args: list[str]) -> tuple[dict, list[str]]:
             k, _, val = v.partition("=")
             opts["labels"][k] = val
         else:
-            key = {"--name": "name", "--entrypoint": "entrypoint", "--gpus": "gpus", "--device": "gpus", "--shm-size": "shm", "-p": "ports", "-v": "volumes",
-                   "-e": "env"}[a]
+            key = {"--name": "name", "--entrypoint": "entrypoint", "--gpus": "gpus", "--device": "gpus",
+                   "--shm-size": "shm", "-p": "ports", "-v": "volumes", "-e": "env"}[a]
             if isinstance(opts[key], list):
                 opts[key].append(v)
             else:
@@ -116,7 +115,7 @@ def _parse_run(args: list[str]) -> tuple[dict, list[str]]:
     return opts, args[i:]
 
 
-def _flag(argv: list[str], name: str) -> Optional[str]:
+def _flag(argv: list[str], name: str) -> str | None:
     return argv[argv.index(name) + 1] if name in argv and argv.index(name) + 1 < len(argv) else None
 
 
@@ -149,9 +148,9 @@ def _run(args: list[str]) -> int:
         cmd[cmd.index("--host") + 1] = "127.0.0.1"
         cmd[cmd.index("--port") + 1] = host_port
     env = dict(os.environ)
-    for e in opts["env"]:
-        if "=" not in e and e not in os.environ:
-            return _err(f"-e {e}: not set in the client's environment")
+    for var in opts["env"]:
+        if "=" not in var and var not in os.environ:
+            return _err(f"-e {var}: not set in the client's environment")
     log = _state() / f"{name}.log"
     with log.open("wb") as fh:
         # written into the container's output, so tests see it travel through the attached client

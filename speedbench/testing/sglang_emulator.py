@@ -12,12 +12,18 @@ import argparse
 import json
 import time
 import uuid
-from typing import Optional
 
 from aiohttp import web
 
-from speedbench.testing.emulator_core import (AcceptanceModel, BatchEngine, EmuRequest, add_common_args,
-                                              check_loopback, parse_accept, token_text)
+from speedbench.testing.emulator_core import (
+    AcceptanceModel,
+    BatchEngine,
+    EmuRequest,
+    add_common_args,
+    check_loopback,
+    parse_accept,
+    token_text,
+)
 
 _TOP_KEYS = {"input_ids", "text", "sampling_params", "stream", "rid", "return_logprob", "logprob_start_len",
              "top_logprobs_num", "return_text_in_logprobs", "return_prompt_token_ids"}
@@ -271,7 +277,7 @@ class SGLangEmulator:
         return resp
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
     host = check_loopback(a.host)
     web.run_app(SGLangEmulator(a).app(), host=host, port=a.port, print=None)

@@ -15,13 +15,20 @@ import time
 import uuid
 from collections import deque
 from datetime import datetime
-from typing import Optional
 
 import yaml
 from aiohttp import web
 
-from speedbench.testing.emulator_core import (AcceptanceModel, BatchEngine, EmuRequest, IterationStats,
-                                              add_common_args, check_loopback, parse_accept, token_text)
+from speedbench.testing.emulator_core import (
+    AcceptanceModel,
+    BatchEngine,
+    EmuRequest,
+    IterationStats,
+    add_common_args,
+    check_loopback,
+    parse_accept,
+    token_text,
+)
 
 _YAML_KEYS = {"max_batch_size", "max_num_tokens", "max_seq_len", "enable_iter_perf_stats", "return_perf_metrics",
               "kv_cache_config", "disable_overlap_scheduler", "speculative_config", "enable_attention_dp",
@@ -166,8 +173,8 @@ class TRTLLMEmulator:
         return web.json_response({"version": "1.2.0-emulated"})
 
     async def models(self, request: web.Request) -> web.Response:
-        return web.json_response({"object": "list", "data": [{"id": self.name, "object": "model",
-                                                              "created": int(time.time()), "owned_by": "tensorrt_llm"}]})
+        return web.json_response({"object": "list", "data": [{
+            "id": self.name, "object": "model", "created": int(time.time()), "owned_by": "tensorrt_llm"}]})
 
     async def metrics(self, request: web.Request) -> web.Response:
         rows = list(self.rows)
@@ -235,7 +242,7 @@ class TRTLLMEmulator:
             return {"prompt_tokens": p, "total_tokens": p + n, "completion_tokens": n,
                     "prompt_tokens_details": {"cached_tokens": 0}}
 
-        def chunk(choices: list, n: Optional[int]) -> bytes:
+        def chunk(choices: list, n: int | None) -> bytes:
             obj = {"id": req.rid, "object": "text_completion", "created": created, "model": body["model"],
                    "choices": choices, "usage": usage(n) if n is not None else None}
             return b"data: " + json.dumps(obj, separators=(",", ":")).encode() + b"\n\n"
@@ -268,7 +275,7 @@ class TRTLLMEmulator:
         return resp
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
     host = check_loopback(a.host)
     web.run_app(TRTLLMEmulator(a).app(), host=host, port=a.port, print=None)

@@ -18,8 +18,7 @@ def test_import_speedbench_stays_light():
 
 
 def test_runner_returns_typed_complete_result(tmp_path, tiny_tokenizer, fake_sd_server, attach_config):
-    from speedbench import (BenchmarkConfig, BenchmarkRunner, CategoryAcceptance, PointSummary, SweepResult,
-                            load_result)
+    from speedbench import BenchmarkConfig, BenchmarkRunner, CategoryAcceptance, PointSummary, SweepResult, load_result
     from speedbench.data.pretokenize import read_prompt_set
     from speedbench.data.promptset import turn_ids_digest
 

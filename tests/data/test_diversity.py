@@ -7,7 +7,12 @@ import pytest
 
 from speedbench.config import ConfigError
 from speedbench.data.diversity import (
-    HashedNgramEmbedder, cosine_matrix, farthest_point, get_embedder, mean_pairwise, select_diverse,
+    HashedNgramEmbedder,
+    cosine_matrix,
+    farthest_point,
+    get_embedder,
+    mean_pairwise,
+    select_diverse,
 )
 from speedbench.data.prompts import load_split
 

@@ -6,8 +6,8 @@ import pytest
 
 from speedbench.config import ConfigError, DataConfig
 from speedbench.data.inspect import describe
-from speedbench.data.prompts import load_split
 from speedbench.data.pretokenize import cache_path, fingerprint, prepare_prompts, read_prompt_set
+from speedbench.data.prompts import load_split
 from speedbench.data.tokenization import apply_bos, encode, load_tokenizer
 from speedbench.data.turns import PLAIN_SEPARATOR, NextTurn, conversation_tails, reply_end_id
 

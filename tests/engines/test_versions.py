@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from speedbench.config import BenchmarkConfig, ConfigError, EngineConfig, PRESETS_DIR, SDConfig, load_preset
+from speedbench.config import PRESETS_DIR, BenchmarkConfig, ConfigError, EngineConfig, SDConfig, load_preset
 from speedbench.engines import get_adapter
 from speedbench.engines.versions import Floor, check_floors, installed_version
 

@@ -101,8 +101,8 @@ def test_attach_context_from_v1_models(cfg_file, tmp_path, tiny_tokenizer):
     srv = subprocess.Popen([sys.executable, "-m", "speedbench.testing.fault_server", "--port", str(port),
                             "--max-model-len", "48"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        from tests.reliability.conftest import wait_for
         from speedbench.engines.server import port_is_free
+        from tests.reliability.conftest import wait_for
 
         wait_for(lambda: not port_is_free("127.0.0.1", port), 20, "fault server", srv)
         res = _invoke("sweep", "--config", cfg_file(sd=("off",)), "--endpoint", f"http://127.0.0.1:{port}",

@@ -11,9 +11,20 @@ from collections import Counter
 
 import pytest
 
-from tests.reliability.conftest import (FaultReport, accounting, expected_kind, fault_log, kill_launches, launches,
-                                        lost_requests, orphans,
-                                        records_of, run_cli, sweep_config, write_config)
+from tests.reliability.conftest import (
+    FaultReport,
+    accounting,
+    expected_kind,
+    fault_log,
+    kill_launches,
+    launches,
+    lost_requests,
+    orphans,
+    records_of,
+    run_cli,
+    sweep_config,
+    write_config,
+)
 
 pytestmark = pytest.mark.slow
 

@@ -7,11 +7,23 @@ from __future__ import annotations
 
 import json
 import signal
+
 import pytest
 
-from tests.reliability.conftest import (FaultReport, accounting, fault_log, kill_launches, launches, lost_requests,
-                                        orphans, run_cli,
-                                        start_cli, sweep_config, wait_for, write_config)
+from tests.reliability.conftest import (
+    FaultReport,
+    accounting,
+    fault_log,
+    kill_launches,
+    launches,
+    lost_requests,
+    orphans,
+    run_cli,
+    start_cli,
+    sweep_config,
+    wait_for,
+    write_config,
+)
 
 pytestmark = pytest.mark.slow
 

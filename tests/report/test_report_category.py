@@ -4,8 +4,13 @@ import json
 import pytest
 
 from speedbench.load.records import FAILED, RequestRecord
-from speedbench.metrics.category import (CATEGORIES, category_acceptance, mean_over_categories,
-                                         ordered_categories, overall_acceptance)
+from speedbench.metrics.category import (
+    CATEGORIES,
+    category_acceptance,
+    mean_over_categories,
+    ordered_categories,
+    overall_acceptance,
+)
 from speedbench.report.load import ReportData
 from tests.conftest import make_record
 

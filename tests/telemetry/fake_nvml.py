@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import time
 import types
-from typing import Optional
 
 
 class NVMLError(Exception):
@@ -14,8 +13,8 @@ class NVMLError_GpuIsLost(NVMLError):
     pass
 
 
-def make(watts: list[float], lose_gpu_after_s: Optional[dict[int, float]] = None, no_counter: bool = False,
-         init_error: Optional[str] = None) -> types.ModuleType:
+def make(watts: list[float], lose_gpu_after_s: dict[int, float] | None = None, no_counter: bool = False,
+         init_error: str | None = None) -> types.ModuleType:
     mod = types.ModuleType("pynvml")
     t0 = time.perf_counter()
     calls = {"power": 0}

@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from speedbench.metrics.energy import (GpuSample, point_energy, tokens_per_joule,
-                                       usd_per_million_tokens)
+from speedbench.metrics.energy import GpuSample, point_energy, tokens_per_joule, usd_per_million_tokens
 
 S = 1_000_000_000  # ns per second
 
