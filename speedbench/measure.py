@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Callable, Optional, Sequence
 
 from speedbench.data.pretokenize import TokenizedPrompt
 from speedbench.engines.acceptance import SpecDecodeCounters
@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 async def measure_point(adapter: EngineAdapter, base_url: str, headers: dict, prompts: Sequence[TokenizedPrompt],
                         plan: LoadPlan, sink: Callable[[RequestRecord], None], point_id: str,
-                        guard: PointGuard) -> tuple[Optional[object], Optional[PointRun], Optional[object]]:
+                        guard: PointGuard) -> tuple[object | None, PointRun | None, object | None]:
     """Run the point; returns (counters after warm-up, the run or None if the guard stopped it, counters
     at the end or None)."""
     import aiohttp
@@ -71,7 +71,7 @@ async def _poll(adapter: EngineAdapter, session, base_url: str, stop: asyncio.Ev
 
 
 async def probe_sd(adapter: EngineAdapter, base_url: str, headers: dict, prompts: Sequence[TokenizedPrompt],
-                   plan: LoadPlan, num_requests: int = 2) -> tuple[list[SpecDecodeCounters], Optional[bool]]:
+                   plan: LoadPlan, num_requests: int = 2) -> tuple[list[SpecDecodeCounters], bool | None]:
     """The attached server's own SD evidence from a few requests sent one at a time before any point: the
     delta of its global counters (when it exposes them) and every per-request SD record the stream carried;
     and whether its /metrics exports SD counters at all (None: /metrics could not be read)."""
@@ -82,7 +82,7 @@ async def probe_sd(adapter: EngineAdapter, base_url: str, headers: dict, prompts
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60), headers=headers) as session:
         try:
             before = await adapter.scrape_counters(session, base_url)
-            exported: Optional[bool] = before is not None
+            exported: bool | None = before is not None
         except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
             before, exported = None, None
         run = await run_closed_loop(adapter, base_url, prompts, probe, None, "sd-probe")

@@ -10,9 +10,10 @@ Exit status of ``speedbench sweep``:
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 from speedbench.metrics.category import CategoryAcceptance
 from speedbench.metrics.flags import latency_unmeasured
@@ -41,7 +42,7 @@ def _errors(p: dict) -> str:
     return ", ".join(f"{k} {v}" for k, v in sorted(kinds.items(), key=lambda kv: -kv[1]))
 
 
-def sweep_outcome(points: Sequence[dict], max_error_rate: float, stopped_reason: Optional[str] = None,
+def sweep_outcome(points: Sequence[dict], max_error_rate: float, stopped_reason: str | None = None,
                   missing: Sequence[str] = ()) -> Outcome:
     """Judge the ended points (dicts from points.jsonl) of a sweep."""
     problems: list[str] = []
@@ -80,24 +81,24 @@ class Speedup:
     """SD-on / SD-off at the same (engine, ISL, concurrency); None where the baseline rate is zero."""
 
     engine: str
-    isl: Optional[int]
+    isl: int | None
     concurrency: int
     sd_label: str
-    output_tps_speedup: Optional[float]
-    user_tps_speedup: Optional[float]
+    output_tps_speedup: float | None
+    user_tps_speedup: float | None
     repeat: int = 1
     # 95 % intervals, verdicts ('pays' | 'slower' | 'within noise') and the points' flags (metrics.speedup)
-    output_tps_speedup_lo: Optional[float] = None
-    output_tps_speedup_hi: Optional[float] = None
-    user_tps_speedup_lo: Optional[float] = None
-    user_tps_speedup_hi: Optional[float] = None
-    output_tps_verdict: Optional[str] = None
-    user_tps_verdict: Optional[str] = None
-    interval_from: Optional[str] = None
+    output_tps_speedup_lo: float | None = None
+    output_tps_speedup_hi: float | None = None
+    user_tps_speedup_lo: float | None = None
+    user_tps_speedup_hi: float | None = None
+    output_tps_verdict: str | None = None
+    user_tps_verdict: str | None = None
+    interval_from: str | None = None
     flags: str = ""
 
     @classmethod
-    def from_row(cls, row: dict) -> "Speedup":
+    def from_row(cls, row: dict) -> Speedup:
         return cls(**{f: row[f] for f in cls.__dataclass_fields__ if f in row})
 
 
@@ -109,14 +110,14 @@ class SweepResult:
     points: list[PointSummary] = field(default_factory=list)
     speedups: list[Speedup] = field(default_factory=list)
     prompts_fingerprint: str = ""
-    stopped_reason: Optional[str] = None   # the sweep stopped early: server gone and not restarted
+    stopped_reason: str | None = None   # the sweep stopped early: server gone and not restarted
     skipped: list[str] = field(default_factory=list)  # points already finished (resume)
     status: str = "running"  # complete | interrupted | failed, as in manifest.json
     # point_id -> acceptance per prompt category (metrics.category), computed from the point's records
     categories: dict[str, list[CategoryAcceptance]] = field(default_factory=dict)
     # Filled by later stages (quality checks, recommendation); None until they exist / have run.
-    quality: Optional[dict[str, Any]] = None
-    recommendation: Optional[dict[str, Any]] = None
+    quality: dict[str, Any] | None = None
+    recommendation: dict[str, Any] | None = None
 
     def rows(self) -> list[dict]:
         """Flat summary rows, as in summary.csv."""

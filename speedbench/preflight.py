@@ -8,15 +8,16 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional, Sequence
+from typing import TYPE_CHECKING
 
 from speedbench.config import ConfigError
 
 if TYPE_CHECKING:
     from speedbench.config import EngineConfig, SDConfig
-    from speedbench.engines.base import EngineAdapter
     from speedbench.engines.acceptance import SpecDecodeCounters
+    from speedbench.engines.base import EngineAdapter
 
 # config.json keys that hold the trained context length, in the order transformers' configs use them
 _CTX_KEYS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length", "max_seq_len")
@@ -28,7 +29,7 @@ class EndpointError(RuntimeError):
     """The server could not be reached or is not healthy."""
 
 
-def model_context_len(model: Optional[str]) -> Optional[tuple[int, str]]:
+def model_context_len(model: str | None) -> tuple[int, str] | None:
     """(tokens, where it came from) from a local model directory's config.json; None when unknown."""
     if not model:
         return None
@@ -47,7 +48,7 @@ def model_context_len(model: Optional[str]) -> Optional[tuple[int, str]]:
     return None
 
 
-def flag_context_len(extra_args: Sequence[str]) -> Optional[tuple[int, str]]:
+def flag_context_len(extra_args: Sequence[str]) -> tuple[int, str] | None:
     """A context cap given to the engine in engine.extra_args (``--max-model-len 4096`` or ``=4096``)."""
     args = list(extra_args)
     for i, a in enumerate(args):
@@ -59,7 +60,7 @@ def flag_context_len(extra_args: Sequence[str]) -> Optional[tuple[int, str]]:
     return None
 
 
-def check_context(prompt_lens: Sequence[int], output_len: int, limit: Optional[tuple[int, str]]) -> None:
+def check_context(prompt_lens: Sequence[int], output_len: int, limit: tuple[int, str] | None) -> None:
     if limit is None or not prompt_lens:
         return
     ctx, where = limit
@@ -70,14 +71,14 @@ def check_context(prompt_lens: Sequence[int], output_len: int, limit: Optional[t
                           "(multi-turn: or --turns first)")
 
 
-def check_port(host: str, port: Optional[int]) -> None:
+def check_port(host: str, port: int | None) -> None:
     from speedbench.engines.server import port_is_free
 
     if port is not None and not port_is_free(host, port):
         raise ConfigError(f"port {port} on {host} is already in use; pick another with --port (or omit it)")
 
 
-def _get(url: str, timeout_s: float, headers: Optional[dict[str, str]] = None) -> tuple[int, bytes]:
+def _get(url: str, timeout_s: float, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
     try:
         with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=timeout_s) as r:
             return r.status, r.read()
@@ -88,14 +89,14 @@ def _get(url: str, timeout_s: float, headers: Optional[dict[str, str]] = None) -
         raise EndpointError(f"server not reachable at {url} ({reason})") from None
 
 
-def check_health(url: str, timeout_s: float = 10.0, headers: Optional[dict[str, str]] = None) -> None:
+def check_health(url: str, timeout_s: float = 10.0, headers: dict[str, str] | None = None) -> None:
     status, _ = _get(url, timeout_s, headers)
     if status != 200:
         raise EndpointError(f"server not healthy at {url} (HTTP {status})")
 
 
 def served_models(base_url: str, timeout_s: float = 10.0,
-                  headers: Optional[dict[str, str]] = None) -> Optional[list[dict]]:
+                  headers: dict[str, str] | None = None) -> list[dict] | None:
     """The model entries of ``/v1/models`` (vLLM, SGLang and TRT-LLM serve it); None when it gives none."""
     try:
         status, body = _get(base_url + "/v1/models", timeout_s, headers)
@@ -107,8 +108,8 @@ def served_models(base_url: str, timeout_s: float = 10.0,
     return models or None
 
 
-def choose_served_model(models: Optional[list[dict]], given: Optional[str], model: Optional[str],
-                        url: str) -> Optional[dict]:
+def choose_served_model(models: list[dict] | None, given: str | None, model: str | None,
+                        url: str) -> dict | None:
     """The ``/v1/models`` entry to send requests to: ``given`` (--served-model-name) when the server serves it,
     else the only one served, else the one whose id is ``model``. None when the server lists no models."""
     if not models:
@@ -129,14 +130,14 @@ def choose_served_model(models: Optional[list[dict]], given: Optional[str], mode
                       f"name one with --served-model-name")
 
 
-def model_context(entry: Optional[dict], url: str) -> Optional[tuple[int, str]]:
+def model_context(entry: dict | None, url: str) -> tuple[int, str] | None:
     """``max_model_len`` of a ``/v1/models`` entry."""
     if entry and isinstance(entry.get("max_model_len"), int) and not isinstance(entry["max_model_len"], bool):
         return entry["max_model_len"], f"max_model_len from {url}/v1/models"
     return None
 
 
-def check_endpoint(endpoint: str, adapter: "EngineAdapter", ec: "EngineConfig", prompt_lens: Sequence[int],
+def check_endpoint(endpoint: str, adapter: EngineAdapter, ec: EngineConfig, prompt_lens: Sequence[int],
                    output_len: int) -> None:
     """A dead endpoint, a model it does not serve, a context too small: found by one request each, not by
     thousands of failed ones. The adapter then names the model exactly as ``/v1/models`` lists it."""
@@ -148,8 +149,8 @@ def check_endpoint(endpoint: str, adapter: "EngineAdapter", ec: "EngineConfig", 
     check_context(prompt_lens, output_len, model_context(entry, endpoint))
 
 
-def check_sd_matches(sd: "SDConfig", evidence: "Sequence[SpecDecodeCounters]", url: str,
-                     counters_show_config: bool = False, counters_exported: Optional[bool] = None) -> None:
+def check_sd_matches(sd: SDConfig, evidence: Sequence[SpecDecodeCounters], url: str,
+                     counters_show_config: bool = False, counters_exported: bool | None = None) -> None:
     """The attached server's own SD evidence (counter deltas over a probe, per-request SD metrics) against the
     SD setting the user declared. Only evidence refuses: a server that shows no drafting passes (an n-gram
     drafter may find no match in a short probe). ``counters_show_config``: the engine exports SD counters

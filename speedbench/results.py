@@ -16,10 +16,10 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Iterable
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterable, Optional
 
 from speedbench.config import ConfigError
 from speedbench.load.records import RequestRecord
@@ -95,7 +95,7 @@ class ResultsDir:
         self.path = Path(path)
 
     # ---- writing ----------------------------------------------------------------------------------
-    def create(self, manifest: dict) -> "ResultsDir":
+    def create(self, manifest: dict) -> ResultsDir:
         (self.path / "records").mkdir(parents=True, exist_ok=True)
         (self.path / "logs").mkdir(exist_ok=True)
         self.write_manifest(manifest)
@@ -122,7 +122,7 @@ class ResultsDir:
     def append_records(self, point_id: str, records: Iterable[RequestRecord]) -> None:
         _fsync_append(self.records_path(point_id), (r.to_json() for r in records))
 
-    def move_records_aside(self, point_id: str) -> Optional[Path]:
+    def move_records_aside(self, point_id: str) -> Path | None:
         """Move an unfinished attempt's records to records/attempts/<point>.<n>.jsonl (never deleted)."""
         src = self.records_path(point_id)
         if not src.is_file():
@@ -206,6 +206,6 @@ class ResultsDir:
         return out
 
 
-def find_results(path: str | Path) -> Optional[ResultsDir]:
+def find_results(path: str | Path) -> ResultsDir | None:
     p = Path(path)
     return ResultsDir(p) if (p / "manifest.json").is_file() else None

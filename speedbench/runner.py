@@ -6,20 +6,20 @@ import logging
 import signal
 import sys
 import time
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterator, Optional
 
 from speedbench import preflight
 from speedbench.config import BenchmarkConfig, ConfigError, SDConfig
 from speedbench.data.pretokenize import PromptSet, cache_path, prepare_prompts
+from speedbench.data.turns import NextTurn, last_turn_tokens
 from speedbench.engines import get_adapter
 from speedbench.engines.base import EngineAdapter
 from speedbench.engines.server import ServerProcess, pick_free_port
 from speedbench.engines.versions import version_of
 from speedbench.env_info import engine_python_versions, harness_versions, machine_info
 from speedbench.guard import PointGuard
-from speedbench.data.turns import NextTurn, last_turn_tokens
 from speedbench.load.client import LoadPlan, planned_requests, run_async
 from speedbench.load.records import RequestRecord
 from speedbench.load.schedule import PromptBudget, prompt_budget
@@ -69,17 +69,17 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 class BenchmarkRunner:
     def __init__(self, config: BenchmarkConfig, *, progress: bool = True,
-                 on_point: Optional[Callable[[PointSummary], None]] = None) -> None:
+                 on_point: Callable[[PointSummary], None] | None = None) -> None:
         self.config = config
         self.progress = progress and sys.stderr.isatty()
         self.on_point = on_point
         self.adapter: EngineAdapter = get_adapter(config.engine)
-        self.results: Optional[ResultsDir] = None
-        self.server: Optional[ServerProcess] = None
-        self.base_url: Optional[str] = None  # the server being measured, while a sweep runs
+        self.results: ResultsDir | None = None
+        self.server: ServerProcess | None = None
+        self.base_url: str | None = None  # the server being measured, while a sweep runs
         self._prompt_lens: list[int] = []
-        self._engine_env: Optional[dict] = None  # versions in the engine's environment, read by validate()
-        self._reply_end_id: Optional[int] = None   # multi-turn: the template's end-of-turn token (prompts meta)
+        self._engine_env: dict | None = None  # versions in the engine's environment, read by validate()
+        self._reply_end_id: int | None = None   # multi-turn: the template's end-of-turn token (prompts meta)
         self._sd_probe: list = []  # attach mode: the SD evidence the server showed before the sweep
 
     # ---- planning -------------------------------------------------------------------------------------
@@ -122,13 +122,13 @@ class BenchmarkRunner:
         """Longest input each prompt sends: its last turn, with the earlier replies in context."""
         return [last_turn_tokens(p, self.config.load.output_len) for p in prompts.prompts]
 
-    def _local_context(self) -> Optional[tuple[int, str]]:
+    def _local_context(self) -> tuple[int, str] | None:
         """The served context as known without a server: launch flags, else the model's config.json."""
         ec = self.config.engine
         return preflight.flag_context_len(ec.extra_args) or (None if ec.endpoint else
                                                              preflight.model_context_len(ec.model))
 
-    def tokenizer_path(self) -> Optional[str]:
+    def tokenizer_path(self) -> str | None:
         return self.config.data.tokenizer or self.config.engine.model
 
     def points(self) -> list[tuple[SDConfig, int]]:
@@ -159,7 +159,7 @@ class BenchmarkRunner:
                         if self.config.data.turns == "all" else None)
 
     # ---- running --------------------------------------------------------------------------------------
-    def run(self, results_dir: Optional[str | Path] = None, resume: bool = False) -> SweepResult:
+    def run(self, results_dir: str | Path | None = None, resume: bool = False) -> SweepResult:
         """Run the sweep; with ``resume`` continue the sweep in ``results_dir``, skipping finished points."""
         cfg = self.config
         self.validate()
@@ -462,7 +462,7 @@ class BenchmarkRunner:
         }
 
 
-def _read_json(path: Path) -> Optional[dict]:
+def _read_json(path: Path) -> dict | None:
     import json
 
     return json.loads(path.read_text()) if path.is_file() else None

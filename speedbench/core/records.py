@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field, fields
-from typing import Optional
 
 # Every request ends as exactly one of these.
 OK, FAILED, CANCELLED = "ok", "failed", "cancelled"
@@ -25,26 +24,26 @@ class RequestRecord:
     chunk_tokens: list[int] = field(default_factory=list)     # cumulative output tokens after that chunk
     output_ids: list[int] = field(default_factory=list)
     text: str = ""
-    server_prompt_tokens: Optional[int] = None      # usage.prompt_tokens as the server counted it
-    server_prompt_ids_match: Optional[bool] = None  # echoed prompt ids == sent ids (when the engine echoes)
-    completion_tokens: Optional[int] = None         # final usage.completion_tokens
-    finish_reason: Optional[str] = None
+    server_prompt_tokens: int | None = None      # usage.prompt_tokens as the server counted it
+    server_prompt_ids_match: bool | None = None  # echoed prompt ids == sent ids (when the engine echoes)
+    completion_tokens: int | None = None         # final usage.completion_tokens
+    finish_reason: str | None = None
     status: str = OK
-    error_kind: Optional[str] = None
-    error: Optional[str] = None
-    http_status: Optional[int] = None
-    sd: Optional[dict] = None                       # per-request SpecDecodeCounters.to_dict()
-    sd_per_step_accepted: Optional[list[int]] = None
-    sd_per_step_drafted: Optional[list[int]] = None
+    error_kind: str | None = None
+    error: str | None = None
+    http_status: int | None = None
+    sd: dict | None = None                       # per-request SpecDecodeCounters.to_dict()
+    sd_per_step_accepted: list[int] | None = None
+    sd_per_step_drafted: list[int] | None = None
     # multi-turn: every turn of one conversation shares its conversation id (the first turn's request id);
     # turn 1 is the first user turn; later turns carry the sha256 of the ids built from the model's replies
     conversation_id: str = ""
     turn: int = 1
-    prompt_sha256: Optional[str] = None
+    prompt_sha256: str | None = None
     # how chunk token counts were known: "usage" (cumulative usage on every chunk), "ids" (the chunk's
     # token ids), "text" (a chunk with text and neither: one token counted for timing; the total then comes
     # from the final usage, else "tokenizer" once the harness has counted the text)
-    token_source: Optional[str] = None
+    token_source: str | None = None
 
     def add_chunk(self, t_ns: int, cumulative_tokens: int) -> None:
         """Tokens arrived: keep the chunk when the cumulative count grew (usage-only chunks carry none)."""
@@ -75,6 +74,6 @@ class RequestRecord:
         return json.dumps(asdict(self), separators=(",", ":"))
 
     @classmethod
-    def from_dict(cls, d: dict) -> "RequestRecord":
+    def from_dict(cls, d: dict) -> RequestRecord:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})

@@ -36,7 +36,8 @@ def describe(ps: PromptSet) -> str:
         f"tokenizer       {meta.get('tokenizer')}",
         f"template        {'chat template applied' if meta.get('chat_template_applied') else 'plain text'}; "
         f"BOS policy {meta.get('bos_policy')} (id {meta.get('bos_id')})",
-        f"isl             {meta.get('isl') or 'natural length'}" + (f"  [{meta['isl_rule']}]" if meta.get("isl_rule") else ""),
+        f"isl             {meta.get('isl') or 'natural length'}"
+        + (f"  [{meta['isl_rule']}]" if meta.get("isl_rule") else ""),
         f"fingerprint     {ps.fingerprint}",
         f"ids sha256      {ps.ids_sha256}",
         f"prompts         {len(ps.prompts)}; tokens min/mean/max {min(lengths)}/{np.mean(lengths):.0f}/{max(lengths)}; "

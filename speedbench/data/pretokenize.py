@@ -11,9 +11,9 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import Optional, Sequence
 
 from speedbench.config import ConfigError, DataConfig
 from speedbench.data import splits, throughput
@@ -23,8 +23,19 @@ from speedbench.data.overlap import BOUND, overlap_by_group
 from speedbench.data.prompts import Prompt
 from speedbench.data.promptset import PromptSet, TokenizedPrompt, ids_digest, read_prompt_set, write_prompt_set
 from speedbench.data.tokenization import (
-    apply_bos, build_exact_isl, chat_template, chat_template_from_files, encode, encode_batch, load_tokenizer,
-    own_padding, render_text, split_instruction, template_bos, template_wrapper, tokenizer_files_digest,
+    apply_bos,
+    build_exact_isl,
+    chat_template,
+    chat_template_from_files,
+    encode,
+    encode_batch,
+    load_tokenizer,
+    own_padding,
+    render_text,
+    split_instruction,
+    template_bos,
+    template_wrapper,
+    tokenizer_files_digest,
 )
 from speedbench.data.turns import TURNS_RULE, conversation_tails, reply_end_id
 
@@ -50,7 +61,7 @@ def _version(pkg: str) -> str:
         return "absent"
 
 
-def fingerprint_spec(cfg: DataConfig, tokenizer_path: str, spec: Optional[splits.SplitSpec] = None) -> dict:
+def fingerprint_spec(cfg: DataConfig, tokenizer_path: str, spec: splits.SplitSpec | None = None) -> dict:
     spec = spec or splits.resolve(cfg)
     return {
         "format": FORMAT_VERSION,
@@ -72,7 +83,7 @@ def fingerprint_spec(cfg: DataConfig, tokenizer_path: str, spec: Optional[splits
     }
 
 
-def fingerprint(cfg: DataConfig, tokenizer_path: str, spec: Optional[splits.SplitSpec] = None) -> str:
+def fingerprint(cfg: DataConfig, tokenizer_path: str, spec: splits.SplitSpec | None = None) -> str:
     fp_spec = fingerprint_spec(cfg, tokenizer_path, spec)
     if cfg.isl and fp_spec["split_kind"] != "throughput":
         fp_spec["isl_padding"] = "own-slice"  # padded ids changed when shared padding was dropped
@@ -80,7 +91,7 @@ def fingerprint(cfg: DataConfig, tokenizer_path: str, spec: Optional[splits.Spli
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def cache_path(cfg: DataConfig, fp: str, cache_dir: Optional[Path] = None) -> Path:
+def cache_path(cfg: DataConfig, fp: str, cache_dir: Path | None = None) -> Path:
     root = Path(cfg.cache_dir) if cfg.cache_dir else (cache_dir or default_cache_dir())
     return root / f"{fp[:24]}.parquet"
 
@@ -90,7 +101,7 @@ def filler_text(prompts: Sequence[Prompt]) -> str:
     return "\n\n".join(t for p in prompts for t in p.turns)
 
 
-def prepare_prompts(cfg: DataConfig, tokenizer_path: str, cache_dir: Optional[Path] = None,
+def prepare_prompts(cfg: DataConfig, tokenizer_path: str, cache_dir: Path | None = None,
                     refresh: bool = False) -> PromptSet:
     """Tokenize (or load from cache) the configured split for one tokenizer."""
     spec = splits.resolve(cfg)
@@ -133,7 +144,7 @@ def prepare_prompts(cfg: DataConfig, tokenizer_path: str, cache_dir: Optional[Pa
 
 
 def _text_prompts(cfg: DataConfig, spec: splits.SplitSpec, tokenizer, use_template: bool,
-                  bos_id: Optional[int], meta: dict) -> list[TokenizedPrompt]:
+                  bos_id: int | None, meta: dict) -> list[TokenizedPrompt]:
     prompts = splits.load_prompts(spec, cfg)
     if cfg.turns == "all":
         meta["turns_used"] = "every user turn"
@@ -174,7 +185,7 @@ def _text_prompts(cfg: DataConfig, spec: splits.SplitSpec, tokenizer, use_templa
             for p, (ids, tr, pd), t in zip(prompts, built, tails)]
 
 
-def _throughput_prompts(cfg: DataConfig, tokenizer, use_template: bool, bos_id: Optional[int],
+def _throughput_prompts(cfg: DataConfig, tokenizer, use_template: bool, bos_id: int | None,
                         cached: Path, meta: dict) -> tuple[list[TokenizedPrompt], list[str]]:
     per_tier = cfg.prompts_per_category or throughput.DEFAULT_PER_TIER
     tiers = cfg.categories or list(throughput.TIERS)

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import gzip
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Optional
 
 from speedbench.config import ConfigError
 from speedbench.resources import DATASETS_DIR
@@ -29,7 +29,7 @@ class Prompt:
     turns: tuple[str, ...]
     source: str = ""
     license: str = ""
-    reference: Optional[str] = None
+    reference: str | None = None
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
 
@@ -108,8 +108,8 @@ def read_prompt_file(path: Path) -> list[Prompt]:
     return read_parquet_prompts(path) if path.suffix == ".parquet" else read_jsonl_prompts(path)
 
 
-def select(prompts: Iterable[Prompt], categories: Optional[list[str]] = None,
-           per_category: Optional[int] = None) -> list[Prompt]:
+def select(prompts: Iterable[Prompt], categories: list[str] | None = None,
+           per_category: int | None = None) -> list[Prompt]:
     """Filter by category and keep the first ``per_category`` of each, in file order (deterministic)."""
     prompts = list(prompts)
     if categories:
@@ -132,6 +132,6 @@ def select(prompts: Iterable[Prompt], categories: Optional[list[str]] = None,
     return prompts
 
 
-def load_split(split: str, categories: Optional[list[str]] = None,
-               per_category: Optional[int] = None) -> list[Prompt]:
+def load_split(split: str, categories: list[str] | None = None,
+               per_category: int | None = None) -> list[Prompt]:
     return select(read_prompt_file(resolve_split_path(split)), categories, per_category)

@@ -11,7 +11,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal
 
 from speedbench.config import ConfigError, DataConfig
 from speedbench.data import speed_bench, throughput
@@ -26,8 +26,8 @@ SPEED_PREFIX = "speed-bench:"
 class SplitSpec:
     kind: SplitKind
     name: str
-    path: Optional[Path] = None  # prompt file (kind 'prompts')
-    config: Optional[str] = None  # SPEED-Bench config (kind 'speed-bench')
+    path: Path | None = None  # prompt file (kind 'prompts')
+    config: str | None = None  # SPEED-Bench config (kind 'speed-bench')
 
 
 def split_names() -> list[str]:

@@ -10,7 +10,7 @@ that finds nothing to quote gives way to the kind's generic task.
 from __future__ import annotations
 
 import re
-from typing import Callable, Optional
+from collections.abc import Callable
 
 MAX_QUOTE = 120  # characters of quoted text: keeps every instruction short and its length bounded
 SEP = "\n\n"  # between the text and the instruction
@@ -21,7 +21,7 @@ _RST_TITLE = re.compile(r"\n([A-Za-z`][^\n]{5,80})\n([=\-~^\"'`*#+])\2{4,}\n")
 _PO_ENTRY = re.compile(r'\nmsgid "([^"\n]{20,120})"\nmsgstr "([^"\n]+)"\n')
 _SPEAKER = re.compile(r"\n([A-Z][A-Z' ]{2,30}[A-Z])\.\n")
 
-Template = Callable[[str, int], Optional[str]]
+Template = Callable[[str, int], str | None]
 
 
 def _quote(s: str) -> str:
@@ -33,25 +33,25 @@ def _pick(matches: list, i: int):
     return matches[i % len(matches)] if matches else None
 
 
-def _code_docstring(text: str, i: int) -> Optional[str]:
+def _code_docstring(text: str, i: int) -> str | None:
     m = _pick(_DOCSTRING.findall(text), i)
     return m and (f'Which function in the code above is documented as "{_quote(m[1])}"? Give its name, '
                   "explain step by step how it does that, and name the functions it calls.")
 
 
-def _code_class(text: str, i: int) -> Optional[str]:
+def _code_class(text: str, i: int) -> str | None:
     m = _pick(_CLASS.findall(text), i)
     return m and (f"Explain what the class `{m}` defined in the code above is for, list its methods, and "
                   "describe how they work together.")
 
 
-def _docs_section(text: str, i: int) -> Optional[str]:
+def _docs_section(text: str, i: int) -> str | None:
     m = _pick(_RST_TITLE.findall(text), i)
     return m and (f'Summarise the section "{_quote(m[0])}" of the documentation above in five bullet points, '
                   "then give one short example of applying it.")
 
 
-def _po_entry(text: str, i: int) -> Optional[str]:
+def _po_entry(text: str, i: int) -> str | None:
     m = _pick(_PO_ENTRY.findall(text), i)
     return m and (f'In the translation catalogue above, find the entry whose English message is "{_quote(m[0])}". '
                   "Which language is its translation in? Translate the translation back into English word by "
@@ -61,7 +61,7 @@ def _po_entry(text: str, i: int) -> Optional[str]:
 _NOT_SPEAKERS = ("ACT", "SCENE", "PERSONS", "PROLOGUE", "EPILOGUE", "THE END", "FINIS", "DRAMATIS")
 
 
-def _prose_speaker(text: str, i: int) -> Optional[str]:
+def _prose_speaker(text: str, i: int) -> str | None:
     m = _pick(sorted({s for s in _SPEAKER.findall(text) if not s.startswith(_NOT_SPEAKERS)}), i)
     return m and (f"In the passage above, what does {m.title()} say and do? Summarise each of their speeches in "
                   "one sentence of modern English, in order.")

@@ -14,9 +14,9 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
 
 import numpy as np
 
@@ -126,7 +126,7 @@ def _encode_with_offsets(tokenizer, texts: list[str]) -> list[tuple[np.ndarray, 
     return out
 
 
-def tier_streams(tokenizer, docs: Sequence[PoolDoc], cache_file: Optional[Path] = None
+def tier_streams(tokenizer, docs: Sequence[PoolDoc], cache_file: Path | None = None
                  ) -> tuple[dict[str, TierStream], np.ndarray]:
     """Each tier's documents tokenized (one batch call) and joined with a separator, in pool order; plus the
     ids of newline-bearing pieces. Depends only on pool + tokenizer, so it is cached (npz) for every bucket.
@@ -267,7 +267,7 @@ def build_windows(tokenizer, streams: dict[str, TierStream], budget: int, per_ti
 
 
 def build_throughput_ids(tokenizer, wrapper: Wrapper, isl: int, per_tier: int, tiers: Sequence[str],
-                         cache_file: Optional[Path] = None, pool: Path = POOL_PATH
+                         cache_file: Path | None = None, pool: Path = POOL_PATH
                          ) -> tuple[list[tuple[Window, np.ndarray]], dict[str, int]]:
     """Exactly-``isl`` id lists for ``per_tier`` prompts of each tier, tiers interleaved; and the pool's
     token count per tier (what the windows were cut from)."""

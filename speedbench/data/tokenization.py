@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Optional, Sequence
 
 from speedbench.config import ConfigError
 
@@ -56,7 +56,7 @@ def tokenizer_files_digest(path: str) -> dict[str, str]:
     return {name: sha256_file(p / name) for name in TOKENIZER_FILES if (p / name).is_file()}
 
 
-def chat_template_from_files(path: str) -> Optional[str]:
+def chat_template_from_files(path: str) -> str | None:
     """The chat template as stored in the tokenizer dir, read without loading the tokenizer (fast cache hits)."""
     p = Path(path)
     if (p / "chat_template.jinja").is_file():
@@ -73,7 +73,7 @@ def chat_template_from_files(path: str) -> Optional[str]:
     return None
 
 
-def chat_template(tokenizer, mode: str) -> Optional[str]:
+def chat_template(tokenizer, mode: str) -> str | None:
     if mode == "none":
         return None
     return getattr(tokenizer, "chat_template", None) or None
@@ -90,7 +90,7 @@ def render_text(tokenizer, user_text: str, use_template: bool) -> str:
     return user_text
 
 
-def template_bos(tokenizer, use_template: bool, policy: str) -> Optional[int]:
+def template_bos(tokenizer, use_template: bool, policy: str) -> int | None:
     """The BOS id prompts start with, or None. With a chat template: the BOS the template renders, if any
     (SPEED-Bench's framework tokenizes the rendered template with ``add_special_tokens=False``, so BOS comes
     from the template alone): never one it does not render. Plain text (no template): the tokenizer's BOS
@@ -105,7 +105,7 @@ def template_bos(tokenizer, use_template: bool, policy: str) -> Optional[int]:
     return bos_id
 
 
-def apply_bos(ids: Sequence[int], bos_id: Optional[int], tokenizer_bos: Optional[int]) -> list[int]:
+def apply_bos(ids: Sequence[int], bos_id: int | None, tokenizer_bos: int | None) -> list[int]:
     """Drop any leading BOS (``tokenizer_bos``) the rendering produced, then prepend ``bos_id`` once if it is
     not None (``template_bos`` decides which)."""
     i = 0
@@ -137,7 +137,7 @@ class Wrapper:
         return len(self.prefix) + len(self.suffix)
 
 
-def template_wrapper(tokenizer, use_template: bool, bos_id: Optional[int], header: str = "") -> Wrapper:
+def template_wrapper(tokenizer, use_template: bool, bos_id: int | None, header: str = "") -> Wrapper:
     """Tokenize the template once around a sentinel body, so bodies can be spliced in by id.
 
     ``header`` is fixed text placed inside the user message before the body (the throughput instruction).

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import abc
-from typing import TYPE_CHECKING, Any, ClassVar, Optional
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from speedbench.config import ConfigError, EngineConfig, SDConfig
 from speedbench.engines.acceptance import SpecDecodeCounters
@@ -19,7 +19,7 @@ class EngineAdapter(abc.ABC):
     supported_sd: ClassVar[tuple[str, ...]] = ("off",)
     health_path: ClassVar[str] = "/health"
     # Seconds between ``poll_during_point`` calls while a point runs; None = the engine needs no polling.
-    poll_interval_s: ClassVar[Optional[float]] = None
+    poll_interval_s: ClassVar[float | None] = None
     # What every request asks beyond its length: greedy (SD must then reproduce SD-off ids). Sent by
     # build_request and recorded in the manifest's `generation` with the EOS policy (load.fixed_length).
     sampling: ClassVar[dict[str, Any]] = {"temperature": 0.0}
@@ -36,11 +36,11 @@ class EngineAdapter(abc.ABC):
 
     def __init__(self, cfg: EngineConfig) -> None:
         self.cfg = cfg
-        self.installed_version: Optional[str] = None  # read from the engine's environment before launch
-        self.attached_model: Optional[str] = None  # the name an attached server lists in /v1/models
+        self.installed_version: str | None = None  # read from the engine's environment before launch
+        self.attached_model: str | None = None  # the name an attached server lists in /v1/models
 
     @property
-    def version(self) -> Optional[str]:
+    def version(self) -> str | None:
         """The release flags are written for: the installed one when known, else the one the config pins."""
         return self.installed_version or self.cfg.version
 
@@ -99,17 +99,17 @@ class EngineAdapter(abc.ABC):
         exactly ``max_tokens``."""
 
     @abc.abstractmethod
-    def on_event(self, event: dict, rec: "RequestRecord", t_ns: int, sent_ids: list[int]) -> None:
+    def on_event(self, event: dict, rec: RequestRecord, t_ns: int, sent_ids: list[int]) -> None:
         """Fold one parsed SSE payload into the record (chunk time/tokens, ids, usage, SD fields)."""
 
     # ---- acceptance counters -------------------------------------------------------------------
-    async def scrape_counters(self, session: "aiohttp.ClientSession", base_url: str) -> Optional[SpecDecodeCounters]:
+    async def scrape_counters(self, session: aiohttp.ClientSession, base_url: str) -> SpecDecodeCounters | None:
         """Global SD counters as of now (None when the engine exposes none)."""
         return None
 
-    async def poll_during_point(self, session: "aiohttp.ClientSession", base_url: str) -> None:
+    async def poll_during_point(self, session: aiohttp.ClientSession, base_url: str) -> None:
         """Called every ``poll_interval_s`` while a point runs, for engines whose stats are consumed on read."""
         return None
 
-    async def server_info(self, session: "aiohttp.ClientSession", base_url: str) -> dict:
+    async def server_info(self, session: aiohttp.ClientSession, base_url: str) -> dict:
         return {}

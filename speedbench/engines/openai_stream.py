@@ -3,14 +3,14 @@
 ids when asked), cumulative ``usage.completion_tokens`` on every chunk, and a final usage-only chunk."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from speedbench.core.records import RequestRecord
 
 
-def fold_chunk_tokens(rec: "RequestRecord", t_ns: int, cumulative: Optional[int], ids: Optional[list],
-                      text: Optional[str]) -> None:
+def fold_chunk_tokens(rec: RequestRecord, t_ns: int, cumulative: int | None, ids: list | None,
+                      text: str | None) -> None:
     """Count one chunk's tokens, from the best the server sent: cumulative usage (vLLM's continuous usage),
     else the token ids it carried, else (a plain OpenAI-compatible server: text only, usage once at the end)
     one token per chunk with text, so the chunk is still timed; the request's total then comes from the
@@ -27,7 +27,7 @@ def fold_chunk_tokens(rec: "RequestRecord", t_ns: int, cumulative: Optional[int]
         rec.add_chunk(t_ns, prev + 1)
 
 
-def fold_completion_chunk(event: dict, rec: "RequestRecord", t_ns: int, sent_ids: Optional[list[int]]) -> None:
+def fold_completion_chunk(event: dict, rec: RequestRecord, t_ns: int, sent_ids: list[int] | None) -> None:
     usage = event.get("usage")
     choices = event.get("choices")
     if usage and usage.get("prompt_tokens") is not None:

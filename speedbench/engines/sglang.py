@@ -17,7 +17,7 @@ counts the prefill token too, so it reads slightly higher than speedbench's 1 + 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 from speedbench.config import ConfigError, SDConfig
 from speedbench.engines.acceptance import SpecDecodeCounters, counters_from_histogram
@@ -118,7 +118,7 @@ class SGLangAdapter(EngineAdapter):
 
     def __init__(self, cfg) -> None:
         super().__init__(cfg)
-        self._draft_len: Optional[int] = None  # k of the last launched SD setting (for counters SGLang omits)
+        self._draft_len: int | None = None  # k of the last launched SD setting (for counters SGLang omits)
         self._warned = False
 
     def check_sd(self, sd: SDConfig) -> None:
@@ -175,7 +175,7 @@ class SGLangAdapter(EngineAdapter):
             sampling["ignore_eos"] = True
         return "/generate", {"input_ids": token_ids, "sampling_params": sampling, "stream": True}
 
-    def on_event(self, event: dict, rec: "RequestRecord", t_ns: int, sent_ids: list[int]) -> None:
+    def on_event(self, event: dict, rec: RequestRecord, t_ns: int, sent_ids: list[int]) -> None:
         meta = event.get("meta_info") or {}
         ids = event.get("output_ids")
         text = event.get("text")
@@ -203,7 +203,7 @@ class SGLangAdapter(EngineAdapter):
             if sd is not None:
                 rec.sd = sd.to_dict()
 
-    def request_counters(self, meta: dict) -> Optional[SpecDecodeCounters]:
+    def request_counters(self, meta: dict) -> SpecDecodeCounters | None:
         """Per-request counters from a final ``meta_info`` of any SGLang version since 0.4.10."""
         verify = meta.get("spec_verify_ct")
         if verify is None:
@@ -221,7 +221,7 @@ class SGLangAdapter(EngineAdapter):
         accepted = max(0, int(meta["completion_tokens"]) - 1 - int(verify))
         return SpecDecodeCounters(int(verify), int(verify) * self._draft_len, accepted, (), "sglang.meta_info")
 
-    def counters_from_metrics(self, text: str) -> Optional[SpecDecodeCounters]:
+    def counters_from_metrics(self, text: str) -> SpecDecodeCounters | None:
         samples = parse_prometheus(text)
         verify = sum_metric(samples, M_VERIFY)
         if verify is None:
@@ -240,7 +240,7 @@ class SGLangAdapter(EngineAdapter):
         accepted = max(0, int(gen - verify - reqs))
         return SpecDecodeCounters(int(verify), max(int(verify) * k, accepted), accepted, (), "sglang./metrics")
 
-    async def scrape_counters(self, session: "aiohttp.ClientSession", base_url: str) -> Optional[SpecDecodeCounters]:
+    async def scrape_counters(self, session: aiohttp.ClientSession, base_url: str) -> SpecDecodeCounters | None:
         async with session.get(f"{base_url}/metrics") as r:
             if r.status == 404:
                 if not self._warned:
@@ -251,7 +251,7 @@ class SGLangAdapter(EngineAdapter):
             r.raise_for_status()
             return self.counters_from_metrics(await r.text())
 
-    async def server_info(self, session: "aiohttp.ClientSession", base_url: str) -> dict:
+    async def server_info(self, session: aiohttp.ClientSession, base_url: str) -> dict:
         info: dict = {}
         try:
             async with session.get(f"{base_url}/server_info") as r:

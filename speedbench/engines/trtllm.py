@@ -25,7 +25,7 @@ import hashlib
 import logging
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 import yaml
 
@@ -68,7 +68,7 @@ FLOORS: dict[str, Floor] = {f.flag: f for f in [
 ]}
 
 
-def speculative_config(sd: SDConfig) -> Optional[dict]:
+def speculative_config(sd: SDConfig) -> dict | None:
     if not sd.enabled:
         return None
     k = sd.num_speculative_tokens
@@ -92,7 +92,7 @@ def cuda_graph_batch_sizes(max_concurrency: int) -> list[int]:
     return sizes + [max_concurrency]
 
 
-def llm_api_options(cfg, sd: SDConfig, max_concurrency: int, version: Optional[str] = None) -> dict:
+def llm_api_options(cfg, sd: SDConfig, max_concurrency: int, version: str | None = None) -> dict:
     """The ``--extra_llm_api_options`` YAML content (LlmArgs / TorchLlmArgs keys) for this engine release."""
     opts: dict = {
         "max_batch_size": max_concurrency,
@@ -151,7 +151,7 @@ class TRTLLMAdapter(EngineAdapter):
         self.files_dir = Path(tempfile.gettempdir()) / "speedbench-trtllm"
         self._iter_totals = SpecDecodeCounters(source="trtllm./metrics")
         self._iter_rows = 0
-        self._prometheus: Optional[bool] = None  # unknown until probed once
+        self._prometheus: bool | None = None  # unknown until probed once
         self._scrapes = 0
         self._warned = False
 
@@ -207,7 +207,7 @@ class TRTLLMAdapter(EngineAdapter):
             body["ignore_eos"] = True
         return "/v1/completions", body
 
-    def on_event(self, event: dict, rec: "RequestRecord", t_ns: int, sent_ids: list[int]) -> None:
+    def on_event(self, event: dict, rec: RequestRecord, t_ns: int, sent_ids: list[int]) -> None:
         # token_ids are null unless detokenize=false; trtllm-serve does not echo prompt ids
         fold_completion_chunk(event, rec, t_ns, sent_ids)
         for ch in event.get("choices") or ():
@@ -232,7 +232,7 @@ class TRTLLMAdapter(EngineAdapter):
                                                                    "trtllm./metrics")
 
     @staticmethod
-    def counters_from_prometheus(text: str) -> Optional[SpecDecodeCounters]:
+    def counters_from_prometheus(text: str) -> SpecDecodeCounters | None:
         samples = parse_prometheus(text)
         draft_tokens = sum_metric(samples, M_DRAFT_TOKENS)
         if draft_tokens is None:
@@ -252,18 +252,18 @@ class TRTLLMAdapter(EngineAdapter):
         return SpecDecodeCounters(int(drafted_pos0), int(draft_tokens), int(sum_metric(samples, M_ACCEPTED) or 0),
                                   tuple(int(per_pos[i]) for i in sorted(per_pos)), "trtllm./prometheus/metrics")
 
-    async def _drain(self, session: "aiohttp.ClientSession", base_url: str) -> None:
+    async def _drain(self, session: aiohttp.ClientSession, base_url: str) -> None:
         async with session.get(f"{base_url}/metrics") as r:
             r.raise_for_status()
             rows = await r.json(content_type=None)
         if isinstance(rows, list):
             self.fold_iteration_stats(rows)
 
-    async def poll_during_point(self, session: "aiohttp.ClientSession", base_url: str) -> None:
+    async def poll_during_point(self, session: aiohttp.ClientSession, base_url: str) -> None:
         if not self._prometheus:
             await self._drain(session, base_url)
 
-    async def scrape_counters(self, session: "aiohttp.ClientSession", base_url: str) -> Optional[SpecDecodeCounters]:
+    async def scrape_counters(self, session: aiohttp.ClientSession, base_url: str) -> SpecDecodeCounters | None:
         if self._prometheus is not False:
             async with session.get(f"{base_url}/prometheus/metrics") as r:
                 found = self.counters_from_prometheus(await r.text()) if r.status == 200 else None
@@ -279,7 +279,7 @@ class TRTLLMAdapter(EngineAdapter):
         # cumulative since this adapter started reading: deltas around a point cover exactly that point
         return self._iter_totals
 
-    async def server_info(self, session: "aiohttp.ClientSession", base_url: str) -> dict:
+    async def server_info(self, session: aiohttp.ClientSession, base_url: str) -> dict:
         info: dict = {}
         try:
             async with session.get(f"{base_url}/version") as r:

@@ -4,15 +4,15 @@ entrypoints/generate/base/protocol.py ``SpeculativeDecodingMetrics``, v1/metrics
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 from speedbench.config import ConfigError, SDConfig
+from speedbench.core.jsoncodec import loads
 from speedbench.engines.acceptance import SpecDecodeCounters, counters_from_histogram
 from speedbench.engines.base import EngineAdapter
 from speedbench.engines.openai_stream import fold_chunk_tokens, fold_completion_chunk
 from speedbench.engines.prometheus import parse_prometheus, sum_metric
 from speedbench.engines.versions import Floor
-from speedbench.core.jsoncodec import loads
 
 if TYPE_CHECKING:
     import aiohttp
@@ -107,7 +107,7 @@ class VLLMAdapter(EngineAdapter):
             body.update(min_tokens=max_tokens, ignore_eos=True)
         return "/v1/completions", body
 
-    def on_event(self, event: dict, rec: "RequestRecord", t_ns: int, sent_ids: list[int]) -> None:
+    def on_event(self, event: dict, rec: RequestRecord, t_ns: int, sent_ids: list[int]) -> None:
         fold_completion_chunk(event, rec, t_ns, sent_ids)
         metrics = event.get("metrics")
         if metrics and metrics.get("speculative_decoding"):
@@ -117,7 +117,7 @@ class VLLMAdapter(EngineAdapter):
             rec.sd_per_step_accepted = sdm.get("per_step_accepted")
             rec.sd_per_step_drafted = sdm.get("per_step_drafted")
 
-    def fast_event(self, payload: bytes, rec: "RequestRecord", t_ns: int) -> Optional[dict]:
+    def fast_event(self, payload: bytes, rec: RequestRecord, t_ns: int) -> dict | None:
         """``on_event`` for raw bytes, with a lean fold for the common mid-stream chunk (one choice, no
         prompt echo, no finish, no SD metrics): returns None when done, else the parsed event for the full
         path.  Raises ValueError on bad JSON.  (Byte searches for ``"completion_tokens":`` were measured
@@ -144,7 +144,7 @@ class VLLMAdapter(EngineAdapter):
         fold_chunk_tokens(rec, t_ns, usage.get("completion_tokens") if usage else None, ids, text)
         return None
 
-    async def scrape_counters(self, session: "aiohttp.ClientSession", base_url: str) -> Optional[SpecDecodeCounters]:
+    async def scrape_counters(self, session: aiohttp.ClientSession, base_url: str) -> SpecDecodeCounters | None:
         async with session.get(f"{base_url}/metrics") as r:
             r.raise_for_status()
             samples = parse_prometheus(await r.text())
@@ -160,7 +160,7 @@ class VLLMAdapter(EngineAdapter):
             int(drafts), int(sum_metric(samples, M_DRAFT_TOKENS) or 0), int(sum_metric(samples, M_ACCEPTED) or 0),
             tuple(int(per_pos[i]) for i in sorted(per_pos)), "vllm./metrics")
 
-    async def server_info(self, session: "aiohttp.ClientSession", base_url: str) -> dict:
+    async def server_info(self, session: aiohttp.ClientSession, base_url: str) -> dict:
         info: dict = {}
         try:
             async with session.get(f"{base_url}/version") as r:

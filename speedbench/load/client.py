@@ -15,15 +15,16 @@ import contextlib
 import gc
 import itertools
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Awaitable, Callable, Literal, Optional, Sequence
+from typing import Literal
 
 from speedbench.data.pretokenize import TokenizedPrompt
 from speedbench.data.promptset import turn_ids_digest
 from speedbench.engines.base import EngineAdapter
-from speedbench.load.monitor import ClientStats, LoopMonitor, client_stats
 from speedbench.load.aiohttp_client import AiohttpStreamer, aiohttp_streamer
 from speedbench.load.http1 import Http1Pool
+from speedbench.load.monitor import ClientStats, LoopMonitor, client_stats
 from speedbench.load.records import CANCELLED, FAILED, OK, RequestRecord
 from speedbench.load.schedule import Arrival, ArrivalSchedule, PromptOrder, default_warmup_pool
 from speedbench.load.sse import DONE, dumps, loads
@@ -41,12 +42,12 @@ class LoadPlan:
     request_timeout_s: float = 600.0
     stream_idle_timeout_s: float = 60.0
     mode: Literal["closed", "rate"] = "closed"
-    request_rate: Optional[float] = None      # open loop: requests/s
+    request_rate: float | None = None      # open loop: requests/s
     arrival: Arrival = "poisson"
-    duration_s: Optional[float] = None        # measure by time instead of by count
+    duration_s: float | None = None        # measure by time instead of by count
     cooldown: bool = False                    # keep load on until the last measured request ends
     shuffle: bool = False                     # seeded prompt order instead of file order
-    warmup_pool: Optional[int] = None         # prompts kept for the warm-up alone (None: one per warm-up request)
+    warmup_pool: int | None = None         # prompts kept for the warm-up alone (None: one per warm-up request)
     warmup_wave: bool = False                 # every request of this drive is a warm-up request
     seed: int = 0
     workers: int = 1                          # client processes (each its own loop and pool)
@@ -57,7 +58,7 @@ class LoadPlan:
     headers: dict[str, str] = field(default_factory=dict)  # extra request headers (e.g. Authorization)
     # multi-turn: builds a later turn's ids from (tail, sent ids, reply ids, reply text); None = first turns only.
     # A conversation is one request index: its turns go in order on one closed-loop slot (or arrival).
-    next_turn: Optional[Callable[[Sequence[int], Sequence[int], Sequence[int], str], list[int]]] = None
+    next_turn: Callable[[Sequence[int], Sequence[int], Sequence[int], str], list[int]] | None = None
 
 
 @dataclass
@@ -66,7 +67,7 @@ class PointRun:
     t_measure_start_ns: int = 0
     t_measure_end_ns: int = 0
     prompt_order: list[str] = field(default_factory=list)   # prompt ids of measured requests, by index
-    client: Optional[ClientStats] = None
+    client: ClientStats | None = None
     lag_samples: list[tuple[int, int]] = field(default_factory=list)
     schedule_lags_ns: list[int] = field(default_factory=list)
     kernel_stamps: bool = False          # chunk stamps are the kernel's receive times (not read times)
@@ -112,7 +113,7 @@ class _Fold:
         return False
 
 
-async def stream_one(http: "Http1Pool | AiohttpStreamer", adapter: EngineAdapter, token_ids: Sequence[int],
+async def stream_one(http: Http1Pool | AiohttpStreamer, adapter: EngineAdapter, token_ids: Sequence[int],
                      rec: RequestRecord, plan: LoadPlan) -> RequestRecord:
     path, body = adapter.build_request(list(token_ids), plan.max_tokens, plan.fixed_length)
     sent_ids = body.get("prompt") or body.get("input_ids") or list(token_ids)
@@ -137,13 +138,13 @@ class _Phases:
 
     def __init__(self, plan: LoadPlan) -> None:
         self.plan = plan
-        self.t_measure_start: Optional[int] = None
+        self.t_measure_start: int | None = None
         self.closed = False             # no more measured requests will start here
         self.halted = False             # no request of any phase will start here (the point is ending)
         self.measured_in_flight = 0
         self.done = asyncio.Event()     # closed and none measured in flight
 
-    def of(self, i: int) -> Optional[str]:
+    def of(self, i: int) -> str | None:
         p = self.plan
         if self.halted:
             return None
@@ -220,7 +221,7 @@ async def _streamer(base_url: str, plan: LoadPlan):
 
 async def drive(adapter: EngineAdapter, base_url: str, prompts: Sequence[TokenizedPrompt], plan: LoadPlan,
                 emit: Callable[[RequestRecord], None], point_label: str = "", part: tuple[int, int] = (0, 1),
-                release: Optional[Callable[[], Awaitable[None]]] = None) -> PointRun:
+                release: Callable[[], Awaitable[None]] | None = None) -> PointRun:
     """Run one process's share of a point: request indices ``i % n == w`` for ``part=(w, n)``.
 
     ``release`` (multi-process): awaited after this share's measured requests are done; cool-down goes on
@@ -232,7 +233,7 @@ async def drive(adapter: EngineAdapter, base_url: str, prompts: Sequence[Tokeniz
 
 async def _drive_point(adapter: EngineAdapter, base_url: str, prompts: Sequence[TokenizedPrompt], plan: LoadPlan,
                        emit: Callable[[RequestRecord], None], point_label: str, part: tuple[int, int],
-                       release: Optional[Callable[[], Awaitable[None]]]) -> PointRun:
+                       release: Callable[[], Awaitable[None]] | None) -> PointRun:
     w, n = part
     run = PointRun()
     plan = with_warmup_pool(plan, len(prompts))
@@ -362,9 +363,9 @@ def planned_requests(prompts: Sequence[TokenizedPrompt], plan: LoadPlan, first: 
 
 
 async def run_closed_loop(adapter: EngineAdapter, base_url: str, prompts: Sequence[TokenizedPrompt],
-                          plan: LoadPlan, on_record: Optional[Callable[[RequestRecord], None]] = None,
+                          plan: LoadPlan, on_record: Callable[[RequestRecord], None] | None = None,
                           point_label: str = "",
-                          before_measure: Optional[Callable[[], Awaitable[None]]] = None) -> PointRun:
+                          before_measure: Callable[[], Awaitable[None]] | None = None) -> PointRun:
     """Run one sweep point (closed or open loop per ``plan.mode``; in ``plan.workers`` processes).
 
     Prompts are taken in file order (cycling) unless ``plan.shuffle``, so SD-off and SD-on points send

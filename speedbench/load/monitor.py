@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
@@ -42,7 +42,7 @@ class LoopMonitor:
     def __init__(self, interval_s: float = 0.005) -> None:
         self.interval_s = interval_s
         self.samples: list[tuple[int, int]] = []   # (t_ns, lag_ns)
-        self._task: Optional[asyncio.Task] = None
+        self._task: asyncio.Task | None = None
 
     async def _tick(self) -> None:
         now = time.perf_counter_ns
@@ -56,7 +56,7 @@ class LoopMonitor:
             late = max(0, w - due - _TIMER_GRANULARITY_NS)
             self.samples.append((w, now() - w + late))
 
-    def start(self) -> "LoopMonitor":
+    def start(self) -> LoopMonitor:
         self._task = asyncio.get_running_loop().create_task(self._tick())
         return self
 
@@ -70,16 +70,16 @@ class LoopMonitor:
 class ClientStats:
     """How well the client kept up during the measured window (stored with the point)."""
 
-    client_lag_p99_ms: Optional[float]
-    client_lag_max_ms: Optional[float]
-    mean_in_flight: Optional[float]
-    target_in_flight: Optional[int]      # the concurrency (closed loop); None for open loop
-    schedule_lag_p99_ms: Optional[float]  # open loop: dispatch time - due time
+    client_lag_p99_ms: float | None
+    client_lag_max_ms: float | None
+    mean_in_flight: float | None
+    target_in_flight: int | None      # the concurrency (closed loop); None for open loop
+    schedule_lag_p99_ms: float | None  # open loop: dispatch time - due time
     client_saturated: bool
     window_s: float
     timestamps: str = "read"              # "kernel": chunk stamps are kernel receive times
     lag_limit_ms: float = LAG_LIMIT_MS    # the lag P99 above which the point is flagged
-    reason: Optional[str] = None          # why the point is flagged, in words (None when it is not)
+    reason: str | None = None          # why the point is flagged, in words (None when it is not)
 
 
 def measured_window(records: Sequence[RequestRecord]) -> tuple[int, int]:
@@ -90,7 +90,7 @@ def measured_window(records: Sequence[RequestRecord]) -> tuple[int, int]:
     return min(r.t_start_ns for r in measured), max(r.t_active_end_ns for r in measured)
 
 
-def sending_window(records: Sequence[RequestRecord], target: int) -> Optional[tuple[int, int]]:
+def sending_window(records: Sequence[RequestRecord], target: int) -> tuple[int, int] | None:
     """Closed loop: from the target-th measured send (target first reached) to the last measured send,
     the span in which a measured request was always waiting to be sent; None when it is empty."""
     starts = sorted(r.t_start_ns for r in records if not r.warmup)
@@ -111,13 +111,13 @@ def mean_in_flight(records: Iterable[RequestRecord], t0: int, t1: int) -> float:
     return busy / (t1 - t0)
 
 
-def median_chunk_gap_ms(records: Iterable[RequestRecord]) -> Optional[float]:
+def median_chunk_gap_ms(records: Iterable[RequestRecord]) -> float | None:
     gaps = [np.diff(r.chunk_times_ns) for r in records if not r.warmup and len(r.chunk_times_ns) > 1]
     return float(np.median(np.concatenate(gaps))) / 1e6 if gaps else None
 
 
 def client_stats(records: Sequence[RequestRecord], lag_samples: Sequence[tuple[int, int]],
-                 target: Optional[int], schedule_lags_ns: Sequence[int] = (),
+                 target: int | None, schedule_lags_ns: Sequence[int] = (),
                  kernel_stamps: bool = False) -> ClientStats:
     t0, t1 = measured_window(records)
     lag_limit = LAG_LIMIT_MS

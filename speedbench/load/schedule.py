@@ -6,7 +6,7 @@ point, agree on the same prompt order and arrival times without talking to each 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Optional
+from typing import Literal
 
 import numpy as np
 
@@ -26,7 +26,7 @@ class PromptOrder:
             raise ValueError("no prompts to send")
         if not 0 <= warmup_pool < num_prompts:
             raise ValueError(f"a warm-up pool of {warmup_pool} leaves none of {num_prompts} prompts to measure")
-        self.perm: Optional[np.ndarray] = (np.random.default_rng(seed).permutation(num_prompts)
+        self.perm: np.ndarray | None = (np.random.default_rng(seed).permutation(num_prompts)
                                            if shuffle else None)
         self.n = num_prompts
         self.measured_n = num_prompts - warmup_pool
@@ -96,7 +96,7 @@ class PromptBudget:
     repeats: int       # measured requests that must resend a prompt (0 unless repeats are allowed)
 
 
-def prompt_budget(num_prompts: int, concurrency: int, warmup: int, requests: Optional[int], *,
+def prompt_budget(num_prompts: int, concurrency: int, warmup: int, requests: int | None, *,
                   allow_repeats: bool = False, by_duration: bool = False, closed_loop: bool = True) -> PromptBudget:
     """The point's requests: by default every prompt the warm-up leaves, each measured once.
 

@@ -21,7 +21,6 @@ drafts, 62 measured) leaves the figures the point reports unchanged.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 from speedbench.engines.acceptance import SpecDecodeCounters
 
@@ -33,10 +32,10 @@ PER_REQUEST, SERVER = "per-request", "server counters"
 class AcceptanceCheck:
     """The per-request and server figures side by side; ``agree`` is False when they differ > tolerance."""
 
-    per_request_al: Optional[float]
-    server_al: Optional[float]
-    per_request_rate: Optional[float]
-    server_rate: Optional[float]
+    per_request_al: float | None
+    server_al: float | None
+    per_request_rate: float | None
+    server_rate: float | None
     per_request_drafts: int
     server_drafts: int
     max_rel_diff: float
@@ -54,11 +53,11 @@ class AcceptanceCheck:
         return asdict(self)
 
 
-def _f(x: Optional[float]) -> str:
+def _f(x: float | None) -> str:
     return "-" if x is None else f"{x:.3f}"
 
 
-def _rel(a: Optional[float], b: Optional[float]) -> float:
+def _rel(a: float | None, b: float | None) -> float:
     if a is None and b is None:
         return 0.0
     if a is None or b is None or not b:
@@ -75,8 +74,8 @@ def cross_check(per_request: SpecDecodeCounters, server: SpecDecodeCounters,
                            per_request.drafts, server.drafts, diff, tolerance, diff <= tolerance)
 
 
-def choose(per_request: Optional[SpecDecodeCounters], server: Optional[SpecDecodeCounters]
-           ) -> tuple[Optional[SpecDecodeCounters], Optional[str], Optional[AcceptanceCheck]]:
+def choose(per_request: SpecDecodeCounters | None, server: SpecDecodeCounters | None
+           ) -> tuple[SpecDecodeCounters | None, str | None, AcceptanceCheck | None]:
     """(counters the point reports, their source, the cross-check when both sources exist)."""
     if per_request is not None and per_request.drafts:
         check = cross_check(per_request, server) if server is not None and server.drafts else None

@@ -15,14 +15,13 @@ pooled "all" row (overall_acceptance).
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Iterable, Optional, Sequence
 
 from speedbench.engines.acceptance import SpecDecodeCounters
 from speedbench.load.records import OK, RequestRecord
 from speedbench.metrics import request as rq
 from speedbench.metrics.uncertainty import mean_interval
-
 
 # The SPEED-Bench qualitative categories, in the paper's column order.
 CATEGORIES = ("Coding", "Math", "Humanities", "STEM", "Writing", "Summarization", "Roleplay", "RAG",
@@ -35,14 +34,14 @@ class CategoryAcceptance:
     requests: int                        # measured requests that finished OK
     output_tokens: int
     steps: int                           # streamed chunks (= engine steps when chunks are not merged)
-    tokens_per_step: Optional[float]
-    tokens_per_step_mean: Optional[float]
-    al_drafted: Optional[float]
-    draft_acceptance_rate: Optional[float]
+    tokens_per_step: float | None
+    tokens_per_step_mean: float | None
+    al_drafted: float | None
+    draft_acceptance_rate: float | None
     drafts: int = 0
     accepted_tokens: int = 0
-    tokens_per_step_mean_lo: Optional[float] = None   # 95 % bootstrap interval (metrics.uncertainty)
-    tokens_per_step_mean_hi: Optional[float] = None
+    tokens_per_step_mean_lo: float | None = None   # 95 % bootstrap interval (metrics.uncertainty)
+    tokens_per_step_mean_hi: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -62,7 +61,7 @@ def _one(category: str, recs: list[RequestRecord]) -> CategoryAcceptance:
     steps = sum(len(r.chunk_tokens) for r in recs)
     per_req = [x for x in (rq.tokens_per_step(r) for r in recs) if x is not None]
     lo, hi = mean_interval(per_req) or (None, None)
-    total: Optional[SpecDecodeCounters] = None
+    total: SpecDecodeCounters | None = None
     for r in recs:
         c = SpecDecodeCounters.from_dict(r.sd)
         if c is not None:
@@ -110,7 +109,7 @@ def ordered_categories(names: Iterable[str]) -> list[str]:
     return [c for c in CATEGORIES if c in names] + sorted(names - set(CATEGORIES))
 
 
-def mean_over_categories(values: Iterable[Optional[float]]) -> Optional[float]:
+def mean_over_categories(values: Iterable[float | None]) -> float | None:
     """Unweighted mean of one measure across categories (the paper's last column); None values skipped."""
     vals = [v for v in values if v is not None]
     return sum(vals) / len(vals) if vals else None

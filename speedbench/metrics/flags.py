@@ -4,7 +4,6 @@ has none."""
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 Flag = tuple[str, str]
 
@@ -56,7 +55,7 @@ def flag_tags(row: dict) -> str:
     return " ".join(tag for tag, _ in point_flags(row))
 
 
-def pair_flags(sd_on: dict, sd_off: Optional[dict]) -> str:
+def pair_flags(sd_on: dict, sd_off: dict | None) -> str:
     """The flags of both points a speedup divides, as one text ('' when both are healthy)."""
     rows = [sd_on] + ([sd_off] if sd_off is not None else [])
     return "; ".join(text for r in rows for _, text in point_flags(r))

@@ -20,14 +20,14 @@ goodput   measured OK requests meeting the SLO (TTFT â‰¤ ttft_max and user TPS â
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 from speedbench.load.records import RequestRecord
 
 NS = 1e-9
 
 
-def ttft(r: RequestRecord) -> Optional[float]:
+def ttft(r: RequestRecord) -> float | None:
     return (r.t_first_ns - r.t_start_ns) * NS if r.chunk_times_ns else None
 
 
@@ -40,19 +40,19 @@ def itls(r: RequestRecord) -> list[float]:
     return [(b - a) * NS for a, b in zip(t, t[1:])]
 
 
-def _decode_span(r: RequestRecord) -> Optional[float]:
+def _decode_span(r: RequestRecord) -> float | None:
     if len(r.chunk_times_ns) < 2:
         return None
     return (r.chunk_times_ns[-1] - r.chunk_times_ns[0]) * NS
 
 
-def tpot(r: RequestRecord) -> Optional[float]:
+def tpot(r: RequestRecord) -> float | None:
     span = _decode_span(r)
     n = r.output_tokens
     return span / (n - 1) if span and n > 1 else None
 
 
-def user_tps(r: RequestRecord) -> Optional[float]:
+def user_tps(r: RequestRecord) -> float | None:
     span = _decode_span(r)
     n = r.output_tokens
     return (n - 1) / span if span and n > 1 else None
@@ -63,7 +63,7 @@ def chunk_sizes(r: RequestRecord) -> list[int]:
     return [c[0]] + [b - a for a, b in zip(c, c[1:])] if c else []
 
 
-def tokens_per_step(r: RequestRecord) -> Optional[float]:
+def tokens_per_step(r: RequestRecord) -> float | None:
     return r.output_tokens / len(r.chunk_tokens) if r.chunk_tokens else None
 
 
@@ -71,14 +71,14 @@ TOKEN_SOURCES = {"usage": "per-chunk usage", "ids": "per-chunk token ids", "text
                  "final": "final usage", "tokenizer": "tokenizer"}
 
 
-def token_count_source(r: RequestRecord) -> Optional[str]:
+def token_count_source(r: RequestRecord) -> str | None:
     """Where the request's output token count came from (None for records written before it was kept)."""
     if r.token_source == "text" and r.completion_tokens is not None:
         return TOKEN_SOURCES["final"]
     return TOKEN_SOURCES.get(r.token_source) if r.token_source else None
 
 
-def token_count_sources(records: Sequence[RequestRecord]) -> Optional[str]:
+def token_count_sources(records: Sequence[RequestRecord]) -> str | None:
     found = sorted({s for s in map(token_count_source, records) if s})
     return ", ".join(found) or None
 
@@ -100,7 +100,7 @@ def merged_chunks(r: RequestRecord, sd_k: int) -> bool:
 EXACT, MERGED, MISMATCH = "exact", "merged", "mismatch"
 
 
-def chunk_step_agreement(r: RequestRecord) -> Optional[str]:
+def chunk_step_agreement(r: RequestRecord) -> str | None:
     """Cross-check streamed chunk sizes against the server's per-step accepted counts (vLLM 'detailed').
 
     exact     every decode chunk is one engine step: a chunk of size s is a drafted step that accepted
@@ -153,7 +153,7 @@ def _explains(chunks: list[int], drafted: list[int], merges: bool) -> bool:
     return m in states
 
 
-def meets_slo(r: RequestRecord, ttft_max_s: Optional[float] = None, user_tps_min: Optional[float] = None) -> bool:
+def meets_slo(r: RequestRecord, ttft_max_s: float | None = None, user_tps_min: float | None = None) -> bool:
     if r.status != "ok":
         return False
     t, u = ttft(r), user_tps(r)
@@ -164,7 +164,7 @@ def meets_slo(r: RequestRecord, ttft_max_s: Optional[float] = None, user_tps_min
     return True
 
 
-def window_output_tps(records: Sequence[RequestRecord], t0_ns: int, t1_ns: int) -> Optional[float]:
+def window_output_tps(records: Sequence[RequestRecord], t0_ns: int, t1_ns: int) -> float | None:
     if t1_ns <= t0_ns:
         return None
     tokens = 0
@@ -177,8 +177,8 @@ def window_output_tps(records: Sequence[RequestRecord], t0_ns: int, t1_ns: int) 
     return tokens / ((t1_ns - t0_ns) * NS)
 
 
-def goodput(records: Sequence[RequestRecord], t0_ns: int, t1_ns: int, ttft_max_s: Optional[float] = None,
-            user_tps_min: Optional[float] = None) -> tuple[Optional[float], Optional[float]]:
+def goodput(records: Sequence[RequestRecord], t0_ns: int, t1_ns: int, ttft_max_s: float | None = None,
+            user_tps_min: float | None = None) -> tuple[float | None, float | None]:
     """(good requests per second, good fraction) over the measured (non-warm-up) records."""
     measured = [r for r in records if not r.warmup]
     if not measured or t1_ns <= t0_ns:

@@ -3,7 +3,7 @@ points it divides (metrics.uncertainty says how intervals are made, metrics.flag
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 from speedbench.metrics import uncertainty as un
 from speedbench.metrics.flags import pair_flags
@@ -12,13 +12,13 @@ from speedbench.point_id import repeat_of
 METRICS = (("output_tps", "output_tps", "output_tps_log_se"), ("user_tps", "user_tps_mean", "user_tps_log_se"))
 
 
-def _ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
+def _ratio(a: float | None, b: float | None) -> float | None:
     if a is None or b is None or not b or math.isnan(a) or math.isnan(b):
         return None
     return a / b
 
 
-def _num(v) -> Optional[float]:
+def _num(v) -> float | None:
     return None if v is None or (isinstance(v, float) and math.isnan(v)) else v
 
 

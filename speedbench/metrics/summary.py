@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
 
 from speedbench.engines.acceptance import SpecDecodeCounters
 from speedbench.load.records import CANCELLED, FAILED, OK, RequestRecord
@@ -22,9 +22,9 @@ class PointSummary:
     engine: str
     sd_label: str
     sd_method: str
-    draft_length: Optional[int]
+    draft_length: int | None
     concurrency: int
-    isl: Optional[int]
+    isl: int | None
     sent: int
     ok: int
     failed: int
@@ -39,48 +39,48 @@ class PointSummary:
     itl_s: Distribution                  # per decode step (chunk gap)
     tpot_s: Distribution
     e2e_s: Distribution
-    tokens_per_step: Optional[float]     # pooled: Σ tokens / Σ chunks (token-weighted chunk AL)
+    tokens_per_step: float | None     # pooled: Σ tokens / Σ chunks (token-weighted chunk AL)
     tokens_per_step_req: Distribution    # per-request chunk AL; its mean is the headline "AL SPEED-Bench"
-    al_drafted: Optional[float]          # 1 + accepted/drafts, from the source in acceptance_source
-    al_drafted_req_sum: Optional[float]  # same from Σ per-request SD metrics (the measured requests only)
-    draft_acceptance_rate: Optional[float]
+    al_drafted: float | None          # 1 + accepted/drafts, from the source in acceptance_source
+    al_drafted_req_sum: float | None  # same from Σ per-request SD metrics (the measured requests only)
+    draft_acceptance_rate: float | None
     per_position_acceptance: list = field(default_factory=list)
     # multi-turn: one dict per turn (metrics.category.turn_acceptance); the fields above pool every turn,
     # as SPEED-Bench averages over all turns
     per_turn: list = field(default_factory=list)
-    counters: Optional[dict] = None      # global counter deltas over the point
-    counters_req_sum: Optional[dict] = None
-    al_drafted_server: Optional[float] = None   # same from the server's global counter deltas
-    acceptance_source: Optional[str] = None     # metrics.acceptance: "per-request" or "server counters"
-    acceptance_check: Optional[dict] = None     # both sources side by side (metrics.acceptance.AcceptanceCheck)
-    al_speedbench_ci: Optional[list] = None     # 95 % bootstrap interval of the headline AL (metrics.uncertainty)
-    output_tps_log_se: Optional[float] = None   # bootstrap SE of log output rate (metrics.uncertainty)
-    user_tps_log_se: Optional[float] = None     # bootstrap SE of log mean user TPS
-    token_counts: Optional[str] = None          # where output token counts came from (metrics.request)
+    counters: dict | None = None      # global counter deltas over the point
+    counters_req_sum: dict | None = None
+    al_drafted_server: float | None = None   # same from the server's global counter deltas
+    acceptance_source: str | None = None     # metrics.acceptance: "per-request" or "server counters"
+    acceptance_check: dict | None = None     # both sources side by side (metrics.acceptance.AcceptanceCheck)
+    al_speedbench_ci: list | None = None     # 95 % bootstrap interval of the headline AL (metrics.uncertainty)
+    output_tps_log_se: float | None = None   # bootstrap SE of log output rate (metrics.uncertainty)
+    user_tps_log_se: float | None = None     # bootstrap SE of log mean user TPS
+    token_counts: str | None = None          # where output token counts came from (metrics.request)
     merged_chunk_requests: int = 0
-    chunk_step_mismatches: Optional[int] = None
+    chunk_step_mismatches: int | None = None
     prompt_mismatches: int = 0           # requests where the server did not see exactly the ids we sent
     repeated_requests: int = 0           # measured requests that resent a prompt already measured in the point
-    stopped_at_eos: Optional[int] = None  # ok requests that ended at EOS (finish reason stop) before the cap
-    output_tps_window: Optional[float] = None   # steady-state TPS inside the measured window (metrics.request)
-    goodput_rps: Optional[float] = None         # SLO-meeting requests/s (all OK requests when no SLO is set)
-    goodput_fraction: Optional[float] = None
-    client_lag_p99_ms: Optional[float] = None   # client event-loop lag over the measured window (load layer)
-    mean_in_flight: Optional[float] = None      # time-averaged requests in flight over the measured window
-    client_saturated: Optional[bool] = None     # lag P99 over its limit or in-flight < 99 % of target
-    client_timestamps: Optional[str] = None     # "kernel" (SO_TIMESTAMPNS receive times) or "read" (loop read time)
-    client_lag_limit_ms: Optional[float] = None  # 1 ms with read stamps; half the median chunk gap with kernel's
+    stopped_at_eos: int | None = None  # ok requests that ended at EOS (finish reason stop) before the cap
+    output_tps_window: float | None = None   # steady-state TPS inside the measured window (metrics.request)
+    goodput_rps: float | None = None         # SLO-meeting requests/s (all OK requests when no SLO is set)
+    goodput_fraction: float | None = None
+    client_lag_p99_ms: float | None = None   # client event-loop lag over the measured window (load layer)
+    mean_in_flight: float | None = None      # time-averaged requests in flight over the measured window
+    client_saturated: bool | None = None     # lag P99 over its limit or in-flight < 99 % of target
+    client_timestamps: str | None = None     # "kernel" (SO_TIMESTAMPNS receive times) or "read" (loop read time)
+    client_lag_limit_ms: float | None = None  # 1 ms with read stamps; half the median chunk gap with kernel's
     # set by the runner: "complete", or "failed" when the point was cut short (server died, unreachable);
     # planned measured requests = sent + not_sent, and sent = ok + failed + cancelled
     status: str = "complete"
     not_sent: int = 0
-    abort_reason: Optional[str] = None
+    abort_reason: str | None = None
     # set by the runner from GPU telemetry (None = n/a: no NVML, or a GPU did not cover the window) and cost
-    energy_j: Optional[float] = None             # Σ GPUs over the measured window
-    output_tokens_per_joule: Optional[float] = None
-    mean_power_w: Optional[float] = None
-    usd_per_mtok: Optional[float] = None         # $ per million output tokens at this point's output TPS
-    telemetry: Optional[dict] = None             # how energy was measured, per GPU, or why it is n/a
+    energy_j: float | None = None             # Σ GPUs over the measured window
+    output_tokens_per_joule: float | None = None
+    mean_power_w: float | None = None
+    usd_per_mtok: float | None = None         # $ per million output tokens at this point's output TPS
+    telemetry: dict | None = None             # how energy was measured, per GPU, or why it is n/a
 
     @property
     def error_rate(self) -> float:
@@ -126,9 +126,9 @@ class PointSummary:
 
 
 def summarize_point(records: Sequence[RequestRecord], *, point_id: str, engine: str, sd_label: str,
-                    sd_method: str, draft_length: Optional[int], concurrency: int, isl: Optional[int],
-                    counters: Optional[SpecDecodeCounters] = None, slo_ttft_s: Optional[float] = None,
-                    slo_user_tps: Optional[float] = None) -> PointSummary:
+                    sd_method: str, draft_length: int | None, concurrency: int, isl: int | None,
+                    counters: SpecDecodeCounters | None = None, slo_ttft_s: float | None = None,
+                    slo_user_tps: float | None = None) -> PointSummary:
     measured = [r for r in records if not r.warmup]
     ok = [r for r in measured if r.status == OK]
     errors: dict[str, int] = {}
@@ -195,7 +195,7 @@ def summarize_point(records: Sequence[RequestRecord], *, point_id: str, engine: 
     )
 
 
-def _num(v: Optional[float]) -> Optional[float]:
+def _num(v: float | None) -> float | None:
     return None if v is None or math.isnan(v) else v
 
 

@@ -15,7 +15,7 @@ Verdict: 'pays' when the interval lies above 1, 'slower' when below, 'within noi
 from __future__ import annotations
 
 import math
-from typing import Callable, Optional, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -42,11 +42,11 @@ def _bootstrap(stat: Callable[[np.ndarray], np.ndarray], n: int) -> np.ndarray:
     return np.concatenate(out)
 
 
-def _clean(values: Sequence[Optional[float]]) -> np.ndarray:
+def _clean(values: Sequence[float | None]) -> np.ndarray:
     return np.asarray([v for v in values if v is not None and not math.isnan(v)], dtype=float)
 
 
-def mean_interval(values: Sequence[Optional[float]]) -> Optional[tuple[float, float]]:
+def mean_interval(values: Sequence[float | None]) -> tuple[float, float] | None:
     """95 % percentile-bootstrap interval of the mean; None with fewer than 2 values."""
     x = _clean(values)
     if x.size < 2:
@@ -56,7 +56,7 @@ def mean_interval(values: Sequence[Optional[float]]) -> Optional[tuple[float, fl
     return float(lo), float(hi)
 
 
-def _log_se(stat: Callable[[np.ndarray], np.ndarray], n: int) -> Optional[float]:
+def _log_se(stat: Callable[[np.ndarray], np.ndarray], n: int) -> float | None:
     if n < 2:
         return None
     s = _bootstrap(stat, n)
@@ -64,20 +64,20 @@ def _log_se(stat: Callable[[np.ndarray], np.ndarray], n: int) -> Optional[float]
     return float(np.log(s).std(ddof=1)) if s.size > 1 else None
 
 
-def log_se_of_mean(values: Sequence[Optional[float]]) -> Optional[float]:
+def log_se_of_mean(values: Sequence[float | None]) -> float | None:
     """Bootstrap standard error of log(mean(values))."""
     x = _clean(values)
     return _log_se(lambda idx: x[idx].mean(axis=1), x.size)
 
 
-def log_se_of_ratio(num: Sequence[float], den: Sequence[float]) -> Optional[float]:
+def log_se_of_ratio(num: Sequence[float], den: Sequence[float]) -> float | None:
     """Bootstrap standard error of log(Σ num / Σ den), pairs resampled together."""
     a, b = np.asarray(num, dtype=float), np.asarray(den, dtype=float)
     return _log_se(lambda idx: a[idx].sum(axis=1) / b[idx].sum(axis=1), a.size)
 
 
-def ratio_interval(ratio: Optional[float], se_a: Optional[float], se_b: Optional[float]
-                   ) -> Optional[tuple[float, float]]:
+def ratio_interval(ratio: float | None, se_a: float | None, se_b: float | None
+                   ) -> tuple[float, float] | None:
     """95 % interval of a / b from the log-scale standard errors of a and b."""
     if ratio is None or ratio <= 0 or se_a is None or se_b is None:
         return None
@@ -85,7 +85,7 @@ def ratio_interval(ratio: Optional[float], se_a: Optional[float], se_b: Optional
     return ratio * math.exp(-half), ratio * math.exp(half)
 
 
-def repeats_interval(values: Sequence[Optional[float]]) -> Optional[tuple[float, float]]:
+def repeats_interval(values: Sequence[float | None]) -> tuple[float, float] | None:
     """95 % Student-t interval of the mean of repeated measurements; None with fewer than 2."""
     x = _clean(values)
     if x.size < 2:
@@ -96,7 +96,7 @@ def repeats_interval(values: Sequence[Optional[float]]) -> Optional[tuple[float,
     return m - half, m + half
 
 
-def verdict(interval: Optional[tuple[float, float]]) -> Optional[str]:
+def verdict(interval: tuple[float, float] | None) -> str | None:
     """'pays' (interval above 1), 'slower' (below 1) or 'within noise' (holds 1.0); None without one."""
     if interval is None:
         return None

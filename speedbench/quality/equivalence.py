@@ -13,8 +13,8 @@ SD's fault.
 from __future__ import annotations
 
 import statistics
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Optional, Sequence
 
 from speedbench.load.records import OK, RequestRecord
 
@@ -26,7 +26,7 @@ class PairResult:
     prompt_id: str
     category: str
     exact: bool                        # output token ids identical (every turn)
-    first_divergence: Optional[int]    # token index of the first difference (None when identical)
+    first_divergence: int | None    # token index of the first difference (None when identical)
     compared_tokens: int               # length of the shorter output
     text_equal: bool
     turns: int = 1                     # turns in each of the two conversations
@@ -62,7 +62,7 @@ def conversations(records: Iterable[RequestRecord]) -> list[Conversation]:
     return out
 
 
-def first_divergence(a: Sequence[int], b: Sequence[int]) -> Optional[int]:
+def first_divergence(a: Sequence[int], b: Sequence[int]) -> int | None:
     """Index of the first differing token; the shorter length when one is a strict prefix; None if equal."""
     for i, (x, y) in enumerate(zip(a, b)):
         if x != y:
@@ -112,12 +112,12 @@ def pairs_without_ids(candidates: Iterable[RequestRecord], reference: Iterable[R
 class EquivalenceStats:
     category: str
     pairs: int
-    exact_match_rate: Optional[float]
-    divergence_rate: Optional[float]
-    first_divergence_min: Optional[int]      # earliest divergence over the diverging pairs
-    first_divergence_median: Optional[float]
-    matched_prefix_frac: Optional[float]     # mean share of tokens before the first divergence (1 = identical)
-    text_match_rate: Optional[float]
+    exact_match_rate: float | None
+    divergence_rate: float | None
+    first_divergence_min: int | None      # earliest divergence over the diverging pairs
+    first_divergence_median: float | None
+    matched_prefix_frac: float | None     # mean share of tokens before the first divergence (1 = identical)
+    text_match_rate: float | None
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)

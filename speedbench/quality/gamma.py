@@ -22,7 +22,7 @@ Pure functions. The model, stated once (the reports repeat it as notes):
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 from speedbench.load.records import RequestRecord
 
@@ -97,7 +97,7 @@ def predict_tokens_per_step(a: Sequence[float], k_ref: int, f_ref: float, k: int
 
 # ---- measurements from raw records ---------------------------------------------------------------------
 
-def drafted_steps(r: RequestRecord) -> Optional[int]:
+def drafted_steps(r: RequestRecord) -> int | None:
     """Steps of one request that carried a draft: the server's per-step arrays, else its draft counter."""
     if r.sd_per_step_drafted is not None:
         return sum(1 for d in r.sd_per_step_drafted if d > 0)

@@ -14,8 +14,8 @@ The model itself is stated in speedbench.quality.gamma (ASSUMPTIONS); here:
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
@@ -34,13 +34,13 @@ STEPS, TOKENS, TIME, DRAFTED, DRAFTS = range(5)  # columns of a request row; acc
 class PointSample:
     """One measured point: per category, (1 + BOOTSTRAP, columns) sums over its requests; row 0 = as measured."""
 
-    k: Optional[int]                          # draft length; None for SD off
+    k: int | None                          # draft length; None for SD off
     repeat: int
     sums: dict[str, np.ndarray] = field(default_factory=dict)
     prompts: dict[str, set] = field(default_factory=dict)
     has_counters: bool = True                 # every SD-on request carried its own SD counters
 
-    def total(self, category: str = ALL) -> Optional[np.ndarray]:
+    def total(self, category: str = ALL) -> np.ndarray | None:
         if category == ALL:
             return sum(self.sums.values()) if self.sums else None  # type: ignore[return-value]
         return self.sums.get(category)
@@ -113,7 +113,7 @@ def sample_points(points: Sequence[PointData], reps: int = BOOTSTRAP, seed: int 
 
 # ---- the model, per replicate -----------------------------------------------------------------------
 
-def itl(samples: Sequence[PointSample], category: str = ALL) -> Optional[np.ndarray]:
+def itl(samples: Sequence[PointSample], category: str = ALL) -> np.ndarray | None:
     """Mean decode-step time per replicate, pooled over the points."""
     tot = [t for t in (s.total(category) for s in samples) if t is not None]
     if not tot:
@@ -122,7 +122,7 @@ def itl(samples: Sequence[PointSample], category: str = ALL) -> Optional[np.ndar
     return np.where(steps > 0, sum(t[:, TIME] for t in tot) / np.maximum(steps, 1), np.nan)
 
 
-def tokens_per_step(samples: Sequence[PointSample], category: str = ALL) -> Optional[np.ndarray]:
+def tokens_per_step(samples: Sequence[PointSample], category: str = ALL) -> np.ndarray | None:
     tot = [t for t in (s.total(category) for s in samples) if t is not None]
     if not tot:
         return None
@@ -130,7 +130,7 @@ def tokens_per_step(samples: Sequence[PointSample], category: str = ALL) -> Opti
     return np.where(steps > 0, sum(t[:, TOKENS] for t in tot) / np.maximum(steps, 1), np.nan)
 
 
-def acceptance_fit(on: Sequence[PointSample], category: str = ALL) -> Optional[DecayFit]:
+def acceptance_fit(on: Sequence[PointSample], category: str = ALL) -> DecayFit | None:
     """Conditional acceptance per position, pooled over every draft length in ``on``."""
     parts = [(s.k, s.total(category)) for s in on if s.k and s.total(category) is not None]
     if not parts:
@@ -146,7 +146,7 @@ def acceptance_fit(on: Sequence[PointSample], category: str = ALL) -> Optional[D
     return fit_decay(trials, successes)
 
 
-def undrafted_share(on: Sequence[PointSample], category: str = ALL) -> Optional[np.ndarray]:
+def undrafted_share(on: Sequence[PointSample], category: str = ALL) -> np.ndarray | None:
     """g per replicate: tokens emitted on steps without a draft (1 each) / all decode tokens."""
     tot = [t for t in (s.total(category) for s in on) if t is not None]
     if not tot:
@@ -190,7 +190,7 @@ def cost_ratios(on: Sequence[PointSample], off: Sequence[PointSample]) -> dict[i
     return out
 
 
-def fit_cost_line(ratios: dict[int, np.ndarray]) -> Optional[CostLine]:
+def fit_cost_line(ratios: dict[int, np.ndarray]) -> CostLine | None:
     """Least-squares line per replicate; None below two distinct k (the slope would be a guess)."""
     ks = sorted(k for k, r in ratios.items() if np.isfinite(r[0]))
     if len(ks) < 2:
@@ -210,15 +210,15 @@ class Curve:
     """One category at one setting: T(k), r(k), S(k) for k = 1..k_max, per replicate (row 0 = as measured)."""
 
     tokens_per_step: np.ndarray
-    cost: Optional[np.ndarray]
-    fit: Optional[DecayFit]      # None for "all" (a mixture has no single trend) or a category never drafted
+    cost: np.ndarray | None
+    fit: DecayFit | None      # None for "all" (a mixture has no single trend) or a category never drafted
 
     @property
-    def speedup(self) -> Optional[np.ndarray]:
+    def speedup(self) -> np.ndarray | None:
         return None if self.cost is None else self.tokens_per_step / self.cost
 
 
-def model_curve(on: Sequence[PointSample], cost: Optional[CostLine], category: str, k_max: int) -> Optional[Curve]:
+def model_curve(on: Sequence[PointSample], cost: CostLine | None, category: str, k_max: int) -> Curve | None:
     """The category's curve; for ALL the token-weighted mixture of the categories' own curves.
 
     Why a mixture: pooling the counts of categories that accept differently makes the pooled conditional rate
@@ -246,7 +246,7 @@ def model_curve(on: Sequence[PointSample], cost: Optional[CostLine], category: s
     return Curve(tokens_per_step_curve(fit, g, k_max), cost_arr, fit)
 
 
-def interval(x: np.ndarray, q: tuple[float, float] = (5.0, 95.0)) -> tuple[Optional[float], Optional[float]]:
+def interval(x: np.ndarray, q: tuple[float, float] = (5.0, 95.0)) -> tuple[float | None, float | None]:
     """Percentile interval over the bootstrap replicates (row 0, the measurement itself, excluded)."""
     reps = x[1:]
     reps = reps[np.isfinite(reps)]

@@ -4,18 +4,31 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 import numpy as np
 
 from speedbench.quality.draft_plan import K_OF_INTEREST
 from speedbench.quality.equivalence import ALL
 from speedbench.quality.gamma import ASSUMPTIONS
-from speedbench.quality.gamma_model import (DRAFTED, STEPS, TIME, TOKENS, Curve, PointSample, cost_ratios,
-                                            fit_cost_line, interval, model_curve, sample_points, tokens_per_step)
+from speedbench.quality.gamma_model import (
+    DRAFTED,
+    STEPS,
+    TIME,
+    TOKENS,
+    Curve,
+    PointSample,
+    cost_ratios,
+    fit_cost_line,
+    interval,
+    model_curve,
+    sample_points,
+    tokens_per_step,
+)
 from speedbench.quality.points import PointData, load_points
-from speedbench.quality.recommend import NOTES as RECOMMEND_NOTES, per_k, recommend
+from speedbench.quality.recommend import NOTES as RECOMMEND_NOTES
+from speedbench.quality.recommend import per_k, recommend
 from speedbench.results import ResultsDir, atomic_write_text
 
 RECOMMENDATION_FILE = "recommendation.json"
@@ -23,7 +36,7 @@ VALIDATION_FILE = "gamma_validation.json"
 HOLDOUT_Z = 2.0  # held-out tolerance: this many bootstrap standard deviations of (prediction - measurement)
 
 
-def _decode_rate(samples: Sequence[PointSample]) -> Optional[np.ndarray]:
+def _decode_rate(samples: Sequence[PointSample]) -> np.ndarray | None:
     tot = [s.total() for s in samples if s.total() is not None]
     if not tot:
         return None
@@ -31,23 +44,23 @@ def _decode_rate(samples: Sequence[PointSample]) -> Optional[np.ndarray]:
     return np.where(time > 0, sum(t[:, TOKENS] for t in tot) / np.where(time > 0, time, 1.0), np.nan)
 
 
-def _f(x: Optional[np.ndarray]) -> Optional[float]:
+def _f(x: np.ndarray | None) -> float | None:
     return float(x[0]) if x is not None and np.isfinite(x[0]) else None
 
 
-def _sd(x: Optional[np.ndarray]) -> Optional[float]:
+def _sd(x: np.ndarray | None) -> float | None:
     if x is None:
         return None
     reps = x[1:][np.isfinite(x[1:])]
     return float(reps.std(ddof=1)) if reps.size > 1 else None
 
 
-def _pct(pred: Optional[float], meas: Optional[float]) -> Optional[float]:
+def _pct(pred: float | None, meas: float | None) -> float | None:
     return (pred - meas) / meas * 100 if pred is not None and meas else None
 
 
 def _validation_row(base: dict, k: int, on: list[PointSample], offs: list[PointSample],
-                    ratios: dict[int, np.ndarray], in_sample: Optional[Curve]) -> dict:
+                    ratios: dict[int, np.ndarray], in_sample: Curve | None) -> dict:
     at_k = [s for s in on if s.k == k]
     t_meas = tokens_per_step(at_k)
     on_rate, off_rate = _decode_rate(at_k), _decode_rate(offs)

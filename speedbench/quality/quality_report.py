@@ -5,11 +5,16 @@ import json
 import logging
 from collections import defaultdict
 from pathlib import Path
-from typing import Optional
 
 from speedbench.load.records import OK, RequestRecord
-from speedbench.quality.equivalence import (ALL, PairResult, by_category, compare_records, conversation_pairs,
-                                            pairs_without_ids)
+from speedbench.quality.equivalence import (
+    ALL,
+    PairResult,
+    by_category,
+    compare_records,
+    conversation_pairs,
+    pairs_without_ids,
+)
 from speedbench.quality.points import PointData, dataset_references, load_points, off_reference
 from speedbench.quality.scores import BertScorer, ScoreUnavailable, score_pairs
 from speedbench.results import ResultsDir, atomic_write_text
@@ -19,7 +24,7 @@ log = logging.getLogger(__name__)
 QUALITY_FILE = "quality.json"
 
 
-def _al(records: list[RequestRecord]) -> Optional[float]:
+def _al(records: list[RequestRecord]) -> float | None:
     """1 + accepted / drafts from per-request SD counters (acceptance length over drafted steps)."""
     drafts = sum(int(r.sd.get("drafts", 0)) for r in records if r.sd)
     acc = sum(int(r.sd.get("accepted_tokens", 0)) for r in records if r.sd)
@@ -30,8 +35,8 @@ def _measured(records: list[RequestRecord]) -> list[RequestRecord]:
     return [r for r in records if r.status == OK and not r.warmup]
 
 
-def build_quality(points: list[PointData], dataset_refs: dict[str, str], bert: Optional[BertScorer] = None,
-                  bert_off_reason: Optional[str] = None) -> dict:
+def build_quality(points: list[PointData], dataset_refs: dict[str, str], bert: BertScorer | None = None,
+                  bert_off_reason: str | None = None) -> dict:
     """Rows per (engine, ISL, concurrency, SD setting, category); SD-on rows compare with SD off."""
     # (group, sd_label) -> pooled over repeats: equivalence pairs, (hyp, ref) texts, records
     pairs: dict[tuple, list[PairResult]] = defaultdict(list)
@@ -109,8 +114,8 @@ def build_quality(points: list[PointData], dataset_refs: dict[str, str], bert: O
     return {"rows": rows, "notes": notes}
 
 
-def _add_scores(row: dict, suffix: str, hyps: list[str], refs: list[str], bert: Optional[BertScorer],
-                bert_off_reason: Optional[str]) -> None:
+def _add_scores(row: dict, suffix: str, hyps: list[str], refs: list[str], bert: BertScorer | None,
+                bert_off_reason: str | None) -> None:
     row.setdefault("scores_unavailable", None)
     if not hyps:
         row.update({f"bleu_{suffix}": None, f"rouge_l_{suffix}": None, f"bertscore_{suffix}": None,
@@ -126,8 +131,8 @@ def _add_scores(row: dict, suffix: str, hyps: list[str], refs: list[str], bert: 
         row["scores_unavailable"] = "; ".join(missing)
 
 
-def make_bert_scorer(enabled: bool, model: Optional[str] = None,
-                     num_layers: Optional[int] = None) -> tuple[Optional[BertScorer], Optional[str]]:
+def make_bert_scorer(enabled: bool, model: str | None = None,
+                     num_layers: int | None = None) -> tuple[BertScorer | None, str | None]:
     """(scorer, None) or (None, why not): an unavailable BERTScore is reported, never silently zero."""
     if not enabled:
         return None, "disabled (enable with --bertscore; it loads torch and an encoder model)"
@@ -151,8 +156,8 @@ def check_inputs(points: list[PointData], path: str | Path) -> None:
                            f"equivalence needs the SD-off baseline (run --sd off into the same sweep)")
 
 
-def write_quality(path: str | Path, *, bertscore: bool = False, bertscore_model: Optional[str] = None,
-                  bertscore_layers: Optional[int] = None, strict: bool = False) -> dict:
+def write_quality(path: str | Path, *, bertscore: bool = False, bertscore_model: str | None = None,
+                  bertscore_layers: int | None = None, strict: bool = False) -> dict:
     """Write quality.json. ``strict`` (an explicit request): missing inputs or a BERTScore asked for that
     cannot run raise QualityError instead of leaving empty rows and a footnote."""
     rd = ResultsDir(path)

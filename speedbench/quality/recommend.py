@@ -1,8 +1,6 @@
 """The recommended draft length of one category at one setting, with its interval and a verdict."""
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 
 from speedbench.quality.gamma_model import Curve, interval
@@ -66,7 +64,7 @@ def recommend(curve: Curve, prompts: int, drafted: int, measured_ks: tuple[int, 
 
 def per_k(curve: Curve) -> dict:
     """speedup_kN columns (as measured) for every modeled k."""
-    s: Optional[np.ndarray] = curve.speedup
+    s: np.ndarray | None = curve.speedup
     if s is None:
         return {}
     return {f"speedup_k{k + 1}": float(v) for k, v in enumerate(s[0]) if np.isfinite(v)}

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import click
 
@@ -30,7 +30,7 @@ def _cell(v) -> str:
     return str(v)
 
 
-def render_rows(doc: dict, fmt: str, title: str, columns: Optional[Sequence[str]] = None) -> None:
+def render_rows(doc: dict, fmt: str, title: str, columns: Sequence[str] | None = None) -> None:
     if fmt == "json":
         click.echo(json.dumps(doc, indent=2, default=str))
         return

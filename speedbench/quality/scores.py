@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
 
 DEFAULT_BERTSCORE_LAYERS = 6  # all-MiniLM-L6-v2 has 6 layers; its last one is what it was trained to compare
 
@@ -81,8 +81,8 @@ def default_bertscore_model() -> str:
 class BertScorer:
     """BERTScore F1 with a local encoder; built once, reused for every category."""
 
-    model: Optional[str] = None              # local HF model directory; None = the packaged MiniLM
-    num_layers: Optional[int] = None         # required by bert-score for models it does not know
+    model: str | None = None              # local HF model directory; None = the packaged MiniLM
+    num_layers: int | None = None         # required by bert-score for models it does not know
     batch_size: int = 16
 
     def __post_init__(self) -> None:
@@ -147,15 +147,15 @@ def _num_layers(model_dir: str) -> int:
 @dataclass(frozen=True)
 class ScoreSet:
     pairs: int
-    bleu: Optional[float]
-    rouge_l: Optional[float]
-    bertscore_f1: Optional[float]
+    bleu: float | None
+    rouge_l: float | None
+    bertscore_f1: float | None
     unavailable: tuple[str, ...] = ()        # why a score is missing (library absent, BERTScore off, ...)
-    bleu_tokenizers: Optional[dict[str, int]] = None  # sacrebleu tokenizer -> pairs it tokenized
+    bleu_tokenizers: dict[str, int] | None = None  # sacrebleu tokenizer -> pairs it tokenized
 
 
-def score_pairs(hyps: Sequence[str], refs: Sequence[str], bert: Optional[BertScorer] = None,
-                bert_off_reason: Optional[str] = None) -> ScoreSet:
+def score_pairs(hyps: Sequence[str], refs: Sequence[str], bert: BertScorer | None = None,
+                bert_off_reason: str | None = None) -> ScoreSet:
     """All scores for one group of (hypothesis, reference) pairs; missing ones carry their reason."""
     why: list[str] = []
     if not hyps:

@@ -16,7 +16,7 @@ and single characters for the scripts written without spaces.
 from __future__ import annotations
 
 from collections import Counter
-from functools import lru_cache
+from functools import cache
 
 import regex
 
@@ -46,7 +46,7 @@ def bleu_tokenizer_for(*texts: str) -> str:
     return "13a"
 
 
-@lru_cache(maxsize=None)
+@cache
 def _sacrebleu_tokenizer(name: str):
     from sacrebleu.metrics.bleu import BLEU
 

@@ -5,8 +5,8 @@ No I/O here: `speedbench.report.load` reads results folders, renderers format wh
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Optional, Sequence
 
 from speedbench.metrics import uncertainty as un
 from speedbench.metrics.speedup import speedup_rows
@@ -43,9 +43,9 @@ class Crossover:
     below_one: every concurrency whose speedup is < 1; noise: those whose interval holds 1.0.
     """
     status: str
-    concurrency: Optional[float] = None
-    below: Optional[int] = None
-    above: Optional[int] = None
+    concurrency: float | None = None
+    below: int | None = None
+    above: int | None = None
     below_one: tuple[int, ...] = ()
     noise: tuple[int, ...] = ()
 
@@ -66,7 +66,7 @@ def _cs(concurrencies: Iterable[int]) -> str:
     return ",".join(str(c) for c in concurrencies)
 
 
-def crossover(points: Iterable[tuple[int, Optional[float]]], noise: Iterable[int] = ()) -> Crossover:
+def crossover(points: Iterable[tuple[int, float | None]], noise: Iterable[int] = ()) -> Crossover:
     """First concurrency after which the speedup stays < 1, interpolated linearly on log2(concurrency).
 
     ``points`` are (concurrency, speedup); points without a speedup are ignored. ``noise``: concurrencies
@@ -133,7 +133,7 @@ def verdict_text(speedups: Sequence[dict], metric: str = "output_tps") -> str:
     return "; ".join(f"{words[v]} at c={_cs(cs)}{tail[bare]}" for (v, bare), cs in by.items()) or "-"
 
 
-def position_acceptance(counters: Optional[dict]) -> list[dict]:
+def position_acceptance(counters: dict | None) -> list[dict]:
     """Per draft position i (1-based): absolute P(i accepted) and conditional P(i accepted | i−1 accepted).
 
     From engine-neutral counters: accepted_per_position[i] counts drafted steps whose position i was
@@ -152,9 +152,9 @@ def position_acceptance(counters: Optional[dict]) -> list[dict]:
     return out
 
 
-def sum_counters(counters: Iterable[Optional[dict]]) -> Optional[dict]:
+def sum_counters(counters: Iterable[dict | None]) -> dict | None:
     """Σ of counter dicts (drafts, draft_tokens, accepted_tokens, accepted_per_position)."""
-    total: Optional[dict] = None
+    total: dict | None = None
     for c in counters:
         if not c:
             continue

@@ -2,7 +2,7 @@
 (the rule: speedbench.report.comparable)."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from speedbench.report.load import ReportData
 from speedbench.report.sections import Section, fmt, isl_text

@@ -2,8 +2,6 @@
 and prompts whose output length differs between SD off and SD on (report sections; manifests in, tables out)."""
 from __future__ import annotations
 
-from typing import Optional
-
 from speedbench.metrics.summary import repeat_of
 from speedbench.quality.equivalence import length_differences
 from speedbench.report.sections import Section
@@ -22,7 +20,7 @@ def output_rule(config: dict) -> str:
     return f"stop at EOS, cap {n} tokens"
 
 
-def common_output_rule(manifests: list[dict]) -> Optional[str]:
+def common_output_rule(manifests: list[dict]) -> str | None:
     rules = {output_rule(m.get("config") or {}) for m in manifests}
     return rules.pop() if len(rules) == 1 else None
 
@@ -73,7 +71,7 @@ def length_rows(data) -> list[dict]:
     return out
 
 
-def lengths(data) -> Optional[Section]:
+def lengths(data) -> Section | None:
     rows = length_rows(data)
     if not rows:
         return None

@@ -3,14 +3,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Optional, Sequence
 
 from speedbench.load.records import OK, RequestRecord
-from speedbench.metrics.category import (category_acceptance, mean_over_categories, ordered_categories,
-                                         overall_acceptance)
+from speedbench.metrics.category import (
+    category_acceptance,
+    mean_over_categories,
+    ordered_categories,
+    overall_acceptance,
+)
 from speedbench.report import analysis as an
 from speedbench.results import ResultsDir, ResultsError, find_results
 
@@ -65,7 +69,7 @@ class Run:
         rd = ResultsDir(self.path)
         return rd.records(point_id) if rd.records_path(point_id).is_file() else []
 
-    def missing_note(self) -> Optional[str]:
+    def missing_note(self) -> str | None:
         """How many planned points have no result here, and why (None when every planned point ended)."""
         planned = self.manifest.get("points_planned") or []
         ended = {p.get("point_id") for p in self.points}
@@ -82,12 +86,12 @@ class Run:
         return f"{self.label}: {len(missing)} of {len(planned)} planned points missing ({shown}): {why}"
 
     @property
-    def fingerprint(self) -> tuple[Optional[str], Optional[str]]:
+    def fingerprint(self) -> tuple[str | None, str | None]:
         p = self.manifest.get("prompts") or {}
         return p.get("fingerprint"), p.get("ids_sha256")
 
 
-def load_run(path: str | Path, label: Optional[str] = None) -> Run:
+def load_run(path: str | Path, label: str | None = None) -> Run:
     rd = find_results(path)
     if rd is None:
         raise ReportError(f"not a speedbench results folder (no manifest.json): {path}")
@@ -124,7 +128,7 @@ class ReportData:
     runs: list[Run]
 
     @classmethod
-    def load(cls, paths: Sequence[str | Path], labels: Optional[Sequence[str]] = None) -> "ReportData":
+    def load(cls, paths: Sequence[str | Path], labels: Sequence[str] | None = None) -> ReportData:
         labels = list(labels) if labels else unique_labels(paths)
         data = cls([load_run(p, lab) for p, lab in zip(paths, labels)])
         if not data.rows:
@@ -206,7 +210,7 @@ class ReportData:
     def position_rows(self) -> list[dict]:
         """Per SD-on setting and draft position: absolute and conditional acceptance (counters pooled)."""
         out = []
-        for run, row, points in self._settings():
+        for _run, row, points in self._settings():
             if row["sd_method"] == "off":
                 continue
             # Σ the measured requests' own counters, else the server's global counter deltas (metrics.acceptance)
@@ -252,5 +256,5 @@ class ReportData:
         return out
 
 
-def _ms(v: Optional[float]) -> Optional[float]:
+def _ms(v: float | None) -> float | None:
     return v * 1e3 if v is not None else None

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
 
 from speedbench.report.sections import isl_text
 
@@ -57,7 +57,7 @@ def _log2_axis(ax, concurrencies) -> None:
     ax.minorticks_off()
 
 
-def speedup_plot(data) -> Optional[Plot]:
+def speedup_plot(data) -> Plot | None:
     sp = data.speedups
     if not sp:
         return None
@@ -101,7 +101,7 @@ def speedup_plot(data) -> Optional[Plot]:
     return Plot("speedup_vs_concurrency", "Speedup vs concurrency", _png(fig))
 
 
-def pareto_plot(data) -> Optional[Plot]:
+def pareto_plot(data) -> Plot | None:
     rows = [r for r in data.rows if r["user_tps_mean"] is not None and not math.isnan(r["user_tps_mean"])]
     if not rows:
         return None
@@ -126,7 +126,7 @@ def pareto_plot(data) -> Optional[Plot]:
     return Plot("pareto", "Throughput–latency Pareto", _png(fig))
 
 
-def _grouped_bars(ax, groups: list[str], series: dict[str, list[Optional[float]]]) -> None:
+def _grouped_bars(ax, groups: list[str], series: dict[str, list[float | None]]) -> None:
     n = max(len(series), 1)
     width = 0.8 / n
     for i, (label, vals) in enumerate(series.items()):
@@ -136,7 +136,7 @@ def _grouped_bars(ax, groups: list[str], series: dict[str, list[Optional[float]]
     ax.set_xticklabels(groups, rotation=30, ha="right", fontsize=8)
 
 
-def category_plot(data) -> Optional[Plot]:
+def category_plot(data) -> Plot | None:
     if not data.category_rows:
         return None
     cats = data.categories + ["mean", "all"]
@@ -156,7 +156,7 @@ def category_plot(data) -> Optional[Plot]:
     return Plot("acceptance_per_category", "Acceptance per category", _png(fig))
 
 
-def position_plot(data) -> Optional[Plot]:
+def position_plot(data) -> Plot | None:
     if not data.position_rows:
         return None
     fig, axes = _figure(2)
@@ -196,7 +196,7 @@ MAX_BAR_POINTS = 8
 LINESTYLES = {"p50": "-", "p90": "-.", "p95": "--", "p99": ":"}
 
 
-def latency_plot(data) -> Optional[Plot]:
+def latency_plot(data) -> Plot | None:
     rows = sorted(data.rows, key=lambda r: (r["run"], r["engine"], r["isl"] or 0, r["sd_method"] != "off",
                                             r["sd_label"], r["concurrency"]))
     if not rows:

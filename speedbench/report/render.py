@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence
 
 from speedbench.report.load import ReportData
 from speedbench.report.sections import Section, build_sections
@@ -16,7 +16,7 @@ DEFAULT_NAMES = {"table": "report.txt", "md": "report.md", "csv": "points.csv", 
 
 @dataclass
 class Output:
-    text: Optional[str] = None                     # for stdout (None when written to files)
+    text: str | None = None                     # for stdout (None when written to files)
     written: list[Path] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -31,8 +31,8 @@ def _title(data: ReportData, kind: str) -> str:
     return f"speedbench {kind}: {names}"
 
 
-def render(data: ReportData, fmt: str, out: Optional[Path] = None, kind: str = "report",
-           lead: Sequence[Section] = (), compare_rows: Optional[list[dict]] = None) -> Output:
+def render(data: ReportData, fmt: str, out: Path | None = None, kind: str = "report",
+           lead: Sequence[Section] = (), compare_rows: list[dict] | None = None) -> Output:
     """Render every section; `lead` sections (compare's side-by-side table) come first.
 
     With a folder as `out`, also write the plots as PNG and every table as CSV + parquet next to the report.
@@ -95,8 +95,8 @@ def render(data: ReportData, fmt: str, out: Optional[Path] = None, kind: str = "
     return res
 
 
-def report_output(paths: Sequence[str | Path], fmt: str, out: Optional[Path] = None, kind: str = "report",
-                  labels: Optional[Sequence[str]] = None, allow_generation_mismatch: bool = False) -> Output:
+def report_output(paths: Sequence[str | Path], fmt: str, out: Path | None = None, kind: str = "report",
+                  labels: Sequence[str] | None = None, allow_generation_mismatch: bool = False) -> Output:
     """What `speedbench report/compare` and REST ``/runs/{id}/report`` / ``/compare`` return, built once.
 
     Raises ReportError (NotComparable when `compare` is refused by speedbench.report.comparable)."""

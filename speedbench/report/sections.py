@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence
+from typing import Any
 
 from speedbench.metrics.flags import point_flags
 from speedbench.metrics.speedup import repeat_of
 from speedbench.report import analysis as an
 from speedbench.report.energy import RATIO_NOTE, energy_cost
-
 
 AL_NOTES = {
     "category_tokens_per_step": "tok/step pooled = Σ output tokens / Σ streamed steps of the category's requests, "
@@ -57,7 +57,7 @@ def fmt(v: Any, spec: str = "{:.2f}") -> str:
     return spec.format(v)
 
 
-def isl_text(isl: Optional[int]) -> str:
+def isl_text(isl: int | None) -> str:
     return "native" if isl is None else str(isl)
 
 
@@ -240,9 +240,8 @@ def ratio_by_concurrency(group: Sequence[dict], key: str) -> str:
 
 def build_sections(data) -> list[Section]:
     """Every section a report shows, in reading order (ReportData in, Sections out)."""
-    from speedbench.report.load import EXTRA_SECTIONS
-
     from speedbench.report import conditions as cond
+    from speedbench.report.load import EXTRA_SECTIONS
 
     out = [headline(data)] if data.speedups else []
     perf = performance(data.rows, data.speedups, data.multi_run)

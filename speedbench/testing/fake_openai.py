@@ -18,7 +18,6 @@ import socket
 import threading
 import zlib
 from dataclasses import dataclass, field
-from typing import Optional
 
 from aiohttp import web
 
@@ -37,7 +36,7 @@ class FakeRequestLog:
 
 class FakeOpenAIServer:
     def __init__(self, sd_k: int = 0, model: str = "fake-model", step_delay_s: float = 0.0,
-                 host: str = "127.0.0.1", port: int = 0, api_key: Optional[str] = None, wire: str = "vllm",
+                 host: str = "127.0.0.1", port: int = 0, api_key: str | None = None, wire: str = "vllm",
                  final_usage: bool = True) -> None:
         if host not in ("127.0.0.1", "::1", "localhost"):
             raise ValueError("the fake server binds loopback only")
@@ -50,21 +49,21 @@ class FakeOpenAIServer:
         self.sd_k, self.model, self.step_delay_s, self.host = sd_k, model, step_delay_s, host
         self._want_port = port
         self.api_key = api_key   # like vLLM --api-key: /v1/* needs "Authorization: Bearer <key>", else 401
-        self.port: Optional[int] = None
+        self.port: int | None = None
         self.log: list[FakeRequestLog] = []
         self._drafts = self._draft_tokens = self._accepted = 0
         self._per_pos = [0] * sd_k
         self._lock = threading.Lock()
-        self._loop: Optional[asyncio.AbstractEventLoop] = None
-        self._thread: Optional[threading.Thread] = None
-        self._runner: Optional[web.AppRunner] = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
     # ---- lifecycle (own event loop in a daemon thread, so sync tests and the runner can use it) ------
-    def start(self) -> "FakeOpenAIServer":
+    def start(self) -> FakeOpenAIServer:
         sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.host, self._want_port))
@@ -99,7 +98,7 @@ class FakeOpenAIServer:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(10)
 
-    def __enter__(self) -> "FakeOpenAIServer":
+    def __enter__(self) -> FakeOpenAIServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -30,7 +30,6 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 from aiohttp import web
 
@@ -52,7 +51,7 @@ def parse_faults(spec: str) -> list[tuple[str, float]]:
     return out
 
 
-def fault_for(index: int, faults: list[tuple[str, float]], seed: int) -> Optional[str]:
+def fault_for(index: int, faults: list[tuple[str, float]], seed: int) -> str | None:
     """The fault of request ``index``: depends only on (seed, index), never on arrival order or timing."""
     u = random.Random(f"{seed}:{index}").random()
     acc = 0.0
@@ -72,10 +71,10 @@ class FakeState:
     max_model_len: int = 4096
     model_name: str = "fake"
     also_served: list[str] = field(default_factory=list)  # more /v1/models entries (a multi-model server)
-    kill_after: Optional[int] = None
+    kill_after: int | None = None
     stall_s: float = 3600.0
-    fault_log: Optional[Path] = None
-    kill_marker: Optional[Path] = None
+    fault_log: Path | None = None
+    kill_marker: Path | None = None
     requests: int = 0
     counters: dict = field(default_factory=lambda: {"drafts": 0, "draft_tokens": 0, "accepted": 0})
     per_pos: list[int] = field(default_factory=list)
@@ -87,7 +86,7 @@ class FakeState:
                 fh.write(json.dumps(entry) + "\n")
 
 
-def _already_killed(marker: Optional[Path]) -> bool:
+def _already_killed(marker: Path | None) -> bool:
     """With a marker file, --kill-after strikes once across restarts (the file records that it did)."""
     if marker is None:
         return False
@@ -98,8 +97,8 @@ def _already_killed(marker: Optional[Path]) -> bool:
         return True
 
 
-def _chunk(rid: str, model: str, ids: list[int], cum: int, n_prompt: int, finish: Optional[str],
-           prompt_ids: Optional[list[int]]) -> bytes:
+def _chunk(rid: str, model: str, ids: list[int], cum: int, n_prompt: int, finish: str | None,
+           prompt_ids: list[int] | None) -> bytes:
     choice = {"index": 0, "text": "".join(f" t{i}" for i in ids), "logprobs": None, "finish_reason": finish,
               "stop_reason": None, "token_ids": ids}
     if prompt_ids is not None:
@@ -224,7 +223,7 @@ def build_app(state: FakeState) -> web.Application:
     return app
 
 
-def main(argv: Optional[list[str]] = None) -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m speedbench.testing.fault_server", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--host", default="127.0.0.1")

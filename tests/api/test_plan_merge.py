@@ -6,10 +6,10 @@ import pytest
 from click.testing import CliRunner
 
 from speedbench.api.merge import merge_results
-from speedbench.report.comparable import NotComparable
 from speedbench.api.plan import SPEED_BENCH_ISL, expand_matrix
 from speedbench.cli import main
 from speedbench.config import ConfigError
+from speedbench.report.comparable import NotComparable
 
 
 def test_full_matrix_one_job_per_engine_configuration():

@@ -157,7 +157,7 @@ def test_launch_mode_end_to_end(tmp_path, tiny_tokenizer, engine):
 
 # ---- round trips: the adapter's launch options through emulators that apply the engines' own rules ----------
 
-def trtllm_with_adapter_options(start_emulator, tmp_path, sd, **engine) -> tuple[str, "TRTLLMAdapter"]:
+def trtllm_with_adapter_options(start_emulator, tmp_path, sd, **engine) -> tuple[str, object]:
     from speedbench.config import EngineConfig
     from speedbench.engines import get_adapter
 

@@ -151,10 +151,9 @@ def test_per_request_sd_metrics_sum_to_the_metrics_counter_deltas(sweep):
 
 def test_streamed_chunks_agree_with_server_steps(sweep):
     """Each chunk is one engine step, or the merge of consecutive steps is detected and counted."""
-    from speedbench.metrics.request import EXACT, MERGED, chunk_step_agreement, chunk_sizes
+    from speedbench.metrics.request import EXACT, MERGED, chunk_sizes, chunk_step_agreement
 
     for point in sweep["dir"].points():
-        k = point["draft_length"] or 0
         verdicts = []
         for r in _records(sweep, point["point_id"]):
             sizes = chunk_sizes(r)

@@ -5,12 +5,12 @@ import time
 from dataclasses import replace
 
 import pytest
-from tests.load.conftest import make_prompts, run_against_stub
 
 from speedbench.load.client import LoadPlan, drive, run_closed_loop
 from speedbench.load.monitor import client_stats, mean_in_flight
 from speedbench.load.records import RequestRecord
 from speedbench.load.stub_server import StubConfig, start_stub
+from tests.load.conftest import make_prompts, run_against_stub
 
 
 def _max_overlap(records):

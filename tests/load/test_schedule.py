@@ -1,5 +1,4 @@
 import numpy as np
-
 import pytest
 
 from speedbench.load.schedule import ArrivalSchedule, PromptOrder, prompt_budget

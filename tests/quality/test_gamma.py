@@ -2,10 +2,15 @@ import numpy as np
 import pytest
 
 from speedbench.quality.decay import fit_decay, position_counts
-from speedbench.quality.gamma import (conditional_from_cumulative, cumulative_from_conditional, drafted_steps,
-                                      expected_tokens_drafted, expected_tokens_per_step, predict_tokens_per_step)
-from speedbench.quality.gamma_model import (fit_cost_line, model_curve, prompt_weights, sample_point,
-                                            tokens_per_step)
+from speedbench.quality.gamma import (
+    conditional_from_cumulative,
+    cumulative_from_conditional,
+    drafted_steps,
+    expected_tokens_drafted,
+    expected_tokens_per_step,
+    predict_tokens_per_step,
+)
+from speedbench.quality.gamma_model import fit_cost_line, model_curve, prompt_weights, sample_point, tokens_per_step
 from speedbench.quality.points import PointData
 from tests.conftest import make_record
 

@@ -1,13 +1,12 @@
 """quality.json / recommendation.json / gamma_validation.json from a synthetic results folder."""
 import json
-from dataclasses import asdict
 
 import pytest
 
 from speedbench.config import expand_draft_lengths
 from speedbench.metrics.summary import summarize_point
-from speedbench.quality.gamma_report import build_gamma, write_gamma
 from speedbench.point_id import repeat_of
+from speedbench.quality.gamma_report import build_gamma, write_gamma
 from speedbench.quality.points import load_points
 from speedbench.quality.quality_report import build_quality
 from speedbench.quality.recommend import NO_COST

@@ -11,12 +11,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Optional
 
 import pytest
 
-from speedbench.resources import DATASETS_DIR
 from speedbench.engines.server import group_alive, port_is_free
+from speedbench.resources import DATASETS_DIR
 from tests.reliability.fake_engine import register
 
 register()
@@ -86,7 +85,7 @@ def start_cli(*args: str) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def wait_for(pred, timeout: float, what: str, proc: Optional[subprocess.Popen] = None):
+def wait_for(pred, timeout: float, what: str, proc: subprocess.Popen | None = None):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         v = pred()

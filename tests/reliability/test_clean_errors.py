@@ -1,8 +1,6 @@
 """Every mistake a user makes gets one line and exit 2 (README: 2 = bad input), never a traceback."""
 from __future__ import annotations
 
-import json
-
 import pytest
 from click.testing import CliRunner
 
