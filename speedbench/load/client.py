@@ -358,7 +358,8 @@ def planned_requests(prompts: Sequence[TokenizedPrompt], plan: LoadPlan, first: 
     """Requests ``plan.num_requests`` conversations send from request index ``first``: one per turn."""
     if plan.next_turn is None or not any(p.turn_tails for p in prompts):
         return plan.num_requests
-    order = PromptOrder(len(prompts), plan.shuffle, plan.seed)
+    plan = with_warmup_pool(plan, len(prompts))   # the order the drivers use: warm-up prompts set aside
+    order = PromptOrder(len(prompts), plan.shuffle, plan.seed, plan.warmup_pool)
     return sum(prompts[order.index(i)].turns_to_send for i in range(first, first + plan.num_requests))
 
 

@@ -18,8 +18,9 @@ def _contains_run(haystack: list[int], needle: list[int]) -> bool:
 
 
 def test_every_turn_is_sent_with_the_models_reply(tmp_path, tiny_tokenizer, fake_sd_server, attach_config):
-    cfg = BenchmarkConfig.model_validate(attach_config(fake_sd_server.url, tiny_tokenizer, tmp_path,
-                                                       concurrency=[2]))
+    conf = attach_config(fake_sd_server.url, tiny_tokenizer, tmp_path, concurrency=[2])
+    conf["load"]["warmup_requests"] = 0   # every prompt measured: the counts below are the whole split's
+    cfg = BenchmarkConfig.model_validate(conf)
     result = BenchmarkRunner(cfg, progress=False).run()
     rd = ResultsDir(result.results_dir)
     manifest = rd.manifest()
@@ -59,6 +60,7 @@ def test_every_turn_is_sent_with_the_models_reply(tmp_path, tiny_tokenizer, fake
 def test_first_turn_only_on_request(tmp_path, tiny_tokenizer, fake_sd_server, attach_config):
     conf = attach_config(fake_sd_server.url, tiny_tokenizer, tmp_path, concurrency=[2])
     conf["data"]["turns"] = "first"
+    conf["load"]["warmup_requests"] = 0
     result = BenchmarkRunner(BenchmarkConfig.model_validate(conf), progress=False).run()
     records = [r for r in ResultsDir(result.results_dir).records("ngram-k3-c2") if not r.warmup]
     assert len(records) == 11 and {r.turn for r in records} == {1}
