@@ -3,9 +3,10 @@
 A point whose client fell behind reports the client, not the server, so it is flagged:
 lag P99 > 1 ms, or (closed loop) mean in-flight < 99 % of the target concurrency while a measured request
 was waiting to be sent, or (open loop) requests dispatched > 1 ms after their due time at P99.
-In-flight is judged from the moment the target was first reached (the target-th measured send) to the last
-measured send: the ramp-up before it and the drain after it (the last requests finishing with nothing left
-to send) are the shape of a finite closed loop, not client lag. A point where no measured request ended ok
+In-flight (conversations, a multi-turn one holding its slot over all its turns) is judged from the moment
+the target was first reached (the target-th measured conversation start) to the last one: the ramp-up
+before it and the drain after it (the last requests finishing with nothing left to send) are the shape of
+a finite closed loop, not client lag. A point where no measured request ended ok
 (the server rejected them all) is never flagged: its requests took no time, so nothing was measured that
 client delay could distort.
 
@@ -91,21 +92,30 @@ def measured_window(records: Sequence[RequestRecord]) -> tuple[int, int]:
 
 
 def sending_window(records: Sequence[RequestRecord], target: int) -> tuple[int, int] | None:
-    """Closed loop: from the target-th measured send (target first reached) to the last measured send,
-    the span in which a measured request was always waiting to be sent; None when it is empty."""
-    starts = sorted(r.t_start_ns for r in records if not r.warmup)
+    """Closed loop: from the target-th measured conversation start (target first reached) to the last
+    one, the span in which a measured conversation was always waiting to be sent; None when it is empty.
+    A multi-turn conversation's later turns are not waiting work: they follow its own replies, so the
+    last conversation's second turn, sent while the other slots have nothing left, is drain."""
+    starts = sorted(r.t_start_ns for r in records if not r.warmup and r.turn == 1)
     if len(starts) <= target or starts[-1] <= starts[target - 1]:
         return None
     return starts[target - 1], starts[-1]
 
 
 def mean_in_flight(records: Iterable[RequestRecord], t0: int, t1: int) -> float:
-    """Time-averaged number of requests (any phase) between write and last byte over [t0, t1]."""
+    """Time-averaged number of conversations (any phase) in flight over [t0, t1]: a conversation holds its
+    slot from its first turn's write to its last turn's last byte (a single-turn request is one)."""
     if t1 <= t0:
         return 0.0
-    busy = 0
+    spans: dict[str, list[int]] = {}
     for r in records:
-        a, b = max(r.t_start_ns, t0), min(r.t_end_ns or t1, t1)
+        key = r.conversation_id or r.request_id
+        end = r.t_end_ns or t1
+        span = spans.setdefault(key, [r.t_start_ns, end])
+        span[0], span[1] = min(span[0], r.t_start_ns), max(span[1], end)
+    busy = 0
+    for start, end in spans.values():
+        a, b = max(start, t0), min(end, t1)
         if b > a:
             busy += b - a
     return busy / (t1 - t0)

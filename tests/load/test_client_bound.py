@@ -26,6 +26,23 @@ def test_the_final_drain_is_not_client_lag():
     assert s.mean_in_flight == 4.0 and not s.client_saturated and s.reason is None
 
 
+def test_a_conversations_later_turn_after_the_others_ended_is_drain_not_client_lag():
+    """10 two-turn conversations at concurrency 4, each turn 100 ms, the next turn 50 us after the reply (the
+    harness builds it): the last conversations' second turns run with nothing left to start. Judged per
+    request up to the last send, this read 3.0 of 4 and flagged a healthy real vLLM point."""
+    out = []
+    for i in range(10):
+        t = (i // 4) * 200 * MS
+        for turn in (1, 2):
+            start = t + (turn - 1) * (100 * MS + 50_000)
+            out.append(RequestRecord(f"pt#{i}" + ("" if turn == 1 else ".2"), f"p{i}", "QA", 10, 8,
+                                     t_start_ns=start, t_first_ns=start + MS, t_end_ns=start + 100 * MS,
+                                     chunk_times_ns=[start + MS, start + 2 * MS], chunk_tokens=[1, 2],
+                                     conversation_id=f"pt#{i}", turn=turn))
+    s = client_stats(out, [], 4)
+    assert s.mean_in_flight >= 0.99 * 4 and not s.client_saturated, s
+
+
 def test_a_real_quiet_point_is_not_flagged(adapter):
     plan = LoadPlan(concurrency=4, num_requests=11, warmup_requests=0, max_tokens=8)
     run, _ = run_against_stub(adapter, plan, StubConfig(ttft_s=0.02, itl_s=0.02), prompts=make_prompts())
