@@ -230,3 +230,11 @@ def lost_requests(results: Path) -> int:
         lost += abs(a["planned"] - (a["ok"] + a["failed"] + a["cancelled"] + a["not_sent"]))
         lost += abs(a["records"] - a["sent"])
     return lost
+
+
+def error_line(res) -> str:
+    """The one `speedbench: error:` line a refused command printed (and no traceback)."""
+    lines = [ln for ln in res.stderr.splitlines() if ln.startswith("speedbench: error:")]
+    assert len(lines) == 1, res.stderr
+    assert "Traceback" not in res.stderr
+    return lines[0]

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from speedbench.cli import main
 from speedbench.engines.server import pick_free_port, port_is_free
-from tests.reliability.conftest import records_of, sweep_config, wait_for, write_config
+from tests.reliability.conftest import error_line, records_of, sweep_config, wait_for, write_config
 
 
 @contextlib.contextmanager
@@ -41,13 +41,6 @@ def attach(tmp_path, tiny_tokenizer, fake_model, prompt_cache):
     return run
 
 
-def _error_line(res) -> str:
-    lines = [ln for ln in res.stderr.splitlines() if ln.startswith("speedbench: error:")]
-    assert len(lines) == 1, res.stderr
-    assert "Traceback" not in res.stderr
-    return lines[0]
-
-
 def _ok_records(tmp_path) -> list[dict]:
     (run,) = (tmp_path / "results").iterdir()
     return [r for r in records_of(run) if not r["warmup"]]
@@ -65,7 +58,7 @@ def test_several_served_models_need_a_name(attach, tmp_path):
     with fault_server("--model-name", "a", "--also-serve", "b") as url:
         res = attach(url)
         assert res.exit_code == 2
-        assert "serves 2 models (a, b): name one with --served-model-name" in _error_line(res)
+        assert "serves 2 models (a, b): name one with --served-model-name" in error_line(res)
         assert not (tmp_path / "results").exists()
         res = attach(url, "--served-model-name", "b")
     assert res.exit_code == 0, res.stderr
@@ -76,7 +69,7 @@ def test_served_model_name_not_served_is_refused(attach, tmp_path):
     with fault_server("--model-name", "a") as url:
         res = attach(url, "--served-model-name", "llama")
     assert res.exit_code == 2
-    assert "does not serve model 'llama' (it serves: a)" in _error_line(res)
+    assert "does not serve model 'llama' (it serves: a)" in error_line(res)
     assert not (tmp_path / "results").exists()
 
 
@@ -84,7 +77,7 @@ def test_sd_off_against_a_speculating_server_is_refused(attach, tmp_path):
     with fault_server("--sd-k", "3") as url:
         res = attach(url, "--sd", "off")
     assert res.exit_code == 2
-    line = _error_line(res)
+    line = error_line(res)
     assert "--sd off, but the server at" in line and "is speculating" in line
     assert not (tmp_path / "results").exists()
 
@@ -93,7 +86,7 @@ def test_sd_draft_length_mismatch_is_refused(attach, tmp_path):
     with fault_server("--sd-k", "3") as url:
         res = attach(url, "--sd", "ngram:5")
     assert res.exit_code == 2
-    assert "--sd ngram:5, but the server at" in (line := _error_line(res)) and "give --sd ngram:3" in line
+    assert "--sd ngram:5, but the server at" in (line := error_line(res)) and "give --sd ngram:3" in line
     assert not (tmp_path / "results").exists()
 
 
@@ -101,7 +94,7 @@ def test_sd_on_against_a_server_without_sd_is_refused(attach, tmp_path):
     with fault_server() as url:  # SD off: like vLLM, no spec_decode counters on /metrics at all
         res = attach(url, "--sd", "ngram:3")
     assert res.exit_code == 2
-    assert "exports no SD counters on /metrics: it is not speculating; give --sd off" in _error_line(res)
+    assert "exports no SD counters on /metrics: it is not speculating; give --sd off" in error_line(res)
     assert not (tmp_path / "results").exists()
 
 

@@ -10,18 +10,11 @@ from click.testing import CliRunner
 
 from speedbench.cli import main
 from speedbench.engines.server import pick_free_port
-from tests.reliability.conftest import sweep_config, write_config
+from tests.reliability.conftest import error_line, sweep_config, write_config
 
 
 def _invoke(*args: str):
     return CliRunner().invoke(main, list(args))
-
-
-def _error_line(res) -> str:
-    lines = [ln for ln in res.stderr.splitlines() if ln.startswith("speedbench: error:")]
-    assert len(lines) == 1, res.stderr
-    assert "Traceback" not in res.stderr
-    return lines[0]
 
 
 @pytest.fixture
@@ -36,7 +29,7 @@ def cfg_file(tmp_path, tiny_tokenizer, fake_model, prompt_cache):
 def test_wrong_model_path(cfg_file, tmp_path):
     res = _invoke("sweep", "--config", cfg_file(), "--model", str(tmp_path / "no-such-model"))
     assert res.exit_code == 2
-    assert "model path not found" in _error_line(res)
+    assert "model path not found" in error_line(res)
     assert not (tmp_path / "results").exists()  # nothing started, nothing written
 
 
@@ -46,14 +39,14 @@ def test_port_in_use(cfg_file, tmp_path):
         s.listen()
         res = _invoke("sweep", "--config", cfg_file(), "--port", str(s.getsockname()[1]))
     assert res.exit_code == 2
-    assert "already in use" in _error_line(res)
+    assert "already in use" in error_line(res)
     assert not (tmp_path / "results").exists()
 
 
 def test_unsupported_sd_method(cfg_file):
     res = _invoke("sweep", "--config", cfg_file(), "--sd", "off,mtp:2")
     assert res.exit_code == 2
-    assert "does not support SD method 'mtp'" in _error_line(res)
+    assert "does not support SD method 'mtp'" in error_line(res)
 
 
 def test_bad_yaml(tmp_path):
@@ -61,21 +54,21 @@ def test_bad_yaml(tmp_path):
     bad.write_text("engine:\n  name: [vllm\n  model: x\n")
     res = _invoke("sweep", "--config", str(bad))
     assert res.exit_code == 2
-    assert "bad YAML/JSON" in _error_line(res)
+    assert "bad YAML/JSON" in error_line(res)
 
 
 @pytest.mark.parametrize("spec", ["0,1", "1,-4", "2,,x"])
 def test_bad_concurrency_list(cfg_file, spec):
     res = _invoke("sweep", "--config", cfg_file(), f"--concurrency={spec}")
     assert res.exit_code == 2
-    assert "concurrency" in _error_line(res)
+    assert "concurrency" in error_line(res)
 
 
 def test_isl_beyond_model_context(cfg_file, tmp_path):
     # fake model: max_position_embeddings 4096 in config.json
     res = _invoke("sweep", "--config", cfg_file(), "--isl", "4k")
     assert res.exit_code == 2
-    line = _error_line(res)
+    line = error_line(res)
     assert "exceed the model's context of 4096" in line and "max_position_embeddings" in line
     assert not list((tmp_path / "results").glob("*/logs/*.log"))  # no server was launched
 
@@ -83,7 +76,7 @@ def test_isl_beyond_model_context(cfg_file, tmp_path):
 def test_output_beyond_context_from_launch_flag(cfg_file):
     res = _invoke("sweep", "--config", cfg_file(server_args=["--max-model-len", "64"]))
     assert res.exit_code == 2
-    assert "--max-model-len in engine.extra_args" in _error_line(res)
+    assert "--max-model-len in engine.extra_args" in error_line(res)
 
 
 def test_dead_endpoint_is_one_check_not_thousands_of_requests(cfg_file, tmp_path, tiny_tokenizer):
@@ -91,7 +84,7 @@ def test_dead_endpoint_is_one_check_not_thousands_of_requests(cfg_file, tmp_path
     res = _invoke("sweep", "--config", cfg_file(sd=("off",)), "--endpoint", f"http://127.0.0.1:{port}",
                   "--tokenizer", str(tiny_tokenizer))
     assert res.exit_code == 3
-    assert "not reachable" in _error_line(res)
+    assert "not reachable" in error_line(res)
     assert not any((tmp_path / "results").glob("*/records/*.jsonl"))
 
 
@@ -111,5 +104,5 @@ def test_attach_context_from_v1_models(cfg_file, tmp_path, tiny_tokenizer):
         srv.terminate()
         srv.wait(10)
     assert res.exit_code == 2
-    assert "max_model_len from" in _error_line(res)
+    assert "max_model_len from" in error_line(res)
     assert not any((tmp_path / "results").glob("*/records/*.jsonl"))

@@ -5,7 +5,7 @@ import pytest
 from click.testing import CliRunner
 
 from speedbench.cli import main
-from tests.reliability.conftest import SPLIT, sweep_config, write_config
+from tests.reliability.conftest import SPLIT, error_line, sweep_config, write_config
 
 
 def _invoke(*args, env=None):
@@ -14,10 +14,7 @@ def _invoke(*args, env=None):
 
 def _error_line(res) -> str:
     assert res.exception is None or isinstance(res.exception, SystemExit), res.exception
-    lines = [ln for ln in res.stderr.splitlines() if ln.startswith("speedbench: error:")]
-    assert len(lines) == 1, res.stderr
-    assert "Traceback" not in res.stderr
-    return lines[0]
+    return error_line(res)
 
 
 @pytest.fixture

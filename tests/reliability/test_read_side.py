@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from speedbench.cli import main
-from tests.reliability.conftest import sweep_config
+from tests.reliability.conftest import error_line, sweep_config
 
 
 @pytest.fixture(scope="module")
@@ -30,13 +30,6 @@ def run_copy(finished_run, tmp_path):
 
 def _invoke(*args):
     return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def _error_line(res) -> str:
-    lines = [ln for ln in res.stderr.splitlines() if ln.startswith("speedbench: error:")]
-    assert len(lines) == 1, res.stderr
-    assert "Traceback" not in res.stderr
-    return lines[0]
 
 
 def _drop_points(run, keep) -> None:
@@ -68,7 +61,7 @@ def test_quality_refuses_missing_records(run_copy):
     shutil.rmtree(run_copy / "records")
     res = _invoke("quality", run_copy)
     assert res.exit_code == 2
-    assert "no request records" in _error_line(res)
+    assert "no request records" in error_line(res)
     assert not (run_copy / "quality.json").exists()
 
 
@@ -76,14 +69,14 @@ def test_quality_refuses_missing_baseline(run_copy):
     _drop_points(run_copy, lambda p: p["sd_method"] != "off")
     res = _invoke("quality", run_copy)
     assert res.exit_code == 2
-    assert "needs the SD-off baseline" in _error_line(res)
+    assert "needs the SD-off baseline" in error_line(res)
 
 
 def test_explicit_bertscore_that_cannot_run_is_an_error(run_copy, tmp_path):
     (tmp_path / "not-a-model").mkdir()
     res = _invoke("quality", run_copy, "--bertscore", "--bertscore-model", tmp_path / "not-a-model")
     assert res.exit_code == 2
-    assert "--bertscore cannot run" in _error_line(res)
+    assert "--bertscore cannot run" in error_line(res)
 
 
 def test_quality_of_a_complete_run_passes(run_copy):
@@ -97,7 +90,7 @@ def test_corrupt_manifest_is_one_line(run_copy, command):
     (run_copy / "manifest.json").write_text("{not json")
     res = _invoke(*command, run_copy)
     assert res.exit_code == 2
-    assert "unreadable manifest.json" in _error_line(res)
+    assert "unreadable manifest.json" in error_line(res)
 
 
 @pytest.mark.parametrize("command", [["quality"], ["recommend"], ["report", "--format", "html"]])
@@ -108,14 +101,14 @@ def test_unwritable_destination_is_one_line(run_copy, command):
     (run_copy / "report.html").mkdir()
     res = _invoke(*command, run_copy)
     assert res.exit_code == 2
-    assert "cannot write" in _error_line(res)
+    assert "cannot write" in error_line(res)
 
 
 def test_report_out_under_a_file(run_copy, tmp_path):
     (tmp_path / "a-file").write_text("x")
     res = _invoke("report", run_copy, "--format", "md", "--out", tmp_path / "a-file" / "r.md")
     assert res.exit_code == 2
-    assert "cannot write" in _error_line(res)
+    assert "cannot write" in error_line(res)
 
 
 def test_points_line_that_is_not_an_object_is_damage_not_a_traceback(run_copy):
@@ -132,11 +125,11 @@ def test_point_missing_its_fields_is_one_line(run_copy):
     pts.write_text("".join(json.dumps(r) + "\n" for r in rows))
     res = _invoke("report", run_copy)
     assert res.exit_code == 2
-    assert "damaged results in" in _error_line(res)
+    assert "damaged results in" in error_line(res)
 
 
 def test_resume_with_a_changed_option_names_the_field(run_copy):
     res = _invoke("sweep", "--resume", run_copy, "--output-len", "8")
     assert res.exit_code == 2
-    line = _error_line(res)
+    line = error_line(res)
     assert "config differs" in line and "changed: load.output_len" in line

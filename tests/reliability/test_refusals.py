@@ -7,14 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from speedbench.cli import main
-from tests.reliability.conftest import sweep_config, write_config
-
-
-def _error_line(res) -> str:
-    lines = [ln for ln in res.stderr.splitlines() if ln.startswith("speedbench: error:")]
-    assert len(lines) == 1, res.stderr
-    assert "Traceback" not in res.stderr
-    return lines[0]
+from tests.reliability.conftest import error_line, sweep_config, write_config
 
 
 @pytest.fixture
@@ -39,7 +32,7 @@ def _sweep(*args: str, env=None):
 def test_isl_beyond_context_refused_before_prompts_are_built(cfg, tmp_path, dry):
     res = _sweep("--config", cfg(), "--isl", "5000000", *(["--dry-run"] if dry else []))
     assert res.exit_code == 2
-    assert "prompts of up to 5000000 tokens" in _error_line(res)
+    assert "prompts of up to 5000000 tokens" in error_line(res)
     assert not any((tmp_path / "cache").iterdir())  # no prompt was built
     assert not (tmp_path / "results").exists()
 
@@ -51,7 +44,7 @@ def test_isl_beyond_context_refused_before_prompts_are_built(cfg, tmp_path, dry)
 def test_dry_run_runs_the_checks_a_run_would(cfg, tmp_path, flags, why):
     res = _sweep("--config", cfg(), "--dry-run", *flags)
     assert res.exit_code == 2
-    assert why in _error_line(res)
+    assert why in error_line(res)
 
 
 def test_dry_run_attach_without_tokenizer(cfg):
@@ -59,7 +52,7 @@ def test_dry_run_attach_without_tokenizer(cfg):
         del c["engine"]["model"], c["data"]["tokenizer"]
     res = _sweep("--config", cfg(edit), "--dry-run", "--endpoint", "http://127.0.0.1:9", "--sd", "off")
     assert res.exit_code == 2
-    assert "no tokenizer" in _error_line(res)
+    assert "no tokenizer" in error_line(res)
 
 
 @pytest.mark.parametrize("flags, why", [
@@ -73,7 +66,7 @@ def test_dry_run_attach_without_tokenizer(cfg):
 def test_ignored_or_contradictory_flags_refused(cfg, tmp_path, flags, why):
     res = _sweep("--config", cfg(), "--dry-run", *flags)
     assert res.exit_code == 2
-    assert why in _error_line(res)
+    assert why in error_line(res)
     assert not (tmp_path / "results").exists()
 
 
@@ -85,13 +78,13 @@ def test_ignored_or_contradictory_flags_refused(cfg, tmp_path, flags, why):
 def test_ignored_or_contradictory_config_refused(cfg, load, why):
     res = _sweep("--config", cfg(lambda c: c["load"].update(load)), "--dry-run")
     assert res.exit_code == 2
-    assert why in _error_line(res)
+    assert why in error_line(res)
 
 
 def test_misspelled_env_variable_refused(cfg):
     res = _sweep("--config", cfg(), "--dry-run", env={"SPEEDBENCH_LOAD_CONCURRENCY": "1,2"})
     assert res.exit_code == 2
-    assert "SPEEDBENCH_LOAD__CONCURRENCY" in _error_line(res)
+    assert "SPEEDBENCH_LOAD__CONCURRENCY" in error_line(res)
 
 
 def test_folder_variables_are_not_taken_for_misspelled_config(cfg, tmp_path):
