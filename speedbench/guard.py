@@ -6,6 +6,7 @@ endpoint, the only signal in attach mode: a server whose every stream stalls wou
 idle timeout per request). The guard then cancels the load task; the load client marks requests in flight
 ``cancelled`` and the runner counts the ones never sent.
 """
+
 from __future__ import annotations
 
 import asyncio

@@ -4,6 +4,7 @@ The counters are read after warm-up (at a quiet moment the load client makes) an
 request; engines whose stats are consumed on read (TRT-LLM's /metrics) are also polled while the
 point runs.  Counters are a cross-check, never a reason to lose a point: a failed read is 'no counters'.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -21,9 +22,16 @@ from speedbench.load.records import RequestRecord
 log = logging.getLogger(__name__)
 
 
-async def measure_point(adapter: EngineAdapter, base_url: str, headers: dict, prompts: Sequence[TokenizedPrompt],
-                        plan: LoadPlan, sink: Callable[[RequestRecord], None], point_id: str,
-                        guard: PointGuard) -> tuple[object | None, PointRun | None, object | None]:
+async def measure_point(
+    adapter: EngineAdapter,
+    base_url: str,
+    headers: dict,
+    prompts: Sequence[TokenizedPrompt],
+    plan: LoadPlan,
+    sink: Callable[[RequestRecord], None],
+    point_id: str,
+    guard: PointGuard,
+) -> tuple[object | None, PointRun | None, object | None]:
     """Run the point; returns (counters after warm-up, the run or None if the guard stopped it, counters
     at the end or None)."""
     import aiohttp
@@ -70,15 +78,30 @@ async def _poll(adapter: EngineAdapter, session, base_url: str, stop: asyncio.Ev
             log.warning("%s: polling %s failed: %r", adapter.name, base_url, e)
 
 
-async def probe_sd(adapter: EngineAdapter, base_url: str, headers: dict, prompts: Sequence[TokenizedPrompt],
-                   plan: LoadPlan, num_requests: int = 2) -> tuple[list[SpecDecodeCounters], bool | None]:
+async def probe_sd(
+    adapter: EngineAdapter,
+    base_url: str,
+    headers: dict,
+    prompts: Sequence[TokenizedPrompt],
+    plan: LoadPlan,
+    num_requests: int = 2,
+) -> tuple[list[SpecDecodeCounters], bool | None]:
     """The attached server's own SD evidence from a few requests sent one at a time before any point: the
     delta of its global counters (when it exposes them) and every per-request SD record the stream carried;
     and whether its /metrics exports SD counters at all (None: /metrics could not be read)."""
     import aiohttp
 
-    probe = replace(plan, concurrency=1, num_requests=num_requests, warmup_requests=0, duration_s=None,
-                    mode="closed", cooldown=False, workers=1, shuffle=False)
+    probe = replace(
+        plan,
+        concurrency=1,
+        num_requests=num_requests,
+        warmup_requests=0,
+        duration_s=None,
+        mode="closed",
+        cooldown=False,
+        workers=1,
+        shuffle=False,
+    )
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60), headers=headers) as session:
         try:
             before = await adapter.scrape_counters(session, base_url)

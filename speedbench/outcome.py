@@ -8,6 +8,7 @@ Exit status of ``speedbench sweep``:
     3    the server could not be started or reached, or it died and the sweep stopped
     130  interrupted by Ctrl-C (SIGINT); 143 by SIGTERM. Finished points are kept either way.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -31,9 +32,11 @@ class Outcome:
     @property
     def line(self) -> str:
         t = self.totals
-        head = (f"{t.get('points', 0)} points: {t.get('ok', 0)} ok, {t.get('failed', 0)} failed, "
-                f"{t.get('cancelled', 0)} cancelled, {t.get('not_sent', 0)} not sent of "
-                f"{t.get('planned', 0)} requests")
+        head = (
+            f"{t.get('points', 0)} points: {t.get('ok', 0)} ok, {t.get('failed', 0)} failed, "
+            f"{t.get('cancelled', 0)} cancelled, {t.get('not_sent', 0)} not sent of "
+            f"{t.get('planned', 0)} requests"
+        )
         return head + ("; " + "; ".join(self.problems) if self.problems else "; no failures")
 
 
@@ -42,8 +45,9 @@ def _errors(p: dict) -> str:
     return ", ".join(f"{k} {v}" for k, v in sorted(kinds.items(), key=lambda kv: -kv[1]))
 
 
-def sweep_outcome(points: Sequence[dict], max_error_rate: float, stopped_reason: str | None = None,
-                  missing: Sequence[str] = ()) -> Outcome:
+def sweep_outcome(
+    points: Sequence[dict], max_error_rate: float, stopped_reason: str | None = None, missing: Sequence[str] = ()
+) -> Outcome:
     """Judge the ended points (dicts from points.jsonl) of a sweep."""
     problems: list[str] = []
     totals = {"points": len(points), "ok": 0, "failed": 0, "cancelled": 0, "not_sent": 0, "planned": 0}
@@ -57,19 +61,21 @@ def sweep_outcome(points: Sequence[dict], max_error_rate: float, stopped_reason:
         totals["planned"] += planned
         rate = (planned - p["ok"]) / planned if planned else 0.0
         if p.get("status", "complete") != "complete":
-            problems.append(f"{p['point_id']} FAILED ({p.get('abort_reason') or 'cut short'}; "
-                            f"{p['ok']}/{planned} ok)")
+            problems.append(f"{p['point_id']} FAILED ({p.get('abort_reason') or 'cut short'}; {p['ok']}/{planned} ok)")
             code = EXIT_POINTS
         elif latency_unmeasured(p):
-            problems.append(f"{p['point_id']}: {p['ok']} requests ended ok but no token chunk was timed "
-                            "(TTFT, ITL, TPOT, user TPS unmeasured): the stream carried no countable tokens")
+            problems.append(
+                f"{p['point_id']}: {p['ok']} requests ended ok but no token chunk was timed "
+                "(TTFT, ITL, TPOT, user TPS unmeasured): the stream carried no countable tokens"
+            )
             code = EXIT_POINTS
         elif rate > max_error_rate:
             problems.append(f"{p['point_id']} {rate:.1%} errors > {max_error_rate:.1%} ({_errors(p) or 'no ok'})")
             code = EXIT_POINTS
     if missing:
-        problems.append(f"{len(missing)} planned points not run ({', '.join(missing[:4])}"
-                        f"{', ...' if len(missing) > 4 else ''})")
+        problems.append(
+            f"{len(missing)} planned points not run ({', '.join(missing[:4])}{', ...' if len(missing) > 4 else ''})"
+        )
     if stopped_reason:
         problems.append(stopped_reason)
         code = EXIT_ENGINE
@@ -110,7 +116,7 @@ class SweepResult:
     points: list[PointSummary] = field(default_factory=list)
     speedups: list[Speedup] = field(default_factory=list)
     prompts_fingerprint: str = ""
-    stopped_reason: str | None = None   # the sweep stopped early: server gone and not restarted
+    stopped_reason: str | None = None  # the sweep stopped early: server gone and not restarted
     skipped: list[str] = field(default_factory=list)  # points already finished (resume)
     status: str = "running"  # complete | interrupted | failed, as in manifest.json
     # point_id -> acceptance per prompt category (metrics.category), computed from the point's records
@@ -125,8 +131,13 @@ class SweepResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (REST responses, notebooks)."""
-        return {"results_dir": str(self.results_dir), "status": self.status,
-                "prompts_fingerprint": self.prompts_fingerprint, "points": [asdict(p) for p in self.points],
-                "speedups": [asdict(s) for s in self.speedups],
-                "categories": {k: [c.to_dict() for c in v] for k, v in self.categories.items()},
-                "quality": self.quality, "recommendation": self.recommendation}
+        return {
+            "results_dir": str(self.results_dir),
+            "status": self.status,
+            "prompts_fingerprint": self.prompts_fingerprint,
+            "points": [asdict(p) for p in self.points],
+            "speedups": [asdict(s) for s in self.speedups],
+            "categories": {k: [c.to_dict() for c in v] for k, v in self.categories.items()},
+            "quality": self.quality,
+            "recommendation": self.recommendation,
+        }

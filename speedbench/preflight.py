@@ -3,6 +3,7 @@
 A wrong context length or a busy port found here costs milliseconds; found by the engine it costs a
 start-up (minutes on a big model) and a log to read.
 """
+
 from __future__ import annotations
 
 import json
@@ -66,9 +67,11 @@ def check_context(prompt_lens: Sequence[int], output_len: int, limit: tuple[int,
     ctx, where = limit
     longest = max(prompt_lens)
     if longest + output_len > ctx:
-        raise ConfigError(f"prompts of up to {longest} tokens + {output_len} output tokens exceed the model's "
-                          f"context of {ctx} tokens ({where}); lower --isl or --output-len "
-                          "(multi-turn: or --turns first)")
+        raise ConfigError(
+            f"prompts of up to {longest} tokens + {output_len} output tokens exceed the model's "
+            f"context of {ctx} tokens ({where}); lower --isl or --output-len "
+            "(multi-turn: or --turns first)"
+        )
 
 
 def check_port(host: str, port: int | None) -> None:
@@ -95,21 +98,18 @@ def check_health(url: str, timeout_s: float = 10.0, headers: dict[str, str] | No
         raise EndpointError(f"server not healthy at {url} (HTTP {status})")
 
 
-def served_models(base_url: str, timeout_s: float = 10.0,
-                  headers: dict[str, str] | None = None) -> list[dict] | None:
+def served_models(base_url: str, timeout_s: float = 10.0, headers: dict[str, str] | None = None) -> list[dict] | None:
     """The model entries of ``/v1/models`` (vLLM, SGLang and TRT-LLM serve it); None when it gives none."""
     try:
         status, body = _get(base_url + "/v1/models", timeout_s, headers)
         data = json.loads(body).get("data") if status == 200 else None
     except (EndpointError, ValueError, AttributeError):
         return None
-    models = [m for m in data if isinstance(m, dict) and isinstance(m.get("id"), str)] \
-        if isinstance(data, list) else []
+    models = [m for m in data if isinstance(m, dict) and isinstance(m.get("id"), str)] if isinstance(data, list) else []
     return models or None
 
 
-def choose_served_model(models: list[dict] | None, given: str | None, model: str | None,
-                        url: str) -> dict | None:
+def choose_served_model(models: list[dict] | None, given: str | None, model: str | None, url: str) -> dict | None:
     """The ``/v1/models`` entry to send requests to: ``given`` (--served-model-name) when the server serves it,
     else the only one served, else the one whose id is ``model``. None when the server lists no models."""
     if not models:
@@ -126,8 +126,7 @@ def choose_served_model(models: list[dict] | None, given: str | None, model: str
     for m in models:
         if model and m["id"] == model:
             return m
-    raise ConfigError(f"the server at {url} serves {len(models)} models ({listed}): "
-                      f"name one with --served-model-name")
+    raise ConfigError(f"the server at {url} serves {len(models)} models ({listed}): name one with --served-model-name")
 
 
 def model_context(entry: dict | None, url: str) -> tuple[int, str] | None:
@@ -137,8 +136,9 @@ def model_context(entry: dict | None, url: str) -> tuple[int, str] | None:
     return None
 
 
-def check_endpoint(endpoint: str, adapter: EngineAdapter, ec: EngineConfig, prompt_lens: Sequence[int],
-                   output_len: int) -> None:
+def check_endpoint(
+    endpoint: str, adapter: EngineAdapter, ec: EngineConfig, prompt_lens: Sequence[int], output_len: int
+) -> None:
     """A dead endpoint, a model it does not serve, a context too small: found by one request each, not by
     thousands of failed ones. The adapter then names the model exactly as ``/v1/models`` lists it."""
     auth = ec.auth_headers()
@@ -149,8 +149,13 @@ def check_endpoint(endpoint: str, adapter: EngineAdapter, ec: EngineConfig, prom
     check_context(prompt_lens, output_len, model_context(entry, endpoint))
 
 
-def check_sd_matches(sd: SDConfig, evidence: Sequence[SpecDecodeCounters], url: str,
-                     counters_show_config: bool = False, counters_exported: bool | None = None) -> None:
+def check_sd_matches(
+    sd: SDConfig,
+    evidence: Sequence[SpecDecodeCounters],
+    url: str,
+    counters_show_config: bool = False,
+    counters_exported: bool | None = None,
+) -> None:
     """The attached server's own SD evidence (counter deltas over a probe, per-request SD metrics) against the
     SD setting the user declared. Only evidence refuses: a server that shows no drafting passes (an n-gram
     drafter may find no match in a short probe). ``counters_show_config``: the engine exports SD counters
@@ -160,13 +165,17 @@ def check_sd_matches(sd: SDConfig, evidence: Sequence[SpecDecodeCounters], url: 
     if not sd.enabled:
         if drafted:
             c = drafted[0]
-            raise ConfigError(f"--sd off, but the server at {url} is speculating ({c.draft_tokens} draft tokens "
-                              f"in {c.drafts} steps, {c.source}): it is not an SD-off baseline; give its SD "
-                              f"setting with --sd")
+            raise ConfigError(
+                f"--sd off, but the server at {url} is speculating ({c.draft_tokens} draft tokens "
+                f"in {c.drafts} steps, {c.source}): it is not an SD-off baseline; give its SD "
+                f"setting with --sd"
+            )
         return
     if counters_show_config and counters_exported is False and not drafted:
-        raise ConfigError(f"--sd {sd.method}:{sd.num_speculative_tokens}, but the server at {url} exports no SD "
-                          f"counters on /metrics: it is not speculating; give --sd off")
+        raise ConfigError(
+            f"--sd {sd.method}:{sd.num_speculative_tokens}, but the server at {url} exports no SD "
+            f"counters on /metrics: it is not speculating; give --sd off"
+        )
     k = sd.num_speculative_tokens
     for c in drafted:
         if counters_show_config and c.accepted_per_position and len(c.accepted_per_position) != k:
@@ -176,5 +185,4 @@ def check_sd_matches(sd: SDConfig, evidence: Sequence[SpecDecodeCounters], url: 
             served, hint = f"{c.draft_tokens / c.drafts:.2f} draft tokens per step", "the server's own draft length"
         else:
             continue
-        raise ConfigError(f"--sd {sd.method}:{k}, but the server at {url} shows {served} ({c.source}): "
-                          f"give {hint}")
+        raise ConfigError(f"--sd {sd.method}:{k}, but the server at {url} shows {served} ({c.source}): give {hint}")

@@ -1,15 +1,16 @@
 """The results folder: the only thing reports read. Every finished point is durable the moment it ends.
 
-    <dir>/manifest.json            config, versions, machine, prompt fingerprint, timestamps
-    <dir>/prompts.parquet          the exact token ids sent (copy of the fingerprinted cache entry)
-    <dir>/records/<point>.jsonl    raw per-request records (appended + fsynced as requests finish)
-    <dir>/records/attempts/        records of earlier, unfinished attempts at a point (moved aside on resume)
-    <dir>/points.jsonl             one full PointSummary per ended point (appended + fsynced); a point that
-                                   was re-run has several lines and the last one wins
-    <dir>/summary.csv|.parquet     flat table of all finished points (rewritten atomically)
-    <dir>/speedup.csv              SD-on / SD-off ratios per concurrency
-    <dir>/logs/<server>.log        engine server logs
+<dir>/manifest.json            config, versions, machine, prompt fingerprint, timestamps
+<dir>/prompts.parquet          the exact token ids sent (copy of the fingerprinted cache entry)
+<dir>/records/<point>.jsonl    raw per-request records (appended + fsynced as requests finish)
+<dir>/records/attempts/        records of earlier, unfinished attempts at a point (moved aside on resume)
+<dir>/points.jsonl             one full PointSummary per ended point (appended + fsynced); a point that
+                               was re-run has several lines and the last one wins
+<dir>/summary.csv|.parquet     flat table of all finished points (rewritten atomically)
+<dir>/speedup.csv              SD-on / SD-off ratios per concurrency
+<dir>/logs/<server>.log        engine server logs
 """
+
 from __future__ import annotations
 
 import json
@@ -27,6 +28,7 @@ from speedbench.load.records import RequestRecord
 
 class ResultsError(ConfigError):
     """A results folder that cannot be read as one (damaged manifest): one line, exit 2."""
+
 
 SCHEMA_VERSION = 1
 

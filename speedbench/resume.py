@@ -4,6 +4,7 @@ A point is finished when its last line in ``points.jsonl`` has status ``complete
 was planned is re-run; records a previous attempt left for it (an interrupted or failed point) are moved
 to ``records/attempts/`` first, so a re-run never mixes two attempts in one records file.
 """
+
 from __future__ import annotations
 
 import copy
@@ -29,8 +30,12 @@ def _added_later() -> dict[tuple[str, ...], Any]:
     folder written before they existed can still be resumed."""
     from speedbench.config import ContainerConfig, CostConfig, TelemetryConfig
 
-    return {("telemetry",): TelemetryConfig().model_dump(mode="json"), ("cost",): CostConfig().model_dump(mode="json"),
-            ("engine", "launcher"): "venv", ("engine", "container"): ContainerConfig().model_dump(mode="json")}
+    return {
+        ("telemetry",): TelemetryConfig().model_dump(mode="json"),
+        ("cost",): CostConfig().model_dump(mode="json"),
+        ("engine", "launcher"): "venv",
+        ("engine", "container"): ContainerConfig().model_dump(mode="json"),
+    }
 
 
 def canonical_config(cfg: BenchmarkConfig) -> dict[str, Any]:
@@ -42,7 +47,7 @@ def _canonical(d: dict[str, Any]) -> dict[str, Any]:
     d = copy.deepcopy(d)
     for key in _NOT_HASHED:
         d.pop(key, None)
-    d.get("engine", {}).pop("api_key", None)   # a credential, not part of what was measured
+    d.get("engine", {}).pop("api_key", None)  # a credential, not part of what was measured
     for path, default in _added_later().items():
         parent = d
         for k in path[:-1]:
@@ -81,25 +86,33 @@ def _describe_diff(old: dict, new: dict) -> str:
     added = [k for k in changed if k not in a]
     parts = [f"changed: {', '.join(edited[:8])}"] if edited else []
     if added:
-        parts.append(f"not known when this folder was written: {', '.join(added[:4])}"
-                     + (f" and {len(added) - 4} more" if len(added) > 4 else ""))
+        parts.append(
+            f"not known when this folder was written: {', '.join(added[:4])}"
+            + (f" and {len(added) - 4} more" if len(added) > 4 else "")
+        )
     return "; ".join(parts) or "changed: unknown"
 
 
 def check_resumable(manifest: dict, cfg: BenchmarkConfig, prompts_fingerprint: str) -> None:
     stored = manifest.get("config_hash")
     if stored is None:
-        raise ResumeError("this results folder has no config hash (written by an older speedbench); "
-                          "it cannot be resumed safely: start a new sweep")
+        raise ResumeError(
+            "this results folder has no config hash (written by an older speedbench); "
+            "it cannot be resumed safely: start a new sweep"
+        )
     if stored != config_hash(cfg):
         old = _canonical(manifest.get("config") or {})
-        raise ResumeError("config differs from the one this sweep started with "
-                          f"({_describe_diff(old, canonical_config(cfg))}); run `speedbench sweep --resume DIR` "
-                          "without options to reuse the stored config, or start a new sweep")
+        raise ResumeError(
+            "config differs from the one this sweep started with "
+            f"({_describe_diff(old, canonical_config(cfg))}); run `speedbench sweep --resume DIR` "
+            "without options to reuse the stored config, or start a new sweep"
+        )
     old_fp = (manifest.get("prompts") or {}).get("fingerprint")
     if old_fp != prompts_fingerprint:
-        raise ResumeError(f"prompt fingerprint changed ({str(old_fp)[:12]} -> {prompts_fingerprint[:12]}): the "
-                          "tokenizer, split file or selection is not the same; start a new sweep")
+        raise ResumeError(
+            f"prompt fingerprint changed ({str(old_fp)[:12]} -> {prompts_fingerprint[:12]}): the "
+            "tokenizer, split file or selection is not the same; start a new sweep"
+        )
 
 
 def finished_points(results: ResultsDir) -> set[str]:
@@ -115,9 +128,11 @@ class ResumePlan:
 
 def prepare_resume(results: ResultsDir, planned: Iterable[str]) -> ResumePlan:
     """Repair torn tails, find finished points, move the unfinished ones' partial records aside."""
-    repaired = [str(p.relative_to(results.path)) for p in
-                [results.path / "points.jsonl", *sorted((results.path / "records").glob("*.jsonl"))]
-                if repair_jsonl_tail(p)]
+    repaired = [
+        str(p.relative_to(results.path))
+        for p in [results.path / "points.jsonl", *sorted((results.path / "records").glob("*.jsonl"))]
+        if repair_jsonl_tail(p)
+    ]
     plan = ResumePlan(finished_points(results), repaired=repaired)
     for point_id in planned:
         if point_id in plan.done:

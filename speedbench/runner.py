@@ -1,4 +1,5 @@
 """The one orchestrator of a sweep: SD settings × concurrencies on one prompt set, results made durable."""
+
 from __future__ import annotations
 
 import contextlib
@@ -53,6 +54,7 @@ class _ServerGone(Exception):
 @contextlib.contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
     """Turn SIGTERM into an exception so every ``finally`` (flush records, server teardown) runs."""
+
     def handler(signum, frame):
         raise SweepInterrupted(signum)
 
@@ -68,8 +70,9 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 
 class BenchmarkRunner:
-    def __init__(self, config: BenchmarkConfig, *, progress: bool = True,
-                 on_point: Callable[[PointSummary], None] | None = None) -> None:
+    def __init__(
+        self, config: BenchmarkConfig, *, progress: bool = True, on_point: Callable[[PointSummary], None] | None = None
+    ) -> None:
         self.config = config
         self.progress = progress and sys.stderr.isatty()
         self.on_point = on_point
@@ -79,7 +82,7 @@ class BenchmarkRunner:
         self.base_url: str | None = None  # the server being measured, while a sweep runs
         self._prompt_lens: list[int] = []
         self._engine_env: dict | None = None  # versions in the engine's environment, read by validate()
-        self._reply_end_id: int | None = None   # multi-turn: the template's end-of-turn token (prompts meta)
+        self._reply_end_id: int | None = None  # multi-turn: the template's end-of-turn token (prompts meta)
         self._sd_probe: list = []  # attach mode: the SD evidence the server showed before the sweep
 
     # ---- planning -------------------------------------------------------------------------------------
@@ -89,10 +92,16 @@ class BenchmarkRunner:
         for sd in cfg.sd:
             self.adapter.check_sd(sd)
         if cfg.engine.endpoint and len(cfg.sd) != 1:
-            raise ConfigError("with --endpoint the server's SD setting is fixed by whoever started it: "
-                              "give exactly one SD setting (e.g. --sd off or --sd ngram:3)")
-        if not cfg.engine.endpoint and cfg.engine.model and not Path(cfg.engine.model).exists() \
-                and not _looks_like_hub_id(cfg.engine.model):
+            raise ConfigError(
+                "with --endpoint the server's SD setting is fixed by whoever started it: "
+                "give exactly one SD setting (e.g. --sd off or --sd ngram:3)"
+            )
+        if (
+            not cfg.engine.endpoint
+            and cfg.engine.model
+            and not Path(cfg.engine.model).exists()
+            and not _looks_like_hub_id(cfg.engine.model)
+        ):
             raise ConfigError(f"model path not found: {cfg.engine.model}")
         if not self.tokenizer_path():
             raise ConfigError("no tokenizer: set data.tokenizer (--tokenizer) when attaching with --endpoint")
@@ -125,8 +134,9 @@ class BenchmarkRunner:
     def _local_context(self) -> tuple[int, str] | None:
         """The served context as known without a server: launch flags, else the model's config.json."""
         ec = self.config.engine
-        return preflight.flag_context_len(ec.extra_args) or (None if ec.endpoint else
-                                                             preflight.model_context_len(ec.model))
+        return preflight.flag_context_len(ec.extra_args) or (
+            None if ec.endpoint else preflight.model_context_len(ec.model)
+        )
 
     def tokenizer_path(self) -> str | None:
         return self.config.data.tokenizer or self.config.engine.model
@@ -139,24 +149,42 @@ class BenchmarkRunner:
         lc = self.config.load
         warm = concurrency if lc.warmup_requests is None else lc.warmup_requests
         try:
-            return prompt_budget(num_prompts, concurrency, warm, lc.requests_per_point,
-                                 allow_repeats=lc.allow_repeats, by_duration=lc.duration_s is not None,
-                                 closed_loop=lc.mode == "closed")
+            return prompt_budget(
+                num_prompts,
+                concurrency,
+                warm,
+                lc.requests_per_point,
+                allow_repeats=lc.allow_repeats,
+                by_duration=lc.duration_s is not None,
+                closed_loop=lc.mode == "closed",
+            )
         except ValueError as e:
             raise ConfigError(str(e)) from None
 
     def load_plan(self, concurrency: int, num_prompts: int) -> LoadPlan:
         lc = self.config.load
         b = self.prompt_budget(concurrency, num_prompts)
-        return LoadPlan(concurrency=concurrency, num_requests=b.measured, warmup_requests=b.warmup,
-                        warmup_pool=b.warmup_pool, max_tokens=lc.output_len, fixed_length=lc.fixed_length,
-                        request_timeout_s=lc.request_timeout_s, mode=lc.mode, request_rate=lc.request_rate,
-                        arrival=lc.arrival, duration_s=lc.duration_s, cooldown=lc.cooldown,
-                        shuffle=lc.shuffle_prompts, seed=lc.seed, workers=lc.client_workers,
-                        stream_idle_timeout_s=lc.stream_idle_timeout_s, http_client=lc.http_client,
-                        headers=self.config.engine.auth_headers(),
-                        next_turn=NextTurn(self.tokenizer_path(), self._reply_end_id)
-                        if self.config.data.turns == "all" else None)
+        return LoadPlan(
+            concurrency=concurrency,
+            num_requests=b.measured,
+            warmup_requests=b.warmup,
+            warmup_pool=b.warmup_pool,
+            max_tokens=lc.output_len,
+            fixed_length=lc.fixed_length,
+            request_timeout_s=lc.request_timeout_s,
+            mode=lc.mode,
+            request_rate=lc.request_rate,
+            arrival=lc.arrival,
+            duration_s=lc.duration_s,
+            cooldown=lc.cooldown,
+            shuffle=lc.shuffle_prompts,
+            seed=lc.seed,
+            workers=lc.client_workers,
+            stream_idle_timeout_s=lc.stream_idle_timeout_s,
+            http_client=lc.http_client,
+            headers=self.config.engine.auth_headers(),
+            next_turn=NextTurn(self.tokenizer_path(), self._reply_end_id) if self.config.data.turns == "all" else None,
+        )
 
     # ---- running --------------------------------------------------------------------------------------
     def run(self, results_dir: str | Path | None = None, resume: bool = False) -> SweepResult:
@@ -187,9 +215,19 @@ class BenchmarkRunner:
             check_resumable(manifest, cfg, prompts.fingerprint)
             rp = prepare_resume(self.results, planned)
             done = rp.done
-            self.results.update_manifest(status="running", resumes=[*manifest.get("resumes", []), {
-                "at": _now_iso(), "command": sys.argv, "points_done": sorted(done),
-                "moved_aside": rp.moved_aside, "repaired": rp.repaired}])
+            self.results.update_manifest(
+                status="running",
+                resumes=[
+                    *manifest.get("resumes", []),
+                    {
+                        "at": _now_iso(),
+                        "command": sys.argv,
+                        "points_done": sorted(done),
+                        "moved_aside": rp.moved_aside,
+                        "repaired": rp.repaired,
+                    },
+                ],
+            )
             self._say(f"resuming {path}: {len(done & set(planned))} of {len(planned)} points done")
         else:
             path = Path(results_dir) if results_dir else new_run_dir(cfg.output_dir, cfg.name or self._default_name())
@@ -209,8 +247,12 @@ class BenchmarkRunner:
 
                     prepare_sweep(cfg.engine, self.results, self._say)
                 for sd in cfg.sd:
-                    todo = [(c, r) for c in cfg.load.concurrency for r in range(1, cfg.load.repeats + 1)
-                            if point_name(sd, c, r, cfg.load.repeats) not in done]
+                    todo = [
+                        (c, r)
+                        for c in cfg.load.concurrency
+                        for r in range(1, cfg.load.repeats + 1)
+                        if point_name(sd, c, r, cfg.load.repeats) not in done
+                    ]
                     if todo and not self._run_sd(sd, todo, prompts, result):
                         break
             status = "failed" if result.stopped_reason else "complete"
@@ -221,14 +263,16 @@ class BenchmarkRunner:
             result.status = status
             ended = self.results.points()
             self.results.update_manifest(
-                status=status, finished_at=_now_iso(), stopped_reason=result.stopped_reason,
+                status=status,
+                finished_at=_now_iso(),
+                stopped_reason=result.stopped_reason,
                 points_finished=sum(p.get("status", "complete") == "complete" for p in ended),
-                points_failed=sorted(p["point_id"] for p in ended if p.get("status", "complete") != "complete"))
+                points_failed=sorted(p["point_id"] for p in ended if p.get("status", "complete") != "complete"),
+            )
             self.results.write_tables()
         # a failed point (cut short) is reported, never used for a speedup
         result.speedups = [Speedup.from_row(s) for s in speedup_rows(result.rows())]
-        result.categories = {p.point_id: category_acceptance(self.results.records(p.point_id))
-                             for p in result.points}
+        result.categories = {p.point_id: category_acceptance(self.results.records(p.point_id)) for p in result.points}
         if cfg.quality.enabled:
             write_post_sweep(path, cfg, self._say)
             result.quality = _read_json(path / "quality.json")
@@ -263,8 +307,11 @@ class BenchmarkRunner:
                 self._say(f"{why}; no points left for {sd.label}")
                 return True
             if ec.endpoint or ec.on_server_death == "stop" or restarts >= ec.max_restarts:
-                policy = "attached server" if ec.endpoint else f"on_server_death={ec.on_server_death}, " \
-                    f"{restarts} of {ec.max_restarts} restarts used"
+                policy = (
+                    "attached server"
+                    if ec.endpoint
+                    else f"on_server_death={ec.on_server_death}, {restarts} of {ec.max_restarts} restarts used"
+                )
                 result.stopped_reason = f"{why} ({policy}); sweep stopped"
                 self._say(result.stopped_reason)
                 return False
@@ -280,10 +327,12 @@ class BenchmarkRunner:
         """The attached server's SD setting is whoever started it: check the declared one against what a short
         probe shows (its counters, per-request SD metrics) so an SD-on server is never stored as the baseline."""
         plan = self.load_plan(1, len(prompts.prompts))
-        self._sd_probe, exported = run_async(probe_sd(self.adapter, endpoint, self.config.engine.auth_headers(),
-                                                      prompts.prompts, plan))
-        preflight.check_sd_matches(self.config.sd[0], self._sd_probe, endpoint, self.adapter.sd_counters_show_config,
-                                   exported)
+        self._sd_probe, exported = run_async(
+            probe_sd(self.adapter, endpoint, self.config.engine.auth_headers(), prompts.prompts, plan)
+        )
+        preflight.check_sd_matches(
+            self.config.sd[0], self._sd_probe, endpoint, self.adapter.sd_counters_show_config, exported
+        )
 
     def _check_ready(self, base_url: str) -> None:
         """Before each point: the launched process lives and the health URL answers 200."""
@@ -315,11 +364,28 @@ class BenchmarkRunner:
             from speedbench.engines import container
 
             files = list(self.adapter.launch_files(sd, max(self.config.load.concurrency)))
-            server: ServerProcess = container.launch(ec, argv, files, sd.draft_model, self.results.path, sd.label,
-                                                     port, log_path, health, self.adapter.launch_env(sd))
+            server: ServerProcess = container.launch(
+                ec,
+                argv,
+                files,
+                sd.draft_model,
+                self.results.path,
+                sd.label,
+                port,
+                log_path,
+                health,
+                self.adapter.launch_env(sd),
+            )
         else:
-            server = ServerProcess(argv, log_path, health, env=self.adapter.launch_env(sd), host=ec.host, port=port,
-                                   startup_timeout_s=ec.startup_timeout_s)
+            server = ServerProcess(
+                argv,
+                log_path,
+                health,
+                env=self.adapter.launch_env(sd),
+                host=ec.host,
+                port=port,
+                startup_timeout_s=ec.startup_timeout_s,
+            )
         with server:
             self._say(f"starting {self.adapter.name} ({sd.label}) on port {port}; log: {server.log_path}")
             waited = server.wait_ready()
@@ -341,8 +407,9 @@ class BenchmarkRunner:
         records: list[RequestRecord] = []
         pending: list[RequestRecord] = []
         server = self.server
-        guard = PointGuard(server.is_alive if server is not None else None,
-                           self.config.load.abort_after_transport_errors)
+        guard = PointGuard(
+            server.is_alive if server is not None else None, self.config.load.abort_after_transport_errors
+        )
 
         def sink(rec: RequestRecord) -> None:
             self._count_text_tokens(rec)
@@ -362,20 +429,37 @@ class BenchmarkRunner:
             t0 = time.monotonic()
             try:
                 with PointTelemetry(self.config) as telemetry:  # GPU samples on a side thread, n/a without NVML
-                    before, run, after = run_async(measure_point(self.adapter, base_url,
-                                                                 self.config.engine.auth_headers(),
-                                                                 prompts.prompts, plan, sink, point_id, guard))
+                    before, run, after = run_async(
+                        measure_point(
+                            self.adapter,
+                            base_url,
+                            self.config.engine.auth_headers(),
+                            prompts.prompts,
+                            plan,
+                            sink,
+                            point_id,
+                            guard,
+                        )
+                    )
             finally:
                 results.append_records(point_id, pending)  # also on Ctrl-C / SIGTERM: what ended is kept
         counters = (after - before) if (before is not None and after is not None) else None
         if sd.enabled and counters is None and not any(r.sd for r in records) and guard.reason is None:
             log.warning("SD is on but %s exposed no acceptance counters for %s", self.adapter.name, point_id)
         lc = self.config.load
-        summary = summarize_point(records, point_id=point_id, engine=self.adapter.name, sd_label=sd.label,
-                                  sd_method=sd.method, draft_length=sd.num_speculative_tokens if sd.enabled else None,
-                                  concurrency=conc, isl=self.config.data.isl, counters=counters if sd.enabled else None,
-                                  slo_ttft_s=lc.slo_ttft_ms / 1e3 if lc.slo_ttft_ms else None,
-                                  slo_user_tps=lc.slo_min_user_tps)
+        summary = summarize_point(
+            records,
+            point_id=point_id,
+            engine=self.adapter.name,
+            sd_label=sd.label,
+            sd_method=sd.method,
+            draft_length=sd.num_speculative_tokens if sd.enabled else None,
+            concurrency=conc,
+            isl=self.config.data.isl,
+            counters=counters if sd.enabled else None,
+            slo_ttft_s=lc.slo_ttft_ms / 1e3 if lc.slo_ttft_ms else None,
+            slo_user_tps=lc.slo_min_user_tps,
+        )
         summary.not_sent = max(0, planned - summary.sent)
         if guard.reason is not None:
             summary.status, summary.abort_reason = "failed", guard.reason
@@ -385,22 +469,27 @@ class BenchmarkRunner:
             summary.client_saturated = run.client.client_saturated
             summary.client_timestamps, summary.client_lag_limit_ms = run.client.timestamps, run.client.lag_limit_ms
             if run.client.client_saturated:
-                log.warning("%s: the client fell behind (%s): latencies include client delay", point_id,
-                            run.client.reason)
+                log.warning(
+                    "%s: the client fell behind (%s): latencies include client delay", point_id, run.client.reason
+                )
         telemetry.apply(summary, records, results.path)
         results.append_point(summary)
         if summary.token_counts:
-            results.update_manifest(token_counts={**results.manifest().get("token_counts", {}),
-                                                  point_id: summary.token_counts})
+            results.update_manifest(
+                token_counts={**results.manifest().get("token_counts", {}), point_id: summary.token_counts}
+            )
         for tag, text in point_flags(summary.to_row()):
             if tag != "CLIENT-BOUND":  # said above, with its reason
                 log.warning("%s", text)
         errs = ", ".join(f"{k} {v}" for k, v in sorted(summary.errors_by_kind.items()))
-        self._say(f"{point_id}: {summary.ok}/{summary.sent} ok"
-                  + (f" ({errs})" if errs else "") + (f", {summary.cancelled} cancelled" if summary.cancelled else "")
-                  + (f", {summary.not_sent} not sent" if summary.not_sent else "")
-                  + f", {summary.output_tps:.1f} tok/s in {time.monotonic() - t0:.0f} s"
-                  + (f"; POINT FAILED: {guard.reason}" if guard.reason else ""))
+        self._say(
+            f"{point_id}: {summary.ok}/{summary.sent} ok"
+            + (f" ({errs})" if errs else "")
+            + (f", {summary.cancelled} cancelled" if summary.cancelled else "")
+            + (f", {summary.not_sent} not sent" if summary.not_sent else "")
+            + f", {summary.output_tps:.1f} tok/s in {time.monotonic() - t0:.0f} s"
+            + (f"; POINT FAILED: {guard.reason}" if guard.reason else "")
+        )
         return summary
 
     # ---- helpers ------------------------------------------------------------------------------------
@@ -413,7 +502,6 @@ class BenchmarkRunner:
         rec.completion_tokens = len(encode(load_tokenizer(self.tokenizer_path()), rec.text))
         rec.token_source = "tokenizer"
 
-
     def _progress(self):
         if not self.progress:
             return contextlib.nullcontext(None)
@@ -425,8 +513,9 @@ class BenchmarkRunner:
             TimeElapsedColumn,
         )
 
-        return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        transient=True)
+        return Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True
+        )
 
     def _say(self, msg: str) -> None:
         print(f"[speedbench] {msg}", file=sys.stderr, flush=True)
@@ -446,18 +535,29 @@ class BenchmarkRunner:
             "prompts": {"fingerprint": prompts.fingerprint, **prompts.meta},
             "machine": machine_info(),
             "harness": harness_versions(),
-            "engine": {"name": self.adapter.name, "attached": bool(cfg.engine.endpoint),
-                       "served_model": self.adapter.served_model_name,
-                       "sd_probe": [c.to_dict() for c in self._sd_probe],
-                       "version": self.adapter.installed_version, "version_pinned": cfg.engine.version,
-                       "versions": {} if cfg.engine.endpoint or cfg.engine.launcher != "venv" else self._engine_env
-                       if self._engine_env is not None else engine_python_versions(cfg.engine.python)},
+            "engine": {
+                "name": self.adapter.name,
+                "attached": bool(cfg.engine.endpoint),
+                "served_model": self.adapter.served_model_name,
+                "sd_probe": [c.to_dict() for c in self._sd_probe],
+                "version": self.adapter.installed_version,
+                "version_pinned": cfg.engine.version,
+                "versions": {}
+                if cfg.engine.endpoint or cfg.engine.launcher != "venv"
+                else self._engine_env
+                if self._engine_env is not None
+                else engine_python_versions(cfg.engine.python),
+            },
             # how every request generated (compare/merge refuse runs that differ: speedbench.report.comparable)
-            "generation": {"output_len": cfg.load.output_len, **self.adapter.sampling,
-                           "ignore_eos": cfg.load.fixed_length},
+            "generation": {
+                "output_len": cfg.load.output_len,
+                **self.adapter.sampling,
+                "ignore_eos": cfg.load.fixed_length,
+            },
             # what a speedup compares besides SD itself (unknown for a server someone else started)
-            "launch_differences": {} if cfg.engine.endpoint else {
-                sd.label: self.adapter.launch_differences(sd) for sd in cfg.sd if sd.enabled},
+            "launch_differences": {}
+            if cfg.engine.endpoint
+            else {sd.label: self.adapter.launch_differences(sd) for sd in cfg.sd if sd.enabled},
             "points_planned": planned_points(cfg),
         }
 

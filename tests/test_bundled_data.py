@@ -1,4 +1,5 @@
 """Checks on the bundled offline data (speedbench/resources/datasets/).  Standard library + pytest only; runs in well under 2 s."""
+
 import gzip
 import json
 import pathlib
@@ -11,8 +12,19 @@ DATASETS = ROOT / "speedbench" / "resources" / "datasets"
 MINI = DATASETS / "qualitative" / "mini.jsonl"
 POOL = DATASETS / "throughput" / "pool.jsonl.gz"
 
-CATEGORIES = {"Coding", "Math", "Humanities", "STEM", "Writing", "Summarization",
-              "Roleplay", "RAG", "Multilingual", "Reasoning", "QA"}
+CATEGORIES = {
+    "Coding",
+    "Math",
+    "Humanities",
+    "STEM",
+    "Writing",
+    "Summarization",
+    "Roleplay",
+    "RAG",
+    "Multilingual",
+    "Reasoning",
+    "QA",
+}
 MIN_PER_CATEGORY = 8
 MAX_PROMPT_CHARS = 6000
 TIERS = ("low", "mixed", "high")

@@ -9,6 +9,7 @@
 A pure ASGI middleware, so it also covers ``/docs`` and ``/openapi.json``, which FastAPI routes outside its
 dependency system.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -39,8 +40,9 @@ def _origin(value: str) -> str:
 
 
 class RequestGuard:
-    def __init__(self, app: ASGIApp, *, token: str, allow_origins: Sequence[str] = (),
-                 loopback_only_hosts: bool = False) -> None:
+    def __init__(
+        self, app: ASGIApp, *, token: str, allow_origins: Sequence[str] = (), loopback_only_hosts: bool = False
+    ) -> None:
         if not token:
             raise ValueError("the REST service needs a token")
         self.app = app
@@ -73,8 +75,10 @@ class RequestGuard:
         if origin is not None:
             own = _origin(f"{scope.get('scheme', 'http')}://{host}")
             if _origin(origin) != own and _origin(origin) not in self._origins:
-                return 403, (f"cross-origin request refused: Origin {origin!r} is not this service's "
-                             "(the operator may allow it with serve-api --allow-origin)")
+                return 403, (
+                    f"cross-origin request refused: Origin {origin!r} is not this service's "
+                    "(the operator may allow it with serve-api --allow-origin)"
+                )
         if scope["path"] != HEALTH_PATH and not self._token_ok(headers.get("authorization", "")):
             return 401, "missing or wrong bearer token (send 'Authorization: Bearer <token>')"
         if scope["method"] in _BODY_METHODS:

@@ -15,6 +15,7 @@ alone.
 Every resolved value remembers its source, so ``speedbench config show`` can say where it came from and
 validation errors name the variable / flag / file that set the bad value.
 """
+
 from __future__ import annotations
 
 import json
@@ -48,22 +49,33 @@ DEFAULT = "default"
 
 # CLI option dest -> (dotted config path, flag as the user typed it)
 FLAG_PATHS: dict[str, tuple[str, str]] = {
-    "engine": ("engine.name", "--engine"), "model": ("engine.model", "--model"),
-    "engine_python": ("engine.python", "--engine-python"), "endpoint": ("engine.endpoint", "--endpoint"),
+    "engine": ("engine.name", "--engine"),
+    "model": ("engine.model", "--model"),
+    "engine_python": ("engine.python", "--engine-python"),
+    "endpoint": ("engine.endpoint", "--endpoint"),
     "served_model_name": ("engine.served_model_name", "--served-model-name"),
-    "port": ("engine.port", "--port"), "tensor_parallel_size": ("engine.tensor_parallel_size", "--tp"),
-    "tokenizer": ("data.tokenizer", "--tokenizer"), "split": ("data.split", "--split"),
-    "isl": ("data.isl", "--isl"), "categories": ("data.categories", "--categories"),
+    "port": ("engine.port", "--port"),
+    "tensor_parallel_size": ("engine.tensor_parallel_size", "--tp"),
+    "tokenizer": ("data.tokenizer", "--tokenizer"),
+    "split": ("data.split", "--split"),
+    "isl": ("data.isl", "--isl"),
+    "categories": ("data.categories", "--categories"),
     "prompts_per_category": ("data.prompts_per_category", "--prompts-per-category"),
     "turns": ("data.turns", "--turns"),
-    "concurrency": ("load.concurrency", "--concurrency"), "output_len": ("load.output_len", "--output-len"),
+    "concurrency": ("load.concurrency", "--concurrency"),
+    "output_len": ("load.output_len", "--output-len"),
     "requests_per_point": ("load.requests_per_point", "--requests-per-point"),
-    "output_dir": ("output_dir", "--output-dir"), "name": ("name", "--name"),
-    "repeats": ("load.repeats", "--repeats"), "bertscore": ("quality.bertscore", "--bertscore"),
-    "launcher": ("engine.launcher", "--launcher"), "image": ("engine.container.image", "--image"),
+    "output_dir": ("output_dir", "--output-dir"),
+    "name": ("name", "--name"),
+    "repeats": ("load.repeats", "--repeats"),
+    "bertscore": ("quality.bertscore", "--bertscore"),
+    "launcher": ("engine.launcher", "--launcher"),
+    "image": ("engine.container.image", "--image"),
     "gpu_hour_usd": ("cost.gpu_hour_usd", "--gpu-hour-usd"),
-    "fixed_length": ("load.fixed_length", "--fixed-length"), "allow_repeats": ("load.allow_repeats", "--allow-repeats"),
-    "prefix_caching": ("engine.prefix_caching", "--prefix-caching"), "pad_to_isl": ("data.pad_to_isl", "--pad-to-isl"),
+    "fixed_length": ("load.fixed_length", "--fixed-length"),
+    "allow_repeats": ("load.allow_repeats", "--allow-repeats"),
+    "prefix_caching": ("engine.prefix_caching", "--prefix-caching"),
+    "pad_to_isl": ("data.pad_to_isl", "--pad-to-isl"),
 }
 
 
@@ -114,8 +126,16 @@ def dict_layer(name: str, values: Mapping[str, Any]) -> ConfigLayer:
 
 
 # SPEEDBENCH_* variables that are not config fields (folders, the REST token, test settings): never typos
-NOT_CONFIG_VARS = frozenset({"SPEEDBENCH_HOME", "SPEEDBENCH_ENGINE_HOME", "SPEEDBENCH_CACHE",
-                             "SPEEDBENCH_API_TOKEN", "SPEEDBENCH_TEST_MODEL", "SPEEDBENCH_TEST_ENGINE_PYTHON"})
+NOT_CONFIG_VARS = frozenset(
+    {
+        "SPEEDBENCH_HOME",
+        "SPEEDBENCH_ENGINE_HOME",
+        "SPEEDBENCH_CACHE",
+        "SPEEDBENCH_API_TOKEN",
+        "SPEEDBENCH_TEST_MODEL",
+        "SPEEDBENCH_TEST_ENGINE_PYTHON",
+    }
+)
 
 
 def env_layer(environ: Mapping[str, str] | None = None) -> ConfigLayer:
@@ -125,7 +145,7 @@ def env_layer(environ: Mapping[str, str] | None = None) -> ConfigLayer:
     for var in sorted(environ):
         if not var.startswith(ENV_PREFIX):
             continue
-        parts = var[len(ENV_PREFIX):].split("__")
+        parts = var[len(ENV_PREFIX) :].split("__")
         head = parts[0].lower()
         if var == LEGACY_ENGINE_PYTHON:
             if f"{ENV_PREFIX}ENGINE__PYTHON" not in environ:
@@ -133,20 +153,28 @@ def env_layer(environ: Mapping[str, str] | None = None) -> ConfigLayer:
             continue
         if head not in top:
             if len(parts) > 1:  # looks meant for us: a typo must not be silently ignored
-                raise ConfigError(f"environment variable {var}: unknown config section {head!r} "
-                                  f"(known: {', '.join(sorted(top))})")
+                raise ConfigError(
+                    f"environment variable {var}: unknown config section {head!r} (known: {', '.join(sorted(top))})"
+                )
             near = [t for t in top if head.startswith(t + "_")] if var not in NOT_CONFIG_VARS else []
             if near:  # SPEEDBENCH_LOAD_CONCURRENCY: meant for load.concurrency, would be silently ignored
-                raise ConfigError(f"environment variable {var}: sections and fields are joined by two "
-                                  f"underscores: {ENV_PREFIX}{near[0].upper()}__{head[len(near[0]) + 1:].upper()}")
+                raise ConfigError(
+                    f"environment variable {var}: sections and fields are joined by two "
+                    f"underscores: {ENV_PREFIX}{near[0].upper()}__{head[len(near[0]) + 1 :].upper()}"
+                )
             continue  # SPEEDBENCH_HOME, SPEEDBENCH_CACHE, ...: not config fields
         path = _env_path(parts)
         layer.set(".".join(path), _env_value(path, environ[var], var), f"env {var}")
     return layer
 
 
-def flag_layer(flags: Mapping[str, Any], *, sd_spec: str | None = None, draft_length: int | None = None,
-               base_sd: list | None = None) -> ConfigLayer:
+def flag_layer(
+    flags: Mapping[str, Any],
+    *,
+    sd_spec: str | None = None,
+    draft_length: int | None = None,
+    base_sd: list | None = None,
+) -> ConfigLayer:
     """CLI flags (click dests) -> layer. ``draft_length`` without ``sd_spec`` rewrites the lower layers' SD list."""
     layer = ConfigLayer("flags")
     for dest, (dotted, flag) in FLAG_PATHS.items():
@@ -160,10 +188,16 @@ def flag_layer(flags: Mapping[str, Any], *, sd_spec: str | None = None, draft_le
         layer.set("sd", parse_sd_list(sd_spec, draft_length), "flag --sd")
     elif draft_length is not None:
         sds = base_sd or [{"method": "off"}, {"method": "ngram"}]
-        layer.set("sd", [dict(s, num_speculative_tokens=draft_length) if s.get("method") != "off" else s
-                         for s in sds], "flag --draft-length")
-    if (draft_length is not None or flags.get("draft_lengths")) and sd_spec \
-            and all(s.get("method", "off") == "off" for s in layer.values.get("sd", [])):
+        layer.set(
+            "sd",
+            [dict(s, num_speculative_tokens=draft_length) if s.get("method") != "off" else s for s in sds],
+            "flag --draft-length",
+        )
+    if (
+        (draft_length is not None or flags.get("draft_lengths"))
+        and sd_spec
+        and all(s.get("method", "off") == "off" for s in layer.values.get("sd", []))
+    ):
         flag = "--draft-lengths" if flags.get("draft_lengths") else "--draft-length"
         raise ConfigError(f"{flag} needs an SD-on setting; --sd {sd_spec} has none")
     if flags.get("draft_lengths"):
@@ -173,8 +207,9 @@ def flag_layer(flags: Mapping[str, Any], *, sd_spec: str | None = None, draft_le
             from speedbench.quality.draft_plan import describe, plan_draft_lengths
 
             default_k = SDConfig.model_fields["num_speculative_tokens"].default
-            configured = sorted({int(s.get("num_speculative_tokens") or default_k) for s in sds
-                                 if s.get("method", "off") != "off"}) or [default_k]
+            configured = sorted(
+                {int(s.get("num_speculative_tokens") or default_k) for s in sds if s.get("method", "off") != "off"}
+            ) or [default_k]
             ks, added = plan_draft_lengths(configured)
             layer.set("sd", expand_draft_lengths(sds, ks), f"flag {describe(configured, added)}")
         else:
@@ -183,12 +218,21 @@ def flag_layer(flags: Mapping[str, Any], *, sd_spec: str | None = None, draft_le
     return layer
 
 
-def resolve_config(*, preset: str | None = None, config_file: str | None = None,
-                   environ: Mapping[str, str] | None = None, use_env: bool = True,
-                   flags: Mapping[str, Any] | None = None, sd_spec: str | None = None,
-                   draft_length: int | None = None, overrides: Mapping[str, Any] | None = None,
-                   overrides_name: str = "overrides", preset_dirs: Sequence[Path] = (),
-                   base: Mapping[str, Any] | None = None, base_name: str = "base") -> ResolvedConfig:
+def resolve_config(
+    *,
+    preset: str | None = None,
+    config_file: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    use_env: bool = True,
+    flags: Mapping[str, Any] | None = None,
+    sd_spec: str | None = None,
+    draft_length: int | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    overrides_name: str = "overrides",
+    preset_dirs: Sequence[Path] = (),
+    base: Mapping[str, Any] | None = None,
+    base_name: str = "base",
+) -> ResolvedConfig:
     """defaults < preset < config file < environment < flags < overrides (API/REST body), validated once.
     ``base`` (a resumed sweep's stored config) sits just above the defaults."""
     layers: list[ConfigLayer] = [dict_layer(base_name, base)] if base else []

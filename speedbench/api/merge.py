@@ -5,6 +5,7 @@ generation settings unless explicitly allowed), so a merged table never compares
 concatenated; a point id already taken (two engines both have ``sd-off-c1``) is prefixed with the engine name.
 Every source manifest is kept.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,22 +33,25 @@ def merge_results(paths: Sequence[str | Path], out: str | Path, allow_generation
     if len(dirs) < 1:
         raise ConfigError("nothing to merge")
     manifests = [rd.manifest() for rd in dirs]
-    allowed = check_comparable([(str(rd.path), m) for rd, m in zip(dirs, manifests)],
-                               allow_generation_mismatch=allow_generation_mismatch)
+    allowed = check_comparable(
+        [(str(rd.path), m) for rd, m in zip(dirs, manifests)], allow_generation_mismatch=allow_generation_mismatch
+    )
     fingerprint = manifests[0]["prompts"]["fingerprint"]
     out_path = Path(out)
     if out_path.exists() and any(out_path.iterdir()):
         raise ConfigError(f"merge output folder is not empty: {out_path}")
     statuses = {m.get("status") for m in manifests}
-    merged = ResultsDir(out_path).create({
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "status": "complete" if statuses == {"complete"} else "partial",
-        "merged_from": [{"path": str(rd.path), "manifest": m} for rd, m in zip(dirs, manifests)],
-        "prompts": manifests[0].get("prompts"),
-        "config": None,  # one per source: see merged_from
-        "points_planned": [],
-        "generation_differences_allowed": allowed,
-    })
+    merged = ResultsDir(out_path).create(
+        {
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "status": "complete" if statuses == {"complete"} else "partial",
+            "merged_from": [{"path": str(rd.path), "manifest": m} for rd, m in zip(dirs, manifests)],
+            "prompts": manifests[0].get("prompts"),
+            "config": None,  # one per source: see merged_from
+            "points_planned": [],
+            "generation_differences_allowed": allowed,
+        }
+    )
     if (dirs[0].path / "prompts.parquet").is_file():
         merged.save_prompts(dirs[0].path / "prompts.parquet")  # identical in every source (same fingerprint)
     taken: set[str] = set()
@@ -69,9 +73,17 @@ def merge_results(paths: Sequence[str | Path], out: str | Path, allow_generation
         if logs.is_dir():
             shutil.copytree(logs, out_path / "logs" / f"{i:02d}-{rd.path.name}", dirs_exist_ok=True)
     merged.update_manifest(points_planned=planned, points_finished=len(planned), prompts_fingerprint=fingerprint)
-    (out_path / "merge.json").write_text(json.dumps(
-        {"sources": [str(rd.path) for rd in dirs], "fingerprint": fingerprint, "points": planned,
-         "generation_differences_allowed": allowed}, indent=2))
+    (out_path / "merge.json").write_text(
+        json.dumps(
+            {
+                "sources": [str(rd.path) for rd in dirs],
+                "fingerprint": fingerprint,
+                "points": planned,
+                "generation_differences_allowed": allowed,
+            },
+            indent=2,
+        )
+    )
     return out_path
 
 

@@ -5,6 +5,7 @@ One job = one engine server configuration = one ``BenchmarkConfig`` whose ``sd``
 jobs share nothing and can run on different nodes. Jobs that measure the same prompt set (same preset and
 ISL) form a merge group; ``speedbench merge`` (or ``--wait``) joins each group's folders into one table.
 """
+
 from __future__ import annotations
 
 import os
@@ -24,7 +25,7 @@ SPEED_BENCH_CONCURRENCY = [1, 2, 4, 8, 16, 32, 64]
 @dataclass
 class PlannedJob:
     job_id: str
-    group: str          # jobs of one group measure the same prompts: merge them together
+    group: str  # jobs of one group measure the same prompts: merge them together
     engine: str
     preset: str | None
     isl: int | None
@@ -34,11 +35,20 @@ class PlannedJob:
 
     def row(self) -> dict[str, Any]:
         c = self.config
-        return {"job": self.job_id, "group": self.group, "engine": self.engine, "preset": self.preset or "-",
-                "isl": self.isl or "natural", "sd": self.sd_label, "gpus": self.gpus,
-                "concurrency": ",".join(map(str, c.load.concurrency)), "output_len": c.load.output_len,
-                "launcher": c.engine.launcher if c.engine.launcher == "venv" else
-                f"{c.engine.launcher} {c.engine.container.image or c.engine.container.images.get(c.engine.name)}"}
+        return {
+            "job": self.job_id,
+            "group": self.group,
+            "engine": self.engine,
+            "preset": self.preset or "-",
+            "isl": self.isl or "natural",
+            "sd": self.sd_label,
+            "gpus": self.gpus,
+            "concurrency": ",".join(map(str, c.load.concurrency)),
+            "output_len": c.load.output_len,
+            "launcher": c.engine.launcher
+            if c.engine.launcher == "venv"
+            else f"{c.engine.launcher} {c.engine.container.image or c.engine.container.images.get(c.engine.name)}",
+        }
 
 
 def _slug(s: str) -> str:
@@ -54,16 +64,23 @@ def sd_settings(base_sd: Sequence[dict], methods: str | None, draft_lengths: Seq
     for e in entries:
         if e.get("method") == "off":
             continue
-        for k in (draft_lengths or [e.get("num_speculative_tokens", 3)]):
+        for k in draft_lengths or [e.get("num_speculative_tokens", 3)]:
             item = {kk: v for kk, v in e.items() if kk != "num_speculative_tokens"}
             out.append({**item, "num_speculative_tokens": k})
     return out
 
 
-def expand_matrix(*, presets: Sequence[str | None] = (None,), engines: Sequence[str] | None = None,
-                  isl_buckets: Sequence[str | None] | None = None, sd_methods: str | None = None,
-                  draft_lengths: Sequence[int] | None = None, output_dir: str = "results/plan",
-                  resolve: Callable[..., Any] | None = None, **resolve_kwargs: Any) -> list[PlannedJob]:
+def expand_matrix(
+    *,
+    presets: Sequence[str | None] = (None,),
+    engines: Sequence[str] | None = None,
+    isl_buckets: Sequence[str | None] | None = None,
+    sd_methods: str | None = None,
+    draft_lengths: Sequence[int] | None = None,
+    output_dir: str = "results/plan",
+    resolve: Callable[..., Any] | None = None,
+    **resolve_kwargs: Any,
+) -> list[PlannedJob]:
     """Jobs for the matrix. ``resolve_kwargs`` (config_file, flags, environ, ...) go to ``resolve_config``
     for each preset, so a job's config has the same precedence as a single sweep's."""
     from speedbench.api.config_sources import resolve_config
@@ -75,12 +92,16 @@ def expand_matrix(*, presets: Sequence[str | None] = (None,), engines: Sequence[
         base = resolve(preset=preset, **resolve_kwargs).config
         base_dict = base.model_dump(mode="json")
         for engine in engines or [base.engine.name]:
-            for isl_spec in (isl_buckets if isl_buckets is not None else [base.data.isl]):
+            for isl_spec in isl_buckets if isl_buckets is not None else [base.data.isl]:
                 isl = parse_isl(isl_spec)
                 group = _slug(f"{preset or 'config'}-isl{isl or 'natural'}")
                 for sd in sd_settings(base_dict["sd"], sd_methods, draft_lengths):
-                    d = {**base_dict, "engine": {**base_dict["engine"], "name": engine},
-                         "data": {**base_dict["data"], "isl": isl}, "sd": [sd]}
+                    d = {
+                        **base_dict,
+                        "engine": {**base_dict["engine"], "name": engine},
+                        "data": {**base_dict["data"], "isl": isl},
+                        "sd": [sd],
+                    }
                     try:
                         cfg = BenchmarkConfig.model_validate(d)
                     except Exception as e:  # pydantic's message, one line
@@ -96,8 +117,9 @@ def expand_matrix(*, presets: Sequence[str | None] = (None,), engines: Sequence[
                     seen.add(job_id)
                     cfg.name = job_id
                     cfg.output_dir = str(Path(output_dir).resolve() / "jobs")  # cluster jobs may start elsewhere
-                    jobs.append(PlannedJob(job_id, group, engine, preset, isl, label,
-                                           cfg.engine.tensor_parallel_size, cfg))
+                    jobs.append(
+                        PlannedJob(job_id, group, engine, preset, isl, label, cfg.engine.tensor_parallel_size, cfg)
+                    )
     return jobs
 
 
@@ -121,10 +143,10 @@ def run_job(config: Mapping[str, Any], results_dir: str, dry_run: bool = False) 
 
 @dataclass
 class SubmitOptions:
-    cluster: str = "slurm"              # slurm | local | debug (submitit AutoExecutor clusters)
+    cluster: str = "slurm"  # slurm | local | debug (submitit AutoExecutor clusters)
     folder: str = "results/plan/submitit"
     partition: str | None = None
-    gpus: int | None = None          # per job; default: the job's tensor-parallel size
+    gpus: int | None = None  # per job; default: the job's tensor-parallel size
     time_min: int = 120
     cpus_per_task: int | None = None
     dry_run: bool = False
@@ -145,8 +167,11 @@ def submit(jobs: Sequence[PlannedJob], opts: SubmitOptions) -> list[tuple[Planne
     executor = submitit.AutoExecutor(folder=str(Path(opts.folder).resolve()), cluster=opts.cluster)
     out = []
     for job in jobs:
-        params: dict[str, Any] = {"name": job.job_id, "timeout_min": opts.time_min,
-                                  "gpus_per_node": opts.gpus if opts.gpus is not None else job.gpus}
+        params: dict[str, Any] = {
+            "name": job.job_id,
+            "timeout_min": opts.time_min,
+            "gpus_per_node": opts.gpus if opts.gpus is not None else job.gpus,
+        }
         if opts.cpus_per_task:
             params["cpus_per_task"] = opts.cpus_per_task
         if opts.partition:

@@ -10,6 +10,7 @@ A request body is a partial BenchmarkConfig. It may pick engine, model, prompts,
    ``~``/``$VAR`` expansion and symlinks.
 A refusal is a ``Forbidden`` naming the field in one line (HTTP 403).
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
@@ -38,12 +39,12 @@ class Forbidden(Exception):
 @dataclass(frozen=True)
 class SubmitPolicy:
     allow_roots: Sequence[Path] = ()
-    preset_dirs: Sequence[Path] = field(default_factory=tuple)   # searched before the package's presets
+    preset_dirs: Sequence[Path] = field(default_factory=tuple)  # searched before the package's presets
 
     def check(self, body: Mapping[str, Any]) -> None:
         """Raise Forbidden for the first field of a request body the caller may not set."""
         for dotted, why in OPERATOR_ONLY.items():
-            if _has(body, dotted):   # even null or the default: the body has no say
+            if _has(body, dotted):  # even null or the default: the body has no say
                 raise Forbidden(f"{dotted} cannot be set over REST: {why}")
         for dotted, value in _paths(body):
             self.check_path(dotted, value)

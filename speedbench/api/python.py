@@ -1,4 +1,5 @@
 """Python-API conveniences beside ``BenchmarkConfig`` / ``BenchmarkRunner``: config from sources, results back."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -8,8 +9,14 @@ from typing import Any
 from speedbench.config import BenchmarkConfig, ConfigError
 
 
-def load_config(preset: str | None = None, config_file: str | Path | None = None, *, use_env: bool = True,
-                overrides: Mapping[str, Any] | None = None, **sections: Any) -> BenchmarkConfig:
+def load_config(
+    preset: str | None = None,
+    config_file: str | Path | None = None,
+    *,
+    use_env: bool = True,
+    overrides: Mapping[str, Any] | None = None,
+    **sections: Any,
+) -> BenchmarkConfig:
     """Config with the CLI's precedence: defaults < preset < file < ``SPEEDBENCH_*`` env < overrides/sections.
 
     ``load_config(preset="cpu-demo", load={"concurrency": [1, 2]})`` — sections are nested dicts merged over
@@ -19,8 +26,13 @@ def load_config(preset: str | None = None, config_file: str | Path | None = None
     from speedbench.config import deep_merge
 
     over = deep_merge(dict(overrides or {}), sections)
-    return resolve_config(preset=preset, config_file=str(config_file) if config_file else None,
-                          use_env=use_env, overrides=over or None, overrides_name="arguments").config
+    return resolve_config(
+        preset=preset,
+        config_file=str(config_file) if config_file else None,
+        use_env=use_env,
+        overrides=over or None,
+        overrides_name="arguments",
+    ).config
 
 
 def load_result(path: str | Path):
@@ -35,9 +47,14 @@ def load_result(path: str | Path):
         raise ConfigError(f"not a speedbench results folder (no manifest.json): {path}")
     manifest = rd.manifest()
     points = [point_from_dict(p) for p in rd.points()]
-    result = SweepResult(rd.path, points=points, status=manifest.get("status", "unknown"),
-                         prompts_fingerprint=(manifest.get("prompts") or {}).get("fingerprint", ""))
+    result = SweepResult(
+        rd.path,
+        points=points,
+        status=manifest.get("status", "unknown"),
+        prompts_fingerprint=(manifest.get("prompts") or {}).get("fingerprint", ""),
+    )
     result.speedups = [Speedup.from_row(s) for s in speedup_rows(result.rows())]
-    result.categories = {p.point_id: category_acceptance(rd.records(p.point_id)) for p in points
-                         if rd.records_path(p.point_id).is_file()}
+    result.categories = {
+        p.point_id: category_acceptance(rd.records(p.point_id)) for p in points if rd.records_path(p.point_id).is_file()
+    }
     return result

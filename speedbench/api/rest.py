@@ -10,6 +10,7 @@ Every route but /health needs the bearer token (one is generated and printed whe
 request may choose is in speedbench.api.policy, the front-door checks in speedbench.api.access. Reports
 and comparisons are the CLI's own (speedbench.report.render.report_output).
 """
+
 from __future__ import annotations
 
 import secrets
@@ -47,9 +48,16 @@ class RunInfo(BaseModel):
     config: dict[str, Any] | None = None
 
 
-def create_app(output_dir: str | Path = "results", *, token: str, manager: RunManager | None = None,
-               policy: SubmitPolicy = SubmitPolicy(), service_config: str | None = None,
-               allow_origins: Sequence[str] = (), loopback_only_hosts: bool = False) -> FastAPI:
+def create_app(
+    output_dir: str | Path = "results",
+    *,
+    token: str,
+    manager: RunManager | None = None,
+    policy: SubmitPolicy = SubmitPolicy(),
+    service_config: str | None = None,
+    allow_origins: Sequence[str] = (),
+    loopback_only_hosts: bool = False,
+) -> FastAPI:
     manager = manager or RunManager(output_dir)
 
     @asynccontextmanager
@@ -59,13 +67,16 @@ def create_app(output_dir: str | Path = "results", *, token: str, manager: RunMa
 
     app = FastAPI(title="speedbench", description=__doc__, lifespan=lifespan)
     app.state.manager = manager
-    app.add_middleware(RequestGuard, token=token, allow_origins=allow_origins,
-                       loopback_only_hosts=loopback_only_hosts)
+    app.add_middleware(RequestGuard, token=token, allow_origins=allow_origins, loopback_only_hosts=loopback_only_hosts)
     if allow_origins:  # outermost: answers the browser's preflight for the origins the operator listed
         from starlette.middleware.cors import CORSMiddleware
 
-        app.add_middleware(CORSMiddleware, allow_origins=list(allow_origins), allow_methods=["GET", "POST"],
-                           allow_headers=["Authorization", "Content-Type"])
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(allow_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
 
     def results_or_404(run_id: str) -> Path:
         path = manager.results_path(run_id)
@@ -78,9 +89,17 @@ def create_app(output_dir: str | Path = "results", *, token: str, manager: RunMa
         """Liveness, without a token (it tells nothing about runs)."""
         return {"status": "ok"}
 
-    @app.post("/runs", status_code=202, response_model=RunInfo, openapi_extra={"requestBody": {
-        "required": True,
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/BenchmarkConfig"}}}}})
+    @app.post(
+        "/runs",
+        status_code=202,
+        response_model=RunInfo,
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/BenchmarkConfig"}}},
+            }
+        },
+    )
     async def create_run(request: Request, preset: str | None = None) -> dict:
         """Queue a sweep. The body is a BenchmarkConfig (partial when ``preset`` supplies the rest); fields only
         the operator may set (engine.python, extra_args, env, output_dir, paths outside the allowed roots) are
@@ -98,8 +117,14 @@ def create_app(output_dir: str | Path = "results", *, token: str, manager: RunMa
         except Forbidden as e:
             raise HTTPException(403, str(e)) from None
         try:
-            cfg = resolve_config(preset=preset, config_file=service_config, use_env=False, overrides=body,
-                                 overrides_name="request body", preset_dirs=policy.preset_dirs).config
+            cfg = resolve_config(
+                preset=preset,
+                config_file=service_config,
+                use_env=False,
+                overrides=body,
+                overrides_name="request body",
+                preset_dirs=policy.preset_dirs,
+            ).config
             state = manager.submit(cfg)
         except ConfigError as e:
             raise HTTPException(422, str(e)) from None
@@ -123,9 +148,11 @@ def create_app(output_dir: str | Path = "results", *, token: str, manager: RunMa
         return _report([results_or_404(run_id)], format, "report")
 
     @app.get("/compare", response_class=Response)
-    def compare(ids: str = Query(..., description="comma-separated run ids"),
-                format: str = Query("json", pattern="^(json|md|csv)$"),
-                allow_generation_mismatch: bool = False) -> Response:
+    def compare(
+        ids: str = Query(..., description="comma-separated run ids"),
+        format: str = Query("json", pattern="^(json|md|csv)$"),
+        allow_generation_mismatch: bool = False,
+    ) -> Response:
         """`speedbench compare` of several runs (labelled by run id); 409 when they sent different token ids or
         generated differently (output length, EOS policy, sampling, engine version) unless allowed."""
         run_ids = [x.strip() for x in ids.split(",") if x.strip()]
@@ -138,8 +165,9 @@ def create_app(output_dir: str | Path = "results", *, token: str, manager: RunMa
     return app
 
 
-def _report(paths: list[Path], fmt: str, kind: str, labels: list[str] | None = None,
-            allow_generation_mismatch: bool = False) -> Response:
+def _report(
+    paths: list[Path], fmt: str, kind: str, labels: list[str] | None = None, allow_generation_mismatch: bool = False
+) -> Response:
     from speedbench.report.load import ReportError
     from speedbench.report.render import report_output
 
@@ -148,8 +176,9 @@ def _report(paths: list[Path], fmt: str, kind: str, labels: list[str] | None = N
     except ReportError as e:  # runs that must not be compared, or nothing finished yet
         raise HTTPException(409, str(e)) from None
     # what the CLI prints on stderr; header values are latin-1 and one line each
-    warnings = {f"x-speedbench-warning-{i}": w.encode("ascii", "replace").decode()
-                for i, w in enumerate(res.warnings, 1)}
+    warnings = {
+        f"x-speedbench-warning-{i}": w.encode("ascii", "replace").decode() for i, w in enumerate(res.warnings, 1)
+    }
     return Response(res.text or "", media_type=MEDIA[fmt], headers=warnings)
 
 
@@ -171,10 +200,17 @@ def _document_config_body(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def serve_api(host: str = "127.0.0.1", port: int = 8080, token: str | None = None,
-              output_dir: str | Path = "results", *, allow_roots: Sequence[str | Path] = (),
-              preset_dirs: Sequence[str | Path] = (), service_config: str | None = None,
-              allow_origins: Sequence[str] = ()) -> None:
+def serve_api(
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    token: str | None = None,
+    output_dir: str | Path = "results",
+    *,
+    allow_roots: Sequence[str | Path] = (),
+    preset_dirs: Sequence[str | Path] = (),
+    service_config: str | None = None,
+    allow_origins: Sequence[str] = (),
+) -> None:
     """Serve until stopped. Without a token, one is generated and printed once (as Jupyter does)."""
     for d in (*allow_roots, *preset_dirs):
         if not Path(d).is_dir():
@@ -185,11 +221,21 @@ def serve_api(host: str = "127.0.0.1", port: int = 8080, token: str | None = Non
         load_config_file(service_config)  # a bad file fails at start, not on the first request
     if not token:
         token = secrets.token_urlsafe(32)
-        print("speedbench serve-api: no --token given; clients must send 'Authorization: Bearer <token>' with "
-              f"this session's token (shown once): {token}", file=sys.stderr, flush=True)
+        print(
+            "speedbench serve-api: no --token given; clients must send 'Authorization: Bearer <token>' with "
+            f"this session's token (shown once): {token}",
+            file=sys.stderr,
+            flush=True,
+        )
     policy = SubmitPolicy(tuple(Path(r) for r in allow_roots), tuple(Path(p) for p in preset_dirs))
     import uvicorn
 
-    app = create_app(output_dir, token=token, policy=policy, service_config=service_config,
-                     allow_origins=allow_origins, loopback_only_hosts=is_loopback(host))
+    app = create_app(
+        output_dir,
+        token=token,
+        policy=policy,
+        service_config=service_config,
+        allow_origins=allow_origins,
+        loopback_only_hosts=is_loopback(host),
+    )
     uvicorn.run(app, host=host, port=port, log_level="info")

@@ -3,6 +3,7 @@
 A run's id is its results folder name under the service's output dir, so runs started here and folders
 left by earlier CLI sweeps are listed and reported the same way.
 """
+
 from __future__ import annotations
 
 import logging
@@ -38,7 +39,7 @@ class RunState:
     config: BenchmarkConfig
     results_dir: Path
     queue: str
-    status: str = "queued"              # queued | running | complete | failed | interrupted
+    status: str = "queued"  # queued | running | complete | failed | interrupted
     created_at: str = field(default_factory=_now)
     started_at: str | None = None
     finished_at: str | None = None
@@ -55,11 +56,21 @@ class RunState:
         return None
 
     def info(self) -> dict[str, Any]:
-        return {"id": self.id, "status": self.status, "queue": self.queue, "results_dir": str(self.results_dir),
-                "created_at": self.created_at, "started_at": self.started_at, "finished_at": self.finished_at,
-                "points_planned": len(self.points_planned), "points_finished": self.points_finished,
-                "current_point": self.current_point, "error": self.error, "source": "service",
-                "config": self.config.model_dump(mode="json")}
+        return {
+            "id": self.id,
+            "status": self.status,
+            "queue": self.queue,
+            "results_dir": str(self.results_dir),
+            "created_at": self.created_at,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "points_planned": len(self.points_planned),
+            "points_finished": self.points_finished,
+            "current_point": self.current_point,
+            "error": self.error,
+            "source": "service",
+            "config": self.config.model_dump(mode="json"),
+        }
 
 
 def disk_info(path: Path) -> dict[str, Any] | None:
@@ -73,11 +84,21 @@ def disk_info(path: Path) -> dict[str, Any] | None:
         m = rd.manifest()
     except (OSError, ValueError):
         return None
-    return {"id": path.name, "status": m.get("status", "unknown"), "queue": None, "results_dir": str(path),
-            "created_at": m.get("created_at"), "started_at": m.get("created_at"),
-            "finished_at": m.get("finished_at"), "points_planned": len(m.get("points_planned") or []),
-            "points_finished": len(rd.points()), "current_point": None, "error": None, "source": "disk",
-            "config": m.get("config")}
+    return {
+        "id": path.name,
+        "status": m.get("status", "unknown"),
+        "queue": None,
+        "results_dir": str(path),
+        "created_at": m.get("created_at"),
+        "started_at": m.get("created_at"),
+        "finished_at": m.get("finished_at"),
+        "points_planned": len(m.get("points_planned") or []),
+        "points_finished": len(rd.points()),
+        "current_point": None,
+        "error": None,
+        "source": "disk",
+        "config": m.get("config"),
+    }
 
 
 class RunManager:
@@ -104,8 +125,9 @@ class RunManager:
         with self._lock:
             path = new_run_dir(self.output_dir, cfg.name or f"{cfg.engine.name}-api")
             path.mkdir(parents=True)  # reserve the name: two requests in one second get distinct ids
-            state = RunState(path.name, cfg, path, gpu_queue_key(cfg), runner=runner,
-                             points_planned=planned_points(cfg))
+            state = RunState(
+                path.name, cfg, path, gpu_queue_key(cfg), runner=runner, points_planned=planned_points(cfg)
+            )
             self._runs[state.id] = state
             q = self._queues.get(state.queue)
             if q is None:

@@ -2,6 +2,7 @@
 
 One module per family of commands; each registers itself on ``main`` when imported below.
 """
+
 from __future__ import annotations
 
 import sys

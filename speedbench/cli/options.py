@@ -1,4 +1,5 @@
 """Config flags shared by every command that builds a BenchmarkConfig (sweep, config show, plan)."""
+
 from __future__ import annotations
 
 import logging
@@ -40,34 +41,60 @@ _CONFIG_OPTIONS = [
     click.option("--model", help="Model directory (or hub id) the engine serves."),
     click.option("--engine-python", help="Python of the engine's own environment (env: SPEEDBENCH_ENGINE__PYTHON)."),
     click.option("--endpoint", help="Attach to a running server at this URL instead of launching one."),
-    click.option("--launcher", type=click.Choice(["venv", "docker", "podman", "enroot", "pyxis"]),
-                 help="Start the engine from --engine-python's venv (default) or from a container image."),
+    click.option(
+        "--launcher",
+        type=click.Choice(["venv", "docker", "podman", "enroot", "pyxis"]),
+        help="Start the engine from --engine-python's venv (default) or from a container image.",
+    ),
     click.option("--image", help="Container image, pinned by tag (e.g. vllm/vllm-openai:v0.11.0) or .sqsh."),
     click.option("--gpu-hour-usd", type=float, help="Price of one GPU-hour: adds $ per million output tokens."),
-    click.option("--served-model-name", help="Model name requests carry (attach mode: one the server lists in "
-                 "/v1/models; default: the only one it serves)."),
+    click.option(
+        "--served-model-name",
+        help="Model name requests carry (attach mode: one the server lists in "
+        "/v1/models; default: the only one it serves).",
+    ),
     click.option("--port", type=int, help="Port for the launched server (default: a free one)."),
     click.option("--tp", "tensor_parallel_size", type=int, help="Tensor parallel size."),
     click.option("--tokenizer", help="Tokenizer directory (default: the model)."),
     click.option("--split", help="Prompt split: bundled name or JSONL path."),
-    click.option("--isl", help="Exact input length in tokens: 1k, 2k, 8k, 16k, 32k or an integer. Without --split: "
-                 "the throughput split."),
-    click.option("--pad-to-isl/--no-pad-to-isl", default=None,
-                 help="Allow padding a split other than throughput to --isl (each prompt its own padding)."),
+    click.option(
+        "--isl",
+        help="Exact input length in tokens: 1k, 2k, 8k, 16k, 32k or an integer. Without --split: the throughput split.",
+    ),
+    click.option(
+        "--pad-to-isl/--no-pad-to-isl",
+        default=None,
+        help="Allow padding a split other than throughput to --isl (each prompt its own padding).",
+    ),
     click.option("--categories", help="Comma-separated categories to keep."),
     click.option("--prompts-per-category", type=int),
-    click.option("--turns", type=click.Choice(["all", "first"]),
-                 help="Multi-turn prompts: every turn with the model's replies (all, default) or the first only."),
+    click.option(
+        "--turns",
+        type=click.Choice(["all", "first"]),
+        help="Multi-turn prompts: every turn with the model's replies (all, default) or the first only.",
+    ),
     click.option("--concurrency", help="Comma-separated concurrency list, e.g. 1,2,4,8,16,32."),
     click.option("--output-len", type=int, help="Output cap per request (default 4096); requests stop at EOS."),
-    click.option("--fixed-length/--no-fixed-length", default=None,
-                 help="Ignore EOS: exactly --output-len tokens per request (not SPEED-Bench's default)."),
-    click.option("--requests-per-point", type=int,
-                 help="Measured requests per point (default: every prompt the warm-up leaves, each once)."),
-    click.option("--allow-repeats/--no-allow-repeats", default=None,
-                 help="Let a point measure a prompt more than once (counted per point)."),
-    click.option("--prefix-caching/--no-prefix-caching", default=None,
-                 help="Engine prefix caching (off by default, as in SPEED-Bench)."),
+    click.option(
+        "--fixed-length/--no-fixed-length",
+        default=None,
+        help="Ignore EOS: exactly --output-len tokens per request (not SPEED-Bench's default).",
+    ),
+    click.option(
+        "--requests-per-point",
+        type=int,
+        help="Measured requests per point (default: every prompt the warm-up leaves, each once).",
+    ),
+    click.option(
+        "--allow-repeats/--no-allow-repeats",
+        default=None,
+        help="Let a point measure a prompt more than once (counted per point).",
+    ),
+    click.option(
+        "--prefix-caching/--no-prefix-caching",
+        default=None,
+        help="Engine prefix caching (off by default, as in SPEED-Bench).",
+    ),
     click.option("--sd", "sd_spec", help="SD settings: off,ngram:3,eagle3:3@/draft/path (method[:k][@draft])."),
     click.option("--draft-length", type=int, help="Draft length for every SD-on setting without its own."),
     click.option("--output-dir", help="Parent folder for results (default: results)."),
@@ -86,5 +113,12 @@ def resolve_from_flags(config_file, preset, sd_spec, draft_length, flags, base=N
     """defaults < preset < config file < SPEEDBENCH_* env < flags (see speedbench.api.config_sources)."""
     from speedbench.api.config_sources import resolve_config
 
-    return resolve_config(preset=preset, config_file=config_file, flags=flags, sd_spec=sd_spec,
-                          draft_length=draft_length, base=base, base_name=base_name)
+    return resolve_config(
+        preset=preset,
+        config_file=config_file,
+        flags=flags,
+        sd_spec=sd_spec,
+        draft_length=draft_length,
+        base=base,
+        base_name=base_name,
+    )

@@ -1,4 +1,5 @@
 """`speedbench sweep`: run a sweep (or resume one) and print its table."""
+
 from __future__ import annotations
 
 import json
@@ -14,19 +15,31 @@ from speedbench.config import ConfigError
 
 @main.command()
 @config_options
-@click.option("--draft-lengths", help="Sweep draft lengths: every SD-on method once per k, e.g. 1,2,3,4,5 "
-              "(SD off runs once); 'auto' adds the fewest k the draft-length model needs and says which.")
+@click.option(
+    "--draft-lengths",
+    help="Sweep draft lengths: every SD-on method once per k, e.g. 1,2,3,4,5 "
+    "(SD off runs once); 'auto' adds the fewest k the draft-length model needs and says which.",
+)
 @click.option("--repeats", type=int, help="Measure every point this many times (spread over repeats).")
-@click.option("--bertscore/--no-bertscore", default=None,
-              help="Post-sweep quality: also BERTScore (loads torch; off by default to keep sweeps fast).")
+@click.option(
+    "--bertscore/--no-bertscore",
+    default=None,
+    help="Post-sweep quality: also BERTScore (loads torch; off by default to keep sweeps fast).",
+)
 @click.option("--dry-run", is_flag=True, help="Print the effective config and server commands; run nothing.")
-@click.option("--html-report", is_flag=True,
-              help="After the sweep, write the self-contained HTML report to <results>/report.html.")
-@click.option("--resume", "resume_dir", type=click.Path(file_okay=False),
-              help="Continue the sweep in this results folder: finished points are skipped, the rest re-run. "
-                   "Without other options the folder's own config is used; with them, they must match it.")
-def sweep(config_file, preset, dry_run, html_report, sd_spec, draft_length, draft_lengths, resume_dir,
-          **flags) -> None:
+@click.option(
+    "--html-report",
+    is_flag=True,
+    help="After the sweep, write the self-contained HTML report to <results>/report.html.",
+)
+@click.option(
+    "--resume",
+    "resume_dir",
+    type=click.Path(file_okay=False),
+    help="Continue the sweep in this results folder: finished points are skipped, the rest re-run. "
+    "Without other options the folder's own config is used; with them, they must match it.",
+)
+def sweep(config_file, preset, dry_run, html_report, sd_spec, draft_length, draft_lengths, resume_dir, **flags) -> None:
     """Run an SD-off / SD-on sweep over concurrencies and write a results folder.
 
     \b
@@ -37,16 +50,27 @@ def sweep(config_file, preset, dry_run, html_report, sd_spec, draft_length, draf
     from speedbench.outcome import EXIT_ENGINE, EXIT_USAGE
 
     try:
-        if resume_dir and not (config_file or preset or sd_spec or draft_length is not None or draft_lengths
-                               or any(v is not None for v in flags.values())):
+        if resume_dir and not (
+            config_file
+            or preset
+            or sd_spec
+            or draft_length is not None
+            or draft_lengths
+            or any(v is not None for v in flags.values())
+        ):
             from speedbench.config import BenchmarkConfig
 
             cfg = BenchmarkConfig.from_dict(_stored_config(resume_dir))  # exactly what the sweep started with
         else:  # resuming with options: they change the stored config, so a mismatch names the changed field
-            resolved = resolve_from_flags(config_file, preset, sd_spec, draft_length,
-                                          {**flags, "draft_lengths": draft_lengths},
-                                          base=_stored_config(resume_dir) if resume_dir else None,
-                                          base_name=f"results folder {resume_dir}")
+            resolved = resolve_from_flags(
+                config_file,
+                preset,
+                sd_spec,
+                draft_length,
+                {**flags, "draft_lengths": draft_lengths},
+                base=_stored_config(resume_dir) if resume_dir else None,
+                base_name=f"results folder {resume_dir}",
+            )
             cfg = resolved.config
             if str(draft_lengths).strip().lower() == "auto":
                 click.echo(f"speedbench: {resolved.origin('sd').removeprefix('flag ')}", err=True)
@@ -65,8 +89,12 @@ def sweep(config_file, preset, dry_run, html_report, sd_spec, draft_length, draf
     except KeyboardInterrupt as e:
         where = getattr(getattr(locals().get("runner"), "results", None), "path", None)
         code = 128 + getattr(e, "signum", 2)  # 130 Ctrl-C, 143 SIGTERM
-        _fail(f"interrupted; finished points are kept in {where} (continue with: speedbench sweep --resume "
-              f"{where})" if where else "interrupted", code)
+        _fail(
+            f"interrupted; finished points are kept in {where} (continue with: speedbench sweep --resume {where})"
+            if where
+            else "interrupted",
+            code,
+        )
     except Exception as e:  # one clear line for the user; the engine log has the details
         from speedbench.engines.server import EngineError
         from speedbench.preflight import EndpointError
@@ -88,7 +116,7 @@ def _stored_config(results_dir: str) -> dict:
             raise TypeError
     except (ValueError, KeyError, TypeError, OSError):
         raise ConfigError(f"unreadable manifest in {results_dir}; cannot resume") from None
-    (stored.get("engine") or {}).pop("api_key", None)   # stored masked; the env/flags supply it again
+    (stored.get("engine") or {}).pop("api_key", None)  # stored masked; the env/flags supply it again
     return stored
 
 
@@ -158,8 +186,9 @@ def server_commands(cfg, adapter=None) -> str:
             argv = container.container_argv(cfg.engine, argv, list(files), sd.draft_model, name, port, env)
             out += [f"# env {k} (passed by name)" for k in sorted(env)]
         for d in adapter.launch_differences(sd):
-            out.append(f"# differs from SD off besides SD: {d['setting']} {d['sd_off']} -> {d['sd_on']} "
-                       f"(set by {d['set_by']}: {d['why']})")
+            out.append(
+                f"# differs from SD off besides SD: {d['setting']} {d['sd_off']} -> {d['sd_on']} "
+                f"(set by {d['set_by']}: {d['why']})"
+            )
         out.append(shlex.join(argv))
     return "\n".join(out)
-

@@ -1,4 +1,5 @@
 """The engine-neutral acceptance record every adapter fills, with its invariants checked."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -31,17 +32,24 @@ class SpecDecodeCounters:
         a = list(self.accepted_per_position) + [0] * (n - len(self.accepted_per_position))
         b = list(before.accepted_per_position) + [0] * (n - len(before.accepted_per_position))
         return SpecDecodeCounters(
-            self.drafts - before.drafts, self.draft_tokens - before.draft_tokens,
-            self.accepted_tokens - before.accepted_tokens, tuple(x - y for x, y in zip(a, b)), self.source)
+            self.drafts - before.drafts,
+            self.draft_tokens - before.draft_tokens,
+            self.accepted_tokens - before.accepted_tokens,
+            tuple(x - y for x, y in zip(a, b)),
+            self.source,
+        )
 
     def __add__(self, other: SpecDecodeCounters) -> SpecDecodeCounters:
         n = max(len(self.accepted_per_position), len(other.accepted_per_position))
         a = list(self.accepted_per_position) + [0] * (n - len(self.accepted_per_position))
         b = list(other.accepted_per_position) + [0] * (n - len(other.accepted_per_position))
         return SpecDecodeCounters(
-            self.drafts + other.drafts, self.draft_tokens + other.draft_tokens,
-            self.accepted_tokens + other.accepted_tokens, tuple(x + y for x, y in zip(a, b)),
-            self.source or other.source)
+            self.drafts + other.drafts,
+            self.draft_tokens + other.draft_tokens,
+            self.accepted_tokens + other.accepted_tokens,
+            tuple(x + y for x, y in zip(a, b)),
+            self.source or other.source,
+        )
 
     @property
     def acceptance_length(self) -> float | None:
@@ -58,15 +66,25 @@ class SpecDecodeCounters:
         return tuple(x / self.drafts for x in self.accepted_per_position) if self.drafts else ()
 
     def to_dict(self) -> dict:
-        return {"drafts": self.drafts, "draft_tokens": self.draft_tokens, "accepted_tokens": self.accepted_tokens,
-                "accepted_per_position": list(self.accepted_per_position), "source": self.source}
+        return {
+            "drafts": self.drafts,
+            "draft_tokens": self.draft_tokens,
+            "accepted_tokens": self.accepted_tokens,
+            "accepted_per_position": list(self.accepted_per_position),
+            "source": self.source,
+        }
 
     @classmethod
     def from_dict(cls, d: dict | None) -> SpecDecodeCounters | None:
         if not d:
             return None
-        return cls(int(d["drafts"]), int(d["draft_tokens"]), int(d["accepted_tokens"]),
-                   tuple(int(x) for x in d.get("accepted_per_position", ())), d.get("source", ""))
+        return cls(
+            int(d["drafts"]),
+            int(d["draft_tokens"]),
+            int(d["accepted_tokens"]),
+            tuple(int(x) for x in d.get("accepted_per_position", ())),
+            d.get("source", ""),
+        )
 
 
 def counters_from_histogram(histogram: list[int], draft_tokens: int, source: str) -> SpecDecodeCounters:
@@ -74,5 +92,5 @@ def counters_from_histogram(histogram: list[int], draft_tokens: int, source: str
     drafts = sum(histogram)
     accepted = sum(j * c for j, c in enumerate(histogram))
     # position i (0-based) was accepted on every step that accepted more than i drafts
-    per_pos = tuple(sum(histogram[i + 1:]) for i in range(len(histogram) - 1))
+    per_pos = tuple(sum(histogram[i + 1 :]) for i in range(len(histogram) - 1))
     return SpecDecodeCounters(drafts, draft_tokens, accepted, per_pos, source)

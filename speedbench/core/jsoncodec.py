@@ -1,4 +1,5 @@
 """The JSON codec of the hot path: chunk payloads in, request bodies out (orjson when installed)."""
+
 from __future__ import annotations
 
 import json

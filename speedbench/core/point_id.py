@@ -3,6 +3,7 @@
 ``ngram-k3-c4`` = SD setting label + concurrency; a sweep with ``load.repeats > 1`` gives every point its
 repeat: ``ngram-k3-c4-r2``. The id names the point's records file, so it is a plain folder-safe name.
 """
+
 from __future__ import annotations
 
 import re
@@ -19,7 +20,7 @@ _ID = re.compile(r"^(?P<sd>.+)-c(?P<conc>\d+)(?:-r(?P<repeat>\d+))?$")
 class PointId:
     sd_label: str
     concurrency: int
-    repeat: int | None = None   # None: the sweep measured each point once (no -r suffix)
+    repeat: int | None = None  # None: the sweep measured each point once (no -r suffix)
 
     def __str__(self) -> str:
         return f"{self.sd_label}-c{self.concurrency}" + (f"-r{self.repeat}" if self.repeat is not None else "")

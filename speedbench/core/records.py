@@ -1,4 +1,5 @@
 """The raw per-request record: one small slots object per request on the hot path, JSONL on disk."""
+
 from __future__ import annotations
 
 import json
@@ -6,7 +7,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 # Every request ends as exactly one of these.
 OK, FAILED, CANCELLED = "ok", "failed", "cancelled"
-TIMEOUT = "timeout"   # error_kind of a request or stream that ran out of time (idle or total)
+TIMEOUT = "timeout"  # error_kind of a request or stream that ran out of time (idle or total)
 
 
 @dataclass(slots=True)
@@ -14,25 +15,25 @@ class RequestRecord:
     request_id: str
     prompt_id: str
     category: str
-    prompt_len: int                      # ids the harness sent
+    prompt_len: int  # ids the harness sent
     max_tokens: int
     warmup: bool = False
-    t_start_ns: int = 0                  # perf_counter_ns just before the request is written
-    t_first_ns: int = 0                  # first chunk that carried output tokens
-    t_end_ns: int = 0                    # stream finished (or failed)
-    chunk_times_ns: list[int] = field(default_factory=list)   # one per chunk that carried tokens
-    chunk_tokens: list[int] = field(default_factory=list)     # cumulative output tokens after that chunk
+    t_start_ns: int = 0  # perf_counter_ns just before the request is written
+    t_first_ns: int = 0  # first chunk that carried output tokens
+    t_end_ns: int = 0  # stream finished (or failed)
+    chunk_times_ns: list[int] = field(default_factory=list)  # one per chunk that carried tokens
+    chunk_tokens: list[int] = field(default_factory=list)  # cumulative output tokens after that chunk
     output_ids: list[int] = field(default_factory=list)
     text: str = ""
-    server_prompt_tokens: int | None = None      # usage.prompt_tokens as the server counted it
+    server_prompt_tokens: int | None = None  # usage.prompt_tokens as the server counted it
     server_prompt_ids_match: bool | None = None  # echoed prompt ids == sent ids (when the engine echoes)
-    completion_tokens: int | None = None         # final usage.completion_tokens
+    completion_tokens: int | None = None  # final usage.completion_tokens
     finish_reason: str | None = None
     status: str = OK
     error_kind: str | None = None
     error: str | None = None
     http_status: int | None = None
-    sd: dict | None = None                       # per-request SpecDecodeCounters.to_dict()
+    sd: dict | None = None  # per-request SpecDecodeCounters.to_dict()
     sd_per_step_accepted: list[int] | None = None
     sd_per_step_drafted: list[int] | None = None
     # multi-turn: every turn of one conversation shares its conversation id (the first turn's request id);

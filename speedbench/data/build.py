@@ -20,6 +20,7 @@ Manifest (paths are relative to the manifest file)::
 Output: one JSONL row per prompt (id, category, turns, source, license), categories in SPEED-Bench
 order, each in selection order; plus a report of the objective vs random subsets per category.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -106,7 +107,8 @@ def _read_rows(src: SourceSpec, base: Path) -> tuple[list[dict], str]:
             import datasets
         except ImportError:
             raise ConfigError(
-                f"source hf:{src.hf} needs the 'datasets' package (pip install 'speedbench[hf]')") from None
+                f"source hf:{src.hf} needs the 'datasets' package (pip install 'speedbench[hf]')"
+            ) from None
         try:
             return list(datasets.load_dataset(src.hf, src.config, split=src.split)), f"hf:{src.hf}"
         except Exception as e:  # network, auth, missing config
@@ -154,13 +156,21 @@ def candidates_from(src: SourceSpec, base: Path) -> list[Candidate]:
         turns = _text_turns(row.get(src.text_field))
         if turns is None:
             raise ConfigError(f"{where}: field {src.text_field!r} is missing or not text / a list of texts")
-        out.append(Candidate(f"{src.id_prefix}{row[src.id_field]}", cat, turns,
-                             str(row.get("source") or label), str(src.license or row.get("license") or "")))
+        out.append(
+            Candidate(
+                f"{src.id_prefix}{row[src.id_field]}",
+                cat,
+                turns,
+                str(row.get("source") or label),
+                str(src.license or row.get("license") or ""),
+            )
+        )
     return out
 
 
-def build_split(manifest_path: Path, out: Path | None = None, per_category: int | None = None,
-                embedder: str | None = None) -> BuildResult:
+def build_split(
+    manifest_path: Path, out: Path | None = None, per_category: int | None = None, embedder: str | None = None
+) -> BuildResult:
     m = load_manifest(manifest_path)
     base = manifest_path.parent
     k = per_category or m.per_category
@@ -186,8 +196,16 @@ def build_split(manifest_path: Path, out: Path | None = None, per_category: int 
             log.warning("%s; keeping all of them (allow_short)", msg)
         sel = select_diverse(emb.embed(["\n".join(c.turns) for c in cands]), k, seed=m.seed)
         report[cat] = sel
-        rows += [{"id": cands[i].id, "category": cat, "turns": list(cands[i].turns), "source": cands[i].source,
-                  "license": cands[i].license} for i in sel.indices]
+        rows += [
+            {
+                "id": cands[i].id,
+                "category": cat,
+                "turns": list(cands[i].turns),
+                "source": cands[i].source,
+                "license": cands[i].license,
+            }
+            for i in sel.indices
+        ]
     if not rows:
         raise ConfigError(f"{manifest_path}: the sources yielded no candidates")
     target = out or ((base / m.output).resolve() if m.output else None)
@@ -200,10 +218,14 @@ def build_split(manifest_path: Path, out: Path | None = None, per_category: int 
 
 
 def format_report(res: BuildResult) -> str:
-    lines = [f"{'category':<14}{'cand':>6}{'kept':>6}{'objective':>11}{'random':>16}",
-             "  (mean pairwise cosine similarity; lower = more diverse)"]
+    lines = [
+        f"{'category':<14}{'cand':>6}{'kept':>6}{'objective':>11}{'random':>16}",
+        "  (mean pairwise cosine similarity; lower = more diverse)",
+    ]
     for cat, s in res.report.items():
-        lines.append(f"{cat:<14}{s.candidates:>6}{len(s.indices):>6}{s.objective:>11.4f}"
-                     f"{s.random_mean:>10.4f}±{s.random_std:.4f}")
+        lines.append(
+            f"{cat:<14}{s.candidates:>6}{len(s.indices):>6}{s.objective:>11.4f}"
+            f"{s.random_mean:>10.4f}±{s.random_std:.4f}"
+        )
     lines.append(f"{len(res.rows)} prompts" + (f" -> {res.output}" if res.output else ""))
     return "\n".join(lines)

@@ -7,6 +7,7 @@ Python's salted ``hash``), log-scaled counts, L2-normalised. ``sentence-transfor
 Selection = greedy farthest-point initialisation (each step adds the candidate least similar to its most
 similar already-chosen item) followed by best-improvement swaps on the exact objective until no swap helps.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -42,7 +43,7 @@ class HashedNgramEmbedder:
                 continue
             h = np.full(len(data) - n + 1, np.uint64(n), dtype=np.uint64)
             for j in range(n):  # polynomial hash of every n-gram at once (uint64 wraps around by design)
-                h = h * self._MULT + data[j:len(data) - n + 1 + j]
+                h = h * self._MULT + data[j : len(data) - n + 1 + j]
             h ^= h >> np.uint64(29)
             idx = (h % np.uint64(self.dim)).astype(np.int64)
             sign = np.where((h >> np.uint64(40)) & np.uint64(1), 1.0, -1.0)
@@ -62,8 +63,10 @@ class SentenceTransformerEmbedder:
         try:
             from sentence_transformers import SentenceTransformer
         except ImportError:
-            raise ConfigError("embedder 'sentence-transformers' needs the sentence-transformers package (and torch): "
-                              "pip install 'speedbench[embed]'; the default 'hashed-ngrams' needs nothing") from None
+            raise ConfigError(
+                "embedder 'sentence-transformers' needs the sentence-transformers package (and torch): "
+                "pip install 'speedbench[embed]'; the default 'hashed-ngrams' needs nothing"
+            ) from None
         self._model = SentenceTransformer(model, device="cpu")
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:

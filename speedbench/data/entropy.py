@@ -1,4 +1,5 @@
 """Entropy proxies of a prompt, so users can see that throughput tiers really differ. Pure functions."""
+
 from __future__ import annotations
 
 import math

@@ -1,4 +1,5 @@
 """`speedbench data inspect`: a plain-text account of a prepared PromptSet. Pure: PromptSet in, text out."""
+
 from __future__ import annotations
 
 import math
@@ -21,8 +22,10 @@ def length_histogram(lengths: list[int], bins: int = 10) -> list[str]:
         return [f"  {lo:>7} tokens  {len(lengths):>6}  {'#' * _BAR}"]
     counts, edges = np.histogram(lengths, bins=min(bins, hi - lo + 1), range=(lo, hi))
     top = counts.max()
-    return [f"  {int(math.ceil(a)):>7}-{int(b):<7} {c:>6}  {'#' * int(round(_BAR * c / top))}"
-            for a, b, c in zip(edges[:-1], edges[1:], counts)]
+    return [
+        f"  {int(math.ceil(a)):>7}-{int(b):<7} {c:>6}  {'#' * int(round(_BAR * c / top))}"
+        for a, b, c in zip(edges[:-1], edges[1:], counts)
+    ]
 
 
 def describe(ps: PromptSet) -> str:
@@ -50,11 +53,15 @@ def describe(ps: PromptSet) -> str:
     for cat, ps_ in by_cat.items():
         z = summarize([p.zlib_ratio for p in ps_ if not math.isnan(p.zlib_ratio)])
         h = summarize([p.token_entropy for p in ps_ if not math.isnan(p.token_entropy)])
-        lines.append(f"{cat:<14}{len(ps_):>6}{np.mean([p.num_tokens for p in ps_]):>10.0f}"
-                     f"{sum(p.truncated for p in ps_):>7}{sum(p.padded for p in ps_):>6}"
-                     f"{z['mean']:>12.3f}{h['mean']:>11.2f}")
-    lines += ["", "  (zlib ratio: compressed/raw bytes of the decoded text, lower = more repetitive; "
-              "unigram H: bits/token)"]
+        lines.append(
+            f"{cat:<14}{len(ps_):>6}{np.mean([p.num_tokens for p in ps_]):>10.0f}"
+            f"{sum(p.truncated for p in ps_):>7}{sum(p.padded for p in ps_):>6}"
+            f"{z['mean']:>12.3f}{h['mean']:>11.2f}"
+        )
+    lines += [
+        "",
+        "  (zlib ratio: compressed/raw bytes of the decoded text, lower = more repetitive; unigram H: bits/token)",
+    ]
     lines += throughput_lines(ps)
     lines += ["", "token lengths:"] + length_histogram(lengths)
     return "\n".join(lines)
@@ -66,15 +73,19 @@ def throughput_lines(ps: PromptSet) -> list[str]:
     if not ov:
         return []
     order = [p.category for p in ps.prompts[:6]]
-    lines = ["", f"pool            {ps.meta.get('pool', 'bundled')} (sha256 {str(ps.meta.get('pool_sha256'))[:16]})",
-             f"order           {ps.meta.get('order', '')}: first prompts {', '.join(order)}",
-             f"overlap         pairwise share of a prompt's tokens found in another ({ov['method']}); "
-             f"bound {ov['bound']:.0%}",
-             f"  {'':<12}{'prompts':>8}{'max':>9}{'mean':>9}{'pairs > bound':>16}"]
+    lines = [
+        "",
+        f"pool            {ps.meta.get('pool', 'bundled')} (sha256 {str(ps.meta.get('pool_sha256'))[:16]})",
+        f"order           {ps.meta.get('order', '')}: first prompts {', '.join(order)}",
+        f"overlap         pairwise share of a prompt's tokens found in another ({ov['method']}); "
+        f"bound {ov['bound']:.0%}",
+        f"  {'':<12}{'prompts':>8}{'max':>9}{'mean':>9}{'pairs > bound':>16}",
+    ]
     rows = list(ov.get("per_tier", {}).items()) + [("bucket", ov)]
     for name, o in rows:
-        lines.append(f"  {name:<12}{o['prompts']:>8}{o['max']:>9.1%}{o['mean']:>9.2%}"
-                     f"{o['pairs_over_bound']:>8} of {o['pairs']}")
+        lines.append(
+            f"  {name:<12}{o['prompts']:>8}{o['max']:>9.1%}{o['mean']:>9.2%}{o['pairs_over_bound']:>8} of {o['pairs']}"
+        )
     lines.append("  " + overlap_verdict(ov))
     return lines
 
@@ -88,7 +99,11 @@ def overlap_verdict(ov: dict) -> str:
         return f"within the bound; disjoint windows need {need:,} tokens per tier, the pool holds {sizes}"
     short = [t for t, n in pool.items() if n < need]
     if short:
-        return (f"OVER the bound: the pool is too small for disjoint windows in tier(s) {', '.join(short)} "
-                f"(need {need:,} tokens per tier, the pool holds {sizes})")
-    return (f"OVER the bound: the pool holds enough tokens ({sizes}; need {need:,} per tier), but its sources "
-            "repeat text that no choice of windows avoided")
+        return (
+            f"OVER the bound: the pool is too small for disjoint windows in tier(s) {', '.join(short)} "
+            f"(need {need:,} tokens per tier, the pool holds {sizes})"
+        )
+    return (
+        f"OVER the bound: the pool holds enough tokens ({sizes}; need {need:,} per tier), but its sources "
+        "repeat text that no choice of windows avoided"
+    )

@@ -7,6 +7,7 @@ subset for every prompt, so shared k-grams stay shared: an unbiased estimate of 
 prompts a and b is |A ∩ B| / min(|A|, |B|) over those sets, for every pair.
 Pure: id arrays in, figures out.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -31,9 +32,16 @@ class Overlap:
     worst: tuple[int, int]  # indices of the pair with the largest overlap
 
     def as_dict(self) -> dict:
-        return {"prompts": self.prompts, "pairs": self.pairs, "max": round(self.max, 4),
-                "mean": round(self.mean, 5), "bound": BOUND, "pairs_over_bound": self.pairs_over_bound,
-                "worst_pair": list(self.worst), "method": f"distinct {K}-grams of ids, 1/{SAMPLE} hash sample"}
+        return {
+            "prompts": self.prompts,
+            "pairs": self.pairs,
+            "max": round(self.max, 4),
+            "mean": round(self.mean, 5),
+            "bound": BOUND,
+            "pairs_over_bound": self.pairs_over_bound,
+            "worst_pair": list(self.worst),
+            "method": f"distinct {K}-grams of ids, 1/{SAMPLE} hash sample",
+        }
 
 
 def kgram_hashes(ids: np.ndarray, k: int = K) -> np.ndarray:
@@ -45,7 +53,7 @@ def kgram_hashes(ids: np.ndarray, k: int = K) -> np.ndarray:
     with np.errstate(over="ignore"):
         h = np.zeros(n, dtype=np.uint64)
         for j in range(k):  # polynomial rolling hash, wrapping mod 2**64
-            h = h * _P + ids[j:j + n] + np.uint64(1)
+            h = h * _P + ids[j : j + n] + np.uint64(1)
         h ^= h >> np.uint64(31)
         h *= _MIX
         h ^= h >> np.uint64(29)
@@ -78,14 +86,14 @@ def spread_pick(ids: np.ndarray, offsets: Sequence[int], length: int, n: int, bo
     for c in visit:
         if len(taken) == n:
             break
-        s = _sampled(h[offsets[c]:offsets[c] + length - K + 1])
+        s = _sampled(h[offsets[c] : offsets[c] + length - K + 1])
         hits = [o for x in s.tolist() for o in owners.get(x, ())]
         if hits and np.bincount(hits).max() > bound * max(len(s), 1):
             continue
         for x in s.tolist():
             owners.setdefault(x, []).append(len(taken))
         taken.append(c)
-    taken += [c for c in visit if c not in set(taken)][:n - len(taken)]
+    taken += [c for c in visit if c not in set(taken)][: n - len(taken)]
     return sorted(int(offsets[c]) for c in taken)
 
 
@@ -107,7 +115,7 @@ def shared_counts(sets: Sequence[np.ndarray], chunk: int = 1 << 22) -> np.ndarra
         iu = np.triu_indices(int(length), 1)
         step = max(1, chunk // len(iu[0]))
         for k in range(0, len(run_starts), step):  # bounded memory however long the runs
-            block = who[run_starts[k:k + step, None] + np.arange(length)]
+            block = who[run_starts[k : k + step, None] + np.arange(length)]
             a, b = block[:, iu[0]].ravel(), block[:, iu[1]].ravel()  # distinct per prompt, so a != b
             counts += np.bincount(np.minimum(a, b) * n + np.maximum(a, b), minlength=n * n)
     return counts.reshape(n, n)
@@ -121,16 +129,18 @@ def _summary(shared: np.ndarray, sizes: np.ndarray, idx: np.ndarray) -> Overlap:
     a, b = idx[iu[0]], idx[iu[1]]
     vals = shared[a, b] / np.maximum(np.minimum(sizes[a], sizes[b]), 1.0)
     w = int(np.argmax(vals))
-    return Overlap(n, len(vals), float(vals[w]), float(vals.mean()), int((vals > BOUND).sum()),
-                   (int(iu[0][w]), int(iu[1][w])))
+    return Overlap(
+        n, len(vals), float(vals[w]), float(vals.mean()), int((vals > BOUND).sum()), (int(iu[0][w]), int(iu[1][w]))
+    )
 
 
 def pairwise_overlap(prompts: Sequence[np.ndarray], k: int = K, sample: int = SAMPLE) -> Overlap:
     return overlap_by_group(prompts, [""] * len(prompts), k, sample)[0]
 
 
-def overlap_by_group(prompts: Sequence[np.ndarray], labels: Sequence[str], k: int = K, sample: int = SAMPLE
-                     ) -> tuple[Overlap, dict[str, Overlap]]:
+def overlap_by_group(
+    prompts: Sequence[np.ndarray], labels: Sequence[str], k: int = K, sample: int = SAMPLE
+) -> tuple[Overlap, dict[str, Overlap]]:
     """The overlap over all pairs, and over the pairs within each label (one count of shared k-grams).
     ``worst`` indices are positions within the group."""
     sets = [kgram_sample(p, k, sample) for p in prompts]

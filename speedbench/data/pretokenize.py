@@ -5,6 +5,7 @@ files (vocab, BOS, chat template), template/BOS policy, tokenizer library versio
 content, the selection and the ISL. Same fingerprint => byte-identical ids for every engine.
 The fingerprint is computed from files alone, so a cache hit never loads the tokenizer.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -42,11 +43,22 @@ from speedbench.data.turns import TURNS_RULE, conversation_tails, reply_end_id
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 4  # 3: turn_tails (later turns of a conversation); 4: BOS follows the template
-BOS_RULE = ("once: one BOS when the chat template renders one (plain text: when the tokenizer defines one), "
-            "none otherwise; none: never")
+BOS_RULE = (
+    "once: one BOS when the chat template renders one (plain text: when the tokenizer defines one), "
+    "none otherwise; none: never"
+)
 
-__all__ = ["FORMAT_VERSION", "PromptSet", "TokenizedPrompt", "default_cache_dir", "fingerprint", "ids_digest",
-           "prepare_prompts", "read_prompt_set", "write_prompt_set"]
+__all__ = [
+    "FORMAT_VERSION",
+    "PromptSet",
+    "TokenizedPrompt",
+    "default_cache_dir",
+    "fingerprint",
+    "ids_digest",
+    "prepare_prompts",
+    "read_prompt_set",
+    "write_prompt_set",
+]
 
 
 def default_cache_dir() -> Path:
@@ -101,8 +113,9 @@ def filler_text(prompts: Sequence[Prompt]) -> str:
     return "\n\n".join(t for p in prompts for t in p.turns)
 
 
-def prepare_prompts(cfg: DataConfig, tokenizer_path: str, cache_dir: Path | None = None,
-                    refresh: bool = False) -> PromptSet:
+def prepare_prompts(
+    cfg: DataConfig, tokenizer_path: str, cache_dir: Path | None = None, refresh: bool = False
+) -> PromptSet:
     """Tokenize (or load from cache) the configured split for one tokenizer."""
     spec = splits.resolve(cfg)
     if not Path(tokenizer_path).is_dir():
@@ -120,10 +133,16 @@ def prepare_prompts(cfg: DataConfig, tokenizer_path: str, cache_dir: Path | None
     use_template = template is not None
     bos_id = template_bos(tokenizer, use_template, cfg.bos)
     meta = {
-        "split": cfg.split, "split_kind": spec.kind, "tokenizer": str(tokenizer_path),
-        "chat_template_applied": use_template, "bos_policy": cfg.bos, "bos_id": bos_id,
-        "bos_rule": BOS_RULE, "isl": cfg.isl,
-        "format": FORMAT_VERSION, "fingerprint_spec": fingerprint_spec(cfg, tokenizer_path, spec),
+        "split": cfg.split,
+        "split_kind": spec.kind,
+        "tokenizer": str(tokenizer_path),
+        "chat_template_applied": use_template,
+        "bos_policy": cfg.bos,
+        "bos_id": bos_id,
+        "bos_rule": BOS_RULE,
+        "isl": cfg.isl,
+        "format": FORMAT_VERSION,
+        "fingerprint_spec": fingerprint_spec(cfg, tokenizer_path, spec),
     }
     if spec.kind == "throughput":
         out, texts = _throughput_prompts(cfg, tokenizer, use_template, bos_id, cached, meta)
@@ -143,8 +162,9 @@ def prepare_prompts(cfg: DataConfig, tokenizer_path: str, cache_dir: Path | None
     return pset
 
 
-def _text_prompts(cfg: DataConfig, spec: splits.SplitSpec, tokenizer, use_template: bool,
-                  bos_id: int | None, meta: dict) -> list[TokenizedPrompt]:
+def _text_prompts(
+    cfg: DataConfig, spec: splits.SplitSpec, tokenizer, use_template: bool, bos_id: int | None, meta: dict
+) -> list[TokenizedPrompt]:
     prompts = splits.load_prompts(spec, cfg)
     if cfg.turns == "all":
         meta["turns_used"] = "every user turn"
@@ -161,12 +181,14 @@ def _text_prompts(cfg: DataConfig, spec: splits.SplitSpec, tokenizer, use_templa
     firsts = [p.turns[0] for p in prompts]
     if cfg.isl:
         if not (cfg.pad_to_isl or (spec.config or "").startswith("throughput")):
-            raise ConfigError(f"--isl with split {cfg.split!r} would pad its prompts to {cfg.isl} tokens; an ISL "
-                              "means the throughput split (drop --split), or opt in with data.pad_to_isl: true")
+            raise ConfigError(
+                f"--isl with split {cfg.split!r} would pad its prompts to {cfg.isl} tokens; an ISL "
+                "means the throughput split (drop --split), or opt in with data.pad_to_isl: true"
+            )
         wrapper = template_wrapper(tokenizer, use_template, bos_id)
         parts = [split_instruction(t) for t in firsts]
         encoded = encode_batch(tokenizer, [c for c, _ in parts] + [q for _, q in parts])
-        contexts, questions = encoded[:len(parts)], encoded[len(parts):]
+        contexts, questions = encoded[: len(parts)], encoded[len(parts) :]
         budget = cfg.isl - wrapper.overhead
         lens = [len(c) + len(q) for c, q in zip(contexts, questions)]
         filler = encode(tokenizer, filler_text(prompts)) if any(n < budget for n in lens) else []
@@ -174,39 +196,62 @@ def _text_prompts(cfg: DataConfig, spec: splits.SplitSpec, tokenizer, use_templa
         # every short prompt gets its own slice of the split's text: no two prompts share their padding
         pads = own_padding([range(n) for n in lens], filler, sep, budget)
         built = [build_exact_isl(wrapper, c, q, pad, sep, cfg.isl) for c, q, pad in zip(contexts, questions, pads)]
-        meta["isl_rule"] = ("template prefix + context (its middle cut when too long; when too short, its own "
-                            "slice of the split's text, shared with no other prompt, added after it) + the "
-                            "instruction (last paragraph) + template suffix")
+        meta["isl_rule"] = (
+            "template prefix + context (its middle cut when too long; when too short, its own "
+            "slice of the split's text, shared with no other prompt, added after it) + the "
+            "instruction (last paragraph) + template suffix"
+        )
     else:
         texts = [render_text(tokenizer, t, use_template) for t in firsts]
-        built = [(apply_bos(ids, bos_id, tokenizer.bos_token_id), False, False)
-                 for ids in encode_batch(tokenizer, texts)]
-    return [TokenizedPrompt(p.id, p.category, tuple(ids), tr, pd, num_turns=len(p.turns), turn_tails=t)
-            for p, (ids, tr, pd), t in zip(prompts, built, tails)]
+        built = [
+            (apply_bos(ids, bos_id, tokenizer.bos_token_id), False, False) for ids in encode_batch(tokenizer, texts)
+        ]
+    return [
+        TokenizedPrompt(p.id, p.category, tuple(ids), tr, pd, num_turns=len(p.turns), turn_tails=t)
+        for p, (ids, tr, pd), t in zip(prompts, built, tails)
+    ]
 
 
-def _throughput_prompts(cfg: DataConfig, tokenizer, use_template: bool, bos_id: int | None,
-                        cached: Path, meta: dict) -> tuple[list[TokenizedPrompt], list[str]]:
+def _throughput_prompts(
+    cfg: DataConfig, tokenizer, use_template: bool, bos_id: int | None, cached: Path, meta: dict
+) -> tuple[list[TokenizedPrompt], list[str]]:
     per_tier = cfg.prompts_per_category or throughput.DEFAULT_PER_TIER
     tiers = cfg.categories or list(throughput.TIERS)
     wrapper = template_wrapper(tokenizer, use_template, bos_id)
     pool = throughput.pool_path(cfg.pool)
     pool_sha = throughput.pool_digest(pool)
     # The tokenized pool depends only on tokenizer + pool, so every bucket shares one cache entry.
-    tok_fp = hashlib.sha256(json.dumps([tokenizer_files_digest(str(meta["tokenizer"])), pool_sha,
-                                        _version("tokenizers"),
-                                        throughput.STREAM_VERSION]).encode()).hexdigest()
+    tok_fp = hashlib.sha256(
+        json.dumps(
+            [
+                tokenizer_files_digest(str(meta["tokenizer"])),
+                pool_sha,
+                _version("tokenizers"),
+                throughput.STREAM_VERSION,
+            ]
+        ).encode()
+    ).hexdigest()
     pool_cache = cached.parent / f"pool-{tok_fp[:24]}.npz"
     built, pool_tokens = throughput.build_throughput_ids(tokenizer, wrapper, cfg.isl, per_tier, tiers, pool_cache, pool)
-    meta.update(per_tier=per_tier, tiers=tiers, order="tiers interleaved (" + ", ".join(tiers) + ", ...)",
-                isl_rule="template prefix + window of the tier's pool text + task instruction + template suffix",
-                pool=cfg.pool, pool_sha256=pool_sha)
+    meta.update(
+        per_tier=per_tier,
+        tiers=tiers,
+        order="tiers interleaved (" + ", ".join(tiers) + ", ...)",
+        isl_rule="template prefix + window of the tier's pool text + task instruction + template suffix",
+        pool=cfg.pool,
+        pool_sha256=pool_sha,
+    )
     meta["zlib_text"] = "the window's source text + the instruction (equal to the decoded ids; template left out)"
     meta["overlap"] = measured_overlap(built, wrapper, tiers, cfg.isl, per_tier)
     meta["overlap"]["pool_tokens"] = pool_tokens
     if not meta["overlap"]["within_bound"]:
-        log.warning("throughput %s (%s pool): prompts share up to %.0f%% of their tokens pairwise: %s", cfg.isl,
-                    cfg.pool, 100 * meta["overlap"]["max"], overlap_verdict(meta["overlap"]))
+        log.warning(
+            "throughput %s (%s pool): prompts share up to %.0f%% of their tokens pairwise: %s",
+            cfg.isl,
+            cfg.pool,
+            100 * meta["overlap"]["max"],
+            overlap_verdict(meta["overlap"]),
+        )
     # truncated: every window is a cut of longer real text; padded: the tier text had to repeat to reach ISL
     prompts = [TokenizedPrompt(w.id, w.tier, ids, True, w.wrapped) for w, ids in built]
     return prompts, [w.text + w.instruction for w, _ in built]
@@ -215,7 +260,7 @@ def _throughput_prompts(cfg: DataConfig, tokenizer, use_template: bool, bos_id: 
 def measured_overlap(built, wrapper, tiers: Sequence[str], isl: int, per_tier: int) -> dict:
     """Pairwise overlap of the text windows, per tier and over the bucket, with what disjoint windows need.
     Template and instruction ids are left out: they are shared by design (one template, a few task phrasings)."""
-    bodies = [ids[len(wrapper.prefix):len(wrapper.prefix) + w.text_ids] for w, ids in built]
+    bodies = [ids[len(wrapper.prefix) : len(wrapper.prefix) + w.text_ids] for w, ids in built]
     total, by_tier = overlap_by_group(bodies, [w.tier for w, _ in built])
     whole = total.as_dict()
     whole["per_tier"] = {t: by_tier[t].as_dict() for t in tiers if t in by_tier}
@@ -235,6 +280,17 @@ def _decode(tokenizer, prompts: list[TokenizedPrompt]) -> list[str]:
 
 def _with_entropy(prompts: list[TokenizedPrompt], texts: list[str]) -> list[TokenizedPrompt]:
     """Add the entropy proxies: zlib ratio of the prompt text and unigram entropy of its ids."""
-    return [TokenizedPrompt(p.id, p.category, p.ids_array(), p.truncated, p.padded, zlib_ratio(t),
-                            unigram_entropy_bits(p.ids_array()), p.num_turns, p.turn_tails)
-            for p, t in zip(prompts, texts)]
+    return [
+        TokenizedPrompt(
+            p.id,
+            p.category,
+            p.ids_array(),
+            p.truncated,
+            p.padded,
+            zlib_ratio(t),
+            unigram_entropy_bits(p.ids_array()),
+            p.num_turns,
+            p.turn_tails,
+        )
+        for p, t in zip(prompts, texts)
+    ]

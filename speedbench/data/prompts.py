@@ -1,4 +1,5 @@
 """Prompt splits stored as JSONL (one object per line): id, category, turns, source, license, reference?"""
+
 from __future__ import annotations
 
 import gzip
@@ -12,8 +13,17 @@ from speedbench.resources import DATASETS_DIR
 
 # SPEED-Bench's Qualitative categories, spelled as in the paper and the HF dataset.
 CATEGORIES = (
-    "Coding", "Math", "Humanities", "STEM", "Writing", "Summarization",
-    "Roleplay", "RAG", "Multilingual", "Reasoning", "QA",
+    "Coding",
+    "Math",
+    "Humanities",
+    "STEM",
+    "Writing",
+    "Summarization",
+    "Roleplay",
+    "RAG",
+    "Multilingual",
+    "Reasoning",
+    "QA",
 )
 
 # Bundled splits by name -> path under speedbench/resources/datasets/.
@@ -41,8 +51,10 @@ def resolve_split_path(split: str) -> Path:
         if not p.is_file():
             raise ConfigError(f"split file not found: {p}")
         return p
-    raise ConfigError(f"unknown split {split!r}; splits: {', '.join(BUNDLED_SPLITS)}, throughput (with an ISL), "
-                      "speed-bench:<config>, or a .jsonl/.parquet path")
+    raise ConfigError(
+        f"unknown split {split!r}; splits: {', '.join(BUNDLED_SPLITS)}, throughput (with an ISL), "
+        "speed-bench:<config>, or a .jsonl/.parquet path"
+    )
 
 
 def _parse_row(row: dict, where: str) -> Prompt:
@@ -52,8 +64,9 @@ def _parse_row(row: dict, where: str) -> Prompt:
         if row.get(key) is None or row[key] == "":
             raise ConfigError(f"{where}: missing or empty field {key!r}")
         if not isinstance(row[key], str):
-            raise ConfigError(f"{where}: field {key!r} must be a string, got {type(row[key]).__name__} "
-                              f"{row[key]!r} (quote it)")
+            raise ConfigError(
+                f"{where}: field {key!r} must be a string, got {type(row[key]).__name__} {row[key]!r} (quote it)"
+            )
     turns = row.get("turns")
     if turns is None and isinstance(row.get("messages"), list):
         turns = [m.get("content", "") for m in row["messages"] if m.get("role") == "user"]
@@ -63,15 +76,19 @@ def _parse_row(row: dict, where: str) -> Prompt:
         raise ConfigError(f"{where}: field 'turns' must be a non-empty list of non-empty strings")
     known = {"id", "category", "turns", "messages", "source", "license", "reference"}
     return Prompt(
-        id=row["id"], category=row["category"], turns=tuple(turns),
-        source=str(row.get("source", "")), license=str(row.get("license", "")),
-        reference=row.get("reference"), extra={k: v for k, v in row.items() if k not in known},
+        id=row["id"],
+        category=row["category"],
+        turns=tuple(turns),
+        source=str(row.get("source", "")),
+        license=str(row.get("license", "")),
+        reference=row.get("reference"),
+        extra={k: v for k, v in row.items() if k not in known},
     )
 
 
 def read_jsonl_prompts(path: Path) -> list[Prompt]:
     prompts: list[Prompt] = []
-    with (gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")) as fh:
+    with gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb") as fh:
         for lineno, raw in enumerate(fh, 1):  # bytes per line, so a decoding error names its line
             try:
                 line = raw.decode("utf-8")
@@ -108,16 +125,19 @@ def read_prompt_file(path: Path) -> list[Prompt]:
     return read_parquet_prompts(path) if path.suffix == ".parquet" else read_jsonl_prompts(path)
 
 
-def select(prompts: Iterable[Prompt], categories: list[str] | None = None,
-           per_category: int | None = None) -> list[Prompt]:
+def select(
+    prompts: Iterable[Prompt], categories: list[str] | None = None, per_category: int | None = None
+) -> list[Prompt]:
     """Filter by category and keep the first ``per_category`` of each, in file order (deterministic)."""
     prompts = list(prompts)
     if categories:
         present = {p.category for p in prompts}
         unknown = [c for c in categories if c not in present]
         if unknown:
-            raise ConfigError(f"unknown categor{'y' if len(unknown) == 1 else 'ies'} {unknown}; "
-                              f"this split has: {', '.join(sorted(present))}")
+            raise ConfigError(
+                f"unknown categor{'y' if len(unknown) == 1 else 'ies'} {unknown}; "
+                f"this split has: {', '.join(sorted(present))}"
+            )
         prompts = [p for p in prompts if p.category in categories]
     if per_category:
         taken: dict[str, int] = {}
@@ -132,6 +152,5 @@ def select(prompts: Iterable[Prompt], categories: list[str] | None = None,
     return prompts
 
 
-def load_split(split: str, categories: list[str] | None = None,
-               per_category: int | None = None) -> list[Prompt]:
+def load_split(split: str, categories: list[str] | None = None, per_category: int | None = None) -> list[Prompt]:
     return select(read_prompt_file(resolve_split_path(split)), categories, per_category)

@@ -1,4 +1,5 @@
 """Pre-tokenized prompts and their parquet cache entry (one file per fingerprint)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -16,12 +17,30 @@ class TokenizedPrompt:
     """One prompt's ids and metadata. Ids read from the cache stay a numpy view until first used, so a
     cache hit on millions of ids costs one parquet read, not millions of Python ints."""
 
-    __slots__ = ("id", "category", "_ids", "truncated", "padded", "zlib_ratio", "token_entropy", "num_turns",
-                 "turn_tails")
+    __slots__ = (
+        "id",
+        "category",
+        "_ids",
+        "truncated",
+        "padded",
+        "zlib_ratio",
+        "token_entropy",
+        "num_turns",
+        "turn_tails",
+    )
 
-    def __init__(self, id: str, category: str, token_ids, truncated: bool = False, padded: bool = False,
-                 zlib_ratio: float = math.nan, token_entropy: float = math.nan, num_turns: int = 1,
-                 turn_tails: Sequence[Sequence[int]] = ()):
+    def __init__(
+        self,
+        id: str,
+        category: str,
+        token_ids,
+        truncated: bool = False,
+        padded: bool = False,
+        zlib_ratio: float = math.nan,
+        token_entropy: float = math.nan,
+        num_turns: int = 1,
+        turn_tails: Sequence[Sequence[int]] = (),
+    ):
         self.id = id
         self.category = category  # SPEED-Bench category, or the entropy tier (low/mixed/high) for throughput
         self._ids = token_ids if isinstance(token_ids, (tuple, np.ndarray)) else tuple(token_ids)
@@ -53,9 +72,23 @@ class TokenizedPrompt:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, TokenizedPrompt):
             return NotImplemented
-        return (self.id, self.category, self.token_ids, self.truncated, self.padded, self.num_turns,
-                self.turn_tails) == (other.id, other.category, other.token_ids, other.truncated, other.padded,
-                                     other.num_turns, other.turn_tails)
+        return (
+            self.id,
+            self.category,
+            self.token_ids,
+            self.truncated,
+            self.padded,
+            self.num_turns,
+            self.turn_tails,
+        ) == (
+            other.id,
+            other.category,
+            other.token_ids,
+            other.truncated,
+            other.padded,
+            other.num_turns,
+            other.turn_tails,
+        )
 
     def __repr__(self) -> str:
         return f"TokenizedPrompt(id={self.id!r}, category={self.category!r}, num_tokens={self.num_tokens})"
@@ -105,23 +138,28 @@ def write_prompt_set(pset: PromptSet, path: Path) -> None:
     offsets = np.zeros(len(lens) + 1, dtype=np.int32)
     np.cumsum(lens, out=offsets[1:])
     flat = np.concatenate([p.ids_array() for p in pset.prompts]) if pset.prompts else np.zeros(0, np.int32)
-    table = pa.table({
-        "id": [p.id for p in pset.prompts],
-        "category": [p.category for p in pset.prompts],
-        "token_ids": pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat)),
-        "num_tokens": lens,
-        "truncated": [p.truncated for p in pset.prompts],
-        "padded": [p.padded for p in pset.prompts],
-        "zlib_ratio": pa.array([p.zlib_ratio for p in pset.prompts], type=pa.float64()),
-        "token_entropy": pa.array([p.token_entropy for p in pset.prompts], type=pa.float64()),
-        "num_turns": pa.array([p.num_turns for p in pset.prompts], type=pa.int32()),
-        "turn_tails": pa.array([[list(t) for t in p.turn_tails] for p in pset.prompts],
-                               type=pa.list_(pa.list_(pa.int32()))),
-    })
-    table = table.replace_schema_metadata({
-        b"speedbench.fingerprint": pset.fingerprint.encode(),
-        b"speedbench.meta": json.dumps(pset.meta).encode(),
-    })
+    table = pa.table(
+        {
+            "id": [p.id for p in pset.prompts],
+            "category": [p.category for p in pset.prompts],
+            "token_ids": pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat)),
+            "num_tokens": lens,
+            "truncated": [p.truncated for p in pset.prompts],
+            "padded": [p.padded for p in pset.prompts],
+            "zlib_ratio": pa.array([p.zlib_ratio for p in pset.prompts], type=pa.float64()),
+            "token_entropy": pa.array([p.token_entropy for p in pset.prompts], type=pa.float64()),
+            "num_turns": pa.array([p.num_turns for p in pset.prompts], type=pa.int32()),
+            "turn_tails": pa.array(
+                [[list(t) for t in p.turn_tails] for p in pset.prompts], type=pa.list_(pa.list_(pa.int32()))
+            ),
+        }
+    )
+    table = table.replace_schema_metadata(
+        {
+            b"speedbench.fingerprint": pset.fingerprint.encode(),
+            b"speedbench.meta": json.dumps(pset.meta).encode(),
+        }
+    )
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     pq.write_table(table, tmp)
     os.replace(tmp, path)  # atomic: readers never see a half-written cache entry
@@ -141,12 +179,28 @@ def read_prompt_set(path: Path) -> PromptSet:
     def col(name, default):
         return table.column(name).to_pylist() if name in names else [default] * table.num_rows
 
-    cols = zip(col("id", ""), col("category", ""), col("truncated", False), col("padded", False),
-               col("zlib_ratio", math.nan), col("token_entropy", math.nan), col("num_turns", 1),
-               col("turn_tails", None))
+    cols = zip(
+        col("id", ""),
+        col("category", ""),
+        col("truncated", False),
+        col("padded", False),
+        col("zlib_ratio", math.nan),
+        col("token_entropy", math.nan),
+        col("num_turns", 1),
+        col("turn_tails", None),
+    )
     prompts = [
-        TokenizedPrompt(i, c, flat[offs[k]:offs[k + 1]], bool(tr), bool(pd),
-                        math.nan if z is None else z, math.nan if e is None else e, int(nt), tails or ())
+        TokenizedPrompt(
+            i,
+            c,
+            flat[offs[k] : offs[k + 1]],
+            bool(tr),
+            bool(pd),
+            math.nan if z is None else z,
+            math.nan if e is None else e,
+            int(nt),
+            tails or (),
+        )
         for k, (i, c, tr, pd, z, e, nt, tails) in enumerate(cols)
     ]
     return PromptSet(md[b"speedbench.fingerprint"].decode(), prompts, json.loads(md[b"speedbench.meta"]))

@@ -10,6 +10,7 @@ The public hub copy replaces every text by a placeholder ("FULL BENCHMARK DATA S
 SOURCE ..."); benchmarking those would measure nothing, so they are detected and either refused (default)
 or dropped with a logged count.
 """
+
 from __future__ import annotations
 
 import logging
@@ -38,9 +39,11 @@ def drop_placeholders(prompts: list[Prompt], policy: str, where: str) -> list[Pr
     bad = [p for p in prompts if is_placeholder(p)]
     if not bad:
         return prompts
-    msg = (f"{len(bad)} of {len(prompts)} rows in {where} are placeholder texts "
-           f"({PLACEHOLDER_MARKER!r} ...), e.g. id {bad[0].id!r}: the public copy holds no prompts. "
-           "Resolve the texts with SPEED-Bench's prepare script and point data.source at its output")
+    msg = (
+        f"{len(bad)} of {len(prompts)} rows in {where} are placeholder texts "
+        f"({PLACEHOLDER_MARKER!r} ...), e.g. id {bad[0].id!r}: the public copy holds no prompts. "
+        "Resolve the texts with SPEED-Bench's prepare script and point data.source at its output"
+    )
     if policy == "skip":
         log.warning("%s; skipping them (data.placeholders=skip)", msg)
         kept = [p for p in prompts if not is_placeholder(p)]
@@ -59,8 +62,9 @@ def _turns(row: dict, where: str) -> list[str]:
     if isinstance(turns, str):
         turns = [turns]
     if not turns or not all(isinstance(t, str) and t for t in turns):
-        raise ConfigError(f"{where}: row has no usable 'turns' or user 'messages' (question_id "
-                          f"{row.get('question_id')!r})")
+        raise ConfigError(
+            f"{where}: row has no usable 'turns' or user 'messages' (question_id {row.get('question_id')!r})"
+        )
     return list(turns)
 
 
@@ -76,9 +80,16 @@ def rows_to_prompts(rows: Iterable[dict], config: str, where: str) -> list[Promp
         if config == "qualitative":
             cat = _CANON.get(cat.lower(), cat)  # hub rows may spell categories in lower case
         extra = {k: row[k] for k in ("sub_category", "src_id") if row.get(k) is not None}
-        out.append(Prompt(id=str(qid), category=cat, turns=tuple(_turns(row, f"{where} row {n}")),
-                          source=str(row.get("source") or ""), license=str(row.get("license") or ""),
-                          extra=extra))
+        out.append(
+            Prompt(
+                id=str(qid),
+                category=cat,
+                turns=tuple(_turns(row, f"{where} row {n}")),
+                source=str(row.get("source") or ""),
+                license=str(row.get("license") or ""),
+                extra=extra,
+            )
+        )
     ids = [p.id for p in out]
     if len(set(ids)) != len(ids):
         raise ConfigError(f"{where}: duplicate question_id values")
@@ -89,8 +100,14 @@ def local_files(root: Path, config: str) -> list[Path]:
     """Parquet files of ``config`` under a local SPEED-Bench folder (prepare-script or hub-snapshot layout)."""
     if root.is_file():
         return [root]
-    for pattern in (f"{config}/test.parquet", f"data/speed/{config}/test.parquet", f"speed/{config}/test.parquet",
-                    f"{config}/*.parquet", f"data/{config}/*.parquet", f"{config}/test-*.parquet"):
+    for pattern in (
+        f"{config}/test.parquet",
+        f"data/speed/{config}/test.parquet",
+        f"speed/{config}/test.parquet",
+        f"{config}/*.parquet",
+        f"data/{config}/*.parquet",
+        f"{config}/test-*.parquet",
+    ):
         found = sorted(root.glob(pattern))
         if found:
             return found
@@ -106,8 +123,10 @@ def resolve_source(source: str | None, config: str) -> tuple[str, list[Path]]:
     if p.exists():
         files = local_files(p, config)
         if not files:
-            raise ConfigError(f"no parquet for config {config!r} under {p} (expected {config}/test.parquet or "
-                              f"data/speed/{config}/test.parquet)")
+            raise ConfigError(
+                f"no parquet for config {config!r} under {p} (expected {config}/test.parquet or "
+                f"data/speed/{config}/test.parquet)"
+            )
         return "local", files
     if _HUB_NAME.match(src):
         return "hub", []
@@ -129,8 +148,10 @@ def load_rows(source: str | None, config: str) -> list[dict]:
     try:
         import datasets  # optional extra: speedbench[hf]
     except ImportError:
-        raise ConfigError(f"loading {source or DEFAULT_SOURCE!r} from the hub needs the 'datasets' package "
-                          "(pip install 'speedbench[hf]'), or give a local folder") from None
+        raise ConfigError(
+            f"loading {source or DEFAULT_SOURCE!r} from the hub needs the 'datasets' package "
+            "(pip install 'speedbench[hf]'), or give a local folder"
+        ) from None
     try:
         return list(datasets.load_dataset(source or DEFAULT_SOURCE, config, split="test"))
     except Exception as e:  # network, auth, missing config

@@ -5,6 +5,7 @@
   SPEED-Bench rows from ``data.source`` (local folder/parquet or hub name);
 * ``throughput``: fixed-ISL prompts cut from the bundled pool; ``isl`` is required, tier = category.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -41,11 +42,13 @@ def resolve(cfg: DataConfig) -> SplitSpec:
             raise ConfigError("split 'throughput' needs an ISL: --isl 1k|2k|8k|16k|32k or a token count")
         return SplitSpec("throughput", name)
     if name.startswith(SPEED_PREFIX):
-        config = name[len(SPEED_PREFIX):]
+        config = name[len(SPEED_PREFIX) :]
         if config == "throughput":
             if not cfg.isl or cfg.isl % 1024 or f"{cfg.isl // 1024}k" not in throughput.BUCKETS:
-                raise ConfigError("split 'speed-bench:throughput' needs --isl one of "
-                                  f"{', '.join(throughput.BUCKETS)} to pick the config")
+                raise ConfigError(
+                    "split 'speed-bench:throughput' needs --isl one of "
+                    f"{', '.join(throughput.BUCKETS)} to pick the config"
+                )
             config = f"throughput_{cfg.isl // 1024}k"
         speed_bench.resolve_source(cfg.source, config)  # validates config and source early
         return SplitSpec("speed-bench", name, config=config)

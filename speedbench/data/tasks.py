@@ -7,6 +7,7 @@ the end of it (summarise, translate the last paragraph, read the last rows). Pro
 ``i % len(templates)`` of its kind and, where a template quotes, the match ``i % len(matches)``; a template
 that finds nothing to quote gives way to the kind's generic task.
 """
+
 from __future__ import annotations
 
 import re
@@ -35,27 +36,35 @@ def _pick(matches: list, i: int):
 
 def _code_docstring(text: str, i: int) -> str | None:
     m = _pick(_DOCSTRING.findall(text), i)
-    return m and (f'Which function in the code above is documented as "{_quote(m[1])}"? Give its name, '
-                  "explain step by step how it does that, and name the functions it calls.")
+    return m and (
+        f'Which function in the code above is documented as "{_quote(m[1])}"? Give its name, '
+        "explain step by step how it does that, and name the functions it calls."
+    )
 
 
 def _code_class(text: str, i: int) -> str | None:
     m = _pick(_CLASS.findall(text), i)
-    return m and (f"Explain what the class `{m}` defined in the code above is for, list its methods, and "
-                  "describe how they work together.")
+    return m and (
+        f"Explain what the class `{m}` defined in the code above is for, list its methods, and "
+        "describe how they work together."
+    )
 
 
 def _docs_section(text: str, i: int) -> str | None:
     m = _pick(_RST_TITLE.findall(text), i)
-    return m and (f'Summarise the section "{_quote(m[0])}" of the documentation above in five bullet points, '
-                  "then give one short example of applying it.")
+    return m and (
+        f'Summarise the section "{_quote(m[0])}" of the documentation above in five bullet points, '
+        "then give one short example of applying it."
+    )
 
 
 def _po_entry(text: str, i: int) -> str | None:
     m = _pick(_PO_ENTRY.findall(text), i)
-    return m and (f'In the translation catalogue above, find the entry whose English message is "{_quote(m[0])}". '
-                  "Which language is its translation in? Translate the translation back into English word by "
-                  "word and say whether it is faithful.")
+    return m and (
+        f'In the translation catalogue above, find the entry whose English message is "{_quote(m[0])}". '
+        "Which language is its translation in? Translate the translation back into English word by "
+        "word and say whether it is faithful."
+    )
 
 
 _NOT_SPEAKERS = ("ACT", "SCENE", "PERSONS", "PROLOGUE", "EPILOGUE", "THE END", "FINIS", "DRAMATIS")
@@ -63,8 +72,10 @@ _NOT_SPEAKERS = ("ACT", "SCENE", "PERSONS", "PROLOGUE", "EPILOGUE", "THE END", "
 
 def _prose_speaker(text: str, i: int) -> str | None:
     m = _pick(sorted({s for s in _SPEAKER.findall(text) if not s.startswith(_NOT_SPEAKERS)}), i)
-    return m and (f"In the passage above, what does {m.title()} say and do? Summarise each of their speeches in "
-                  "one sentence of modern English, in order.")
+    return m and (
+        f"In the passage above, what does {m.title()} say and do? Summarise each of their speeches in "
+        "one sentence of modern English, in order."
+    )
 
 
 def _fixed(instruction: str) -> Template:
@@ -73,31 +84,41 @@ def _fixed(instruction: str) -> Template:
 
 GENERIC = {
     "code": "Review the code above: list the functions and classes of the last file shown and say in one "
-            "sentence what each does.",
+    "sentence what each does.",
     "po": "Which language is the last translation catalogue above in? Translate its last five translated "
-          "messages back into English.",
+    "messages back into English.",
     "csv": "The table above was cut at an arbitrary row. Say what one row records, explain each column, and "
-           "give the largest value of the last numeric column among the last ten rows shown.",
+    "give the largest value of the last numeric column among the last ten rows shown.",
     "docs": "Summarise the documentation above in one paragraph, then list every setting, function or command "
-            "it names.",
+    "it names.",
     "prose": "Summarise what happens in the passage above, name the characters who speak in it, and rewrite "
-             "its last speech in modern English.",
+    "its last speech in modern English.",
     "multilingual": "Which languages is the text above written in? Translate its last ten lines into English.",
 }
 TEMPLATES: dict[str, list[Template]] = {
     "code": [_code_docstring, _code_class, _fixed(GENERIC["code"])],
     "po": [_po_entry, _fixed(GENERIC["po"])],
-    "csv": [_fixed(GENERIC["csv"]),
-            _fixed("Describe the table above: what its columns hold, their units where you can tell, and three "
-                   "patterns you see in the rows.")],
-    "docs": [_docs_section, _fixed(GENERIC["docs"]),
-             _fixed("Write a short quiz of five questions whose answers are in the documentation above, with "
-                    "the answers.")],
-    "prose": [_prose_speaker, _fixed(GENERIC["prose"]),
-              _fixed("Translate the last paragraph above into plain modern English.")],
-    "multilingual": [_fixed(GENERIC["multilingual"]),
-                     _fixed("Translate the last five lines above into English, one line each, and name their "
-                            "language.")],
+    "csv": [
+        _fixed(GENERIC["csv"]),
+        _fixed(
+            "Describe the table above: what its columns hold, their units where you can tell, and three "
+            "patterns you see in the rows."
+        ),
+    ],
+    "docs": [
+        _docs_section,
+        _fixed(GENERIC["docs"]),
+        _fixed("Write a short quiz of five questions whose answers are in the documentation above, with the answers."),
+    ],
+    "prose": [
+        _prose_speaker,
+        _fixed(GENERIC["prose"]),
+        _fixed("Translate the last paragraph above into plain modern English."),
+    ],
+    "multilingual": [
+        _fixed(GENERIC["multilingual"]),
+        _fixed("Translate the last five lines above into English, one line each, and name their language."),
+    ],
 }
 DEFAULT = "Summarise the text above in one paragraph and answer: what is it, and who would use it?"
 

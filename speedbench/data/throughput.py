@@ -9,6 +9,7 @@ disjoint whenever the tier holds ``n`` × ISL tokens, and overlap as little as t
 (measured: ``overlap.py``). Tiers are interleaved (low, mixed, high, low, …) so that a point sending fewer
 requests than prompts still sees every tier. Nothing is random: same pool + tokenizer + ISL + count => same ids.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -89,8 +90,10 @@ def pool_path(pool: str = "bundled") -> Path:
     try:
         return Path(ensure_full_pool(str(root), log.warning))
     except (FetchError, OSError) as e:
-        raise ConfigError(f"could not build the full throughput pool: {e}; set data.pool: bundled to use the "
-                          "part bundled with speedbench") from None
+        raise ConfigError(
+            f"could not build the full throughput pool: {e}; set data.pool: bundled to use the "
+            "part bundled with speedbench"
+        ) from None
 
 
 def pool_digest(path: Path = POOL_PATH) -> str:
@@ -126,8 +129,9 @@ def _encode_with_offsets(tokenizer, texts: list[str]) -> list[tuple[np.ndarray, 
     return out
 
 
-def tier_streams(tokenizer, docs: Sequence[PoolDoc], cache_file: Path | None = None
-                 ) -> tuple[dict[str, TierStream], np.ndarray]:
+def tier_streams(
+    tokenizer, docs: Sequence[PoolDoc], cache_file: Path | None = None
+) -> tuple[dict[str, TierStream], np.ndarray]:
     """Each tier's documents tokenized (one batch call) and joined with a separator, in pool order; plus the
     ids of newline-bearing pieces. Depends only on pool + tokenizer, so it is cached (npz) for every bucket.
     """
@@ -136,8 +140,11 @@ def tier_streams(tokenizer, docs: Sequence[PoolDoc], cache_file: Path | None = N
     if cache_file is not None and cache_file.is_file():
         try:
             with np.load(cache_file) as z:
-                streams = {t: TierStream(texts[t], z[f"{t}.ids"], z[f"{t}.start"], z[f"{t}.end"], *layout[t])
-                           for t in TIERS if f"{t}.ids" in z.files}
+                streams = {
+                    t: TierStream(texts[t], z[f"{t}.ids"], z[f"{t}.start"], z[f"{t}.end"], *layout[t])
+                    for t in TIERS
+                    if f"{t}.ids" in z.files
+                }
                 return streams, z["newline_ids"]
         except Exception as e:  # a corrupt cache entry is rebuilt, not trusted
             log.warning("ignoring unreadable pool token cache %s: %s", cache_file, e)
@@ -155,8 +162,9 @@ def tier_streams(tokenizer, docs: Sequence[PoolDoc], cache_file: Path | None = N
             ids.append(i), start.append(s0 + base), end.append(e0 + base)
             base += len(d.text)
         if ids:
-            streams[tier] = TierStream(texts[tier], np.concatenate(ids), np.concatenate(start), np.concatenate(end),
-                                       *layout[tier])
+            streams[tier] = TierStream(
+                texts[tier], np.concatenate(ids), np.concatenate(start), np.concatenate(end), *layout[tier]
+            )
     nl = newline_ids(tokenizer)
     if cache_file is not None:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
@@ -186,8 +194,11 @@ def newline_ids(tokenizer) -> np.ndarray:
     """
     cand = [i for piece, i in tokenizer.get_vocab().items() if "\n" in piece or _BYTE_LEVEL_NEWLINE in piece]
     backend = getattr(tokenizer, "backend_tokenizer", None)
-    texts = (backend.decode_batch([[i] for i in cand], skip_special_tokens=False) if backend is not None
-             else [tokenizer.decode([i]) for i in cand])
+    texts = (
+        backend.decode_batch([[i] for i in cand], skip_special_tokens=False)
+        if backend is not None
+        else [tokenizer.decode([i]) for i in cand]
+    )
     return np.asarray(sorted(i for i, t in zip(cand, texts) if "\n" in t), dtype=np.int64)
 
 
@@ -223,11 +234,18 @@ class _Tiled:
         return int(arr[k % self.n]) + (k // self.n) * self.length
 
     def text(self, off: int, count: int) -> str:
-        return self.whole[self.char(off, False):self.char(off + count - 1, True)]
+        return self.whole[self.char(off, False) : self.char(off + count - 1, True)]
 
 
-def build_windows(tokenizer, streams: dict[str, TierStream], budget: int, per_tier: int, tiers: Sequence[str],
-                  nl_ids: np.ndarray, isl: int) -> list[Window]:
+def build_windows(
+    tokenizer,
+    streams: dict[str, TierStream],
+    budget: int,
+    per_tier: int,
+    tiers: Sequence[str],
+    nl_ids: np.ndarray,
+    isl: int,
+) -> list[Window]:
     """``per_tier`` tasks of exactly ``budget`` ids (window + instruction) per tier, tiers interleaved.
 
     Windows are placed for ``budget`` ids (so they are disjoint whenever the tier holds per_tier × budget
@@ -252,23 +270,30 @@ def build_windows(tokenizer, streams: dict[str, TierStream], budget: int, per_ti
             kind, doc_start = st.kind_at(end_char)
             head = tiled.text(int(off), budget - room)
             if tiled.reps == 1:  # quote only from the window's last document: "the code above" is that one
-                head = head[max(0, doc_start - tiled.char(int(off), False)):]
+                head = head[max(0, doc_start - tiled.char(int(off), False)) :]
             placed.append((tier, i, int(off), tiled, kind, SEP + instruction_for(kind, head, i)))
     instr = encode_batch(tokenizer, [p[-1] for p in placed])
     out = []
     for (tier, i, off, tiled, kind, text), q in zip(placed, instr):
         q = list(q)[:room]  # an instruction over its room is cut; MAX_QUOTE keeps this from happening
         keep = budget - len(q)
-        body = np.concatenate([tiled.ids[off:off + keep], np.asarray(q, dtype=np.int32)])
-        out.append(Window(f"tp-{tier}-{isl}-{i:04d}", tier, body, tiled.text(off, keep), tiled.reps > 1,
-                          kind, i, text, keep))
+        body = np.concatenate([tiled.ids[off : off + keep], np.asarray(q, dtype=np.int32)])
+        out.append(
+            Window(f"tp-{tier}-{isl}-{i:04d}", tier, body, tiled.text(off, keep), tiled.reps > 1, kind, i, text, keep)
+        )
     order = {t: k for k, t in enumerate(tiers)}
     return sorted(out, key=lambda w: (w.index, order[w.tier]))
 
 
-def build_throughput_ids(tokenizer, wrapper: Wrapper, isl: int, per_tier: int, tiers: Sequence[str],
-                         cache_file: Path | None = None, pool: Path = POOL_PATH
-                         ) -> tuple[list[tuple[Window, np.ndarray]], dict[str, int]]:
+def build_throughput_ids(
+    tokenizer,
+    wrapper: Wrapper,
+    isl: int,
+    per_tier: int,
+    tiers: Sequence[str],
+    cache_file: Path | None = None,
+    pool: Path = POOL_PATH,
+) -> tuple[list[tuple[Window, np.ndarray]], dict[str, int]]:
     """Exactly-``isl`` id lists for ``per_tier`` prompts of each tier, tiers interleaved; and the pool's
     token count per tier (what the windows were cut from)."""
     unknown = [t for t in tiers if t not in TIERS]

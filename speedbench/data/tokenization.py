@@ -3,6 +3,7 @@
 Everything that turns text into ids lives here, so every split kind (prompt files, SPEED-Bench rows, the
 throughput pool) gets the same template and BOS handling and therefore comparable ids.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -16,8 +17,15 @@ from speedbench.config import ConfigError
 
 _BODY_SENTINEL = "\u2063SPEEDBENCH_BODY\u2063"
 TOKENIZER_FILES = (
-    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
-    "added_tokens.json", "chat_template.jinja", "chat_template.json", "vocab.json", "merges.txt",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "tokenizer.model",
+    "added_tokens.json",
+    "chat_template.jinja",
+    "chat_template.json",
+    "vocab.json",
+    "merges.txt",
 )
 
 
@@ -86,7 +94,8 @@ def render_text(tokenizer, user_text: str, use_template: bool) -> str:
     """
     if use_template:
         return tokenizer.apply_chat_template(
-            [{"role": "user", "content": user_text}], tokenize=False, add_generation_prompt=True)
+            [{"role": "user", "content": user_text}], tokenize=False, add_generation_prompt=True
+        )
     return user_text
 
 
@@ -159,8 +168,9 @@ def split_instruction(text: str) -> tuple[str, str]:
     return (body[:k], body[k:]) if k > 0 else ("", body)
 
 
-def own_padding(bodies: Sequence[Sequence[int]], filler_ids: Sequence[int], sep_ids: Sequence[int],
-                budget: int) -> list[list[int]]:
+def own_padding(
+    bodies: Sequence[Sequence[int]], filler_ids: Sequence[int], sep_ids: Sequence[int], budget: int
+) -> list[list[int]]:
     """Padding for each body up to ``budget`` ids: consecutive, non-overlapping slices of the filler text, so
     no two prompts share their padding (a shared tail would make every prompt mostly the same text).
 
@@ -169,17 +179,25 @@ def own_padding(bodies: Sequence[Sequence[int]], filler_ids: Sequence[int], sep_
     need = [max(1, budget - len(b) - len(sep_ids)) if len(b) < budget else 0 for b in bodies]
     if sum(need) > len(filler_ids):
         short = sum(n > 0 for n in need)
-        raise ConfigError(f"padding {short} prompts to the ISL needs {sum(need)} tokens of distinct text, but the "
-                          f"split holds {len(filler_ids)}: use the throughput split (drop --split) or a lower ISL")
+        raise ConfigError(
+            f"padding {short} prompts to the ISL needs {sum(need)} tokens of distinct text, but the "
+            f"split holds {len(filler_ids)}: use the throughput split (drop --split) or a lower ISL"
+        )
     out, pos = [], 0
     for n in need:
-        out.append(list(filler_ids[pos:pos + n]))
+        out.append(list(filler_ids[pos : pos + n]))
         pos += n
     return out
 
 
-def build_exact_isl(wrapper: Wrapper, context: Sequence[int], instruction: Sequence[int],
-                    filler_ids: Sequence[int], sep_ids: Sequence[int], isl: int) -> tuple[list[int], bool, bool]:
+def build_exact_isl(
+    wrapper: Wrapper,
+    context: Sequence[int],
+    instruction: Sequence[int],
+    filler_ids: Sequence[int],
+    sep_ids: Sequence[int],
+    isl: int,
+) -> tuple[list[int], bool, bool]:
     """Exactly ``isl`` ids: template prefix + context fitted to the room + instruction + template suffix.
 
     The task survives the fit: a long context loses its *middle* (its head and its end stay), a short one
@@ -196,11 +214,13 @@ def build_exact_isl(wrapper: Wrapper, context: Sequence[int], instruction: Seque
     truncated = padded = False
     if len(context) > room:
         head = (room + 1) // 2
-        context, truncated = context[:head] + context[len(context) - (room - head):], True
+        context, truncated = context[:head] + context[len(context) - (room - head) :], True
     elif len(context) < room:
         if not filler_ids:
-            raise ConfigError(f"prompt has {len(context) + len(instruction)} body tokens < ISL budget {budget} "
-                              "and no padding text is available")
+            raise ConfigError(
+                f"prompt has {len(context) + len(instruction)} body tokens < ISL budget {budget} "
+                "and no padding text is available"
+            )
         padded = True
         while len(context) < room:
             context += list(sep_ids) + list(filler_ids)

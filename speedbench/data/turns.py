@@ -21,6 +21,7 @@ result is the template over the whole conversation.  Some re-render history (gpt
 channel of earlier replies; a template may move the generation prompt); there the model still sees its
 own earlier context unchanged, and the prompt set records ``template_append_only: false``.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -33,11 +34,13 @@ _REPLY = "\u2063SPEEDBENCH_REPLY_{}\u2063"
 # Between turns of a conversation sent without a chat template (plain text the base model continues).
 PLAIN_SEPARATOR = "\n\n"
 
-TURNS_RULE = ("every user turn in order; turn k+1 = turn k's ids + the model's reply ids as the engine returned "
-              "them (its text tokenized when the engine returns no ids) + the chat template's ids from the end "
-              "of the reply to the next generation prompt; a reply that ends with the template's end-of-turn "
-              "token (reply_end_id) drops it, as the template writes it itself. SPEED-Bench instead re-applies "
-              "the template to the decoded reply text and re-encodes the whole conversation")
+TURNS_RULE = (
+    "every user turn in order; turn k+1 = turn k's ids + the model's reply ids as the engine returned "
+    "them (its text tokenized when the engine returns no ids) + the chat template's ids from the end "
+    "of the reply to the next generation prompt; a reply that ends with the template's end-of-turn "
+    "token (reply_end_id) drops it, as the template writes it itself. SPEED-Bench instead re-applies "
+    "the template to the decoded reply text and re-encodes the whole conversation"
+)
 
 
 def _messages(turns: Sequence[str], upto: int) -> list[dict]:
@@ -50,22 +53,27 @@ def _messages(turns: Sequence[str], upto: int) -> list[dict]:
     return msgs
 
 
-def conversation_tails(tokenizer, turns: Sequence[str], use_template: bool,
-                       prompt_id: str = "") -> tuple[tuple[tuple[int, ...], ...], bool]:
+def conversation_tails(
+    tokenizer, turns: Sequence[str], use_template: bool, prompt_id: str = ""
+) -> tuple[tuple[tuple[int, ...], ...], bool]:
     """(ids to append after reply k to make turn k+2's prompt, one per later turn; whether the template
     rendered the earlier turns exactly as they were sent)."""
     if len(turns) < 2:
         return (), True
     if not use_template:
         return tuple(tuple(encode(tokenizer, PLAIN_SEPARATOR + t)) for t in turns[1:]), True
-    render = [tokenizer.apply_chat_template(_messages(turns, k), tokenize=False, add_generation_prompt=True)
-              for k in range(len(turns))]
+    render = [
+        tokenizer.apply_chat_template(_messages(turns, k), tokenize=False, add_generation_prompt=True)
+        for k in range(len(turns))
+    ]
     tails, append_only = [], True
     for k in range(1, len(turns)):
         before, found, after = render[k].partition(_REPLY.format(k - 1))
         if not found:
-            raise ConfigError(f"prompt {prompt_id or '?'}: the chat template drops the assistant's reply from "
-                              "the conversation, so later turns cannot carry it; set data.turns: first")
+            raise ConfigError(
+                f"prompt {prompt_id or '?'}: the chat template drops the assistant's reply from "
+                "the conversation, so later turns cannot carry it; set data.turns: first"
+            )
         append_only = append_only and before == render[k - 1]
         tails.append(tuple(encode(tokenizer, after)))
     return tuple(tails), append_only
@@ -97,15 +105,16 @@ class NextTurn:
 
     def __init__(self, tokenizer_path: str | None = None, end_id: int | None = None) -> None:
         self.tokenizer_path = tokenizer_path  # only for engines that stream text without ids
-        self.end_id = end_id                  # the prompt set's reply_end_id
+        self.end_id = end_id  # the prompt set's reply_end_id
 
-    def __call__(self, tail: Sequence[int], sent_ids: Sequence[int], output_ids: Sequence[int],
-                 text: str) -> list[int]:
+    def __call__(self, tail: Sequence[int], sent_ids: Sequence[int], output_ids: Sequence[int], text: str) -> list[int]:
         reply = list(output_ids)
         if not reply and text:
             if not self.tokenizer_path:
-                raise ConfigError("the engine returned a reply without token ids and no tokenizer is known to "
-                                  "tokenize its text; set data.turns: first")
+                raise ConfigError(
+                    "the engine returned a reply without token ids and no tokenizer is known to "
+                    "tokenize its text; set data.turns: first"
+                )
             reply = encode(load_tokenizer(self.tokenizer_path), text)
         # a reply that ended its turn is followed by the template's own end-of-turn token: not twice
         if self.end_id is not None and reply and reply[-1] == self.end_id and tail and tail[0] == self.end_id:

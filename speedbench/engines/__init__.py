@@ -1,4 +1,5 @@
 """Engine adapters by name. Each owns launch argv, readiness, wire format and acceptance fields."""
+
 from __future__ import annotations
 
 from speedbench.config import ConfigError, EngineConfig

@@ -1,4 +1,5 @@
 """The engine interface: everything engine-specific lives behind it (argv, readiness, wire format, SD fields)."""
+
 from __future__ import annotations
 
 import abc
@@ -47,8 +48,10 @@ class EngineAdapter(abc.ABC):
     # ---- launch -------------------------------------------------------------------------------
     def check_sd(self, sd: SDConfig) -> None:
         if sd.method not in self.supported_sd:
-            raise ConfigError(f"engine {self.name!r} does not support SD method {sd.method!r} "
-                              f"(supported: {', '.join(self.supported_sd)})")
+            raise ConfigError(
+                f"engine {self.name!r} does not support SD method {sd.method!r} "
+                f"(supported: {', '.join(self.supported_sd)})"
+            )
 
     @abc.abstractmethod
     def launch_argv(self, sd: SDConfig, host: str, port: int, max_concurrency: int = 256) -> list[str]:
@@ -61,7 +64,7 @@ class EngineAdapter(abc.ABC):
     def emitted_flags(self, sd: SDConfig, max_concurrency: int = 256) -> list[str]:
         """Every flag the adapter writes for this setting (engine.extra_args excluded: those are the user's)."""
         argv = self.launch_argv(sd, "127.0.0.1", 8000, max_concurrency)
-        argv = argv[:len(argv) - len(self.cfg.extra_args)]
+        argv = argv[: len(argv) - len(self.cfg.extra_args)]
         out = []
         for i, a in enumerate(argv):
             if a.startswith("--"):
@@ -71,8 +74,11 @@ class EngineAdapter(abc.ABC):
     def check_version(self, sd: SDConfig, max_concurrency: int = 256) -> None:
         """Refuse before launch when the installed engine lacks a flag this setting needs."""
         if self.installed_version:
-            check_floors(self.name, self.installed_version,
-                         [self.floors[f] for f in self.emitted_flags(sd, max_concurrency) if f in self.floors])
+            check_floors(
+                self.name,
+                self.installed_version,
+                [self.floors[f] for f in self.emitted_flags(sd, max_concurrency) if f in self.floors],
+            )
 
     def launch_differences(self, sd: SDConfig) -> list[dict]:
         """Every server setting in which this SD-on launch differs from the SD-off one besides SD itself:

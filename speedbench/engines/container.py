@@ -16,6 +16,7 @@ harness pid, and ``cleanup_leftovers`` (run before each containerised sweep, and
 enroot container is a root filesystem the next run's ``enroot create --force`` replaces; pyxis containers
 end with the Slurm step.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,7 +32,7 @@ from speedbench.config import ConfigError, EngineConfig
 from speedbench.engines.server import ServerProcess
 
 RUNTIMES = {"docker": "docker", "podman": "podman", "enroot": "enroot", "pyxis": "srun"}
-LABEL = "speedbench.managed"          # every container speedbench starts carries it
+LABEL = "speedbench.managed"  # every container speedbench starts carries it
 LABEL_HOST, LABEL_PID = "speedbench.host", "speedbench.pid"
 _NAME_BAD = re.compile(r"[^a-zA-Z0-9_.-]+")
 
@@ -44,17 +45,22 @@ def image_of(ec: EngineConfig) -> str:
     """The configured image for this engine, checked: pinned by tag or digest (never implicit ``latest``)."""
     image = ec.container.image or ec.container.images.get(ec.name)
     if not image:
-        raise ConfigError(f"engine.launcher={ec.launcher} needs an image: set engine.container.image "
-                          f"(or engine.container.images.{ec.name})")
+        raise ConfigError(
+            f"engine.launcher={ec.launcher} needs an image: set engine.container.image "
+            f"(or engine.container.images.{ec.name})"
+        )
     if ec.launcher == "enroot":
         if not image.endswith(".sqsh"):
-            raise ConfigError(f"enroot needs a squashfs image file (enroot import docker://{image} makes one); "
-                              f"got {image!r}")
+            raise ConfigError(
+                f"enroot needs a squashfs image file (enroot import docker://{image} makes one); got {image!r}"
+            )
         return image
     last = image.rsplit("/", 1)[-1]
     if "@sha256:" not in image and (":" not in last or last.endswith(":latest")):
-        raise ConfigError(f"container image {image!r} is not pinned: name a version tag (e.g. "
-                          f"vllm/vllm-openai:v0.11.0) or a digest, never latest")
+        raise ConfigError(
+            f"container image {image!r} is not pinned: name a version tag (e.g. "
+            f"vllm/vllm-openai:v0.11.0) or a digest, never latest"
+        )
     return image
 
 
@@ -62,8 +68,9 @@ def check_launch(ec: EngineConfig) -> None:
     """Before anything is created: the image is pinned and the runtime executable exists."""
     image_of(ec)
     if shutil.which(runtime_exe(ec)) is None:
-        raise ConfigError(f"container runtime {runtime_exe(ec)!r} not found (install it, or set "
-                          "engine.container.runtime)")
+        raise ConfigError(
+            f"container runtime {runtime_exe(ec)!r} not found (install it, or set engine.container.runtime)"
+        )
 
 
 def container_name(results_dir: Path, sd_label: str) -> str:
@@ -105,14 +112,31 @@ def gpu_flags(launcher: str, gpus: str) -> list[str]:
     return [x for i in ids for x in ("--device", f"nvidia.com/gpu={i.strip()}")]
 
 
-def run_argv(ec: EngineConfig, engine_argv: Sequence[str], name: str, port: int,
-             mounts: Sequence[tuple[str, str, bool]], env: dict[str, str]) -> list[str]:
+def run_argv(
+    ec: EngineConfig,
+    engine_argv: Sequence[str],
+    name: str,
+    port: int,
+    mounts: Sequence[tuple[str, str, bool]],
+    env: dict[str, str],
+) -> list[str]:
     """The full container command (argv list). ``env`` values travel by name only where the runtime allows."""
     exe, image, c = runtime_exe(ec), image_of(ec), ec.container
     inner = in_container_argv(ec, engine_argv)
     if ec.launcher in ("docker", "podman"):
-        argv = [exe, "run", "--rm", "--name", name, "--label", f"{LABEL}=1",
-                "--label", f"{LABEL_HOST}={socket.gethostname()}", "--label", f"{LABEL_PID}={os.getpid()}"]
+        argv = [
+            exe,
+            "run",
+            "--rm",
+            "--name",
+            name,
+            "--label",
+            f"{LABEL}=1",
+            "--label",
+            f"{LABEL_HOST}={socket.gethostname()}",
+            "--label",
+            f"{LABEL_PID}={os.getpid()}",
+        ]
         argv += gpu_flags(ec.launcher, c.gpus)
         argv += ["--shm-size", c.shm_size] if c.shm_size else ["--ipc=host"]
         argv += ["-p", f"{ec.host}:{port}:{port}"]
@@ -152,8 +176,9 @@ def remove_argv(ec: EngineConfig, name: str) -> list[str] | None:
 
 
 def _run(argv: list[str], timeout: float = 60.0) -> subprocess.CompletedProcess:
-    return subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+    )
 
 
 def image_info(ec: EngineConfig) -> dict | None:
@@ -201,8 +226,10 @@ class ContainerServer(ServerProcess):
             except FileNotFoundError:
                 raise ConfigError(f"container runtime {prep[0]!r} not found (engine.container.runtime)") from None
             if out.returncode != 0:
-                raise ConfigError(f"{' '.join(prep[:2])} failed (exit {out.returncode}): "
-                                  f"{(out.stdout.strip().splitlines() or [''])[-1]}")
+                raise ConfigError(
+                    f"{' '.join(prep[:2])} failed (exit {out.returncode}): "
+                    f"{(out.stdout.strip().splitlines() or [''])[-1]}"
+                )
         super().start()  # the runtime itself was found by check_launch before the sweep began
         return self
 
@@ -268,21 +295,38 @@ def cleanup_leftovers(runtime: str, *, force_all: bool = False) -> list[str]:
     return names
 
 
-def container_argv(ec: EngineConfig, engine_argv: list[str], files: Sequence[str], draft_model: str | None,
-                   name: str, port: int, env: dict[str, str]) -> list[str]:
+def container_argv(
+    ec: EngineConfig,
+    engine_argv: list[str],
+    files: Sequence[str],
+    draft_model: str | None,
+    name: str,
+    port: int,
+    env: dict[str, str],
+) -> list[str]:
     """The run command of one server: the model, draft model and launch files' folders mounted read-only."""
     mounts = mounts_for(ec, [ec.model, draft_model, *(str(Path(f).parent) for f in files)])
     return run_argv(ec, engine_argv, name, port, mounts, env)
 
 
-def launch(ec: EngineConfig, engine_argv: list[str], files: Sequence[str], draft_model: str | None,
-           results_dir: Path, sd_label: str, port: int, log_path: Path, health_url: str,
-           env: dict[str, str]) -> ContainerServer:
+def launch(
+    ec: EngineConfig,
+    engine_argv: list[str],
+    files: Sequence[str],
+    draft_model: str | None,
+    results_dir: Path,
+    sd_label: str,
+    port: int,
+    log_path: Path,
+    health_url: str,
+    env: dict[str, str],
+) -> ContainerServer:
     """The server of one SD setting in a container named after the results folder (not started yet)."""
     name = container_name(results_dir, sd_label)
     argv = container_argv(ec, engine_argv, files, draft_model, name, port, env)
-    return ContainerServer(ec, name, argv, log_path, health_url, env=env, host=ec.host, port=port,
-                           startup_timeout_s=ec.startup_timeout_s)
+    return ContainerServer(
+        ec, name, argv, log_path, health_url, env=env, host=ec.host, port=port, startup_timeout_s=ec.startup_timeout_s
+    )
 
 
 def prepare_sweep(ec: EngineConfig, results, say) -> None:
@@ -292,5 +336,12 @@ def prepare_sweep(ec: EngineConfig, results, say) -> None:
         for name in cleanup_leftovers(runtime_exe(ec)):
             say(f"removed leftover container {name} (its harness is gone)")
     info = ensure_image(ec, say, ec.startup_timeout_s) or {}
-    results.update_manifest(container={"launcher": ec.launcher, "runtime": runtime_exe(ec), "image": image_of(ec),
-                                       "digest": info.get("digest"), "image_id": info.get("id")})
+    results.update_manifest(
+        container={
+            "launcher": ec.launcher,
+            "runtime": runtime_exe(ec),
+            "image": image_of(ec),
+            "digest": info.get("digest"),
+            "image_id": info.get("id"),
+        }
+    )

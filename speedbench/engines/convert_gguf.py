@@ -8,6 +8,7 @@ Why the detour: with transformers 5.x ``save_pretrained`` refuses a GGUF-loaded 
 state dict into a fresh ``Gemma3ForCausalLM(config)`` and save that in bf16. The norm weights are kept as
 transformers de-quantised them (no shift).  ``quantization_config`` is dropped: the output is plain bf16.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,11 +46,16 @@ def convert(out_dir: Path) -> None:
         fresh.save_pretrained(tmp_out, safe_serialization=True)
         tok.save_pretrained(tmp_out)
         AutoConfig.from_pretrained(tmp_out)  # sanity: the directory loads back
-        (tmp_out / "speedbench-source.json").write_text(json.dumps({
-            "source": f"PyPI {pkg.__name__} (GGUF {getattr(pkg, 'MODEL_NAME', 'gemma3-270m')})",
-            "gguf_sha256": getattr(pkg, "EXPECTED_SHA256", None),
-            "dtype": "bfloat16",
-        }, indent=2))
+        (tmp_out / "speedbench-source.json").write_text(
+            json.dumps(
+                {
+                    "source": f"PyPI {pkg.__name__} (GGUF {getattr(pkg, 'MODEL_NAME', 'gemma3-270m')})",
+                    "gguf_sha256": getattr(pkg, "EXPECTED_SHA256", None),
+                    "dtype": "bfloat16",
+                },
+                indent=2,
+            )
+        )
         if out_dir.exists():
             shutil.rmtree(out_dir)
         tmp_out.rename(out_dir)  # atomic publish: a half-written model is never picked up

@@ -1,6 +1,7 @@
 """The OpenAI-compatible streaming completion chunk, as vLLM and trtllm-serve send it with
 ``stream_options: {include_usage, continuous_usage_stats}``: one choice per chunk with its text (and token
 ids when asked), cumulative ``usage.completion_tokens`` on every chunk, and a final usage-only chunk."""
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -9,8 +10,9 @@ if TYPE_CHECKING:
     from speedbench.core.records import RequestRecord
 
 
-def fold_chunk_tokens(rec: RequestRecord, t_ns: int, cumulative: int | None, ids: list | None,
-                      text: str | None) -> None:
+def fold_chunk_tokens(
+    rec: RequestRecord, t_ns: int, cumulative: int | None, ids: list | None, text: str | None
+) -> None:
     """Count one chunk's tokens, from the best the server sent: cumulative usage (vLLM's continuous usage),
     else the token ids it carried, else (a plain OpenAI-compatible server: text only, usage once at the end)
     one token per chunk with text, so the chunk is still timed; the request's total then comes from the

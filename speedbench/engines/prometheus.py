@@ -1,5 +1,6 @@
 """Prometheus text-format reading through ``prometheus_client``'s own parser (escapes, ``}`` inside label
 values, timestamps, NaN/Inf), so the SD counter deltas never silently miss a sample."""
+
 from __future__ import annotations
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -11,8 +12,11 @@ def parse_prometheus(text: str) -> list[tuple[str, dict[str, str], float]]:
     A malformed exposition raises ValueError naming the line: ``measure.scrape_counters`` then warns and
     records no server counters, rather than deltas summed over whatever lines happened to parse."""
     try:
-        return [(s.name, dict(s.labels), float(s.value))
-                for family in text_string_to_metric_families(text) for s in family.samples]
+        return [
+            (s.name, dict(s.labels), float(s.value))
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+        ]
     except ValueError as e:
         raise ValueError(f"unreadable Prometheus text: {e}") from None
 

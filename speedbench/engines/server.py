@@ -1,4 +1,5 @@
 """Launch an engine server as an argv list in its own process group; always tear the whole group down."""
+
 from __future__ import annotations
 
 import atexit
@@ -121,9 +122,18 @@ class ServerProcess:
     every worker it spawns (vLLM starts an engine-core process; TRT-LLM and SGLang spawn per-GPU workers).
     """
 
-    def __init__(self, argv: list[str], log_path: Path, health_url: str, *, env: dict | None = None,
-                 host: str = "127.0.0.1", port: int | None = None, startup_timeout_s: float = 900.0,
-                 cwd: Path | None = None) -> None:
+    def __init__(
+        self,
+        argv: list[str],
+        log_path: Path,
+        health_url: str,
+        *,
+        env: dict | None = None,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        startup_timeout_s: float = 900.0,
+        cwd: Path | None = None,
+    ) -> None:
         self.argv = [str(a) for a in argv]
         self.log_path = Path(log_path)
         self.health_url = health_url
@@ -143,9 +153,16 @@ class ServerProcess:
         log.flush()
         env = {**os.environ, **(self.env or {})}
         try:
-            self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                         cwd=self.cwd, start_new_session=True, stdin=subprocess.DEVNULL,
-                                         preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
+            self.proc = subprocess.Popen(
+                self.argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=self.cwd,
+                start_new_session=True,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+            )
         except FileNotFoundError as e:
             log.close()
             raise ConfigError(f"cannot start engine: {e.filename} not found (check engine.python)") from None
@@ -165,8 +182,10 @@ class ServerProcess:
             except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
                 pass
             if time.monotonic() > deadline:
-                raise EngineError(f"server not ready after {self.startup_timeout_s:.0f} s ({self.health_url}); "
-                                  f"log: {self.log_path}\n{tail_file(self.log_path)}")
+                raise EngineError(
+                    f"server not ready after {self.startup_timeout_s:.0f} s ({self.health_url}); "
+                    f"log: {self.log_path}\n{tail_file(self.log_path)}"
+                )
             time.sleep(poll_s)
 
     @property
@@ -178,8 +197,10 @@ class ServerProcess:
 
     def assert_alive(self, when: str = "") -> None:
         if self.proc is not None and self.proc.poll() is not None:
-            raise EngineError(f"server exited with code {self.proc.returncode} {when}; log: {self.log_path}\n"
-                              f"{tail_file(self.log_path)}")
+            raise EngineError(
+                f"server exited with code {self.proc.returncode} {when}; log: {self.log_path}\n"
+                f"{tail_file(self.log_path)}"
+            )
 
     def stop(self, grace_s: float = 20.0) -> None:
         proc = self.proc

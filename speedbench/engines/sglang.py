@@ -14,6 +14,7 @@ are exact:  drafts = Δverify_calls, accepted = Δgeneration_tokens − Δverify
 draft_tokens = drafts × k (chain: topk 1). SGLang's own ``spec_accept_length`` = tokens / verify steps
 counts the prefill token too, so it reads slightly higher than speedbench's 1 + accepted / drafts.
 """
+
 from __future__ import annotations
 
 import logging
@@ -38,8 +39,8 @@ ALGORITHM = {"eagle": "EAGLE", "eagle3": "EAGLE3", "mtp": "NEXTN", "ngram": "NGR
 M_VERIFY = "sglang:spec_verify_calls_total"
 M_GEN_TOKENS = "sglang:generation_tokens_total"
 M_REQUESTS = "sglang:num_requests_total"
-M_NUM_DRAFT_TOKENS = "sglang:spec_num_draft_tokens"   # gauge, 0.5.18+: k + 1 for a chain
-M_ACCEPT_LENGTH = "sglang:spec_accept_length"         # gauge: present whenever SD runs
+M_NUM_DRAFT_TOKENS = "sglang:spec_num_draft_tokens"  # gauge, 0.5.18+: k + 1 for a chain
+M_ACCEPT_LENGTH = "sglang:spec_accept_length"  # gauge: present whenever SD runs
 
 # final-chunk meta_info names, newest first (see tests/fixtures/engines/sglang/meta_info_spec_keys_by_version.json)
 _HISTOGRAM_KEYS = ("spec_correct_drafts_histogram", "spec_accept_histogram")
@@ -50,22 +51,49 @@ _PROPOSED_KEYS = ("spec_num_proposed_drafts", "spec_proposed_drafts", "spec_draf
 # Read from the PyPI wheels (sglang/srt/server_args.py, or arg_groups/fields/*.py from 0.5.22 on): a flag's floor
 # is the earliest of 0.4.10.post2 / 0.5.18 / 0.5.22 / 0.5.23 that has it (see docs/engines/sglang.md).
 _WHEELS = "sglang/srt/server_args.py (wheel {})"
-FLOORS: dict[str, Floor] = {f.flag: f for f in [
-    *(Floor(flag, "0.4.10.post2", _WHEELS.format("0.4.10.post2")) for flag in (
-        "--model-path", "--served-model-name", "--host", "--port", "--tp-size", "--max-running-requests",
-        "--enable-metrics", "--stream-interval", "--dp-size", "--ep-size", "--mem-fraction-static",
-        "--disable-radix-cache",
-        "--speculative-algorithm=EAGLE", "--speculative-algorithm=EAGLE3", "--speculative-algorithm=NEXTN",
-        "--speculative-draft-model-path", "--speculative-num-steps", "--speculative-eagle-topk",
-        "--speculative-num-draft-tokens")),
-    *(Floor(flag, "0.5.18", _WHEELS.format("0.5.18")) for flag in (
-        "--speculative-algorithm=NGRAM", "--speculative-algorithm=STANDALONE",
-        "--speculative-ngram-min-bfs-breadth", "--speculative-ngram-max-bfs-breadth",
-        "--incremental-streaming-output", "--cuda-graph-max-bs-decode")),
-    # renamed (0.5.18 keeps the old names as deprecated aliases; 0.5.22 has neither)
-    Floor("--cuda-graph-max-bs", "0.4.10.post2", _WHEELS.format("0.4.10.post2 .. 0.5.18"), until="0.5.18"),
-    Floor("--stream-output", "0.4.10.post2", _WHEELS.format("0.4.10.post2 .. 0.5.18"), until="0.5.18"),
-]}
+FLOORS: dict[str, Floor] = {
+    f.flag: f
+    for f in [
+        *(
+            Floor(flag, "0.4.10.post2", _WHEELS.format("0.4.10.post2"))
+            for flag in (
+                "--model-path",
+                "--served-model-name",
+                "--host",
+                "--port",
+                "--tp-size",
+                "--max-running-requests",
+                "--enable-metrics",
+                "--stream-interval",
+                "--dp-size",
+                "--ep-size",
+                "--mem-fraction-static",
+                "--disable-radix-cache",
+                "--speculative-algorithm=EAGLE",
+                "--speculative-algorithm=EAGLE3",
+                "--speculative-algorithm=NEXTN",
+                "--speculative-draft-model-path",
+                "--speculative-num-steps",
+                "--speculative-eagle-topk",
+                "--speculative-num-draft-tokens",
+            )
+        ),
+        *(
+            Floor(flag, "0.5.18", _WHEELS.format("0.5.18"))
+            for flag in (
+                "--speculative-algorithm=NGRAM",
+                "--speculative-algorithm=STANDALONE",
+                "--speculative-ngram-min-bfs-breadth",
+                "--speculative-ngram-max-bfs-breadth",
+                "--incremental-streaming-output",
+                "--cuda-graph-max-bs-decode",
+            )
+        ),
+        # renamed (0.5.18 keeps the old names as deprecated aliases; 0.5.22 has neither)
+        Floor("--cuda-graph-max-bs", "0.4.10.post2", _WHEELS.format("0.4.10.post2 .. 0.5.18"), until="0.5.18"),
+        Floor("--stream-output", "0.4.10.post2", _WHEELS.format("0.4.10.post2 .. 0.5.18"), until="0.5.18"),
+    ]
+}
 RENAMED_SINCE = "0.5.18"
 # flags in engine.extra_args that turn on DP attention, which SGLang refuses with n-gram and standalone drafts
 _DP_ATTENTION = ("--enable-dp-attention", "--attn-dp-size", "--attention-data-parallel-size")
@@ -99,12 +127,24 @@ def speculative_args(sd: SDConfig) -> list[str]:
     argv = ["--speculative-algorithm", ALGORITHM[sd.method]]
     if sd.method == "ngram":
         # trie-based matcher: prompt_lookup_min/max have no SGLang equivalent; breadth 1 = one chain of k
-        return argv + ["--speculative-num-draft-tokens", str(k + 1),
-                       "--speculative-ngram-min-bfs-breadth", "1", "--speculative-ngram-max-bfs-breadth", "1"]
+        return argv + [
+            "--speculative-num-draft-tokens",
+            str(k + 1),
+            "--speculative-ngram-min-bfs-breadth",
+            "1",
+            "--speculative-ngram-max-bfs-breadth",
+            "1",
+        ]
     if sd.draft_model:  # MTP heads live inside the target checkpoint unless a path is given
         argv += ["--speculative-draft-model-path", sd.draft_model]
-    return argv + ["--speculative-num-steps", str(k), "--speculative-eagle-topk", "1",
-                   "--speculative-num-draft-tokens", str(k + 1)]
+    return argv + [
+        "--speculative-num-steps",
+        str(k),
+        "--speculative-eagle-topk",
+        "1",
+        "--speculative-num-draft-tokens",
+        str(k + 1),
+    ]
 
 
 class SGLangAdapter(EngineAdapter):
@@ -129,20 +169,33 @@ class SGLangAdapter(EngineAdapter):
     def launch_argv(self, sd: SDConfig, host: str, port: int, max_concurrency: int = 256) -> list[str]:
         self.check_sd(sd)
         c = self.cfg
-        argv = [c.python, "-m", "sglang.launch_server",
-                "--model-path", str(c.model), "--served-model-name", self.served_model_name,
-                "--host", host, "--port", str(port),
-                "--tp-size", str(c.tensor_parallel_size),
-                # SD silently caps running requests at 48 when unset; size it for the sweep, SD off alike
-                "--max-running-requests", str(max_concurrency),
-                # every sweep point replays a decode CUDA graph (SGLang sizes its own by GPU memory, e.g. 160
-                # on H100 in 0.4.10): vLLM's and TRT-LLM's are sized to the sweep alike
-                spelling(self.version, "--cuda-graph-max-bs-decode", "--cuda-graph-max-bs", RENAMED_SINCE),
-                str(max_concurrency),
-                "--enable-metrics",
-                "--stream-interval", "1",  # one SSE event per decode step: chunk sizes = tokens per step
-                # deltas, as vLLM and TRT-LLM send: the default re-sends all output so far on every event
-                spelling(self.version, "--incremental-streaming-output", "--stream-output", RENAMED_SINCE)]
+        argv = [
+            c.python,
+            "-m",
+            "sglang.launch_server",
+            "--model-path",
+            str(c.model),
+            "--served-model-name",
+            self.served_model_name,
+            "--host",
+            host,
+            "--port",
+            str(port),
+            "--tp-size",
+            str(c.tensor_parallel_size),
+            # SD silently caps running requests at 48 when unset; size it for the sweep, SD off alike
+            "--max-running-requests",
+            str(max_concurrency),
+            # every sweep point replays a decode CUDA graph (SGLang sizes its own by GPU memory, e.g. 160
+            # on H100 in 0.4.10): vLLM's and TRT-LLM's are sized to the sweep alike
+            spelling(self.version, "--cuda-graph-max-bs-decode", "--cuda-graph-max-bs", RENAMED_SINCE),
+            str(max_concurrency),
+            "--enable-metrics",
+            "--stream-interval",
+            "1",  # one SSE event per decode step: chunk sizes = tokens per step
+            # deltas, as vLLM and TRT-LLM send: the default re-sends all output so far on every event
+            spelling(self.version, "--incremental-streaming-output", "--stream-output", RENAMED_SINCE),
+        ]
         if not c.prefix_caching:  # SGLang's radix (prefix) cache is on unless disabled
             argv.append("--disable-radix-cache")
         if c.data_parallel_size > 1:
@@ -154,8 +207,10 @@ class SGLangAdapter(EngineAdapter):
         if sd.enabled and sd.method in ("ngram", "draft_model") and dp_attention_requested(c.extra_args):
             # speculative_hook.py: "Currently ngram speculative decoding does not support dp attention" (and
             # standalone alike); plain --dp-size replicas are fine
-            raise ConfigError(f"engine 'sglang' does not support SD method {sd.method!r} with DP attention "
-                              "(engine.extra_args); plain engine.data_parallel_size works")
+            raise ConfigError(
+                f"engine 'sglang' does not support SD method {sd.method!r} with DP attention "
+                "(engine.extra_args); plain engine.data_parallel_size works"
+            )
         return argv + speculative_args(sd) + list(c.extra_args)
 
     def launch_differences(self, sd: SDConfig) -> list[dict]:
@@ -165,8 +220,15 @@ class SGLangAdapter(EngineAdapter):
         if not sd.enabled:
             return []
         when = "always for NGRAM" if sd.method == "ngram" else "unless SGLANG_ENABLE_SPEC_V2 (where supported)"
-        return [{"setting": "overlap scheduler", "sd_off": "on", "sd_on": "off", "set_by": "engine",
-                 "why": f"SGLang disables it for speculative decoding ({when}); the SD-off baseline keeps it"}]
+        return [
+            {
+                "setting": "overlap scheduler",
+                "sd_off": "on",
+                "sd_on": "off",
+                "set_by": "engine",
+                "why": f"SGLang disables it for speculative decoding ({when}); the SD-off baseline keeps it",
+            }
+        ]
 
     def build_request(self, token_ids: list[int], max_tokens: int, fixed_length: bool = False) -> tuple[str, dict]:
         # SGLang's default temperature is 1.0: overridden; it stops at EOS unless told to ignore it
@@ -227,8 +289,11 @@ class SGLangAdapter(EngineAdapter):
         if verify is None:
             if sum_metric(samples, M_ACCEPT_LENGTH) is not None and not self._warned:
                 self._warned = True
-                log.warning("SGLang runs SD but has no %s counter (needs sglang >= 0.5.18): global acceptance "
-                            "length is unavailable; per-request meta_info counters are used instead", M_VERIFY)
+                log.warning(
+                    "SGLang runs SD but has no %s counter (needs sglang >= 0.5.18): global acceptance "
+                    "length is unavailable; per-request meta_info counters are used instead",
+                    M_VERIFY,
+                )
             return None
         gen = sum_metric(samples, M_GEN_TOKENS) or 0.0
         reqs = sum_metric(samples, M_REQUESTS) or 0.0
@@ -245,8 +310,10 @@ class SGLangAdapter(EngineAdapter):
             if r.status == 404:
                 if not self._warned:
                     self._warned = True
-                    log.warning("SGLang at %s has no /metrics (start it with --enable-metrics): no global "
-                                "acceptance counters", base_url)
+                    log.warning(
+                        "SGLang at %s has no /metrics (start it with --enable-metrics): no global acceptance counters",
+                        base_url,
+                    )
                 return None
             r.raise_for_status()
             return self.counters_from_metrics(await r.text())
@@ -258,9 +325,18 @@ class SGLangAdapter(EngineAdapter):
                 if r.status == 200:
                     data = await r.json()
                     info["engine_version"] = data.get("version")
-                    info["server_args"] = {k: data.get(k) for k in (
-                        "speculative_algorithm", "speculative_num_steps", "speculative_eagle_topk",
-                        "speculative_num_draft_tokens", "max_running_requests", "stream_interval", "tp_size")}
+                    info["server_args"] = {
+                        k: data.get(k)
+                        for k in (
+                            "speculative_algorithm",
+                            "speculative_num_steps",
+                            "speculative_eagle_topk",
+                            "speculative_num_draft_tokens",
+                            "max_running_requests",
+                            "stream_interval",
+                            "tp_size",
+                        )
+                    }
             async with session.get(f"{base_url}/v1/models") as r:
                 if r.status == 200:
                     data = (await r.json()).get("data") or []

@@ -19,6 +19,7 @@ accepted = ΣnumAcceptedTokens, so AL = 1 + accepted / drafts (what TRT-LLM's pe
 ``FLOORS``) the choice that carries ``finish_reason`` has a ``speculative_decoding`` block (num_spec_steps,
 total_draft_tokens, total_accepted_draft_tokens, acceptance_histogram), read as exact counters.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -50,22 +51,41 @@ M_ACCEPTED_POS = "trtllm_spec_decode_accepted_tokens_total"
 
 
 _LLM_ARGS = "tensorrt_llm/llmapi/llm_args.py (code index id 7019226376, 1.2/1.3 dev)"
-_PER_REQUEST = ("the upstream test of serve/postprocess_handlers._build_spec_decode_stats (code index id "
-                "68498373284, 2026); the release it first shipped in was not read: 1.3.0 is assumed")
+_PER_REQUEST = (
+    "the upstream test of serve/postprocess_handlers._build_spec_decode_stats (code index id "
+    "68498373284, 2026); the release it first shipped in was not read: 1.3.0 is assumed"
+)
 # The 1.2.0 floor is the issue's (Eagle3 decoding_type, max_draft_len for every method): not re-read at the tag.
-FLOORS: dict[str, Floor] = {f.flag: f for f in [
-    *(Floor(flag, "1.2.0", "tensorrt_llm/commands/serve.py @00209af") for flag in (
-        "--host", "--port", "--backend", "--tp_size", "--ep_size", "--extra_llm_api_options")),
-    *(Floor(key, "1.2.0", _LLM_ARGS) for key in (
-        "max_batch_size", "enable_iter_perf_stats", "kv_cache_config.free_gpu_memory_fraction",
-        "kv_cache_config.enable_block_reuse",
-        "disable_overlap_scheduler", "cuda_graph_config.batch_sizes", "cuda_graph_config.enable_padding",
-        "speculative_config.max_draft_len", "speculative_config.speculative_model_dir",
-        "speculative_config.num_nextn_predict_layers", "speculative_config.max_matching_ngram_size",
-        "speculative_config.decoding_type=Eagle3", "speculative_config.decoding_type=MTP",
-        "speculative_config.decoding_type=NGram", "speculative_config.decoding_type=Draft_Target")),
-    Floor("per_request_spec_decode_stats", "1.3.0", _PER_REQUEST),
-]}
+FLOORS: dict[str, Floor] = {
+    f.flag: f
+    for f in [
+        *(
+            Floor(flag, "1.2.0", "tensorrt_llm/commands/serve.py @00209af")
+            for flag in ("--host", "--port", "--backend", "--tp_size", "--ep_size", "--extra_llm_api_options")
+        ),
+        *(
+            Floor(key, "1.2.0", _LLM_ARGS)
+            for key in (
+                "max_batch_size",
+                "enable_iter_perf_stats",
+                "kv_cache_config.free_gpu_memory_fraction",
+                "kv_cache_config.enable_block_reuse",
+                "disable_overlap_scheduler",
+                "cuda_graph_config.batch_sizes",
+                "cuda_graph_config.enable_padding",
+                "speculative_config.max_draft_len",
+                "speculative_config.speculative_model_dir",
+                "speculative_config.num_nextn_predict_layers",
+                "speculative_config.max_matching_ngram_size",
+                "speculative_config.decoding_type=Eagle3",
+                "speculative_config.decoding_type=MTP",
+                "speculative_config.decoding_type=NGram",
+                "speculative_config.decoding_type=Draft_Target",
+            )
+        ),
+        Floor("per_request_spec_decode_stats", "1.3.0", _PER_REQUEST),
+    ]
+}
 
 
 def speculative_config(sd: SDConfig) -> dict | None:
@@ -96,7 +116,7 @@ def llm_api_options(cfg, sd: SDConfig, max_concurrency: int, version: str | None
     """The ``--extra_llm_api_options`` YAML content (LlmArgs / TorchLlmArgs keys) for this engine release."""
     opts: dict = {
         "max_batch_size": max_concurrency,
-        "enable_iter_perf_stats": True,   # feeds GET /metrics (JSON iteration stats incl. specDecodingStats)
+        "enable_iter_perf_stats": True,  # feeds GET /metrics (JSON iteration stats incl. specDecodingStats)
         "cuda_graph_config": {"batch_sizes": cuda_graph_batch_sizes(max_concurrency), "enable_padding": True},
         # KV block reuse (prefix caching) defaults to true in KvCacheConfig: set both ways, explicitly
         "kv_cache_config": {"enable_block_reuse": bool(cfg.prefix_caching)},
@@ -130,8 +150,9 @@ def flat_keys(opts: dict, prefix: str = "") -> list[str]:
 def request_counters(stats: dict) -> SpecDecodeCounters:
     """Exact per-request counters from a choice's ``speculative_decoding`` block (histogram h[j] = verify steps
     that accepted exactly j drafts; its sum is num_spec_steps, its first moment total_accepted_draft_tokens)."""
-    c = counters_from_histogram(list(stats["acceptance_histogram"]), int(stats["total_draft_tokens"]),
-                                "trtllm.per_request")
+    c = counters_from_histogram(
+        list(stats["acceptance_histogram"]), int(stats["total_draft_tokens"]), "trtllm.per_request"
+    )
     if (c.drafts, c.accepted_tokens) != (stats["num_spec_steps"], stats["total_accepted_draft_tokens"]):
         raise ValueError(f"trtllm speculative_decoding block is inconsistent: {stats}")
     return c
@@ -166,15 +187,29 @@ class TRTLLMAdapter(EngineAdapter):
     def launch_argv(self, sd: SDConfig, host: str, port: int, max_concurrency: int = 256) -> list[str]:
         c = self.cfg
         if c.data_parallel_size > 1:
-            raise ConfigError("engine 'trtllm' has no data-parallel flag; attention DP is enable_attention_dp in "
-                              "the LLM API options (set engine.data_parallel_size: 1)")
+            raise ConfigError(
+                "engine 'trtllm' has no data-parallel flag; attention DP is enable_attention_dp in "
+                "the LLM API options (set engine.data_parallel_size: 1)"
+            )
         files = self.launch_files(sd, max_concurrency)
         for path, text in files.items():
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             Path(path).write_text(text)
-        argv = [c.python, "-m", "tensorrt_llm.commands.serve", "serve", str(c.model),
-                "--host", host, "--port", str(port), "--backend", "pytorch",
-                "--tp_size", str(c.tensor_parallel_size)]
+        argv = [
+            c.python,
+            "-m",
+            "tensorrt_llm.commands.serve",
+            "serve",
+            str(c.model),
+            "--host",
+            host,
+            "--port",
+            str(port),
+            "--backend",
+            "pytorch",
+            "--tp_size",
+            str(c.tensor_parallel_size),
+        ]
         if c.expert_parallel_size > 1:
             argv += ["--ep_size", str(c.expert_parallel_size)]
         return argv + ["--extra_llm_api_options", next(iter(files))] + list(c.extra_args)
@@ -186,19 +221,26 @@ class TRTLLMAdapter(EngineAdapter):
     def launch_differences(self, sd: SDConfig) -> list[dict]:
         if not (sd.enabled and sd.method in ("ngram", "draft_model")):
             return []
-        return [{"setting": "disable_overlap_scheduler", "sd_off": "false", "sd_on": "true", "set_by": "speedbench",
-                 "why": "TRT-LLM runs n-gram and draft-model SD without the overlap scheduler; the SD-off "
-                        "baseline keeps it, as production would"}]
+        return [
+            {
+                "setting": "disable_overlap_scheduler",
+                "sd_off": "false",
+                "sd_on": "true",
+                "set_by": "speedbench",
+                "why": "TRT-LLM runs n-gram and draft-model SD without the overlap scheduler; the SD-off "
+                "baseline keeps it, as production would",
+            }
+        ]
 
     # ---- requests -----------------------------------------------------------------------------------
     def build_request(self, token_ids: list[int], max_tokens: int, fixed_length: bool = False) -> tuple[str, dict]:
         body = {
             "model": self.served_model_name,
-            "prompt": token_ids,           # token ids go straight to the engine: no BOS, no tokenizer
+            "prompt": token_ids,  # token ids go straight to the engine: no BOS, no tokenizer
             "max_tokens": max_tokens,
-            **self.sampling,               # temperature 0.0 (None would mean 1.0)
-            "add_special_tokens": False,   # documents intent; id prompts are not re-tokenized anyway
-            "detokenize": False,           # token_ids in every chunk (text stays empty): SD-vs-off compares ids
+            **self.sampling,  # temperature 0.0 (None would mean 1.0)
+            "add_special_tokens": False,  # documents intent; id prompts are not re-tokenized anyway
+            "detokenize": False,  # token_ids in every chunk (text stays empty): SD-vs-off compares ids
             "stream": True,
             # cumulative usage on every chunk => exact tokens per chunk (= per engine iteration)
             "stream_options": {"include_usage": True, "continuous_usage_stats": True},
@@ -228,8 +270,9 @@ class TRTLLMAdapter(EngineAdapter):
             draft_tokens += int(st.get("numDraftTokens") or 0)
             accepted += int(st.get("numAcceptedTokens") or 0)
         self._iter_rows += len(rows)
-        self._iter_totals = self._iter_totals + SpecDecodeCounters(drafts, draft_tokens, accepted, (),
-                                                                   "trtllm./metrics")
+        self._iter_totals = self._iter_totals + SpecDecodeCounters(
+            drafts, draft_tokens, accepted, (), "trtllm./metrics"
+        )
 
     @staticmethod
     def counters_from_prometheus(text: str) -> SpecDecodeCounters | None:
@@ -249,8 +292,13 @@ class TRTLLMAdapter(EngineAdapter):
                 drafted_pos0 += value  # every draft has a position 0: its count is the number of drafts
         if not drafted_pos0 and draft_tokens:
             return None  # older collector without per-position counters: drafts unknown, use the JSON rows
-        return SpecDecodeCounters(int(drafted_pos0), int(draft_tokens), int(sum_metric(samples, M_ACCEPTED) or 0),
-                                  tuple(int(per_pos[i]) for i in sorted(per_pos)), "trtllm./prometheus/metrics")
+        return SpecDecodeCounters(
+            int(drafted_pos0),
+            int(draft_tokens),
+            int(sum_metric(samples, M_ACCEPTED) or 0),
+            tuple(int(per_pos[i]) for i in sorted(per_pos)),
+            "trtllm./prometheus/metrics",
+        )
 
     async def _drain(self, session: aiohttp.ClientSession, base_url: str) -> None:
         async with session.get(f"{base_url}/metrics") as r:
@@ -274,8 +322,11 @@ class TRTLLMAdapter(EngineAdapter):
         self._scrapes += 1
         if not self._iter_rows and self._scrapes > 1 and not self._warned:
             self._warned = True
-            log.warning("trtllm at %s returned no iteration stats (needs enable_iter_perf_stats: true): "
-                        "no global acceptance counters", base_url)
+            log.warning(
+                "trtllm at %s returned no iteration stats (needs enable_iter_perf_stats: true): "
+                "no global acceptance counters",
+                base_url,
+            )
         # cumulative since this adapter started reading: deltas around a point cover exactly that point
         return self._iter_totals
 

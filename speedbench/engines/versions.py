@@ -5,6 +5,7 @@ each); the flag may be older. A flag that was renamed also has a ``until``: the 
 accepts it. The installed version is read from the engine's own environment with importlib.metadata (the
 engine is never imported), so a check costs a subprocess of well under a second, not an engine start-up.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -17,10 +18,10 @@ from speedbench.config import ConfigError
 
 @dataclass(frozen=True)
 class Floor:
-    flag: str                     # as emitted: "--dp-size", "speculative_config.decoding_type=Eagle3"
-    since: str                    # earliest release read that accepts it
-    source: str                   # file and release it was read from
-    until: str | None = None   # last release read that accepts it (renamed or removed after)
+    flag: str  # as emitted: "--dp-size", "speculative_config.decoding_type=Eagle3"
+    since: str  # earliest release read that accepts it
+    source: str  # file and release it was read from
+    until: str | None = None  # last release read that accepts it (renamed or removed after)
 
     def admits(self, version: str) -> bool:
         v = parse(version)
@@ -62,8 +63,9 @@ def check_floors(engine: str, version: str, floors: Iterable[Floor]) -> None:
     for f in floors:
         if not f.admits(version):
             span = f">= {f.since}" + (f" and <= {f.until}" if f.until else "")
-            raise ConfigError(f"{engine} {version} does not accept {f.flag} (needs {engine} {span}; "
-                              f"read in {f.source})")
+            raise ConfigError(
+                f"{engine} {version} does not accept {f.flag} (needs {engine} {span}; read in {f.source})"
+            )
 
 
 def installed_version(python: str, dists: tuple[str, ...]) -> str | None:

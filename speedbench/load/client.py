@@ -8,6 +8,7 @@ cool-down requests that keep the load on until the last measured request has fin
 cancelled), so the measured window sees steady load with no ramp-up or drain.  Warm-up and cool-down
 records carry ``warmup=True``.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -37,24 +38,24 @@ class LoadPlan:
     concurrency: int
     num_requests: int
     warmup_requests: int
-    max_tokens: int                           # the output cap; requests stop at EOS unless fixed_length
-    fixed_length: bool = False                # ignore EOS: exactly max_tokens per request
+    max_tokens: int  # the output cap; requests stop at EOS unless fixed_length
+    fixed_length: bool = False  # ignore EOS: exactly max_tokens per request
     request_timeout_s: float = 600.0
     stream_idle_timeout_s: float = 60.0
     mode: Literal["closed", "rate"] = "closed"
-    request_rate: float | None = None      # open loop: requests/s
+    request_rate: float | None = None  # open loop: requests/s
     arrival: Arrival = "poisson"
-    duration_s: float | None = None        # measure by time instead of by count
-    cooldown: bool = False                    # keep load on until the last measured request ends
-    shuffle: bool = False                     # seeded prompt order instead of file order
-    warmup_pool: int | None = None         # prompts kept for the warm-up alone (None: one per warm-up request)
-    warmup_wave: bool = False                 # every request of this drive is a warm-up request
+    duration_s: float | None = None  # measure by time instead of by count
+    cooldown: bool = False  # keep load on until the last measured request ends
+    shuffle: bool = False  # seeded prompt order instead of file order
+    warmup_pool: int | None = None  # prompts kept for the warm-up alone (None: one per warm-up request)
+    warmup_wave: bool = False  # every request of this drive is a warm-up request
     seed: int = 0
-    workers: int = 1                          # client processes (each its own loop and pool)
+    workers: int = 1  # client processes (each its own loop and pool)
     monitor_interval_s: float = 0.005
-    http_client: Literal["http1", "aiohttp"] = "http1"   # raw-protocol hot path, or aiohttp to cross-check
-    kernel_timestamps: bool = True                     # http1 on Linux: stamp chunks with SO_TIMESTAMPNS
-    pause_gc: bool = True                              # no cyclic GC passes while the point runs (see _gc_paused)
+    http_client: Literal["http1", "aiohttp"] = "http1"  # raw-protocol hot path, or aiohttp to cross-check
+    kernel_timestamps: bool = True  # http1 on Linux: stamp chunks with SO_TIMESTAMPNS
+    pause_gc: bool = True  # no cyclic GC passes while the point runs (see _gc_paused)
     headers: dict[str, str] = field(default_factory=dict)  # extra request headers (e.g. Authorization)
     # multi-turn: builds a later turn's ids from (tail, sent ids, reply ids, reply text); None = first turns only.
     # A conversation is one request index: its turns go in order on one closed-loop slot (or arrival).
@@ -66,11 +67,11 @@ class PointRun:
     records: list[RequestRecord] = field(default_factory=list)
     t_measure_start_ns: int = 0
     t_measure_end_ns: int = 0
-    prompt_order: list[str] = field(default_factory=list)   # prompt ids of measured requests, by index
+    prompt_order: list[str] = field(default_factory=list)  # prompt ids of measured requests, by index
     client: ClientStats | None = None
     lag_samples: list[tuple[int, int]] = field(default_factory=list)
     schedule_lags_ns: list[int] = field(default_factory=list)
-    kernel_stamps: bool = False          # chunk stamps are the kernel's receive times (not read times)
+    kernel_stamps: bool = False  # chunk stamps are the kernel's receive times (not read times)
 
 
 def run_async(coro: Awaitable):
@@ -113,8 +114,13 @@ class _Fold:
         return False
 
 
-async def stream_one(http: Http1Pool | AiohttpStreamer, adapter: EngineAdapter, token_ids: Sequence[int],
-                     rec: RequestRecord, plan: LoadPlan) -> RequestRecord:
+async def stream_one(
+    http: Http1Pool | AiohttpStreamer,
+    adapter: EngineAdapter,
+    token_ids: Sequence[int],
+    rec: RequestRecord,
+    plan: LoadPlan,
+) -> RequestRecord:
     path, body = adapter.build_request(list(token_ids), plan.max_tokens, plan.fixed_length)
     sent_ids = body.get("prompt") or body.get("input_ids") or list(token_ids)
     data = dumps(body)
@@ -139,10 +145,10 @@ class _Phases:
     def __init__(self, plan: LoadPlan) -> None:
         self.plan = plan
         self.t_measure_start: int | None = None
-        self.closed = False             # no more measured requests will start here
-        self.halted = False             # no request of any phase will start here (the point is ending)
+        self.closed = False  # no more measured requests will start here
+        self.halted = False  # no request of any phase will start here (the point is ending)
         self.measured_in_flight = 0
-        self.done = asyncio.Event()     # closed and none measured in flight
+        self.done = asyncio.Event()  # closed and none measured in flight
 
     def of(self, i: int) -> str | None:
         p = self.plan
@@ -207,21 +213,34 @@ def _gc_paused(enabled: bool):
 async def _streamer(base_url: str, plan: LoadPlan):
     """This process's one connection pool, on the client the plan names."""
     if plan.http_client == "aiohttp":
-        async with aiohttp_streamer(base_url, plan.headers, plan.request_timeout_s,
-                                    plan.stream_idle_timeout_s) as streamer:
+        async with aiohttp_streamer(
+            base_url, plan.headers, plan.request_timeout_s, plan.stream_idle_timeout_s
+        ) as streamer:
             yield streamer
         return
-    pool = Http1Pool(base_url, plan.headers, idle_timeout_s=plan.stream_idle_timeout_s,
-                     total_timeout_s=plan.request_timeout_s, kernel_timestamps=plan.kernel_timestamps)
+    pool = Http1Pool(
+        base_url,
+        plan.headers,
+        idle_timeout_s=plan.stream_idle_timeout_s,
+        total_timeout_s=plan.request_timeout_s,
+        kernel_timestamps=plan.kernel_timestamps,
+    )
     try:
         yield pool
     finally:
         await pool.close()
 
 
-async def drive(adapter: EngineAdapter, base_url: str, prompts: Sequence[TokenizedPrompt], plan: LoadPlan,
-                emit: Callable[[RequestRecord], None], point_label: str = "", part: tuple[int, int] = (0, 1),
-                release: Callable[[], Awaitable[None]] | None = None) -> PointRun:
+async def drive(
+    adapter: EngineAdapter,
+    base_url: str,
+    prompts: Sequence[TokenizedPrompt],
+    plan: LoadPlan,
+    emit: Callable[[RequestRecord], None],
+    point_label: str = "",
+    part: tuple[int, int] = (0, 1),
+    release: Callable[[], Awaitable[None]] | None = None,
+) -> PointRun:
     """Run one process's share of a point: request indices ``i % n == w`` for ``part=(w, n)``.
 
     ``release`` (multi-process): awaited after this share's measured requests are done; cool-down goes on
@@ -231,9 +250,16 @@ async def drive(adapter: EngineAdapter, base_url: str, prompts: Sequence[Tokeniz
         return await _drive_point(adapter, base_url, prompts, plan, emit, point_label, part, release)
 
 
-async def _drive_point(adapter: EngineAdapter, base_url: str, prompts: Sequence[TokenizedPrompt], plan: LoadPlan,
-                       emit: Callable[[RequestRecord], None], point_label: str, part: tuple[int, int],
-                       release: Callable[[], Awaitable[None]] | None) -> PointRun:
+async def _drive_point(
+    adapter: EngineAdapter,
+    base_url: str,
+    prompts: Sequence[TokenizedPrompt],
+    plan: LoadPlan,
+    emit: Callable[[RequestRecord], None],
+    point_label: str,
+    part: tuple[int, int],
+    release: Callable[[], Awaitable[None]] | None,
+) -> PointRun:
     w, n = part
     run = PointRun()
     plan = with_warmup_pool(plan, len(prompts))
@@ -257,9 +283,17 @@ async def _drive_point(adapter: EngineAdapter, base_url: str, prompts: Sequence[
             phases.measured_in_flight += 1
         try:
             while True:
-                rec = RequestRecord(conv if turn == 1 else f"{conv}.{turn}", p.id, p.category, len(ids),
-                                    plan.max_tokens, warmup=phase != "measure", conversation_id=conv, turn=turn,
-                                    prompt_sha256=turn_ids_digest(ids) if turn > 1 else None)
+                rec = RequestRecord(
+                    conv if turn == 1 else f"{conv}.{turn}",
+                    p.id,
+                    p.category,
+                    len(ids),
+                    plan.max_tokens,
+                    warmup=phase != "measure",
+                    conversation_id=conv,
+                    turn=turn,
+                    prompt_sha256=turn_ids_digest(ids) if turn > 1 else None,
+                )
                 try:
                     await stream_one(http, adapter, ids, rec, plan)
                 finally:
@@ -358,15 +392,20 @@ def planned_requests(prompts: Sequence[TokenizedPrompt], plan: LoadPlan, first: 
     """Requests ``plan.num_requests`` conversations send from request index ``first``: one per turn."""
     if plan.next_turn is None or not any(p.turn_tails for p in prompts):
         return plan.num_requests
-    plan = with_warmup_pool(plan, len(prompts))   # the order the drivers use: warm-up prompts set aside
+    plan = with_warmup_pool(plan, len(prompts))  # the order the drivers use: warm-up prompts set aside
     order = PromptOrder(len(prompts), plan.shuffle, plan.seed, plan.warmup_pool)
     return sum(prompts[order.index(i)].turns_to_send for i in range(first, first + plan.num_requests))
 
 
-async def run_closed_loop(adapter: EngineAdapter, base_url: str, prompts: Sequence[TokenizedPrompt],
-                          plan: LoadPlan, on_record: Callable[[RequestRecord], None] | None = None,
-                          point_label: str = "",
-                          before_measure: Callable[[], Awaitable[None]] | None = None) -> PointRun:
+async def run_closed_loop(
+    adapter: EngineAdapter,
+    base_url: str,
+    prompts: Sequence[TokenizedPrompt],
+    plan: LoadPlan,
+    on_record: Callable[[RequestRecord], None] | None = None,
+    point_label: str = "",
+    before_measure: Callable[[], Awaitable[None]] | None = None,
+) -> PointRun:
     """Run one sweep point (closed or open loop per ``plan.mode``; in ``plan.workers`` processes).
 
     Prompts are taken in file order (cycling) unless ``plan.shuffle``, so SD-off and SD-on points send
@@ -379,14 +418,23 @@ async def run_closed_loop(adapter: EngineAdapter, base_url: str, prompts: Sequen
     plan = with_warmup_pool(plan, len(prompts))  # fixed before the warm-up wave drops warmup_requests
     if before_measure is not None:
         if plan.warmup_requests:
+
             def emit_warmup(rec: RequestRecord) -> None:
                 rec.warmup = True
                 emit(rec)
 
-            wave = replace(plan, warmup_requests=0, num_requests=plan.warmup_requests, duration_s=None,
-                           cooldown=False, workers=1, warmup_wave=True)
-            warmup_records = (await drive(adapter, base_url, prompts, wave, emit_warmup,
-                                          f"{point_label}-warmup")).records
+            wave = replace(
+                plan,
+                warmup_requests=0,
+                num_requests=plan.warmup_requests,
+                duration_s=None,
+                cooldown=False,
+                workers=1,
+                warmup_wave=True,
+            )
+            warmup_records = (
+                await drive(adapter, base_url, prompts, wave, emit_warmup, f"{point_label}-warmup")
+            ).records
         await before_measure()
         plan = replace(plan, warmup_requests=0)
     if plan.workers > 1:
@@ -396,6 +444,11 @@ async def run_closed_loop(adapter: EngineAdapter, base_url: str, prompts: Sequen
     else:
         run = await drive(adapter, base_url, prompts, plan, emit, point_label)
     run.records[:0] = warmup_records
-    run.client = client_stats(run.records, run.lag_samples, plan.concurrency if plan.mode == "closed" else None,
-                              run.schedule_lags_ns, run.kernel_stamps)
+    run.client = client_stats(
+        run.records,
+        run.lag_samples,
+        plan.concurrency if plan.mode == "closed" else None,
+        run.schedule_lags_ns,
+        run.kernel_stamps,
+    )
     return run

@@ -18,6 +18,7 @@ Keep-alive connections are pooled per process; a reused connection the server ha
 (keep-alive timeout) is retried once on a fresh one if it answered nothing.  One watchdog per pool fails
 streams that exceed the idle or total timeout.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -46,7 +47,7 @@ class StreamOutcome:
     """How one streaming request ended, in the load client's error vocabulary."""
 
     http_status: int | None = None
-    error_kind: str | None = None     # None = the sink ended the stream itself (or it completed)
+    error_kind: str | None = None  # None = the sink ended the stream itself (or it completed)
     error: str | None = None
     t_end_ns: int = 0
 
@@ -54,8 +55,18 @@ class StreamOutcome:
 class _Exchange:
     """One request/response on a connection."""
 
-    __slots__ = ("sink", "future", "status", "split", "error_body", "done", "t_start_ns", "t_last_ns",
-                 "got_bytes", "outcome")
+    __slots__ = (
+        "sink",
+        "future",
+        "status",
+        "split",
+        "error_body",
+        "done",
+        "t_start_ns",
+        "t_last_ns",
+        "got_bytes",
+        "outcome",
+    )
 
     def __init__(self, sink: PayloadSink, future: asyncio.Future, t_start_ns: int) -> None:
         self.sink, self.future = sink, future
@@ -78,20 +89,31 @@ class _Exchange:
 
 
 class _Connection(asyncio.Protocol):
-    __slots__ = ("pool", "transport", "parser", "ex", "blocks", "queued", "lost", "lost_reason", "keep_alive",
-                 "draining", "t_block")
+    __slots__ = (
+        "pool",
+        "transport",
+        "parser",
+        "ex",
+        "blocks",
+        "queued",
+        "lost",
+        "lost_reason",
+        "keep_alive",
+        "draining",
+        "t_block",
+    )
 
     def __init__(self, pool: Http1Pool) -> None:
         self.pool = pool
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.ex: _Exchange | None = None
-        self.blocks: list = []          # (t_ns, bytes) read but not yet parsed
+        self.blocks: list = []  # (t_ns, bytes) read but not yet parsed
         self.queued = False
         self.lost = False
         self.lost_reason = ""
         self.keep_alive = True
-        self.draining = False           # the caller is done; the rest of the message is read, then pooled
+        self.draining = False  # the caller is done; the rest of the message is read, then pooled
         self.t_block = 0
 
     # ---- asyncio.Protocol: reads are stamped and parked, nothing more -------------------------------
@@ -119,7 +141,7 @@ class _Connection(asyncio.Protocol):
         self.queued = False
         blocks, self.blocks = self.blocks, []
         for t, data in blocks:
-            if self.ex is None:         # bytes nobody asked for: the connection is unusable
+            if self.ex is None:  # bytes nobody asked for: the connection is unusable
                 self.close()
                 return
             self.t_block = self.ex.t_last_ns = t
@@ -146,7 +168,7 @@ class _Connection(asyncio.Protocol):
         ex = self.ex
         assert ex is not None
         if ex.done:
-            return                     # draining the rest of a message the caller has finished with
+            return  # draining the rest of a message the caller has finished with
         if ex.status != 200:
             if len(ex.error_body) < _ERROR_BODY_LIMIT:
                 ex.error_body += body
@@ -156,7 +178,7 @@ class _Connection(asyncio.Protocol):
             if sink(payload, t):
                 ex.finish(t)
                 if self.keep_alive:
-                    self.draining = True   # pooled again once the message's end arrives
+                    self.draining = True  # pooled again once the message's end arrives
                 else:
                     self.close()
                 return
@@ -200,9 +222,15 @@ async def _within(timeout_s: float, op):
 class Http1Pool:
     """Keep-alive HTTP/1.1 connections to one server, for streaming POSTs (one process, one loop)."""
 
-    def __init__(self, base_url: str, headers: dict[str, str] | None = None, idle_timeout_s: float = 60.0,
-                 total_timeout_s: float = 600.0, connect_timeout_s: float = 30.0,
-                 kernel_timestamps: bool = True) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        headers: dict[str, str] | None = None,
+        idle_timeout_s: float = 60.0,
+        total_timeout_s: float = 600.0,
+        connect_timeout_s: float = 30.0,
+        kernel_timestamps: bool = True,
+    ) -> None:
         u = urlsplit(base_url)
         if u.scheme not in ("http", "https") or not u.hostname:
             raise ValueError(f"load client: base URL {base_url!r} must be http(s)://host[:port][/prefix]")
@@ -212,8 +240,10 @@ class Http1Pool:
         self.kernel_timestamps = kernel_timestamps and self.ssl is None and KERNEL_STAMPS
         host_header = u.netloc.rsplit("@", 1)[-1]
         extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
-        self._head = ("POST {path} HTTP/1.1\r\nHost: " + host_header + "\r\nContent-Type: application/json\r\n"
-                      "Accept: text/event-stream\r\n" + extra + "Content-Length: {n}\r\n\r\n")
+        self._head = (
+            "POST {path} HTTP/1.1\r\nHost: " + host_header + "\r\nContent-Type: application/json\r\n"
+            "Accept: text/event-stream\r\n" + extra + "Content-Length: {n}\r\n\r\n"
+        )
         self.idle_ns, self.total_ns = int(idle_timeout_s * 1e9), int(total_timeout_s * 1e9)
         self.connect_timeout_s = connect_timeout_s
         self.idle: list[_Connection] = []
@@ -246,7 +276,7 @@ class Http1Pool:
         self.active.discard(conn)
         conn.ex = None
         if ex is not None and not ex.done:
-            if ex.status is not None and ex.status != 200:   # an error body delimited by the close
+            if ex.status is not None and ex.status != 200:  # an error body delimited by the close
                 ex.finish(_now(), f"http_{ex.status}", ex.error_body[:300].decode("utf-8", "replace"))
             else:
                 ex.finish(_now(), "transport", conn.lost_reason)
@@ -256,8 +286,7 @@ class Http1Pool:
 
     async def _open(self) -> _Connection:
         if not self.kernel_timestamps:
-            _, conn = await self.loop.create_connection(lambda: _Connection(self), self.host, self.port,
-                                                        ssl=self.ssl)
+            _, conn = await self.loop.create_connection(lambda: _Connection(self), self.host, self.port, ssl=self.ssl)
             return conn
         return await self._connect_stamped()
 
@@ -298,20 +327,21 @@ class Http1Pool:
                 except asyncio.TimeoutError:
                     return StreamOutcome(error_kind="timeout", error="connect timed out", t_end_ns=_now())
                 except OSError as e:
-                    return StreamOutcome(error_kind="transport", error=f"connect: {type(e).__name__}: {e}"[:300],
-                                         t_end_ns=_now())
+                    return StreamOutcome(
+                        error_kind="transport", error=f"connect: {type(e).__name__}: {e}"[:300], t_end_ns=_now()
+                    )
             ex = _Exchange(sink, self.loop.create_future(), t0)
             conn.ex = ex
             self.active.add(conn)
-            assert conn.transport is not None   # set by connection_made before the connect returns
+            assert conn.transport is not None  # set by connection_made before the connect returns
             conn.transport.write(request)
             try:
                 outcome = await ex.future
             except asyncio.CancelledError:
-                conn.close()   # also leaves the active set
+                conn.close()  # also leaves the active set
                 raise
             if outcome.error_kind == "transport" and reused and not ex.got_bytes and attempt == 0:
-                continue   # a stale keep-alive connection: the request never reached a live socket
+                continue  # a stale keep-alive connection: the request never reached a live socket
             return outcome
         raise AssertionError("unreachable")
 

@@ -23,6 +23,7 @@ is long enough for a stream's next chunk to arrive before the previous one was r
 one stamp), so the lag limit becomes half the median inter-chunk gap of the point, and never below 1 ms.
 Synchronized streams (512 first tokens at once) make lag bursts of a few ms that do not matter then.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -42,7 +43,7 @@ _TIMER_GRANULARITY_NS = 1_000_000
 class LoopMonitor:
     def __init__(self, interval_s: float = 0.005) -> None:
         self.interval_s = interval_s
-        self.samples: list[tuple[int, int]] = []   # (t_ns, lag_ns)
+        self.samples: list[tuple[int, int]] = []  # (t_ns, lag_ns)
         self._task: asyncio.Task | None = None
 
     async def _tick(self) -> None:
@@ -74,13 +75,13 @@ class ClientStats:
     client_lag_p99_ms: float | None
     client_lag_max_ms: float | None
     mean_in_flight: float | None
-    target_in_flight: int | None      # the concurrency (closed loop); None for open loop
+    target_in_flight: int | None  # the concurrency (closed loop); None for open loop
     schedule_lag_p99_ms: float | None  # open loop: dispatch time - due time
     client_saturated: bool
     window_s: float
-    timestamps: str = "read"              # "kernel": chunk stamps are kernel receive times
-    lag_limit_ms: float = LAG_LIMIT_MS    # the lag P99 above which the point is flagged
-    reason: str | None = None          # why the point is flagged, in words (None when it is not)
+    timestamps: str = "read"  # "kernel": chunk stamps are kernel receive times
+    lag_limit_ms: float = LAG_LIMIT_MS  # the lag P99 above which the point is flagged
+    reason: str | None = None  # why the point is flagged, in words (None when it is not)
 
 
 def measured_window(records: Sequence[RequestRecord]) -> tuple[int, int]:
@@ -126,9 +127,13 @@ def median_chunk_gap_ms(records: Iterable[RequestRecord]) -> float | None:
     return float(np.median(np.concatenate(gaps))) / 1e6 if gaps else None
 
 
-def client_stats(records: Sequence[RequestRecord], lag_samples: Sequence[tuple[int, int]],
-                 target: int | None, schedule_lags_ns: Sequence[int] = (),
-                 kernel_stamps: bool = False) -> ClientStats:
+def client_stats(
+    records: Sequence[RequestRecord],
+    lag_samples: Sequence[tuple[int, int]],
+    target: int | None,
+    schedule_lags_ns: Sequence[int] = (),
+    kernel_stamps: bool = False,
+) -> ClientStats:
     t0, t1 = measured_window(records)
     lag_limit = LAG_LIMIT_MS
     if kernel_stamps:
@@ -152,6 +157,15 @@ def client_stats(records: Sequence[RequestRecord], lag_samples: Sequence[tuple[i
         reasons.append(f"dispatch lag P99 {sched_p99:.2f} ms > {LAG_LIMIT_MS:.0f} ms")
     if not any(r.status == OK for r in records if not r.warmup):
         reasons = []  # every measured request failed: no latency was measured that client delay could skew
-    return ClientStats(lag_p99, float(lags.max()) if lags.size else None, inflight, target, sched_p99,
-                       bool(reasons), (t1 - t0) / 1e9, "kernel" if kernel_stamps else "read", lag_limit,
-                       "; ".join(reasons) or None)
+    return ClientStats(
+        lag_p99,
+        float(lags.max()) if lags.size else None,
+        inflight,
+        target,
+        sched_p99,
+        bool(reasons),
+        (t1 - t0) / 1e9,
+        "kernel" if kernel_stamps else "read",
+        lag_limit,
+        "; ".join(reasons) or None,
+    )

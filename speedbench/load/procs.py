@@ -7,6 +7,7 @@ one clock and records merge as they are.  Records stream back to the parent in s
 runner still writes them incrementally); cool-down goes on in every process until all have finished
 their measured requests.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -22,8 +23,19 @@ from speedbench.load.records import RequestRecord
 _BATCH = 32
 
 
-def _worker(adapter: EngineAdapter, base_url: str, prompts: Sequence[TokenizedPrompt], plan, label: str,
-            w: int, n: int, q, go, stop, abort) -> None:
+def _worker(
+    adapter: EngineAdapter,
+    base_url: str,
+    prompts: Sequence[TokenizedPrompt],
+    plan,
+    label: str,
+    w: int,
+    n: int,
+    q,
+    go,
+    stop,
+    abort,
+) -> None:
     from speedbench.load.client import drive, run_async
 
     batch: list[dict] = []
@@ -38,7 +50,7 @@ def _worker(adapter: EngineAdapter, base_url: str, prompts: Sequence[TokenizedPr
         q.put(("records", list(batch)))
         batch.clear()
         q.put(("measured_done", w))
-        while not stop.is_set():   # cheap poll; cool-down keeps this share's load on meanwhile
+        while not stop.is_set():  # cheap poll; cool-down keeps this share's load on meanwhile
             await asyncio.sleep(0.005)
 
     async def main():
@@ -63,16 +75,25 @@ def _worker(adapter: EngineAdapter, base_url: str, prompts: Sequence[TokenizedPr
         raise
 
 
-async def run_in_processes(adapter: EngineAdapter, base_url: str, prompts: Sequence[TokenizedPrompt], plan,
-                           on_record: Callable[[RequestRecord], None] | None, label: str):
+async def run_in_processes(
+    adapter: EngineAdapter,
+    base_url: str,
+    prompts: Sequence[TokenizedPrompt],
+    plan,
+    on_record: Callable[[RequestRecord], None] | None,
+    label: str,
+):
     from speedbench.load.client import PointRun, set_measured_window
 
     n = min(plan.workers, plan.concurrency) if plan.mode == "closed" else plan.workers
-    ctx = mp.get_context("spawn")   # never fork a process that has a running event loop
+    ctx = mp.get_context("spawn")  # never fork a process that has a running event loop
     q, go, stop, abort = ctx.Queue(), ctx.Event(), ctx.Event(), ctx.Event()
-    procs = [ctx.Process(target=_worker, args=(adapter, base_url, list(prompts), plan, label, w, n, q, go, stop,
-                                               abort),
-                         daemon=True) for w in range(n)]
+    procs = [
+        ctx.Process(
+            target=_worker, args=(adapter, base_url, list(prompts), plan, label, w, n, q, go, stop, abort), daemon=True
+        )
+        for w in range(n)
+    ]
     for p in procs:
         p.start()
     go.set()
@@ -80,7 +101,7 @@ async def run_in_processes(adapter: EngineAdapter, base_url: str, prompts: Seque
     loop = asyncio.get_running_loop()
     measured_done: set[int] = set()
     finished: set[int] = set()
-    kernel_stamps: list[bool] = []   # per worker: were its chunk stamps the kernel's?
+    kernel_stamps: list[bool] = []  # per worker: were its chunk stamps the kernel's?
 
     def get():
         try:

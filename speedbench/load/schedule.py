@@ -3,6 +3,7 @@
 Both are pure functions of (seed, index), so SD-off and SD-on points, and every worker process of a
 point, agree on the same prompt order and arrival times without talking to each other.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -26,8 +27,7 @@ class PromptOrder:
             raise ValueError("no prompts to send")
         if not 0 <= warmup_pool < num_prompts:
             raise ValueError(f"a warm-up pool of {warmup_pool} leaves none of {num_prompts} prompts to measure")
-        self.perm: np.ndarray | None = (np.random.default_rng(seed).permutation(num_prompts)
-                                           if shuffle else None)
+        self.perm: np.ndarray | None = np.random.default_rng(seed).permutation(num_prompts) if shuffle else None
         self.n = num_prompts
         self.measured_n = num_prompts - warmup_pool
         self.warmup_pool = warmup_pool
@@ -90,14 +90,22 @@ class ArrivalSchedule:
 class PromptBudget:
     """How a point spends its prompts."""
 
-    measured: int      # measured requests
-    warmup: int        # warm-up requests
-    warmup_pool: int   # prompts set aside for the warm-up (never measured)
-    repeats: int       # measured requests that must resend a prompt (0 unless repeats are allowed)
+    measured: int  # measured requests
+    warmup: int  # warm-up requests
+    warmup_pool: int  # prompts set aside for the warm-up (never measured)
+    repeats: int  # measured requests that must resend a prompt (0 unless repeats are allowed)
 
 
-def prompt_budget(num_prompts: int, concurrency: int, warmup: int, requests: int | None, *,
-                  allow_repeats: bool = False, by_duration: bool = False, closed_loop: bool = True) -> PromptBudget:
+def prompt_budget(
+    num_prompts: int,
+    concurrency: int,
+    warmup: int,
+    requests: int | None,
+    *,
+    allow_repeats: bool = False,
+    by_duration: bool = False,
+    closed_loop: bool = True,
+) -> PromptBudget:
     """The point's requests: by default every prompt the warm-up leaves, each measured once.
 
     Raises ValueError (one line, with the number of prompts the point needs) when the point cannot be run
@@ -105,20 +113,28 @@ def prompt_budget(num_prompts: int, concurrency: int, warmup: int, requests: int
     """
     n = num_prompts
     if warmup and n < 2:
-        raise ValueError(f"the warm-up needs prompts of its own, but the prompt set has {n}: "
-                         "add prompts or set load.warmup_requests: 0")
-    hint = ("add prompts, lower load.requests_per_point / load.warmup_requests, or allow repeats "
-            "(load.allow_repeats: true, --allow-repeats)")
+        raise ValueError(
+            f"the warm-up needs prompts of its own, but the prompt set has {n}: "
+            "add prompts or set load.warmup_requests: 0"
+        )
+    hint = (
+        "add prompts, lower load.requests_per_point / load.warmup_requests, or allow repeats "
+        "(load.allow_repeats: true, --allow-repeats)"
+    )
     if not allow_repeats:
         if by_duration:
-            raise ValueError("load.duration_s measures for a set time, so prompts can repeat: "
-                             "set load.allow_repeats: true (--allow-repeats)")
+            raise ValueError(
+                "load.duration_s measures for a set time, so prompts can repeat: "
+                "set load.allow_repeats: true (--allow-repeats)"
+            )
         measured = requests or (n - warmup)
         least = concurrency if closed_loop and requests is None else 1  # a closed loop must fill its concurrency
         if measured < least or warmup + measured > n:
             need = warmup + max(measured, least)
-            raise ValueError(f"concurrency {concurrency} needs {need} distinct prompts ({warmup} warm-up + "
-                             f"{need - warmup} measured), the prompt set has {n}: {hint}")
+            raise ValueError(
+                f"concurrency {concurrency} needs {need} distinct prompts ({warmup} warm-up + "
+                f"{need - warmup} measured), the prompt set has {n}: {hint}"
+            )
         return PromptBudget(measured, warmup, warmup, 0)
     measured = requests or max(n - warmup, 2 * concurrency)
     pool = warmup if warmup + measured <= n else min(warmup, n // 2)

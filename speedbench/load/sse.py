@@ -5,6 +5,7 @@ events, or half of one) and splits lines itself: one ``bytes.split`` per block i
 coroutine wake-up per line.  Every ``data:`` line is one payload; engines put one JSON object per line,
 so multi-line ``data`` fields (legal SSE, unused by OpenAI-style servers) are not joined.
 """
+
 from __future__ import annotations
 
 # the codec lives in core (engines use it too); kept importable from here for compatibility

@@ -9,6 +9,7 @@ which needs no clock-offset bookkeeping and is immune to wall-clock steps outsid
 A read that returns several segments carries the stamp of the last one, so in a burst the earlier events
 in that read are stamped late by at most the gap between them.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -19,7 +20,7 @@ import time
 
 _now = time.perf_counter_ns
 _wall = time.time_ns
-SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)   # Linux; the cmsg type has the same number
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux; the cmsg type has the same number
 _READ_SIZE = 65536
 _STAMP = struct.Struct("qq")
 _HIGH_WATER, _LOW_WATER = 256 * 1024, 64 * 1024
@@ -85,7 +86,7 @@ class KernelStampedSocket:
             n = 0
         except OSError as e:
             return self._lost(e)
-        if n < len(data):   # a large prompt, or a slow reader: the rest goes out as the socket drains
+        if n < len(data):  # a large prompt, or a slow reader: the rest goes out as the socket drains
             self._out += data[n:]
             self.loop.add_writer(self.fd, self._on_writable)
             self._flow()

@@ -11,6 +11,7 @@ back-pressured by the socket) and paced (first chunk ``ttft`` after the request 
 GET /stamps returns, per request, the arrival stamp, the server's CPU time then, and the send stamp of every
 chunk (perf_counter_ns = CLOCK_MONOTONIC, comparable with the client's); ``/stamps?reset=1`` clears them.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,10 +34,10 @@ class StubConfig:
     ttft_s: float = 0.0
     itl_s: float = 0.0
     model: str = "stub"
-    fault: str | None = None   # http_500 | truncate | malformed | error_event (every request)
-    odd_framing: bool = False     # comments, "data:" without space, events split across writes
-    stamp_chunks: bool = True     # keep every chunk's send stamp (else first and last only)
-    burst: int = 1                # zero-latency: events per socket write per stream and round (1 = one each)
+    fault: str | None = None  # http_500 | truncate | malformed | error_event (every request)
+    odd_framing: bool = False  # comments, "data:" without space, events split across writes
+    stamp_chunks: bool = True  # keep every chunk's send stamp (else first and last only)
+    burst: int = 1  # zero-latency: events per socket write per stream and round (1 = one each)
     kernel_timestamps: bool = True  # request arrival = the kernel's receive stamp (Linux), not the read time
 
 
@@ -51,7 +52,7 @@ class _Stream:
     def __init__(self, conn: _Conn, n: int, prompt_len: int, echo: list | None, recv_ns: int) -> None:
         self.conn, self.n, self.i, self.prompt_len, self.echo = conn, n, 0, prompt_len, echo
         self.recv_ns, self.sends, self.due_ns, self.paced = recv_ns, [], 0, False
-        self.cpu_ns = time.process_time_ns()   # the server's own CPU time at arrival: is the server the limit?
+        self.cpu_ns = time.process_time_ns()  # the server's own CPU time at arrival: is the server the limit?
 
     def event(self) -> bytes:
         """The SSE bytes of the next event (one output token per chunk; then usage-only; then [DONE])."""
@@ -59,16 +60,21 @@ class _Stream:
         if i < self.n:
             k = i + 1
             fin = b'"length"' if k == self.n else b"null"
-            echo = json.dumps(self.echo, separators=(",", ":")).encode() if (i == 0 and self.echo is not None) \
-                else b"null"
-            body = (b'{"id":"cmpl-stub","object":"text_completion","created":0,"model":"%s","choices":[{"index":0,'
-                    b'"text":" tok%d","logprobs":null,"finish_reason":%s,"stop_reason":null,"token_ids":[%d],'
-                    b'"prompt_token_ids":%s}],"usage":{"prompt_tokens":%d,"total_tokens":%d,"completion_tokens":%d}}'
-                    % (self.conn.server.model, k, fin, 1000 + k, echo, p, p + k, k))
+            echo = (
+                json.dumps(self.echo, separators=(",", ":")).encode() if (i == 0 and self.echo is not None) else b"null"
+            )
+            body = (
+                b'{"id":"cmpl-stub","object":"text_completion","created":0,"model":"%s","choices":[{"index":0,'
+                b'"text":" tok%d","logprobs":null,"finish_reason":%s,"stop_reason":null,"token_ids":[%d],'
+                b'"prompt_token_ids":%s}],"usage":{"prompt_tokens":%d,"total_tokens":%d,"completion_tokens":%d}}'
+                % (self.conn.server.model, k, fin, 1000 + k, echo, p, p + k, k)
+            )
         elif i == self.n:
-            body = (b'{"id":"cmpl-stub","object":"text_completion","created":0,"model":"%s","choices":[],'
-                    b'"usage":{"prompt_tokens":%d,"total_tokens":%d,"completion_tokens":%d}}'
-                    % (self.conn.server.model, p, p + self.n, self.n))
+            body = (
+                b'{"id":"cmpl-stub","object":"text_completion","created":0,"model":"%s","choices":[],'
+                b'"usage":{"prompt_tokens":%d,"total_tokens":%d,"completion_tokens":%d}}'
+                % (self.conn.server.model, p, p + self.n, self.n)
+            )
         else:
             body = b"[DONE]"
         if self.conn.server.cfg.fault == "malformed" and i == 1:
@@ -83,7 +89,7 @@ class StubServer:
         self.cfg = cfg
         self.model = cfg.model.encode()
         self.log: list[dict] = []
-        self.ready: collections.deque[_Stream] = collections.deque()   # zero-latency round-robin
+        self.ready: collections.deque[_Stream] = collections.deque()  # zero-latency round-robin
         self._pumping = False
         self.loop: asyncio.AbstractEventLoop | None = None
 
@@ -98,7 +104,7 @@ class StubServer:
         for _ in range(len(self.ready)):
             s = self.ready.popleft()
             if s.conn.paused:
-                s.conn.parked = s   # resumes when the socket drains
+                s.conn.parked = s  # resumes when the socket drains
                 continue
             if self.send(s, self.cfg.burst):
                 self.ready.append(s)
@@ -137,7 +143,7 @@ class StubServer:
             if self.cfg.fault == "truncate" and s.i == 2:
                 over = "cut"
                 break
-            if s.i > s.n + 1:   # [DONE] written
+            if s.i > s.n + 1:  # [DONE] written
                 frames.append(b"0\r\n\r\n")
                 over = "done"
                 break
@@ -147,10 +153,17 @@ class StubServer:
         if over == "cut":
             c.transport.close()
         elif over == "done":
-            self.log.append({"prompt_head": s.echo[:4] if s.echo else None, "prompt_len": s.prompt_len,
-                             "recv_ns": s.recv_ns, "cpu_ns": s.cpu_ns, "sends": s.sends})
+            self.log.append(
+                {
+                    "prompt_head": s.echo[:4] if s.echo else None,
+                    "prompt_len": s.prompt_len,
+                    "recv_ns": s.recv_ns,
+                    "cpu_ns": s.cpu_ns,
+                    "sends": s.sends,
+                }
+            )
             c.busy = False
-            c.feed(b"")     # a pipelined next request, if any
+            c.feed(b"")  # a pipelined next request, if any
         return not over
 
 
@@ -209,14 +222,16 @@ class _Conn(asyncio.Protocol):
                 length = int(value)
         if len(self.buf) < head_end + 4 + length:
             return
-        body = self.buf[head_end + 4:head_end + 4 + length]
-        self.buf = self.buf[head_end + 4 + length:]
-        t_arrive, self.t_arrive = self.t_arrive, _now()   # a pipelined next request counts from here
+        body = self.buf[head_end + 4 : head_end + 4 + length]
+        self.buf = self.buf[head_end + 4 + length :]
+        t_arrive, self.t_arrive = self.t_arrive, _now()  # a pipelined next request counts from here
         self.handle(method, target, body, t_arrive)
 
     def reply(self, status: str, body: bytes, ctype: str = "application/json") -> None:
-        self.transport.write(b"HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n%s"
-                             % (status.encode(), ctype.encode(), len(body), body))
+        self.transport.write(
+            b"HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n%s"
+            % (status.encode(), ctype.encode(), len(body), body)
+        )
         self.feed(b"")
 
     def handle(self, method: str, target: str, body: bytes, recv_ns: int) -> None:
@@ -230,8 +245,12 @@ class _Conn(asyncio.Protocol):
         if method == "GET" and path in ("/health", "/metrics"):
             return self.reply("200 OK", b"", "text/plain")
         if method == "GET" and path == "/v1/models":
-            return self.reply("200 OK", json.dumps({"object": "list", "data": [
-                {"id": srv.cfg.model, "object": "model", "max_model_len": 1 << 20}]}).encode())
+            return self.reply(
+                "200 OK",
+                json.dumps(
+                    {"object": "list", "data": [{"id": srv.cfg.model, "object": "model", "max_model_len": 1 << 20}]}
+                ).encode(),
+            )
         if method != "POST" or path not in ("/v1/completions", "/v1/chat/completions"):
             return self.reply("404 Not Found", b'{"error":"not found"}')
         if srv.cfg.fault == "http_500":
@@ -242,8 +261,9 @@ class _Conn(asyncio.Protocol):
         plen = len(ids) if ids is not None else len(str(prompt).split())
         n = int(req.get("max_tokens") or req.get("max_completion_tokens") or 16)
         self.busy = True
-        self.transport.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
-                             b"Transfer-Encoding: chunked\r\n\r\n")
+        self.transport.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
         srv.start_stream(_Stream(self, n, plen, ids, recv_ns))
 
 

@@ -18,6 +18,7 @@ traffic with another acceptance in the window, a counter reset, a parsing fault)
 side by side but not judged: extra traffic with the same acceptance (the fixture's c=4 point: 86 server
 drafts, 62 measured) leaves the figures the point reports unchanged.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -43,9 +44,11 @@ class AcceptanceCheck:
     agree: bool
 
     def describe(self) -> str:
-        return (f"per-request AL drafted {_f(self.per_request_al)} over {self.per_request_drafts} drafts vs "
-                f"server counters {_f(self.server_al)} over {self.server_drafts} drafts "
-                f"({self.max_rel_diff:.1%} apart, tolerance {self.tolerance:.0%})")
+        return (
+            f"per-request AL drafted {_f(self.per_request_al)} over {self.per_request_drafts} drafts vs "
+            f"server counters {_f(self.server_al)} over {self.server_drafts} drafts "
+            f"({self.max_rel_diff:.1%} apart, tolerance {self.tolerance:.0%})"
+        )
 
     def to_dict(self) -> dict:
         from dataclasses import asdict
@@ -65,17 +68,29 @@ def _rel(a: float | None, b: float | None) -> float:
     return abs(a - b) / abs(b)
 
 
-def cross_check(per_request: SpecDecodeCounters, server: SpecDecodeCounters,
-                tolerance: float = TOLERANCE) -> AcceptanceCheck:
-    diff = max(_rel(server.acceptance_length, per_request.acceptance_length),
-               _rel(server.draft_acceptance_rate, per_request.draft_acceptance_rate))
-    return AcceptanceCheck(per_request.acceptance_length, server.acceptance_length,
-                           per_request.draft_acceptance_rate, server.draft_acceptance_rate,
-                           per_request.drafts, server.drafts, diff, tolerance, diff <= tolerance)
+def cross_check(
+    per_request: SpecDecodeCounters, server: SpecDecodeCounters, tolerance: float = TOLERANCE
+) -> AcceptanceCheck:
+    diff = max(
+        _rel(server.acceptance_length, per_request.acceptance_length),
+        _rel(server.draft_acceptance_rate, per_request.draft_acceptance_rate),
+    )
+    return AcceptanceCheck(
+        per_request.acceptance_length,
+        server.acceptance_length,
+        per_request.draft_acceptance_rate,
+        server.draft_acceptance_rate,
+        per_request.drafts,
+        server.drafts,
+        diff,
+        tolerance,
+        diff <= tolerance,
+    )
 
 
-def choose(per_request: SpecDecodeCounters | None, server: SpecDecodeCounters | None
-           ) -> tuple[SpecDecodeCounters | None, str | None, AcceptanceCheck | None]:
+def choose(
+    per_request: SpecDecodeCounters | None, server: SpecDecodeCounters | None
+) -> tuple[SpecDecodeCounters | None, str | None, AcceptanceCheck | None]:
     """(counters the point reports, their source, the cross-check when both sources exist)."""
     if per_request is not None and per_request.drafts:
         check = cross_check(per_request, server) if server is not None and server.drafts else None

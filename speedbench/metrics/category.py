@@ -13,6 +13,7 @@ Reports (speedbench.report) show them as "tok/step pooled", "AL SPEED-Bench" and
 SPEED-Bench paper's category order (CATEGORIES), with the unweighted mean over categories and the
 pooled "all" row (overall_acceptance).
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
@@ -24,23 +25,34 @@ from speedbench.metrics import request as rq
 from speedbench.metrics.uncertainty import mean_interval
 
 # The SPEED-Bench qualitative categories, in the paper's column order.
-CATEGORIES = ("Coding", "Math", "Humanities", "STEM", "Writing", "Summarization", "Roleplay", "RAG",
-              "Multilingual", "Reasoning", "QA")
+CATEGORIES = (
+    "Coding",
+    "Math",
+    "Humanities",
+    "STEM",
+    "Writing",
+    "Summarization",
+    "Roleplay",
+    "RAG",
+    "Multilingual",
+    "Reasoning",
+    "QA",
+)
 
 
 @dataclass(frozen=True)
 class CategoryAcceptance:
     category: str
-    requests: int                        # measured requests that finished OK
+    requests: int  # measured requests that finished OK
     output_tokens: int
-    steps: int                           # streamed chunks (= engine steps when chunks are not merged)
+    steps: int  # streamed chunks (= engine steps when chunks are not merged)
     tokens_per_step: float | None
     tokens_per_step_mean: float | None
     al_drafted: float | None
     draft_acceptance_rate: float | None
     drafts: int = 0
     accepted_tokens: int = 0
-    tokens_per_step_mean_lo: float | None = None   # 95 % bootstrap interval (metrics.uncertainty)
+    tokens_per_step_mean_lo: float | None = None  # 95 % bootstrap interval (metrics.uncertainty)
     tokens_per_step_mean_hi: float | None = None
 
     def to_dict(self) -> dict:
@@ -67,14 +79,18 @@ def _one(category: str, recs: list[RequestRecord]) -> CategoryAcceptance:
         if c is not None:
             total = c if total is None else total + c
     return CategoryAcceptance(
-        category=category, requests=len(recs), output_tokens=tokens, steps=steps,
+        category=category,
+        requests=len(recs),
+        output_tokens=tokens,
+        steps=steps,
         tokens_per_step=tokens / steps if steps else None,
         tokens_per_step_mean=sum(per_req) / len(per_req) if per_req else None,
         al_drafted=total.acceptance_length if total else None,
         draft_acceptance_rate=total.draft_acceptance_rate if total else None,
         drafts=total.drafts if total else 0,
         accepted_tokens=total.accepted_tokens if total else 0,
-        tokens_per_step_mean_lo=lo, tokens_per_step_mean_hi=hi,
+        tokens_per_step_mean_lo=lo,
+        tokens_per_step_mean_hi=hi,
     )
 
 
@@ -95,9 +111,12 @@ def turn_acceptance(records: Sequence[RequestRecord]) -> list[dict]:
     out = []
     for turn, recs in sorted(by_turn.items()):
         ttfts = [x for x in (rq.ttft(r) for r in recs) if x is not None]
-        row = {"turn": turn, **_one("", recs).to_dict(),
-               "prompt_len_mean": sum(r.prompt_len for r in recs) / len(recs),
-               "ttft_mean_ms": sum(ttfts) / len(ttfts) * 1e3 if ttfts else None}
+        row = {
+            "turn": turn,
+            **_one("", recs).to_dict(),
+            "prompt_len_mean": sum(r.prompt_len for r in recs) / len(recs),
+            "ttft_mean_ms": sum(ttfts) / len(ttfts) * 1e3 if ttfts else None,
+        }
         del row["category"]
         out.append(row)
     return out

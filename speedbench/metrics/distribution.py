@@ -1,4 +1,5 @@
 """One distribution summary reused for every metric (count, mean, std, min, percentiles, max)."""
+
 from __future__ import annotations
 
 import math
@@ -32,5 +33,14 @@ def distribution(values: Iterable[float]) -> Distribution:
         nan = float("nan")
         return Distribution(0, nan, nan, nan, nan, nan, nan, nan, nan)
     p = np.percentile(arr, PERCENTILES)  # linear interpolation, numpy's default
-    return Distribution(int(arr.size), float(arr.mean()), float(arr.std()), float(arr.min()),
-                        float(p[0]), float(p[1]), float(p[2]), float(p[3]), float(arr.max()))
+    return Distribution(
+        int(arr.size),
+        float(arr.mean()),
+        float(arr.std()),
+        float(arr.min()),
+        float(p[0]),
+        float(p[1]),
+        float(p[2]),
+        float(p[3]),
+        float(arr.max()),
+    )

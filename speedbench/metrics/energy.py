@@ -8,6 +8,7 @@ integrated from power instead.  A GPU without a counter (pre-Volta) is integrate
 A GPU whose samples do not bracket the window (it disappeared, or sampling started late) makes the
 point's energy unknown (None, with the reason): energy is reported for every GPU or not at all.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
@@ -19,11 +20,11 @@ COUNTER_MODULUS = 1 << 64  # NVML returns an unsigned long long
 
 @dataclass(slots=True)
 class GpuSample:
-    t_ns: int                           # perf_counter_ns, the records' clock
+    t_ns: int  # perf_counter_ns, the records' clock
     gpu: int
     power_w: float | None = None
-    energy_mj: int | None = None     # cumulative counter; None = not supported / read failed
-    sm_util: float | None = None     # percent
+    energy_mj: int | None = None  # cumulative counter; None = not supported / read failed
+    sm_util: float | None = None  # percent
     mem_used_mb: float | None = None
 
 
@@ -31,7 +32,7 @@ class GpuSample:
 class GpuEnergy:
     gpu: int
     energy_j: float | None
-    method: str                         # "counter", "power", "counter+power" or "none"
+    method: str  # "counter", "power", "counter+power" or "none"
     samples: int
     max_gap_s: float | None
     mean_sm_util: float | None
@@ -41,7 +42,7 @@ class GpuEnergy:
 
 @dataclass
 class PointEnergy:
-    energy_j: float | None           # Σ over GPUs; None unless every GPU covers the window
+    energy_j: float | None  # Σ over GPUs; None unless every GPU covers the window
     mean_power_w: float | None
     duration_s: float
     gpus: list[GpuEnergy] = field(default_factory=list)
@@ -68,8 +69,7 @@ def _power_integral(pts: Sequence[tuple[int, float]], t0: int, t1: int) -> float
     return total
 
 
-def _counter_energy(samples: Sequence[GpuSample], t0: int, t1: int,
-                    modulus: int) -> tuple[float | None, bool]:
+def _counter_energy(samples: Sequence[GpuSample], t0: int, t1: int, modulus: int) -> tuple[float | None, bool]:
     """(joules from the counter over [t0, t1], whether a reset interval was bridged with power)."""
     pts = [s for s in samples if s.energy_mj is not None]
     if len(pts) < 2 or pts[0].t_ns > t0 or pts[-1].t_ns < t1:
@@ -79,7 +79,7 @@ def _counter_energy(samples: Sequence[GpuSample], t0: int, t1: int,
     bridged = False
     for a, b in zip(pts, pts[1:]):
         ea, eb = a.energy_mj, b.energy_mj
-        assert ea is not None and eb is not None   # pts holds counter readings only
+        assert ea is not None and eb is not None  # pts holds counter readings only
         delta: float = eb - ea
         if delta < 0:
             if ea >= modulus // 2:
@@ -100,16 +100,20 @@ def _counter_energy(samples: Sequence[GpuSample], t0: int, t1: int,
     return at(t1) - at(t0), bridged
 
 
-def gpu_energy(gpu: int, samples: Sequence[GpuSample], t0: int, t1: int,
-               modulus: int = COUNTER_MODULUS) -> GpuEnergy:
+def gpu_energy(gpu: int, samples: Sequence[GpuSample], t0: int, t1: int, modulus: int = COUNTER_MODULUS) -> GpuEnergy:
     samples = sorted(samples, key=lambda s: s.t_ns)
     inside = [s for s in samples if t0 <= s.t_ns <= t1]
     times = [s.t_ns for s in samples if s.power_w is not None or s.energy_mj is not None]
     gaps = [(b - a) * 1e-9 for a, b in zip(times, times[1:]) if b > t0 and a < t1]
     utils = [s.sm_util for s in inside if s.sm_util is not None]
     mems = [s.mem_used_mb for s in inside if s.mem_used_mb is not None]
-    base: dict[str, Any] = dict(gpu=gpu, samples=len(inside), max_gap_s=max(gaps) if gaps else None,
-                mean_sm_util=sum(utils) / len(utils) if utils else None, max_mem_used_mb=max(mems) if mems else None)
+    base: dict[str, Any] = dict(
+        gpu=gpu,
+        samples=len(inside),
+        max_gap_s=max(gaps) if gaps else None,
+        mean_sm_util=sum(utils) / len(utils) if utils else None,
+        max_mem_used_mb=max(mems) if mems else None,
+    )
     joules, bridged = _counter_energy(samples, t0, t1, modulus)
     if joules is not None:
         return GpuEnergy(energy_j=joules, method="counter+power" if bridged else "counter", **base)
@@ -117,14 +121,23 @@ def gpu_energy(gpu: int, samples: Sequence[GpuSample], t0: int, t1: int,
     if power is not None:
         return GpuEnergy(energy_j=power, method="power", **base)
     last = max(times) if times else None
-    why = ("no samples" if last is None else
-           f"last sample {(t1 - last) * 1e-9:.2f} s before the window's end (GPU lost?)" if last < t1 else
-           "samples do not cover the window's start")
+    why = (
+        "no samples"
+        if last is None
+        else f"last sample {(t1 - last) * 1e-9:.2f} s before the window's end (GPU lost?)"
+        if last < t1
+        else "samples do not cover the window's start"
+    )
     return GpuEnergy(energy_j=None, method="none", note=why, **base)
 
 
-def point_energy(samples: Iterable[GpuSample], t0_ns: int, t1_ns: int, gpus: Sequence[int] | None = None,
-                 modulus: int = COUNTER_MODULUS) -> PointEnergy:
+def point_energy(
+    samples: Iterable[GpuSample],
+    t0_ns: int,
+    t1_ns: int,
+    gpus: Sequence[int] | None = None,
+    modulus: int = COUNTER_MODULUS,
+) -> PointEnergy:
     """Energy of every GPU (``gpus``: those sampled at the start; a GPU that vanished still counts)."""
     by_gpu: dict[int, list[GpuSample]] = {g: [] for g in (gpus or [])}
     for s in samples:
@@ -137,7 +150,7 @@ def point_energy(samples: Iterable[GpuSample], t0_ns: int, t1_ns: int, gpus: Seq
     if missing:
         note = "; ".join(f"GPU {p.gpu}: {p.note}" for p in missing)
         return PointEnergy(None, None, duration, per, note=f"energy unknown: {note}")
-    total = sum(p.energy_j for p in per if p.energy_j is not None)   # all of them: missing ones returned above
+    total = sum(p.energy_j for p in per if p.energy_j is not None)  # all of them: missing ones returned above
     return PointEnergy(total, total / duration, duration, per)
 
 

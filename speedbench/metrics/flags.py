@@ -1,6 +1,7 @@
 """What is wrong with a point, from its summary row: the one rule the table, the runner's warnings and
 speedup.csv all use. Each flag is (tag shown in tables, sentence for warnings and notes); a healthy point
 has none."""
+
 from __future__ import annotations
 
 import math
@@ -19,7 +20,7 @@ def latency_unmeasured(row: dict) -> bool:
     if isinstance(row.get("ttft_s"), dict):
         return _n(row, "ok") > 0 and not row["ttft_s"].get("count")
     if "ttft_mean_ms" not in row:
-        return False   # a row that does not say: nothing to claim
+        return False  # a row that does not say: nothing to claim
     ttft = row["ttft_mean_ms"]
     return _n(row, "ok") > 0 and (ttft is None or (isinstance(ttft, float) and math.isnan(ttft)))
 
@@ -31,21 +32,40 @@ def point_flags(row: dict) -> list[Flag]:
         out.append(("POINT FAILED", f"{pid}: cut short ({row.get('abort_reason') or 'server gone'})"))
     bad = _n(row, "failed") + _n(row, "cancelled") + _n(row, "not_sent")
     if bad:
-        out.append((f"{bad} NOT OK", f"{pid}: {bad} of {_n(row, 'sent') + _n(row, 'not_sent')} measured requests "
-                                     "did not end ok; its rates count only the ones that did"))
+        out.append(
+            (
+                f"{bad} NOT OK",
+                f"{pid}: {bad} of {_n(row, 'sent') + _n(row, 'not_sent')} measured requests "
+                "did not end ok; its rates count only the ones that did",
+            )
+        )
     if row.get("client_saturated"):
         out.append(("CLIENT-BOUND", f"{pid}: the load generator fell behind; latencies include client delay"))
     if latency_unmeasured(row):
-        out.append(("NO LATENCY", f"{pid}: no streamed token chunk was timed: TTFT, ITL, TPOT and user TPS "
-                                   "could not be measured"))
+        out.append(
+            (
+                "NO LATENCY",
+                f"{pid}: no streamed token chunk was timed: TTFT, ITL, TPOT and user TPS could not be measured",
+            )
+        )
     merged = _n(row, "merged_chunk_requests")
     if merged:
-        out.append((f"MERGED {merged}", f"{pid}: {merged} requests streamed several engine steps in one chunk: "
-                                        "AL SPEED-Bench and tok/step over-count for them"))
+        out.append(
+            (
+                f"MERGED {merged}",
+                f"{pid}: {merged} requests streamed several engine steps in one chunk: "
+                "AL SPEED-Bench and tok/step over-count for them",
+            )
+        )
     mism = _n(row, "chunk_step_mismatches")
     if mism:
-        out.append((f"CHUNK≠STEP {mism}", f"{pid}: {mism} requests' chunk sizes match no grouping of the "
-                                           "server's per-step accepted counts: chunk-based AL is suspect"))
+        out.append(
+            (
+                f"CHUNK≠STEP {mism}",
+                f"{pid}: {mism} requests' chunk sizes match no grouping of the "
+                "server's per-step accepted counts: chunk-based AL is suspect",
+            )
+        )
     if row.get("acceptance_agree") is False:
         out.append(("ACCEPTANCE ≠", f"{pid}: acceptance sources disagree: {row.get('acceptance_check_text')}"))
     return out

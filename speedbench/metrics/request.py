@@ -18,6 +18,7 @@ window output TPS  output tokens whose chunk arrived inside the measured window 
 goodput   measured OK requests meeting the SLO (TTFT ≤ ttft_max and user TPS ≥ user_tps_min; an unset
           bound always holds) per second of window, and as a fraction of measured requests
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -67,8 +68,13 @@ def tokens_per_step(r: RequestRecord) -> float | None:
     return r.output_tokens / len(r.chunk_tokens) if r.chunk_tokens else None
 
 
-TOKEN_SOURCES = {"usage": "per-chunk usage", "ids": "per-chunk token ids", "text": "text chunks, 1 token each",
-                 "final": "final usage", "tokenizer": "tokenizer"}
+TOKEN_SOURCES = {
+    "usage": "per-chunk usage",
+    "ids": "per-chunk token ids",
+    "text": "text chunks, 1 token each",
+    "final": "final usage",
+    "tokenizer": "tokenizer",
+}
 
 
 def token_count_source(r: RequestRecord) -> str | None:
@@ -141,12 +147,12 @@ def _explains(chunks: list[int], drafted: list[int], merges: bool) -> bool:
                     continue
                 if steps and not merges:
                     continue
-                frontier.append((rem - 1, j, 1))                    # a step that drafted nothing
+                frontier.append((rem - 1, j, 1))  # a step that drafted nothing
                 if j < m:
                     if drafted[j] <= rem:
                         frontier.append((rem - drafted[j], j + 1, 1))
                     elif ci == last and j == m - 1:
-                        nxt.add(m)                                  # final step cut short by max_tokens
+                        nxt.add(m)  # final step cut short by max_tokens
         states = nxt
         if not states:
             return False
@@ -177,8 +183,13 @@ def window_output_tps(records: Sequence[RequestRecord], t0_ns: int, t1_ns: int) 
     return tokens / ((t1_ns - t0_ns) * NS)
 
 
-def goodput(records: Sequence[RequestRecord], t0_ns: int, t1_ns: int, ttft_max_s: float | None = None,
-            user_tps_min: float | None = None) -> tuple[float | None, float | None]:
+def goodput(
+    records: Sequence[RequestRecord],
+    t0_ns: int,
+    t1_ns: int,
+    ttft_max_s: float | None = None,
+    user_tps_min: float | None = None,
+) -> tuple[float | None, float | None]:
     """(good requests per second, good fraction) over the measured (non-warm-up) records."""
     measured = [r for r in records if not r.warmup]
     if not measured or t1_ns <= t0_ns:

@@ -1,5 +1,6 @@
 """SD-on / SD-off speedups from summary rows, each with its 95 % interval, verdict and the flags of the two
 points it divides (metrics.uncertainty says how intervals are made, metrics.flags what a flag is)."""
+
 from __future__ import annotations
 
 import math
@@ -48,9 +49,15 @@ def speedup_rows(rows: Sequence[dict]) -> list[dict]:
         if not b:
             continue
         row = {
-            "run": r.get("run"), "model": r.get("model"), "engine": r["engine"], "isl": r["isl"],
-            "concurrency": r["concurrency"], "sd_label": r["sd_label"], "sd_method": r["sd_method"],
-            "draft_length": r.get("draft_length"), "repeat": repeat_of(r.get("point_id", "")),
+            "run": r.get("run"),
+            "model": r.get("model"),
+            "engine": r["engine"],
+            "isl": r["isl"],
+            "concurrency": r["concurrency"],
+            "sd_label": r["sd_label"],
+            "sd_method": r["sd_method"],
+            "draft_length": r.get("draft_length"),
+            "repeat": repeat_of(r.get("point_id", "")),
         }
         for name, col, se in METRICS:
             ratio = _ratio(_num(r.get(col)), _num(b.get(col)))

@@ -1,4 +1,5 @@
 """Aggregate one sweep point (engine × SD setting × concurrency) from its raw records."""
+
 from __future__ import annotations
 
 import math
@@ -32,43 +33,43 @@ class PointSummary:
     errors_by_kind: dict
     duration_s: float
     output_tokens: int
-    output_tps: float                    # Σ output tokens / (last activity − first start) over measured requests
+    output_tps: float  # Σ output tokens / (last activity − first start) over measured requests
     request_throughput: float
-    user_tps: Distribution               # per request, see metrics.request
+    user_tps: Distribution  # per request, see metrics.request
     ttft_s: Distribution
-    itl_s: Distribution                  # per decode step (chunk gap)
+    itl_s: Distribution  # per decode step (chunk gap)
     tpot_s: Distribution
     e2e_s: Distribution
-    tokens_per_step: float | None     # pooled: Σ tokens / Σ chunks (token-weighted chunk AL)
-    tokens_per_step_req: Distribution    # per-request chunk AL; its mean is the headline "AL SPEED-Bench"
-    al_drafted: float | None          # 1 + accepted/drafts, from the source in acceptance_source
+    tokens_per_step: float | None  # pooled: Σ tokens / Σ chunks (token-weighted chunk AL)
+    tokens_per_step_req: Distribution  # per-request chunk AL; its mean is the headline "AL SPEED-Bench"
+    al_drafted: float | None  # 1 + accepted/drafts, from the source in acceptance_source
     al_drafted_req_sum: float | None  # same from Σ per-request SD metrics (the measured requests only)
     draft_acceptance_rate: float | None
     per_position_acceptance: list = field(default_factory=list)
     # multi-turn: one dict per turn (metrics.category.turn_acceptance); the fields above pool every turn,
     # as SPEED-Bench averages over all turns
     per_turn: list = field(default_factory=list)
-    counters: dict | None = None      # global counter deltas over the point
+    counters: dict | None = None  # global counter deltas over the point
     counters_req_sum: dict | None = None
-    al_drafted_server: float | None = None   # same from the server's global counter deltas
-    acceptance_source: str | None = None     # metrics.acceptance: "per-request" or "server counters"
-    acceptance_check: dict | None = None     # both sources side by side (metrics.acceptance.AcceptanceCheck)
-    al_speedbench_ci: list | None = None     # 95 % bootstrap interval of the headline AL (metrics.uncertainty)
-    output_tps_log_se: float | None = None   # bootstrap SE of log output rate (metrics.uncertainty)
-    user_tps_log_se: float | None = None     # bootstrap SE of log mean user TPS
-    token_counts: str | None = None          # where output token counts came from (metrics.request)
+    al_drafted_server: float | None = None  # same from the server's global counter deltas
+    acceptance_source: str | None = None  # metrics.acceptance: "per-request" or "server counters"
+    acceptance_check: dict | None = None  # both sources side by side (metrics.acceptance.AcceptanceCheck)
+    al_speedbench_ci: list | None = None  # 95 % bootstrap interval of the headline AL (metrics.uncertainty)
+    output_tps_log_se: float | None = None  # bootstrap SE of log output rate (metrics.uncertainty)
+    user_tps_log_se: float | None = None  # bootstrap SE of log mean user TPS
+    token_counts: str | None = None  # where output token counts came from (metrics.request)
     merged_chunk_requests: int = 0
     chunk_step_mismatches: int | None = None
-    prompt_mismatches: int = 0           # requests where the server did not see exactly the ids we sent
-    repeated_requests: int = 0           # measured requests that resent a prompt already measured in the point
+    prompt_mismatches: int = 0  # requests where the server did not see exactly the ids we sent
+    repeated_requests: int = 0  # measured requests that resent a prompt already measured in the point
     stopped_at_eos: int | None = None  # ok requests that ended at EOS (finish reason stop) before the cap
-    output_tps_window: float | None = None   # steady-state TPS inside the measured window (metrics.request)
-    goodput_rps: float | None = None         # SLO-meeting requests/s (all OK requests when no SLO is set)
+    output_tps_window: float | None = None  # steady-state TPS inside the measured window (metrics.request)
+    goodput_rps: float | None = None  # SLO-meeting requests/s (all OK requests when no SLO is set)
     goodput_fraction: float | None = None
-    client_lag_p99_ms: float | None = None   # client event-loop lag over the measured window (load layer)
-    mean_in_flight: float | None = None      # time-averaged requests in flight over the measured window
-    client_saturated: bool | None = None     # lag P99 over its limit or in-flight < 99 % of target
-    client_timestamps: str | None = None     # "kernel" (SO_TIMESTAMPNS receive times) or "read" (loop read time)
+    client_lag_p99_ms: float | None = None  # client event-loop lag over the measured window (load layer)
+    mean_in_flight: float | None = None  # time-averaged requests in flight over the measured window
+    client_saturated: bool | None = None  # lag P99 over its limit or in-flight < 99 % of target
+    client_timestamps: str | None = None  # "kernel" (SO_TIMESTAMPNS receive times) or "read" (loop read time)
     client_lag_limit_ms: float | None = None  # 1 ms with read stamps; half the median chunk gap with kernel's
     # set by the runner: "complete", or "failed" when the point was cut short (server died, unreachable);
     # planned measured requests = sent + not_sent, and sent = ok + failed + cancelled
@@ -76,11 +77,11 @@ class PointSummary:
     not_sent: int = 0
     abort_reason: str | None = None
     # set by the runner from GPU telemetry (None = n/a: no NVML, or a GPU did not cover the window) and cost
-    energy_j: float | None = None             # Σ GPUs over the measured window
+    energy_j: float | None = None  # Σ GPUs over the measured window
     output_tokens_per_joule: float | None = None
     mean_power_w: float | None = None
-    usd_per_mtok: float | None = None         # $ per million output tokens at this point's output TPS
-    telemetry: dict | None = None             # how energy was measured, per GPU, or why it is n/a
+    usd_per_mtok: float | None = None  # $ per million output tokens at this point's output TPS
+    telemetry: dict | None = None  # how energy was measured, per GPU, or why it is n/a
 
     @property
     def error_rate(self) -> float:
@@ -90,16 +91,55 @@ class PointSummary:
 
     def to_row(self) -> dict:
         """Flat row for CSV/parquet tables (latencies in ms)."""
-        row = {k: getattr(self, k) for k in (
-            "point_id", "engine", "sd_label", "sd_method", "draft_length", "concurrency", "isl", "sent", "ok",
-            "failed", "cancelled", "duration_s", "output_tokens", "output_tps", "request_throughput",
-            "tokens_per_step", "al_drafted", "al_drafted_req_sum", "al_drafted_server", "acceptance_source",
-            "draft_acceptance_rate", "output_tps_log_se", "user_tps_log_se", "token_counts",
-            "merged_chunk_requests", "chunk_step_mismatches", "prompt_mismatches", "repeated_requests",
-            "stopped_at_eos", "output_tps_window",
-            "goodput_rps", "goodput_fraction", "client_lag_p99_ms", "mean_in_flight", "client_saturated",
-            "client_timestamps", "client_lag_limit_ms", "status", "not_sent", "error_rate", "energy_j",
-            "output_tokens_per_joule", "mean_power_w", "usd_per_mtok")}
+        row = {
+            k: getattr(self, k)
+            for k in (
+                "point_id",
+                "engine",
+                "sd_label",
+                "sd_method",
+                "draft_length",
+                "concurrency",
+                "isl",
+                "sent",
+                "ok",
+                "failed",
+                "cancelled",
+                "duration_s",
+                "output_tokens",
+                "output_tps",
+                "request_throughput",
+                "tokens_per_step",
+                "al_drafted",
+                "al_drafted_req_sum",
+                "al_drafted_server",
+                "acceptance_source",
+                "draft_acceptance_rate",
+                "output_tps_log_se",
+                "user_tps_log_se",
+                "token_counts",
+                "merged_chunk_requests",
+                "chunk_step_mismatches",
+                "prompt_mismatches",
+                "repeated_requests",
+                "stopped_at_eos",
+                "output_tps_window",
+                "goodput_rps",
+                "goodput_fraction",
+                "client_lag_p99_ms",
+                "mean_in_flight",
+                "client_saturated",
+                "client_timestamps",
+                "client_lag_limit_ms",
+                "status",
+                "not_sent",
+                "error_rate",
+                "energy_j",
+                "output_tokens_per_joule",
+                "mean_power_w",
+                "usd_per_mtok",
+            )
+        }
         # the headline AL: SPEED-Bench's aggregation, mean over requests of each one's tokens per step
         row["al_speedbench"] = _num(self.tokens_per_step_req.mean)
         ci = self.al_speedbench_ci or (None, None)
@@ -120,15 +160,26 @@ class PointSummary:
         row["per_position_acceptance"] = ",".join(f"{x:.3f}" for x in self.per_position_acceptance)
         # per turn, "turn:value" (empty for single-turn points)
         for measure in ("tokens_per_step", "al_drafted"):
-            row[f"{measure}_by_turn"] = ",".join(f"{t['turn']}:{t[measure]:.3f}" for t in self.per_turn
-                                                 if t[measure] is not None)
+            row[f"{measure}_by_turn"] = ",".join(
+                f"{t['turn']}:{t[measure]:.3f}" for t in self.per_turn if t[measure] is not None
+            )
         return row
 
 
-def summarize_point(records: Sequence[RequestRecord], *, point_id: str, engine: str, sd_label: str,
-                    sd_method: str, draft_length: int | None, concurrency: int, isl: int | None,
-                    counters: SpecDecodeCounters | None = None, slo_ttft_s: float | None = None,
-                    slo_user_tps: float | None = None) -> PointSummary:
+def summarize_point(
+    records: Sequence[RequestRecord],
+    *,
+    point_id: str,
+    engine: str,
+    sd_label: str,
+    sd_method: str,
+    draft_length: int | None,
+    concurrency: int,
+    isl: int | None,
+    counters: SpecDecodeCounters | None = None,
+    slo_ttft_s: float | None = None,
+    slo_user_tps: float | None = None,
+) -> PointSummary:
     measured = [r for r in records if not r.warmup]
     ok = [r for r in measured if r.status == OK]
     errors: dict[str, int] = {}
@@ -158,10 +209,20 @@ def summarize_point(records: Sequence[RequestRecord], *, point_id: str, engine: 
     checked = [a for a in agreement if a is not None]
 
     return PointSummary(
-        point_id=point_id, engine=engine, sd_label=sd_label, sd_method=sd_method, draft_length=draft_length,
-        concurrency=concurrency, isl=isl, sent=len(measured), ok=len(ok),
-        failed=sum(r.status == FAILED for r in measured), cancelled=sum(r.status == CANCELLED for r in measured),
-        errors_by_kind=errors, duration_s=duration, output_tokens=out_tokens,
+        point_id=point_id,
+        engine=engine,
+        sd_label=sd_label,
+        sd_method=sd_method,
+        draft_length=draft_length,
+        concurrency=concurrency,
+        isl=isl,
+        sent=len(measured),
+        ok=len(ok),
+        failed=sum(r.status == FAILED for r in measured),
+        cancelled=sum(r.status == CANCELLED for r in measured),
+        errors_by_kind=errors,
+        duration_s=duration,
+        output_tokens=out_tokens,
         output_tps=out_tokens / duration if duration > 0 else 0.0,
         request_throughput=len(ok) / duration if duration > 0 else 0.0,
         user_tps=distribution(rq.user_tps(r) for r in ok),
@@ -185,13 +246,18 @@ def summarize_point(records: Sequence[RequestRecord], *, point_id: str, engine: 
         counters_req_sum=req_sum.to_dict() if req_sum else None,
         merged_chunk_requests=sum(rq.merged_chunks(r, k) or a == rq.MERGED for r, a in zip(ok, agreement)),
         chunk_step_mismatches=sum(a == rq.MISMATCH for a in checked) if checked else None,
-        prompt_mismatches=sum(1 for r in ok if r.server_prompt_ids_match is False
-                              or (r.server_prompt_tokens is not None and r.server_prompt_tokens != r.prompt_len)),
+        prompt_mismatches=sum(
+            1
+            for r in ok
+            if r.server_prompt_ids_match is False
+            or (r.server_prompt_tokens is not None and r.server_prompt_tokens != r.prompt_len)
+        ),
         # a conversation's later turns share its prompt id: count conversations (first turns), not requests
         repeated_requests=len(firsts := [r for r in measured if r.turn == 1]) - len({r.prompt_id for r in firsts}),
         stopped_at_eos=sum(r.finish_reason == "stop" for r in ok),
         output_tps_window=rq.window_output_tps(records, t0, t1),
-        goodput_rps=good_rps, goodput_fraction=good_frac,
+        goodput_rps=good_rps,
+        goodput_fraction=good_frac,
     )
 
 
@@ -202,9 +268,11 @@ def _num(v: float | None) -> float | None:
 def point_spread(ok: Sequence[RequestRecord]) -> dict:
     """The bootstrap spreads of a point (metrics.uncertainty) from its measured OK requests."""
     ci = un.mean_interval([rq.tokens_per_step(r) for r in ok])
-    return {"al_speedbench_ci": list(ci) if ci else None,
-            "output_tps_log_se": un.log_se_of_ratio([r.output_tokens for r in ok], [rq.e2e(r) for r in ok]),
-            "user_tps_log_se": un.log_se_of_mean([rq.user_tps(r) for r in ok])}
+    return {
+        "al_speedbench_ci": list(ci) if ci else None,
+        "output_tps_log_se": un.log_se_of_ratio([r.output_tokens for r in ok], [rq.e2e(r) for r in ok]),
+        "user_tps_log_se": un.log_se_of_mean([rq.user_tps(r) for r in ok]),
+    }
 
 
 def point_from_dict(d: dict) -> PointSummary:
@@ -220,9 +288,12 @@ def point_from_dict(d: dict) -> PointSummary:
     if "acceptance_source" not in d and (d.get("counters") or d.get("counters_req_sum")):
         server = SpecDecodeCounters.from_dict(d.get("counters"))
         ref, source, check = acc.choose(SpecDecodeCounters.from_dict(d.get("counters_req_sum")), server)
-        d.update(al_drafted=ref.acceptance_length if ref else None, acceptance_source=source if ref else None,
-                 draft_acceptance_rate=ref.draft_acceptance_rate if ref else None,
-                 per_position_acceptance=list(ref.per_position_rate) if ref else [],
-                 al_drafted_server=server.acceptance_length if server else None,
-                 acceptance_check=check.to_dict() if check else None)
+        d.update(
+            al_drafted=ref.acceptance_length if ref else None,
+            acceptance_source=source if ref else None,
+            draft_acceptance_rate=ref.draft_acceptance_rate if ref else None,
+            per_position_acceptance=list(ref.per_position_rate) if ref else [],
+            al_drafted_server=server.acceptance_length if server else None,
+            acceptance_check=check.to_dict() if check else None,
+        )
     return PointSummary(**d)

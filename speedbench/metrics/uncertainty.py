@@ -12,6 +12,7 @@ their mean): run-to-run drift is then part of it.
 
 Verdict: 'pays' when the interval lies above 1, 'slower' when below, 'within noise' when it holds 1.0.
 """
+
 from __future__ import annotations
 
 import math
@@ -23,9 +24,38 @@ BOOTSTRAP_RESAMPLES = 1000
 BOOTSTRAP_SEED = 0
 Z95 = 1.959964
 # two-sided 95 % Student t quantiles by degrees of freedom (1..30); beyond, the normal quantile
-_T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
-        2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
-        2.045, 2.042)
+_T95 = (
+    12.706,
+    4.303,
+    3.182,
+    2.776,
+    2.571,
+    2.447,
+    2.365,
+    2.306,
+    2.262,
+    2.228,
+    2.201,
+    2.179,
+    2.160,
+    2.145,
+    2.131,
+    2.120,
+    2.110,
+    2.101,
+    2.093,
+    2.086,
+    2.080,
+    2.074,
+    2.069,
+    2.064,
+    2.060,
+    2.056,
+    2.052,
+    2.048,
+    2.045,
+    2.042,
+)
 PAYS, SLOWER, NOISE = "pays", "slower", "within noise"
 
 
@@ -76,8 +106,7 @@ def log_se_of_ratio(num: Sequence[float], den: Sequence[float]) -> float | None:
     return _log_se(lambda idx: a[idx].sum(axis=1) / b[idx].sum(axis=1), a.size)
 
 
-def ratio_interval(ratio: float | None, se_a: float | None, se_b: float | None
-                   ) -> tuple[float, float] | None:
+def ratio_interval(ratio: float | None, se_a: float | None, se_b: float | None) -> tuple[float, float] | None:
     """95 % interval of a / b from the log-scale standard errors of a and b."""
     if ratio is None or ratio <= 0 or se_a is None or se_b is None:
         return None

@@ -10,13 +10,14 @@ is not identifiable and ``beta`` is 0 (acceptance taken as constant beyond it: f
 
 Everything is vectorised over a leading axis of bootstrap replicates.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
 
-PSEUDO = 0.5      # added successes and failures per measured position
+PSEUDO = 0.5  # added successes and failures per measured position
 _NEWTON_STEPS = 30
 
 
@@ -32,10 +33,10 @@ def position_counts(drafts: np.ndarray, accepted: np.ndarray) -> tuple[np.ndarra
 class DecayFit:
     """Per replicate: measured conditional rates where measured, the logistic line beyond."""
 
-    alpha: np.ndarray            # (R,)
-    beta: np.ndarray             # (R,)
-    measured: np.ndarray         # (R, J) p_j = successes / trials, nan where no trials
-    trend_identifiable: bool     # at least two positions carried trials
+    alpha: np.ndarray  # (R,)
+    beta: np.ndarray  # (R,)
+    measured: np.ndarray  # (R, J) p_j = successes / trials, nan where no trials
+    trend_identifiable: bool  # at least two positions carried trials
 
     def conditional(self, k_max: int) -> np.ndarray:
         """(R, k_max) conditional acceptance for positions 1..k_max."""
@@ -73,7 +74,7 @@ def fit_decay(trials: np.ndarray, successes: np.ndarray) -> DecayFit:
             r = ss - ts * p
             g0, g1 = r.sum(axis=1), (r * x).sum(axis=1)
             h00, h01, h11 = w.sum(axis=1), (w * x).sum(axis=1), (w * x * x).sum(axis=1)
-            det = h00 * h11 - h01 ** 2
+            det = h00 * h11 - h01**2
             ok = det > 1e-12
             da = np.where(ok, (h11 * g0 - h01 * g1) / np.where(ok, det, 1.0), 0.0)
             db = np.where(ok, (h00 * g1 - h01 * g0) / np.where(ok, det, 1.0), 0.0)

@@ -10,6 +10,7 @@ an SD-on request at concurrency 4 is never judged against an SD-off request at c
 comparison between two SD-off repeats gives the noise floor: divergence that SD-off itself shows is not
 SD's fault.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -25,11 +26,11 @@ ALL = "all"  # the category label of the row that pools every category
 class PairResult:
     prompt_id: str
     category: str
-    exact: bool                        # output token ids identical (every turn)
-    first_divergence: int | None    # token index of the first difference (None when identical)
-    compared_tokens: int               # length of the shorter output
+    exact: bool  # output token ids identical (every turn)
+    first_divergence: int | None  # token index of the first difference (None when identical)
+    compared_tokens: int  # length of the shorter output
     text_equal: bool
-    turns: int = 1                     # turns in each of the two conversations
+    turns: int = 1  # turns in each of the two conversations
 
 
 @dataclass(frozen=True)
@@ -37,10 +38,10 @@ class Conversation:
     prompt_id: str
     category: str
     turns: int
-    output_ids: list[int]              # every turn's output ids, in turn order
-    text: str                          # every turn's text, in turn order, joined by a blank line
-    has_ids: bool = True               # every turn came back with its output token ids
-    output_tokens: int = 0             # every turn's output token count (known without ids too)
+    output_ids: list[int]  # every turn's output ids, in turn order
+    text: str  # every turn's text, in turn order, joined by a blank line
+    has_ids: bool = True  # every turn came back with its output token ids
+    output_tokens: int = 0  # every turn's output token count (known without ids too)
 
 
 def conversations(records: Iterable[RequestRecord]) -> list[Conversation]:
@@ -56,9 +57,17 @@ def conversations(records: Iterable[RequestRecord]) -> list[Conversation]:
         recs.sort(key=lambda r: r.turn)
         if any(r.status != OK for r in recs) or [r.turn for r in recs] != list(range(1, len(recs) + 1)):
             continue
-        out.append(Conversation(recs[0].prompt_id, recs[0].category, len(recs),
-                                [x for r in recs for x in r.output_ids], "\n\n".join(r.text for r in recs),
-                                all(r.output_ids for r in recs), sum(r.output_tokens for r in recs)))
+        out.append(
+            Conversation(
+                recs[0].prompt_id,
+                recs[0].category,
+                len(recs),
+                [x for r in recs for x in r.output_ids],
+                "\n\n".join(r.text for r in recs),
+                all(r.output_ids for r in recs),
+                sum(r.output_tokens for r in recs),
+            )
+        )
     return out
 
 
@@ -80,12 +89,16 @@ def reference_by_prompt(records: Iterable[RequestRecord]) -> dict[str, Conversat
     return out
 
 
-def conversation_pairs(candidates: Iterable[RequestRecord],
-                       reference: Iterable[RequestRecord]) -> list[tuple[Conversation, Conversation]]:
+def conversation_pairs(
+    candidates: Iterable[RequestRecord], reference: Iterable[RequestRecord]
+) -> list[tuple[Conversation, Conversation]]:
     """Every complete measured candidate conversation with a reference of as many turns, with that reference."""
     ref = reference_by_prompt(reference)
-    return [(c, ref[c.prompt_id]) for c in conversations(candidates)
-            if c.prompt_id in ref and ref[c.prompt_id].turns == c.turns]
+    return [
+        (c, ref[c.prompt_id])
+        for c in conversations(candidates)
+        if c.prompt_id in ref and ref[c.prompt_id].turns == c.turns
+    ]
 
 
 def compare_records(candidates: Iterable[RequestRecord], reference: Iterable[RequestRecord]) -> list[PairResult]:
@@ -98,8 +111,17 @@ def compare_records(candidates: Iterable[RequestRecord], reference: Iterable[Req
         if not c.has_ids or not b.has_ids:
             continue  # see pairs_without_ids: two empty id lists are equal whatever the texts say
         d = first_divergence(c.output_ids, b.output_ids)
-        pairs.append(PairResult(c.prompt_id, c.category, d is None, d, min(len(c.output_ids), len(b.output_ids)),
-                                c.text == b.text, c.turns))
+        pairs.append(
+            PairResult(
+                c.prompt_id,
+                c.category,
+                d is None,
+                d,
+                min(len(c.output_ids), len(b.output_ids)),
+                c.text == b.text,
+                c.turns,
+            )
+        )
     return pairs
 
 
@@ -114,9 +136,9 @@ class EquivalenceStats:
     pairs: int
     exact_match_rate: float | None
     divergence_rate: float | None
-    first_divergence_min: int | None      # earliest divergence over the diverging pairs
+    first_divergence_min: int | None  # earliest divergence over the diverging pairs
     first_divergence_median: float | None
-    matched_prefix_frac: float | None     # mean share of tokens before the first divergence (1 = identical)
+    matched_prefix_frac: float | None  # mean share of tokens before the first divergence (1 = identical)
     text_match_rate: float | None
 
     def to_dict(self) -> dict:
@@ -128,14 +150,23 @@ def summarize_pairs(pairs: Sequence[PairResult], category: str = ALL) -> Equival
     if not n:
         return EquivalenceStats(category, 0, None, None, None, None, None, None)
     div = [p.first_divergence for p in pairs if p.first_divergence is not None]
-    prefix = [(p.first_divergence if p.first_divergence is not None else p.compared_tokens) / p.compared_tokens
-              if p.compared_tokens else 1.0 for p in pairs]
+    prefix = [
+        (p.first_divergence if p.first_divergence is not None else p.compared_tokens) / p.compared_tokens
+        if p.compared_tokens
+        else 1.0
+        for p in pairs
+    ]
     exact = sum(p.exact for p in pairs)
     return EquivalenceStats(
-        category=category, pairs=n, exact_match_rate=exact / n, divergence_rate=1 - exact / n,
+        category=category,
+        pairs=n,
+        exact_match_rate=exact / n,
+        divergence_rate=1 - exact / n,
         first_divergence_min=min(div) if div else None,
         first_divergence_median=statistics.median(div) if div else None,
-        matched_prefix_frac=sum(prefix) / n, text_match_rate=sum(p.text_equal for p in pairs) / n)
+        matched_prefix_frac=sum(prefix) / n,
+        text_match_rate=sum(p.text_equal for p in pairs) / n,
+    )
 
 
 def by_category(pairs: Sequence[PairResult]) -> list[EquivalenceStats]:
@@ -144,8 +175,9 @@ def by_category(pairs: Sequence[PairResult]) -> list[EquivalenceStats]:
     return [summarize_pairs([p for p in pairs if p.category == c], c) for c in cats] + [summarize_pairs(pairs)]
 
 
-def length_differences(candidates: Iterable[RequestRecord],
-                       reference: Iterable[RequestRecord]) -> tuple[int, list[tuple[str, int, int]]]:
+def length_differences(
+    candidates: Iterable[RequestRecord], reference: Iterable[RequestRecord]
+) -> tuple[int, list[tuple[str, int, int]]]:
     """(prompts compared, [(prompt_id, reference tokens, candidate tokens)] for each whose output length
     differs). At natural length greedy SD should stop where SD off stops; where it does not, the two points
     did different work for that prompt and their speedup compares different outputs."""
@@ -153,5 +185,8 @@ def length_differences(candidates: Iterable[RequestRecord],
     cand = reference_by_prompt(candidates)
     common = [p for p in cand if p in ref]
     # a conversation's length is its every turn's output, joined
-    return len(common), [(p, ref[p].output_tokens, cand[p].output_tokens) for p in common
-                         if ref[p].output_tokens != cand[p].output_tokens]
+    return len(common), [
+        (p, ref[p].output_tokens, cand[p].output_tokens)
+        for p in common
+        if ref[p].output_tokens != cand[p].output_tokens
+    ]

@@ -20,6 +20,7 @@ Pure functions. The model, stated once (the reports repeat it as notes):
 * Decode speedup: ``S(k) = T(k) / r(k)`` (SD off emits 1 token per step at cost ITL_off). Prefill/TTFT is
   outside the model: it is a decode-rate speedup.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -96,6 +97,7 @@ def predict_tokens_per_step(a: Sequence[float], k_ref: int, f_ref: float, k: int
 
 
 # ---- measurements from raw records ---------------------------------------------------------------------
+
 
 def drafted_steps(r: RequestRecord) -> int | None:
     """Steps of one request that carried a draft: the server's per-step arrays, else its draft counter."""

@@ -12,6 +12,7 @@ The model itself is stated in speedbench.quality.gamma (ASSUMPTIONS); here:
 * the step-cost ratio r(k) = ITL_on(k) / ITL_off at the same concurrency, a least-squares line in k; it needs
   two distinct measured draft lengths (with one, cost at any other k is unknown and nothing is recommended).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -25,8 +26,8 @@ from speedbench.quality.equivalence import ALL
 from speedbench.quality.gamma import drafted_steps
 from speedbench.quality.points import PointData
 
-BOOTSTRAP = 200          # replicates; percentiles below come from these
-SEED = 0                 # fixed: the same results folder always gives the same intervals
+BOOTSTRAP = 200  # replicates; percentiles below come from these
+SEED = 0  # fixed: the same results folder always gives the same intervals
 STEPS, TOKENS, TIME, DRAFTED, DRAFTS = range(5)  # columns of a request row; accepted-at-position j after them
 
 
@@ -34,11 +35,11 @@ STEPS, TOKENS, TIME, DRAFTED, DRAFTS = range(5)  # columns of a request row; acc
 class PointSample:
     """One measured point: per category, (1 + BOOTSTRAP, columns) sums over its requests; row 0 = as measured."""
 
-    k: int | None                          # draft length; None for SD off
+    k: int | None  # draft length; None for SD off
     repeat: int
     sums: dict[str, np.ndarray] = field(default_factory=dict)
     prompts: dict[str, set] = field(default_factory=dict)
-    has_counters: bool = True                 # every SD-on request carried its own SD counters
+    has_counters: bool = True  # every SD-on request carried its own SD counters
 
     def total(self, category: str = ALL) -> np.ndarray | None:
         if category == ALL:
@@ -50,8 +51,9 @@ def _measured(p: PointData) -> list[RequestRecord]:
     return [r for r in p.records if r.status == OK and not r.warmup and len(r.chunk_tokens) >= 2]
 
 
-def prompt_weights(points: Sequence[PointData], rng: np.random.Generator,
-                   reps: int = BOOTSTRAP) -> dict[str, np.ndarray]:
+def prompt_weights(
+    points: Sequence[PointData], rng: np.random.Generator, reps: int = BOOTSTRAP
+) -> dict[str, np.ndarray]:
     """prompt id -> (reps,) how often each replicate draws it; one draw shared by every point.
 
     Prompts, not requests, are resampled, and the same draw is used at every point: the points measured the
@@ -94,14 +96,21 @@ def sample_point(p: PointData, weights: dict[str, np.ndarray]) -> PointSample:
                     acc[i] = float(x)
             drafted = drafted_steps(r) or 0
         rows.setdefault(r.category, []).append(
-            [len(r.chunk_tokens) - 1, r.chunk_tokens[-1] - r.chunk_tokens[0],
-             (r.chunk_times_ns[-1] - r.chunk_times_ns[0]) * 1e-9, drafted, drafts] + acc)
+            [
+                len(r.chunk_tokens) - 1,
+                r.chunk_tokens[-1] - r.chunk_tokens[0],
+                (r.chunk_times_ns[-1] - r.chunk_times_ns[0]) * 1e-9,
+                drafted,
+                drafts,
+            ]
+            + acc
+        )
         drawn.setdefault(r.category, []).append(weights[r.prompt_id])
         prompts.setdefault(r.category, set()).add(r.prompt_id)
     out = PointSample(k, p.repeat, prompts=prompts, has_counters=has_counters)
     for cat, rs in sorted(rows.items()):
         x = np.asarray(rs, dtype=float)
-        w = np.stack(drawn[cat], axis=1)                                 # (reps, requests)
+        w = np.stack(drawn[cat], axis=1)  # (reps, requests)
         out.sums[cat] = np.vstack([x.sum(axis=0, keepdims=True), w @ x])
     return out
 
@@ -112,6 +121,7 @@ def sample_points(points: Sequence[PointData], reps: int = BOOTSTRAP, seed: int 
 
 
 # ---- the model, per replicate -----------------------------------------------------------------------
+
 
 def itl(samples: Sequence[PointSample], category: str = ALL) -> np.ndarray | None:
     """Mean decode-step time per replicate, pooled over the points."""
@@ -138,7 +148,7 @@ def acceptance_fit(on: Sequence[PointSample], category: str = ALL) -> DecayFit |
     j_max = max(k for k, _ in parts)
     trials = successes = 0
     for k, t in parts:
-        tr, su = position_counts(t[:, DRAFTS], t[:, DRAFTS + 1: DRAFTS + 1 + k])
+        tr, su = position_counts(t[:, DRAFTS], t[:, DRAFTS + 1 : DRAFTS + 1 + k])
         pad = ((0, 0), (0, j_max - k))
         trials, successes = trials + np.pad(tr, pad), successes + np.pad(su, pad)
     if not np.any(np.asarray(trials)[0] > 0):
@@ -157,7 +167,7 @@ def undrafted_share(on: Sequence[PointSample], category: str = ALL) -> np.ndarra
 
 def tokens_per_step_curve(fit: DecayFit, g: np.ndarray, k_max: int) -> np.ndarray:
     """(R, k_max): T(k) for k = 1..k_max, with f(k) carried across k by the undrafted-token share g."""
-    e = 1.0 + np.cumsum(fit.cumulative(k_max), axis=1)          # tokens per drafted step
+    e = 1.0 + np.cumsum(fit.cumulative(k_max), axis=1)  # tokens per drafted step
     drafted = (1.0 - g)[:, None] / e
     f = drafted / (drafted + g[:, None])
     return f * e + (1.0 - f)
@@ -170,7 +180,7 @@ class CostLine:
     intercept: np.ndarray
     slope: np.ndarray
     ks: tuple[int, ...]
-    clamped: bool                # the as-measured ratios fell with k: noise, replaced by their mean
+    clamped: bool  # the as-measured ratios fell with k: noise, replaced by their mean
 
     def ratio(self, k_max: int) -> np.ndarray:
         k = np.arange(1, k_max + 1, dtype=float)
@@ -196,7 +206,7 @@ def fit_cost_line(ratios: dict[int, np.ndarray]) -> CostLine | None:
     if len(ks) < 2:
         return None
     x = np.asarray(ks, dtype=float)
-    y = np.stack([ratios[k] for k in ks], axis=1)                 # (R, n)
+    y = np.stack([ratios[k] for k in ks], axis=1)  # (R, n)
     xm, ym = x.mean(), y.mean(axis=1)
     slope = ((x - xm)[None, :] * (y - ym[:, None])).sum(axis=1) / ((x - xm) ** 2).sum()
     # verifying more draft tokens cannot make a step cheaper: a falling line is noise -> the mean cost
@@ -211,7 +221,7 @@ class Curve:
 
     tokens_per_step: np.ndarray
     cost: np.ndarray | None
-    fit: DecayFit | None      # None for "all" (a mixture has no single trend) or a category never drafted
+    fit: DecayFit | None  # None for "all" (a mixture has no single trend) or a category never drafted
 
     @property
     def speedup(self) -> np.ndarray | None:
@@ -231,8 +241,11 @@ def model_curve(on: Sequence[PointSample], cost: CostLine | None, category: str,
         cost_arr = np.where(cost_arr > 0, cost_arr, np.nan)  # an extrapolated line below zero is no prediction
     if category == ALL:
         parts = [(c, model_curve(on, None, c, k_max)) for c in sorted({c for s in on for c in s.sums})]
-        tokens = [(sum(t[:, TOKENS] for t in (s.total(c) for s in on) if t is not None), cv) for c, cv in parts
-                  if cv is not None]
+        tokens = [
+            (sum(t[:, TOKENS] for t in (s.total(c) for s in on) if t is not None), cv)
+            for c, cv in parts
+            if cv is not None
+        ]
         if not tokens:
             return None
         # a category absent from a replicate (its requests not drawn) adds no tokens and no steps

@@ -1,5 +1,6 @@
 """recommendation.json (draft length per category and concurrency, with confidence) and gamma_validation.json
 (the model against measurement, in sample and on held-out draft lengths) from a results folder."""
+
 from __future__ import annotations
 
 import json
@@ -59,24 +60,36 @@ def _pct(pred: float | None, meas: float | None) -> float | None:
     return (pred - meas) / meas * 100 if pred is not None and meas else None
 
 
-def _validation_row(base: dict, k: int, on: list[PointSample], offs: list[PointSample],
-                    ratios: dict[int, np.ndarray], in_sample: Curve | None) -> dict:
+def _validation_row(
+    base: dict,
+    k: int,
+    on: list[PointSample],
+    offs: list[PointSample],
+    ratios: dict[int, np.ndarray],
+    in_sample: Curve | None,
+) -> dict:
     at_k = [s for s in on if s.k == k]
     t_meas = tokens_per_step(at_k)
     on_rate, off_rate = _decode_rate(at_k), _decode_rate(offs)
     s_meas = on_rate / off_rate if on_rate is not None and off_rate is not None else None
     steps = sum(t[0, STEPS] for t in (s.total() for s in at_k) if t is not None)
     drafted = sum(t[0, DRAFTED] for t in (s.total() for s in at_k) if t is not None)
-    row = {**base, "draft_length": k, "repeats": len(at_k), "decode_steps": int(steps),
-           "f_draft": drafted / steps if steps else None,
-           "tokens_per_step_measured": _f(t_meas), "tokens_per_step_measured_sd": _sd(t_meas),
-           "tokens_per_step_in_sample": _f(in_sample.tokens_per_step[:, k - 1]) if in_sample else None,
-           "speedup_measured": _f(s_meas), "speedup_measured_sd": _sd(s_meas),
-           "cost_ratio_measured": _f(ratios.get(k))}
+    row = {
+        **base,
+        "draft_length": k,
+        "repeats": len(at_k),
+        "decode_steps": int(steps),
+        "f_draft": drafted / steps if steps else None,
+        "tokens_per_step_measured": _f(t_meas),
+        "tokens_per_step_measured_sd": _sd(t_meas),
+        "tokens_per_step_in_sample": _f(in_sample.tokens_per_step[:, k - 1]) if in_sample else None,
+        "speedup_measured": _f(s_meas),
+        "speedup_measured_sd": _sd(s_meas),
+        "cost_ratio_measured": _f(ratios.get(k)),
+    }
     fit_on = [s for s in on if s.k < k]
     row["holdout_fit_draft_lengths"] = ",".join(map(str, sorted({s.k for s in fit_on}))) or None
-    held = model_curve(fit_on, fit_cost_line({kk: r for kk, r in ratios.items() if kk < k}), ALL, k) \
-        if fit_on else None
+    held = model_curve(fit_on, fit_cost_line({kk: r for kk, r in ratios.items() if kk < k}), ALL, k) if fit_on else None
     if held is None:
         return row
     t_pred = held.tokens_per_step[:, k - 1]
@@ -85,16 +98,28 @@ def _validation_row(base: dict, k: int, on: list[PointSample], offs: list[PointS
     # and the spread of their difference is what this prompt set can resolve (each alone varies far more)
     tol = HOLDOUT_Z * (_sd(t_pred - t_meas) or 0.0)
     lo, hi = interval(t_pred)
-    row.update({"tokens_per_step_holdout": pred, "tokens_per_step_holdout_lo": lo,
-                "tokens_per_step_holdout_hi": hi, "tokens_per_step_holdout_error_pct": _pct(pred, meas),
-                "tokens_per_step_holdout_tolerance": tol,
-                "holdout_within_tolerance": abs(pred - meas) <= tol if pred is not None and meas else None,
-                "acceptance_trend_identifiable": max(s.k for s in fit_on) >= 2})
+    row.update(
+        {
+            "tokens_per_step_holdout": pred,
+            "tokens_per_step_holdout_lo": lo,
+            "tokens_per_step_holdout_hi": hi,
+            "tokens_per_step_holdout_error_pct": _pct(pred, meas),
+            "tokens_per_step_holdout_tolerance": tol,
+            "holdout_within_tolerance": abs(pred - meas) <= tol if pred is not None and meas else None,
+            "acceptance_trend_identifiable": max(s.k for s in fit_on) >= 2,
+        }
+    )
     if held.speedup is not None:
         sp = _f(held.speedup[:, k - 1])
         lo, hi = interval(held.speedup[:, k - 1])
-        row.update({"speedup_holdout": sp, "speedup_holdout_lo": lo, "speedup_holdout_hi": hi,
-                    "speedup_holdout_error_pct": _pct(sp, _f(s_meas))})
+        row.update(
+            {
+                "speedup_holdout": sp,
+                "speedup_holdout_lo": lo,
+                "speedup_holdout_hi": hi,
+                "speedup_holdout_error_pct": _pct(sp, _f(s_meas)),
+            }
+        )
     return row
 
 
@@ -117,8 +142,10 @@ def build_gamma(points: list[PointData]) -> tuple[dict, dict]:
             notes.append(f"{where}: no SD-off point at this concurrency, no model")
             continue
         if not all(s.has_counters for s in on):
-            notes.append(f"{where}: requests without their own SD counters, no model (per-category acceptance "
-                         "needs per-request counters; the server's global counters are not mixed in)")
+            notes.append(
+                f"{where}: requests without their own SD counters, no model (per-category acceptance "
+                "needs per-request counters; the server's global counters are not mixed in)"
+            )
             continue
         base = {"engine": engine, "isl": isl, "concurrency": conc, "sd_method": method}
         ratios = cost_ratios(on, offs[group])
@@ -132,33 +159,47 @@ def build_gamma(points: list[PointData]) -> tuple[dict, dict]:
                 continue
             prompts = len({pid for s in on for c, ids in s.prompts.items() if cat in (ALL, c) for pid in ids})
             drafted = int(sum(t[0, DRAFTED] for t in (s.total(cat) for s in on) if t is not None))
-            row = {**base, "category": cat, "measured_draft_lengths": ",".join(map(str, measured)),
-                   **recommend(curve, prompts, drafted, measured),
-                   "cost_fit_draft_lengths": ",".join(map(str, cost.ks)) if cost else None,
-                   "cost_slope_per_k": float(cost.slope[0]) if cost else None,
-                   "cost_fit_clamped": cost.clamped if cost else None, **per_k(curve)}
+            row = {
+                **base,
+                "category": cat,
+                "measured_draft_lengths": ",".join(map(str, measured)),
+                **recommend(curve, prompts, drafted, measured),
+                "cost_fit_draft_lengths": ",".join(map(str, cost.ks)) if cost else None,
+                "cost_slope_per_k": float(cost.slope[0]) if cost else None,
+                "cost_fit_clamped": cost.clamped if cost else None,
+                **per_k(curve),
+            }
             rec_rows.append(row)
-    rec_notes = notes + list(ASSUMPTIONS) + RECOMMEND_NOTES + [
-        "recommended_draft_length 'off' = no draft length is modeled to beat SD off",
-        "every row, 'all' included, is built from the per-request SD counters and per-request decode steps of "
-        "its requests ('all' pools every category's requests): one source, never mixed with the server's "
-        "global counters",
-        "per-category figures use that category's acceptance and undrafted share with the concurrency's pooled "
-        "step cost (step cost is taken as independent of the prompt's category)",
-        f"speedup_kN: modeled speedup at draft length N, N = 1..max({K_OF_INTEREST[1]}, largest measured)",
-    ]
-    val_notes = notes + list(ASSUMPTIONS) + [
-        "tokens_per_step_measured: streamed decode tokens / decode steps (first chunk = prefill excluded), "
-        "repeats pooled; *_sd: bootstrap standard deviation (requests resampled)",
-        "speedup_measured: decode-rate ratio SD-on/SD-off (tokens after the first / decode time), pooled",
-        "tokens_per_step_in_sample: the model fitted on every measured draft length (a consistency check)",
-        "*_holdout: the model fitted only on the smaller measured draft lengths (holdout_fit_draft_lengths), "
-        "predicting this one: the test of the acceptance extrapolation and of the step-cost line; "
-        "_lo/_hi = 5th-95th bootstrap percentile",
-        f"holdout_within_tolerance: |predicted - measured| tokens/step <= tokens_per_step_holdout_tolerance = "
-        f"{HOLDOUT_Z:g} x the bootstrap standard deviation of (predicted - measured); prompts are resampled with "
-        "one draw shared by every draft length, so prediction and measurement stay paired",
-    ]
+    rec_notes = (
+        notes
+        + list(ASSUMPTIONS)
+        + RECOMMEND_NOTES
+        + [
+            "recommended_draft_length 'off' = no draft length is modeled to beat SD off",
+            "every row, 'all' included, is built from the per-request SD counters and per-request decode steps of "
+            "its requests ('all' pools every category's requests): one source, never mixed with the server's "
+            "global counters",
+            "per-category figures use that category's acceptance and undrafted share with the concurrency's pooled "
+            "step cost (step cost is taken as independent of the prompt's category)",
+            f"speedup_kN: modeled speedup at draft length N, N = 1..max({K_OF_INTEREST[1]}, largest measured)",
+        ]
+    )
+    val_notes = (
+        notes
+        + list(ASSUMPTIONS)
+        + [
+            "tokens_per_step_measured: streamed decode tokens / decode steps (first chunk = prefill excluded), "
+            "repeats pooled; *_sd: bootstrap standard deviation (requests resampled)",
+            "speedup_measured: decode-rate ratio SD-on/SD-off (tokens after the first / decode time), pooled",
+            "tokens_per_step_in_sample: the model fitted on every measured draft length (a consistency check)",
+            "*_holdout: the model fitted only on the smaller measured draft lengths (holdout_fit_draft_lengths), "
+            "predicting this one: the test of the acceptance extrapolation and of the step-cost line; "
+            "_lo/_hi = 5th-95th bootstrap percentile",
+            f"holdout_within_tolerance: |predicted - measured| tokens/step <= tokens_per_step_holdout_tolerance = "
+            f"{HOLDOUT_Z:g} x the bootstrap standard deviation of (predicted - measured); prompts are resampled with "
+            "one draw shared by every draft length, so prediction and measurement stay paired",
+        ]
+    )
     return {"rows": rec_rows, "notes": rec_notes}, {"rows": val_rows, "notes": val_notes}
 
 

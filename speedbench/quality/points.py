@@ -1,4 +1,5 @@
 """Finished points of a results folder with their raw records, and the SD-off point each one pairs with."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -11,7 +12,7 @@ from speedbench.results import ResultsDir
 
 @dataclass
 class PointData:
-    point: dict                               # the points.jsonl entry (PointSummary as JSON)
+    point: dict  # the points.jsonl entry (PointSummary as JSON)
     records: list[RequestRecord] = field(default_factory=list)
 
     @property
@@ -64,8 +65,9 @@ def dataset_references(manifest: dict) -> dict[str, str]:
 
     data = (manifest.get("config") or {}).get("data") or {}
     try:
-        prompts = load_split(data.get("split", "qualitative-mini"), data.get("categories"),
-                             data.get("prompts_per_category"))
+        prompts = load_split(
+            data.get("split", "qualitative-mini"), data.get("categories"), data.get("prompts_per_category")
+        )
     except (ConfigError, OSError):
         return {}
     return {p.id: p.reference for p in prompts if p.reference}

@@ -1,4 +1,5 @@
 """After a complete sweep: quality.json, recommendation.json, gamma_validation.json, when it has SD off and on."""
+
 from __future__ import annotations
 
 import logging
@@ -18,10 +19,15 @@ def write_post_sweep(path: Path, cfg: BenchmarkConfig, say: Callable[[str], None
         from speedbench.quality.gamma_report import write_gamma
         from speedbench.quality.quality_report import write_quality
 
-        write_quality(path, bertscore=cfg.quality.bertscore, bertscore_model=cfg.quality.bertscore_model,
-                      bertscore_layers=cfg.quality.bertscore_layers)
+        write_quality(
+            path,
+            bertscore=cfg.quality.bertscore,
+            bertscore_model=cfg.quality.bertscore_model,
+            bertscore_layers=cfg.quality.bertscore_layers,
+        )
         write_gamma(path)
-        say(f"quality.json, recommendation.json and gamma_validation.json written "
-            f"(speedbench quality|recommend {path})")
+        say(
+            f"quality.json, recommendation.json and gamma_validation.json written (speedbench quality|recommend {path})"
+        )
     except Exception as e:
         log.warning("post-sweep quality analysis failed: %s: %s", type(e).__name__, e)

@@ -1,4 +1,5 @@
 """quality.json: equivalence to SD off next to acceptance length, and text scores, per point and category."""
+
 from __future__ import annotations
 
 import json
@@ -35,8 +36,12 @@ def _measured(records: list[RequestRecord]) -> list[RequestRecord]:
     return [r for r in records if r.status == OK and not r.warmup]
 
 
-def build_quality(points: list[PointData], dataset_refs: dict[str, str], bert: BertScorer | None = None,
-                  bert_off_reason: str | None = None) -> dict:
+def build_quality(
+    points: list[PointData],
+    dataset_refs: dict[str, str],
+    bert: BertScorer | None = None,
+    bert_off_reason: str | None = None,
+) -> dict:
     """Rows per (engine, ISL, concurrency, SD setting, category); SD-on rows compare with SD off."""
     # (group, sd_label) -> pooled over repeats: equivalence pairs, (hyp, ref) texts, records
     pairs: dict[tuple, list[PairResult]] = defaultdict(list)
@@ -67,26 +72,40 @@ def build_quality(points: list[PointData], dataset_refs: dict[str, str], bert: B
         for cat in cats:
             in_cat = [r for r in recs[key] if cat == ALL or r.category == cat]
             e = eq.get(cat)
-            row = {"engine": engine, "isl": isl, "concurrency": conc, "sd_label": label,
-                   "draft_length": meta[key]["draft_length"], "category": cat,
-                   "repeats": len(meta[key]["repeats"]), "requests": len(in_cat),
-                   "reference": "sd-off, same concurrency" + (" and repeat" if label != "sd-off" else
-                                                              " (repeat 1: noise floor)"),
-                   "pairs": e.pairs if e else 0,
-                   "pairs_without_ids": sum(cat == ALL or c == cat for c in no_ids.get(key, [])),
-                   "exact_match_rate": e.exact_match_rate if e else None,
-                   "divergence_rate": e.divergence_rate if e else None,
-                   "first_divergence_min": e.first_divergence_min if e else None,
-                   "first_divergence_median": e.first_divergence_median if e else None,
-                   "matched_prefix_frac": e.matched_prefix_frac if e else None,
-                   "al": _al(in_cat) if cat != ALL or not meta[key]["al_points"] else
-                   sum(meta[key]["al_points"]) / len(meta[key]["al_points"])}
+            row = {
+                "engine": engine,
+                "isl": isl,
+                "concurrency": conc,
+                "sd_label": label,
+                "draft_length": meta[key]["draft_length"],
+                "category": cat,
+                "repeats": len(meta[key]["repeats"]),
+                "requests": len(in_cat),
+                "reference": "sd-off, same concurrency"
+                + (" and repeat" if label != "sd-off" else " (repeat 1: noise floor)"),
+                "pairs": e.pairs if e else 0,
+                "pairs_without_ids": sum(cat == ALL or c == cat for c in no_ids.get(key, [])),
+                "exact_match_rate": e.exact_match_rate if e else None,
+                "divergence_rate": e.divergence_rate if e else None,
+                "first_divergence_min": e.first_divergence_min if e else None,
+                "first_divergence_median": e.first_divergence_median if e else None,
+                "matched_prefix_frac": e.matched_prefix_frac if e else None,
+                "al": _al(in_cat)
+                if cat != ALL or not meta[key]["al_points"]
+                else sum(meta[key]["al_points"]) / len(meta[key]["al_points"]),
+            }
             texts = [t for t in vs_off.get(key, []) if cat == ALL or t[0] == cat]
             _add_scores(row, "vs_off", [t[1] for t in texts], [t[2] for t in texts], bert, bert_off_reason)
             # a split's reference answer answers the first user turn
             with_ref = [r for r in in_cat if r.prompt_id in dataset_refs and r.turn == 1]
-            _add_scores(row, "vs_dataset", [r.text for r in with_ref], [dataset_refs[r.prompt_id] for r in with_ref],
-                        bert, bert_off_reason)
+            _add_scores(
+                row,
+                "vs_dataset",
+                [r.text for r in with_ref],
+                [dataset_refs[r.prompt_id] for r in with_ref],
+                bert,
+                bert_off_reason,
+            )
             rows.append(row)
     notes = [
         "greedy decoding (temperature 0): SD should reproduce SD-off token ids exactly",
@@ -104,35 +123,51 @@ def build_quality(points: list[PointData], dataset_refs: dict[str, str], bert: B
         "and other scripts without spaces), intl (Cyrillic, Arabic, Devanagari, Hangul, ...), listed per row as "
         "bleu_tokenize_* (tokenizer:pairs); ROUGE-L on Unicode words (single characters for scripts without "
         "spaces), no stemming",
-        ("bertscore: model " + bert.label + ", offline; raw F1, NOT rescaled with a baseline: comparable only "
-         "between runs with the same encoder, not with published BERTScore; choose the encoder with "
-         "--bertscore-model DIR (any local HF encoder, e.g. a multilingual one)") if bert is not None else
-        ("bertscore: NOT computed: " + (bert_off_reason or "disabled")),
+        (
+            "bertscore: model " + bert.label + ", offline; raw F1, NOT rescaled with a baseline: comparable only "
+            "between runs with the same encoder, not with published BERTScore; choose the encoder with "
+            "--bertscore-model DIR (any local HF encoder, e.g. a multilingual one)"
+        )
+        if bert is not None
+        else ("bertscore: NOT computed: " + (bert_off_reason or "disabled")),
     ]
     if not dataset_refs:
         notes.append("the prompt split carries no reference answers: *_vs_dataset is empty")
     return {"rows": rows, "notes": notes}
 
 
-def _add_scores(row: dict, suffix: str, hyps: list[str], refs: list[str], bert: BertScorer | None,
-                bert_off_reason: str | None) -> None:
+def _add_scores(
+    row: dict, suffix: str, hyps: list[str], refs: list[str], bert: BertScorer | None, bert_off_reason: str | None
+) -> None:
     row.setdefault("scores_unavailable", None)
     if not hyps:
-        row.update({f"bleu_{suffix}": None, f"rouge_l_{suffix}": None, f"bertscore_{suffix}": None,
-                    f"bleu_tokenize_{suffix}": None})
+        row.update(
+            {
+                f"bleu_{suffix}": None,
+                f"rouge_l_{suffix}": None,
+                f"bertscore_{suffix}": None,
+                f"bleu_tokenize_{suffix}": None,
+            }
+        )
         return
     s = score_pairs(hyps, refs, bert, bert_off_reason)
-    row.update({f"bleu_{suffix}": s.bleu, f"rouge_l_{suffix}": s.rouge_l, f"bertscore_{suffix}": s.bertscore_f1,
-                f"bleu_tokenize_{suffix}": ",".join(f"{k}:{n}" for k, n in (s.bleu_tokenizers or {}).items())
-                or None})
+    row.update(
+        {
+            f"bleu_{suffix}": s.bleu,
+            f"rouge_l_{suffix}": s.rouge_l,
+            f"bertscore_{suffix}": s.bertscore_f1,
+            f"bleu_tokenize_{suffix}": ",".join(f"{k}:{n}" for k, n in (s.bleu_tokenizers or {}).items()) or None,
+        }
+    )
     # a disabled BERTScore is said once in the notes; a library that is missing is said on every row it empties
     missing = sorted({w for w in s.unavailable if w != bert_off_reason})
     if missing:
         row["scores_unavailable"] = "; ".join(missing)
 
 
-def make_bert_scorer(enabled: bool, model: str | None = None,
-                     num_layers: int | None = None) -> tuple[BertScorer | None, str | None]:
+def make_bert_scorer(
+    enabled: bool, model: str | None = None, num_layers: int | None = None
+) -> tuple[BertScorer | None, str | None]:
     """(scorer, None) or (None, why not): an unavailable BERTScore is reported, never silently zero."""
     if not enabled:
         return None, "disabled (enable with --bertscore; it loads torch and an encoder model)"
@@ -152,12 +187,20 @@ def check_inputs(points: list[PointData], path: str | Path) -> None:
         raise QualityError(f"no request records in {path} (records/*.jsonl missing): nothing to compare")
     on = [p for p in points if p.sd_on and p.records]
     if on and not any((ref := off_reference(points, p)) is not None and ref.records for p in on):
-        raise QualityError(f"no SD-off point with records at the concurrencies of the SD-on points in {path}: "
-                           f"equivalence needs the SD-off baseline (run --sd off into the same sweep)")
+        raise QualityError(
+            f"no SD-off point with records at the concurrencies of the SD-on points in {path}: "
+            f"equivalence needs the SD-off baseline (run --sd off into the same sweep)"
+        )
 
 
-def write_quality(path: str | Path, *, bertscore: bool = False, bertscore_model: str | None = None,
-                  bertscore_layers: int | None = None, strict: bool = False) -> dict:
+def write_quality(
+    path: str | Path,
+    *,
+    bertscore: bool = False,
+    bertscore_model: str | None = None,
+    bertscore_layers: int | None = None,
+    strict: bool = False,
+) -> dict:
     """Write quality.json. ``strict`` (an explicit request): missing inputs or a BERTScore asked for that
     cannot run raise QualityError instead of leaving empty rows and a footnote."""
     rd = ResultsDir(path)

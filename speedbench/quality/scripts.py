@@ -13,6 +13,7 @@ CJK text gets BLEU 0. sacrebleu ships the right tokenizers; which one fits is a 
 ROUGE-L uses one Unicode-aware tokenizer: lower-cased words made of letters, marks and digits of any script,
 and single characters for the scripts written without spaces.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -23,10 +24,19 @@ import regex
 _NO_SPACE = r"\p{Han}\p{Hiragana}\p{Katakana}\p{Thai}\p{Lao}\p{Khmer}\p{Myanmar}"
 # one token per no-space character; otherwise a run of letters/marks/digits of the other scripts
 _ROUGE_TOKEN = regex.compile(rf"(?V1)[{_NO_SPACE}]|[[\p{{L}}\p{{M}}\p{{N}}]--[{_NO_SPACE}]]+")
-_SCRIPT_OF = (("han", regex.compile(r"\p{Han}")), ("kana", regex.compile(r"[\p{Hiragana}\p{Katakana}]")),
-              ("nospace", regex.compile(r"[\p{Thai}\p{Lao}\p{Khmer}\p{Myanmar}]")),
-              ("latin", regex.compile(r"\p{Latin}")), ("other", regex.compile(r"(?V1)[\p{L}--[\p{Latin}"
-                                                                                 rf"{_NO_SPACE}]]")))
+_SCRIPT_OF = (
+    ("han", regex.compile(r"\p{Han}")),
+    ("kana", regex.compile(r"[\p{Hiragana}\p{Katakana}]")),
+    ("nospace", regex.compile(r"[\p{Thai}\p{Lao}\p{Khmer}\p{Myanmar}]")),
+    ("latin", regex.compile(r"\p{Latin}")),
+    (
+        "other",
+        regex.compile(
+            r"(?V1)[\p{L}--[\p{Latin}"
+            rf"{_NO_SPACE}]]"
+        ),
+    ),
+)
 
 
 def script_counts(text: str) -> Counter:

@@ -2,6 +2,7 @@
 
 No I/O here: `speedbench.report.load` reads results folders, renderers format what these return.
 """
+
 from __future__ import annotations
 
 import math
@@ -42,6 +43,7 @@ class Crossover:
     below/above: the measured concurrencies that bracket the crossing.
     below_one: every concurrency whose speedup is < 1; noise: those whose interval holds 1.0.
     """
+
     status: str
     concurrency: float | None = None
     below: int | None = None
@@ -53,12 +55,14 @@ class Crossover:
         if self.status == "crossover":
             dips = [c for c in self.below_one if c < (self.below or 0)]
             text = f"{self.concurrency:.1f} (between {self.below} and {self.above})" + (
-                f"; also < 1 at c={_cs(dips)}" if dips else "")
+                f"; also < 1 at c={_cs(dips)}" if dips else ""
+            )
         else:
-            text = {"always_pays": "none in range (speedup ≥ 1 at every concurrency)",
-                    "never_pays": "none in range (speedup < 1 at every concurrency)",
-                    "mixed": f"none in range (≥ 1 at the highest concurrency, < 1 at c={_cs(self.below_one)})",
-                    }.get(self.status, "no data")
+            text = {
+                "always_pays": "none in range (speedup ≥ 1 at every concurrency)",
+                "never_pays": "none in range (speedup < 1 at every concurrency)",
+                "mixed": f"none in range (≥ 1 at the highest concurrency, < 1 at c={_cs(self.below_one)})",
+            }.get(self.status, "no data")
         return text + (f"; within noise at c={_cs(self.noise)}" if self.noise and self.status != "no_data" else "")
 
 
@@ -99,8 +103,14 @@ def crossovers(speedup_rows: Sequence[dict]) -> list[dict]:
         groups.setdefault((s.get("run"), s.get("model"), s["engine"], s["isl"], s["sd_label"]), []).append(s)
     out = []
     for (run, model, engine, isl, sd_label), grp in groups.items():
-        row = {"run": run, "model": model, "engine": engine, "isl": isl, "sd_label": sd_label,
-               "concurrencies": sorted({g["concurrency"] for g in grp})}
+        row = {
+            "run": run,
+            "model": model,
+            "engine": engine,
+            "isl": isl,
+            "sd_label": sd_label,
+            "concurrencies": sorted({g["concurrency"] for g in grp}),
+        }
         for metric in ("output_tps", "user_tps"):
             noise = [g["concurrency"] for g in grp if g.get(f"{metric}_verdict") == un.NOISE]
             x = crossover(((g["concurrency"], g[f"{metric}_speedup"]) for g in grp), noise)
@@ -114,7 +124,7 @@ def crossovers(speedup_rows: Sequence[dict]) -> list[dict]:
 def verdict_text(speedups: Sequence[dict], metric: str = "output_tps") -> str:
     """What the speedups of one setting say, concurrency by concurrency, with their intervals: 'SD pays'
     only where the whole interval is above 1, 'within noise' where it holds 1.0."""
-    by: dict[tuple[str, bool], list[int]] = {}   # (verdict, judged without an interval) -> concurrencies
+    by: dict[tuple[str, bool], list[int]] = {}  # (verdict, judged without an interval) -> concurrencies
     for s in sorted(speedups, key=lambda s: s["concurrency"]):
         v, bare = s.get(f"{metric}_verdict"), False
         if v is None:
@@ -128,7 +138,7 @@ def verdict_text(speedups: Sequence[dict], metric: str = "output_tps") -> str:
     words = {un.PAYS: "SD pays", un.SLOWER: "SD is slower", un.NOISE: "within noise"}
     tail = {True: " (no interval)", False: ""}
     if len(by) == 1:
-        (v, bare), = by
+        ((v, bare),) = by
         return f"{words[v]} at every measured concurrency{tail[bare]}"
     return "; ".join(f"{words[v]} at c={_cs(cs)}{tail[bare]}" for (v, bare), cs in by.items()) or "-"
 
@@ -146,8 +156,9 @@ def position_acceptance(counters: dict | None) -> list[dict]:
     out = []
     prev = drafts
     for i, a in enumerate(acc):
-        out.append({"position": i + 1, "accepted": a, "absolute": a / drafts,
-                    "conditional": a / prev if prev else None})
+        out.append(
+            {"position": i + 1, "accepted": a, "absolute": a / drafts, "conditional": a / prev if prev else None}
+        )
         prev = a
     return out
 
@@ -164,6 +175,5 @@ def sum_counters(counters: Iterable[dict | None]) -> dict | None:
             total[k] += int(c.get(k) or 0)
         a, b = total["accepted_per_position"], list(c.get("accepted_per_position") or [])
         n = max(len(a), len(b))
-        total["accepted_per_position"] = [(a[i] if i < len(a) else 0) + (b[i] if i < len(b) else 0)
-                                          for i in range(n)]
+        total["accepted_per_position"] = [(a[i] if i < len(a) else 0) + (b[i] if i < len(b) else 0) for i in range(n)]
     return total

@@ -9,6 +9,7 @@
 Manifests from before the runner recorded ``generation``: their output length comes from the config, and
 their sampling is what every adapter has sent since speedbench's first commit (greedy, ignore_eos).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -18,7 +19,7 @@ from speedbench.report.load import ReportError
 
 # Adapters' request sampling before it was written to the manifest (speedbench.engines.base.EngineAdapter.sampling)
 LEGACY_SAMPLING = {"temperature": 0.0, "ignore_eos": True}
-MIXED = "mixed"   # a merged folder whose sources differ in a setting (merged with the override)
+MIXED = "mixed"  # a merged folder whose sources differ in a setting (merged with the override)
 OVERRIDE_FLAG = "--allow-generation-mismatch"
 
 
@@ -84,8 +85,11 @@ def check_comparable(runs: Sequence[tuple[str, dict]], *, allow_generation_misma
         raise NotComparable("cannot compare runs with different prompt sets (token ids differ): " + detail)
     diffs = _generation_differences(runs)
     if diffs and not allow_generation_mismatch:
-        raise NotComparable("cannot compare runs with different generation settings: " + "; ".join(diffs)
-                            + f" (to compare anyway: {OVERRIDE_FLAG}; over REST allow_generation_mismatch=true)")
+        raise NotComparable(
+            "cannot compare runs with different generation settings: "
+            + "; ".join(diffs)
+            + f" (to compare anyway: {OVERRIDE_FLAG}; over REST allow_generation_mismatch=true)"
+        )
     return diffs
 
 

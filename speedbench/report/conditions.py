@@ -1,13 +1,16 @@
 """What each run measured besides the numbers: output rule, caching, prompt reuse, SD-on launch differences,
 and prompts whose output length differs between SD off and SD on (report sections; manifests in, tables out)."""
+
 from __future__ import annotations
 
 from speedbench.metrics.summary import repeat_of
 from speedbench.quality.equivalence import length_differences
 from speedbench.report.sections import Section
 
-LENGTH_NOTE = ("Same prompt, same concurrency (and repeat). Greedy SD should stop where SD off stops; a prompt "
-               "listed here produced a different number of tokens, so for it the speedup compares different work.")
+LENGTH_NOTE = (
+    "Same prompt, same concurrency (and repeat). Greedy SD should stop where SD off stops; a prompt "
+    "listed here produced a different number of tokens, so for it the speedup compares different work."
+)
 SHOWN = 5  # differing prompts spelled out per point
 
 
@@ -33,41 +36,67 @@ def conditions(data) -> Section:
         eng, load = cfg.get("engine") or {}, cfg.get("load") or {}
         caching = eng.get("prefix_caching")
         repeated = sum(p.get("repeated_requests") or 0 for p in run.points)
-        prompts = ("not recorded (older run)" if "allow_repeats" not in load else
-                   f"repeats allowed: {repeated} measured requests resent a prompt" if load["allow_repeats"]
-                   else "each measured once per point; warm-up prompts never measured")
-        rows = [("output", output_rule(cfg)),
-                ("prefix caching", "not recorded (engine default: on)" if caching is None
-                 else "on" if caching else "off"),
-                ("prompts", prompts)]
+        prompts = (
+            "not recorded (older run)"
+            if "allow_repeats" not in load
+            else f"repeats allowed: {repeated} measured requests resent a prompt"
+            if load["allow_repeats"]
+            else "each measured once per point; warm-up prompts never measured"
+        )
+        rows = [
+            ("output", output_rule(cfg)),
+            ("prefix caching", "not recorded (engine default: on)" if caching is None else "on" if caching else "off"),
+            ("prompts", prompts),
+        ]
         for label, diffs in (run.manifest.get("launch_differences") or {}).items():
-            rows += [(f"{label} launch vs SD off", f"{d['setting']}: {d['sd_off']} -> {d['sd_on']} "
-                      f"(set by {d['set_by']}; {d['why']})") for d in diffs]
+            rows += [
+                (
+                    f"{label} launch vs SD off",
+                    f"{d['setting']}: {d['sd_off']} -> {d['sd_on']} (set by {d['set_by']}; {d['why']})",
+                )
+                for d in diffs
+            ]
             if not diffs:
                 rows.append((f"{label} launch vs SD off", "no difference besides SD"))
         if "launch_differences" not in run.manifest:
             rows.append(("SD-on launch vs SD off", "not recorded (older run)"))
         body += [([run.label] if multi else []) + list(r) for r in rows]
     headers = (["run"] if multi else []) + ["condition", "value"]
-    return Section("conditions", "Measurement conditions", headers, body,
-                   "Differences between the SD-off and SD-on launches other than SD itself can bias the speedup.",
-                   left=set(range(len(headers))))
+    return Section(
+        "conditions",
+        "Measurement conditions",
+        headers,
+        body,
+        "Differences between the SD-off and SD-on launches other than SD itself can bias the speedup.",
+        left=set(range(len(headers))),
+    )
 
 
 def length_rows(data) -> list[dict]:
     """Per SD-on point with an SD-off twin: prompts compared and those whose output length differs."""
     out = []
     for run in data.runs:
-        off = {(r["engine"], r["isl"], r["concurrency"], repeat_of(r["point_id"])): r
-               for r in run.rows if r["sd_method"] == "off"}
+        off = {
+            (r["engine"], r["isl"], r["concurrency"], repeat_of(r["point_id"])): r
+            for r in run.rows
+            if r["sd_method"] == "off"
+        }
         for r in run.rows:
             twin = off.get((r["engine"], r["isl"], r["concurrency"], repeat_of(r["point_id"])))
             if r["sd_method"] == "off" or twin is None:
                 continue
             compared, diffs = length_differences(run.records(r["point_id"]), run.records(twin["point_id"]))
-            out.append({"run": run.label, "sd_label": r["sd_label"], "isl": r["isl"],
-                        "concurrency": r["concurrency"], "point_id": r["point_id"], "compared": compared,
-                        "differing": diffs})
+            out.append(
+                {
+                    "run": run.label,
+                    "sd_label": r["sd_label"],
+                    "isl": r["isl"],
+                    "concurrency": r["concurrency"],
+                    "point_id": r["point_id"],
+                    "compared": compared,
+                    "differing": diffs,
+                }
+            )
     return out
 
 
@@ -76,12 +105,29 @@ def lengths(data) -> Section | None:
     if not rows:
         return None
     multi = data.multi_run
-    body = [([r["run"]] if multi else []) + [
-        r["point_id"], str(r["compared"]), str(len(r["differing"])),
-        ", ".join(f"{p} {a}->{b}" for p, a, b in r["differing"][:SHOWN])
-        + (f" (+{len(r['differing']) - SHOWN} more)" if len(r["differing"]) > SHOWN else "") or "-"]
-        for r in rows]
-    headers = (["run"] if multi else []) + ["SD-on point", "prompts compared", "length differs",
-                                            "prompt: SD-off -> SD-on tokens"]
-    return Section("output_lengths", "Output length: SD on vs SD off", headers, body, LENGTH_NOTE,
-                   left={0, len(headers) - 1} | ({1} if multi else set()))
+    body = [
+        ([r["run"]] if multi else [])
+        + [
+            r["point_id"],
+            str(r["compared"]),
+            str(len(r["differing"])),
+            ", ".join(f"{p} {a}->{b}" for p, a, b in r["differing"][:SHOWN])
+            + (f" (+{len(r['differing']) - SHOWN} more)" if len(r["differing"]) > SHOWN else "")
+            or "-",
+        ]
+        for r in rows
+    ]
+    headers = (["run"] if multi else []) + [
+        "SD-on point",
+        "prompts compared",
+        "length differs",
+        "prompt: SD-off -> SD-on tokens",
+    ]
+    return Section(
+        "output_lengths",
+        "Output length: SD on vs SD off",
+        headers,
+        body,
+        LENGTH_NOTE,
+        left={0, len(headers) - 1} | ({1} if multi else set()),
+    )

@@ -2,6 +2,7 @@
 
 The JSON layout is documented in docs/results-schema.md; bump REPORT_SCHEMA_VERSION on any breaking change.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,8 @@ REPORT_SCHEMA_VERSION = 1
 TABLES = {
     "points": "one row per sweep point (summary metrics, latencies in ms)",
     "category_acceptance": "one row per (SD setting, category): AL SPEED-Bench (per-request mean), tok/step "
-                           "pooled, AL drafted; "
-                           "category 'all' = every request of the setting pooled",
+    "pooled, AL drafted; "
+    "category 'all' = every request of the setting pooled",
     "speedups": "SD on / SD off per (run, engine, ISL, concurrency)",
     "crossovers": "crossover concurrency per (run, engine, ISL, SD setting)",
     "position_acceptance": "per (SD setting, draft position): absolute and conditional acceptance",
@@ -39,13 +40,16 @@ def table_rows(data, name: str) -> list[dict]:
     if name == "points":
         return data.rows
     if name == "category_acceptance":
-        return [{k: (",".join(map(str, v)) if isinstance(v, list) else v) for k, v in r.items()}
-                for r in data.category_rows + data.overall_rows]
+        return [
+            {k: (",".join(map(str, v)) if isinstance(v, list) else v) for k, v in r.items()}
+            for r in data.category_rows + data.overall_rows
+        ]
     if name == "speedups":
         return data.speedups
     if name == "crossovers":
-        return [{k: (",".join(map(str, v)) if isinstance(v, list) else v) for k, v in r.items()}
-                for r in data.crossovers]
+        return [
+            {k: (",".join(map(str, v)) if isinstance(v, list) else v) for k, v in r.items()} for r in data.crossovers
+        ]
     if name == "position_acceptance":
         return data.position_rows
     if name == "turn_acceptance":
@@ -73,8 +77,9 @@ def report_document(data, kind: str = "report", compare_rows: list[dict] | None 
         "kind": kind,
         "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "speedbench_version": _version(),
-        "runs": [{"label": r.label, "path": str(r.path), "manifest": r.manifest, "extras": r.extras}
-                 for r in data.runs],
+        "runs": [
+            {"label": r.label, "path": str(r.path), "manifest": r.manifest, "extras": r.extras} for r in data.runs
+        ],
         "points": data.rows,
         "speedups": data.speedups,
         "crossovers": data.crossovers,

@@ -1,4 +1,5 @@
 """Read results folders into what every report section needs (the only I/O of the report package)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -19,8 +20,11 @@ from speedbench.report import analysis as an
 from speedbench.results import ResultsDir, ResultsError, find_results
 
 # Files other tools drop into a results folder; rendered generically when present.
-EXTRA_SECTIONS = (("quality", "Quality"), ("recommendation", "Draft-length (gamma) recommendation"),
-                  ("gamma_validation", "Draft-length model vs measurement (held-out draft lengths)"))
+EXTRA_SECTIONS = (
+    ("quality", "Quality"),
+    ("recommendation", "Draft-length (gamma) recommendation"),
+    ("gamma_validation", "Draft-length model vs measurement (held-out draft lengths)"),
+)
 
 
 class ReportError(Exception):
@@ -41,11 +45,12 @@ def tp_size(manifest: dict) -> int:
 @dataclass
 class Run:
     """One results folder, its rows tagged with the run label, model and TP size."""
+
     path: Path
     label: str
     manifest: dict
     points: list[dict]
-    extras: dict = field(default_factory=dict)   # name -> parsed JSON (quality, recommendation)
+    extras: dict = field(default_factory=dict)  # name -> parsed JSON (quality, recommendation)
 
     @cached_property
     def rows(self) -> list[dict]:
@@ -60,8 +65,7 @@ class Run:
                 ok = [r for r in self.records(point.point_id) if not r.warmup and r.status == OK]
                 point = dataclasses.replace(point, **point_spread(ok))
             row = point.to_row()
-            row.update(run=self.label, model=model, tensor_parallel_size=tp,
-                       output_tps_per_gpu=row["output_tps"] / tp)
+            row.update(run=self.label, model=model, tensor_parallel_size=tp, output_tps_per_gpu=row["output_tps"] / tp)
             out.append(row)
         return out
 
@@ -80,7 +84,7 @@ class Run:
         why = m.get("stopped_reason") or {
             "interrupted": f"the sweep was interrupted (continue it: speedbench sweep --resume {self.path})",
             "running": f"the sweep never finished: killed, or still running (continue it: speedbench sweep "
-                       f"--resume {self.path})",
+            f"--resume {self.path})",
         }.get(m.get("status"), "points.jsonl holds no line for them (damaged or torn last line?)")
         shown = ", ".join(missing[:6]) + (", ..." if len(missing) > 6 else "")
         return f"{self.label}: {len(missing)} of {len(planned)} planned points missing ({shown}): {why}"
@@ -159,8 +163,10 @@ class ReportData:
             for row in run.rows:
                 key = an.setting_key(row)
                 out.setdefault(key, (run, row, []))[2].append(by_id[row["point_id"]])
-        return sorted(out.values(), key=lambda t: (self.runs.index(t[0]), t[1]["engine"],
-                                                   t[1]["sd_method"] != "off", t[1]["sd_label"]))
+        return sorted(
+            out.values(),
+            key=lambda t: (self.runs.index(t[0]), t[1]["engine"], t[1]["sd_method"] != "off", t[1]["sd_label"]),
+        )
 
     @cached_property
     def _acceptance(self) -> tuple[list[dict], list[dict]]:
@@ -216,8 +222,13 @@ class ReportData:
             # Σ the measured requests' own counters, else the server's global counter deltas (metrics.acceptance)
             total = an.sum_counters(p.get("counters_req_sum") or p.get("counters") for p in points)
             for pos in an.position_acceptance(total):
-                out.append({"setting": an.setting_name(row, with_run=self.multi_run),
-                            **{k: row.get(k) for k in an.SETTING_KEYS}, **pos})
+                out.append(
+                    {
+                        "setting": an.setting_name(row, with_run=self.multi_run),
+                        **{k: row.get(k) for k in an.SETTING_KEYS},
+                        **pos,
+                    }
+                )
         return out
 
     @cached_property
@@ -228,8 +239,14 @@ class ReportData:
             by_id = {p["point_id"]: p for p in run.points}
             for row in run.rows:
                 for t in by_id.get(row["point_id"], {}).get("per_turn") or []:
-                    out.append({"setting": an.setting_name(row, with_run=self.multi_run),
-                                "point_id": row["point_id"], "concurrency": row["concurrency"], **t})
+                    out.append(
+                        {
+                            "setting": an.setting_name(row, with_run=self.multi_run),
+                            "point_id": row["point_id"],
+                            "concurrency": row["concurrency"],
+                            **t,
+                        }
+                    )
         return out
 
     def request_rows(self) -> list[dict]:
@@ -241,18 +258,36 @@ class ReportData:
             for row in run.rows:
                 for r in run.records(row["point_id"]):
                     sd = r.sd or {}
-                    out.append({
-                        "run": run.label, "point_id": row["point_id"], "engine": row["engine"],
-                        "model": row["model"], "sd_label": row["sd_label"], "concurrency": row["concurrency"],
-                        "isl": row["isl"], "request_id": r.request_id, "prompt_id": r.prompt_id,
-                        "conversation_id": r.conversation_id, "turn": r.turn,
-                        "category": r.category, "warmup": r.warmup, "status": r.status,
-                        "error_kind": r.error_kind, "prompt_len": r.prompt_len, "output_tokens": r.output_tokens,
-                        "chunks": len(r.chunk_tokens), "tokens_per_step": rq.tokens_per_step(r),
-                        "ttft_ms": _ms(rq.ttft(r)), "e2e_ms": _ms(rq.e2e(r)), "tpot_ms": _ms(rq.tpot(r)),
-                        "user_tps": rq.user_tps(r), "sd_drafts": sd.get("drafts"),
-                        "sd_draft_tokens": sd.get("draft_tokens"), "sd_accepted_tokens": sd.get("accepted_tokens"),
-                    })
+                    out.append(
+                        {
+                            "run": run.label,
+                            "point_id": row["point_id"],
+                            "engine": row["engine"],
+                            "model": row["model"],
+                            "sd_label": row["sd_label"],
+                            "concurrency": row["concurrency"],
+                            "isl": row["isl"],
+                            "request_id": r.request_id,
+                            "prompt_id": r.prompt_id,
+                            "conversation_id": r.conversation_id,
+                            "turn": r.turn,
+                            "category": r.category,
+                            "warmup": r.warmup,
+                            "status": r.status,
+                            "error_kind": r.error_kind,
+                            "prompt_len": r.prompt_len,
+                            "output_tokens": r.output_tokens,
+                            "chunks": len(r.chunk_tokens),
+                            "tokens_per_step": rq.tokens_per_step(r),
+                            "ttft_ms": _ms(rq.ttft(r)),
+                            "e2e_ms": _ms(rq.e2e(r)),
+                            "tpot_ms": _ms(rq.tpot(r)),
+                            "user_tps": rq.user_tps(r),
+                            "sd_drafts": sd.get("drafts"),
+                            "sd_draft_tokens": sd.get("draft_tokens"),
+                            "sd_accepted_tokens": sd.get("accepted_tokens"),
+                        }
+                    )
         return out
 
 

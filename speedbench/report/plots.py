@@ -1,4 +1,5 @@
 """Report figures as PNG bytes (matplotlib, Agg, no pyplot state): install with `pip install speedbench[report]`."""
+
 from __future__ import annotations
 
 import io
@@ -13,7 +14,7 @@ PERCENTILES = ("p50", "p90", "p95", "p99")
 
 @dataclass
 class Plot:
-    name: str       # file stem
+    name: str  # file stem
     title: str
     png: bytes
 
@@ -72,17 +73,33 @@ def speedup_plot(data) -> Plot | None:
             g = sorted(g, key=lambda s: s["concurrency"])
             ys = [s[f"{metric}_speedup"] for s in g]
             xs = [s["concurrency"] for s in g]
-            line, = ax.plot(xs, [math.nan if y is None else y for y in ys],
-                            marker="o", label=_series_label(g[0], data.multi_run, with_isl))
+            (line,) = ax.plot(
+                xs,
+                [math.nan if y is None else y for y in ys],
+                marker="o",
+                label=_series_label(g[0], data.multi_run, with_isl),
+            )
             for x_, y_ in zip(xs, ys):
                 if y_ is not None:
-                    ax.annotate(f"{y_:.2f}x", (x_, y_), textcoords="offset points", xytext=(4, 5), fontsize=8,
-                                color=line.get_color())
+                    ax.annotate(
+                        f"{y_:.2f}x",
+                        (x_, y_),
+                        textcoords="offset points",
+                        xytext=(4, 5),
+                        fontsize=8,
+                        color=line.get_color(),
+                    )
             x = cross.get(key, {}).get(f"{metric}_crossover")
             if x:
                 ax.axvline(x, color=line.get_color(), ls=":", lw=1.2)
-                ax.annotate(f"crossover {x:.1f}", (x, 1.0), textcoords="offset points", xytext=(4, 6),
-                            color=line.get_color(), fontsize=8)
+                ax.annotate(
+                    f"crossover {x:.1f}",
+                    (x, 1.0),
+                    textcoords="offset points",
+                    xytext=(4, 6),
+                    color=line.get_color(),
+                    fontsize=8,
+                )
         ax.axhline(1.0, color="black", lw=1)
         # shade where SD pays (above 1) and where it costs (below), so the answer reads at a glance
         lo, hi = ax.get_ylim()
@@ -114,8 +131,13 @@ def pareto_plot(data) -> Plot | None:
         g = sorted(g, key=lambda r: r["concurrency"])
         off = g[0]["sd_method"] == "off"
         xs, ys = [r["user_tps_mean"] for r in g], [r["output_tps_per_gpu"] for r in g]
-        ax.plot(xs, ys, marker="s" if off else "o", ls="--" if off else "-",
-                label=("SD off: " if off else "SD on: ") + _series_label(g[0], data.multi_run, with_isl))
+        ax.plot(
+            xs,
+            ys,
+            marker="s" if off else "o",
+            ls="--" if off else "-",
+            label=("SD off: " if off else "SD on: ") + _series_label(g[0], data.multi_run, with_isl),
+        )
         for r, x, y in zip(g, xs, ys):
             ax.annotate(f"c={r['concurrency']}", (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
     _log_if_wide(ax, [r["user_tps_mean"] for r in rows], [r["output_tps_per_gpu"] for r in rows])
@@ -145,8 +167,9 @@ def category_plot(data) -> Plot | None:
         measures.append(("al_drafted", "AL drafted (1 + Σ accepted / Σ drafts)"))
     fig, axes = _figure(len(measures), 7.0, 4.4)
     for ax, (key, title) in zip(axes, measures):
-        series = {m["setting"]: [m.get(c) for c in cats] for m in data.category_matrix(key)
-                  if m.get("mean") is not None}
+        series = {
+            m["setting"]: [m.get(c) for c in cats] for m in data.category_matrix(key) if m.get("mean") is not None
+        }
         _grouped_bars(ax, cats, series)
         ax.axhline(1.0, color="black", lw=0.8)
         ax.axvline(len(cats) - 2.5, color="grey", lw=0.8, ls="--")  # categories | mean, all
@@ -163,12 +186,18 @@ def position_plot(data) -> Plot | None:
     by: dict[str, list[dict]] = {}
     for p in data.position_rows:
         by.setdefault(p["setting"], []).append(p)
-    for ax, key, title in ((axes[0], "absolute", "absolute: P(position i accepted)"),
-                           (axes[1], "conditional", "conditional: P(i accepted | i−1 accepted)")):
+    for ax, key, title in (
+        (axes[0], "absolute", "absolute: P(position i accepted)"),
+        (axes[1], "conditional", "conditional: P(i accepted | i−1 accepted)"),
+    ):
         for setting, ps in by.items():
             ps = sorted(ps, key=lambda p: p["position"])
-            ax.plot([p["position"] for p in ps], [math.nan if p[key] is None else p[key] for p in ps],
-                    marker="o", label=setting)
+            ax.plot(
+                [p["position"] for p in ps],
+                [math.nan if p[key] is None else p[key] for p in ps],
+                marker="o",
+                label=setting,
+            )
         ax.set_ylim(0, 1.05)
         ax.set_xticks(sorted({p["position"] for p in data.position_rows}))
         ax.set_xlabel("draft position")
@@ -197,8 +226,10 @@ LINESTYLES = {"p50": "-", "p90": "-.", "p95": "--", "p99": ":"}
 
 
 def latency_plot(data) -> Plot | None:
-    rows = sorted(data.rows, key=lambda r: (r["run"], r["engine"], r["isl"] or 0, r["sd_method"] != "off",
-                                            r["sd_label"], r["concurrency"]))
+    rows = sorted(
+        data.rows,
+        key=lambda r: (r["run"], r["engine"], r["isl"] or 0, r["sd_method"] != "off", r["sd_label"], r["concurrency"]),
+    )
     if not rows:
         return None
     with_isl = len({x["isl"] for x in rows}) > 1
@@ -206,8 +237,12 @@ def latency_plot(data) -> Plot | None:
     for ax, base, title in ((axes[0], "ttft", "TTFT"), (axes[1], "e2e", "E2E latency")):
         unit, scale = _ms_unit(r.get(f"{base}_{p}_ms") for r in rows for p in PERCENTILES)
         if len(rows) <= MAX_BAR_POINTS:
-            labels = [(f"{r['run']} " if data.multi_run else "") + f"{r['sd_label']} c={r['concurrency']}"
-                      + (f" ISL {isl_text(r['isl'])}" if with_isl else "") for r in rows]
+            labels = [
+                (f"{r['run']} " if data.multi_run else "")
+                + f"{r['sd_label']} c={r['concurrency']}"
+                + (f" ISL {isl_text(r['isl'])}" if with_isl else "")
+                for r in rows
+            ]
             series = {p.upper(): [_scaled(r.get(f"{base}_{p}_ms"), scale) for r in rows] for p in PERCENTILES}
             _grouped_bars(ax, labels, series)
             ax.legend(fontsize=8)
@@ -256,5 +291,3 @@ def make_plots(data) -> list[Plot]:
 
     matplotlib.use("Agg", force=True)
     return [p for p in (f(data) for f in PLOTS) if p is not None]
-
-

@@ -1,4 +1,5 @@
 """One entry point for `report` and `compare`: ReportData + format + destination -> output."""
+
 from __future__ import annotations
 
 import io
@@ -10,13 +11,18 @@ from speedbench.report.load import ReportData
 from speedbench.report.sections import Section, build_sections
 
 FORMATS = ("table", "md", "csv", "json", "html")
-DEFAULT_NAMES = {"table": "report.txt", "md": "report.md", "csv": "points.csv", "json": "report.json",
-                 "html": "report.html"}
+DEFAULT_NAMES = {
+    "table": "report.txt",
+    "md": "report.md",
+    "csv": "points.csv",
+    "json": "report.json",
+    "html": "report.html",
+}
 
 
 @dataclass
 class Output:
-    text: str | None = None                     # for stdout (None when written to files)
+    text: str | None = None  # for stdout (None when written to files)
     written: list[Path] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -31,8 +37,14 @@ def _title(data: ReportData, kind: str) -> str:
     return f"speedbench {kind}: {names}"
 
 
-def render(data: ReportData, fmt: str, out: Path | None = None, kind: str = "report",
-           lead: Sequence[Section] = (), compare_rows: list[dict] | None = None) -> Output:
+def render(
+    data: ReportData,
+    fmt: str,
+    out: Path | None = None,
+    kind: str = "report",
+    lead: Sequence[Section] = (),
+    compare_rows: list[dict] | None = None,
+) -> Output:
     """Render every section; `lead` sections (compare's side-by-side table) come first.
 
     With a folder as `out`, also write the plots as PNG and every table as CSV + parquet next to the report.
@@ -95,8 +107,14 @@ def render(data: ReportData, fmt: str, out: Path | None = None, kind: str = "rep
     return res
 
 
-def report_output(paths: Sequence[str | Path], fmt: str, out: Path | None = None, kind: str = "report",
-                  labels: Sequence[str] | None = None, allow_generation_mismatch: bool = False) -> Output:
+def report_output(
+    paths: Sequence[str | Path],
+    fmt: str,
+    out: Path | None = None,
+    kind: str = "report",
+    labels: Sequence[str] | None = None,
+    allow_generation_mismatch: bool = False,
+) -> Output:
     """What `speedbench report/compare` and REST ``/runs/{id}/report`` / ``/compare`` return, built once.
 
     Raises ReportError (NotComparable when `compare` is refused by speedbench.report.comparable)."""
@@ -106,8 +124,9 @@ def report_output(paths: Sequence[str | Path], fmt: str, out: Path | None = None
     data = ReportData.load(paths, labels)
     lead, rows, allowed = [], None, []
     if kind == "compare":
-        allowed = check_comparable([(r.label, r.manifest) for r in data.runs],
-                                   allow_generation_mismatch=allow_generation_mismatch)
+        allowed = check_comparable(
+            [(r.label, r.manifest) for r in data.runs], allow_generation_mismatch=allow_generation_mismatch
+        )
         rows = compare_rows(data)
         lead = [compare_section(rows, allowed)]
     res = render(data, fmt, out, kind, lead, rows)
@@ -126,4 +145,3 @@ def _terminal_text(sections: Sequence[Section], to_file: bool) -> str:
     console = Console(width=PIPE_WIDTH, record=True, file=io.StringIO(), color_system=None)
     render_sections_terminal(sections, console)
     return console.export_text()
-

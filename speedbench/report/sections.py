@@ -1,4 +1,5 @@
 """Report sections as plain tables (title, headers, string cells, note), rendered alike to terminal/md/HTML."""
+
 from __future__ import annotations
 
 import math
@@ -13,30 +14,36 @@ from speedbench.report.energy import RATIO_NOTE, energy_cost
 
 AL_NOTES = {
     "category_tokens_per_step": "tok/step pooled = Σ output tokens / Σ streamed steps of the category's requests, "
-                                "every step counted (token-weighted chunk acceptance length).",
+    "every step counted (token-weighted chunk acceptance length).",
     "category_tokens_per_step_req": "AL SPEED-Bench = mean over requests of each request's tokens / streamed "
-                                    "steps (how SPEED-Bench averages acceptance length: the headline AL).",
+    "steps (how SPEED-Bench averages acceptance length: the headline AL).",
     "category_al_drafted": "AL drafted = 1 + Σ accepted / Σ drafts from the server's per-request SD counters: "
-                           "acceptance length over verify steps that carried drafts (steps without a draft "
-                           "excluded, so it is ≥ tok/step).",
+    "acceptance length over verify steps that carried drafts (steps without a draft "
+    "excluded, so it is ≥ tok/step).",
 }
 MATRIX_TAIL = " mean = unweighted mean over the categories shown; all = every request pooled."
-PERF_NOTE = ("out tok/s = Σ output tokens / (first send .. last activity) of the point's measured requests (a "
-             "stream that timed out ends at its last chunk); /GPU divides by tensor_parallel_size; user tok/s "
-             "= mean per-request (tokens−1)/(last−first chunk); latencies in ms. AL SPEED-Bench = mean over "
-             "requests of each request's tokens per streamed step (SPEED-Bench's acceptance length), with its "
-             "95 % bootstrap interval; tok/step pooled = Σ tokens / Σ steps; AL drafted = 1 + accepted / drafts "
-             "over steps that drafted, from the measured requests' own SD metrics (server counters as the "
-             "fallback). speedup = SD on / SD off at the same concurrency and ISL (output TPS, mean user TPS), "
-             "[95 % interval]. Flags in ok/sent: CLIENT-BOUND (the load generator fell behind: loop lag P99 over "
-             "its limit, or mean in-flight < 99 % of the concurrency while requests waited to be sent), N NOT OK "
-             "(requests that failed, were cancelled or never sent), MERGED N / CHUNK≠STEP N (chunks that are "
-             "not one engine step each: chunk-based AL over-counts), ACCEPTANCE ≠ (per-request and server "
-             "acceptance differ by more than the tolerance), NO LATENCY (no token chunk could be timed).")
-CROSS_NOTE = ("crossover = first concurrency after which the speedup stays below 1, interpolated on "
-              "log2(concurrency) between the two measured points that bracket it.")
-POS_NOTE = ("absolute = P(draft position i accepted) per drafted step; conditional = P(position i accepted | "
-            "position i−1 accepted). Counters pooled over the setting's concurrency points.")
+PERF_NOTE = (
+    "out tok/s = Σ output tokens / (first send .. last activity) of the point's measured requests (a "
+    "stream that timed out ends at its last chunk); /GPU divides by tensor_parallel_size; user tok/s "
+    "= mean per-request (tokens−1)/(last−first chunk); latencies in ms. AL SPEED-Bench = mean over "
+    "requests of each request's tokens per streamed step (SPEED-Bench's acceptance length), with its "
+    "95 % bootstrap interval; tok/step pooled = Σ tokens / Σ steps; AL drafted = 1 + accepted / drafts "
+    "over steps that drafted, from the measured requests' own SD metrics (server counters as the "
+    "fallback). speedup = SD on / SD off at the same concurrency and ISL (output TPS, mean user TPS), "
+    "[95 % interval]. Flags in ok/sent: CLIENT-BOUND (the load generator fell behind: loop lag P99 over "
+    "its limit, or mean in-flight < 99 % of the concurrency while requests waited to be sent), N NOT OK "
+    "(requests that failed, were cancelled or never sent), MERGED N / CHUNK≠STEP N (chunks that are "
+    "not one engine step each: chunk-based AL over-counts), ACCEPTANCE ≠ (per-request and server "
+    "acceptance differ by more than the tolerance), NO LATENCY (no token chunk could be timed)."
+)
+CROSS_NOTE = (
+    "crossover = first concurrency after which the speedup stays below 1, interpolated on "
+    "log2(concurrency) between the two measured points that bracket it."
+)
+POS_NOTE = (
+    "absolute = P(draft position i accepted) per drafted step; conditional = P(position i accepted | "
+    "position i−1 accepted). Counters pooled over the setting's concurrency points."
+)
 
 
 @dataclass
@@ -46,7 +53,7 @@ class Section:
     headers: list[str]
     rows: list[list[str]]
     note: str = ""
-    left: set[int] = field(default_factory=set)   # indices of left-aligned (text) columns
+    left: set[int] = field(default_factory=set)  # indices of left-aligned (text) columns
 
 
 def fmt(v: Any, spec: str = "{:.2f}") -> str:
@@ -64,11 +71,14 @@ def isl_text(isl: int | None) -> str:
 def ok_cell(r: dict) -> str:
     """ok/sent, what did not end ok (failed, cancelled, never sent), and the point's flags."""
     cell = f"{r['ok']}/{r['sent']}"
-    extra = [f"{r[k]} {label}" for k, label in (("failed", "failed"), ("cancelled", "cancelled"),
-                                                 ("not_sent", "unsent")) if r.get(k)]
+    extra = [
+        f"{r[k]} {label}"
+        for k, label in (("failed", "failed"), ("cancelled", "cancelled"), ("not_sent", "unsent"))
+        if r.get(k)
+    ]
     if extra:
         cell += f" ({', '.join(extra)})"
-    tags = [t for t, _ in point_flags(r) if not t.endswith(" NOT OK")]   # counted in the brackets already
+    tags = [t for t, _ in point_flags(r) if not t.endswith(" NOT OK")]  # counted in the brackets already
     return " ".join([cell] + tags)
 
 
@@ -83,53 +93,130 @@ def interval_cell(v: Any, lo: Any, hi: Any, spec: str = "{:.2f}", unit: str = ""
 
 
 def performance(rows: Sequence[dict], speedup_rows: Sequence[dict], multi_run: bool) -> Section:
-    sp = {(s["run"], s["engine"], s["isl"], s["concurrency"], s["sd_label"], s.get("repeat", 1)): s
-          for s in speedup_rows}
+    sp = {
+        (s["run"], s["engine"], s["isl"], s["concurrency"], s["sd_label"], s.get("repeat", 1)): s for s in speedup_rows
+    }
     headers = (["run"] if multi_run else []) + [
-        "engine", "SD", "ISL", "conc", "ok/sent", "out tok/s", "out/GPU", "user tok/s", "TTFT p50", "TTFT p99",
-        "E2E p50", "E2E p99", "AL SPEED-Bench", "tok/step pooled", "AL drafted", "speedup out", "speedup user"]
+        "engine",
+        "SD",
+        "ISL",
+        "conc",
+        "ok/sent",
+        "out tok/s",
+        "out/GPU",
+        "user tok/s",
+        "TTFT p50",
+        "TTFT p99",
+        "E2E p50",
+        "E2E p99",
+        "AL SPEED-Bench",
+        "tok/step pooled",
+        "AL drafted",
+        "speedup out",
+        "speedup user",
+    ]
     # out/GPU needs the manifest's TP size; the bare sweep table (summary rows only) has none
     per_gpu = any(r.get("output_tps_per_gpu") is not None for r in rows)
     if not per_gpu:
         headers.remove("out/GPU")
     body = []
-    order = sorted(rows, key=lambda r: (r.get("run") or "", r["engine"], r["isl"] or 0, r["sd_method"] != "off",
-                                        r["sd_label"], r["concurrency"], r.get("point_id") or ""))
+    order = sorted(
+        rows,
+        key=lambda r: (
+            r.get("run") or "",
+            r["engine"],
+            r["isl"] or 0,
+            r["sd_method"] != "off",
+            r["sd_label"],
+            r["concurrency"],
+            r.get("point_id") or "",
+        ),
+    )
     for r in order:
-        s = sp.get((r.get("run"), r["engine"], r["isl"], r["concurrency"], r["sd_label"],
-                    repeat_of(r.get("point_id", ""))), {})
-        body.append(([r.get("run")] if multi_run else []) + [
-            r["engine"], r["sd_label"], isl_text(r["isl"]), str(r["concurrency"]), ok_cell(r),
-            fmt(r["output_tps"], "{:.1f}")] + ([fmt(r.get("output_tps_per_gpu"), "{:.1f}")] if per_gpu else []) + [
-            fmt(r["user_tps_mean"], "{:.1f}"), fmt(r["ttft_p50_ms"], "{:.0f}"), fmt(r["ttft_p99_ms"], "{:.0f}"),
-            fmt(r["e2e_p50_ms"], "{:.0f}"), fmt(r["e2e_p99_ms"], "{:.0f}"),
-            interval_cell(r.get("al_speedbench"), r.get("al_speedbench_lo"), r.get("al_speedbench_hi")),
-            fmt(r["tokens_per_step"]), fmt(r["al_drafted"]),
-            interval_cell(s.get("output_tps_speedup"), s.get("output_tps_speedup_lo"),
-                          s.get("output_tps_speedup_hi"), unit="x"),
-            interval_cell(s.get("user_tps_speedup"), s.get("user_tps_speedup_lo"),
-                          s.get("user_tps_speedup_hi"), unit="x")])
+        s = sp.get(
+            (r.get("run"), r["engine"], r["isl"], r["concurrency"], r["sd_label"], repeat_of(r.get("point_id", ""))), {}
+        )
+        body.append(
+            ([r.get("run")] if multi_run else [])
+            + [
+                r["engine"],
+                r["sd_label"],
+                isl_text(r["isl"]),
+                str(r["concurrency"]),
+                ok_cell(r),
+                fmt(r["output_tps"], "{:.1f}"),
+            ]
+            + ([fmt(r.get("output_tps_per_gpu"), "{:.1f}")] if per_gpu else [])
+            + [
+                fmt(r["user_tps_mean"], "{:.1f}"),
+                fmt(r["ttft_p50_ms"], "{:.0f}"),
+                fmt(r["ttft_p99_ms"], "{:.0f}"),
+                fmt(r["e2e_p50_ms"], "{:.0f}"),
+                fmt(r["e2e_p99_ms"], "{:.0f}"),
+                interval_cell(r.get("al_speedbench"), r.get("al_speedbench_lo"), r.get("al_speedbench_hi")),
+                fmt(r["tokens_per_step"]),
+                fmt(r["al_drafted"]),
+                interval_cell(
+                    s.get("output_tps_speedup"),
+                    s.get("output_tps_speedup_lo"),
+                    s.get("output_tps_speedup_hi"),
+                    unit="x",
+                ),
+                interval_cell(
+                    s.get("user_tps_speedup"), s.get("user_tps_speedup_lo"), s.get("user_tps_speedup_hi"), unit="x"
+                ),
+            ]
+        )
     n = 1 if multi_run else 0
-    return Section("performance", "Throughput and latency per ISL and concurrency", headers, body, PERF_NOTE,
-                   left=set(range(n + 2)))
+    return Section(
+        "performance",
+        "Throughput and latency per ISL and concurrency",
+        headers,
+        body,
+        PERF_NOTE,
+        left=set(range(n + 2)),
+    )
 
 
 def crossover(cross_rows: Sequence[dict], multi_run: bool) -> Section:
-    headers = (["run"] if multi_run else []) + ["engine", "SD", "ISL", "concurrencies", "crossover (out tok/s)",
-                                                 "crossover (user tok/s)"]
-    body = [([c["run"]] if multi_run else []) + [
-        c["engine"], c["sd_label"], isl_text(c["isl"]), ",".join(map(str, c["concurrencies"])),
-        c["output_tps_crossover_text"], c["user_tps_crossover_text"]] for c in cross_rows]
-    return Section("crossover", "Crossover concurrency: where SD stops paying", headers, body, CROSS_NOTE,
-                   left=set(range(len(headers))))
+    headers = (["run"] if multi_run else []) + [
+        "engine",
+        "SD",
+        "ISL",
+        "concurrencies",
+        "crossover (out tok/s)",
+        "crossover (user tok/s)",
+    ]
+    body = [
+        ([c["run"]] if multi_run else [])
+        + [
+            c["engine"],
+            c["sd_label"],
+            isl_text(c["isl"]),
+            ",".join(map(str, c["concurrencies"])),
+            c["output_tps_crossover_text"],
+            c["user_tps_crossover_text"],
+        ]
+        for c in cross_rows
+    ]
+    return Section(
+        "crossover",
+        "Crossover concurrency: where SD stops paying",
+        headers,
+        body,
+        CROSS_NOTE,
+        left=set(range(len(headers))),
+    )
 
 
 def category_matrix(matrix: Sequence[dict], categories: Sequence[str], measure_title: str, key: str) -> Section:
     headers = ["model / SD / engine"] + list(categories) + ["mean", "all"]
-    body = [[m["setting"]] + [fmt(m.get(c)) for c in categories] + [fmt(m.get("mean")), fmt(m.get("all"))]
-            for m in matrix]
-    return Section(key, f"Acceptance per category: {measure_title}", headers, body,
-                   AL_NOTES.get(key, "") + MATRIX_TAIL, left={0})
+    body = [
+        [m["setting"]] + [fmt(m.get(c)) for c in categories] + [fmt(m.get("mean")), fmt(m.get("all"))] for m in matrix
+    ]
+    return Section(
+        key, f"Acceptance per category: {measure_title}", headers, body, AL_NOTES.get(key, "") + MATRIX_TAIL, left={0}
+    )
 
 
 def positions(pos_rows: Sequence[dict]) -> Section:
@@ -137,29 +224,55 @@ def positions(pos_rows: Sequence[dict]) -> Section:
     for p in pos_rows:
         by_setting.setdefault(p["setting"], []).append(p)
     n = max((len(v) for v in by_setting.values()), default=0)
-    headers = ["model / SD / engine"] + [f"pos {i + 1} abs" for i in range(n)] + [f"pos {i + 1} cond"
-                                                                                 for i in range(n)]
+    headers = ["model / SD / engine"] + [f"pos {i + 1} abs" for i in range(n)] + [f"pos {i + 1} cond" for i in range(n)]
     body = []
     for setting, ps in by_setting.items():
         ps = sorted(ps, key=lambda p: p["position"])
         pad = [None] * (n - len(ps))
-        body.append([setting] + [fmt(p["absolute"]) for p in ps] + [fmt(x) for x in pad]
-                    + [fmt(p["conditional"]) for p in ps] + [fmt(x) for x in pad])
+        body.append(
+            [setting]
+            + [fmt(p["absolute"]) for p in ps]
+            + [fmt(x) for x in pad]
+            + [fmt(p["conditional"]) for p in ps]
+            + [fmt(x) for x in pad]
+        )
     return Section("positions", "Acceptance per draft position", headers, body, POS_NOTE, left={0})
 
 
-TURN_NOTE = ("Multi-turn prompts send every user turn, each with the model's own earlier replies in context, "
-             "so later turns have longer inputs. The tables above pool every turn (SPEED-Bench averages over "
-             "all turns); here each turn of the point's conversations on its own. tok/step and AL drafted as "
-             "per category.")
+TURN_NOTE = (
+    "Multi-turn prompts send every user turn, each with the model's own earlier replies in context, "
+    "so later turns have longer inputs. The tables above pool every turn (SPEED-Bench averages over "
+    "all turns); here each turn of the point's conversations on its own. tok/step and AL drafted as "
+    "per category."
+)
 
 
 def turns(turn_rows: Sequence[dict]) -> Section:
-    headers = ["model / SD / engine", "conc", "turn", "requests", "prompt len mean", "TTFT mean", "tok/step",
-               "tok/step per-req", "AL drafted"]
-    body = [[t["setting"], str(t["concurrency"]), str(t["turn"]), str(t["requests"]),
-             fmt(t["prompt_len_mean"], "{:.0f}"), fmt(t["ttft_mean_ms"], "{:.0f}"), fmt(t["tokens_per_step"]),
-             fmt(t["tokens_per_step_mean"]), fmt(t["al_drafted"])] for t in turn_rows]
+    headers = [
+        "model / SD / engine",
+        "conc",
+        "turn",
+        "requests",
+        "prompt len mean",
+        "TTFT mean",
+        "tok/step",
+        "tok/step per-req",
+        "AL drafted",
+    ]
+    body = [
+        [
+            t["setting"],
+            str(t["concurrency"]),
+            str(t["turn"]),
+            str(t["requests"]),
+            fmt(t["prompt_len_mean"], "{:.0f}"),
+            fmt(t["ttft_mean_ms"], "{:.0f}"),
+            fmt(t["tokens_per_step"]),
+            fmt(t["tokens_per_step_mean"]),
+            fmt(t["al_drafted"]),
+        ]
+        for t in turn_rows
+    ]
     return Section("turns", "Acceptance per conversation turn", headers, body, TURN_NOTE, left={0})
 
 
@@ -196,9 +309,20 @@ def headline(data) -> Section:
     for s in data.speedups:
         groups.setdefault((s["run"], s["engine"], s["isl"], s["sd_label"]), []).append(s)
     multi = data.multi_run
-    headers = (["run"] if multi else []) + ["engine", "SD", "ISL", "speedup by concurrency",
-                                             "tok/J ratio", "cost ratio", "best", "crossover", "AL SPEED-Bench",
-                                             "tok/step pooled", "AL drafted", "verdict"]
+    headers = (["run"] if multi else []) + [
+        "engine",
+        "SD",
+        "ISL",
+        "speedup by concurrency",
+        "tok/J ratio",
+        "cost ratio",
+        "best",
+        "crossover",
+        "AL SPEED-Bench",
+        "tok/step pooled",
+        "AL drafted",
+        "verdict",
+    ]
     body = []
     for key, g in groups.items():
         g = sorted(g, key=lambda s: (s["concurrency"], s.get("repeat", 1)))
@@ -210,26 +334,48 @@ def headline(data) -> Section:
         row0 = next(r for r in data.rows if (r["run"], r["engine"], r["isl"], r["sd_label"]) == key)
         setting = an.setting_name(row0, with_run=multi)
         a = al.get(setting, {})
-        body.append(([key[0]] if multi else []) + [
-            key[1], key[3], isl_text(key[2]),
-            " → ".join(interval_cell(s["output_tps_speedup"], s.get("output_tps_speedup_lo"),
-                                     s.get("output_tps_speedup_hi"), unit="x") + f"@c{s['concurrency']}"
-                       for s in vals),
-            ratio_by_concurrency(g, "tokens_per_joule_ratio"), ratio_by_concurrency(g, "cost_ratio"),
-            f"{best['output_tps_speedup']:.2f}x at c={best['concurrency']}",
-            c.get("output_tps_crossover_text", "-"),
-            interval_cell(a.get("tokens_per_step_mean"), a.get("tokens_per_step_mean_lo"),
-                          a.get("tokens_per_step_mean_hi")),
-            fmt(a.get("tokens_per_step")), fmt(a.get("al_drafted")), an.verdict_text(vals)])
+        body.append(
+            ([key[0]] if multi else [])
+            + [
+                key[1],
+                key[3],
+                isl_text(key[2]),
+                " → ".join(
+                    interval_cell(
+                        s["output_tps_speedup"],
+                        s.get("output_tps_speedup_lo"),
+                        s.get("output_tps_speedup_hi"),
+                        unit="x",
+                    )
+                    + f"@c{s['concurrency']}"
+                    for s in vals
+                ),
+                ratio_by_concurrency(g, "tokens_per_joule_ratio"),
+                ratio_by_concurrency(g, "cost_ratio"),
+                f"{best['output_tps_speedup']:.2f}x at c={best['concurrency']}",
+                c.get("output_tps_crossover_text", "-"),
+                interval_cell(
+                    a.get("tokens_per_step_mean"), a.get("tokens_per_step_mean_lo"), a.get("tokens_per_step_mean_hi")
+                ),
+                fmt(a.get("tokens_per_step")),
+                fmt(a.get("al_drafted")),
+                an.verdict_text(vals),
+            ]
+        )
     n = 1 if multi else 0
-    return Section("headline", "At a glance", headers, body,
-                   "speedup = SD-on / SD-off output tokens/s at the same concurrency (x@cN = at concurrency "
-                   "N) with its 95 % interval in brackets (from repeats when there are several, else a seeded "
-                   "bootstrap over the requests); SD pays where the whole interval is above 1, and a speedup "
-                   "whose interval holds 1.0 is within noise; crossover on output tokens/s. AL SPEED-Bench "
-                   "(mean over requests of tokens per step), tok/step pooled and AL drafted pool every "
-                   "measured request of the setting (see below). " + RATIO_NOTE,
-                   left=set(range(n + 3)) | {n + 7, len(headers) - 1})
+    return Section(
+        "headline",
+        "At a glance",
+        headers,
+        body,
+        "speedup = SD-on / SD-off output tokens/s at the same concurrency (x@cN = at concurrency "
+        "N) with its 95 % interval in brackets (from repeats when there are several, else a seeded "
+        "bootstrap over the requests); SD pays where the whole interval is above 1, and a speedup "
+        "whose interval holds 1.0 is within noise; crossover on output tokens/s. AL SPEED-Bench "
+        "(mean over requests of tokens per step), tok/step pooled and AL drafted pool every "
+        "measured request of the setting (see below). " + RATIO_NOTE,
+        left=set(range(n + 3)) | {n + 7, len(headers) - 1},
+    )
 
 
 def ratio_by_concurrency(group: Sequence[dict], key: str) -> str:
@@ -256,14 +402,29 @@ def build_sections(data) -> list[Section]:
     if data.crossovers:
         out.append(crossover(data.crossovers, data.multi_run))
     if data.category_rows:
-        out.append(category_matrix(data.category_matrix("tokens_per_step_mean"), data.categories,
-                                   "AL SPEED-Bench (mean of per-request tok/step)", "category_tokens_per_step_req"))
-        out.append(category_matrix(data.category_matrix("tokens_per_step"), data.categories,
-                                   "tok/step pooled (Σ tokens / Σ steps)", "category_tokens_per_step"))
+        out.append(
+            category_matrix(
+                data.category_matrix("tokens_per_step_mean"),
+                data.categories,
+                "AL SPEED-Bench (mean of per-request tok/step)",
+                "category_tokens_per_step_req",
+            )
+        )
+        out.append(
+            category_matrix(
+                data.category_matrix("tokens_per_step"),
+                data.categories,
+                "tok/step pooled (Σ tokens / Σ steps)",
+                "category_tokens_per_step",
+            )
+        )
         if any(r["al_drafted"] is not None for r in data.category_rows):
             drafted = [m for m in data.category_matrix("al_drafted") if m.get("mean") is not None]
-            out.append(category_matrix(drafted, data.categories, "AL drafted (1 + Σ accepted / Σ drafts)",
-                                       "category_al_drafted"))
+            out.append(
+                category_matrix(
+                    drafted, data.categories, "AL drafted (1 + Σ accepted / Σ drafts)", "category_al_drafted"
+                )
+            )
     if data.position_rows:
         out.append(positions(data.position_rows))
     if data.turn_rows:
@@ -274,5 +435,3 @@ def build_sections(data) -> list[Section]:
                 suffix = f" ({run.label})" if data.multi_run else ""
                 out.append(generic(name, title + suffix, run.extras[name]))
     return out
-
-

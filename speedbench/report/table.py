@@ -1,4 +1,5 @@
 """Terminal (rich) and markdown renderings of report sections, and the sweep table `speedbench sweep` prints."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -25,8 +26,7 @@ def _rich_table(s: Section, title: str | None = None):
 
     t = Table(title=title or s.title, header_style="bold", title_justify="left")
     for i, h in enumerate(s.headers):
-        t.add_column(h, justify="left" if i in s.left else "right", no_wrap=i not in s.left or i == 0,
-                     overflow="fold")
+        t.add_column(h, justify="left" if i in s.left else "right", no_wrap=i not in s.left or i == 0, overflow="fold")
     for cells in s.rows:
         t.add_row(*cells)
     return t

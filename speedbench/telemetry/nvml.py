@@ -8,6 +8,7 @@ samples then do not cover the window, and the point's energy is unknown rather t
 
 Not run on a real GPU in this project's CI: the tests drive it with a fake ``pynvml`` module.
 """
+
 from __future__ import annotations
 
 import importlib

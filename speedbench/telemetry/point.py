@@ -4,6 +4,7 @@ Raw samples go to ``<results>/telemetry/<point>.jsonl`` (one JSON object per sam
 can be recomputed; the summary gets energy, output tokens per joule, mean power (n/a without NVML) and $
 per million output tokens (when ``cost`` prices the hardware).
 """
+
 from __future__ import annotations
 
 import json
@@ -64,17 +65,23 @@ class PointTelemetry:
         if not measured:
             summary.telemetry = {"gpu": "no measured requests"}
             return
-        energy = point_energy(s.samples, min(r.t_start_ns for r in measured), max(r.t_end_ns for r in measured),
-                              s.gpus)
+        energy = point_energy(s.samples, min(r.t_start_ns for r in measured), max(r.t_end_ns for r in measured), s.gpus)
         summary.energy_j, summary.mean_power_w = energy.energy_j, energy.mean_power_w
         summary.output_tokens_per_joule = tokens_per_joule(summary.output_tokens, energy.energy_j)
         held = self.cfg.engine.tensor_parallel_size * self.cfg.engine.data_parallel_size
         scope = {}
         if self.cfg.telemetry.gpus is None and len(s.gpus) > held:  # idle GPUs would lower tokens per joule
-            scope["scope"] = (f"energy sums all {len(s.gpus)} GPUs of the node while the engine holds {held} "
-                              f"(TP x DP): set telemetry.gpus to count only the engine's")
+            scope["scope"] = (
+                f"energy sums all {len(s.gpus)} GPUs of the node while the engine holds {held} "
+                f"(TP x DP): set telemetry.gpus to count only the engine's"
+            )
             if (len(s.gpus), held) not in _WARNED:
                 _WARNED.add((len(s.gpus), held))
                 log.warning(scope["scope"])
-        summary.telemetry = {"gpu": "nvml", "interval_s": s.interval_s, **energy.to_dict(),
-                             **({"lost": s.lost} if s.lost else {}), **scope}
+        summary.telemetry = {
+            "gpu": "nvml",
+            "interval_s": s.interval_s,
+            **energy.to_dict(),
+            **({"lost": s.lost} if s.lost else {}),
+            **scope,
+        }

@@ -5,6 +5,7 @@ engine: a newly admitted request gets its first token (prefill), a running one g
 1 + accepted drafts (SD on), where accepted is drawn from a chain acceptance model with a seeded RNG per
 request, so a request's acceptance does not depend on what else is running.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -117,9 +118,16 @@ class IterationStats:
 
 
 class BatchEngine:
-    def __init__(self, model: AcceptanceModel, step_s: float, max_running: int, seed: int = 0,
-                 draft_cost: float = 0.1, on_iteration: Callable[[IterationStats], None] | None = None,
-                 on_finish: Callable[[EmuRequest], None] | None = None) -> None:
+    def __init__(
+        self,
+        model: AcceptanceModel,
+        step_s: float,
+        max_running: int,
+        seed: int = 0,
+        draft_cost: float = 0.1,
+        on_iteration: Callable[[IterationStats], None] | None = None,
+        on_finish: Callable[[EmuRequest], None] | None = None,
+    ) -> None:
         self.model = model
         # drafting and verifying k tokens costs time: SD steps are slower, as on a real engine
         self.step_s = step_s * (1.0 + draft_cost * model.k)
@@ -192,9 +200,21 @@ class BatchEngine:
             if self.on_finish:
                 self.on_finish(req)
         if self.on_iteration:
-            self.on_iteration(IterationStats(
-                self.iteration, self.step_s * 1e3, len(admitted), sum(len(r.prompt_ids) for r in admitted), gen,
-                drafted, draft_tokens, accepted_total, len(self.running), len(self.waiting), len(done)))
+            self.on_iteration(
+                IterationStats(
+                    self.iteration,
+                    self.step_s * 1e3,
+                    len(admitted),
+                    sum(len(r.prompt_ids) for r in admitted),
+                    gen,
+                    drafted,
+                    draft_tokens,
+                    accepted_total,
+                    len(self.running),
+                    len(self.waiting),
+                    len(done),
+                )
+            )
 
 
 def add_common_args(ap: argparse.ArgumentParser) -> None:

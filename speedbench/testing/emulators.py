@@ -8,6 +8,7 @@ Every other flag is the engine's own (``sglang.launch_server`` / ``trtllm-serve`
 ``python -m tensorrt_llm.commands.serve`` start the emulators when ``dir`` is on PYTHONPATH, so the real
 adapters' launch argv can be exercised end to end without the engines.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,11 +20,11 @@ ENGINES = {"sglang": "speedbench.testing.sglang_emulator", "trtllm": "speedbench
 _SHIMS = {
     "sglang/__init__.py": "",
     "sglang/launch_server.py": "import sys\nfrom speedbench.testing.sglang_emulator import main\n"
-                               "sys.exit(main(sys.argv[1:]))\n",
+    "sys.exit(main(sys.argv[1:]))\n",
     "tensorrt_llm/__init__.py": "",
     "tensorrt_llm/commands/__init__.py": "",
     "tensorrt_llm/commands/serve.py": "import sys\nfrom speedbench.testing.trtllm_emulator import main\n"
-                                      "sys.exit(main(sys.argv[1:]))\n",
+    "sys.exit(main(sys.argv[1:]))\n",
 }
 
 

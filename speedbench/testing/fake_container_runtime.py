@@ -10,6 +10,7 @@ Python) is replaced by this interpreter.  Port mapping ``-p 127.0.0.1:H:C`` is c
 (the engine must listen on 0.0.0.0:C inside); the emulator then binds 127.0.0.1:H, loopback only.
 Every call appends ``{"argv": [...]}`` to ``$FAKE_RUNTIME_LOG``.  Nothing here says how a real runtime behaves.
 """
+
 from __future__ import annotations
 
 import json
@@ -28,8 +29,10 @@ def write_fake_runtime(bin_dir: str | Path, name: str = "docker") -> Path:
     """An executable ``bin_dir/name`` running this module with the current interpreter."""
     path = Path(bin_dir) / name
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"#!{sys.executable}\nimport sys\nfrom speedbench.testing.fake_container_runtime import main\n"
-                    f"sys.exit(main(sys.argv))\n")
+    path.write_text(
+        f"#!{sys.executable}\nimport sys\nfrom speedbench.testing.fake_container_runtime import main\n"
+        f"sys.exit(main(sys.argv))\n"
+    )
     path.chmod(0o755)
     return path
 
@@ -86,8 +89,18 @@ def _err(msg: str, code: int = 125) -> int:
 
 
 def _parse_run(args: list[str]) -> tuple[dict, list[str]]:
-    opts: dict = {"labels": {}, "ports": [], "volumes": [], "env": [], "rm": False, "gpus": None, "ipc": None,
-                  "shm": None, "name": None, "entrypoint": None}
+    opts: dict = {
+        "labels": {},
+        "ports": [],
+        "volumes": [],
+        "env": [],
+        "rm": False,
+        "gpus": None,
+        "ipc": None,
+        "shm": None,
+        "name": None,
+        "entrypoint": None,
+    }
     i = 0
     while i < len(args) and args[i].startswith("-"):
         a = args[i]
@@ -103,8 +116,16 @@ def _parse_run(args: list[str]) -> tuple[dict, list[str]]:
             k, _, val = v.partition("=")
             opts["labels"][k] = val
         else:
-            key = {"--name": "name", "--entrypoint": "entrypoint", "--gpus": "gpus", "--device": "gpus",
-                   "--shm-size": "shm", "-p": "ports", "-v": "volumes", "-e": "env"}[a]
+            key = {
+                "--name": "name",
+                "--entrypoint": "entrypoint",
+                "--gpus": "gpus",
+                "--device": "gpus",
+                "--shm-size": "shm",
+                "-p": "ports",
+                "-v": "volumes",
+                "-e": "env",
+            }[a]
             if isinstance(opts[key], list):
                 opts[key].append(v)
             else:
@@ -143,8 +164,10 @@ def _run(args: list[str]) -> int:
         if host_ip != "127.0.0.1":
             return _err(f"this fake maps to loopback only (got {host_ip})")
         if _flag(cmd, "--port") != cont_port or _flag(cmd, "--host") != "0.0.0.0":
-            return _err(f"engine listens on {_flag(cmd, '--host')}:{_flag(cmd, '--port')}, not 0.0.0.0:{cont_port}: "
-                        "the port mapping would not reach it")
+            return _err(
+                f"engine listens on {_flag(cmd, '--host')}:{_flag(cmd, '--port')}, not 0.0.0.0:{cont_port}: "
+                "the port mapping would not reach it"
+            )
         cmd[cmd.index("--host") + 1] = "127.0.0.1"
         cmd[cmd.index("--port") + 1] = host_port
     env = dict(os.environ)
@@ -156,10 +179,25 @@ def _run(args: list[str]) -> int:
         # written into the container's output, so tests see it travel through the attached client
         fh.write(f"fake-runtime: container {name} runs {' '.join(cmd)}\n".encode())
         fh.flush()
-        proc = subprocess.Popen([sys.executable, *cmd[1:]], stdout=fh, stderr=subprocess.STDOUT, env=env,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
-    _save({"name": name, "image": image, "labels": opts["labels"], "pid": proc.pid, "cmd": cmd,
-           "rm": opts["rm"], "client_pid": os.getpid()})
+        proc = subprocess.Popen(
+            [sys.executable, *cmd[1:]],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    _save(
+        {
+            "name": name,
+            "image": image,
+            "labels": opts["labels"],
+            "pid": proc.pid,
+            "cmd": cmd,
+            "rm": opts["rm"],
+            "client_pid": os.getpid(),
+        }
+    )
     c = containers()[name]
 
     def forward(signum, frame):  # docker's default --sig-proxy=true
@@ -260,8 +298,14 @@ def _image_inspect(args: list[str]) -> int:
         print(f"Error: No such image: {image}", file=sys.stderr)
         return 1
     digest = hashlib.sha256(image.encode()).hexdigest()  # the fake's own, derived from the name
-    print(json.dumps({"digests": [f"{image.rsplit(':', 1)[0]}@sha256:{digest}"],
-                      "id": "sha256:" + hashlib.sha256(digest.encode()).hexdigest()}))
+    print(
+        json.dumps(
+            {
+                "digests": [f"{image.rsplit(':', 1)[0]}@sha256:{digest}"],
+                "id": "sha256:" + hashlib.sha256(digest.encode()).hexdigest(),
+            }
+        )
+    )
     return 0
 
 
@@ -298,7 +342,7 @@ def _enroot(args: list[str]) -> int:
         i = 1
         while args[i].startswith("--"):
             i += 2
-        name, inner = args[i], args[i + 1:]
+        name, inner = args[i], args[i + 1 :]
         c = containers().get(name)
         if c is None:
             return _err(f"no such container: {name}", 1)

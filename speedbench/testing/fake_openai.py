@@ -9,6 +9,7 @@ tests can recompute what the harness should report from ``server.log``.
     with FakeOpenAIServer(sd_k=3) as srv:
         ... BenchmarkConfig(engine={"endpoint": srv.url, ...}) ...
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -35,9 +36,17 @@ class FakeRequestLog:
 
 
 class FakeOpenAIServer:
-    def __init__(self, sd_k: int = 0, model: str = "fake-model", step_delay_s: float = 0.0,
-                 host: str = "127.0.0.1", port: int = 0, api_key: str | None = None, wire: str = "vllm",
-                 final_usage: bool = True) -> None:
+    def __init__(
+        self,
+        sd_k: int = 0,
+        model: str = "fake-model",
+        step_delay_s: float = 0.0,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        api_key: str | None = None,
+        wire: str = "vllm",
+        final_usage: bool = True,
+    ) -> None:
         if host not in ("127.0.0.1", "::1", "localhost"):
             raise ValueError("the fake server binds loopback only")
         if wire not in WIRES:
@@ -48,7 +57,7 @@ class FakeOpenAIServer:
         self.wire, self.final_usage = wire, final_usage
         self.sd_k, self.model, self.step_delay_s, self.host = sd_k, model, step_delay_s, host
         self._want_port = port
-        self.api_key = api_key   # like vLLM --api-key: /v1/* needs "Authorization: Bearer <key>", else 401
+        self.api_key = api_key  # like vLLM --api-key: /v1/* needs "Authorization: Bearer <key>", else 401
         self.port: int | None = None
         self.log: list[FakeRequestLog] = []
         self._drafts = self._draft_tokens = self._accepted = 0
@@ -108,8 +117,11 @@ class FakeOpenAIServer:
     def app(self) -> web.Application:
         @web.middleware
         async def auth(request: web.Request, handler):
-            if self.api_key and request.path.startswith("/v1") \
-                    and request.headers.get("Authorization") != f"Bearer {self.api_key}":
+            if (
+                self.api_key
+                and request.path.startswith("/v1")
+                and request.headers.get("Authorization") != f"Bearer {self.api_key}"
+            ):
                 return web.json_response({"error": "Unauthorized"}, status=401)
             return await handler(request)
 
@@ -121,7 +133,8 @@ class FakeOpenAIServer:
 
         async def models(_r: web.Request) -> web.Response:
             return web.json_response(
-                {"object": "list", "data": [{"id": self.model, "object": "model", "max_model_len": 4096}]})
+                {"object": "list", "data": [{"id": self.model, "object": "model", "max_model_len": 4096}]}
+            )
 
         app = web.Application(middlewares=[auth])
         app.router.add_get("/health", health)
@@ -135,15 +148,20 @@ class FakeOpenAIServer:
         lines = []
         if self.sd_k:  # vLLM exposes spec-decode counters only when SD is configured
             with self._lock:
-                vals = {"num_drafts_total": self._drafts, "num_draft_tokens_total": self._draft_tokens,
-                        "num_accepted_tokens_total": self._accepted}
+                vals = {
+                    "num_drafts_total": self._drafts,
+                    "num_draft_tokens_total": self._draft_tokens,
+                    "num_accepted_tokens_total": self._accepted,
+                }
                 per_pos = list(self._per_pos)
             lab = f'engine="0",model_name="{self.model}"'
             for name, v in vals.items():
                 lines += [f"# TYPE {PROM_PREFIX}{name} counter", f"{PROM_PREFIX}{name}{{{lab}}} {float(v)}"]
             lines.append(f"# TYPE {PROM_PREFIX}num_accepted_tokens_per_pos_total counter")
-            lines += [f'{PROM_PREFIX}num_accepted_tokens_per_pos_total{{{lab},position="{i}"}} {float(v)}'
-                      for i, v in enumerate(per_pos)]
+            lines += [
+                f'{PROM_PREFIX}num_accepted_tokens_per_pos_total{{{lab},position="{i}"}} {float(v)}'
+                for i, v in enumerate(per_pos)
+            ]
         return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
 
     async def _completions(self, request: web.Request) -> web.StreamResponse:
@@ -183,8 +201,11 @@ class FakeOpenAIServer:
                 choice = {"index": 0, "delta": {"content": text}, "finish_reason": finish}
             chunk = {"id": rid, "object": "text_completion", "model": self.model, "choices": [choice]}
             if usage_on and self.wire == "vllm":
-                chunk["usage"] = {"prompt_tokens": len(prompt), "completion_tokens": produced,
-                                  "total_tokens": len(prompt) + produced}
+                chunk["usage"] = {
+                    "prompt_tokens": len(prompt),
+                    "completion_tokens": produced,
+                    "total_tokens": len(prompt) + produced,
+                }
             await resp.write(f"data: {json.dumps(chunk)}\n\n".encode())
             first = False
             if self.step_delay_s:
@@ -193,8 +214,13 @@ class FakeOpenAIServer:
                 await asyncio.sleep(0)
         self._count(entry)
         if usage_on and (self.wire == "vllm" or self.final_usage):
-            final = {"id": rid, "object": "text_completion", "model": self.model, "choices": [],
-                     "usage": {"prompt_tokens": len(prompt), "completion_tokens": n, "total_tokens": len(prompt) + n}}
+            final = {
+                "id": rid,
+                "object": "text_completion",
+                "model": self.model,
+                "choices": [],
+                "usage": {"prompt_tokens": len(prompt), "completion_tokens": n, "total_tokens": len(prompt) + n},
+            }
             if self.sd_k and self.wire == "vllm":
                 final["metrics"] = {"speculative_decoding": self._sd_metrics(entry)}
             await resp.write(f"data: {json.dumps(final)}\n\n".encode())
@@ -218,11 +244,17 @@ class FakeOpenAIServer:
         for a in steps:
             hist[a] += 1
         accepted = sum(steps)
-        return {"mean_acceptance_length": 1 + accepted / len(steps) if steps else 0.0,
-                "draft_acceptance_rate": accepted / (k * len(steps)) if steps else 0.0,
-                "acceptance_histogram": hist, "num_spec_steps": len(steps),
-                "num_accepted_draft_tokens": accepted, "num_draft_tokens": k * len(steps), "num_spec_tokens": k,
-                "per_step_accepted": list(steps), "per_step_drafted": [k] * len(steps)}
+        return {
+            "mean_acceptance_length": 1 + accepted / len(steps) if steps else 0.0,
+            "draft_acceptance_rate": accepted / (k * len(steps)) if steps else 0.0,
+            "acceptance_histogram": hist,
+            "num_spec_steps": len(steps),
+            "num_accepted_draft_tokens": accepted,
+            "num_draft_tokens": k * len(steps),
+            "num_spec_tokens": k,
+            "per_step_accepted": list(steps),
+            "per_step_drafted": [k] * len(steps),
+        }
 
 
 def main() -> None:  # python -m speedbench.testing.fake_openai --port 8001 --sd-k 3

@@ -17,6 +17,7 @@ Every request and its fault are appended to ``--fault-log`` (JSONL) so tests can
 
     python -m speedbench.testing.fault_server --port 8123 --faults http_500=0.1,stall=0.02 --seed 1
 """
+
 from __future__ import annotations
 
 import argparse
@@ -97,15 +98,27 @@ def _already_killed(marker: Path | None) -> bool:
         return True
 
 
-def _chunk(rid: str, model: str, ids: list[int], cum: int, n_prompt: int, finish: str | None,
-           prompt_ids: list[int] | None) -> bytes:
-    choice = {"index": 0, "text": "".join(f" t{i}" for i in ids), "logprobs": None, "finish_reason": finish,
-              "stop_reason": None, "token_ids": ids}
+def _chunk(
+    rid: str, model: str, ids: list[int], cum: int, n_prompt: int, finish: str | None, prompt_ids: list[int] | None
+) -> bytes:
+    choice = {
+        "index": 0,
+        "text": "".join(f" t{i}" for i in ids),
+        "logprobs": None,
+        "finish_reason": finish,
+        "stop_reason": None,
+        "token_ids": ids,
+    }
     if prompt_ids is not None:
         choice["prompt_token_ids"] = prompt_ids
-    body = {"id": rid, "object": "text_completion", "created": int(time.time()), "model": model,
-            "choices": [choice],
-            "usage": {"prompt_tokens": n_prompt, "total_tokens": n_prompt + cum, "completion_tokens": cum}}
+    body = {
+        "id": rid,
+        "object": "text_completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [choice],
+        "usage": {"prompt_tokens": n_prompt, "total_tokens": n_prompt + cum, "completion_tokens": cum},
+    }
     return b"data: " + json.dumps(body, separators=(",", ":")).encode() + b"\n\n"
 
 
@@ -120,15 +133,18 @@ async def completions(request: web.Request) -> web.StreamResponse:
     st.log(index=index, fault=fault)
     body = await request.json()
     if body.get("model") not in (st.model_name, *st.also_served):  # as vLLM answers an unknown model
-        return web.json_response({"error": {"message": f"The model `{body.get('model')}` does not exist.",
-                                            "code": 404}}, status=404)
+        return web.json_response(
+            {"error": {"message": f"The model `{body.get('model')}` does not exist.", "code": 404}}, status=404
+        )
     prompt = body.get("prompt")
     if not isinstance(prompt, list) or not all(isinstance(x, int) for x in prompt):
         return web.json_response({"error": {"message": "prompt must be a list of token ids"}}, status=400)
     max_tokens = int(body.get("max_tokens") or 16)
     if len(prompt) + max_tokens > st.max_model_len:
-        return web.json_response({"error": {"message": f"{len(prompt)} + {max_tokens} tokens exceed "
-                                            f"max_model_len {st.max_model_len}"}}, status=400)
+        return web.json_response(
+            {"error": {"message": f"{len(prompt)} + {max_tokens} tokens exceed max_model_len {st.max_model_len}"}},
+            status=400,
+        )
     if fault and fault.startswith("http_"):
         code = int(fault[5:])
         return web.json_response({"error": {"message": f"injected fault {fault}", "code": code}}, status=code)
@@ -176,13 +192,19 @@ async def completions(request: web.Request) -> web.StreamResponse:
         ids = [(base + cum + j) % 1000 + 10 for j in range(n)]
         cum += n
         await asyncio.sleep(st.token_delay_s)
-        await resp.write(_chunk(rid, st.model_name, ids, cum, len(prompt),
-                                "length" if cum >= max_tokens else None, echo))
+        await resp.write(
+            _chunk(rid, st.model_name, ids, cum, len(prompt), "length" if cum >= max_tokens else None, echo)
+        )
         echo = None
         step += 1
     usage = {"prompt_tokens": len(prompt), "total_tokens": len(prompt) + cum, "completion_tokens": cum}
-    await resp.write(b"data: " + json.dumps({"id": rid, "object": "text_completion", "model": st.model_name,
-                                             "choices": [], "usage": usage}).encode() + b"\n\n")
+    await resp.write(
+        b"data: "
+        + json.dumps(
+            {"id": rid, "object": "text_completion", "model": st.model_name, "choices": [], "usage": usage}
+        ).encode()
+        + b"\n\n"
+    )
     await resp.write(b"data: [DONE]\n\n")
     await resp.write_eof()
     return resp
@@ -194,38 +216,58 @@ async def health(request: web.Request) -> web.Response:
 
 async def models(request: web.Request) -> web.Response:
     st: FakeState = request.app["state"]
-    return web.json_response({"object": "list", "data": [
-        {"id": name, "object": "model", "owned_by": "speedbench", "max_model_len": st.max_model_len}
-        for name in (st.model_name, *st.also_served)]})
+    return web.json_response(
+        {
+            "object": "list",
+            "data": [
+                {"id": name, "object": "model", "owned_by": "speedbench", "max_model_len": st.max_model_len}
+                for name in (st.model_name, *st.also_served)
+            ],
+        }
+    )
 
 
 async def metrics(request: web.Request) -> web.Response:
     st: FakeState = request.app["state"]
-    lines = ["# TYPE vllm:spec_decode_num_drafts_total counter",
-             f'vllm:spec_decode_num_drafts_total{{engine="0",model_name="{st.model_name}"}} {st.counters["drafts"]}',
-             "# TYPE vllm:spec_decode_num_draft_tokens_total counter",
-             f'vllm:spec_decode_num_draft_tokens_total{{engine="0",model_name="{st.model_name}"}} '
-             f'{st.counters["draft_tokens"]}',
-             "# TYPE vllm:spec_decode_num_accepted_tokens_total counter",
-             f'vllm:spec_decode_num_accepted_tokens_total{{engine="0",model_name="{st.model_name}"}} '
-             f'{st.counters["accepted"]}',
-             "# TYPE vllm:spec_decode_num_accepted_tokens_per_pos_total counter"]
-    lines += [f'vllm:spec_decode_num_accepted_tokens_per_pos_total{{engine="0",model_name="{st.model_name}",'
-              f'position="{p}"}} {v}' for p, v in enumerate(st.per_pos)]
+    lines = [
+        "# TYPE vllm:spec_decode_num_drafts_total counter",
+        f'vllm:spec_decode_num_drafts_total{{engine="0",model_name="{st.model_name}"}} {st.counters["drafts"]}',
+        "# TYPE vllm:spec_decode_num_draft_tokens_total counter",
+        f'vllm:spec_decode_num_draft_tokens_total{{engine="0",model_name="{st.model_name}"}} '
+        f"{st.counters['draft_tokens']}",
+        "# TYPE vllm:spec_decode_num_accepted_tokens_total counter",
+        f'vllm:spec_decode_num_accepted_tokens_total{{engine="0",model_name="{st.model_name}"}} '
+        f"{st.counters['accepted']}",
+        "# TYPE vllm:spec_decode_num_accepted_tokens_per_pos_total counter",
+    ]
+    lines += [
+        f'vllm:spec_decode_num_accepted_tokens_per_pos_total{{engine="0",model_name="{st.model_name}",'
+        f'position="{p}"}} {v}'
+        for p, v in enumerate(st.per_pos)
+    ]
     return web.Response(text="\n".join(lines) + "\n" if st.sd_k else "", content_type="text/plain")
 
 
 def build_app(state: FakeState) -> web.Application:
     app = web.Application()
     app["state"] = state
-    app.add_routes([web.post("/v1/completions", completions), web.get("/health", health),
-                    web.get("/v1/models", models), web.get("/metrics", metrics)])
+    app.add_routes(
+        [
+            web.post("/v1/completions", completions),
+            web.get("/health", health),
+            web.get("/v1/models", models),
+            web.get("/metrics", metrics),
+        ]
+    )
     return app
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m speedbench.testing.fault_server", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m speedbench.testing.fault_server",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--faults", default="", help="kind=rate,...  (http_<code>, " + ", ".join(FAULT_KINDS) + ")")
@@ -241,12 +283,25 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--kill-marker", type=Path, help="kill only once: skip if this file exists, else create it")
     ap.add_argument("--fault-log", type=Path)
     ap.add_argument("--pid-file", type=Path, help="append {pid, pgid, port, child} here once listening")
-    ap.add_argument("--spawn-child", action="store_true",
-                    help="start a worker child in our process group, as vLLM starts its engine core")
+    ap.add_argument(
+        "--spawn-child",
+        action="store_true",
+        help="start a worker child in our process group, as vLLM starts its engine core",
+    )
     a = ap.parse_args(argv)
-    state = FakeState(parse_faults(a.faults), a.seed, a.sd_k, a.token_delay_ms / 1e3, a.max_model_len,
-                      a.model_name, a.also_serve, a.kill_after, a.stall_s, a.fault_log,
-                      a.kill_marker)
+    state = FakeState(
+        parse_faults(a.faults),
+        a.seed,
+        a.sd_k,
+        a.token_delay_ms / 1e3,
+        a.max_model_len,
+        a.model_name,
+        a.also_serve,
+        a.kill_after,
+        a.stall_s,
+        a.fault_log,
+        a.kill_marker,
+    )
     if a.startup_delay_s:
         time.sleep(a.startup_delay_s)
     child = None
@@ -254,15 +309,27 @@ def main(argv: list[str] | None = None) -> None:
         from speedbench.engines.server import _die_with_parent
 
         # like vLLM's engine core, the worker exits when its parent (the API server) dies
-        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"], stdin=subprocess.DEVNULL,
-                                 preexec_fn=_die_with_parent)
+        child = subprocess.Popen(
+            [sys.executable, "-c", "import time; time.sleep(3600)"],
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
+        )
     app = build_app(state)
 
     async def on_startup(_app: web.Application) -> None:
         if a.pid_file:  # one line per launch: a restarted server adds its own
             with a.pid_file.open("a") as fh:
-                fh.write(json.dumps({"pid": os.getpid(), "pgid": os.getpgid(0), "port": a.port,
-                                     "child": child.pid if child else None}) + "\n")
+                fh.write(
+                    json.dumps(
+                        {
+                            "pid": os.getpid(),
+                            "pgid": os.getpgid(0),
+                            "port": a.port,
+                            "child": child.pid if child else None,
+                        }
+                    )
+                    + "\n"
+                )
 
     async def on_cleanup(_app: web.Application) -> None:
         if child is not None:
@@ -271,8 +338,9 @@ def main(argv: list[str] | None = None) -> None:
     app.on_startup.append(on_startup)
     app.on_cleanup.append(on_cleanup)
     # short shutdown: stalled handlers must not hold a SIGTERM'd server for aiohttp's default 60 s
-    web.run_app(app, host=a.host, port=a.port, shutdown_timeout=0.5, handler_cancellation=True,
-                print=None, access_log=None)
+    web.run_app(
+        app, host=a.host, port=a.port, shutdown_timeout=0.5, handler_cancellation=True, print=None, access_log=None
+    )
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ Parses ``sglang.launch_server`` flags (so a wrong argv fails like the real serve
 (deltas with --incremental-streaming-output), several queued steps coalesced into one event when the
 writer lags, and SD keys on the final ``meta_info``. Shapes follow tests/fixtures/engines/sglang/.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,10 +26,33 @@ from speedbench.testing.emulator_core import (
     token_text,
 )
 
-_TOP_KEYS = {"input_ids", "text", "sampling_params", "stream", "rid", "return_logprob", "logprob_start_len",
-             "top_logprobs_num", "return_text_in_logprobs", "return_prompt_token_ids"}
-_SAMPLING_KEYS = {"max_new_tokens", "min_new_tokens", "temperature", "top_p", "top_k", "min_p", "ignore_eos",
-                  "stop", "stop_token_ids", "skip_special_tokens", "n", "repetition_penalty", "stream_interval"}
+_TOP_KEYS = {
+    "input_ids",
+    "text",
+    "sampling_params",
+    "stream",
+    "rid",
+    "return_logprob",
+    "logprob_start_len",
+    "top_logprobs_num",
+    "return_text_in_logprobs",
+    "return_prompt_token_ids",
+}
+_SAMPLING_KEYS = {
+    "max_new_tokens",
+    "min_new_tokens",
+    "temperature",
+    "top_p",
+    "top_k",
+    "min_p",
+    "ignore_eos",
+    "stop",
+    "stop_token_ids",
+    "skip_special_tokens",
+    "n",
+    "repetition_penalty",
+    "stream_interval",
+}
 _ALGOS = ("EAGLE", "EAGLE3", "NEXTN", "STANDALONE", "NGRAM")
 
 
@@ -96,8 +120,9 @@ class SGLangEmulator:
         if a.max_running_requests is None:
             a.max_running_requests = 48 if self.k else 1024  # SGLang caps SD runs at 48 when unset
         self.model = AcceptanceModel(self.k, parse_accept(a.accept))
-        self.engine = BatchEngine(self.model, a.step_ms / 1e3, a.max_running_requests, a.seed, a.draft_cost,
-                                  on_finish=self._finished)
+        self.engine = BatchEngine(
+            self.model, a.step_ms / 1e3, a.max_running_requests, a.seed, a.draft_cost, on_finish=self._finished
+        )
         self.t_ready = time.monotonic() + a.startup_delay
         self.counters = {"prompt_tokens": 0, "generation_tokens": 0, "verify": 0, "requests": 0}
         self.window: list[tuple[int, int, int]] = []  # (verify, accepted, proposed) of recent requests
@@ -136,26 +161,54 @@ class SGLangEmulator:
         return web.Response(status=200 if time.monotonic() >= self.t_ready else 503)
 
     async def model_info(self, request: web.Request) -> web.Response:
-        return web.json_response({"model_path": self.a.model_path, "served_model_name": self.name,
-                                  "tokenizer_path": self.a.model_path, "is_generation": True,
-                                  "weight_version": "default", "model_type": "emulated",
-                                  "architectures": ["EmulatedForCausalLM"]})
+        return web.json_response(
+            {
+                "model_path": self.a.model_path,
+                "served_model_name": self.name,
+                "tokenizer_path": self.a.model_path,
+                "is_generation": True,
+                "weight_version": "default",
+                "model_type": "emulated",
+                "architectures": ["EmulatedForCausalLM"],
+            }
+        )
 
     async def server_info(self, request: web.Request) -> web.Response:
         a = self.a
-        return web.json_response({
-            "model_path": a.model_path, "tp_size": a.tp_size, "dp_size": a.dp_size, "ep_size": a.ep_size,
-            "max_running_requests": a.max_running_requests, "stream_interval": a.stream_interval,
-            "speculative_algorithm": a.speculative_algorithm, "speculative_num_steps": a.speculative_num_steps,
-            "speculative_eagle_topk": a.speculative_eagle_topk,
-            "speculative_num_draft_tokens": a.speculative_num_draft_tokens,
-            "internal_states": [{"avg_spec_accept_length": self._window_al()}] if self.k else [{}],
-            "version": "0.5.23-emulated"})
+        return web.json_response(
+            {
+                "model_path": a.model_path,
+                "tp_size": a.tp_size,
+                "dp_size": a.dp_size,
+                "ep_size": a.ep_size,
+                "max_running_requests": a.max_running_requests,
+                "stream_interval": a.stream_interval,
+                "speculative_algorithm": a.speculative_algorithm,
+                "speculative_num_steps": a.speculative_num_steps,
+                "speculative_eagle_topk": a.speculative_eagle_topk,
+                "speculative_num_draft_tokens": a.speculative_num_draft_tokens,
+                "internal_states": [{"avg_spec_accept_length": self._window_al()}] if self.k else [{}],
+                "version": "0.5.23-emulated",
+            }
+        )
 
     async def models(self, request: web.Request) -> web.Response:
-        return web.json_response({"object": "list", "data": [{
-            "id": self.name, "object": "model", "created": int(time.time()), "owned_by": "sglang",
-            "root": self.name, "parent": None, "max_model_len": 131072}]})
+        return web.json_response(
+            {
+                "object": "list",
+                "data": [
+                    {
+                        "id": self.name,
+                        "object": "model",
+                        "created": int(time.time()),
+                        "owned_by": "sglang",
+                        "root": self.name,
+                        "parent": None,
+                        "max_model_len": 131072,
+                    }
+                ],
+            }
+        )
 
     def _window_al(self) -> float:
         verify = sum(v for v, _, _ in self.window)
@@ -163,31 +216,66 @@ class SGLangEmulator:
 
     async def metrics(self, request: web.Request) -> web.Response:
         # one scheduler per DP rank, each with its own gauges (labelled dp_rank when DP is on)
-        dp = ([f'dp_rank="{r}",' for r in range(self.a.dp_size)] if self.a.dp_size > 1 else [""])
-        scheds = [f'{d}engine_type="unified",model_name="{self.name}",moe_ep_rank="0",pp_rank="0",tp_rank="0"'
-                  for d in dp]
+        dp = [f'dp_rank="{r}",' for r in range(self.a.dp_size)] if self.a.dp_size > 1 else [""]
+        scheds = [
+            f'{d}engine_type="unified",model_name="{self.name}",moe_ep_rank="0",pp_rank="0",tp_rank="0"' for d in dp
+        ]
         tok = f'engine_type="unified",model_name="{self.name}"'
         stream = f'engine_type="unified",is_streaming="true",model_name="{self.name}"'
         proposed = sum(p for _, _, p in self.window)
         rate = sum(x for _, x, _ in self.window) / proposed if proposed else 0.0
         c = self.counters
-        rows = [("sglang:num_running_reqs", "gauge", "The number of running requests.", sched,
-                 len(self.engine.running)) for sched in scheds]
+        rows = [
+            ("sglang:num_running_reqs", "gauge", "The number of running requests.", sched, len(self.engine.running))
+            for sched in scheds
+        ]
         if self.k:
-            rows = [row for sched in scheds for row in (
-                ("sglang:spec_accept_length", "gauge", "Mean acceptance length of speculative decoding.",
-                 sched, self._window_al()),
-                ("sglang:spec_accept_rate", "gauge", "Speculative acceptance rate.", sched, rate),
-                ("sglang:spec_num_steps", "gauge", "Currently active speculative_num_steps.", sched, self.k),
-                ("sglang:spec_num_draft_tokens", "gauge", "Currently active speculative_num_draft_tokens.",
-                 sched, self.k + 1))] + rows
-        rows += [("sglang:prompt_tokens_total", "counter", "Number of prefill tokens processed.", stream,
-                  c["prompt_tokens"]),
-                 ("sglang:generation_tokens_total", "counter", "Number of generation tokens processed.", stream,
-                  c["generation_tokens"]),
-                 ("sglang:spec_verify_calls_total", "counter",
-                  "Number of speculative decoding verification calls.", tok, c["verify"]),
-                 ("sglang:num_requests_total", "counter", "Number of requests processed.", stream, c["requests"])]
+            rows = [
+                row
+                for sched in scheds
+                for row in (
+                    (
+                        "sglang:spec_accept_length",
+                        "gauge",
+                        "Mean acceptance length of speculative decoding.",
+                        sched,
+                        self._window_al(),
+                    ),
+                    ("sglang:spec_accept_rate", "gauge", "Speculative acceptance rate.", sched, rate),
+                    ("sglang:spec_num_steps", "gauge", "Currently active speculative_num_steps.", sched, self.k),
+                    (
+                        "sglang:spec_num_draft_tokens",
+                        "gauge",
+                        "Currently active speculative_num_draft_tokens.",
+                        sched,
+                        self.k + 1,
+                    ),
+                )
+            ] + rows
+        rows += [
+            (
+                "sglang:prompt_tokens_total",
+                "counter",
+                "Number of prefill tokens processed.",
+                stream,
+                c["prompt_tokens"],
+            ),
+            (
+                "sglang:generation_tokens_total",
+                "counter",
+                "Number of generation tokens processed.",
+                stream,
+                c["generation_tokens"],
+            ),
+            (
+                "sglang:spec_verify_calls_total",
+                "counter",
+                "Number of speculative decoding verification calls.",
+                tok,
+                c["verify"],
+            ),
+            ("sglang:num_requests_total", "counter", "Number of requests processed.", stream, c["requests"]),
+        ]
         first = {r[0]: i for i, r in reversed(list(enumerate(rows)))}
         rows.sort(key=lambda r: first[r[0]])  # a metric's samples together, as the exposition format wants
         lines, seen = [], set()
@@ -213,27 +301,46 @@ class SGLangEmulator:
         sp = body.get("sampling_params") or {}
         if not isinstance(sp, dict) or set(sp) - _SAMPLING_KEYS:
             return f"unknown sampling_params: {sorted(set(sp) - _SAMPLING_KEYS)}"
-        return EmuRequest(ids, int(sp.get("max_new_tokens", 128)), bool(sp.get("ignore_eos", False)),
-                          float(sp.get("temperature", 1.0)), body.get("rid") or uuid.uuid4().hex)
+        return EmuRequest(
+            ids,
+            int(sp.get("max_new_tokens", 128)),
+            bool(sp.get("ignore_eos", False)),
+            float(sp.get("temperature", 1.0)),
+            body.get("rid") or uuid.uuid4().hex,
+        )
 
     def _meta(self, req: EmuRequest, first: bool, final: bool, t0: float) -> dict:
         finish = None
         if final:
-            finish = ({"type": "length", "length": len(req.output)} if req.finish_reason == "length"
-                      else {"type": "stop", "matched": req.output[-1]})
-        meta = {"id": req.rid, "finish_reason": finish, "prompt_tokens": len(req.prompt_ids),
-                "weight_version": "default", "num_retractions": 0, "reasoning_tokens": 0,
-                "completion_tokens": len(req.output), "cached_tokens": 0}
+            finish = (
+                {"type": "length", "length": len(req.output)}
+                if req.finish_reason == "length"
+                else {"type": "stop", "matched": req.output[-1]}
+            )
+        meta = {
+            "id": req.rid,
+            "finish_reason": finish,
+            "prompt_tokens": len(req.prompt_ids),
+            "weight_version": "default",
+            "num_retractions": 0,
+            "reasoning_tokens": 0,
+            "completion_tokens": len(req.output),
+            "cached_tokens": 0,
+        }
         if first:
             meta["response_sent_to_client_ts"] = time.time()
         if final:
             meta["e2e_latency"] = time.monotonic() - t0
             if self.k:
                 proposed = req.verify_ct * self.k
-                meta.update(spec_accept_rate=req.accepted / proposed if proposed else 0.0,
-                            spec_accept_length=len(req.output) / req.verify_ct if req.verify_ct else 1.0,
-                            spec_num_correct_drafts=req.accepted, spec_num_proposed_drafts=proposed,
-                            spec_verify_ct=req.verify_ct, spec_correct_drafts_histogram=list(req.histogram))
+                meta.update(
+                    spec_accept_rate=req.accepted / proposed if proposed else 0.0,
+                    spec_accept_length=len(req.output) / req.verify_ct if req.verify_ct else 1.0,
+                    spec_num_correct_drafts=req.accepted,
+                    spec_num_proposed_drafts=proposed,
+                    spec_verify_ct=req.verify_ct,
+                    spec_correct_drafts_histogram=list(req.histogram),
+                )
         return meta
 
     async def generate(self, request: web.Request) -> web.StreamResponse:
@@ -249,8 +356,13 @@ class SGLangEmulator:
         if not body.get("stream"):
             while await req.steps.get() is not None:
                 pass
-            return web.json_response({"text": "".join(map(token_text, req.output)), "output_ids": req.output,
-                                      "meta_info": self._meta(req, True, True, t0)})
+            return web.json_response(
+                {
+                    "text": "".join(map(token_text, req.output)),
+                    "output_ids": req.output,
+                    "meta_info": self._meta(req, True, True, t0),
+                }
+            )
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await resp.prepare(request)
         sent, first, steps = 0, True, 0
@@ -266,8 +378,11 @@ class SGLangEmulator:
                 continue
             n = len(req.output)
             ids = req.output[sent:n] if self.a.incremental_streaming_output else req.output[:n]
-            out = {"text": "".join(map(token_text, ids)), "output_ids": ids,
-                   "meta_info": self._meta(req, first, done, t0)}
+            out = {
+                "text": "".join(map(token_text, ids)),
+                "output_ids": ids,
+                "meta_info": self._meta(req, first, done, t0),
+            }
             await resp.write(b"data: " + json.dumps(out, separators=(",", ":")).encode() + b"\n\n")
             sent, first = n, False
             if done:

@@ -1,4 +1,5 @@
 """Shared fixtures: a tiny local tokenizer (no hub, no model) and a fake vLLM-shaped server on loopback."""
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,9 @@ def tiny_tokenizer(tmp_path_factory) -> str:
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
-    texts = [t for line in MINI.read_text(encoding="utf-8").splitlines() if line.strip()
-             for t in json.loads(line)["turns"]]
+    texts = [
+        t for line in MINI.read_text(encoding="utf-8").splitlines() if line.strip() for t in json.loads(line)["turns"]
+    ]
     tok = Tokenizer(models.WordLevel(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     tok.train_from_iterator(texts, trainers.WordLevelTrainer(vocab_size=2000, special_tokens=["<unk>", "<s>"]))
@@ -52,8 +54,12 @@ def make_attach_config(url: str, tokenizer: str, out: Path, sd: str = "ngram", k
     return {
         "engine": {"name": "vllm", "endpoint": url, "served_model_name": "fake-model"},
         "sd": [sd_entry],
-        "data": {"split": "qualitative-mini", "tokenizer": tokenizer, "prompts_per_category": 1,
-                 "cache_dir": str(out / "prompt-cache")},
+        "data": {
+            "split": "qualitative-mini",
+            "tokenizer": tokenizer,
+            "prompts_per_category": 1,
+            "cache_dir": str(out / "prompt-cache"),
+        },
         "load": {"concurrency": [1, 2], "output_len": 12, **load},
         "output_dir": str(out / "results"),
     }

@@ -1,4 +1,5 @@
 """Issue 15 item 6: attach mode against an OpenAI-compatible server without vLLM's per-chunk usage."""
+
 import json
 from pathlib import Path
 
@@ -25,7 +26,7 @@ def test_text_chunks_are_timed_and_counted(tmp_path, tiny_tokenizer, attach_conf
         rd, point = _sweep(srv.url, tiny_tokenizer, tmp_path, attach_config)
     assert point["ok"] == point["sent"] > 0
     for name in ("ttft_s", "itl_s", "tpot_s", "e2e_s", "user_tps"):
-        assert point[name]["count"] > 0, name          # used to be count 0, NaN, and exit 0
+        assert point[name]["count"] > 0, name  # used to be count 0, NaN, and exit 0
     assert point["output_tokens"] == 12 * point["ok"]  # every request made output_len tokens
     assert point["token_counts"] == source
     assert rd.manifest()["token_counts"] == {point["point_id"]: source}

@@ -1,4 +1,5 @@
 """Per-category acceptance (metrics.category): pure function of records."""
+
 from speedbench.engines.acceptance import counters_from_histogram
 from speedbench.load.records import FAILED, RequestRecord
 from speedbench.metrics.category import category_acceptance
@@ -10,8 +11,17 @@ def rec(cat, chunk_sizes, hist=None, k=3, warmup=False, status="ok"):
     for s in chunk_sizes:
         c += s
         cum.append(c)
-    r = RequestRecord(request_id="r", prompt_id="p", category=cat, prompt_len=4, max_tokens=c,
-                      warmup=warmup, chunk_tokens=cum, chunk_times_ns=list(range(len(cum))), status=status)
+    r = RequestRecord(
+        request_id="r",
+        prompt_id="p",
+        category=cat,
+        prompt_len=4,
+        max_tokens=c,
+        warmup=warmup,
+        chunk_tokens=cum,
+        chunk_times_ns=list(range(len(cum))),
+        status=status,
+    )
     if hist is not None:
         r.sd = counters_from_histogram(hist, k * sum(hist), "test").to_dict()
     return r
@@ -19,11 +29,11 @@ def rec(cat, chunk_sizes, hist=None, k=3, warmup=False, status="ok"):
 
 def test_per_category_chunk_al_and_drafted_al():
     records = [
-        rec("Coding", [1, 4, 4, 1], hist=[1, 0, 0, 2]),       # 10 tokens / 4 chunks; accepted 6 over 3 drafts
-        rec("Coding", [1, 2, 1], hist=[1, 1, 0, 0]),          # 4 tokens / 3 chunks; accepted 1 over 2 drafts
-        rec("Math", [1, 1, 1, 1], hist=[3, 0, 0, 0]),         # nothing accepted
-        rec("Math", [1, 4, 4], hist=[0, 0, 0, 2], warmup=True),   # warm-up: ignored
-        rec("RAG", [1, 3], hist=[0, 0, 1, 0], status=FAILED),     # failed: ignored
+        rec("Coding", [1, 4, 4, 1], hist=[1, 0, 0, 2]),  # 10 tokens / 4 chunks; accepted 6 over 3 drafts
+        rec("Coding", [1, 2, 1], hist=[1, 1, 0, 0]),  # 4 tokens / 3 chunks; accepted 1 over 2 drafts
+        rec("Math", [1, 1, 1, 1], hist=[3, 0, 0, 0]),  # nothing accepted
+        rec("Math", [1, 4, 4], hist=[0, 0, 0, 2], warmup=True),  # warm-up: ignored
+        rec("RAG", [1, 3], hist=[0, 0, 1, 0], status=FAILED),  # failed: ignored
     ]
     out = {c.category: c for c in category_acceptance(records)}
     assert sorted(out) == ["Coding", "Math"]
@@ -57,9 +67,13 @@ def test_per_turn_acceptance_of_multi_turn_points():
         r.turn, r.prompt_len, r.t_first_ns = t, prompt_len, 2_000_000 * t
         return r
 
-    records = [turn(1, [1, 4, 4, 1], [1, 0, 0, 2], 10), turn(2, [1, 1, 1, 1], [3, 0, 0, 0], 30),
-               turn(1, [1, 2, 1], [1, 1, 0, 0], 12), turn(2, [1, 3], [0, 0, 1, 0], 40),
-               turn(2, [1, 4], [0, 0, 0, 1], 50, status=FAILED)]
+    records = [
+        turn(1, [1, 4, 4, 1], [1, 0, 0, 2], 10),
+        turn(2, [1, 1, 1, 1], [3, 0, 0, 0], 30),
+        turn(1, [1, 2, 1], [1, 1, 0, 0], 12),
+        turn(2, [1, 3], [0, 0, 1, 0], 40),
+        turn(2, [1, 4], [0, 0, 0, 1], 50, status=FAILED),
+    ]
     t1, t2 = turn_acceptance(records)
     assert (t1["turn"], t1["requests"], t1["tokens_per_step"], t1["al_drafted"]) == (1, 2, 14 / 7, 1 + 7 / 5)
     assert (t2["turn"], t2["requests"], t2["tokens_per_step"], t2["al_drafted"]) == (2, 2, 8 / 6, 1 + 2 / 4)
@@ -67,10 +81,18 @@ def test_per_turn_acceptance_of_multi_turn_points():
     assert t2["ttft_mean_ms"] == 4.0
     # single-turn records: nothing to split
     assert turn_acceptance([r for r in records if r.turn == 1]) == []
-    s = summarize_point(records, point_id="ngram-k3-c1", engine="vllm", sd_label="ngram-k3", sd_method="ngram",
-                        draft_length=3, concurrency=1, isl=None)
+    s = summarize_point(
+        records,
+        point_id="ngram-k3-c1",
+        engine="vllm",
+        sd_label="ngram-k3",
+        sd_method="ngram",
+        draft_length=3,
+        concurrency=1,
+        isl=None,
+    )
     assert [t["turn"] for t in s.per_turn] == [1, 2]
-    assert s.tokens_per_step == 22 / 13   # the point itself pools every turn, as SPEED-Bench averages
+    assert s.tokens_per_step == 22 / 13  # the point itself pools every turn, as SPEED-Bench averages
     row = s.to_row()
     assert row["tokens_per_step_by_turn"] == "1:2.000,2:1.333"
     assert row["al_drafted_by_turn"] == "1:2.400,2:1.500"

@@ -1,4 +1,5 @@
 """One config schema from preset, file, environment and flags, in the documented precedence."""
+
 import json
 
 import pytest
@@ -23,11 +24,11 @@ def test_precedence_defaults_preset_file_env_flags(tmp_path):
     env = {"SPEEDBENCH_LOAD__CONCURRENCY": "1,2,4", "SPEEDBENCH_LOAD__OUTPUT_LEN": "9"}
     r = resolve_config(preset="cpu-demo", config_file=f, environ=env, flags={"output_len": 5})
     c = r.config
-    assert c.load.output_len == 5                  # flag > env > file > preset
-    assert c.load.concurrency == [1, 2, 4]         # env > file > preset
-    assert c.load.seed == 5 and c.name == "from-file"   # file > default
+    assert c.load.output_len == 5  # flag > env > file > preset
+    assert c.load.concurrency == [1, 2, 4]  # env > file > preset
+    assert c.load.seed == 5 and c.name == "from-file"  # file > default
     assert c.engine.served_model_name == "gemma3-270m"  # preset > default
-    assert c.load.request_timeout_s == 600.0            # default
+    assert c.load.request_timeout_s == 600.0  # default
     assert r.origin("load.output_len") == "flag --output-len"
     assert r.origin("load.concurrency") == "env SPEEDBENCH_LOAD__CONCURRENCY"
     assert r.origin("load.seed") == f"file {f}"
@@ -36,14 +37,21 @@ def test_precedence_defaults_preset_file_env_flags(tmp_path):
 
 
 def test_env_nesting_types_and_dict_keys():
-    env = {"SPEEDBENCH_ENGINE__PYTHON": "/opt/venv/bin/python", "SPEEDBENCH_ENGINE__ENFORCE_EAGER": "true",
-           "SPEEDBENCH_ENGINE__ENV__CUDA_VISIBLE_DEVICES": "2,3", "SPEEDBENCH_DATA__CATEGORIES": "Coding, Math",
-           "SPEEDBENCH_DATA__ISL": "8k", "SPEEDBENCH_SD": "off,ngram:5", "SPEEDBENCH_ENGINE__EXTRA_ARGS": '["--a", "b,c"]',
-           "SPEEDBENCH_HOME": "/not/a/config/field", "SPEEDBENCH_ENGINE_PYTHON": "/loses/to/the/nested/spelling",
-           "OTHER": "x"}
+    env = {
+        "SPEEDBENCH_ENGINE__PYTHON": "/opt/venv/bin/python",
+        "SPEEDBENCH_ENGINE__ENFORCE_EAGER": "true",
+        "SPEEDBENCH_ENGINE__ENV__CUDA_VISIBLE_DEVICES": "2,3",
+        "SPEEDBENCH_DATA__CATEGORIES": "Coding, Math",
+        "SPEEDBENCH_DATA__ISL": "8k",
+        "SPEEDBENCH_SD": "off,ngram:5",
+        "SPEEDBENCH_ENGINE__EXTRA_ARGS": '["--a", "b,c"]',
+        "SPEEDBENCH_HOME": "/not/a/config/field",
+        "SPEEDBENCH_ENGINE_PYTHON": "/loses/to/the/nested/spelling",
+        "OTHER": "x",
+    }
     c = resolve_config(environ=env, overrides=MODEL).config
     assert c.engine.python == "/opt/venv/bin/python" and c.engine.enforce_eager is True
-    assert c.engine.env == {"CUDA_VISIBLE_DEVICES": "2,3"}   # keys inside dict fields keep their case
+    assert c.engine.env == {"CUDA_VISIBLE_DEVICES": "2,3"}  # keys inside dict fields keep their case
     assert c.data.categories == ["Coding", "Math"] and c.data.isl == 8192
     assert [s.label for s in c.sd] == ["sd-off", "ngram-k5"]
     assert c.engine.extra_args == ["--a", "b,c"]
@@ -55,7 +63,7 @@ def test_legacy_engine_python_env_sits_in_the_env_layer(tmp_path):
     r = resolve_config(config_file=f, environ=env)
     assert r.config.engine.python == "/legacy/python" and r.origin("engine.python") == "env SPEEDBENCH_ENGINE_PYTHON"
     r = resolve_config(config_file=f, environ=env, flags={"engine_python": "/flag/python"})
-    assert r.config.engine.python == "/flag/python"     # a flag still beats any environment variable
+    assert r.config.engine.python == "/flag/python"  # a flag still beats any environment variable
 
 
 def test_unknown_key_and_wrong_type_are_clear_errors(tmp_path):
@@ -83,8 +91,12 @@ def test_config_show_prints_sources_and_round_trips(tmp_path, monkeypatch):
     saved.write_text(res.output)
     monkeypatch.delenv("SPEEDBENCH_LOAD__CONCURRENCY")
     again = resolve_config(config_file=str(saved), environ={}).config
-    assert again == resolve_config(preset="cpu-demo", flags={"output_len": 8},
-                                   environ={"SPEEDBENCH_LOAD__CONCURRENCY": "2,4"}).config
+    assert (
+        again
+        == resolve_config(
+            preset="cpu-demo", flags={"output_len": 8}, environ={"SPEEDBENCH_LOAD__CONCURRENCY": "2,4"}
+        ).config
+    )
 
 
 def test_cli_errors_exit_2_with_one_line(monkeypatch):

@@ -1,4 +1,5 @@
 """Multi-turn conversations end to end against the fake vLLM-shaped server: turns, ids, per-turn AL, report."""
+
 from __future__ import annotations
 
 import pytest
@@ -14,19 +15,19 @@ pytestmark = pytest.mark.slow  # two small sweeps against the fake server: ~10 s
 
 def _contains_run(haystack: list[int], needle: list[int]) -> bool:
     n = len(needle)
-    return any(haystack[i:i + n] == needle for i in range(len(haystack) - n + 1))
+    return any(haystack[i : i + n] == needle for i in range(len(haystack) - n + 1))
 
 
 def test_every_turn_is_sent_with_the_models_reply(tmp_path, tiny_tokenizer, fake_sd_server, attach_config):
     conf = attach_config(fake_sd_server.url, tiny_tokenizer, tmp_path, concurrency=[2])
-    conf["load"]["warmup_requests"] = 0   # every prompt measured: the counts below are the whole split's
+    conf["load"]["warmup_requests"] = 0  # every prompt measured: the counts below are the whole split's
     cfg = BenchmarkConfig.model_validate(conf)
     result = BenchmarkRunner(cfg, progress=False).run()
     rd = ResultsDir(result.results_dir)
     manifest = rd.manifest()
     assert manifest["config"]["data"]["turns"] == "all"
     assert manifest["prompts"]["turns_used"] == "every user turn" and "reply ids" in manifest["prompts"]["turns_rule"]
-    assert manifest["prompts"]["turns_planned"] == 18   # 11 prompts, 7 of them MT-Bench with a second turn
+    assert manifest["prompts"]["turns_planned"] == 18  # 11 prompts, 7 of them MT-Bench with a second turn
 
     sent = {turn_ids_digest(e.prompt_ids): e.prompt_ids for e in fake_sd_server.log}
     records = [r for r in rd.records("ngram-k3-c2") if not r.warmup]
@@ -39,7 +40,7 @@ def test_every_turn_is_sent_with_the_models_reply(tmp_path, tiny_tokenizer, fake
         if 2 not in conv:
             continue
         first, second = conv[1], conv[2]
-        ids = sent[second.prompt_sha256]           # what the server received for the second turn
+        ids = sent[second.prompt_sha256]  # what the server received for the second turn
         assert second.server_prompt_ids_match and second.prompt_len == len(ids)
         assert _contains_run(ids, first.output_ids) and len(first.output_ids) == 12
         assert second.t_start_ns >= first.t_end_ns and second.prompt_len > first.prompt_len + 12

@@ -1,4 +1,5 @@
 """`speedbench plan --submit slurm` and the make targets carry the container launcher (fake sbatch; no cluster)."""
+
 from __future__ import annotations
 
 import os
@@ -20,31 +21,55 @@ IMAGES = {"vllm": "vllm/vllm-openai:v0.11.0", "sglang": "lmsysorg/sglang:v0.5.4"
 
 def test_matrix_jobs_take_the_image_of_their_engine(tmp_path):
     cfg = tmp_path / "c.yaml"
-    cfg.write_text("engine:\n  launcher: pyxis\n  container:\n    images:\n"
-                   + "".join(f"      {k}: {v}\n" for k, v in IMAGES.items()))
-    jobs = expand_matrix(presets=["cpu-demo"], engines=["vllm", "sglang"], sd_methods="off", environ={},
-                         config_file=str(cfg))
+    cfg.write_text(
+        "engine:\n  launcher: pyxis\n  container:\n    images:\n"
+        + "".join(f"      {k}: {v}\n" for k, v in IMAGES.items())
+    )
+    jobs = expand_matrix(
+        presets=["cpu-demo"], engines=["vllm", "sglang"], sd_methods="off", environ={}, config_file=str(cfg)
+    )
     assert {(j.engine, j.row()["launcher"]) for j in jobs} == {(e, f"pyxis {i}") for e, i in IMAGES.items()}
 
 
 def test_matrix_refuses_an_unpinned_image_before_submitting():
     with pytest.raises(ConfigError, match="not pinned"):
-        expand_matrix(presets=["cpu-demo"], sd_methods="off", environ={},
-                      flags={"launcher": "docker", "image": "vllm/vllm-openai"})
+        expand_matrix(
+            presets=["cpu-demo"],
+            sd_methods="off",
+            environ={},
+            flags={"launcher": "docker", "image": "vllm/vllm-openai"},
+        )
 
 
 def test_plan_submit_slurm_with_the_pyxis_launcher(tmp_path, monkeypatch):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    sbatch = bin_dir / "sbatch"   # records the script submitit writes and answers with a job id
-    sbatch.write_text(f"#!/bin/sh\necho \"$@\" >> {tmp_path}/sbatch.calls\necho Submitted batch job 4242\n")
+    sbatch = bin_dir / "sbatch"  # records the script submitit writes and answers with a job id
+    sbatch.write_text(f'#!/bin/sh\necho "$@" >> {tmp_path}/sbatch.calls\necho Submitted batch job 4242\n')
     sbatch.chmod(0o755)
-    (bin_dir / "srun").write_text("#!/bin/sh\nexit 0\n")   # submitit only checks that it exists
+    (bin_dir / "srun").write_text("#!/bin/sh\nexit 0\n")  # submitit only checks that it exists
     (bin_dir / "srun").chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    res = CliRunner().invoke(main, ["plan", "--preset", "cpu-demo", "--sd", "off", "--launcher", "pyxis",
-                                    "--image", IMAGES["vllm"], "--submit", "slurm", "--partition", "gpu",
-                                    "--plan-dir", str(tmp_path / "plan")])
+    res = CliRunner().invoke(
+        main,
+        [
+            "plan",
+            "--preset",
+            "cpu-demo",
+            "--sd",
+            "off",
+            "--launcher",
+            "pyxis",
+            "--image",
+            IMAGES["vllm"],
+            "--submit",
+            "slurm",
+            "--partition",
+            "gpu",
+            "--plan-dir",
+            str(tmp_path / "plan"),
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "submitted vllm-cpu-demo-islnatural-sd-off: slurm job 4242" in res.output
     assert f"pyxis {IMAGES['vllm']}" in res.output

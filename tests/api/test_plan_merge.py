@@ -1,4 +1,5 @@
 """Multi-node planning (full matrix -> jobs), submission through submitit's debug executor, and merging."""
+
 import json
 import shutil
 
@@ -13,31 +14,57 @@ from speedbench.report.comparable import NotComparable
 
 
 def test_full_matrix_one_job_per_engine_configuration():
-    jobs = expand_matrix(presets=["cpu-demo"], engines=["vllm", "sglang"], isl_buckets=SPEED_BENCH_ISL,
-                         sd_methods="off,ngram,eagle3@/heads/eagle3", draft_lengths=[1, 3, 5], environ={})
+    jobs = expand_matrix(
+        presets=["cpu-demo"],
+        engines=["vllm", "sglang"],
+        isl_buckets=SPEED_BENCH_ISL,
+        sd_methods="off,ngram,eagle3@/heads/eagle3",
+        draft_lengths=[1, 3, 5],
+        environ={},
+    )
     # 2 engines × 6 ISL buckets × (SD off + 2 SD-on methods × 3 draft lengths)
     assert len(jobs) == 2 * 6 * (1 + 2 * 3)
     assert len({j.job_id for j in jobs}) == len(jobs)
     assert all(len(j.config.sd) == 1 for j in jobs)
     assert {j.isl for j in jobs} == {None, 1024, 2048, 8192, 16384, 32768}
-    assert {j.sd_label for j in jobs} == {"sd-off", "ngram-k1", "ngram-k3", "ngram-k5",
-                                          "eagle3-k1", "eagle3-k3", "eagle3-k5"}
+    assert {j.sd_label for j in jobs} == {
+        "sd-off",
+        "ngram-k1",
+        "ngram-k3",
+        "ngram-k5",
+        "eagle3-k1",
+        "eagle3-k3",
+        "eagle3-k5",
+    }
     # one merge group per prompt set (preset × ISL), shared by both engines and every SD setting
     groups = {}
     for j in jobs:
         groups.setdefault(j.group, set()).add((j.engine, j.sd_label))
     assert len(groups) == 6 and all(len(v) == 14 for v in groups.values())
-    assert jobs[0].config.engine.served_model_name == "gemma3-270m"   # preset carried into every job
+    assert jobs[0].config.engine.served_model_name == "gemma3-270m"  # preset carried into every job
 
 
 def test_plan_cli_prints_the_job_list():
-    res = CliRunner().invoke(main, ["plan", "--preset", "cpu-demo", "--full", "--engines", "vllm,sglang",
-                                    "--sd", "off,ngram", "--draft-lengths", "1,3"])
+    res = CliRunner().invoke(
+        main,
+        [
+            "plan",
+            "--preset",
+            "cpu-demo",
+            "--full",
+            "--engines",
+            "vllm,sglang",
+            "--sd",
+            "off,ngram",
+            "--draft-lengths",
+            "1,3",
+        ],
+    )
     assert res.exit_code == 0, res.output
-    assert "36 jobs" in res.output        # 2 engines × 6 ISL × (off + ngram k1, k3)
+    assert "36 jobs" in res.output  # 2 engines × 6 ISL × (off + ngram k1, k3)
     for job in ("vllm-cpu-demo-islnatural-sd-off", "sglang-cpu-demo-isl32768-ngram-k3"):
         assert job in res.output
-    assert "1,2,4,8,16,32,64" in res.output   # --full uses SPEED-Bench's concurrency grid
+    assert "1,2,4,8,16,32,64" in res.output  # --full uses SPEED-Bench's concurrency grid
 
 
 def test_plan_rejects_bad_settings():
@@ -64,8 +91,23 @@ def test_submit_debug_executor_runs_jobs_and_merges(tmp_path, tiny_tokenizer, at
     cfg_file = tmp_path / "base.json"
     cfg_file.write_text(json.dumps(cfg))
     plan_dir = tmp_path / "plan"
-    res = CliRunner().invoke(main, ["plan", "--config", str(cfg_file), "--sd", "off,ngram", "--draft-lengths", "3",
-                                    "--submit", "debug", "--plan-dir", str(plan_dir), "--wait"])
+    res = CliRunner().invoke(
+        main,
+        [
+            "plan",
+            "--config",
+            str(cfg_file),
+            "--sd",
+            "off,ngram",
+            "--draft-lengths",
+            "3",
+            "--submit",
+            "debug",
+            "--plan-dir",
+            str(plan_dir),
+            "--wait",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert res.output.count("submitted ") == 2
     merged = plan_dir / "merged" / "config-islnatural"
@@ -74,7 +116,7 @@ def test_submit_debug_executor_runs_jobs_and_merges(tmp_path, tiny_tokenizer, at
     assert sorted(points) == ["ngram-k3-c1", "sd-off-c1"]
     manifest = json.loads((merged / "manifest.json").read_text())
     assert len(manifest["merged_from"]) == 2 and manifest["status"] == "complete"
-    assert (merged / "speedup.csv").is_file()      # SD-off and SD-on of one engine now sit side by side
+    assert (merged / "speedup.csv").is_file()  # SD-off and SD-on of one engine now sit side by side
     assert all((merged / "records" / f"{p}.jsonl").is_file() for p in points)
 
 
@@ -84,12 +126,45 @@ def _fake_results(root, name, fingerprint, engine="vllm", point="sd-off-c1", out
     from speedbench.metrics.summary import PointSummary
     from speedbench.results import ResultsDir
 
-    rd = ResultsDir(root / name).create({
-        "status": "complete", "prompts": {"fingerprint": fingerprint, "ids_sha256": fingerprint[::-1]},
-        "generation": {"output_len": output_len, "temperature": 0.0, "ignore_eos": True}, "points_planned": [point]})
+    rd = ResultsDir(root / name).create(
+        {
+            "status": "complete",
+            "prompts": {"fingerprint": fingerprint, "ids_sha256": fingerprint[::-1]},
+            "generation": {"output_len": output_len, "temperature": 0.0, "ignore_eos": True},
+            "points_planned": [point],
+        }
+    )
     d = distribution([1.0, 2.0])
-    rd.append_point(PointSummary(point, engine, "sd-off", "off", None, 1, None, 2, 2, 0, 0, {}, 1.0, 20, 20.0, 2.0,
-                                 d, d, d, d, d, 1.0, d, None, None, None))
+    rd.append_point(
+        PointSummary(
+            point,
+            engine,
+            "sd-off",
+            "off",
+            None,
+            1,
+            None,
+            2,
+            2,
+            0,
+            0,
+            {},
+            1.0,
+            20,
+            20.0,
+            2.0,
+            d,
+            d,
+            d,
+            d,
+            d,
+            1.0,
+            d,
+            None,
+            None,
+            None,
+        )
+    )
     rd.records_path(point).write_text("")
     return rd.path
 
@@ -119,8 +194,9 @@ def test_merge_refuses_different_output_length_unless_allowed(tmp_path):
     res = CliRunner().invoke(main, ["merge", str(a), str(b), "--out", str(tmp_path / "m")])
     assert res.exit_code == 2 and "Traceback" not in res.output
     assert f"output_len {a}=16, {b}=4" in res.output and not (tmp_path / "m").exists()
-    res = CliRunner().invoke(main, ["merge", str(a), str(b), "--out", str(tmp_path / "m"),
-                                    "--allow-generation-mismatch"])
+    res = CliRunner().invoke(
+        main, ["merge", str(a), str(b), "--out", str(tmp_path / "m"), "--allow-generation-mismatch"]
+    )
     assert res.exit_code == 0, res.output
     manifest = json.loads((tmp_path / "m" / "manifest.json").read_text())
     assert manifest["generation_differences_allowed"] == [f"output_len {a}=16, {b}=4"]

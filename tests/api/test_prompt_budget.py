@@ -1,4 +1,5 @@
 """A point measures each prompt once, never a warm-up prompt; repeats only when allowed, and then counted."""
+
 from __future__ import annotations
 
 import pytest
@@ -16,23 +17,24 @@ def _records(result, point_id):
 
 
 def test_default_point_measures_every_other_prompt_once(fake_off_server, tiny_tokenizer, tmp_path, attach_config):
-    cfg = BenchmarkConfig.model_validate(attach_config(fake_off_server.url, tiny_tokenizer, tmp_path, sd="off",
-                                                       concurrency=[2]))
+    cfg = BenchmarkConfig.model_validate(
+        attach_config(fake_off_server.url, tiny_tokenizer, tmp_path, sd="off", concurrency=[2])
+    )
     result = BenchmarkRunner(cfg, progress=False).run()
     measured, warm = _records(result, "sd-off-c2")
     ids = [r.prompt_id for r in measured]
-    assert len(ids) == 11 - 2 and len(set(ids)) == len(ids)          # 11 prompts, 2 kept for the warm-up
+    assert len(ids) == 11 - 2 and len(set(ids)) == len(ids)  # 11 prompts, 2 kept for the warm-up
     assert len(warm) == 2 and not {r.prompt_id for r in warm} & set(ids)
     assert result.points[0].repeated_requests == 0
 
 
-def test_point_needing_repeats_is_refused_up_front_unless_allowed(fake_off_server, tiny_tokenizer, tmp_path,
-                                                                  attach_config):
-    raw = attach_config(fake_off_server.url, tiny_tokenizer, tmp_path, sd="off", concurrency=[2],
-                        requests_per_point=20)
+def test_point_needing_repeats_is_refused_up_front_unless_allowed(
+    fake_off_server, tiny_tokenizer, tmp_path, attach_config
+):
+    raw = attach_config(fake_off_server.url, tiny_tokenizer, tmp_path, sd="off", concurrency=[2], requests_per_point=20)
     with pytest.raises(ConfigError, match=r"needs 22 distinct prompts \(2 warm-up \+ 20 measured\).* has 11"):
         BenchmarkRunner(BenchmarkConfig.model_validate(raw), progress=False).run()
-    assert not (tmp_path / "results").exists()   # refused before any results folder or request
+    assert not (tmp_path / "results").exists()  # refused before any results folder or request
     raw["load"]["allow_repeats"] = True
     result = BenchmarkRunner(BenchmarkConfig.model_validate(raw), progress=False).run()
     measured, warm = _records(result, "sd-off-c2")

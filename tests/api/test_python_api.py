@@ -1,4 +1,5 @@
 """The Python API: typed results from a real (attach-mode) sweep against the fake vLLM-shaped server."""
+
 import subprocess
 import sys
 from collections import defaultdict
@@ -10,10 +11,12 @@ pytestmark = pytest.mark.slow
 
 
 def test_import_speedbench_stays_light():
-    code = ("import sys, speedbench; heavy = [m for m in ('speedbench.runner', 'pandas', 'transformers', "
-            "'aiohttp', 'fastapi') if m in sys.modules]; print(heavy); assert not heavy, heavy; "
-            "from speedbench import BenchmarkConfig, BenchmarkRunner; assert BenchmarkRunner.__name__ == "
-            "'BenchmarkRunner'")
+    code = (
+        "import sys, speedbench; heavy = [m for m in ('speedbench.runner', 'pandas', 'transformers', "
+        "'aiohttp', 'fastapi') if m in sys.modules]; print(heavy); assert not heavy, heavy; "
+        "from speedbench import BenchmarkConfig, BenchmarkRunner; assert BenchmarkRunner.__name__ == "
+        "'BenchmarkRunner'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
@@ -66,8 +69,8 @@ def test_load_config_layers_keywords_over_preset(monkeypatch):
 
     monkeypatch.setenv("SPEEDBENCH_LOAD__OUTPUT_LEN", "7")
     cfg = load_config(preset="cpu-demo", load={"concurrency": [2]})
-    assert cfg.load.concurrency == [2] and cfg.load.output_len == 7   # keyword > env > preset
-    assert cfg.engine.served_model_name == "gemma3-270m"                # preset kept where not overridden
+    assert cfg.load.concurrency == [2] and cfg.load.output_len == 7  # keyword > env > preset
+    assert cfg.engine.served_model_name == "gemma3-270m"  # preset kept where not overridden
     assert load_config(preset="cpu-demo", use_env=False).load.output_len == 32
 
 
@@ -87,8 +90,11 @@ def test_api_key_reaches_every_request_and_never_the_results(tmp_path, tiny_toke
         keyed = BenchmarkConfig.model_validate({**raw, "engine": {**raw["engine"], "api_key": secret}})
         result = BenchmarkRunner(keyed).run()
         assert result.status == "complete" and result.points[0].ok == result.points[0].sent > 0
-        assert secret not in "".join(p.read_text(errors="replace") for p in Path(result.results_dir).rglob("*")
-                                     if p.is_file() and p.suffix in (".json", ".jsonl", ".md", ".yaml"))
+        assert secret not in "".join(
+            p.read_text(errors="replace")
+            for p in Path(result.results_dir).rglob("*")
+            if p.is_file() and p.suffix in (".json", ".jsonl", ".md", ".yaml")
+        )
 
         raw["output_dir"] = str(tmp_path / "no-key")
         unkeyed = BenchmarkRunner(BenchmarkConfig.model_validate(raw)).run()

@@ -1,6 +1,7 @@
 """REST service: start -> status -> report, auth, compare refusing different prompts, a real uvicorn process.
 
 The attacks of issue 18 against a real uvicorn process are in test_rest_security.py."""
+
 import json
 import pathlib
 import shutil
@@ -56,7 +57,7 @@ def test_start_status_report_with_token(tmp_path, tiny_tokenizer, fake_sd_server
         assert info["status"] == "complete", info
         assert info["points_finished"] == 2 and info["current_point"] is None
 
-        rep = client.get(f"/runs/{run['id']}/report", headers=auth).json()   # `speedbench report --format json`
+        rep = client.get(f"/runs/{run['id']}/report", headers=auth).json()  # `speedbench report --format json`
         assert rep["kind"] == "report" and rep["runs"][0]["manifest"]["generation"]["output_len"] == 12
         assert [row["point_id"] for row in rep["points"]] == ["ngram-k3-c1", "ngram-k3-c2"]
         assert all(row["ok"] == row["sent"] > 0 for row in rep["points"])
@@ -68,7 +69,7 @@ def test_start_status_report_with_token(tmp_path, tiny_tokenizer, fake_sd_server
 
         listed = client.get("/runs", headers=auth).json()
         assert [x["id"] for x in listed] == [run["id"]]
-        assert "config" not in listed[0]   # the list stays small; GET /runs/{id} has the config
+        assert "config" not in listed[0]  # the list stays small; GET /runs/{id} has the config
         assert client.get(f"/runs/{run['id']}", headers=auth).json()["config"]["load"]["concurrency"] == [1, 2]
 
         bad = client.post("/runs", json={**body, "load": {"concurency": [1]}}, headers=auth)
@@ -98,7 +99,7 @@ def test_compare_side_by_side_and_refuses_other_prompts(tmp_path, tiny_tokenizer
         m = json.loads((other / "manifest.json").read_text())
         m["prompts"]["fingerprint"] = "0" * 64
         (other / "manifest.json").write_text(json.dumps(m))
-        assert "other-prompts" in [x["id"] for x in client.get("/runs").json()]   # folders on disk are listed
+        assert "other-prompts" in [x["id"] for x in client.get("/runs").json()]  # folders on disk are listed
         bad = client.get(f"/compare?ids={a},other-prompts")
         assert bad.status_code == 409
         assert "different prompt sets" in bad.json()["detail"]

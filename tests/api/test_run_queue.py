@@ -1,4 +1,5 @@
 """The REST run queue: one sweep at a time per GPU set, progress while running (stub runner, no network)."""
+
 import threading
 import time
 from pathlib import Path
@@ -34,7 +35,7 @@ class StubRunner:
             self.peak[key] = max(self.peak.get(key, 0), self.active[key])
         try:
             Path(results_dir).mkdir(parents=True, exist_ok=True)
-            self.on_point(None)                        # first point done
+            self.on_point(None)  # first point done
             assert self.gate.wait(30), "test never opened the gate"
             for _ in self.points()[1:]:
                 self.on_point(None)
@@ -46,8 +47,9 @@ class StubRunner:
 
 def cfg(gpus=None, name="r"):
     env = {"CUDA_VISIBLE_DEVICES": gpus} if gpus else {}
-    return BenchmarkConfig.model_validate({"engine": {"model": "/m", "env": env}, "name": name,
-                                           "load": {"concurrency": [1, 2]}})
+    return BenchmarkConfig.model_validate(
+        {"engine": {"model": "/m", "env": env}, "name": name, "load": {"concurrency": [1, 2]}}
+    )
 
 
 def wait_for(pred, timeout_s=30):
@@ -67,12 +69,12 @@ def test_queue_per_gpu_set_and_progress(tmp_path):
     wait_for(lambda: m.get(a.id)["points_finished"] == 1 and m.get(c.id)["points_finished"] == 1)
     ia = m.get(a.id)
     assert ia["status"] == "running" and ia["points_planned"] == 4 and ia["current_point"] == "sd-off-c2"
-    assert m.get(b.id)["status"] == "queued"       # same GPU set as a: waits
+    assert m.get(b.id)["status"] == "queued"  # same GPU set as a: waits
     StubRunner.gate.set()
     wait_for(lambda: all(m.get(x.id)["status"] == "complete" for x in (a, b, c)))
     assert StubRunner.peak == {"default": 1, "1": 1}
     assert m.get(b.id)["started_at"] >= m.get(a.id)["finished_at"]
-    assert {r["id"] for r in m.list()} == {a.id, b.id, c.id}   # service runs and their folders listed once
+    assert {r["id"] for r in m.list()} == {a.id, b.id, c.id}  # service runs and their folders listed once
     m.shutdown()
 
 
@@ -93,9 +95,9 @@ def test_progress_counts_every_repeat(tmp_path):
     state = m.submit(config)
     wait_for(lambda: m.get(state.id)["points_finished"] == 1)
     info = m.get(state.id)
-    assert info["points_planned"] == 8                  # 2 SD settings x 2 concurrencies x 2 repeats
-    assert info["current_point"] == "sd-off-c1-r2"      # the runner's second point, not 'sd-off-c2'
-    assert state.points_planned == planned_points(config)   # the same function the runner's manifest uses
+    assert info["points_planned"] == 8  # 2 SD settings x 2 concurrencies x 2 repeats
+    assert info["current_point"] == "sd-off-c1-r2"  # the runner's second point, not 'sd-off-c2'
+    assert state.points_planned == planned_points(config)  # the same function the runner's manifest uses
     StubRunner.gate.set()
     wait_for(lambda: m.get(state.id)["status"] == "complete")
     m.shutdown()

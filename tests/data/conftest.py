@@ -1,5 +1,6 @@
 """Shared fixtures: the Gemma tokenizer dir (tests skip without it) and one prompt cache per session, so the
 throughput pool is tokenized once per test session."""
+
 from pathlib import Path
 
 import pytest
@@ -19,8 +20,10 @@ def cache_dir(tmp_path_factory) -> str:
     return str(tmp_path_factory.mktemp("prompt-cache"))
 
 
-QWEN_TEMPLATE = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
-                 "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+QWEN_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
 
 
 def build_byte_level_bpe(out: Path, texts, bos_token=None, chat_template=QWEN_TEMPLATE) -> str:
@@ -33,10 +36,15 @@ def build_byte_level_bpe(out: Path, texts, bos_token=None, chat_template=QWEN_TE
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator(texts, trainers.BpeTrainer(
-        vocab_size=3000, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=bos_token, eos_token="<|im_end|>",
-                                   pad_token="<|endoftext|>")
+    tok.train_from_iterator(
+        texts,
+        trainers.BpeTrainer(
+            vocab_size=3000, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+        ),
+    )
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token=bos_token, eos_token="<|im_end|>", pad_token="<|endoftext|>"
+    )
     if chat_template:
         fast.chat_template = chat_template
     fast.save_pretrained(out)

@@ -2,6 +2,7 @@
 
 Tokenizers are built offline with the `tokenizers` library (see conftest): no hub, no model.
 """
+
 import pytest
 
 from speedbench.config import DataConfig
@@ -11,8 +12,10 @@ from speedbench.data.tokenization import load_tokenizer
 
 from .conftest import QWEN_TEMPLATE, _bundled_texts, build_byte_level_bpe
 
-LLAMA_TEMPLATE = ("{{ bos_token }}{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
-                  "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+LLAMA_TEMPLATE = (
+    "{{ bos_token }}{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
 
 
 def _mini(tok_dir, tmp_path, **kw):
@@ -39,8 +42,7 @@ def test_bosless_tokenizer_prepares_without_error_or_bos(byte_bpe, tmp_path):
 
 @pytest.mark.parametrize("template, want_bos", [(QWEN_TEMPLATE, False), (LLAMA_TEMPLATE, True)])
 def test_bos_only_when_the_template_renders_it(tmp_path, template, want_bos):
-    d = build_byte_level_bpe(tmp_path / "tok", _bundled_texts(), bos_token="<|begin_of_text|>",
-                             chat_template=template)
+    d = build_byte_level_bpe(tmp_path / "tok", _bundled_texts(), bos_token="<|begin_of_text|>", chat_template=template)
     bos = load_tokenizer(d).bos_token_id
     ps = _mini(d, tmp_path)
     for p in ps.prompts:

@@ -24,8 +24,11 @@ def test_bundled_manifest_builds_diverse_mini(tmp_path):
 def _manifest(tmp_path, rows, **extra):
     src = tmp_path / "src.jsonl"
     src.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    m = {"name": "t", "per_category": 2, "sources": [{"path": "src.jsonl", "category": "Math",
-                                                        "id_field": "qid", "text_field": "question"}]}
+    m = {
+        "name": "t",
+        "per_category": 2,
+        "sources": [{"path": "src.jsonl", "category": "Math", "id_field": "qid", "text_field": "question"}],
+    }
     m.update(extra)
     path = tmp_path / "m.yaml"
     path.write_text(json.dumps(m))

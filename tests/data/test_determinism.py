@@ -23,7 +23,10 @@ def test_same_ids_across_runs_and_processes(gemma, cache_dir, tmp_path):
         a = prepare_prompts(cfg, gemma, refresh=True)
         b = prepare_prompts(cfg, gemma, refresh=True)
         hit = prepare_prompts(cfg, gemma)
-        assert [p.token_ids for p in a.prompts] == [p.token_ids for p in b.prompts] == [p.token_ids for p in hit.prompts]
-        out = subprocess.run([sys.executable, "-c", CHILD, split, isl, cache_dir, gemma],
-                             capture_output=True, text=True, check=True).stdout.split()
+        assert (
+            [p.token_ids for p in a.prompts] == [p.token_ids for p in b.prompts] == [p.token_ids for p in hit.prompts]
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", CHILD, split, isl, cache_dir, gemma], capture_output=True, text=True, check=True
+        ).stdout.split()
         assert out == [a.fingerprint, a.ids_sha256]

@@ -47,10 +47,13 @@ def test_swap_refinement_reaches_optimum_on_small_case():
 
 def test_hashed_embedder_is_stable_across_processes(texts):
     here = HashedNgramEmbedder().embed(texts[:3])
-    code = ("import json,sys; from speedbench.data.diversity import HashedNgramEmbedder as H; "
-            "print(json.dumps(H().embed(json.loads(sys.argv[1])).tolist()))")
-    out = subprocess.run([sys.executable, "-c", code, json.dumps(texts[:3])], capture_output=True, text=True,
-                         check=True).stdout
+    code = (
+        "import json,sys; from speedbench.data.diversity import HashedNgramEmbedder as H; "
+        "print(json.dumps(H().embed(json.loads(sys.argv[1])).tolist()))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(texts[:3])], capture_output=True, text=True, check=True
+    ).stdout
     assert np.allclose(np.array(json.loads(out)), here)
     sim = cosine_matrix(here)
     assert np.allclose(np.diag(sim), 1.0)

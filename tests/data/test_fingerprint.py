@@ -7,8 +7,10 @@ from speedbench.config import ConfigError, DataConfig
 from speedbench.data.pretokenize import fingerprint, prepare_prompts
 from speedbench.data.tokenization import Wrapper, build_exact_isl, own_padding
 
-TEMPLATE = ("{{ bos_token }}{% for m in messages %}<start_of_turn>{{ m['role'] }}\n{{ m['content'] }}"
-            "<end_of_turn>\n{% endfor %}{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}")
+TEMPLATE = (
+    "{{ bos_token }}{% for m in messages %}<start_of_turn>{{ m['role'] }}\n{{ m['content'] }}"
+    "<end_of_turn>\n{% endfor %}{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}"
+)
 
 
 @pytest.fixture
@@ -39,17 +41,24 @@ def test_chat_template_changes_fingerprint_and_ids(gemma, templated, cache_dir):
 
 @pytest.mark.slow  # loads the tokenizer again (another dir or process): seconds each
 def test_chat_template_exact_isl(templated, cache_dir):
-    ps = prepare_prompts(DataConfig(split="throughput", isl="1k", prompts_per_category=2, cache_dir=cache_dir),
-                         templated)
+    ps = prepare_prompts(
+        DataConfig(split="throughput", isl="1k", prompts_per_category=2, cache_dir=cache_dir), templated
+    )
     assert {p.num_tokens for p in ps.prompts} == {1024}
     assert all(p.token_ids.count(2) == 1 and p.token_ids[0] == 2 for p in ps.prompts)
 
 
 def test_fingerprint_covers_isl_split_and_selection(gemma):
     base = DataConfig(split="qualitative-mini")
-    fps = {fingerprint(c, gemma) for c in (base, base.model_copy(update={"isl": 1024}),
-                                           base.model_copy(update={"prompts_per_category": 2}),
-                                           DataConfig(split="throughput", isl=1024))}
+    fps = {
+        fingerprint(c, gemma)
+        for c in (
+            base,
+            base.model_copy(update={"isl": 1024}),
+            base.model_copy(update={"prompts_per_category": 2}),
+            DataConfig(split="throughput", isl=1024),
+        )
+    }
     assert len(fps) == 4
 
 
@@ -61,17 +70,24 @@ def test_isl_without_split_means_the_throughput_split():
 
 def test_padding_a_qualitative_split_is_an_opt_in(gemma, cache_dir):
     with pytest.raises(ConfigError, match="pad_to_isl"):
-        prepare_prompts(DataConfig(split="qualitative-mini", isl="2k", prompts_per_category=2,
-                                   cache_dir=cache_dir), gemma)
+        prepare_prompts(
+            DataConfig(split="qualitative-mini", isl="2k", prompts_per_category=2, cache_dir=cache_dir), gemma
+        )
     # 22 prompts x 2k of padding is far more distinct text than the split holds: refused, never shared
     with pytest.raises(ConfigError, match="distinct text"):
-        prepare_prompts(DataConfig(split="qualitative-mini", isl="2k", prompts_per_category=2, pad_to_isl=True,
-                                   cache_dir=cache_dir), gemma)
+        prepare_prompts(
+            DataConfig(
+                split="qualitative-mini", isl="2k", prompts_per_category=2, pad_to_isl=True, cache_dir=cache_dir
+            ),
+            gemma,
+        )
 
 
 def test_padded_prompts_share_no_padding(gemma, cache_dir):
-    ps = prepare_prompts(DataConfig(split="qualitative-mini", isl=80, prompts_per_category=1,
-                                    pad_to_isl=True, cache_dir=cache_dir), gemma)
+    ps = prepare_prompts(
+        DataConfig(split="qualitative-mini", isl=80, prompts_per_category=1, pad_to_isl=True, cache_dir=cache_dir),
+        gemma,
+    )
     assert {p.num_tokens for p in ps.prompts} == {80}
     padded = [p for p in ps.prompts if p.padded]
     assert len(padded) >= 2

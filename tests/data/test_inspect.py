@@ -22,8 +22,23 @@ def test_cli_inspect_prints_tier_order_and_overlap(byte_bpe, cache_dir):
 
     from speedbench.cli import main
 
-    res = CliRunner().invoke(main, ["data", "inspect", "--split", "throughput", "--isl", "1k",
-                                    "--prompts-per-category", "4", "--tokenizer", byte_bpe, "--cache-dir", cache_dir])
+    res = CliRunner().invoke(
+        main,
+        [
+            "data",
+            "inspect",
+            "--split",
+            "throughput",
+            "--isl",
+            "1k",
+            "--prompts-per-category",
+            "4",
+            "--tokenizer",
+            byte_bpe,
+            "--cache-dir",
+            cache_dir,
+        ],
+    )
     assert res.exit_code == 0, res.output
     out = res.output
     assert "order           tiers interleaved (low, mixed, high, ...): first prompts low, mixed, high, low" in out

@@ -1,4 +1,5 @@
 """Pairwise overlap is measured on the ids (issue 17, item 2): it sees copied text wherever it comes from."""
+
 import numpy as np
 
 from speedbench.data.overlap import BOUND, pairwise_overlap
@@ -10,14 +11,14 @@ def _stream(n=400_000, seed=0):
 
 def test_disjoint_windows_share_nothing():
     s = _stream()
-    o = pairwise_overlap([s[i:i + 4096] for i in range(0, 40 * 4096, 4096)])
+    o = pairwise_overlap([s[i : i + 4096] for i in range(0, 40 * 4096, 4096)])
     assert o.pairs == 40 * 39 // 2 and o.max < 0.01 and o.pairs_over_bound == 0
 
 
 def test_overlapping_windows_measure_their_shared_share():
     s = _stream()
     w, step = 4096, 1024  # consecutive windows share 75 % of their tokens
-    o = pairwise_overlap([s[i:i + w] for i in range(0, 20 * step, step)])
+    o = pairwise_overlap([s[i : i + w] for i in range(0, 20 * step, step)])
     assert abs(o.max - 0.75) < 0.05 and o.worst[1] == o.worst[0] + 1
     assert o.pairs_over_bound > 0 and BOUND == 0.10
 

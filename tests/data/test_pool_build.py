@@ -1,5 +1,6 @@
 """The full throughput pool (issue 17, item 2): built at prepare time from pinned artifacts; offline here, so
 these tests cover the rules, the cache and the failure path, not the download."""
+
 import gzip
 import json
 from pathlib import Path
@@ -29,8 +30,10 @@ def test_full_pool_that_cannot_be_fetched_is_one_clear_error(byte_bpe, tmp_path,
 
     monkeypatch.setattr(pool_build, "fetch", offline)
     with pytest.raises(ConfigError, match="could not build the full throughput pool.*data.pool: bundled"):
-        prepare_prompts(DataConfig(split="throughput", isl=512, pool="full", prompts_per_category=2,
-                                   cache_dir=str(tmp_path / "c")), byte_bpe)
+        prepare_prompts(
+            DataConfig(split="throughput", isl=512, pool="full", prompts_per_category=2, cache_dir=str(tmp_path / "c")),
+            byte_bpe,
+        )
 
 
 def test_full_pool_is_read_from_its_cache_and_fingerprinted(byte_bpe, tmp_path, monkeypatch):

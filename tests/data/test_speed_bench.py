@@ -17,9 +17,17 @@ def _write(root, config, rows, layout="data/speed/{config}/test.parquet"):
 
 
 def _qual_rows(n_placeholder=0):
-    rows = [{"question_id": f"q{i}", "category": cat, "sub_category": "x", "source": "src", "src_id": str(i),
-             "turns": [f"Question {i} about {cat}?", "And a follow-up?"]}
-            for i, cat in enumerate(["coding", "math", "qa", "rag"])]
+    rows = [
+        {
+            "question_id": f"q{i}",
+            "category": cat,
+            "sub_category": "x",
+            "source": "src",
+            "src_id": str(i),
+            "turns": [f"Question {i} about {cat}?", "And a follow-up?"],
+        }
+        for i, cat in enumerate(["coding", "math", "qa", "rag"])
+    ]
     for r in rows[:n_placeholder]:
         r["turns"] = [PLACEHOLDER]
     return rows
@@ -34,8 +42,13 @@ def test_prepare_script_layout_turns(tmp_path):
 
 
 def test_hub_snapshot_layout_messages(tmp_path):
-    rows = [{"question_id": 7, "category": "high_entropy",
-             "messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "long text"}]}]
+    rows = [
+        {
+            "question_id": 7,
+            "category": "high_entropy",
+            "messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "long text"}],
+        }
+    ]
     _write(tmp_path, "throughput_1k", rows, layout="{config}/test-00000-of-00001.parquet")
     prompts = load_speed_bench(str(tmp_path), "throughput_1k")
     assert prompts[0].id == "7" and prompts[0].turns == ("long text",)
@@ -85,8 +98,9 @@ def test_speed_bench_split_prepares_with_exact_isl(tmp_path, gemma, cache_dir):
     ps = prepare_prompts(base.model_copy(update={"isl": 8, "pad_to_isl": True}), gemma)
     assert {p.num_tokens for p in ps.prompts} == {8}
     _write(tmp_path, "throughput_1k", [{"question_id": "t", "category": "low", "turns": ["x " * 3000]}])
-    ps = prepare_prompts(DataConfig(split="speed-bench:throughput", isl="1k", source=str(tmp_path),
-                                    cache_dir=cache_dir), gemma)
+    ps = prepare_prompts(
+        DataConfig(split="speed-bench:throughput", isl="1k", source=str(tmp_path), cache_dir=cache_dir), gemma
+    )
     assert ps.prompts[0].num_tokens == 1024 and ps.prompts[0].truncated
     with pytest.raises(ConfigError, match="needs --isl"):
         prepare_prompts(DataConfig(split="speed-bench:throughput", source=str(tmp_path)), gemma)

@@ -14,8 +14,9 @@ PER_TIER = 6
 
 
 def _prep(gemma, cache_dir, isl, per_tier=PER_TIER, **kw):
-    return prepare_prompts(DataConfig(split="throughput", isl=isl, prompts_per_category=per_tier,
-                                      cache_dir=cache_dir, **kw), gemma)
+    return prepare_prompts(
+        DataConfig(split="throughput", isl=isl, prompts_per_category=per_tier, cache_dir=cache_dir, **kw), gemma
+    )
 
 
 @pytest.mark.parametrize("isl", ["1k", "8k", 1000])
@@ -70,9 +71,11 @@ def test_window_offsets_distinct_increasing_and_in_range():
 
 # ---- offline: a byte-level BPE without BOS (Qwen-style), built in the test session; the bundled pool ----
 
+
 def _bpe(byte_bpe, cache_dir, isl, per_tier=PER_TIER, **kw):
-    return prepare_prompts(DataConfig(split="throughput", isl=isl, prompts_per_category=per_tier,
-                                      cache_dir=cache_dir, **kw), byte_bpe)
+    return prepare_prompts(
+        DataConfig(split="throughput", isl=isl, prompts_per_category=per_tier, cache_dir=cache_dir, **kw), byte_bpe
+    )
 
 
 def test_tasks_exact_isl_interleaved_instruction_last(byte_bpe, cache_dir):
@@ -85,7 +88,7 @@ def test_tasks_exact_isl_interleaved_instruction_last(byte_bpe, cache_dir):
     for p in ps.prompts:
         text = tok.decode(list(p.token_ids))
         assert text.startswith("<|im_start|>user\n") and text.endswith(suffix), p.id
-        body, _, task = text[:-len(suffix)].rpartition(SEP)
+        body, _, task = text[: -len(suffix)].rpartition(SEP)
         assert len(body) > 200 and task.endswith(("?", ".")), (p.id, task)
         assert "above" in task, (p.id, task)  # every task is about the text before it
     assert ps.meta["order"].startswith("tiers interleaved") and "overlap" in ps.meta
@@ -115,7 +118,7 @@ def test_windows_start_at_line_starts_on_a_byte_level_vocabulary(byte_bpe):
     for w in wins:
         st = streams[w.tier]
         k = st.text.find(w.text)
-        line_head = st.text[st.text.rfind("\n", 0, k) + 1:k]  # a piece like "ĊĠĠĠ" also eats the indent
+        line_head = st.text[st.text.rfind("\n", 0, k) + 1 : k]  # a piece like "ĊĠĠĠ" also eats the indent
         at_line += k == 0 or not line_head.strip() or w.text.startswith("\n")
     assert at_line >= 0.9 * len(wins)  # the rest: no line start before the next window (old code: few)
 

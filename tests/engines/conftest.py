@@ -1,4 +1,5 @@
 """Shared fixtures: a tiny self-made tokenizer (no downloads) and emulator servers on loopback."""
+
 from __future__ import annotations
 
 import json
@@ -32,8 +33,16 @@ def tiny_tokenizer(tmp_path_factory) -> str:
     tok.train_from_iterator(texts, trainers.WordLevelTrainer(vocab_size=4000, special_tokens=["[UNK]", "<s>", "</s>"]))
     out = tmp_path_factory.mktemp("tokenizer")
     tok.save(str(out / "tokenizer.json"))
-    (out / "tokenizer_config.json").write_text(json.dumps({
-        "tokenizer_class": "PreTrainedTokenizerFast", "bos_token": "<s>", "eos_token": "</s>", "unk_token": "[UNK]"}))
+    (out / "tokenizer_config.json").write_text(
+        json.dumps(
+            {
+                "tokenizer_class": "PreTrainedTokenizerFast",
+                "bos_token": "<s>",
+                "eos_token": "</s>",
+                "unk_token": "[UNK]",
+            }
+        )
+    )
     return str(out)
 
 
@@ -47,9 +56,13 @@ def start_emulator(tmp_path):
     def start(engine: str, *args: str) -> str:
         port = pick_free_port()
         health = "/health"
-        srv = ServerProcess([sys.executable, "-m", "speedbench.testing.emulators", "--engine", engine,
-                             "--port", str(port), *args], tmp_path / f"{engine}-{port}.log",
-                            f"http://127.0.0.1:{port}{health}", port=port, startup_timeout_s=30)
+        srv = ServerProcess(
+            [sys.executable, "-m", "speedbench.testing.emulators", "--engine", engine, "--port", str(port), *args],
+            tmp_path / f"{engine}-{port}.log",
+            f"http://127.0.0.1:{port}{health}",
+            port=port,
+            startup_timeout_s=30,
+        )
         servers.append(srv.start())
         srv.wait_ready(poll_s=0.1)
         return f"http://127.0.0.1:{port}"

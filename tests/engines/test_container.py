@@ -4,6 +4,7 @@ The fake (speedbench.testing.fake_container_runtime) checks the port mapping aga
 streams the "container" output through its attached client and keeps containers alive past their client
 like a daemon; nothing here claims how a real runtime behaves.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,12 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def engine(**kw) -> EngineConfig:
-    base = {"name": "sglang", "model": "/nonexistent/model", "launcher": "docker",
-            "container": {"image": "lmsysorg/sglang:v0.5.4"}}
+    base = {
+        "name": "sglang",
+        "model": "/nonexistent/model",
+        "launcher": "docker",
+        "container": {"image": "lmsysorg/sglang:v0.5.4"},
+    }
     for k, v in kw.items():
         if isinstance(v, dict) and isinstance(base.get(k), dict):
             base[k] = {**base[k], **v}
@@ -39,29 +44,30 @@ def engine(**kw) -> EngineConfig:
 def docker_argv(ec: EngineConfig, tmp_path: Path, env=None) -> list[str]:
     adapter = get_adapter(ec)
     argv = adapter.launch_argv(SDConfig(method="off"), ec.host, 8123, 4)
-    return ct.run_argv(ec, argv, "speedbench-run-sd-off", 8123, ct.mounts_for(ec, [ec.model, str(tmp_path)]),
-                       env or {})
+    return ct.run_argv(ec, argv, "speedbench-run-sd-off", 8123, ct.mounts_for(ec, [ec.model, str(tmp_path)]), env or {})
 
 
 def test_docker_argv_pins_maps_mounts_and_labels(tmp_path):
     argv = docker_argv(engine(model=str(tmp_path)), tmp_path, {"HF_TOKEN": "secret-value"})
     image_at = argv.index("lmsysorg/sglang:v0.5.4")
-    run, inner = argv[:image_at], argv[image_at + 1:]
+    run, inner = argv[:image_at], argv[image_at + 1 :]
     assert run[:5] == ["docker", "run", "--rm", "--name", "speedbench-run-sd-off"]
     assert "speedbench.managed=1" in run and f"speedbench.pid={os.getpid()}" in run
     assert run[run.index("--gpus") + 1] == "all" and "--ipc=host" in run
-    assert run[run.index("-p") + 1] == "127.0.0.1:8123:8123"           # host loopback only
-    assert run[run.index("-v") + 1] == f"{tmp_path}:{tmp_path}:ro"      # model read-only, same path, once
+    assert run[run.index("-p") + 1] == "127.0.0.1:8123:8123"  # host loopback only
+    assert run[run.index("-v") + 1] == f"{tmp_path}:{tmp_path}:ro"  # model read-only, same path, once
     assert run.count("-v") == 1
     assert run[run.index("-e") + 1] == "HF_TOKEN" and "secret-value" not in " ".join(argv)
-    assert run[-2:] == ["--entrypoint", "python3"]                      # the image's Python, not its entrypoint
+    assert run[-2:] == ["--entrypoint", "python3"]  # the image's Python, not its entrypoint
     assert inner[:2] == ["-m", "sglang.launch_server"]
     assert inner[inner.index("--host") + 1] == "0.0.0.0" and inner[inner.index("--port") + 1] == "8123"
 
 
 def test_podman_shm_size_and_cdi_gpus(tmp_path):
-    argv = docker_argv(engine(launcher="podman", container={"shm_size": "16g", "gpus": "device=0,1",
-                                                            "runtime": "/opt/podman"}), tmp_path)
+    argv = docker_argv(
+        engine(launcher="podman", container={"shm_size": "16g", "gpus": "device=0,1", "runtime": "/opt/podman"}),
+        tmp_path,
+    )
     assert argv[0] == "/opt/podman" and argv[argv.index("--shm-size") + 1] == "16g"
     assert "--ipc=host" not in argv and "--gpus" not in argv
     image_at = argv.index("lmsysorg/sglang:v0.5.4")
@@ -74,19 +80,27 @@ def test_enroot_and_pyxis_argv(tmp_path):
     ec = engine(launcher="enroot", model=str(tmp_path), container={"image": str(sqsh)})
     assert ct.prepare_argv(ec, "n") == ["enroot", "create", "--force", "--name", "n", str(sqsh)]
     argv = docker_argv(ec, tmp_path, {"A": "1"})
-    assert argv[:2] == ["enroot", "start"] and "-p" not in argv            # enroot shares the host network
+    assert argv[:2] == ["enroot", "start"] and "-p" not in argv  # enroot shares the host network
     assert argv[argv.index("--mount") + 1] == f"{tmp_path}:{tmp_path}:ro,x-create=dir"
-    inner = argv[argv.index("speedbench-run-sd-off") + 1:]
+    inner = argv[argv.index("speedbench-run-sd-off") + 1 :]
     assert inner[0] == "python3" and inner[inner.index("--host") + 1] == "127.0.0.1"
     assert ct.remove_argv(ec, "n") == ["enroot", "remove", "--force", "n"]
     pyxis = docker_argv(engine(launcher="pyxis", model=str(tmp_path)), tmp_path)
-    assert pyxis[:4] == ["srun", "--ntasks=1", "--container-image=lmsysorg/sglang:v0.5.4",
-                         "--container-name=speedbench-run-sd-off"]
-    assert f"--container-mounts={tmp_path}:{tmp_path}:ro" in pyxis and ct.remove_argv(engine(launcher="pyxis"), "n") is None
+    assert pyxis[:4] == [
+        "srun",
+        "--ntasks=1",
+        "--container-image=lmsysorg/sglang:v0.5.4",
+        "--container-name=speedbench-run-sd-off",
+    ]
+    assert (
+        f"--container-mounts={tmp_path}:{tmp_path}:ro" in pyxis
+        and ct.remove_argv(engine(launcher="pyxis"), "n") is None
+    )
 
 
-@pytest.mark.parametrize("image,why", [("lmsysorg/sglang", "not pinned"), ("lmsysorg/sglang:latest", "not pinned"),
-                                       (None, "needs an image")])
+@pytest.mark.parametrize(
+    "image,why", [("lmsysorg/sglang", "not pinned"), ("lmsysorg/sglang:latest", "not pinned"), (None, "needs an image")]
+)
 def test_unpinned_or_missing_image_is_one_clear_line(image, why):
     with pytest.raises(ConfigError, match=why):
         ct.image_of(engine(container={"image": image}))
@@ -94,15 +108,20 @@ def test_unpinned_or_missing_image_is_one_clear_line(image, why):
 
 
 def test_images_per_engine_from_a_preset():
-    ec = engine(container={"image": None, "images": {"sglang": "lmsysorg/sglang:v0.5.4", "vllm": "vllm/vllm-openai:v0.11.0"}})
+    ec = engine(
+        container={"image": None, "images": {"sglang": "lmsysorg/sglang:v0.5.4", "vllm": "vllm/vllm-openai:v0.11.0"}}
+    )
     assert ct.image_of(ec) == "lmsysorg/sglang:v0.5.4"
 
 
 def test_container_name_follows_the_results_folder():
-    assert ct.container_name(Path("/r/20261201-040000-my run"), "ngram-k3") == "speedbench-20261201-040000-my-run-ngram-k3"
+    assert (
+        ct.container_name(Path("/r/20261201-040000-my run"), "ngram-k3") == "speedbench-20261201-040000-my-run-ngram-k3"
+    )
 
 
 # ---- the fake runtime, for real ------------------------------------------------------------------------
+
 
 @pytest.fixture
 def fake_runtime(tmp_path, monkeypatch):
@@ -125,18 +144,31 @@ def calls(tmp_path) -> list[dict]:
     return [json.loads(line) for line in (tmp_path / "calls.jsonl").read_text().splitlines()]
 
 
-def sweep_dict(tmp_path, tokenizer, launcher="docker", image="lmsysorg/sglang:v0.5.4", step_ms="1",
-               requests=12) -> dict:
+def sweep_dict(
+    tmp_path, tokenizer, launcher="docker", image="lmsysorg/sglang:v0.5.4", step_ms="1", requests=12
+) -> dict:
     shims = write_engine_shims(tmp_path / "shims")
     return {
-        "engine": {"name": "sglang", "model": str(tmp_path / "shims"), "launcher": launcher, "startup_timeout_s": 60,
-                   "container": {"image": image, "gpus": "none"},
-                   # the fake image's Python must find the shims and this checkout
-                   "env": {"PYTHONPATH": f"{shims}{os.pathsep}{REPO}"},
-                   "extra_args": ["--accept", "0.8,0.6,0.4", "--step-ms", step_ms]},
-        "sd": [{"method": "off"}], "output_dir": str(tmp_path / "results"), "quality": {"enabled": False},
-        "data": {"split": "qualitative-mini", "tokenizer": tokenizer, "prompts_per_category": 1,
-                 "cache_dir": str(tmp_path / "cache"), "turns": "first"},   # one request per prompt: counts below
+        "engine": {
+            "name": "sglang",
+            "model": str(tmp_path / "shims"),
+            "launcher": launcher,
+            "startup_timeout_s": 60,
+            "container": {"image": image, "gpus": "none"},
+            # the fake image's Python must find the shims and this checkout
+            "env": {"PYTHONPATH": f"{shims}{os.pathsep}{REPO}"},
+            "extra_args": ["--accept", "0.8,0.6,0.4", "--step-ms", step_ms],
+        },
+        "sd": [{"method": "off"}],
+        "output_dir": str(tmp_path / "results"),
+        "quality": {"enabled": False},
+        "data": {
+            "split": "qualitative-mini",
+            "tokenizer": tokenizer,
+            "prompts_per_category": 1,
+            "cache_dir": str(tmp_path / "cache"),
+            "turns": "first",
+        },  # one request per prompt: counts below
         "load": {"concurrency": [2], "output_len": 16, "requests_per_point": requests, "allow_repeats": True},
     }
 
@@ -159,13 +191,21 @@ def test_docker_sweep_end_to_end_leaves_no_container(tmp_path, tiny_tokenizer, f
     dead.wait()
     for name, pid in (("speedbench-old-sd-off", dead.pid), ("speedbench-live-sd-off", os.getpid())):
         sleeper = subprocess.Popen(["sleep", "60"], start_new_session=True)
-        fake._save({"name": name, "image": "x:1", "pid": sleeper.pid, "cmd": [], "rm": True,
-                    "labels": {ct.LABEL: "1", ct.LABEL_HOST: os.uname().nodename, ct.LABEL_PID: str(pid)}})
+        fake._save(
+            {
+                "name": name,
+                "image": "x:1",
+                "pid": sleeper.pid,
+                "cmd": [],
+                "rm": True,
+                "labels": {ct.LABEL: "1", ct.LABEL_HOST: os.uname().nodename, ct.LABEL_PID: str(pid)},
+            }
+        )
     cfg = BenchmarkConfig.model_validate(sweep_dict(tmp_path, tiny_tokenizer))
     result = BenchmarkRunner(cfg, progress=False).run()
     assert [(p.ok, p.sent) for p in result.points] == [(12, 12)]
     left = fake.containers()
-    assert set(left) == {"speedbench-live-sd-off"}                       # the live sweep's container is kept
+    assert set(left) == {"speedbench-live-sd-off"}  # the live sweep's container is kept
     os.killpg(left["speedbench-live-sd-off"]["pid"], signal.SIGKILL)
     run = next(c["argv"] for c in calls(tmp_path) if c["argv"][:1] == ["run"])
     assert run[run.index("--name") + 1] == f"speedbench-{result.results_dir.name}-sd-off"
@@ -180,7 +220,7 @@ def test_docker_sweep_end_to_end_leaves_no_container(tmp_path, tiny_tokenizer, f
     assert manifest["container"]["digest"].startswith("lmsysorg/sglang@sha256:")
     assert manifest["container"]["image_id"].startswith("sha256:")
     docker_calls = [c["argv"][0] for c in calls(tmp_path) if c["prog"] == "docker"]
-    assert docker_calls.index("pull") < docker_calls.index("run")          # pulled once, before any server
+    assert docker_calls.index("pull") < docker_calls.index("run")  # pulled once, before any server
     assert docker_calls.count("pull") == 1
 
 
@@ -204,10 +244,10 @@ def test_engine_failing_at_start_up_leaves_no_container(tmp_path, tiny_tokenizer
     from speedbench.runner import BenchmarkRunner
 
     d = sweep_dict(tmp_path, tiny_tokenizer)
-    d["engine"]["extra_args"] = ["--no-such-engine-flag"]       # the engine exits at once
+    d["engine"]["extra_args"] = ["--no-such-engine-flag"]  # the engine exits at once
     with pytest.raises(EngineError, match="server exited with code 2 during start-up") as e:
         BenchmarkRunner(BenchmarkConfig.model_validate(d), progress=False).run()
-    assert "--no-such-engine-flag" in str(e.value)                # the container's output reached the log
+    assert "--no-such-engine-flag" in str(e.value)  # the container's output reached the log
     assert fake.containers() == {}
 
 
@@ -222,7 +262,7 @@ def test_missing_runtime_is_one_clear_line(tmp_path, tiny_tokenizer):
     res = CliRunner().invoke(main, ["sweep", "--config", str(tmp_path / "c.json")])
     assert res.exit_code == 2 and "container runtime" in res.output and "not found" in res.output
     assert "Traceback" not in res.output
-    assert not (tmp_path / "results").exists()                    # refused before a results folder exists
+    assert not (tmp_path / "results").exists()  # refused before a results folder exists
 
 
 def test_a_tag_the_registry_lacks_is_one_clear_line(tmp_path, tiny_tokenizer, fake_runtime):
@@ -236,15 +276,20 @@ def test_a_tag_the_registry_lacks_is_one_clear_line(tmp_path, tiny_tokenizer, fa
     assert "manifest unknown" in res.output and "Traceback" not in res.output
     assert not any(c["argv"][0] == "run" for c in calls(tmp_path))
     (manifest,) = (tmp_path / "results").glob("*/manifest.json")
-    assert json.loads(manifest.read_text())["status"] == "failed"         # never left "running"
+    assert json.loads(manifest.read_text())["status"] == "failed"  # never left "running"
 
 
 def _start_cli_sweep(tmp_path, tiny_tokenizer) -> subprocess.Popen:
     cfg_file = tmp_path / "sweep.json"
     cfg_file.write_text(json.dumps(sweep_dict(tmp_path, tiny_tokenizer, step_ms="50", requests=400)))
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.Popen([sys.executable, "-m", "speedbench.cli", "sweep", "--config", str(cfg_file)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "speedbench.cli", "sweep", "--config", str(cfg_file)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
 
 
 def _wait_serving(proc, timeout=60.0) -> dict:
@@ -299,8 +344,13 @@ def test_harness_sigkill_leftover_is_removed_by_engines_cleanup(tmp_path, tiny_t
             os.killpg(proc.pid, signal.SIGKILL)
     time.sleep(0.5)
     assert set(fake.containers()) == {c["name"]} and not _dead(c["pid"])  # the "daemon" kept it
-    out = subprocess.run([sys.executable, "-m", "speedbench.cli", "engines", "cleanup"], capture_output=True,
-                         text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(REPO)})
+    out = subprocess.run(
+        [sys.executable, "-m", "speedbench.cli", "engines", "cleanup"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert out.returncode == 0, out.stderr
     assert f"removed {c['name']}" in out.stdout
     assert fake.containers() == {}
@@ -315,8 +365,23 @@ def test_dry_run_prints_the_full_container_command(tmp_path):
 
     from speedbench.cli import main
 
-    res = CliRunner().invoke(main, ["sweep", "--engine", "sglang", "--model", str(tmp_path), "--sd", "off",
-                                    "--launcher", "docker", "--image", "lmsysorg/sglang:v0.5.4", "--dry-run"])
+    res = CliRunner().invoke(
+        main,
+        [
+            "sweep",
+            "--engine",
+            "sglang",
+            "--model",
+            str(tmp_path),
+            "--sd",
+            "off",
+            "--launcher",
+            "docker",
+            "--image",
+            "lmsysorg/sglang:v0.5.4",
+            "--dry-run",
+        ],
+    )
     assert res.exit_code == 0, res.output
     line = next(x for x in res.output.splitlines() if x.startswith("docker run"))
     assert "--name speedbench-RESULTS-sd-off" in line and f"-v {tmp_path}:{tmp_path}:ro" in line

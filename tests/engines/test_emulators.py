@@ -1,4 +1,5 @@
 """Emulators speak the captured wire formats, and the adapters run end to end against them."""
+
 from __future__ import annotations
 
 import json
@@ -31,8 +32,11 @@ def shape(x):
 def post_stream(url: str, body: dict) -> list:
     req = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=10) as r:
-        return [json.loads(l[5:]) for l in r.read().decode().splitlines()
-                if l.startswith("data:") and l[5:].strip() != "[DONE]"]
+        return [
+            json.loads(l[5:])
+            for l in r.read().decode().splitlines()
+            if l.startswith("data:") and l[5:].strip() != "[DONE]"
+        ]
 
 
 def get(url: str) -> str:
@@ -59,13 +63,15 @@ def test_sglang_emulator_matches_captured_shapes(start_emulator):
     assert all(shape(g) == shape(want[1]) for g in got[1:-1])
     assert got[-1]["output_ids"][: len(got[0]["output_ids"])] == got[0]["output_ids"]  # cumulative
     metrics = get(url + "/metrics")
-    assert metric_names((FIXTURES / "sglang" / "metrics_sd_v0.5.23.txt").read_text()) - {"sglang:gen_throughput"} \
-        <= metric_names(metrics)
+    assert metric_names((FIXTURES / "sglang" / "metrics_sd_v0.5.23.txt").read_text()) - {
+        "sglang:gen_throughput"
+    } <= metric_names(metrics)
 
 
 def test_trtllm_emulator_matches_captured_shapes(start_emulator):
-    url = start_emulator("trtllm", "serve", "/m/Llama-3.1-8B-Instruct", "--sd-k", "3", "--accept", ACCEPT,
-                         "--return-perf-metrics")
+    url = start_emulator(
+        "trtllm", "serve", "/m/Llama-3.1-8B-Instruct", "--sd-k", "3", "--accept", ACCEPT, "--return-perf-metrics"
+    )
     body = json.loads((FIXTURES / "trtllm" / "v1_completions_request.json").read_text())
     got = post_stream(url + "/v1/completions", body)  # detokenize: false: ids, empty text
     want = sse_payloads(FIXTURES / "trtllm" / "v1_completions_stream_sd_ids_per_request_stats.txt")
@@ -79,8 +85,11 @@ def test_trtllm_emulator_matches_captured_shapes(start_emulator):
     assert json.loads(get(url + "/metrics")) == []  # removed once read
     prom = get(url + "/prometheus/metrics")
     fixture_names = metric_names((FIXTURES / "trtllm" / "prometheus_metrics_sd.txt").read_text())
-    assert fixture_names - {"trtllm_spec_decode_acceptance_length", "trtllm_spec_decode_draft_overhead",
-                            "trtllm_num_requests_running"} <= metric_names(prom)
+    assert fixture_names - {
+        "trtllm_spec_decode_acceptance_length",
+        "trtllm_spec_decode_draft_overhead",
+        "trtllm_num_requests_running",
+    } <= metric_names(prom)
 
 
 def test_emulators_reject_what_the_engines_reject(start_emulator):
@@ -91,12 +100,20 @@ def test_emulators_reject_what_the_engines_reject(start_emulator):
 
 
 def sweep_config(tmp_path, tokenizer, engine: dict, sd: list) -> BenchmarkConfig:
-    return BenchmarkConfig.model_validate({
-        "engine": engine, "sd": sd, "output_dir": str(tmp_path / "results"),
-        "data": {"split": "qualitative-mini", "tokenizer": tokenizer, "prompts_per_category": 1,
-                 "cache_dir": str(tmp_path / "cache")},
-        "load": {"concurrency": [1, 4], "output_len": 48, "requests_per_point": 22, "allow_repeats": True},
-    })
+    return BenchmarkConfig.model_validate(
+        {
+            "engine": engine,
+            "sd": sd,
+            "output_dir": str(tmp_path / "results"),
+            "data": {
+                "split": "qualitative-mini",
+                "tokenizer": tokenizer,
+                "prompts_per_category": 1,
+                "cache_dir": str(tmp_path / "cache"),
+            },
+            "load": {"concurrency": [1, 4], "output_len": 48, "requests_per_point": 22, "allow_repeats": True},
+        }
+    )
 
 
 def check_summary(result, expected_al: float) -> pd.DataFrame:
@@ -115,12 +132,18 @@ EXPECTED_AL = AcceptanceModel(3, (0.8, 0.6, 0.4)).expected_acceptance_length
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("engine,args", [("sglang", ["--sd-k", "3", "--enable-metrics"]),
-                                         ("trtllm", ["serve", "/m/emulated", "--sd-k", "3"])])
+@pytest.mark.parametrize(
+    "engine,args",
+    [("sglang", ["--sd-k", "3", "--enable-metrics"]), ("trtllm", ["serve", "/m/emulated", "--sd-k", "3"])],
+)
 def test_attach_mode_end_to_end(tmp_path, tiny_tokenizer, start_emulator, engine, args):
     url = start_emulator(engine, *args, "--accept", ACCEPT, "--step-ms", "1")
-    cfg = sweep_config(tmp_path, tiny_tokenizer, {"name": engine, "endpoint": url},
-                       [{"method": "eagle3", "num_speculative_tokens": 3, "draft_model": "/d"}])
+    cfg = sweep_config(
+        tmp_path,
+        tiny_tokenizer,
+        {"name": engine, "endpoint": url},
+        [{"method": "eagle3", "num_speculative_tokens": 3, "draft_model": "/d"}],
+    )
     result = BenchmarkRunner(cfg, progress=False).run()
     df = check_summary(result, EXPECTED_AL)
     vllm_like = set(result.points[0].to_row())
@@ -133,10 +156,19 @@ def test_attach_mode_end_to_end(tmp_path, tiny_tokenizer, start_emulator, engine
 @pytest.mark.parametrize("engine", ["sglang", "trtllm"])
 def test_launch_mode_end_to_end(tmp_path, tiny_tokenizer, engine):
     shims = write_engine_shims(tmp_path / "shims")
-    cfg = sweep_config(tmp_path, tiny_tokenizer, {
-        "name": engine, "model": str(tmp_path), "python": sys.executable, "startup_timeout_s": 60,
-        "env": {"PYTHONPATH": str(shims)}, "extra_args": ["--accept", ACCEPT, "--step-ms", "1"]},
-        [{"method": "off"}, {"method": "eagle3", "num_speculative_tokens": 3, "draft_model": str(tmp_path)}])
+    cfg = sweep_config(
+        tmp_path,
+        tiny_tokenizer,
+        {
+            "name": engine,
+            "model": str(tmp_path),
+            "python": sys.executable,
+            "startup_timeout_s": 60,
+            "env": {"PYTHONPATH": str(shims)},
+            "extra_args": ["--accept", ACCEPT, "--step-ms", "1"],
+        },
+        [{"method": "off"}, {"method": "eagle3", "num_speculative_tokens": 3, "draft_model": str(tmp_path)}],
+    )
     result = BenchmarkRunner(cfg, progress=False).run()
     df = check_summary(result, EXPECTED_AL)
     assert sorted(df["sd_label"].unique()) == ["eagle3-k3", "sd-off"]
@@ -157,6 +189,7 @@ def test_launch_mode_end_to_end(tmp_path, tiny_tokenizer, engine):
 
 # ---- round trips: the adapter's launch options through emulators that apply the engines' own rules ----------
 
+
 def trtllm_with_adapter_options(start_emulator, tmp_path, sd, **engine) -> tuple[str, object]:
     from speedbench.config import EngineConfig
     from speedbench.engines import get_adapter
@@ -164,15 +197,22 @@ def trtllm_with_adapter_options(start_emulator, tmp_path, sd, **engine) -> tuple
     a = get_adapter(EngineConfig(name="trtllm", model="/m/emulated", python=sys.executable, **engine))
     a.files_dir = tmp_path
     argv = a.launch_argv(sd, "127.0.0.1", 0, 8)
-    return start_emulator("trtllm", *argv[argv.index("serve"):argv.index("--host")],
-                          "--extra_llm_api_options", argv[argv.index("--extra_llm_api_options") + 1],
-                          "--accept", ACCEPT, "--step-ms", "1"), a
+    return start_emulator(
+        "trtllm",
+        *argv[argv.index("serve") : argv.index("--host")],
+        "--extra_llm_api_options",
+        argv[argv.index("--extra_llm_api_options") + 1],
+        "--accept",
+        ACCEPT,
+        "--step-ms",
+        "1",
+    ), a
 
 
 def stream_one(url: str, a, prompt: list[int], n: int = 24):
     from speedbench.load.records import RequestRecord
 
-    path, body = a.build_request(prompt, n, fixed_length=True)   # exactly n tokens: counts below
+    path, body = a.build_request(prompt, n, fixed_length=True)  # exactly n tokens: counts below
     rec = RequestRecord("r", "p", "c", len(prompt), n)
     for i, ev in enumerate(post_stream(url + path, body)):
         a.on_event(ev, rec, i + 1, prompt)
@@ -193,8 +233,9 @@ def test_trtllm_mtp_runs_the_draft_length_it_is_labelled(start_emulator, tmp_pat
 def test_trtllm_token_ids_and_per_request_counters_round_trip(start_emulator, tmp_path):
     from speedbench.config import SDConfig
 
-    url, a = trtllm_with_adapter_options(start_emulator, tmp_path, SDConfig(method="ngram", num_speculative_tokens=3),
-                                         version="1.3.0")
+    url, a = trtllm_with_adapter_options(
+        start_emulator, tmp_path, SDConfig(method="ngram", num_speculative_tokens=3), version="1.3.0"
+    )
     rec = stream_one(url, a, [5, 6, 7, 8])
     assert len(rec.output_ids) == 24 == rec.completion_tokens  # detokenize: false streams the ids
     assert rec.sd["source"] == "trtllm.per_request" and rec.sd["draft_tokens"] == 3 * rec.sd["drafts"]
@@ -208,8 +249,15 @@ def test_sglang_draft_width_with_dp_replicas(start_emulator):
 
     a = get_adapter(EngineConfig(name="sglang", model="/m", data_parallel_size=2))
     argv = a.launch_argv(SDConfig(method="ngram", num_speculative_tokens=3), "127.0.0.1", 0, 8)  # allowed with DP
-    url = start_emulator("sglang", *argv[argv.index("--model-path"):argv.index("--host")],
-                         *argv[argv.index("--tp-size"):], "--accept", ACCEPT, "--step-ms", "1")
+    url = start_emulator(
+        "sglang",
+        *argv[argv.index("--model-path") : argv.index("--host")],
+        *argv[argv.index("--tp-size") :],
+        "--accept",
+        ACCEPT,
+        "--step-ms",
+        "1",
+    )
     fresh = get_adapter(EngineConfig(name="sglang", model="/m"))  # k only from the server's gauges
     path, body = a.build_request([5, 6, 7, 8], 24)
     post_stream(url + path, body)
@@ -220,7 +268,25 @@ def test_sglang_draft_width_with_dp_replicas(start_emulator):
 def test_sglang_emulator_refuses_ngram_with_dp_attention(tmp_path):
     import subprocess
 
-    out = subprocess.run([sys.executable, "-m", "speedbench.testing.emulators", "--engine", "sglang", "--port", "1",
-                          "--dp-size", "2", "--enable-dp-attention", "--speculative-algorithm", "NGRAM",
-                          "--speculative-ngram-max-bfs-breadth", "1"], capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "speedbench.testing.emulators",
+            "--engine",
+            "sglang",
+            "--port",
+            "1",
+            "--dp-size",
+            "2",
+            "--enable-dp-attention",
+            "--speculative-algorithm",
+            "NGRAM",
+            "--speculative-ngram-max-bfs-breadth",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode != 0 and "does not support dp attention" in out.stderr

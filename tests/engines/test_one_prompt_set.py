@@ -1,4 +1,5 @@
 """One prompt set, three engines: identical token ids reach every engine's request body."""
+
 from __future__ import annotations
 
 import pytest
@@ -15,10 +16,13 @@ ENGINES = ("vllm", "sglang", "trtllm")
 def test_ids_hash_and_request_ids_identical_across_engines(tmp_path, tiny_tokenizer):
     hashes, bodies = {}, {}
     for engine in ENGINES:
-        cfg = BenchmarkConfig.model_validate({
-            "engine": {"name": engine, "endpoint": "http://127.0.0.1:1"},
-            "sd": [{"method": "off"}],
-            "data": {"tokenizer": tiny_tokenizer, "prompts_per_category": 1, "cache_dir": str(tmp_path)}})
+        cfg = BenchmarkConfig.model_validate(
+            {
+                "engine": {"name": engine, "endpoint": "http://127.0.0.1:1"},
+                "sd": [{"method": "off"}],
+                "data": {"tokenizer": tiny_tokenizer, "prompts_per_category": 1, "cache_dir": str(tmp_path)},
+            }
+        )
         runner = BenchmarkRunner(cfg, progress=False)
         prompts = prepare_prompts(cfg.data, runner.tokenizer_path())
         hashes[engine] = prompts.ids_sha256
@@ -43,8 +47,10 @@ def test_presets_validate_and_show_one_command_per_sd_setting(preset):
     assert len(commands) == len(cfg.sd)
     assert cfg.engine.model in commands[0]
     on = res.output.split("-k5", 1)[1]  # the SD-on command carries draft length 5 in the engine's own knob
-    assert any(s in on for s in ("--speculative-num-steps 5", "num-draft-tokens 6", "max_draft_len: 5",
-                                 '"num_speculative_tokens":5'))
+    assert any(
+        s in on
+        for s in ("--speculative-num-steps 5", "num-draft-tokens 6", "max_draft_len: 5", '"num_speculative_tokens":5')
+    )
 
 
 def test_show_unknown_preset_is_one_clear_error():

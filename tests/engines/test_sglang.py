@@ -1,4 +1,5 @@
 """SGLang adapter: exact launch flags per SD method, stream folding and acceptance from captured payloads."""
+
 from __future__ import annotations
 
 import json
@@ -34,35 +35,54 @@ def test_sd_off_argv_sizes_running_requests_and_enables_metrics():
     assert "--incremental-streaming-output" in argv and flags(argv, "--cuda-graph-max-bs-decode") == "512"
 
 
-@pytest.mark.parametrize("version,graphs,stream", [
-    (None, "--cuda-graph-max-bs-decode", "--incremental-streaming-output"),
-    ("0.5.23", "--cuda-graph-max-bs-decode", "--incremental-streaming-output"),
-    ("0.5.18", "--cuda-graph-max-bs-decode", "--incremental-streaming-output"),
-    ("0.5.5", "--cuda-graph-max-bs", "--stream-output")])
+@pytest.mark.parametrize(
+    "version,graphs,stream",
+    [
+        (None, "--cuda-graph-max-bs-decode", "--incremental-streaming-output"),
+        ("0.5.23", "--cuda-graph-max-bs-decode", "--incremental-streaming-output"),
+        ("0.5.18", "--cuda-graph-max-bs-decode", "--incremental-streaming-output"),
+        ("0.5.5", "--cuda-graph-max-bs", "--stream-output"),
+    ],
+)
 def test_renamed_flags_follow_the_release(version, graphs, stream):
     # 0.4.10.post2 has only the old names; 0.5.18 the new ones (old = deprecated aliases); 0.5.22 only the new
     argv = adapter(version=version).launch_argv(SDConfig(method="eagle3", draft_model="/d"), "h", 1, 64)
     assert flags(argv, graphs) == "64" and stream in argv
 
 
-@pytest.mark.parametrize("method,algo,draft", [("eagle", "EAGLE", "/d"), ("eagle3", "EAGLE3", "/d"),
-                                                ("mtp", "NEXTN", None), ("draft_model", "STANDALONE", "/d")])
+@pytest.mark.parametrize(
+    "method,algo,draft",
+    [("eagle", "EAGLE", "/d"), ("eagle3", "EAGLE3", "/d"), ("mtp", "NEXTN", None), ("draft_model", "STANDALONE", "/d")],
+)
 @pytest.mark.parametrize("k", range(1, 8))
 def test_chain_methods_set_steps_topk_and_draft_tokens(method, algo, draft, k):
     argv = adapter().launch_argv(SDConfig(method=method, num_speculative_tokens=k, draft_model=draft), "h", 1, 64)
-    tail = argv[argv.index("--speculative-algorithm"):]
+    tail = argv[argv.index("--speculative-algorithm") :]
     expected = ["--speculative-algorithm", algo]
     if draft:
         expected += ["--speculative-draft-model-path", draft]
-    assert tail == expected + ["--speculative-num-steps", str(k), "--speculative-eagle-topk", "1",
-                               "--speculative-num-draft-tokens", str(k + 1)]
+    assert tail == expected + [
+        "--speculative-num-steps",
+        str(k),
+        "--speculative-eagle-topk",
+        "1",
+        "--speculative-num-draft-tokens",
+        str(k + 1),
+    ]
 
 
 def test_ngram_argv_is_a_single_chain():
     argv = adapter().launch_argv(SDConfig(method="ngram", num_speculative_tokens=5), "h", 1, 8)
-    assert argv[argv.index("--speculative-algorithm"):] == [
-        "--speculative-algorithm", "NGRAM", "--speculative-num-draft-tokens", "6",
-        "--speculative-ngram-min-bfs-breadth", "1", "--speculative-ngram-max-bfs-breadth", "1"]
+    assert argv[argv.index("--speculative-algorithm") :] == [
+        "--speculative-algorithm",
+        "NGRAM",
+        "--speculative-num-draft-tokens",
+        "6",
+        "--speculative-ngram-min-bfs-breadth",
+        "1",
+        "--speculative-ngram-max-bfs-breadth",
+        "1",
+    ]
 
 
 @pytest.mark.parametrize("method", ["ngram", "draft_model"])
@@ -78,7 +98,8 @@ def test_plain_dp_allows_ngram_but_dp_attention_does_not(method):
 
 def test_dp_ep_and_extra_args():
     argv = adapter(data_parallel_size=2, expert_parallel_size=8, extra_args=["--disable-radix-cache"]).launch_argv(
-        SDConfig(), "h", 1, 8)
+        SDConfig(), "h", 1, 8
+    )
     assert flags(argv, "--dp-size") == "2" and flags(argv, "--ep-size") == "8" and argv[-1] == "--disable-radix-cache"
 
 
@@ -110,8 +131,13 @@ def test_cumulative_and_incremental_streams_fold_identically(name):
     assert rec.output_ids == final["output_ids"] and rec.text == final["text"]
     assert rec.chunk_tokens == [1, 4, 6, 10, 11, 14, 16]  # 1 prefill token + steps of 3,2,4,1,3,2
     assert rec.completion_tokens == 16 and rec.finish_reason == "length" and rec.server_prompt_tokens == 17
-    assert rec.sd == {"drafts": 6, "draft_tokens": 18, "accepted_tokens": 9, "accepted_per_position": [5, 3, 1],
-                      "source": "sglang.meta_info"}
+    assert rec.sd == {
+        "drafts": 6,
+        "draft_tokens": 18,
+        "accepted_tokens": 9,
+        "accepted_per_position": [5, 3, 1],
+        "source": "sglang.meta_info",
+    }
 
 
 def test_merged_events_count_tokens_not_events():
@@ -150,7 +176,8 @@ def test_draft_width_is_one_scheduler_gauge_not_the_sum_over_dp_ranks():
 
 
 def test_metrics_without_verify_counter_gives_none_and_warns(caplog):
-    text = "\n".join(l for l in (SG / "metrics_sd_v0.5.23.txt").read_text().splitlines()
-                     if "spec_verify_calls_total" not in l)
+    text = "\n".join(
+        l for l in (SG / "metrics_sd_v0.5.23.txt").read_text().splitlines() if "spec_verify_calls_total" not in l
+    )
     assert adapter().counters_from_metrics(text) is None
     assert "spec_verify_calls_total" in caplog.text

@@ -1,4 +1,5 @@
 """TRT-LLM adapter: argv + YAML options per SD method, stream folding, iteration stats and Prometheus."""
+
 from __future__ import annotations
 
 import json
@@ -29,21 +30,26 @@ def options(a: TRTLLMAdapter, sd: SDConfig, conc: int = 64) -> tuple[list[str], 
 
 
 def test_sd_off_argv_and_options(tmp_path):
-    argv, opts = options(adapter(tmp_path, tensor_parallel_size=8, expert_parallel_size=8,
-                                 gpu_memory_fraction=0.8), SDConfig(), 512)
+    argv, opts = options(
+        adapter(tmp_path, tensor_parallel_size=8, expert_parallel_size=8, gpu_memory_fraction=0.8), SDConfig(), 512
+    )
     assert argv[:6] == ["/py", "-m", "tensorrt_llm.commands.serve", "serve", "/m/Llama-3.1-8B-Instruct", "--host"]
     assert argv[argv.index("--tp_size") + 1] == "8" and argv[argv.index("--ep_size") + 1] == "8"
     assert argv[argv.index("--backend") + 1] == "pytorch"
-    assert opts == {"max_batch_size": 512, "enable_iter_perf_stats": True,
-                    "cuda_graph_config": {"batch_sizes": [1, 2, 4, 8, 16, 32, 64, 128, 256, 512],
-                                          "enable_padding": True},
-                    "kv_cache_config": {"enable_block_reuse": False, "free_gpu_memory_fraction": 0.8}}
+    assert opts == {
+        "max_batch_size": 512,
+        "enable_iter_perf_stats": True,
+        "cuda_graph_config": {"batch_sizes": [1, 2, 4, 8, 16, 32, 64, 128, 256, 512], "enable_padding": True},
+        "kv_cache_config": {"enable_block_reuse": False, "free_gpu_memory_fraction": 0.8},
+    }
     _, opts = options(adapter(tmp_path, prefix_caching=True), SDConfig())
     assert opts["kv_cache_config"] == {"enable_block_reuse": True}
 
 
-@pytest.mark.parametrize("conc,sizes", [(1, [1]), (6, [1, 2, 4, 6]), (64, [1, 2, 4, 8, 16, 32, 64]),
-                                        (300, [1, 2, 4, 8, 16, 32, 64, 128, 256, 300])])
+@pytest.mark.parametrize(
+    "conc,sizes",
+    [(1, [1]), (6, [1, 2, 4, 6]), (64, [1, 2, 4, 8, 16, 32, 64]), (300, [1, 2, 4, 8, 16, 32, 64, 128, 256, 300])],
+)
 def test_cuda_graphs_cover_the_largest_concurrency(tmp_path, conc, sizes):
     # TRT-LLM's default graph limit is batch 128: points above it would run eager while vLLM's replay graphs
     _, opts = options(adapter(tmp_path), SDConfig(method="ngram"), conc)
@@ -51,12 +57,18 @@ def test_cuda_graphs_cover_the_largest_concurrency(tmp_path, conc, sizes):
 
 
 @pytest.mark.parametrize("k", range(1, 8))
-@pytest.mark.parametrize("sd,spec,overlap_off", [
-    (dict(method="eagle3", draft_model="/d"), {"decoding_type": "Eagle3", "speculative_model_dir": "/d"}, False),
-    (dict(method="ngram", prompt_lookup_max=4), {"decoding_type": "NGram", "max_matching_ngram_size": 4}, True),
-    (dict(method="draft_model", draft_model="/d"), {"decoding_type": "Draft_Target", "speculative_model_dir": "/d"},
-     True),
-])
+@pytest.mark.parametrize(
+    "sd,spec,overlap_off",
+    [
+        (dict(method="eagle3", draft_model="/d"), {"decoding_type": "Eagle3", "speculative_model_dir": "/d"}, False),
+        (dict(method="ngram", prompt_lookup_max=4), {"decoding_type": "NGram", "max_matching_ngram_size": 4}, True),
+        (
+            dict(method="draft_model", draft_model="/d"),
+            {"decoding_type": "Draft_Target", "speculative_model_dir": "/d"},
+            True,
+        ),
+    ],
+)
 def test_speculative_config_per_method(tmp_path, k, sd, spec, overlap_off):
     _, opts = options(adapter(tmp_path), SDConfig(num_speculative_tokens=k, **sd))
     assert opts["speculative_config"] == {**spec, "max_draft_len": k}
@@ -71,8 +83,9 @@ def test_mtp_sets_num_nextn_predict_layers_to_k(tmp_path, k):
     assert opts["speculative_config"] == {"decoding_type": "MTP", "max_draft_len": k, "num_nextn_predict_layers": k}
 
 
-@pytest.mark.parametrize("version,on", [(None, False), ("1.2.0", False), ("1.3.0rc27", False), ("1.3.0", True),
-                                        ("1.4.0", True)])
+@pytest.mark.parametrize(
+    "version,on", [(None, False), ("1.2.0", False), ("1.3.0rc27", False), ("1.3.0", True), ("1.4.0", True)]
+)
 def test_per_request_stats_only_where_the_release_has_them(tmp_path, version, on):
     _, opts = options(adapter(tmp_path, version=version), SDConfig(method="ngram"))
     assert opts.get("per_request_spec_decode_stats", False) is on
@@ -118,8 +131,13 @@ def test_token_ids_and_per_request_counters_from_the_final_choice():
     final = json.loads((FIXTURES / "sglang" / "generate_nonstream_sd_v0.5.23.json").read_text())
     assert rec.output_ids == final["output_ids"] and rec.text == ""  # detokenize: false
     assert rec.chunk_tokens == [1, 4, 6, 10, 11, 14, 16] and rec.completion_tokens == 16
-    assert rec.sd == {"drafts": 6, "draft_tokens": 18, "accepted_tokens": 9, "accepted_per_position": [5, 3, 1],
-                      "source": "trtllm.per_request"}
+    assert rec.sd == {
+        "drafts": 6,
+        "draft_tokens": 18,
+        "accepted_tokens": 9,
+        "accepted_per_position": [5, 3, 1],
+        "source": "trtllm.per_request",
+    }
 
 
 def test_inconsistent_per_request_block_loses_its_counters_not_the_request(caplog):
@@ -148,7 +166,9 @@ def test_prometheus_counters():
 
 
 def test_prometheus_without_per_position_falls_back():
-    text = "\n".join(l for l in (TR / "prometheus_metrics_sd.txt").read_text().splitlines() if "token_position" not in l)
+    text = "\n".join(
+        l for l in (TR / "prometheus_metrics_sd.txt").read_text().splitlines() if "token_position" not in l
+    )
     assert TRTLLMAdapter.counters_from_prometheus(text) is None
 
 
@@ -166,14 +186,23 @@ def test_id_only_outputs_get_text_for_the_text_scores(tiny_tokenizer):
     assert rec.text == tok.decode(ids) and "answer" in rec.text and "[UNK]" not in rec.text
 
 
-@pytest.mark.parametrize("name,al", [("trtllm_test_per_sequence_choice0", 2.0), ("trtllm_test_per_sequence_choice1",
-                                     1 + 1 / 3), ("aiperf_docs_example", 2.5)])
+@pytest.mark.parametrize(
+    "name,al",
+    [
+        ("trtllm_test_per_sequence_choice0", 2.0),
+        ("trtllm_test_per_sequence_choice1", 1 + 1 / 3),
+        ("aiperf_docs_example", 2.5),
+    ],
+)
 def test_upstream_speculative_decoding_blocks(name, al):
     from speedbench.engines.trtllm import request_counters
 
     block = json.loads((TR / "speculative_decoding_blocks_upstream.json").read_text())[name]
     c = request_counters(block)
     assert (c.drafts, c.draft_tokens, c.accepted_tokens) == (
-        block["num_spec_steps"], block["total_draft_tokens"], block["total_accepted_draft_tokens"])
+        block["num_spec_steps"],
+        block["total_draft_tokens"],
+        block["total_accepted_draft_tokens"],
+    )
     assert c.acceptance_length == pytest.approx(al)
     assert c.draft_acceptance_rate == pytest.approx(block["acceptance_rate"])

@@ -1,4 +1,5 @@
 """Version floors: every flag a preset emits has one, the pinned release admits them, an old engine is refused."""
+
 from __future__ import annotations
 
 import sys
@@ -19,7 +20,7 @@ def test_every_emitted_flag_has_a_floor_the_pinned_release_meets(preset, tmp_pat
     a = get_adapter(cfg.engine)
     a.files_dir = tmp_path
     for sd in cfg.sd:
-        for k in ([sd.num_speculative_tokens] if not sd.enabled else range(1, 8)):
+        for k in [sd.num_speculative_tokens] if not sd.enabled else range(1, 8):
             s = sd.model_copy(update={"num_speculative_tokens": k})
             flags = a.emitted_flags(s, max(cfg.load.concurrency))
             assert flags and not [f for f in flags if f not in a.floors], f"{preset} {s.label}: flags without a floor"
@@ -32,8 +33,10 @@ def test_old_release_is_refused_with_one_line_naming_flag_and_floor():
     with pytest.raises(ConfigError) as e:
         a.check_version(SDConfig(method="ngram"), 8)
     msg = str(e.value)
-    assert msg == ("sglang 0.4.10.post2 does not accept --speculative-algorithm=NGRAM (needs sglang >= 0.5.18; "
-                   "read in sglang/srt/server_args.py (wheel 0.5.18))")
+    assert msg == (
+        "sglang 0.4.10.post2 does not accept --speculative-algorithm=NGRAM (needs sglang >= 0.5.18; "
+        "read in sglang/srt/server_args.py (wheel 0.5.18))"
+    )
 
 
 def test_renamed_flag_has_a_ceiling():
@@ -63,10 +66,13 @@ def test_runner_refuses_before_any_server_starts(tmp_path, monkeypatch):
     meta.mkdir()
     (meta / "METADATA").write_text("Metadata-Version: 2.1\nName: sglang\nVersion: 0.4.10.post2\n")
     monkeypatch.setenv("PYTHONPATH", str(tmp_path))
-    cfg = BenchmarkConfig.model_validate({
-        "engine": {"name": "sglang", "model": str(tmp_path), "python": sys.executable, "version": "0.5.23"},
-        "sd": [{"method": "off"}, {"method": "ngram", "num_speculative_tokens": 3}],
-        "data": {"tokenizer": str(tmp_path)}})
+    cfg = BenchmarkConfig.model_validate(
+        {
+            "engine": {"name": "sglang", "model": str(tmp_path), "python": sys.executable, "version": "0.5.23"},
+            "sd": [{"method": "off"}, {"method": "ngram", "num_speculative_tokens": 3}],
+            "data": {"tokenizer": str(tmp_path)},
+        }
+    )
     r = BenchmarkRunner(cfg, progress=False)
     with pytest.raises(ConfigError, match="sglang 0.4.10.post2 does not accept"):
         r.validate()
@@ -86,8 +92,12 @@ def test_engines_show_writes_what_the_pinned_release_documents(preset):
     commands = [l for l in res.output.splitlines() if not l.startswith("#")]
     assert len(commands) == len(cfg.sd)
     if cfg.engine.name == "sglang":  # deltas and decode graphs sized to the sweep, SD off and on alike
-        assert all("--incremental-streaming-output" in c and f"--cuda-graph-max-bs-decode {top}" in c
-                   and f"--max-running-requests {top}" in c for c in commands)
+        assert all(
+            "--incremental-streaming-output" in c
+            and f"--cuda-graph-max-bs-decode {top}" in c
+            and f"--max-running-requests {top}" in c
+            for c in commands
+        )
     if cfg.engine.name == "trtllm":
         assert "eagle3_one_model" not in res.output and "enable_padding: true" in res.output
         assert res.output.count(f"    - {top}\n") == len(cfg.sd)  # the largest concurrency has its graph

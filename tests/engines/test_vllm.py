@@ -1,4 +1,5 @@
 """vLLM adapter: launch flags and request bodies that decide what a point measures."""
+
 from __future__ import annotations
 
 from speedbench.config import EngineConfig, SDConfig

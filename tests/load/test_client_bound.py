@@ -1,4 +1,5 @@
 """Issue 15 item 6: CLIENT-BOUND is true when it fires and silent on a healthy point."""
+
 from speedbench.load.client import LoadPlan
 from speedbench.load.monitor import client_stats
 from speedbench.load.records import FAILED, RequestRecord
@@ -13,9 +14,21 @@ def _closed_loop_records(n=11, c=4, dur_ms=100, **kw):
     out = []
     for i in range(n):
         start = (i // c) * dur_ms * MS
-        out.append(RequestRecord(f"pt#{i}", f"p{i}", "QA", 10, 8, t_start_ns=start, t_first_ns=start + MS,
-                                 t_end_ns=start + dur_ms * MS, chunk_times_ns=[start + MS, start + 2 * MS],
-                                 chunk_tokens=[1, 2], **kw))
+        out.append(
+            RequestRecord(
+                f"pt#{i}",
+                f"p{i}",
+                "QA",
+                10,
+                8,
+                t_start_ns=start,
+                t_first_ns=start + MS,
+                t_end_ns=start + dur_ms * MS,
+                chunk_times_ns=[start + MS, start + 2 * MS],
+                chunk_tokens=[1, 2],
+                **kw,
+            )
+        )
     return out
 
 
@@ -35,10 +48,22 @@ def test_a_conversations_later_turn_after_the_others_ended_is_drain_not_client_l
         t = (i // 4) * 200 * MS
         for turn in (1, 2):
             start = t + (turn - 1) * (100 * MS + 50_000)
-            out.append(RequestRecord(f"pt#{i}" + ("" if turn == 1 else ".2"), f"p{i}", "QA", 10, 8,
-                                     t_start_ns=start, t_first_ns=start + MS, t_end_ns=start + 100 * MS,
-                                     chunk_times_ns=[start + MS, start + 2 * MS], chunk_tokens=[1, 2],
-                                     conversation_id=f"pt#{i}", turn=turn))
+            out.append(
+                RequestRecord(
+                    f"pt#{i}" + ("" if turn == 1 else ".2"),
+                    f"p{i}",
+                    "QA",
+                    10,
+                    8,
+                    t_start_ns=start,
+                    t_first_ns=start + MS,
+                    t_end_ns=start + 100 * MS,
+                    chunk_times_ns=[start + MS, start + 2 * MS],
+                    chunk_tokens=[1, 2],
+                    conversation_id=f"pt#{i}",
+                    turn=turn,
+                )
+            )
     s = client_stats(out, [], 4)
     assert s.mean_in_flight >= 0.99 * 4 and not s.client_saturated, s
 
@@ -53,7 +78,7 @@ def test_a_real_quiet_point_is_not_flagged(adapter):
 
 def test_a_client_that_cannot_keep_the_target_is_still_flagged():
     recs = _closed_loop_records()
-    for r in recs[4:8]:              # the second wave went out 50 ms late: the client was busy elsewhere
+    for r in recs[4:8]:  # the second wave went out 50 ms late: the client was busy elsewhere
         r.t_start_ns += 50 * MS
     s = client_stats(recs, [], 4)
     assert s.client_saturated and "mean in-flight" in s.reason and "of 4" in s.reason
@@ -61,7 +86,7 @@ def test_a_client_that_cannot_keep_the_target_is_still_flagged():
 
 def test_a_point_the_server_rejected_entirely_is_not_client_bound():
     recs = _closed_loop_records(dur_ms=1, status=FAILED, error_kind="http_500")
-    lags = [(r.t_start_ns, 5 * MS) for r in recs]          # the loop was busy turning requests around
+    lags = [(r.t_start_ns, 5 * MS) for r in recs]  # the loop was busy turning requests around
     s = client_stats(recs, lags, 4)
     assert not s.client_saturated and s.reason is None
 

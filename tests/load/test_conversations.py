@@ -1,4 +1,5 @@
 """Multi-turn conversations in the load client: turns in order, each built on the model's actual reply."""
+
 from __future__ import annotations
 
 import pytest
@@ -13,8 +14,10 @@ TAIL = (7, 8, 9)
 
 
 def _conversations(n_two_turn: int = 3, n_single: int = 2) -> list[TokenizedPrompt]:
-    two = [TokenizedPrompt(f"m{i}", "c", (2, 300 + i, 301 + i), num_turns=2, turn_tails=(TAIL + (i,),))
-           for i in range(n_two_turn)]
+    two = [
+        TokenizedPrompt(f"m{i}", "c", (2, 300 + i, 301 + i), num_turns=2, turn_tails=(TAIL + (i,),))
+        for i in range(n_two_turn)
+    ]
     return two + make_prompts(n_single)
 
 
@@ -39,9 +42,9 @@ def test_later_turns_carry_the_earlier_ids_and_the_reply_ids(adapter):
             assert second.t_start_ns >= first.t_end_ns
             expected = list(p.token_ids) + first.output_ids + list(p.turn_tails[0])
             assert second.prompt_len == len(expected) and second.prompt_sha256 == turn_ids_digest(expected)
-            assert second.server_prompt_ids_match is True   # the stub echoed exactly these ids
+            assert second.server_prompt_ids_match is True  # the stub echoed exactly these ids
             assert second.request_id == f"{conv}.2"
-    assert run.prompt_order == [p.id for p in prompts]   # one entry per conversation
+    assert run.prompt_order == [p.id for p in prompts]  # one entry per conversation
 
 
 def test_first_turn_only_without_a_next_turn_builder(adapter):
@@ -59,11 +62,14 @@ def test_a_failed_turn_ends_its_conversation(adapter):
     assert [(r.turn, r.status) for r in run.records] == [(1, "failed"), (1, "failed")]
 
 
-@pytest.mark.parametrize("end_id,output_ids,expected", [
-    (7, [5, 6, 106], [1, 2, 5, 6, 106, 7, 9]),   # no overlap: the reply is kept whole
-    (7, [5, 6, 7], [1, 2, 5, 6, 7, 9]),          # the reply ended its turn (7); the template writes 7 itself
-    (None, [5, 6, 7], [1, 2, 5, 6, 7, 7, 9]),    # 7 is ordinary text (plain format): the reply is kept whole
-])
+@pytest.mark.parametrize(
+    "end_id,output_ids,expected",
+    [
+        (7, [5, 6, 106], [1, 2, 5, 6, 106, 7, 9]),  # no overlap: the reply is kept whole
+        (7, [5, 6, 7], [1, 2, 5, 6, 7, 9]),  # the reply ended its turn (7); the template writes 7 itself
+        (None, [5, 6, 7], [1, 2, 5, 6, 7, 7, 9]),  # 7 is ordinary text (plain format): the reply is kept whole
+    ],
+)
 def test_next_turn_splices_the_reply_ids(end_id, output_ids, expected):
     assert NextTurn(end_id=end_id)((7, 9), [1, 2], output_ids, "ignored") == expected
 
@@ -79,8 +85,7 @@ def test_next_turn_tokenizes_text_when_the_engine_returns_no_ids(gemma_dir):
 def test_conversations_in_worker_processes(adapter):
     """The per-turn builder travels with the plan, so each worker process runs whole conversations."""
     prompts = _conversations()
-    plan = LoadPlan(concurrency=2, num_requests=5, warmup_requests=0, max_tokens=4, next_turn=NextTurn(),
-                    workers=2)
+    plan = LoadPlan(concurrency=2, num_requests=5, warmup_requests=0, max_tokens=4, next_turn=NextTurn(), workers=2)
     run, _ = run_against_stub(adapter, plan, StubConfig(), prompts=prompts)
     measured = [r for r in run.records if not r.warmup]
     assert len(measured) == 8 and all(r.status == "ok" for r in measured)

@@ -10,7 +10,7 @@ def test_poisson_schedule_mean_rate_and_seeding():
     rate = (len(a) - 1) / a[-1]
     assert 45 < rate < 55
     gaps = np.diff(a)
-    assert 0.7 < gaps.std() / gaps.mean() < 1.3     # exponential gaps: coefficient of variation ~1
+    assert 0.7 < gaps.std() / gaps.mean() < 1.3  # exponential gaps: coefficient of variation ~1
     assert np.array_equal(a, ArrivalSchedule(50.0, "poisson", seed=3).offsets(5000))
     assert not np.array_equal(a, ArrivalSchedule(50.0, "poisson", seed=4).offsets(5000))
 
@@ -45,7 +45,7 @@ def test_warmup_prompts_are_never_measured_prompts():
 
 def test_prompt_budget_measures_each_prompt_once_by_default():
     b = prompt_budget(88, 32, 32, None)
-    assert (b.measured, b.warmup_pool, b.repeats) == (56, 32, 0)   # every prompt the warm-up leaves
+    assert (b.measured, b.warmup_pool, b.repeats) == (56, 32, 0)  # every prompt the warm-up leaves
     assert prompt_budget(88, 4, 4, 20).measured == 20
 
 

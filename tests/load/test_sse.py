@@ -11,7 +11,7 @@ from speedbench.load.sse import SSESplitter
 def test_lines_split_across_reads_are_joined():
     s = SSESplitter()
     assert s.feed(b'data: {"a":') == []
-    assert s.feed(b'1}\n') == [b'{"a":1}']
+    assert s.feed(b"1}\n") == [b'{"a":1}']
     assert s.pending == b""
 
 
@@ -34,9 +34,23 @@ def test_unfinished_line_stays_pending():
 
 
 def _chunk(k, n=5, text=" tok", echo=None, usage=True, fin=None):
-    d = {"id": "cmpl-1", "object": "text_completion", "created": 1, "model": "m",
-         "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": fin, "stop_reason": None,
-                      "token_ids": [900 + k], "prompt_token_ids": echo}]}
+    d = {
+        "id": "cmpl-1",
+        "object": "text_completion",
+        "created": 1,
+        "model": "m",
+        "choices": [
+            {
+                "index": 0,
+                "text": text,
+                "logprobs": None,
+                "finish_reason": fin,
+                "stop_reason": None,
+                "token_ids": [900 + k],
+                "prompt_token_ids": echo,
+            }
+        ],
+    }
     if usage:
         d["usage"] = {"prompt_tokens": n, "total_tokens": n + k, "completion_tokens": k}
     return json.dumps(d, separators=(",", ":")).encode()
@@ -45,7 +59,7 @@ def _chunk(k, n=5, text=" tok", echo=None, usage=True, fin=None):
 STREAMS = [
     [_chunk(1, echo=[1, 2, 3, 4, 5])] + [_chunk(k) for k in range(2, 6)] + [_chunk(6, fin="length")],
     [_chunk(k, text='é "quoted" \\ \n', usage=False) for k in range(1, 5)],
-    [_chunk(1), _chunk(1), _chunk(3)],   # a chunk with no new tokens, then a 2-token (SD) step
+    [_chunk(1), _chunk(1), _chunk(3)],  # a chunk with no new tokens, then a 2-token (SD) step
 ]
 
 
@@ -68,8 +82,12 @@ def test_fast_parser_equals_json_parser(stream):
 def test_fast_parser_hands_back_first_final_and_error_chunks_untouched():
     ad = VLLMAdapter(EngineConfig(model="m"))
     rec = RequestRecord("r", "p", "c", 5, 6)
-    for payload in (_chunk(1, echo=[1, 2]), _chunk(6, fin="length"), b'{"error":{"message":"x"}}',
-                    b'{"id":"x","choices":[],"usage":{"completion_tokens":3}}'):
+    for payload in (
+        _chunk(1, echo=[1, 2]),
+        _chunk(6, fin="length"),
+        b'{"error":{"message":"x"}}',
+        b'{"id":"x","choices":[],"usage":{"completion_tokens":3}}',
+    ):
         assert ad.fast_event(payload, rec, 0) == json.loads(payload)
     assert rec == RequestRecord("r", "p", "c", 5, 6)
     with pytest.raises(ValueError):

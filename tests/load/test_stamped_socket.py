@@ -3,6 +3,7 @@
 The server is a plain thread (not on the client's event loop) that stamps its sends with the same
 CLOCK_MONOTONIC (perf_counter_ns), so the client's stamps can be checked against it directly.
 """
+
 import asyncio
 import socket
 import sys
@@ -64,7 +65,7 @@ def run_blocking_client(kernel_timestamps: bool):
     def sink(payload, t):
         got.append((payload, t, time.perf_counter_ns()))
         if payload == b"0":
-            time.sleep(0.15)   # the event loop is stuck: no socket is read meanwhile
+            time.sleep(0.15)  # the event loop is stuck: no socket is read meanwhile
         return payload == b"[DONE]"
 
     async def main():
@@ -83,21 +84,21 @@ def test_kernel_stamps_see_through_a_stalled_loop():
     out, got, sent = run_blocking_client(kernel_timestamps=True)
     assert out.error_kind is None and [p for p, _, _ in got] == [b"0", b"1", b"[DONE]"]
     (_, t0, _), (_, t1, handled1), _ = got
-    assert abs(t0 - sent[0]) < 5e6                     # both stamps within 5 ms of the server's send
+    assert abs(t0 - sent[0]) < 5e6  # both stamps within 5 ms of the server's send
     assert abs(t1 - sent[1]) < 5e6
-    assert handled1 - t1 > 60e6                        # although the loop only got to it ~100 ms later
+    assert handled1 - t1 > 60e6  # although the loop only got to it ~100 ms later
 
 
 def test_read_time_stamps_include_the_stall():
     out, got, sent = run_blocking_client(kernel_timestamps=False)
     assert out.error_kind is None
     (_, t1, _) = got[1]
-    assert t1 - sent[1] > 60e6                         # the stamp is when the loop read it
+    assert t1 - sent[1] > 60e6  # the stamp is when the loop read it
 
 
 def test_a_large_request_body_goes_out_in_pieces():
     srv = ThreadServer(delays_s=(0.0,), read_slowly=True)
-    body = b"[" + b",".join(b"12345" for _ in range(1_500_000)) + b"]"   # ~9 MB: more than the socket takes
+    body = b"[" + b",".join(b"12345" for _ in range(1_500_000)) + b"]"  # ~9 MB: more than the socket takes
 
     async def main():
         pool = Http1Pool(f"http://127.0.0.1:{srv.port}")

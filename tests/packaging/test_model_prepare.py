@@ -5,6 +5,7 @@ SPEEDBENCH_HOME; here a stand-in engine Python checks the script it is given and
 wrong script path (the CLI once built it from its own folder: speedbench/cli/engines/convert_gguf.py) fails
 in the fast suite too.
 """
+
 from __future__ import annotations
 
 import os
@@ -32,8 +33,9 @@ echo "$1" > "$3/script-used"
 
 def test_model_prepare_runs_the_converter_script(tmp_path):
     out = tmp_path / "model"
-    res = CliRunner().invoke(main, ["model", "prepare", "--engine-python", str(_fake_engine_python(tmp_path)),
-                                    "--out", str(out)])
+    res = CliRunner().invoke(
+        main, ["model", "prepare", "--engine-python", str(_fake_engine_python(tmp_path)), "--out", str(out)]
+    )
     assert res.exit_code == 0, res.output
     used = Path((out / "script-used").read_text().strip())
     assert used.name == "convert_gguf.py" and used.is_file()

@@ -5,6 +5,7 @@ the checkout. The fresh venv borrows the test venv's third-party packages throug
 editable-install hooks, so the checkout's `speedbench` cannot leak in); what is proved is the wheel's own
 content, which is what a site-packages install was missing.
 """
+
 from __future__ import annotations
 
 import os
@@ -22,8 +23,13 @@ pytestmark = pytest.mark.slow
 
 def _source_tree(dest: Path) -> Path:
     """The files a fresh clone would have (tracked + untracked-not-ignored), without build leftovers."""
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, check=True,
-                           capture_output=True).stdout.decode().split("\0")
+    files = (
+        subprocess.run(
+            ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, check=True, capture_output=True
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for rel in filter(None, files):
         src = REPO / rel
         if src.is_file():
@@ -36,16 +42,39 @@ def _source_tree(dest: Path) -> Path:
 def installed(tmp_path_factory) -> dict:
     tmp = tmp_path_factory.mktemp("wheel")
     src = _source_tree(tmp / "src")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-                    "-w", str(tmp / "dist"), str(src)], check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp / "dist"),
+            str(src),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     wheel = next((tmp / "dist").glob("speedbench-*.whl"))
     env_dir = tmp / "venv"
     venv.create(env_dir, with_pip=False)
     py = env_dir / "bin" / "python"
-    subprocess.run([sys.executable, "-m", "pip", "--python", str(py), "install", "-q", "--no-deps", "--no-index",
-                    str(wheel)], check=True, capture_output=True, timeout=300)
-    site = subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-                          check=True, capture_output=True, text=True).stdout.strip()
+    subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(py), "install", "-q", "--no-deps", "--no-index", str(wheel)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    site = subprocess.run(
+        [str(py), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     Path(site, "borrowed-deps.pth").write_text(sysconfig.get_path("purelib") + "\n")
     outside = tmp / "elsewhere"
     outside.mkdir()
@@ -59,13 +88,25 @@ def installed(tmp_path_factory) -> dict:
 
 
 def _run(installed: dict, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(installed["bin"] / "speedbench"), *args], cwd=installed["cwd"], env=installed["env"],
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [str(installed["bin"] / "speedbench"), *args],
+        cwd=installed["cwd"],
+        env=installed["env"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_the_wheel_is_what_runs(installed):
-    out = subprocess.run([str(installed["bin"] / "python"), "-c", "import speedbench; print(speedbench.__file__)"],
-                         cwd=installed["cwd"], env=installed["env"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [str(installed["bin"] / "python"), "-c", "import speedbench; print(speedbench.__file__)"],
+        cwd=installed["cwd"],
+        env=installed["env"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert str(installed["bin"].parent) in out.stdout and str(REPO) not in out.stdout
 
 

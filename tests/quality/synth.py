@@ -5,6 +5,7 @@ before it survived (logit p_j = alpha + beta (j - 1), the model's own trend fami
 survivors plus one. SD-off steps take ``off_ms``; SD-on steps take ``off_ms * (c0 + c1 k)``, with 3 %
 request-to-request jitter.
 """
+
 from __future__ import annotations
 
 import math
@@ -40,14 +41,32 @@ def _request(rng, pid, cat, k, p, tokens, gap_ms):
         left -= n + 1
     sizes = [1] + [n + 1 for n in accepted]
     per_pos = [sum(1 for n in accepted if n > j) for j in range(k)]
-    return make_record(chunk_tokens=tuple(np.cumsum(sizes).tolist()), chunk_gap_ms=gap_ms, prompt_id=pid,
-                       category=cat, sd={"drafts": len(accepted), "draft_tokens": k * len(accepted),
-                                         "accepted_tokens": sum(accepted), "accepted_per_position": per_pos},
-                       sd_per_step_drafted=[k] * len(accepted), sd_per_step_accepted=accepted)
+    return make_record(
+        chunk_tokens=tuple(np.cumsum(sizes).tolist()),
+        chunk_gap_ms=gap_ms,
+        prompt_id=pid,
+        category=cat,
+        sd={
+            "drafts": len(accepted),
+            "draft_tokens": k * len(accepted),
+            "accepted_tokens": sum(accepted),
+            "accepted_per_position": per_pos,
+        },
+        sd_per_step_drafted=[k] * len(accepted),
+        sd_per_step_accepted=accepted,
+    )
 
 
-def write_results(path, categories: dict[str, tuple[float, float]], ks: list[int], cost: tuple[float, float],
-                  prompts: int = 40, tokens: int = 120, seed: int = 1, concurrency: int = 1):
+def write_results(
+    path,
+    categories: dict[str, tuple[float, float]],
+    ks: list[int],
+    cost: tuple[float, float],
+    prompts: int = 40,
+    tokens: int = 120,
+    seed: int = 1,
+    concurrency: int = 1,
+):
     """categories: name -> (alpha, beta). One SD-off point and one n-gram point per k at ``concurrency``."""
     rng = np.random.default_rng(seed)
     rd = ResultsDir(path) if (path / "manifest.json").is_file() else ResultsDir(path).create({"config": {}})
@@ -56,14 +75,44 @@ def write_results(path, categories: dict[str, tuple[float, float]], ks: list[int
     def point(records, label, method, k):
         pid = f"{label}-c{concurrency}"
         rd.append_records(pid, records)
-        rd.append_point(summarize_point(records, point_id=pid, engine="vllm", sd_label=label, sd_method=method,
-                                        draft_length=k, concurrency=concurrency, isl=None))
+        rd.append_point(
+            summarize_point(
+                records,
+                point_id=pid,
+                engine="vllm",
+                sd_label=label,
+                sd_method=method,
+                draft_length=k,
+                concurrency=concurrency,
+                isl=None,
+            )
+        )
 
-    point([make_record(chunk_tokens=tuple(range(1, tokens + 1)), chunk_gap_ms=OFF_MS * jitter(),
-                       prompt_id=f"{c}-{i}", category=c) for c in categories for i in range(prompts)],
-          "sd-off", "off", None)
+    point(
+        [
+            make_record(
+                chunk_tokens=tuple(range(1, tokens + 1)),
+                chunk_gap_ms=OFF_MS * jitter(),
+                prompt_id=f"{c}-{i}",
+                category=c,
+            )
+            for c in categories
+            for i in range(prompts)
+        ],
+        "sd-off",
+        "off",
+        None,
+    )
     for k in ks:
         gap = OFF_MS * (cost[0] + cost[1] * k)
-        point([_request(rng, f"{c}-{i}", c, k, conditional(*ab, k), tokens, gap * jitter())
-               for c, ab in categories.items() for i in range(prompts)], f"ngram-k{k}", "ngram", k)
+        point(
+            [
+                _request(rng, f"{c}-{i}", c, k, conditional(*ab, k), tokens, gap * jitter())
+                for c, ab in categories.items()
+                for i in range(prompts)
+            ],
+            f"ngram-k{k}",
+            "ngram",
+            k,
+        )
     return path

@@ -3,8 +3,14 @@ from tests.conftest import make_record
 
 
 def rec(pid, cat, ids, text="", **kw):
-    return make_record(chunk_tokens=tuple(range(1, len(ids) + 1)), prompt_id=pid, category=cat,
-                       output_ids=list(ids), text=text or " ".join(map(str, ids)), **kw)
+    return make_record(
+        chunk_tokens=tuple(range(1, len(ids) + 1)),
+        prompt_id=pid,
+        category=cat,
+        output_ids=list(ids),
+        text=text or " ".join(map(str, ids)),
+        **kw,
+    )
 
 
 def test_first_divergence():
@@ -35,8 +41,13 @@ def test_divergence_position_and_rate_per_category():
 
 def test_warmup_failed_and_unpaired_requests_are_not_compared():
     off = [rec("a", "Math", [1, 2]), rec("z", "QA", [1], warmup=True)]
-    on = [rec("a", "Math", [1, 2]), rec("a", "Math", [3, 3], warmup=True), rec("a", "Math", [3, 3], status="failed"),
-          rec("b", "QA", [1, 2]), rec("z", "QA", [2])]
+    on = [
+        rec("a", "Math", [1, 2]),
+        rec("a", "Math", [3, 3], warmup=True),
+        rec("a", "Math", [3, 3], status="failed"),
+        rec("b", "QA", [1, 2]),
+        rec("z", "QA", [2]),
+    ]
     pairs = compare_records(on, off)
     assert [p.prompt_id for p in pairs] == ["a"] and pairs[0].exact
 
@@ -58,8 +69,10 @@ def test_pairs_without_token_ids_are_refused_not_passed():
 
 def conv(pid, cid, turns, **kw):
     """One conversation: a record per turn's output ids."""
-    return [rec(pid, "Writing", ids, conversation_id=cid, turn=t, request_id=cid if t == 1 else f"{cid}.{t}", **kw)
-            for t, ids in enumerate(turns, 1)]
+    return [
+        rec(pid, "Writing", ids, conversation_id=cid, turn=t, request_id=cid if t == 1 else f"{cid}.{t}", **kw)
+        for t, ids in enumerate(turns, 1)
+    ]
 
 
 def test_whole_conversations_are_compared_not_single_turns():
@@ -68,8 +81,12 @@ def test_whole_conversations_are_compared_not_single_turns():
     # n: turns listed out of order still join in turn order
     on = conv("m", "on#0", [[1, 2, 3], [4, 0, 6]]) + conv("n", "on#1", [[7, 8], [9, 9]])[::-1]
     pairs = {p.prompt_id: p for p in compare_records(on, off)}
-    assert (pairs["m"].exact, pairs["m"].first_divergence, pairs["m"].compared_tokens, pairs["m"].turns) == \
-        (False, 4, 6, 2)
+    assert (pairs["m"].exact, pairs["m"].first_divergence, pairs["m"].compared_tokens, pairs["m"].turns) == (
+        False,
+        4,
+        6,
+        2,
+    )
     assert pairs["n"].exact and pairs["n"].turns == 2
     # one pair per conversation, not per turn
     assert summarize_pairs(list(pairs.values())).pairs == 2
@@ -79,7 +96,7 @@ def test_conversations_with_a_failed_or_missing_turn_are_left_out():
     off = conv("m", "off#0", [[1, 2], [3, 4]])
     failed = conv("m", "on#0", [[1, 2], [3, 4]])
     failed[1].status = "failed"
-    cut_short = conv("m", "on#1", [[1, 2]])          # the point ended before its second turn
+    cut_short = conv("m", "on#1", [[1, 2]])  # the point ended before its second turn
     missing_first = conv("m", "on#2", [[1, 2], [3, 4]])[1:]
     assert compare_records(failed + cut_short + missing_first, off) == []
     # a reference cut short does not replace a complete one

@@ -16,8 +16,8 @@ from tests.conftest import make_record
 
 
 def test_expected_tokens_hand_computed():
-    p = [0.8, 0.5, 0.5]                     # conditional acceptance
-    a = cumulative_from_conditional(p)      # 0.8, 0.4, 0.2
+    p = [0.8, 0.5, 0.5]  # conditional acceptance
+    a = cumulative_from_conditional(p)  # 0.8, 0.4, 0.2
     assert a == pytest.approx([0.8, 0.4, 0.2])
     assert conditional_from_cumulative(a) == pytest.approx(p)
     assert expected_tokens_drafted(a, 0) == 1.0
@@ -39,7 +39,7 @@ def test_cost_line_needs_two_draft_lengths_and_never_falls():
     one = lambda v: np.array([v])  # noqa: E731  (one replicate)
     fit = fit_cost_line({1: one(1.2), 2: one(1.4), 4: one(1.8)})
     assert fit.ratio(4)[0] == pytest.approx([1.2, 1.4, 1.6, 1.8]) and fit.slope[0] == pytest.approx(0.2)
-    assert fit_cost_line({3: one(1.5)}) is None     # one k: the cost at any other k is unknown
+    assert fit_cost_line({3: one(1.5)}) is None  # one k: the cost at any other k is unknown
     falling = fit_cost_line({1: one(1.3), 2: one(1.1), 3: one(0.9)})  # more verification cannot be cheaper
     assert falling.clamped and falling.slope[0] == 0.0 and falling.ratio(5)[0] == pytest.approx([1.1] * 5)
 
@@ -53,7 +53,7 @@ def test_decay_fit_recovers_a_logistic_trend_and_extrapolates():
     assert fit.trend_identifiable
     assert fit.alpha[0] == pytest.approx(1.0, abs=0.01) and fit.beta[0] == pytest.approx(-0.8, abs=0.01)
     cond = fit.conditional(6)[0]
-    assert cond[:3] == pytest.approx(p)                                   # measured where measured
+    assert cond[:3] == pytest.approx(p)  # measured where measured
     assert cond[3:] == pytest.approx(1 / (1 + np.exp(-(1.0 - 0.8 * np.arange(3, 6)))), rel=0.02)  # the trend
     assert fit.cumulative(6)[0] == pytest.approx(np.cumprod(cond))
 
@@ -66,13 +66,19 @@ def test_decay_with_one_position_holds_acceptance_constant():
 
 def test_drafted_steps_and_model_reproduce_the_stream():
     # 5 chunks = prefill + 4 decode steps; 2 steps drafted (server per-step arrays), 1 accepted at pos 1
-    r = make_record(chunk_tokens=(1, 2, 4, 5, 6), chunk_gap_ms=10.0, sd_per_step_drafted=[2, 2],
-                    sd_per_step_accepted=[1, 0],
-                    sd={"drafts": 2, "draft_tokens": 4, "accepted_tokens": 1, "accepted_per_position": [1, 0]})
+    r = make_record(
+        chunk_tokens=(1, 2, 4, 5, 6),
+        chunk_gap_ms=10.0,
+        sd_per_step_drafted=[2, 2],
+        sd_per_step_accepted=[1, 0],
+        sd={"drafts": 2, "draft_tokens": 4, "accepted_tokens": 1, "accepted_per_position": [1, 0]},
+    )
     warm = make_record(chunk_tokens=(1, 2), warmup=True)
     assert drafted_steps(r) == 2
-    point = PointData({"point_id": "ngram-k2-c1", "sd_method": "ngram", "draft_length": 2, "engine": "vllm",
-                       "concurrency": 1}, [r, warm])
+    point = PointData(
+        {"point_id": "ngram-k2-c1", "sd_method": "ngram", "draft_length": 2, "engine": "vllm", "concurrency": 1},
+        [r, warm],
+    )
     s = sample_point(point, prompt_weights([point], np.random.default_rng(0), reps=3))
     assert s.total()[0, :5].tolist() == pytest.approx([4, 5, 0.04, 2, 2])  # steps, tokens, time, drafted, drafts
     assert tokens_per_step([s])[0] == pytest.approx(1.25)

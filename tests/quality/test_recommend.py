@@ -1,4 +1,5 @@
 """Recommendations on simulated results where the right draft length is known (tests/quality/synth.py)."""
+
 import json
 
 import pytest
@@ -9,9 +10,9 @@ from speedbench.quality.points import load_points
 from speedbench.quality.recommend import INSUFFICIENT, NO_COST, RECOMMENDED, WITHIN_NOISE
 from tests.quality.synth import true_speedups, write_results
 
-SLOW = (3.0, 0.0)     # conditional acceptance 0.95 at every position
-FAST = (0.0, -2.0)    # 0.50, 0.12, 0.02, ...: falls fast
-FLAT = (1.0, 0.02)    # step cost ratio r(k) = c0 + c1 k
+SLOW = (3.0, 0.0)  # conditional acceptance 0.95 at every position
+FAST = (0.0, -2.0)  # 0.50, 0.12, 0.02, ...: falls fast
+FLAT = (1.0, 0.02)  # step cost ratio r(k) = c0 + c1 k
 STEEP = (0.8, 0.9)
 
 
@@ -66,8 +67,8 @@ def test_too_few_prompts_is_insufficient_data(tmp_path):
 
 
 def test_indistinguishable_draft_lengths_are_within_noise(tmp_path):
-    even = (0.0, 0.0)                                  # p = 0.5 everywhere: E(1) = 1.5, E(2) = 1.75
-    cost = (1.0, 0.2)                                  # r(1) = 1.2, r(2) = 1.4: S(1) = S(2) = 1.25
+    even = (0.0, 0.0)  # p = 0.5 everywhere: E(1) = 1.5, E(2) = 1.75
+    cost = (1.0, 0.2)  # r(1) = 1.2, r(2) = 1.4: S(1) = S(2) = 1.25
     truth = true_speedups(*even, *cost)
     assert truth[1] == pytest.approx(truth[2])
     rows, _ = _rows(tmp_path, {"Even": even}, [1, 2, 4], cost)
@@ -107,13 +108,16 @@ def test_sweep_draft_lengths_auto_says_what_it_added():
     from speedbench.api.config_sources import resolve_config
     from speedbench.cli import main
 
-    resolved = resolve_config(preset="cpu-demo", sd_spec="off,ngram:3", flags={"draft_lengths": "auto"},
-                              use_env=False)
-    assert [(s.method, s.num_speculative_tokens if s.enabled else None) for s in resolved.config.sd] == \
-        [("off", None), ("ngram", 3), ("ngram", 8)]
+    resolved = resolve_config(preset="cpu-demo", sd_spec="off,ngram:3", flags={"draft_lengths": "auto"}, use_env=False)
+    assert [(s.method, s.num_speculative_tokens if s.enabled else None) for s in resolved.config.sd] == [
+        ("off", None),
+        ("ngram", 3),
+        ("ngram", 8),
+    ]
     assert "added k=8 (largest k of interest)" in resolved.origin("sd")
-    res = CliRunner().invoke(main, ["sweep", "--preset", "cpu-demo", "--sd", "off,ngram:8",
-                                     "--draft-lengths", "auto", "--dry-run"])
+    res = CliRunner().invoke(
+        main, ["sweep", "--preset", "cpu-demo", "--sd", "off,ngram:8", "--draft-lengths", "auto", "--dry-run"]
+    )
     assert res.exit_code == 0, res.output + res.stderr
     assert "configured k=8; added k=1 (smallest k of interest)" in res.stderr
     assert '"num_speculative_tokens": 1' in res.stdout

@@ -1,4 +1,5 @@
 """quality.json / recommendation.json / gamma_validation.json from a synthetic results folder."""
+
 import json
 
 import pytest
@@ -26,18 +27,42 @@ def _rec(pid, cat, sizes, gap_ms, ids, drafted=None, accepted=None, k=0):
         hist = [0] * (k + 1)
         for a in accepted:
             hist[a] += 1
-        sd = {"drafts": len(accepted), "draft_tokens": k * len(accepted), "accepted_tokens": sum(accepted),
-              "accepted_per_position": [sum(hist[i + 1:]) for i in range(k)], "source": "test"}
-    return make_record(chunk_tokens=tuple(tokens), chunk_gap_ms=gap_ms, prompt_id=pid, category=cat,
-                       output_ids=list(ids[:n]), text=" ".join(map(str, ids[:n])), completion_tokens=n,
-                       sd=sd, sd_per_step_drafted=drafted, sd_per_step_accepted=accepted)
+        sd = {
+            "drafts": len(accepted),
+            "draft_tokens": k * len(accepted),
+            "accepted_tokens": sum(accepted),
+            "accepted_per_position": [sum(hist[i + 1 :]) for i in range(k)],
+            "source": "test",
+        }
+    return make_record(
+        chunk_tokens=tuple(tokens),
+        chunk_gap_ms=gap_ms,
+        prompt_id=pid,
+        category=cat,
+        output_ids=list(ids[:n]),
+        text=" ".join(map(str, ids[:n])),
+        completion_tokens=n,
+        sd=sd,
+        sd_per_step_drafted=drafted,
+        sd_per_step_accepted=accepted,
+    )
 
 
 def _write_point(rd, records, sd_label, method, k, repeat):
     pid = f"{sd_label}-c1-r{repeat}"
     rd.append_records(pid, records)
-    rd.append_point(summarize_point(records, point_id=pid, engine="vllm", sd_label=sd_label, sd_method=method,
-                                    draft_length=k, concurrency=1, isl=None))
+    rd.append_point(
+        summarize_point(
+            records,
+            point_id=pid,
+            engine="vllm",
+            sd_label=sd_label,
+            sd_method=method,
+            draft_length=k,
+            concurrency=1,
+            isl=None,
+        )
+    )
 
 
 @pytest.fixture
@@ -45,20 +70,38 @@ def results(tmp_path):
     rd = ResultsDir(tmp_path).create({"config": {"data": {"split": "qualitative-mini"}}})
     for rep in (1, 2):
         # SD off: 1 prefill chunk + 7 one-token steps of 10 ms
-        _write_point(rd, [_rec("coding-000", "Coding", [1] * 8, 10, IDS),
-                          _rec("math-000", "Math", [1] * 8, 10, IDS)], "sd-off", "off", None, rep)
+        _write_point(
+            rd,
+            [_rec("coding-000", "Coding", [1] * 8, 10, IDS), _rec("math-000", "Math", [1] * 8, 10, IDS)],
+            "sd-off",
+            "off",
+            None,
+            rep,
+        )
         # k=2: Coding drafts every step and accepts both (3 tokens/step); Math never drafts; steps cost 12 ms
-        _write_point(rd, [_rec("coding-000", "Coding", [1, 3, 3, 1], 12, IDS, [2, 2], [2, 2], 2),
-                          _rec("math-000", "Math", [1] * 8, 12, IDS[:3] + [0] * 5, [], [], 2)],
-                     "ngram-k2", "ngram", 2, rep)
+        _write_point(
+            rd,
+            [
+                _rec("coding-000", "Coding", [1, 3, 3, 1], 12, IDS, [2, 2], [2, 2], 2),
+                _rec("math-000", "Math", [1] * 8, 12, IDS[:3] + [0] * 5, [], [], 2),
+            ],
+            "ngram-k2",
+            "ngram",
+            2,
+            rep,
+        )
     return tmp_path
 
 
 def test_repeat_ids_and_draft_length_expansion():
     assert repeat_of("ngram-k3-c4-r2") == 2 and repeat_of("ngram-k3-c4") == 1
     sds = expand_draft_lengths([{"method": "off"}, {"method": "ngram", "num_speculative_tokens": 3}], [1, 2, 5])
-    assert [(s["method"], s.get("num_speculative_tokens")) for s in sds] == \
-        [("off", None), ("ngram", 1), ("ngram", 2), ("ngram", 5)]
+    assert [(s["method"], s.get("num_speculative_tokens")) for s in sds] == [
+        ("off", None),
+        ("ngram", 1),
+        ("ngram", 2),
+        ("ngram", 5),
+    ]
 
 
 def test_quality_rows_pair_by_prompt_and_flag_divergence(results):

@@ -5,10 +5,14 @@ from speedbench.quality.scores import BertScorer, ScoreUnavailable, bleu, rouge_
 pytest.importorskip("sacrebleu")
 pytest.importorskip("rouge_score")
 
-TEXT = ["The quick brown fox jumps over the lazy dog near the river bank.",
-        "Speculative decoding drafts several tokens and verifies them in one step."]
-OTHER = ["Quarterly revenue rose because of strong demand in export markets.",
-         "Bake the bread at two hundred degrees for forty minutes."]
+TEXT = [
+    "The quick brown fox jumps over the lazy dog near the river bank.",
+    "Speculative decoding drafts several tokens and verifies them in one step.",
+]
+OTHER = [
+    "Quarterly revenue rose because of strong demand in export markets.",
+    "Bake the bread at two hundred degrees for forty minutes.",
+]
 
 
 def test_identical_text_scores_perfectly():
@@ -47,14 +51,24 @@ def test_bertscore_offline_from_packaged_minilm(monkeypatch):
 # ("the bank raised interest rates last month") per script; Latin is the control
 SCRIPTS = {
     "Chinese": ("我们今天在公园里散步，天气非常好。", "银行上个月提高了利率。", "zh"),
-    "Japanese": ("私たちは今日公園を散歩しました。天気はとても良かったです。", "銀行は先月金利を引き上げました。", "char"),
-    "Russian": ("Сегодня мы гуляли в парке, погода была очень хорошей.",
-                "В прошлом месяце банк повысил процентные ставки.", "intl"),
+    "Japanese": (
+        "私たちは今日公園を散歩しました。天気はとても良かったです。",
+        "銀行は先月金利を引き上げました。",
+        "char",
+    ),
+    "Russian": (
+        "Сегодня мы гуляли в парке, погода была очень хорошей.",
+        "В прошлом месяце банк повысил процентные ставки.",
+        "intl",
+    ),
     "Arabic": ("تمشينا اليوم في الحديقة وكان الطقس جميلا جدا.", "رفع البنك أسعار الفائدة في الشهر الماضي.", "intl"),
     "Hindi": ("आज हम पार्क में टहलने गए और मौसम बहुत अच्छा था।", "बैंक ने पिछले महीने ब्याज दरें बढ़ा दीं।", "intl"),
     "Thai": ("วันนี้เราไปเดินเล่นในสวนสาธารณะ อากาศดีมาก", "ธนาคารขึ้นอัตราดอกเบี้ยเมื่อเดือนที่แล้ว", "char"),
-    "English": ("We went for a walk in the park today and the weather was very good.",
-                "The bank raised interest rates last month.", "13a"),
+    "English": (
+        "We went for a walk in the park today and the weather was very good.",
+        "The bank raised interest rates last month.",
+        "13a",
+    ),
 }
 
 
@@ -65,7 +79,7 @@ def test_every_script_scores_identical_text_perfectly_and_different_text_low(lan
 
     same, other, tokenizer = SCRIPTS[lang]
     assert bleu_tokenizer_for(same, same) == tokenizer
-    assert rouge_l([same], [same]) == pytest.approx(1.0)       # the old default tokenizer gave 0 outside Latin
+    assert rouge_l([same], [same]) == pytest.approx(1.0)  # the old default tokenizer gave 0 outside Latin
     score, used = bleu_with_tokenizers([same], [same])
     assert score == pytest.approx(100.0) and used == {tokenizer: 1}
     assert rouge_l([other], [same]) < 0.35

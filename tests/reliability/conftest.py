@@ -2,6 +2,7 @@
 
 Everything is local and loopback-only; no real engine, model or network is needed.
 """
+
 from __future__ import annotations
 
 import json
@@ -51,20 +52,48 @@ def prompt_cache(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("prompt-cache")
 
 
-def sweep_config(tmp_path: Path, tokenizer: Path, model: Path, cache: Path, *, server_args=(),
-                 concurrency=(1, 4), sd=("off", "ngram"), requests=12, **load) -> dict:
+def sweep_config(
+    tmp_path: Path,
+    tokenizer: Path,
+    model: Path,
+    cache: Path,
+    *,
+    server_args=(),
+    concurrency=(1, 4),
+    sd=("off", "ngram"),
+    requests=12,
+    **load,
+) -> dict:
     """A small fake-engine sweep: 11 prompts, 16 output tokens, short timeouts.  First turns only, so one
     request index is one request and the fault accounting below counts requests exactly (multi-turn
     accounting: tests/api/test_multi_turn.py); points send more requests than there are prompts
     (allow_repeats), as fault tests need load more than distinct prompts."""
     return {
-        "engine": {"name": "fake", "model": str(model), "python": sys.executable, "startup_timeout_s": 20,
-                   "extra_args": [str(a) for a in server_args]},
+        "engine": {
+            "name": "fake",
+            "model": str(model),
+            "python": sys.executable,
+            "startup_timeout_s": 20,
+            "extra_args": [str(a) for a in server_args],
+        },
         "sd": [{"method": m} if m == "off" else {"method": m, "num_speculative_tokens": 3} for m in sd],
-        "data": {"split": "qualitative-mini", "prompts_per_category": 1, "tokenizer": str(tokenizer),
-                 "cache_dir": str(cache), "turns": "first"},
-        "load": {"concurrency": list(concurrency), "output_len": 16, "requests_per_point": requests,
-                 "warmup_requests": 2, "allow_repeats": True, "stream_idle_timeout_s": 2, "request_timeout_s": 20, **load},
+        "data": {
+            "split": "qualitative-mini",
+            "prompts_per_category": 1,
+            "tokenizer": str(tokenizer),
+            "cache_dir": str(cache),
+            "turns": "first",
+        },
+        "load": {
+            "concurrency": list(concurrency),
+            "output_len": 16,
+            "requests_per_point": requests,
+            "warmup_requests": 2,
+            "allow_repeats": True,
+            "stream_idle_timeout_s": 2,
+            "request_timeout_s": 20,
+            **load,
+        },
         "output_dir": str(tmp_path / "results"),
     }
 
@@ -76,13 +105,24 @@ def write_config(path: Path, cfg: dict) -> Path:
 
 def run_cli(*args: str, timeout: float = 60, **kw) -> subprocess.CompletedProcess:
     """The real CLI in a subprocess (with the fake engine registered)."""
-    return subprocess.run([sys.executable, "-m", "tests.reliability.fake_cli", *args], cwd=REPO_ROOT,
-                          capture_output=True, text=True, timeout=timeout, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "tests.reliability.fake_cli", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        **kw,
+    )
 
 
 def start_cli(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "tests.reliability.fake_cli", *args], cwd=REPO_ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.reliability.fake_cli", *args],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def wait_for(pred, timeout: float, what: str, proc: subprocess.Popen | None = None):
@@ -92,8 +132,10 @@ def wait_for(pred, timeout: float, what: str, proc: subprocess.Popen | None = No
         if v:
             return v
         if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"process exited ({proc.returncode}) while waiting for {what}: "
-                                 f"{proc.stderr.read() if proc.stderr else ''}")
+            raise AssertionError(
+                f"process exited ({proc.returncode}) while waiting for {what}: "
+                f"{proc.stderr.read() if proc.stderr else ''}"
+            )
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
 
@@ -107,8 +149,9 @@ def records_of(results: Path) -> list[dict]:
 
 def launches(pid_file: Path) -> list[dict]:
     """Every fake server launched for a test (the fault server appends one line per launch)."""
-    return [json.loads(line) for line in pid_file.read_text().splitlines() if line.strip()] \
-        if pid_file.is_file() else []
+    return (
+        [json.loads(line) for line in pid_file.read_text().splitlines() if line.strip()] if pid_file.is_file() else []
+    )
 
 
 def orphans(pid_file: Path, host: str = "127.0.0.1") -> list[str]:
@@ -155,22 +198,28 @@ def baseline(tmp_path_factory, tiny_tokenizer, fake_model, prompt_cache):
         key = (tuple(concurrency), requests, tuple(sd))
         if key not in cache:
             tmp = tmp_path_factory.mktemp("baseline")
-            cfg = BenchmarkConfig.from_dict(sweep_config(tmp, tiny_tokenizer, fake_model, prompt_cache,
-                                                         concurrency=concurrency, requests=requests, sd=sd))
+            cfg = BenchmarkConfig.from_dict(
+                sweep_config(
+                    tmp, tiny_tokenizer, fake_model, prompt_cache, concurrency=concurrency, requests=requests, sd=sd
+                )
+            )
             result = BenchmarkRunner(cfg, progress=False).run()
             cache[key] = accounting(result.results_dir)
         return cache[key]
+
     return get
 
 
 class FaultReport:
     """The suite's summary: faults injected, survived, requests lost, orphans left (printed at the end)."""
+
     rows: list[dict] = []
 
     @classmethod
     def add(cls, name: str, injected: int, survived: int, lost: int, orphans_left: int) -> None:
-        cls.rows.append({"test": name, "injected": injected, "survived": survived, "lost": lost,
-                         "orphans": orphans_left})
+        cls.rows.append(
+            {"test": name, "injected": injected, "survived": survived, "lost": lost, "orphans": orphans_left}
+        )
 
 
 def pytest_terminal_summary(terminalreporter):
@@ -179,16 +228,25 @@ def pytest_terminal_summary(terminalreporter):
     tr = terminalreporter
     tr.section("fault injection summary")
     for r in FaultReport.rows:
-        tr.write_line(f"{r['test']:<40} faults injected {r['injected']:>4}  survived {r['survived']:>4}  "
-                      f"requests lost {r['lost']}  orphans left {r['orphans']}")
+        tr.write_line(
+            f"{r['test']:<40} faults injected {r['injected']:>4}  survived {r['survived']:>4}  "
+            f"requests lost {r['lost']}  orphans left {r['orphans']}"
+        )
     tot = {k: sum(r[k] for r in FaultReport.rows) for k in ("injected", "survived", "lost", "orphans")}
-    tr.write_line(f"{'TOTAL':<40} faults injected {tot['injected']:>4}  survived {tot['survived']:>4}  "
-                  f"requests lost {tot['lost']}  orphans left {tot['orphans']}")
+    tr.write_line(
+        f"{'TOTAL':<40} faults injected {tot['injected']:>4}  survived {tot['survived']:>4}  "
+        f"requests lost {tot['lost']}  orphans left {tot['orphans']}"
+    )
 
 
 # what each injected fault must be recorded as by the load client
-EXPECTED_KIND = {"disconnect": "transport", "malformed": "malformed_sse", "truncate": "truncated_stream",
-                 "stall": "timeout", "error_event": "server_error_event"}
+EXPECTED_KIND = {
+    "disconnect": "transport",
+    "malformed": "malformed_sse",
+    "truncate": "truncated_stream",
+    "stall": "timeout",
+    "error_event": "server_error_event",
+}
 
 
 def expected_kind(fault: str) -> str:
@@ -215,9 +273,15 @@ def accounting(results: Path) -> dict:
         statuses = {r.status for r in recs}
         assert statuses <= {"ok", "failed", "cancelled"}, statuses
         out[p["point_id"]] = {
-            "planned": p["sent"] + p["not_sent"], "records": len(recs), "sent": p["sent"],
-            "ok": p["ok"], "failed": p["failed"], "cancelled": p["cancelled"], "not_sent": p["not_sent"],
-            "status": p["status"], "prompt_order": [r.prompt_id for r in sorted(recs, key=_request_order)],
+            "planned": p["sent"] + p["not_sent"],
+            "records": len(recs),
+            "sent": p["sent"],
+            "ok": p["ok"],
+            "failed": p["failed"],
+            "cancelled": p["cancelled"],
+            "not_sent": p["not_sent"],
+            "status": p["status"],
+            "prompt_order": [r.prompt_id for r in sorted(recs, key=_request_order)],
         }
     return out
 

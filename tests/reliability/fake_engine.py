@@ -3,6 +3,7 @@
 Registered by the tests (``speedbench.engines.register``), never by the package. Fault options travel in
 ``engine.extra_args`` and are appended to the fault server's argv, exactly as real engine flags would be.
 """
+
 from __future__ import annotations
 
 from speedbench.config import SDConfig
@@ -17,9 +18,20 @@ class FakeAdapter(VLLMAdapter):
 
     def launch_argv(self, sd: SDConfig, host: str, port: int, max_concurrency: int = 256) -> list[str]:
         self.check_sd(sd)
-        return [self.cfg.python, "-m", "speedbench.testing.fault_server", "--host", host, "--port", str(port),
-                "--model-name", self.served_model_name, "--sd-k", str(sd.num_speculative_tokens if sd.enabled else 0),
-                *self.cfg.extra_args]
+        return [
+            self.cfg.python,
+            "-m",
+            "speedbench.testing.fault_server",
+            "--host",
+            host,
+            "--port",
+            str(port),
+            "--model-name",
+            self.served_model_name,
+            "--sd-k",
+            str(sd.num_speculative_tokens if sd.enabled else 0),
+            *self.cfg.extra_args,
+        ]
 
 
 def register() -> None:

@@ -1,5 +1,6 @@
 """Attach mode checks what it is told: the served model name and the SD setting come from the server itself,
 and a mismatch is one clear line (exit 2) before a results folder exists."""
+
 from __future__ import annotations
 
 import contextlib
@@ -18,8 +19,11 @@ from tests.reliability.conftest import error_line, records_of, sweep_config, wai
 @contextlib.contextmanager
 def fault_server(*args: str):
     port = pick_free_port()
-    srv = subprocess.Popen([sys.executable, "-m", "speedbench.testing.fault_server", "--port", str(port), *args],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    srv = subprocess.Popen(
+        [sys.executable, "-m", "speedbench.testing.fault_server", "--port", str(port), *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_for(lambda: not port_is_free("127.0.0.1", port), 20, "fault server", srv)
         yield f"http://127.0.0.1:{port}"
@@ -31,13 +35,16 @@ def fault_server(*args: str):
 @pytest.fixture
 def attach(tmp_path, tiny_tokenizer, fake_model, prompt_cache):
     """Run `sweep` attached to ``url``, sd-off at c=1 (4 requests), with the given extra flags."""
+
     def run(url: str, *flags: str):
-        cfg = sweep_config(tmp_path, tiny_tokenizer, fake_model, prompt_cache, sd=("off",), concurrency=(1,),
-                           requests=4)
+        cfg = sweep_config(
+            tmp_path, tiny_tokenizer, fake_model, prompt_cache, sd=("off",), concurrency=(1,), requests=4
+        )
         del cfg["engine"]["model"]  # as the README's attach example: no --model
         cfg["quality"] = {"enabled": False}
         path = write_config(tmp_path / "cfg.json", cfg)
         return CliRunner().invoke(main, ["sweep", "--config", str(path), "--endpoint", url, *flags])
+
     return run
 
 
@@ -107,8 +114,17 @@ def test_sd_setting_that_matches_runs(attach, tmp_path):
 
 def test_a_run_of_timeouts_stops_the_point(tmp_path, tiny_tokenizer, fake_model, prompt_cache):
     """Every stream stalls: the point stops after a run of timeouts instead of waiting out each request."""
-    cfg = sweep_config(tmp_path, tiny_tokenizer, fake_model, prompt_cache, sd=("off",), concurrency=(1,),
-                       requests=30, stream_idle_timeout_s=0.5, abort_after_transport_errors=3)
+    cfg = sweep_config(
+        tmp_path,
+        tiny_tokenizer,
+        fake_model,
+        prompt_cache,
+        sd=("off",),
+        concurrency=(1,),
+        requests=30,
+        stream_idle_timeout_s=0.5,
+        abort_after_transport_errors=3,
+    )
     cfg["load"]["warmup_requests"] = 0
     cfg["quality"] = {"enabled": False}
     path = write_config(tmp_path / "cfg.json", cfg)

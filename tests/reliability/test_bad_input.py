@@ -1,4 +1,5 @@
 """Bad input ends in one clear error line and exit 2 (3 for an unreachable server), before any server starts."""
+
 from __future__ import annotations
 
 import socket
@@ -23,6 +24,7 @@ def cfg_file(tmp_path, tiny_tokenizer, fake_model, prompt_cache):
         server_args = kw.pop("server_args", ())
         cfg = sweep_config(tmp_path, tiny_tokenizer, fake_model, prompt_cache, server_args=server_args, **kw)
         return str(write_config(tmp_path / "cfg.json", cfg))
+
     return make
 
 
@@ -81,8 +83,15 @@ def test_output_beyond_context_from_launch_flag(cfg_file):
 
 def test_dead_endpoint_is_one_check_not_thousands_of_requests(cfg_file, tmp_path, tiny_tokenizer):
     port = pick_free_port()
-    res = _invoke("sweep", "--config", cfg_file(sd=("off",)), "--endpoint", f"http://127.0.0.1:{port}",
-                  "--tokenizer", str(tiny_tokenizer))
+    res = _invoke(
+        "sweep",
+        "--config",
+        cfg_file(sd=("off",)),
+        "--endpoint",
+        f"http://127.0.0.1:{port}",
+        "--tokenizer",
+        str(tiny_tokenizer),
+    )
     assert res.exit_code == 3
     assert "not reachable" in error_line(res)
     assert not any((tmp_path / "results").glob("*/records/*.jsonl"))
@@ -91,15 +100,25 @@ def test_dead_endpoint_is_one_check_not_thousands_of_requests(cfg_file, tmp_path
 def test_attach_context_from_v1_models(cfg_file, tmp_path, tiny_tokenizer):
     """Attach mode reads max_model_len from /v1/models: a too-small server is refused before load."""
     port = pick_free_port()
-    srv = subprocess.Popen([sys.executable, "-m", "speedbench.testing.fault_server", "--port", str(port),
-                            "--max-model-len", "48"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    srv = subprocess.Popen(
+        [sys.executable, "-m", "speedbench.testing.fault_server", "--port", str(port), "--max-model-len", "48"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         from speedbench.engines.server import port_is_free
         from tests.reliability.conftest import wait_for
 
         wait_for(lambda: not port_is_free("127.0.0.1", port), 20, "fault server", srv)
-        res = _invoke("sweep", "--config", cfg_file(sd=("off",)), "--endpoint", f"http://127.0.0.1:{port}",
-                      "--tokenizer", str(tiny_tokenizer))
+        res = _invoke(
+            "sweep",
+            "--config",
+            cfg_file(sd=("off",)),
+            "--endpoint",
+            f"http://127.0.0.1:{port}",
+            "--tokenizer",
+            str(tiny_tokenizer),
+        )
     finally:
         srv.terminate()
         srv.wait(10)

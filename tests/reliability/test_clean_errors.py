@@ -1,4 +1,5 @@
 """Every mistake a user makes gets one line and exit 2 (README: 2 = bad input), never a traceback."""
+
 from __future__ import annotations
 
 import pytest
@@ -20,24 +21,31 @@ def _error_line(res) -> str:
 @pytest.fixture
 def prepare(tmp_path, tiny_tokenizer):
     """`data prepare` of a JSONL split holding ``lines`` (bytes or str) with the tiny tokenizer."""
+
     def run(lines=None, *flags, env=None):
         split = SPLIT
         if lines is not None:
             split = tmp_path / "split.jsonl"
             split.write_bytes(lines if isinstance(lines, bytes) else lines.encode())
         return _invoke("data", "prepare", "--split", split, "--tokenizer", tiny_tokenizer, *flags, env=env)
+
     return run
 
 
 GOOD_ROW = '{"id": "a", "category": "c", "turns": ["hello there"]}\n'
 
 
-@pytest.mark.parametrize("lines, why", [
-    (GOOD_ROW + "[1, 2]\n", "split.jsonl:2: a prompt must be a JSON object, got list"),
-    ('{"id": 7, "category": "c", "turns": ["hi"]}\n', "split.jsonl:1: field 'id' must be a string, got int 7"),
-    (GOOD_ROW.encode() + '{"id": "b", "category": "c", "turns": ["caf\xe9"]}\n'.encode("latin-1"),
-     "split.jsonl:2: not UTF-8 text"),
-])
+@pytest.mark.parametrize(
+    "lines, why",
+    [
+        (GOOD_ROW + "[1, 2]\n", "split.jsonl:2: a prompt must be a JSON object, got list"),
+        ('{"id": 7, "category": "c", "turns": ["hi"]}\n', "split.jsonl:1: field 'id' must be a string, got int 7"),
+        (
+            GOOD_ROW.encode() + '{"id": "b", "category": "c", "turns": ["caf\xe9"]}\n'.encode("latin-1"),
+            "split.jsonl:2: not UTF-8 text",
+        ),
+    ],
+)
 def test_bad_prompt_rows_name_file_and_line(prepare, lines, why):
     res = prepare(lines, "--cache-dir", "cache")
     assert res.exit_code == 2
@@ -85,11 +93,14 @@ def test_yaml_off_read_as_false_gets_a_hint(tmp_path, fake_model):
     assert "quote it, e.g. method: 'off'" in _error_line(res)
 
 
-@pytest.mark.parametrize("endpoint, why", [
-    ("http://127.0.0.1:99999", "the port must be 1-65535"),
-    ("http://127.0.0.1:8000/?x=1", "without a query"),
-    ("http://127.0.0.1:8000/v1", "without /v1 (http://127.0.0.1:8000)"),
-])
+@pytest.mark.parametrize(
+    "endpoint, why",
+    [
+        ("http://127.0.0.1:99999", "the port must be 1-65535"),
+        ("http://127.0.0.1:8000/?x=1", "without a query"),
+        ("http://127.0.0.1:8000/v1", "without /v1 (http://127.0.0.1:8000)"),
+    ],
+)
 def test_bad_endpoint_is_bad_input(cfg, endpoint, why):
     res = _invoke("sweep", "--config", cfg, "--endpoint", endpoint, "--sd", "off", "--dry-run")
     assert res.exit_code == 2

@@ -4,6 +4,7 @@ the point at once; no request lost, no process or port left behind.
 The fault server decides faults from (seed, arrival index), so the multiset of injected faults is known
 from its log and must equal the multiset of error kinds in the records.
 """
+
 from __future__ import annotations
 
 import json
@@ -38,9 +39,16 @@ def _results_dir(tmp_path):
 
 def test_every_fault_kind_survived_classified_accounted(tmp_path, tiny_tokenizer, fake_model, prompt_cache):
     log, pids = tmp_path / "faults.jsonl", tmp_path / "pid.json"
-    cfg = sweep_config(tmp_path, tiny_tokenizer, fake_model, prompt_cache, sd=("off",), concurrency=(4, 8),
-                       requests=60, server_args=["--faults", FAULTS, "--seed", "11", "--fault-log", log,
-                                                 "--pid-file", pids, "--spawn-child"])
+    cfg = sweep_config(
+        tmp_path,
+        tiny_tokenizer,
+        fake_model,
+        prompt_cache,
+        sd=("off",),
+        concurrency=(4, 8),
+        requests=60,
+        server_args=["--faults", FAULTS, "--seed", "11", "--fault-log", log, "--pid-file", pids, "--spawn-child"],
+    )
     res = run_cli("sweep", "--config", str(write_config(tmp_path / "c.json", cfg)))
     try:
         left = orphans(pids)
@@ -50,8 +58,15 @@ def test_every_fault_kind_survived_classified_accounted(tmp_path, tiny_tokenizer
         injected = Counter(expected_kind(e["fault"]) for e in fault_log(log) if e["fault"])
         recorded = Counter(r["error_kind"] for r in records_of(_results_dir(tmp_path)) if r["status"] == "failed")
         # the seed exercises every kind (a stall ends as "timeout" through load.stream_idle_timeout_s = 2 s)
-        assert set(injected) == {"http_500", "http_503", "transport", "malformed_sse", "truncated_stream",
-                                 "timeout", "server_error_event"}, injected
+        assert set(injected) == {
+            "http_500",
+            "http_503",
+            "transport",
+            "malformed_sse",
+            "truncated_stream",
+            "timeout",
+            "server_error_event",
+        }, injected
         assert recorded == injected  # each fault seen exactly as what it was, none silently accepted
         for r in records_of(_results_dir(tmp_path)):
             if (r["error_kind"] or "").startswith("http_"):  # status and body snippet are kept
@@ -71,13 +86,21 @@ def test_every_fault_kind_survived_classified_accounted(tmp_path, tiny_tokenizer
         kill_launches(pids)
 
 
-def test_server_sigkill_stops_sending_restarts_then_resume_matches(tmp_path, tiny_tokenizer, fake_model,
-                                                                     prompt_cache, baseline):
+def test_server_sigkill_stops_sending_restarts_then_resume_matches(
+    tmp_path, tiny_tokenizer, fake_model, prompt_cache, baseline
+):
     pids, marker = tmp_path / "pid.json", tmp_path / "killed"
     # many requests per point: a harness that kept firing at a dead server would send hundreds
-    cfg = sweep_config(tmp_path, tiny_tokenizer, fake_model, prompt_cache, sd=("off",), concurrency=(4, 8),
-                       requests=150, server_args=["--kill-after", "40", "--kill-marker", marker,
-                                                  "--pid-file", pids, "--spawn-child"])
+    cfg = sweep_config(
+        tmp_path,
+        tiny_tokenizer,
+        fake_model,
+        prompt_cache,
+        sd=("off",),
+        concurrency=(4, 8),
+        requests=150,
+        server_args=["--kill-after", "40", "--kill-marker", marker, "--pid-file", pids, "--spawn-child"],
+    )
 
     res = run_cli("sweep", "--config", str(write_config(tmp_path / "c.json", cfg)))
     out = _results_dir(tmp_path)
@@ -102,8 +125,12 @@ def test_server_sigkill_stops_sending_restarts_then_resume_matches(tmp_path, tin
         assert sorted(acc2) == sorted(baseline(concurrency=(4, 8), requests=150))
         for pid, a in acc2.items():
             b = baseline(concurrency=(4, 8), requests=150)[pid]
-            assert (a["status"], a["ok"], a["sent"], a["prompt_order"]) == \
-                   (b["status"], b["ok"], b["sent"], b["prompt_order"])
+            assert (a["status"], a["ok"], a["sent"], a["prompt_order"]) == (
+                b["status"],
+                b["ok"],
+                b["sent"],
+                b["prompt_order"],
+            )
         assert list((out / "records" / "attempts").glob("sd-off-c4.*.jsonl"))  # the failed attempt kept aside
         lost = lost_requests(out)
         assert lost == 0
@@ -117,8 +144,16 @@ def test_server_sigkill_stops_sending_restarts_then_resume_matches(tmp_path, tin
 
 def test_on_server_death_stop_exits_3_and_keeps_partial_records(tmp_path, tiny_tokenizer, fake_model, prompt_cache):
     pids = tmp_path / "pid.json"
-    cfg = sweep_config(tmp_path, tiny_tokenizer, fake_model, prompt_cache, sd=("off",), concurrency=(4, 8),
-                       requests=100, server_args=["--kill-after", "30", "--pid-file", pids])
+    cfg = sweep_config(
+        tmp_path,
+        tiny_tokenizer,
+        fake_model,
+        prompt_cache,
+        sd=("off",),
+        concurrency=(4, 8),
+        requests=100,
+        server_args=["--kill-after", "30", "--pid-file", pids],
+    )
     cfg["engine"]["on_server_death"] = "stop"
     res = run_cli("sweep", "--config", str(write_config(tmp_path / "c.json", cfg)))
     try:
@@ -140,21 +175,29 @@ def test_multi_turn_faults_end_conversations_and_are_accounted(tmp_path, tiny_to
     """A failed turn ends its conversation: the turns it could not send are counted as not sent, never lost."""
     from speedbench.data.pretokenize import read_prompt_set
 
-    cfg = sweep_config(tmp_path, tiny_tokenizer, fake_model, prompt_cache, sd=("off",), concurrency=(4,),
-                       requests=30, server_args=["--faults", "http_500=0.3", "--seed", "5"])
+    cfg = sweep_config(
+        tmp_path,
+        tiny_tokenizer,
+        fake_model,
+        prompt_cache,
+        sd=("off",),
+        concurrency=(4,),
+        requests=30,
+        server_args=["--faults", "http_500=0.3", "--seed", "5"],
+    )
     cfg["data"]["turns"] = "all"
     res = run_cli("sweep", "--config", str(write_config(tmp_path / "c.json", cfg)))
-    assert res.returncode == 1, res.stderr   # results written, error budget exceeded
+    assert res.returncode == 1, res.stderr  # results written, error budget exceeded
     results = _results_dir(tmp_path)
     prompts = read_prompt_set(results / "prompts.parquet").prompts
     turns = {p.id: p.turns_to_send for p in prompts}
     (a,) = accounting(results).values()
     # 30 conversations over the prompts the warm-up leaves (its 2 are the last in file order), one request
     # per turn planned
-    measured = prompts[:len(prompts) - 2]
+    measured = prompts[: len(prompts) - 2]
     assert a["planned"] == sum(measured[i % len(measured)].turns_to_send for i in range(30))
     recs = [r for r in records_of(results) if not r["warmup"]]
     cut = [r for r in recs if r["status"] == "failed" and r["turn"] < turns[r["prompt_id"]]]
     assert cut and a["not_sent"] == sum(turns[r["prompt_id"]] - r["turn"] for r in cut)
     assert a["records"] == a["sent"] and lost_requests(results) == 0
-    assert all(r["turn"] == 1 for r in cut)   # (two-turn prompts: only a first turn can cut one short)
+    assert all(r["turn"] == 1 for r in cut)  # (two-turn prompts: only a first turn can cut one short)

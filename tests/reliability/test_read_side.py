@@ -1,4 +1,5 @@
 """Commands that read a results folder say what is missing, and refuse what they cannot answer (exit 2)."""
+
 from __future__ import annotations
 
 import json
@@ -40,7 +41,7 @@ def _drop_points(run, keep) -> None:
 def test_report_says_a_torn_last_point_is_missing(run_copy):
     pts = run_copy / "points.jsonl"
     text = pts.read_text()
-    pts.write_text(text[:len(text) - len(text.splitlines()[-1]) // 2 - 1])  # the last line torn in half
+    pts.write_text(text[: len(text) - len(text.splitlines()[-1]) // 2 - 1])  # the last line torn in half
     res = _invoke("report", run_copy)
     assert res.exit_code == 0
     assert "1 of 4 planned points missing (ngram-k3-c2): points.jsonl holds no line" in res.stderr
@@ -53,8 +54,10 @@ def test_report_says_why_points_are_missing(run_copy):
     (run_copy / "manifest.json").write_text(json.dumps(manifest))
     res = _invoke("report", run_copy)
     assert res.exit_code == 0
-    assert ("2 of 4 planned points missing (ngram-k3-c1, ngram-k3-c2): server not reachable (attached server); "
-            "sweep stopped") in res.stderr
+    assert (
+        "2 of 4 planned points missing (ngram-k3-c1, ngram-k3-c2): server not reachable (attached server); "
+        "sweep stopped"
+    ) in res.stderr
 
 
 def test_quality_refuses_missing_records(run_copy):

@@ -1,4 +1,5 @@
 """Work that cannot be right is refused before it starts: one line, exit 2, nothing written (dry run included)."""
+
 from __future__ import annotations
 
 import json
@@ -21,6 +22,7 @@ def cfg(tmp_path, tiny_tokenizer, fake_model):
         if edit:
             edit(c)
         return str(write_config(tmp_path / "cfg.json", c))
+
     return make
 
 
@@ -37,10 +39,13 @@ def test_isl_beyond_context_refused_before_prompts_are_built(cfg, tmp_path, dry)
     assert not (tmp_path / "results").exists()
 
 
-@pytest.mark.parametrize("flags, why", [
-    (["--endpoint", "http://127.0.0.1:9", "--sd", "off,ngram:3"], "give exactly one SD setting"),
-    (["--model", "/no/such/model"], "model path not found"),
-])
+@pytest.mark.parametrize(
+    "flags, why",
+    [
+        (["--endpoint", "http://127.0.0.1:9", "--sd", "off,ngram:3"], "give exactly one SD setting"),
+        (["--model", "/no/such/model"], "model path not found"),
+    ],
+)
 def test_dry_run_runs_the_checks_a_run_would(cfg, tmp_path, flags, why):
     res = _sweep("--config", cfg(), "--dry-run", *flags)
     assert res.exit_code == 2
@@ -50,19 +55,23 @@ def test_dry_run_runs_the_checks_a_run_would(cfg, tmp_path, flags, why):
 def test_dry_run_attach_without_tokenizer(cfg):
     def edit(c):
         del c["engine"]["model"], c["data"]["tokenizer"]
+
     res = _sweep("--config", cfg(edit), "--dry-run", "--endpoint", "http://127.0.0.1:9", "--sd", "off")
     assert res.exit_code == 2
     assert "no tokenizer" in error_line(res)
 
 
-@pytest.mark.parametrize("flags, why", [
-    (["--concurrency", "2,2,1"], "2 given more than once"),
-    (["--concurrency", "1,8", "--requests-per-point", "4"], "requests_per_point 4 is below concurrency 8"),
-    (["--sd", "off:5"], "SD off takes no draft length"),
-    (["--sd", "off,ngram:3@/draft"], "takes no draft_model"),
-    (["--sd", "off", "--draft-lengths", "1,2"], "--draft-lengths needs an SD-on setting"),
-    (["--sd", "off", "--draft-length", "3"], "--draft-length needs an SD-on setting"),
-])
+@pytest.mark.parametrize(
+    "flags, why",
+    [
+        (["--concurrency", "2,2,1"], "2 given more than once"),
+        (["--concurrency", "1,8", "--requests-per-point", "4"], "requests_per_point 4 is below concurrency 8"),
+        (["--sd", "off:5"], "SD off takes no draft length"),
+        (["--sd", "off,ngram:3@/draft"], "takes no draft_model"),
+        (["--sd", "off", "--draft-lengths", "1,2"], "--draft-lengths needs an SD-on setting"),
+        (["--sd", "off", "--draft-length", "3"], "--draft-length needs an SD-on setting"),
+    ],
+)
 def test_ignored_or_contradictory_flags_refused(cfg, tmp_path, flags, why):
     res = _sweep("--config", cfg(), "--dry-run", *flags)
     assert res.exit_code == 2
@@ -70,11 +79,14 @@ def test_ignored_or_contradictory_flags_refused(cfg, tmp_path, flags, why):
     assert not (tmp_path / "results").exists()
 
 
-@pytest.mark.parametrize("load, why", [
-    ({"concurrency": [1, True]}, "got [True]"),
-    ({"request_rate": 5.0}, "request_rate 5.0 is ignored in closed mode"),
-    ({"duration_s": 10.0}, "give duration_s or requests_per_point, not both"),
-])
+@pytest.mark.parametrize(
+    "load, why",
+    [
+        ({"concurrency": [1, True]}, "got [True]"),
+        ({"request_rate": 5.0}, "request_rate 5.0 is ignored in closed mode"),
+        ({"duration_s": 10.0}, "give duration_s or requests_per_point, not both"),
+    ],
+)
 def test_ignored_or_contradictory_config_refused(cfg, load, why):
     res = _sweep("--config", cfg(lambda c: c["load"].update(load)), "--dry-run")
     assert res.exit_code == 2
@@ -89,12 +101,13 @@ def test_misspelled_env_variable_refused(cfg):
 
 def test_folder_variables_are_not_taken_for_misspelled_config(cfg, tmp_path):
     # SPEEDBENCH_ENGINE_HOME starts like the `engine` section but is the engine-venv folder the Makefile exports
-    res = _sweep("--config", cfg(), "--dry-run", env={"SPEEDBENCH_ENGINE_HOME": str(tmp_path),
-                                                       "SPEEDBENCH_HOME": str(tmp_path)})
+    res = _sweep(
+        "--config", cfg(), "--dry-run", env={"SPEEDBENCH_ENGINE_HOME": str(tmp_path), "SPEEDBENCH_HOME": str(tmp_path)}
+    )
     assert res.exit_code == 0, res.stderr
 
 
 def test_dry_run_of_a_good_config_passes(cfg):
     res = _sweep("--config", cfg(), "--dry-run")
     assert res.exit_code == 0, res.stderr
-    assert json.loads(res.stdout[:res.stdout.index("\n}") + 2])["load"]["concurrency"] == [1, 4]
+    assert json.loads(res.stdout[: res.stdout.index("\n}") + 2])["load"]["concurrency"] == [1, 4]

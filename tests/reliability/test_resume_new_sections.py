@@ -1,4 +1,5 @@
 """A results folder written before the container / telemetry / cost settings existed can still be resumed."""
+
 from __future__ import annotations
 
 import hashlib
@@ -30,7 +31,13 @@ def test_defaults_of_the_new_sections_hash_as_if_absent():
 
 def test_settings_that_change_what_is_measured_still_change_the_hash():
     base = config_hash(_cfg())
-    assert config_hash(_cfg(engine={"model": "org/model", "launcher": "docker",
-                                    "container": {"image": "vllm/vllm-openai:v0.11.0"}})) != base
+    assert (
+        config_hash(
+            _cfg(
+                engine={"model": "org/model", "launcher": "docker", "container": {"image": "vllm/vllm-openai:v0.11.0"}}
+            )
+        )
+        != base
+    )
     assert config_hash(_cfg(cost={"gpu_hour_usd": 2.0})) != base
     assert config_hash(_cfg(telemetry={"gpu": False})) != base

@@ -1,4 +1,5 @@
 """Results-folder pieces that make resume safe: torn tails, last-attempt-wins, config hash, outcome."""
+
 from __future__ import annotations
 
 import json
@@ -35,8 +36,11 @@ def test_config_hash_ignores_name_and_output_dir_only():
 
 def test_check_resumable_refuses_changed_config_and_prompts():
     cfg = _cfg()
-    manifest = {"config": cfg.model_dump(mode="json"), "config_hash": config_hash(cfg),
-                "prompts": {"fingerprint": "abc"}}
+    manifest = {
+        "config": cfg.model_dump(mode="json"),
+        "config_hash": config_hash(cfg),
+        "prompts": {"fingerprint": "abc"},
+    }
     check_resumable(manifest, cfg, "abc")
     with pytest.raises(ResumeError, match="load.output_len"):
         check_resumable(manifest, _cfg(load={"concurrency": [1, 2], "output_len": 7}), "abc")
@@ -46,11 +50,14 @@ def test_check_resumable_refuses_changed_config_and_prompts():
 
 def test_resume_refusal_names_the_edited_field_not_the_sections_left_at_default():
     cfg = _cfg()
-    manifest = {"config": cfg.model_dump(mode="json"), "config_hash": config_hash(cfg),
-                "prompts": {"fingerprint": "abc"}}
+    manifest = {
+        "config": cfg.model_dump(mode="json"),
+        "config_hash": config_hash(cfg),
+        "prompts": {"fingerprint": "abc"},
+    }
     with pytest.raises(ResumeError) as e:
         check_resumable(manifest, _cfg(load={"concurrency": [1, 2], "output_len": 7}), "abc")
-    assert "(changed: load.output_len)" in str(e.value)   # not telemetry/cost/container at their defaults
+    assert "(changed: load.output_len)" in str(e.value)  # not telemetry/cost/container at their defaults
     # a folder written before a field existed: the field is named as such, after what the user changed
     old = cfg.model_dump(mode="json")
     old["load"].pop("output_len")
@@ -58,10 +65,20 @@ def test_resume_refusal_names_the_edited_field_not_the_sections_left_at_default(
         check_resumable({**manifest, "config": old, "config_hash": "older"}, cfg, "abc")
 
 
-def _point(pid: str, status: str = "complete", ok: int = 10, failed: int = 0, cancelled: int = 0,
-           not_sent: int = 0, **kw) -> dict:
-    return {"point_id": pid, "status": status, "sent": ok + failed + cancelled, "ok": ok, "failed": failed,
-            "cancelled": cancelled, "not_sent": not_sent, "errors_by_kind": kw.pop("errors", {}), **kw}
+def _point(
+    pid: str, status: str = "complete", ok: int = 10, failed: int = 0, cancelled: int = 0, not_sent: int = 0, **kw
+) -> dict:
+    return {
+        "point_id": pid,
+        "status": status,
+        "sent": ok + failed + cancelled,
+        "ok": ok,
+        "failed": failed,
+        "cancelled": cancelled,
+        "not_sent": not_sent,
+        "errors_by_kind": kw.pop("errors", {}),
+        **kw,
+    }
 
 
 def test_prepare_resume_moves_unfinished_records_aside(tmp_path):
@@ -90,8 +107,11 @@ def test_outcome_exit_codes():
     over = sweep_outcome([_point("x", ok=95, failed=5, errors={"http_500": 5})], 0.01)
     assert over.exit_code == EXIT_POINTS and "http_500 5" in over.line
     assert sweep_outcome([_point("x", ok=95, failed=5)], 0.1).exit_code == EXIT_OK
-    dead = sweep_outcome([_point("x", status="failed", ok=3, cancelled=2, not_sent=5, abort_reason="server "
-                                 "process exited")], 0.01, stopped_reason="server exited; sweep stopped")
+    dead = sweep_outcome(
+        [_point("x", status="failed", ok=3, cancelled=2, not_sent=5, abort_reason="server process exited")],
+        0.01,
+        stopped_reason="server exited; sweep stopped",
+    )
     assert dead.exit_code == EXIT_ENGINE
     assert dead.totals["planned"] == 10 and "server process exited" in dead.line
 

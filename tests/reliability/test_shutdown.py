@@ -3,6 +3,7 @@
 The CLI runs as a subprocess against a launched fake server that has a worker child in its process group
 (as vLLM has its engine core); afterwards no process of that group may live and its port must be free.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,9 +32,16 @@ pytestmark = pytest.mark.slow
 def _start_slow_sweep(tmp_path, tiny_tokenizer, fake_model, prompt_cache):
     pids, log = tmp_path / "pid.json", tmp_path / "requests.jsonl"
     # 20 ms per token: each point lasts seconds, so the signal lands mid-point
-    cfg = sweep_config(tmp_path, tiny_tokenizer, fake_model, prompt_cache, sd=("off",), concurrency=(1, 2),
-                       requests=12, server_args=["--token-delay-ms", "20", "--pid-file", pids, "--spawn-child",
-                                                 "--fault-log", log])
+    cfg = sweep_config(
+        tmp_path,
+        tiny_tokenizer,
+        fake_model,
+        prompt_cache,
+        sd=("off",),
+        concurrency=(1, 2),
+        requests=12,
+        server_args=["--token-delay-ms", "20", "--pid-file", pids, "--spawn-child", "--fault-log", log],
+    )
     proc = start_cli("sweep", "--config", str(write_config(tmp_path / "c.json", cfg)))
     points = wait_for(lambda: next((tmp_path / "results").glob("*/points.jsonl"), None), 90, "first point", proc)
     # point 1 = 2 warm-up + 12 requests; wait until point 2 has requests in flight at the server
@@ -47,14 +55,17 @@ def _check_resume_matches(out, baseline) -> None:
     acc, want = accounting(out), baseline(concurrency=(1, 2), requests=12)
     assert sorted(acc) == sorted(want)
     for pid, a in acc.items():
-        assert (a["status"], a["ok"], a["sent"], a["prompt_order"]) == \
-               (want[pid]["status"], want[pid]["ok"], want[pid]["sent"], want[pid]["prompt_order"])
+        assert (a["status"], a["ok"], a["sent"], a["prompt_order"]) == (
+            want[pid]["status"],
+            want[pid]["ok"],
+            want[pid]["sent"],
+            want[pid]["prompt_order"],
+        )
     assert json.loads((out / "manifest.json").read_text())["status"] == "complete"
 
 
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])
-def test_signal_flushes_tears_down_and_resumes(sig, code, tmp_path, tiny_tokenizer, fake_model, prompt_cache,
-                                                baseline):
+def test_signal_flushes_tears_down_and_resumes(sig, code, tmp_path, tiny_tokenizer, fake_model, prompt_cache, baseline):
     proc, pids, out = _start_slow_sweep(tmp_path, tiny_tokenizer, fake_model, prompt_cache)
     try:
         wait_for(lambda: len(launches(pids)) == 1, 10, "server pid file", proc)
@@ -69,8 +80,11 @@ def test_signal_flushes_tears_down_and_resumes(sig, code, tmp_path, tiny_tokeniz
         acc = accounting(out)
         assert acc["sd-off-c1"]["status"] == "complete" and acc["sd-off-c1"]["ok"] == 12
         # what the interrupted point had finished or had in flight was flushed, every record terminal
-        partial = [json.loads(ln) for ln in (out / "records" / "sd-off-c2.jsonl").read_text().splitlines()] \
-            if (out / "records" / "sd-off-c2.jsonl").is_file() else []
+        partial = (
+            [json.loads(ln) for ln in (out / "records" / "sd-off-c2.jsonl").read_text().splitlines()]
+            if (out / "records" / "sd-off-c2.jsonl").is_file()
+            else []
+        )
         assert all(r["status"] in ("ok", "failed", "cancelled") for r in partial)
         assert any(r["status"] == "cancelled" for r in partial)  # in flight at the signal: cancelled, kept
         _check_resume_matches(out, baseline)
@@ -84,8 +98,7 @@ def test_signal_flushes_tears_down_and_resumes(sig, code, tmp_path, tiny_tokeniz
         kill_launches(pids)
 
 
-def test_harness_sigkill_leaves_no_server_and_resumes(tmp_path, tiny_tokenizer, fake_model, prompt_cache,
-                                                      baseline):
+def test_harness_sigkill_leaves_no_server_and_resumes(tmp_path, tiny_tokenizer, fake_model, prompt_cache, baseline):
     proc, pids, out = _start_slow_sweep(tmp_path, tiny_tokenizer, fake_model, prompt_cache)
     try:
         wait_for(lambda: len(launches(pids)) == 1, 10, "server pid file", proc)

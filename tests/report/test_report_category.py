@@ -1,4 +1,5 @@
 """Per-category acceptance (the SPEED-Bench matrix) against hand-computed values, and the report's matrix."""
+
 import json
 
 import pytest
@@ -16,15 +17,20 @@ from tests.conftest import make_record
 
 
 def _records():
-    sd = lambda drafts, acc: {"drafts": drafts, "draft_tokens": 3 * drafts, "accepted_tokens": acc,  # noqa: E731
-                              "accepted_per_position": [], "source": "t"}
+    sd = lambda drafts, acc: {
+        "drafts": drafts,
+        "draft_tokens": 3 * drafts,
+        "accepted_tokens": acc,  # noqa: E731
+        "accepted_per_position": [],
+        "source": "t",
+    }
     return [
-        make_record((1, 3, 6), category="Coding", sd=sd(2, 3)),            # 6 tokens / 3 steps
-        make_record((1, 2, 3, 4), category="Coding", sd=sd(3, 0)),         # 4 tokens / 4 steps
-        make_record((1, 4), category="Math"),                              # no SD counters
-        make_record((1, 2, 9, 10), category="Math", warmup=True),          # warm-up: excluded
-        make_record((1, 7), category="Math", status=FAILED),               # failed: excluded
-        make_record((1, 2), category="Custom", sd=sd(1, 1)),               # a category outside the paper's 11
+        make_record((1, 3, 6), category="Coding", sd=sd(2, 3)),  # 6 tokens / 3 steps
+        make_record((1, 2, 3, 4), category="Coding", sd=sd(3, 0)),  # 4 tokens / 4 steps
+        make_record((1, 4), category="Math"),  # no SD counters
+        make_record((1, 2, 9, 10), category="Math", warmup=True),  # warm-up: excluded
+        make_record((1, 7), category="Math", status=FAILED),  # failed: excluded
+        make_record((1, 2), category="Custom", sd=sd(1, 1)),  # a category outside the paper's 11
     ]
 
 
@@ -32,13 +38,13 @@ def test_category_values_match_hand_computation():
     rows = {r.category: r for r in category_acceptance(_records())}
     coding = rows["Coding"]
     assert coding.requests == 2
-    assert coding.tokens_per_step == pytest.approx(10 / 7)            # Σ tokens / Σ steps
+    assert coding.tokens_per_step == pytest.approx(10 / 7)  # Σ tokens / Σ steps
     assert coding.tokens_per_step_mean == pytest.approx((2 + 1) / 2)  # mean of per-request values
-    assert coding.al_drafted == pytest.approx(1 + 3 / 5)              # 1 + Σ accepted / Σ drafts
+    assert coding.al_drafted == pytest.approx(1 + 3 / 5)  # 1 + Σ accepted / Σ drafts
     assert rows["Math"].requests == 1 and rows["Math"].tokens_per_step == pytest.approx(2.0)
     assert rows["Math"].al_drafted is None
     assert rows["Custom"].al_drafted == pytest.approx(2.0)
-    assert ordered_categories(rows) == ["Coding", "Math", "Custom"]   # paper order first, others after
+    assert ordered_categories(rows) == ["Coding", "Math", "Custom"]  # paper order first, others after
 
 
 def test_overall_pools_all_categories_and_mean_is_unweighted():
@@ -68,8 +74,10 @@ def test_sample_records_agree_with_point_summaries(sample_dir):
     """Pooling one point's records reproduces the summary the runner wrote for it."""
     for line in (sample_dir / "points.jsonl").read_text().splitlines():
         p = json.loads(line)
-        recs = [RequestRecord.from_dict(json.loads(x))
-                for x in (sample_dir / "records" / f"{p['point_id']}.jsonl").read_text().splitlines()]
+        recs = [
+            RequestRecord.from_dict(json.loads(x))
+            for x in (sample_dir / "records" / f"{p['point_id']}.jsonl").read_text().splitlines()
+        ]
         allrow = overall_acceptance(recs)
         assert allrow.tokens_per_step == pytest.approx(p["tokens_per_step"])
         if p["al_drafted_req_sum"] is not None:

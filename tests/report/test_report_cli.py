@@ -1,4 +1,5 @@
 """`speedbench report` / `compare` through the CLI: tables, exports, JSON document, refusal of mismatched prompts."""
+
 import json
 
 import pandas as pd
@@ -17,9 +18,14 @@ def run(*args):
 def test_markdown_has_every_section_and_all_categories(sample_dir):
     res = run("report", sample_dir, "--format", "md")
     assert res.exit_code == 0, res.output
-    for heading in ("## At a glance", "## Throughput and latency per ISL and concurrency",
-                    "## Crossover concurrency", "## Acceptance per category: tok/step",
-                    "## Acceptance per category: AL drafted", "## Acceptance per draft position"):
+    for heading in (
+        "## At a glance",
+        "## Throughput and latency per ISL and concurrency",
+        "## Crossover concurrency",
+        "## Acceptance per category: tok/step",
+        "## Acceptance per category: AL drafted",
+        "## Acceptance per draft position",
+    ):
         assert heading in res.output
     header = next(line for line in res.output.splitlines() if line.startswith("| model / SD / engine | Coding"))
     assert header.split(" | ")[1:12] == list(CATEGORIES)
@@ -39,7 +45,7 @@ def test_piped_terminal_table_is_not_truncated(sample_dir):
 def test_synthetic_crossover_and_extras_are_reported(synthetic_dir):
     res = run("report", synthetic_dir, "--format", "md")
     assert res.exit_code == 0, res.output
-    assert f"{2 ** 2.5:.1f} (between 4 and 8)" in res.output
+    assert f"{2**2.5:.1f} (between 4 and 8)" in res.output
     assert "## Quality" in res.output and "exact_match" in res.output and "greedy outputs compared" in res.output
     assert "## Draft-length (gamma) recommendation" in res.output and "best_k" in res.output
 
@@ -52,7 +58,7 @@ def test_json_document_is_versioned_and_complete(synthetic_dir):
     assert len(doc["points"]) == 10 and len(doc["speedups"]) == 5
     x = doc["crossovers"][0]
     assert x["output_tps_crossover_status"] == "crossover"
-    assert x["output_tps_crossover"] == pytest.approx(2 ** 2.5)
+    assert x["output_tps_crossover"] == pytest.approx(2**2.5)
     cats = {(r["sd_label"], r["category"]): r for r in doc["category_acceptance"]}
     assert cats["eagle3-k3", "Coding"]["al_drafted"] == pytest.approx(1 + (2 * 8) / (3 * 8))
     assert "NaN" not in res.output
@@ -61,7 +67,7 @@ def test_json_document_is_versioned_and_complete(synthetic_dir):
 def test_out_folder_exports_load_in_pandas(sample_dir, tmp_path, monkeypatch):
     from speedbench.report import plots
 
-    monkeypatch.setattr(plots, "available", lambda: False)   # plots are covered by the HTML tests
+    monkeypatch.setattr(plots, "available", lambda: False)  # plots are covered by the HTML tests
     out = tmp_path / "export"
     res = run("report", sample_dir, "--format", "csv", "--out", out)
     assert res.exit_code == 0, res.output
@@ -111,8 +117,9 @@ def test_compare_same_prompts_side_by_side(tmp_path):
     rows = {(r["run"], r["sd_label"], r["concurrency"]): r for r in doc["compare"]}
     # same SD label in both runs: the reference is the first run's row
     assert rows["sglang-run", "eagle3-k3", 1]["vs_ref_out"] == pytest.approx(1.1 / 1.2)
-    assert rows["sglang-run", "sd-off", 4]["output_tps_per_gpu"] == pytest.approx(rows["sglang-run", "sd-off", 4]
-                                                                                  ["output_tps"] / 2)
+    assert rows["sglang-run", "sd-off", 4]["output_tps_per_gpu"] == pytest.approx(
+        rows["sglang-run", "sd-off", 4]["output_tps"] / 2
+    )
     md = run("compare", a, b, "--format", "md")
     assert "## Side by side (same prompt set)" in md.output
 
@@ -130,8 +137,15 @@ def test_out_folder_writes_every_plot_as_png(synthetic_dir, tmp_path):
     res = run("report", synthetic_dir, "--format", "html", "--out", out)
     assert res.exit_code == 0, res.output
     names = sorted(p.stem for p in (out / "plots").glob("*.png"))
-    assert names == sorted(["speedup_vs_concurrency", "pareto", "acceptance_per_category",
-                            "acceptance_per_position", "latency_percentiles"])
+    assert names == sorted(
+        [
+            "speedup_vs_concurrency",
+            "pareto",
+            "acceptance_per_category",
+            "acceptance_per_position",
+            "latency_percentiles",
+        ]
+    )
     for p in (out / "plots").glob("*.png"):
         with Image.open(p) as im:
             assert im.width > 400 and im.height > 300

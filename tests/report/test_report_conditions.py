@@ -1,5 +1,6 @@
 """The report says what was measured: output rule, caching, prompt reuse, SD-on launch differences, and which
 prompts' output length differs between SD off and SD on."""
+
 from __future__ import annotations
 
 import json
@@ -19,10 +20,16 @@ def test_output_rule_names_eos_or_fixed_length():
 
 
 def test_length_differences_pair_prompts():
-    off = [make_record((1, 2, 3), prompt_id="a"), make_record((1, 5), prompt_id="b"),
-           make_record((1, 2), prompt_id="warm", warmup=True)]
-    on = [make_record((1, 2), prompt_id="a"), make_record((1, 5), prompt_id="b"),
-          make_record((1, 9), prompt_id="warm", warmup=True)]
+    off = [
+        make_record((1, 2, 3), prompt_id="a"),
+        make_record((1, 5), prompt_id="b"),
+        make_record((1, 2), prompt_id="warm", warmup=True),
+    ]
+    on = [
+        make_record((1, 2), prompt_id="a"),
+        make_record((1, 5), prompt_id="b"),
+        make_record((1, 9), prompt_id="warm", warmup=True),
+    ]
     assert length_differences(on, off) == (2, [("a", 3, 2)])
 
 
@@ -30,9 +37,17 @@ def test_report_shows_conditions_and_prompts_whose_length_differs(sample_dir):
     manifest = json.loads((sample_dir / "manifest.json").read_text())
     manifest["config"]["load"].update(fixed_length=False, allow_repeats=False)
     manifest["config"]["engine"]["prefix_caching"] = False
-    manifest["launch_differences"] = {"ngram-k3": [{"setting": "--per-request-spec-decode-metrics",
-                                                    "sd_off": "not set", "sd_on": "detailed",
-                                                    "set_by": "speedbench", "why": "w"}]}
+    manifest["launch_differences"] = {
+        "ngram-k3": [
+            {
+                "setting": "--per-request-spec-decode-metrics",
+                "sd_off": "not set",
+                "sd_on": "detailed",
+                "set_by": "speedbench",
+                "why": "w",
+            }
+        ]
+    }
     (sample_dir / "manifest.json").write_text(json.dumps(manifest))
     path = sample_dir / "records" / "ngram-k3-c4.jsonl"
     rows = [json.loads(line) for line in path.read_text().splitlines()]

@@ -1,4 +1,5 @@
 """The static HTML report: self-contained (no network), plots embedded, readable in a real browser."""
+
 import re
 import shutil
 import subprocess
@@ -9,14 +10,21 @@ from click.testing import CliRunner
 
 from speedbench.cli import main
 
-HEADINGS = ("At a glance", "Throughput and latency per ISL and concurrency", "Crossover concurrency",
-            "Acceptance per category", "Acceptance per draft position", "Run manifest")
+HEADINGS = (
+    "At a glance",
+    "Throughput and latency per ISL and concurrency",
+    "Crossover concurrency",
+    "Acceptance per category",
+    "Acceptance per draft position",
+    "Run manifest",
+)
 CHROMIUM = Path("/usr/bin/chromium")
 
 
 def _html(results: Path, out: Path) -> str:
-    res = CliRunner().invoke(main, ["report", str(results), "--format", "html", "--out", str(out)],
-                             catch_exceptions=False)
+    res = CliRunner().invoke(
+        main, ["report", str(results), "--format", "html", "--out", str(out)], catch_exceptions=False
+    )
     assert res.exit_code == 0, res.output
     return out.read_text(encoding="utf-8")
 
@@ -44,7 +52,7 @@ def no_plots(monkeypatch):
 def test_html_is_self_contained_with_embedded_plots(sample_page):
     html = sample_page.read_text(encoding="utf-8")
     assert not re.search(r"""(src|href|action)\s*=\s*["']?\s*(https?:)?//""", html, re.I)
-    assert not re.search(r"url\(\s*['\"]?(https?:)?//", html, re.I)      # no remote CSS assets
+    assert not re.search(r"url\(\s*['\"]?(https?:)?//", html, re.I)  # no remote CSS assets
     assert "<script" not in html.lower()
     plots = re.findall(r'<img src="data:image/png;base64,[A-Za-z0-9+/=]{1000,}"', html)
     assert len(plots) == 5
@@ -85,15 +93,31 @@ def test_html_renders_in_headless_chromium(sample_page, tmp_path):
         # not require_or_skip: installing it needs root, which the README says `make test` may not have
         pytest.skip("headless browser test needs Debian package 'chromium' (as root: apt-get install -y chromium)")
     page = sample_page
-    argv = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,2000"]
+    argv = [
+        str(CHROMIUM),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--window-size=1280,2000",
+    ]
     shot = tmp_path / "shot.png"
-    subprocess.run(argv + [f"--screenshot={shot}", page.as_uri()], check=True, timeout=120,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        argv + [f"--screenshot={shot}", page.as_uri()],
+        check=True,
+        timeout=120,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     assert shot.is_file() and _pixel_std(shot) > 10, "the screenshot is blank"
-    dom = subprocess.run(argv + ["--dump-dom", page.as_uri()], check=True, timeout=120, capture_output=True,
-                         text=True).stdout
+    dom = subprocess.run(
+        argv + ["--dump-dom", page.as_uri()], check=True, timeout=120, capture_output=True, text=True
+    ).stdout
     for h in HEADINGS:
         assert re.search(r"<h2>[^<]*" + re.escape(h), dom), h
     assert dom.count("<img") == 5

@@ -1,4 +1,5 @@
 """A stand-in for ``pynvml``: GPUs drawing constant power, their energy counter driven by the real clock."""
+
 from __future__ import annotations
 
 import time
@@ -13,8 +14,12 @@ class NVMLError_GpuIsLost(NVMLError):
     pass
 
 
-def make(watts: list[float], lose_gpu_after_s: dict[int, float] | None = None, no_counter: bool = False,
-         init_error: str | None = None) -> types.ModuleType:
+def make(
+    watts: list[float],
+    lose_gpu_after_s: dict[int, float] | None = None,
+    no_counter: bool = False,
+    init_error: str | None = None,
+) -> types.ModuleType:
     mod = types.ModuleType("pynvml")
     t0 = time.perf_counter()
     calls = {"power": 0}

@@ -1,4 +1,5 @@
 """Energy of a point from NVML-like samples (pure), and $ per million tokens."""
+
 from __future__ import annotations
 
 import pytest
@@ -8,8 +9,9 @@ from speedbench.metrics.energy import GpuSample, point_energy, tokens_per_joule,
 S = 1_000_000_000  # ns per second
 
 
-def steady(gpu: int, watts: float, t_from: float, t_to: float, dt: float = 0.05, counter0: int = 0,
-           modulus: int = 1 << 64) -> list[GpuSample]:
+def steady(
+    gpu: int, watts: float, t_from: float, t_to: float, dt: float = 0.05, counter0: int = 0, modulus: int = 1 << 64
+) -> list[GpuSample]:
     """A GPU drawing ``watts`` constantly, sampled every ``dt`` s: the counter (mJ) rises by watts*dt*1000."""
     out, t, n = [], t_from, 0
     while t <= t_to + 1e-9:
@@ -22,7 +24,7 @@ def steady(gpu: int, watts: float, t_from: float, t_to: float, dt: float = 0.05,
 
 def test_constant_power_two_gpus_cut_to_the_window():
     samples = steady(0, 300.0, 0.0, 12.0) + steady(1, 100.0, 0.0, 12.0)
-    e = point_energy(samples, 2 * S, 12 * S - S // 2)   # window 9.5 s, inside the sampled span
+    e = point_energy(samples, 2 * S, 12 * S - S // 2)  # window 9.5 s, inside the sampled span
     assert e.energy_j == pytest.approx(400.0 * 9.5, rel=1e-6)
     assert e.mean_power_w == pytest.approx(400.0, rel=1e-6)
     assert [g.method for g in e.gpus] == ["counter", "counter"]
@@ -44,16 +46,17 @@ def test_counter_wrap_is_unwrapped():
 
 
 def test_counter_reset_interval_is_bridged_with_power():
-    samples = steady(0, 200.0, 0.0, 2.0) + [GpuSample(int(t * S), 0, 200.0, round(200 * (t - 2.05) * 1000))
-                                            for t in (2.05, 2.1, 2.5, 3.0)]  # driver reload: counter restarts at 0
+    samples = steady(0, 200.0, 0.0, 2.0) + [
+        GpuSample(int(t * S), 0, 200.0, round(200 * (t - 2.05) * 1000)) for t in (2.05, 2.1, 2.5, 3.0)
+    ]  # driver reload: counter restarts at 0
     e = point_energy(samples, 0, 3 * S)
     assert e.energy_j == pytest.approx(600.0, rel=1e-6) and e.gpus[0].method == "counter+power"
 
 
 def test_missing_samples_are_bridged_by_the_counter_and_reported():
     samples = steady(0, 300.0, 0.0, 10.0)
-    holed = [s for s in samples if not (3.0 <= s.t_ns / S <= 7.0)]          # 4 s without a sample
-    holed += [GpuSample(int(5.0 * S), 0, None, None)]                       # a failed read
+    holed = [s for s in samples if not (3.0 <= s.t_ns / S <= 7.0)]  # 4 s without a sample
+    holed += [GpuSample(int(5.0 * S), 0, None, None)]  # a failed read
     e = point_energy(holed, S, 9 * S)
     assert e.energy_j == pytest.approx(300.0 * 8, rel=1e-6)
     assert e.gpus[0].max_gap_s == pytest.approx(4.05, abs=0.06)
@@ -66,7 +69,7 @@ def test_power_only_gpu_is_integrated():
 
 
 def test_a_gpu_that_disappears_makes_energy_unknown_not_partial():
-    samples = steady(0, 300.0, 0.0, 10.0) + steady(1, 300.0, 0.0, 4.0)      # GPU 1 lost at 4 s
+    samples = steady(0, 300.0, 0.0, 10.0) + steady(1, 300.0, 0.0, 4.0)  # GPU 1 lost at 4 s
     e = point_energy(samples, S, 9 * S)
     assert e.energy_j is None and e.mean_power_w is None
     assert "GPU 1" in e.note and "GPU lost" in e.note

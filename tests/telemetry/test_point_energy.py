@@ -1,4 +1,5 @@
 """A sweep puts energy, tokens per joule and cost on every point; without NVML they are n/a and nothing fails."""
+
 from __future__ import annotations
 
 import json
@@ -46,7 +47,7 @@ def test_telemetry_gpus_counts_only_the_engines_gpus(tmp_path, tiny_tokenizer, m
     for p in result.points:
         assert [g["gpu"] for g in p.telemetry["gpus"]] == [1] and "scope" not in p.telemetry
         assert p.mean_power_w == pytest.approx(100.0, rel=0.03)
-    assert "GPUs of the node" not in caplog.text                        # a healthy run warns nothing
+    assert "GPUs of the node" not in caplog.text  # a healthy run warns nothing
 
 
 def test_without_nvml_columns_say_na_and_nothing_fails(tmp_path, tiny_tokenizer, monkeypatch):
@@ -58,16 +59,30 @@ def test_without_nvml_columns_say_na_and_nothing_fails(tmp_path, tiny_tokenizer,
         assert "NVML not installed" in p.telemetry["gpu"]
     assert not (result.results_dir / "telemetry").exists()
     text = render(ReportData.load([str(result.results_dir)]), "md").text
-    section = text[text.index("Energy and cost per point"):]
+    section = text[text.index("Energy and cost per point") :]
     assert "| n/a | n/a | n/a | n/a |" in section
 
 
 def test_ratios_next_to_the_speedup():
     base = {"run": "r", "engine": "vllm", "isl": None, "concurrency": 4, "status": "complete", "user_tps_mean": 1.0}
-    off = {**base, "point_id": "sd-off-c4", "sd_method": "off", "sd_label": "sd-off", "output_tps": 100.0,
-           "output_tokens_per_joule": 2.0, "usd_per_mtok": 5.0}
-    on = {**base, "point_id": "ngram-k3-c4", "sd_method": "ngram", "sd_label": "ngram-k3", "output_tps": 150.0,
-          "output_tokens_per_joule": 1.8, "usd_per_mtok": 5.0 / 1.5}
+    off = {
+        **base,
+        "point_id": "sd-off-c4",
+        "sd_method": "off",
+        "sd_label": "sd-off",
+        "output_tps": 100.0,
+        "output_tokens_per_joule": 2.0,
+        "usd_per_mtok": 5.0,
+    }
+    on = {
+        **base,
+        "point_id": "ngram-k3-c4",
+        "sd_method": "ngram",
+        "sd_label": "ngram-k3",
+        "output_tps": 150.0,
+        "output_tokens_per_joule": 1.8,
+        "usd_per_mtok": 5.0 / 1.5,
+    }
     (s,) = speedup_rows([off, on])
     # faster (1.5x) yet 10 % more energy per token: the case the energy ratio exists for
     assert s["output_tps_speedup"] == pytest.approx(1.5)

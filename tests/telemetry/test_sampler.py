@@ -1,4 +1,5 @@
 """The NVML sampler on a fake pynvml: rate, the window cut, a lost GPU, and n/a without NVML."""
+
 from __future__ import annotations
 
 import sys
@@ -19,7 +20,7 @@ def test_samples_every_gpu_at_least_10_hz_and_energy_matches_power():
         t1 = time.perf_counter_ns()
         time.sleep(0.2)
     per_gpu = [x for x in s.samples if x.gpu == 0 and t0 <= x.t_ns <= t1]
-    assert len(per_gpu) >= 10                                             # >= 10 Hz over the 1 s window
+    assert len(per_gpu) >= 10  # >= 10 Hz over the 1 s window
     assert {x.gpu for x in s.samples} == {0, 1} and s.unavailable is None
     e = point_energy(s.samples, t0, t1, s.gpus)
     assert e.energy_j == pytest.approx(450.0 * (t1 - t0) / 1e9, rel=0.02)
@@ -46,12 +47,17 @@ def test_a_lost_gpu_stops_being_sampled_and_energy_is_unknown():
     assert e.energy_j is None and "GPU 1" in e.note
 
 
-@pytest.mark.parametrize("nvml,why", [(None, "NVML not installed"),
-                                      (fake_nvml.make([1.0], init_error="Driver Not Loaded"), "Driver Not Loaded"),
-                                      (fake_nvml.make([]), "no GPU")])
+@pytest.mark.parametrize(
+    "nvml,why",
+    [
+        (None, "NVML not installed"),
+        (fake_nvml.make([1.0], init_error="Driver Not Loaded"), "Driver Not Loaded"),
+        (fake_nvml.make([]), "no GPU"),
+    ],
+)
 def test_without_nvml_nothing_fails(monkeypatch, nvml, why):
     if nvml is None:
-        monkeypatch.setitem(sys.modules, "pynvml", None)   # import fails as on a machine without the package
+        monkeypatch.setitem(sys.modules, "pynvml", None)  # import fails as on a machine without the package
     with GpuSampler(0.05, nvml) as s:
         pass
     assert s.samples == [] and why in s.unavailable

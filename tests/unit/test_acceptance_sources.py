@@ -1,5 +1,6 @@
 """Issue 15 items 4 and 5: the headline AL is SPEED-Bench's aggregation, and acceptance comes from the
 measured requests first, cross-checked against the server's counters."""
+
 import json
 import re
 from pathlib import Path
@@ -23,16 +24,25 @@ def _sd(drafts, accepted, per_pos, k=3):
 
 
 def _point(records, counters=None):
-    return summarize_point(records, point_id="ngram-k3-c1", engine="vllm", sd_label="ngram-k3", sd_method="ngram",
-                           draft_length=3, concurrency=1, isl=None, counters=counters)
+    return summarize_point(
+        records,
+        point_id="ngram-k3-c1",
+        engine="vllm",
+        sd_label="ngram-k3",
+        sd_method="ngram",
+        draft_length=3,
+        concurrency=1,
+        isl=None,
+        counters=counters,
+    )
 
 
 def test_headline_al_is_the_mean_over_requests_and_the_pooled_figure_stays_beside_it():
-    short = make_record(chunk_tokens=(1, 5), sd_per_step_accepted=[3])             # 2 steps, 5 tokens: 2.5
-    long = make_record(chunk_tokens=tuple(range(1, 11)), request_id="r2")          # 10 steps, 10 tokens: 1.0
+    short = make_record(chunk_tokens=(1, 5), sd_per_step_accepted=[3])  # 2 steps, 5 tokens: 2.5
+    long = make_record(chunk_tokens=tuple(range(1, 11)), request_id="r2")  # 10 steps, 10 tokens: 1.0
     row = _point([short, long]).to_row()
-    assert row["al_speedbench"] == pytest.approx((2.5 + 1.0) / 2)                  # SPEED-Bench: mean of ALs
-    assert row["tokens_per_step"] == pytest.approx(15 / 12)                       # pooled: Σ tokens / Σ steps
+    assert row["al_speedbench"] == pytest.approx((2.5 + 1.0) / 2)  # SPEED-Bench: mean of ALs
+    assert row["tokens_per_step"] == pytest.approx(15 / 12)  # pooled: Σ tokens / Σ steps
 
 
 def test_fixture_headline_al_recomputed_from_its_records_and_quoted_in_the_readme():
@@ -42,28 +52,37 @@ def test_fixture_headline_al_recomputed_from_its_records_and_quoted_in_the_readm
         ok = [r for r in rd.records(pid) if not r.warmup and r.status == "ok"]
         per_req = [r.output_tokens / len(r.chunk_tokens) for r in ok]
         assert row["al_speedbench"] == pytest.approx(sum(per_req) / len(per_req))
-        assert row["tokens_per_step"] == pytest.approx(sum(r.output_tokens for r in ok)
-                                                       / sum(len(r.chunk_tokens) for r in ok))
+        assert row["tokens_per_step"] == pytest.approx(
+            sum(r.output_tokens for r in ok) / sum(len(r.chunk_tokens) for r in ok)
+        )
     ng = rows["ngram-k3-c4"]
     readme = (ROOT / "README.md").read_text()
-    quote = re.search(r"`tests/fixtures/results/vllm-cpu-sample`[^)]*\): AL drafted ([\d.]+), AL SPEED-Bench "
-                      r"([\d.]+), tok/step pooled ([\d.]+)", readme)
+    quote = re.search(
+        r"`tests/fixtures/results/vllm-cpu-sample`[^)]*\): AL drafted ([\d.]+), AL SPEED-Bench "
+        r"([\d.]+), tok/step pooled ([\d.]+)",
+        readme,
+    )
     assert quote, "README must quote the sample's three acceptance figures"
     assert quote.groups() == (f"{ng['al_drafted']:.2f}", f"{ng['al_speedbench']:.2f}", f"{ng['tokens_per_step']:.2f}")
 
 
 def test_per_request_counters_first_server_deltas_as_fallback():
-    recs = [make_record(chunk_tokens=(1, 4, 5), sd={"drafts": 2, "draft_tokens": 6, "accepted_tokens": 2,
-                                                    "accepted_per_position": [1, 1, 0]}, request_id=f"r{i}")
-            for i in range(3)]
-    server = _sd(10, 9, (5, 3, 1))   # the window also saw other requests: 4 more drafts, better acceptance
+    recs = [
+        make_record(
+            chunk_tokens=(1, 4, 5),
+            sd={"drafts": 2, "draft_tokens": 6, "accepted_tokens": 2, "accepted_per_position": [1, 1, 0]},
+            request_id=f"r{i}",
+        )
+        for i in range(3)
+    ]
+    server = _sd(10, 9, (5, 3, 1))  # the window also saw other requests: 4 more drafts, better acceptance
     p = _point(recs, server)
     assert p.acceptance_source == acc.PER_REQUEST
     assert p.al_drafted == pytest.approx(1 + 6 / 6) and p.al_drafted_req_sum == p.al_drafted
     assert p.al_drafted_server == pytest.approx(1 + 9 / 10)
     assert p.per_position_acceptance == pytest.approx([3 / 6, 3 / 6, 0.0])
     assert p.draft_acceptance_rate == pytest.approx(6 / 18)
-    assert p.acceptance_check["agree"] is False                                  # 1.9 vs 2.0: 5 % apart
+    assert p.acceptance_check["agree"] is False  # 1.9 vs 2.0: 5 % apart
     assert any(tag == "ACCEPTANCE ≠" for tag, _ in point_flags(p.to_row()))
     # no per-request metrics (e.g. an engine version without them): the server's deltas are used, unchecked
     bare = _point([make_record(chunk_tokens=(1, 4, 5))], server)
@@ -72,7 +91,7 @@ def test_per_request_counters_first_server_deltas_as_fallback():
 
 
 def test_sources_within_tolerance_agree_and_raise_no_flag():
-    per_req, server = _sd(62, 129, (51, 45, 33)), _sd(86, 179, (73, 63, 43))   # the sample's c=4 point
+    per_req, server = _sd(62, 129, (51, 45, 33)), _sd(86, 179, (73, 63, 43))  # the sample's c=4 point
     check = acc.cross_check(per_req, server)
     assert check.agree and check.max_rel_diff < acc.TOLERANCE
     assert (check.per_request_drafts, check.server_drafts) == (62, 86)
@@ -87,10 +106,10 @@ def test_old_points_are_re_read_with_per_request_acceptance():
     assert "acceptance_source" not in stored and stored["per_position_acceptance"][0] == pytest.approx(73 / 86)
     p = point_from_dict(stored)
     assert p.acceptance_source == acc.PER_REQUEST
-    assert p.per_position_acceptance == pytest.approx([51 / 62, 45 / 62, 33 / 62])   # 0.823/0.726/0.532
+    assert p.per_position_acceptance == pytest.approx([51 / 62, 45 / 62, 33 / 62])  # 0.823/0.726/0.532
     assert p.al_drafted == pytest.approx(1 + 129 / 62) and p.al_drafted_server == pytest.approx(1 + 179 / 86)
     assert p.acceptance_check["agree"] is True
-    json.dumps(p.to_row())   # the row stays JSON-clean
+    json.dumps(p.to_row())  # the row stays JSON-clean
 
 
 def test_text_only_chunks_are_timed_and_counted_from_the_final_usage():
@@ -101,8 +120,8 @@ def test_text_only_chunks_are_timed_and_counted_from_the_final_usage():
     for t, text in enumerate((" a", " b c", "", " d")):
         fold_completion_chunk({"choices": [{"index": 0, "text": text}]}, rec, 1000 * (t + 1), [1, 2, 3])
     fold_completion_chunk({"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 8}}, rec, 9000, None)
-    assert rec.chunk_times_ns == [1000, 2000, 4000]          # the empty chunk carried no token
+    assert rec.chunk_times_ns == [1000, 2000, 4000]  # the empty chunk carried no token
     assert rec.output_tokens == 8 and rq.ttft(rec) is not None
     assert rq.tpot(rec) == pytest.approx(3000e-9 / 7)
     assert rq.token_count_source(rec) == "final usage"
-    assert not rq.merged_chunks(rec, 0)                      # sizes were not counted: no merge claimed
+    assert not rq.merged_chunks(rec, 0)  # sizes were not counted: no merge claimed

@@ -1,4 +1,5 @@
 """Bad input through the real CLI: one clear error line, a non-zero exit, no server left behind."""
+
 from __future__ import annotations
 
 import json
@@ -26,13 +27,16 @@ def error_line(res: subprocess.CompletedProcess) -> str:
     return lines[0]
 
 
-@pytest.mark.parametrize("args,code,needle", [
-    (["--engine", "nope"], 2, "unknown engine 'nope'"),
-    (["--isl", "8q"], 2, "bad ISL '8q'"),
-    (["--concurrency", "4,0"], 2, "positive"),
-    (["--model", "/does/not/exist"], 2, "model path not found: /does/not/exist"),
-    (["--sd", "off,medusa:3"], 2, "medusa"),
-])
+@pytest.mark.parametrize(
+    "args,code,needle",
+    [
+        (["--engine", "nope"], 2, "unknown engine 'nope'"),
+        (["--isl", "8q"], 2, "bad ISL '8q'"),
+        (["--concurrency", "4,0"], 2, "positive"),
+        (["--model", "/does/not/exist"], 2, "model path not found: /does/not/exist"),
+        (["--sd", "off,medusa:3"], 2, "medusa"),
+    ],
+)
 def test_bad_input_is_one_clear_line(args, code, needle, tmp_path):
     res = run_cli("sweep", "--preset", "cpu-demo", "--output-dir", str(tmp_path), *args)
     assert res.returncode == code
@@ -54,10 +58,13 @@ def _fake_engine(tmp_path: Path, body: str) -> str:
 
 
 def _config(tmp_path: Path, gemma_dir: Path, python: str, **engine) -> str:
-    cfg = {"engine": {"model": str(gemma_dir), "python": python, "startup_timeout_s": 3, **engine},
-           "sd": [{"method": "off"}],
-           "data": {"prompts_per_category": 1, "cache_dir": str(tmp_path / "cache")},
-           "load": {"concurrency": [1], "output_len": 4}, "output_dir": str(tmp_path / "results")}
+    cfg = {
+        "engine": {"model": str(gemma_dir), "python": python, "startup_timeout_s": 3, **engine},
+        "sd": [{"method": "off"}],
+        "data": {"prompts_per_category": 1, "cache_dir": str(tmp_path / "cache")},
+        "load": {"concurrency": [1], "output_len": 4},
+        "output_dir": str(tmp_path / "results"),
+    }
     path = tmp_path / "cfg.json"
     path.write_text(json.dumps(cfg))
     return str(path)

