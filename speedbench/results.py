@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from speedbench.config import ConfigError
-from speedbench.load.records import RequestRecord
+from speedbench.core.records import RequestRecord
 
 
 class ResultsError(ConfigError):

@@ -19,8 +19,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 
-from speedbench.engines.acceptance import SpecDecodeCounters
-from speedbench.load.records import OK, RequestRecord
+from speedbench.core.acceptance import SpecDecodeCounters
+from speedbench.core.records import OK, RequestRecord
 from speedbench.metrics import request as rq
 from speedbench.metrics.uncertainty import mean_interval
 

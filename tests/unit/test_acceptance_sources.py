@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from speedbench.engines.acceptance import SpecDecodeCounters
+from speedbench.core.acceptance import SpecDecodeCounters
 from speedbench.metrics import acceptance as acc
 from speedbench.metrics import request as rq
 from speedbench.metrics.flags import point_flags
@@ -113,8 +113,8 @@ def test_old_points_are_re_read_with_per_request_acceptance():
 
 
 def test_text_only_chunks_are_timed_and_counted_from_the_final_usage():
+    from speedbench.core.records import RequestRecord
     from speedbench.engines.openai_stream import fold_completion_chunk
-    from speedbench.load.records import RequestRecord
 
     rec = RequestRecord("r", "p", "QA", 3, 8)
     for t, text in enumerate((" a", " b c", "", " d")):

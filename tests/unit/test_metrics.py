@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from speedbench.engines.acceptance import SpecDecodeCounters, counters_from_histogram
+from speedbench.core.acceptance import SpecDecodeCounters, counters_from_histogram
 from speedbench.metrics import request as rq
 from speedbench.metrics.distribution import distribution
 from speedbench.metrics.summary import speedup_rows, summarize_point
