@@ -145,7 +145,7 @@ class ResultsDir:
     def write_tables(self) -> None:
         import pandas as pd
 
-        from speedbench.metrics.summary import speedup_rows
+        from speedbench.metrics.speedup import speedup_rows
 
         rows = self.summary_rows()
         if not rows:

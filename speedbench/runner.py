@@ -28,7 +28,8 @@ from speedbench.load.schedule import PromptBudget, prompt_budget
 from speedbench.measure import measure_point, probe_sd
 from speedbench.metrics.category import category_acceptance
 from speedbench.metrics.flags import point_flags
-from speedbench.metrics.summary import PointSummary, speedup_rows, summarize_point
+from speedbench.metrics.speedup import speedup_rows
+from speedbench.metrics.summary import PointSummary, summarize_point
 from speedbench.outcome import Speedup, SweepResult  # noqa: F401  (re-exported: the API returns them)
 from speedbench.preflight import EndpointError
 from speedbench.quality.post_sweep import write_post_sweep

@@ -13,7 +13,6 @@ from speedbench.metrics import request as rq
 from speedbench.metrics import uncertainty as un
 from speedbench.metrics.category import turn_acceptance
 from speedbench.metrics.distribution import Distribution, distribution
-from speedbench.metrics.speedup import speedup_rows  # noqa: F401  (its home before; re-exported)
 
 
 @dataclass

@@ -5,7 +5,8 @@ import pytest
 from speedbench.core.acceptance import SpecDecodeCounters, counters_from_histogram
 from speedbench.metrics import request as rq
 from speedbench.metrics.distribution import distribution
-from speedbench.metrics.summary import speedup_rows, summarize_point
+from speedbench.metrics.speedup import speedup_rows
+from speedbench.metrics.summary import summarize_point
 from tests.conftest import make_record
 
 
