@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from speedbench.load.records import FAILED, OK, RequestRecord
+from speedbench.core.records import FAILED, OK, RequestRecord
 
 TRANSPORT_KINDS = ("transport", "timeout")  # the server is not answering, whichever way it shows
 

@@ -12,12 +12,12 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
+from speedbench.core.acceptance import SpecDecodeCounters
+from speedbench.core.records import RequestRecord
 from speedbench.data.pretokenize import TokenizedPrompt
-from speedbench.engines.acceptance import SpecDecodeCounters
 from speedbench.engines.base import EngineAdapter
 from speedbench.guard import PointGuard
 from speedbench.load.client import LoadPlan, PointRun, run_closed_loop
-from speedbench.load.records import RequestRecord
 
 log = logging.getLogger(__name__)
 

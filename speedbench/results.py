@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from speedbench.config import ConfigError
-from speedbench.load.records import RequestRecord
+from speedbench.core.records import RequestRecord
 
 
 class ResultsError(ConfigError):
@@ -145,7 +145,7 @@ class ResultsDir:
     def write_tables(self) -> None:
         import pandas as pd
 
-        from speedbench.metrics.summary import speedup_rows
+        from speedbench.metrics.speedup import speedup_rows
 
         rows = self.summary_rows()
         if not rows:

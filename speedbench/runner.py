@@ -13,6 +13,8 @@ from pathlib import Path
 
 from speedbench import preflight
 from speedbench.config import BenchmarkConfig, ConfigError, SDConfig
+from speedbench.core.point_id import planned_points, point_name
+from speedbench.core.records import RequestRecord
 from speedbench.data.pretokenize import PromptSet, cache_path, prepare_prompts
 from speedbench.data.turns import NextTurn, last_turn_tokens
 from speedbench.engines import get_adapter
@@ -22,14 +24,13 @@ from speedbench.engines.versions import version_of
 from speedbench.env_info import engine_python_versions, harness_versions, machine_info
 from speedbench.guard import PointGuard
 from speedbench.load.client import LoadPlan, planned_requests, run_async
-from speedbench.load.records import RequestRecord
 from speedbench.load.schedule import PromptBudget, prompt_budget
 from speedbench.measure import measure_point, probe_sd
 from speedbench.metrics.category import category_acceptance
 from speedbench.metrics.flags import point_flags
-from speedbench.metrics.summary import PointSummary, speedup_rows, summarize_point
+from speedbench.metrics.speedup import speedup_rows
+from speedbench.metrics.summary import PointSummary, summarize_point
 from speedbench.outcome import Speedup, SweepResult  # noqa: F401  (re-exported: the API returns them)
-from speedbench.point_id import planned_points, point_name
 from speedbench.preflight import EndpointError
 from speedbench.quality.post_sweep import write_post_sweep
 from speedbench.results import ResultsDir, new_run_dir

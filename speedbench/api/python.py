@@ -38,7 +38,8 @@ def load_config(
 def load_result(path: str | Path):
     """Rebuild the typed ``SweepResult`` of any results folder (finished, interrupted or merged)."""
     from speedbench.metrics.category import category_acceptance
-    from speedbench.metrics.summary import point_from_dict, speedup_rows
+    from speedbench.metrics.speedup import speedup_rows
+    from speedbench.metrics.summary import point_from_dict
     from speedbench.results import find_results
     from speedbench.runner import Speedup, SweepResult
 

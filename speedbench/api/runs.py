@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from speedbench.config import BenchmarkConfig, ConfigError
-from speedbench.point_id import planned_points
+from speedbench.core.point_id import planned_points
 from speedbench.results import new_run_dir
 
 log = logging.getLogger(__name__)

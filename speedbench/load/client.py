@@ -20,15 +20,16 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from speedbench.core.jsoncodec import dumps, loads
+from speedbench.core.records import CANCELLED, FAILED, OK, RequestRecord
 from speedbench.data.pretokenize import TokenizedPrompt
 from speedbench.data.promptset import turn_ids_digest
 from speedbench.engines.base import EngineAdapter
 from speedbench.load.aiohttp_client import AiohttpStreamer, aiohttp_streamer
 from speedbench.load.http1 import Http1Pool
 from speedbench.load.monitor import ClientStats, LoopMonitor, client_stats
-from speedbench.load.records import CANCELLED, FAILED, OK, RequestRecord
 from speedbench.load.schedule import Arrival, ArrivalSchedule, PromptOrder, default_warmup_pool
-from speedbench.load.sse import DONE, dumps, loads
+from speedbench.load.sse import DONE
 
 _now = time.perf_counter_ns
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from speedbench.load.records import OK, RequestRecord
+from speedbench.core.records import OK, RequestRecord
 
 LAG_LIMIT_MS = 1.0
 IN_FLIGHT_MIN_FRACTION = 0.99

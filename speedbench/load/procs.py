@@ -16,9 +16,9 @@ import queue as queue_mod
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 
+from speedbench.core.records import RequestRecord
 from speedbench.data.pretokenize import TokenizedPrompt
 from speedbench.engines.base import EngineAdapter
-from speedbench.load.records import RequestRecord
 
 _BATCH = 32
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from speedbench.core.point_id import repeat_of
 from speedbench.metrics import uncertainty as un
 from speedbench.metrics.flags import pair_flags
-from speedbench.point_id import repeat_of
 
 METRICS = (("output_tps", "output_tps", "output_tps_log_se"), ("user_tps", "user_tps_mean", "user_tps_log_se"))
 

@@ -6,15 +6,13 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from speedbench.engines.acceptance import SpecDecodeCounters
-from speedbench.load.records import CANCELLED, FAILED, OK, RequestRecord
+from speedbench.core.acceptance import SpecDecodeCounters
+from speedbench.core.records import CANCELLED, FAILED, OK, RequestRecord
 from speedbench.metrics import acceptance as acc
 from speedbench.metrics import request as rq
 from speedbench.metrics import uncertainty as un
 from speedbench.metrics.category import turn_acceptance
 from speedbench.metrics.distribution import Distribution, distribution
-from speedbench.metrics.speedup import speedup_rows  # noqa: F401  (its home before; re-exported)
-from speedbench.point_id import repeat_of  # noqa: F401  (re-exported for older callers)
 
 
 @dataclass

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from speedbench.load.records import RequestRecord
-from speedbench.point_id import repeat_of
+from speedbench.core.point_id import repeat_of
+from speedbench.core.records import RequestRecord
 from speedbench.results import ResultsDir
 
 

@@ -6,9 +6,9 @@ from dataclasses import replace
 
 import pytest
 
+from speedbench.core.records import RequestRecord
 from speedbench.load.client import LoadPlan, drive, run_closed_loop
 from speedbench.load.monitor import client_stats, mean_in_flight
-from speedbench.load.records import RequestRecord
 from speedbench.load.stub_server import StubConfig, start_stub
 from tests.load.conftest import make_prompts, run_against_stub
 
