@@ -75,18 +75,17 @@ class RunState:
 
 def disk_info(path: Path) -> dict[str, Any] | None:
     """Status of a results folder written by anyone (CLI, an earlier service, a merge)."""
-    from speedbench.results import find_results
+    from speedbench.results import ResultsDir
 
-    rd = find_results(path)
-    if rd is None:
-        return None
     try:
+        rd = ResultsDir.open(path)
         m = rd.manifest()
-    except (OSError, ValueError):
+        status = rd.manifest_doc().status
+    except (OSError, ValueError):  # not a results folder, or a damaged one: not listed
         return None
     return {
         "id": path.name,
-        "status": m.get("status", "unknown"),
+        "status": status,
         "queue": None,
         "results_dir": str(path),
         "created_at": m.get("created_at"),
