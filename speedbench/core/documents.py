@@ -324,3 +324,15 @@ DOCUMENTS: dict[str, type[BaseModel]] = {
     "recommendation.json": RecommendationDocument,
     "gamma_validation.json": GammaValidationDocument,
 }
+
+
+def schema_texts() -> dict[str, str]:
+    """``docs/schema/<name>`` -> its text: the JSON Schema of each document, generated from these models."""
+    import json
+
+    out = {}
+    for filename, model in DOCUMENTS.items():
+        schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", **model.model_json_schema()}
+        name = filename.split(".")[0] + ".schema.json"
+        out[name] = json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
+    return out
