@@ -61,7 +61,10 @@ class PromptsInfo(_Document):
     # throughput split
     pool: str | None = None
     pool_sha256: str | None = None
+    per_tier: int | None = None
+    tiers: list[str] | None = None
     order: str | None = None
+    zlib_text: str | None = None
     overlap: dict[str, Any] | None = Field(None, description="measured pairwise overlap of the text windows")
     # multi-turn
     turns_rule: str | None = None
