@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """Write docs/schema/*.schema.json, the JSON Schema of each results-folder document, from the typed models
-in speedbench/core/documents.py (the one description of those files). Run after changing a model:
+(speedbench/core/documents.py, speedbench/metrics/point_doc.py: the one description of those files). Run after changing a model:
 
     python scripts/gen_results_schema.py          # rewrite docs/schema/
     python scripts/gen_results_schema.py --check  # exit 1 when a checked-in file differs (what the test does)
@@ -15,7 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from speedbench.core.documents import schema_texts  # noqa: E402  (after the path is set)
+from speedbench.results import schema_texts  # noqa: E402  (after the path is set)
 
 SCHEMA_DIR = ROOT / "docs" / "schema"
 

@@ -22,15 +22,43 @@ from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from speedbench.config import ConfigError
-from speedbench.core.documents import DOCUMENTS, SCHEMA_VERSION, Manifest, PointDoc
+from speedbench.core.documents import (
+    SCHEMA_VERSION,
+    GammaValidationDocument,
+    Manifest,
+    QualityDocument,
+    RecommendationDocument,
+)
 from speedbench.load.records import RequestRecord
 
 
 class ResultsError(ConfigError):
     """A results folder that cannot be read as one (damaged manifest): one line, exit 2."""
+
+
+def document_models() -> dict[str, type[BaseModel]]:
+    """File name -> the model of that results document (docs/schema/<stem>.schema.json is generated from it)."""
+    from speedbench.metrics.point_doc import PointDoc  # numpy and the metrics: only when a point is written
+
+    return {
+        "manifest.json": Manifest,
+        "points.jsonl": PointDoc,
+        "quality.json": QualityDocument,
+        "recommendation.json": RecommendationDocument,
+        "gamma_validation.json": GammaValidationDocument,
+    }
+
+
+def schema_texts() -> dict[str, str]:
+    """``docs/schema/<name>`` -> its text: the JSON Schema of each document, generated from its model."""
+    out = {}
+    for filename, model in document_models().items():
+        schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", **model.model_json_schema()}
+        out[filename.split(".")[0] + ".schema.json"] = json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
+    return out
 
 
 def _fsync_append(path: Path, lines: Iterable[str]) -> None:
@@ -168,14 +196,14 @@ class ResultsDir:
 
     def append_point(self, summary) -> None:
         line = json.dumps(asdict(summary), default=str)
-        PointDoc.model_validate_json(line)  # a writer that drifts from the documented point fails here
+        document_models()["points.jsonl"].model_validate_json(line)  # a point the readers could not read fails
         _fsync_append(self.path / "points.jsonl", [line])
         self.write_tables()
 
     def write_document(self, name: str, doc: dict) -> None:
         """Write quality.json, recommendation.json or gamma_validation.json (validated by its model)."""
         text = json.dumps(doc, indent=2, default=str)
-        DOCUMENTS[name].model_validate_json(text)
+        document_models()[name].model_validate_json(text)
         atomic_write_text(self.path / name, text)
 
     def write_tables(self) -> None:

@@ -6,8 +6,9 @@ import json
 
 from pydantic import BaseModel
 
-from speedbench.core.documents import DOCUMENTS, Manifest, PointDoc
-from speedbench.results import ResultsDir
+from speedbench.core.documents import Manifest
+from speedbench.metrics.point_doc import PointDoc
+from speedbench.results import ResultsDir, document_models
 
 
 def unnamed_keys(doc: BaseModel, where: str = "") -> list[str]:
@@ -20,7 +21,7 @@ def unnamed_keys(doc: BaseModel, where: str = "") -> list[str]:
     return out
 
 
-def check_written(rd: ResultsDir) -> tuple[Manifest, list[PointDoc]]:
+def check_written(rd: ResultsDir) -> tuple[Manifest, list[BaseModel]]:
     """Every file validates, and the manifest and points hold no key their model does not name: a writer
     that adds or renames a key fails until the model (and so the generated docs/schema/) says so too."""
     manifest = Manifest.model_validate_json((rd.path / "manifest.json").read_text(encoding="utf-8"))
@@ -31,7 +32,7 @@ def check_written(rd: ResultsDir) -> tuple[Manifest, list[PointDoc]]:
         assert unnamed_keys(point) == []
         assert set(json.loads(line)) == set(PointDoc.model_fields)  # the writer writes every field
         points.append(point)
-    for name, model in DOCUMENTS.items():
+    for name, model in document_models().items():
         if name.endswith(".json") and (rd.path / name).is_file():
             model.model_validate_json((rd.path / name).read_text(encoding="utf-8"))
     return manifest, points

@@ -1,10 +1,11 @@
 """Typed documents of a results folder: manifest.json, a points.jsonl line, and the {"rows", "notes"} files
 (quality.json, recommendation.json, gamma_validation.json).
 
-These models are the one description of those files: ``docs/schema/*.json`` is generated from them
-(``scripts/gen_results_schema.py``; a test fails when a checked-in schema differs), writers validate what they
-write through them, and a test runs a sweep against an emulated server and validates its files, so a writer
-that adds or changes a key must change the model too.
+These models are the one description of those files (the point's model is derived from the PointSummary
+dataclass in ``speedbench.metrics.point_doc``; ``speedbench.results.document_models`` lists them all):
+``docs/schema/*.json`` is generated from them (``scripts/gen_results_schema.py``; a test fails when a
+checked-in schema differs), writers validate what they write through them, and tests run sweeps against
+emulated servers and validate their files, so a writer that adds or changes a key must change the model too.
 
 Results are never lost, so every model reads folders written before it: unknown keys are allowed and kept
 (``extra="allow"``), and every key a past writer did not write has a default. Writers still write their own
@@ -25,7 +26,8 @@ from pydantic import BaseModel, ConfigDict, Field
 # renaming or removing one, or changing a unit or definition, bumps it (docs/results-schema.md).
 SCHEMA_VERSION = 1
 
-# A point's status when its line has none: points were written before they had one, and all of those ended.
+# A point's status when its line has none (PointSummary's default): points were written before they had one,
+# and all of those ended.
 POINT_COMPLETE = "complete"
 # A folder's status when its manifest has none (never written by speedbench itself: damaged or foreign).
 MANIFEST_STATUS_UNKNOWN = "unknown"
@@ -156,90 +158,12 @@ class Manifest(_Document):
     prompts_fingerprint: str | None = None
 
 
-# ---- points.jsonl ----------------------------------------------------------------------------------------
-
-
-class DistributionDoc(_Document):
-    """One distribution summary (speedbench.metrics.distribution.Distribution); NaN when count is 0."""
-
-    count: int
-    mean: float
-    std: float
-    min: float
-    p50: float
-    p90: float
-    p95: float
-    p99: float
-    max: float
-
-
-class PointDoc(_Document):
-    """One line of points.jsonl: a PointSummary (speedbench.metrics.summary) as stored; the last line of a
-    point id wins. The fields are the dataclass's, in its order (a test keeps them equal)."""
-
-    point_id: str
-    engine: str
-    sd_label: str
-    sd_method: str
-    draft_length: int | None
-    concurrency: int
-    isl: int | None
-    sent: int
-    ok: int
-    failed: int
-    cancelled: int
-    errors_by_kind: dict[str, int]
-    duration_s: float
-    output_tokens: int
-    output_tps: float
-    request_throughput: float
-    user_tps: DistributionDoc
-    ttft_s: DistributionDoc
-    itl_s: DistributionDoc
-    tpot_s: DistributionDoc
-    e2e_s: DistributionDoc
-    tokens_per_step: float | None
-    tokens_per_step_req: DistributionDoc
-    al_drafted: float | None
-    al_drafted_req_sum: float | None
-    draft_acceptance_rate: float | None
-    per_position_acceptance: list[float] = Field(default_factory=list)
-    per_turn: list[dict[str, Any]] = Field(default_factory=list)
-    counters: dict[str, Any] | None = None
-    counters_req_sum: dict[str, Any] | None = None
-    al_drafted_server: float | None = None
-    acceptance_source: str | None = None
-    acceptance_check: dict[str, Any] | None = None
-    al_speedbench_ci: list[float] | None = None
-    output_tps_log_se: float | None = None
-    user_tps_log_se: float | None = None
-    token_counts: str | None = None
-    merged_chunk_requests: int = 0
-    chunk_step_mismatches: int | None = None
-    prompt_mismatches: int = 0
-    repeated_requests: int = 0
-    stopped_at_eos: int | None = None
-    output_tps_window: float | None = None
-    goodput_rps: float | None = None
-    goodput_fraction: float | None = None
-    client_lag_p99_ms: float | None = None
-    mean_in_flight: float | None = None
-    client_saturated: bool | None = None
-    client_timestamps: str | None = None
-    client_lag_limit_ms: float | None = None
-    status: str = Field(POINT_COMPLETE, description="complete, or failed when the point was cut short")
-    not_sent: int = 0
-    abort_reason: str | None = None
-    energy_j: float | None = None
-    output_tokens_per_joule: float | None = None
-    mean_power_w: float | None = None
-    usd_per_mtok: float | None = None
-    telemetry: dict[str, Any] | None = None
+# ---- points.jsonl: the model is derived from the PointSummary dataclass (speedbench.metrics.point_doc) ----
 
 
 def point_status(point: Mapping[str, Any]) -> str:
     """The status of a stored point or of its table row (PointDoc's default when the line has none)."""
-    return point.get("status", PointDoc.model_fields["status"].default)
+    return point.get("status", POINT_COMPLETE)
 
 
 def point_complete(point: Mapping[str, Any]) -> bool:
@@ -317,25 +241,3 @@ class GammaValidationDocument(_RowsDocument):
     """gamma_validation.json: the draft-length model against measurement at held-out draft lengths."""
 
     rows: list[ValidationRow] = Field(default_factory=list)
-
-
-# file name -> model: what scripts/gen_results_schema.py writes to docs/schema/<stem>.schema.json
-DOCUMENTS: dict[str, type[BaseModel]] = {
-    "manifest.json": Manifest,
-    "points.jsonl": PointDoc,
-    "quality.json": QualityDocument,
-    "recommendation.json": RecommendationDocument,
-    "gamma_validation.json": GammaValidationDocument,
-}
-
-
-def schema_texts() -> dict[str, str]:
-    """``docs/schema/<name>`` -> its text: the JSON Schema of each document, generated from these models."""
-    import json
-
-    out = {}
-    for filename, model in DOCUMENTS.items():
-        schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", **model.model_json_schema()}
-        name = filename.split(".")[0] + ".schema.json"
-        out[name] = json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
-    return out

@@ -11,17 +11,10 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from speedbench.core.documents import (
-    Manifest,
-    PointDoc,
-    QualityDocument,
-    point_complete,
-    point_status,
-    schema_texts,
-)
-from speedbench.metrics.distribution import Distribution
+from speedbench.core.documents import Manifest, QualityDocument, point_complete, point_status
+from speedbench.metrics.point_doc import DistributionDoc, PointDoc
 from speedbench.metrics.summary import PointSummary
-from speedbench.results import ResultsDir, ResultsError, find_results
+from speedbench.results import ResultsDir, ResultsError, find_results, schema_texts
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_DIR = ROOT / "docs" / "schema"
@@ -43,14 +36,13 @@ def test_results_schema_doc_links_every_schema():
         assert f"schema/{name}" in doc, name
 
 
-def test_point_doc_has_the_point_summary_fields_in_order():
-    """The point model and the dataclass the runner writes cannot drift apart."""
+def test_point_doc_is_derived_from_the_point_summary():
+    """The point model is built from the dataclass the runner writes: fields, order, defaults, nesting."""
     assert list(PointDoc.model_fields) == [f.name for f in dataclasses.fields(PointSummary)]
-    from speedbench.core.documents import DistributionDoc
-
-    assert list(DistributionDoc.model_fields) == [f.name for f in dataclasses.fields(Distribution)]
     defaults = {f.name: f.default for f in dataclasses.fields(PointSummary) if f.default is not dataclasses.MISSING}
     assert {k: PointDoc.model_fields[k].default for k in defaults} == defaults
+    assert PointDoc.model_fields["ttft_s"].annotation is DistributionDoc
+    assert PointDoc.model_fields["point_id"].is_required()  # no default: a line must name its point
 
 
 def test_a_folder_written_before_reads(tmp_path):
