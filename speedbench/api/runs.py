@@ -75,17 +75,17 @@ class RunState:
 
 def disk_info(path: Path) -> dict[str, Any] | None:
     """Status of a results folder written by anyone (CLI, an earlier service, a merge)."""
+    from speedbench.core.documents import manifest_status
     from speedbench.results import ResultsDir
 
     try:
         rd = ResultsDir.open(path)
         m = rd.manifest()
-        status = rd.manifest_doc().status
-    except (OSError, ValueError):  # not a results folder, or a damaged one: not listed
+    except (OSError, ValueError):  # not a results folder, or an unreadable manifest: not listed
         return None
     return {
         "id": path.name,
-        "status": status,
+        "status": manifest_status(m),
         "queue": None,
         "results_dir": str(path),
         "created_at": m.get("created_at"),

@@ -161,6 +161,11 @@ class Manifest(_Document):
 # ---- points.jsonl: the model is derived from the PointSummary dataclass (speedbench.metrics.point_doc) ----
 
 
+def manifest_status(manifest: Mapping[str, Any]) -> str:
+    """The status of a manifest read as a plain dict (Manifest's default when it has none)."""
+    return manifest.get("status", MANIFEST_STATUS_UNKNOWN)
+
+
 def point_status(point: Mapping[str, Any]) -> str:
     """The status of a stored point or of its table row (PointDoc's default when the line has none)."""
     return point.get("status", POINT_COMPLETE)

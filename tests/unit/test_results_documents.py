@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from speedbench.core.documents import Manifest, QualityDocument, point_complete, point_status
+from speedbench.core.documents import Manifest, QualityDocument, manifest_status, point_complete, point_status
 from speedbench.metrics.point_doc import DistributionDoc, PointDoc
 from speedbench.metrics.summary import PointSummary
 from speedbench.results import ResultsDir, ResultsError, find_results, schema_texts
@@ -70,6 +70,7 @@ def test_a_point_without_status_is_complete():
     assert point_status({}) == "complete" and point_complete({"point_id": "x"})
     assert not point_complete({"status": "failed"})
     assert PointDoc.model_fields["status"].default == "complete"
+    assert manifest_status({}) == Manifest().status == "unknown"
 
 
 def test_open_refuses_a_folder_without_manifest(tmp_path):
