@@ -13,6 +13,7 @@ from pathlib import Path
 
 from speedbench import preflight
 from speedbench.config import BenchmarkConfig, ConfigError, SDConfig
+from speedbench.core.documents import point_complete
 from speedbench.core.point_id import planned_points, point_name
 from speedbench.core.records import RequestRecord
 from speedbench.data.pretokenize import PromptSet, cache_path, prepare_prompts
@@ -208,10 +209,8 @@ class BenchmarkRunner:
         if resume:
             if results_dir is None:
                 raise ConfigError("resume needs the results folder of the sweep to continue")
-            path = Path(results_dir)
-            if not (path / "manifest.json").is_file():
-                raise ConfigError(f"not a speedbench results folder (no manifest.json): {path}")
-            self.results = ResultsDir(path)
+            self.results = ResultsDir.open(results_dir)
+            path = self.results.path
             manifest = self.results.manifest()
             check_resumable(manifest, cfg, prompts.fingerprint)
             rp = prepare_resume(self.results, planned)
@@ -267,8 +266,8 @@ class BenchmarkRunner:
                 status=status,
                 finished_at=_now_iso(),
                 stopped_reason=result.stopped_reason,
-                points_finished=sum(p.get("status", "complete") == "complete" for p in ended),
-                points_failed=sorted(p["point_id"] for p in ended if p.get("status", "complete") != "complete"),
+                points_finished=sum(point_complete(p) for p in ended),
+                points_failed=sorted(p["point_id"] for p in ended if not point_complete(p)),
             )
             self.results.write_tables()
         # a failed point (cut short) is reported, never used for a speedup

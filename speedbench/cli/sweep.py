@@ -107,14 +107,14 @@ def sweep(config_file, preset, dry_run, html_report, sd_spec, draft_length, draf
 
 
 def _stored_config(results_dir: str) -> dict:
-    path = Path(results_dir) / "manifest.json"
-    if not path.is_file():
-        raise ConfigError(f"not a speedbench results folder (no manifest.json): {results_dir}")
+    from speedbench.results import ResultsDir, ResultsError
+
+    rd = ResultsDir.open(results_dir)  # not a results folder: says so
     try:
-        stored = json.loads(path.read_text(encoding="utf-8"))["config"]
+        stored = rd.manifest()["config"]
         if not isinstance(stored, dict):
             raise TypeError
-    except (ValueError, KeyError, TypeError, OSError):
+    except (ResultsError, KeyError, TypeError):
         raise ConfigError(f"unreadable manifest in {results_dir}; cannot resume") from None
     (stored.get("engine") or {}).pop("api_key", None)  # stored masked; the env/flags supply it again
     return stored
@@ -128,7 +128,7 @@ def _finish(result, cfg, html_report: bool = False) -> None:
     from speedbench.report.table import render_terminal
     from speedbench.results import ResultsDir
 
-    rd = ResultsDir(result.results_dir)
+    rd = ResultsDir.open(result.results_dir)
     rows = rd.summary_rows()
     if rows:
         render_terminal(rows, title=f"{result.results_dir}; output: {output_rule(cfg.model_dump(mode='json'))}")

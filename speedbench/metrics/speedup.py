@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from speedbench.core.documents import point_complete
 from speedbench.core.point_id import repeat_of
 from speedbench.metrics import uncertainty as un
 from speedbench.metrics.flags import pair_flags
@@ -33,7 +34,7 @@ def speedup_rows(rows: Sequence[dict]) -> list[dict]:
     the repeats when there are several, else the bootstrap over both points' requests) and its verdict;
     ``flags`` names what is wrong with either point (failed requests, client-bound, ...), '' when nothing.
     """
-    rows = [r for r in rows if r.get("status", "complete") == "complete"]
+    rows = [r for r in rows if point_complete(r)]
     base: dict[tuple, dict] = {}
     for r in rows:
         if r["sd_method"] == "off":

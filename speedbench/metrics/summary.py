@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from speedbench.core.acceptance import SpecDecodeCounters
+from speedbench.core.documents import POINT_COMPLETE
 from speedbench.core.records import CANCELLED, FAILED, OK, RequestRecord
 from speedbench.metrics import acceptance as acc
 from speedbench.metrics import request as rq
@@ -71,7 +72,7 @@ class PointSummary:
     client_lag_limit_ms: float | None = None  # 1 ms with read stamps; half the median chunk gap with kernel's
     # set by the runner: "complete", or "failed" when the point was cut short (server died, unreachable);
     # planned measured requests = sent + not_sent, and sent = ok + failed + cancelled
-    status: str = "complete"
+    status: str = POINT_COMPLETE
     not_sent: int = 0
     abort_reason: str | None = None
     # set by the runner from GPU telemetry (None = n/a: no NVML, or a GPU did not cover the window) and cost

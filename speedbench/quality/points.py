@@ -38,7 +38,7 @@ class PointData:
 
 
 def load_points(path: str | Path) -> list[PointData]:
-    rd = ResultsDir(path)
+    rd = ResultsDir.open(path)
     out = []
     for p in rd.points():
         rp = rd.records_path(p["point_id"])
