@@ -23,6 +23,7 @@ import socket
 import time
 from dataclasses import dataclass
 
+from speedbench.load.eventloop import run_async
 from speedbench.load.stamped_socket import AVAILABLE as KERNEL_STAMPS
 from speedbench.load.stamped_socket import KernelStampedSocket, prepare_stamped_tcp
 
@@ -327,8 +328,6 @@ def main() -> None:
         _, server, port = await start_stub(cfg, a.host, a.port)
         print(f"stub server on http://{a.host}:{port}", flush=True)
         await server.serve_forever()
-
-    from speedbench.load.client import run_async
 
     run_async(serve())
 

@@ -6,8 +6,10 @@ from dataclasses import replace
 
 import pytest
 
-from speedbench.load.client import LoadPlan, drive, run_closed_loop
+from speedbench.load.client import drive
 from speedbench.load.monitor import client_stats, mean_in_flight
+from speedbench.load.plan import LoadPlan
+from speedbench.load.point import run_point
 from speedbench.load.records import RequestRecord
 from speedbench.load.stub_server import StubConfig, start_stub
 from tests.load.conftest import make_prompts, run_against_stub
@@ -175,7 +177,7 @@ def test_cancelled_point_stops_worker_processes_at_once(adapter):
         seen = []
         try:
             task = asyncio.ensure_future(
-                run_closed_loop(adapter, f"http://127.0.0.1:{port}", make_prompts(), plan, seen.append, "pt")
+                run_point(adapter, f"http://127.0.0.1:{port}", make_prompts(), plan, seen.append, "pt")
             )
             while len(seen) < 64 and not task.done():  # both workers are up and streaming
                 await asyncio.sleep(0.01)
