@@ -54,11 +54,13 @@ class _Fold:
             event = self.fast(payload, rec, t) if self.fast is not None else loads(payload)
             if event is None:
                 return False
+            if not isinstance(event, dict):  # JSON, but no event (a list, a number): adapters fold dicts only
+                raise ValueError("not a JSON object")
         except ValueError:
             rec.status, rec.error_kind = FAILED, "malformed_sse"
             rec.error = payload[:200].decode("utf-8", "replace")
             return True
-        if isinstance(event, dict) and "error" in event and not event.get("choices"):
+        if "error" in event and not event.get("choices"):
             rec.status, rec.error_kind, rec.error = FAILED, "server_error_event", str(event["error"])[:300]
             return True
         self.on_event(event, rec, t, self.sent_ids)
