@@ -1,4 +1,6 @@
-"""Streaming load: closed loop at a fixed concurrency (the SPEED-Bench mode) or open loop at a request rate.
+"""Streaming load in one process: closed loop at a fixed concurrency (the SPEED-Bench mode) or open loop at a
+request rate, over this process's share of a point's requests (``point.run_point`` runs a whole point,
+``procs`` spreads one over processes).
 
 One connection pool per process: raw HTTP/1.1 protocols (``http1``, the default hot path) or aiohttp (the
 cross-check).  Timing: ``time.perf_counter_ns`` (CLOCK_MONOTONIC, comparable across processes) of the
@@ -232,6 +234,7 @@ class _PointDriver:
         self.tasks: set[asyncio.Task[None]] = set()  # open loop: conversations in flight
 
     def start_drivers(self, http: _Streamer) -> None:
+        """Closed loop: this share of the concurrency's streams; open loop: one dispatcher on the schedule."""
         plan, (w, n) = self.plan, self.part
         if plan.mode != "closed":
             self.drivers = [asyncio.create_task(self._open_dispatcher(http))]

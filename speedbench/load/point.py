@@ -40,7 +40,10 @@ async def run_point(
     plan = with_warmup_pool(plan, len(prompts))  # fixed before the warm-up wave drops warmup_requests
     if before_measure is not None:
         if plan.warmup_requests:
-            warmup_records = await _warmup_wave(adapter, base_url, prompts, plan, emit, point_label)
+            wave = _warmup_wave(plan)
+            warmup_records = (
+                await drive(adapter, base_url, prompts, wave, _as_warmup(emit), f"{point_label}-warmup")
+            ).records
         await before_measure()
         plan = replace(plan, warmup_requests=0)
     if plan.workers > 1:
@@ -58,21 +61,9 @@ async def run_point(
     return run
 
 
-async def _warmup_wave(
-    adapter: EngineAdapter,
-    base_url: str,
-    prompts: Sequence[TokenizedPrompt],
-    plan: LoadPlan,
-    emit: Callable[[RequestRecord], None],
-    point_label: str,
-) -> list[RequestRecord]:
-    """The plan's warm-up requests as a wave of their own (one process, no cool-down), drained to the end."""
-
-    def emit_warmup(rec: RequestRecord) -> None:
-        rec.warmup = True
-        emit(rec)
-
-    wave = replace(
+def _warmup_wave(plan: LoadPlan) -> LoadPlan:
+    """The plan's warm-up requests as a wave of their own: one process, no cool-down, drained to the end."""
+    return replace(
         plan,
         warmup_requests=0,
         num_requests=plan.warmup_requests,
@@ -81,5 +72,13 @@ async def _warmup_wave(
         workers=1,
         warmup_wave=True,
     )
-    run = await drive(adapter, base_url, prompts, wave, emit_warmup, f"{point_label}-warmup")
-    return run.records
+
+
+def _as_warmup(emit: Callable[[RequestRecord], None]) -> Callable[[RequestRecord], None]:
+    """``emit`` for records of the warm-up wave, which it drives as measured requests: flagged warm-up first."""
+
+    def emit_warmup(rec: RequestRecord) -> None:
+        rec.warmup = True
+        emit(rec)
+
+    return emit_warmup
