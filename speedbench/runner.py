@@ -24,7 +24,8 @@ from speedbench.engines.server import ServerProcess, pick_free_port
 from speedbench.engines.versions import version_of
 from speedbench.env_info import engine_python_versions, harness_versions, machine_info
 from speedbench.guard import PointGuard
-from speedbench.load.client import LoadPlan, planned_requests, run_async
+from speedbench.load.eventloop import run_async
+from speedbench.load.plan import LoadPlan, planned_requests
 from speedbench.load.schedule import PromptBudget, prompt_budget
 from speedbench.measure import measure_point, probe_sd
 from speedbench.metrics.category import category_acceptance
@@ -400,7 +401,7 @@ class BenchmarkRunner:
     def _run_point(self, base_url: str, sd: SDConfig, conc: int, prompts: PromptSet, repeat: int = 1) -> PointSummary:
         point_id = point_name(sd, conc, repeat, self.config.load.repeats)
         plan = self.load_plan(conc, len(prompts.prompts))
-        # measured conversations start at request index 0 (warm-up is its own wave: see run_closed_loop)
+        # measured conversations start at request index 0 (warm-up is its own wave: see run_point)
         planned = planned_requests(prompts.prompts, plan)
         results = self.results
         results.move_records_aside(point_id)  # never append to an earlier attempt's records
