@@ -10,6 +10,7 @@ from pathlib import Path
 
 from speedbench.config.base import ConfigError, _Strict, expand_path, parse_int_list, parse_isl
 from speedbench.config.benchmark import BenchmarkConfig, CostConfig, QualityConfig, TelemetryConfig
+from speedbench.config.cli_flag import SWEEP_ONLY, CLIFlag, FlagSpec, cli_flags, unwrap_optional
 from speedbench.config.engine import ContainerConfig, EngineConfig, Launcher
 from speedbench.config.files import deep_merge, format_validation_error, load_config_file, load_preset
 from speedbench.config.sd import SDConfig, SDMethod, expand_draft_lengths, parse_sd_list
@@ -26,6 +27,11 @@ __all__ = [
     "DEFAULT_SPLIT",
     "ISL_SPLIT",
     "PRESETS_DIR",
+    "SWEEP_ONLY",
+    "CLIFlag",
+    "FlagSpec",
+    "cli_flags",
+    "unwrap_optional",
     "BenchmarkConfig",
     "ConfigError",
     "ContainerConfig",

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from speedbench.config.base import ConfigError, _Strict, expand_path
+from speedbench.config.cli_flag import SWEEP_ONLY, CLIFlag
 from speedbench.config.engine import EngineConfig
 from speedbench.config.files import deep_merge, format_validation_error, load_config_file
 from speedbench.config.sd import SDConfig
@@ -18,7 +19,14 @@ class QualityConfig(_Strict):
     """Post-sweep analysis (equivalence to SD off, text scores, draft-length recommendation)."""
 
     enabled: bool = Field(True, description="write quality.json and recommendation.json after a complete sweep")
-    bertscore: bool = Field(False, description="also BERTScore (loads torch + an encoder; slow on CPU)")
+    bertscore: Annotated[
+        bool,
+        CLIFlag(
+            "--bertscore",
+            help="Post-sweep quality: also BERTScore (loads torch; off by default to keep sweeps fast).",
+            commands=SWEEP_ONLY,
+        ),
+    ] = Field(False, description="also BERTScore (loads torch + an encoder; slow on CPU)")
     bertscore_model: str | None = Field(None, description="local HF encoder dir; None = packaged MiniLM-L6")
     bertscore_layers: int | None = Field(None, ge=1)
 
@@ -31,9 +39,10 @@ class QualityConfig(_Strict):
 class CostConfig(_Strict):
     """Price of the hardware a point runs on: turns throughput into $ per million output tokens."""
 
-    gpu_hour_usd: float | None = Field(
-        None, gt=0, description="price of one GPU-hour; the engine holds tensor x data-parallel GPUs"
-    )
+    gpu_hour_usd: Annotated[
+        float | None,
+        CLIFlag("--gpu-hour-usd", help="Price of one GPU-hour: adds $ per million output tokens."),
+    ] = Field(None, gt=0, description="price of one GPU-hour; the engine holds tensor x data-parallel GPUs")
     node_hour_usd: float | None = Field(None, gt=0, description="price of the whole node-hour instead")
 
     @model_validator(mode="after")
@@ -61,8 +70,12 @@ class BenchmarkConfig(_Strict):
     quality: QualityConfig = Field(default_factory=QualityConfig)
     telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
     cost: CostConfig = Field(default_factory=CostConfig)
-    output_dir: str = "results"
-    name: str | None = Field(None, max_length=100, description="results folder name (after a time stamp)")
+    output_dir: Annotated[str, CLIFlag("--output-dir", help="Parent folder for results (default: results).")] = (
+        "results"
+    )
+    name: Annotated[str | None, CLIFlag("--name", help="Name of this sweep's results folder.")] = Field(
+        None, max_length=100, description="results folder name (after a time stamp)"
+    )
 
     @model_validator(mode="after")
     def _check(self) -> BenchmarkConfig:

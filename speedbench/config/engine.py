@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 import sys
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 
 from speedbench.config.base import _Strict, expand_path
+from speedbench.config.cli_flag import CLIFlag
 
 Launcher = Literal["venv", "docker", "podman", "enroot", "pyxis"]
 
@@ -16,9 +17,10 @@ Launcher = Literal["venv", "docker", "podman", "enroot", "pyxis"]
 class ContainerConfig(_Strict):
     """How a containerised engine is started (``engine.launcher`` other than ``venv``; see engines/container.py)."""
 
-    image: str | None = Field(
-        None, description="image pinned by tag (docker/podman/pyxis) or a .sqsh file (enroot); overrides images"
-    )
+    image: Annotated[
+        str | None,
+        CLIFlag("--image", help="Container image, pinned by tag (e.g. vllm/vllm-openai:v0.11.0) or .sqsh."),
+    ] = Field(None, description="image pinned by tag (docker/podman/pyxis) or a .sqsh file (enroot); overrides images")
     images: dict[str, str] = Field(default_factory=dict, description="image per engine name (presets)")
     python: str = Field("python3", description="the engine's Python inside the image")
     runtime: str | None = Field(None, description="runtime executable (default: docker, podman, enroot, srun)")
@@ -36,24 +38,42 @@ class ContainerConfig(_Strict):
 
 
 class EngineConfig(_Strict):
-    name: str = "vllm"
-    model: str | None = Field(None, description="model directory or hub id served by the engine")
-    served_model_name: str | None = None
-    python: str = Field(sys.executable, description="Python interpreter of the engine's own environment")
+    name: Annotated[str, CLIFlag("--engine", help="Engine adapter: vllm, sglang, trtllm.")] = "vllm"
+    model: Annotated[str | None, CLIFlag("--model", help="Model directory (or hub id) the engine serves.")] = Field(
+        None, description="model directory or hub id served by the engine"
+    )
+    served_model_name: Annotated[
+        str | None,
+        CLIFlag(
+            "--served-model-name",
+            help="Model name requests carry (attach mode: one the server lists in "
+            "/v1/models; default: the only one it serves).",
+        ),
+    ] = None
+    python: Annotated[
+        str,
+        CLIFlag("--engine-python", help="Python of the engine's own environment (env: SPEEDBENCH_ENGINE__PYTHON)."),
+    ] = Field(sys.executable, description="Python interpreter of the engine's own environment")
     version: str | None = Field(
         None,
         description="engine release this config was checked against; launch flags follow the installed "
         "release when it can be read from the engine's environment, else this one",
     )
-    endpoint: str | None = Field(None, description="attach to a running server at this URL instead of launching")
+    endpoint: Annotated[
+        str | None, CLIFlag("--endpoint", help="Attach to a running server at this URL instead of launching one.")
+    ] = Field(None, description="attach to a running server at this URL instead of launching")
     api_key: SecretStr | None = Field(
         None,
         description="sent as 'Authorization: Bearer <key>' (a server started with --api-key); best set by "
         "env SPEEDBENCH_ENGINE__API_KEY; never written to results",
     )
     host: str = "127.0.0.1"
-    port: int | None = Field(None, ge=1, le=65535, description="None picks a free port")
-    tensor_parallel_size: int = Field(1, ge=1, le=64)
+    port: Annotated[int | None, CLIFlag("--port", help="Port for the launched server (default: a free one).")] = Field(
+        None, ge=1, le=65535, description="None picks a free port"
+    )
+    tensor_parallel_size: Annotated[int, CLIFlag("--tp", dest="tensor_parallel_size", help="Tensor parallel size.")] = (
+        Field(1, ge=1, le=64)
+    )
     data_parallel_size: int = Field(1, ge=1, le=64, description="engine data-parallel replicas (1 = off)")
     expert_parallel_size: int = Field(1, ge=1, le=64, description="MoE expert-parallel size (1 = off)")
     gpu_memory_fraction: float | None = Field(
@@ -65,7 +85,9 @@ class EngineConfig(_Strict):
     enforce_eager: bool = False
     # SPEED-Bench's framework runs with prefix caching off; on, repeated or overlapping prompts would be
     # served from cache and TTFT / prefill throughput would describe a warm cache, not the prompts
-    prefix_caching: bool = Field(
+    prefix_caching: Annotated[
+        bool, CLIFlag("--prefix-caching", help="Engine prefix caching (off by default, as in SPEED-Bench).")
+    ] = Field(
         False,
         description="let the engine reuse cached prompt prefixes (vLLM prefix "
         "caching, SGLang radix cache, TRT-LLM KV block reuse); off as in SPEED-Bench",
@@ -74,7 +96,13 @@ class EngineConfig(_Strict):
         "restart", description="a launched server died mid-sweep: restart it and go on, or stop the sweep"
     )
     max_restarts: int = Field(1, ge=0, description="restarts allowed per SD setting before the sweep stops")
-    launcher: Launcher = Field(
+    launcher: Annotated[
+        Launcher,
+        CLIFlag(
+            "--launcher",
+            help="Start the engine from --engine-python's venv (default) or from a container image.",
+        ),
+    ] = Field(
         "venv",
         description="venv = engine.python on this host; docker | podman | enroot | "
         "pyxis (srun --container-image) = the engine.container image",

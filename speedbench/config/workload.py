@@ -2,38 +2,61 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from speedbench.config.base import ConfigError, _Strict, expand_path, parse_int_list, parse_isl
+from speedbench.config.cli_flag import SWEEP_ONLY, CLIFlag
 
 DEFAULT_SPLIT = "qualitative-mini"
 ISL_SPLIT = "throughput"  # what an ISL means when no split is named: SPEED-Bench's Throughput split
 
 
 class DataConfig(_Strict):
-    split: str = Field(
+    split: Annotated[str, CLIFlag("--split", help="Prompt split: bundled name or JSONL path.")] = Field(
         DEFAULT_SPLIT,
         description="bundled split name, throughput, speed-bench:<config>, or a "
         ".jsonl/.parquet path; unset: qualitative-mini, or throughput when an ISL is given",
     )
-    tokenizer: str | None = Field(None, description="tokenizer directory; defaults to the engine model")
-    isl: int | None = Field(None, description="exact input length in tokens (None = natural length)")
-    pad_to_isl: bool = Field(
+    tokenizer: Annotated[str | None, CLIFlag("--tokenizer", help="Tokenizer directory (default: the model).")] = Field(
+        None, description="tokenizer directory; defaults to the engine model"
+    )
+    isl: Annotated[
+        int | None,
+        CLIFlag(
+            "--isl",
+            type=str,  # "8k": the validator reads the suffix
+            help="Exact input length in tokens: 1k, 2k, 8k, 16k, 32k or an integer. "
+            "Without --split: the throughput split.",
+        ),
+    ] = Field(None, description="exact input length in tokens (None = natural length)")
+    pad_to_isl: Annotated[
+        bool,
+        CLIFlag(
+            "--pad-to-isl",
+            help="Allow padding a split other than throughput to --isl (each prompt its own padding).",
+        ),
+    ] = Field(
         False,
         description="allow padding a split other than throughput to the ISL (each "
         "prompt gets its own, unshared slice of the split's text as padding)",
     )
-    categories: list[str] | None = None
-    prompts_per_category: int | None = Field(None, ge=1)
+    categories: Annotated[list[str] | None, CLIFlag("--categories", help="Comma-separated categories to keep.")] = None
+    prompts_per_category: Annotated[int | None, CLIFlag("--prompts-per-category")] = Field(None, ge=1)
     chat_template: Literal["auto", "none"] = "auto"
     bos: Literal["once", "none"] = Field(
         "once",
         description="once: one BOS when the chat template renders one "
         "(plain text: when the tokenizer defines one); none: never",
     )
-    turns: Literal["all", "first"] = Field(
+    turns: Annotated[
+        Literal["all", "first"],
+        CLIFlag(
+            "--turns",
+            help="Multi-turn prompts: every turn with the model's replies (all, default) or the first only.",
+        ),
+    ] = Field(
         "all",
         description="multi-turn prompts: send every user turn with the model's own replies in context "
         "(all, as SPEED-Bench) or only the first turn (first)",
@@ -77,15 +100,30 @@ class DataConfig(_Strict):
 
 
 class LoadConfig(_Strict):
-    concurrency: list[int] = Field(default_factory=lambda: [1, 2, 4, 8, 16, 32])
+    concurrency: Annotated[
+        list[int], CLIFlag("--concurrency", help="Comma-separated concurrency list, e.g. 1,2,4,8,16,32.")
+    ] = Field(default_factory=lambda: [1, 2, 4, 8, 16, 32])
     # SPEED-Bench's --output_length: a cap; each request stops at EOS (its natural length) unless fixed_length
-    output_len: int = Field(4096, ge=1, description="output cap in tokens (max_tokens); requests stop at EOS")
-    fixed_length: bool = Field(
+    output_len: Annotated[
+        int, CLIFlag("--output-len", help="Output cap per request (default 4096); requests stop at EOS.")
+    ] = Field(4096, ge=1, description="output cap in tokens (max_tokens); requests stop at EOS")
+    fixed_length: Annotated[
+        bool,
+        CLIFlag(
+            "--fixed-length", help="Ignore EOS: exactly --output-len tokens per request (not SPEED-Bench's default)."
+        ),
+    ] = Field(
         False,
         description="ignore EOS and generate exactly output_len tokens per request "
         "(not SPEED-Bench's default: text after EOS can skew acceptance)",
     )
-    requests_per_point: int | None = Field(
+    requests_per_point: Annotated[
+        int | None,
+        CLIFlag(
+            "--requests-per-point",
+            help="Measured requests per point (default: every prompt the warm-up leaves, each once).",
+        ),
+    ] = Field(
         None,
         ge=1,
         description="None = every prompt the warm-up leaves "
@@ -97,7 +135,10 @@ class LoadConfig(_Strict):
         ge=0,
         description="None = concurrency (one wave, in conversations); warm-up prompts are never measured prompts",
     )
-    allow_repeats: bool = Field(
+    allow_repeats: Annotated[
+        bool,
+        CLIFlag("--allow-repeats", help="Let a point measure a prompt more than once (counted per point)."),
+    ] = Field(
         False,
         description="let a point measure a prompt more than once when it needs "
         "more requests than there are distinct prompts (each point records how many)",
@@ -113,7 +154,10 @@ class LoadConfig(_Strict):
         description="this many transport errors or timeouts in a row = server gone or stalled: stop the point at once",
     )
     seed: int = 0
-    repeats: int = Field(1, ge=1, le=100, description="measure every point this many times (ids get -r1, -r2, ...)")
+    repeats: Annotated[
+        int,
+        CLIFlag("--repeats", help="Measure every point this many times (spread over repeats).", commands=SWEEP_ONLY),
+    ] = Field(1, ge=1, le=100, description="measure every point this many times (ids get -r1, -r2, ...)")
     mode: Literal["closed", "rate"] = Field("closed", description="closed loop (fixed concurrency) or open loop")
     request_rate: float | None = Field(None, gt=0, description="open loop: conversations started/s (mode=rate)")
     arrival: Literal["poisson", "constant"] = "poisson"
