@@ -10,6 +10,7 @@ from speedbench.config.base import ConfigError, _Strict, expand_path, parse_int_
 from speedbench.config.cli_flag import SWEEP_ONLY, CLIFlag
 
 DEFAULT_SPLIT = "qualitative-mini"
+ISL_HELP = "Exact input length in tokens: 1k, 2k, 8k, 16k, 32k or an integer. Without --split: the throughput split."
 ISL_SPLIT = "throughput"  # what an ISL means when no split is named: SPEED-Bench's Throughput split
 
 
@@ -22,15 +23,10 @@ class DataConfig(_Strict):
     tokenizer: Annotated[str | None, CLIFlag("--tokenizer", help="Tokenizer directory (default: the model).")] = Field(
         None, description="tokenizer directory; defaults to the engine model"
     )
-    isl: Annotated[
-        int | None,
-        CLIFlag(
-            "--isl",
-            type=str,  # "8k": the validator reads the suffix
-            help="Exact input length in tokens: 1k, 2k, 8k, 16k, 32k or an integer. "
-            "Without --split: the throughput split.",
-        ),
-    ] = Field(None, description="exact input length in tokens (None = natural length)")
+    # the flag takes text: "8k" is 8192 tokens (the validator below reads the suffix)
+    isl: Annotated[int | None, CLIFlag("--isl", type=str, help=ISL_HELP)] = Field(
+        None, description="exact input length in tokens (None = natural length)"
+    )
     pad_to_isl: Annotated[
         bool,
         CLIFlag(
