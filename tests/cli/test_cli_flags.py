@@ -192,5 +192,5 @@ def test_a_cli_flag_is_one_long_flag():
         CLIFlag("--x/--no-x")
 
 
-if __name__ == "__main__":  # regenerate: python -m tests.unit.test_cli_flags (only for a deliberate change)
+if __name__ == "__main__":  # regenerate: python -m tests.cli.test_cli_flags (only for a deliberate change)
     SNAPSHOT.write_text(json.dumps(current(), indent=1, sort_keys=True) + "\n", encoding="utf-8")
