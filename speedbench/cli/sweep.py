@@ -14,17 +14,11 @@ from speedbench.config import ConfigError
 
 
 @main.command()
-@config_options
+@config_options("sweep")
 @click.option(
     "--draft-lengths",
     help="Sweep draft lengths: every SD-on method once per k, e.g. 1,2,3,4,5 "
     "(SD off runs once); 'auto' adds the fewest k the draft-length model needs and says which.",
-)
-@click.option("--repeats", type=int, help="Measure every point this many times (spread over repeats).")
-@click.option(
-    "--bertscore/--no-bertscore",
-    default=None,
-    help="Post-sweep quality: also BERTScore (loads torch; off by default to keep sweeps fast).",
 )
 @click.option("--dry-run", is_flag=True, help="Print the effective config and server commands; run nothing.")
 @click.option(
