@@ -91,4 +91,5 @@ def read_json(path: Path) -> dict | None:
 
 
 def now_iso() -> str:
+    """Now, UTC, to the second: the manifest's timestamps."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
