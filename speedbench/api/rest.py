@@ -13,14 +13,14 @@ and comparisons are the CLI's own (speedbench.report.render.report_output).
 
 from __future__ import annotations
 
+import logging
 import secrets
-import sys
 from collections.abc import Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
@@ -29,10 +29,14 @@ from speedbench.api.policy import Forbidden, SubmitPolicy
 from speedbench.api.runs import RunManager
 from speedbench.config import BenchmarkConfig, ConfigError
 
+log = logging.getLogger(__name__)
+
 MEDIA = {"json": "application/json", "md": "text/markdown", "csv": "text/csv"}
 
 
 class RunInfo(BaseModel):
+    """One run as the service reports it: its state, its results folder and how far its points are."""
+
     id: str
     status: str
     queue: str | None = None
@@ -58,6 +62,8 @@ def create_app(
     allow_origins: Sequence[str] = (),
     loopback_only_hosts: bool = False,
 ) -> FastAPI:
+    """The service's app: runs of ``manager`` (one over ``output_dir`` by default), every route but /health
+    behind ``token``; ``policy`` says what a request body may set, ``service_config`` lies under every body."""
     manager = manager or RunManager(output_dir)
 
     @asynccontextmanager
@@ -67,6 +73,21 @@ def create_app(
 
     app = FastAPI(title="speedbench", description=__doc__, lifespan=lifespan)
     app.state.manager = manager
+    _add_guards(app, token, allow_origins, loopback_only_hosts)
+    app.add_api_route(HEALTH_PATH, health, methods=["GET"])
+    app.include_router(_runs_router(manager, policy, service_config))
+    app.include_router(_reports_router(manager))
+    _document_config_body(app)
+    return app
+
+
+def health() -> dict:
+    """Liveness, without a token (it tells nothing about runs)."""
+    return {"status": "ok"}
+
+
+def _add_guards(app: FastAPI, token: str, allow_origins: Sequence[str], loopback_only_hosts: bool) -> None:
+    """The bearer token, host and origin checks (speedbench.api.access); CORS for the origins listed."""
     app.add_middleware(RequestGuard, token=token, allow_origins=allow_origins, loopback_only_hosts=loopback_only_hosts)
     if allow_origins:  # outermost: answers the browser's preflight for the origins the operator listed
         from starlette.middleware.cors import CORSMiddleware
@@ -78,18 +99,12 @@ def create_app(
             allow_headers=["Authorization", "Content-Type"],
         )
 
-    def results_or_404(run_id: str) -> Path:
-        path = manager.results_path(run_id)
-        if path is None:
-            raise HTTPException(404, f"no run or results folder {run_id!r}")
-        return path
 
-    @app.get(HEALTH_PATH)
-    def health() -> dict:
-        """Liveness, without a token (it tells nothing about runs)."""
-        return {"status": "ok"}
+def _runs_router(manager: RunManager, policy: SubmitPolicy, service_config: str | None) -> APIRouter:
+    """POST /runs (queue a sweep), GET /runs, GET /runs/{id}."""
+    router = APIRouter()
 
-    @app.post(
+    @router.post(
         "/runs",
         status_code=202,
         response_model=RunInfo,
@@ -104,18 +119,13 @@ def create_app(
         """Queue a sweep. The body is a BenchmarkConfig (partial when ``preset`` supplies the rest); fields only
         the operator may set (engine.python, extra_args, env, output_dir, paths outside the allowed roots) are
         refused with 403."""
-        from speedbench.api.config_sources import resolve_config
-
-        try:
-            body = await request.json()
-        except ValueError:
-            raise HTTPException(422, "request body must be JSON (a BenchmarkConfig object)") from None
-        if not isinstance(body, dict):
-            raise HTTPException(422, "request body must be a JSON object (a BenchmarkConfig)")
+        body = await _config_body(request)
         try:
             policy.check(body)
         except Forbidden as e:
             raise HTTPException(403, str(e)) from None
+        from speedbench.api.config_sources import resolve_config
+
         try:
             cfg = resolve_config(
                 preset=preset,
@@ -130,24 +140,49 @@ def create_app(
             raise HTTPException(422, str(e)) from None
         return state.info()
 
-    @app.get("/runs", response_model=list[RunInfo], response_model_exclude={"__all__": {"config"}})
+    @router.get("/runs", response_model=list[RunInfo], response_model_exclude={"__all__": {"config"}})
     def list_runs() -> list[dict]:
         """Runs of this service and every results folder under its output dir."""
         return manager.list()
 
-    @app.get("/runs/{run_id}", response_model=RunInfo)
+    @router.get("/runs/{run_id}", response_model=RunInfo)
     def get_run(run_id: str) -> dict:
+        """One run's state and progress (points finished of planned, the point running now)."""
         info = manager.get(run_id)
         if info is None:
             raise HTTPException(404, f"no run or results folder {run_id!r}")
         return info
 
-    @app.get("/runs/{run_id}/report", response_class=Response)
+    return router
+
+
+async def _config_body(request: Request) -> dict:
+    """The request's JSON object; 422 when the body is not one."""
+    try:
+        body = await request.json()
+    except ValueError:
+        raise HTTPException(422, "request body must be JSON (a BenchmarkConfig object)") from None
+    if not isinstance(body, dict):
+        raise HTTPException(422, "request body must be a JSON object (a BenchmarkConfig)")
+    return body
+
+
+def _reports_router(manager: RunManager) -> APIRouter:
+    """GET /runs/{id}/report and GET /compare: the CLI's report and compare over the runs' results folders."""
+    router = APIRouter()
+
+    def results_or_404(run_id: str) -> Path:
+        path = manager.results_path(run_id)
+        if path is None:
+            raise HTTPException(404, f"no run or results folder {run_id!r}")
+        return path
+
+    @router.get("/runs/{run_id}/report", response_class=Response)
     def report(run_id: str, format: str = Query("json", pattern="^(json|md|csv)$")) -> Response:
         """`speedbench report --format json|md|csv` of the run's results folder."""
         return _report([results_or_404(run_id)], format, "report")
 
-    @app.get("/compare", response_class=Response)
+    @router.get("/compare", response_class=Response)
     def compare(
         ids: str = Query(..., description="comma-separated run ids"),
         format: str = Query("json", pattern="^(json|md|csv)$"),
@@ -161,8 +196,7 @@ def create_app(
         paths = [results_or_404(r) for r in run_ids]
         return _report(paths, format, "compare", run_ids, allow_generation_mismatch)
 
-    _document_config_body(app)
-    return app
+    return router
 
 
 def _report(
@@ -221,11 +255,10 @@ def serve_api(
         load_config_file(service_config)  # a bad file fails at start, not on the first request
     if not token:
         token = secrets.token_urlsafe(32)
-        print(
-            "speedbench serve-api: no --token given; clients must send 'Authorization: Bearer <token>' with "
-            f"this session's token (shown once): {token}",
-            file=sys.stderr,
-            flush=True,
+        log.warning(
+            "serve-api: no --token given; clients must send 'Authorization: Bearer <token>' with "
+            "this session's token (shown once): %s",
+            token,
         )
     policy = SubmitPolicy(tuple(Path(r) for r in allow_roots), tuple(Path(p) for p in preset_dirs))
     import uvicorn

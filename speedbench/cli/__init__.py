@@ -19,6 +19,9 @@ def _fail(msg: str, code: int = 1) -> None:
 @click.version_option(package_name="speedbench")
 def main() -> None:
     """speedbench: does speculative decoding pay on my model, prompts, engine and concurrency?"""
+    from speedbench.cli.options import setup_logging
+
+    setup_logging()  # warnings on stderr for every command; a sweep widens it to its progress lines
 
 
 from speedbench.cli import admin, analysis, data, sweep  # noqa: E402,F401  (registers the commands)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import click
 
 from speedbench.cli import _fail, main
-from speedbench.cli.options import config_options, resolve_from_flags
+from speedbench.cli.options import config_options, resolve_from_flags, setup_logging
 from speedbench.cli.sweep import server_commands
 from speedbench.config import ConfigError
 
@@ -134,6 +135,7 @@ def serve_api_cmd(host, port, token, output_dir, allow_roots, preset_dirs, servi
 
     Every route but /health needs the bearer token. Requests cannot set engine.python, engine.extra_args,
     engine.env, engine.host or output_dir, nor name paths outside --allow-root folders (README, "REST service")."""
+    setup_logging(logging.INFO)  # the progress lines of the sweeps it runs, in the service's log
     try:
         from speedbench.api.rest import serve_api
     except ImportError as e:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 
 import click
 from pydantic import BaseModel
@@ -11,30 +10,50 @@ from pydantic import BaseModel
 from speedbench.config.cli_flag import FlagSpec, cli_flags
 
 
-class _CurrentStderr(logging.StreamHandler):
-    """Writes to whatever ``sys.stderr`` is when a record is emitted.  ``logging.basicConfig`` binds the
-    stream of the first call for the life of the process: under click's CliRunner (tests, the Python API
-    calling commands) that stream is closed after the command, and every later warning then failed with
-    'I/O operation on closed file'."""
+class ConsoleHandler(logging.Handler):
+    """The one console channel for speedbench's messages: each record printed through the rich console on
+    stderr (speedbench.core.console), which the sweep's progress bar shares, so a line logged while the bar is
+    live lands above it.
 
-    @property
-    def stream(self):
-        return sys.stderr
+    The console follows whatever ``sys.stderr`` is when a record is emitted: ``logging.basicConfig`` (or a
+    StreamHandler) binds the stream of the first call for the life of the process, and under click's
+    CliRunner (tests, the Python API calling commands) that stream is closed after the command, and every
+    later warning then failed with 'I/O operation on closed file'."""
 
-    @stream.setter
-    def stream(self, _value) -> None:
-        pass
+    STYLES = {logging.WARNING: "yellow", logging.ERROR: "bold red", logging.CRITICAL: "bold red"}
+
+    def __init__(self, level: int = logging.NOTSET) -> None:
+        super().__init__(level)
+        self.setFormatter(_Formatter())
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from speedbench.core.console import stderr_console  # rich loads with the first message, not the CLI
+
+        try:
+            stderr_console().print(self.format(record), style=self.STYLES.get(record.levelno))
+        except Exception:
+            self.handleError(record)
+
+
+class _Formatter(logging.Formatter):
+    """``speedbench: message`` for progress (INFO), ``speedbench: WARNING: message`` above it."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        msg = super().format(record)
+        return f"speedbench: {msg}" if record.levelno <= logging.INFO else f"speedbench: {record.levelname}: {msg}"
 
 
 def setup_logging(level: int = logging.WARNING) -> None:
-    """Speedbench warnings on stderr, once per process."""
+    """Install the console handler once per process: warnings of every library, and speedbench's own records
+    from ``level`` on (a sweep passes INFO: its progress lines). Levels only ever widen, never narrow."""
     root = logging.getLogger()
-    if not any(isinstance(h, _CurrentStderr) for h in root.handlers):
-        handler = _CurrentStderr()
-        handler.setFormatter(logging.Formatter("speedbench: %(levelname)s: %(message)s"))
-        root.addHandler(handler)
-    if root.level == logging.NOTSET or root.level > level:
-        root.setLevel(level)
+    if not any(isinstance(h, ConsoleHandler) for h in root.handlers):
+        root.addHandler(ConsoleHandler())
+    if root.level == logging.NOTSET or root.level > logging.WARNING:
+        root.setLevel(logging.WARNING)
+    ours = logging.getLogger("speedbench")
+    if level < logging.WARNING and (ours.level == logging.NOTSET or ours.level > level):
+        ours.setLevel(level)  # speedbench's own INFO only: other libraries' stay quiet
 
 
 # Options that are no single config field: the sources below the flags, and the SD list (``--sd`` builds it

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from pathlib import Path
 
 import click
 
 from speedbench.cli import _fail, main
-from speedbench.cli.options import config_options, resolve_from_flags
+from speedbench.cli.options import config_options, resolve_from_flags, setup_logging
 from speedbench.config import ConfigError
 
 
@@ -43,6 +44,7 @@ def sweep(config_file, preset, dry_run, html_report, sd_spec, draft_length, draf
     """
     from speedbench.outcome import EXIT_ENGINE, EXIT_USAGE
 
+    setup_logging(logging.INFO)  # the sweep's progress lines (server started, each point's outcome) on stderr
     try:
         if resume_dir and not (
             config_file

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from speedbench.config import ConfigError, EngineConfig, SDConfig
 from speedbench.core.acceptance import SpecDecodeCounters
@@ -15,7 +15,30 @@ if TYPE_CHECKING:
     from speedbench.core.records import RequestRecord
 
 
+class FastEventHook(Protocol):
+    """An adapter's fold of one raw SSE payload (the bytes after ``data: ``) into the record, without the
+    generic parse: None when the payload is folded, else the parsed event for ``on_event``. Raises ValueError
+    on a payload that is not JSON (recorded as a malformed stream)."""
+
+    def __call__(self, payload: bytes, rec: RequestRecord, t_ns: int) -> dict | None: ...
+
+
 class EngineAdapter(abc.ABC):
+    """Everything engine-specific, behind one interface: how to launch the server of an SD setting, what a
+    request looks like, how its stream folds into a RequestRecord, where the SD acceptance counters are.
+
+    Lifecycle: the runner builds one adapter per sweep from the EngineConfig (``speedbench.engines.get_adapter``);
+    before any server starts it checks every SD setting (``check_sd``; ``check_version`` against the installed
+    release, read into ``installed_version``); per SD setting it launches ``launch_argv`` (with
+    ``launch_files``/``launch_env``) and waits for ``health_path``; per point the load client sends
+    ``build_request`` bodies and folds every stream payload with ``fast_event`` (when the adapter has one)
+    and ``on_event``, and ``scrape_counters`` is read before and after the point (``poll_during_point``
+    every ``poll_interval_s`` in between, for engines that need it).
+
+    An engine must implement ``launch_argv``, ``build_request`` and ``on_event`` and set ``name``; the rest has
+    defaults (no SD counters, no extra files, no info) that an engine overrides where it has more to say.
+    """
+
     name: ClassVar[str]
     supported_sd: ClassVar[tuple[str, ...]] = ("off",)
     health_path: ClassVar[str] = "/health"
@@ -35,6 +58,10 @@ class EngineAdapter(abc.ABC):
     # attach-mode SD check reads the served setting from them).
     sd_counters_show_config: ClassVar[bool] = False
 
+    # Optional fast path for the hottest loop of a point (one call per streamed chunk): None = every payload
+    # is parsed generically and handed to ``on_event``. vLLM's folds the common mid-stream chunk itself.
+    fast_event: FastEventHook | None = None
+
     def __init__(self, cfg: EngineConfig) -> None:
         self.cfg = cfg
         self.installed_version: str | None = None  # read from the engine's environment before launch
@@ -47,6 +74,7 @@ class EngineAdapter(abc.ABC):
 
     # ---- launch -------------------------------------------------------------------------------
     def check_sd(self, sd: SDConfig) -> None:
+        """Refuse an SD method this engine cannot run (ConfigError), before any server starts."""
         if sd.method not in self.supported_sd:
             raise ConfigError(
                 f"engine {self.name!r} does not support SD method {sd.method!r} "
@@ -87,10 +115,12 @@ class EngineAdapter(abc.ABC):
         return []
 
     def launch_env(self, sd: SDConfig) -> dict[str, str]:
+        """Environment variables the server starts with (engine.env; an engine may add its own)."""
         return dict(self.cfg.env)
 
     @property
     def served_model_name(self) -> str:
+        """The model name requests carry: the attached server's, the configured one, else the model folder's."""
         if self.attached_model:
             return self.attached_model
         if self.cfg.served_model_name:
@@ -118,4 +148,8 @@ class EngineAdapter(abc.ABC):
         return None
 
     async def server_info(self, session: aiohttp.ClientSession, base_url: str) -> dict:
+        """What the running server says about itself, best effort (never raises): ``engine_version``,
+        ``served_models`` (the ids /v1/models lists), and what else the engine reports (vLLM:
+        ``max_model_len``; SGLang: ``server_args``, its SD and batching settings); ``error`` when a query
+        failed. Empty for an engine that reports nothing."""
         return {}

@@ -20,6 +20,7 @@ end with the Slurm step.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -30,6 +31,8 @@ from pathlib import Path
 
 from speedbench.config import ConfigError, EngineConfig
 from speedbench.engines.server import ServerProcess
+
+log = logging.getLogger(__name__)
 
 RUNTIMES = {"docker": "docker", "podman": "podman", "enroot": "enroot", "pyxis": "srun"}
 LABEL = "speedbench.managed"  # every container speedbench starts carries it
@@ -195,14 +198,14 @@ def image_info(ec: EngineConfig) -> dict | None:
     return {"digest": (info.get("digests") or [None])[0], "id": info.get("id")}
 
 
-def ensure_image(ec: EngineConfig, say, timeout_s: float) -> dict | None:
+def ensure_image(ec: EngineConfig, timeout_s: float) -> dict | None:
     """Pull the image when the runtime does not hold it yet, so its digest is known before any server
     starts and a bad tag is one clear line, not a server that never came up."""
     if ec.launcher not in ("docker", "podman"):
         return None
     info = image_info(ec)
     if info is None:
-        say(f"pulling {image_of(ec)}")
+        log.info("pulling %s", image_of(ec))
         out = _run([runtime_exe(ec), "pull", image_of(ec)], timeout=timeout_s)
         if out.returncode != 0:
             last = (out.stdout.strip().splitlines() or [""])[-1]
@@ -329,13 +332,13 @@ def launch(
     )
 
 
-def prepare_sweep(ec: EngineConfig, results, say) -> None:
+def prepare_sweep(ec: EngineConfig, results) -> None:
     """Before a containerised sweep: remove containers a killed harness left (docker/podman), make sure the
     image is there, and record it in the manifest by digest."""
     if ec.launcher in ("docker", "podman"):
         for name in cleanup_leftovers(runtime_exe(ec)):
-            say(f"removed leftover container {name} (its harness is gone)")
-    info = ensure_image(ec, say, ec.startup_timeout_s) or {}
+            log.info("removed leftover container %s (its harness is gone)", name)
+    info = ensure_image(ec, ec.startup_timeout_s) or {}
     results.update_manifest(
         container={
             "launcher": ec.launcher,

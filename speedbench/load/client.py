@@ -45,7 +45,7 @@ class _Fold:
 
     def __init__(self, adapter: EngineAdapter, rec: RequestRecord, sent_ids: list[int]) -> None:
         self.rec, self.sent_ids = rec, sent_ids
-        self.fast = getattr(adapter, "fast_event", None)  # optional: bytes -> folded (None) or parsed event
+        self.fast = adapter.fast_event  # optional hook (EngineAdapter.fast_event): folded (None) or the event
         self.on_event = adapter.on_event
 
     def __call__(self, payload: bytes, t: int) -> bool:

@@ -17,6 +17,7 @@ from speedbench.quality.gamma_model import (
     STEPS,
     TIME,
     TOKENS,
+    CostLine,
     Curve,
     PointSample,
     cost_ratios,
@@ -37,11 +38,18 @@ HOLDOUT_Z = 2.0  # held-out tolerance: this many bootstrap standard deviations o
 
 
 def _decode_rate(samples: Sequence[PointSample]) -> np.ndarray | None:
-    tot = [s.total() for s in samples if s.total() is not None]
+    tot = [t for t in (s.total() for s in samples) if t is not None]
     if not tot:
         return None
     time = sum(t[:, TIME] for t in tot)
     return np.where(time > 0, sum(t[:, TOKENS] for t in tot) / np.where(time > 0, time, 1.0), np.nan)
+
+
+def _k(s: PointSample) -> int:
+    """The draft length of an SD-on sample (every sample a model is fitted on is one)."""
+    if s.k is None:
+        raise ValueError(f"an SD-off sample (repeat {s.repeat}) where SD-on ones are expected")
+    return s.k
 
 
 def _f(x: np.ndarray | None) -> float | None:
@@ -67,7 +75,7 @@ def _validation_row(
     ratios: dict[int, np.ndarray],
     in_sample: Curve | None,
 ) -> dict:
-    at_k = [s for s in on if s.k == k]
+    at_k = [s for s in on if _k(s) == k]
     t_meas = tokens_per_step(at_k)
     on_rate, off_rate = _decode_rate(at_k), _decode_rate(offs)
     s_meas = on_rate / off_rate if on_rate is not None and off_rate is not None else None
@@ -86,8 +94,8 @@ def _validation_row(
         "speedup_measured_sd": _sd(s_meas),
         "cost_ratio_measured": _f(ratios.get(k)),
     }
-    fit_on = [s for s in on if s.k < k]
-    row["holdout_fit_draft_lengths"] = ",".join(map(str, sorted({s.k for s in fit_on}))) or None
+    fit_on = [s for s in on if _k(s) < k]
+    row["holdout_fit_draft_lengths"] = ",".join(map(str, sorted({_k(s) for s in fit_on}))) or None
     held = model_curve(fit_on, fit_cost_line({kk: r for kk, r in ratios.items() if kk < k}), ALL, k) if fit_on else None
     if held is None:
         return row
@@ -105,7 +113,7 @@ def _validation_row(
             "tokens_per_step_holdout_error_pct": _pct(pred, meas),
             "tokens_per_step_holdout_tolerance": tol,
             "holdout_within_tolerance": abs(pred - meas) <= tol if pred is not None and meas else None,
-            "acceptance_trend_identifiable": max(s.k for s in fit_on) >= 2,
+            "acceptance_trend_identifiable": max(_k(s) for s in fit_on) >= 2,
         }
     )
     if held.speedup is not None:
@@ -122,54 +130,90 @@ def _validation_row(
     return row
 
 
+Group = tuple  # (engine, isl, concurrency): the points one SD-off baseline serves (PointData.group)
+
+
 def build_gamma(points: list[PointData]) -> tuple[dict, dict]:
-    """(recommendation, validation), both {"rows": [...], "notes": [...]}."""
-    points = [p for p in points if p.records]
+    """(recommendation, validation), both {"rows": [...], "notes": [...]}: per SD-on method and concurrency
+    with an SD-off baseline, the modeled draft lengths per category and the model checked against measurement."""
+    offs, ons = _group_samples([p for p in points if p.records])
+    rec_rows: list[dict] = []
+    val_rows: list[dict] = []
+    notes: list[str] = []
+    for (group, method), on in sorted(ons.items(), key=lambda kv: (str(kv[0][0]), kv[0][1])):
+        engine, isl, conc = group
+        why_not = _why_no_model(on, offs.get(group))
+        if why_not:
+            notes.append(f"{method} at concurrency {conc}" + (f", ISL {isl}" if isl is not None else "") + why_not)
+            continue
+        base = {"engine": engine, "isl": isl, "concurrency": conc, "sd_method": method}
+        rec, val = _model_group(base, on, offs[group])
+        rec_rows += rec
+        val_rows += val
+    recommendation = {"rows": rec_rows, "notes": _recommendation_notes(notes)}
+    return recommendation, {"rows": val_rows, "notes": _validation_notes(notes)}
+
+
+def _group_samples(
+    points: list[PointData],
+) -> tuple[dict[Group, list[PointSample]], dict[tuple[Group, str], list[PointSample]]]:
+    """The bootstrap samples of every point: SD-off ones by group, SD-on ones by (group, SD method)."""
     samples = dict(zip((p.point_id for p in points), sample_points(points)))
-    offs: dict[tuple, list[PointSample]] = defaultdict(list)
-    ons: dict[tuple, list[PointSample]] = defaultdict(list)
+    offs: dict[Group, list[PointSample]] = defaultdict(list)
+    ons: dict[tuple[Group, str], list[PointSample]] = defaultdict(list)
     for p in points:
         if p.sd_on:
             ons[(p.group, p.point["sd_method"])].append(samples[p.point_id])
         else:
             offs[p.group].append(samples[p.point_id])
-    rec_rows, val_rows, notes = [], [], []
-    for (group, method), on in sorted(ons.items(), key=lambda kv: (str(kv[0][0]), kv[0][1])):
-        engine, isl, conc = group
-        where = f"{method} at concurrency {conc}" + (f", ISL {isl}" if isl is not None else "")
-        if not offs.get(group):
-            notes.append(f"{where}: no SD-off point at this concurrency, no model")
-            continue
-        if not all(s.has_counters for s in on):
-            notes.append(
-                f"{where}: requests without their own SD counters, no model (per-category acceptance "
-                "needs per-request counters; the server's global counters are not mixed in)"
-            )
-            continue
-        base = {"engine": engine, "isl": isl, "concurrency": conc, "sd_method": method}
-        ratios = cost_ratios(on, offs[group])
-        cost = fit_cost_line(ratios)
-        measured = tuple(sorted({s.k for s in on}))
-        k_max = max(K_OF_INTEREST[1], *measured)
-        curves = {cat: model_curve(on, cost, cat, k_max) for cat in sorted({c for s in on for c in s.sums}) + [ALL]}
-        val_rows += [_validation_row(base, k, on, offs[group], ratios, curves[ALL]) for k in measured]
-        for cat, curve in curves.items():
-            if curve is None:
-                continue
-            prompts = len({pid for s in on for c, ids in s.prompts.items() if cat in (ALL, c) for pid in ids})
-            drafted = int(sum(t[0, DRAFTED] for t in (s.total(cat) for s in on) if t is not None))
-            row = {
-                **base,
-                "category": cat,
-                "measured_draft_lengths": ",".join(map(str, measured)),
-                **recommend(curve, prompts, drafted, measured),
-                "cost_fit_draft_lengths": ",".join(map(str, cost.ks)) if cost else None,
-                "cost_slope_per_k": float(cost.slope[0]) if cost else None,
-                "cost_fit_clamped": cost.clamped if cost else None,
-                **per_k(curve),
-            }
-            rec_rows.append(row)
-    rec_notes = (
+    return offs, ons
+
+
+def _why_no_model(on: list[PointSample], offs: list[PointSample] | None) -> str | None:
+    """Why a group cannot be modeled (the note's tail), None when it can."""
+    if not offs:
+        return ": no SD-off point at this concurrency, no model"
+    if not all(s.has_counters for s in on):
+        return (
+            ": requests without their own SD counters, no model (per-category acceptance "
+            "needs per-request counters; the server's global counters are not mixed in)"
+        )
+    return None
+
+
+def _model_group(base: dict, on: list[PointSample], offs: list[PointSample]) -> tuple[list[dict], list[dict]]:
+    """One group's recommendation rows (one per category and 'all') and validation rows (one per measured k)."""
+    ratios = cost_ratios(on, offs)
+    cost = fit_cost_line(ratios)
+    measured = tuple(sorted({_k(s) for s in on}))
+    k_max = max(K_OF_INTEREST[1], *measured)
+    curves = {cat: model_curve(on, cost, cat, k_max) for cat in sorted({c for s in on for c in s.sums}) + [ALL]}
+    val_rows = [_validation_row(base, k, on, offs, ratios, curves[ALL]) for k in measured]
+    rec_rows = [
+        _recommendation_row(base, cat, curve, on, measured, cost) for cat, curve in curves.items() if curve is not None
+    ]
+    return rec_rows, val_rows
+
+
+def _recommendation_row(
+    base: dict, cat: str, curve: Curve, on: list[PointSample], measured: tuple[int, ...], cost: CostLine | None
+) -> dict:
+    prompts = len({pid for s in on for c, ids in s.prompts.items() if cat in (ALL, c) for pid in ids})
+    drafted = int(sum(t[0, DRAFTED] for t in (s.total(cat) for s in on) if t is not None))
+    return {
+        **base,
+        "category": cat,
+        "measured_draft_lengths": ",".join(map(str, measured)),
+        **recommend(curve, prompts, drafted, measured),
+        "cost_fit_draft_lengths": ",".join(map(str, cost.ks)) if cost else None,
+        "cost_slope_per_k": float(cost.slope[0]) if cost else None,
+        "cost_fit_clamped": cost.clamped if cost else None,
+        **per_k(curve),
+    }
+
+
+def _recommendation_notes(notes: list[str]) -> list[str]:
+    return (
         notes
         + list(ASSUMPTIONS)
         + RECOMMEND_NOTES
@@ -183,7 +227,10 @@ def build_gamma(points: list[PointData]) -> tuple[dict, dict]:
             f"speedup_kN: modeled speedup at draft length N, N = 1..max({K_OF_INTEREST[1]}, largest measured)",
         ]
     )
-    val_notes = (
+
+
+def _validation_notes(notes: list[str]) -> list[str]:
+    return (
         notes
         + list(ASSUMPTIONS)
         + [
@@ -199,10 +246,10 @@ def build_gamma(points: list[PointData]) -> tuple[dict, dict]:
             "one draw shared by every draft length, so prediction and measurement stay paired",
         ]
     )
-    return {"rows": rec_rows, "notes": rec_notes}, {"rows": val_rows, "notes": val_notes}
 
 
 def write_gamma(path: str | Path) -> tuple[dict, dict]:
+    """recommendation.json and gamma_validation.json of a results folder (build_gamma on its points)."""
     rd = ResultsDir.open(path)
     rec, val = build_gamma(load_points(path))
     rd.write_document(RECOMMENDATION_FILE, rec)

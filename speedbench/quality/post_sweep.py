@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from pathlib import Path
 
 from speedbench.config import BenchmarkConfig
@@ -11,7 +10,7 @@ from speedbench.config import BenchmarkConfig
 log = logging.getLogger(__name__)
 
 
-def write_post_sweep(path: Path, cfg: BenchmarkConfig, say: Callable[[str], None]) -> None:
+def write_post_sweep(path: Path, cfg: BenchmarkConfig) -> None:
     """Never fails the sweep: the measurements are on disk and the analysis can be rerun by hand."""
     if not (any(s.enabled for s in cfg.sd) and any(not s.enabled for s in cfg.sd)):
         return
@@ -26,8 +25,9 @@ def write_post_sweep(path: Path, cfg: BenchmarkConfig, say: Callable[[str], None
             bertscore_layers=cfg.quality.bertscore_layers,
         )
         write_gamma(path)
-        say(
-            f"quality.json, recommendation.json and gamma_validation.json written (speedbench quality|recommend {path})"
+        log.info(
+            "quality.json, recommendation.json and gamma_validation.json written (speedbench quality|recommend %s)",
+            path,
         )
     except Exception as e:
         log.warning("post-sweep quality analysis failed: %s: %s", type(e).__name__, e)

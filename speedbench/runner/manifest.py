@@ -1,0 +1,96 @@
+"""What a sweep records about itself in manifest.json when it starts: config, prompts, machine, engine."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+from speedbench.config import BenchmarkConfig
+from speedbench.core.acceptance import SpecDecodeCounters
+from speedbench.core.documents import point_complete
+from speedbench.core.point_id import planned_points
+from speedbench.data.pretokenize import PromptSet
+from speedbench.engines.base import EngineAdapter
+from speedbench.env_info import engine_python_versions, harness_versions, machine_info
+from speedbench.results import ResultsDir
+from speedbench.resume import config_hash
+
+
+def sweep_manifest(
+    cfg: BenchmarkConfig,
+    adapter: EngineAdapter,
+    prompts: PromptSet,
+    engine_env: dict | None,
+    sd_probe: list[SpecDecodeCounters],
+) -> dict:
+    """The manifest of a new sweep. ``engine_env``: the engine environment's versions when validate() already
+    asked for them (asked here otherwise); ``sd_probe``: what an attached server showed of SD before the sweep."""
+    return {
+        "created_at": now_iso(),
+        "status": "running",
+        "command": sys.argv,
+        "config": cfg.model_dump(mode="json"),
+        "config_hash": config_hash(cfg),
+        "prompts": {"fingerprint": prompts.fingerprint, **prompts.meta},
+        "machine": machine_info(),
+        "harness": harness_versions(),
+        "engine": {
+            "name": adapter.name,
+            "attached": bool(cfg.engine.endpoint),
+            "served_model": adapter.served_model_name,
+            "sd_probe": [c.to_dict() for c in sd_probe],
+            "version": adapter.installed_version,
+            "version_pinned": cfg.engine.version,
+            "versions": _engine_versions(cfg, engine_env),
+        },
+        # how every request generated (compare/merge refuse runs that differ: speedbench.report.comparable)
+        "generation": {
+            "output_len": cfg.load.output_len,
+            **adapter.sampling,
+            "ignore_eos": cfg.load.fixed_length,
+        },
+        # what a speedup compares besides SD itself (unknown for a server someone else started)
+        "launch_differences": {}
+        if cfg.engine.endpoint
+        else {sd.label: adapter.launch_differences(sd) for sd in cfg.sd if sd.enabled},
+        "points_planned": planned_points(cfg),
+    }
+
+
+def _engine_versions(cfg: BenchmarkConfig, engine_env: dict | None) -> dict:
+    """Versions in the engine's own environment; none for an attached server or a container image (the image
+    digest is recorded instead)."""
+    if cfg.engine.endpoint or cfg.engine.launcher != "venv":
+        return {}
+    return engine_env if engine_env is not None else engine_python_versions(cfg.engine.python)
+
+
+def close_manifest(results: ResultsDir, status: str, stopped_reason: str | None) -> None:
+    """The manifest's final state and the tables, however the sweep ended (complete, failed, interrupted)."""
+    ended = results.points()
+    results.update_manifest(
+        status=status,
+        finished_at=now_iso(),
+        stopped_reason=stopped_reason,
+        points_finished=sum(point_complete(p) for p in ended),
+        points_failed=sorted(p["point_id"] for p in ended if not point_complete(p)),
+    )
+    results.write_tables()
+
+
+def default_name(cfg: BenchmarkConfig) -> str:
+    """The results folder's name when the config gives none: the engine, and the ISL when fixed."""
+    isl = f"-isl{cfg.data.isl}" if cfg.data.isl else ""
+    return f"{cfg.engine.name}{isl}"
+
+
+def read_json(path: Path) -> dict | None:
+    """A JSON file the post-sweep analysis wrote, None when it did not."""
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def now_iso() -> str:
+    """Now, UTC, to the second: the manifest's timestamps."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

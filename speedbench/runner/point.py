@@ -1,0 +1,191 @@
+"""One measured point: its load against a ready server, records streamed to disk, its summary and flags."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from typing import Any
+
+from speedbench.config import BenchmarkConfig, SDConfig
+from speedbench.core.console import stderr_console
+from speedbench.core.records import RequestRecord
+from speedbench.data.pretokenize import PromptSet
+from speedbench.engines.base import EngineAdapter
+from speedbench.engines.server import ServerProcess
+from speedbench.guard import PointGuard
+from speedbench.load.eventloop import run_async
+from speedbench.load.plan import LoadPlan, planned_requests
+from speedbench.measure import measure_point
+from speedbench.metrics.flags import point_flags
+from speedbench.metrics.summary import PointSummary, summarize_point
+from speedbench.results import ResultsDir
+from speedbench.telemetry.point import PointTelemetry
+
+log = logging.getLogger(__name__)
+
+FLUSH_EVERY = 64  # records appended to disk in batches: a crash loses at most this many
+
+
+class PointRunner:
+    """Runs the points of one sweep into one results folder (one instance per sweep)."""
+
+    def __init__(
+        self,
+        config: BenchmarkConfig,
+        adapter: EngineAdapter,
+        results: ResultsDir,
+        tokenizer_path: str,
+        progress: bool,
+    ) -> None:
+        self.config = config
+        self.adapter = adapter
+        self.results = results
+        self.tokenizer_path = tokenizer_path  # counts the output of servers that stream text only
+        self.progress = progress  # a live progress bar on stderr (a terminal only)
+
+    def run(
+        self,
+        point_id: str,
+        base_url: str,
+        server: ServerProcess | None,
+        sd: SDConfig,
+        conc: int,
+        prompts: PromptSet,
+        plan: LoadPlan,
+    ) -> PointSummary:
+        """Measure one point against the ready server at ``base_url`` (``server``: None when attached) and
+        append its summary to the results folder. A point cut short (error budget, dead server) comes back
+        with status "failed" and its reason."""
+        # measured conversations start at request index 0 (warm-up is its own wave: see run_point)
+        planned = planned_requests(prompts.prompts, plan)
+        results = self.results
+        results.move_records_aside(point_id)  # never append to an earlier attempt's records
+        records: list[RequestRecord] = []
+        pending: list[RequestRecord] = []
+        guard = PointGuard(
+            server.is_alive if server is not None else None, self.config.load.abort_after_transport_errors
+        )
+        t0 = time.monotonic()
+
+        def sink(rec: RequestRecord) -> None:
+            self._count_text_tokens(rec)
+            records.append(rec)
+            pending.append(rec)
+            guard.observe(rec)
+            if len(pending) >= FLUSH_EVERY:
+                results.append_records(point_id, pending)
+                pending.clear()
+            if bar is not None and not rec.warmup:
+                bar.advance(task)
+
+        with self._progress() as bar:  # the bar and its task exist before any record arrives
+            task = bar.add_task(f"{sd.label} c={conc}", total=planned) if bar is not None else None
+            try:
+                with PointTelemetry(self.config) as telemetry:  # GPU samples on a side thread, n/a without NVML
+                    before, run, after = run_async(
+                        measure_point(
+                            self.adapter,
+                            base_url,
+                            self.config.engine.auth_headers(),
+                            prompts.prompts,
+                            plan,
+                            sink,
+                            point_id,
+                            guard,
+                        )
+                    )
+            finally:
+                results.append_records(point_id, pending)  # also on Ctrl-C / SIGTERM: what ended is kept
+        counters = (after - before) if (before is not None and after is not None) else None
+        if sd.enabled and counters is None and not any(r.sd for r in records) and guard.reason is None:
+            log.warning("SD is on but %s exposed no acceptance counters for %s", self.adapter.name, point_id)
+        summary = self._summarize(records, point_id, sd, conc, counters)
+        summary.not_sent = max(0, planned - summary.sent)
+        if guard.reason is not None:
+            summary.status, summary.abort_reason = "failed", guard.reason
+        _apply_client_health(summary, run, point_id)
+        telemetry.apply(summary, records, results.path)
+        self._store(summary)
+        log.info(_outcome_line(summary, guard.reason, time.monotonic() - t0))
+        return summary
+
+    def _summarize(
+        self, records: list[RequestRecord], point_id: str, sd: SDConfig, conc: int, counters
+    ) -> PointSummary:
+        lc = self.config.load
+        return summarize_point(
+            records,
+            point_id=point_id,
+            engine=self.adapter.name,
+            sd_label=sd.label,
+            sd_method=sd.method,
+            draft_length=sd.num_speculative_tokens if sd.enabled else None,
+            concurrency=conc,
+            isl=self.config.data.isl,
+            counters=counters if sd.enabled else None,
+            slo_ttft_s=lc.slo_ttft_ms / 1e3 if lc.slo_ttft_ms else None,
+            slo_user_tps=lc.slo_min_user_tps,
+        )
+
+    def _store(self, summary: PointSummary) -> None:
+        """The point's line in points.jsonl, its token counts in the manifest, its flags as warnings."""
+        results = self.results
+        results.append_point(summary)
+        if summary.token_counts:
+            results.update_manifest(
+                token_counts={**results.manifest().get("token_counts", {}), summary.point_id: summary.token_counts}
+            )
+        for tag, text in point_flags(summary.to_row()):
+            if tag != "CLIENT-BOUND":  # said by _apply_client_health, with its reason
+                log.warning("%s", text)
+
+    def _count_text_tokens(self, rec: RequestRecord) -> None:
+        """A server that streamed text only and sent no usage: count the output with the tokenizer."""
+        if rec.token_source != "text" or rec.completion_tokens is not None or not rec.text:
+            return
+        from speedbench.data.tokenization import encode, load_tokenizer  # cached after the first load
+
+        rec.completion_tokens = len(encode(load_tokenizer(self.tokenizer_path), rec.text))
+        rec.token_source = "tokenizer"
+
+    def _progress(self) -> Any:
+        """A transient progress bar on the console that log lines use (they print above it), or nothing."""
+        if not self.progress:
+            return contextlib.nullcontext(None)
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        return Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=stderr_console(),
+            transient=True,
+        )
+
+
+def _apply_client_health(summary: PointSummary, run, point_id: str) -> None:
+    """How well the load client kept up (load layer), onto the summary; a warning when it fell behind."""
+    if run is None or run.client is None:
+        return
+    client = run.client
+    summary.client_lag_p99_ms = client.client_lag_p99_ms
+    summary.mean_in_flight = client.mean_in_flight
+    summary.client_saturated = client.client_saturated
+    summary.client_timestamps, summary.client_lag_limit_ms = client.timestamps, client.lag_limit_ms
+    if client.client_saturated:
+        log.warning("%s: the client fell behind (%s): latencies include client delay", point_id, client.reason)
+
+
+def _outcome_line(summary: PointSummary, failed: str | None, seconds: float) -> str:
+    """The progress line of one finished point."""
+    errs = ", ".join(f"{k} {v}" for k, v in sorted(summary.errors_by_kind.items()))
+    return (
+        f"{summary.point_id}: {summary.ok}/{summary.sent} ok"
+        + (f" ({errs})" if errs else "")
+        + (f", {summary.cancelled} cancelled" if summary.cancelled else "")
+        + (f", {summary.not_sent} not sent" if summary.not_sent else "")
+        + f", {summary.output_tps:.1f} tok/s in {seconds:.0f} s"
+        + (f"; POINT FAILED: {failed}" if failed else "")
+    )

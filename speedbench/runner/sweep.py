@@ -1,0 +1,391 @@
+"""BenchmarkRunner: the one orchestrator of a sweep (SD settings x concurrencies on one prompt set, results
+made durable). The point itself is speedbench.runner.point, the server's launch speedbench.runner.server."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from speedbench import preflight
+from speedbench.config import BenchmarkConfig, ConfigError, SDConfig
+from speedbench.core.acceptance import SpecDecodeCounters
+from speedbench.core.point_id import planned_points, point_name
+from speedbench.data.pretokenize import PromptSet, cache_path, prepare_prompts
+from speedbench.data.turns import NextTurn, last_turn_tokens
+from speedbench.engines import get_adapter
+from speedbench.engines.base import EngineAdapter
+from speedbench.engines.server import ServerProcess, pick_free_port
+from speedbench.engines.versions import version_of
+from speedbench.env_info import engine_python_versions
+from speedbench.load.eventloop import run_async
+from speedbench.load.plan import LoadPlan
+from speedbench.load.schedule import PromptBudget, prompt_budget
+from speedbench.measure import probe_sd
+from speedbench.metrics.category import category_acceptance
+from speedbench.metrics.speedup import speedup_rows
+from speedbench.metrics.summary import PointSummary
+from speedbench.outcome import Speedup, SweepResult
+from speedbench.preflight import EndpointError
+from speedbench.quality.post_sweep import write_post_sweep
+from speedbench.results import ResultsDir, new_run_dir
+from speedbench.resume import check_resumable, prepare_resume
+from speedbench.runner.manifest import close_manifest, default_name, now_iso, read_json, sweep_manifest
+from speedbench.runner.point import PointRunner
+from speedbench.runner.server import ServerGone, build_server, check_ready
+from speedbench.runner.signals import sigterm_as_interrupt
+
+log = logging.getLogger(__name__)
+
+
+class BenchmarkRunner:
+    """Runs one sweep of a BenchmarkConfig: every SD setting x concurrency (x repeat) point on one prompt set,
+    each point's records and summary written to a results folder as it ends.
+
+    Lifecycle: ``BenchmarkRunner(config)`` picks the engine adapter; ``validate()`` checks everything that
+    needs no server (``speedbench sweep --dry-run`` stops there); ``run()`` builds the prompts, opens the
+    results folder (or continues one with ``resume``), then per SD setting starts the server (or checks the
+    attached one), runs its points, tears it down, and returns a SweepResult. Finished points stay on disk
+    whatever ends the sweep (a failure, Ctrl-C, SIGTERM). One instance runs one sweep.
+
+    ``on_point`` is called with each point's summary as it ends (the REST service's progress). While a sweep
+    runs, ``results`` is its folder, ``server``/``base_url`` the server being measured.
+    """
+
+    def __init__(
+        self, config: BenchmarkConfig, *, progress: bool = True, on_point: Callable[[PointSummary], None] | None = None
+    ) -> None:
+        self.config = config
+        self.progress = progress and sys.stderr.isatty()
+        self.on_point = on_point
+        self.adapter: EngineAdapter = get_adapter(config.engine)
+        self.results: ResultsDir | None = None
+        self.server: ServerProcess | None = None
+        self.base_url: str | None = None  # the server being measured, while a sweep runs
+        self._prompt_lens: list[int] = []
+        self._engine_env: dict | None = None  # versions in the engine's environment, read by validate()
+        self._reply_end_id: int | None = None  # multi-turn: the template's end-of-turn token (prompts meta)
+        self._sd_probe: list[SpecDecodeCounters] = []  # attach mode: the server's SD evidence before the sweep
+
+    # ---- planning -------------------------------------------------------------------------------------
+    def validate(self) -> None:
+        """Everything that can be checked before a server starts."""
+        cfg = self.config
+        for sd in cfg.sd:
+            self.adapter.check_sd(sd)
+        if cfg.engine.endpoint and len(cfg.sd) != 1:
+            raise ConfigError(
+                "with --endpoint the server's SD setting is fixed by whoever started it: "
+                "give exactly one SD setting (e.g. --sd off or --sd ngram:3)"
+            )
+        if (
+            not cfg.engine.endpoint
+            and cfg.engine.model
+            and not Path(cfg.engine.model).exists()
+            and not _looks_like_hub_id(cfg.engine.model)
+        ):
+            raise ConfigError(f"model path not found: {cfg.engine.model}")
+        self.tokenizer()
+        if not cfg.engine.endpoint:
+            preflight.check_port(cfg.engine.host, cfg.engine.port)
+            if cfg.engine.launcher == "venv":
+                # asked once (an interpreter that hangs costs its timeout once); the manifest records the same
+                # answer. In a container the engine's Python is inside the image: the digest is recorded instead.
+                self._engine_env = engine_python_versions(cfg.engine.python)
+                self.adapter.installed_version = version_of(self._engine_env, self.adapter.dists)
+                for sd in cfg.sd:  # every flag of every setting, before any server starts
+                    self.adapter.check_version(sd, max(cfg.load.concurrency))
+        if cfg.engine.launcher != "venv":
+            if cfg.engine.endpoint:
+                raise ConfigError("engine.launcher starts a server; with --endpoint nothing is launched")
+            from speedbench.engines.container import check_launch
+
+            check_launch(cfg.engine)  # a pinned image and a runtime on PATH, one clear line otherwise
+        if cfg.data.isl:  # every prompt is exactly isl tokens: refuse before building a prompt that cannot fit
+            preflight.check_context([cfg.data.isl], cfg.load.output_len, self._local_context())
+
+    def check_prompts_fit(self, prompts: PromptSet) -> None:
+        """Prompt + output within the served context: from the launch flags or the model's config.json."""
+        preflight.check_context(self._input_lens(prompts), self.config.load.output_len, self._local_context())
+
+    def _input_lens(self, prompts: PromptSet) -> list[int]:
+        """Longest input each prompt sends: its last turn, with the earlier replies in context."""
+        return [last_turn_tokens(p, self.config.load.output_len) for p in prompts.prompts]
+
+    def _local_context(self) -> tuple[int, str] | None:
+        """The served context as known without a server: launch flags, else the model's config.json."""
+        ec = self.config.engine
+        return preflight.flag_context_len(ec.extra_args) or (
+            None if ec.endpoint else preflight.model_context_len(ec.model)
+        )
+
+    def tokenizer_path(self) -> str | None:
+        """The tokenizer prompts are built with: data.tokenizer, else the model's own (None: neither given)."""
+        return self.config.data.tokenizer or self.config.engine.model
+
+    def tokenizer(self) -> str:
+        """tokenizer_path(), required: ConfigError when there is none (an attached server with no --tokenizer)."""
+        path = self.tokenizer_path()
+        if not path:
+            raise ConfigError("no tokenizer: set data.tokenizer (--tokenizer) when attaching with --endpoint")
+        return path
+
+    def points(self) -> list[tuple[SDConfig, int]]:
+        """Every (SD setting, concurrency) pair of the sweep, in the order they run."""
+        return [(sd, c) for sd in self.config.sd for c in self.config.load.concurrency]
+
+    def prompt_budget(self, concurrency: int, num_prompts: int) -> PromptBudget:
+        """The point's warm-up and measured requests; ConfigError when it would have to repeat prompts."""
+        lc = self.config.load
+        warm = concurrency if lc.warmup_requests is None else lc.warmup_requests
+        try:
+            return prompt_budget(
+                num_prompts,
+                concurrency,
+                warm,
+                lc.requests_per_point,
+                allow_repeats=lc.allow_repeats,
+                by_duration=lc.duration_s is not None,
+                closed_loop=lc.mode == "closed",
+            )
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+
+    def load_plan(self, concurrency: int, num_prompts: int) -> LoadPlan:
+        """The load client's plan for one point at ``concurrency`` over a prompt set of ``num_prompts``."""
+        lc = self.config.load
+        b = self.prompt_budget(concurrency, num_prompts)
+        return LoadPlan(
+            concurrency=concurrency,
+            num_requests=b.measured,
+            warmup_requests=b.warmup,
+            warmup_pool=b.warmup_pool,
+            max_tokens=lc.output_len,
+            fixed_length=lc.fixed_length,
+            request_timeout_s=lc.request_timeout_s,
+            mode=lc.mode,
+            request_rate=lc.request_rate,
+            arrival=lc.arrival,
+            duration_s=lc.duration_s,
+            cooldown=lc.cooldown,
+            shuffle=lc.shuffle_prompts,
+            seed=lc.seed,
+            workers=lc.client_workers,
+            stream_idle_timeout_s=lc.stream_idle_timeout_s,
+            http_client=lc.http_client,
+            headers=self.config.engine.auth_headers(),
+            next_turn=NextTurn(self.tokenizer_path(), self._reply_end_id) if self.config.data.turns == "all" else None,
+        )
+
+    # ---- running --------------------------------------------------------------------------------------
+    def run(self, results_dir: str | Path | None = None, resume: bool = False) -> SweepResult:
+        """Run the sweep; with ``resume`` continue the sweep in ``results_dir``, skipping finished points."""
+        cfg = self.config
+        prompts = self._prepare()
+        planned = planned_points(cfg)
+        if resume:
+            results, done = self._resume(results_dir, prompts, planned)
+        else:
+            results, done = self._create(results_dir, prompts), set()
+        path = results.path
+        result = SweepResult(path, prompts_fingerprint=prompts.fingerprint, skipped=sorted(done & set(planned)))
+        points = PointRunner(cfg, self.adapter, results, self.tokenizer(), self.progress)
+        status = "failed"
+        try:
+            with sigterm_as_interrupt():
+                if cfg.engine.launcher != "venv":  # leftovers of a killed harness go; the image pulled, recorded
+                    from speedbench.engines.container import prepare_sweep
+
+                    prepare_sweep(cfg.engine, results)
+                for sd in cfg.sd:
+                    todo = [
+                        (c, r)
+                        for c in cfg.load.concurrency
+                        for r in range(1, cfg.load.repeats + 1)
+                        if point_name(sd, c, r, cfg.load.repeats) not in done
+                    ]
+                    if todo and not self._run_sd(sd, todo, prompts, result, points):
+                        break
+            status = "failed" if result.stopped_reason else "complete"
+        except KeyboardInterrupt:
+            status = "interrupted"
+            raise
+        finally:
+            result.status = status
+            close_manifest(results, status, result.stopped_reason)
+        # a failed point (cut short) is reported, never used for a speedup
+        result.speedups = [Speedup.from_row(s) for s in speedup_rows(result.rows())]
+        result.categories = {p.point_id: category_acceptance(results.records(p.point_id)) for p in result.points}
+        if cfg.quality.enabled:
+            write_post_sweep(path, cfg)
+            result.quality = read_json(path / "quality.json")
+            result.recommendation = read_json(path / "recommendation.json")
+        return result
+
+    def _prepare(self) -> PromptSet:
+        """Every check before a results folder exists, and the prompt set they need."""
+        cfg = self.config
+        self.validate()
+        if cfg.engine.endpoint:  # unreachable, wrong model, too small: one clear line before any prompt is built
+            self._check_endpoint(cfg.engine.endpoint)
+        prompts = prepare_prompts(cfg.data, self.tokenizer())
+        self.check_prompts_fit(prompts)
+        for c in cfg.load.concurrency:  # refused up front: never a repeated prompt found half-way through a sweep
+            self.prompt_budget(c, len(prompts.prompts))
+        self._prompt_lens = self._input_lens(prompts)  # attach mode checks them per server
+        self._reply_end_id = prompts.meta.get("reply_end_id")
+        if cfg.engine.endpoint:  # ... and before a results folder exists
+            self._check_endpoint(cfg.engine.endpoint)
+            self._check_attached_sd(cfg.engine.endpoint, prompts)
+        return prompts
+
+    def _create(self, results_dir: str | Path | None, prompts: PromptSet) -> ResultsDir:
+        """A new results folder with its manifest (and the prompt set when cached)."""
+        cfg = self.config
+        path = Path(results_dir) if results_dir else new_run_dir(cfg.output_dir, cfg.name or default_name(cfg))
+        try:
+            self.results = results = ResultsDir(path).create(self._manifest(prompts))
+        except OSError as e:  # a file in the way, read-only, no such parent: bad input, nothing ran
+            raise ConfigError(f"cannot create the results folder {path}: {e.strerror or e}") from None
+        cache_file = cache_path(cfg.data, prompts.fingerprint)
+        if cache_file.is_file():
+            results.save_prompts(cache_file)
+        return results
+
+    def _resume(
+        self, results_dir: str | Path | None, prompts: PromptSet, planned: list[str]
+    ) -> tuple[ResultsDir, set[str]]:
+        """The folder of the sweep to continue, checked against this config, and its finished points."""
+        if results_dir is None:
+            raise ConfigError("resume needs the results folder of the sweep to continue")
+        self.results = results = ResultsDir.open(results_dir)
+        manifest = results.manifest()
+        check_resumable(manifest, self.config, prompts.fingerprint)
+        rp = prepare_resume(results, planned)
+        done = rp.done
+        results.update_manifest(
+            status="running",
+            resumes=[
+                *manifest.get("resumes", []),
+                {
+                    "at": now_iso(),
+                    "command": sys.argv,
+                    "points_done": sorted(done),
+                    "moved_aside": rp.moved_aside,
+                    "repaired": rp.repaired,
+                },
+            ],
+        )
+        log.info("resuming %s: %d of %d points done", results.path, len(done & set(planned)), len(planned))
+        return results, done
+
+    def _run_sd(
+        self,
+        sd: SDConfig,
+        todo: list[tuple[int, int]],
+        prompts: PromptSet,
+        result: SweepResult,
+        points: PointRunner,
+    ) -> bool:
+        """Run ``todo`` (concurrency, repeat) points of one SD setting, restarting a dead server per policy.
+
+        Returns False when the sweep must stop (server gone, no restart left); the reason is in ``result``.
+        """
+        ec = self.config.engine
+        restarts = 0
+        todo = list(todo)
+        while todo:
+            try:
+                with self._server(sd, points.results) as base_url:
+                    while todo:
+                        self._check_ready(base_url)
+                        conc, repeat = todo[0]
+                        summary = points.run(
+                            point_name(sd, conc, repeat, self.config.load.repeats),
+                            base_url,
+                            self.server,
+                            sd,
+                            conc,
+                            prompts,
+                            self.load_plan(conc, len(prompts.prompts)),
+                        )
+                        todo.pop(0)
+                        result.points.append(summary)
+                        if self.on_point:
+                            self.on_point(summary)
+                        if summary.status != "complete":
+                            # the point was cut short; go on with this server only if it still answers
+                            self._check_ready(base_url)
+                return True
+            except (ServerGone, EndpointError) as e:
+                why = str(e)
+            if not todo:  # it died after (or during) the last point of this setting: nothing left to rerun
+                log.info("%s; no points left for %s", why, sd.label)
+                return True
+            if ec.endpoint or ec.on_server_death == "stop" or restarts >= ec.max_restarts:
+                policy = (
+                    "attached server"
+                    if ec.endpoint
+                    else f"on_server_death={ec.on_server_death}, {restarts} of {ec.max_restarts} restarts used"
+                )
+                result.stopped_reason = f"{why} ({policy}); sweep stopped"
+                log.info(result.stopped_reason)
+                return False
+            restarts += 1
+            log.info(
+                "%s; restarting %s (%s), restart %d of %d", why, self.adapter.name, sd.label, restarts, ec.max_restarts
+            )
+        return True
+
+    def _check_endpoint(self, endpoint: str) -> None:
+        lens = self._prompt_lens or ([self.config.data.isl] if self.config.data.isl else [])
+        preflight.check_endpoint(endpoint, self.adapter, self.config.engine, lens, self.config.load.output_len)
+
+    def _check_attached_sd(self, endpoint: str, prompts: PromptSet) -> None:
+        """The attached server's SD setting is whoever started it: check the declared one against what a short
+        probe shows (its counters, per-request SD metrics) so an SD-on server is never stored as the baseline."""
+        plan = self.load_plan(1, len(prompts.prompts))
+        self._sd_probe, exported = run_async(
+            probe_sd(self.adapter, endpoint, self.config.engine.auth_headers(), prompts.prompts, plan)
+        )
+        preflight.check_sd_matches(
+            self.config.sd[0], self._sd_probe, endpoint, self.adapter.sd_counters_show_config, exported
+        )
+
+    def _check_ready(self, base_url: str) -> None:
+        check_ready(self.adapter, self.server, base_url, self.config.engine.auth_headers())
+
+    @contextlib.contextmanager
+    def _server(self, sd: SDConfig, results: ResultsDir) -> Iterator[str]:
+        """The base URL of a ready server for ``sd``: the attached one, or one launched here and torn down
+        on exit (its log in the results folder)."""
+        ec = self.config.engine
+        if ec.endpoint:
+            self._check_endpoint(ec.endpoint)
+            self.base_url = ec.endpoint
+            try:
+                yield ec.endpoint
+            finally:
+                self.base_url = None
+            return
+        port = ec.port or pick_free_port(ec.host)
+        server = build_server(self.adapter, ec, sd, port, max(self.config.load.concurrency), results)
+        with server:
+            log.info("starting %s (%s) on port %d; log: %s", self.adapter.name, sd.label, port, server.log_path)
+            waited = server.wait_ready()
+            log.info("%s (%s) ready after %.0f s", self.adapter.name, sd.label, waited)
+            self.server = server
+            self.base_url = f"http://{ec.host}:{port}"
+            try:
+                yield self.base_url
+            finally:
+                self.server = self.base_url = None
+
+    def _manifest(self, prompts: PromptSet) -> dict:
+        return sweep_manifest(self.config, self.adapter, prompts, self._engine_env, self._sd_probe)
+
+
+def _looks_like_hub_id(model: str) -> bool:
+    return model.count("/") == 1 and not model.startswith((".", "/", "~"))
