@@ -12,7 +12,7 @@ import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
@@ -36,6 +36,12 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+@overload
+def expand_path(value: str) -> str: ...
+@overload
+def expand_path(value: None) -> None: ...
+@overload
+def expand_path(value: str | None) -> str | None: ...
 def expand_path(value: str | None) -> str | None:
     """``~`` and ``$VARS`` in paths from presets and config files."""
     return os.path.expanduser(os.path.expandvars(value)) if value else value
