@@ -19,25 +19,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 
+from speedbench.data.prompts import CATEGORIES  # the paper's column order, defined once with the splits
 from speedbench.engines.acceptance import SpecDecodeCounters
 from speedbench.load.records import OK, RequestRecord
 from speedbench.metrics import request as rq
 from speedbench.metrics.uncertainty import mean_interval
-
-# The SPEED-Bench qualitative categories, in the paper's column order.
-CATEGORIES = (
-    "Coding",
-    "Math",
-    "Humanities",
-    "STEM",
-    "Writing",
-    "Summarization",
-    "Roleplay",
-    "RAG",
-    "Multilingual",
-    "Reasoning",
-    "QA",
-)
 
 
 @dataclass(frozen=True)
