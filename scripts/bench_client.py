@@ -129,7 +129,9 @@ def speedbench_child(url: str, conc: int, n: int, out_len: int, workers: int, ou
     from speedbench.config import EngineConfig
     from speedbench.data.pretokenize import TokenizedPrompt
     from speedbench.engines.vllm import VLLMAdapter
-    from speedbench.load.client import LoadPlan, run_async, run_closed_loop
+    from speedbench.load.eventloop import run_async
+    from speedbench.load.plan import LoadPlan
+    from speedbench.load.point import run_point
     from speedbench.metrics import request as rq
 
     total = n + conc
@@ -139,7 +141,7 @@ def speedbench_child(url: str, conc: int, n: int, out_len: int, workers: int, ou
     plan = LoadPlan(concurrency=conc, num_requests=n, warmup_requests=conc, max_tokens=out_len, workers=workers,
                     http_client=http_client)
     t_cpu, t_wall = time.process_time(), time.monotonic()
-    run = run_async(run_closed_loop(adapter, url, prompts, plan))
+    run = run_async(run_point(adapter, url, prompts, plan))
     cpu_share = (time.process_time() - t_cpu) / (time.monotonic() - t_wall)
     ok = [r for r in run.records if not r.warmup and r.status == "ok"]
     Path(out).write_text(json.dumps({

@@ -13,7 +13,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from speedbench.load.records import FAILED, OK, RequestRecord
+from speedbench.core.records import FAILED, OK, RequestRecord
 
 TRANSPORT_KINDS = ("transport", "timeout")  # the server is not answering, whichever way it shows
 T = TypeVar("T")

@@ -12,12 +12,13 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
+from speedbench.core.acceptance import SpecDecodeCounters
+from speedbench.core.records import RequestRecord
 from speedbench.data.pretokenize import TokenizedPrompt
-from speedbench.engines.acceptance import SpecDecodeCounters
 from speedbench.engines.base import EngineAdapter
 from speedbench.guard import PointGuard
-from speedbench.load.client import LoadPlan, PointRun, run_closed_loop
-from speedbench.load.records import RequestRecord
+from speedbench.load.plan import LoadPlan, PointRun
+from speedbench.load.point import run_point
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ async def measure_point(
         stop = asyncio.Event()
         poller = asyncio.create_task(_poll(adapter, session, base_url, stop)) if adapter.poll_interval_s else None
         try:
-            run = await guard.run(run_closed_loop(adapter, base_url, prompts, plan, sink, point_id, before_measure))
+            run = await guard.run(run_point(adapter, base_url, prompts, plan, sink, point_id, before_measure))
         finally:
             stop.set()
             if poller is not None:
@@ -108,7 +109,7 @@ async def probe_sd(
             exported: bool | None = before is not None
         except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
             before, exported = None, None
-        run = await run_closed_loop(adapter, base_url, prompts, probe, None, "sd-probe")
+        run = await run_point(adapter, base_url, prompts, probe, None, "sd-probe")
         after = await scrape_counters(adapter, session, base_url)
     evidence = [after - before] if before is not None and after is not None else []
     evidence += [c for c in (SpecDecodeCounters.from_dict(r.sd) for r in run.records) if c is not None]

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from speedbench.core.documents import point_complete
 from speedbench.metrics.category import CategoryAcceptance
 from speedbench.metrics.flags import latency_unmeasured
 from speedbench.metrics.summary import PointSummary
@@ -60,7 +61,7 @@ def sweep_outcome(
         totals["not_sent"] += not_sent
         totals["planned"] += planned
         rate = (planned - p["ok"]) / planned if planned else 0.0
-        if p.get("status", "complete") != "complete":
+        if not point_complete(p):
             problems.append(f"{p['point_id']} FAILED ({p.get('abort_reason') or 'cut short'}; {p['ok']}/{planned} ok)")
             code = EXIT_POINTS
         elif latency_unmeasured(p):

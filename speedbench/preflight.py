@@ -17,7 +17,7 @@ from speedbench.config import ConfigError
 
 if TYPE_CHECKING:
     from speedbench.config import EngineConfig, SDConfig
-    from speedbench.engines.acceptance import SpecDecodeCounters
+    from speedbench.core.acceptance import SpecDecodeCounters
     from speedbench.engines.base import EngineAdapter
 
 # config.json keys that hold the trained context length, in the order transformers' configs use them

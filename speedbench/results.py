@@ -22,15 +22,43 @@ from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 
+from pydantic import BaseModel, ValidationError
+
 from speedbench.config import ConfigError
-from speedbench.load.records import RequestRecord
+from speedbench.core.documents import (
+    SCHEMA_VERSION,
+    GammaValidationDocument,
+    Manifest,
+    QualityDocument,
+    RecommendationDocument,
+)
+from speedbench.core.records import RequestRecord
 
 
 class ResultsError(ConfigError):
     """A results folder that cannot be read as one (damaged manifest): one line, exit 2."""
 
 
-SCHEMA_VERSION = 1
+def document_models() -> dict[str, type[BaseModel]]:
+    """File name -> the model of that results document (docs/schema/<stem>.schema.json is generated from it)."""
+    from speedbench.metrics.point_doc import PointDoc  # numpy and the metrics: only when a point is written
+
+    return {
+        "manifest.json": Manifest,
+        "points.jsonl": PointDoc,
+        "quality.json": QualityDocument,
+        "recommendation.json": RecommendationDocument,
+        "gamma_validation.json": GammaValidationDocument,
+    }
+
+
+def schema_texts() -> dict[str, str]:
+    """``docs/schema/<name>`` -> its text: the JSON Schema of each document, generated from its model."""
+    out = {}
+    for filename, model in document_models().items():
+        schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", **model.model_json_schema()}
+        out[filename.split(".")[0] + ".schema.json"] = json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
+    return out
 
 
 def _fsync_append(path: Path, lines: Iterable[str]) -> None:
@@ -93,8 +121,34 @@ def new_run_dir(output_dir: str | Path, name: str) -> Path:
 
 
 class ResultsDir:
+    """One results folder: what a sweep (or a merge) wrote, and the only thing reports read.
+
+    A folder is a results folder when it holds ``manifest.json`` (the files are listed in this module's
+    docstring; their documents are typed in ``speedbench.core.documents``, described in
+    docs/results-schema.md). Readers get one with ``ResultsDir.open(path)``, which refuses anything else
+    with one clear line; a writer starts one with ``ResultsDir(path).create(manifest)``.
+
+    Durability, so that a crash, a kill or a full disk never loses a finished point:
+    - appends (records, points.jsonl) are whole lines, flushed and fsynced before the call returns: a point
+      is durable the moment ``append_point`` returns; a crash mid-append leaves at most a torn last line,
+      which readers skip and ``repair_jsonl_tail`` cuts before the next append;
+    - whole files (manifest.json, the tables, the quality documents) are replaced atomically (written to a
+      temporary file, fsynced, renamed): a reader sees the old file or the new one, never half of one;
+    - nothing is deleted: an unfinished attempt's records are moved to records/attempts/ on resume, and a
+      re-run point appends a new line to points.jsonl (the last line of a point id wins);
+    - readers accept folders written before them: unknown keys are kept, missing ones take their defaults.
+    """
+
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+
+    @classmethod
+    def open(cls, path: str | Path) -> ResultsDir:
+        """The results folder at ``path`` for reading; ResultsError (one line) when it holds no manifest."""
+        rd = cls(path)
+        if not (rd.path / "manifest.json").is_file():
+            raise ResultsError(f"not a speedbench results folder (no manifest.json): {path}")
+        return rd
 
     # ---- writing ----------------------------------------------------------------------------------
     def create(self, manifest: dict) -> ResultsDir:
@@ -105,6 +159,8 @@ class ResultsDir:
 
     def write_manifest(self, manifest: dict) -> None:
         manifest = {"schema_version": SCHEMA_VERSION, **manifest}
+        # validated, not rewritten: the file keeps the writer's keys in the writer's order
+        Manifest.model_validate(json.loads(json.dumps(manifest, default=str)))
         atomic_write_text(self.path / "manifest.json", json.dumps(manifest, indent=2, default=str))
 
     def update_manifest(self, **fields) -> None:
@@ -139,13 +195,21 @@ class ResultsDir:
         return dest
 
     def append_point(self, summary) -> None:
-        _fsync_append(self.path / "points.jsonl", [json.dumps(asdict(summary), default=str)])
+        line = json.dumps(asdict(summary), default=str)
+        document_models()["points.jsonl"].model_validate_json(line)  # a point the readers could not read fails
+        _fsync_append(self.path / "points.jsonl", [line])
         self.write_tables()
+
+    def write_document(self, name: str, doc: dict) -> None:
+        """Write quality.json, recommendation.json or gamma_validation.json (validated by its model)."""
+        text = json.dumps(doc, indent=2, default=str)
+        document_models()[name].model_validate_json(text)
+        atomic_write_text(self.path / name, text)
 
     def write_tables(self) -> None:
         import pandas as pd
 
-        from speedbench.metrics.summary import speedup_rows
+        from speedbench.metrics.speedup import speedup_rows
 
         rows = self.summary_rows()
         if not rows:
@@ -169,6 +233,15 @@ class ResultsDir:
         if not isinstance(m, dict):
             raise ResultsError(f"damaged manifest.json in {self.path}: a JSON object expected")
         return m
+
+    def manifest_doc(self) -> Manifest:
+        """The manifest, typed; keys it does not know are kept as extras, missing ones take defaults."""
+        try:
+            return Manifest.model_validate(self.manifest())
+        except ValidationError as e:
+            err = e.errors()[0]
+            where = ".".join(map(str, err["loc"]))
+            raise ResultsError(f"damaged manifest.json in {self.path}: {where}: {err['msg']}") from None
 
     def points(self, all_attempts: bool = False) -> list[dict]:
         """Ended points; a point that was re-run (resume) appears once, as its last attempt."""
@@ -209,5 +282,8 @@ class ResultsDir:
 
 
 def find_results(path: str | Path) -> ResultsDir | None:
-    p = Path(path)
-    return ResultsDir(p) if (p / "manifest.json").is_file() else None
+    """The results folder at ``path``, or None (kept for callers outside speedbench; readers use open)."""
+    try:
+        return ResultsDir.open(path)
+    except ResultsError:
+        return None

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from speedbench.config import BenchmarkConfig, ConfigError
+from speedbench.core.documents import point_complete
 from speedbench.results import ResultsDir, repair_jsonl_tail
 
 # Fields that name or place a sweep without changing what it measures.
@@ -116,7 +117,7 @@ def check_resumable(manifest: dict, cfg: BenchmarkConfig, prompts_fingerprint: s
 
 
 def finished_points(results: ResultsDir) -> set[str]:
-    return {p["point_id"] for p in results.points() if p.get("status", "complete") == "complete"}
+    return {p["point_id"] for p in results.points() if point_complete(p)}
 
 
 @dataclass

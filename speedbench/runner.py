@@ -13,6 +13,9 @@ from pathlib import Path
 
 from speedbench import preflight
 from speedbench.config import BenchmarkConfig, ConfigError, SDConfig
+from speedbench.core.documents import point_complete
+from speedbench.core.point_id import planned_points, point_name
+from speedbench.core.records import RequestRecord
 from speedbench.data.pretokenize import PromptSet, cache_path, prepare_prompts
 from speedbench.data.turns import NextTurn, last_turn_tokens
 from speedbench.engines import get_adapter
@@ -21,15 +24,15 @@ from speedbench.engines.server import ServerProcess, pick_free_port
 from speedbench.engines.versions import version_of
 from speedbench.env_info import engine_python_versions, harness_versions, machine_info
 from speedbench.guard import PointGuard
-from speedbench.load.client import LoadPlan, planned_requests, run_async
-from speedbench.load.records import RequestRecord
+from speedbench.load.eventloop import run_async
+from speedbench.load.plan import LoadPlan, planned_requests
 from speedbench.load.schedule import PromptBudget, prompt_budget
 from speedbench.measure import measure_point, probe_sd
 from speedbench.metrics.category import category_acceptance
 from speedbench.metrics.flags import point_flags
-from speedbench.metrics.summary import PointSummary, speedup_rows, summarize_point
+from speedbench.metrics.speedup import speedup_rows
+from speedbench.metrics.summary import PointSummary, summarize_point
 from speedbench.outcome import Speedup, SweepResult  # noqa: F401  (re-exported: the API returns them)
-from speedbench.point_id import planned_points, point_name
 from speedbench.preflight import EndpointError
 from speedbench.quality.post_sweep import write_post_sweep
 from speedbench.results import ResultsDir, new_run_dir
@@ -207,10 +210,8 @@ class BenchmarkRunner:
         if resume:
             if results_dir is None:
                 raise ConfigError("resume needs the results folder of the sweep to continue")
-            path = Path(results_dir)
-            if not (path / "manifest.json").is_file():
-                raise ConfigError(f"not a speedbench results folder (no manifest.json): {path}")
-            self.results = ResultsDir(path)
+            self.results = ResultsDir.open(results_dir)
+            path = self.results.path
             manifest = self.results.manifest()
             check_resumable(manifest, cfg, prompts.fingerprint)
             rp = prepare_resume(self.results, planned)
@@ -266,8 +267,8 @@ class BenchmarkRunner:
                 status=status,
                 finished_at=_now_iso(),
                 stopped_reason=result.stopped_reason,
-                points_finished=sum(p.get("status", "complete") == "complete" for p in ended),
-                points_failed=sorted(p["point_id"] for p in ended if p.get("status", "complete") != "complete"),
+                points_finished=sum(point_complete(p) for p in ended),
+                points_failed=sorted(p["point_id"] for p in ended if not point_complete(p)),
             )
             self.results.write_tables()
         # a failed point (cut short) is reported, never used for a speedup
@@ -400,7 +401,7 @@ class BenchmarkRunner:
     def _run_point(self, base_url: str, sd: SDConfig, conc: int, prompts: PromptSet, repeat: int = 1) -> PointSummary:
         point_id = point_name(sd, conc, repeat, self.config.load.repeats)
         plan = self.load_plan(conc, len(prompts.prompts))
-        # measured conversations start at request index 0 (warm-up is its own wave: see run_closed_loop)
+        # measured conversations start at request index 0 (warm-up is its own wave: see run_point)
         planned = planned_requests(prompts.prompts, plan)
         results = self.results
         results.move_records_aside(point_id)  # never append to an earlier attempt's records

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from speedbench.load.records import RequestRecord
+from speedbench.core.records import RequestRecord
 
 SPEEDBENCH_HOME = Path(os.environ.get("SPEEDBENCH_HOME", Path.home() / ".cache" / "speedbench"))
 GEMMA_DIR = Path(os.environ.get("SPEEDBENCH_TEST_MODEL", SPEEDBENCH_HOME / "models" / "gemma3-270m-bf16"))

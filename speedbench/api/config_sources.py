@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import types
 import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from pydantic import BaseModel, ValidationError
 from speedbench.config import (
     BenchmarkConfig,
     ConfigError,
+    cli_flags,
     deep_merge,
     expand_draft_lengths,
     format_validation_error,
@@ -41,42 +41,12 @@ from speedbench.config import (
     load_preset,
     parse_int_list,
     parse_sd_list,
+    unwrap_optional,
 )
 
 ENV_PREFIX = "SPEEDBENCH_"
 LEGACY_ENGINE_PYTHON = "SPEEDBENCH_ENGINE_PYTHON"  # older spelling of SPEEDBENCH_ENGINE__PYTHON
 DEFAULT = "default"
-
-# CLI option dest -> (dotted config path, flag as the user typed it)
-FLAG_PATHS: dict[str, tuple[str, str]] = {
-    "engine": ("engine.name", "--engine"),
-    "model": ("engine.model", "--model"),
-    "engine_python": ("engine.python", "--engine-python"),
-    "endpoint": ("engine.endpoint", "--endpoint"),
-    "served_model_name": ("engine.served_model_name", "--served-model-name"),
-    "port": ("engine.port", "--port"),
-    "tensor_parallel_size": ("engine.tensor_parallel_size", "--tp"),
-    "tokenizer": ("data.tokenizer", "--tokenizer"),
-    "split": ("data.split", "--split"),
-    "isl": ("data.isl", "--isl"),
-    "categories": ("data.categories", "--categories"),
-    "prompts_per_category": ("data.prompts_per_category", "--prompts-per-category"),
-    "turns": ("data.turns", "--turns"),
-    "concurrency": ("load.concurrency", "--concurrency"),
-    "output_len": ("load.output_len", "--output-len"),
-    "requests_per_point": ("load.requests_per_point", "--requests-per-point"),
-    "output_dir": ("output_dir", "--output-dir"),
-    "name": ("name", "--name"),
-    "repeats": ("load.repeats", "--repeats"),
-    "bertscore": ("quality.bertscore", "--bertscore"),
-    "launcher": ("engine.launcher", "--launcher"),
-    "image": ("engine.container.image", "--image"),
-    "gpu_hour_usd": ("cost.gpu_hour_usd", "--gpu-hour-usd"),
-    "fixed_length": ("load.fixed_length", "--fixed-length"),
-    "allow_repeats": ("load.allow_repeats", "--allow-repeats"),
-    "prefix_caching": ("engine.prefix_caching", "--prefix-caching"),
-    "pad_to_isl": ("data.pad_to_isl", "--pad-to-isl"),
-}
 
 
 @dataclass
@@ -174,16 +144,19 @@ def flag_layer(
     sd_spec: str | None = None,
     draft_length: int | None = None,
     base_sd: list | None = None,
+    model: type[BaseModel] | None = None,
 ) -> ConfigLayer:
-    """CLI flags (click dests) -> layer. ``draft_length`` without ``sd_spec`` rewrites the lower layers' SD list."""
+    """CLI flags (click dests) -> layer. Which dest sets which path, and the origin "flag --tp" it gets, come
+    from the ``CLIFlag`` declared on the schema (``model``, default BenchmarkConfig). ``draft_length`` without
+    ``sd_spec`` rewrites the lower layers' SD list."""
     layer = ConfigLayer("flags")
-    for dest, (dotted, flag) in FLAG_PATHS.items():
-        value = flags.get(dest)
+    for spec in cli_flags(model):
+        value = flags.get(spec.dest)
         if value is None:
             continue
-        if dest == "categories" and isinstance(value, str):
-            value = [c.strip() for c in value.split(",") if c.strip()]
-        layer.set(dotted, value, f"flag {flag}")
+        if isinstance(value, str):
+            value = _comma_list(spec.annotation, value)
+        layer.set(spec.path, value, f"flag {spec.flag}")
     if sd_spec:
         layer.set("sd", parse_sd_list(sd_spec, draft_length), "flag --sd")
     elif draft_length is not None:
@@ -324,21 +297,13 @@ def _explain(e: ValidationError, layers: list[ConfigLayer]) -> str:
     return format_validation_error(e, origin)
 
 
-def _unwrap(ann: Any) -> Any:
-    """Optional[X] / X | None -> X."""
-    if typing.get_origin(ann) in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(ann) if a is not type(None)]
-        return args[0] if len(args) == 1 else ann
-    return ann
-
-
 def _annotation(path: list[str]) -> Any:
     model: Any = BenchmarkConfig
     ann: Any = None
     for seg in path:
         if not (isinstance(model, type) and issubclass(model, BaseModel)) or seg not in model.model_fields:
             return None
-        ann = _unwrap(model.model_fields[seg].annotation)
+        ann = unwrap_optional(model.model_fields[seg].annotation)
         model = ann
     return ann
 
@@ -365,7 +330,12 @@ def _env_value(path: list[str], raw: str, var: str) -> Any:
             raise ConfigError(f"environment variable {var}: bad JSON/YAML value: {e}") from None
     if path == ["sd"]:
         return parse_sd_list(raw)
-    ann = _annotation(path)
+    return _comma_list(_annotation(path), raw)
+
+
+def _comma_list(ann: Any, raw: str) -> Any:
+    """A list[str] field's text from a flag or variable, comma-separated; any other text as it is: pydantic
+    coerces "4" -> 4, "true" -> True, and list[int] fields parse "1,2,4" themselves."""
     if typing.get_origin(ann) is list and typing.get_args(ann) in ((str,),):
         return [x.strip() for x in raw.split(",") if x.strip()]
-    return raw  # pydantic coerces "4" -> 4, "true" -> True; list[int] fields parse "1,2,4" themselves
+    return raw

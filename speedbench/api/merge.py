@@ -15,21 +15,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from speedbench.config import ConfigError
-from speedbench.results import find_results
+from speedbench.results import ResultsDir
 
 
 def merge_results(paths: Sequence[str | Path], out: str | Path, allow_generation_mismatch: bool = False) -> Path:
     """Raises ConfigError for a bad folder, NotComparable (a ReportError) for folders that must not be merged."""
     from speedbench.metrics.summary import point_from_dict
     from speedbench.report.comparable import check_comparable
-    from speedbench.results import ResultsDir
 
-    dirs = []
-    for p in paths:
-        rd = find_results(p)
-        if rd is None:
-            raise ConfigError(f"not a speedbench results folder (no manifest.json): {p}")
-        dirs.append(rd)
+    dirs = [ResultsDir.open(p) for p in paths]
     if len(dirs) < 1:
         raise ConfigError("nothing to merge")
     manifests = [rd.manifest() for rd in dirs]

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from speedbench.config import BenchmarkConfig, ConfigError
+from speedbench.config import BenchmarkConfig
 
 
 def load_config(
@@ -38,20 +38,19 @@ def load_config(
 def load_result(path: str | Path):
     """Rebuild the typed ``SweepResult`` of any results folder (finished, interrupted or merged)."""
     from speedbench.metrics.category import category_acceptance
-    from speedbench.metrics.summary import point_from_dict, speedup_rows
-    from speedbench.results import find_results
+    from speedbench.metrics.speedup import speedup_rows
+    from speedbench.metrics.summary import point_from_dict
+    from speedbench.results import ResultsDir
     from speedbench.runner import Speedup, SweepResult
 
-    rd = find_results(path)
-    if rd is None:
-        raise ConfigError(f"not a speedbench results folder (no manifest.json): {path}")
-    manifest = rd.manifest()
+    rd = ResultsDir.open(path)
+    manifest = rd.manifest_doc()
     points = [point_from_dict(p) for p in rd.points()]
     result = SweepResult(
         rd.path,
         points=points,
-        status=manifest.get("status", "unknown"),
-        prompts_fingerprint=(manifest.get("prompts") or {}).get("fingerprint", ""),
+        status=manifest.status,
+        prompts_fingerprint=(manifest.prompts.fingerprint if manifest.prompts else None) or "",
     )
     result.speedups = [Speedup.from_row(s) for s in speedup_rows(result.rows())]
     result.categories = {

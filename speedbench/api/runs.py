@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from speedbench.config import BenchmarkConfig, ConfigError
-from speedbench.point_id import planned_points
+from speedbench.core.point_id import planned_points
 from speedbench.results import new_run_dir
 
 log = logging.getLogger(__name__)
@@ -75,18 +75,17 @@ class RunState:
 
 def disk_info(path: Path) -> dict[str, Any] | None:
     """Status of a results folder written by anyone (CLI, an earlier service, a merge)."""
-    from speedbench.results import find_results
+    from speedbench.core.documents import manifest_status
+    from speedbench.results import ResultsDir
 
-    rd = find_results(path)
-    if rd is None:
-        return None
     try:
+        rd = ResultsDir.open(path)
         m = rd.manifest()
-    except (OSError, ValueError):
+    except (OSError, ValueError):  # not a results folder, or an unreadable manifest: not listed
         return None
     return {
         "id": path.name,
-        "status": m.get("status", "unknown"),
+        "status": manifest_status(m),
         "queue": None,
         "results_dir": str(path),
         "created_at": m.get("created_at"),

@@ -73,7 +73,7 @@ def config_group() -> None:
 
 
 @config_group.command("show")
-@config_options
+@config_options("config show")
 @click.option("--format", "fmt", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True)
 def config_show(config_file, preset, sd_spec, draft_length, fmt, **flags) -> None:
     """Print the config a sweep with these options would run (YAML notes each value's source)."""
@@ -154,7 +154,7 @@ def serve_api_cmd(host, port, token, output_dir, allow_roots, preset_dirs, servi
 
 
 @main.command()
-@config_options
+@config_options("plan")
 @click.option("--presets", help="Comma-separated presets to cross (default: --preset).")
 @click.option("--engines", "engines_list", help="Comma-separated engines to cross (default: the config's engine).")
 @click.option("--isl-buckets", help="Comma-separated ISL buckets; 'natural' = the prompts' own length.")

@@ -133,7 +133,9 @@ def recommend(results, fmt, validation) -> None:
 
 
 def _need_results(path: str) -> None:
-    from speedbench.results import find_results
+    from speedbench.results import ResultsDir, ResultsError
 
-    if find_results(path) is None:
-        _fail(f"not a speedbench results folder (no manifest.json): {path}", 2)
+    try:
+        ResultsDir.open(path)
+    except ResultsError as e:
+        _fail(str(e), 2)

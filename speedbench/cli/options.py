@@ -6,6 +6,9 @@ import logging
 import sys
 
 import click
+from pydantic import BaseModel
+
+from speedbench.config.cli_flag import FlagSpec, cli_flags
 
 
 class _CurrentStderr(logging.StreamHandler):
@@ -34,79 +37,38 @@ def setup_logging(level: int = logging.WARNING) -> None:
         root.setLevel(level)
 
 
-_CONFIG_OPTIONS = [
+# Options that are no single config field: the sources below the flags, and the SD list (``--sd`` builds it
+# with ``--draft-length``; ``--draft-length`` alone rewrites the lower layers' list; see flag_layer).
+_SOURCE_OPTIONS = [
     click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML/JSON config file."),
     click.option("--preset", help="Preset from speedbench/resources/presets (e.g. cpu-demo)."),
-    click.option("--engine", help="Engine adapter: vllm, sglang, trtllm."),
-    click.option("--model", help="Model directory (or hub id) the engine serves."),
-    click.option("--engine-python", help="Python of the engine's own environment (env: SPEEDBENCH_ENGINE__PYTHON)."),
-    click.option("--endpoint", help="Attach to a running server at this URL instead of launching one."),
-    click.option(
-        "--launcher",
-        type=click.Choice(["venv", "docker", "podman", "enroot", "pyxis"]),
-        help="Start the engine from --engine-python's venv (default) or from a container image.",
-    ),
-    click.option("--image", help="Container image, pinned by tag (e.g. vllm/vllm-openai:v0.11.0) or .sqsh."),
-    click.option("--gpu-hour-usd", type=float, help="Price of one GPU-hour: adds $ per million output tokens."),
-    click.option(
-        "--served-model-name",
-        help="Model name requests carry (attach mode: one the server lists in "
-        "/v1/models; default: the only one it serves).",
-    ),
-    click.option("--port", type=int, help="Port for the launched server (default: a free one)."),
-    click.option("--tp", "tensor_parallel_size", type=int, help="Tensor parallel size."),
-    click.option("--tokenizer", help="Tokenizer directory (default: the model)."),
-    click.option("--split", help="Prompt split: bundled name or JSONL path."),
-    click.option(
-        "--isl",
-        help="Exact input length in tokens: 1k, 2k, 8k, 16k, 32k or an integer. Without --split: the throughput split.",
-    ),
-    click.option(
-        "--pad-to-isl/--no-pad-to-isl",
-        default=None,
-        help="Allow padding a split other than throughput to --isl (each prompt its own padding).",
-    ),
-    click.option("--categories", help="Comma-separated categories to keep."),
-    click.option("--prompts-per-category", type=int),
-    click.option(
-        "--turns",
-        type=click.Choice(["all", "first"]),
-        help="Multi-turn prompts: every turn with the model's replies (all, default) or the first only.",
-    ),
-    click.option("--concurrency", help="Comma-separated concurrency list, e.g. 1,2,4,8,16,32."),
-    click.option("--output-len", type=int, help="Output cap per request (default 4096); requests stop at EOS."),
-    click.option(
-        "--fixed-length/--no-fixed-length",
-        default=None,
-        help="Ignore EOS: exactly --output-len tokens per request (not SPEED-Bench's default).",
-    ),
-    click.option(
-        "--requests-per-point",
-        type=int,
-        help="Measured requests per point (default: every prompt the warm-up leaves, each once).",
-    ),
-    click.option(
-        "--allow-repeats/--no-allow-repeats",
-        default=None,
-        help="Let a point measure a prompt more than once (counted per point).",
-    ),
-    click.option(
-        "--prefix-caching/--no-prefix-caching",
-        default=None,
-        help="Engine prefix caching (off by default, as in SPEED-Bench).",
-    ),
+]
+_SD_OPTIONS = [
     click.option("--sd", "sd_spec", help="SD settings: off,ngram:3,eagle3:3@/draft/path (method[:k][@draft])."),
     click.option("--draft-length", type=int, help="Draft length for every SD-on setting without its own."),
-    click.option("--output-dir", help="Parent folder for results (default: results)."),
-    click.option("--name", help="Name of this sweep's results folder."),
 ]
+_CLICK_TYPES = {"int": click.INT, "float": click.FLOAT, "text": click.STRING}
 
 
-def config_options(f):
-    """The flags every config-taking command shares (sweep, config show, plan)."""
-    for opt in reversed(_CONFIG_OPTIONS):
-        f = opt(f)
-    return f
+def field_option(spec: FlagSpec):
+    """The click option of one flag declared on the schema; None when not given, so lower layers stay."""
+    if spec.kind == "bool":
+        return click.option(f"{spec.flag}/--no-{spec.flag[2:]}", spec.dest, default=None, help=spec.cli.help)
+    kind = click.Choice(spec.choices) if spec.kind == "choice" else _CLICK_TYPES[spec.kind]
+    return click.option(spec.flag, spec.dest, type=kind, help=spec.cli.help)
+
+
+def config_options(command: str, model: type[BaseModel] | None = None):
+    """The flags of a config-taking command (sweep, config show, plan): --config, --preset, one flag per
+    schema field that declares a ``CLIFlag`` for this command (speedbench.config.cli_flag), --sd, --draft-length."""
+    options = [*_SOURCE_OPTIONS, *(field_option(s) for s in cli_flags(model, command)), *_SD_OPTIONS]
+
+    def decorate(f):
+        for opt in reversed(options):
+            f = opt(f)
+        return f
+
+    return decorate
 
 
 def resolve_from_flags(config_file, preset, sd_spec, draft_length, flags, base=None, base_name="base"):

@@ -14,17 +14,11 @@ from speedbench.config import ConfigError
 
 
 @main.command()
-@config_options
+@config_options("sweep")
 @click.option(
     "--draft-lengths",
     help="Sweep draft lengths: every SD-on method once per k, e.g. 1,2,3,4,5 "
     "(SD off runs once); 'auto' adds the fewest k the draft-length model needs and says which.",
-)
-@click.option("--repeats", type=int, help="Measure every point this many times (spread over repeats).")
-@click.option(
-    "--bertscore/--no-bertscore",
-    default=None,
-    help="Post-sweep quality: also BERTScore (loads torch; off by default to keep sweeps fast).",
 )
 @click.option("--dry-run", is_flag=True, help="Print the effective config and server commands; run nothing.")
 @click.option(
@@ -107,14 +101,14 @@ def sweep(config_file, preset, dry_run, html_report, sd_spec, draft_length, draf
 
 
 def _stored_config(results_dir: str) -> dict:
-    path = Path(results_dir) / "manifest.json"
-    if not path.is_file():
-        raise ConfigError(f"not a speedbench results folder (no manifest.json): {results_dir}")
+    from speedbench.results import ResultsDir, ResultsError
+
+    rd = ResultsDir.open(results_dir)  # not a results folder: says so
     try:
-        stored = json.loads(path.read_text(encoding="utf-8"))["config"]
+        stored = rd.manifest()["config"]
         if not isinstance(stored, dict):
             raise TypeError
-    except (ValueError, KeyError, TypeError, OSError):
+    except (ResultsError, KeyError, TypeError):
         raise ConfigError(f"unreadable manifest in {results_dir}; cannot resume") from None
     (stored.get("engine") or {}).pop("api_key", None)  # stored masked; the env/flags supply it again
     return stored
@@ -128,7 +122,7 @@ def _finish(result, cfg, html_report: bool = False) -> None:
     from speedbench.report.table import render_terminal
     from speedbench.results import ResultsDir
 
-    rd = ResultsDir(result.results_dir)
+    rd = ResultsDir.open(result.results_dir)
     rows = rd.summary_rows()
     if rows:
         render_terminal(rows, title=f"{result.results_dir}; output: {output_rule(cfg.model_dump(mode='json'))}")

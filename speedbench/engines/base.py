@@ -6,7 +6,7 @@ import abc
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from speedbench.config import ConfigError, EngineConfig, SDConfig
-from speedbench.engines.acceptance import SpecDecodeCounters
+from speedbench.core.acceptance import SpecDecodeCounters
 from speedbench.engines.versions import Floor, check_floors
 
 if TYPE_CHECKING:

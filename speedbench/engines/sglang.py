@@ -21,7 +21,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from speedbench.config import ConfigError, SDConfig
-from speedbench.engines.acceptance import SpecDecodeCounters, counters_from_histogram
+from speedbench.core.acceptance import SpecDecodeCounters, counters_from_histogram
 from speedbench.engines.base import EngineAdapter
 from speedbench.engines.prometheus import parse_prometheus, sum_metric
 from speedbench.engines.versions import Floor, spelling

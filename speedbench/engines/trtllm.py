@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 import yaml
 
 from speedbench.config import ConfigError, SDConfig
-from speedbench.engines.acceptance import SpecDecodeCounters, counters_from_histogram
+from speedbench.core.acceptance import SpecDecodeCounters, counters_from_histogram
 from speedbench.engines.base import EngineAdapter
 from speedbench.engines.openai_stream import fold_completion_chunk
 from speedbench.engines.prometheus import parse_prometheus, sum_metric

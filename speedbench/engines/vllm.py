@@ -8,8 +8,8 @@ import json
 from typing import TYPE_CHECKING
 
 from speedbench.config import ConfigError, SDConfig
+from speedbench.core.acceptance import SpecDecodeCounters, counters_from_histogram
 from speedbench.core.jsoncodec import loads
-from speedbench.engines.acceptance import SpecDecodeCounters, counters_from_histogram
 from speedbench.engines.base import EngineAdapter
 from speedbench.engines.openai_stream import fold_chunk_tokens, fold_completion_chunk
 from speedbench.engines.prometheus import parse_prometheus, sum_metric

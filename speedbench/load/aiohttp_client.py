@@ -28,6 +28,7 @@ class AiohttpStreamer:
         self.session, self.base_url, self.headers = session, base_url, {**_JSON, **headers}
 
     async def stream(self, path: str, data: bytes, sink: Callable[[bytes, int], bool]) -> StreamOutcome:
+        """POST ``data`` (JSON) to ``path`` and feed every SSE payload of a 200 reply to ``sink`` (as ``Http1Pool``)."""
         out = StreamOutcome()
         split = SSESplitter()
         try:

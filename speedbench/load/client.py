@@ -1,4 +1,6 @@
-"""Streaming load: closed loop at a fixed concurrency (the SPEED-Bench mode) or open loop at a request rate.
+"""Streaming load in one process: closed loop at a fixed concurrency (the SPEED-Bench mode) or open loop at a
+request rate, over this process's share of a point's requests (``point.run_point`` runs a whole point,
+``procs`` spreads one over processes).
 
 One connection pool per process: raw HTTP/1.1 protocols (``http1``, the default hot path) or aiohttp (the
 cross-check).  Timing: ``time.perf_counter_ns`` (CLOCK_MONOTONIC, comparable across processes) of the
@@ -16,71 +18,23 @@ import contextlib
 import gc
 import itertools
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Literal
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from typing import Any
 
+from speedbench.core.jsoncodec import dumps, loads
+from speedbench.core.records import CANCELLED, FAILED, OK, RequestRecord
 from speedbench.data.pretokenize import TokenizedPrompt
 from speedbench.data.promptset import turn_ids_digest
 from speedbench.engines.base import EngineAdapter
 from speedbench.load.aiohttp_client import AiohttpStreamer, aiohttp_streamer
 from speedbench.load.http1 import Http1Pool
-from speedbench.load.monitor import ClientStats, LoopMonitor, client_stats
-from speedbench.load.records import CANCELLED, FAILED, OK, RequestRecord
-from speedbench.load.schedule import Arrival, ArrivalSchedule, PromptOrder, default_warmup_pool
-from speedbench.load.sse import DONE, dumps, loads
+from speedbench.load.monitor import LoopMonitor
+from speedbench.load.plan import LoadPlan, PointRun, prompt_order, set_measured_window, with_warmup_pool
+from speedbench.load.schedule import ArrivalSchedule
+from speedbench.load.sse import DONE
 
 _now = time.perf_counter_ns
-
-
-@dataclass
-class LoadPlan:
-    concurrency: int
-    num_requests: int
-    warmup_requests: int
-    max_tokens: int  # the output cap; requests stop at EOS unless fixed_length
-    fixed_length: bool = False  # ignore EOS: exactly max_tokens per request
-    request_timeout_s: float = 600.0
-    stream_idle_timeout_s: float = 60.0
-    mode: Literal["closed", "rate"] = "closed"
-    request_rate: float | None = None  # open loop: requests/s
-    arrival: Arrival = "poisson"
-    duration_s: float | None = None  # measure by time instead of by count
-    cooldown: bool = False  # keep load on until the last measured request ends
-    shuffle: bool = False  # seeded prompt order instead of file order
-    warmup_pool: int | None = None  # prompts kept for the warm-up alone (None: one per warm-up request)
-    warmup_wave: bool = False  # every request of this drive is a warm-up request
-    seed: int = 0
-    workers: int = 1  # client processes (each its own loop and pool)
-    monitor_interval_s: float = 0.005
-    http_client: Literal["http1", "aiohttp"] = "http1"  # raw-protocol hot path, or aiohttp to cross-check
-    kernel_timestamps: bool = True  # http1 on Linux: stamp chunks with SO_TIMESTAMPNS
-    pause_gc: bool = True  # no cyclic GC passes while the point runs (see _gc_paused)
-    headers: dict[str, str] = field(default_factory=dict)  # extra request headers (e.g. Authorization)
-    # multi-turn: builds a later turn's ids from (tail, sent ids, reply ids, reply text); None = first turns only.
-    # A conversation is one request index: its turns go in order on one closed-loop slot (or arrival).
-    next_turn: Callable[[Sequence[int], Sequence[int], Sequence[int], str], list[int]] | None = None
-
-
-@dataclass
-class PointRun:
-    records: list[RequestRecord] = field(default_factory=list)
-    t_measure_start_ns: int = 0
-    t_measure_end_ns: int = 0
-    prompt_order: list[str] = field(default_factory=list)  # prompt ids of measured requests, by index
-    client: ClientStats | None = None
-    lag_samples: list[tuple[int, int]] = field(default_factory=list)
-    schedule_lags_ns: list[int] = field(default_factory=list)
-    kernel_stamps: bool = False  # chunk stamps are the kernel's receive times (not read times)
-
-
-def run_async(coro: Awaitable):
-    """Run a coroutine on uvloop when it is installed (several times faster I/O callbacks), else asyncio."""
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover
-        return asyncio.run(coro)
-    return uvloop.run(coro)
+_Streamer = Http1Pool | AiohttpStreamer  # this process's one connection pool
 
 
 class _Fold:
@@ -103,11 +57,13 @@ class _Fold:
             event = self.fast(payload, rec, t) if self.fast is not None else loads(payload)
             if event is None:
                 return False
+            if not isinstance(event, dict):  # JSON, but no event (a list, a number): adapters fold dicts only
+                raise ValueError("not a JSON object")
         except ValueError:
             rec.status, rec.error_kind = FAILED, "malformed_sse"
             rec.error = payload[:200].decode("utf-8", "replace")
             return True
-        if isinstance(event, dict) and "error" in event and not event.get("choices"):
+        if "error" in event and not event.get("choices"):
             rec.status, rec.error_kind, rec.error = FAILED, "server_error_event", str(event["error"])[:300]
             return True
         self.on_event(event, rec, t, self.sent_ids)
@@ -115,14 +71,16 @@ class _Fold:
 
 
 async def stream_one(
-    http: Http1Pool | AiohttpStreamer,
+    http: _Streamer,
     adapter: EngineAdapter,
     token_ids: Sequence[int],
     rec: RequestRecord,
     plan: LoadPlan,
 ) -> RequestRecord:
+    """Send one streaming request and fold its events into ``rec`` (stamps, tokens, status); a failure ends
+    as the record's status, never as an exception (but a cancel is re-raised, the record marked first)."""
     path, body = adapter.build_request(list(token_ids), plan.max_tokens, plan.fixed_length)
-    sent_ids = body.get("prompt") or body.get("input_ids") or list(token_ids)
+    sent_ids: list[int] = body.get("prompt") or body.get("input_ids") or list(token_ids)
     data = dumps(body)
     fold = _Fold(adapter, rec, sent_ids)
     rec.t_start_ns = _now()
@@ -165,9 +123,13 @@ class _Phases:
                     self.t_measure_start = _now()
                 if _now() - self.t_measure_start < p.duration_s * 1e9:
                     return "measure"
-            self.closed = True
-            self._check()
+            self.close()
         return "cooldown" if p.cooldown else None
+
+    def close(self) -> None:
+        """No more measured requests start here."""
+        self.closed = True
+        self._check()
 
     def halt(self) -> None:
         """Stop every driver at its next request, whether or not its cancellation reaches it.
@@ -190,7 +152,7 @@ class _Phases:
 
 
 @contextlib.contextmanager
-def _gc_paused(enabled: bool):
+def _gc_paused(enabled: bool) -> Iterator[None]:
     """No cyclic garbage collection while a point runs.  A full pass over thousands of live records stalled
     the loop for 10-30 ms, which put a P99 TTFT error of ~25 ms on a paced 512-stream run that was exact
     to 0.06 ms without it (scripts/bench_client.py).  The hot path makes no reference cycles, so memory
@@ -210,7 +172,7 @@ def _gc_paused(enabled: bool):
 
 
 @contextlib.asynccontextmanager
-async def _streamer(base_url: str, plan: LoadPlan):
+async def _streamer(base_url: str, plan: LoadPlan) -> AsyncIterator[_Streamer]:
     """This process's one connection pool, on the client the plan names."""
     if plan.http_client == "aiohttp":
         async with aiohttp_streamer(
@@ -250,6 +212,142 @@ async def drive(
         return await _drive_point(adapter, base_url, prompts, plan, emit, point_label, part, release)
 
 
+class _PointDriver:
+    """One process's share of one point: the drivers that start its requests (closed-loop streams or an
+    open-loop dispatcher) and the state they share (phases, prompt order, records, requests in flight)."""
+
+    def __init__(
+        self,
+        adapter: EngineAdapter,
+        prompts: Sequence[TokenizedPrompt],
+        plan: LoadPlan,
+        emit: Callable[[RequestRecord], None],
+        point_label: str,
+        part: tuple[int, int],
+    ) -> None:
+        self.adapter, self.prompts, self.emit, self.label, self.part = adapter, prompts, emit, point_label, part
+        self.plan = plan = with_warmup_pool(plan, len(prompts))
+        self.order = prompt_order(plan, len(prompts))
+        self.phases = _Phases(plan)
+        self.indices = itertools.count(*part)  # this share's request indices: w, w + n, w + 2n, ...
+        self.run = PointRun()
+        self.drivers: list[asyncio.Task[Any]] = []
+        self.tasks: set[asyncio.Task[None]] = set()  # open loop: conversations in flight
+
+    def start_drivers(self, http: _Streamer) -> None:
+        """Closed loop: this share of the concurrency's streams; open loop: one dispatcher on the schedule."""
+        plan, (w, n) = self.plan, self.part
+        if plan.mode != "closed":
+            self.drivers = [asyncio.create_task(self._open_dispatcher(http))]
+            return
+        share = plan.concurrency // n + (1 if w < plan.concurrency % n else 0)
+        self.drivers = [asyncio.create_task(self._closed_worker(http)) for _ in range(share)]
+        if share == 0:  # more processes than streams: this one has nothing to measure
+            self.phases.close()
+
+    async def until_measured_done(self) -> None:
+        """Wait until this share's measured requests have all ended (cool-down requests go on meanwhile)."""
+        done_wait = asyncio.create_task(self.phases.done.wait())
+        self.drivers.append(done_wait)
+        pending: set[asyncio.Task[Any]] = set(self.drivers)
+        while not done_wait.done():
+            finished, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for d in finished:  # a driver that raised (requests never do: they end as records) is a bug
+                exc = d.exception()
+                if exc is not None:
+                    raise exc
+
+    async def stop(self) -> None:
+        """Start no more requests, and cancel those in flight (cool-down, or everything after an error)."""
+        self.phases.halt()
+        in_flight = [*self.drivers, *self.tasks]
+        for t in in_flight:
+            t.cancel()
+        await asyncio.gather(*in_flight, return_exceptions=True)
+
+    async def _closed_worker(self, http: _Streamer) -> None:
+        while True:
+            i = next(self.indices)
+            phase = self.phases.of(i)
+            if phase is None:
+                return
+            await self._conversation(http, i, phase)
+
+    async def _open_dispatcher(self, http: _Streamer) -> None:
+        plan = self.plan
+        sched = ArrivalSchedule(plan.request_rate or 1.0, plan.arrival, plan.seed)
+        t0 = _now()
+        while True:
+            i = next(self.indices)
+            due = t0 + int(sched.offset(i) * 1e9)
+            delay = due - _now()
+            if delay > 0:
+                await asyncio.sleep(delay / 1e9)
+            phase = self.phases.of(i)
+            if phase is None:
+                return
+            if phase == "measure":
+                self.run.schedule_lags_ns.append(max(0, _now() - due))
+            t = asyncio.get_running_loop().create_task(self._conversation(http, i, phase))
+            self.tasks.add(t)
+            t.add_done_callback(self.tasks.discard)
+
+    def _prompt(self, i: int, phase: str) -> TokenizedPrompt:
+        if self.plan.warmup_wave or phase == "warmup":
+            return self.prompts[self.order.warmup_index(i)]
+        # measured (and cool-down) requests count from the end of the warm-up
+        return self.prompts[self.order.index(i - self.plan.warmup_requests)]
+
+    async def _conversation(self, http: _Streamer, i: int, phase: str) -> None:
+        """One conversation: its turns in order, each sent once the previous reply has fully arrived."""
+        p = self._prompt(i, phase)
+        conv = f"{self.label}#{i}"
+        next_turn = self.plan.next_turn
+        last = p.turns_to_send if next_turn is not None else 1
+        ids: Sequence[int] = p.token_ids
+        turn = 1
+        if phase == "measure":
+            self.phases.measured_in_flight += 1
+        try:
+            while True:
+                rec = self._record(p, conv, turn, ids, phase)
+                if not await self._send(http, ids, rec):
+                    return  # a failed turn ends its conversation: the next turn has no reply to build on
+                if turn == last or next_turn is None or self.phases.halted:
+                    return
+                turn += 1
+                ids = next_turn(p.turn_tails[turn - 2], ids, rec.output_ids, rec.text)
+        finally:
+            self.phases.finished(phase)
+
+    def _record(self, p: TokenizedPrompt, conv: str, turn: int, ids: Sequence[int], phase: str) -> RequestRecord:
+        return RequestRecord(
+            conv if turn == 1 else f"{conv}.{turn}",
+            p.id,
+            p.category,
+            len(ids),
+            self.plan.max_tokens,
+            warmup=phase != "measure",
+            conversation_id=conv,
+            turn=turn,
+            prompt_sha256=turn_ids_digest(ids) if turn > 1 else None,
+        )
+
+    async def _send(self, http: _Streamer, ids: Sequence[int], rec: RequestRecord) -> bool:
+        """Send one turn and hand its record on, whatever happens; False when it did not end ok."""
+        try:
+            await stream_one(http, self.adapter, ids, rec, self.plan)
+        finally:
+            self.run.records.append(rec)
+            self.emit(rec)
+        if rec.status != OK:
+            # a refused loopback connect fails without ever suspending: yield, so that a guard watching
+            # these records (server gone) gets to stop the point before the worker burns every request.
+            await asyncio.sleep(0)
+            return False
+        return True
+
+
 async def _drive_point(
     adapter: EngineAdapter,
     base_url: str,
@@ -260,195 +358,20 @@ async def _drive_point(
     part: tuple[int, int],
     release: Callable[[], Awaitable[None]] | None,
 ) -> PointRun:
-    w, n = part
-    run = PointRun()
-    plan = with_warmup_pool(plan, len(prompts))
-    order = PromptOrder(len(prompts), plan.shuffle, plan.seed, plan.warmup_pool)
-    phases = _Phases(plan)
-    indices = itertools.count(w, n)
+    driver = _PointDriver(adapter, prompts, plan, emit, point_label, part)
     monitor = LoopMonitor(plan.monitor_interval_s)
-    tasks: set[asyncio.Task] = set()
-
-    async def one(http, i: int, phase: str) -> None:
-        """One conversation: its turns in order, each sent once the previous reply has fully arrived."""
-        if plan.warmup_wave or phase == "warmup":
-            p = prompts[order.warmup_index(i)]
-        else:  # measured (and cool-down) requests count from the end of the warm-up
-            p = prompts[order.index(i - plan.warmup_requests)]
-        conv = f"{point_label}#{i}"
-        last = p.turns_to_send if plan.next_turn is not None else 1
-        ids = p.token_ids
-        turn = 1
-        if phase == "measure":
-            phases.measured_in_flight += 1
-        try:
-            while True:
-                rec = RequestRecord(
-                    conv if turn == 1 else f"{conv}.{turn}",
-                    p.id,
-                    p.category,
-                    len(ids),
-                    plan.max_tokens,
-                    warmup=phase != "measure",
-                    conversation_id=conv,
-                    turn=turn,
-                    prompt_sha256=turn_ids_digest(ids) if turn > 1 else None,
-                )
-                try:
-                    await stream_one(http, adapter, ids, rec, plan)
-                finally:
-                    run.records.append(rec)
-                    emit(rec)
-                if rec.status != OK:
-                    # a refused loopback connect fails without ever suspending: yield, so that a guard watching
-                    # these records (server gone) gets to stop the point before the worker burns every request.
-                    # A failed turn also ends its conversation: the next turn has no reply to build on.
-                    await asyncio.sleep(0)
-                    return
-                if turn == last or phases.halted:
-                    return
-                turn += 1
-                ids = plan.next_turn(p.turn_tails[turn - 2], ids, rec.output_ids, rec.text)
-        finally:
-            phases.finished(phase)
-
-    async def closed_worker(http) -> None:
-        while True:
-            i = next(indices)
-            phase = phases.of(i)
-            if phase is None:
-                return
-            await one(http, i, phase)
-
-    async def open_dispatcher(http) -> None:
-        sched = ArrivalSchedule(plan.request_rate or 1.0, plan.arrival, plan.seed)
-        t0 = _now()
-        while True:
-            i = next(indices)
-            due = t0 + int(sched.offset(i) * 1e9)
-            delay = due - _now()
-            if delay > 0:
-                await asyncio.sleep(delay / 1e9)
-            phase = phases.of(i)
-            if phase is None:
-                return
-            if phase == "measure":
-                run.schedule_lags_ns.append(max(0, _now() - due))
-            t = asyncio.get_running_loop().create_task(one(http, i, phase))
-            tasks.add(t)
-            t.add_done_callback(tasks.discard)
-
     async with _streamer(base_url, plan) as http:
         monitor.start()
-        if plan.mode == "closed":
-            share = plan.concurrency // n + (1 if w < plan.concurrency % n else 0)
-            drivers = [asyncio.create_task(closed_worker(http)) for _ in range(share)]
-            if share == 0:  # more processes than streams: this one has nothing to measure
-                phases.closed = True
-                phases._check()
-        else:
-            drivers = [asyncio.create_task(open_dispatcher(http))]
+        driver.start_drivers(http)
         try:
-            done_wait = asyncio.create_task(phases.done.wait())
-            drivers.append(done_wait)
-            pending = set(drivers)
-            while not done_wait.done():
-                finished, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                for d in finished:  # a driver that raised (requests never do: they end as records) is a bug
-                    if d.exception() is not None:
-                        raise d.exception()
+            await driver.until_measured_done()
             if release is not None:
                 await release()
         finally:
-            phases.halt()
-            for t in [*drivers, *tasks]:
-                t.cancel()
-            await asyncio.gather(*drivers, *tasks, return_exceptions=True)
+            await driver.stop()
             await monitor.stop()
+    run = driver.run
     set_measured_window(run)
     run.lag_samples = monitor.samples
     run.kernel_stamps = bool(getattr(http, "kernel_timestamps", False))
-    return run
-
-
-def with_warmup_pool(plan: LoadPlan, num_prompts: int) -> LoadPlan:
-    if plan.warmup_pool is not None:
-        return plan
-    return replace(plan, warmup_pool=default_warmup_pool(plan.warmup_requests, num_prompts))
-
-
-def set_measured_window(run: PointRun) -> None:
-    """Measured window = first measured start .. last measured end; prompt order as sent (by request index,
-    one entry per conversation)."""
-    measured = [r for r in run.records if not r.warmup]
-    if measured:
-        run.t_measure_start_ns = min(r.t_start_ns for r in measured)
-        run.t_measure_end_ns = max(r.t_end_ns for r in measured)
-    idx = sorted((int(r.request_id.rsplit("#", 1)[1]), r.prompt_id) for r in measured if r.turn == 1)
-    run.prompt_order = [pid for _, pid in idx]
-
-
-def planned_requests(prompts: Sequence[TokenizedPrompt], plan: LoadPlan, first: int = 0) -> int:
-    """Requests ``plan.num_requests`` conversations send from request index ``first``: one per turn."""
-    if plan.next_turn is None or not any(p.turn_tails for p in prompts):
-        return plan.num_requests
-    plan = with_warmup_pool(plan, len(prompts))  # the order the drivers use: warm-up prompts set aside
-    order = PromptOrder(len(prompts), plan.shuffle, plan.seed, plan.warmup_pool)
-    return sum(prompts[order.index(i)].turns_to_send for i in range(first, first + plan.num_requests))
-
-
-async def run_closed_loop(
-    adapter: EngineAdapter,
-    base_url: str,
-    prompts: Sequence[TokenizedPrompt],
-    plan: LoadPlan,
-    on_record: Callable[[RequestRecord], None] | None = None,
-    point_label: str = "",
-    before_measure: Callable[[], Awaitable[None]] | None = None,
-) -> PointRun:
-    """Run one sweep point (closed or open loop per ``plan.mode``; in ``plan.workers`` processes).
-
-    Prompts are taken in file order (cycling) unless ``plan.shuffle``, so SD-off and SD-on points send
-    the same ids in the same order.  ``run.client`` says whether the client kept up.
-    ``before_measure`` runs at a quiet moment between warm-up and measurement (e.g. to snapshot the
-    server's SD counters): warm-up is then its own wave that fully drains first.
-    """
-    emit = on_record or (lambda r: None)
-    warmup_records: list[RequestRecord] = []
-    plan = with_warmup_pool(plan, len(prompts))  # fixed before the warm-up wave drops warmup_requests
-    if before_measure is not None:
-        if plan.warmup_requests:
-
-            def emit_warmup(rec: RequestRecord) -> None:
-                rec.warmup = True
-                emit(rec)
-
-            wave = replace(
-                plan,
-                warmup_requests=0,
-                num_requests=plan.warmup_requests,
-                duration_s=None,
-                cooldown=False,
-                workers=1,
-                warmup_wave=True,
-            )
-            warmup_records = (
-                await drive(adapter, base_url, prompts, wave, emit_warmup, f"{point_label}-warmup")
-            ).records
-        await before_measure()
-        plan = replace(plan, warmup_requests=0)
-    if plan.workers > 1:
-        from speedbench.load.procs import run_in_processes
-
-        run = await run_in_processes(adapter, base_url, prompts, plan, on_record, point_label)
-    else:
-        run = await drive(adapter, base_url, prompts, plan, emit, point_label)
-    run.records[:0] = warmup_records
-    run.client = client_stats(
-        run.records,
-        run.lag_samples,
-        plan.concurrency if plan.mode == "closed" else None,
-        run.schedule_lags_ns,
-        run.kernel_stamps,
-    )
     return run

@@ -255,6 +255,7 @@ class Http1Pool:
 
     # ---- the deferred parse: once per loop iteration, after every ready socket was read and stamped ---
     def schedule(self, conn: _Connection) -> None:
+        """Process ``conn`` (data arrived) in the one callback this loop pass runs for every such connection."""
         self._dirty.append(conn)
         if not self._scheduled:
             self._scheduled = True
@@ -268,10 +269,13 @@ class Http1Pool:
 
     # ---- connections --------------------------------------------------------------------------------
     def release(self, conn: _Connection) -> None:
+        """``conn`` finished its exchange and may be reused."""
         self.active.discard(conn)
         self.idle.append(conn)
 
     def lost_mid_exchange(self, conn: _Connection) -> None:
+        """``conn`` closed under an exchange: end it as an HTTP error (a body ended by the close) or a transport
+        failure."""
         ex = conn.ex
         self.active.discard(conn)
         conn.ex = None
@@ -360,6 +364,7 @@ class Http1Pool:
                     conn.close()
 
     async def close(self) -> None:
+        """Stop the timeout watchdog and close every connection."""
         self._watchdog.cancel()
         await asyncio.gather(self._watchdog, return_exceptions=True)
         for conn in [*self.idle, *self.active]:

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from speedbench.load.records import OK, RequestRecord
+from speedbench.core.records import OK, RequestRecord
 
 LAG_LIMIT_MS = 1.0
 IN_FLIGHT_MIN_FRACTION = 0.99
@@ -41,6 +41,9 @@ _TIMER_GRANULARITY_NS = 1_000_000
 
 
 class LoopMonitor:
+    """Samples this event loop's lag every ``interval_s`` seconds while it runs (see the module's docstring
+    for what one sample measures); ``samples`` are (stamp ns, lag ns)."""
+
     def __init__(self, interval_s: float = 0.005) -> None:
         self.interval_s = interval_s
         self.samples: list[tuple[int, int]] = []  # (t_ns, lag_ns)
@@ -59,10 +62,12 @@ class LoopMonitor:
             self.samples.append((w, now() - w + late))
 
     def start(self) -> LoopMonitor:
+        """Start sampling on the running loop."""
         self._task = asyncio.get_running_loop().create_task(self._tick())
         return self
 
     async def stop(self) -> None:
+        """Stop sampling (the samples stay)."""
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -123,6 +128,7 @@ def mean_in_flight(records: Iterable[RequestRecord], t0: int, t1: int) -> float:
 
 
 def median_chunk_gap_ms(records: Iterable[RequestRecord]) -> float | None:
+    """Median gap in ms between consecutive chunks of one measured stream; None without two chunks anywhere."""
     gaps = [np.diff(r.chunk_times_ns) for r in records if not r.warmup and len(r.chunk_times_ns) > 1]
     return float(np.median(np.concatenate(gaps))) / 1e6 if gaps else None
 
@@ -134,6 +140,9 @@ def client_stats(
     schedule_lags_ns: Sequence[int] = (),
     kernel_stamps: bool = False,
 ) -> ClientStats:
+    """Judge whether the client kept up over the measured window of ``records``: loop lag, in-flight against
+    the closed loop's ``target`` concurrency (None: open loop), and open-loop dispatch lag, with the reason
+    in words when the point is flagged CLIENT-BOUND."""
     t0, t1 = measured_window(records)
     lag_limit = LAG_LIMIT_MS
     if kernel_stamps:

@@ -16,9 +16,12 @@ import queue as queue_mod
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 
+from speedbench.core.records import RequestRecord
 from speedbench.data.pretokenize import TokenizedPrompt
 from speedbench.engines.base import EngineAdapter
-from speedbench.load.records import RequestRecord
+from speedbench.load.client import drive
+from speedbench.load.eventloop import run_async
+from speedbench.load.plan import LoadPlan, PointRun, set_measured_window
 
 _BATCH = 32
 
@@ -27,7 +30,7 @@ def _worker(
     adapter: EngineAdapter,
     base_url: str,
     prompts: Sequence[TokenizedPrompt],
-    plan,
+    plan: LoadPlan,
     label: str,
     w: int,
     n: int,
@@ -36,8 +39,6 @@ def _worker(
     stop,
     abort,
 ) -> None:
-    from speedbench.load.client import drive, run_async
-
     batch: list[dict] = []
 
     def emit(rec: RequestRecord) -> None:
@@ -79,12 +80,12 @@ async def run_in_processes(
     adapter: EngineAdapter,
     base_url: str,
     prompts: Sequence[TokenizedPrompt],
-    plan,
+    plan: LoadPlan,
     on_record: Callable[[RequestRecord], None] | None,
     label: str,
-):
-    from speedbench.load.client import PointRun, set_measured_window
-
+) -> PointRun:
+    """Run one point's load in ``plan.workers`` processes (closed loop: at most one per stream); records reach
+    ``on_record`` as they stream back.  Any failure or cancel here stops the load in every process."""
     n = min(plan.workers, plan.concurrency) if plan.mode == "closed" else plan.workers
     ctx = mp.get_context("spawn")  # never fork a process that has a running event loop
     q, go, stop, abort = ctx.Queue(), ctx.Event(), ctx.Event(), ctx.Event()

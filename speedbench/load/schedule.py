@@ -78,10 +78,12 @@ class ArrivalSchedule:
             self._offsets = np.concatenate([self._offsets, block])
 
     def offset(self, i: int) -> float:
+        """Seconds from the schedule's start to request ``i``'s arrival."""
         self._extend(i)
         return float(self._offsets[i])
 
     def offsets(self, n: int) -> np.ndarray:
+        """The first ``n`` arrival offsets, in seconds."""
         self._extend(n - 1)
         return self._offsets[:n].copy()
 

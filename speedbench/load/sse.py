@@ -8,9 +8,6 @@ so multi-line ``data`` fields (legal SSE, unused by OpenAI-style servers) are no
 
 from __future__ import annotations
 
-# the codec lives in core (engines use it too); kept importable from here for compatibility
-from speedbench.core.jsoncodec import dumps, loads  # noqa: F401
-
 DONE = b"[DONE]"
 
 

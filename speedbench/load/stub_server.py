@@ -23,6 +23,7 @@ import socket
 import time
 from dataclasses import dataclass
 
+from speedbench.load.eventloop import run_async
 from speedbench.load.stamped_socket import AVAILABLE as KERNEL_STAMPS
 from speedbench.load.stamped_socket import KernelStampedSocket, prepare_stamped_tcp
 
@@ -31,6 +32,9 @@ _now = time.perf_counter_ns
 
 @dataclass
 class StubConfig:
+    """How the stub answers: its pacing (seconds to first chunk and between chunks), a fault every request
+    meets, odd but legal framing, and what it stamps."""
+
     ttft_s: float = 0.0
     itl_s: float = 0.0
     model: str = "stub"
@@ -86,6 +90,8 @@ class _Stream:
 
 
 class StubServer:
+    """The server's state: its streams and its ``log`` of stamps per request (served by ``GET /stamps``)."""
+
     def __init__(self, cfg: StubConfig, loop: asyncio.AbstractEventLoop) -> None:
         self.cfg = cfg
         self.model = cfg.model.encode()
@@ -96,6 +102,7 @@ class StubServer:
 
     # ---- zero-latency: one callback writes one chunk per ready stream, then yields to the loop --------
     def kick(self) -> None:
+        """Schedule one pump over the ready streams unless one is already scheduled."""
         if not self._pumping and self.ready:
             self._pumping = True
             self.loop.call_soon(self._pump)
@@ -118,6 +125,7 @@ class StubServer:
             self.loop.call_later(max(0, s.due_ns - _now()) / 1e9, self._paced_step, s)
 
     def start_stream(self, s: _Stream) -> None:
+        """Begin answering one request: paced on its schedule, or at once in the zero-latency round-robin."""
         if self.cfg.ttft_s > 0 or self.cfg.itl_s > 0:
             s.due_ns = s.recv_ns + int(self.cfg.ttft_s * 1e9)
             self.loop.call_later(max(0, s.due_ns - _now()) / 1e9, self._paced_step, s)
@@ -317,6 +325,7 @@ async def start_stub(cfg: StubConfig, host: str = "127.0.0.1", port: int = 0):
 
 
 def main() -> None:
+    """Command line: serve the stub until interrupted."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=8123)
@@ -334,8 +343,6 @@ def main() -> None:
         _, server, port = await start_stub(cfg, a.host, a.port)
         print(f"stub server on http://{a.host}:{port}", flush=True)
         await server.serve_forever()
-
-    from speedbench.load.client import run_async
 
     run_async(serve())
 

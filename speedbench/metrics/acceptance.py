@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from speedbench.engines.acceptance import SpecDecodeCounters
+from speedbench.core.acceptance import SpecDecodeCounters
 
 TOLERANCE = 0.03
 PER_REQUEST, SERVER = "per-request", "server counters"

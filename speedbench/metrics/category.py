@@ -19,9 +19,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 
+from speedbench.core.acceptance import SpecDecodeCounters
+from speedbench.core.records import OK, RequestRecord
 from speedbench.data.prompts import CATEGORIES  # the paper's column order, defined once with the splits
-from speedbench.engines.acceptance import SpecDecodeCounters
-from speedbench.load.records import OK, RequestRecord
 from speedbench.metrics import request as rq
 from speedbench.metrics.uncertainty import mean_interval
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import math
 
+from speedbench.core.documents import point_complete
+
 Flag = tuple[str, str]
 
 
@@ -28,7 +30,7 @@ def latency_unmeasured(row: dict) -> bool:
 def point_flags(row: dict) -> list[Flag]:
     pid = row.get("point_id", "?")
     out: list[Flag] = []
-    if row.get("status", "complete") != "complete":
+    if not point_complete(row):
         out.append(("POINT FAILED", f"{pid}: cut short ({row.get('abort_reason') or 'server gone'})"))
     bad = _n(row, "failed") + _n(row, "cancelled") + _n(row, "not_sent")
     if bad:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from speedbench.load.records import RequestRecord
+from speedbench.core.records import RequestRecord
 
 NS = 1e-9
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from speedbench.core.documents import point_complete
+from speedbench.core.point_id import repeat_of
 from speedbench.metrics import uncertainty as un
 from speedbench.metrics.flags import pair_flags
-from speedbench.point_id import repeat_of
 
 METRICS = (("output_tps", "output_tps", "output_tps_log_se"), ("user_tps", "user_tps_mean", "user_tps_log_se"))
 
@@ -33,7 +34,7 @@ def speedup_rows(rows: Sequence[dict]) -> list[dict]:
     the repeats when there are several, else the bootstrap over both points' requests) and its verdict;
     ``flags`` names what is wrong with either point (failed requests, client-bound, ...), '' when nothing.
     """
-    rows = [r for r in rows if r.get("status", "complete") == "complete"]
+    rows = [r for r in rows if point_complete(r)]
     base: dict[tuple, dict] = {}
     for r in rows:
         if r["sd_method"] == "off":

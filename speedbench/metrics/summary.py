@@ -6,15 +6,14 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from speedbench.engines.acceptance import SpecDecodeCounters
-from speedbench.load.records import CANCELLED, FAILED, OK, RequestRecord
+from speedbench.core.acceptance import SpecDecodeCounters
+from speedbench.core.documents import POINT_COMPLETE
+from speedbench.core.records import CANCELLED, FAILED, OK, RequestRecord
 from speedbench.metrics import acceptance as acc
 from speedbench.metrics import request as rq
 from speedbench.metrics import uncertainty as un
 from speedbench.metrics.category import turn_acceptance
 from speedbench.metrics.distribution import Distribution, distribution
-from speedbench.metrics.speedup import speedup_rows  # noqa: F401  (its home before; re-exported)
-from speedbench.point_id import repeat_of  # noqa: F401  (re-exported for older callers)
 
 
 @dataclass
@@ -73,7 +72,7 @@ class PointSummary:
     client_lag_limit_ms: float | None = None  # 1 ms with read stamps; half the median chunk gap with kernel's
     # set by the runner: "complete", or "failed" when the point was cut short (server died, unreachable);
     # planned measured requests = sent + not_sent, and sent = ok + failed + cancelled
-    status: str = "complete"
+    status: str = POINT_COMPLETE
     not_sent: int = 0
     abort_reason: str | None = None
     # set by the runner from GPU telemetry (None = n/a: no NVML, or a GPU did not cover the window) and cost

@@ -17,7 +17,7 @@ import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from speedbench.load.records import OK, RequestRecord
+from speedbench.core.records import OK, RequestRecord
 
 ALL = "all"  # the category label of the row that pools every category
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from speedbench.load.records import RequestRecord
+from speedbench.core.records import RequestRecord
 
 ASSUMPTIONS = [
     "tokens per decode step T(k) = f_draft*E(k) + (1-f_draft)*1 with E(k) = 1 + sum_{i<=k} a_i, "

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from speedbench.load.records import OK, RequestRecord
+from speedbench.core.records import OK, RequestRecord
 from speedbench.quality.decay import DecayFit, fit_decay, position_counts
 from speedbench.quality.equivalence import ALL
 from speedbench.quality.gamma import drafted_steps

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,7 +29,7 @@ from speedbench.quality.gamma_model import (
 from speedbench.quality.points import PointData, load_points
 from speedbench.quality.recommend import NOTES as RECOMMEND_NOTES
 from speedbench.quality.recommend import per_k, recommend
-from speedbench.results import ResultsDir, atomic_write_text
+from speedbench.results import ResultsDir
 
 RECOMMENDATION_FILE = "recommendation.json"
 VALIDATION_FILE = "gamma_validation.json"
@@ -204,8 +203,8 @@ def build_gamma(points: list[PointData]) -> tuple[dict, dict]:
 
 
 def write_gamma(path: str | Path) -> tuple[dict, dict]:
-    rd = ResultsDir(path)
+    rd = ResultsDir.open(path)
     rec, val = build_gamma(load_points(path))
-    atomic_write_text(rd.path / RECOMMENDATION_FILE, json.dumps(rec, indent=2, default=str))
-    atomic_write_text(rd.path / VALIDATION_FILE, json.dumps(val, indent=2, default=str))
+    rd.write_document(RECOMMENDATION_FILE, rec)
+    rd.write_document(VALIDATION_FILE, val)
     return rec, val

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from speedbench.load.records import RequestRecord
-from speedbench.point_id import repeat_of
+from speedbench.core.point_id import repeat_of
+from speedbench.core.records import RequestRecord
 from speedbench.results import ResultsDir
 
 
@@ -38,7 +38,7 @@ class PointData:
 
 
 def load_points(path: str | Path) -> list[PointData]:
-    rd = ResultsDir(path)
+    rd = ResultsDir.open(path)
     out = []
     for p in rd.points():
         rp = rd.records_path(p["point_id"])

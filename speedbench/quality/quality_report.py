@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import defaultdict
 from pathlib import Path
 
-from speedbench.load.records import OK, RequestRecord
+from speedbench.core.records import OK, RequestRecord
 from speedbench.quality.equivalence import (
     ALL,
     PairResult,
@@ -18,7 +17,7 @@ from speedbench.quality.equivalence import (
 )
 from speedbench.quality.points import PointData, dataset_references, load_points, off_reference
 from speedbench.quality.scores import BertScorer, ScoreUnavailable, score_pairs
-from speedbench.results import ResultsDir, atomic_write_text
+from speedbench.results import ResultsDir
 
 log = logging.getLogger(__name__)
 
@@ -203,7 +202,7 @@ def write_quality(
 ) -> dict:
     """Write quality.json. ``strict`` (an explicit request): missing inputs or a BERTScore asked for that
     cannot run raise QualityError instead of leaving empty rows and a footnote."""
-    rd = ResultsDir(path)
+    rd = ResultsDir.open(path)
     points = load_points(path)
     texts_from_ids(points, rd.manifest())
     if strict:
@@ -212,7 +211,7 @@ def write_quality(
     if strict and bertscore and bert is None:
         raise QualityError(f"--bertscore cannot run: {why}")
     out = build_quality(points, dataset_references(rd.manifest()), bert, why)
-    atomic_write_text(rd.path / QUALITY_FILE, json.dumps(out, indent=2, default=str))
+    rd.write_document(QUALITY_FILE, out)
     return out
 
 

@@ -3,7 +3,7 @@ and prompts whose output length differs between SD off and SD on (report section
 
 from __future__ import annotations
 
-from speedbench.metrics.summary import repeat_of
+from speedbench.core.point_id import repeat_of
 from speedbench.quality.equivalence import length_differences
 from speedbench.report.sections import Section
 

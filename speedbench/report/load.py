@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from speedbench.load.records import OK, RequestRecord
+from speedbench.core.records import OK, RequestRecord
 from speedbench.metrics.category import (
     category_acceptance,
     mean_over_categories,
@@ -17,7 +17,7 @@ from speedbench.metrics.category import (
     overall_acceptance,
 )
 from speedbench.report import analysis as an
-from speedbench.results import ResultsDir, ResultsError, find_results
+from speedbench.results import ResultsDir, ResultsError
 
 # Files other tools drop into a results folder; rendered generically when present.
 EXTRA_SECTIONS = (
@@ -96,10 +96,8 @@ class Run:
 
 
 def load_run(path: str | Path, label: str | None = None) -> Run:
-    rd = find_results(path)
-    if rd is None:
-        raise ReportError(f"not a speedbench results folder (no manifest.json): {path}")
     try:
+        rd = ResultsDir.open(path)
         manifest = rd.manifest()
     except ResultsError as e:
         raise ReportError(str(e)) from None

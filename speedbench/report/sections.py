@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from speedbench.core.point_id import repeat_of
 from speedbench.metrics.flags import point_flags
-from speedbench.metrics.speedup import repeat_of
 from speedbench.report import analysis as an
 from speedbench.report.energy import RATIO_NOTE, energy_cost
 

@@ -14,7 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from speedbench.config import BenchmarkConfig
-from speedbench.load.records import RequestRecord
+from speedbench.core.records import RequestRecord
 from speedbench.metrics.energy import point_energy, tokens_per_joule, usd_per_million_tokens
 from speedbench.telemetry.nvml import GpuSampler
 

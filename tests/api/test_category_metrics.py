@@ -1,7 +1,7 @@
 """Per-category acceptance (metrics.category): pure function of records."""
 
-from speedbench.engines.acceptance import counters_from_histogram
-from speedbench.load.records import FAILED, RequestRecord
+from speedbench.core.acceptance import counters_from_histogram
+from speedbench.core.records import FAILED, RequestRecord
 from speedbench.metrics.category import category_acceptance
 
 

@@ -86,7 +86,7 @@ def test_run_ids_are_folder_names_only(tmp_path, bad):
 
 def test_progress_counts_every_repeat(tmp_path):
     """With load.repeats > 1 the service plans every repeat, with the runner's own point ids."""
-    from speedbench.point_id import planned_points
+    from speedbench.core.point_id import planned_points
 
     StubRunner.gate.clear()
     m = RunManager(tmp_path, runner_factory=StubRunner)

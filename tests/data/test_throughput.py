@@ -138,3 +138,13 @@ def test_overlap_over_the_bound_is_reported_not_hidden(byte_bpe, cache_dir):
     assert ov["needed_tokens_per_tier"] > ov["pool_tokens"]["mixed"]
     out = describe(ps)
     assert "OVER the bound: the pool is too small" in out and "mixed" in out and "pairs > bound" in out
+
+
+def test_throughput_prompt_meta_is_what_the_manifest_model_names(byte_bpe, cache_dir):
+    """manifest.prompts is this meta (plus the fingerprint): every key is named by the typed manifest."""
+    from speedbench.core.documents import PromptsInfo
+    from tests.documents import unnamed_keys
+
+    ps = _bpe(byte_bpe, cache_dir, "1k")
+    info = PromptsInfo.model_validate({"fingerprint": ps.fingerprint, **ps.meta})
+    assert unnamed_keys(info) == [] and info.pool_sha256 and info.tiers

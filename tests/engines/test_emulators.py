@@ -210,7 +210,7 @@ def trtllm_with_adapter_options(start_emulator, tmp_path, sd, **engine) -> tuple
 
 
 def stream_one(url: str, a, prompt: list[int], n: int = 24):
-    from speedbench.load.records import RequestRecord
+    from speedbench.core.records import RequestRecord
 
     path, body = a.build_request(prompt, n, fixed_length=True)  # exactly n tokens: counts below
     rec = RequestRecord("r", "p", "c", len(prompt), n)

@@ -7,9 +7,9 @@ import json
 import pytest
 
 from speedbench.config import ConfigError, EngineConfig, SDConfig
+from speedbench.core.records import RequestRecord
 from speedbench.engines import get_adapter
 from speedbench.engines.sglang import SGLangAdapter
-from speedbench.load.records import RequestRecord
 from tests.engines.conftest import FIXTURES, sse_payloads
 
 SG = FIXTURES / "sglang"

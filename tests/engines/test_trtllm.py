@@ -9,9 +9,9 @@ import pytest
 import yaml
 
 from speedbench.config import ConfigError, EngineConfig, SDConfig
+from speedbench.core.records import RequestRecord
 from speedbench.engines import get_adapter
 from speedbench.engines.trtllm import TRTLLMAdapter
-from speedbench.load.records import RequestRecord
 from tests.engines.conftest import FIXTURES, sse_payloads
 
 TR = FIXTURES / "trtllm"

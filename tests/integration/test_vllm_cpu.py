@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from speedbench.config import BenchmarkConfig
+from speedbench.core.acceptance import SpecDecodeCounters
 from speedbench.data.pretokenize import load_tokenizer, prepare_prompts
-from speedbench.engines.acceptance import SpecDecodeCounters
 from speedbench.engines.prometheus import parse_prometheus, sum_metric
 from speedbench.results import ResultsDir
 from speedbench.runner import BenchmarkRunner

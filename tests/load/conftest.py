@@ -9,7 +9,8 @@ import pytest
 from speedbench.config import EngineConfig
 from speedbench.data.pretokenize import TokenizedPrompt
 from speedbench.engines.vllm import VLLMAdapter
-from speedbench.load.client import LoadPlan, PointRun, run_closed_loop
+from speedbench.load.plan import LoadPlan, PointRun
+from speedbench.load.point import run_point
 from speedbench.load.stub_server import StubConfig, start_stub
 
 
@@ -32,9 +33,7 @@ def run_against_stub(
     async def main():
         srv, server, port = await start_stub(cfg or StubConfig())
         try:
-            run = await run_closed_loop(
-                adapter, f"http://127.0.0.1:{port}", prompts or make_prompts(), plan, on_record, "pt"
-            )
+            run = await run_point(adapter, f"http://127.0.0.1:{port}", prompts or make_prompts(), plan, on_record, "pt")
         finally:
             server.close()
         return run, srv.log

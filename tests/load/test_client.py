@@ -6,9 +6,11 @@ from dataclasses import replace
 
 import pytest
 
-from speedbench.load.client import LoadPlan, drive, run_closed_loop
+from speedbench.core.records import RequestRecord
+from speedbench.load.client import drive
 from speedbench.load.monitor import client_stats, mean_in_flight
-from speedbench.load.records import RequestRecord
+from speedbench.load.plan import LoadPlan
+from speedbench.load.point import run_point
 from speedbench.load.stub_server import StubConfig, start_stub
 from tests.load.conftest import make_prompts, run_against_stub
 
@@ -175,7 +177,7 @@ def test_cancelled_point_stops_worker_processes_at_once(adapter):
         seen = []
         try:
             task = asyncio.ensure_future(
-                run_closed_loop(adapter, f"http://127.0.0.1:{port}", make_prompts(), plan, seen.append, "pt")
+                run_point(adapter, f"http://127.0.0.1:{port}", make_prompts(), plan, seen.append, "pt")
             )
             while len(seen) < 64 and not task.done():  # both workers are up and streaming
                 await asyncio.sleep(0.01)
@@ -260,3 +262,14 @@ def test_a_swallowed_cancel_still_stops_every_worker(adapter, monkeypatch):
     plan = LoadPlan(concurrency=4, num_requests=8, warmup_requests=0, max_tokens=4, cooldown=True)
     run = asyncio.run(asyncio.wait_for(drive(adapter, "http://127.0.0.1:9", make_prompts(), plan, lambda r: None), 3))
     assert len(calls) == 8 + 4 and len(run.records) == 12  # the measured requests, one cool-down per stream
+
+
+@pytest.mark.parametrize("payload", [b"[1, 2]", b"42", b'"text"'])
+def test_a_payload_that_is_no_event_object_is_malformed(adapter, payload):
+    """JSON that is no object (a list, a number, a string) is a malformed payload, like bad JSON.  It used to
+    reach the adapter's fold, which raised, and the point ended as a client bug instead of a failed request."""
+    from speedbench.load.client import _Fold
+
+    rec = RequestRecord("r", "p", "c", 3, 4)
+    assert _Fold(adapter, rec, [1, 2, 3])(payload, 0) is True  # the stream is over for us
+    assert rec.status == "failed" and rec.error_kind == "malformed_sse"

@@ -1,8 +1,8 @@
 """Issue 15 item 6: CLIENT-BOUND is true when it fires and silent on a healthy point."""
 
-from speedbench.load.client import LoadPlan
+from speedbench.core.records import FAILED, RequestRecord
 from speedbench.load.monitor import client_stats
-from speedbench.load.records import FAILED, RequestRecord
+from speedbench.load.plan import LoadPlan
 from speedbench.load.stub_server import StubConfig
 from tests.load.conftest import make_prompts, run_against_stub
 

@@ -6,7 +6,7 @@ import pytest
 
 from speedbench.data.promptset import TokenizedPrompt, turn_ids_digest
 from speedbench.data.turns import NextTurn
-from speedbench.load.client import LoadPlan, planned_requests
+from speedbench.load.plan import LoadPlan, planned_requests
 from speedbench.load.stub_server import StubConfig
 from tests.load.conftest import make_prompts, run_against_stub
 

@@ -1,4 +1,4 @@
-from speedbench.load.records import RequestRecord
+from speedbench.core.records import RequestRecord
 from speedbench.metrics import request as rq
 
 

@@ -3,8 +3,8 @@ import json
 import pytest
 
 from speedbench.config import EngineConfig
+from speedbench.core.records import RequestRecord
 from speedbench.engines.vllm import VLLMAdapter
-from speedbench.load.records import RequestRecord
 from speedbench.load.sse import SSESplitter
 
 

@@ -53,7 +53,7 @@ def test_warmup_failed_and_unpaired_requests_are_not_compared():
 
 
 def test_pairs_without_token_ids_are_refused_not_passed():
-    from speedbench.load.records import RequestRecord
+    from speedbench.core.records import RequestRecord
     from speedbench.quality.equivalence import compare_records, pairs_without_ids
 
     def rec(ids, text):

@@ -5,8 +5,8 @@ import json
 import pytest
 
 from speedbench.config import expand_draft_lengths
+from speedbench.core.point_id import repeat_of
 from speedbench.metrics.summary import summarize_point
-from speedbench.point_id import repeat_of
 from speedbench.quality.gamma_report import build_gamma, write_gamma
 from speedbench.quality.points import load_points
 from speedbench.quality.quality_report import build_quality
@@ -142,7 +142,7 @@ def test_write_gamma_files(results):
 
 def test_point_names_carry_repeats_only_when_repeating():
     from speedbench.config import LoadConfig, SDConfig
-    from speedbench.point_id import point_name
+    from speedbench.core.point_id import point_name
 
     assert LoadConfig().repeats == 1
     sd = SDConfig(method="ngram", num_speculative_tokens=3)

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from speedbench.load.records import FAILED, RequestRecord
+from speedbench.core.records import FAILED, RequestRecord
 from speedbench.metrics.category import (
     CATEGORIES,
     category_acceptance,

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from speedbench.config import BenchmarkConfig
-from speedbench.metrics.summary import speedup_rows
+from speedbench.metrics.speedup import speedup_rows
 from speedbench.report.load import ReportData
 from speedbench.report.render import render
 from speedbench.runner import BenchmarkRunner

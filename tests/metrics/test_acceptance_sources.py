@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from speedbench.engines.acceptance import SpecDecodeCounters
+from speedbench.core.acceptance import SpecDecodeCounters
 from speedbench.metrics import acceptance as acc
-from speedbench.metrics import request as rq
 from speedbench.metrics.flags import point_flags
 from speedbench.metrics.summary import point_from_dict, summarize_point
 from speedbench.results import ResultsDir
@@ -110,18 +109,3 @@ def test_old_points_are_re_read_with_per_request_acceptance():
     assert p.al_drafted == pytest.approx(1 + 129 / 62) and p.al_drafted_server == pytest.approx(1 + 179 / 86)
     assert p.acceptance_check["agree"] is True
     json.dumps(p.to_row())  # the row stays JSON-clean
-
-
-def test_text_only_chunks_are_timed_and_counted_from_the_final_usage():
-    from speedbench.engines.openai_stream import fold_completion_chunk
-    from speedbench.load.records import RequestRecord
-
-    rec = RequestRecord("r", "p", "QA", 3, 8)
-    for t, text in enumerate((" a", " b c", "", " d")):
-        fold_completion_chunk({"choices": [{"index": 0, "text": text}]}, rec, 1000 * (t + 1), [1, 2, 3])
-    fold_completion_chunk({"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 8}}, rec, 9000, None)
-    assert rec.chunk_times_ns == [1000, 2000, 4000]  # the empty chunk carried no token
-    assert rec.output_tokens == 8 and rq.ttft(rec) is not None
-    assert rq.tpot(rec) == pytest.approx(3000e-9 / 7)
-    assert rq.token_count_source(rec) == "final usage"
-    assert not rq.merged_chunks(rec, 0)  # sizes were not counted: no merge claimed

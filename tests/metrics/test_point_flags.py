@@ -5,7 +5,7 @@ import dataclasses
 
 import pytest
 
-from speedbench.load.records import FAILED
+from speedbench.core.records import FAILED
 from speedbench.metrics.flags import point_flags
 from speedbench.metrics.summary import summarize_point
 from speedbench.outcome import EXIT_POINTS, sweep_outcome

@@ -7,7 +7,7 @@ import zlib
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 DATASETS = ROOT / "speedbench" / "resources" / "datasets"
 MINI = DATASETS / "qualitative" / "mini.jsonl"
 POOL = DATASETS / "throughput" / "pool.jsonl.gz"

@@ -2,10 +2,10 @@ import math
 
 import pytest
 
-from speedbench.engines.acceptance import SpecDecodeCounters, counters_from_histogram
 from speedbench.metrics import request as rq
 from speedbench.metrics.distribution import distribution
-from speedbench.metrics.summary import speedup_rows, summarize_point
+from speedbench.metrics.speedup import speedup_rows
+from speedbench.metrics.summary import summarize_point
 from tests.conftest import make_record
 
 
@@ -45,18 +45,6 @@ def test_merged_chunks_detected_against_the_draft_length():
 )
 def test_chunks_cross_checked_with_server_steps(chunks, accepted, verdict):
     assert rq.chunk_step_agreement(make_record(chunk_tokens=chunks, sd_per_step_accepted=accepted)) == verdict
-
-
-def test_counters_from_histogram_and_deltas():
-    c = counters_from_histogram([2, 1, 0, 3], draft_tokens=18, source="t")  # 6 drafted steps, k=3
-    assert (c.drafts, c.accepted_tokens, c.accepted_per_position) == (6, 1 + 9, (4, 3, 3))
-    assert c.acceptance_length == pytest.approx(1 + 10 / 6)
-    assert c.per_position_rate == pytest.approx((4 / 6, 3 / 6, 3 / 6))
-    before = SpecDecodeCounters(1, 3, 2, (1, 1, 0))
-    assert (c - before).accepted_per_position == (3, 2, 3)
-    assert (c + before).drafts == 7
-    with pytest.raises(ValueError):
-        SpecDecodeCounters(1, 2, 3)  # accepted > drafted is impossible
 
 
 def test_distribution_percentiles_and_empty():

@@ -1,0 +1,66 @@
+"""What every config section shares: the error type, strict models, and the value parsers of paths, ISLs and
+integer lists."""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import overload
+
+from pydantic import BaseModel, ConfigDict
+
+
+class ConfigError(ValueError):
+    """A configuration problem worth one clear line to the user."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+@overload
+def expand_path(value: str) -> str: ...
+@overload
+def expand_path(value: None) -> None: ...
+@overload
+def expand_path(value: str | None) -> str | None: ...
+def expand_path(value: str | None) -> str | None:
+    """``~`` and ``$VARS`` in paths from presets and config files."""
+    return os.path.expanduser(os.path.expandvars(value)) if value else value
+
+
+def parse_isl(value: int | str | None) -> int | None:
+    """Parse an input-sequence-length spec: ``8k`` = 8192 tokens (k = 1024), ``1000`` = 1000 tokens."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, int):
+        n = value
+    else:
+        m = re.fullmatch(r"\s*(\d+)\s*([kK]?)\s*", str(value))
+        if not m:
+            raise ConfigError(f"bad ISL {value!r}: use an integer token count or a bucket like 1k, 2k, 8k, 16k, 32k")
+        n = int(m.group(1)) * (1024 if m.group(2) else 1)
+    if n <= 0:
+        raise ConfigError(f"bad ISL {value!r}: must be a positive number of tokens")
+    return n
+
+
+def parse_int_list(value: str | list[int] | int, what: str) -> list[int]:
+    if isinstance(value, int):
+        items = [value]
+    elif isinstance(value, str):
+        try:
+            items = [int(x) for x in value.replace(" ", "").split(",") if x]
+        except ValueError:
+            raise ConfigError(f"bad {what} {value!r}: expected comma-separated integers, e.g. 1,2,4,8") from None
+    else:
+        items = list(value)
+    if not items:
+        raise ConfigError(f"bad {what}: the list is empty")
+    bad = [x for x in items if not isinstance(x, int) or isinstance(x, bool) or x <= 0]  # YAML true is no 1
+    if bad:
+        raise ConfigError(f"bad {what} {items}: every value must be a positive integer (got {bad})")
+    twice = sorted({x for x in items if items.count(x) > 1})
+    if twice:  # a repeated point would run again and replace the first one's result
+        raise ConfigError(f"bad {what} {items}: {', '.join(map(str, twice))} given more than once")
+    return items
