@@ -10,11 +10,13 @@ idle timeout per request). The guard then cancels the load task; the load client
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from speedbench.core.records import FAILED, OK, RequestRecord
 
 TRANSPORT_KINDS = ("transport", "timeout")  # the server is not answering, whichever way it shows
+T = TypeVar("T")
 
 
 class PointGuard:
@@ -25,7 +27,7 @@ class PointGuard:
         self.reason: str | None = None
         self.server_died = False
         self._consecutive = 0
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Future | None = None
 
     def observe(self, rec: RequestRecord) -> None:
         """Called for every finished request, in completion order."""
@@ -46,12 +48,14 @@ class PointGuard:
             if self._task is not None and not self._task.done():
                 self._task.cancel()
 
-    async def run(self, load: asyncio.Future) -> object:
-        """Await ``load`` under watch. Returns its result, or None when the guard aborted it."""
-        self._task = load if isinstance(load, asyncio.Task) else asyncio.ensure_future(load)
+    async def run(self, load: Awaitable[T]) -> T | None:
+        """Await ``load`` (a coroutine or future) under watch. Returns its result, or None when the guard
+        aborted it."""
+        task: asyncio.Future[T] = load if isinstance(load, asyncio.Task) else asyncio.ensure_future(load)
+        self._task = task
         watcher = asyncio.create_task(self._watch()) if self.is_alive is not None else None
         try:
-            return await self._task
+            return await task
         except asyncio.CancelledError:
             me = asyncio.current_task()
             if self.reason is None or (me is not None and getattr(me, "cancelling", lambda: 0)()):
@@ -60,9 +64,9 @@ class PointGuard:
         finally:
             if watcher is not None:
                 watcher.cancel()
-            if not self._task.done():
-                self._task.cancel()
-                await asyncio.gather(self._task, return_exceptions=True)
+            if not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
 
     async def _watch(self) -> None:
         assert self.is_alive is not None

@@ -32,12 +32,12 @@ async def measure_point(
     sink: Callable[[RequestRecord], None],
     point_id: str,
     guard: PointGuard,
-) -> tuple[object | None, PointRun | None, object | None]:
+) -> tuple[SpecDecodeCounters | None, PointRun | None, SpecDecodeCounters | None]:
     """Run the point; returns (counters after warm-up, the run or None if the guard stopped it, counters
     at the end or None)."""
     import aiohttp
 
-    snap: dict = {}
+    snap: dict[str, SpecDecodeCounters | None] = {}
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60), headers=headers) as session:
 
         async def before_measure() -> None:
@@ -56,7 +56,7 @@ async def measure_point(
     return snap.get("before"), run, after
 
 
-async def scrape_counters(adapter: EngineAdapter, session, base_url: str):
+async def scrape_counters(adapter: EngineAdapter, session, base_url: str) -> SpecDecodeCounters | None:
     import aiohttp
 
     try:

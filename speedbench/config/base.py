@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+from typing import overload
 
 from pydantic import BaseModel, ConfigDict
 
@@ -17,6 +18,12 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+@overload
+def expand_path(value: str) -> str: ...
+@overload
+def expand_path(value: None) -> None: ...
+@overload
+def expand_path(value: str | None) -> str | None: ...
 def expand_path(value: str | None) -> str | None:
     """``~`` and ``$VARS`` in paths from presets and config files."""
     return os.path.expanduser(os.path.expandvars(value)) if value else value

@@ -91,13 +91,13 @@ def cosine_matrix(emb: np.ndarray) -> np.ndarray:
     return unit @ unit.T
 
 
-def mean_pairwise(sim: np.ndarray, idx: Sequence[int]) -> float:
+def mean_pairwise(sim: np.ndarray, idx: Sequence[int] | np.ndarray) -> float:
     """The objective: mean cosine similarity over distinct pairs of the subset (lower = more diverse)."""
-    idx = np.asarray(idx)
-    k = len(idx)
+    rows = np.asarray(idx)
+    k = len(rows)
     if k < 2:
         return 0.0
-    sub = sim[np.ix_(idx, idx)]
+    sub = sim[np.ix_(rows, rows)]
     return float((sub.sum() - np.trace(sub)) / (k * (k - 1)))
 
 

@@ -21,7 +21,7 @@ def zlib_ratio(text: str) -> float:
     return len(zlib.compress(raw, ZLIB_LEVEL)) / len(raw)
 
 
-def unigram_entropy_bits(token_ids: Sequence[int]) -> float:
+def unigram_entropy_bits(token_ids: Sequence[int] | np.ndarray) -> float:
     """Shannon entropy (bits/token) of the prompt's own token unigram distribution."""
     if len(token_ids) == 0:
         return 0.0

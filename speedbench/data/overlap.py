@@ -69,7 +69,9 @@ def kgram_sample(ids: np.ndarray, k: int = K, sample: int = SAMPLE) -> np.ndarra
     return _sampled(kgram_hashes(ids, k), sample)
 
 
-def spread_pick(ids: np.ndarray, offsets: Sequence[int], length: int, n: int, bound: float = BOUND) -> list[int]:
+def spread_pick(
+    ids: np.ndarray, offsets: Sequence[int] | np.ndarray, length: int, n: int, bound: float = BOUND
+) -> list[int]:
     """``n`` of the candidate window ``offsets`` (windows of ``length`` ids of ``ids``), spread over the stream,
     skipping a candidate that shares more than ``bound`` with one already taken: real sources repeat
     themselves (boilerplate, a work printed twice), and evenly spaced windows would copy those repeats.
@@ -147,5 +149,7 @@ def overlap_by_group(
     sizes = np.array([len(x) for x in sets], dtype=np.float64)
     shared = shared_counts(sets) if len(sets) > 1 else np.zeros((len(sets), len(sets)))
     whole = _summary(shared, sizes, np.arange(len(sets)))
-    labels = np.asarray(labels)
-    return whole, {g: _summary(shared, sizes, np.flatnonzero(labels == g)) for g in dict.fromkeys(labels.tolist())}
+    label_arr = np.asarray(labels)
+    return whole, {
+        g: _summary(shared, sizes, np.flatnonzero(label_arr == g)) for g in dict.fromkeys(label_arr.tolist())
+    }

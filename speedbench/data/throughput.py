@@ -140,26 +140,33 @@ def tier_streams(
     if cache_file is not None and cache_file.is_file():
         try:
             with np.load(cache_file) as z:
-                streams = {
+                cached: dict[str, TierStream] = {
                     t: TierStream(texts[t], z[f"{t}.ids"], z[f"{t}.start"], z[f"{t}.end"], *layout[t])
                     for t in TIERS
                     if f"{t}.ids" in z.files
                 }
-                return streams, z["newline_ids"]
+                return cached, z["newline_ids"]
         except Exception as e:  # a corrupt cache entry is rebuilt, not trusted
             log.warning("ignoring unreadable pool token cache %s: %s", cache_file, e)
     enc = _encode_with_offsets(tokenizer, [d.text for d in docs] + [DOC_SEP])
     sep_ids, sep_start, sep_end = enc.pop()
     streams: dict[str, TierStream] = {}
     for tier in TIERS:
-        ids, start, end, base = [], [], [], 0
+        ids: list[np.ndarray] = []
+        start: list[np.ndarray] = []
+        end: list[np.ndarray] = []
+        base = 0
         for d, (i, s0, e0) in zip(docs, enc):
             if d.tier != tier:
                 continue
             if ids:  # separator between documents, at its own character span
-                ids.append(sep_ids), start.append(sep_start + base), end.append(sep_end + base)
+                ids.append(sep_ids)
+                start.append(sep_start + base)
+                end.append(sep_end + base)
                 base += len(DOC_SEP)
-            ids.append(i), start.append(s0 + base), end.append(e0 + base)
+            ids.append(i)
+            start.append(s0 + base)
+            end.append(e0 + base)
             base += len(d.text)
         if ids:
             streams[tier] = TierStream(

@@ -34,8 +34,11 @@ def convert(out_dir: Path) -> None:
         config = model.config
         if hasattr(config, "quantization_config"):
             delattr(config, "quantization_config")
-        config.torch_dtype = torch.bfloat16
-        fresh = type(model)(config).to(torch.bfloat16)
+        # transformers 5 types torch_dtype as a read-only property (its setter is declared apart, so mypy
+        # misses it); the name is kept because transformers 4.x, still allowed, knows only torch_dtype
+        config.torch_dtype = torch.bfloat16  # type: ignore[misc]
+        # PreTrainedModel.to is functools.wraps(Module.to): typeshed's _Wrapped then wants `self` explicitly
+        fresh = type(model)(config).to(torch.bfloat16)  # type: ignore[arg-type]
         missing, unexpected = fresh.load_state_dict(model.state_dict(), strict=False)
         # tied lm_head is legitimately absent from the state dict
         missing = [k for k in missing if not k.endswith("lm_head.weight")]

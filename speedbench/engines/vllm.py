@@ -159,11 +159,12 @@ class VLLMAdapter(EngineAdapter):
             rec.sd_per_step_accepted = sdm.get("per_step_accepted")
             rec.sd_per_step_drafted = sdm.get("per_step_drafted")
 
-    def fast_event(self, payload: bytes, rec: RequestRecord, t_ns: int) -> dict | None:
+    def fast_event(self, payload: bytes, rec: RequestRecord, t_ns: int) -> object:
         """``on_event`` for raw bytes, with a lean fold for the common mid-stream chunk (one choice, no
         prompt echo, no finish, no SD metrics): returns None when done, else the parsed event for the full
-        path.  Raises ValueError on bad JSON.  (Byte searches for ``"completion_tokens":`` were measured
-        slower than orjson once text and token ids must be kept too, so this parses with orjson.)
+        path (any JSON value, as parsed).  Raises ValueError on bad JSON.  (Byte searches for
+        ``"completion_tokens":`` were measured slower than orjson once text and token ids must be kept too,
+        so this parses with orjson.)
         """
         ev = loads(payload)
         if type(ev) is not dict or "metrics" in ev or "error" in ev:

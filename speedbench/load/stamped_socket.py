@@ -17,6 +17,7 @@ import socket
 import struct
 import sys
 import time
+from typing import Any, Protocol
 
 _now = time.perf_counter_ns
 _wall = time.time_ns
@@ -41,6 +42,17 @@ def prepare_stamped_tcp(sock: socket.socket) -> None:
     sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
 
 
+class StampedProtocol(Protocol):
+    """What KernelStampedSocket calls on its protocol (``pause_writing``/``resume_writing`` are optional and
+    looked up at run time): an asyncio.Protocol with a ``stamped_data`` method fits."""
+
+    def connection_made(self, transport: Any) -> None: ...
+
+    def stamped_data(self, data: bytes, t: int) -> None: ...
+
+    def connection_lost(self, exc: Exception | None) -> None: ...
+
+
 class KernelStampedSocket:
     """The little of an asyncio transport that the load client and the stub server need, over a non-blocking
     socket read with ``recvmsg``: the protocol's ``stamped_data(data, t_ns)`` gets each block with the time
@@ -49,7 +61,7 @@ class KernelStampedSocket:
 
     __slots__ = ("loop", "sock", "fd", "protocol", "_out", "_closing", "_paused")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, protocol: asyncio.BaseProtocol) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, protocol: StampedProtocol) -> None:
         self.loop, self.sock, self.fd, self.protocol = loop, sock, sock.fileno(), protocol
         self._out = bytearray()
         self._closing = self._paused = False

@@ -55,7 +55,8 @@ class _Stream:
 
     def __init__(self, conn: _Conn, n: int, prompt_len: int, echo: list | None, recv_ns: int) -> None:
         self.conn, self.n, self.i, self.prompt_len, self.echo = conn, n, 0, prompt_len, echo
-        self.recv_ns, self.sends, self.due_ns, self.paced = recv_ns, [], 0, False
+        self.recv_ns, self.due_ns, self.paced = recv_ns, 0, False
+        self.sends: list[int] = []  # perf_counter_ns of each stamped chunk write
         self.cpu_ns = time.process_time_ns()  # the server's own CPU time at arrival: is the server the limit?
 
     def event(self) -> bytes:
@@ -91,13 +92,13 @@ class _Stream:
 class StubServer:
     """The server's state: its streams and its ``log`` of stamps per request (served by ``GET /stamps``)."""
 
-    def __init__(self, cfg: StubConfig) -> None:
+    def __init__(self, cfg: StubConfig, loop: asyncio.AbstractEventLoop) -> None:
         self.cfg = cfg
         self.model = cfg.model.encode()
         self.log: list[dict] = []
         self.ready: collections.deque[_Stream] = collections.deque()  # zero-latency round-robin
         self._pumping = False
-        self.loop: asyncio.AbstractEventLoop | None = None
+        self.loop = loop
 
     # ---- zero-latency: one callback writes one chunk per ready stream, then yields to the loop --------
     def kick(self) -> None:
@@ -137,7 +138,8 @@ class StubServer:
         c = s.conn
         if c.transport is None or c.transport.is_closing():
             return False
-        frames, stamped, over = [], 0, False
+        frames: list[bytes] = []
+        stamped, over = 0, ""  # over: "" while the stream goes on, then "cut" or "done"
         for _ in range(n):
             ev = s.event()
             if self.cfg.odd_framing:
@@ -177,8 +179,10 @@ class StubServer:
 
 class _Conn(asyncio.Protocol):
     def __init__(self, server: StubServer) -> None:
-        self.server, self.buf, self.transport = server, b"", None
-        self.paused, self.parked, self.busy = False, None, False
+        self.server, self.buf = server, b""
+        self.transport: asyncio.WriteTransport | KernelStampedSocket | None = None
+        self.paused, self.busy = False, False
+        self.parked: _Stream | None = None
         self.t_arrive, self.parse_queued = 0, False
 
     def connection_made(self, transport) -> None:
@@ -235,8 +239,13 @@ class _Conn(asyncio.Protocol):
         t_arrive, self.t_arrive = self.t_arrive, _now()  # a pipelined next request counts from here
         self.handle(method, target, body, t_arrive)
 
+    def _write(self, data: bytes) -> None:
+        # a client that hung up before its request was answered gets nothing (send() checks the same)
+        if self.transport is not None:
+            self.transport.write(data)
+
     def reply(self, status: str, body: bytes, ctype: str = "application/json") -> None:
-        self.transport.write(
+        self._write(
             b"HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n%s"
             % (status.encode(), ctype.encode(), len(body), body)
         )
@@ -269,9 +278,7 @@ class _Conn(asyncio.Protocol):
         plen = len(ids) if ids is not None else len(str(prompt).split())
         n = int(req.get("max_tokens") or req.get("max_completion_tokens") or 16)
         self.busy = True
-        self.transport.write(
-            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
-        )
+        self._write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
         srv.start_stream(_Stream(self, n, plen, ids, recv_ns))
 
 
@@ -308,8 +315,8 @@ class _StampedListener:
 
 async def start_stub(cfg: StubConfig, host: str = "127.0.0.1", port: int = 0):
     """Serve in the running loop; returns (StubServer, server with close(), port)."""
-    srv = StubServer(cfg)
-    srv.loop = asyncio.get_running_loop()
+    srv = StubServer(cfg, asyncio.get_running_loop())
+    server: _StampedListener | asyncio.Server
     if cfg.kernel_timestamps and KERNEL_STAMPS:
         server = _StampedListener(srv.loop, srv, host, port)
     else:

@@ -27,7 +27,8 @@ class Distribution:
         return asdict(self)
 
 
-def distribution(values: Iterable[float]) -> Distribution:
+def distribution(values: Iterable[float | None]) -> Distribution:
+    # None (a request with no such figure, e.g. no TTFT without chunks) and NaN are left out
     arr = np.asarray([v for v in values if v is not None and not math.isnan(v)], dtype=float)
     if arr.size == 0:
         nan = float("nan")

@@ -198,10 +198,11 @@ def summarize_point(
     chunks = sum(len(r.chunk_tokens) for r in ok)
     k = draft_length or 0
 
-    req_counters = [SpecDecodeCounters.from_dict(r.sd) for r in ok if r.sd]
-    req_sum = None
-    for c in req_counters:
-        req_sum = c if req_sum is None else req_sum + c
+    req_sum: SpecDecodeCounters | None = None
+    for r in ok:
+        c = SpecDecodeCounters.from_dict(r.sd)  # None for a record without per-request counters
+        if c is not None:
+            req_sum = c if req_sum is None else req_sum + c
     ref, source, check = acc.choose(req_sum, counters)
     per_req_al = [rq.tokens_per_step(r) for r in ok]
     agreement = [rq.chunk_step_agreement(r) for r in ok]

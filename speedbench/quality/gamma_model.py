@@ -15,8 +15,9 @@ The model itself is stated in speedbench.quality.gamma (ASSUMPTIONS); here:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -43,8 +44,17 @@ class PointSample:
 
     def total(self, category: str = ALL) -> np.ndarray | None:
         if category == ALL:
-            return sum(self.sums.values()) if self.sums else None  # type: ignore[return-value]
+            return add_arrays(self.sums.values()) if self.sums else None
         return self.sums.get(category)
+
+
+def add_arrays(arrays: Iterable[np.ndarray]) -> np.ndarray:
+    """Elementwise sum, exactly as builtin ``sum`` adds them (0 + a + b ...): typeshed's ``sum`` cannot
+    type a start of 0 broadcast into an array."""
+    total: Any = 0
+    for a in arrays:
+        total = total + a
+    return total
 
 
 def _measured(p: PointData) -> list[RequestRecord]:
@@ -142,11 +152,12 @@ def tokens_per_step(samples: Sequence[PointSample], category: str = ALL) -> np.n
 
 def acceptance_fit(on: Sequence[PointSample], category: str = ALL) -> DecayFit | None:
     """Conditional acceptance per position, pooled over every draft length in ``on``."""
-    parts = [(s.k, s.total(category)) for s in on if s.k and s.total(category) is not None]
+    parts = [(s.k, t) for s in on if s.k and (t := s.total(category)) is not None]
     if not parts:
         return None
     j_max = max(k for k, _ in parts)
-    trials = successes = 0
+    reps = parts[0][1].shape[0]
+    trials, successes = np.zeros((reps, j_max)), np.zeros((reps, j_max))
     for k, t in parts:
         tr, su = position_counts(t[:, DRAFTS], t[:, DRAFTS + 1 : DRAFTS + 1 + k])
         pad = ((0, 0), (0, j_max - k))
@@ -242,7 +253,7 @@ def model_curve(on: Sequence[PointSample], cost: CostLine | None, category: str,
     if category == ALL:
         parts = [(c, model_curve(on, None, c, k_max)) for c in sorted({c for s in on for c in s.sums})]
         tokens = [
-            (sum(t[:, TOKENS] for t in (s.total(c) for s in on) if t is not None), cv)
+            (add_arrays(t[:, TOKENS] for t in (s.total(c) for s in on) if t is not None), cv)
             for c, cv in parts
             if cv is not None
         ]
@@ -250,7 +261,7 @@ def model_curve(on: Sequence[PointSample], cost: CostLine | None, category: str,
             return None
         # a category absent from a replicate (its requests not drawn) adds no tokens and no steps
         steps = sum(np.where(n[:, None] > 0, n[:, None] / cv.tokens_per_step, 0.0) for n, cv in tokens)
-        return Curve(sum(n for n, _ in tokens)[:, None] / steps, cost_arr, None)
+        return Curve(add_arrays(n for n, _ in tokens)[:, None] / steps, cost_arr, None)
     fit, g = acceptance_fit(on, category), undrafted_share(on, category)
     if g is None:
         return None

@@ -223,6 +223,9 @@ def texts_from_ids(points: list[PointData], manifest: dict) -> None:
         return
     cfg = manifest.get("config") or {}
     path = (cfg.get("data") or {}).get("tokenizer") or (cfg.get("engine") or {}).get("model")
+    if not path:
+        log.warning("cannot decode output ids to text: the manifest names no tokenizer and no model")
+        return
     try:
         from speedbench.data.tokenization import load_tokenizer
 

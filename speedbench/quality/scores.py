@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 DEFAULT_BERTSCORE_LAYERS = 6  # all-MiniLM-L6-v2 has 6 layers; its last one is what it was trained to compare
 
@@ -74,7 +75,7 @@ def default_bertscore_model() -> str:
         ) from None
     # the package lays the HF files out somewhere in site-packages: find its config.json
     configs = sorted(
-        {Path(dist.locate_file(f)).parent for f in (dist.files or []) if f.name == "config.json"},
+        {Path(str(dist.locate_file(f))).parent for f in (dist.files or []) if f.name == "config.json"},
         key=lambda p: len(p.parts),
     )
     if not configs:
@@ -102,15 +103,16 @@ class BertScorer:
         if self.model is None:
             self.model = default_bertscore_model()
             self.num_layers = self.num_layers or DEFAULT_BERTSCORE_LAYERS
-        if not Path(self.model).is_dir():
-            raise ScoreUnavailable(f"BERTScore model directory not found: {self.model}")
+        self._dir: str = self.model  # the resolved directory, typed as never None
+        if not Path(self._dir).is_dir():
+            raise ScoreUnavailable(f"BERTScore model directory not found: {self._dir}")
         if self.num_layers is None:
-            self.num_layers = _num_layers(self.model)
-        self._scorer = None
+            self.num_layers = _num_layers(self._dir)
+        self._scorer: Any = None  # a bert_score.BERTScorer (untyped), built on first use
 
     @property
     def label(self) -> str:
-        p = Path(self.model)
+        p = Path(self._dir)
         name = f"{p.parent.name}/{p.name}" if p.name == "model" else p.name  # the packaged one is .../model
         return f"{name} (layer {self.num_layers}, not baseline-rescaled)"
 
@@ -128,7 +130,7 @@ class BertScorer:
             from bert_score import BERTScorer
 
             self._scorer = BERTScorer(
-                model_type=self.model, num_layers=self.num_layers, lang="en", batch_size=self.batch_size, device="cpu"
+                model_type=self._dir, num_layers=self.num_layers, lang="en", batch_size=self.batch_size, device="cpu"
             )
         _, _, f = self._scorer.score(list(hyps), list(refs))
         return [float(x) for x in f.tolist()]

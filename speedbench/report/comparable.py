@@ -76,8 +76,14 @@ def engine_versions(manifest: dict) -> dict[str, dict[str, str]]:
 def check_comparable(runs: Sequence[tuple[str, dict]], *, allow_generation_mismatch: bool = False) -> list[str]:
     """``runs`` = (label, manifest) pairs. Raise NotComparable when the prompts differ, or when generation
     settings differ and that is not allowed; return the allowed differences (one line each)."""
-    ids = [(label, *prompt_identity(m)) for label, m in runs]
-    missing = [label for label, fp, sha in ids if not fp or not sha]
+    ids: list[tuple[str, str, str]] = []
+    missing: list[str] = []
+    for label, m in runs:
+        fp, sha = prompt_identity(m)
+        if fp and sha:
+            ids.append((label, fp, sha))
+        else:
+            missing.append(label)
     if missing:
         raise NotComparable("cannot compare: no prompt fingerprint in the manifest of " + ", ".join(missing))
     if len({(fp, sha) for _, fp, sha in ids}) > 1:

@@ -57,7 +57,7 @@ def energy_cost(rows: Sequence[dict], speedup_rows: Sequence[dict], multi_run: b
         s = sp.get((r.get("run"), r["engine"], r["isl"], r["concurrency"], r["sd_label"]), {})
         off = r["sd_method"] == "off"
         body.append(
-            ([r.get("run")] if multi_run else [])
+            ([r["run"]] if multi_run else [])
             + [
                 r["engine"],
                 r["sd_label"],

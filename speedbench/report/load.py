@@ -85,7 +85,7 @@ class Run:
             "interrupted": f"the sweep was interrupted (continue it: speedbench sweep --resume {self.path})",
             "running": f"the sweep never finished: killed, or still running (continue it: speedbench sweep "
             f"--resume {self.path})",
-        }.get(m.get("status"), "points.jsonl holds no line for them (damaged or torn last line?)")
+        }.get(str(m.get("status")), "points.jsonl holds no line for them (damaged or torn last line?)")
         shown = ", ".join(missing[:6]) + (", ..." if len(missing) > 6 else "")
         return f"{self.label}: {len(missing)} of {len(planned)} planned points missing ({shown}): {why}"
 

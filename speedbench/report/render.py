@@ -53,10 +53,11 @@ def render(
     at = 1 if sections and sections[0].key == "headline" else 0
     sections[at:at] = list(lead)  # the answer at a glance stays first
     res = Output(warnings=[n for n in (run.missing_note() for run in data.runs) if n])
-    to_dir = out is not None and is_dir_target(out)
-    target = (out / DEFAULT_NAMES[fmt]) if to_dir else out
-    if to_dir:
-        out.mkdir(parents=True, exist_ok=True)
+    out_dir = out if out is not None and is_dir_target(out) else None
+    to_dir = out_dir is not None
+    target = (out_dir / DEFAULT_NAMES[fmt]) if out_dir is not None else out
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
     plots = []
     if fmt == "html" or to_dir:
         from speedbench.report import plots as pl
@@ -96,14 +97,14 @@ def render(
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(text, encoding="utf-8")
     res.written.append(target)
-    if to_dir:
+    if out_dir is not None:
         from speedbench.report.export import write_tables
 
-        res.written += write_tables(data, out)
+        res.written += write_tables(data, out_dir)
         for p in plots:
-            (out / "plots").mkdir(exist_ok=True)
-            (out / "plots" / f"{p.name}.png").write_bytes(p.png)
-            res.written.append(out / "plots" / f"{p.name}.png")
+            (out_dir / "plots").mkdir(exist_ok=True)
+            (out_dir / "plots" / f"{p.name}.png").write_bytes(p.png)
+            res.written.append(out_dir / "plots" / f"{p.name}.png")
     return res
 
 

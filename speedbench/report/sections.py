@@ -137,7 +137,7 @@ def performance(rows: Sequence[dict], speedup_rows: Sequence[dict], multi_run: b
             (r.get("run"), r["engine"], r["isl"], r["concurrency"], r["sd_label"], repeat_of(r.get("point_id", ""))), {}
         )
         body.append(
-            ([r.get("run")] if multi_run else [])
+            ([r["run"]] if multi_run else [])
             + [
                 r["engine"],
                 r["sd_label"],

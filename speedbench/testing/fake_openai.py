@@ -192,14 +192,19 @@ class FakeOpenAIServer:
             produced += size
             text = "".join(f" t{x}" for x in ids)
             finish = "length" if produced >= n else None
-            choice = {"index": 0, "text": text, "token_ids": ids, "finish_reason": finish}
+            choice: dict[str, object] = {"index": 0, "text": text, "token_ids": ids, "finish_reason": finish}
             if first:
                 choice["prompt_token_ids"] = list(prompt)
             if self.wire == "plain":
                 choice = {"index": 0, "text": text, "finish_reason": finish}
             elif self.wire == "chat":
                 choice = {"index": 0, "delta": {"content": text}, "finish_reason": finish}
-            chunk = {"id": rid, "object": "text_completion", "model": self.model, "choices": [choice]}
+            chunk: dict[str, object] = {
+                "id": rid,
+                "object": "text_completion",
+                "model": self.model,
+                "choices": [choice],
+            }
             if usage_on and self.wire == "vllm":
                 chunk["usage"] = {
                     "prompt_tokens": len(prompt),

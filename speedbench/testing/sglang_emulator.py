@@ -225,7 +225,7 @@ class SGLangEmulator:
         proposed = sum(p for _, _, p in self.window)
         rate = sum(x for _, x, _ in self.window) / proposed if proposed else 0.0
         c = self.counters
-        rows = [
+        rows: list[tuple[str, str, str, str, float]] = [
             ("sglang:num_running_reqs", "gauge", "The number of running requests.", sched, len(self.engine.running))
             for sched in scheds
         ]
@@ -317,7 +317,7 @@ class SGLangEmulator:
                 if req.finish_reason == "length"
                 else {"type": "stop", "matched": req.output[-1]}
             )
-        meta = {
+        meta: dict[str, object] = {
             "id": req.rid,
             "finish_reason": finish,
             "prompt_tokens": len(req.prompt_ids),

@@ -82,3 +82,9 @@ def test_unknown_category_and_split(gemma_dir, tmp_path):
         prepare_prompts(DataConfig(categories=["Poetry"], cache_dir=str(tmp_path)), str(gemma_dir))
     with pytest.raises(ConfigError, match="unknown split"):
         prepare_prompts(DataConfig(split="nope", cache_dir=str(tmp_path)), str(gemma_dir))
+
+
+def test_no_tokenizer_is_a_config_error(tmp_path):
+    # was a TypeError from Path(None) deep inside; callers catch ConfigError to print one clear line
+    with pytest.raises(ConfigError, match="no tokenizer"):
+        prepare_prompts(DataConfig(cache_dir=str(tmp_path)), None)
