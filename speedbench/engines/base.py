@@ -17,10 +17,11 @@ if TYPE_CHECKING:
 
 class FastEventHook(Protocol):
     """An adapter's fold of one raw SSE payload (the bytes after ``data: ``) into the record, without the
-    generic parse: None when the payload is folded, else the parsed event for ``on_event``. Raises ValueError
-    on a payload that is not JSON (recorded as a malformed stream)."""
+    generic parse: None when the payload is folded, else the parsed JSON value (the client hands a dict to
+    ``on_event`` and records anything else as a malformed stream). Raises ValueError on a payload that is not
+    JSON (also a malformed stream)."""
 
-    def __call__(self, payload: bytes, rec: RequestRecord, t_ns: int) -> dict | None: ...
+    def __call__(self, payload: bytes, rec: RequestRecord, t_ns: int) -> object: ...
 
 
 class EngineAdapter(abc.ABC):
