@@ -6,11 +6,12 @@ Python's salted ``hash``), log-scaled counts, L2-normalised. ``sentence-transfor
 
 Selection = greedy farthest-point initialisation (each step adds the candidate least similar to its most
 similar already-chosen item) followed by best-improvement swaps on the exact objective until no swap helps.
+Optional strata with quotas (e.g. length bands) fix how many come from each stratum; the objective is unchanged.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -101,16 +102,32 @@ def mean_pairwise(sim: np.ndarray, idx: Sequence[int] | np.ndarray) -> float:
     return float((sub.sum() - np.trace(sub)) / (k * (k - 1)))
 
 
-def farthest_point(sim: np.ndarray, k: int) -> list[int]:
+def _open_slots(strata: np.ndarray | None, quota: Mapping[str, int] | None, chosen: list[int]) -> np.ndarray | None:
+    """Which candidates may still join: those whose stratum has quota left (None: no strata, all may)."""
+    if strata is None or quota is None:
+        return None
+    left = {s: q - sum(strata[i] == s for i in chosen) for s, q in quota.items()}
+    return np.array([left.get(s, 0) > 0 for s in strata])
+
+
+def farthest_point(
+    sim: np.ndarray, k: int, strata: np.ndarray | None = None, quota: Mapping[str, int] | None = None
+) -> list[int]:
     n = len(sim)
-    first = int(np.argmin(sim.sum(axis=1)))  # the candidate least like all others
+    total = sim.sum(axis=1)
+    allowed = _open_slots(strata, quota, [])
+    if allowed is not None:
+        total = np.where(allowed, total, np.inf)
+    first = int(np.argmin(total))  # the candidate least like all others
     chosen = [first]
     closest = sim[first].copy()  # each candidate's highest similarity to the chosen set
     total = sim[first].copy()
     closest[first] = total[first] = np.inf
     for _ in range(min(k, n) - 1):
+        allowed = _open_slots(strata, quota, chosen)
+        key = closest if allowed is None else np.where(allowed, closest, np.inf)  # a full stratum takes no more
         # least similar to its nearest chosen item; ties broken by the summed similarity, then index
-        nxt = int(np.lexsort((np.arange(n), total, closest))[0])
+        nxt = int(np.lexsort((np.arange(n), total, key))[0])
         chosen.append(nxt)
         closest = np.maximum(closest, sim[nxt])
         total = total + sim[nxt]
@@ -118,8 +135,12 @@ def farthest_point(sim: np.ndarray, k: int) -> list[int]:
     return chosen
 
 
-def swap_refine(sim: np.ndarray, chosen: list[int], max_swaps: int = 10_000) -> list[int]:
-    """Best-improvement swaps (one chosen out, one other in) while the objective strictly drops."""
+def swap_refine(
+    sim: np.ndarray, chosen: list[int], max_swaps: int = 10_000, strata: np.ndarray | None = None
+) -> list[int]:
+    """Best-improvement swaps (one chosen out, one other in) while the objective strictly drops.
+
+    With ``strata``, a swap stays within one stratum, so the per-stratum counts of ``chosen`` are kept."""
     n = len(sim)
     sel = np.zeros(n, dtype=bool)
     sel[chosen] = True
@@ -131,6 +152,8 @@ def swap_refine(sim: np.ndarray, chosen: list[int], max_swaps: int = 10_000) -> 
             break
         # change of the summed pairwise similarity when `i` leaves and `j` joins (halved: symmetric pairs)
         delta = s[outs][None, :] - sim[np.ix_(ins, outs)] - (s[ins] - diag[ins])[:, None]
+        if strata is not None:
+            delta = np.where(strata[ins][:, None] == strata[outs][None, :], delta, np.inf)
         a, b = np.unravel_index(int(np.argmin(delta)), delta.shape)
         if delta[a, b] >= -1e-12:
             break
@@ -149,15 +172,33 @@ class Selection:
     candidates: int
 
 
-def select_diverse(emb: np.ndarray, k: int, seed: int = 0, random_trials: int = 32) -> Selection:
+def select_diverse(
+    emb: np.ndarray,
+    k: int,
+    seed: int = 0,
+    random_trials: int = 32,
+    strata: Sequence[str] | None = None,
+    quota: Mapping[str, int] | None = None,
+) -> Selection:
+    """The ``k`` candidates of lowest mean pairwise cosine; with ``strata`` (one label per candidate) and
+    ``quota`` (label -> count, summing to ``k``), exactly that many from each stratum, the same objective
+    minimised over the whole set. The random comparison draws from all candidates, ignoring strata."""
     n = len(emb)
     if k <= 0:
         raise ConfigError("the number of prompts to select must be positive")
+    labels = None
+    if strata is not None or quota is not None:
+        if strata is None or quota is None or len(strata) != n or sum(quota.values()) != k:
+            raise ConfigError("strata need one label per candidate and a quota per label summing to k")
+        labels = np.asarray(strata)
+        short = {s: q for s, q in quota.items() if int((labels == s).sum()) < q}
+        if short:
+            raise ConfigError(f"strata with fewer candidates than their quota: {short}")
     sim = cosine_matrix(emb)
     if n <= k:
         idx = list(range(n))
     else:
-        idx = swap_refine(sim, farthest_point(sim, k))
+        idx = swap_refine(sim, farthest_point(sim, k, labels, quota), strata=labels)
     rng = np.random.default_rng(seed)
     kk = min(k, n)
     rand = [mean_pairwise(sim, rng.choice(n, size=kk, replace=False)) for _ in range(random_trials)]

