@@ -24,6 +24,7 @@ from speedbench.measure import (
 from speedbench.results import ResultsDir
 from speedbench.runner import BenchmarkRunner
 from speedbench.testing.emulators import write_engine_shims
+from tests.engines.test_emulators import ACCEPT, sweep_config
 
 EAGLE3 = SDConfig(method="eagle3", num_speculative_tokens=3, draft_model="/d")
 NGRAM = SDConfig(method="ngram", num_speculative_tokens=3)
@@ -172,29 +173,19 @@ def test_sglang_server_info_records_a_failing_endpoint():
 def emulated_sweep(tmp_path, tokenizer, engine: str, sd: list, extra: tuple[str, ...] = ()) -> ResultsDir:
     """A launch-mode sweep of the real adapter against its emulator: c=1, a few short requests per point."""
     shims = write_engine_shims(tmp_path / "shims")
-    cfg = BenchmarkConfig.model_validate(
-        {
-            "engine": {
-                "name": engine,
-                "model": str(tmp_path),
-                "python": sys.executable,
-                "startup_timeout_s": 60,
-                "env": {"PYTHONPATH": str(shims)},
-                "extra_args": ["--accept", "0.8,0.6,0.4", "--step-ms", "1", *extra],
-            },
-            "sd": sd,
-            "output_dir": str(tmp_path / "results"),
-            "data": {
-                "split": "qualitative-mini",
-                "tokenizer": tokenizer,
-                "prompts_per_category": 1,
-                "cache_dir": str(tmp_path / "cache"),
-                "turns": "first",
-            },
-            "load": {"concurrency": [1], "output_len": 8, "requests_per_point": 2, "warmup_requests": 0},
-            "quality": {"enabled": False},
-        }
-    )
+    engine_cfg = {
+        "name": engine,
+        "model": str(tmp_path),
+        "python": sys.executable,
+        "startup_timeout_s": 60,
+        "env": {"PYTHONPATH": str(shims)},
+        "extra_args": ["--accept", ACCEPT, "--step-ms", "1", *extra],
+    }
+    raw = sweep_config(tmp_path, tokenizer, engine_cfg, sd).model_dump()
+    raw["data"]["turns"] = "first"
+    raw["load"].update(concurrency=[1], output_len=8, requests_per_point=2, warmup_requests=0)
+    raw["quality"]["enabled"] = False
+    cfg = BenchmarkConfig.model_validate(raw)
     return ResultsDir.open(BenchmarkRunner(cfg, progress=False).run().results_dir)
 
 
