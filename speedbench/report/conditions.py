@@ -1,5 +1,6 @@
 """What each run measured besides the numbers: output rule, caching, prompt reuse, SD-on launch differences,
-what each SD label's server reported about itself, and prompts whose output length differs between SD off and SD on (report sections; manifests in, tables out)."""
+what each SD label's server reported about itself, and prompts whose output length differs between SD off and
+SD on (report sections; manifests in, tables out)."""
 
 from __future__ import annotations
 
