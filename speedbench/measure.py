@@ -3,16 +3,22 @@
 The counters are read after warm-up (at a quiet moment the load client makes) and after the last
 request; engines whose stats are consumed on read (TRT-LLM's /metrics) are also polled while the
 point runs.  Counters are a cross-check, never a reason to lose a point: a failed read is 'no counters'.
+The server's own description of itself (``read_server_info``) is read the same way: best effort, bounded.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from typing import Any
+
+from pydantic import ValidationError
 
 from speedbench.core.acceptance import SpecDecodeCounters
+from speedbench.core.documents import ServerInfo
 from speedbench.core.records import RequestRecord
 from speedbench.data.pretokenize import TokenizedPrompt
 from speedbench.engines.base import EngineAdapter
@@ -114,3 +120,72 @@ async def probe_sd(
     evidence = [after - before] if before is not None and after is not None else []
     evidence += [c for c in (SpecDecodeCounters.from_dict(r.sd) for r in run.records) if c is not None]
     return evidence, exported
+
+
+# What a server's own report may take in the manifest (docs/results-schema.md, ``engine.server_info``): engines
+# report their whole configuration (SGLang: every server argument), and one runaway value must not bloat it.
+SERVER_INFO_TIMEOUT_S = 10.0
+SERVER_INFO_MAX_STR = 1024  # characters of one string value
+SERVER_INFO_MAX_ITEMS = 64  # items of one list, keys of one object
+SERVER_INFO_MAX_DEPTH = 6  # nesting of objects and lists
+SERVER_INFO_MAX_CHARS = 16384  # the whole record as JSON
+
+
+async def read_server_info(adapter: EngineAdapter, base_url: str, headers: dict) -> dict:
+    """What the server says about itself (``adapter.server_info``), bounded in time and size; a failure is
+    the record's ``error`` (never raised: the server's self-description is evidence, not a reason to stop)."""
+    import aiohttp
+
+    timeout_s = SERVER_INFO_TIMEOUT_S
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s), headers=headers) as session:
+            info = await asyncio.wait_for(adapter.server_info(session, base_url), timeout_s)
+    except asyncio.TimeoutError:
+        info = {"error": f"no answer within {timeout_s:g} s"}
+    except Exception as e:  # adapters promise not to raise; one that does still must not end the sweep
+        info = {"error": repr(e)}
+    info = trim_info(info if isinstance(info, dict) else {"error": f"not an object: {info!r}"})
+    try:  # the manifest validates what it stores: a report of an unexpected shape is kept as text
+        ServerInfo.model_validate(info)
+    except ValidationError as e:
+        raw = json.dumps(info, default=str)
+        info = {"error": f"unexpected report: {e.errors()[0]['msg']} at {e.errors()[0]['loc']}", "raw": raw}
+        return trim_info(info)
+    return info
+
+
+def trim_info(info: dict) -> dict:
+    """``info`` within the SERVER_INFO_* bounds: long strings and lists cut (a marker says how much), deep
+    nesting replaced by a marker, and keys past SERVER_INFO_MAX_CHARS dropped in order (listed in ``trimmed``)."""
+    out: dict = _trim(info, 0)
+    if len(json.dumps(out, default=str)) <= SERVER_INFO_MAX_CHARS:
+        return out
+    kept: dict = {}
+    dropped: list[str] = []
+    for k, v in out.items():
+        if len(json.dumps({**kept, k: v, "trimmed": [*dropped, k]}, default=str)) <= SERVER_INFO_MAX_CHARS:
+            kept[k] = v
+        else:
+            dropped.append(k)
+    kept["trimmed"] = dropped
+    return kept
+
+
+def _trim(v: Any, depth: int) -> Any:
+    if isinstance(v, str):
+        cut = len(v) - SERVER_INFO_MAX_STR
+        return v if cut <= 0 else f"{v[:SERVER_INFO_MAX_STR]}...[{cut} chars trimmed]"
+    if isinstance(v, (dict, list, tuple)) and depth >= SERVER_INFO_MAX_DEPTH:
+        return "...[nested too deep: trimmed]"
+    if isinstance(v, dict):
+        items = list(v.items())
+        out = {str(k): _trim(x, depth + 1) for k, x in items[:SERVER_INFO_MAX_ITEMS]}
+        if len(items) > SERVER_INFO_MAX_ITEMS:
+            out["..."] = f"[{len(items) - SERVER_INFO_MAX_ITEMS} more keys trimmed]"
+        return out
+    if isinstance(v, (list, tuple)):
+        head = [_trim(x, depth + 1) for x in v[:SERVER_INFO_MAX_ITEMS]]
+        return head + (
+            [f"...[{len(v) - SERVER_INFO_MAX_ITEMS} more trimmed]"] if len(v) > SERVER_INFO_MAX_ITEMS else []
+        )
+    return v if v is None or isinstance(v, (bool, int, float)) else repr(v)

@@ -77,6 +77,18 @@ class PromptsInfo(_Document):
     )
 
 
+class ServerInfo(_Document):
+    """``manifest.engine.server_info[<SD label>]``: what the ready server said about itself (the adapter's
+    ``server_info``; which keys depends on the engine), trimmed to documented bounds (docs/results-schema.md)."""
+
+    engine_version: str | None = Field(None, description="the release the server reports")
+    served_models: list[Any] | None = Field(None, description="the model ids /v1/models lists")
+    max_model_len: int | None = None
+    server_args: dict[str, Any] | None = Field(None, description="SGLang: resolved server args of /server_info")
+    error: str | None = Field(None, description="why part or all of it could not be read")
+    trimmed: list[str] | None = Field(None, description="keys dropped to keep the record within its size bound")
+
+
 class EngineInfo(_Document):
     """``manifest.engine``: what served the sweep."""
 
@@ -85,6 +97,9 @@ class EngineInfo(_Document):
     served_model: str | None = Field(None, description="the model name requests carried")
     sd_probe: list[dict[str, Any]] = Field(
         default_factory=list, description="attach mode's SD evidence from the server before the sweep"
+    )
+    server_info: dict[str, ServerInfo] = Field(
+        default_factory=dict, description="per SD label, what its server reported about itself once ready"
     )
     version: str | None = Field(None, description="the engine release read from its environment before launch")
     version_pinned: str | None = Field(None, description="engine.version of the config")

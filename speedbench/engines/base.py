@@ -154,3 +154,9 @@ class EngineAdapter(abc.ABC):
         ``max_model_len``; SGLang: ``server_args``, its SD and batching settings); ``error`` when a query
         failed. Empty for an engine that reports nothing."""
         return {}
+
+    def sd_contradictions(self, sd: SDConfig, info: dict) -> list[str]:
+        """Where ``info`` (what ``server_info`` returned) contradicts the SD setting ``sd`` the server was
+        started for or declared with, one line each naming both values; only fields the report really has and
+        that really differ (none for an engine whose report says nothing about SD)."""
+        return []

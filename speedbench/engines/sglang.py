@@ -36,6 +36,22 @@ log = logging.getLogger(__name__)
 # speedbench SD method -> --speculative-algorithm (NEXTN is SGLang's name for MTP heads; resolved to EAGLE)
 ALGORITHM = {"eagle": "EAGLE", "eagle3": "EAGLE3", "mtp": "NEXTN", "ngram": "NGRAM", "draft_model": "STANDALONE"}
 
+# what /server_info reports as each asked algorithm once resolved (speculative_hook.py:109-114 in 0.5.23)
+_RESOLVED = {"NEXTN": ("NEXTN", "EAGLE")}
+# /server_info (0.5.23, http_server.py:863); /get_server_info: its deprecated alias (l.853), the only name in
+# older releases
+_SERVER_INFO_PATHS = ("/server_info", "/get_server_info")
+# resolved ServerArgs fields kept from it (fields/spec.py:31-66, schedule.py:31, serving.py:262, parallel.py:45)
+_SERVER_ARGS = (
+    "speculative_algorithm",
+    "speculative_num_steps",
+    "speculative_eagle_topk",
+    "speculative_num_draft_tokens",
+    "max_running_requests",
+    "stream_interval",
+    "tp_size",
+)
+
 M_VERIFY = "sglang:spec_verify_calls_total"
 M_GEN_TOKENS = "sglang:generation_tokens_total"
 M_REQUESTS = "sglang:num_requests_total"
@@ -321,22 +337,19 @@ class SGLangAdapter(EngineAdapter):
     async def server_info(self, session: aiohttp.ClientSession, base_url: str) -> dict:
         info: dict = {}
         try:
-            async with session.get(f"{base_url}/server_info") as r:
-                if r.status == 200:
-                    data = await r.json()
-                    info["engine_version"] = data.get("version")
-                    info["server_args"] = {
-                        k: data.get(k)
-                        for k in (
-                            "speculative_algorithm",
-                            "speculative_num_steps",
-                            "speculative_eagle_topk",
-                            "speculative_num_draft_tokens",
-                            "max_running_requests",
-                            "stream_interval",
-                            "tp_size",
-                        )
-                    }
+            data, failed = None, []
+            for path in _SERVER_INFO_PATHS:
+                async with session.get(f"{base_url}{path}") as r:
+                    if r.status == 200:
+                        data = await r.json()
+                        break
+                    failed.append(f"GET {path}: HTTP {r.status}")
+            if isinstance(data, dict):
+                info["engine_version"] = data.get("version")
+                # only keys the server has: an absent one is "not reported", never "null" (see sd_contradictions)
+                info["server_args"] = {k: data[k] for k in _SERVER_ARGS if k in data}
+            else:
+                info["error"] = "; ".join(failed) if failed else f"/server_info: not an object: {data!r}"
             async with session.get(f"{base_url}/v1/models") as r:
                 if r.status == 200:
                     data = (await r.json()).get("data") or []
@@ -344,3 +357,35 @@ class SGLangAdapter(EngineAdapter):
         except Exception as e:  # info is best effort, never fatal
             info["error"] = repr(e)
         return info
+
+    def sd_contradictions(self, sd: SDConfig, info: dict) -> list[str]:
+        """The resolved server args of /server_info against the setting (docs/engines/sglang.md, section 2):
+        SD on or off (``speculative_algorithm``: null when off), the algorithm (MTP's NEXTN is resolved to
+        EAGLE), and the chain (``speculative_eagle_topk`` 1, ``speculative_num_draft_tokens`` = k + 1)."""
+        args = info.get("server_args")
+        if not isinstance(args, dict) or "speculative_algorithm" not in args:
+            return []
+        algo = args["speculative_algorithm"]
+        if not sd.enabled:
+            return [] if algo is None else [f"SGLang reports speculative_algorithm={algo!r}, but {sd.label} is SD off"]
+        asked = ALGORITHM[sd.method]
+        if algo is None:
+            return [f"SGLang reports speculative_algorithm=None (SD off), but {sd.label} asked for {asked}"]
+        out = []
+        if str(algo).upper() not in _RESOLVED.get(asked, (asked,)):
+            out.append(f"SGLang reports speculative_algorithm={algo!r}, but {sd.label} asked for {asked}")
+        k = sd.num_speculative_tokens
+        topk, width = _int(args.get("speculative_eagle_topk")), _int(args.get("speculative_num_draft_tokens"))
+        if topk is not None and topk != 1:
+            out.append(f"SGLang reports speculative_eagle_topk={topk} (a tree), but {sd.label} asked for a chain (1)")
+        elif topk == 1 and width is not None and width - 1 != k:
+            out.append(
+                f"SGLang reports speculative_num_draft_tokens={width} (draft length {width - 1}), "
+                f"but {sd.label} asked for draft length {k}"
+            )
+        return out
+
+
+def _int(v: object) -> int | None:
+    """``v`` when the report gave an integer (JSON true/false are not counts), else None."""
+    return v if isinstance(v, int) and not isinstance(v, bool) else None

@@ -1,5 +1,6 @@
 """What each run measured besides the numbers: output rule, caching, prompt reuse, SD-on launch differences,
-and prompts whose output length differs between SD off and SD on (report sections; manifests in, tables out)."""
+what each SD label's server reported about itself, and prompts whose output length differs between SD off and
+SD on (report sections; manifests in, tables out)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,20 @@ def output_rule(config: dict) -> str:
 def common_output_rule(manifests: list[dict]) -> str | None:
     rules = {output_rule(m.get("config") or {}) for m in manifests}
     return rules.pop() if len(rules) == 1 else None
+
+
+def server_info_text(info: dict) -> str:
+    """One line of what a server said about itself (manifest engine.server_info): release, SGLang's resolved
+    args, the read's error; the model list only when it said nothing else."""
+    parts = [f"version {info['engine_version']}"] if info.get("engine_version") else []
+    parts += [f"{k}={v}" for k, v in (info.get("server_args") or {}).items()]
+    if info.get("max_model_len"):
+        parts.append(f"max_model_len={info['max_model_len']}")
+    if not parts and info.get("served_models"):
+        parts.append("models: " + ", ".join(map(str, info["served_models"])))
+    if info.get("error"):
+        parts.append(f"error: {info['error']}")
+    return "; ".join(parts) or "nothing"
 
 
 def conditions(data) -> Section:
@@ -60,6 +75,8 @@ def conditions(data) -> Section:
                 rows.append((f"{label} launch vs SD off", "no difference besides SD"))
         if "launch_differences" not in run.manifest:
             rows.append(("SD-on launch vs SD off", "not recorded (older run)"))
+        served = ((run.manifest.get("engine") or {}).get("server_info")) or {}
+        rows += [(f"{label} server reported", server_info_text(info)) for label, info in served.items()]
         body += [([run.label] if multi else []) + list(r) for r in rows]
     headers = (["run"] if multi else []) + ["condition", "value"]
     return Section(

@@ -41,6 +41,7 @@ def sweep_manifest(
             "attached": bool(cfg.engine.endpoint),
             "served_model": adapter.served_model_name,
             "sd_probe": [c.to_dict() for c in sd_probe],
+            "server_info": {},  # per SD label, once its server is ready (record_server_info)
             "version": adapter.installed_version,
             "version_pinned": cfg.engine.version,
             "versions": _engine_versions(cfg, engine_env),
@@ -65,6 +66,14 @@ def _engine_versions(cfg: BenchmarkConfig, engine_env: dict | None) -> dict:
     if cfg.engine.endpoint or cfg.engine.launcher != "venv":
         return {}
     return engine_env if engine_env is not None else engine_python_versions(cfg.engine.python)
+
+
+def store_server_info(results: ResultsDir, label: str, info: dict) -> None:
+    """A ready server's own description of itself (measure.read_server_info), under its SD label."""
+    m = results.manifest()
+    engine = m.setdefault("engine", {})
+    engine["server_info"] = {**(engine.get("server_info") or {}), label: info}
+    results.write_manifest(m)
 
 
 def close_manifest(results: ResultsDir, status: str, stopped_reason: str | None) -> None:

