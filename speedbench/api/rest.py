@@ -25,9 +25,12 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 
 from speedbench.api.access import HEALTH_PATH, RequestGuard, is_loopback
+from speedbench.api.config_sources import resolve_config
 from speedbench.api.policy import Forbidden, SubmitPolicy
 from speedbench.api.runs import RunManager
-from speedbench.config import BenchmarkConfig, ConfigError
+from speedbench.config import BenchmarkConfig, ConfigError, load_config_file
+from speedbench.report.load import ReportError
+from speedbench.report.render import report_output
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +127,6 @@ def _runs_router(manager: RunManager, policy: SubmitPolicy, service_config: str 
             policy.check(body)
         except Forbidden as e:
             raise HTTPException(403, str(e)) from None
-        from speedbench.api.config_sources import resolve_config
 
         try:
             cfg = resolve_config(
@@ -202,8 +204,6 @@ def _reports_router(manager: RunManager) -> APIRouter:
 def _report(
     paths: list[Path], fmt: str, kind: str, labels: list[str] | None = None, allow_generation_mismatch: bool = False
 ) -> Response:
-    from speedbench.report.load import ReportError
-    from speedbench.report.render import report_output
 
     try:
         res = report_output(paths, fmt, None, kind, labels, allow_generation_mismatch=allow_generation_mismatch)
@@ -250,8 +250,6 @@ def serve_api(
         if not Path(d).is_dir():
             raise ConfigError(f"not a folder: {d}")
     if service_config:
-        from speedbench.config import load_config_file
-
         load_config_file(service_config)  # a bad file fails at start, not on the first request
     if not token:
         token = secrets.token_urlsafe(32)

@@ -7,6 +7,7 @@ import logging
 import click
 from pydantic import BaseModel
 
+from speedbench.config import BenchmarkConfig
 from speedbench.config.cli_flag import FlagSpec, cli_flags
 
 
@@ -80,7 +81,7 @@ def field_option(spec: FlagSpec):
 def config_options(command: str, model: type[BaseModel] | None = None):
     """The flags of a config-taking command (sweep, config show, plan): --config, --preset, one flag per
     schema field that declares a ``CLIFlag`` for this command (speedbench.config.cli_flag), --sd, --draft-length."""
-    options = [*_SOURCE_OPTIONS, *(field_option(s) for s in cli_flags(model, command)), *_SD_OPTIONS]
+    options = [*_SOURCE_OPTIONS, *(field_option(s) for s in cli_flags(model or BenchmarkConfig, command)), *_SD_OPTIONS]
 
     def decorate(f):
         for opt in reversed(options):

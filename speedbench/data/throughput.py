@@ -23,6 +23,7 @@ import numpy as np
 
 from speedbench.config import ConfigError
 from speedbench.data.overlap import BOUND, spread_pick
+from speedbench.data.pool_build import FetchError, ensure_full_pool
 from speedbench.data.prompts import DATASETS_DIR
 from speedbench.data.tasks import SEP, instruction_for
 from speedbench.data.tokenization import Wrapper, encode_batch, sha256_file
@@ -83,8 +84,6 @@ def pool_path(pool: str = "bundled") -> Path:
     if pool == "bundled":
         return POOL_PATH
     import os
-
-    from speedbench.data.pool_build import FetchError, ensure_full_pool
 
     root = Path(os.environ.get("SPEEDBENCH_CACHE") or Path.home() / ".cache" / "speedbench") / "pool"
     try:

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
+from speedbench.report.cells import Section
 from speedbench.report.plots import Plot
-from speedbench.report.sections import Section
 
 # Which plot sits with which section (a plot with no section here goes to the "More plots" block).
 PLOT_PLACE = {

@@ -7,7 +7,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from speedbench.report.sections import isl_text
+from speedbench.report.cells import isl_text
 
 PERCENTILES = ("p50", "p90", "p95", "p99")
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from speedbench.report import analysis as an
-from speedbench.report.sections import Section, performance
+from speedbench.report.cells import Section
+from speedbench.report.sections import performance
 
 # When stdout is not a terminal (piped to a file, CI logs) rich would squeeze tables into 80 columns and
 # truncate every cell; wide tables are the point of a benchmark report, so give them room instead.
