@@ -12,6 +12,8 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
+import aiohttp
+
 from speedbench.core.acceptance import SpecDecodeCounters
 from speedbench.core.records import RequestRecord
 from speedbench.data.pretokenize import TokenizedPrompt
@@ -35,7 +37,6 @@ async def measure_point(
 ) -> tuple[SpecDecodeCounters | None, PointRun | None, SpecDecodeCounters | None]:
     """Run the point; returns (counters after warm-up, the run or None if the guard stopped it, counters
     at the end or None)."""
-    import aiohttp
 
     snap: dict[str, SpecDecodeCounters | None] = {}
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60), headers=headers) as session:
@@ -57,8 +58,6 @@ async def measure_point(
 
 
 async def scrape_counters(adapter: EngineAdapter, session, base_url: str) -> SpecDecodeCounters | None:
-    import aiohttp
-
     try:
         return await adapter.scrape_counters(session, base_url)
     except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as e:
@@ -90,7 +89,6 @@ async def probe_sd(
     """The attached server's own SD evidence from a few requests sent one at a time before any point: the
     delta of its global counters (when it exposes them) and every per-request SD record the stream carried;
     and whether its /metrics exports SD counters at all (None: /metrics could not be read)."""
-    import aiohttp
 
     probe = replace(
         plan,

@@ -209,6 +209,7 @@ class ResultsDir:
         atomic_write_text(self.path / name, text)
 
     def write_tables(self) -> None:
+        # pandas (~270 ms) only here: the report readers, the API and resume import this module to read
         import pandas as pd
 
         rows = self.summary_rows()

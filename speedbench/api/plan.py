@@ -158,7 +158,7 @@ def submit(jobs: Sequence[PlannedJob], opts: SubmitOptions) -> list[tuple[Planne
     # logger: ours, and under click's CliRunner the caller's own stderr.  NOCONFIG (its documented switch)
     # leaves logging to the application; its records still reach our handler.
     os.environ.setdefault("SUBMITIT_LOG_LEVEL", "NOCONFIG")
-    try:
+    try:  # the [slurm] extra, needed only to submit
         import submitit
     except ImportError:
         raise ConfigError("job submission needs submitit: pip install 'speedbench[slurm]'") from None

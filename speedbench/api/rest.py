@@ -23,6 +23,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
+from starlette.middleware.cors import CORSMiddleware
 
 from speedbench.api.access import HEALTH_PATH, RequestGuard, is_loopback
 from speedbench.api.config_sources import resolve_config
@@ -93,8 +94,6 @@ def _add_guards(app: FastAPI, token: str, allow_origins: Sequence[str], loopback
     """The bearer token, host and origin checks (speedbench.api.access); CORS for the origins listed."""
     app.add_middleware(RequestGuard, token=token, allow_origins=allow_origins, loopback_only_hosts=loopback_only_hosts)
     if allow_origins:  # outermost: answers the browser's preflight for the origins the operator listed
-        from starlette.middleware.cors import CORSMiddleware
-
         app.add_middleware(
             CORSMiddleware,
             allow_origins=list(allow_origins),

@@ -137,6 +137,7 @@ def resolve_source(source: str | None, config: str) -> tuple[str, list[Path]]:
 def load_rows(source: str | None, config: str) -> list[dict]:
     kind, files = resolve_source(source, config)
     if kind == "local":
+        # pyarrow (~110 ms) only for local files: splits.py imports this module for every split lookup
         import pyarrow.parquet as pq
 
         rows: list[dict] = []

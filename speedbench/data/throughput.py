@@ -15,6 +15,7 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,7 +84,6 @@ def pool_path(pool: str = "bundled") -> Path:
     """The pool file: the bundled one, or the full one (built once from pinned artifacts, then cached)."""
     if pool == "bundled":
         return POOL_PATH
-    import os
 
     root = Path(os.environ.get("SPEEDBENCH_CACHE") or Path.home() / ".cache" / "speedbench") / "pool"
     try:

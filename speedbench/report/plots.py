@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 from speedbench.report.cells import isl_text
 
+# matplotlib (the [report] extra) is imported in the functions, only after available() found it.
+
 PERCENTILES = ("p50", "p90", "p95", "p99")
 
 

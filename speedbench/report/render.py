@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rich.console import Console
+
 from speedbench.report import plots as pl
 from speedbench.report.cells import Section
 from speedbench.report.comparable import check_comparable
@@ -129,8 +131,6 @@ def report_output(
 
 
 def _terminal_text(sections: Sequence[Section], to_file: bool) -> str:
-    from rich.console import Console
-
     if not to_file:
         render_sections_terminal(sections)
         return ""

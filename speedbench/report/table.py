@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from rich.console import Console
+from rich.table import Table
+
 from speedbench.report import analysis as an
 from speedbench.report.cells import Section
 from speedbench.report.sections import performance
@@ -14,8 +17,6 @@ PIPE_WIDTH = 240
 
 
 def _console(console=None):
-    from rich.console import Console
-
     if console is not None:
         return console
     c = Console()
@@ -23,8 +24,6 @@ def _console(console=None):
 
 
 def _rich_table(s: Section, title: str | None = None):
-    from rich.table import Table
-
     t = Table(title=title or s.title, header_style="bold", title_justify="left")
     for i, h in enumerate(s.headers):
         t.add_column(h, justify="left" if i in s.left else "right", no_wrap=i not in s.left or i == 0, overflow="fold")

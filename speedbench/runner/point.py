@@ -7,6 +7,8 @@ import logging
 import time
 from typing import Any
 
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
 from speedbench.config import BenchmarkConfig, SDConfig
 from speedbench.core.console import stderr_console
 from speedbench.core.records import RequestRecord
@@ -153,7 +155,6 @@ class PointRunner:
         """A transient progress bar on the console that log lines use (they print above it), or nothing."""
         if not self.progress:
             return contextlib.nullcontext(None)
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         return Progress(
             TextColumn("{task.description}"),
