@@ -20,6 +20,12 @@ class Section:
     left: set[int] = field(default_factory=set)  # indices of left-aligned (text) columns
 
 
+def point_order(r: dict) -> tuple:
+    """The reading order of point rows in every report table and plot: run, engine, ISL, SD off before SD on,
+    SD label, concurrency."""
+    return (r.get("run") or "", r["engine"], r["isl"] or 0, r["sd_method"] != "off", r["sd_label"], r["concurrency"])
+
+
 def fmt(v: Any, spec: str = "{:.2f}") -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "-"

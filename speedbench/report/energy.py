@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from speedbench.report.cells import Section, fmt, isl_text
+from speedbench.report.cells import Section, fmt, isl_text, point_order
 
 RATIO_NOTE = (
     "tok/J ratio = SD-on / SD-off output tokens per joule (> 1x: SD saves energy per token); cost ratio "
@@ -39,17 +39,7 @@ def energy_cost(rows: Sequence[dict], speedup_rows: Sequence[dict], multi_run: b
         "tok/J ratio",
         "cost ratio",
     ]
-    order = sorted(
-        rows,
-        key=lambda r: (
-            r.get("run") or "",
-            r["engine"],
-            r["isl"] or 0,
-            r["sd_method"] != "off",
-            r["sd_label"],
-            r["concurrency"],
-        ),
-    )
+    order = sorted(rows, key=point_order)
     body = []
     for r in order:
         s = sp.get((r.get("run"), r["engine"], r["isl"], r["concurrency"], r["sd_label"]), {})

@@ -9,7 +9,7 @@ from typing import Any
 from speedbench.core.point_id import repeat_of
 from speedbench.report import analysis as an
 from speedbench.report import conditions as cond
-from speedbench.report.cells import Section, fmt, interval_cell, isl_text, ok_cell, value_cell
+from speedbench.report.cells import Section, fmt, interval_cell, isl_text, ok_cell, point_order, value_cell
 from speedbench.report.energy import RATIO_NOTE, energy_cost
 from speedbench.report.load import EXTRA_SECTIONS
 
@@ -75,18 +75,7 @@ def performance(rows: Sequence[dict], speedup_rows: Sequence[dict], multi_run: b
     if not per_gpu:
         headers.remove("out/GPU")
     body = []
-    order = sorted(
-        rows,
-        key=lambda r: (
-            r.get("run") or "",
-            r["engine"],
-            r["isl"] or 0,
-            r["sd_method"] != "off",
-            r["sd_label"],
-            r["concurrency"],
-            r.get("point_id") or "",
-        ),
-    )
+    order = sorted(rows, key=lambda r: (*point_order(r), r.get("point_id") or ""))  # repeats by point id
     for r in order:
         s = sp.get(
             (r.get("run"), r["engine"], r["isl"], r["concurrency"], r["sd_label"], repeat_of(r.get("point_id", ""))), {}
