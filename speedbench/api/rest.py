@@ -20,6 +20,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import uvicorn
 from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
@@ -258,7 +259,6 @@ def serve_api(
             token,
         )
     policy = SubmitPolicy(tuple(Path(r) for r in allow_roots), tuple(Path(p) for p in preset_dirs))
-    import uvicorn
 
     app = create_app(
         output_dir,
