@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata as md
+import json
 import os
 import platform
 import shutil
@@ -96,7 +97,6 @@ def engine_python_versions(
     )
     try:
         res = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=60)
-        import json
 
         return json.loads(res.stdout) if res.returncode == 0 else {"error": res.stderr[-300:]}
     except (OSError, subprocess.SubprocessError, ValueError) as e:

@@ -17,6 +17,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+import aiohttp
+
 from speedbench.core.acceptance import SpecDecodeCounters
 from speedbench.core.documents import ServerInfo
 from speedbench.core.records import RequestRecord
@@ -41,7 +43,6 @@ async def measure_point(
 ) -> tuple[SpecDecodeCounters | None, PointRun | None, SpecDecodeCounters | None]:
     """Run the point; returns (counters after warm-up, the run or None if the guard stopped it, counters
     at the end or None)."""
-    import aiohttp
 
     snap: dict[str, SpecDecodeCounters | None] = {}
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60), headers=headers) as session:
@@ -63,8 +64,6 @@ async def measure_point(
 
 
 async def scrape_counters(adapter: EngineAdapter, session, base_url: str) -> SpecDecodeCounters | None:
-    import aiohttp
-
     try:
         return await adapter.scrape_counters(session, base_url)
     except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as e:
@@ -96,7 +95,6 @@ async def probe_sd(
     """The attached server's own SD evidence from a few requests sent one at a time before any point: the
     delta of its global counters (when it exposes them) and every per-request SD record the stream carried;
     and whether its /metrics exports SD counters at all (None: /metrics could not be read)."""
-    import aiohttp
 
     probe = replace(
         plan,

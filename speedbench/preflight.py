@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from speedbench.config import ConfigError
+from speedbench.engines.server import port_is_free
 
 if TYPE_CHECKING:
     from speedbench.config import EngineConfig, SDConfig
@@ -75,8 +76,6 @@ def check_context(prompt_lens: Sequence[int], output_len: int, limit: tuple[int,
 
 
 def check_port(host: str, port: int | None) -> None:
-    from speedbench.engines.server import port_is_free
-
     if port is not None and not port_is_free(host, port):
         raise ConfigError(f"port {port} on {host} is already in use; pick another with --port (or omit it)")
 

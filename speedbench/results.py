@@ -33,6 +33,9 @@ from speedbench.core.documents import (
     RecommendationDocument,
 )
 from speedbench.core.records import RequestRecord
+from speedbench.metrics.point_doc import PointDoc
+from speedbench.metrics.speedup import speedup_rows
+from speedbench.metrics.summary import point_from_dict
 
 
 class ResultsError(ConfigError):
@@ -41,7 +44,6 @@ class ResultsError(ConfigError):
 
 def document_models() -> dict[str, type[BaseModel]]:
     """File name -> the model of that results document (docs/schema/<stem>.schema.json is generated from it)."""
-    from speedbench.metrics.point_doc import PointDoc  # numpy and the metrics: only when a point is written
 
     return {
         "manifest.json": Manifest,
@@ -207,9 +209,8 @@ class ResultsDir:
         atomic_write_text(self.path / name, text)
 
     def write_tables(self) -> None:
+        # pandas (~270 ms) only here: the report readers, the API and resume import this module to read
         import pandas as pd
-
-        from speedbench.metrics.speedup import speedup_rows
 
         rows = self.summary_rows()
         if not rows:
@@ -263,8 +264,6 @@ class ResultsDir:
         return [d for i, d in enumerate(out) if last[d.get("point_id")] == i]
 
     def summary_rows(self) -> list[dict]:
-        from speedbench.metrics.summary import point_from_dict
-
         return [point_from_dict(p).to_row() for p in self.points()]
 
     def records(self, point_id: str) -> list[RequestRecord]:

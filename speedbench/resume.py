@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from speedbench.config import BenchmarkConfig, ConfigError
+from speedbench.config import BenchmarkConfig, ConfigError, ContainerConfig, CostConfig, TelemetryConfig
 from speedbench.core.documents import point_complete
 from speedbench.results import ResultsDir, repair_jsonl_tail
 
@@ -29,7 +29,6 @@ class ResumeError(ConfigError):
 def _added_later() -> dict[tuple[str, ...], Any]:
     """Config fields newer than some results folders: at their defaults they hash as if absent, so a
     folder written before they existed can still be resumed."""
-    from speedbench.config import ContainerConfig, CostConfig, TelemetryConfig
 
     return {
         ("telemetry",): TelemetryConfig().model_dump(mode="json"),

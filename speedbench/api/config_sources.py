@@ -33,6 +33,7 @@ from pydantic import BaseModel, ValidationError
 from speedbench.config import (
     BenchmarkConfig,
     ConfigError,
+    SDConfig,
     cli_flags,
     deep_merge,
     expand_draft_lengths,
@@ -43,6 +44,7 @@ from speedbench.config import (
     parse_sd_list,
     unwrap_optional,
 )
+from speedbench.quality.draft_plan import describe, plan_draft_lengths
 
 ENV_PREFIX = "SPEEDBENCH_"
 LEGACY_ENGINE_PYTHON = "SPEEDBENCH_ENGINE_PYTHON"  # older spelling of SPEEDBENCH_ENGINE__PYTHON
@@ -150,7 +152,7 @@ def flag_layer(
     from the ``CLIFlag`` declared on the schema (``model``, default BenchmarkConfig). ``draft_length`` without
     ``sd_spec`` rewrites the lower layers' SD list."""
     layer = ConfigLayer("flags")
-    for spec in cli_flags(model):
+    for spec in cli_flags(model or BenchmarkConfig):
         value = flags.get(spec.dest)
         if value is None:
             continue
@@ -176,9 +178,6 @@ def flag_layer(
     if flags.get("draft_lengths"):
         sds = layer.values.get("sd") or base_sd or [{"method": "off"}, {"method": "ngram"}]
         if str(flags["draft_lengths"]).strip().lower() == "auto":
-            from speedbench.config import SDConfig
-            from speedbench.quality.draft_plan import describe, plan_draft_lengths
-
             default_k = SDConfig.model_fields["num_speculative_tokens"].default
             configured = sorted(
                 {int(s.get("num_speculative_tokens") or default_k) for s in sds if s.get("method", "off") != "off"}

@@ -15,13 +15,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from speedbench.config import ConfigError
+from speedbench.metrics.summary import point_from_dict
+from speedbench.report.comparable import check_comparable
 from speedbench.results import ResultsDir
 
 
 def merge_results(paths: Sequence[str | Path], out: str | Path, allow_generation_mismatch: bool = False) -> Path:
     """Raises ConfigError for a bad folder, NotComparable (a ReportError) for folders that must not be merged."""
-    from speedbench.metrics.summary import point_from_dict
-    from speedbench.report.comparable import check_comparable
 
     dirs = [ResultsDir.open(p) for p in paths]
     if len(dirs) < 1:

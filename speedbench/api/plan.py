@@ -15,7 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from speedbench.api.config_sources import resolve_config
+from speedbench.api.merge import merge_results
 from speedbench.config import BenchmarkConfig, ConfigError, parse_isl, parse_sd_list
+from speedbench.engines.container import image_of
+from speedbench.runner import BenchmarkRunner
 
 # SPEED-Bench's grid (speed-bench-reference.md): qualitative at natural length + throughput ISL buckets.
 SPEED_BENCH_ISL: list[str | None] = [None, "1k", "2k", "8k", "16k", "32k"]
@@ -83,7 +87,6 @@ def expand_matrix(
 ) -> list[PlannedJob]:
     """Jobs for the matrix. ``resolve_kwargs`` (config_file, flags, environ, ...) go to ``resolve_config``
     for each preset, so a job's config has the same precedence as a single sweep's."""
-    from speedbench.api.config_sources import resolve_config
 
     resolve = resolve or resolve_config
     jobs: list[PlannedJob] = []
@@ -107,8 +110,6 @@ def expand_matrix(
                     except Exception as e:  # pydantic's message, one line
                         raise ConfigError(f"job {engine}/{preset}/{isl_spec}/{sd}: {e}") from None
                     if cfg.engine.launcher != "venv":  # every job's image pinned before anything is submitted
-                        from speedbench.engines.container import image_of
-
                         image_of(cfg.engine)
                     label = cfg.sd[0].label
                     job_id = _slug(f"{engine}-{preset or 'config'}-isl{isl or 'natural'}-{label}")
@@ -129,7 +130,6 @@ def job_dir(job: PlannedJob) -> Path:
 
 def run_job(config: Mapping[str, Any], results_dir: str, dry_run: bool = False) -> str:
     """What one cluster job executes (module-level so submitit can pickle it by reference)."""
-    from speedbench.runner import BenchmarkRunner
 
     cfg = BenchmarkConfig.model_validate(dict(config))
     runner = BenchmarkRunner(cfg, progress=False)
@@ -158,7 +158,7 @@ def submit(jobs: Sequence[PlannedJob], opts: SubmitOptions) -> list[tuple[Planne
     # logger: ours, and under click's CliRunner the caller's own stderr.  NOCONFIG (its documented switch)
     # leaves logging to the application; its records still reach our handler.
     os.environ.setdefault("SUBMITIT_LOG_LEVEL", "NOCONFIG")
-    try:
+    try:  # the [slurm] extra, needed only to submit
         import submitit
     except ImportError:
         raise ConfigError("job submission needs submitit: pip install 'speedbench[slurm]'") from None
@@ -184,7 +184,6 @@ def submit(jobs: Sequence[PlannedJob], opts: SubmitOptions) -> list[tuple[Planne
 
 def wait_and_merge(submitted: Sequence[tuple[PlannedJob, Any]], merged_dir: str | Path) -> dict[str, Path]:
     """Wait for every job, then merge each group's folders into ``merged_dir/<group>``."""
-    from speedbench.api.merge import merge_results
 
     groups: dict[str, list[str]] = {}
     for job, sj in submitted:

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from speedbench.config import expand_path
+from speedbench.data.prompts import BUNDLED_SPLITS
+from speedbench.data.splits import SPEED_PREFIX
 
 # dotted field -> why the body may not set it
 OPERATOR_ONLY = {
@@ -91,7 +93,4 @@ def _paths(body: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
 
 
 def _is_split_name(split: str) -> bool:
-    from speedbench.data.prompts import BUNDLED_SPLITS
-    from speedbench.data.splits import SPEED_PREFIX
-
     return split in BUNDLED_SPLITS or split == "throughput" or split.startswith(SPEED_PREFIX)

@@ -6,7 +6,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from speedbench.config import BenchmarkConfig
+from speedbench.api.config_sources import resolve_config
+from speedbench.config import BenchmarkConfig, deep_merge
+from speedbench.metrics.category import category_acceptance
+from speedbench.metrics.speedup import speedup_rows
+from speedbench.metrics.summary import point_from_dict
+from speedbench.results import ResultsDir
+from speedbench.runner import Speedup, SweepResult
 
 
 def load_config(
@@ -22,8 +28,6 @@ def load_config(
     ``load_config(preset="cpu-demo", load={"concurrency": [1, 2]})`` — sections are nested dicts merged over
     the lower layers (so ``load={...}`` changes only the keys it names).
     """
-    from speedbench.api.config_sources import resolve_config
-    from speedbench.config import deep_merge
 
     over = deep_merge(dict(overrides or {}), sections)
     return resolve_config(
@@ -37,11 +41,6 @@ def load_config(
 
 def load_result(path: str | Path):
     """Rebuild the typed ``SweepResult`` of any results folder (finished, interrupted or merged)."""
-    from speedbench.metrics.category import category_acceptance
-    from speedbench.metrics.speedup import speedup_rows
-    from speedbench.metrics.summary import point_from_dict
-    from speedbench.results import ResultsDir
-    from speedbench.runner import Speedup, SweepResult
 
     rd = ResultsDir.open(path)
     manifest = rd.manifest_doc()

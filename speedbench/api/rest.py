@@ -20,14 +20,19 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import uvicorn
 from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
+from starlette.middleware.cors import CORSMiddleware
 
 from speedbench.api.access import HEALTH_PATH, RequestGuard, is_loopback
+from speedbench.api.config_sources import resolve_config
 from speedbench.api.policy import Forbidden, SubmitPolicy
 from speedbench.api.runs import RunManager
-from speedbench.config import BenchmarkConfig, ConfigError
+from speedbench.config import BenchmarkConfig, ConfigError, load_config_file
+from speedbench.report.load import ReportError
+from speedbench.report.render import report_output
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +95,6 @@ def _add_guards(app: FastAPI, token: str, allow_origins: Sequence[str], loopback
     """The bearer token, host and origin checks (speedbench.api.access); CORS for the origins listed."""
     app.add_middleware(RequestGuard, token=token, allow_origins=allow_origins, loopback_only_hosts=loopback_only_hosts)
     if allow_origins:  # outermost: answers the browser's preflight for the origins the operator listed
-        from starlette.middleware.cors import CORSMiddleware
-
         app.add_middleware(
             CORSMiddleware,
             allow_origins=list(allow_origins),
@@ -124,7 +127,6 @@ def _runs_router(manager: RunManager, policy: SubmitPolicy, service_config: str 
             policy.check(body)
         except Forbidden as e:
             raise HTTPException(403, str(e)) from None
-        from speedbench.api.config_sources import resolve_config
 
         try:
             cfg = resolve_config(
@@ -202,8 +204,6 @@ def _reports_router(manager: RunManager) -> APIRouter:
 def _report(
     paths: list[Path], fmt: str, kind: str, labels: list[str] | None = None, allow_generation_mismatch: bool = False
 ) -> Response:
-    from speedbench.report.load import ReportError
-    from speedbench.report.render import report_output
 
     try:
         res = report_output(paths, fmt, None, kind, labels, allow_generation_mismatch=allow_generation_mismatch)
@@ -250,8 +250,6 @@ def serve_api(
         if not Path(d).is_dir():
             raise ConfigError(f"not a folder: {d}")
     if service_config:
-        from speedbench.config import load_config_file
-
         load_config_file(service_config)  # a bad file fails at start, not on the first request
     if not token:
         token = secrets.token_urlsafe(32)
@@ -261,7 +259,6 @@ def serve_api(
             token,
         )
     policy = SubmitPolicy(tuple(Path(r) for r in allow_roots), tuple(Path(p) for p in preset_dirs))
-    import uvicorn
 
     app = create_app(
         output_dir,

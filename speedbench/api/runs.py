@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from speedbench.config import BenchmarkConfig, ConfigError
+from speedbench.core.documents import manifest_status
 from speedbench.core.point_id import planned_points
-from speedbench.results import new_run_dir
+from speedbench.results import ResultsDir, new_run_dir
+from speedbench.runner import BenchmarkRunner
 
 log = logging.getLogger(__name__)
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # a folder name, never a path
@@ -75,8 +77,6 @@ class RunState:
 
 def disk_info(path: Path) -> dict[str, Any] | None:
     """Status of a results folder written by anyone (CLI, an earlier service, a merge)."""
-    from speedbench.core.documents import manifest_status
-    from speedbench.results import ResultsDir
 
     try:
         rd = ResultsDir.open(path)
@@ -111,8 +111,6 @@ class RunManager:
 
     def _factory(self):
         if self._runner_factory is None:
-            from speedbench.runner import BenchmarkRunner
-
             self._runner_factory = BenchmarkRunner
         return self._runner_factory
 

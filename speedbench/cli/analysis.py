@@ -10,6 +10,11 @@ from pathlib import Path
 import click
 
 from speedbench.cli import _fail, main
+from speedbench.config import ConfigError
+from speedbench.quality.render import QUALITY_COLUMNS, RECOMMEND_COLUMNS, VALIDATION_COLUMNS, render_rows
+
+# Lazy in the commands (rule: speedbench.cli): report.load/render ~145 ms, quality_report ~195 ms,
+# gamma_report ~150 ms, results ~135 ms (numpy through the metrics).
 
 _FORMATS = ["table", "md", "csv", "json", "html"]
 
@@ -17,7 +22,6 @@ _FORMATS = ["table", "md", "csv", "json", "html"]
 @contextlib.contextmanager
 def _one_line(what) -> Iterator[None]:
     """A results folder that cannot be read or a destination that cannot be written: one line, exit 2."""
-    from speedbench.config import ConfigError
     from speedbench.report.load import ReportError
 
     try:
@@ -93,7 +97,6 @@ def compare(results, fmt, out, labels, allow_generation_mismatch) -> None:
 def quality(results, bertscore, bertscore_model, bertscore_layers, fmt) -> None:
     """Equivalence of SD-on outputs to SD off, next to AL, and BLEU/ROUGE-L/BERTScore; writes quality.json."""
     from speedbench.quality.quality_report import QualityError, write_quality
-    from speedbench.quality.render import QUALITY_COLUMNS, render_rows
 
     _need_results(results)
     with _one_line(results):
@@ -117,7 +120,6 @@ def quality(results, bertscore, bertscore_model, bertscore_layers, fmt) -> None:
 def recommend(results, fmt, validation) -> None:
     """Draft length per category and concurrency with its modeled speedup; writes recommendation.json."""
     from speedbench.quality.gamma_report import write_gamma
-    from speedbench.quality.render import RECOMMEND_COLUMNS, VALIDATION_COLUMNS, render_rows
 
     _need_results(results)
     with _one_line(results):

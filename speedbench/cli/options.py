@@ -7,6 +7,8 @@ import logging
 import click
 from pydantic import BaseModel
 
+from speedbench.api.config_sources import resolve_config
+from speedbench.config import BenchmarkConfig
 from speedbench.config.cli_flag import FlagSpec, cli_flags
 
 
@@ -27,7 +29,8 @@ class ConsoleHandler(logging.Handler):
         self.setFormatter(_Formatter())
 
     def emit(self, record: logging.LogRecord) -> None:
-        from speedbench.core.console import stderr_console  # rich loads with the first message, not the CLI
+        # rich (~12 ms) loads with the first message, not with every start (rule: speedbench.cli)
+        from speedbench.core.console import stderr_console
 
         try:
             stderr_console().print(self.format(record), style=self.STYLES.get(record.levelno))
@@ -80,7 +83,7 @@ def field_option(spec: FlagSpec):
 def config_options(command: str, model: type[BaseModel] | None = None):
     """The flags of a config-taking command (sweep, config show, plan): --config, --preset, one flag per
     schema field that declares a ``CLIFlag`` for this command (speedbench.config.cli_flag), --sd, --draft-length."""
-    options = [*_SOURCE_OPTIONS, *(field_option(s) for s in cli_flags(model, command)), *_SD_OPTIONS]
+    options = [*_SOURCE_OPTIONS, *(field_option(s) for s in cli_flags(model or BenchmarkConfig, command)), *_SD_OPTIONS]
 
     def decorate(f):
         for opt in reversed(options):
@@ -92,7 +95,6 @@ def config_options(command: str, model: type[BaseModel] | None = None):
 
 def resolve_from_flags(config_file, preset, sd_spec, draft_length, flags, base=None, base_name="base"):
     """defaults < preset < config file < SPEEDBENCH_* env < flags (see speedbench.api.config_sources)."""
-    from speedbench.api.config_sources import resolve_config
 
     return resolve_config(
         preset=preset,

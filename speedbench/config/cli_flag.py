@@ -82,13 +82,10 @@ def unwrap_optional(ann: Any) -> Any:
     return ann
 
 
-def cli_flags(model: type[BaseModel] | None = None, command: str | None = None) -> list[FlagSpec]:
-    """Every flag declared on ``model`` (default: BenchmarkConfig) and its nested sections, in field order;
+def cli_flags(model: type[BaseModel], command: str | None = None) -> list[FlagSpec]:
+    """Every flag declared on ``model`` (usually BenchmarkConfig, which callers pass: benchmark.py builds its
+    fields with this module's CLIFlag, so this module cannot import it) and its nested sections, in field order;
     with ``command``, only the flags that command takes.  Two fields claiming one flag or dest are an error."""
-    if model is None:
-        from speedbench.config.benchmark import BenchmarkConfig
-
-        model = BenchmarkConfig
     specs = _walk(model, "")
     for attr in ("flag", "dest"):
         seen: dict[str, str] = {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import sys
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 
@@ -125,8 +126,6 @@ class EngineConfig(_Strict):
     @field_validator("endpoint")
     @classmethod
     def _endpoint_url(cls, v: str | None) -> str | None:
-        from urllib.parse import urlsplit
-
         if v is None:
             return v
         if not re.match(r"^https?://[^/\s]+", v):

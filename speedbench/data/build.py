@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -103,7 +104,7 @@ def load_manifest(path: Path) -> Manifest:
 
 def _read_rows(src: SourceSpec, base: Path) -> tuple[list[dict], str]:
     if src.hf:
-        try:
+        try:  # the [hf] extra, needed only for hub sources
             import datasets
         except ImportError:
             raise ConfigError(
@@ -118,8 +119,6 @@ def _read_rows(src: SourceSpec, base: Path) -> tuple[list[dict], str]:
     if not p.is_file():
         raise ConfigError(f"source file not found: {p}")
     if p.suffix == ".parquet":
-        import pyarrow.parquet as pq
-
         return pq.read_table(p).to_pylist(), p.name
     opener = gzip.open if p.suffix == ".gz" else open
     with opener(p, "rt", encoding="utf-8") as fh:

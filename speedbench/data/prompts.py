@@ -109,6 +109,8 @@ def read_jsonl_prompts(path: Path) -> list[Prompt]:
 
 
 def read_parquet_prompts(path: Path) -> list[Prompt]:
+    # pyarrow (~110 ms to import) only for parquet splits: the data package is imported by the runner, the
+    # report readers and the API, and the bundled splits are JSONL
     import pyarrow.parquet as pq
 
     try:

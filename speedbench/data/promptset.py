@@ -129,6 +129,7 @@ def turn_ids_digest(ids: Sequence[int]) -> str:
 
 
 def write_prompt_set(pset: PromptSet, path: Path) -> None:
+    # pyarrow (~110 ms) in the two parquet functions: this module is imported by every load client process
     import pyarrow as pa
     import pyarrow.parquet as pq
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from speedbench.config import ConfigError
 from speedbench.data.prompts import CATEGORIES, Prompt
+from speedbench.data.tokenization import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +137,7 @@ def resolve_source(source: str | None, config: str) -> tuple[str, list[Path]]:
 def load_rows(source: str | None, config: str) -> list[dict]:
     kind, files = resolve_source(source, config)
     if kind == "local":
+        # pyarrow (~110 ms) only for local files: splits.py imports this module for every split lookup
         import pyarrow.parquet as pq
 
         rows: list[dict] = []
@@ -168,7 +170,6 @@ def load_speed_bench(source: str | None, config: str, placeholders: str = "error
 
 def source_digest(source: str | None, config: str) -> str | None:
     """sha256 of the local files, or None for a hub source (then the loaded rows are hashed instead)."""
-    from speedbench.data.tokenization import sha256_file
 
     kind, files = resolve_source(source, config)
     if kind != "local":

@@ -15,6 +15,7 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ import numpy as np
 
 from speedbench.config import ConfigError
 from speedbench.data.overlap import BOUND, spread_pick
+from speedbench.data.pool_build import FetchError, ensure_full_pool
 from speedbench.data.prompts import DATASETS_DIR
 from speedbench.data.tasks import SEP, instruction_for
 from speedbench.data.tokenization import Wrapper, encode_batch, sha256_file
@@ -82,9 +84,6 @@ def pool_path(pool: str = "bundled") -> Path:
     """The pool file: the bundled one, or the full one (built once from pinned artifacts, then cached)."""
     if pool == "bundled":
         return POOL_PATH
-    import os
-
-    from speedbench.data.pool_build import FetchError, ensure_full_pool
 
     root = Path(os.environ.get("SPEEDBENCH_CACHE") or Path.home() / ".cache" / "speedbench") / "pool"
     try:

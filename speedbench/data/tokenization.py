@@ -40,7 +40,8 @@ def load_tokenizer(path: str):
 
 @lru_cache(maxsize=4)
 def _load_tokenizer(path: str, stamp: tuple):
-    from transformers import AutoTokenizer  # lazy: keeps `--help` fast
+    # transformers costs ~0.5 s to import; only loading a tokenizer needs it, not importing the data package
+    from transformers import AutoTokenizer
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()  # "PyTorch was not found" is expected: we only tokenize

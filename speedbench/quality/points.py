@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from speedbench.config import ConfigError
 from speedbench.core.point_id import repeat_of
 from speedbench.core.records import RequestRecord
+from speedbench.data.prompts import load_split
 from speedbench.results import ResultsDir
 
 
@@ -60,8 +62,6 @@ def off_reference(points: list[PointData], on: PointData) -> PointData | None:
 
 def dataset_references(manifest: dict) -> dict[str, str]:
     """prompt id -> the split's reference answer, for splits whose rows carry ``reference``."""
-    from speedbench.config import ConfigError
-    from speedbench.data.prompts import load_split
 
     data = (manifest.get("config") or {}).get("data") or {}
     try:

@@ -6,6 +6,8 @@ import logging
 from pathlib import Path
 
 from speedbench.config import BenchmarkConfig
+from speedbench.quality.gamma_report import write_gamma
+from speedbench.quality.quality_report import write_quality
 
 log = logging.getLogger(__name__)
 
@@ -15,9 +17,6 @@ def write_post_sweep(path: Path, cfg: BenchmarkConfig) -> None:
     if not (any(s.enabled for s in cfg.sd) and any(not s.enabled for s in cfg.sd)):
         return
     try:
-        from speedbench.quality.gamma_report import write_gamma
-        from speedbench.quality.quality_report import write_quality
-
         write_quality(
             path,
             bertscore=cfg.quality.bertscore,

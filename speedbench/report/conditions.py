@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from speedbench.core.point_id import repeat_of
 from speedbench.quality.equivalence import length_differences
-from speedbench.report.sections import Section
+from speedbench.report.cells import Section
 
 LENGTH_NOTE = (
     "Same prompt, same concurrency (and repeat). Greedy SD should stop where SD off stops; a prompt "

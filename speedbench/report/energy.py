@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from speedbench.report.cells import Section, fmt, isl_text, point_order
+
 RATIO_NOTE = (
     "tok/J ratio = SD-on / SD-off output tokens per joule (> 1x: SD saves energy per token); cost ratio "
     "= SD-on / SD-off $ per million output tokens (< 1x: SD is cheaper per token); n/a = no GPU "
@@ -19,14 +21,10 @@ ENERGY_NOTE = (
 
 
 def _na(v, spec: str) -> str:
-    from speedbench.report.sections import fmt
-
     return "n/a" if v is None else fmt(v, spec)
 
 
 def energy_cost(rows: Sequence[dict], speedup_rows: Sequence[dict], multi_run: bool):
-    from speedbench.report.sections import Section, isl_text
-
     sp = {(s["run"], s["engine"], s["isl"], s["concurrency"], s["sd_label"]): s for s in speedup_rows}
     headers = (["run"] if multi_run else []) + [
         "engine",
@@ -41,17 +39,7 @@ def energy_cost(rows: Sequence[dict], speedup_rows: Sequence[dict], multi_run: b
         "tok/J ratio",
         "cost ratio",
     ]
-    order = sorted(
-        rows,
-        key=lambda r: (
-            r.get("run") or "",
-            r["engine"],
-            r["isl"] or 0,
-            r["sd_method"] != "off",
-            r["sd_label"],
-            r["concurrency"],
-        ),
-    )
+    order = sorted(rows, key=point_order)
     body = []
     for r in order:
         s = sp.get((r.get("run"), r["engine"], r["isl"], r["concurrency"], r["sd_label"]), {})

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 from datetime import datetime, timezone
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +30,6 @@ TABLES = {
 
 def _version() -> str:
     try:
-        from importlib.metadata import version
-
         return version("speedbench")
     except Exception:  # running from a source tree without metadata
         return "unknown"
@@ -99,6 +98,7 @@ def dumps(doc: dict) -> str:
 
 def write_tables(data, out_dir: Path, formats=("csv", "parquet")) -> list[Path]:
     """Write every non-empty table as CSV and parquet under out_dir; returns the written paths."""
+    # pandas (~270 ms) in the two functions that write tables: render imports this module for every format
     import pandas as pd
 
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -8,8 +8,10 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from speedbench.report.cells import Section
 from speedbench.report.plots import Plot
-from speedbench.report.sections import Section
 
 # Which plot sits with which section (a plot with no section here goes to the "More plots" block).
 PLOT_PLACE = {
@@ -22,8 +24,6 @@ PLOT_PLACE = {
 
 
 def _env():
-    from jinja2 import Environment, PackageLoader, select_autoescape
-
     return Environment(
         loader=PackageLoader("speedbench.report", "templates"),
         autoescape=select_autoescape(["html", "j2"]),

@@ -10,12 +10,14 @@ from functools import cached_property
 from pathlib import Path
 
 from speedbench.core.records import OK, RequestRecord
+from speedbench.metrics import request as rq
 from speedbench.metrics.category import (
     category_acceptance,
     mean_over_categories,
     ordered_categories,
     overall_acceptance,
 )
+from speedbench.metrics.summary import point_from_dict, point_spread
 from speedbench.report import analysis as an
 from speedbench.results import ResultsDir, ResultsError
 
@@ -54,8 +56,6 @@ class Run:
 
     @cached_property
     def rows(self) -> list[dict]:
-        from speedbench.metrics.summary import point_from_dict, point_spread
-
         model, tp = model_name(self.manifest), tp_size(self.manifest)
         out = []
         for p in self.points:
@@ -250,7 +250,6 @@ class ReportData:
     def request_rows(self) -> list[dict]:
         """Flat per-request table (one row per record, measured and warm-up) for pandas."""
         out = []
-        from speedbench.metrics import request as rq
 
         for run in self.runs:
             for row in run.rows:

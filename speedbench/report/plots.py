@@ -7,7 +7,9 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from speedbench.report.sections import isl_text
+from speedbench.report.cells import isl_text, point_order
+
+# matplotlib (the [report] extra) is imported in the functions, only after available() found it.
 
 PERCENTILES = ("p50", "p90", "p95", "p99")
 
@@ -226,10 +228,7 @@ LINESTYLES = {"p50": "-", "p90": "-.", "p95": "--", "p99": ":"}
 
 
 def latency_plot(data) -> Plot | None:
-    rows = sorted(
-        data.rows,
-        key=lambda r: (r["run"], r["engine"], r["isl"] or 0, r["sd_method"] != "off", r["sd_label"], r["concurrency"]),
-    )
+    rows = sorted(data.rows, key=point_order)
     if not rows:
         return None
     with_isl = len({x["isl"] for x in rows}) > 1

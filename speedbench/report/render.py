@@ -7,8 +7,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rich.console import Console
+
+from speedbench.report import plots as pl
+from speedbench.report.cells import Section
+from speedbench.report.comparable import check_comparable
+from speedbench.report.compare import compare_rows, compare_section
+from speedbench.report.export import dumps, report_document, summary_csv, write_tables
+from speedbench.report.html import render_html
 from speedbench.report.load import ReportData
-from speedbench.report.sections import Section, build_sections
+from speedbench.report.sections import build_sections
+from speedbench.report.table import PIPE_WIDTH, render_sections_markdown, render_sections_terminal
 
 FORMATS = ("table", "md", "csv", "json", "html")
 DEFAULT_NAMES = {
@@ -60,8 +69,6 @@ def render(
         out_dir.mkdir(parents=True, exist_ok=True)
     plots = []
     if fmt == "html" or to_dir:
-        from speedbench.report import plots as pl
-
         plots = pl.make_plots(data)
         if not pl.available():
             res.warnings.append("matplotlib is not installed: no plots (pip install 'speedbench[report]')")
@@ -71,20 +78,12 @@ def render(
         if target is None:
             return res  # printed straight to the terminal
     elif fmt == "md":
-        from speedbench.report.table import render_sections_markdown
-
         text = render_sections_markdown(sections, _title(data, kind))
     elif fmt == "csv":
-        from speedbench.report.export import summary_csv
-
         text = summary_csv(data)
     elif fmt == "json":
-        from speedbench.report.export import dumps, report_document
-
         text = dumps(report_document(data, kind, compare_rows))
     elif fmt == "html":
-        from speedbench.report.html import render_html
-
         note = None if plots else "No plots: matplotlib is not installed (pip install 'speedbench[report]')."
         text = render_html(sections, plots, data.runs, _title(data, kind), note)
         if target is None:
@@ -98,8 +97,6 @@ def render(
     target.write_text(text, encoding="utf-8")
     res.written.append(target)
     if out_dir is not None:
-        from speedbench.report.export import write_tables
-
         res.written += write_tables(data, out_dir)
         for p in plots:
             (out_dir / "plots").mkdir(exist_ok=True)
@@ -119,8 +116,6 @@ def report_output(
     """What `speedbench report/compare` and REST ``/runs/{id}/report`` / ``/compare`` return, built once.
 
     Raises ReportError (NotComparable when `compare` is refused by speedbench.report.comparable)."""
-    from speedbench.report.comparable import check_comparable
-    from speedbench.report.compare import compare_rows, compare_section
 
     data = ReportData.load(paths, labels)
     lead, rows, allowed = [], None, []
@@ -136,10 +131,6 @@ def report_output(
 
 
 def _terminal_text(sections: Sequence[Section], to_file: bool) -> str:
-    from rich.console import Console
-
-    from speedbench.report.table import PIPE_WIDTH, render_sections_terminal
-
     if not to_file:
         render_sections_terminal(sections)
         return ""

@@ -1,16 +1,17 @@
-"""Report sections as plain tables (title, headers, string cells, note), rendered alike to terminal/md/HTML."""
+"""The report's sections in reading order (headline, performance, crossover, categories, positions, turns, documents)
+built from a ReportData; the table type and cell formatting are in speedbench.report.cells."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from speedbench.core.point_id import repeat_of
-from speedbench.metrics.flags import point_flags
 from speedbench.report import analysis as an
+from speedbench.report import conditions as cond
+from speedbench.report.cells import Section, fmt, interval_cell, isl_text, ok_cell, point_order, value_cell
 from speedbench.report.energy import RATIO_NOTE, energy_cost
+from speedbench.report.load import EXTRA_SECTIONS
 
 AL_NOTES = {
     "category_tokens_per_step": "tok/step pooled = Σ output tokens / Σ streamed steps of the category's requests, "
@@ -46,52 +47,6 @@ POS_NOTE = (
 )
 
 
-@dataclass
-class Section:
-    key: str
-    title: str
-    headers: list[str]
-    rows: list[list[str]]
-    note: str = ""
-    left: set[int] = field(default_factory=set)  # indices of left-aligned (text) columns
-
-
-def fmt(v: Any, spec: str = "{:.2f}") -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "-"
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        return str(v)
-    return spec.format(v)
-
-
-def isl_text(isl: int | None) -> str:
-    return "native" if isl is None else str(isl)
-
-
-def ok_cell(r: dict) -> str:
-    """ok/sent, what did not end ok (failed, cancelled, never sent), and the point's flags."""
-    cell = f"{r['ok']}/{r['sent']}"
-    extra = [
-        f"{r[k]} {label}"
-        for k, label in (("failed", "failed"), ("cancelled", "cancelled"), ("not_sent", "unsent"))
-        if r.get(k)
-    ]
-    if extra:
-        cell += f" ({', '.join(extra)})"
-    tags = [t for t, _ in point_flags(r) if not t.endswith(" NOT OK")]  # counted in the brackets already
-    return " ".join([cell] + tags)
-
-
-def interval_cell(v: Any, lo: Any, hi: Any, spec: str = "{:.2f}", unit: str = "") -> str:
-    """'1.03x [0.95–1.12]'; the bare value when there is no interval."""
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "-"
-    text = spec.format(v) + unit
-    if lo is None or hi is None:
-        return text
-    return f"{text} [{spec.format(lo)}–{spec.format(hi)}]"
-
-
 def performance(rows: Sequence[dict], speedup_rows: Sequence[dict], multi_run: bool) -> Section:
     sp = {
         (s["run"], s["engine"], s["isl"], s["concurrency"], s["sd_label"], s.get("repeat", 1)): s for s in speedup_rows
@@ -120,18 +75,7 @@ def performance(rows: Sequence[dict], speedup_rows: Sequence[dict], multi_run: b
     if not per_gpu:
         headers.remove("out/GPU")
     body = []
-    order = sorted(
-        rows,
-        key=lambda r: (
-            r.get("run") or "",
-            r["engine"],
-            r["isl"] or 0,
-            r["sd_method"] != "off",
-            r["sd_label"],
-            r["concurrency"],
-            r.get("point_id") or "",
-        ),
-    )
+    order = sorted(rows, key=lambda r: (*point_order(r), r.get("point_id") or ""))  # repeats by point id
     for r in order:
         s = sp.get(
             (r.get("run"), r["engine"], r["isl"], r["concurrency"], r["sd_label"], repeat_of(r.get("point_id", ""))), {}
@@ -283,21 +227,11 @@ def generic(key: str, title: str, doc: Any) -> Section:
     headers: list[str] = []
     for r in rows:
         headers += [k for k in r if k not in headers]
-    body = [[_cell(r.get(h)) for h in headers] for r in rows]
+    body = [[value_cell(r.get(h)) for h in headers] for r in rows]
     notes = doc.get("notes") or []
     note = notes if isinstance(notes, str) else " ".join(str(n) for n in notes)
     left = {i for i, h in enumerate(headers) if any(isinstance(r.get(h), str) for r in rows)}
     return Section(key, title, headers, body, note, left=left)
-
-
-def _cell(v: Any) -> str:
-    if isinstance(v, float):
-        return fmt(v, "{:.4g}")
-    if isinstance(v, (list, tuple)):
-        return ", ".join(_cell(x) for x in v)
-    if isinstance(v, dict):
-        return ", ".join(f"{k}={_cell(x)}" for k, x in v.items())
-    return fmt(v)
 
 
 def headline(data) -> Section:
@@ -386,8 +320,6 @@ def ratio_by_concurrency(group: Sequence[dict], key: str) -> str:
 
 def build_sections(data) -> list[Section]:
     """Every section a report shows, in reading order (ReportData in, Sections out)."""
-    from speedbench.report import conditions as cond
-    from speedbench.report.load import EXTRA_SECTIONS
 
     out = [headline(data)] if data.speedups else []
     perf = performance(data.rows, data.speedups, data.multi_run)

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from rich.console import Console
+from rich.table import Table
+
 from speedbench.report import analysis as an
-from speedbench.report.sections import Section, performance
+from speedbench.report.cells import Section
+from speedbench.report.sections import performance
 
 # When stdout is not a terminal (piped to a file, CI logs) rich would squeeze tables into 80 columns and
 # truncate every cell; wide tables are the point of a benchmark report, so give them room instead.
@@ -13,8 +17,6 @@ PIPE_WIDTH = 240
 
 
 def _console(console=None):
-    from rich.console import Console
-
     if console is not None:
         return console
     c = Console()
@@ -22,8 +24,6 @@ def _console(console=None):
 
 
 def _rich_table(s: Section, title: str | None = None):
-    from rich.table import Table
-
     t = Table(title=title or s.title, header_style="bold", title_justify="left")
     for i, h in enumerate(s.headers):
         t.add_column(h, justify="left" if i in s.left else "right", no_wrap=i not in s.left or i == 0, overflow="fold")

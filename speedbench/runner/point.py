@@ -7,10 +7,13 @@ import logging
 import time
 from typing import Any
 
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
 from speedbench.config import BenchmarkConfig, SDConfig
 from speedbench.core.console import stderr_console
 from speedbench.core.records import RequestRecord
 from speedbench.data.pretokenize import PromptSet
+from speedbench.data.tokenization import encode, load_tokenizer  # cached after the first load
 from speedbench.engines.base import EngineAdapter
 from speedbench.engines.server import ServerProcess
 from speedbench.guard import PointGuard
@@ -144,7 +147,6 @@ class PointRunner:
         """A server that streamed text only and sent no usage: count the output with the tokenizer."""
         if rec.token_source != "text" or rec.completion_tokens is not None or not rec.text:
             return
-        from speedbench.data.tokenization import encode, load_tokenizer  # cached after the first load
 
         rec.completion_tokens = len(encode(load_tokenizer(self.tokenizer_path), rec.text))
         rec.token_source = "tokenizer"
@@ -153,7 +155,6 @@ class PointRunner:
         """A transient progress bar on the console that log lines use (they print above it), or nothing."""
         if not self.progress:
             return contextlib.nullcontext(None)
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         return Progress(
             TextColumn("{task.description}"),

@@ -7,6 +7,7 @@ import logging
 
 from speedbench import preflight
 from speedbench.config import EngineConfig, SDConfig
+from speedbench.engines import container
 from speedbench.engines.base import EngineAdapter
 from speedbench.engines.server import ServerProcess
 from speedbench.load.eventloop import run_async
@@ -40,7 +41,6 @@ def build_server(
             port=port,
             startup_timeout_s=ec.startup_timeout_s,
         )
-    from speedbench.engines import container
 
     files = list(adapter.launch_files(sd, max_concurrency))
     return container.launch(

@@ -17,6 +17,7 @@ from speedbench.data.pretokenize import PromptSet, cache_path, prepare_prompts
 from speedbench.data.turns import NextTurn, last_turn_tokens
 from speedbench.engines import get_adapter
 from speedbench.engines.base import EngineAdapter
+from speedbench.engines.container import check_launch, prepare_sweep
 from speedbench.engines.server import ServerProcess, pick_free_port
 from speedbench.engines.versions import version_of
 from speedbench.env_info import engine_python_versions
@@ -100,7 +101,6 @@ class BenchmarkRunner:
         if cfg.engine.launcher != "venv":
             if cfg.engine.endpoint:
                 raise ConfigError("engine.launcher starts a server; with --endpoint nothing is launched")
-            from speedbench.engines.container import check_launch
 
             check_launch(cfg.engine)  # a pinned image and a runtime on PATH, one clear line otherwise
         if cfg.data.isl:  # every prompt is exactly isl tokens: refuse before building a prompt that cannot fit
@@ -196,8 +196,6 @@ class BenchmarkRunner:
         try:
             with sigterm_as_interrupt():
                 if cfg.engine.launcher != "venv":  # leftovers of a killed harness go; the image pulled, recorded
-                    from speedbench.engines.container import prepare_sweep
-
                     prepare_sweep(cfg.engine, results)
                 for sd in cfg.sd:
                     todo = [

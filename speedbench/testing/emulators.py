@@ -12,6 +12,7 @@ adapters' launch argv can be exercised end to end without the engines.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from pathlib import Path
 
@@ -41,7 +42,6 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], add_help=False)
     ap.add_argument("--engine", choices=sorted(ENGINES), required=True)
     known, rest = ap.parse_known_args(argv)
-    import importlib
 
     return importlib.import_module(ENGINES[known.engine]).main(rest)
 

@@ -13,6 +13,7 @@ Every call appends ``{"argv": [...]}`` to ``$FAKE_RUNTIME_LOG``.  Nothing here s
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -290,8 +291,6 @@ def _images() -> Path:
 
 
 def _image_inspect(args: list[str]) -> int:
-    import hashlib
-
     image = args[-1]
     held = _images().read_text().split() if _images().is_file() else []
     if image not in held:

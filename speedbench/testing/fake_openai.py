@@ -12,11 +12,13 @@ tests can recompute what the harness should report from ``server.log``.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import random
 import socket
 import threading
+import time
 import zlib
 from dataclasses import dataclass, field
 
@@ -263,8 +265,6 @@ class FakeOpenAIServer:
 
 
 def main() -> None:  # python -m speedbench.testing.fake_openai --port 8001 --sd-k 3
-    import argparse
-    import time
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--port", type=int, default=0)

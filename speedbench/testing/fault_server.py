@@ -34,6 +34,8 @@ from pathlib import Path
 
 from aiohttp import web
 
+from speedbench.engines.server import _die_with_parent
+
 FAULT_KINDS = ("disconnect", "malformed", "truncate", "stall", "error_event")
 
 
@@ -306,8 +308,6 @@ def main(argv: list[str] | None = None) -> None:
         time.sleep(a.startup_delay_s)
     child = None
     if a.spawn_child:
-        from speedbench.engines.server import _die_with_parent
-
         # like vLLM's engine core, the worker exits when its parent (the API server) dies
         child = subprocess.Popen(
             [sys.executable, "-c", "import time; time.sleep(3600)"],

@@ -2,7 +2,8 @@
 
 from speedbench.core.acceptance import counters_from_histogram
 from speedbench.core.records import FAILED, RequestRecord
-from speedbench.metrics.category import category_acceptance
+from speedbench.metrics.category import category_acceptance, turn_acceptance
+from tests.metrics.helpers import summarize
 
 
 def rec(cat, chunk_sizes, hist=None, k=3, warmup=False, status="ok"):
@@ -59,9 +60,6 @@ def test_no_measured_records_gives_empty_list():
 
 
 def test_per_turn_acceptance_of_multi_turn_points():
-    from speedbench.metrics.category import turn_acceptance
-    from speedbench.metrics.summary import summarize_point
-
     def turn(t, sizes, hist, prompt_len, **kw):
         r = rec("Writing", sizes, hist=hist, **kw)
         r.turn, r.prompt_len, r.t_first_ns = t, prompt_len, 2_000_000 * t
@@ -81,16 +79,7 @@ def test_per_turn_acceptance_of_multi_turn_points():
     assert t2["ttft_mean_ms"] == 4.0
     # single-turn records: nothing to split
     assert turn_acceptance([r for r in records if r.turn == 1]) == []
-    s = summarize_point(
-        records,
-        point_id="ngram-k3-c1",
-        engine="vllm",
-        sd_label="ngram-k3",
-        sd_method="ngram",
-        draft_length=3,
-        concurrency=1,
-        isl=None,
-    )
+    s = summarize("ngram", 1, records)
     assert [t["turn"] for t in s.per_turn] == [1, 2]
     assert s.tokens_per_step == 22 / 13  # the point itself pools every turn, as SPEED-Bench averages
     row = s.to_row()

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from speedbench.api.config_sources import flag_layer
 from speedbench.cli import main
 from speedbench.cli.options import config_options, resolve_from_flags
-from speedbench.config import CLIFlag, cli_flags
+from speedbench.config import BenchmarkConfig, CLIFlag, cli_flags
 
 SNAPSHOT = Path(__file__).with_name("cli_options_snapshot.json")
 COMMANDS = {"sweep": ("sweep",), "config show": ("config", "show"), "plan": ("plan",)}
@@ -92,7 +92,7 @@ SAMPLE = {"int": ("64", 64), "float": ("2.5", 2.5), "text": ("/x/y", "/x/y")}
 
 
 def _cases():
-    for spec in cli_flags():
+    for spec in cli_flags(BenchmarkConfig):
         if spec.kind == "bool":
             yield pytest.param(spec, [spec.flag], True, id=spec.flag)
             yield pytest.param(spec, [f"--no-{spec.flag[2:]}"], False, id=f"--no-{spec.flag[2:]}")
@@ -122,7 +122,7 @@ def test_every_flag_sets_its_path_and_is_named_as_its_origin(spec, args, expecte
         assert shown["origins"][spec.path] == f"flag {spec.flag}"
     else:  # a sweep-only flag: parsed by sweep's own options, resolved as sweep resolves it
         params = _command(("sweep",)).make_context("sweep", args).params
-        flags = {s.dest: params[s.dest] for s in cli_flags(command="sweep")}
+        flags = {s.dest: params[s.dest] for s in cli_flags(BenchmarkConfig, "sweep")}
         r = resolve_from_flags(None, None, None, None, flags)
         assert _at(r.config.model_dump(mode="json"), spec.path) == expected
         assert r.origin(spec.path) == f"flag {spec.flag}"

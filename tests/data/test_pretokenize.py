@@ -5,6 +5,7 @@ import pytest
 
 from speedbench.config import ConfigError, DataConfig
 from speedbench.data.pretokenize import apply_bos, prepare_prompts, read_prompt_set
+from speedbench.data.prompts import CATEGORIES
 
 
 def test_bos_exactly_once():
@@ -18,19 +19,7 @@ def test_natural_prompts_start_with_one_bos_and_are_cached(gemma_dir, tmp_path):
     cfg = DataConfig(prompts_per_category=1, cache_dir=str(tmp_path))
     ps = prepare_prompts(cfg, str(gemma_dir))
     assert len(ps.prompts) == 11
-    assert {p.category for p in ps.prompts} == {
-        "Coding",
-        "Math",
-        "Humanities",
-        "STEM",
-        "Writing",
-        "Summarization",
-        "Roleplay",
-        "RAG",
-        "Multilingual",
-        "Reasoning",
-        "QA",
-    }
+    assert {p.category for p in ps.prompts} == set(CATEGORIES)
     for p in ps.prompts:
         assert p.token_ids[0] == 2 and p.token_ids[1] != 2
     cached = list(tmp_path.glob("*.parquet"))

@@ -42,17 +42,22 @@ def _group_gone(pgid: int, wait_s: float = 5.0) -> bool:
     return False
 
 
-def test_never_ready_times_out_and_kills_the_whole_group(tmp_path):
-    # parent spawns a child, then both sleep: neither answers health checks
-    code = "import subprocess,sys,time; subprocess.Popen([sys.executable,'-c','import time; time.sleep(60)']); time.sleep(60)"
+def _python_server(code: str, tmp_path, startup_timeout_s: float) -> ServerProcess:
+    """A "server" running ``python -c code`` on a free port, whose health URL nothing answers unless code does."""
     port = pick_free_port()
-    srv = ServerProcess(
+    return ServerProcess(
         [sys.executable, "-c", code],
         tmp_path / "s.log",
         f"http://127.0.0.1:{port}/health",
         port=port,
-        startup_timeout_s=1.5,
+        startup_timeout_s=startup_timeout_s,
     )
+
+
+def test_never_ready_times_out_and_kills_the_whole_group(tmp_path):
+    # parent spawns a child, then both sleep: neither answers health checks
+    code = "import subprocess,sys,time; subprocess.Popen([sys.executable,'-c','import time; time.sleep(60)']); time.sleep(60)"
+    srv = _python_server(code, tmp_path, startup_timeout_s=1.5)
     with pytest.raises(EngineError, match="not ready after"):
         with srv:
             pgid = srv.proc.pid
@@ -62,14 +67,7 @@ def test_never_ready_times_out_and_kills_the_whole_group(tmp_path):
 
 def test_exit_during_startup_reports_code_and_log_tail(tmp_path):
     code = "import sys; print('CUDA out of memory (simulated)'); sys.exit(3)"
-    port = pick_free_port()
-    srv = ServerProcess(
-        [sys.executable, "-c", code],
-        tmp_path / "s.log",
-        f"http://127.0.0.1:{port}/health",
-        port=port,
-        startup_timeout_s=30,
-    )
+    srv = _python_server(code, tmp_path, startup_timeout_s=30)
     with pytest.raises(EngineError) as e:
         with srv:
             srv.wait_ready(poll_s=0.1)

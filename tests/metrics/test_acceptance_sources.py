@@ -10,9 +10,10 @@ import pytest
 from speedbench.core.acceptance import SpecDecodeCounters
 from speedbench.metrics import acceptance as acc
 from speedbench.metrics.flags import point_flags
-from speedbench.metrics.summary import point_from_dict, summarize_point
+from speedbench.metrics.summary import point_from_dict
 from speedbench.results import ResultsDir
 from tests.conftest import make_record
+from tests.metrics.helpers import summarize
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "tests" / "fixtures" / "results" / "vllm-cpu-sample"
@@ -23,17 +24,7 @@ def _sd(drafts, accepted, per_pos, k=3):
 
 
 def _point(records, counters=None):
-    return summarize_point(
-        records,
-        point_id="ngram-k3-c1",
-        engine="vllm",
-        sd_label="ngram-k3",
-        sd_method="ngram",
-        draft_length=3,
-        concurrency=1,
-        isl=None,
-        counters=counters,
-    )
+    return summarize("ngram", 1, records, counters=counters)
 
 
 def test_headline_al_is_the_mean_over_requests_and_the_pooled_figure_stays_beside_it():

@@ -7,6 +7,7 @@ from speedbench.metrics.distribution import distribution
 from speedbench.metrics.speedup import speedup_rows
 from speedbench.metrics.summary import summarize_point
 from tests.conftest import make_record
+from tests.metrics.helpers import speedup_input, summarize
 
 
 def test_request_metric_definitions():
@@ -54,26 +55,12 @@ def test_distribution_percentiles_and_empty():
     assert distribution([]).count == 0 and math.isnan(distribution([None]).mean)
 
 
-def _point(sd_method, conc, records, **kw):
-    return summarize_point(
-        records,
-        point_id=f"{sd_method}-c{conc}",
-        engine="vllm",
-        sd_label=sd_method,
-        sd_method=sd_method,
-        draft_length=3 if sd_method != "off" else None,
-        concurrency=conc,
-        isl=None,
-        **kw,
-    )
-
-
 def test_summary_excludes_warmup_counts_failures_and_uses_the_window():
     recs = [make_record(chunk_tokens=(1, 2, 3, 4), start_ns=i * 10**9, completion_tokens=4) for i in range(3)]
     recs.append(make_record(chunk_tokens=(1,), warmup=True))
     bad = make_record(chunk_tokens=(), start_ns=0)
     bad.status, bad.error_kind = "failed", "http_500"
-    s = _point("off", 2, recs + [bad])
+    s = summarize("off", 2, recs + [bad])
     assert (s.sent, s.ok, s.failed, s.cancelled) == (4, 3, 1, 0)
     assert s.errors_by_kind == {"http_500": 1}
     window = (recs[2].t_end_ns - 0) * 1e-9
@@ -118,18 +105,7 @@ def test_speedup_pairs_sd_on_with_sd_off_at_equal_concurrency():
 
 def test_speedup_pairs_repeats_and_skips_failed_points():
     def row(sd, rep, tps, status="complete"):
-        label = "sd-off" if sd == "off" else "ngram-k3"
-        return {
-            "engine": "vllm",
-            "isl": None,
-            "concurrency": 4,
-            "sd_method": sd,
-            "sd_label": label,
-            "point_id": f"{label}-c4-r{rep}",
-            "output_tps": tps,
-            "user_tps_mean": tps,
-            "status": status,
-        }
+        return speedup_input(sd, rep, tps, status=status)
 
     rows = [
         row("off", 1, 10.0),
@@ -143,9 +119,6 @@ def test_speedup_pairs_repeats_and_skips_failed_points():
 
 
 def test_later_turns_of_a_conversation_are_not_counted_as_repeated_prompts():
-    from speedbench.metrics.summary import summarize_point
-    from tests.conftest import make_record
-
     recs = [
         make_record(request_id="c#0", prompt_id="a", conversation_id="c#0", turn=1),
         make_record(request_id="c#0.2", prompt_id="a", conversation_id="c#0", turn=2),

@@ -7,9 +7,9 @@ import pytest
 
 from speedbench.metrics import uncertainty as un
 from speedbench.metrics.speedup import speedup_rows
-from speedbench.metrics.summary import summarize_point
 from speedbench.report.analysis import crossover, crossovers, verdict_text
 from tests.conftest import make_record
+from tests.metrics.helpers import speedup_input, summarize
 
 
 def _records(n, gap_ms, jitter, chunk_tokens=(1, 2, 3, 4, 5, 6, 7, 8)):
@@ -24,17 +24,7 @@ def _records(n, gap_ms, jitter, chunk_tokens=(1, 2, 3, 4, 5, 6, 7, 8)):
 
 
 def _row(sd, c, records, pid=None):
-    label = "sd-off" if sd == "off" else "ngram-k3"
-    return summarize_point(
-        records,
-        point_id=pid or f"{label}-c{c}",
-        engine="vllm",
-        sd_label=label,
-        sd_method=sd,
-        draft_length=None if sd == "off" else 3,
-        concurrency=c,
-        isl=None,
-    ).to_row()
+    return summarize(sd, c, records, pid).to_row()
 
 
 @pytest.mark.parametrize(
@@ -72,19 +62,7 @@ def test_al_interval_brackets_the_headline_al():
 
 def test_repeats_give_the_interval_when_there_are_several():
     def row(sd, rep, tps):
-        label = "sd-off" if sd == "off" else "ngram-k3"
-        return {
-            "engine": "vllm",
-            "isl": None,
-            "concurrency": 4,
-            "sd_method": sd,
-            "sd_label": label,
-            "point_id": f"{label}-c4-r{rep}",
-            "output_tps": tps,
-            "user_tps_mean": tps,
-            "output_tps_log_se": 0.001,
-            "user_tps_log_se": 0.001,
-        }
+        return speedup_input(sd, rep, tps, output_tps_log_se=0.001, user_tps_log_se=0.001)
 
     steady = [row("off", r, 10.0) for r in (1, 2, 3)] + [
         row("ngram", r, x) for r, x in ((1, 12.0), (2, 12.2), (3, 11.8))
