@@ -15,9 +15,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from pydantic import ValidationError
-
 import aiohttp
+from pydantic import ValidationError
 
 from speedbench.core.acceptance import SpecDecodeCounters
 from speedbench.core.documents import ServerInfo
