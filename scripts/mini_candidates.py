@@ -12,7 +12,8 @@ import gzip
 import json
 
 from speedbench.data.mini_select import stratum
-from speedbench.data.pool_build import LIC_DJANGO, Archive, parse_po, src_tag
+from speedbench.data.po import parse_po
+from speedbench.data.sources import LIC_DJANGO, Archive, src_tag
 
 MAX_PROMPT_CHARS = 6000
 PER_BAND = 16  # first N per (source, band) after the filters: pools of 40-100 candidates per category

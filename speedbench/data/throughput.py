@@ -24,8 +24,9 @@ import numpy as np
 
 from speedbench.config import ConfigError
 from speedbench.data.overlap import BOUND, spread_pick
-from speedbench.data.pool_build import FetchError, ensure_full_pool
+from speedbench.data.pool_build import ensure_full_pool
 from speedbench.data.prompts import DATASETS_DIR
+from speedbench.data.sources import FetchError
 from speedbench.data.tasks import SEP, instruction_for
 from speedbench.data.tokenization import Wrapper, encode_batch, sha256_file
 

