@@ -27,15 +27,15 @@ def test_every_turn_is_sent_with_the_models_reply(tmp_path, tiny_tokenizer, fake
     manifest = rd.manifest()
     assert manifest["config"]["data"]["turns"] == "all"
     assert manifest["prompts"]["turns_used"] == "every user turn" and "reply ids" in manifest["prompts"]["turns_rule"]
-    assert manifest["prompts"]["turns_planned"] == 18  # 11 prompts, 7 of them MT-Bench with a second turn
+    assert manifest["prompts"]["turns_planned"] == 19  # 11 prompts (one per category), 8 of them MT-Bench with a second turn
 
     sent = {turn_ids_digest(e.prompt_ids): e.prompt_ids for e in fake_sd_server.log}
     records = [r for r in rd.records("ngram-k3-c2") if not r.warmup]
-    assert len(records) == 18 and all(r.status == "ok" for r in records)
+    assert len(records) == 19 and all(r.status == "ok" for r in records)
     by_conv: dict[str, dict[int, object]] = {}
     for r in records:
         by_conv.setdefault(r.conversation_id, {})[r.turn] = r
-    assert len(by_conv) == 11 and sum(len(c) == 2 for c in by_conv.values()) == 7
+    assert len(by_conv) == 11 and sum(len(c) == 2 for c in by_conv.values()) == 8
     for conv in by_conv.values():
         if 2 not in conv:
             continue
@@ -46,9 +46,9 @@ def test_every_turn_is_sent_with_the_models_reply(tmp_path, tiny_tokenizer, fake
         assert second.t_start_ns >= first.t_end_ns and second.prompt_len > first.prompt_len + 12
 
     point = result.points[0]
-    assert point.sent == point.ok == 18 and point.not_sent == 0
+    assert point.sent == point.ok == 19 and point.not_sent == 0
     t1, t2 = point.per_turn
-    assert (t1["turn"], t1["requests"], t2["turn"], t2["requests"]) == (1, 11, 2, 7)
+    assert (t1["turn"], t1["requests"], t2["turn"], t2["requests"]) == (1, 11, 2, 8)
     assert t1["al_drafted"] > 1 and t2["al_drafted"] > 1
     assert rd.summary_rows()[0]["al_drafted_by_turn"] == f"1:{t1['al_drafted']:.3f},2:{t2['al_drafted']:.3f}"
 
