@@ -27,7 +27,7 @@ def test_every_turn_is_sent_with_the_models_reply(tmp_path, tiny_tokenizer, fake
     manifest = rd.manifest()
     assert manifest["config"]["data"]["turns"] == "all"
     assert manifest["prompts"]["turns_used"] == "every user turn" and "reply ids" in manifest["prompts"]["turns_rule"]
-    assert manifest["prompts"]["turns_planned"] == 19  # 11 prompts (one per category), 8 of them MT-Bench with a second turn
+    assert manifest["prompts"]["turns_planned"] == 19  # 11 prompts, 8 of them MT-Bench with a second turn
 
     sent = {turn_ids_digest(e.prompt_ids): e.prompt_ids for e in fake_sd_server.log}
     records = [r for r in rd.records("ngram-k3-c2") if not r.warmup]
