@@ -22,7 +22,9 @@ def _sweep(url, tokenizer, tmp_path, attach_config):
 
 @pytest.mark.parametrize("final_usage,source", [(True, "final usage"), (False, "tokenizer")])
 def test_text_chunks_are_timed_and_counted(tmp_path, tiny_tokenizer, attach_config, final_usage, source):
-    with FakeOpenAIServer(wire="plain", final_usage=final_usage) as srv:
+    # paced like a real decode loop: with no gap the server thread can write all 12 chunks before the client
+    # reads once (one stamp, zero decode span, so rightly no TPOT), which failed this test on a busy machine
+    with FakeOpenAIServer(wire="plain", final_usage=final_usage, step_delay_s=0.002) as srv:
         rd, point = _sweep(srv.url, tiny_tokenizer, tmp_path, attach_config)
     assert point["ok"] == point["sent"] > 0
     for name in ("ttft_s", "itl_s", "tpot_s", "e2e_s", "user_tps"):
