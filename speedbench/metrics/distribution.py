@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, astuple, dataclass
 
 import numpy as np
 
@@ -25,6 +25,17 @@ class Distribution:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    # NaN marks "no sample" (see distribution()); two empty samples are the same figure, so a point read
+    # back from points.jsonl equals the one the runner returned. IEEE NaN != NaN would make them differ.
+    def _key(self) -> tuple:
+        return tuple(None if isinstance(v, float) and math.isnan(v) else v for v in astuple(self))
+
+    def __eq__(self, other: object) -> bool:
+        return self._key() == other._key() if isinstance(other, Distribution) else NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._key())
 
 
 def distribution(values: Iterable[float | None]) -> Distribution:

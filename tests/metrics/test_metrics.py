@@ -55,6 +55,22 @@ def test_distribution_percentiles_and_empty():
     assert distribution([]).count == 0 and math.isnan(distribution([None]).mean)
 
 
+def test_a_point_with_an_empty_distribution_reads_back_equal(tmp_path):
+    """Every request arrived in one chunk (a fast server read in one go): no TPOT, no user TPS. The point
+    read back from points.jsonl must still equal the one the runner returned (load_result's promise); NaN
+    stands for "no sample" and two empty samples are the same figure. Failed in CI once, before."""
+    from speedbench.metrics.summary import point_from_dict
+    from speedbench.results import ResultsDir
+
+    point = summarize("ngram", 1, [make_record(chunk_tokens=(8,), request_id=f"r{i}") for i in range(3)])
+    assert point.tpot_s.count == 0 and math.isnan(point.tpot_s.mean)
+    rd = ResultsDir(tmp_path)
+    rd.append_point(point)
+    again = point_from_dict(rd.points()[0])
+    assert again == point and again.tpot_s == distribution([]) and hash(again.tpot_s) == hash(distribution([]))
+    assert distribution([]) != distribution([1.0])
+
+
 def test_summary_excludes_warmup_counts_failures_and_uses_the_window():
     recs = [make_record(chunk_tokens=(1, 2, 3, 4), start_ns=i * 10**9, completion_tokens=4) for i in range(3)]
     recs.append(make_record(chunk_tokens=(1,), warmup=True))
