@@ -1,18 +1,16 @@
-"""Shared fixtures: the Gemma tokenizer dir (tests skip without it) and one prompt cache per session, so the
-throughput pool is tokenized once per test session."""
+"""Shared fixtures: the Gemma tokenizer dir and one prompt cache per session, so the throughput pool is
+tokenized once per test session."""
 
 from pathlib import Path
 
 import pytest
 
-GEMMA = Path.home() / ".cache" / "speedbench" / "models" / "gemma3-270m-bf16"
-
 
 @pytest.fixture(scope="session")
-def gemma() -> str:
-    if not (GEMMA / "tokenizer.json").is_file():
-        pytest.skip(f"Gemma tokenizer not found at {GEMMA} (run `speedbench model prepare`)")
-    return str(GEMMA)
+def gemma(gemma_dir: Path) -> str:
+    """The model `make test` prepared (tests/conftest.py: $SPEEDBENCH_TEST_MODEL, else under $SPEEDBENCH_HOME);
+    skipped without it, except in CI, where a missing model fails."""
+    return str(gemma_dir)
 
 
 @pytest.fixture(scope="session")
