@@ -103,7 +103,10 @@ def log_se_of_mean(values: Sequence[float | None]) -> float | None:
 def log_se_of_ratio(num: Sequence[float], den: Sequence[float]) -> float | None:
     """Bootstrap standard error of log(Σ num / Σ den), pairs resampled together."""
     a, b = np.asarray(num, dtype=float), np.asarray(den, dtype=float)
-    return _log_se(lambda idx: a[idx].sum(axis=1) / b[idx].sum(axis=1), a.size)
+    # a resample of zero-length requests only (Σ den = 0) has no ratio: _log_se drops its inf, so numpy's
+    # division warning would say nothing true about the result
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return _log_se(lambda idx: a[idx].sum(axis=1) / b[idx].sum(axis=1), a.size)
 
 
 def ratio_interval(ratio: float | None, se_a: float | None, se_b: float | None) -> tuple[float, float] | None:
