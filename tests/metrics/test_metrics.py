@@ -5,7 +5,8 @@ import pytest
 from speedbench.metrics import request as rq
 from speedbench.metrics.distribution import distribution
 from speedbench.metrics.speedup import speedup_rows
-from speedbench.metrics.summary import summarize_point
+from speedbench.metrics.summary import point_from_dict, summarize_point
+from speedbench.results import ResultsDir
 from tests.conftest import make_record
 from tests.metrics.helpers import speedup_input, summarize
 
@@ -59,9 +60,6 @@ def test_a_point_with_an_empty_distribution_reads_back_equal(tmp_path):
     """Every request arrived in one chunk (a fast server read in one go): no TPOT, no user TPS. The point
     read back from points.jsonl must still equal the one the runner returned (load_result's promise); NaN
     stands for "no sample" and two empty samples are the same figure. Failed in CI once, before."""
-    from speedbench.metrics.summary import point_from_dict
-    from speedbench.results import ResultsDir
-
     point = summarize("ngram", 1, [make_record(chunk_tokens=(8,), request_id=f"r{i}") for i in range(3)])
     assert point.tpot_s.count == 0 and math.isnan(point.tpot_s.mean)
     rd = ResultsDir(tmp_path)

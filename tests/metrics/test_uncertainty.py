@@ -2,6 +2,7 @@
 answer is known."""
 
 import dataclasses
+import warnings
 
 import pytest
 
@@ -52,8 +53,6 @@ def test_intervals_are_seeded_and_reproducible():
 
 def test_a_resample_with_no_duration_is_dropped_without_a_warning():
     """Σ den = 0 in some resamples (a zero-length request): dropped quietly, the spread of the rest kept."""
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # numpy's divide-by-zero RuntimeWarning showed in every test run
         se = un.log_se_of_ratio([4, 6, 8], [0.0, 2.0, 4.0])
