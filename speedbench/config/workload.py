@@ -117,19 +117,19 @@ class LoadConfig(_Strict):
         int | None,
         CLIFlag(
             "--requests-per-point",
-            help="Measured requests per point (default: every prompt the warm-up leaves, each once).",
+            help="Measured requests per point (default: every prompt of the split, each once).",
         ),
     ] = Field(
         None,
         ge=1,
-        description="None = every prompt the warm-up leaves "
-        "(#prompts - warm-up), each measured once; counts conversations (a "
-        "multi-turn prompt sends one request per turn)",
+        description="None = every prompt of the split, each measured once (in load.prompt_order); counts "
+        "conversations (a multi-turn prompt sends one request per turn)",
     )
     warmup_requests: int | None = Field(
         None,
         ge=0,
-        description="None = concurrency (one wave, in conversations); warm-up prompts are never measured prompts",
+        description="None = concurrency (one wave); warm-up requests send synthetic prompts built for them "
+        "(speedbench.load.warmup), never a prompt of the measured set",
     )
     allow_repeats: Annotated[
         bool,
@@ -164,7 +164,12 @@ class LoadConfig(_Strict):
     # requests (checked against per-request SD metrics). On: steady-state window without the drain tail,
     # but counter deltas then also hold the cool-down requests' steps.
     cooldown: bool = Field(False, description="keep the load on until the last measured request ends")
-    shuffle_prompts: bool = Field(False, description="seeded prompt order instead of file order")
+    prompt_order: Literal["stratified", "shuffled", "file"] = Field(
+        "stratified",
+        description="order a point measures its prompts in, the same at every concurrency: stratified "
+        "(seeded, categories interleaved in proportion, so a cut keeps every category), shuffled (seeded) "
+        "or file",
+    )
     client_workers: int = Field(1, ge=1, le=64, description="client processes (each its own event loop)")
     http_client: Literal["http1", "aiohttp"] = Field(
         "http1", description="streaming client: raw HTTP/1.1 protocols (fast) or aiohttp (cross-check, fallback)"
