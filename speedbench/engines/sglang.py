@@ -50,6 +50,8 @@ _SERVER_ARGS = (
     "max_running_requests",
     "stream_interval",
     "tp_size",
+    "disable_radix_cache",  # prefix caching as it was (fields/memory.py:64): attach mode cannot know it otherwise
+    "disable_overlap_schedule",
 )
 
 M_VERIFY = "sglang:spec_verify_calls_total"
@@ -348,6 +350,8 @@ class SGLangAdapter(EngineAdapter):
                 info["engine_version"] = data.get("version")
                 # only keys the server has: an absent one is "not reported", never "null" (see sd_contradictions)
                 info["server_args"] = {k: data[k] for k in _SERVER_ARGS if k in data}
+                if isinstance(data.get("disable_radix_cache"), bool):
+                    info["prefix_caching"] = not data["disable_radix_cache"]
             else:
                 info["error"] = "; ".join(failed) if failed else f"/server_info: not an object: {data!r}"
             async with session.get(f"{base_url}/v1/models") as r:
