@@ -10,8 +10,19 @@ from speedbench.config.base import ConfigError, _Strict, expand_path, parse_int_
 from speedbench.config.cli_flag import SWEEP_ONLY, CLIFlag
 
 DEFAULT_SPLIT = "qualitative-mini"
-ISL_HELP = "Exact input length in tokens: 1k, 2k, 8k, 16k, 32k or an integer. Without --split: the throughput split."
+ISL_HELP = (
+    "Exact input length in tokens: 1k, 2k, 8k, 16k, 32k or an integer. Without --split: the throughput split. "
+    "none: natural length (clears a preset's ISL)."
+)
 ISL_SPLIT = "throughput"  # what an ISL means when no split is named: SPEED-Bench's Throughput split
+
+
+def _isl_given(value: Any) -> bool:
+    """An ISL was asked for (``none`` clears one): a bad value counts as given, for the field to refuse."""
+    try:
+        return parse_isl(value) is not None
+    except ConfigError:
+        return True
 
 
 class DataConfig(_Strict):
@@ -90,7 +101,7 @@ class DataConfig(_Strict):
     def _split_for_isl(cls, data: Any) -> Any:
         """An ISL without a named split means the Throughput split (as in SPEED-Bench), never padding the
         short qualitative prompts with shared filler."""
-        if isinstance(data, dict) and data.get("split") in (None, "") and data.get("isl") not in (None, ""):
+        if isinstance(data, dict) and data.get("split") in (None, "") and _isl_given(data.get("isl")):
             return {**data, "split": ISL_SPLIT}
         return data
 
