@@ -7,6 +7,7 @@ import pytest
 
 from speedbench.metrics import speed_bench as sb
 from speedbench.metrics.category import category_acceptance
+from speedbench.report.load import ReportData
 from speedbench.results import ResultsDir
 from tests.conftest import make_record
 from tests.metrics.helpers import summarize
@@ -62,8 +63,6 @@ def test_conditional_rate_from_the_chunk_histogram():
 def test_fixture_conditional_rates_speedbench_and_per_drafted_position():
     """The README's fixture: SPEED-Bench's rates (every chunk counted) and the per-drafted-position rates
     differ a lot for n-gram SD, which drafts nothing on most steps; the report names both."""
-    from speedbench.report.load import ReportData
-
     rd = ResultsDir(SAMPLE)
     rows = {r["point_id"]: r for r in rd.summary_rows()}
     recs = rd.records("ngram-k3-c1")
