@@ -131,7 +131,8 @@ def _finish(result, cfg, html_report: bool = False) -> None:
     rd = ResultsDir.open(result.results_dir)
     rows = rd.summary_rows()
     if rows:
-        render_terminal(rows, title=f"{result.results_dir}; output: {output_rule(cfg.model_dump(mode='json'))}")
+        title = f"{result.results_dir}; output: {output_rule(cfg.model_dump(mode='json'))}"
+        render_terminal(rows, title=title, units=rd.prompt_units)
     points = rd.points()
     ended = {p["point_id"] for p in points}
     missing = [p for p in rd.manifest().get("points_planned", []) if p not in ended]

@@ -214,7 +214,7 @@ class BenchmarkRunner:
             result.status = status
             close_manifest(results, status, result.stopped_reason)
         # a failed point (cut short) is reported, never used for a speedup
-        result.speedups = [Speedup.from_row(s) for s in speedup_rows(result.rows())]
+        result.speedups = [Speedup.from_row(s) for s in speedup_rows(result.rows(), results.prompt_units)]
         result.categories = {p.point_id: category_acceptance(results.records(p.point_id)) for p in result.points}
         if cfg.quality.enabled:
             write_post_sweep(path, cfg)
