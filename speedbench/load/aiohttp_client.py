@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import aiohttp
 
-from speedbench.load.http1 import StreamOutcome
+from speedbench.load.exchange import StreamOutcome
 from speedbench.load.sse import SSESplitter
 
 _now = time.perf_counter_ns

@@ -5,10 +5,13 @@ request rate, over this process's share of a point's requests (``point.run_point
 One connection pool per process: raw HTTP/1.1 protocols (``http1``, the default hot path) or aiohttp (the
 cross-check).  Timing: ``time.perf_counter_ns`` (CLOCK_MONOTONIC, comparable across processes) of the
 socket block that brought an event, the kernel's receive time where available (``stamped_socket``);
-every event in one block shares the stamp.  Phases: warm-up requests, the measured requests, then
-cool-down requests that keep the load on until the last measured request has finished (then they are
-cancelled), so the measured window sees steady load with no ramp-up or drain.  Warm-up and cool-down
-records carry ``warmup=True``.
+every event in one block shares the stamp.  A request starts when it left (its last byte handed to the
+kernel), after one connection per in-flight slot was opened before the first request; when it was wanted
+(its slot freed) is kept apart, so the client's own delay is reported, never counted in TTFT.
+
+Phases: warm-up requests, the measured requests, then cool-down requests that keep the load on until the
+last measured request has finished (then they are cancelled), so the measured window sees steady load
+with no ramp-up or drain.  Warm-up and cool-down records carry ``warmup=True``.
 """
 
 from __future__ import annotations
@@ -241,7 +244,7 @@ class _PointDriver:
         self.indices = itertools.count(*part)  # this share's request indices: w, w + n, w + 2n, ...
         self.run = PointRun()
         self.drivers: list[asyncio.Task[Any]] = []
-        self.tasks: set[asyncio.Task[None]] = set()  # open loop: conversations in flight
+        self.tasks: set[asyncio.Task[int]] = set()  # open loop: conversations in flight
 
     def slots(self) -> int:
         """This share of the concurrency: its closed-loop streams (open loop: the connections to hold open)."""

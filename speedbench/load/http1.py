@@ -26,74 +26,17 @@ import collections
 import socket
 import ssl as ssl_mod
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import httptools
 
-from speedbench.load.sse import SSESplitter
+from speedbench.load.exchange import Exchange, PayloadSink, StreamOutcome
 from speedbench.load.stamped_socket import AVAILABLE as KERNEL_STAMPS
 from speedbench.load.stamped_socket import KernelStampedSocket, prepare_stamped_tcp
 
 _now = time.perf_counter_ns
 _ERROR_BODY_LIMIT = 2048
 _DRAIN_WAIT_S = 1.0  # longest a request waits for a draining connection before it opens a new one
-
-# on_payload(payload, t_ns) -> True when the stream is over for the caller ([DONE] or a failure it recorded)
-PayloadSink = Callable[[bytes, int], bool]
-
-
-@dataclass
-class StreamOutcome:
-    """How one streaming request ended, in the load client's error vocabulary."""
-
-    http_status: int | None = None
-    error_kind: str | None = None  # None = the sink ended the stream itself (or it completed)
-    error: str | None = None
-    t_end_ns: int = 0
-    # when the request's last byte was handed to the kernel (0: never written); what TTFT counts from
-    t_sent_ns: int = 0
-    connect_ns: int = 0  # time spent opening a connection for this request (0: an open one was reused)
-
-
-class _Exchange:
-    """One request/response on a connection."""
-
-    __slots__ = (
-        "sink",
-        "future",
-        "status",
-        "split",
-        "error_body",
-        "done",
-        "t_start_ns",
-        "t_last_ns",
-        "got_bytes",
-        "outcome",
-        "t_sent_ns",
-    )
-
-    def __init__(self, sink: PayloadSink, future: asyncio.Future, t_start_ns: int) -> None:
-        self.sink, self.future = sink, future
-        self.status: int | None = None
-        self.split = SSESplitter()
-        self.error_body = b""
-        self.done = False
-        self.t_start_ns = self.t_last_ns = t_start_ns
-        self.got_bytes = False
-        self.outcome = StreamOutcome()
-        self.t_sent_ns = 0
-
-    def finish(self, t_ns: int, kind: str | None = None, error: str | None = None) -> None:
-        if self.done:
-            return
-        self.done = True
-        o = self.outcome
-        o.http_status, o.error_kind, o.error, o.t_end_ns = self.status, kind, error, t_ns
-        o.t_sent_ns = self.t_sent_ns
-        if not self.future.done():
-            self.future.set_result(o)
 
 
 class _Connection(asyncio.Protocol):
@@ -115,7 +58,7 @@ class _Connection(asyncio.Protocol):
         self.pool = pool
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
-        self.ex: _Exchange | None = None
+        self.ex: Exchange | None = None
         self.blocks: list = []  # (t_ns, bytes) read but not yet parsed
         self.queued = False
         self.lost = False
@@ -409,7 +352,7 @@ class Http1Pool:
                         connect_ns=_now() - t0,
                     )
                 connect_ns += _now() - t0
-            ex = _Exchange(sink, self.loop.create_future(), t0)
+            ex = Exchange(sink, self.loop.create_future(), t0)
             ex.outcome.connect_ns = connect_ns
             conn.ex = ex
             self.active.add(conn)
