@@ -61,8 +61,11 @@ test: setup engine-cpu model browser lint-gate
 
 # Load-generator fidelity/throughput vs vllm bench serve, aiperf, guidellm (installs the peers on first use;
 # the peers need an HF tokenizer: the model's, built offline from the PyPI GGUF). ~25 min on 2 cores.
+# Also first-token times against the server's kernel-stamped truth (docs/load.md); alone and quick:
+# make bench BENCH_ARGS="--wire-only --quick" (~1 min).
+BENCH_ARGS ?=
 bench: setup engine-cpu model
-	$(VENV)/bin/python scripts/bench_client.py --tools all --tokenizer $(MODEL_DIR)
+	$(VENV)/bin/python scripts/bench_client.py --tools all --tokenizer $(MODEL_DIR) $(BENCH_ARGS)
 
 test-fast: setup
 	$(VENV)/bin/python -m pytest -m "not slow" $(PYTEST_ARGS)

@@ -79,6 +79,11 @@ class PointSummary:
     client_saturated: bool | None = None  # lag P99 over its limit or in-flight < 99 % of target
     client_timestamps: str | None = None  # "kernel" (SO_TIMESTAMPNS receive times) or "read" (loop read time)
     client_lag_limit_ms: float | None = None  # 1 ms with read stamps; half the median chunk gap with kernel's
+    # the client's own delay per measured request, wanted -> sent (TTFT counts from sent), and its flag limit
+    client_send_delay_p50_ms: float | None = None
+    client_send_delay_p99_ms: float | None = None
+    client_send_delay_limit_ms: float | None = None
+    measured_connects: int | None = None  # measured requests that had to open a connection (flagged)
     # set by the runner: "complete", or "failed" when the point was cut short (server died, unreachable);
     # planned measured requests = sent + not_sent, and sent = ok + failed + cancelled
     status: str = POINT_COMPLETE
@@ -139,6 +144,10 @@ class PointSummary:
                 "client_saturated",
                 "client_timestamps",
                 "client_lag_limit_ms",
+                "client_send_delay_p50_ms",
+                "client_send_delay_p99_ms",
+                "client_send_delay_limit_ms",
+                "measured_connects",
                 "status",
                 "not_sent",
                 "error_rate",
