@@ -144,3 +144,16 @@ def test_an_image_without_the_engine_is_unread_with_the_reason(runtime):
 
 def calls(tmp_path) -> list[dict]:
     return [json.loads(line) for line in (tmp_path / "calls.jsonl").read_text().splitlines()]
+
+
+def test_an_sglang_image_before_the_rename_gets_the_old_spellings_and_its_ngram(runtime, tmp_path):
+    # 0.5.12: NGRAM and the ngram flags exist, --cuda-graph-max-bs-decode / --incremental-streaming-output not yet
+    fake.add_image("lmsysorg/sglang:v0.5.12", {"sglang": "0.5.12"})
+    args = ["sweep", "--engine", "sglang", "--model", str(tmp_path), "--sd", "off,ngram:3", "--launcher", "docker"]
+    res = CliRunner().invoke(main, [*args, "--image", "lmsysorg/sglang:v0.5.12", "--dry-run"])
+    assert res.exit_code == 0, res.output
+    commands = [x for x in res.output.splitlines() if x.startswith("docker run") and "--name" in x]
+    assert len(commands) == 2
+    assert all("--cuda-graph-max-bs " in c and "--stream-output" in c for c in commands)
+    assert not any("--cuda-graph-max-bs-decode" in c or "--incremental-streaming-output" in c for c in commands)
+    assert "--speculative-algorithm NGRAM" in commands[1]
