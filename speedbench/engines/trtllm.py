@@ -166,7 +166,7 @@ class TRTLLMAdapter(EngineAdapter):
     supported_sd = ("off", "eagle3", "mtp", "ngram", "draft_model")
     health_path = "/health"
     poll_interval_s = 0.5  # the iteration-stats queue is bounded: drain it often
-    dists = ("tensorrt_llm",)
+    dists = ("tensorrt_llm", "tensorrt-llm")  # as the wheel and as some images record it
     floors = FLOORS
 
     def __init__(self, cfg) -> None:

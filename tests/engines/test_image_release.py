@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from speedbench.cli import main
 from speedbench.config import EngineConfig
+from speedbench.engines import get_adapter
 from speedbench.engines import image_release as ir
 from speedbench.engines.versions import Floor
 from speedbench.testing import fake_container_runtime as fake
@@ -123,12 +124,12 @@ def test_tag_hint(image, hint):
 def test_enroot_probe_unpacks_asks_and_removes(runtime):
     sqsh = runtime / "trtllm.sqsh"
     sqsh.write_bytes(b"hsqs")
-    fake.add_image(str(sqsh), {"tensorrt_llm": "1.3.0rc24"}, held=False)
     ec = EngineConfig.model_validate(
         {"name": "trtllm", "model": "/m", "launcher": "enroot", "container": {"image": str(sqsh)}}
     )
-    rel = ir.read_release(ec, ("tensorrt_llm", "tensorrt-llm"))
-    assert (rel.version, rel.source, rel.dist) == ("1.3.0rc24", "image", "tensorrt_llm")
+    fake.add_image(str(sqsh), {"tensorrt-llm": "1.3.0rc24"}, held=False)  # the name some images record
+    rel = ir.read_release(ec, get_adapter(ec).dists)
+    assert (rel.version, rel.source) == ("1.3.0rc24", "image") and rel.dist in ("tensorrt_llm", "tensorrt-llm")
     assert [c["argv"][0] for c in calls(runtime)] == ["create", "start", "remove"]
     assert fake.containers() == {}
 
