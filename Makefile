@@ -15,7 +15,7 @@ MODEL_DIR ?= $(SPEEDBENCH_HOME)/models/gemma3-270m-bf16
 SPEEDBENCH ?= $(VENV)/bin/speedbench
 PYTEST_ARGS ?=
 
-.PHONY: help setup engine-cpu model browser demo test test-fast lint lint-gate bench clean
+.PHONY: help setup engine-cpu model browser slurm demo test test-fast lint lint-gate bench clean
 
 help:
 	@echo "make demo       set up, prepare the model, run the SD-off/SD-on sweep on real vLLM (CPU)"
@@ -53,16 +53,27 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } \
 		|| echo "make: could not install Debian package 'chromium' (needs root); the headless-browser test of the HTML report will be skipped" >&2
 
+# A one-node Slurm cluster for the `plan --submit slurm` test (tests/api/slurm_cluster.py starts and stops it):
+# Debian packages, installing them needs root. Without root the install is skipped with a warning and that test
+# is skipped, naming what is missing (as root a missing program fails it).
+slurm:
+	@{ command -v slurmctld && command -v munged; } >/dev/null 2>&1 || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge >/dev/null; } \
+		|| echo "make: could not install Debian packages 'slurm-wlm munge' (needs root); the real-Slurm test will be skipped" >&2
+
 demo: setup engine-cpu model
 	$(SPEEDBENCH) sweep --preset cpu-demo --html-report
 
-test: setup engine-cpu model browser lint-gate
+test: setup engine-cpu model browser slurm lint-gate
 	SPEEDBENCH_TEST_ENGINE_PYTHON=$(ENGINE_PYTHON) SPEEDBENCH_TEST_MODEL=$(MODEL_DIR) $(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 # Load-generator fidelity/throughput vs vllm bench serve, aiperf, guidellm (installs the peers on first use;
 # the peers need an HF tokenizer: the model's, built offline from the PyPI GGUF). ~25 min on 2 cores.
+# Also first-token times against the server's kernel-stamped truth (docs/load.md); alone and quick:
+# make bench BENCH_ARGS="--wire-only --quick" (~1 min).
+BENCH_ARGS ?=
 bench: setup engine-cpu model
-	$(VENV)/bin/python scripts/bench_client.py --tools all --tokenizer $(MODEL_DIR)
+	$(VENV)/bin/python scripts/bench_client.py --tools all --tokenizer $(MODEL_DIR) $(BENCH_ARGS)
 
 test-fast: setup
 	$(VENV)/bin/python -m pytest -m "not slow" $(PYTEST_ARGS)

@@ -9,9 +9,16 @@ Server pinned to core 0, every client to core 1 (os.sched_setaffinity); loopback
   2. paced server (50 ms TTFT, 10 ms ITL) at concurrency 512: each tool's reported TTFT/ITL (mean, P99)
      minus the server's truth; for speedbench also the per-request TTFT error, per-chunk ITL error and
      receive delay (client stamp − server stamp, matched by request) and its own lag / in-flight figures;
-  3. the targets of issue 6, each PASS/FAIL from this run's figures.
+  3. first-token times against the wire (issue 29): the paced server on one global step clock (--lockstep:
+     equal-length streams end on the same tick, so the client re-sends whole waves at once, the burst
+     case) at concurrency 32, 128 and 512, speedbench run as `speedbench sweep` runs a point (its warm-up
+     a wave of its own, then the measured load on fresh connections); TTFT/ITL error per request against
+     the server's truth (the kernel's receive stamp of the request → the first chunk's send), the request's
+     start minus that kernel arrival, the client's own send delay, and connects inside the window;
+  4. the targets of issues 6 and 29, each PASS/FAIL from this run's figures.
 
-    .venv/bin/python scripts/bench_client.py --quick            # ~2 min, speedbench + vllm only
+    .venv/bin/python scripts/bench_client.py --quick            # ~3 min, speedbench + vllm only
+    .venv/bin/python scripts/bench_client.py --wire-only --quick  # ~1 min, the first-token table alone
     .venv/bin/python scripts/bench_client.py --tools all        # installs aiperf/guidellm venvs on first use
 """
 from __future__ import annotations
@@ -51,12 +58,12 @@ def pin_client() -> None:
 
 # ---- server ---------------------------------------------------------------------------------------
 class Stub:
-    def __init__(self, ttft_ms: float, itl_ms: float, burst: int = 1) -> None:
+    def __init__(self, ttft_ms: float, itl_ms: float, burst: int = 1, lockstep: bool = False) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen([sys.executable, "-m", "speedbench.load.stub_server", "--port", str(self.port),
                                       "--ttft-ms", str(ttft_ms), "--itl-ms", str(itl_ms), "--cpu", str(SERVER_CPU),
-                                      "--burst", str(burst)],
+                                      "--burst", str(burst)] + (["--lockstep"] if lockstep else []),
                                      cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for _ in range(600):   # a busy machine can take a while to import
             try:
@@ -66,11 +73,15 @@ class Stub:
                 time.sleep(0.1)
         raise RuntimeError("stub server did not start")
 
-    def stamps(self, reset: bool = True) -> list[dict]:
+    def stamps(self, reset: bool = True, what: str = "stamps") -> list:
         import urllib.request
 
-        with urllib.request.urlopen(f"{self.url}/stamps{'?reset=1' if reset else ''}", timeout=60) as r:
+        with urllib.request.urlopen(f"{self.url}/{what}{'?reset=1' if reset else ''}", timeout=60) as r:
             return json.loads(r.read())
+
+    def connects(self) -> list[int]:
+        """The stamps of the connections the server accepted since the last call."""
+        return self.stamps(True, "connects")
 
     def cpu_s(self) -> float:
         """CPU seconds the server process has used (to tell a server-bound figure from a client-bound one)."""
@@ -121,7 +132,11 @@ def _dist(a) -> dict:
 
 
 # ---- speedbench (in a pinned child process, like the others) -----------------------------------------
-def speedbench_child(url: str, conc: int, n: int, out_len: int, workers: int, out: str, http_client: str) -> None:
+def speedbench_child(url: str, conc: int, n: int, out_len: int, workers: int, out: str, http_client: str,
+                     warmup: str = "inline") -> None:
+    """One speedbench point; ``warmup``: "inline" (warm-up requests on the measured connections, as the
+    bench always did) or "wave" (as `speedbench sweep` runs a point: the warm-up is a wave of its own and
+    drive, then a quiet moment, then the measured load)."""
     if workers == 1:
         pin_client()
     else:  # worker processes inherit this: every core but the server's
@@ -140,8 +155,11 @@ def speedbench_child(url: str, conc: int, n: int, out_len: int, workers: int, ou
     adapter = VLLMAdapter(EngineConfig(model="stub", served_model_name="stub"))
     plan = LoadPlan(concurrency=conc, num_requests=n, warmup_requests=conc, max_tokens=out_len, workers=workers,
                     http_client=http_client)
+    async def quiet_moment() -> None:
+        return None
+
     t_cpu, t_wall = time.process_time(), time.monotonic()
-    run = run_async(run_point(adapter, url, prompts, plan))
+    run = run_async(run_point(adapter, url, prompts, plan, None, "", quiet_moment if warmup == "wave" else None))
     cpu_share = (time.process_time() - t_cpu) / (time.monotonic() - t_wall)
     ok = [r for r in run.records if not r.warmup and r.status == "ok"]
     Path(out).write_text(json.dumps({
@@ -149,13 +167,17 @@ def speedbench_child(url: str, conc: int, n: int, out_len: int, workers: int, ou
         "ok": len(ok), "failed": sum(r.status == "failed" for r in run.records),
         "lag_p99_ms": run.client.client_lag_p99_ms, "mean_in_flight": run.client.mean_in_flight,
         "saturated": run.client.client_saturated, "cpu_share": cpu_share, "timestamps": run.client.timestamps,
-        "chunks": {f"{r.prompt_id}": [r.t_start_ns, r.chunk_times_ns] for r in ok}}))
+        "send_delay_p99_ms": getattr(run.client, "send_delay_p99_ms", None),
+        "send_delay_limit_ms": getattr(run.client, "send_delay_limit_ms", None),
+        # per request: start, chunk stamps, when it was wanted (0: a client that does not say), connect ns
+        "chunks": {f"{r.prompt_id}": [r.t_start_ns, r.chunk_times_ns, getattr(r, "t_wanted_ns", 0),
+                                      getattr(r, "connect_ns", 0)] for r in ok}}))
 
 
-def run_speedbench(url, conc, n, out_len, tmp, workers=1, http_client="http1") -> dict:
-    out = Path(tmp) / f"sb-{conc}-{workers}-{http_client}.json"
+def run_speedbench(url, conc, n, out_len, tmp, workers=1, http_client="http1", warmup="inline") -> dict:
+    out = Path(tmp) / f"sb-{conc}-{workers}-{http_client}-{warmup}.json"
     subprocess.run([sys.executable, __file__, "--_child",
-                    json.dumps([url, conc, n, out_len, workers, str(out), http_client])],
+                    json.dumps([url, conc, n, out_len, workers, str(out), http_client, warmup])],
                    cwd=REPO, check=True, timeout=600)
     return json.loads(out.read_text())
 
@@ -285,8 +307,8 @@ def matched_errors(sb: dict, log: list[dict]) -> dict:
     """Per request and per chunk, speedbench's own timing minus the server's (one CLOCK_MONOTONIC), matched
     by the prompt ids the server saw: chunk receive delay, TTFT error, ITL error (ms)."""
     by_head = {tuple(e["prompt_head"][:3]): e for e in log if e.get("prompt_head")}
-    delay, ttft_err, itl_err = [], [], []
-    for pid, (t_start, times) in sb["chunks"].items():
+    delay, ttft_err, itl_err, early = [], [], [], []
+    for pid, (t_start, times, *_) in sb["chunks"].items():
         i = int(pid[1:])
         e = by_head.get((2, 10 + i // 1000, 10 + i % 1000))
         if not e or len(e["sends"]) != len(times):
@@ -295,8 +317,9 @@ def matched_errors(sb: dict, log: list[dict]) -> dict:
         delay.extend(recv - sent)
         ttft_err.append((recv[0] - t_start) - (sent[0] - e["recv_ns"]))
         itl_err.extend(np.diff(recv) - np.diff(sent))
+        early.append(t_start - e["recv_ns"])   # < 0: the start was stamped before the request reached the server
     return {k: np.asarray(v, dtype=float) / 1e6 for k, v in
-            (("delay", delay), ("ttft", ttft_err), ("itl", itl_err))}
+            (("delay", delay), ("ttft", ttft_err), ("itl", itl_err), ("start_minus_arrival", early))}
 
 
 def fmt(x, spec="{:+.1f}") -> str:
@@ -407,7 +430,60 @@ def paced_table(a, tools, tmp, ceiling: float | None) -> list[dict]:
     return rows
 
 
-def targets(rates: dict, paced: list[dict], top: int) -> None:
+def wire_table(a, tmp) -> list[dict]:
+    """First-token times against the wire, in the burst case (see the module's docstring, item 3)."""
+    concs = [int(x) for x in str(a.wire_concurrency).split(",") if x.strip()]
+    if not concs:
+        return []
+    print(f"\n## first-token times against the wire: lockstep server (TTFT {a.wire_ttft_ms:g} ms, then one "
+          f"token every {a.wire_itl_ms:g} ms on one global clock, {a.output_len} tokens: equal-length streams end "
+          f"together), speedbench's warm-up {a.wire_warmup} ('wave': as `speedbench sweep` runs a point, then fresh "
+          f"connections; 'inline': on the measured connections); "
+          f"errors against the server's kernel-stamped truth, ms")
+    print("| c | requests | \\|TTFT err\\| P50 / P99 / max | \\|ITL err\\| P99 | start − kernel arrival P50 / min "
+          "| send delay P50 / P99 (limit) | connects in window (server / records) | client CPU, flagged | load avg |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    rows = []
+    stub = Stub(a.wire_ttft_ms, a.wire_itl_ms, lockstep=True)
+    try:
+        for c in concs:
+            n = a.requests_per_stream * c
+            stub.stamps()
+            stub.connects()
+            rep = run_speedbench(stub.url, c, n, a.output_len, tmp, warmup=a.wire_warmup)
+            log, accepted = stub.stamps(), stub.connects()
+            m = matched_errors(rep, log)
+            reqs = list(rep["chunks"].values())
+            wanted = [w for _, _, w, _ in reqs if w]
+            send_delay = np.asarray([t - w for t, _, w, _ in reqs if w], dtype=float) / 1e6
+            # the measured window opens when the first measured request is wanted (else sent): connections
+            # the server accepted from then on were opened by measured requests
+            first = min(wanted) if wanted else min(t for t, *_ in reqs)
+            last = max(times[-1] for _, times, *_ in reqs)  # (after it: this script's own GETs to the stub)
+            row = {"c": c, "requests": len(m["ttft"]), "load": os.getloadavg()[0],
+                   "ttft_p50": float(np.percentile(np.abs(m["ttft"]), 50)),
+                   "ttft_p99": float(np.percentile(np.abs(m["ttft"]), 99)), "ttft_max": float(np.abs(m["ttft"]).max()),
+                   "itl_p99": float(np.percentile(np.abs(m["itl"]), 99)),
+                   "early_p50": float(np.percentile(m["start_minus_arrival"], 50)),
+                   "early_min": float(m["start_minus_arrival"].min()),
+                   "delay_p50": float(np.percentile(send_delay, 50)) if send_delay.size else None,
+                   "delay_p99": float(np.percentile(send_delay, 99)) if send_delay.size else None,
+                   "delay_limit": rep.get("send_delay_limit_ms"),
+                   "connects_server": sum(first <= t <= last for t in accepted),
+                   "connects_records": sum(1 for *_, cn in reqs if cn),
+                   "cpu": rep["cpu_share"], "saturated": rep["saturated"]}
+            rows.append(row)
+            print(f"| {c} | {row['requests']} | {row['ttft_p50']:.3f} / {row['ttft_p99']:.3f} / {row['ttft_max']:.2f} | "
+                  f"{row['itl_p99']:.3f} | {row['early_p50']:+.3f} / {row['early_min']:+.2f} | "
+                  f"{fmt(row['delay_p50'], '{:.2f}')} / {fmt(row['delay_p99'], '{:.2f}')} "
+                  f"({fmt(row['delay_limit'], '{:.1f}')}) | {row['connects_server']} / {row['connects_records']} | "
+                  f"{row['cpu']:.0%}, {row['saturated']} | {row['load']:.1f} |", flush=True)
+    finally:
+        stub.close()
+    return rows
+
+
+def targets(rates: dict, paced: list[dict], top: int, wire: list[dict] = ()) -> None:
     """The issue's targets, each from this run's figures."""
     print("\n## targets (this run)")
     sb = rates.get("speedbench", {}).get(top, {}).get("chunks_s")
@@ -429,6 +505,10 @@ def targets(rates: dict, paced: list[dict], top: int) -> None:
               f"{verdict(p['ttft_err_p99'] <= 1 and p['itl_err_p99'] <= 1)}")
         print(f"- mean in-flight ≥ 99 % of {top} (ITL {row['itl_ms']:g} ms): client {p['in_flight']:.1f}, "
               f"server {p['server_in_flight']:.1f} → {verdict(min(p['in_flight'], p['server_in_flight']) >= 0.99 * top)}")
+    for w in wire:
+        print(f"- wire, lockstep c={w['c']} (load {w['load']:.1f}): |TTFT error| P99 {w['ttft_p99']:.3f} ms, "
+              f"|ITL error| P99 {w['itl_p99']:.3f} ms, both ≤ 1 ms → {verdict(w['ttft_p99'] <= 1 and w['itl_p99'] <= 1)}; "
+              f"connects in the measured window {w['connects_server']} → {verdict(w['connects_server'] == 0)}")
 
 
 def main() -> None:
@@ -446,6 +526,13 @@ def main() -> None:
     ap.add_argument("--paced-ttft-ms", type=float, default=50.0)
     ap.add_argument("--paced-itl-ms", default="10,25", help="comma list: one paced table per ITL ('' = none)")
     ap.add_argument("--workers", type=int, default=2, help="also run speedbench with this many processes")
+    ap.add_argument("--wire-concurrency", default="32,128,512", help="first-token table: comma list ('' = none)")
+    ap.add_argument("--wire-ttft-ms", type=float, default=50.0)
+    ap.add_argument("--wire-itl-ms", type=float, default=25.0)
+    ap.add_argument("--wire-only", action="store_true", help="only the first-token table (and its targets)")
+    ap.add_argument("--wire-warmup", choices=("wave", "inline"), default="wave",
+                    help="first-token table: warm-up as `speedbench sweep` runs it (wave) or on the measured "
+                         "connections (inline, as the paced table runs it)")
     ap.add_argument("--quick", action="store_true", help="concurrency 1,512, 128 output tokens, fewer chunks")
     ap.add_argument("--tokenizer", default=str(TOKENIZER), help="HF tokenizer folder the peers need")
     ap.add_argument("--_child", help=argparse.SUPPRESS)
@@ -463,10 +550,14 @@ def main() -> None:
     print(f"load average at start: {os.getloadavg()}, cores: {os.cpu_count()}, "
           f"server on core {SERVER_CPU}, clients on core {CLIENT_CPU}", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-client-") as tmp:
-        rates = zero_latency_table(a, tools, concs, tmp)
-        ceiling = rates.get("speedbench", {}).get(a.paced_concurrency, {}).get("chunks_s")
-        paced = paced_table(a, tools, tmp, ceiling)
-    targets(rates, paced, a.paced_concurrency)
+        rates: dict = {}
+        paced: list[dict] = []
+        if not a.wire_only:
+            rates = zero_latency_table(a, tools, concs, tmp)
+            ceiling = rates.get("speedbench", {}).get(a.paced_concurrency, {}).get("chunks_s")
+            paced = paced_table(a, tools, tmp, ceiling)
+        wire = wire_table(a, tmp) if "speedbench" in tools else []
+    targets(rates, paced, a.paced_concurrency, wire)
     print(f"\nload average at end: {os.getloadavg()}")
 
 

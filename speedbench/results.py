@@ -33,6 +33,7 @@ from speedbench.core.documents import (
     RecommendationDocument,
 )
 from speedbench.core.records import RequestRecord
+from speedbench.metrics.paired import PromptUnits, prompt_units
 from speedbench.metrics.point_doc import PointDoc
 from speedbench.metrics.speedup import speedup_rows
 from speedbench.metrics.summary import point_from_dict
@@ -143,6 +144,9 @@ class ResultsDir:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        # point id -> (records file size, mtime, its per-prompt sums): write_tables runs after every point,
+        # so a finished point's records are read once, not once per later point
+        self._units: dict[str, tuple[int, int, PromptUnits]] = {}
 
     @classmethod
     def open(cls, path: str | Path) -> ResultsDir:
@@ -221,7 +225,7 @@ class ResultsDir:
         df.to_parquet(tmp, index=False)
         os.replace(tmp, self.path / "summary.parquet")
         # a failed point (server died mid-point) is shown, but never used as a speedup baseline or numerator
-        sp = speedup_rows(rows)
+        sp = speedup_rows(rows, self.prompt_units)
         if sp:
             atomic_write_text(self.path / "speedup.csv", pd.DataFrame(sp).to_csv(index=False))
 
@@ -265,6 +269,21 @@ class ResultsDir:
 
     def summary_rows(self) -> list[dict]:
         return [point_from_dict(p).to_row() for p in self.points()]
+
+    def prompt_units(self, row: dict) -> PromptUnits | None:
+        """Per-prompt sums of a point's measured requests (metrics.paired), for paired speedup intervals;
+        None when the point has no records file."""
+        path = self.records_path(str(row.get("point_id")))
+        try:
+            st = path.stat()
+        except OSError:
+            return None
+        hit = self._units.get(path.name)
+        if hit and hit[:2] == (st.st_size, st.st_mtime_ns):
+            return hit[2]
+        units = prompt_units(self.records(str(row["point_id"])))
+        self._units[path.name] = (st.st_size, st.st_mtime_ns, units)
+        return units
 
     def records(self, point_id: str) -> list[RequestRecord]:
         path = self.records_path(point_id)

@@ -51,7 +51,7 @@ def load_result(path: str | Path):
         status=manifest.status,
         prompts_fingerprint=(manifest.prompts.fingerprint if manifest.prompts else None) or "",
     )
-    result.speedups = [Speedup.from_row(s) for s in speedup_rows(result.rows())]
+    result.speedups = [Speedup.from_row(s) for s in speedup_rows(result.rows(), rd.prompt_units)]
     result.categories = {
         p.point_id: category_acceptance(rd.records(p.point_id)) for p in points if rd.records_path(p.point_id).is_file()
     }

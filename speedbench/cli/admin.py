@@ -165,6 +165,7 @@ def serve_api_cmd(host, port, token, output_dir, allow_roots, preset_dirs, servi
 @click.option("--submit", type=click.Choice(["slurm", "local", "debug"]), help="Submit the jobs with submitit.")
 @click.option("--partition", help="Slurm partition.")
 @click.option("--gpus", type=int, help="GPUs per job (default: the job's tensor-parallel size).")
+@click.option("--cpus-per-task", type=int, help="CPUs per job (default: the cluster's).")
 @click.option("--time", "time_min", type=int, default=120, show_default=True, help="Job time limit, minutes.")
 @click.option("--plan-dir", default="results/plan", show_default=True, help="Jobs write to PLAN_DIR/jobs/<job>.")
 @click.option("--wait", is_flag=True, help="Wait for the jobs, then merge each group into PLAN_DIR/merged/<group>.")
@@ -182,6 +183,7 @@ def plan(
     submit,
     partition,
     gpus,
+    cpus_per_task,
     time_min,
     plan_dir,
     wait,
@@ -232,6 +234,7 @@ def plan(
                 folder=str(Path(plan_dir) / "submitit"),
                 partition=partition,
                 gpus=gpus,
+                cpus_per_task=cpus_per_task,
                 time_min=time_min,
                 dry_run=job_dry_run,
             ),

@@ -78,7 +78,9 @@ def sweep(config_file, preset, dry_run, html_report, sd_spec, draft_length, draf
 
         runner = BenchmarkRunner(cfg)
         if dry_run:  # every check that needs no server, so a dry run passes exactly what a run would start
-            runner.validate()
+            runner.validate(dry_run=True)
+            if runner.release_note:
+                click.echo(f"speedbench: {runner.release_note}", err=True)
             click.echo(json.dumps(cfg.model_dump(mode="json"), indent=2))
             if not cfg.engine.endpoint:
                 click.echo(server_commands(cfg, runner.adapter))
@@ -131,7 +133,8 @@ def _finish(result, cfg, html_report: bool = False) -> None:
     rd = ResultsDir.open(result.results_dir)
     rows = rd.summary_rows()
     if rows:
-        render_terminal(rows, title=f"{result.results_dir}; output: {output_rule(cfg.model_dump(mode='json'))}")
+        title = f"{result.results_dir}; output: {output_rule(cfg.model_dump(mode='json'))}"
+        render_terminal(rows, title=title, units=rd.prompt_units)
     points = rd.points()
     ended = {p["point_id"] for p in points}
     missing = [p for p in rd.manifest().get("points_planned", []) if p not in ended]

@@ -38,6 +38,12 @@ class ContainerConfig(_Strict):
         return expand_path(v) if v and v.endswith(".sqsh") else v
 
 
+def engine_gpus(tensor_parallel_size: int | None, data_parallel_size: int | None) -> int:
+    """GPUs one engine holds: TP x DP (expert parallelism runs on those same GPUs). The one rule behind the
+    cost of an engine-hour, the GPUs energy should count and output TPS per GPU."""
+    return max(1, int(tensor_parallel_size or 1)) * max(1, int(data_parallel_size or 1))
+
+
 class EngineConfig(_Strict):
     name: Annotated[str, CLIFlag("--engine", help="Engine adapter: vllm, sglang, trtllm.")] = "vllm"
     model: Annotated[str | None, CLIFlag("--model", help="Model directory (or hub id) the engine serves.")] = Field(
@@ -119,6 +125,11 @@ class EngineConfig(_Strict):
     @classmethod
     def _expand(cls, v: str | None) -> str | None:
         return expand_path(v)
+
+    @property
+    def gpu_count(self) -> int:
+        """GPUs this engine holds (engine_gpus: TP x DP)."""
+        return engine_gpus(self.tensor_parallel_size, self.data_parallel_size)
 
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key.get_secret_value()}"} if self.api_key else {}

@@ -169,6 +169,11 @@ class Manifest(_Document):
     launch_differences: dict[str, list[dict[str, Any]]] = Field(
         default_factory=dict, description="per SD-on label, each server setting its launch differs in from SD off"
     )
+    metric_rules: dict[str, str] = Field(
+        default_factory=dict,
+        description="how the headline AL is aggregated and what happens to the EOS token (headline_al, "
+        "eos_token, source: the specdec_bench commit they follow); absent before it was recorded",
+    )
     points_planned: list[str] = Field(default_factory=list)
     points_finished: int | None = None
     points_failed: list[str] | None = None

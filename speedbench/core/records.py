@@ -18,7 +18,9 @@ class RequestRecord:
     prompt_len: int  # ids the harness sent
     max_tokens: int
     warmup: bool = False
-    t_start_ns: int = 0  # perf_counter_ns just before the request is written
+    # perf_counter_ns once the request's last byte was handed to the kernel (the send returned): TTFT and
+    # end-to-end latency count from here, so none of the client's own queueing or connecting is in them
+    t_start_ns: int = 0
     t_first_ns: int = 0  # first chunk that carried output tokens
     t_end_ns: int = 0  # stream finished (or failed)
     chunk_times_ns: list[int] = field(default_factory=list)  # one per chunk that carried tokens
@@ -45,6 +47,12 @@ class RequestRecord:
     # token ids), "text" (a chunk with text and neither: one token counted for timing; the total then comes
     # from the final usage, else "tokenizer" once the harness has counted the text)
     token_source: str | None = None
+    # when the harness wanted to send it (perf_counter_ns): the end of the previous request on its slot
+    # (closed loop), the previous turn's end, its due time (open loop), else when it was picked up.
+    # t_start_ns - t_wanted_ns is the client's own send delay (wake-up, encoding, any connect, the write);
+    # 0 = not recorded (records written before this field existed)
+    t_wanted_ns: int = 0
+    connect_ns: int = 0  # nanoseconds spent opening a connection for this request (0: a pre-opened one)
 
     def add_chunk(self, t_ns: int, cumulative_tokens: int) -> None:
         """Tokens arrived: keep the chunk when the cumulative count grew (usage-only chunks carry none)."""

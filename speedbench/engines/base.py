@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from speedbench.config import ConfigError, EngineConfig, SDConfig
@@ -102,11 +103,17 @@ class EngineAdapter(abc.ABC):
 
     def check_version(self, sd: SDConfig, max_concurrency: int = 256) -> None:
         """Refuse before launch when the installed engine lacks a flag this setting needs."""
+        self.check_versions([sd], max_concurrency)
+
+    def check_versions(self, sds: Sequence[SDConfig], max_concurrency: int = 256, where: str = "") -> None:
+        """Refuse before launch, in one line naming each, the flags of these settings the engine release lacks
+        (``installed_version``; ``where`` says how it was learnt when not read from the engine itself)."""
         if self.installed_version:
             check_floors(
                 self.name,
                 self.installed_version,
-                [self.floors[f] for f in self.emitted_flags(sd, max_concurrency) if f in self.floors],
+                [self.floors[f] for sd in sds for f in self.emitted_flags(sd, max_concurrency) if f in self.floors],
+                where,
             )
 
     def launch_differences(self, sd: SDConfig) -> list[dict]:

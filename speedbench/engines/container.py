@@ -239,17 +239,17 @@ class ContainerServer(ServerProcess):
     def stop(self, grace_s: float = 20.0) -> None:
         try:
             if self.proc is not None and self.ec.launcher in ("docker", "podman"):
-                _quiet([runtime_exe(self.ec), "stop", "-t", str(int(grace_s)), self.name], grace_s + 30)
+                quiet([runtime_exe(self.ec), "stop", "-t", str(int(grace_s)), self.name], grace_s + 30)
         finally:
             try:
                 super().stop(grace_s)
             finally:
                 rm = remove_argv(self.ec, self.name)
                 if rm is not None:
-                    _quiet(rm, 60)
+                    quiet(rm, 60)
 
 
-def _quiet(argv: list[str], timeout: float) -> None:
+def quiet(argv: list[str], timeout: float) -> None:
     """Best effort: a container already gone is what we want."""
     try:
         _run(argv, timeout)
@@ -294,7 +294,7 @@ def cleanup_leftovers(runtime: str, *, force_all: bool = False) -> list[str]:
     """Remove leftover containers (see ``leftover_containers``); returns their names."""
     names = leftover_containers(runtime, all_hosts_pids=force_all)
     for name in names:
-        _quiet([runtime, "rm", "-f", name], 60)
+        quiet([runtime, "rm", "-f", name], 60)
     return names
 
 

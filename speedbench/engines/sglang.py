@@ -97,16 +97,17 @@ FLOORS: dict[str, Floor] = {
             )
         ),
         *(
-            Floor(flag, "0.5.18", _WHEELS.format("0.5.18"))
+            # present in the 0.5.12 wheel (issue 28's reading; the floors were 0.5.18, the next wheel read before)
+            Floor(flag, "0.5.12", _WHEELS.format("0.5.12"))
             for flag in (
                 "--speculative-algorithm=NGRAM",
                 "--speculative-algorithm=STANDALONE",
                 "--speculative-ngram-min-bfs-breadth",
                 "--speculative-ngram-max-bfs-breadth",
                 "--incremental-streaming-output",
-                "--cuda-graph-max-bs-decode",
             )
         ),
+        Floor("--cuda-graph-max-bs-decode", "0.5.18", _WHEELS.format("0.5.18")),
         # renamed (0.5.18 keeps the old names as deprecated aliases; 0.5.22 has neither)
         Floor("--cuda-graph-max-bs", "0.4.10.post2", _WHEELS.format("0.4.10.post2 .. 0.5.18"), until="0.5.18"),
         Floor("--stream-output", "0.4.10.post2", _WHEELS.format("0.4.10.post2 .. 0.5.18"), until="0.5.18"),

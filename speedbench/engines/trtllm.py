@@ -15,9 +15,10 @@ Acceptance, globally: Prometheus counters at ``/prometheus/metrics`` when the se
 the adapter accumulates every row it reads, and the runner polls it during each point
 (``poll_during_point``). drafts = ΣnumRequestsWithDraftTokens, draft_tokens = ΣnumDraftTokens,
 accepted = ΣnumAcceptedTokens, so AL = 1 + accepted / drafts (what TRT-LLM's per-iteration
-``acceptanceLength`` averages). Per request: with ``per_request_spec_decode_stats: true`` (newer releases, see
-``FLOORS``) the choice that carries ``finish_reason`` has a ``speculative_decoding`` block (num_spec_steps,
-total_draft_tokens, total_accepted_draft_tokens, acceptance_histogram), read as exact counters.
+``acceptanceLength`` averages). Per request: with ``per_request_spec_decode_stats: true`` (an open pull
+request's branch only, so never written for a release: see ``FLOORS``) the choice that carries
+``finish_reason`` has a ``speculative_decoding`` block (num_spec_steps, total_draft_tokens,
+total_accepted_draft_tokens, acceptance_histogram), read as exact counters.
 """
 
 from __future__ import annotations
@@ -52,8 +53,8 @@ M_ACCEPTED_POS = "trtllm_spec_decode_accepted_tokens_total"
 
 _LLM_ARGS = "tensorrt_llm/llmapi/llm_args.py (code index id 7019226376, 1.2/1.3 dev)"
 _PER_REQUEST = (
-    "the upstream test of serve/postprocess_handlers._build_spec_decode_stats (code index id "
-    "68498373284, 2026); the release it first shipped in was not read: 1.3.0 is assumed"
+    "NVIDIA/TensorRT-LLM pull request 19311 (open; its branch's serve/postprocess_handlers.py and test, code "
+    "index id 68498373284): in no release seen, the latest being 1.3.0rc24"
 )
 # The 1.2.0 floor is the issue's (Eagle3 decoding_type, max_draft_len for every method): not re-read at the tag.
 FLOORS: dict[str, Floor] = {
@@ -83,7 +84,8 @@ FLOORS: dict[str, Floor] = {
                 "speculative_config.decoding_type=Draft_Target",
             )
         ),
-        Floor("per_request_spec_decode_stats", "1.3.0", _PER_REQUEST),
+        # strict LlmArgs refuses an unknown key: never written until a release is known to have it
+        Floor("per_request_spec_decode_stats", None, _PER_REQUEST),
     ]
 }
 
@@ -183,7 +185,7 @@ class TRTLLMAdapter(EngineAdapter):
     supported_sd = ("off", "eagle3", "mtp", "ngram", "draft_model")
     health_path = "/health"
     poll_interval_s = 0.5  # the iteration-stats queue is bounded: drain it often
-    dists = ("tensorrt_llm",)
+    dists = ("tensorrt_llm", "tensorrt-llm")  # as the wheel and as some images record it
     floors = FLOORS
 
     def __init__(self, cfg) -> None:

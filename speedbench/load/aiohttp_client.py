@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import aiohttp
 
-from speedbench.load.http1 import StreamOutcome
+from speedbench.load.exchange import StreamOutcome
 from speedbench.load.sse import SSESplitter
 
 _now = time.perf_counter_ns
@@ -26,6 +26,11 @@ class AiohttpStreamer:
 
     def __init__(self, session: aiohttp.ClientSession, base_url: str, headers: dict[str, str]) -> None:
         self.session, self.base_url, self.headers = session, base_url, {**_JSON, **headers}
+
+    async def open_idle(self, n: int) -> int:
+        """Nothing: aiohttp opens its connections as requests need them, so on this (cross-check) client a
+        slot's first request includes its connect, and starts are stamped before the request is written."""
+        return 0
 
     async def stream(self, path: str, data: bytes, sink: Callable[[bytes, int], bool]) -> StreamOutcome:
         """POST ``data`` (JSON) to ``path`` and feed every SSE payload of a 200 reply to ``sink`` (as ``Http1Pool``)."""

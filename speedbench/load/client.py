@@ -5,10 +5,13 @@ request rate, over this process's share of a point's requests (``point.run_point
 One connection pool per process: raw HTTP/1.1 protocols (``http1``, the default hot path) or aiohttp (the
 cross-check).  Timing: ``time.perf_counter_ns`` (CLOCK_MONOTONIC, comparable across processes) of the
 socket block that brought an event, the kernel's receive time where available (``stamped_socket``);
-every event in one block shares the stamp.  Phases: warm-up requests, the measured requests, then
-cool-down requests that keep the load on until the last measured request has finished (then they are
-cancelled), so the measured window sees steady load with no ramp-up or drain.  Warm-up and cool-down
-records carry ``warmup=True``.
+every event in one block shares the stamp.  A request starts when it left (its last byte handed to the
+kernel), after one connection per in-flight slot was opened before the first request; when it was wanted
+(its slot freed) is kept apart, so the client's own delay is reported, never counted in TTFT.
+
+Phases: warm-up requests, the measured requests, then cool-down requests that keep the load on until the
+last measured request has finished (then they are cancelled), so the measured window sees steady load
+with no ramp-up or drain.  Warm-up and cool-down records carry ``warmup=True``.
 """
 
 from __future__ import annotations
@@ -77,14 +80,20 @@ async def stream_one(
     token_ids: Sequence[int],
     rec: RequestRecord,
     plan: LoadPlan,
+    t_wanted_ns: int = 0,
 ) -> RequestRecord:
     """Send one streaming request and fold its events into ``rec`` (stamps, tokens, status); a failure ends
-    as the record's status, never as an exception (but a cancel is re-raised, the record marked first)."""
+    as the record's status, never as an exception (but a cancel is re-raised, the record marked first).
+
+    ``t_wanted_ns``: when the harness wanted to send it (0: now).  The record's start is when the request
+    left (its last byte handed to the kernel), so the client's own delay (waking up, encoding, any connect)
+    is kept out of TTFT and latency and recorded apart: ``t_start_ns - t_wanted_ns``, ``connect_ns``."""
+    rec.t_wanted_ns = t_wanted_ns or _now()
     path, body = adapter.build_request(list(token_ids), plan.max_tokens, plan.fixed_length)
     sent_ids: list[int] = body.get("prompt") or body.get("input_ids") or list(token_ids)
     data = dumps(body)
     fold = _Fold(adapter, rec, sent_ids)
-    rec.t_start_ns = _now()
+    rec.t_start_ns = _now()  # until the client says when the request left (kept if it never does)
     try:
         out = await http.stream(path, data, fold)
     except asyncio.CancelledError:
@@ -92,6 +101,9 @@ async def stream_one(
         raise
     # the end is the read that brought [DONE] (or the failure), not when this task got round to waking up
     rec.t_end_ns = out.t_end_ns or _now()
+    if out.t_sent_ns:
+        rec.t_start_ns = out.t_sent_ns
+    rec.connect_ns = out.connect_ns
     rec.http_status = out.http_status
     if rec.status == OK and out.error_kind is not None:
         rec.status, rec.error_kind, rec.error = FAILED, out.error_kind, out.error
@@ -236,15 +248,20 @@ class _PointDriver:
         self.indices = itertools.count(*part)  # this share's request indices: w, w + n, w + 2n, ...
         self.run = PointRun()
         self.drivers: list[asyncio.Task[Any]] = []
-        self.tasks: set[asyncio.Task[None]] = set()  # open loop: conversations in flight
+        self.tasks: set[asyncio.Task[int]] = set()  # open loop: conversations in flight
+
+    def slots(self) -> int:
+        """This share of the concurrency: its closed-loop streams (open loop: the connections to hold open)."""
+        (w, n), c = self.part, self.plan.concurrency
+        return c // n + (1 if w < c % n else 0)
 
     def start_drivers(self, http: _Streamer) -> None:
         """Closed loop: this share of the concurrency's streams; open loop: one dispatcher on the schedule."""
-        plan, (w, n) = self.plan, self.part
+        plan = self.plan
         if plan.mode != "closed":
             self.drivers = [asyncio.create_task(self._open_dispatcher(http))]
             return
-        share = plan.concurrency // n + (1 if w < plan.concurrency % n else 0)
+        share = self.slots()
         self.drivers = [asyncio.create_task(self._closed_worker(http)) for _ in range(share)]
         if share == 0:  # more processes than streams: this one has nothing to measure
             self.phases.close()
@@ -270,12 +287,13 @@ class _PointDriver:
         await asyncio.gather(*in_flight, return_exceptions=True)
 
     async def _closed_worker(self, http: _Streamer) -> None:
+        t_free = 0  # when this slot's previous request ended: its next one is wanted from then
         while True:
             i = next(self.indices)
             phase = self.phases.of(i)
             if phase is None:
                 return
-            await self._conversation(http, i, phase)
+            t_free = await self._conversation(http, i, phase, t_free)
 
     async def _open_dispatcher(self, http: _Streamer) -> None:
         plan = self.plan
@@ -292,7 +310,7 @@ class _PointDriver:
                 return
             if phase == "measure":
                 self.run.schedule_lags_ns.append(max(0, _now() - due))
-            t = asyncio.get_running_loop().create_task(self._conversation(http, i, phase))
+            t = asyncio.get_running_loop().create_task(self._conversation(http, i, phase, due))
             self.tasks.add(t)
             t.add_done_callback(self.tasks.discard)
 
@@ -302,8 +320,9 @@ class _PointDriver:
         # measured (and cool-down) requests count from the end of the warm-up
         return self.prompts[self.order.index(i - self.plan.warmup_requests)]
 
-    async def _conversation(self, http: _Streamer, i: int, phase: str) -> None:
-        """One conversation: its turns in order, each sent once the previous reply has fully arrived."""
+    async def _conversation(self, http: _Streamer, i: int, phase: str, t_wanted: int) -> int:
+        """One conversation: its turns in order, each sent once the previous reply has fully arrived (and
+        wanted from then); the first is wanted from ``t_wanted`` (0: now).  Returns when its last turn ended."""
         p = self._prompt(i, phase)
         conv = f"{self.label}#{i}"
         next_turn = self.plan.next_turn
@@ -315,11 +334,11 @@ class _PointDriver:
         try:
             while True:
                 rec = self._record(p, conv, turn, ids, phase)
-                if not await self._send(http, ids, rec):
-                    return  # a failed turn ends its conversation: the next turn has no reply to build on
+                if not await self._send(http, ids, rec, t_wanted):
+                    return rec.t_end_ns  # a failed turn ends its conversation: no reply to build on
                 if turn == last or next_turn is None or self.phases.halted:
-                    return
-                turn += 1
+                    return rec.t_end_ns
+                turn, t_wanted = turn + 1, rec.t_end_ns
                 ids = next_turn(p.turn_tails[turn - 2], ids, rec.output_ids, rec.text)
         finally:
             self.phases.finished(phase)
@@ -337,10 +356,10 @@ class _PointDriver:
             prompt_sha256=turn_ids_digest(ids) if turn > 1 else None,
         )
 
-    async def _send(self, http: _Streamer, ids: Sequence[int], rec: RequestRecord) -> bool:
+    async def _send(self, http: _Streamer, ids: Sequence[int], rec: RequestRecord, t_wanted: int) -> bool:
         """Send one turn and hand its record on, whatever happens; False when it did not end ok."""
         try:
-            await stream_one(http, self.adapter, ids, rec, self.plan)
+            await stream_one(http, self.adapter, ids, rec, self.plan, t_wanted)
         finally:
             self.run.records.append(rec)
             self.emit(rec)
@@ -365,6 +384,8 @@ async def _drive_point(
     driver = _PointDriver(adapter, prompts, plan, emit, point_label, part)
     monitor = LoopMonitor(plan.monitor_interval_s)
     async with _streamer(base_url, plan) as http:
+        # one open connection per in-flight slot before any request starts: no measured request connects
+        await http.open_idle(driver.slots())
         monitor.start()
         driver.start_drivers(http)
         try:

@@ -22,70 +22,21 @@ streams that exceed the idle or total timeout.
 from __future__ import annotations
 
 import asyncio
+import collections
 import socket
 import ssl as ssl_mod
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import httptools
 
-from speedbench.load.sse import SSESplitter
+from speedbench.load.exchange import Exchange, PayloadSink, StreamOutcome
 from speedbench.load.stamped_socket import AVAILABLE as KERNEL_STAMPS
 from speedbench.load.stamped_socket import KernelStampedSocket, prepare_stamped_tcp
 
 _now = time.perf_counter_ns
 _ERROR_BODY_LIMIT = 2048
-
-# on_payload(payload, t_ns) -> True when the stream is over for the caller ([DONE] or a failure it recorded)
-PayloadSink = Callable[[bytes, int], bool]
-
-
-@dataclass
-class StreamOutcome:
-    """How one streaming request ended, in the load client's error vocabulary."""
-
-    http_status: int | None = None
-    error_kind: str | None = None  # None = the sink ended the stream itself (or it completed)
-    error: str | None = None
-    t_end_ns: int = 0
-
-
-class _Exchange:
-    """One request/response on a connection."""
-
-    __slots__ = (
-        "sink",
-        "future",
-        "status",
-        "split",
-        "error_body",
-        "done",
-        "t_start_ns",
-        "t_last_ns",
-        "got_bytes",
-        "outcome",
-    )
-
-    def __init__(self, sink: PayloadSink, future: asyncio.Future, t_start_ns: int) -> None:
-        self.sink, self.future = sink, future
-        self.status: int | None = None
-        self.split = SSESplitter()
-        self.error_body = b""
-        self.done = False
-        self.t_start_ns = self.t_last_ns = t_start_ns
-        self.got_bytes = False
-        self.outcome = StreamOutcome()
-
-    def finish(self, t_ns: int, kind: str | None = None, error: str | None = None) -> None:
-        if self.done:
-            return
-        self.done = True
-        o = self.outcome
-        o.http_status, o.error_kind, o.error, o.t_end_ns = self.status, kind, error, t_ns
-        if not self.future.done():
-            self.future.set_result(o)
+_DRAIN_WAIT_S = 1.0  # longest a request waits for a draining connection before it opens a new one
 
 
 class _Connection(asyncio.Protocol):
@@ -107,7 +58,7 @@ class _Connection(asyncio.Protocol):
         self.pool = pool
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
-        self.ex: _Exchange | None = None
+        self.ex: Exchange | None = None
         self.blocks: list = []  # (t_ns, bytes) read but not yet parsed
         self.queued = False
         self.lost = False
@@ -128,6 +79,11 @@ class _Connection(asyncio.Protocol):
         if not self.queued:
             self.queued = True
             self.pool.schedule(self)
+
+    def write_drained(self) -> None:
+        """KernelStampedSocket: the last byte of a write that did not fit the socket at once went out now."""
+        if self.ex is not None and not self.ex.t_sent_ns:
+            self.ex.t_sent_ns = _now()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
@@ -179,6 +135,7 @@ class _Connection(asyncio.Protocol):
                 ex.finish(t)
                 if self.keep_alive:
                     self.draining = True  # pooled again once the message's end arrives
+                    self.pool.draining += 1
                 else:
                     self.close()
                 return
@@ -194,14 +151,21 @@ class _Connection(asyncio.Protocol):
             else:
                 ex.finish(t, "truncated_stream", "stream ended without [DONE]")
         self.ex = None
-        self.draining = False
+        self.end_draining()
         if self.keep_alive and not self.lost:
             self.pool.release(self)
         else:
             self.close()
 
+    def end_draining(self) -> None:
+        if self.draining:
+            self.draining = False
+            self.pool.draining -= 1
+            self.pool.wake_waiter()  # a request waiting for this connection: take it, or connect
+
     def close(self) -> None:
         self.ex = None
+        self.end_draining()
         self.keep_alive = False
         self.pool.active.discard(self)
         if self.transport is not None and not self.transport.is_closing():
@@ -248,6 +212,10 @@ class Http1Pool:
         self.connect_timeout_s = connect_timeout_s
         self.idle: list[_Connection] = []
         self.active: set[_Connection] = set()
+        # connections whose caller is done ([DONE] read) but whose message end has not arrived yet: a request
+        # that finds no idle connection waits for one of these rather than connect (one per in-flight slot)
+        self.draining = 0
+        self._waiters: collections.deque[asyncio.Future] = collections.deque()
         self._dirty: list[_Connection] = []
         self._scheduled = False
         self.loop = asyncio.get_running_loop()
@@ -272,6 +240,52 @@ class Http1Pool:
         """``conn`` finished its exchange and may be reused."""
         self.active.discard(conn)
         self.idle.append(conn)
+
+    def wake_waiter(self) -> None:
+        """A draining connection was pooled or closed: the longest-waiting request looks again."""
+        while self._waiters:
+            w = self._waiters.popleft()
+            if not w.done():
+                w.set_result(None)
+                return
+
+    async def open_idle(self, n: int) -> int:
+        """Open connections until ``n`` are idle: one per in-flight slot, before the measured window, so that
+        no measured request waits for a connect.  Returns how many are idle; a connect that fails is left
+        to the requests (they then connect themselves and fail as records, or time the connect apart)."""
+        need = n - len(self.idle)
+        if need > 0:
+            opened = await asyncio.gather(*(self._connect() for _ in range(need)), return_exceptions=True)
+            for c in opened:
+                if isinstance(c, _Connection):
+                    self.idle.append(c)
+                elif not isinstance(c, (OSError, asyncio.TimeoutError)):
+                    raise c
+        return len(self.idle)
+
+    def _take_idle(self) -> _Connection | None:
+        while self.idle:
+            c = self.idle.pop()
+            if not c.lost and c.transport is not None and not c.transport.is_closing():
+                return c
+        return None
+
+    async def _checkout(self) -> _Connection | None:
+        """An open connection: an idle one, else (briefly) one whose message is about to end; None: connect.
+
+        A closed-loop slot reads [DONE] and sends its next request at once; the chunked body's terminator
+        can arrive a read later, so its connection is not idle yet.  Waiting for it, not connecting, keeps
+        one connection per slot and every connect outside the measured window."""
+        conn = self._take_idle()
+        while conn is None and self.draining:
+            w = self.loop.create_future()
+            self._waiters.append(w)
+            try:
+                await _within(_DRAIN_WAIT_S, w)
+            except asyncio.TimeoutError:
+                return None
+            conn = self._take_idle()
+        return conn
 
     def lost_mid_exchange(self, conn: _Connection) -> None:
         """``conn`` closed under an exchange: end it as an HTTP error (a body ended by the close) or a transport
@@ -315,30 +329,42 @@ class Http1Pool:
         raise last or OSError(f"cannot resolve {self.host}")
 
     async def stream(self, path: str, body: bytes, sink: PayloadSink) -> StreamOutcome:
-        """POST ``body`` (JSON) to ``path`` and feed every SSE payload of a 200 reply to ``sink``."""
+        """POST ``body`` (JSON) to ``path`` and feed every SSE payload of a 200 reply to ``sink``.  The
+        outcome says when the request's last byte went to the kernel and how long a connect took, if any."""
         request = self._head.format(path=self.prefix + path, n=len(body)).encode("latin-1") + body
+        connect_ns = 0
         for attempt in (0, 1):
-            conn, reused = None, False
-            while self.idle:
-                c = self.idle.pop()
-                if not c.lost and c.transport is not None and not c.transport.is_closing():
-                    conn, reused = c, True
-                    break
+            conn = await self._checkout()
+            reused = conn is not None
             t0 = _now()
             if conn is None:
                 try:
                     conn = await self._connect()
                 except asyncio.TimeoutError:
-                    return StreamOutcome(error_kind="timeout", error="connect timed out", t_end_ns=_now())
+                    return StreamOutcome(
+                        error_kind="timeout", error="connect timed out", t_end_ns=_now(), connect_ns=_now() - t0
+                    )
                 except OSError as e:
                     return StreamOutcome(
-                        error_kind="transport", error=f"connect: {type(e).__name__}: {e}"[:300], t_end_ns=_now()
+                        error_kind="transport",
+                        error=f"connect: {type(e).__name__}: {e}"[:300],
+                        t_end_ns=_now(),
+                        connect_ns=_now() - t0,
                     )
-            ex = _Exchange(sink, self.loop.create_future(), t0)
+                connect_ns += _now() - t0
+            ex = Exchange(sink, self.loop.create_future(), t0)
+            ex.outcome.connect_ns = connect_ns
             conn.ex = ex
             self.active.add(conn)
-            assert conn.transport is not None  # set by connection_made before the connect returns
-            conn.transport.write(request)
+            transport = conn.transport
+            assert transport is not None  # set by connection_made before the connect returns
+            transport.write(request)
+            # the request's start: its last byte is with the kernel (a write that did not fit the socket
+            # stamps itself when it drains: _Connection.write_drained)
+            if not transport.get_write_buffer_size() or not isinstance(transport, KernelStampedSocket):
+                # (uvloop's own transports hand small writes to the kernel at the end of this loop pass:
+                # there the stamp is early by at most the rest of the pass)
+                ex.t_sent_ns = _now()
             try:
                 outcome = await ex.future
             except asyncio.CancelledError:

@@ -22,6 +22,15 @@ is stamped when it reached the socket however late it is read.  Lag then distort
 is long enough for a stream's next chunk to arrive before the previous one was read (both would share
 one stamp), so the lag limit becomes half the median inter-chunk gap of the point, and never below 1 ms.
 Synchronized streams (512 first tokens at once) make lag bursts of a few ms that do not matter then.
+
+Send delay: a request's start is stamped when it left (its last byte went to the kernel), so TTFT holds
+none of the client's own queueing; what the client kept the server waiting is recorded apart, from when
+the request was wanted (its slot freed, its turn due) to when it left.  A slot left empty longer than 1 %
+of a request's life at P99 (never under 1 ms) is flagged, the same tolerance as the in-flight rule: when a
+wave of equal-length streams ends together, the client re-sends them one after another, and on a slow
+core the last ones leave tens of ms late.  A measured request that had to open a connection is counted
+(``measured_connects``): connections are opened before the window, one per slot, so one is a sign of a
+server that closed them.
 """
 
 from __future__ import annotations
@@ -37,6 +46,7 @@ from speedbench.core.records import OK, RequestRecord
 
 LAG_LIMIT_MS = 1.0
 IN_FLIGHT_MIN_FRACTION = 0.99
+SEND_DELAY_MAX_FRACTION = 1 - IN_FLIGHT_MIN_FRACTION  # of the median request latency
 _TIMER_GRANULARITY_NS = 1_000_000
 
 
@@ -87,6 +97,12 @@ class ClientStats:
     timestamps: str = "read"  # "kernel": chunk stamps are kernel receive times
     lag_limit_ms: float = LAG_LIMIT_MS  # the lag P99 above which the point is flagged
     reason: str | None = None  # why the point is flagged, in words (None when it is not)
+    # measured requests: wanted -> left (the client's own delay; none of it is in TTFT), ms
+    send_delay_p50_ms: float | None = None
+    send_delay_p99_ms: float | None = None
+    send_delay_max_ms: float | None = None
+    send_delay_limit_ms: float | None = None  # the P99 above which the point is flagged
+    measured_connects: int = 0  # measured requests that opened a connection (timed in connect_ns)
 
 
 def measured_window(records: Sequence[RequestRecord]) -> tuple[int, int]:
@@ -133,6 +149,22 @@ def median_chunk_gap_ms(records: Iterable[RequestRecord]) -> float | None:
     return float(np.median(np.concatenate(gaps))) / 1e6 if gaps else None
 
 
+def send_delays_ms(records: Iterable[RequestRecord]) -> np.ndarray:
+    """Per measured request, ms from when it was wanted to when it left (records that say both)."""
+    return (
+        np.asarray([r.t_start_ns - r.t_wanted_ns for r in records if not r.warmup and r.t_wanted_ns], dtype=float).clip(
+            min=0
+        )
+        / 1e6
+    )
+
+
+def send_delay_limit_ms(records: Iterable[RequestRecord]) -> float:
+    """1 % of the median measured ok request's latency (start to end), never under LAG_LIMIT_MS."""
+    lat = [r.t_end_ns - r.t_start_ns for r in records if not r.warmup and r.status == OK]
+    return max(LAG_LIMIT_MS, SEND_DELAY_MAX_FRACTION * float(np.median(lat)) / 1e6) if lat else LAG_LIMIT_MS
+
+
 def client_stats(
     records: Sequence[RequestRecord],
     lag_samples: Sequence[tuple[int, int]],
@@ -157,6 +189,8 @@ def client_stats(
         inflight = mean_in_flight(records, t0, t1) if t1 > t0 else None
     sched = np.asarray(schedule_lags_ns, dtype=float) / 1e6
     sched_p99 = float(np.percentile(sched, 99)) if sched.size else None
+    delays, delay_limit = send_delays_ms(records), send_delay_limit_ms(records)
+    delay_p50, delay_p99 = (float(x) for x in np.percentile(delays, [50, 99])) if delays.size else (None, None)
     reasons = []
     if lag_p99 is not None and lag_p99 > lag_limit:
         reasons.append(f"loop lag P99 {lag_p99:.2f} ms > {lag_limit:.2f} ms")
@@ -164,6 +198,8 @@ def client_stats(
         reasons.append(f"mean in-flight {inflight:.2f} of {target} while requests waited to be sent")
     if sched_p99 is not None and sched_p99 > LAG_LIMIT_MS:
         reasons.append(f"dispatch lag P99 {sched_p99:.2f} ms > {LAG_LIMIT_MS:.0f} ms")
+    if delay_p99 is not None and delay_p99 > delay_limit:
+        reasons.append(f"send delay P99 {delay_p99:.2f} ms > {delay_limit:.2f} ms (requests waited in the client)")
     if not any(r.status == OK for r in records if not r.warmup):
         reasons = []  # every measured request failed: no latency was measured that client delay could skew
     return ClientStats(
@@ -177,4 +213,9 @@ def client_stats(
         "kernel" if kernel_stamps else "read",
         lag_limit,
         "; ".join(reasons) or None,
+        delay_p50,
+        delay_p99,
+        float(delays.max()) if delays.size else None,
+        delay_limit,
+        sum(1 for r in records if not r.warmup and r.connect_ns),
     )

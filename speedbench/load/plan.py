@@ -29,7 +29,7 @@ class LoadPlan:
     requests (conversations when ``next_turn`` is set), token counts are tokens, times are seconds.
     """
 
-    concurrency: int  # closed loop: requests in flight (the open loop does not use it)
+    concurrency: int  # closed loop: requests in flight; both: connections opened before the first request
     num_requests: int  # measured requests (conversations); ignored when duration_s is set
     warmup_requests: int  # requests before the measured ones, never measured: synthetic prompts (load.warmup)
     max_tokens: int  # the output cap in tokens; requests stop at EOS unless fixed_length

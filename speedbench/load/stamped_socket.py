@@ -57,7 +57,8 @@ class KernelStampedSocket:
     """The little of an asyncio transport that the load client and the stub server need, over a non-blocking
     socket read with ``recvmsg``: the protocol's ``stamped_data(data, t_ns)`` gets each block with the time
     the kernel queued it (perf_counter_ns), ``pause_writing``/``resume_writing`` as the send buffer fills
-    and drains (only if the protocol has them), ``connection_lost`` once."""
+    and drains, ``write_drained`` once a write that did not fit the socket has all gone to the kernel (these
+    three only if the protocol has them), ``connection_lost`` once."""
 
     __slots__ = ("loop", "sock", "fd", "protocol", "_out", "_closing", "_paused")
 
@@ -113,6 +114,7 @@ class KernelStampedSocket:
         del self._out[:n]
         if not self._out:
             self.loop.remove_writer(self.fd)
+            getattr(self.protocol, "write_drained", _noop)()
         self._flow()
 
     def _flow(self) -> None:
@@ -123,6 +125,10 @@ class KernelStampedSocket:
         elif self._paused and size <= _LOW_WATER:
             self._paused = False
             getattr(self.protocol, "resume_writing", _noop)()
+
+    def get_write_buffer_size(self) -> int:
+        """Bytes written but not yet handed to the kernel (asyncio.WriteTransport's name)."""
+        return len(self._out)
 
     def is_closing(self) -> bool:
         return self._closing

@@ -5,11 +5,16 @@ Raw asyncio protocol (no web framework) so that one core can push more chunks th
 Modes: zero-latency (ttft = itl = 0: chunks as fast as the client drains them, round-robin over streams,
 back-pressured by the socket) and paced (first chunk ``ttft`` after the request arrived, then one every
 ``itl``, on an absolute schedule).  Chunks are vLLM-shaped ``/v1/completions`` events with continuous usage.
+``--lockstep`` puts every paced chunk on one global clock of ``itl`` ticks, as a batched engine's steps do:
+equal-length streams that started within one tick end on the same tick, so the client must re-send a
+whole wave at once (the burst case).
 
     python -m speedbench.load.stub_server --port 8123 --ttft-ms 50 --itl-ms 10 --cpu 0
 
-GET /stamps returns, per request, the arrival stamp, the server's CPU time then, and the send stamp of every
-chunk (perf_counter_ns = CLOCK_MONOTONIC, comparable with the client's); ``/stamps?reset=1`` clears them.
+GET /stamps returns, per request, the arrival stamp (the kernel's receive time of the request's first
+bytes), the server's CPU time then, and the send stamp of every chunk (perf_counter_ns = CLOCK_MONOTONIC,
+comparable with the client's); ``/stamps?reset=1`` clears them.  GET /connects returns the stamp of every
+connection accepted (``?reset=1`` clears them): when the client connected, measured apart from requests.
 """
 
 from __future__ import annotations
@@ -43,6 +48,11 @@ class StubConfig:
     stamp_chunks: bool = True  # keep every chunk's send stamp (else first and last only)
     burst: int = 1  # zero-latency: events per socket write per stream and round (1 = one each)
     kernel_timestamps: bool = True  # request arrival = the kernel's receive stamp (Linux), not the read time
+    lockstep: bool = False  # paced chunks on one global tick of itl_s (a batched engine's steps)
+    end_delay_s: float = 0.0  # write the chunked body's terminator this long after [DONE] (a late message end)
+
+
+_END = b"0\r\n\r\n"  # the chunked body's terminator: the response's end
 
 
 def _frame(data: bytes) -> bytes:
@@ -96,6 +106,7 @@ class StubServer:
         self.cfg = cfg
         self.model = cfg.model.encode()
         self.log: list[dict] = []
+        self.connects: list[int] = []  # perf_counter_ns of each accepted connection
         self.ready: collections.deque[_Stream] = collections.deque()  # zero-latency round-robin
         self._pumping = False
         self.loop = loop
@@ -128,6 +139,9 @@ class StubServer:
         """Begin answering one request: paced on its schedule, or at once in the zero-latency round-robin."""
         if self.cfg.ttft_s > 0 or self.cfg.itl_s > 0:
             s.due_ns = s.recv_ns + int(self.cfg.ttft_s * 1e9)
+            tick = int(self.cfg.itl_s * 1e9)
+            if self.cfg.lockstep and tick > 0:  # the first step boundary at or after the TTFT
+                s.due_ns = -(-s.due_ns // tick) * tick
             self.loop.call_later(max(0, s.due_ns - _now()) / 1e9, self._paced_step, s)
         else:
             self.ready.append(s)
@@ -154,7 +168,8 @@ class StubServer:
                 over = "cut"
                 break
             if s.i > s.n + 1:  # [DONE] written
-                frames.append(b"0\r\n\r\n")
+                if not self.cfg.end_delay_s:
+                    frames.append(_END)
                 over = "done"
                 break
         t = _now()
@@ -162,19 +177,32 @@ class StubServer:
         s.sends.extend([t] * stamped)
         if over == "cut":
             c.transport.close()
+        elif over == "done" and self.cfg.end_delay_s:
+            self.loop.call_later(self.cfg.end_delay_s, self._end_late, s)
         elif over == "done":
-            self.log.append(
-                {
-                    "prompt_head": s.echo[:4] if s.echo else None,
-                    "prompt_len": s.prompt_len,
-                    "recv_ns": s.recv_ns,
-                    "cpu_ns": s.cpu_ns,
-                    "sends": s.sends,
-                }
-            )
-            c.busy = False
-            c.feed(b"")  # a pipelined next request, if any
+            self._ended(s)
         return not over
+
+    def _end_late(self, s: _Stream) -> None:
+        c = s.conn
+        if c.transport is not None and not c.transport.is_closing():
+            c.transport.write(_END)
+            self._ended(s)
+
+    def _ended(self, s: _Stream) -> None:
+        """The response's last byte is written: log its stamps, and read the connection's next request."""
+        c = s.conn
+        self.log.append(
+            {
+                "prompt_head": s.echo[:4] if s.echo else None,
+                "prompt_len": s.prompt_len,
+                "recv_ns": s.recv_ns,
+                "cpu_ns": s.cpu_ns,
+                "sends": s.sends,
+            }
+        )
+        c.busy = False
+        c.feed(b"")  # a pipelined next request, if any
 
 
 class _Conn(asyncio.Protocol):
@@ -187,6 +215,7 @@ class _Conn(asyncio.Protocol):
 
     def connection_made(self, transport) -> None:
         self.transport = transport
+        self.server.connects.append(_now())
 
     def connection_lost(self, exc) -> None:
         self.transport = None
@@ -258,6 +287,11 @@ class _Conn(asyncio.Protocol):
             out = json.dumps(srv.log).encode()
             if "reset=1" in target:
                 srv.log = []
+            return self.reply("200 OK", out)
+        if method == "GET" and path == "/connects":
+            out = json.dumps(srv.connects).encode()
+            if "reset=1" in target:
+                srv.connects = []
             return self.reply("200 OK", out)
         if method == "GET" and path in ("/health", "/metrics"):
             return self.reply("200 OK", b"", "text/plain")
@@ -334,10 +368,11 @@ def main() -> None:
     ap.add_argument("--cpu", type=int, default=None, help="pin to this core (os.sched_setaffinity)")
     ap.add_argument("--model", default="stub")
     ap.add_argument("--burst", type=int, default=1, help="zero-latency: events per write per stream and round")
+    ap.add_argument("--lockstep", action="store_true", help="paced: every chunk on one global clock of ITL ticks")
     a = ap.parse_args()
     if a.cpu is not None:
         os.sched_setaffinity(0, {a.cpu})
-    cfg = StubConfig(ttft_s=a.ttft_ms / 1e3, itl_s=a.itl_ms / 1e3, model=a.model, burst=a.burst)
+    cfg = StubConfig(ttft_s=a.ttft_ms / 1e3, itl_s=a.itl_ms / 1e3, model=a.model, burst=a.burst, lockstep=a.lockstep)
 
     async def serve() -> None:
         _, server, port = await start_stub(cfg, a.host, a.port)

@@ -4,10 +4,18 @@ Pure functions of one point's records. Two views, as for whole points (see metri
 
 tokens_per_step       Σ output tokens / Σ streamed chunks over the category's requests (token-weighted
                       chunk AL; first prefill chunk counted, bonus token included)
-tokens_per_step_mean  mean of per-request chunk ALs: SPEED-Bench's own per-category AL (the headline, with
-                      its 95 % bootstrap interval tokens_per_step_mean_lo/hi)
+al_speedbench         SPEED-Bench's per-category AL (metrics.speed_bench): mean over conversations of each
+                      one's Σ tokens / Σ chunks over all its turns, EOS stripped; the headline, with its 95 %
+                      bootstrap interval al_speedbench_lo/hi over distinct prompts
+al_per_turn           mean over requests (each turn its own) of tokens / chunks, EOS stripped: the per-turn
+                      breakdown of the headline (equal to it for single-turn prompts)
+tokens_per_step_mean  mean of per-request chunk ALs with the EOS token counted (the headline before
+                      SPEED-Bench's rule was followed; kept for comparison with older reports)
 al_drafted            1 + Σ accepted / Σ drafts from the per-request SD counters (steps that drafted only);
                       None when the engine gave no per-request SD counters (SD off, or not exposed)
+
+Intervals resample distinct prompts: a setting pools its concurrency points, where each prompt is measured
+once per concurrency, and those measurements are not independent draws (metrics.uncertainty).
 
 Reports (speedbench.report) show them as "tok/step pooled", "AL SPEED-Bench" and "AL drafted", in the
 SPEED-Bench paper's category order (CATEGORIES), with the unweighted mean over categories and the
@@ -23,7 +31,8 @@ from speedbench.core.acceptance import SpecDecodeCounters
 from speedbench.core.records import OK, RequestRecord
 from speedbench.data.prompts import CATEGORIES  # the paper's column order, defined once with the splits
 from speedbench.metrics import request as rq
-from speedbench.metrics.uncertainty import mean_interval
+from speedbench.metrics import speed_bench as sb
+from speedbench.metrics.uncertainty import cluster_mean_interval
 
 
 @dataclass(frozen=True)
@@ -40,6 +49,11 @@ class CategoryAcceptance:
     accepted_tokens: int = 0
     tokens_per_step_mean_lo: float | None = None  # 95 % bootstrap interval (metrics.uncertainty)
     tokens_per_step_mean_hi: float | None = None
+    al_speedbench: float | None = None
+    al_speedbench_lo: float | None = None
+    al_speedbench_hi: float | None = None
+    al_per_turn: float | None = None
+    conversations: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -57,8 +71,11 @@ def category_acceptance(records: Sequence[RequestRecord]) -> list[CategoryAccept
 def _one(category: str, recs: list[RequestRecord]) -> CategoryAcceptance:
     tokens = sum(r.output_tokens for r in recs)
     steps = sum(len(r.chunk_tokens) for r in recs)
-    per_req = [x for x in (rq.tokens_per_step(r) for r in recs) if x is not None]
-    lo, hi = mean_interval(per_req) or (None, None)
+    per_req = [(r.prompt_id, x) for r, x in ((r, rq.tokens_per_step(r)) for r in recs) if x is not None]
+    lo, hi = cluster_mean_interval([x for _, x in per_req], [p for p, _ in per_req]) or (None, None)
+    conv = sb.conversation_als(recs)
+    conv_lo, conv_hi = cluster_mean_interval([al for _, al in conv], [p for p, _ in conv]) or (None, None)
+    turns = [x for x in map(sb.request_al, recs) if x is not None]
     total: SpecDecodeCounters | None = None
     for r in recs:
         c = SpecDecodeCounters.from_dict(r.sd)
@@ -70,13 +87,18 @@ def _one(category: str, recs: list[RequestRecord]) -> CategoryAcceptance:
         output_tokens=tokens,
         steps=steps,
         tokens_per_step=tokens / steps if steps else None,
-        tokens_per_step_mean=sum(per_req) / len(per_req) if per_req else None,
+        tokens_per_step_mean=sum(x for _, x in per_req) / len(per_req) if per_req else None,
         al_drafted=total.acceptance_length if total else None,
         draft_acceptance_rate=total.draft_acceptance_rate if total else None,
         drafts=total.drafts if total else 0,
         accepted_tokens=total.accepted_tokens if total else 0,
         tokens_per_step_mean_lo=lo,
         tokens_per_step_mean_hi=hi,
+        al_speedbench=sb.mean_or_none([al for _, al in conv]),
+        al_speedbench_lo=conv_lo,
+        al_speedbench_hi=conv_hi,
+        al_per_turn=sb.mean_or_none(turns),
+        conversations=len(conv),
     )
 
 

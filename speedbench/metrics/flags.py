@@ -52,6 +52,16 @@ def point_flags(row: dict) -> list[Flag]:
         )
     if row.get("client_saturated"):
         out.append(("CLIENT-BOUND", f"{pid}: the load generator fell behind; latencies include client delay"))
+    connects = _n(row, "measured_connects")
+    if connects:
+        out.append(
+            (
+                f"CONNECT {connects}",
+                f"{pid}: {connects} measured requests had to open a connection (connections are opened "
+                "before the window, so the server closed some): their TTFT excludes the connect, but the "
+                "server saw it",
+            )
+        )
     if latency_unmeasured(row):
         out.append(
             (

@@ -1,6 +1,6 @@
 """Per-request metric definitions (seconds unless stated). Each takes one RequestRecord.
 
-TTFT      first output chunk − request start
+TTFT      first output chunk − request start (when the request left: its last byte handed to the kernel)
 E2E       last byte of the stream − request start
 ITL       gaps between consecutive output chunks: one gap per decode step (a step may emit several
           tokens with SD, so ITL is per step, TPOT is per token)

@@ -4,12 +4,18 @@ points it divides (metrics.uncertainty says how intervals are made, metrics.flag
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from speedbench.core.documents import point_complete
 from speedbench.core.point_id import repeat_of
 from speedbench.metrics import uncertainty as un
 from speedbench.metrics.flags import pair_flags
+from speedbench.metrics.paired import PromptUnits, paired_spread
+
+# the per-prompt sums of a summary row's point (None when its records are not at hand)
+UnitsOf = Callable[[dict], PromptUnits | None]
+PAIRED = "paired bootstrap over {n} prompts"
+UNPAIRED = "bootstrap over requests"
 
 METRICS = (("output_tps", "output_tps", "output_tps_log_se"), ("user_tps", "user_tps_mean", "user_tps_log_se"))
 
@@ -24,14 +30,16 @@ def _num(v) -> float | None:
     return None if v is None or (isinstance(v, float) and math.isnan(v)) else v
 
 
-def speedup_rows(rows: Sequence[dict]) -> list[dict]:
+def speedup_rows(rows: Sequence[dict], units: UnitsOf | None = None) -> list[dict]:
     """SD-on / SD-off at the same (run, engine, ISL, concurrency, repeat): output TPS and mean user TPS ratios,
     output tokens per joule and $ per million output tokens ratios (None where either side has none).
 
     Repeat r of an SD-on point is divided by repeat r of SD off (or the first SD-off repeat when SD off has
     fewer), so the spread over repeats is not hidden by one baseline. Points that failed (server died,
     unreachable) are left out: their rates say nothing about SD. Each ratio carries a 95 % interval (from
-    the repeats when there are several, else the bootstrap over both points' requests) and its verdict;
+    the repeats when there are several, else a paired bootstrap over the prompts both points measured,
+    metrics.paired, when ``units`` gives both points' per-prompt sums; else, for points whose records are
+    gone, from the two points' own log SEs as if independent) and its verdict;
     ``flags`` names what is wrong with either point (failed requests, client-bound, ...), '' when nothing.
     """
     rows = [r for r in rows if point_complete(r)]
@@ -60,12 +68,20 @@ def speedup_rows(rows: Sequence[dict]) -> list[dict]:
             "draft_length": r.get("draft_length"),
             "repeat": repeat_of(r.get("point_id", "")),
         }
+        on_units, off_units = (units(r), units(b)) if units else (None, None)
+        paired = paired_spread(on_units, off_units) if on_units and off_units else None
         for name, col, se in METRICS:
             ratio = _ratio(_num(r.get(col)), _num(b.get(col)))
             row[f"{name}_speedup"] = ratio
-            ci = un.ratio_interval(ratio, _num(r.get(se)), _num(b.get(se)))
+            if paired:
+                ci = un.interval_from_log_se(ratio, getattr(paired, se))
+            else:
+                ci = un.ratio_interval(ratio, _num(r.get(se)), _num(b.get(se)))
             row[f"{name}_speedup_lo"], row[f"{name}_speedup_hi"] = ci if ci else (None, None)
-        row["interval_from"] = "bootstrap over requests" if row["output_tps_speedup_lo"] is not None else None
+        if row["output_tps_speedup_lo"] is None:
+            row["interval_from"] = None
+        else:
+            row["interval_from"] = PAIRED.format(n=paired.prompts) if paired else UNPAIRED
         # tok/J ratio > 1: SD-on gets more tokens per joule; cost ratio < 1: SD-on tokens are cheaper
         row["tokens_per_joule_ratio"] = _ratio(r.get("output_tokens_per_joule"), b.get("output_tokens_per_joule"))
         row["cost_ratio"] = _ratio(r.get("usd_per_mtok"), b.get("usd_per_mtok"))

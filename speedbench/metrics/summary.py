@@ -11,6 +11,7 @@ from speedbench.core.documents import POINT_COMPLETE
 from speedbench.core.records import CANCELLED, FAILED, OK, RequestRecord
 from speedbench.metrics import acceptance as acc
 from speedbench.metrics import request as rq
+from speedbench.metrics import speed_bench as sb
 from speedbench.metrics import uncertainty as un
 from speedbench.metrics.category import turn_acceptance
 from speedbench.metrics.distribution import Distribution, distribution
@@ -40,7 +41,7 @@ class PointSummary:
     tpot_s: Distribution
     e2e_s: Distribution
     tokens_per_step: float | None  # pooled: Σ tokens / Σ chunks (token-weighted chunk AL)
-    tokens_per_step_req: Distribution  # per-request chunk AL; its mean is the headline "AL SPEED-Bench"
+    tokens_per_step_req: Distribution  # per-request chunk AL, EOS counted (before al_per_conversation: the headline)
     al_drafted: float | None  # 1 + accepted/drafts, from the source in acceptance_source
     al_drafted_req_sum: float | None  # same from Σ per-request SD metrics (the measured requests only)
     draft_acceptance_rate: float | None
@@ -54,6 +55,14 @@ class PointSummary:
     acceptance_source: str | None = None  # metrics.acceptance: "per-request" or "server counters"
     acceptance_check: dict | None = None  # both sources side by side (metrics.acceptance.AcceptanceCheck)
     al_speedbench_ci: list | None = None  # 95 % bootstrap interval of the headline AL (metrics.uncertainty)
+    # SPEED-Bench's aggregations (metrics.speed_bench; None/{} in points written before them, which the
+    # report recomputes from their records): the headline AL = mean over conversations of each one's
+    # Σ tokens / Σ chunks over all its turns, EOS stripped; al_per_turn = mean over requests (turns), EOS
+    # stripped; the histogram of every chunk length ("length": count) behind SPEED-Bench's conditional rate
+    al_per_conversation: float | None = None
+    al_per_turn: float | None = None
+    conversations: int | None = None
+    chunk_length_histogram: dict = field(default_factory=dict)
     output_tps_log_se: float | None = None  # bootstrap SE of log output rate (metrics.uncertainty)
     user_tps_log_se: float | None = None  # bootstrap SE of log mean user TPS
     token_counts: str | None = None  # where output token counts came from (metrics.request)
@@ -73,6 +82,11 @@ class PointSummary:
     client_saturated: bool | None = None  # lag P99 over its limit or in-flight < 99 % of target
     client_timestamps: str | None = None  # "kernel" (SO_TIMESTAMPNS receive times) or "read" (loop read time)
     client_lag_limit_ms: float | None = None  # 1 ms with read stamps; half the median chunk gap with kernel's
+    # the client's own delay per measured request, wanted -> sent (TTFT counts from sent), and its flag limit
+    client_send_delay_p50_ms: float | None = None
+    client_send_delay_p99_ms: float | None = None
+    client_send_delay_limit_ms: float | None = None
+    measured_connects: int | None = None  # measured requests that had to open a connection (flagged)
     # set by the runner: "complete", or "failed" when the point was cut short (server died, unreachable);
     # planned measured requests = sent + not_sent, and sent = ok + failed + cancelled
     status: str = POINT_COMPLETE
@@ -134,6 +148,10 @@ class PointSummary:
                 "client_saturated",
                 "client_timestamps",
                 "client_lag_limit_ms",
+                "client_send_delay_p50_ms",
+                "client_send_delay_p99_ms",
+                "client_send_delay_limit_ms",
+                "measured_connects",
                 "status",
                 "not_sent",
                 "error_rate",
@@ -143,8 +161,19 @@ class PointSummary:
                 "usd_per_mtok",
             )
         }
-        # the headline AL: SPEED-Bench's aggregation, mean over requests of each one's tokens per step
-        row["al_speedbench"] = _num(self.tokens_per_step_req.mean)
+        # the headline AL: SPEED-Bench's aggregation (per conversation, EOS stripped); a point stored before
+        # it that the report could not recompute (no records) keeps its per-request mean, EOS counted
+        headline = self.al_per_conversation
+        row["al_speedbench"] = headline if headline is not None else _num(self.tokens_per_step_req.mean)
+        row["al_speedbench_rule"] = sb.HEADLINE_RULE if headline is not None else sb.OLD_HEADLINE_RULE
+        row["al_per_turn"] = self.al_per_turn
+        row["al_per_request_eos_counted"] = _num(self.tokens_per_step_req.mean)
+        row["conversations"] = self.conversations
+        hist = {int(k): v for k, v in self.chunk_length_histogram.items()}
+        row["chunk_length_histogram"] = ",".join(f"{k}:{v}" for k, v in sorted(hist.items()))
+        row["conditional_acceptance_speedbench"] = ",".join(
+            f"{k}:{x:.3f}" for k, x in sb.conditional_rates(hist).items()
+        )
         ci = self.al_speedbench_ci or (None, None)
         row["al_speedbench_lo"], row["al_speedbench_hi"] = ci
         check = self.acceptance_check
@@ -242,6 +271,7 @@ def summarize_point(
         acceptance_source=source if ref else None,
         acceptance_check=check.to_dict() if check else None,
         **point_spread(ok),
+        **sb.point_acceptance(ok),
         token_counts=rq.token_count_sources(ok),
         draft_acceptance_rate=ref.draft_acceptance_rate if ref else None,
         per_position_acceptance=list(ref.per_position_rate) if ref else [],
@@ -270,8 +300,10 @@ def _num(v: float | None) -> float | None:
 
 
 def point_spread(ok: Sequence[RequestRecord]) -> dict:
-    """The bootstrap spreads of a point (metrics.uncertainty) from its measured OK requests."""
-    ci = un.mean_interval([rq.tokens_per_step(r) for r in ok])
+    """The bootstrap spreads of a point (metrics.uncertainty) from its measured OK requests; the headline
+    AL's interval resamples prompts (a conversation's prompt id), as a setting's pooled interval does."""
+    conv = sb.conversation_als(ok)
+    ci = un.cluster_mean_interval([al for _, al in conv], [pid for pid, _ in conv])
     return {
         "al_speedbench_ci": list(ci) if ci else None,
         "output_tps_log_se": un.log_se_of_ratio([r.output_tokens for r in ok], [rq.e2e(r) for r in ok]),

@@ -1,12 +1,19 @@
 """How sure a figure is: 95 % intervals for acceptance length and speedups, and the verdict they allow.
 
-Within one point (no repeats) the spread comes from a seeded bootstrap over the point's OK requests
-(``BOOTSTRAP_RESAMPLES`` resamples, generator seeded with ``BOOTSTRAP_SEED``, so a report is reproducible):
-  AL            percentile interval of the mean over requests of tokens per step (the headline AL)
+Within one point (no repeats) the spread comes from a seeded bootstrap (``BOOTSTRAP_RESAMPLES`` resamples,
+generator seeded with ``BOOTSTRAP_SEED``, so a report is reproducible):
+  AL            percentile interval of the headline AL (mean over conversations of each one's tokens per
+                step, metrics.conversation), resampling distinct prompts: a setting's interval pools its
+                concurrencies, where one prompt is measured once per concurrency, so a prompt (all of its
+                measurements) is the unit drawn, never each measurement on its own (cluster_mean_interval)
   user TPS      standard error of log(mean per-request user TPS)
   output TPS    standard error of log(Σ tokens / Σ E2E) over the requests: throughput over a closed loop is
                 concurrency × that rate (Little's law), so its relative spread is the throughput's
-A speedup a / b then gets exp(log(a / b) ± 1.96 √(se_a² + se_b²)) (independent samples, log scale).
+A speedup SD on / SD off is paired: both points ran the same prompts, so one resample of prompts is drawn
+and applied to both sides (metrics.paired; the interval is the speedup × exp(± 1.96 × the resamples' SD
+of log(on / off))). Drawing the two sides independently (``ratio_interval``: exp(log(a / b) ± 1.96
+√(se_a² + se_b²))) counts each prompt's own difficulty as noise twice and is only the fallback for
+points without records (or with fewer than 2 prompts in common).
 With several repeats of both points the interval comes from the repeats' speedups instead (Student t on
 their mean): run-to-run drift is then part of it.
 
@@ -78,12 +85,56 @@ def _clean(values: Sequence[float | None]) -> np.ndarray:
 
 def mean_interval(values: Sequence[float | None]) -> tuple[float, float] | None:
     """95 % percentile-bootstrap interval of the mean; None with fewer than 2 values."""
-    x = _clean(values)
-    if x.size < 2:
+    return cluster_mean_interval(values)
+
+
+def cluster_mean_interval(
+    values: Sequence[float | None], clusters: Sequence[object] | None = None
+) -> tuple[float, float] | None:
+    """95 % percentile-bootstrap interval of the mean of ``values``, resampling clusters (e.g. prompt ids:
+    every value of a drawn cluster enters the resample, the mean stays over values); each value its own
+    cluster when ``clusters`` is None. None with fewer than 2 clusters."""
+    keys = list(clusters) if clusters is not None else list(range(len(values)))
+    index: dict[object, int] = {}
+    sums: list[float] = []
+    counts: list[int] = []
+    for v, k in zip(values, keys):
+        if v is None or math.isnan(v):
+            continue
+        i = index.setdefault(k, len(sums))
+        if i == len(sums):
+            sums.append(0.0)
+            counts.append(0)
+        sums[i] += v
+        counts[i] += 1
+    if len(sums) < 2:
         return None
-    means = _bootstrap(lambda idx: x[idx].mean(axis=1), x.size)
+    s, c = np.asarray(sums), np.asarray(counts, dtype=float)
+    means = _bootstrap(lambda idx: s[idx].sum(axis=1) / c[idx].sum(axis=1), len(sums))
     lo, hi = np.percentile(means, [2.5, 97.5])
     return float(lo), float(hi)
+
+
+def paired_log_se(stat: Callable[[np.ndarray], np.ndarray], n: int) -> list[float | None]:
+    """Bootstrap standard errors of several log ratios computed from the same resamples of n paired units:
+    ``stat`` maps a (k, n) index array to a (k, m) array of ratios; one SE per column (None where fewer
+    than 2 resamples gave a finite positive ratio)."""
+    if n < 2:
+        return []
+    s = _bootstrap(stat, n)
+    out: list[float | None] = []
+    for col in s.T:
+        col = col[np.isfinite(col) & (col > 0)]
+        out.append(float(np.log(col).std(ddof=1)) if col.size > 1 else None)
+    return out
+
+
+def interval_from_log_se(ratio: float | None, se: float | None) -> tuple[float, float] | None:
+    """95 % interval ratio × exp(± 1.96 se) of a ratio whose log has standard error ``se``."""
+    if ratio is None or ratio <= 0 or se is None:
+        return None
+    half = Z95 * se
+    return ratio * math.exp(-half), ratio * math.exp(half)
 
 
 def _log_se(stat: Callable[[np.ndarray], np.ndarray], n: int) -> float | None:

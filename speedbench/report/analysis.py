@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from speedbench.metrics import uncertainty as un
-from speedbench.metrics.speedup import speedup_rows
+from speedbench.metrics.speedup import UnitsOf, speedup_rows
 
 # Rows describing the same SD setting of the same run share these keys.
 SETTING_KEYS = ("run", "model", "engine", "sd_label", "sd_method", "draft_length")
@@ -29,9 +29,10 @@ def setting_name(row: dict, with_run: bool = False) -> str:
     return f"{row['run']}: {name}" if with_run and row.get("run") else name
 
 
-def speedups(rows: Sequence[dict]) -> list[dict]:
-    """SD-on / SD-off pairs (see metrics.speedup.speedup_rows, the one definition)."""
-    return speedup_rows(rows)
+def speedups(rows: Sequence[dict], units: UnitsOf | None = None) -> list[dict]:
+    """SD-on / SD-off pairs (see metrics.speedup.speedup_rows, the one definition); ``units`` gives a
+    row's per-prompt sums for the paired interval."""
+    return speedup_rows(rows, units)
 
 
 @dataclass(frozen=True)
@@ -143,23 +144,30 @@ def verdict_text(speedups: Sequence[dict], metric: str = "output_tps") -> str:
     return "; ".join(f"{words[v]} at c={_cs(cs)}{tail[bare]}" for (v, bare), cs in by.items()) or "-"
 
 
-def position_acceptance(counters: dict | None) -> list[dict]:
-    """Per draft position i (1-based): absolute P(i accepted) and conditional P(i accepted | i−1 accepted).
+def position_acceptance(counters: dict | None, speedbench_rates: dict[int, float] | None = None) -> list[dict]:
+    """Per draft position i (1-based): absolute P(i accepted) and conditional P(i accepted | i−1 accepted)
+    per drafted step, beside SPEED-Bench's conditional rate at chunk length i + 1.
 
     From engine-neutral counters: accepted_per_position[i] counts drafted steps whose position i was
     accepted; drafts counts drafted steps (position 0's condition: the step drafted at all).
+    ``speedbench_rates`` (metrics.speed_bench.conditional_rates) come from the histogram of every chunk
+    length, prefill chunks and steps without a draft included: P(len ≥ i + 1 | len ≥ i), so they are low
+    where many steps draft nothing (n-gram) although the drafts that were made are mostly accepted.
     """
-    if not counters or not counters.get("drafts"):
-        return []
-    drafts = counters["drafts"]
-    acc = list(counters.get("accepted_per_position") or [])
-    out = []
-    prev = drafts
-    for i, a in enumerate(acc):
-        out.append(
-            {"position": i + 1, "accepted": a, "absolute": a / drafts, "conditional": a / prev if prev else None}
-        )
-        prev = a
+    rates = speedbench_rates or {}
+    out: list[dict] = []
+    if counters and counters.get("drafts"):
+        drafts = counters["drafts"]
+        prev = drafts
+        for i, a in enumerate(counters.get("accepted_per_position") or []):
+            out.append(
+                {"position": i + 1, "accepted": a, "absolute": a / drafts, "conditional": a / prev if prev else None}
+            )
+            prev = a
+    for i in range(len(out), max(rates, default=1) - 1):  # lengths the counters do not reach (or no counters)
+        out.append({"position": i + 1, "accepted": None, "absolute": None, "conditional": None})
+    for pos in out:
+        pos["conditional_speedbench"] = rates.get(pos["position"] + 1)
     return out
 
 

@@ -5,6 +5,7 @@ SD on (report sections; manifests in, tables out)."""
 from __future__ import annotations
 
 from speedbench.core.point_id import repeat_of
+from speedbench.metrics import speed_bench as sb
 from speedbench.quality.equivalence import length_differences
 from speedbench.report.cells import Section
 
@@ -83,8 +84,16 @@ def conditions(data) -> Section:
             if load["allow_repeats"]
             else prompts_rule(run.manifest)
         )
+        rules = run.manifest.get("metric_rules") or {}
+        eos = (
+            "ignored: no request ends at EOS"
+            if load.get("fixed_length", True)
+            else rules.get("eos_token") or f"{sb.EOS_RULE} (not recorded: older run)"
+        )
         rows = [
             ("output", output_rule(cfg)),
+            ("EOS token", eos),
+            ("AL SPEED-Bench", rules.get("headline_al") or sb.HEADLINE_RULE),
             ("prefix caching", prefix_caching(run.manifest, caching)),
             ("prompts", prompts),
         ]

@@ -17,12 +17,13 @@ REPORT_SCHEMA_VERSION = 1
 # table name -> (description, how to get rows from ReportData); each becomes <name>.csv and <name>.parquet
 TABLES = {
     "points": "one row per sweep point (summary metrics, latencies in ms)",
-    "category_acceptance": "one row per (SD setting, category): AL SPEED-Bench (per-request mean), tok/step "
-    "pooled, AL drafted; "
+    "category_acceptance": "one row per (SD setting, category): AL SPEED-Bench (al_speedbench: per-conversation "
+    "mean, EOS stripped), AL per turn, per-request mean with EOS counted, tok/step pooled, AL drafted; "
     "category 'all' = every request of the setting pooled",
     "speedups": "SD on / SD off per (run, engine, ISL, concurrency)",
     "crossovers": "crossover concurrency per (run, engine, ISL, SD setting)",
-    "position_acceptance": "per (SD setting, draft position): absolute and conditional acceptance",
+    "position_acceptance": "per (SD setting, draft position): absolute and conditional acceptance per drafted "
+    "step, and SPEED-Bench's conditional rate from the chunk-length histogram",
     "turn_acceptance": "multi-turn points: per (point, conversation turn): tok/step, AL drafted, prompt length, TTFT",
     "requests": "one row per request record (warm-up included, flagged)",
 }

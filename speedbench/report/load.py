@@ -9,14 +9,17 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+from speedbench.config.engine import engine_gpus
 from speedbench.core.records import OK, RequestRecord
 from speedbench.metrics import request as rq
+from speedbench.metrics import speed_bench as sb
 from speedbench.metrics.category import (
     category_acceptance,
     mean_over_categories,
     ordered_categories,
     overall_acceptance,
 )
+from speedbench.metrics.paired import PromptUnits
 from speedbench.metrics.summary import point_from_dict, point_spread
 from speedbench.report import analysis as an
 from speedbench.results import ResultsDir, ResultsError
@@ -44,6 +47,11 @@ def tp_size(manifest: dict) -> int:
     return int(eng.get("tensor_parallel_size") or 1)
 
 
+def dp_size(manifest: dict) -> int:
+    eng = (manifest.get("config") or {}).get("engine") or {}
+    return int(eng.get("data_parallel_size") or 1)
+
+
 @dataclass
 class Run:
     """One results folder, its rows tagged with the run label, model and TP size."""
@@ -56,22 +64,40 @@ class Run:
 
     @cached_property
     def rows(self) -> list[dict]:
-        model, tp = model_name(self.manifest), tp_size(self.manifest)
+        model, tp, dp = model_name(self.manifest), tp_size(self.manifest), dp_size(self.manifest)
+        gpus = engine_gpus(tp, dp)
         out = []
         for p in self.points:
             point = point_from_dict(p)
-            if point.output_tps_log_se is None and "output_tps_log_se" not in p:
-                # written before points kept their spread: bootstrap it from the records, as a new run would
+            if "output_tps_log_se" not in p or "al_per_conversation" not in p:
+                # written before points kept their spread or SPEED-Bench's aggregations: computed from the
+                # records with today's rules, as a new run would (a point without records keeps what it has)
                 ok = [r for r in self.records(point.point_id) if not r.warmup and r.status == OK]
-                point = dataclasses.replace(point, **point_spread(ok))
+                if ok:
+                    point = dataclasses.replace(point, **point_spread(ok), **sb.point_acceptance(ok))
             row = point.to_row()
-            row.update(run=self.label, model=model, tensor_parallel_size=tp, output_tps_per_gpu=row["output_tps"] / tp)
+            row.update(
+                run=self.label,
+                model=model,
+                tensor_parallel_size=tp,
+                data_parallel_size=dp,
+                engine_gpus=gpus,
+                output_tps_per_gpu=row["output_tps"] / gpus,  # over every GPU the engine holds (TP x DP)
+            )
             out.append(row)
         return out
 
+    @cached_property
+    def results_dir(self) -> ResultsDir:
+        return ResultsDir(self.path)
+
     def records(self, point_id: str) -> list[RequestRecord]:
-        rd = ResultsDir(self.path)
+        rd = self.results_dir
         return rd.records(point_id) if rd.records_path(point_id).is_file() else []
+
+    def prompt_units(self, row: dict) -> PromptUnits | None:
+        """The point's per-prompt sums behind a paired speedup interval (metrics.paired)."""
+        return self.results_dir.prompt_units(row)
 
     def missing_note(self) -> str | None:
         """How many planned points have no result here, and why (None when every planned point ended)."""
@@ -147,7 +173,8 @@ class ReportData:
 
     @cached_property
     def speedups(self) -> list[dict]:
-        return an.speedups(self.rows)
+        by_label = {run.label: run for run in self.runs}
+        return an.speedups(self.rows, lambda row: by_label[row["run"]].prompt_units(row))
 
     @cached_property
     def crossovers(self) -> list[dict]:
@@ -214,12 +241,19 @@ class ReportData:
     def position_rows(self) -> list[dict]:
         """Per SD-on setting and draft position: absolute and conditional acceptance (counters pooled)."""
         out = []
-        for _run, row, points in self._settings():
+        for run, row, points in self._settings():
             if row["sd_method"] == "off":
                 continue
             # Σ the measured requests' own counters, else the server's global counter deltas (metrics.acceptance)
             total = an.sum_counters(p.get("counters_req_sum") or p.get("counters") for p in points)
-            for pos in an.position_acceptance(total):
+            hist: dict[int, int] = {}
+            for p in points:
+                h = p.get("chunk_length_histogram")
+                if h is None:  # a point stored before it: counted from its records
+                    h = sb.chunk_histogram(run.records(p["point_id"]))
+                for k, v in h.items():
+                    hist[int(k)] = hist.get(int(k), 0) + v
+            for pos in an.position_acceptance(total, sb.conditional_rates(hist)):
                 out.append(
                     {
                         "setting": an.setting_name(row, with_run=self.multi_run),

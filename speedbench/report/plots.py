@@ -164,7 +164,7 @@ def category_plot(data) -> Plot | None:
     if not data.category_rows:
         return None
     cats = data.categories + ["mean", "all"]
-    measures = [("tokens_per_step_mean", "AL SPEED-Bench (mean of per-request tok/step)")]
+    measures = [("al_speedbench", "AL SPEED-Bench (mean over conversations, EOS stripped)")]
     if any(r["al_drafted"] is not None for r in data.category_rows):
         measures.append(("al_drafted", "AL drafted (1 + Σ accepted / Σ drafts)"))
     fig, axes = _figure(len(measures), 7.0, 4.4)

@@ -16,8 +16,9 @@ from speedbench.report.load import EXTRA_SECTIONS
 AL_NOTES = {
     "category_tokens_per_step": "tok/step pooled = Σ output tokens / Σ streamed steps of the category's requests, "
     "every step counted (token-weighted chunk acceptance length).",
-    "category_tokens_per_step_req": "AL SPEED-Bench = mean over requests of each request's tokens / streamed "
-    "steps (how SPEED-Bench averages acceptance length: the headline AL).",
+    "category_al_speedbench": "AL SPEED-Bench = mean over conversations of each one's Σ tokens / Σ streamed "
+    "steps over all its turns, EOS stripped (SPEED-Bench's acceptance length and aggregation: the "
+    "headline AL; for single-turn prompts the mean over requests).",
     "category_al_drafted": "AL drafted = 1 + Σ accepted / Σ drafts from the server's per-request SD counters: "
     "acceptance length over verify steps that carried drafts (steps without a draft "
     "excluded, so it is ≥ tok/step).",
@@ -25,13 +26,16 @@ AL_NOTES = {
 MATRIX_TAIL = " mean = unweighted mean over the categories shown; all = every request pooled."
 PERF_NOTE = (
     "out tok/s = Σ output tokens / (first send .. last activity) of the point's measured requests (a "
-    "stream that timed out ends at its last chunk); /GPU divides by tensor_parallel_size; user tok/s "
+    "stream that timed out ends at its last chunk; the EOS token counted); /GPU divides by every GPU the "
+    "engine holds (tensor_parallel_size × data_parallel_size); user tok/s "
     "= mean per-request (tokens−1)/(last−first chunk); latencies in ms. AL SPEED-Bench = mean over "
-    "requests of each request's tokens per streamed step (SPEED-Bench's acceptance length), with its "
-    "95 % bootstrap interval; tok/step pooled = Σ tokens / Σ steps; AL drafted = 1 + accepted / drafts "
+    "conversations of each one's tokens per streamed step over all its turns, EOS stripped "
+    "(SPEED-Bench's acceptance length and aggregation), with its 95 % bootstrap interval over "
+    "prompts; tok/step pooled = Σ tokens / Σ steps; AL drafted = 1 + accepted / drafts "
     "over steps that drafted, from the measured requests' own SD metrics (server counters as the "
     "fallback). speedup = SD on / SD off at the same concurrency and ISL (output TPS, mean user TPS), "
-    "[95 % interval]. Flags in ok/sent: CLIENT-BOUND (the load generator fell behind: loop lag P99 over "
+    "[95 % interval: paired bootstrap over the prompts both points measured]. Flags in ok/sent: "
+    "CLIENT-BOUND (the load generator fell behind: loop lag P99 over "
     "its limit, or mean in-flight < 99 % of the concurrency while requests waited to be sent), N NOT OK "
     "(requests that failed, were cancelled or never sent), MERGED N / CHUNK≠STEP N (chunks that are "
     "not one engine step each: chunk-based AL over-counts), ACCEPTANCE ≠ (per-request and server "
@@ -42,8 +46,11 @@ CROSS_NOTE = (
     "log2(concurrency) between the two measured points that bracket it."
 )
 POS_NOTE = (
-    "absolute = P(draft position i accepted) per drafted step; conditional = P(position i accepted | "
-    "position i−1 accepted). Counters pooled over the setting's concurrency points."
+    "absolute = P(draft position i accepted) per drafted step; cond/drafted = P(position i accepted | "
+    "position i−1 accepted) per drafted step (counters pooled over the setting's concurrency points); "
+    "cond SPEED-Bench = SPEED-Bench's conditional acceptance rate P(chunk length ≥ i+1 | length ≥ i) "
+    "from the histogram of every streamed chunk (prefill chunks and steps that drafted nothing "
+    "included, EOS stripped), lower where many steps draft nothing."
 )
 
 
@@ -168,26 +175,34 @@ def positions(pos_rows: Sequence[dict]) -> Section:
     for p in pos_rows:
         by_setting.setdefault(p["setting"], []).append(p)
     n = max((len(v) for v in by_setting.values()), default=0)
-    headers = ["model / SD / engine"] + [f"pos {i + 1} abs" for i in range(n)] + [f"pos {i + 1} cond" for i in range(n)]
+    headers = (
+        ["model / SD / engine"]
+        + [f"pos {i + 1} abs" for i in range(n)]
+        + [f"pos {i + 1} cond/drafted" for i in range(n)]
+        + [f"pos {i + 1} cond SPEED-Bench" for i in range(n)]
+    )
     body = []
     for setting, ps in by_setting.items():
         ps = sorted(ps, key=lambda p: p["position"])
-        pad = [None] * (n - len(ps))
+        pad = [fmt(None)] * (n - len(ps))
         body.append(
             [setting]
             + [fmt(p["absolute"]) for p in ps]
-            + [fmt(x) for x in pad]
+            + pad
             + [fmt(p["conditional"]) for p in ps]
-            + [fmt(x) for x in pad]
+            + pad
+            + [fmt(p.get("conditional_speedbench")) for p in ps]
+            + pad
         )
     return Section("positions", "Acceptance per draft position", headers, body, POS_NOTE, left={0})
 
 
 TURN_NOTE = (
     "Multi-turn prompts send every user turn, each with the model's own earlier replies in context, "
-    "so later turns have longer inputs. The tables above pool every turn (SPEED-Bench averages over "
-    "all turns); here each turn of the point's conversations on its own. tok/step and AL drafted as "
-    "per category."
+    "so later turns have longer inputs. AL SPEED-Bench above takes one AL per conversation over all "
+    "its turns, then the mean over conversations (SPEED-Bench's rule); here each turn of the point's "
+    "conversations on its own (tok/step per-req: mean over the turn's requests, EOS counted). tok/step "
+    "and AL drafted as per category."
 )
 
 
@@ -288,9 +303,7 @@ def headline(data) -> Section:
                 ratio_by_concurrency(g, "cost_ratio"),
                 f"{best['output_tps_speedup']:.2f}x at c={best['concurrency']}",
                 c.get("output_tps_crossover_text", "-"),
-                interval_cell(
-                    a.get("tokens_per_step_mean"), a.get("tokens_per_step_mean_lo"), a.get("tokens_per_step_mean_hi")
-                ),
+                interval_cell(a.get("al_speedbench"), a.get("al_speedbench_lo"), a.get("al_speedbench_hi")),
                 fmt(a.get("tokens_per_step")),
                 fmt(a.get("al_drafted")),
                 an.verdict_text(vals),
@@ -304,9 +317,11 @@ def headline(data) -> Section:
         body,
         "speedup = SD-on / SD-off output tokens/s at the same concurrency (x@cN = at concurrency "
         "N) with its 95 % interval in brackets (from repeats when there are several, else a seeded "
-        "bootstrap over the requests); SD pays where the whole interval is above 1, and a speedup "
+        "bootstrap over the prompts, one resample for SD on and off, which ran the same prompts); SD "
+        "pays where the whole interval is above 1, and a speedup "
         "whose interval holds 1.0 is within noise; crossover on output tokens/s. AL SPEED-Bench "
-        "(mean over requests of tokens per step), tok/step pooled and AL drafted pool every "
+        "(mean over conversations of tokens per step over all turns, EOS stripped; interval over "
+        "distinct prompts), tok/step pooled and AL drafted pool every "
         "measured request of the setting (see below). " + RATIO_NOTE,
         left=set(range(n + 3)) | {n + 7, len(headers) - 1},
     )
@@ -336,10 +351,10 @@ def build_sections(data) -> list[Section]:
     if data.category_rows:
         out.append(
             category_matrix(
-                data.category_matrix("tokens_per_step_mean"),
+                data.category_matrix("al_speedbench"),
                 data.categories,
-                "AL SPEED-Bench (mean of per-request tok/step)",
-                "category_tokens_per_step_req",
+                "AL SPEED-Bench (mean over conversations, EOS stripped)",
+                "category_al_speedbench",
             )
         )
         out.append(

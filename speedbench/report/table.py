@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from rich.console import Console
 from rich.table import Table
 
+from speedbench.metrics.speedup import UnitsOf
 from speedbench.report import analysis as an
 from speedbench.report.cells import Section
 from speedbench.report.sections import performance
@@ -41,10 +42,11 @@ def render_sections_terminal(sections: Sequence[Section], console=None) -> None:
         console.print()
 
 
-def render_terminal(rows: Sequence[dict], title: str | None = None, console=None) -> None:
-    """The sweep table (one row per point with speedups), as printed at the end of `speedbench sweep`."""
+def render_terminal(rows: Sequence[dict], title: str | None = None, console=None, units: UnitsOf | None = None) -> None:
+    """The sweep table (one row per point with speedups), as printed at the end of `speedbench sweep`;
+    ``units`` (the results folder's ``prompt_units``) makes the speedup intervals paired."""
     rows = [{"run": None, **r} for r in rows]
-    s = performance(rows, an.speedups(rows), multi_run=False)
+    s = performance(rows, an.speedups(rows, units), multi_run=False)
     console = _console(console)
     console.print(_rich_table(s, title))
     console.print(s.note, style="dim")
@@ -73,7 +75,7 @@ def render_sections_markdown(sections: Sequence[Section], title: str | None = No
     return "\n".join(parts)
 
 
-def render_markdown(rows: Sequence[dict]) -> str:
+def render_markdown(rows: Sequence[dict], units: UnitsOf | None = None) -> str:
     """The sweep table alone in markdown, no heading (the REST report's `format=md`)."""
     rows = [{"run": None, **r} for r in rows]
-    return section_markdown(performance(rows, an.speedups(rows), multi_run=False), heading=False)
+    return section_markdown(performance(rows, an.speedups(rows, units), multi_run=False), heading=False)

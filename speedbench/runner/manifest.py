@@ -15,6 +15,7 @@ from speedbench.data.pretokenize import PromptSet
 from speedbench.engines.base import EngineAdapter
 from speedbench.env_info import engine_python_versions, harness_versions, machine_info
 from speedbench.load.warmup import WARMUP_RULE
+from speedbench.metrics import speed_bench
 from speedbench.results import ResultsDir
 from speedbench.resume import config_hash
 
@@ -66,6 +67,8 @@ def sweep_manifest(
         if cfg.engine.endpoint
         else {sd.label: adapter.launch_differences(sd) for sd in cfg.sd if sd.enabled},
         "points_planned": planned_points(cfg),
+        # how acceptance is aggregated and what happens to the EOS token (SPEED-Bench's rules, and where not)
+        "metric_rules": dict(speed_bench.RULES),
     }
 
 

@@ -176,6 +176,10 @@ def _apply_client_health(summary: PointSummary, run, point_id: str) -> None:
     summary.mean_in_flight = client.mean_in_flight
     summary.client_saturated = client.client_saturated
     summary.client_timestamps, summary.client_lag_limit_ms = client.timestamps, client.lag_limit_ms
+    summary.client_send_delay_p50_ms = client.send_delay_p50_ms
+    summary.client_send_delay_p99_ms = client.send_delay_p99_ms
+    summary.client_send_delay_limit_ms = client.send_delay_limit_ms
+    summary.measured_connects = client.measured_connects
     if client.client_saturated:
         log.warning("%s: the client fell behind (%s): latencies include client delay", point_id, client.reason)
 

@@ -18,6 +18,7 @@ from speedbench.data.turns import NextTurn, last_turn_tokens
 from speedbench.engines import get_adapter
 from speedbench.engines.base import EngineAdapter
 from speedbench.engines.container import check_launch, prepare_sweep
+from speedbench.engines.image_release import ImageRelease, check_release, release_fields
 from speedbench.engines.server import ServerProcess, pick_free_port
 from speedbench.engines.versions import version_of
 from speedbench.env_info import engine_python_versions
@@ -69,10 +70,13 @@ class BenchmarkRunner:
         self._engine_env: dict | None = None  # versions in the engine's environment, read by validate()
         self._reply_end_id: int | None = None  # multi-turn: the template's end-of-turn token (prompts meta)
         self._sd_probe: list[SpecDecodeCounters] = []  # attach mode: the server's SD evidence before the sweep
+        self.image_release: ImageRelease | None = None  # container launch: the engine release in the image
+        self.release_note: str | None = None  # a dry run's line on a release it could not read from the image
 
     # ---- planning -------------------------------------------------------------------------------------
-    def validate(self) -> None:
-        """Everything that can be checked before a server starts."""
+    def validate(self, dry_run: bool = False) -> None:
+        """Everything that can be checked before a server starts (a container's engine release from the image
+        when held; a ``dry_run`` unable to read it says why in ``release_note`` and uses the tag's hint)."""
         cfg = self.config
         for sd in cfg.sd:
             self.adapter.check_sd(sd)
@@ -96,13 +100,15 @@ class BenchmarkRunner:
                 # answer. In a container the engine's Python is inside the image: the digest is recorded instead.
                 self._engine_env = engine_python_versions(cfg.engine.python)
                 self.adapter.installed_version = version_of(self._engine_env, self.adapter.dists)
-                for sd in cfg.sd:  # every flag of every setting, before any server starts
-                    self.adapter.check_version(sd, max(cfg.load.concurrency))
+                self.adapter.check_versions(cfg.sd, max(cfg.load.concurrency))  # every flag of every setting
         if cfg.engine.launcher != "venv":
             if cfg.engine.endpoint:
                 raise ConfigError("engine.launcher starts a server; with --endpoint nothing is launched")
-
-            check_launch(cfg.engine)  # a pinned image and a runtime on PATH, one clear line otherwise
+            if not dry_run:  # a dry run previews commands where no runtime is (it says so)
+                check_launch(cfg.engine)  # a pinned image and a runtime on PATH, one clear line otherwise
+            self.image_release, self.release_note = check_release(
+                self.adapter, cfg.engine, cfg.sd, max(cfg.load.concurrency), dry_run=dry_run
+            )
         if cfg.data.isl:  # every prompt is exactly isl tokens: refuse before building a prompt that cannot fit
             preflight.check_context([cfg.data.isl], cfg.load.output_len, self._local_context())
 
@@ -201,6 +207,10 @@ class BenchmarkRunner:
             with sigterm_as_interrupt():
                 if cfg.engine.launcher != "venv":  # leftovers of a killed harness go; the image pulled, recorded
                     prepare_sweep(cfg.engine, results)
+                    self.image_release, _ = check_release(  # read now if the image was pulled just now
+                        self.adapter, cfg.engine, cfg.sd, max(cfg.load.concurrency), known=self.image_release
+                    )
+                    results.update_manifest(**release_fields(results.manifest(), self.image_release))
                 for sd in cfg.sd:
                     todo = [
                         (c, r)
@@ -218,7 +228,7 @@ class BenchmarkRunner:
             result.status = status
             close_manifest(results, status, result.stopped_reason)
         # a failed point (cut short) is reported, never used for a speedup
-        result.speedups = [Speedup.from_row(s) for s in speedup_rows(result.rows())]
+        result.speedups = [Speedup.from_row(s) for s in speedup_rows(result.rows(), results.prompt_units)]
         result.categories = {p.point_id: category_acceptance(results.records(p.point_id)) for p in result.points}
         if cfg.quality.enabled:
             write_post_sweep(path, cfg)

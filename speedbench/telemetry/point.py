@@ -28,7 +28,7 @@ def hourly_usd(cfg: BenchmarkConfig) -> float | None:
     if c.node_hour_usd is not None:
         return c.node_hour_usd
     if c.gpu_hour_usd is not None:
-        return c.gpu_hour_usd * ec.tensor_parallel_size * ec.data_parallel_size
+        return c.gpu_hour_usd * ec.gpu_count
     return None
 
 
@@ -68,7 +68,7 @@ class PointTelemetry:
         energy = point_energy(s.samples, min(r.t_start_ns for r in measured), max(r.t_end_ns for r in measured), s.gpus)
         summary.energy_j, summary.mean_power_w = energy.energy_j, energy.mean_power_w
         summary.output_tokens_per_joule = tokens_per_joule(summary.output_tokens, energy.energy_j)
-        held = self.cfg.engine.tensor_parallel_size * self.cfg.engine.data_parallel_size
+        held = self.cfg.engine.gpu_count
         scope = {}
         if self.cfg.telemetry.gpus is None and len(s.gpus) > held:  # idle GPUs would lower tokens per joule
             scope["scope"] = (

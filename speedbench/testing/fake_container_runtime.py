@@ -22,7 +22,19 @@ import sys
 import time
 from pathlib import Path
 
-_RUN_VALUE_FLAGS = {"--name", "--label", "--gpus", "--device", "--shm-size", "-p", "-v", "-e", "--entrypoint"}
+_RUN_VALUE_FLAGS = {
+    "--name",
+    "--label",
+    "--gpus",
+    "--device",
+    "--shm-size",
+    "-p",
+    "-v",
+    "-e",
+    "--entrypoint",
+    "--pull",
+    "--network",
+}
 _RUN_BARE_FLAGS = {"--rm", "--ipc=host"}
 
 
@@ -117,6 +129,10 @@ def _parse_run(args: list[str]) -> tuple[dict, list[str]]:
             k, _, val = v.partition("=")
             opts["labels"][k] = val
         else:
+            if a in ("--pull", "--network"):
+                opts[a[2:]] = v
+                i += 2
+                continue
             key = {
                 "--name": "name",
                 "--entrypoint": "entrypoint",
@@ -154,6 +170,8 @@ def _run(args: list[str]) -> int:
     if name in containers():
         return _err(f'Conflict. The container name "/{name}" is already in use')
     if image not in (_images().read_text().split() if _images().is_file() else []):
+        if opts.get("pull") == "never":
+            return _err(f"Error: {image}: image not known (--pull never)")
         return _err(f"image {image} is not pulled (this fake never pulls on run)")
     for v in opts["volumes"]:
         src = v.split(":")[0]
@@ -171,7 +189,7 @@ def _run(args: list[str]) -> int:
             )
         cmd[cmd.index("--host") + 1] = "127.0.0.1"
         cmd[cmd.index("--port") + 1] = host_port
-    env = dict(os.environ)
+    env = _image_env(image)
     for var in opts["env"]:
         if "=" not in var and var not in os.environ:
             return _err(f"-e {var}: not set in the client's environment")
@@ -290,6 +308,30 @@ def _images() -> Path:
     return _state() / "images.list"
 
 
+def _image_site(image: str) -> Path:
+    return _state() / "images" / hashlib.sha256(image.encode()).hexdigest()[:16] / "site"
+
+
+def add_image(image: str, packages: dict[str, str], *, held: bool = True) -> None:
+    """An image whose Python has these distributions installed (their metadata only: the image is this machine,
+    so a ``python -c`` run in it sees them first on its path); ``held``: as if already pulled."""
+    for dist, version in packages.items():
+        meta = _image_site(image) / f"{dist.replace('-', '_')}-{version}.dist-info"
+        meta.mkdir(parents=True, exist_ok=True)
+        (meta / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
+    if held:
+        with _images().open("a") as fh:
+            fh.write(image + "\n")
+
+
+def _image_env(image: str) -> dict[str, str]:
+    """This machine's environment with the image's own distributions first on the Python path."""
+    env = dict(os.environ)
+    if _image_site(image).is_dir():
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_image_site(image)), env.get("PYTHONPATH")) if p)
+    return env
+
+
 def _image_inspect(args: list[str]) -> int:
     image = args[-1]
     held = _images().read_text().split() if _images().is_file() else []
@@ -348,7 +390,7 @@ def _enroot(args: list[str]) -> int:
         # no daemon: the command is the client's own child, in its process group (dies with the client)
         c.update(pid=os.getpid(), cmd=inner)
         _save(c)
-        os.execv(sys.executable, [sys.executable, *inner[1:]])
+        os.execve(sys.executable, [sys.executable, *inner[1:]], _image_env(c["image"]))
     return _err(f"unsupported enroot command {cmd!r}", 1)
 
 

@@ -63,3 +63,25 @@ def make_attach_config(url: str, tokenizer: str, out: Path, sd: str = "ngram", k
         "load": {"concurrency": [1, 2], "output_len": 12, **load},
         "output_dir": str(out / "results"),
     }
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster(tmp_path_factory):
+    """A real one-node Slurm cluster (munged + slurmctld + slurmd) for the session, torn down after it."""
+    import os
+
+    from tests.api.slurm_cluster import SlurmCluster, missing_programs
+
+    missing = missing_programs()
+    if os.geteuid() != 0:
+        pytest.skip(
+            "a one-node Slurm cluster needs root (its daemons run as root here)"
+            + (f"; also missing: {', '.join(missing)} (Debian slurm-wlm, munge)" if missing else "")
+        )
+    if missing:  # as root `make slurm` installs them: never a silent pass where the test could run
+        pytest.fail(f"Slurm programs missing: {', '.join(missing)}: run `make slurm` (Debian slurm-wlm, munge)")
+    cluster = SlurmCluster(tmp_path_factory.mktemp("slurm"))
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()

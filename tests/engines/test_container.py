@@ -201,13 +201,15 @@ def test_docker_sweep_end_to_end_leaves_no_container(tmp_path, tiny_tokenizer, f
                 "labels": {ct.LABEL: "1", ct.LABEL_HOST: os.uname().nodename, ct.LABEL_PID: str(pid)},
             }
         )
+    # the image's Python has sglang 0.5.23 (its tag says v0.5.4): read after the pull, before the server
+    fake.add_image("lmsysorg/sglang:v0.5.4", {"sglang": "0.5.23"}, held=False)
     cfg = BenchmarkConfig.model_validate(sweep_dict(tmp_path, tiny_tokenizer))
     result = BenchmarkRunner(cfg, progress=False).run()
     assert [(p.ok, p.sent) for p in result.points] == [(12, 12)]
     left = fake.containers()
     assert set(left) == {"speedbench-live-sd-off"}  # the live sweep's container is kept
     os.killpg(left["speedbench-live-sd-off"]["pid"], signal.SIGKILL)
-    run = next(c["argv"] for c in calls(tmp_path) if c["argv"][:1] == ["run"])
+    run = next(c["argv"] for c in calls(tmp_path) if c["argv"][:1] == ["run"] and "--name" in c["argv"])
     assert run[run.index("--name") + 1] == f"speedbench-{result.results_dir.name}-sd-off"
     port = run[run.index("-p") + 1].split(":")
     assert port[0] == "127.0.0.1" and port[1] == port[2]
@@ -219,9 +221,13 @@ def test_docker_sweep_end_to_end_leaves_no_container(tmp_path, tiny_tokenizer, f
     assert manifest["container"]["image"] == "lmsysorg/sglang:v0.5.4"
     assert manifest["container"]["digest"].startswith("lmsysorg/sglang@sha256:")
     assert manifest["container"]["image_id"].startswith("sha256:")
+    assert manifest["container"]["release"] == {"version": "0.5.23", "source": "image", "dist": "sglang", "why": None}
+    assert manifest["engine"]["version"] == "0.5.23"
     docker_calls = [c["argv"][0] for c in calls(tmp_path) if c["prog"] == "docker"]
     assert docker_calls.index("pull") < docker_calls.index("run")  # pulled once, before any server
     assert docker_calls.count("pull") == 1
+    probe = [c["argv"] for c in calls(tmp_path) if c["argv"][:1] == ["run"] and "--pull" in c["argv"]]
+    assert len(probe) == 1 and docker_calls.index("pull") < docker_calls.index("run")  # asked once, once pulled
 
 
 @pytest.mark.slow
@@ -235,7 +241,7 @@ def test_enroot_sweep_end_to_end(tmp_path, tiny_tokenizer, fake_runtime):
     assert [(p.ok, p.sent) for p in result.points] == [(12, 12)]
     assert fake.containers() == {}
     progs = [c["argv"][0] for c in calls(tmp_path) if c["prog"] == "enroot"]
-    assert progs == ["create", "start", "remove"]
+    assert progs == ["create", "start", "remove"] * 2  # the release probe, then the server
 
 
 @pytest.mark.slow

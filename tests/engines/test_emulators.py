@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import sys
 import urllib.request
+from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from speedbench.config import BenchmarkConfig
 from speedbench.runner import BenchmarkRunner
@@ -190,13 +192,16 @@ def test_launch_mode_end_to_end(tmp_path, tiny_tokenizer, engine):
 # ---- round trips: the adapter's launch options through emulators that apply the engines' own rules ----------
 
 
-def trtllm_with_adapter_options(start_emulator, tmp_path, sd, **engine) -> tuple[str, object]:
+def trtllm_with_adapter_options(start_emulator, tmp_path, sd, extra_options=None, **engine) -> tuple[str, object]:
     from speedbench.config import EngineConfig
     from speedbench.engines import get_adapter
 
     a = get_adapter(EngineConfig(name="trtllm", model="/m/emulated", python=sys.executable, **engine))
     a.files_dir = tmp_path
     argv = a.launch_argv(sd, "127.0.0.1", 0, 8)
+    if extra_options:  # keys the adapter does not write for any release, added as a user of a branch build would
+        opts_file = Path(argv[argv.index("--extra_llm_api_options") + 1])
+        opts_file.write_text(yaml.safe_dump({**yaml.safe_load(opts_file.read_text()), **extra_options}))
     return start_emulator(
         "trtllm",
         *argv[argv.index("serve") : argv.index("--host")],
@@ -233,8 +238,14 @@ def test_trtllm_mtp_runs_the_draft_length_it_is_labelled(start_emulator, tmp_pat
 def test_trtllm_token_ids_and_per_request_counters_round_trip(start_emulator, tmp_path):
     from speedbench.config import SDConfig
 
+    # per_request_spec_decode_stats: only open PR NVIDIA/TensorRT-LLM#19311's branch has it (never written for a
+    # release); the adapter still reads the block such a server sends
     url, a = trtllm_with_adapter_options(
-        start_emulator, tmp_path, SDConfig(method="ngram", num_speculative_tokens=3), version="1.3.0"
+        start_emulator,
+        tmp_path,
+        SDConfig(method="ngram", num_speculative_tokens=3),
+        {"per_request_spec_decode_stats": True},
+        version="1.3.0",
     )
     rec = stream_one(url, a, [5, 6, 7, 8])
     assert len(rec.output_ids) == 24 == rec.completion_tokens  # detokenize: false streams the ids

@@ -33,10 +33,12 @@ def test_old_release_is_refused_with_one_line_naming_flag_and_floor():
     with pytest.raises(ConfigError) as e:
         a.check_version(SDConfig(method="ngram"), 8)
     msg = str(e.value)
-    assert msg == (
-        "sglang 0.4.10.post2 does not accept --speculative-algorithm=NGRAM (needs sglang >= 0.5.18; "
-        "read in sglang/srt/server_args.py (wheel 0.5.18))"
+    assert msg.startswith(
+        "sglang 0.4.10.post2 does not accept --speculative-algorithm=NGRAM (needs sglang >= 0.5.12; "
+        "read in sglang/srt/server_args.py (wheel 0.5.12)), --speculative-ngram-min-bfs-breadth (needs"
     )
+    # every flag the release lacks, each once, in one line
+    assert msg.count("--speculative-ngram-max-bfs-breadth") == 1 and "\n" not in msg
 
 
 def test_renamed_flag_has_a_ceiling():
@@ -101,4 +103,4 @@ def test_engines_show_writes_what_the_pinned_release_documents(preset):
     if cfg.engine.name == "trtllm":
         assert "eagle3_one_model" not in res.output and "enable_padding: true" in res.output
         assert res.output.count(f"    - {top}\n") == len(cfg.sd)  # the largest concurrency has its graph
-        assert "max_draft_len: 5" in res.output and "per_request_spec_decode_stats: true" in res.output
+        assert "max_draft_len: 5" in res.output and "per_request_spec_decode_stats" not in res.output

@@ -50,3 +50,24 @@ def test_matched_errors_are_client_minus_server_per_request():
     assert m["ttft"] == pytest.approx([0.3], abs=1e-5)
     assert m["itl"] == pytest.approx([0.5, -0.5], abs=1e-5)
     assert m["delay"] == pytest.approx([0.1, 0.6, 0.1], abs=1e-5)
+    assert m["start_minus_arrival"] == pytest.approx([-0.2], abs=1e-5)  # stamped before it reached the server
+
+
+def test_the_lockstep_server_ends_equal_length_streams_on_one_tick(adapter):
+    """The burst case of the wire table: requests that arrive spread over a tick get their chunks on one global
+    clock, so equal-length streams end together (the stub's own stamps say so)."""
+    from speedbench.load.plan import LoadPlan
+    from speedbench.load.stub_server import StubConfig
+    from tests.load.conftest import run_against_stub
+
+    plan = LoadPlan(concurrency=8, num_requests=8, warmup_requests=0, max_tokens=5)
+    _, log = run_against_stub(adapter, plan, StubConfig(ttft_s=0.02, itl_s=0.01, lockstep=True))
+    tick = 10 * MS
+    assert len(log) == 8
+    for e in log:
+        first, last = e["sends"][0], e["sends"][-1]
+        assert first - e["recv_ns"] >= 20 * MS  # never before its TTFT
+        assert last - first == pytest.approx(4 * tick, abs=3 * MS)
+    # every stream's chunks fire on the global tick: send stamps sit just after a multiple of 10 ms
+    lateness = [(t % tick) / MS for e in log for t in e["sends"]]
+    assert np.median(lateness) < 2.0

@@ -232,6 +232,9 @@ def test_a_swallowed_cancel_still_stops_every_worker(adapter, monkeypatch):
     calls, answered = [], {"n": 0}  # requests started; how many are answered at once (the rest hang)
 
     class SwallowingTransport:
+        async def open_idle(self, n):
+            return 0
+
         async def stream(self, path, body, sink):
             calls.append(path)
             if len(calls) > 40:  # keeps the test bounded when the harness fails to stop

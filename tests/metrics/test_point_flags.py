@@ -69,3 +69,13 @@ def test_a_point_whose_latencies_could_not_be_measured_fails_the_sweep():
     assert point["ok"] == 3 and point["ttft_s"]["count"] == 0
     out = sweep_outcome([point], max_error_rate=0.0)
     assert out.exit_code == EXIT_POINTS and "no token chunk was timed" in out.line
+
+
+def test_a_connect_inside_the_measured_window_is_flagged():
+    """Issue 29: connections are opened before the window; a measured request that had to connect is shown."""
+    s = _summary([make_record(request_id=f"r{i}") for i in range(3)], sd="off")
+    assert point_flags(s.to_row()) == []
+    s.measured_connects = 2
+    tags = [t for t, _ in point_flags(s.to_row())]
+    assert tags == ["CONNECT 2"]
+    assert "CONNECT 2" in render_markdown([s.to_row()])

@@ -3,22 +3,31 @@ answer is known."""
 
 import dataclasses
 import warnings
+from pathlib import Path
 
 import pytest
 
 from speedbench.metrics import uncertainty as un
+from speedbench.metrics.category import category_acceptance
+from speedbench.metrics.paired import prompt_units
 from speedbench.metrics.speedup import speedup_rows
 from speedbench.report.analysis import crossover, crossovers, verdict_text
+from speedbench.results import ResultsDir
 from tests.conftest import make_record
 from tests.metrics.helpers import speedup_input, summarize
 
+SAMPLE = Path(__file__).resolve().parents[1] / "fixtures" / "results" / "vllm-cpu-sample"
 
-def _records(n, gap_ms, jitter, chunk_tokens=(1, 2, 3, 4, 5, 6, 7, 8)):
-    """n sequential requests whose chunk gap is gap_ms × (1 ± jitter), alternating."""
+
+def _records(n, gap_ms, jitter, chunk_tokens=(1, 2, 3, 4, 5, 6, 7, 8), flip=False):
+    """n sequential requests, one per prompt p0..p(n-1), whose chunk gap is gap_ms × (1 ± jitter),
+    alternating by prompt (``flip`` swaps which prompts are the fast ones)."""
     out, t = [], 0
     for i in range(n):
-        g = gap_ms * (1 + (jitter if i % 2 else -jitter))
-        r = make_record(chunk_tokens=chunk_tokens, chunk_gap_ms=g, ttft_ms=g, start_ns=t, request_id=f"r{i}")
+        g = gap_ms * (1 + (jitter if (i % 2) != flip else -jitter))
+        r = make_record(
+            chunk_tokens=chunk_tokens, chunk_gap_ms=g, ttft_ms=g, start_ns=t, request_id=f"r{i}", prompt_id=f"p{i}"
+        )
         out.append(r)
         t = r.t_end_ns
     return out
@@ -28,21 +37,63 @@ def _row(sd, c, records, pid=None):
     return summarize(sd, c, records, pid).to_row()
 
 
+def _paired(off_records, on_records):
+    """speedup_rows over the two points with their records at hand, as the report and the runner call it."""
+    off, on = _row("off", 1, off_records), _row("ngram", 1, on_records)
+    units = {off["point_id"]: prompt_units(off_records), on["point_id"]: prompt_units(on_records)}
+    (s,) = speedup_rows([off, on], lambda row: units[row["point_id"]])
+    return s
+
+
 @pytest.mark.parametrize(
-    "on_gap,jitter,verdict",
+    "on_gap,jitter,flip,verdict",
     [
-        (5.0, 0.05, un.PAYS),  # twice as fast, little spread
-        (20.0, 0.05, un.SLOWER),  # twice as slow
-        (9.8, 0.60, un.NOISE),  # 2 % faster, 60 % spread per request: cannot tell
+        (5.0, 0.05, False, un.PAYS),  # twice as fast, little spread
+        (20.0, 0.05, False, un.SLOWER),  # twice as slow
+        # each prompt exactly 2 % faster (slower), while prompts differ by ±60 %: SD on and off ran the same
+        # prompts, so the prompt-to-prompt spread is not noise of the speedup (the unpaired bootstrap said so)
+        (9.8, 0.60, False, un.PAYS),
+        (10.2, 0.60, False, un.SLOWER),
+        # pure noise: the same mean, but the prompts that were fast with SD off are the slow ones with it on
+        (10.0, 0.60, True, un.NOISE),
+        (9.8, 0.60, True, un.NOISE),
     ],
 )
-def test_bootstrap_verdict_on_constructed_points(on_gap, jitter, verdict):
-    off = _row("off", 1, _records(12, 10.0, jitter))
-    on = _row("ngram", 1, _records(12, on_gap, jitter))
-    (s,) = speedup_rows([off, on])
-    assert s["interval_from"] == "bootstrap over requests"
+def test_paired_verdict_on_constructed_points(on_gap, jitter, flip, verdict):
+    s = _paired(_records(12, 10.0, jitter), _records(12, on_gap, jitter, flip=flip))
+    assert s["interval_from"] == "paired bootstrap over 12 prompts"
     assert s["output_tps_speedup_lo"] <= s["output_tps_speedup"] <= s["output_tps_speedup_hi"]
     assert s["output_tps_verdict"] == verdict and s["user_tps_verdict"] == verdict
+
+
+def test_paired_interval_keeps_the_point_estimate_and_pairs_by_prompt():
+    off, on = _records(12, 10.0, 0.6), _records(12, 9.8, 0.6)
+    s = _paired(off, on)
+    off_row, on_row = _row("off", 1, off), _row("ngram", 1, on)
+    assert s["output_tps_speedup"] == on_row["output_tps"] / off_row["output_tps"]
+    assert s["user_tps_speedup"] == on_row["user_tps_mean"] / off_row["user_tps_mean"]
+    # the same requests in another order (c > 1 finishes prompts out of order): matched by prompt id
+    assert _paired(off, on[::-1])["output_tps_speedup_lo"] == pytest.approx(s["output_tps_speedup_lo"], rel=0.02)
+
+
+def test_points_without_records_fall_back_to_the_unpaired_interval():
+    """An old folder whose records are gone: each point's own log SE, as if independent (wider)."""
+    off, on = _row("off", 1, _records(12, 10.0, 0.6)), _row("ngram", 1, _records(12, 9.8, 0.6))
+    (s,) = speedup_rows([off, on])
+    assert s["interval_from"] == "bootstrap over requests"
+    assert s["output_tps_verdict"] == un.NOISE  # the answer pairing corrects
+
+
+def test_fixture_c1_speedup_interval_excludes_one():
+    """The README's worked example: SD on is slower at c=1 once its prompts are paired with SD off's (the
+    unpaired interval was [0.49–1.49], 'within noise')."""
+    rd = ResultsDir(SAMPLE)  # read only
+    sp = {s["concurrency"]: s for s in speedup_rows(rd.summary_rows(), rd.prompt_units)}
+    c1 = sp[1]
+    assert c1["interval_from"] == "paired bootstrap over 11 prompts"
+    assert c1["output_tps_speedup_hi"] < 1.0 and c1["output_tps_verdict"] == un.SLOWER
+    assert c1["output_tps_speedup_lo"] == pytest.approx(0.78, abs=0.02)
+    assert c1["output_tps_speedup_hi"] == pytest.approx(0.94, abs=0.02)
 
 
 def test_intervals_are_seeded_and_reproducible():
@@ -61,7 +112,7 @@ def test_a_resample_with_no_duration_is_dropped_without_a_warning():
 
 def test_al_interval_brackets_the_headline_al():
     recs = [
-        make_record(chunk_tokens=c, request_id=f"r{i}")
+        make_record(chunk_tokens=c, request_id=f"r{i}", prompt_id=f"p{i}")
         for i, c in enumerate([(1, 2, 3), (1, 4, 7), (1, 3, 5), (1, 2, 6), (1, 5, 9), (1, 2, 3)])
     ]
     row = _row("ngram", 1, recs)
@@ -126,3 +177,23 @@ def test_crossover_text_follows_the_numbers():
         verdict_text([{"concurrency": 1, "output_tps_speedup": 1.2}])
         == "SD pays at every measured concurrency (no interval)"
     )
+
+
+def test_setting_al_interval_resamples_distinct_prompts():
+    """A setting pools its concurrency points, where each prompt is measured once per point: measuring the
+    same 8 prompts at 4 concurrencies is not 32 independent prompts (the interval was ~2x too narrow)."""
+    sizes = [(1, 2, 3), (1, 4, 7), (1, 3, 5), (1, 2, 6), (1, 5, 9), (1, 2, 3), (1, 3, 4), (1, 4, 8)]
+
+    def point(c):
+        return [
+            make_record(chunk_tokens=s, request_id=f"c{c}#{i}", prompt_id=f"p{i}", conversation_id=f"c{c}#{i}")
+            for i, s in enumerate(sizes)
+        ]
+
+    (one,) = category_acceptance(point(1))
+    (pooled,) = category_acceptance([r for c in (1, 2, 4, 8) for r in point(c)])
+    assert pooled.al_speedbench == pytest.approx(one.al_speedbench)
+    width_one = one.al_speedbench_hi - one.al_speedbench_lo
+    width_pooled = pooled.al_speedbench_hi - pooled.al_speedbench_lo
+    assert width_pooled == pytest.approx(width_one, rel=0.2)
+    assert pooled.tokens_per_step_mean_hi - pooled.tokens_per_step_mean_lo == pytest.approx(width_one, rel=0.2)

@@ -32,6 +32,7 @@ def build_results(
     engine: str = "vllm",
     fingerprint: str = "fp0",
     tp: int = 1,
+    dp: int = 1,
     extras: dict | None = None,
     sd_label: str = "eagle3-k3",
     output_len: int = 16,
@@ -44,7 +45,12 @@ def build_results(
     manifest = {
         "status": "complete",
         "config": {
-            "engine": {"name": engine, "model": "/models/tiny-llm", "tensor_parallel_size": tp},
+            "engine": {
+                "name": engine,
+                "model": "/models/tiny-llm",
+                "tensor_parallel_size": tp,
+                "data_parallel_size": dp,
+            },
             "sd": [{"method": "off"}, {"method": "eagle3", "num_speculative_tokens": 3}],
             "load": {"concurrency": sorted(speedups), "output_len": output_len},
         },

@@ -124,6 +124,15 @@ def test_compare_same_prompts_side_by_side(tmp_path):
     assert "## Side by side (same prompt set)" in md.output
 
 
+def test_output_tps_per_gpu_counts_every_gpu_the_engine_holds(tmp_path):
+    """TP x DP, the rule cost already used (config.engine.engine_gpus): DP replicas are GPUs too."""
+    a = build_results(tmp_path / "a", {1: 1.2}, tp=2, dp=2)
+    res = run("report", a, "--format", "json")
+    assert res.exit_code == 0, res.output
+    (row, *_) = json.loads(res.output)["points"]
+    assert row["engine_gpus"] == 4 and row["output_tps_per_gpu"] == pytest.approx(row["output_tps"] / 4)
+
+
 def test_not_a_results_folder_is_a_clear_error(tmp_path):
     res = CliRunner().invoke(main, ["report", str(tmp_path)])
     assert res.exit_code == 2 and "not a speedbench results folder" in res.output

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 
+from speedbench.metrics import speed_bench as sb
 from speedbench.quality.equivalence import length_differences
-from speedbench.report.conditions import output_rule
+from speedbench.report.conditions import conditions, output_rule
 from speedbench.report.load import ReportData
 from speedbench.report.render import render
 from tests.conftest import make_record
@@ -86,3 +87,30 @@ def test_conditions_say_how_prompts_were_spent_and_what_an_attached_server_left_
     assert (
         "| prefix caching | off (reported by the attached server) |" in render(ReportData.load([sample_dir]), "md").text
     )
+
+
+def test_report_names_the_eos_rule_and_the_headline_al_rule(sample_dir):
+    manifest = json.loads((sample_dir / "manifest.json").read_text())
+    rows = {r[0]: r[1] for r in conditions(ReportData.load([sample_dir])).rows}
+    assert rows["EOS token"] == "ignored: no request ends at EOS"  # the fixture ran fixed-length
+    assert rows["AL SPEED-Bench"] == sb.HEADLINE_RULE
+    manifest["config"]["load"]["fixed_length"] = False
+    (sample_dir / "manifest.json").write_text(json.dumps(manifest))
+    rows = {r[0]: r[1] for r in conditions(ReportData.load([sample_dir])).rows}
+    assert rows["EOS token"].startswith("stripped from acceptance as SPEED-Bench does")
+    assert "counted in output TPS" in rows["EOS token"] and "not recorded: older run" in rows["EOS token"]
+    manifest["metric_rules"] = dict(sb.RULES)
+    (sample_dir / "manifest.json").write_text(json.dumps(manifest))
+    rows = {r[0]: r[1] for r in conditions(ReportData.load([sample_dir])).rows}
+    assert rows["EOS token"] == sb.EOS_RULE
+
+
+def test_a_point_stored_before_speed_bench_rules_is_recomputed_or_labelled(sample_dir):
+    """Old folders keep loading: with records the report applies today's rule; without, the stored
+    per-request mean is shown and said to be that."""
+    row = {r["point_id"]: r for r in ReportData.load([sample_dir]).rows}["ngram-k3-c4"]
+    assert row["al_speedbench_rule"] == sb.HEADLINE_RULE and row["conversations"] == 11
+    (sample_dir / "records" / "ngram-k3-c4.jsonl").unlink()
+    row = {r["point_id"]: r for r in ReportData.load([sample_dir]).rows}["ngram-k3-c4"]
+    assert row["al_speedbench_rule"] == sb.OLD_HEADLINE_RULE
+    assert row["al_speedbench"] == row["al_per_request_eos_counted"] and row["conversations"] is None
