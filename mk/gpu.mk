@@ -59,7 +59,7 @@ sweep: ## one SD-off / SD-on sweep with the given settings
 		$(call sb_opt,--concurrency,$(CONCURRENCY)) $(call sb_opt,--name,$(NAME)) $(EXTRA)
 
 qualitative: ## SPEED-Bench qualitative: every category, stop at EOS under the cap, acceptance per category
-	$(SB) sweep $(SB_COMMON) --split '$(QUALITATIVE_SPLIT)' \
+	$(SB) sweep $(SB_COMMON) --split '$(QUALITATIVE_SPLIT)' --isl none \
 		--concurrency '$(or $(CONCURRENCY),$(QUALITATIVE_CONCURRENCY))' --name '$(or $(NAME),qualitative)' $(EXTRA)
 
 throughput: ## SPEED-Bench throughput: one sweep per ISL bucket in THROUGHPUT_ISLS

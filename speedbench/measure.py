@@ -104,7 +104,7 @@ async def probe_sd(
         mode="closed",
         cooldown=False,
         workers=1,
-        shuffle=False,
+        order="file",
     )
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60), headers=headers) as session:
         try:

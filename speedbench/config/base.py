@@ -30,8 +30,9 @@ def expand_path(value: str | None) -> str | None:
 
 
 def parse_isl(value: int | str | None) -> int | None:
-    """Parse an input-sequence-length spec: ``8k`` = 8192 tokens (k = 1024), ``1000`` = 1000 tokens."""
-    if value is None or value == "":
+    """Parse an input-sequence-length spec: ``8k`` = 8192 tokens (k = 1024), ``1000`` = 1000 tokens; ``none``
+    clears an ISL a lower layer set (a GPU preset's, to run another split at natural length)."""
+    if value is None or value == "" or (isinstance(value, str) and value.strip().lower() == "none"):
         return None
     if isinstance(value, int):
         n = value

@@ -10,8 +10,19 @@ from speedbench.config.base import ConfigError, _Strict, expand_path, parse_int_
 from speedbench.config.cli_flag import SWEEP_ONLY, CLIFlag
 
 DEFAULT_SPLIT = "qualitative-mini"
-ISL_HELP = "Exact input length in tokens: 1k, 2k, 8k, 16k, 32k or an integer. Without --split: the throughput split."
+ISL_HELP = (
+    "Exact input length in tokens: 1k, 2k, 8k, 16k, 32k or an integer. Without --split: the throughput split. "
+    "none: natural length (clears a preset's ISL)."
+)
 ISL_SPLIT = "throughput"  # what an ISL means when no split is named: SPEED-Bench's Throughput split
+
+
+def _isl_given(value: Any) -> bool:
+    """An ISL was asked for (``none`` clears one): a bad value counts as given, for the field to refuse."""
+    try:
+        return parse_isl(value) is not None
+    except ConfigError:
+        return True
 
 
 class DataConfig(_Strict):
@@ -90,7 +101,7 @@ class DataConfig(_Strict):
     def _split_for_isl(cls, data: Any) -> Any:
         """An ISL without a named split means the Throughput split (as in SPEED-Bench), never padding the
         short qualitative prompts with shared filler."""
-        if isinstance(data, dict) and data.get("split") in (None, "") and data.get("isl") not in (None, ""):
+        if isinstance(data, dict) and data.get("split") in (None, "") and _isl_given(data.get("isl")):
             return {**data, "split": ISL_SPLIT}
         return data
 
@@ -117,19 +128,19 @@ class LoadConfig(_Strict):
         int | None,
         CLIFlag(
             "--requests-per-point",
-            help="Measured requests per point (default: every prompt the warm-up leaves, each once).",
+            help="Measured requests per point (default: every prompt of the split, each once).",
         ),
     ] = Field(
         None,
         ge=1,
-        description="None = every prompt the warm-up leaves "
-        "(#prompts - warm-up), each measured once; counts conversations (a "
-        "multi-turn prompt sends one request per turn)",
+        description="None = every prompt of the split, each measured once (in load.prompt_order); counts "
+        "conversations (a multi-turn prompt sends one request per turn)",
     )
     warmup_requests: int | None = Field(
         None,
         ge=0,
-        description="None = concurrency (one wave, in conversations); warm-up prompts are never measured prompts",
+        description="None = concurrency (one wave); warm-up requests send synthetic prompts built for them "
+        "(speedbench.load.warmup), never a prompt of the measured set",
     )
     allow_repeats: Annotated[
         bool,
@@ -164,7 +175,12 @@ class LoadConfig(_Strict):
     # requests (checked against per-request SD metrics). On: steady-state window without the drain tail,
     # but counter deltas then also hold the cool-down requests' steps.
     cooldown: bool = Field(False, description="keep the load on until the last measured request ends")
-    shuffle_prompts: bool = Field(False, description="seeded prompt order instead of file order")
+    prompt_order: Literal["stratified", "shuffled", "file"] = Field(
+        "stratified",
+        description="order a point measures its prompts in, the same at every concurrency: stratified "
+        "(seeded, categories interleaved in proportion, so a cut keeps every category), shuffled (seeded) "
+        "or file",
+    )
     client_workers: int = Field(1, ge=1, le=64, description="client processes (each its own event loop)")
     http_client: Literal["http1", "aiohttp"] = Field(
         "http1", description="streaming client: raw HTTP/1.1 protocols (fast) or aiohttp (cross-check, fallback)"

@@ -85,6 +85,7 @@ class ServerInfo(_Document):
     served_models: list[Any] | None = Field(None, description="the model ids /v1/models lists")
     max_model_len: int | None = None
     server_args: dict[str, Any] | None = Field(None, description="SGLang: resolved server args of /server_info")
+    prefix_caching: bool | None = Field(None, description="prefix caching as the server reports it (absent: unsaid)")
     error: str | None = Field(None, description="why part or all of it could not be read")
     trimmed: list[str] | None = Field(None, description="keys dropped to keep the record within its size bound")
 
@@ -154,6 +155,16 @@ class Manifest(_Document):
     engine: EngineInfo | None = None
     generation: GenerationInfo | None = Field(
         None, description="absent before it was recorded: output length from config, greedy, ignore_eos"
+    )
+    measurement: dict[str, Any] | None = Field(
+        None,
+        description="how each point spent its prompts: prompt_order, seed, warmup (the warm-up rule); absent "
+        "before it was recorded (then warm-up set aside the last prompts of the file order)",
+    )
+    conditions: dict[str, str] | None = Field(
+        None,
+        description="server settings as they were: prefix_caching on/off as launched, or 'unknown (attached "
+        "server)' unless the attached server reported it",
     )
     launch_differences: dict[str, list[dict[str, Any]]] = Field(
         default_factory=dict, description="per SD-on label, each server setting its launch differs in from SD off"

@@ -185,7 +185,8 @@ def _text_prompts(
         if not (cfg.pad_to_isl or (spec.config or "").startswith("throughput")):
             raise ConfigError(
                 f"--isl with split {cfg.split!r} would pad its prompts to {cfg.isl} tokens; an ISL "
-                "means the throughput split (drop --split), or opt in with data.pad_to_isl: true"
+                "means the throughput split (drop --split), or opt in with data.pad_to_isl: true "
+                "(an ISL from a preset: --isl none runs the split at its natural length)"
             )
         wrapper = template_wrapper(tokenizer, use_template, bos_id)
         parts = [split_instruction(t) for t in firsts]

@@ -50,6 +50,8 @@ _SERVER_ARGS = (
     "max_running_requests",
     "stream_interval",
     "tp_size",
+    "disable_radix_cache",  # prefix caching as it was (fields/memory.py:64): attach mode cannot know it otherwise
+    "disable_overlap_schedule",
 )
 
 M_VERIFY = "sglang:spec_verify_calls_total"
@@ -126,6 +128,20 @@ def dp_attention_requested(extra_args: list[str]) -> bool:
             if raw.isdigit() and int(raw) > 1:
                 return True
     return False
+
+
+def _flag_value(args: list[str], flag: str) -> str | None:
+    """The value of ``flag`` in an argv (``--flag v`` or ``--flag=v``; the last one wins), None when absent."""
+    value = None
+    for i, a in enumerate(args):
+        name, eq, val = a.partition("=")
+        if name == flag:
+            value = val if eq else (args[i + 1] if i + 1 < len(args) else "")
+    return value
+
+
+def _engine_difference(setting: str, sd_off: str, sd_on: str, why: str) -> dict:
+    return {"setting": setting, "sd_off": sd_off, "sd_on": sd_on, "set_by": "engine", "why": why}
 
 
 def _first(d: dict, keys: tuple[str, ...]):
@@ -231,21 +247,44 @@ class SGLangAdapter(EngineAdapter):
         return argv + speculative_args(sd) + list(c.extra_args)
 
     def launch_differences(self, sd: SDConfig) -> list[dict]:
-        """SGLang's server_args turn its overlap scheduler off for SD (EAGLE/EAGLE3/STANDALONE unless
-        SGLANG_ENABLE_SPEC_V2 in versions that have it; always for NGRAM, which also drops mixed chunked
-        prefill, off in both launches here anyway)."""
+        """What SGLang itself sets differently for SD on, read from 0.5.23's source (docs/engines/sglang.md).
+        The overlap scheduler stays on for SD on GPU: speculative_hook.py turns it off only on CPU
+        (``_disable_overlap_schedule_for_cpu``, l.66-79, called for the EAGLE family l.1096 and NGRAM l.1292)."""
         if not sd.enabled:
             return []
-        when = "always for NGRAM" if sd.method == "ngram" else "unless SGLANG_ENABLE_SPEC_V2 (where supported)"
-        return [
-            {
-                "setting": "overlap scheduler",
-                "sd_off": "on",
-                "sd_on": "off",
-                "set_by": "engine",
-                "why": f"SGLang disables it for speculative decoding ({when}); the SD-off baseline keeps it",
-            }
-        ]
+        extra = list(self.cfg.extra_args)
+        out = []
+        if _flag_value(extra, "--device") == "cpu":
+            out.append(
+                _engine_difference(
+                    "overlap scheduler",
+                    "on",
+                    "off",
+                    "SGLang 0.5.23 disables it for speculative decoding on CPU "
+                    "(speculative_hook.py:66-79); on GPU both launches keep it",
+                )
+            )
+        else:
+            out.append(
+                _engine_difference(
+                    "decode CUDA-graph batch sizes",
+                    "1, 2, 4, 8, 12, then every 8 to 256, 16 to 512, 32 beyond",
+                    "1-8, then every 2 to 32, 4 to 64, 8 to 256, 16 beyond",
+                    "SGLang 0.5.23 captures a denser list with SD (cuda_graph_hook.py:500-531): a batch size between "
+                    "two captured ones pads to the next, by different amounts in the two launches",
+                )
+            )
+        if "--enable-mixed-chunk" in extra and sd.method in ("ngram", "draft_model"):
+            out.append(
+                _engine_difference(
+                    "mixed chunked prefill",
+                    "on",
+                    "off",
+                    "SGLang 0.5.23 turns it off for NGRAM always and for "
+                    "STANDALONE (no mixed-chunk support; speculative_hook.py:1108-1116, 1304-1308)",
+                )
+            )
+        return out
 
     def build_request(self, token_ids: list[int], max_tokens: int, fixed_length: bool = False) -> tuple[str, dict]:
         # SGLang's default temperature is 1.0: overridden; it stops at EOS unless told to ignore it
@@ -349,6 +388,8 @@ class SGLangAdapter(EngineAdapter):
                 info["engine_version"] = data.get("version")
                 # only keys the server has: an absent one is "not reported", never "null" (see sd_contradictions)
                 info["server_args"] = {k: data[k] for k in _SERVER_ARGS if k in data}
+                if isinstance(data.get("disable_radix_cache"), bool):
+                    info["prefix_caching"] = not data["disable_radix_cache"]
             else:
                 info["error"] = "; ".join(failed) if failed else f"/server_info: not an object: {data!r}"
             async with session.get(f"{base_url}/v1/models") as r:

@@ -137,6 +137,25 @@ def llm_api_options(cfg, sd: SDConfig, max_concurrency: int, version: str | None
     return opts
 
 
+_SD_ON_ONLY_WHY = {
+    "disable_overlap_scheduler": "TRT-LLM runs n-gram and draft-model SD without the overlap scheduler; the "
+    "SD-off baseline keeps it, as production would",
+    "per_request_spec_decode_stats": "per-request acceptance counters on each response's final chunk (read "
+    "as exact counters); an SD-only statistic, its cost not measured",
+}
+
+
+def flat_options(opts: dict, prefix: str = "") -> dict[str, str]:
+    """The options as dotted key -> YAML scalar text (``true``, ``0.85``), to compare two launches."""
+    out: dict[str, str] = {}
+    for k, v in opts.items():
+        if isinstance(v, dict):
+            out.update(flat_options(v, f"{prefix}{k}."))
+        else:
+            out[prefix + k] = yaml.safe_dump(v, default_flow_style=True).strip().removesuffix("...").strip()
+    return out
+
+
 def flat_keys(opts: dict, prefix: str = "") -> list[str]:
     """Dotted YAML keys; ``decoding_type`` with its value, since each value has its own floor."""
     out = []
@@ -221,17 +240,22 @@ class TRTLLMAdapter(EngineAdapter):
         return argv + flat_keys(llm_api_options(self.cfg, sd, max_concurrency, self.version))
 
     def launch_differences(self, sd: SDConfig) -> list[dict]:
-        if not (sd.enabled and sd.method in ("ngram", "draft_model")):
+        """Every LLM API option the SD-on YAML sets differently from SD off, besides speculative_config itself:
+        read from the two option sets, so an option added to SD on alone is declared by construction."""
+        if not sd.enabled:
             return []
+        off = flat_options(llm_api_options(self.cfg, SDConfig(), 1, self.version))
+        on = flat_options(llm_api_options(self.cfg, sd, 1, self.version))
         return [
             {
-                "setting": "disable_overlap_scheduler",
-                "sd_off": "false",
-                "sd_on": "true",
+                "setting": key,
+                "sd_off": off.get(key, "not set"),
+                "sd_on": on.get(key, "not set"),
                 "set_by": "speedbench",
-                "why": "TRT-LLM runs n-gram and draft-model SD without the overlap scheduler; the SD-off "
-                "baseline keeps it, as production would",
+                "why": _SD_ON_ONLY_WHY.get(key, "set for SD on only"),
             }
+            for key in sorted(set(off) | set(on))
+            if not key.startswith("speculative_config") and off.get(key) != on.get(key)
         ]
 
     # ---- requests -----------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ entrypoints/generate/base/protocol.py ``SpeculativeDecodingMetrics``, v1/metrics
 from __future__ import annotations
 
 import json
+import re
 from typing import TYPE_CHECKING
 
 from speedbench.config import ConfigError, SDConfig
@@ -14,6 +15,10 @@ from speedbench.engines.base import EngineAdapter
 from speedbench.engines.openai_stream import fold_chunk_tokens, fold_completion_chunk
 from speedbench.engines.prometheus import parse_prometheus, sum_metric
 from speedbench.engines.versions import Floor
+
+# vLLM exports its CacheConfig as the info gauge vllm:cache_config_info (v1/metrics/loggers.py log_metrics_info,
+# labels = CacheConfig.metrics_info(): str() of every field): prefix caching as the server runs it
+_PREFIX_CACHING = re.compile(r'^vllm:cache_config_info\{[^}\n]*\benable_prefix_caching="(True|False)"', re.M)
 
 if TYPE_CHECKING:
     import aiohttp
@@ -239,6 +244,11 @@ class VLLMAdapter(EngineAdapter):
                     info["served_models"] = [m.get("id") for m in data]
                     if data and data[0].get("max_model_len"):
                         info["max_model_len"] = data[0]["max_model_len"]
+            async with session.get(f"{base_url}/metrics") as r:  # CacheConfig as a Prometheus info gauge
+                if r.status == 200:
+                    m = _PREFIX_CACHING.search(await r.text())
+                    if m:
+                        info["prefix_caching"] = m.group(1) == "True"
         except Exception as e:  # info is best effort, never fatal
             info["error"] = repr(e)
         return info

@@ -32,9 +32,10 @@ from speedbench.engines.base import EngineAdapter
 from speedbench.load.aiohttp_client import AiohttpStreamer, aiohttp_streamer
 from speedbench.load.http1 import Http1Pool
 from speedbench.load.monitor import LoopMonitor
-from speedbench.load.plan import LoadPlan, PointRun, prompt_order, set_measured_window, with_warmup_pool
+from speedbench.load.plan import LoadPlan, PointRun, prompt_order, set_measured_window
 from speedbench.load.schedule import ArrivalSchedule
 from speedbench.load.sse import DONE
+from speedbench.load.warmup import warmup_prompts
 
 _now = time.perf_counter_ns
 _Streamer = Http1Pool | AiohttpStreamer  # this process's one connection pool
@@ -238,8 +239,11 @@ class _PointDriver:
         part: tuple[int, int],
     ) -> None:
         self.adapter, self.prompts, self.emit, self.label, self.part = adapter, prompts, emit, point_label, part
-        self.plan = plan = with_warmup_pool(plan, len(prompts))
-        self.order = prompt_order(plan, len(prompts))
+        self.plan = plan
+        self.order = prompt_order(plan, prompts)
+        # warm-up requests send prompts built for them, never one of the measured set (load.warmup)
+        warm = plan.num_requests if plan.warmup_wave else plan.warmup_requests
+        self.warm = warmup_prompts(prompts, self.order, warm, plan.seed) if warm else []
         self.phases = _Phases(plan)
         self.indices = itertools.count(*part)  # this share's request indices: w, w + n, w + 2n, ...
         self.run = PointRun()
@@ -312,7 +316,7 @@ class _PointDriver:
 
     def _prompt(self, i: int, phase: str) -> TokenizedPrompt:
         if self.plan.warmup_wave or phase == "warmup":
-            return self.prompts[self.order.warmup_index(i)]
+            return self.warm[i % len(self.warm)]
         # measured (and cool-down) requests count from the end of the warm-up
         return self.prompts[self.order.index(i - self.plan.warmup_requests)]
 

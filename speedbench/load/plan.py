@@ -7,13 +7,14 @@ as a whole (``point``), so that none of them imports another to learn the shape 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Literal
 
 from speedbench.core.records import RequestRecord
 from speedbench.data.pretokenize import TokenizedPrompt
 from speedbench.load.monitor import ClientStats
-from speedbench.load.schedule import Arrival, PromptOrder, default_warmup_pool
+from speedbench.load.schedule import Arrival, OrderRule, PromptOrder
+from speedbench.load.schedule import in_flight_target as _in_flight
 
 
 @dataclass
@@ -30,7 +31,7 @@ class LoadPlan:
 
     concurrency: int  # closed loop: requests in flight; both: connections opened before the first request
     num_requests: int  # measured requests (conversations); ignored when duration_s is set
-    warmup_requests: int  # requests before the measured ones, never measured
+    warmup_requests: int  # requests before the measured ones, never measured: synthetic prompts (load.warmup)
     max_tokens: int  # the output cap in tokens; requests stop at EOS unless fixed_length
     fixed_length: bool = False  # ignore EOS: exactly max_tokens per request
     request_timeout_s: float = 600.0  # seconds one request may take in all
@@ -40,10 +41,11 @@ class LoadPlan:
     arrival: Arrival = "poisson"
     duration_s: float | None = None  # measure by time (seconds) instead of by count
     cooldown: bool = False  # keep load on until the last measured request ends
-    shuffle: bool = False  # seeded prompt order instead of file order
-    warmup_pool: int | None = None  # prompts kept for the warm-up alone (None: one per warm-up request)
+    # measured order (schedule.measured_order); the sweep passes load.prompt_order ("stratified" by default),
+    # file order here keeps a plan built by hand (tests, scripts) sending prompts as listed
+    order: OrderRule = "file"
     warmup_wave: bool = False  # every request of this drive is a warm-up request
-    seed: int = 0  # seeds the prompt shuffle and the open-loop arrival times
+    seed: int = 0  # seeds the prompt order, the warm-up prompts and the open-loop arrival times
     workers: int = 1  # client processes (each its own loop and pool)
     monitor_interval_s: float = 0.005  # seconds between event-loop lag samples
     http_client: Literal["http1", "aiohttp"] = "http1"  # raw-protocol hot path, or aiohttp to cross-check
@@ -53,6 +55,16 @@ class LoadPlan:
     # multi-turn: builds a later turn's ids from (tail, sent ids, reply ids, reply text); None = first turns only.
     # A conversation is one request index: its turns go in order on one closed-loop slot (or arrival).
     next_turn: Callable[[Sequence[int], Sequence[int], Sequence[int], str], list[int]] | None = None
+
+    @property
+    def in_flight_target(self) -> int | None:
+        """Closed loop: conversations in flight at once (the concurrency, or every measured one when fewer)."""
+        return _in_flight(
+            self.concurrency,
+            self.num_requests,
+            closed_loop=self.mode == "closed",
+            by_duration=self.duration_s is not None,
+        )
 
 
 @dataclass
@@ -71,25 +83,17 @@ class PointRun:
     kernel_stamps: bool = False  # chunk stamps are the kernel's receive times (not read times)
 
 
-def with_warmup_pool(plan: LoadPlan, num_prompts: int) -> LoadPlan:
-    """The plan with its warm-up pool fixed: the plan's own, else the default for its warm-up and prompts."""
-    if plan.warmup_pool is not None:
-        return plan
-    return replace(plan, warmup_pool=default_warmup_pool(plan.warmup_requests, num_prompts))
-
-
-def prompt_order(plan: LoadPlan, num_prompts: int) -> PromptOrder:
-    """Which prompt each request of the plan sends (the warm-up pool set aside as ``with_warmup_pool`` fixes
-    it): the one order the drivers and ``planned_requests`` both use."""
-    pool = with_warmup_pool(plan, num_prompts).warmup_pool
-    return PromptOrder(num_prompts, plan.shuffle, plan.seed, pool or 0)
+def prompt_order(plan: LoadPlan, prompts: Sequence[TokenizedPrompt]) -> PromptOrder:
+    """Which prompt each measured request of the plan sends: the one order the drivers and
+    ``planned_requests`` both use."""
+    return PromptOrder([p.category for p in prompts], plan.order, plan.seed)
 
 
 def planned_requests(prompts: Sequence[TokenizedPrompt], plan: LoadPlan, first: int = 0) -> int:
     """Requests ``plan.num_requests`` conversations send from request index ``first``: one per turn."""
     if plan.next_turn is None or not any(p.turn_tails for p in prompts):
         return plan.num_requests
-    order = prompt_order(plan, len(prompts))
+    order = prompt_order(plan, prompts)
     return sum(prompts[order.index(i)].turns_to_send for i in range(first, first + plan.num_requests))
 
 

@@ -15,8 +15,9 @@ from speedbench.data.pretokenize import TokenizedPrompt
 from speedbench.engines.base import EngineAdapter
 from speedbench.load.client import drive
 from speedbench.load.monitor import client_stats
-from speedbench.load.plan import LoadPlan, PointRun, with_warmup_pool
+from speedbench.load.plan import LoadPlan, PointRun
 from speedbench.load.procs import run_in_processes
+from speedbench.load.warmup import WARMUP_MAX_TOKENS
 
 
 async def run_point(
@@ -30,14 +31,14 @@ async def run_point(
 ) -> PointRun:
     """Run one sweep point (closed or open loop per ``plan.mode``; in ``plan.workers`` processes).
 
-    Prompts are taken in file order (cycling) unless ``plan.shuffle``, so SD-off and SD-on points send
-    the same ids in the same order.  ``run.client`` says whether the client kept up.
+    Measured prompts are taken in ``plan.order`` (cycling only past the end), the same for SD-off and SD-on
+    points; warm-up requests send prompts of their own (load.warmup).  ``run.client`` says whether the
+    client kept up, against the conversations the point can keep in flight (``plan.in_flight_target``).
     ``before_measure`` runs at a quiet moment between warm-up and measurement (e.g. to snapshot the
     server's SD counters): warm-up is then its own wave that fully drains first.
     """
     emit = on_record or (lambda r: None)
     warmup_records: list[RequestRecord] = []
-    plan = with_warmup_pool(plan, len(prompts))  # fixed before the warm-up wave drops warmup_requests
     if before_measure is not None:
         if plan.warmup_requests:
             wave = _warmup_wave(plan)
@@ -54,7 +55,7 @@ async def run_point(
     run.client = client_stats(
         run.records,
         run.lag_samples,
-        plan.concurrency if plan.mode == "closed" else None,
+        plan.in_flight_target,
         run.schedule_lags_ns,
         run.kernel_stamps,
     )
@@ -62,11 +63,13 @@ async def run_point(
 
 
 def _warmup_wave(plan: LoadPlan) -> LoadPlan:
-    """The plan's warm-up requests as a wave of their own: one process, no cool-down, drained to the end."""
+    """The plan's warm-up requests as a wave of their own: one process, no cool-down, drained to the end, each
+    output capped at WARMUP_MAX_TOKENS (the point's own cap when lower)."""
     return replace(
         plan,
         warmup_requests=0,
         num_requests=plan.warmup_requests,
+        max_tokens=min(plan.max_tokens, WARMUP_MAX_TOKENS),
         duration_s=None,
         cooldown=False,
         workers=1,

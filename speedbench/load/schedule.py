@@ -6,47 +6,58 @@ point, agree on the same prompt order and arrival times without talking to each 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
 Arrival = Literal["poisson", "constant"]
+SPEED_BENCH_QUALITATIVE = 880  # prompts of SPEED-Bench's qualitative split (11 categories x 80)
+
+
+OrderRule = Literal["stratified", "file", "shuffled"]
+
+
+def measured_order(categories: Sequence[str], rule: OrderRule = "stratified", seed: int = 0) -> list[int]:
+    """The order in which a point measures its prompts, as indices into the prompt set (``categories[i]`` is
+    prompt i's category); a function of the prompts and the seed alone, so it is the same at every
+    concurrency, for SD off and SD on, and in every client process.
+
+    ``stratified`` (the sweep's default): each category's prompts in a seeded order, the categories
+    interleaved so that every prefix of the order holds each category in proportion to its share of the
+    split (prompt k of a category of m sits at (k + u) / m, u a seeded offset per category): a cut
+    (``requests_per_point``, a duration, a point stopped early) still measures every category.
+    ``shuffled``: one seeded permutation; ``file``: file order.
+    """
+    n = len(categories)
+    if rule == "file":
+        return list(range(n))
+    rng = np.random.default_rng(seed)
+    if rule == "shuffled":
+        return [int(i) for i in rng.permutation(n)]
+    by_cat: dict[str, list[int]] = {}
+    for i, c in enumerate(categories):
+        by_cat.setdefault(c, []).append(i)
+    keyed: list[tuple[float, int]] = []
+    for idx in by_cat.values():
+        m, u = len(idx), float(rng.random())
+        keyed += [((k + u) / m, int(i)) for k, i in enumerate(rng.permutation(idx))]
+    return [i for _, i in sorted(keyed)]
 
 
 class PromptOrder:
-    """Measured request ``i`` sends prompt ``index(i)``, warm-up request ``j`` prompt ``warmup_index(j)``.
+    """Measured request ``i`` sends prompt ``index(i)``: the prompts in ``measured_order``, each once, cycling
+    only when a point has more requests than prompts (repeats allowed, a duration, cool-down)."""
 
-    The order is file order unless ``shuffle`` (then one seeded permutation).  Its last ``warmup_pool``
-    prompts belong to the warm-up alone, so a warm-up prompt is never a measured prompt; measured requests
-    take the others from the start, cycling only when a point has more requests than prompts.
-    """
-
-    def __init__(self, num_prompts: int, shuffle: bool = False, seed: int = 0, warmup_pool: int = 0) -> None:
-        if num_prompts <= 0:
+    def __init__(self, categories: Sequence[str], rule: OrderRule = "file", seed: int = 0) -> None:
+        if not categories:
             raise ValueError("no prompts to send")
-        if not 0 <= warmup_pool < num_prompts:
-            raise ValueError(f"a warm-up pool of {warmup_pool} leaves none of {num_prompts} prompts to measure")
-        self.perm: np.ndarray | None = np.random.default_rng(seed).permutation(num_prompts) if shuffle else None
-        self.n = num_prompts
-        self.measured_n = num_prompts - warmup_pool
-        self.warmup_pool = warmup_pool
-
-    def _at(self, j: int) -> int:
-        return int(self.perm[j]) if self.perm is not None else j
+        self.order = measured_order(categories, rule, seed)
+        self.n = len(self.order)
 
     def index(self, i: int) -> int:
-        return self._at(i % self.measured_n)
-
-    def warmup_index(self, j: int) -> int:
-        if not self.warmup_pool:  # a single prompt: nothing can be set aside for the warm-up
-            return self.index(j)
-        return self._at(self.measured_n + j % self.warmup_pool)
-
-
-def default_warmup_pool(warmup_requests: int, num_prompts: int) -> int:
-    """Prompts set aside for the warm-up: one per warm-up request, always leaving one to measure."""
-    return max(0, min(warmup_requests, num_prompts - 1))
+        return self.order[i % self.n]
 
 
 class ArrivalSchedule:
@@ -90,54 +101,82 @@ class ArrivalSchedule:
 
 @dataclass(frozen=True)
 class PromptBudget:
-    """How a point spends its prompts."""
+    """How a point spends its prompts (counts are conversations: a multi-turn prompt is one)."""
 
-    measured: int  # measured requests
-    warmup: int  # warm-up requests
-    warmup_pool: int  # prompts set aside for the warm-up (never measured)
-    repeats: int  # measured requests that must resend a prompt (0 unless repeats are allowed)
+    measured: int  # measured conversations
+    in_flight: int | None  # closed loop: conversations in flight at once (below the concurrency when fewer)
+    repeats: int  # measured conversations that resend a prompt (0 unless repeats are allowed)
+
+
+REPEAT_HINT = "allow repeats (load.allow_repeats: true, --allow-repeats)"
+
+
+def in_flight_target(concurrency: int, measured: int, *, closed_loop: bool, by_duration: bool) -> int | None:
+    """Closed loop: the conversations a point keeps in flight, its concurrency, or every measured conversation
+    at once when there are fewer (never more can be in flight); None in open loop (set by the rate)."""
+    if not closed_loop:
+        return None
+    return concurrency if by_duration else min(concurrency, measured)
 
 
 def prompt_budget(
     num_prompts: int,
     concurrency: int,
-    warmup: int,
     requests: int | None,
     *,
     allow_repeats: bool = False,
     by_duration: bool = False,
     closed_loop: bool = True,
 ) -> PromptBudget:
-    """The point's requests: by default every prompt the warm-up leaves, each measured once.
+    """The point's measured conversations: by default every prompt of the split, each once (warm-up sends
+    requests of its own, see load.warmup, so it takes no prompt from the measured set).
 
-    Raises ValueError (one line, with the number of prompts the point needs) when the point cannot be run
-    without measuring a prompt twice and repeats are not allowed.
+    A closed loop above the prompt count is not refused: it keeps every conversation in flight at once, which
+    ``in_flight`` says (``grid_note`` explains it once per sweep). Raises ValueError (one line, with the count
+    the point needs) when it cannot run without measuring a prompt twice and repeats are not allowed.
     """
     n = num_prompts
-    if warmup and n < 2:
-        raise ValueError(
-            f"the warm-up needs prompts of its own, but the prompt set has {n}: "
-            "add prompts or set load.warmup_requests: 0"
-        )
-    hint = (
-        "add prompts, lower load.requests_per_point / load.warmup_requests, or allow repeats "
-        "(load.allow_repeats: true, --allow-repeats)"
-    )
+    if n < 1:
+        raise ValueError("the prompt set is empty: nothing to measure")
     if not allow_repeats:
         if by_duration:
             raise ValueError(
                 "load.duration_s measures for a set time, so prompts can repeat: "
                 "set load.allow_repeats: true (--allow-repeats)"
             )
-        measured = requests or (n - warmup)
-        least = concurrency if closed_loop and requests is None else 1  # a closed loop must fill its concurrency
-        if measured < least or warmup + measured > n:
-            need = warmup + max(measured, least)
+        measured = requests or n
+        if measured > n:
             raise ValueError(
-                f"concurrency {concurrency} needs {need} distinct prompts ({warmup} warm-up + "
-                f"{need - warmup} measured), the prompt set has {n}: {hint}"
+                f"{measured} measured requests per point need {measured} distinct prompts, the prompt set has "
+                f"{n}: add prompts, lower load.requests_per_point, or {REPEAT_HINT}"
             )
-        return PromptBudget(measured, warmup, warmup, 0)
-    measured = requests or max(n - warmup, 2 * concurrency)
-    pool = warmup if warmup + measured <= n else min(warmup, n // 2)
-    return PromptBudget(measured, warmup, pool, max(0, measured - (n - pool)))
+        return PromptBudget(
+            measured, in_flight_target(concurrency, measured, closed_loop=closed_loop, by_duration=False), 0
+        )
+    # repeats allowed: whole passes over the split (each prompt measured equally often), at least two waves
+    measured = requests or n * -(-max(n, 2 * concurrency) // n)
+    return PromptBudget(
+        measured,
+        in_flight_target(concurrency, measured, closed_loop=closed_loop, by_duration=by_duration),
+        max(0, measured - n),
+    )
+
+
+def grid_note(num_prompts: int, budgets: dict[int, PromptBudget], split: str) -> str | None:
+    """One line for a concurrency grid that the prompt set cannot fill, or None when it can."""
+    short = [c for c, b in budgets.items() if b.in_flight is not None and b.in_flight < c]
+    if not short:
+        return None
+    need = max(short)
+    better = (
+        "the throughput split (--isl 1k|2k|8k|16k|32k: 1,536 prompts per bucket)"
+        if need > SPEED_BENCH_QUALITATIVE
+        else f"the official SPEED-Bench qualitative split ({SPEED_BENCH_QUALITATIVE} prompts: --split "
+        "speed-bench:qualitative with data.source set to a local copy) or the throughput split "
+        "(--isl 1k|2k|8k|16k|32k: 1,536 prompts per bucket)"
+    )
+    return (
+        f"concurrency {', '.join(map(str, short))} above the {num_prompts} prompts of {split}: those points keep "
+        f"all {num_prompts} conversations in flight at once (each point records it as effective_concurrency); "
+        f"to load concurrency {need} use {better}"
+    )

@@ -41,6 +41,15 @@ def point_flags(row: dict) -> list[Flag]:
                 "did not end ok; its rates count only the ones that did",
             )
         )
+    eff, conc = row.get("effective_concurrency"), row.get("concurrency")
+    if eff is not None and conc is not None and eff < conc:
+        out.append(
+            (
+                f"IN FLIGHT {eff}",
+                f"{pid}: concurrency {conc} above the {eff} conversations measured: all {eff} were in flight at "
+                f"once, so this point measures that load, not concurrency {conc}",
+            )
+        )
     if row.get("client_saturated"):
         out.append(("CLIENT-BOUND", f"{pid}: the load generator fell behind; latencies include client delay"))
     connects = _n(row, "measured_connects")

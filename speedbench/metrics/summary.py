@@ -76,6 +76,9 @@ class PointSummary:
     goodput_fraction: float | None = None
     client_lag_p99_ms: float | None = None  # client event-loop lag over the measured window (load layer)
     mean_in_flight: float | None = None  # time-averaged requests in flight over the measured window
+    # closed loop: conversations the point could keep in flight, the concurrency or every measured conversation
+    # when the split has fewer prompts (set by the runner from the point's plan; None in open loop)
+    effective_concurrency: int | None = None
     client_saturated: bool | None = None  # lag P99 over its limit or in-flight < 99 % of target
     client_timestamps: str | None = None  # "kernel" (SO_TIMESTAMPNS receive times) or "read" (loop read time)
     client_lag_limit_ms: float | None = None  # 1 ms with read stamps; half the median chunk gap with kernel's
@@ -141,6 +144,7 @@ class PointSummary:
                 "goodput_fraction",
                 "client_lag_p99_ms",
                 "mean_in_flight",
+                "effective_concurrency",
                 "client_saturated",
                 "client_timestamps",
                 "client_lag_limit_ms",

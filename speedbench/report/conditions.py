@@ -44,6 +44,31 @@ def server_info_text(info: dict) -> str:
     return "; ".join(parts) or "nothing"
 
 
+ATTACHED_UNKNOWN = "unknown (attached server)"  # a setting speedbench did not make and the server did not report
+
+
+def prefix_caching(manifest: dict, configured: bool | None) -> str:
+    """As the run recorded it (launched: as set; attached: unknown unless the server said); older runs: config."""
+    recorded = (manifest.get("conditions") or {}).get("prefix_caching")
+    if recorded is not None:
+        return recorded
+    if (manifest.get("engine") or {}).get("attached"):
+        return ATTACHED_UNKNOWN  # older attach-mode runs recorded the config's value, which nobody applied
+    return "not recorded (engine default: on)" if configured is None else "on" if configured else "off"
+
+
+def prompts_rule(manifest: dict) -> str:
+    """How a point without repeats spent its prompts: every prompt once, in which order, and the warm-up."""
+    m = manifest.get("measurement")
+    if not m:
+        return (
+            "each measured once per point, except the warm-up's "
+            "(older run: warm-up kept the last prompts of the file order)"
+        )
+    order = f"{m.get('prompt_order')} order (seed {m.get('seed')})"
+    return f"every prompt measured once per point, {order}; warm-up: {m.get('warmup')}"
+
+
 def conditions(data) -> Section:
     multi = data.multi_run
     body = []
@@ -57,7 +82,7 @@ def conditions(data) -> Section:
             if "allow_repeats" not in load
             else f"repeats allowed: {repeated} measured requests resent a prompt"
             if load["allow_repeats"]
-            else "each measured once per point; warm-up prompts never measured"
+            else prompts_rule(run.manifest)
         )
         rules = run.manifest.get("metric_rules") or {}
         eos = (
@@ -69,7 +94,7 @@ def conditions(data) -> Section:
             ("output", output_rule(cfg)),
             ("EOS token", eos),
             ("AL SPEED-Bench", rules.get("headline_al") or sb.HEADLINE_RULE),
-            ("prefix caching", "not recorded (engine default: on)" if caching is None else "on" if caching else "off"),
+            ("prefix caching", prefix_caching(run.manifest, caching)),
             ("prompts", prompts),
         ]
         for label, diffs in (run.manifest.get("launch_differences") or {}).items():
@@ -84,6 +109,8 @@ def conditions(data) -> Section:
                 rows.append((f"{label} launch vs SD off", "no difference besides SD"))
         if "launch_differences" not in run.manifest:
             rows.append(("SD-on launch vs SD off", "not recorded (older run)"))
+        elif (run.manifest.get("engine") or {}).get("attached"):
+            rows.append(("SD-on launch vs SD off", ATTACHED_UNKNOWN))
         served = ((run.manifest.get("engine") or {}).get("server_info")) or {}
         rows += [(f"{label} server reported", server_info_text(info)) for label, info in served.items()]
         body += [([run.label] if multi else []) + list(r) for r in rows]

@@ -14,6 +14,7 @@ from speedbench.core.point_id import planned_points
 from speedbench.data.pretokenize import PromptSet
 from speedbench.engines.base import EngineAdapter
 from speedbench.env_info import engine_python_versions, harness_versions, machine_info
+from speedbench.load.warmup import WARMUP_RULE
 from speedbench.metrics import speed_bench
 from speedbench.results import ResultsDir
 from speedbench.resume import config_hash
@@ -53,6 +54,14 @@ def sweep_manifest(
             **adapter.sampling,
             "ignore_eos": cfg.load.fixed_length,
         },
+        # how each point spent its prompts: every prompt once in this order, warm-up on prompts of its own
+        "measurement": {
+            "prompt_order": cfg.load.prompt_order,
+            "seed": cfg.load.seed,
+            "warmup": WARMUP_RULE if cfg.load.warmup_requests != 0 else "none (load.warmup_requests: 0)",
+        },
+        # server settings as they were: set here at launch, or unknown for a server someone else started
+        "conditions": server_conditions(cfg),
         # what a speedup compares besides SD itself (unknown for a server someone else started)
         "launch_differences": {}
         if cfg.engine.endpoint
@@ -61,6 +70,17 @@ def sweep_manifest(
         # how acceptance is aggregated and what happens to the EOS token (SPEED-Bench's rules, and where not)
         "metric_rules": dict(speed_bench.RULES),
     }
+
+
+ATTACHED_UNKNOWN = "unknown (attached server)"
+
+
+def server_conditions(cfg: BenchmarkConfig) -> dict[str, str]:
+    """Server settings that bias a measurement, as speedbench set them at launch; with --endpoint speedbench
+    set nothing, so each reads ATTACHED_UNKNOWN until the server reports it (store_server_info)."""
+    if cfg.engine.endpoint:
+        return {"prefix_caching": ATTACHED_UNKNOWN}
+    return {"prefix_caching": "on" if cfg.engine.prefix_caching else "off"}
 
 
 def _engine_versions(cfg: BenchmarkConfig, engine_env: dict | None) -> dict:
@@ -76,6 +96,9 @@ def store_server_info(results: ResultsDir, label: str, info: dict) -> None:
     m = results.manifest()
     engine = m.setdefault("engine", {})
     engine["server_info"] = {**(engine.get("server_info") or {}), label: info}
+    if engine.get("attached") and info.get("prefix_caching") is not None:  # the server said: no longer unknown
+        on = "on" if info["prefix_caching"] else "off"
+        m["conditions"] = {**(m.get("conditions") or {}), "prefix_caching": f"{on} (reported by the attached server)"}
     results.write_manifest(m)
 
 

@@ -105,6 +105,7 @@ class PointRunner:
             log.warning("SD is on but %s exposed no acceptance counters for %s", self.adapter.name, point_id)
         summary = self._summarize(records, point_id, sd, conc, counters)
         summary.not_sent = max(0, planned - summary.sent)
+        summary.effective_concurrency = plan.in_flight_target
         if guard.reason is not None:
             summary.status, summary.abort_reason = "failed", guard.reason
         _apply_client_health(summary, run, point_id)

@@ -24,7 +24,7 @@ from speedbench.engines.versions import version_of
 from speedbench.env_info import engine_python_versions
 from speedbench.load.eventloop import run_async
 from speedbench.load.plan import LoadPlan
-from speedbench.load.schedule import PromptBudget, prompt_budget
+from speedbench.load.schedule import PromptBudget, grid_note, prompt_budget
 from speedbench.measure import probe_sd
 from speedbench.metrics.category import category_acceptance
 from speedbench.metrics.speedup import speedup_rows
@@ -143,14 +143,12 @@ class BenchmarkRunner:
         return [(sd, c) for sd in self.config.sd for c in self.config.load.concurrency]
 
     def prompt_budget(self, concurrency: int, num_prompts: int) -> PromptBudget:
-        """The point's warm-up and measured requests; ConfigError when it would have to repeat prompts."""
+        """The point's measured conversations; ConfigError when it would have to repeat prompts."""
         lc = self.config.load
-        warm = concurrency if lc.warmup_requests is None else lc.warmup_requests
         try:
             return prompt_budget(
                 num_prompts,
                 concurrency,
-                warm,
                 lc.requests_per_point,
                 allow_repeats=lc.allow_repeats,
                 by_duration=lc.duration_s is not None,
@@ -159,6 +157,13 @@ class BenchmarkRunner:
         except ValueError as e:
             raise ConfigError(str(e)) from None
 
+    def check_prompt_counts(self, num_prompts: int) -> str | None:
+        """The sweep's prompt-count rule over its whole grid (the one place: the sweep and --dry-run call it).
+        ConfigError when a point would have to repeat prompts; else the one line that explains a concurrency
+        the prompts cannot fill (each such point keeps every conversation in flight), or None."""
+        budgets = {c: self.prompt_budget(c, num_prompts) for c in self.config.load.concurrency}
+        return grid_note(num_prompts, budgets, self.config.data.split)
+
     def load_plan(self, concurrency: int, num_prompts: int) -> LoadPlan:
         """The load client's plan for one point at ``concurrency`` over a prompt set of ``num_prompts``."""
         lc = self.config.load
@@ -166,8 +171,7 @@ class BenchmarkRunner:
         return LoadPlan(
             concurrency=concurrency,
             num_requests=b.measured,
-            warmup_requests=b.warmup,
-            warmup_pool=b.warmup_pool,
+            warmup_requests=concurrency if lc.warmup_requests is None else lc.warmup_requests,
             max_tokens=lc.output_len,
             fixed_length=lc.fixed_length,
             request_timeout_s=lc.request_timeout_s,
@@ -176,7 +180,7 @@ class BenchmarkRunner:
             arrival=lc.arrival,
             duration_s=lc.duration_s,
             cooldown=lc.cooldown,
-            shuffle=lc.shuffle_prompts,
+            order=lc.prompt_order,
             seed=lc.seed,
             workers=lc.client_workers,
             stream_idle_timeout_s=lc.stream_idle_timeout_s,
@@ -240,8 +244,10 @@ class BenchmarkRunner:
             self._check_endpoint(cfg.engine.endpoint)
         prompts = prepare_prompts(cfg.data, self.tokenizer())
         self.check_prompts_fit(prompts)
-        for c in cfg.load.concurrency:  # refused up front: never a repeated prompt found half-way through a sweep
-            self.prompt_budget(c, len(prompts.prompts))
+        # refused up front: never a repeated prompt found half-way through a sweep
+        note = self.check_prompt_counts(len(prompts.prompts))
+        if note:
+            log.warning("%s", note)
         self._prompt_lens = self._input_lens(prompts)  # attach mode checks them per server
         self._reply_end_id = prompts.meta.get("reply_end_id")
         if cfg.engine.endpoint:  # ... and before a results folder exists

@@ -191,6 +191,7 @@ class SGLangEmulator:
                 "speculative_num_steps": a.speculative_num_steps,
                 "speculative_eagle_topk": a.speculative_eagle_topk,
                 "speculative_num_draft_tokens": a.speculative_num_draft_tokens,
+                "disable_radix_cache": a.disable_radix_cache,
                 "internal_states": [{"avg_spec_accept_length": self._window_al()}] if self.k else [{}],
                 "version": "0.5.23-emulated",
             }

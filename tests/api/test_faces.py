@@ -55,9 +55,9 @@ def test_make_targets_are_thin_cli_wrappers(tmp_path):
     assert "--isl '8k'" in cmd and "--concurrency '1,2,4'" in cmd
     rc, cmd = dry("qualitative", "SPEEDBENCH=sb")
     assert (
-        cmd == "env -u SPEEDBENCH_ENGINE_PYTHON sb sweep --split 'qualitative-mini' --concurrency '32' "
+        cmd == "env -u SPEEDBENCH_ENGINE_PYTHON sb sweep --split 'qualitative-mini' --isl none --concurrency '32' "
         "--name 'qualitative'"
-    )
+    )  # --isl none: a GPU preset's ISL (its throughput split) gives way to the qualitative split
     rc, cmd = dry("throughput", "THROUGHPUT_ISLS=1k 8k")
     assert cmd.count('--isl "$isl"') == 1 and "for isl in 1k 8k" in cmd
     rc, cmd = dry("compare", "RESULTS=a b", "FORMAT=md")

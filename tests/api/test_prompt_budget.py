@@ -1,4 +1,4 @@
-"""A point measures each prompt once, never a warm-up prompt; repeats only when allowed, and then counted."""
+"""A point measures every prompt once (warm-up sends prompts of its own); repeats only when allowed, and counted."""
 
 from __future__ import annotations
 
@@ -16,27 +16,32 @@ def _records(result, point_id):
     return [r for r in recs if not r.warmup], [r for r in recs if r.warmup]
 
 
-def test_default_point_measures_every_other_prompt_once(fake_off_server, tiny_tokenizer, tmp_path, attach_config):
+def test_default_point_measures_every_prompt_once(fake_off_server, tiny_tokenizer, tmp_path, attach_config):
     cfg = BenchmarkConfig.model_validate(
         attach_config(fake_off_server.url, tiny_tokenizer, tmp_path, sd="off", concurrency=[2])
     )
     result = BenchmarkRunner(cfg, progress=False).run()
     measured, warm = _records(result, "sd-off-c2")
     ids = [r.prompt_id for r in measured]
-    assert len(ids) == 11 - 2 and len(set(ids)) == len(ids)  # 11 prompts, 2 kept for the warm-up
-    assert len(warm) == 2 and not {r.prompt_id for r in warm} & set(ids)
-    assert result.points[0].repeated_requests == 0
+    assert len(ids) == 11 and len(set(ids)) == 11  # all 11 prompts, the warm-up took none of them
+    assert len(warm) == 2 and {r.prompt_id for r in warm} == {"warmup-0", "warmup-1"}
+    assert result.points[0].repeated_requests == 0 and result.points[0].effective_concurrency == 2
+    manifest = ResultsDir(result.results_dir).manifest()
+    assert manifest["measurement"]["warmup"].startswith("synthetic")
+    assert manifest["measurement"]["prompt_order"] == "stratified"
+    # attached: speedbench set no prefix caching, and this server does not say (config's "off" is not recorded)
+    assert manifest["conditions"] == {"prefix_caching": "unknown (attached server)"}
 
 
 def test_point_needing_repeats_is_refused_up_front_unless_allowed(
     fake_off_server, tiny_tokenizer, tmp_path, attach_config
 ):
     raw = attach_config(fake_off_server.url, tiny_tokenizer, tmp_path, sd="off", concurrency=[2], requests_per_point=20)
-    with pytest.raises(ConfigError, match=r"needs 22 distinct prompts \(2 warm-up \+ 20 measured\).* has 11"):
+    with pytest.raises(ConfigError, match=r"20 measured requests per point need 20 distinct prompts.* has 11"):
         BenchmarkRunner(BenchmarkConfig.model_validate(raw), progress=False).run()
     assert not (tmp_path / "results").exists()  # refused before any results folder or request
     raw["load"]["allow_repeats"] = True
     result = BenchmarkRunner(BenchmarkConfig.model_validate(raw), progress=False).run()
     measured, warm = _records(result, "sd-off-c2")
-    assert len(measured) == 20 and result.points[0].repeated_requests == 20 - 9
+    assert len(measured) == 20 and result.points[0].repeated_requests == 20 - 11
     assert not {r.prompt_id for r in warm} & {r.prompt_id for r in measured}

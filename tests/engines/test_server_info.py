@@ -167,6 +167,51 @@ def test_sglang_server_info_records_a_failing_endpoint():
     assert info == {"error": "GET /server_info: HTTP 500; GET /get_server_info: HTTP 404", "served_models": ["m"]}
 
 
+async def _serve(routes: dict, go):
+    app = web.Application()
+    for path, handler in routes.items():
+        app.router.add_get(path, handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        return await go(f"http://127.0.0.1:{runner.addresses[0][1]}")
+    finally:
+        await runner.cleanup()
+
+
+@pytest.mark.parametrize("flag,want", [("True", True), ("False", False), (None, None)])
+def test_vllm_server_info_reads_prefix_caching_from_its_cache_config_gauge(flag, want):
+    gauge = (
+        "# HELP vllm:cache_config_info Information of the LLMEngine CacheConfig\n"
+        f'vllm:cache_config_info{{block_size="16",enable_prefix_caching="{flag}",engine="0"}} 1.0\n'
+        if flag
+        else ""
+    )
+
+    async def metrics(request: web.Request) -> web.Response:
+        return web.Response(text=gauge + "vllm:num_requests_running 0.0\n")
+
+    async def go(url: str) -> dict:
+        return await read_server_info(get_adapter(EngineConfig(name="vllm", model="/m")), url, {})
+
+    info = asyncio.run(_serve({"/metrics": metrics}, go))
+    assert info.get("prefix_caching") is want
+
+
+def test_attached_servers_report_fills_the_prefix_caching_condition(tmp_path):
+    from speedbench.runner.manifest import ATTACHED_UNKNOWN, server_conditions, store_server_info
+
+    cfg = BenchmarkConfig.model_validate({"engine": {"name": "sglang", "endpoint": "http://127.0.0.1:1"}})
+    assert server_conditions(cfg) == {"prefix_caching": ATTACHED_UNKNOWN}  # the config's "off" applied to nothing
+    rd = ResultsDir(tmp_path / "r").create({"engine": {"attached": True}, "conditions": server_conditions(cfg)})
+    store_server_info(rd, "sd-off", {"served_models": ["m"]})  # says nothing about it: still unknown
+    assert rd.manifest()["conditions"]["prefix_caching"] == ATTACHED_UNKNOWN
+    store_server_info(rd, "sd-off", {"prefix_caching": True})
+    assert rd.manifest()["conditions"]["prefix_caching"] == "on (reported by the attached server)"
+
+
 # ---- sweeps against the emulators ------------------------------------------------------------------------
 
 
@@ -210,7 +255,10 @@ def test_sglang_server_info_per_label_and_a_healthy_run_does_not_warn(tmp_path, 
         "max_running_requests": 1,
         "stream_interval": 1,
         "tp_size": 1,
+        "disable_radix_cache": True,
     }
+    assert info["eagle3-k3"].prefix_caching is False  # launched with --disable-radix-cache, and says so
+    assert rd.manifest()["conditions"] == {"prefix_caching": "off"}  # launched: as speedbench set it
     assert info["eagle3-k3"].engine_version == "0.5.23-emulated" and info["eagle3-k3"].served_models
     assert server_info_warnings(caplog) == []
 

@@ -37,10 +37,10 @@ def test_closed_loop_holds_concurrency_and_records_everything(adapter):
     assert _max_overlap(run.records) <= 6
     assert run.client.mean_in_flight > 5.0  # cool-down keeps the load on to the end
     assert all(r.chunk_tokens[-1] == 16 and r.server_prompt_ids_match for r in measured)
-    # the 6 warm-up requests have the last 6 of the 8 prompts to themselves; measured ones cycle the other 2
-    warm = {r.prompt_id for r in run.records if int(r.request_id.split("#")[1]) < 6}
-    assert warm == {f"p{i}" for i in range(2, 8)}
-    assert run.prompt_order == [f"p{i % 2}" for i in range(30)]
+    # the 6 warm-up requests send prompts built for them (never a measured one): measured ones take all 8
+    warm = [r for r in run.records if int(r.request_id.split("#")[1]) < 6]
+    assert {r.prompt_id for r in warm} == {f"warmup-{j}" for j in range(6)} and all(r.warmup for r in warm)
+    assert run.prompt_order == [f"p{i % 8}" for i in range(30)]
     # warm-up / cool-down requests cancelled at the end are recorded as such, outside the measured set
     assert all(r.warmup for r in run.records if r.status == "cancelled")
 
@@ -52,7 +52,7 @@ def test_no_cooldown_drains_like_before(adapter):
 
 
 def test_shuffled_prompt_order_is_seeded(adapter):
-    plan = LoadPlan(concurrency=2, num_requests=8, warmup_requests=0, max_tokens=2, shuffle=True, seed=5)
+    plan = LoadPlan(concurrency=2, num_requests=8, warmup_requests=0, max_tokens=2, order="shuffled", seed=5)
     a, _ = run_against_stub(adapter, plan)
     b, _ = run_against_stub(adapter, plan)
     assert a.prompt_order == b.prompt_order and sorted(a.prompt_order) == sorted(f"p{i}" for i in range(8))
@@ -159,9 +159,11 @@ def test_worker_processes_merge_records(adapter):
     assert sorted(int(r.request_id.split("#")[1]) for r in measured) == list(range(4, 24))
     assert all(r.status == "ok" and r.chunk_tokens[-1] == 8 for r in measured)
     assert len(seen) == len(run.records)
-    # across worker processes too: the 4 warm-up requests keep p4..p7, measured ones cycle p0..p3
-    assert {r.prompt_id for r in run.records if int(r.request_id.split("#")[1]) < 4} == {"p4", "p5", "p6", "p7"}
-    assert run.prompt_order == [f"p{i % 4}" for i in range(20)]
+    # across worker processes too: the 4 warm-up requests send their own prompts, measured ones cycle p0..p7
+    assert {r.prompt_id for r in run.records if int(r.request_id.split("#")[1]) < 4} == {
+        f"warmup-{j}" for j in range(4)
+    }
+    assert run.prompt_order == [f"p{i % 8}" for i in range(20)]
     assert run.lag_samples and run.client.mean_in_flight is not None
     assert run.client.timestamps == ("kernel" if sys.platform == "linux" else "read")  # from both workers
 

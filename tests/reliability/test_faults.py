@@ -12,6 +12,7 @@ from collections import Counter
 
 import pytest
 
+from speedbench.load.schedule import measured_order
 from tests.reliability.conftest import (
     FaultReport,
     accounting,
@@ -192,10 +193,9 @@ def test_multi_turn_faults_end_conversations_and_are_accounted(tmp_path, tiny_to
     prompts = read_prompt_set(results / "prompts.parquet").prompts
     turns = {p.id: p.turns_to_send for p in prompts}
     (a,) = accounting(results).values()
-    # 30 conversations over the prompts the warm-up leaves (its 2 are the last in file order), one request
-    # per turn planned
-    measured = prompts[: len(prompts) - 2]
-    assert a["planned"] == sum(measured[i % len(measured)].turns_to_send for i in range(30))
+    # 30 conversations in the measured order over every prompt (warm-up sends its own), one request per turn
+    order = measured_order([p.category for p in prompts], "stratified", 0)
+    assert a["planned"] == sum(prompts[order[i % len(order)]].turns_to_send for i in range(30))
     recs = [r for r in records_of(results) if not r["warmup"]]
     cut = [r for r in recs if r["status"] == "failed" and r["turn"] < turns[r["prompt_id"]]]
     assert cut and a["not_sent"] == sum(turns[r["prompt_id"]] - r["turn"] for r in cut)

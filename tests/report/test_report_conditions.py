@@ -62,12 +62,31 @@ def test_report_shows_conditions_and_prompts_whose_length_differs(sample_dir):
     text = render(ReportData.load([sample_dir]), "md").text
     assert "per ISL and concurrency; output: stop at EOS, cap 32 tokens" in text
     assert "| prefix caching | off |" in text
-    assert "each measured once per point; warm-up prompts never measured" in text
+    assert "except the warm-up's (older run: warm-up kept the last prompts of the file order)" in text
     assert "--per-request-spec-decode-metrics: not set -> detailed" in text
     assert "| sd-off server reported | version 0.5.23; speculative_algorithm=None |" in text
     assert "| ngram-k3 server reported | models: m; error: GET /server_info: HTTP 500 |" in text
     assert f"| ngram-k3-c4 | 11 | 1 | {changed['prompt_id']} 32->7 |" in text
     assert "| ngram-k3-c1 | 11 | 0 | - |" in text
+
+
+def test_conditions_say_how_prompts_were_spent_and_what_an_attached_server_left_unknown(sample_dir):
+    manifest = json.loads((sample_dir / "manifest.json").read_text())
+    manifest["config"]["load"].update(fixed_length=False, allow_repeats=False)
+    manifest["config"]["engine"]["prefix_caching"] = False  # the config's default: nobody applied it
+    manifest["engine"]["attached"] = True
+    manifest["launch_differences"] = {}
+    manifest["measurement"] = {"prompt_order": "stratified", "seed": 0, "warmup": "synthetic: w"}
+    (sample_dir / "manifest.json").write_text(json.dumps(manifest))
+    text = render(ReportData.load([sample_dir]), "md").text
+    assert "| prefix caching | unknown (attached server) |" in text
+    assert "| SD-on launch vs SD off | unknown (attached server) |" in text
+    assert "every prompt measured once per point, stratified order (seed 0); warm-up: synthetic: w" in text
+    manifest["conditions"] = {"prefix_caching": "off (reported by the attached server)"}
+    (sample_dir / "manifest.json").write_text(json.dumps(manifest))
+    assert (
+        "| prefix caching | off (reported by the attached server) |" in render(ReportData.load([sample_dir]), "md").text
+    )
 
 
 def test_report_names_the_eos_rule_and_the_headline_al_rule(sample_dir):

@@ -1,0 +1,54 @@
+"""Every shipped preset runs as shipped: `sweep --preset X --dry-run` exits 0, and its split fills its grid."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from speedbench import load_config
+from speedbench.cli import main
+from speedbench.data import throughput
+from speedbench.data.prompts import load_split
+from speedbench.resources import PRESETS_DIR
+from speedbench.runner import BenchmarkRunner
+
+PRESETS = sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
+
+
+def _prompt_count(cfg) -> int:
+    """Prompts the preset's split yields, without a tokenizer: throughput = tiers x per tier."""
+    d = cfg.data
+    if d.split == "throughput":
+        return len(d.categories or throughput.TIERS) * (d.prompts_per_category or throughput.DEFAULT_PER_TIER)
+    return len(load_split(d.split, d.categories, d.prompts_per_category))
+
+
+def test_every_preset_is_tested():
+    assert len(PRESETS) >= 12 and "cpu-demo" in PRESETS
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_preset_dry_run_exits_0_and_its_split_fills_its_grid(preset):
+    res = CliRunner().invoke(main, ["sweep", "--preset", preset, "--dry-run"])
+    assert res.exit_code == 0, res.output
+    cfg = load_config(preset=preset)
+    runner = BenchmarkRunner(cfg, progress=False)
+    # the sweep's prompt-count rule: no refusal, and no concurrency above the prompts (every point at its load)
+    assert runner.check_prompt_counts(_prompt_count(cfg)) is None
+    if preset != "cpu-demo":  # GPU presets: SPEED-Bench's throughput split at the preset's ISL
+        assert cfg.data.split == "throughput" and cfg.data.isl == 1024 and max(cfg.load.concurrency) == 512
+
+
+def test_readme_preset_example_dry_runs():
+    res = CliRunner().invoke(
+        main, ["sweep", "--preset", "llama3.3-70b-eagle3-sglang", "--draft-lengths", "1,2,3,4,5", "--dry-run"]
+    )
+    assert res.exit_code == 0, res.output
+
+
+def test_a_preset_isl_is_cleared_to_run_another_split_at_natural_length():
+    cfg = load_config(preset="llama3.3-70b-eagle3-vllm", data={"split": "qualitative-mini", "isl": "none"})
+    assert (cfg.data.split, cfg.data.isl) == ("qualitative-mini", None)
+    # 88 prompts for a grid to 512: runs, each point above 88 with all 88 in flight, said in one line
+    note = BenchmarkRunner(cfg, progress=False).check_prompt_counts(88)
+    assert note is not None and "concurrency 128, 256, 512 above the 88 prompts" in note
