@@ -126,9 +126,12 @@ def prepare_prompts(
     cached = cache_path(cfg, fp, cache_dir)
     if cached.is_file() and not refresh:
         try:
-            return read_prompt_set(cached)
-        except Exception as e:  # a corrupt cache entry is rebuilt, not trusted
-            log.warning("ignoring unreadable prompt cache %s: %s", cached, e)
+            pset = read_prompt_set(cached)  # verifies the ids against their recorded hash
+            if pset.fingerprint != fp:
+                raise ValueError(f"{cached}: holds fingerprint {pset.fingerprint[:16]}, not {fp[:16]}")
+            return pset
+        except Exception as e:  # a corrupt, edited or misplaced cache entry is rebuilt, not trusted
+            log.warning("ignoring prompt cache %s and rebuilding it: %s", cached, e)
 
     tokenizer = load_tokenizer(tokenizer_path)
     template = chat_template(tokenizer, cfg.chat_template)
