@@ -12,6 +12,7 @@ requests than prompts still sees every tier. Nothing is random: same pool + toke
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 import logging
@@ -79,6 +80,26 @@ class TierStream:
         """(kind, char offset where it starts) of the document holding character ``char``."""
         k = max(int(np.searchsorted(self.doc_starts, char, side="right")) - 1, 0)
         return self.doc_kinds[k], self.doc_starts[k]
+
+
+AUTO_CHARS_PER_TOKEN = 8  # auto: the bundled pool when its smallest tier holds ~2x the windows' text (~4 chars/token)
+
+
+@functools.lru_cache(maxsize=1)
+def _bundled_tier_chars() -> dict[str, int]:
+    chars = dict.fromkeys(TIERS, 0)
+    for d in read_pool(POOL_PATH):
+        chars[d.tier] += len(d.text)
+    return chars
+
+
+def resolve_pool(pool: str, per_tier: int, isl: int) -> str:
+    """``auto``: the bundled pool when every tier holds the bucket's windows about twice over (tests, the CPU
+    demo, small points), else the full pool, built once: what a user gets by default meets the bound where
+    the pools can. The measured overlap decides afterwards (``pretokenize``: refused over the bound)."""
+    if pool != "auto":
+        return pool
+    return "bundled" if min(_bundled_tier_chars().values()) >= AUTO_CHARS_PER_TOKEN * per_tier * isl else "full"
 
 
 def pool_path(pool: str = "bundled") -> Path:

@@ -131,13 +131,27 @@ def test_overlap_bound_holds_where_the_bundled_pool_is_large_enough(byte_bpe, ca
     assert all(n >= 48 * 1024 for n in ov["pool_tokens"].values())
 
 
-def test_overlap_over_the_bound_is_reported_not_hidden(byte_bpe, cache_dir):
-    ps = _bpe(byte_bpe, cache_dir, "32k", per_tier=64, categories=["mixed"])
+def test_overlap_over_the_bound_is_refused_with_its_figures_unless_accepted(byte_bpe, cache_dir):
+    over = {"pool": "bundled", "categories": ["mixed"]}  # 64 × 32k exceeds the bundled mixed tier
+    for _attempt in ("built", "cached"):  # a cache hit is checked as well
+        with pytest.raises(ConfigError, match=r"share up to \d.*bound 10%.*elsewhere.*--allow-overlap"):
+            _bpe(byte_bpe, cache_dir, "32k", per_tier=64, **over)
+    ps = _bpe(byte_bpe, cache_dir, "32k", per_tier=64, allow_overlap=True, **over)
     ov = ps.meta["overlap"]
-    assert not ov["within_bound"] and ov["max"] > 0.10  # 64 × 32k exceeds the bundled mixed tier
+    assert not ov["within_bound"] and ov["max"] > 0.10 and ov["over_bound_accepted"]
     assert ov["needed_tokens_per_tier"] > ov["pool_tokens"]["mixed"]
+    assert ov["per_tier"]["mixed"]["elsewhere_mean"] >= ov["per_tier"]["mixed"]["mean"]
     out = describe(ps)
     assert "OVER the bound: the pool is too small" in out and "mixed" in out and "pairs > bound" in out
+    assert "elsewhere" in out and "accepted with --allow-overlap" in out
+
+
+def test_auto_pool_is_the_bundled_part_only_for_small_buckets():
+    from speedbench.data.throughput import resolve_pool
+
+    assert resolve_pool("auto", 6, 1024) == "bundled"  # tests and the CPU demo stay offline
+    assert resolve_pool("auto", 512, 1024) == "full"  # SPEED-Bench's size: the bundled part cannot hold it
+    assert resolve_pool("bundled", 512, 32768) == "bundled"
 
 
 def test_throughput_prompt_meta_is_what_the_manifest_model_names(byte_bpe, cache_dir):
