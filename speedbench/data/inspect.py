@@ -94,6 +94,12 @@ def throughput_lines(ps: PromptSet) -> list[str]:
     lines.append(
         "  " + overlap_verdict(ov) + ("; accepted with --allow-overlap" if ov.get("over_bound_accepted") else "")
     )
+    tasks = ps.meta.get("tasks")
+    if tasks:
+        lines.append(
+            f"tasks           {tasks['quoting_window']} of {tasks['prompts']} ({tasks['share']:.0%}) quote their "
+            "window; " + ", ".join(f"{t} {v['quoting_window']}/{v['prompts']}" for t, v in tasks["per_tier"].items())
+        )
     return lines
 
 

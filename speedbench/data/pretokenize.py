@@ -23,6 +23,7 @@ from speedbench.data.inspect import overlap_refusal
 from speedbench.data.overlap import BOUND, overlap_by_group
 from speedbench.data.prompts import Prompt
 from speedbench.data.promptset import PromptSet, TokenizedPrompt, ids_digest, read_prompt_set, write_prompt_set
+from speedbench.data.tasks import quotes_window
 from speedbench.data.tokenization import (
     apply_bos,
     build_exact_isl,
@@ -265,11 +266,29 @@ def _throughput_prompts(
         pool_sha256=pool_sha,
     )
     meta["zlib_text"] = "the window's source text + the instruction (equal to the decoded ids; template left out)"
+    meta["tasks"] = task_share(w for w, _ in built)
     meta["overlap"] = measured_overlap(built, wrapper, tiers, isl, per_tier)
     meta["overlap"]["pool_tokens"] = pool_tokens
     # truncated: every window is a cut of longer real text; padded: the tier text had to repeat to reach ISL
     prompts = [TokenizedPrompt(w.id, w.tier, ids, True, w.wrapped) for w, ids in built]
     return prompts, [w.text + w.instruction for w, _ in built]
+
+
+def task_share(windows) -> dict:
+    """How many tasks quote their window (the rest are fixed requests such as "Summarise the text above")."""
+    by_tier: dict[str, list[int]] = {}
+    for w in windows:
+        by_tier.setdefault(w.tier, [0, 0])
+        by_tier[w.tier][0] += quotes_window(w.instruction)
+        by_tier[w.tier][1] += 1
+    quoting, total = sum(q for q, _ in by_tier.values()), sum(n for _, n in by_tier.values())
+    return {
+        "quoting_window": quoting,
+        "prompts": total,
+        "share": round(quoting / max(total, 1), 4),
+        "per_tier": {t: {"quoting_window": q, "prompts": n} for t, (q, n) in by_tier.items()},
+        "rule": "a task quoting its window names something found in it; the others are fixed requests",
+    }
 
 
 def measured_overlap(built, wrapper, tiers: Sequence[str], isl: int, per_tier: int) -> dict:

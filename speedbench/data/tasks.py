@@ -20,6 +20,7 @@ _DOCSTRING = re.compile(r'\n[ \t]*def (\w+)\([^\n]*\n[ \t]+[rRuU]?"""[ \t]*([A-Z
 _CLASS = re.compile(r"\nclass (\w{4,})\b")
 _RST_TITLE = re.compile(r"\n([A-Za-z`][^\n]{5,80})\n([=\-~^\"'`*#+])\2{4,}\n")
 _PO_ENTRY = re.compile(r'\nmsgid "([^"\n]{20,120})"\nmsgstr "([^"\n]+)"\n')
+_API_OPERATION = re.compile(r"\n### Operation (\w+)\n")
 _SPEAKER = re.compile(r"\n([A-Z][A-Z' ]{2,30}[A-Z])\.\n")
 
 Template = Callable[[str, int], str | None]
@@ -67,6 +68,14 @@ def _po_entry(text: str, i: int) -> str | None:
     )
 
 
+def _api_operation(text: str, i: int) -> str | None:
+    m = _pick(_API_OPERATION.findall(text), i)
+    return m and (
+        f"According to the API reference above, what does the operation `{m}` do? List what a caller must "
+        "provide and every limit or error condition the text mentions for it."
+    )
+
+
 _NOT_SPEAKERS = ("ACT", "SCENE", "PERSONS", "PROLOGUE", "EPILOGUE", "THE END", "FINIS", "DRAMATIS")
 
 
@@ -94,6 +103,8 @@ GENERIC = {
     "prose": "Summarise what happens in the passage above, name the characters who speak in it, and rewrite "
     "its last speech in modern English.",
     "multilingual": "Which languages is the text above written in? Translate its last ten lines into English.",
+    "apidocs": "Which service does the API reference above describe? Explain what its last three operations or "
+    "data types shown are for, in plain words.",
 }
 TEMPLATES: dict[str, list[Template]] = {
     "code": [_code_docstring, _code_class, _fixed(GENERIC["code"])],
@@ -115,6 +126,7 @@ TEMPLATES: dict[str, list[Template]] = {
         _fixed(GENERIC["prose"]),
         _fixed("Translate the last paragraph above into plain modern English."),
     ],
+    "apidocs": [_api_operation, _fixed(GENERIC["apidocs"])],
     "multilingual": [
         _fixed(GENERIC["multilingual"]),
         _fixed("Translate the last five lines above into English, one line each, and name their language."),
@@ -129,3 +141,23 @@ def instruction_for(kind: str, text: str, i: int) -> str:
     if not templates:
         return DEFAULT
     return templates[i % len(templates)](text, i) or GENERIC.get(kind, DEFAULT)
+
+
+def _fixed_instructions() -> frozenset[str]:
+    """Every instruction that does not depend on the window (a fixed template's text, the generic ones)."""
+    fixed = {DEFAULT, *GENERIC.values()}
+    for templates in TEMPLATES.values():
+        for t in templates:
+            out = t("", 0)  # a quoting template finds nothing in "" and gives None; a fixed one its text
+            if out:
+                fixed.add(out)
+    return frozenset(fixed)
+
+
+FIXED_INSTRUCTIONS = _fixed_instructions()
+
+
+def quotes_window(instruction: str) -> bool:
+    """Whether the task names something found in its window (a function, a section, an entry, a speaker),
+    rather than being one of the fixed, window-independent requests."""
+    return instruction.removeprefix(SEP) not in FIXED_INSTRUCTIONS

@@ -49,3 +49,26 @@ def test_full_pool_is_read_from_its_cache_and_fingerprinted(byte_bpe, tmp_path, 
     assert full.meta["pool"] == "full" and full.meta["pool_sha256"] == pool_digest(Path(target))
     assert bundled.meta["pool"] == "bundled" and bundled.meta["pool_sha256"] == pool_digest(POOL_PATH)
     assert full.fingerprint != bundled.fingerprint
+
+
+def test_api_reference_text_is_plain_and_each_documentation_string_once():
+    from speedbench.data.apidocs import plain, service_text
+
+    assert plain("<p>Creates a <code>Bucket</code>.</p><ul><li>One &amp; two</li></ul>") == (
+        "Creates a Bucket.\nOne & two"
+    )
+    shared = "<p>The token for the next set of results, returned by a previous call.</p>"
+    model = {
+        "metadata": {"serviceFullName": "Example Service"},
+        "documentation": "<p>Example Service stores widgets for later retrieval.</p>",
+        "operations": {"PutWidget": {"documentation": "<p>Stores a widget under its name, replacing any old one.</p>"}},
+        "shapes": {
+            "ListA": {"members": {"NextToken": {"documentation": shared}}},
+            "ListB": {"members": {"NextToken": {"documentation": shared}}},
+        },
+    }
+    seen: set = set()
+    text = service_text(model, seen)
+    assert "## Service Example Service" in text and "### Operation PutWidget\nStores a widget" in text
+    assert text.count("The token for the next set") == 1  # the repeated member text is kept once
+    assert service_text(model, seen) == ""  # a second service repeating it all adds nothing

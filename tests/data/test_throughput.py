@@ -162,3 +162,18 @@ def test_throughput_prompt_meta_is_what_the_manifest_model_names(byte_bpe, cache
     ps = _bpe(byte_bpe, cache_dir, "1k")
     info = PromptsInfo.model_validate({"fingerprint": ps.fingerprint, **ps.meta})
     assert unnamed_keys(info) == [] and info.pool_sha256 and info.tiers
+
+
+def test_inspect_reports_how_many_tasks_quote_their_window(byte_bpe, cache_dir):
+    from speedbench.data.tasks import FIXED_INSTRUCTIONS, quotes_window
+
+    assert not quotes_window(SEP + next(iter(FIXED_INSTRUCTIONS)))
+    ps = _bpe(byte_bpe, cache_dir, "2k", per_tier=12)
+    tasks = ps.meta["tasks"]
+    tok = load_tokenizer(byte_bpe)
+    quoting = sum(
+        quotes_window(SEP + tok.decode(list(p.token_ids)).rpartition(SEP)[2].split("<|im_end|>")[0]) for p in ps.prompts
+    )
+    assert tasks["prompts"] == 36 and tasks["quoting_window"] == quoting > 0
+    assert sum(v["prompts"] for v in tasks["per_tier"].values()) == 36
+    assert f"{tasks['quoting_window']} of 36" in describe(ps)
