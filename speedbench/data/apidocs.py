@@ -69,3 +69,42 @@ def api_docs(ar: Archive) -> list[tuple[str, str]]:
         if text:
             units.append((n, text))
     return units
+
+
+def _descriptions(o: object, path: str, out: list[tuple[str, str]]) -> None:
+    if isinstance(o, dict):
+        for k, v in o.items():
+            if k == "description" and isinstance(v, str):
+                out.append((path, v))
+            else:  # (the parameters every API repeats, alt, key, ..., are dropped as already seen)
+                _descriptions(v, f"{path}.{k}" if path else k, out)
+    elif isinstance(o, list):
+        for v in o:
+            _descriptions(v, path, out)
+
+
+def discovery_docs(ar: Archive) -> list[tuple[str, str]]:
+    """Google API reference text from google-api-python-client's discovery documents: the newest version of
+    each API, its ``description`` fields (resources, methods, schemas and their properties) with their JSON
+    path as a heading, each description once across all APIs."""
+    newest: dict[str, tuple[str, str]] = {}
+    for n in ar.names:
+        if "/discovery_cache/documents/" in n and n.endswith(".json"):
+            base = n.rsplit("/", 1)[1][: -len(".json")]
+            api = base.split(".")[0]
+            if api not in newest or base > newest[api][0]:
+                newest[api] = (base, n)
+    seen: set[str] = set()
+    units = []
+    for api in sorted(newest):
+        found: list[tuple[str, str]] = []
+        _descriptions(json.loads(ar.read(newest[api][1])), "", found)
+        lines = []
+        for path, doc in found:
+            text = " ".join(doc.split())
+            if len(text) >= 40 and text not in seen:
+                seen.add(text)
+                lines.append(f"### {path or 'overview'}\n{text}\n")
+        if lines:
+            units.append((newest[api][1], "\n".join(lines)))
+    return units

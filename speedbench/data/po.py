@@ -43,8 +43,9 @@ def parse_po(text: str) -> list[tuple[str, str]]:
 
 
 def language_of(path: str) -> str:
-    """The language code of a catalogue at ``.../locale/<lang>/LC_MESSAGES/<domain>.po``."""
-    return path.split("/locale/")[1].split("/")[0]
+    """The language code of a catalogue at ``.../<lang>/LC_MESSAGES/<domain>.po``."""
+    parts = path.split("/")
+    return parts[parts.index("LC_MESSAGES") - 1] if "LC_MESSAGES" in parts else ""
 
 
 def translations_by_language(

