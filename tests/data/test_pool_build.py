@@ -117,3 +117,13 @@ def test_the_default_throughput_split_meets_the_bound_at_speed_bench_size(gemma,
         assert o["prompts"] == 512 and o["max"] <= BOUND, (tier, o)
         assert o["elsewhere_mean"] <= BOUND, (tier, o)  # most of each prompt's text is its own
     assert ps.meta["tasks"]["share"] > 0.5  # mostly tasks quoting the window
+
+
+def test_every_full_pool_artifact_is_pinned_by_version_and_sha256():
+    import re
+
+    for key in pool_build.FULL_SOURCES:
+        src = sources.SOURCES[key]
+        assert re.fullmatch(r"[\w.\-]+==[\w.]+", src["req"]), key
+        assert re.fullmatch(r"[0-9a-f]{64}", src["sha256"]), key
+        assert src["req"].split("==")[1] in src["file"], key
