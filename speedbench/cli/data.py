@@ -59,7 +59,7 @@ def _data_options(f):
         click.option(
             "--allow-overlap",
             is_flag=True,
-            help="Accept a throughput bucket whose prompts share more than 10%% of their text (refused otherwise).",
+            help="Accept a throughput bucket whose prompts share more than 10% of their text (refused otherwise).",
         ),
         click.option("--source", help="SPEED-Bench data for speed-bench:<config>: local folder/parquet or hub name."),
         click.option(

@@ -76,21 +76,32 @@ def kgram_sample(ids: np.ndarray, k: int = K, sample: int = SAMPLE) -> np.ndarra
 
 
 def spread_pick(
-    ids: np.ndarray, offsets: Sequence[int] | np.ndarray, length: int, n: int, bound: float = BOUND
+    ids: np.ndarray,
+    offsets: Sequence[int] | np.ndarray,
+    length: int,
+    n: int,
+    bound: float = BOUND,
+    owners: dict[int, list[int]] | None = None,
 ) -> list[int]:
     """``n`` of the candidate window ``offsets`` (windows of ``length`` ids of ``ids``), spread over the stream,
     skipping a candidate that shares more than ``bound`` with one already taken: real sources repeat
     themselves (boilerplate, a work printed twice), and evenly spaced windows would copy those repeats.
     Candidates are visited evenly spaced first, then the rest in order; when too few pass, the rest are
-    filled in order (the measured overlap then says so). Sorted offsets out."""
+    filled in order (the measured overlap then says so). Sorted offsets out. ``owners`` (sampled k-gram hash ->
+    windows holding it) carries the windows taken by earlier calls, so the tiers of one bucket, cut from
+    different streams, are kept apart from each other too (the same text can sit in two tiers)."""
+    owners = {} if owners is None else owners
+    first_id = 1 + max((o for v in owners.values() for o in v), default=-1)
+    h = kgram_hashes(ids)
     m = len(offsets)
     if m <= n:
+        for c in range(m):
+            for x in _sampled(h[offsets[c] : offsets[c] + length - K + 1]).tolist():
+                owners.setdefault(x, []).append(first_id + c)
         return list(offsets)
-    h = kgram_hashes(ids)
     first = sorted({int(round(i * (m - 1) / max(n - 1, 1))) for i in range(n)})
     visit = first + [i for i in range(m) if i not in set(first)]
     taken: list[int] = []
-    owners: dict[int, list[int]] = {}
     for c in visit:
         if len(taken) == n:
             break
@@ -99,7 +110,7 @@ def spread_pick(
         if hits and np.bincount(hits).max() > bound * max(len(s), 1):
             continue
         for x in s.tolist():
-            owners.setdefault(x, []).append(len(taken))
+            owners.setdefault(x, []).append(first_id + len(taken))
         taken.append(c)
     taken += [c for c in visit if c not in set(taken)][: n - len(taken)]
     return sorted(int(offsets[c]) for c in taken)

@@ -105,7 +105,7 @@ _LINE = re.compile(r"\n([^\n\"]{40,120})(?=\n)")
 
 def _quote_line(text: str, i: int) -> str | None:
     """Any kind of text: a line of it (40-120 characters, with letters) quoted, to be explained in context."""
-    m = _pick([s.strip() for s in _LINE.findall(text) if sum(c.isalpha() for c in s) >= 20], i)
+    m = _pick([" ".join(s.split()) for s in _LINE.findall(text) if sum(c.isalpha() for c in s) >= 20], i)
     return m and (
         f'The text above contains the line "{m}". Explain what it says or does in its context, and what '
         "comes right before and after it."

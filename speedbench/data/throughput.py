@@ -286,6 +286,7 @@ def build_windows(
         raise ConfigError(f"ISL {isl} leaves no room for text after the template and the instruction")
     room = min(INSTRUCTION_ROOM, budget // 2)
     placed = []
+    owners: dict[int, list[int]] = {}  # windows already taken in any tier of this bucket, by sampled k-gram
     for tier in tiers:
         st = streams.get(tier)
         if st is None or not len(st.ids):
@@ -295,7 +296,8 @@ def build_windows(
         # more candidate windows than prompts when the tier holds them, so repeated source text can be skipped
         slots = max(per_tier, min(len(tiled.ids) // budget, CANDIDATES * per_tier))
         cands = window_offsets(len(tiled.ids), budget, slots, line_starts)
-        for i, off in enumerate(spread_pick(tiled.ids, cands, budget, per_tier, BOUND / 2)):  # margin: sampling
+        picks = spread_pick(tiled.ids, cands, budget, per_tier, BOUND / 2, owners)  # BOUND / 2: sampling margin
+        for i, off in enumerate(picks):
             end_char = int(st.start[(off + budget - room - 1) % tiled.n])
             kind, doc_start = st.kind_at(end_char)
             head = tiled.text(int(off), budget - room)
