@@ -39,7 +39,7 @@ DEFAULT_PER_TIER = 512
 BUCKETS = {"1k": 1024, "2k": 2048, "8k": 8192, "16k": 16384, "32k": 32768}
 DOC_SEP = "\n\n"
 STREAM_VERSION = 3  # bump when the tokenized-stream cache (ids, spans, newline ids) changes
-BUILDER_VERSION = 6  # bump when the window or task rule changes: it is part of the fingerprint
+BUILDER_VERSION = 7  # bump when the window or task rule changes: it is part of the fingerprint
 INSTRUCTION_ROOM = 128  # tokens kept free for the instruction while the window is placed
 CANDIDATES = 4  # candidate windows per prompt (when the tier holds them): room to skip repeated text
 
