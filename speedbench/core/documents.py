@@ -68,6 +68,7 @@ class PromptsInfo(_Document):
     order: str | None = None
     zlib_text: str | None = None
     overlap: dict[str, Any] | None = Field(None, description="measured pairwise overlap of the text windows")
+    tasks: dict[str, Any] | None = Field(None, description="how many throughput tasks quote their window")
     # multi-turn
     turns_rule: str | None = None
     turns_planned: int | None = Field(None, description="requests one pass over the prompts sends")

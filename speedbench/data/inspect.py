@@ -79,14 +79,27 @@ def throughput_lines(ps: PromptSet) -> list[str]:
         f"order           {ps.meta.get('order', '')}: first prompts {', '.join(order)}",
         f"overlap         pairwise share of a prompt's tokens found in another ({ov['method']}); "
         f"bound {ov['bound']:.0%}",
-        f"  {'':<12}{'prompts':>8}{'max':>9}{'mean':>9}{'pairs > bound':>16}",
+        f"  {'':<12}{'prompts':>8}{'max':>9}{'mean':>9}{'pairs > bound':>16}{'elsewhere max':>15}{'mean':>8}",
     ]
     rows = list(ov.get("per_tier", {}).items()) + [("bucket", ov)]
     for name, o in rows:
         lines.append(
-            f"  {name:<12}{o['prompts']:>8}{o['max']:>9.1%}{o['mean']:>9.2%}{o['pairs_over_bound']:>8} of {o['pairs']}"
+            f"  {name:<12}{o['prompts']:>8}{o['max']:>9.1%}{o['mean']:>9.2%}{o['pairs_over_bound']:>8} of "
+            f"{o['pairs']:<7}{o.get('elsewhere_max', math.nan):>14.1%}{o.get('elsewhere_mean', math.nan):>8.1%}"
         )
-    lines.append("  " + overlap_verdict(ov))
+    lines.append(
+        "  (elsewhere: the share of a prompt's 16-token runs found in any other prompt of the bucket; max: in "
+        "one other prompt)"
+    )
+    lines.append(
+        "  " + overlap_verdict(ov) + ("; accepted with --allow-overlap" if ov.get("over_bound_accepted") else "")
+    )
+    tasks = ps.meta.get("tasks")
+    if tasks:
+        lines.append(
+            f"tasks           {tasks['quoting_window']} of {tasks['prompts']} ({tasks['share']:.0%}) quote their "
+            "window; " + ", ".join(f"{t} {v['quoting_window']}/{v['prompts']}" for t, v in tasks["per_tier"].items())
+        )
     return lines
 
 
@@ -106,4 +119,19 @@ def overlap_verdict(ov: dict) -> str:
     return (
         f"OVER the bound: the pool holds enough tokens ({sizes}; need {need:,} per tier), but its sources "
         "repeat text that no choice of windows avoided"
+    )
+
+
+def overlap_refusal(meta: dict) -> str:
+    """One line: why a throughput bucket is refused, with its measured figures and what to do."""
+    ov = meta["overlap"]
+    tiers = ", ".join(
+        f"{t} {o['max']:.1%} / {o.get('elsewhere_mean', 0.0):.1%}" for t, o in ov.get("per_tier", {}).items()
+    )
+    return (
+        f"throughput ISL {meta.get('isl')} ({meta.get('pool')} pool, {meta.get('per_tier')} prompts per tier): "
+        f"prompts share up to {ov['max']:.1%} of their 16-token runs with one other prompt (bound "
+        f"{ov['bound']:.0%}); per tier max pairwise / mean text found elsewhere: {tiers}; {overlap_verdict(ov)}. "
+        "Use fewer --prompts-per-category or a smaller --isl, or accept it with --allow-overlap (recorded in the "
+        "manifest)"
     )

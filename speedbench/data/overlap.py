@@ -4,7 +4,8 @@ Measured on the token ids, not inferred from window offsets, so repeated text in
 headers, catalogue entries repeated per language, a tier stream that had to wrap) counts too. Method: each
 prompt's distinct k-grams of ids are hashed; a fixed 1-in-``sample`` subset of hash values is kept (the same
 subset for every prompt, so shared k-grams stay shared: an unbiased estimate of containment); the overlap of
-prompts a and b is |A ∩ B| / min(|A|, |B|) over those sets, for every pair.
+prompts a and b is |A ∩ B| / min(|A|, |B|) over those sets, for every pair; and, per prompt, the share of A
+found in any other prompt at all ("elsewhere": the honest figure, since a prompt's text can be spread over many).
 Pure: id arrays in, figures out.
 """
 
@@ -30,6 +31,9 @@ class Overlap:
     mean: float  # over all pairs
     pairs_over_bound: int  # pairs sharing more than BOUND
     worst: tuple[int, int]  # indices of the pair with the largest overlap
+    # the honest figure: the share of a prompt's k-grams found in ANY other prompt of the bucket (not one pair)
+    elsewhere_max: float = 0.0
+    elsewhere_mean: float = 0.0
 
     def as_dict(self) -> dict:
         return {
@@ -40,6 +44,8 @@ class Overlap:
             "bound": BOUND,
             "pairs_over_bound": self.pairs_over_bound,
             "worst_pair": list(self.worst),
+            "elsewhere_max": round(self.elsewhere_max, 4),
+            "elsewhere_mean": round(self.elsewhere_mean, 5),
             "method": f"distinct {K}-grams of ids, 1/{SAMPLE} hash sample",
         }
 
@@ -70,21 +76,32 @@ def kgram_sample(ids: np.ndarray, k: int = K, sample: int = SAMPLE) -> np.ndarra
 
 
 def spread_pick(
-    ids: np.ndarray, offsets: Sequence[int] | np.ndarray, length: int, n: int, bound: float = BOUND
+    ids: np.ndarray,
+    offsets: Sequence[int] | np.ndarray,
+    length: int,
+    n: int,
+    bound: float = BOUND,
+    owners: dict[int, list[int]] | None = None,
 ) -> list[int]:
     """``n`` of the candidate window ``offsets`` (windows of ``length`` ids of ``ids``), spread over the stream,
     skipping a candidate that shares more than ``bound`` with one already taken: real sources repeat
     themselves (boilerplate, a work printed twice), and evenly spaced windows would copy those repeats.
     Candidates are visited evenly spaced first, then the rest in order; when too few pass, the rest are
-    filled in order (the measured overlap then says so). Sorted offsets out."""
+    filled in order (the measured overlap then says so). Sorted offsets out. ``owners`` (sampled k-gram hash ->
+    windows holding it) carries the windows taken by earlier calls, so the tiers of one bucket, cut from
+    different streams, are kept apart from each other too (the same text can sit in two tiers)."""
+    owners = {} if owners is None else owners
+    first_id = 1 + max((o for v in owners.values() for o in v), default=-1)
+    h = kgram_hashes(ids)
     m = len(offsets)
     if m <= n:
+        for c in range(m):
+            for x in _sampled(h[offsets[c] : offsets[c] + length - K + 1]).tolist():
+                owners.setdefault(x, []).append(first_id + c)
         return list(offsets)
-    h = kgram_hashes(ids)
     first = sorted({int(round(i * (m - 1) / max(n - 1, 1))) for i in range(n)})
     visit = first + [i for i in range(m) if i not in set(first)]
     taken: list[int] = []
-    owners: dict[int, list[int]] = {}
     for c in visit:
         if len(taken) == n:
             break
@@ -93,7 +110,7 @@ def spread_pick(
         if hits and np.bincount(hits).max() > bound * max(len(s), 1):
             continue
         for x in s.tolist():
-            owners.setdefault(x, []).append(len(taken))
+            owners.setdefault(x, []).append(first_id + len(taken))
         taken.append(c)
     taken += [c for c in visit if c not in set(taken)][: n - len(taken)]
     return sorted(int(offsets[c]) for c in taken)
@@ -123,7 +140,17 @@ def shared_counts(sets: Sequence[np.ndarray], chunk: int = 1 << 22) -> np.ndarra
     return counts.reshape(n, n)
 
 
-def _summary(shared: np.ndarray, sizes: np.ndarray, idx: np.ndarray) -> Overlap:
+def elsewhere_fractions(sets: Sequence[np.ndarray]) -> np.ndarray:
+    """Per prompt, the share of its distinct (sampled) k-grams that occur in at least one other prompt: the
+    text it does not hold alone, however that text is spread over the others (each ``sets[i]`` is distinct)."""
+    if len(sets) < 2:
+        return np.zeros(len(sets))
+    values, counts = np.unique(np.concatenate(sets), return_counts=True)
+    shared = values[counts > 1]
+    return np.array([np.isin(s, shared, assume_unique=True).mean() if len(s) else 0.0 for s in sets])
+
+
+def _summary(shared: np.ndarray, sizes: np.ndarray, idx: np.ndarray, elsewhere: np.ndarray) -> Overlap:
     n = len(idx)
     if n < 2:
         return Overlap(n, 0, 0.0, 0.0, 0, (0, 0))
@@ -131,8 +158,16 @@ def _summary(shared: np.ndarray, sizes: np.ndarray, idx: np.ndarray) -> Overlap:
     a, b = idx[iu[0]], idx[iu[1]]
     vals = shared[a, b] / np.maximum(np.minimum(sizes[a], sizes[b]), 1.0)
     w = int(np.argmax(vals))
+    e = elsewhere[idx]
     return Overlap(
-        n, len(vals), float(vals[w]), float(vals.mean()), int((vals > BOUND).sum()), (int(iu[0][w]), int(iu[1][w]))
+        n,
+        len(vals),
+        float(vals[w]),
+        float(vals.mean()),
+        int((vals > BOUND).sum()),
+        (int(iu[0][w]), int(iu[1][w])),
+        float(e.max()),
+        float(e.mean()),
     )
 
 
@@ -148,8 +183,9 @@ def overlap_by_group(
     sets = [kgram_sample(p, k, sample) for p in prompts]
     sizes = np.array([len(x) for x in sets], dtype=np.float64)
     shared = shared_counts(sets) if len(sets) > 1 else np.zeros((len(sets), len(sets)))
-    whole = _summary(shared, sizes, np.arange(len(sets)))
+    elsewhere = elsewhere_fractions(sets)  # against the whole bucket, whatever the group
+    whole = _summary(shared, sizes, np.arange(len(sets)), elsewhere)
     label_arr = np.asarray(labels)
     return whole, {
-        g: _summary(shared, sizes, np.flatnonzero(label_arr == g)) for g in dict.fromkeys(label_arr.tolist())
+        g: _summary(shared, sizes, np.flatnonzero(label_arr == g), elsewhere) for g in dict.fromkeys(label_arr.tolist())
     }

@@ -40,3 +40,28 @@ def parse_po(text: str) -> list[tuple[str, str]]:
         if fields["msgid"] and fields["msgstr"]:
             entries.append((fields["msgid"], fields["msgstr"]))
     return entries
+
+
+def language_of(path: str) -> str:
+    """The language code of a catalogue at ``.../<lang>/LC_MESSAGES/<domain>.po``."""
+    parts = path.split("/")
+    return parts[parts.index("LC_MESSAGES") - 1] if "LC_MESSAGES" in parts else ""
+
+
+def translations_by_language(
+    catalogues: list[tuple[str, str]], seen: set[str], min_chars: int = 8
+) -> list[tuple[str, str]]:
+    """(language, its translated strings joined by lines) from (path, .po text) pairs: English and regional or
+    script variants (``pt_BR``, ``sr_Latn``, ``zh_Hant``; ``zh_Hans`` is kept) are left out, as they copy or
+    nearly copy another catalogue; a string already in ``seen`` (any language, any package) is left out."""
+    by_lang: dict[str, list[str]] = {}
+    for path, text in sorted(catalogues):
+        lang = language_of(path)
+        if lang.startswith("en") or ("_" in lang and lang != "zh_Hans") or "@" in lang:
+            continue
+        for _, s in parse_po(text):
+            s = " ".join(s.split())
+            if len(s) >= min_chars and s not in seen:
+                seen.add(s)
+                by_lang.setdefault(lang, []).append(s)
+    return [(lang, "\n".join(strs)) for lang, strs in sorted(by_lang.items())]

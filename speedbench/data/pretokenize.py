@@ -19,10 +19,11 @@ from pathlib import Path
 from speedbench.config import ConfigError, DataConfig
 from speedbench.data import splits, throughput
 from speedbench.data.entropy import unigram_entropy_bits, zlib_ratio
-from speedbench.data.inspect import overlap_verdict
+from speedbench.data.inspect import overlap_refusal
 from speedbench.data.overlap import BOUND, overlap_by_group
 from speedbench.data.prompts import Prompt
 from speedbench.data.promptset import PromptSet, TokenizedPrompt, ids_digest, read_prompt_set, write_prompt_set
+from speedbench.data.tasks import quotes_window
 from speedbench.data.tokenization import (
     apply_bos,
     build_exact_isl,
@@ -91,7 +92,8 @@ def fingerprint_spec(cfg: DataConfig, tokenizer_path: str, spec: splits.SplitSpe
         "placeholders": cfg.placeholders,
         "isl": cfg.isl,
         "turns": cfg.turns,
-        **({"pool": cfg.pool} if spec.kind == "throughput" else {}),  # the pool's content is in split_content
+        # the pool's content is in split_content; auto is recorded as what it resolved to
+        **({"pool": splits.throughput_pool(cfg)} if spec.kind == "throughput" else {}),
     }
 
 
@@ -126,9 +128,13 @@ def prepare_prompts(
     cached = cache_path(cfg, fp, cache_dir)
     if cached.is_file() and not refresh:
         try:
-            return read_prompt_set(cached)
-        except Exception as e:  # a corrupt cache entry is rebuilt, not trusted
-            log.warning("ignoring unreadable prompt cache %s: %s", cached, e)
+            pset = read_prompt_set(cached)  # verifies the ids against their recorded hash
+            if pset.fingerprint != fp:
+                raise ValueError(f"{cached}: holds fingerprint {pset.fingerprint[:16]}, not {fp[:16]}")
+        except Exception as e:  # a corrupt, edited or misplaced cache entry is rebuilt, not trusted
+            log.warning("ignoring prompt cache %s and rebuilding it: %s", cached, e)
+        else:
+            return check_overlap(pset, cfg)
 
     tokenizer = load_tokenizer(tokenizer_path)
     template = chat_template(tokenizer, cfg.chat_template)
@@ -161,6 +167,20 @@ def prepare_prompts(
         if cfg.cache_dir:  # ... but one named explicitly was asked for
             raise ConfigError(f"cannot write the prompt cache in {cfg.cache_dir}: {e.strerror or e}") from None
         log.warning("prompt cache not written (%s: %s); going on without it", cached.parent, e.strerror or e)
+    return check_overlap(pset, cfg)
+
+
+def check_overlap(pset: PromptSet, cfg: DataConfig) -> PromptSet:
+    """A throughput bucket over the overlap bound is refused with its figures, unless ``allow_overlap``
+    accepts it; then ``overlap.over_bound_accepted`` says so in the manifest. Checked on cache hits too (the
+    cache entry is written first, so an accepted rerun does not rebuild)."""
+    ov = pset.meta.get("overlap")
+    if not ov or ov.get("within_bound"):
+        return pset
+    if not cfg.allow_overlap:
+        raise ConfigError(overlap_refusal(pset.meta))
+    ov["over_bound_accepted"] = True
+    log.warning("accepted with --allow-overlap: %s", overlap_refusal(pset.meta).split(";")[0])
     return pset
 
 
@@ -222,7 +242,8 @@ def _throughput_prompts(
     per_tier = cfg.prompts_per_category or throughput.DEFAULT_PER_TIER
     tiers = cfg.categories or list(throughput.TIERS)
     wrapper = template_wrapper(tokenizer, use_template, bos_id)
-    pool = throughput.pool_path(cfg.pool)
+    pool_name = splits.throughput_pool(cfg)
+    pool = throughput.pool_path(pool_name)
     pool_sha = throughput.pool_digest(pool)
     # The tokenized pool depends only on tokenizer + pool, so every bucket shares one cache entry.
     tok_fp = hashlib.sha256(
@@ -242,23 +263,33 @@ def _throughput_prompts(
         tiers=tiers,
         order="tiers interleaved (" + ", ".join(tiers) + ", ...)",
         isl_rule="template prefix + window of the tier's pool text + task instruction + template suffix",
-        pool=cfg.pool,
+        pool=pool_name,
         pool_sha256=pool_sha,
     )
     meta["zlib_text"] = "the window's source text + the instruction (equal to the decoded ids; template left out)"
+    meta["tasks"] = task_share(w for w, _ in built)
     meta["overlap"] = measured_overlap(built, wrapper, tiers, isl, per_tier)
     meta["overlap"]["pool_tokens"] = pool_tokens
-    if not meta["overlap"]["within_bound"]:
-        log.warning(
-            "throughput %s (%s pool): prompts share up to %.0f%% of their tokens pairwise: %s",
-            cfg.isl,
-            cfg.pool,
-            100 * meta["overlap"]["max"],
-            overlap_verdict(meta["overlap"]),
-        )
     # truncated: every window is a cut of longer real text; padded: the tier text had to repeat to reach ISL
     prompts = [TokenizedPrompt(w.id, w.tier, ids, True, w.wrapped) for w, ids in built]
     return prompts, [w.text + w.instruction for w, _ in built]
+
+
+def task_share(windows) -> dict:
+    """How many tasks quote their window (the rest are fixed requests such as "Summarise the text above")."""
+    by_tier: dict[str, list[int]] = {}
+    for w in windows:
+        by_tier.setdefault(w.tier, [0, 0])
+        by_tier[w.tier][0] += quotes_window(w.instruction)
+        by_tier[w.tier][1] += 1
+    quoting, total = sum(q for q, _ in by_tier.values()), sum(n for _, n in by_tier.values())
+    return {
+        "quoting_window": quoting,
+        "prompts": total,
+        "share": round(quoting / max(total, 1), 4),
+        "per_tier": {t: {"quoting_window": q, "prompts": n} for t, (q, n) in by_tier.items()},
+        "rule": "a task quoting its window names something found in it; the others are fixed requests",
+    }
 
 
 def measured_overlap(built, wrapper, tiers: Sequence[str], isl: int, per_tier: int) -> dict:

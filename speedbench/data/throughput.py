@@ -12,6 +12,7 @@ requests than prompts still sees every tier. Nothing is random: same pool + toke
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 import logging
@@ -38,9 +39,9 @@ DEFAULT_PER_TIER = 512
 BUCKETS = {"1k": 1024, "2k": 2048, "8k": 8192, "16k": 16384, "32k": 32768}
 DOC_SEP = "\n\n"
 STREAM_VERSION = 3  # bump when the tokenized-stream cache (ids, spans, newline ids) changes
-BUILDER_VERSION = 5  # bump when the window or task rule changes: it is part of the fingerprint
+BUILDER_VERSION = 7  # bump when the window or task rule changes: it is part of the fingerprint
 INSTRUCTION_ROOM = 128  # tokens kept free for the instruction while the window is placed
-CANDIDATES = 3  # candidate windows per prompt (when the tier holds them): room to skip repeated text
+CANDIDATES = 4  # candidate windows per prompt (when the tier holds them): room to skip repeated text
 
 
 @dataclass(frozen=True)
@@ -81,12 +82,34 @@ class TierStream:
         return self.doc_kinds[k], self.doc_starts[k]
 
 
+AUTO_CHARS_PER_TOKEN = 8  # auto: the bundled pool when its smallest tier holds ~2x the windows' text (~4 chars/token)
+
+
+@functools.lru_cache(maxsize=1)
+def _bundled_tier_chars() -> dict[str, int]:
+    chars = dict.fromkeys(TIERS, 0)
+    for d in read_pool(POOL_PATH):
+        chars[d.tier] += len(d.text)
+    return chars
+
+
+def resolve_pool(pool: str, per_tier: int, isl: int) -> str:
+    """``auto``: the bundled pool when every tier holds the bucket's windows about twice over (tests, the CPU
+    demo, small points), else the full pool, built once: what a user gets by default meets the bound where
+    the pools can. The measured overlap decides afterwards (``pretokenize``: refused over the bound)."""
+    if pool != "auto":
+        return pool
+    return "bundled" if min(_bundled_tier_chars().values()) >= AUTO_CHARS_PER_TOKEN * per_tier * isl else "full"
+
+
 def pool_path(pool: str = "bundled") -> Path:
     """The pool file: the bundled one, or the full one (built once from pinned artifacts, then cached)."""
     if pool == "bundled":
         return POOL_PATH
 
-    root = Path(os.environ.get("SPEEDBENCH_CACHE") or Path.home() / ".cache" / "speedbench") / "pool"
+    # what speedbench writes lives under SPEEDBENCH_HOME (speedbench.config sets its default); CACHE overrides
+    home = os.environ.get("SPEEDBENCH_CACHE") or os.environ.get("SPEEDBENCH_HOME")
+    root = Path(home or Path.home() / ".cache" / "speedbench") / "pool"
     try:
         return Path(ensure_full_pool(str(root), log.warning))
     except (FetchError, OSError) as e:
@@ -263,6 +286,7 @@ def build_windows(
         raise ConfigError(f"ISL {isl} leaves no room for text after the template and the instruction")
     room = min(INSTRUCTION_ROOM, budget // 2)
     placed = []
+    owners: dict[int, list[int]] = {}  # windows already taken in any tier of this bucket, by sampled k-gram
     for tier in tiers:
         st = streams.get(tier)
         if st is None or not len(st.ids):
@@ -272,7 +296,8 @@ def build_windows(
         # more candidate windows than prompts when the tier holds them, so repeated source text can be skipped
         slots = max(per_tier, min(len(tiled.ids) // budget, CANDIDATES * per_tier))
         cands = window_offsets(len(tiled.ids), budget, slots, line_starts)
-        for i, off in enumerate(spread_pick(tiled.ids, cands, budget, per_tier, BOUND / 2)):  # margin: sampling
+        picks = spread_pick(tiled.ids, cands, budget, per_tier, BOUND / 2, owners)  # BOUND / 2: sampling margin
+        for i, off in enumerate(picks):
             end_char = int(st.start[(off + budget - room - 1) % tiled.n])
             kind, doc_start = st.kind_at(end_char)
             head = tiled.text(int(off), budget - room)

@@ -28,6 +28,42 @@ def test_natural_prompts_start_with_one_bos_and_are_cached(gemma_dir, tmp_path):
     assert again.ids_sha256 == ps.ids_sha256 and again.fingerprint == ps.fingerprint
 
 
+def _change_one_id(path):
+    """Rewrite a cache parquet with one token id changed, keeping its fingerprint and metadata."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    rows = table.column("token_ids").to_pylist()
+    rows[0][-1] += 1
+    table = table.set_column(table.column_names.index("token_ids"), "token_ids", pa.array(rows, pa.list_(pa.int32())))
+    pq.write_table(table.replace_schema_metadata(table.schema.metadata), path)
+
+
+def test_a_cache_with_one_id_changed_is_refused_naming_the_file(tmp_path):
+    from speedbench.data.promptset import PromptCacheMismatch, PromptSet, TokenizedPrompt, write_prompt_set
+
+    pset = PromptSet("f" * 64, [TokenizedPrompt("a", "QA", (2, 5, 6)), TokenizedPrompt("b", "QA", (2, 7))])
+    pset.meta["ids_sha256"] = pset.ids_sha256
+    path = tmp_path / "entry.parquet"
+    write_prompt_set(pset, path)
+    assert read_prompt_set(path).ids_sha256 == pset.ids_sha256
+    _change_one_id(path)
+    with pytest.raises(PromptCacheMismatch, match=str(path)):
+        read_prompt_set(path)
+
+
+def test_prepare_rebuilds_a_tampered_cache(gemma_dir, tmp_path, caplog):
+    cfg = DataConfig(prompts_per_category=1, cache_dir=str(tmp_path))
+    ps = prepare_prompts(cfg, str(gemma_dir))
+    (cached,) = tmp_path.glob("*.parquet")
+    _change_one_id(cached)
+    again = prepare_prompts(cfg, str(gemma_dir))
+    assert again.ids_sha256 == ps.ids_sha256 and again.prompts == ps.prompts  # rebuilt, not the edited ids
+    assert str(cached) in caplog.text and "rebuilding" in caplog.text
+    assert read_prompt_set(cached).ids_sha256 == ps.ids_sha256  # the rebuilt entry replaced the edited one
+
+
 @pytest.mark.parametrize("isl", [64, 1024])
 def test_exact_isl_for_every_prompt(gemma_dir, tmp_path, isl):
     # 64: the qualitative split padded on request; 1024: no split named, so the throughput split

@@ -131,13 +131,27 @@ def test_overlap_bound_holds_where_the_bundled_pool_is_large_enough(byte_bpe, ca
     assert all(n >= 48 * 1024 for n in ov["pool_tokens"].values())
 
 
-def test_overlap_over_the_bound_is_reported_not_hidden(byte_bpe, cache_dir):
-    ps = _bpe(byte_bpe, cache_dir, "32k", per_tier=64, categories=["mixed"])
+def test_overlap_over_the_bound_is_refused_with_its_figures_unless_accepted(byte_bpe, cache_dir):
+    over = {"pool": "bundled", "categories": ["mixed"]}  # 64 × 32k exceeds the bundled mixed tier
+    for _attempt in ("built", "cached"):  # a cache hit is checked as well
+        with pytest.raises(ConfigError, match=r"share up to \d.*bound 10%.*elsewhere.*--allow-overlap"):
+            _bpe(byte_bpe, cache_dir, "32k", per_tier=64, **over)
+    ps = _bpe(byte_bpe, cache_dir, "32k", per_tier=64, allow_overlap=True, **over)
     ov = ps.meta["overlap"]
-    assert not ov["within_bound"] and ov["max"] > 0.10  # 64 × 32k exceeds the bundled mixed tier
+    assert not ov["within_bound"] and ov["max"] > 0.10 and ov["over_bound_accepted"]
     assert ov["needed_tokens_per_tier"] > ov["pool_tokens"]["mixed"]
+    assert ov["per_tier"]["mixed"]["elsewhere_mean"] >= ov["per_tier"]["mixed"]["mean"]
     out = describe(ps)
     assert "OVER the bound: the pool is too small" in out and "mixed" in out and "pairs > bound" in out
+    assert "elsewhere" in out and "accepted with --allow-overlap" in out
+
+
+def test_auto_pool_is_the_bundled_part_only_for_small_buckets():
+    from speedbench.data.throughput import resolve_pool
+
+    assert resolve_pool("auto", 6, 1024) == "bundled"  # tests and the CPU demo stay offline
+    assert resolve_pool("auto", 512, 1024) == "full"  # SPEED-Bench's size: the bundled part cannot hold it
+    assert resolve_pool("bundled", 512, 32768) == "bundled"
 
 
 def test_throughput_prompt_meta_is_what_the_manifest_model_names(byte_bpe, cache_dir):
@@ -148,3 +162,32 @@ def test_throughput_prompt_meta_is_what_the_manifest_model_names(byte_bpe, cache
     ps = _bpe(byte_bpe, cache_dir, "1k")
     info = PromptsInfo.model_validate({"fingerprint": ps.fingerprint, **ps.meta})
     assert unnamed_keys(info) == [] and info.pool_sha256 and info.tiers
+
+
+def test_inspect_reports_how_many_tasks_quote_their_window(byte_bpe, cache_dir):
+    from speedbench.data.tasks import FIXED_INSTRUCTIONS, quotes_window
+
+    assert not quotes_window(SEP + next(iter(FIXED_INSTRUCTIONS)))
+    ps = _bpe(byte_bpe, cache_dir, "2k", per_tier=12)
+    tasks = ps.meta["tasks"]
+    tok = load_tokenizer(byte_bpe)
+    quoting = sum(
+        quotes_window(SEP + tok.decode(list(p.token_ids)).rpartition(SEP)[2].split("<|im_end|>")[0]) for p in ps.prompts
+    )
+    assert tasks["prompts"] == 36 and tasks["quoting_window"] == quoting > 0
+    assert sum(v["prompts"] for v in tasks["per_tier"].values()) == 36
+    assert f"{tasks['quoting_window']} of 36" in describe(ps)
+
+
+def test_table_tasks_quote_a_header_row_and_most_tasks_quote_the_window():
+    from speedbench.data.tasks import instruction_for, quotes_window
+
+    rows = "\n".join(f"2024-01-{d:02d},{d * 1.5},{d % 7}" for d in range(1, 29))
+    with_header = f"\nsome prose before\ndate,temp_max,weather\n{rows}\n"
+    task = instruction_for("csv", with_header, 0)
+    assert '"date,temp_max,weather"' in task and quotes_window(task)
+    headless = instruction_for("csv", f"\n{rows}\n", 0)  # rows without their header: no table task
+    assert "column" not in headless and not quotes_window(headless)
+    code = "\nimport os\n\n\ndef walk_tree(root, follow_links=False):\n    return list(os.walk(root))\n"
+    tasks = [instruction_for("code", code, i) for i in range(6)]
+    assert all(quotes_window(t) for t in tasks)  # no fixed request while something can be quoted

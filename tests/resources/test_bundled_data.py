@@ -154,7 +154,8 @@ def test_mini_selection_record_matches_and_beats_random(picks):
         assert r["random_mean"] == pytest.approx(p.selection.random_mean, abs=1e-5)
         assert r["objective"] < r["random_mean"], p.category  # more diverse than a random pick of 8
         # a pool larger than 8 wherever a source beyond MT-Bench's 10 questions exists
-        assert r["candidates"] >= (10 if p.category in ("Math", "Writing", "Roleplay") else 40), p.category
+        # Multilingual: 24 designed tasks (3 per task) whose messages are disjoint: Django's catalogues hold ~280
+        assert r["candidates"] >= {"Math": 10, "Writing": 10, "Roleplay": 10, "Multilingual": 24}.get(p.category, 40)
 
 
 def test_mini_spans_length_bands_and_keeps_conversations(mini):
@@ -169,3 +170,45 @@ def test_mini_spans_length_bands_and_keeps_conversations(mini):
     # conversations come first in a category, so `prompts_per_category: 1` still sends 8 two-turn prompts
     firsts = {r["category"]: r for r in reversed(mini)}
     assert sum(len(r["turns"]) == 2 for r in firsts.values()) == 8
+
+
+# ---- licences: every bundled row's licence is one that allows bundling (no share-alike, copyleft, non-commercial)
+
+ALLOWED_LICENSES = {
+    "Apache-2.0",
+    "MIT",
+    "BSD-3-Clause",
+    "ODC-By-1.0",
+    "LicenseRef-Public-Domain (Project Gutenberg texts; package content CC-BY-2.5)",
+    "LicenseRef-Public-Domain (US government / OurAirports data; package MIT)",
+}
+# sources whose text is share-alike (Wikipedia): never in a bundled file, whatever its row says
+SHARE_ALIKE_SOURCES = ("NarrativeQA", "Quac", "BoolQ", "NQ-open")
+
+
+def test_every_bundled_row_has_an_allowed_license(mini, pool):
+    with gzip.open(CANDIDATES, "rt", encoding="utf-8") as f:
+        candidates = [json.loads(line) for line in f if line.strip()]
+    for name, rows in (("mini", mini), ("candidates", candidates), ("pool", pool)):
+        for r in rows:
+            assert r["license"] in ALLOWED_LICENSES, (name, r.get("id"), r["license"])
+            assert not any(s in r["source"] for s in SHARE_ALIKE_SOURCES), (name, r.get("id"), r["source"])
+
+
+# ---- Multilingual: 8 different tasks over messages that no two prompts share
+
+
+def test_multilingual_is_eight_distinct_tasks_over_distinct_messages(mini):
+    import re
+
+    rows = [r for r in mini if r["category"] == "Multilingual"]
+    meta = [dict(kv.split("=", 1) for kv in r["source"].split("#", 1)[1].split(";")) for r in rows]
+    assert len({m["task"] for m in meta}) == 8
+    messages = [m["messages"].split(",") for m in meta]
+    slots = sum(len(m) for m in messages)
+    assert len({i for m in messages for i in m}) == slots >= 8 * 2  # each English message in one prompt only
+    for r, m in zip(rows, messages):  # the source's message list is what the prompt numbers
+        assert len(re.findall(r"^\d+\. ", r["turns"][0], flags=re.M)) == len(m), r["id"]
+    langs = {c for r in rows for c in r["source"].split("/locale/")[1].split("/")[0].split("+")}
+    assert len(langs) >= 6
+    assert sum(m["answer"] != "en" for m in meta) >= 3  # several ask for an answer in another language
