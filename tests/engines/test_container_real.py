@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -94,8 +95,7 @@ class PsWatch(threading.Thread):
                 self.seen[name] = ports
 
 
-def test_podman_sweep_of_a_real_vllm_cpu_image(podman_env, gemma_dir, tmp_path):
-    out = tmp_path / "results"
+def sweep_config(gemma_dir: Path, tmp_path: Path, **engine) -> Path:
     config = {
         "engine": {
             "name": "vllm",
@@ -111,10 +111,16 @@ def test_podman_sweep_of_a_real_vllm_cpu_image(podman_env, gemma_dir, tmp_path):
         "data": {"split": "qualitative-mini", "prompts_per_category": 1, "cache_dir": str(tmp_path / "cache")},
         "load": {"concurrency": [1], "output_len": 8, "requests_per_point": 2, "warmup_requests": 0},
         "quality": {"enabled": False},
-        "output_dir": str(out),
+        "output_dir": str(tmp_path / "results"),
     }
+    config["engine"].update(engine)
     cfg_path = tmp_path / "sweep.json"
     cfg_path.write_text(json.dumps(config))
+    return cfg_path
+
+
+def test_podman_sweep_of_a_real_vllm_cpu_image(podman_env, gemma_dir, tmp_path):
+    cfg_path, out = sweep_config(gemma_dir, tmp_path), tmp_path / "results"
     watch = PsWatch(podman_env)
     watch.start()
     t0 = time.monotonic()
@@ -188,3 +194,46 @@ def test_engines_cleanup_reads_the_real_runtime_labels(podman_env):
     finally:
         for name in names:
             subprocess.run(["podman", "rm", "-f", "-t", "0", name], env=podman_env, capture_output=True, timeout=120)
+
+
+def test_engine_failing_at_start_up_leaves_no_container(podman_env, gemma_dir, tmp_path):
+    cfg_path = sweep_config(gemma_dir, tmp_path, extra_args=["--no-such-engine-flag"])
+    proc = subprocess.run(
+        [SPEEDBENCH, "sweep", "--config", str(cfg_path)],
+        env=podman_env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        stdin=subprocess.DEVNULL,
+    )
+    assert proc.returncode == 3, proc.stderr[-2000:]  # server not started
+    assert "--no-such-engine-flag" in proc.stderr  # the container's own output, through the client
+    assert speedbench_containers(podman_env) == []
+
+
+def test_sigterm_of_the_harness_removes_the_starting_container(podman_env, gemma_dir, tmp_path):
+    cfg_path = sweep_config(gemma_dir, tmp_path)
+    proc = subprocess.Popen(
+        [SPEEDBENCH, "sweep", "--config", str(cfg_path)],
+        env=podman_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        # the server's container (the release probe before it has a runtime-chosen name)
+        while time.monotonic() < deadline and proc.poll() is None:
+            if any(n.startswith("speedbench-") for n in speedbench_containers(podman_env)):
+                break
+            time.sleep(0.5)
+        assert any(n.startswith("speedbench-") for n in speedbench_containers(podman_env)), "no server container"
+        time.sleep(3)  # the engine is starting inside it
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, err[-2000:]
+    assert speedbench_containers(podman_env) == []
