@@ -10,7 +10,7 @@
 # Cached by content: the tag carries a hash of this script, the venv's installed distributions and the
 # Debian suite; when podman already holds that tag nothing is built. The tag is printed on the last line.
 # Usage: build_cpu_image.sh ENGINE_VENV VLLM_VERSION
-# Without root, when podman is missing, it says so and exits 0 (the test then skips, naming what is missing).
+# Without root it says so and exits 0, printing no tag (the test then skips, naming what is missing).
 set -euo pipefail
 
 VENV=${1:?usage: build_cpu_image.sh ENGINE_VENV VLLM_VERSION}
@@ -19,11 +19,11 @@ SUITE=bookworm
 REPO=localhost/speedbench-vllm-cpu
 PACKAGES="python3,libgomp1,libnuma1,ca-certificates"
 
+if [ "$(id -u)" != 0 ]; then  # mmdebstrap's root filesystem and this sandbox's podman need root
+    echo "make: the vLLM-CPU image (Debian packages 'podman runc mmdebstrap') needs root; the real-podman test will be skipped" >&2
+    exit 0
+fi
 if ! command -v podman >/dev/null || ! command -v runc >/dev/null || ! command -v mmdebstrap >/dev/null; then
-    if [ "$(id -u)" != 0 ]; then
-        echo "make: could not install Debian packages 'podman runc mmdebstrap' (needs root); the real-podman test will be skipped" >&2
-        exit 0
-    fi
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman runc mmdebstrap >/dev/null
 fi
