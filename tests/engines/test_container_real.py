@@ -207,7 +207,8 @@ def test_engine_failing_at_start_up_leaves_no_container(podman_env, gemma_dir, t
         stdin=subprocess.DEVNULL,
     )
     assert proc.returncode == 3, proc.stderr[-2000:]  # server not started
-    assert "--no-such-engine-flag" in proc.stderr  # the container's own output, through the client
+    (log,) = (tmp_path / "results").glob("*/logs/vllm-sd-off.log")  # the container's output, via the client
+    assert "error: unrecognized arguments: --no-such-engine-flag" in log.read_text()
     assert speedbench_containers(podman_env) == []
 
 
