@@ -212,7 +212,10 @@ def test_engine_failing_at_start_up_leaves_no_container(podman_env, gemma_dir, t
     assert speedbench_containers(podman_env) == []
 
 
-def test_sigterm_of_the_harness_removes_the_starting_container(podman_env, gemma_dir, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_harness_killed_leaves_no_container(podman_env, gemma_dir, tmp_path, sig):
+    """SIGTERM: the harness removes its container itself (exit 143). SIGKILL: whatever outlives the harness
+    (the attached client, conmon and the container) is removed by ``speedbench engines cleanup``."""
     cfg_path = sweep_config(gemma_dir, tmp_path)
     proc = subprocess.Popen(
         [SPEEDBENCH, "sweep", "--config", str(cfg_path)],
@@ -231,10 +234,23 @@ def test_sigterm_of_the_harness_removes_the_starting_container(podman_env, gemma
             time.sleep(0.5)
         assert any(n.startswith("speedbench-") for n in speedbench_containers(podman_env)), "no server container"
         time.sleep(3)  # the engine is starting inside it
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(sig)
         _, err = proc.communicate(timeout=180)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 143, err[-2000:]
+    if sig == signal.SIGTERM:
+        assert proc.returncode == 143, err[-2000:]
+    else:
+        left = speedbench_containers(podman_env)
+        out = subprocess.run(
+            [SPEEDBENCH, "engines", "cleanup", "--runtime", "podman"],
+            env=podman_env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert out.returncode == 0, out.stderr
+        print(f"after the harness SIGKILL: {left} left, cleanup said {out.stdout.strip()!r}")
+        assert all(f"removed {name}" in out.stdout for name in left)  # seen here: the server's container
     assert speedbench_containers(podman_env) == []
