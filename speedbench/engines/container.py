@@ -187,15 +187,27 @@ def _run(argv: list[str], timeout: float = 60.0) -> subprocess.CompletedProcess:
 def image_info(ec: EngineConfig) -> dict | None:
     """``{"digest": "repo@sha256:..." or None (a local build has none), "id": "sha256:..."}`` of the image as
     the runtime holds it (docker/podman), or None when it does not hold it."""
-    fmt = '{"digests": {{json .RepoDigests}}, "id": {{json .Id}}}'
     try:
-        out = _run([runtime_exe(ec), "image", "inspect", "--format", fmt, image_of(ec)])
-        info = json.loads(out.stdout) if out.returncode == 0 else None
-    except (OSError, subprocess.SubprocessError, ValueError):
+        out = _run([runtime_exe(ec), "image", "inspect", image_of(ec)])
+    except (OSError, subprocess.SubprocessError):
         return None
-    if not isinstance(info, dict):
+    return parse_image_inspect(out.stdout) if out.returncode == 0 else None
+
+
+def parse_image_inspect(stdout: str) -> dict | None:
+    """The digest and id from ``image inspect``'s default JSON (an array of one object), read as JSON and not
+    through ``--format``: the template field is ``.Id`` in docker and ``.ID`` in podman (4.3 refuses
+    ``.Id``), while the JSON keys are ``Id`` and ``RepoDigests`` in both. podman's ``Id`` is bare hex,
+    docker's carries ``sha256:``; both are recorded with it."""
+    try:
+        found = json.loads(stdout)
+    except ValueError:
         return None
-    return {"digest": (info.get("digests") or [None])[0], "id": info.get("id")}
+    info = found[0] if isinstance(found, list) and found and isinstance(found[0], dict) else None
+    if info is None or not isinstance(info.get("Id"), str):
+        return None
+    image_id = info["Id"] if info["Id"].startswith("sha256:") else "sha256:" + info["Id"]
+    return {"digest": (info.get("RepoDigests") or [None])[0], "id": image_id}
 
 
 def ensure_image(ec: EngineConfig, timeout_s: float) -> dict | None:

@@ -339,12 +339,15 @@ def _image_inspect(args: list[str]) -> int:
         print(f"Error: No such image: {image}", file=sys.stderr)
         return 1
     digest = hashlib.sha256(image.encode()).hexdigest()  # the fake's own, derived from the name
+    # docker's default output: a JSON array, one object per image
     print(
         json.dumps(
-            {
-                "digests": [f"{image.rsplit(':', 1)[0]}@sha256:{digest}"],
-                "id": "sha256:" + hashlib.sha256(digest.encode()).hexdigest(),
-            }
+            [
+                {
+                    "Id": "sha256:" + hashlib.sha256(digest.encode()).hexdigest(),
+                    "RepoDigests": [f"{image.rsplit(':', 1)[0]}@sha256:{digest}"],
+                }
+            ]
         )
     )
     return 0

@@ -392,3 +392,42 @@ def test_dry_run_prints_the_full_container_command(tmp_path):
     line = next(x for x in res.output.splitlines() if x.startswith("docker run"))
     assert "--name speedbench-RESULTS-sd-off" in line and f"-v {tmp_path}:{tmp_path}:ro" in line
     assert "--entrypoint python3 lmsysorg/sglang:v0.5.4 -m sglang.launch_server" in line
+
+
+# what podman 4.3.1 (Debian 12) printed for `podman image inspect` of the image built by make image-cpu
+# (abridged to the keys read); docker's Id carries "sha256:"
+PODMAN_IMAGE_INSPECT = """[
+    {
+        "Id": "3031e74edec4dcc41fa75ce7d73001b131996b3a1f3b2c6a8b5b5d2d51aa2d61",
+        "Digest": "sha256:32f226a4c6e5d6cdc857db59890660563d804415b2fe106cf40d816a41fc4d99",
+        "RepoTags": ["localhost/speedbench-vllm-cpu:0.32.0-28f248f5502f"],
+        "RepoDigests": [
+            "localhost/speedbench-vllm-cpu@sha256:32f226a4c6e5d6cdc857db59890660563d804415b2fe106cf40d816a41fc4d99"
+        ]
+    }
+]"""
+
+
+def test_image_inspect_is_read_from_json_as_podman_and_docker_print_it():
+    podman = ct.parse_image_inspect(PODMAN_IMAGE_INSPECT)
+    assert podman == {
+        "digest": "localhost/speedbench-vllm-cpu@sha256:32f226a4c6e5d6cdc857db59890660563d804415b2fe106cf40d816a41fc4d99",
+        "id": "sha256:3031e74edec4dcc41fa75ce7d73001b131996b3a1f3b2c6a8b5b5d2d51aa2d61",
+    }
+    docker = ct.parse_image_inspect(json.dumps([{"Id": "sha256:" + "a" * 64, "RepoDigests": []}]))
+    assert docker == {"digest": None, "id": "sha256:" + "a" * 64}  # a local build has no digest
+    assert ct.parse_image_inspect("[]") is None and ct.parse_image_inspect("Error: no such image") is None
+
+
+def test_image_info_asks_for_the_default_json_not_a_template(tmp_path, monkeypatch):
+    """podman 4.3 refuses docker's ``--format '{{json .Id}}'`` ("can't evaluate field Id"): no template."""
+    seen = []
+
+    def run(argv, timeout=60.0):
+        seen.append(argv)
+        return subprocess.CompletedProcess(argv, 0, PODMAN_IMAGE_INSPECT, "")
+
+    monkeypatch.setattr(ct, "_run", run)
+    ec = engine(launcher="podman", container={"image": "localhost/speedbench-vllm-cpu:0.32.0-28f248f5502f"})
+    assert ct.image_info(ec)["id"].startswith("sha256:3031e74e")
+    assert seen == [["podman", "image", "inspect", "localhost/speedbench-vllm-cpu:0.32.0-28f248f5502f"]]
