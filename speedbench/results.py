@@ -250,7 +250,7 @@ class ResultsDir:
         if not p.is_file():
             return []
         out: list[dict] = []
-        for line in p.read_text(encoding="utf-8").splitlines():
+        for line in _read_text(p).splitlines():
             if line.strip():
                 try:
                     d = json.loads(line)
@@ -271,13 +271,23 @@ class ResultsDir:
         if not path.is_file():
             return []
         out = []
-        for line in path.read_text(encoding="utf-8").splitlines():
+        for line in _read_text(path).splitlines():
             if line.strip():
                 try:
                     out.append(RequestRecord.from_dict(json.loads(line)))
                 except (ValueError, TypeError, KeyError, AttributeError):
                     continue  # a torn or damaged line: not a record
         return out
+
+
+def _read_text(path: Path) -> str:
+    """A JSONL file of the folder; one that is not UTF-8 text is damage, not a torn line (ResultsError)."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ResultsError(
+            f"damaged results folder: {path} is not UTF-8 text (byte {e.start}); restore it or leave this folder out"
+        ) from None
 
 
 def find_results(path: str | Path) -> ResultsDir | None:

@@ -94,6 +94,7 @@ def _describe_diff(old: dict, new: dict) -> str:
 
 
 def check_resumable(manifest: dict, cfg: BenchmarkConfig, prompts_fingerprint: str) -> None:
+    refuse_merged(manifest)
     stored = manifest.get("config_hash")
     if stored is None:
         raise ResumeError(
@@ -113,6 +114,12 @@ def check_resumable(manifest: dict, cfg: BenchmarkConfig, prompts_fingerprint: s
             f"prompt fingerprint changed ({str(old_fp)[:12]} -> {prompts_fingerprint[:12]}): the "
             "tokenizer, split file or selection is not the same; start a new sweep"
         )
+
+
+def refuse_merged(manifest: dict) -> None:
+    """A merged folder holds several sweeps' points under one shared-settings config: no sweep to continue."""
+    if manifest.get("merged_from"):
+        raise ResumeError("this is a merged results folder: it cannot be resumed; resume the folders it merges")
 
 
 def finished_points(results: ResultsDir) -> set[str]:

@@ -146,7 +146,12 @@ class Manifest(_Document):
     created_at: str | None = None
     finished_at: str | None = None
     command: list[str] | None = None
-    config: dict[str, Any] | None = Field(None, description="the full BenchmarkConfig; null in a merged folder")
+    config: dict[str, Any] | None = Field(
+        None, description="the full BenchmarkConfig; in a merged folder, the settings every source shares"
+    )
+    config_differences: list[str] | None = Field(
+        None, description="a merged folder: the dotted config settings that differ between its sources"
+    )
     config_hash: str | None = None
     prompts: PromptsInfo | None = None
     machine: MachineInfo | None = None

@@ -13,6 +13,7 @@ from speedbench import preflight
 from speedbench.config import BenchmarkConfig, ConfigError, SDConfig
 from speedbench.core.acceptance import SpecDecodeCounters
 from speedbench.core.point_id import planned_points, point_name
+from speedbench.core.writer_lock import WriterLock, lock_folder
 from speedbench.data.pretokenize import PromptSet, cache_path, prepare_prompts
 from speedbench.data.turns import NextTurn, last_turn_tokens
 from speedbench.engines import get_adapter
@@ -185,11 +186,28 @@ class BenchmarkRunner:
         cfg = self.config
         prompts = self._prepare()
         planned = planned_points(cfg)
+        lock = self._lock(results_dir, resume)  # one writer per folder, for the whole run (points to quality)
+        try:
+            return self._run_locked(lock.folder, resume, prompts, planned)
+        finally:
+            lock.release()
+
+    def _lock(self, results_dir: str | Path | None, resume: bool) -> WriterLock:
+        """The writer lock of the folder this run writes: refused (one line, exit 2) while another writes it."""
+        cfg = self.config
+        if not resume:
+            path = Path(results_dir) if results_dir else new_run_dir(cfg.output_dir, cfg.name or default_name(cfg))
+            return lock_folder(path, "create the results folder")
+        if results_dir is None:
+            raise ConfigError("resume needs the results folder of the sweep to continue")
+        return lock_folder(ResultsDir.open(results_dir).path, "resume in the results folder", create=False)
+
+    def _run_locked(self, path: Path, resume: bool, prompts: PromptSet, planned: list[str]) -> SweepResult:
+        cfg = self.config
         if resume:
-            results, done = self._resume(results_dir, prompts, planned)
+            results, done = self._resume(path, prompts, planned)
         else:
-            results, done = self._create(results_dir, prompts), set()
-        path = results.path
+            results, done = self._create(path, prompts), set()
         result = SweepResult(path, prompts_fingerprint=prompts.fingerprint, skipped=sorted(done & set(planned)))
         points = PointRunner(cfg, self.adapter, results, self.tokenizer(), self.progress)
         status = "failed"
@@ -239,10 +257,9 @@ class BenchmarkRunner:
             self._check_attached_sd(cfg.engine.endpoint, prompts)
         return prompts
 
-    def _create(self, results_dir: str | Path | None, prompts: PromptSet) -> ResultsDir:
-        """A new results folder with its manifest (and the prompt set when cached)."""
+    def _create(self, path: Path, prompts: PromptSet) -> ResultsDir:
+        """The new results folder (made and locked by _lock) with its manifest (and the prompt set when cached)."""
         cfg = self.config
-        path = Path(results_dir) if results_dir else new_run_dir(cfg.output_dir, cfg.name or default_name(cfg))
         try:
             self.results = results = ResultsDir(path).create(self._manifest(prompts))
         except OSError as e:  # a file in the way, read-only, no such parent: bad input, nothing ran
