@@ -34,6 +34,7 @@ def _added_later() -> dict[tuple[str, ...], Any]:
         ("telemetry",): TelemetryConfig().model_dump(mode="json"),
         ("cost",): CostConfig().model_dump(mode="json"),
         ("engine", "launcher"): "venv",
+        ("engine", "sd_unverified"): False,
         ("engine", "container"): ContainerConfig().model_dump(mode="json"),
     }
 

@@ -98,6 +98,9 @@ class EngineInfo(_Document):
     sd_probe: list[dict[str, Any]] = Field(
         default_factory=list, description="attach mode's SD evidence from the server before the sweep"
     )
+    sd_unverified: str | None = Field(
+        None, description="attach mode, --sd-unverified: why the probe could not confirm the SD-on setting"
+    )
     server_info: dict[str, ServerInfo] = Field(
         default_factory=dict, description="per SD label, what its server reported about itself once ready"
     )

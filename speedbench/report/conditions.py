@@ -96,6 +96,9 @@ def conditions(data) -> Section:
                 rows.append((f"{label} launch vs SD off", "no difference besides SD"))
         if "launch_differences" not in run.manifest:
             rows.append(("SD-on launch vs SD off", "not recorded (older run)"))
+        unverified = (run.manifest.get("engine") or {}).get("sd_unverified")
+        if unverified:
+            rows.append(("SD setting", f"unverified (--sd-unverified): the attached server showed {unverified}"))
         served = ((run.manifest.get("engine") or {}).get("server_info")) or {}
         rows += [(f"{label} server reported", server_info_text(info)) for label, info in served.items()]
         body += [([run.label] if multi else []) + list(r) for r in rows]

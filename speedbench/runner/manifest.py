@@ -24,9 +24,11 @@ def sweep_manifest(
     prompts: PromptSet,
     engine_env: dict | None,
     sd_probe: list[SpecDecodeCounters],
+    sd_unverified: str | None = None,
 ) -> dict:
     """The manifest of a new sweep. ``engine_env``: the engine environment's versions when validate() already
-    asked for them (asked here otherwise); ``sd_probe``: what an attached server showed of SD before the sweep."""
+    asked for them (asked here otherwise); ``sd_probe``: what an attached server showed of SD before the sweep;
+    ``sd_unverified``: why that could not confirm an SD-on setting run with --sd-unverified."""
     return {
         "created_at": now_iso(),
         "status": "running",
@@ -41,6 +43,8 @@ def sweep_manifest(
             "attached": bool(cfg.engine.endpoint),
             "served_model": adapter.served_model_name,
             "sd_probe": [c.to_dict() for c in sd_probe],
+            # --sd-unverified: why the probe could not confirm the SD-on setting (absent when it did)
+            **({"sd_unverified": sd_unverified} if sd_unverified else {}),
             "server_info": {},  # per SD label, once its server is ready (record_server_info)
             "version": adapter.installed_version,
             "version_pinned": cfg.engine.version,

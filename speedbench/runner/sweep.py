@@ -70,6 +70,7 @@ class BenchmarkRunner:
         self._engine_env: dict | None = None  # versions in the engine's environment, read by validate()
         self._reply_end_id: int | None = None  # multi-turn: the template's end-of-turn token (prompts meta)
         self._sd_probe: list[SpecDecodeCounters] = []  # attach mode: the server's SD evidence before the sweep
+        self._sd_unverified: str | None = None  # ... and why it could not confirm the SD-on setting (--sd-unverified)
 
     # ---- planning -------------------------------------------------------------------------------------
     def validate(self) -> None:
@@ -365,8 +366,13 @@ class BenchmarkRunner:
         self._sd_probe, exported = run_async(
             probe_sd(self.adapter, endpoint, self.config.engine.auth_headers(), prompts.prompts, plan)
         )
-        preflight.check_sd_matches(
-            self.config.sd[0], self._sd_probe, endpoint, self.adapter.sd_counters_show_config, exported
+        self._sd_unverified = preflight.check_sd_matches(
+            self.config.sd[0],
+            self._sd_probe,
+            endpoint,
+            self.adapter.sd_counters_show_config,
+            exported,
+            unverified_ok=self.config.engine.sd_unverified,
         )
 
     def _check_ready(self, base_url: str) -> None:
@@ -401,7 +407,7 @@ class BenchmarkRunner:
                 self.server = self.base_url = None
 
     def _manifest(self, prompts: PromptSet) -> dict:
-        return sweep_manifest(self.config, self.adapter, prompts, self._engine_env, self._sd_probe)
+        return sweep_manifest(self.config, self.adapter, prompts, self._engine_env, self._sd_probe, self._sd_unverified)
 
 
 def _looks_like_hub_id(model: str) -> bool:
