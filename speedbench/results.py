@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import json
 import os
 import re
@@ -104,11 +106,26 @@ def repair_jsonl_tail(path: Path) -> bool:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
+    _atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def _atomic_write(path: Path, write) -> None:
+    """``write(tmp)`` then fsync and rename over ``path``. A failed write (disk full, read-only) removes its
+    temporary file; a successful one removes those earlier failures or crashes left (the folder has one
+    writer: speedbench.core.writer_lock)."""
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    with tmp.open("rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        write(tmp)
+        with tmp.open("rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.tmp*"):
+        with contextlib.suppress(OSError):
+            stale.unlink()
 
 
 def new_run_dir(output_dir: str | Path, name: str) -> Path:
@@ -217,9 +234,7 @@ class ResultsDir:
             return
         df = pd.DataFrame(rows)
         atomic_write_text(self.path / "summary.csv", df.to_csv(index=False))
-        tmp = self.path / f".summary.parquet.tmp{os.getpid()}"
-        df.to_parquet(tmp, index=False)
-        os.replace(tmp, self.path / "summary.parquet")
+        _atomic_write(self.path / "summary.parquet", lambda tmp: df.to_parquet(tmp, index=False))
         # a failed point (server died mid-point) is shown, but never used as a speedup baseline or numerator
         sp = speedup_rows(rows)
         if sp:

@@ -34,7 +34,15 @@ from speedbench.preflight import EndpointError
 from speedbench.quality.post_sweep import write_post_sweep
 from speedbench.results import ResultsDir, new_run_dir
 from speedbench.resume import check_resumable, prepare_resume
-from speedbench.runner.manifest import close_manifest, default_name, now_iso, read_json, sweep_manifest
+from speedbench.runner.manifest import (
+    close_manifest,
+    default_name,
+    now_iso,
+    read_json,
+    resume_hint,
+    sweep_manifest,
+    write_failure,
+)
 from speedbench.runner.point import PointRunner
 from speedbench.runner.server import ServerGone, build_server, check_ready, record_server_info
 from speedbench.runner.signals import sigterm_as_interrupt
@@ -190,6 +198,11 @@ class BenchmarkRunner:
         lock = self._lock(results_dir, resume)  # one writer per folder, for the whole run (points to quality)
         try:
             return self._run_locked(lock.folder, resume, prompts, planned)
+        except OSError as e:  # disk full, read-only: bad ground for results, one line (exit 2), points kept
+            why = write_failure(e, lock.folder)
+            if why is None:
+                raise
+            raise ConfigError(f"{why}; finished points are kept: {resume_hint(lock.folder)}") from None
         finally:
             lock.release()
 
@@ -211,7 +224,7 @@ class BenchmarkRunner:
             results, done = self._create(path, prompts), set()
         result = SweepResult(path, prompts_fingerprint=prompts.fingerprint, skipped=sorted(done & set(planned)))
         points = PointRunner(cfg, self.adapter, results, self.tokenizer(), self.progress)
-        status = "failed"
+        status, ending = "failed", None
         try:
             with sigterm_as_interrupt():
                 if cfg.engine.launcher != "venv":  # leftovers of a killed harness go; the image pulled, recorded
@@ -226,12 +239,15 @@ class BenchmarkRunner:
                     if todo and not self._run_sd(sd, todo, prompts, result, points):
                         break
             status = "failed" if result.stopped_reason else "complete"
-        except KeyboardInterrupt:
-            status = "interrupted"
+        except BaseException as e:
+            ending = e
+            if isinstance(e, KeyboardInterrupt):
+                status = "interrupted"
+            result.stopped_reason = write_failure(e, path) or result.stopped_reason
             raise
         finally:
             result.status = status
-            close_manifest(results, status, result.stopped_reason)
+            close_manifest(results, status, result.stopped_reason, best_effort=ending is not None)
         # a failed point (cut short) is reported, never used for a speedup
         result.speedups = [Speedup.from_row(s) for s in speedup_rows(result.rows())]
         result.categories = {p.point_id: category_acceptance(results.records(p.point_id)) for p in result.points}
