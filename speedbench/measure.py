@@ -26,6 +26,7 @@ from speedbench.engines.base import EngineAdapter
 from speedbench.guard import PointGuard
 from speedbench.load.plan import LoadPlan, PointRun
 from speedbench.load.point import run_point
+from speedbench.preflight import PROBE_REQUESTS
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +63,17 @@ async def measure_point(
     return snap.get("before"), run, after
 
 
+_UNREADABLE: set[tuple[str, str]] = set()  # (server, reason) already warned about in this process
+
+
 async def scrape_counters(adapter: EngineAdapter, session, base_url: str) -> SpecDecodeCounters | None:
     try:
         return await adapter.scrape_counters(session, base_url)
     except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as e:
-        log.warning("could not read %s counters from %s: %s", adapter.name, base_url, e)
+        # read before and after every point: a server without /metrics would say the same thing each time
+        if (base_url, str(e)) not in _UNREADABLE:
+            _UNREADABLE.add((base_url, str(e)))
+            log.warning("could not read %s counters from %s: %s", adapter.name, base_url, e)
         return None
 
 
@@ -89,7 +96,7 @@ async def probe_sd(
     headers: dict,
     prompts: Sequence[TokenizedPrompt],
     plan: LoadPlan,
-    num_requests: int = 2,
+    num_requests: int = PROBE_REQUESTS,
 ) -> tuple[list[SpecDecodeCounters], bool | None]:
     """The attached server's own SD evidence from a few requests sent one at a time before any point: the
     delta of its global counters (when it exposes them) and every per-request SD record the stream carried;

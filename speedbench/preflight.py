@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from speedbench.engines.base import EngineAdapter
 
 # config.json keys that hold the trained context length, in the order transformers' configs use them
+PROBE_REQUESTS = 2  # attach mode: requests sent one at a time to see the server's SD evidence before a sweep
 _CTX_KEYS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length", "max_seq_len")
 # launch flags that cap the served context (vLLM, SGLang, TRT-LLM spellings)
 _CTX_FLAGS = ("--max-model-len", "--context-length", "--max_seq_len", "--max-seq-len")
@@ -154,12 +155,16 @@ def check_sd_matches(
     url: str,
     counters_show_config: bool = False,
     counters_exported: bool | None = None,
-) -> None:
+    unverified_ok: bool = False,
+) -> str | None:
     """The attached server's own SD evidence (counter deltas over a probe, per-request SD metrics) against the
-    SD setting the user declared. Only evidence refuses: a server that shows no drafting passes (an n-gram
-    drafter may find no match in a short probe). ``counters_show_config``: the engine exports SD counters
-    only when SD is configured, with one per-position series for each of its k draft positions (vLLM), so
-    their absence means SD off and the number of positions is the served k."""
+    SD setting the user declared. ``counters_show_config``: the engine exports SD counters only when SD is
+    configured, with one per-position series for each of its k draft positions (vLLM), so their absence means
+    SD off and the number of positions is the served k.
+
+    An SD-on setting the probe cannot confirm (no drafts seen, or no SD source at all) is refused unless
+    ``unverified_ok`` (``--sd-unverified``: an n-gram drafter may find no match in a short probe); then the
+    reason it stays unverified is returned, for the manifest and the report. None: nothing left unverified."""
     drafted = [c for c in evidence if c.drafts > 0]
     if not sd.enabled:
         if drafted:
@@ -169,12 +174,25 @@ def check_sd_matches(
                 f"in {c.drafts} steps, {c.source}): it is not an SD-off baseline; give its SD "
                 f"setting with --sd"
             )
-        return
+        return None
+    setting = f"--sd {sd.method}:{sd.num_speculative_tokens}"
     if counters_show_config and counters_exported is False and not drafted:
         raise ConfigError(
-            f"--sd {sd.method}:{sd.num_speculative_tokens}, but the server at {url} exports no SD "
-            f"counters on /metrics: it is not speculating; give --sd off"
+            f"{setting}, but the server at {url} exports no SD counters on /metrics: it is not speculating; "
+            "give --sd off"
         )
+    if not drafted:
+        why = (
+            f"no draft in the {PROBE_REQUESTS}-request probe ({', '.join(sorted({c.source for c in evidence}))})"
+            if evidence
+            else "no SD source (no SD counters on /metrics, no per-request SD metrics)"
+        )
+        if not unverified_ok:
+            raise ConfigError(
+                f"{setting}, but the server at {url} shows {why}: it cannot be labelled SD-on; give --sd off, "
+                "or --sd-unverified to run it unverified (recorded in the results)"
+            )
+        return why
     k = sd.num_speculative_tokens
     for c in drafted:
         if counters_show_config and c.accepted_per_position and len(c.accepted_per_position) != k:
@@ -185,3 +203,4 @@ def check_sd_matches(
         else:
             continue
         raise ConfigError(f"--sd {sd.method}:{k}, but the server at {url} shows {served} ({c.source}): give {hint}")
+    return None

@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import json
 import os
 import re
@@ -105,11 +107,26 @@ def repair_jsonl_tail(path: Path) -> bool:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
+    _atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def _atomic_write(path: Path, write) -> None:
+    """``write(tmp)`` then fsync and rename over ``path``. A failed write (disk full, read-only) removes its
+    temporary file; a successful one removes those earlier failures or crashes left (the folder has one
+    writer: speedbench.core.writer_lock)."""
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    with tmp.open("rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        write(tmp)
+        with tmp.open("rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.tmp*"):
+        with contextlib.suppress(OSError):
+            stale.unlink()
 
 
 def new_run_dir(output_dir: str | Path, name: str) -> Path:
@@ -221,9 +238,7 @@ class ResultsDir:
             return
         df = pd.DataFrame(rows)
         atomic_write_text(self.path / "summary.csv", df.to_csv(index=False))
-        tmp = self.path / f".summary.parquet.tmp{os.getpid()}"
-        df.to_parquet(tmp, index=False)
-        os.replace(tmp, self.path / "summary.parquet")
+        _atomic_write(self.path / "summary.parquet", lambda tmp: df.to_parquet(tmp, index=False))
         # a failed point (server died mid-point) is shown, but never used as a speedup baseline or numerator
         sp = speedup_rows(rows, self.prompt_units)
         if sp:
@@ -254,7 +269,7 @@ class ResultsDir:
         if not p.is_file():
             return []
         out: list[dict] = []
-        for line in p.read_text(encoding="utf-8").splitlines():
+        for line in _read_text(p).splitlines():
             if line.strip():
                 try:
                     d = json.loads(line)
@@ -290,13 +305,23 @@ class ResultsDir:
         if not path.is_file():
             return []
         out = []
-        for line in path.read_text(encoding="utf-8").splitlines():
+        for line in _read_text(path).splitlines():
             if line.strip():
                 try:
                     out.append(RequestRecord.from_dict(json.loads(line)))
                 except (ValueError, TypeError, KeyError, AttributeError):
                     continue  # a torn or damaged line: not a record
         return out
+
+
+def _read_text(path: Path) -> str:
+    """A JSONL file of the folder; one that is not UTF-8 text is damage, not a torn line (ResultsError)."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ResultsError(
+            f"damaged results folder: {path} is not UTF-8 text (byte {e.start}); restore it or leave this folder out"
+        ) from None
 
 
 def find_results(path: str | Path) -> ResultsDir | None:

@@ -34,6 +34,7 @@ def _added_later() -> dict[tuple[str, ...], Any]:
         ("telemetry",): TelemetryConfig().model_dump(mode="json"),
         ("cost",): CostConfig().model_dump(mode="json"),
         ("engine", "launcher"): "venv",
+        ("engine", "sd_unverified"): False,
         ("engine", "container"): ContainerConfig().model_dump(mode="json"),
     }
 
@@ -94,6 +95,7 @@ def _describe_diff(old: dict, new: dict) -> str:
 
 
 def check_resumable(manifest: dict, cfg: BenchmarkConfig, prompts_fingerprint: str) -> None:
+    refuse_merged(manifest)
     stored = manifest.get("config_hash")
     if stored is None:
         raise ResumeError(
@@ -113,6 +115,12 @@ def check_resumable(manifest: dict, cfg: BenchmarkConfig, prompts_fingerprint: s
             f"prompt fingerprint changed ({str(old_fp)[:12]} -> {prompts_fingerprint[:12]}): the "
             "tokenizer, split file or selection is not the same; start a new sweep"
         )
+
+
+def refuse_merged(manifest: dict) -> None:
+    """A merged folder holds several sweeps' points under one shared-settings config: no sweep to continue."""
+    if manifest.get("merged_from"):
+        raise ResumeError("this is a merged results folder: it cannot be resumed; resume the folders it merges")
 
 
 def finished_points(results: ResultsDir) -> set[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,16 @@ def require_or_skip(ok: bool, reason: str) -> None:
     if os.environ.get("CI"):
         pytest.fail(f"{reason} (CI must run the real thing: run `make test`, which prepares it)")
     pytest.skip(reason)
+
+
+def sigint_as_at_a_terminal() -> None:
+    """``preexec_fn`` of a CLI a test will interrupt with SIGINT: Ctrl-C's default disposition in the child.
+
+    A suite started as a background job (``make test &``, ``nohup``, a CI step's ``&``) inherits SIGINT
+    ignored, as POSIX shells set it for background jobs so that the terminal's Ctrl-C spares them; the CLI
+    keeps honouring that (a background sweep in a script must not die with the foreground command), so the
+    test, which plays the user at a terminal, restores what a terminal gives."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 @pytest.fixture(scope="session")

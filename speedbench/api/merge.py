@@ -3,7 +3,8 @@
 Only folders that `compare` would accept can be merged (speedbench.report.comparable: same token ids, same
 generation settings unless explicitly allowed), so a merged table never compares different inputs. Points are
 concatenated; a point id already taken (two engines both have ``sd-off-c1``) is prefixed with the engine name.
-Every source manifest is kept.
+Every source manifest is kept; ``config`` holds the settings all sources share and ``config_differences``
+names the others, so the report states each condition or says it differs between runs.
 """
 
 from __future__ import annotations
@@ -13,35 +14,61 @@ import shutil
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from speedbench.config import ConfigError
+from speedbench.core.writer_lock import LOCK_NAME, lock_folder
 from speedbench.metrics.summary import point_from_dict
 from speedbench.report.comparable import check_comparable
 from speedbench.results import ResultsDir
 
 
 def merge_results(paths: Sequence[str | Path], out: str | Path, allow_generation_mismatch: bool = False) -> Path:
-    """Raises ConfigError for a bad folder, NotComparable (a ReportError) for folders that must not be merged."""
+    """Raises ConfigError for a bad folder, NotComparable (a ReportError) for folders that must not be merged.
+    On any failure the output folder is removed again (an empty one given by the caller is left empty)."""
 
     dirs = [ResultsDir.open(p) for p in paths]
     if len(dirs) < 1:
         raise ConfigError("nothing to merge")
+    seen: dict[Path, str] = {}
+    for rd in dirs:
+        real = rd.path.resolve()
+        if real in seen:
+            raise ConfigError(
+                f"{rd.path} is given twice (also as {seen[real]}): every point would be merged twice; give it once"
+            )
+        seen[real] = str(rd.path)
     manifests = [rd.manifest() for rd in dirs]
     allowed = check_comparable(
         [(str(rd.path), m) for rd, m in zip(dirs, manifests)], allow_generation_mismatch=allow_generation_mismatch
     )
-    fingerprint = manifests[0]["prompts"]["fingerprint"]
     out_path = Path(out)
-    if out_path.exists() and any(out_path.iterdir()):
-        raise ConfigError(f"merge output folder is not empty: {out_path}")
+    existed = out_path.exists()
+    if existed and (not out_path.is_dir() or any(p.name != LOCK_NAME for p in out_path.iterdir())):
+        raise ConfigError(f"merge output folder is not empty: {out_path}; give a new folder")
+    lock = lock_folder(out_path, "write the merge output folder")
+    try:
+        _write_merged(dirs, manifests, allowed, out_path)
+    except BaseException:
+        lock.release()
+        _remove_partial(out_path, keep_folder=existed)  # a half-built folder would block the rerun and mislead
+        raise
+    lock.release()
+    return out_path
+
+
+def _write_merged(dirs: list[ResultsDir], manifests: list[dict], allowed: list[str], out_path: Path) -> None:
+    fingerprint = manifests[0]["prompts"]["fingerprint"]
     statuses = {m.get("status") for m in manifests}
+    common, differs = merged_config([m.get("config") for m in manifests], manifests)
     merged = ResultsDir(out_path).create(
         {
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "status": "complete" if statuses == {"complete"} else "partial",
             "merged_from": [{"path": str(rd.path), "manifest": m} for rd, m in zip(dirs, manifests)],
             "prompts": manifests[0].get("prompts"),
-            "config": None,  # one per source: see merged_from
+            "config": common,  # what every source ran with; the rest is named in config_differences
+            "config_differences": differs,
             "points_planned": [],
             "generation_differences_allowed": allowed,
         }
@@ -78,7 +105,55 @@ def merge_results(paths: Sequence[str | Path], out: str | Path, allow_generation
             indent=2,
         )
     )
-    return out_path
 
 
-__all__ = ["merge_results"]
+def merged_config(configs: Sequence[dict | None], manifests: Sequence[dict] = ()) -> tuple[dict, list[str]]:
+    """The settings every source ran with (nested like a config) and the dotted names of those that differ
+    or that a source did not record (a source that is itself a merge adds its own differences)."""
+    flat = [_flatten(c or {}) for c in configs]
+    keys = dict.fromkeys(k for f in flat for k in f)
+    common: dict[str, Any] = {}
+    differs = {k for m in manifests for k in (m.get("config_differences") or [])}
+    for k in keys:
+        values = [f.get(k, _MISSING) for f in flat]
+        if all(repr(v) == repr(values[0]) for v in values) and values[0] is not _MISSING and k not in differs:
+            common[k] = values[0]
+        else:
+            differs.add(k)
+    nested: dict[str, Any] = {}
+    for k, v in common.items():
+        *parents, leaf = k.split(".")
+        node = nested
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = v
+    return nested, sorted(differs)
+
+
+_MISSING = object()
+
+
+def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+    """Dotted leaf keys of a nested dict (lists and empty dicts are leaves)."""
+    if isinstance(d, dict) and d:
+        out: dict[str, Any] = {}
+        for k, v in d.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+        return out
+    return {prefix.rstrip("."): d}
+
+
+def _remove_partial(out_path: Path, keep_folder: bool) -> None:
+    if not out_path.is_dir():
+        return
+    if not keep_folder:
+        shutil.rmtree(out_path, ignore_errors=True)
+        return
+    for child in out_path.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
+
+
+__all__ = ["merge_results", "merged_config"]

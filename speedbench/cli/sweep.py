@@ -110,8 +110,10 @@ def sweep(config_file, preset, dry_run, html_report, sd_spec, draft_length, draf
 
 def _stored_config(results_dir: str) -> dict:
     from speedbench.results import ResultsDir, ResultsError
+    from speedbench.resume import refuse_merged
 
     rd = ResultsDir.open(results_dir)  # not a results folder: says so
+    refuse_merged(rd.manifest())
     try:
         stored = rd.manifest()["config"]
         if not isinstance(stored, dict):

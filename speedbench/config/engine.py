@@ -69,6 +69,17 @@ class EngineConfig(_Strict):
     endpoint: Annotated[
         str | None, CLIFlag("--endpoint", help="Attach to a running server at this URL instead of launching one.")
     ] = Field(None, description="attach to a running server at this URL instead of launching")
+    sd_unverified: Annotated[
+        bool,
+        CLIFlag(
+            "--sd-unverified",
+            help="Attach mode: run an SD-on --sd setting although the server showed no SD evidence over the "
+            "probe (no drafts, or no counters and no per-request SD metrics); recorded and shown in the report.",
+        ),
+    ] = Field(
+        False,
+        description="attach mode: accept an SD-on setting the server's probe could not confirm (recorded)",
+    )
     api_key: SecretStr | None = Field(
         None,
         description="sent as 'Authorization: Bearer <key>' (a server started with --api-key); best set by "

@@ -100,6 +100,9 @@ class EngineInfo(_Document):
     sd_probe: list[dict[str, Any]] = Field(
         default_factory=list, description="attach mode's SD evidence from the server before the sweep"
     )
+    sd_unverified: str | None = Field(
+        None, description="attach mode, --sd-unverified: why the probe could not confirm the SD-on setting"
+    )
     server_info: dict[str, ServerInfo] = Field(
         default_factory=dict, description="per SD label, what its server reported about itself once ready"
     )
@@ -148,7 +151,12 @@ class Manifest(_Document):
     created_at: str | None = None
     finished_at: str | None = None
     command: list[str] | None = None
-    config: dict[str, Any] | None = Field(None, description="the full BenchmarkConfig; null in a merged folder")
+    config: dict[str, Any] | None = Field(
+        None, description="the full BenchmarkConfig; in a merged folder, the settings every source shares"
+    )
+    config_differences: list[str] | None = Field(
+        None, description="a merged folder: the dotted config settings that differ between its sources"
+    )
     config_hash: str | None = None
     prompts: PromptsInfo | None = None
     machine: MachineInfo | None = None

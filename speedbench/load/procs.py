@@ -11,8 +11,11 @@ their measured requests.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import multiprocessing as mp
+import os
 import queue as queue_mod
+import signal
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 
@@ -24,6 +27,17 @@ from speedbench.load.eventloop import run_async
 from speedbench.load.plan import LoadPlan, PointRun, set_measured_window
 
 _BATCH = 32
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Linux: this worker is SIGKILLed when the harness dies, however it dies (kill -9 included); a worker
+    left behind would go on loading the server and hold the resource tracker alive, reparented to PID 1."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
+    except Exception:  # not Linux: the parent's abort event and join/terminate still apply on a clean exit
+        return
+    if os.getppid() != parent_pid:  # the parent died before the request took effect
+        os._exit(1)
 
 
 def _worker(
@@ -38,7 +52,9 @@ def _worker(
     go,
     stop,
     abort,
+    parent_pid: int,
 ) -> None:
+    _die_with_parent(parent_pid)
     batch: list[dict] = []
 
     def emit(rec: RequestRecord) -> None:
@@ -91,7 +107,9 @@ async def run_in_processes(
     q, go, stop, abort = ctx.Queue(), ctx.Event(), ctx.Event(), ctx.Event()
     procs = [
         ctx.Process(
-            target=_worker, args=(adapter, base_url, list(prompts), plan, label, w, n, q, go, stop, abort), daemon=True
+            target=_worker,
+            args=(adapter, base_url, list(prompts), plan, label, w, n, q, go, stop, abort, os.getpid()),
+            daemon=True,
         )
         for w in range(n)
     ]

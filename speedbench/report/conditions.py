@@ -16,17 +16,26 @@ LENGTH_NOTE = (
 SHOWN = 5  # differing prompts spelled out per point
 
 
-def output_rule(config: dict) -> str:
-    """The output-length rule a run's config stands for (runs before natural length always forced the length)."""
+OUTPUT_KEYS = ("load.output_len", "load.fixed_length")
+
+
+def output_rule(config: dict, differs: list[str] | None = None) -> str:
+    """The output-length rule a run's config stands for (runs before natural length always forced the length).
+    ``differs``: a merged folder's settings that differ between its sources (manifest ``config_differences``)."""
+    named = [k for k in OUTPUT_KEYS if k in (differs or [])]
+    if named:
+        return f"differs between runs ({', '.join(named)})"
     load = (config or {}).get("load") or {}
     n = load.get("output_len")
+    if n is None:
+        return "not recorded"
     if "fixed_length" not in load or load["fixed_length"]:
         return f"fixed {n} tokens (EOS ignored)"
     return f"stop at EOS, cap {n} tokens"
 
 
 def common_output_rule(manifests: list[dict]) -> str | None:
-    rules = {output_rule(m.get("config") or {}) for m in manifests}
+    rules = {output_rule(m.get("config") or {}, m.get("config_differences")) for m in manifests}
     return rules.pop() if len(rules) == 1 else None
 
 
@@ -74,11 +83,14 @@ def conditions(data) -> Section:
     body = []
     for run in data.runs:
         cfg = run.manifest.get("config") or {}
+        differs = run.manifest.get("config_differences") or []  # a merged folder's sources disagree on these
         eng, load = cfg.get("engine") or {}, cfg.get("load") or {}
         caching = eng.get("prefix_caching")
         repeated = sum(p.get("repeated_requests") or 0 for p in run.points)
         prompts = (
-            "not recorded (older run)"
+            "differs between runs (load.allow_repeats)"
+            if "load.allow_repeats" in differs
+            else "not recorded (older run)"
             if "allow_repeats" not in load
             else f"repeats allowed: {repeated} measured requests resent a prompt"
             if load["allow_repeats"]
@@ -91,10 +103,15 @@ def conditions(data) -> Section:
             else rules.get("eos_token") or f"{sb.EOS_RULE} (not recorded: older run)"
         )
         rows = [
-            ("output", output_rule(cfg)),
+            ("output", output_rule(cfg, differs)),
             ("EOS token", eos),
             ("AL SPEED-Bench", rules.get("headline_al") or sb.HEADLINE_RULE),
-            ("prefix caching", prefix_caching(run.manifest, caching)),
+            (
+                "prefix caching",
+                "differs between runs (engine.prefix_caching)"
+                if "engine.prefix_caching" in differs
+                else prefix_caching(run.manifest, caching),
+            ),
             ("prompts", prompts),
         ]
         for label, diffs in (run.manifest.get("launch_differences") or {}).items():
@@ -111,6 +128,9 @@ def conditions(data) -> Section:
             rows.append(("SD-on launch vs SD off", "not recorded (older run)"))
         elif (run.manifest.get("engine") or {}).get("attached"):
             rows.append(("SD-on launch vs SD off", ATTACHED_UNKNOWN))
+        unverified = (run.manifest.get("engine") or {}).get("sd_unverified")
+        if unverified:
+            rows.append(("SD setting", f"unverified (--sd-unverified): the attached server showed {unverified}"))
         served = ((run.manifest.get("engine") or {}).get("server_info")) or {}
         rows += [(f"{label} server reported", server_info_text(info)) for label, info in served.items()]
         body += [([run.label] if multi else []) + list(r) for r in rows]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import logging
+import os
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,6 +22,8 @@ from speedbench.metrics import speed_bench
 from speedbench.results import ResultsDir
 from speedbench.resume import config_hash
 
+log = logging.getLogger(__name__)
+
 
 def sweep_manifest(
     cfg: BenchmarkConfig,
@@ -26,9 +31,11 @@ def sweep_manifest(
     prompts: PromptSet,
     engine_env: dict | None,
     sd_probe: list[SpecDecodeCounters],
+    sd_unverified: str | None = None,
 ) -> dict:
     """The manifest of a new sweep. ``engine_env``: the engine environment's versions when validate() already
-    asked for them (asked here otherwise); ``sd_probe``: what an attached server showed of SD before the sweep."""
+    asked for them (asked here otherwise); ``sd_probe``: what an attached server showed of SD before the sweep;
+    ``sd_unverified``: why that could not confirm an SD-on setting run with --sd-unverified."""
     return {
         "created_at": now_iso(),
         "status": "running",
@@ -43,6 +50,8 @@ def sweep_manifest(
             "attached": bool(cfg.engine.endpoint),
             "served_model": adapter.served_model_name,
             "sd_probe": [c.to_dict() for c in sd_probe],
+            # --sd-unverified: why the probe could not confirm the SD-on setting (absent when it did)
+            **({"sd_unverified": sd_unverified} if sd_unverified else {}),
             "server_info": {},  # per SD label, once its server is ready (record_server_info)
             "version": adapter.installed_version,
             "version_pinned": cfg.engine.version,
@@ -102,17 +111,39 @@ def store_server_info(results: ResultsDir, label: str, info: dict) -> None:
     results.write_manifest(m)
 
 
-def close_manifest(results: ResultsDir, status: str, stopped_reason: str | None) -> None:
-    """The manifest's final state and the tables, however the sweep ended (complete, failed, interrupted)."""
-    ended = results.points()
-    results.update_manifest(
-        status=status,
-        finished_at=now_iso(),
-        stopped_reason=stopped_reason,
-        points_finished=sum(point_complete(p) for p in ended),
-        points_failed=sorted(p["point_id"] for p in ended if not point_complete(p)),
-    )
-    results.write_tables()
+def close_manifest(results: ResultsDir, status: str, stopped_reason: str | None, best_effort: bool = False) -> None:
+    """The manifest's final state and the tables, however the sweep ended (complete, failed, interrupted).
+    ``best_effort``: another exception ends the sweep (a full disk among them): a failed write here is
+    logged, never raised over it."""
+    try:
+        ended = results.points()
+        results.update_manifest(
+            status=status,
+            finished_at=now_iso(),
+            stopped_reason=stopped_reason,
+            points_finished=sum(point_complete(p) for p in ended),
+            points_failed=sorted(p["point_id"] for p in ended if not point_complete(p)),
+        )
+        results.write_tables()
+    except OSError as e:
+        if not best_effort:
+            raise
+        log.warning("could not mark %s %s in its manifest: %s", results.path, status, e.strerror or e)
+
+
+# the results folder cannot take more: a sweep stops with its points kept (errno's names: os.strerror)
+WRITE_FAILURES = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
+
+
+def write_failure(e: BaseException, folder: Path) -> str | None:
+    """Why a sweep stops when ``e`` is its results folder refusing writes (disk full, quota, read-only)."""
+    if isinstance(e, OSError) and e.errno in WRITE_FAILURES:
+        return f"cannot write the results folder {folder}: {e.strerror or os.strerror(e.errno)}"
+    return None
+
+
+def resume_hint(folder: Path) -> str:
+    return f"free space (or make it writable), then continue with: speedbench sweep --resume {folder}"
 
 
 def default_name(cfg: BenchmarkConfig) -> str:

@@ -13,6 +13,7 @@ from speedbench import preflight
 from speedbench.config import BenchmarkConfig, ConfigError, SDConfig
 from speedbench.core.acceptance import SpecDecodeCounters
 from speedbench.core.point_id import planned_points, point_name
+from speedbench.core.writer_lock import WriterLock, lock_folder
 from speedbench.data.pretokenize import PromptSet, cache_path, prepare_prompts
 from speedbench.data.turns import NextTurn, last_turn_tokens
 from speedbench.engines import get_adapter
@@ -34,7 +35,15 @@ from speedbench.preflight import EndpointError
 from speedbench.quality.post_sweep import write_post_sweep
 from speedbench.results import ResultsDir, new_run_dir
 from speedbench.resume import check_resumable, prepare_resume
-from speedbench.runner.manifest import close_manifest, default_name, now_iso, read_json, sweep_manifest
+from speedbench.runner.manifest import (
+    close_manifest,
+    default_name,
+    now_iso,
+    read_json,
+    resume_hint,
+    sweep_manifest,
+    write_failure,
+)
 from speedbench.runner.point import PointRunner
 from speedbench.runner.server import ServerGone, build_server, check_ready, record_server_info
 from speedbench.runner.signals import sigterm_as_interrupt
@@ -72,6 +81,7 @@ class BenchmarkRunner:
         self._sd_probe: list[SpecDecodeCounters] = []  # attach mode: the server's SD evidence before the sweep
         self.image_release: ImageRelease | None = None  # container launch: the engine release in the image
         self.release_note: str | None = None  # a dry run's line on a release it could not read from the image
+        self._sd_unverified: str | None = None  # ... and why it could not confirm the SD-on setting (--sd-unverified)
 
     # ---- planning -------------------------------------------------------------------------------------
     def validate(self, dry_run: bool = False) -> None:
@@ -195,14 +205,36 @@ class BenchmarkRunner:
         cfg = self.config
         prompts = self._prepare()
         planned = planned_points(cfg)
+        lock = self._lock(results_dir, resume)  # one writer per folder, for the whole run (points to quality)
+        try:
+            return self._run_locked(lock.folder, resume, prompts, planned)
+        except OSError as e:  # disk full, read-only: bad ground for results, one line (exit 2), points kept
+            why = write_failure(e, lock.folder)
+            if why is None:
+                raise
+            raise ConfigError(f"{why}; finished points are kept: {resume_hint(lock.folder)}") from None
+        finally:
+            lock.release()
+
+    def _lock(self, results_dir: str | Path | None, resume: bool) -> WriterLock:
+        """The writer lock of the folder this run writes: refused (one line, exit 2) while another writes it."""
+        cfg = self.config
+        if not resume:
+            path = Path(results_dir) if results_dir else new_run_dir(cfg.output_dir, cfg.name or default_name(cfg))
+            return lock_folder(path, "create the results folder")
+        if results_dir is None:
+            raise ConfigError("resume needs the results folder of the sweep to continue")
+        return lock_folder(ResultsDir.open(results_dir).path, "resume in the results folder", create=False)
+
+    def _run_locked(self, path: Path, resume: bool, prompts: PromptSet, planned: list[str]) -> SweepResult:
+        cfg = self.config
         if resume:
-            results, done = self._resume(results_dir, prompts, planned)
+            results, done = self._resume(path, prompts, planned)
         else:
-            results, done = self._create(results_dir, prompts), set()
-        path = results.path
+            results, done = self._create(path, prompts), set()
         result = SweepResult(path, prompts_fingerprint=prompts.fingerprint, skipped=sorted(done & set(planned)))
         points = PointRunner(cfg, self.adapter, results, self.tokenizer(), self.progress)
-        status = "failed"
+        status, ending = "failed", None
         try:
             with sigterm_as_interrupt():
                 if cfg.engine.launcher != "venv":  # leftovers of a killed harness go; the image pulled, recorded
@@ -221,12 +253,15 @@ class BenchmarkRunner:
                     if todo and not self._run_sd(sd, todo, prompts, result, points):
                         break
             status = "failed" if result.stopped_reason else "complete"
-        except KeyboardInterrupt:
-            status = "interrupted"
+        except BaseException as e:
+            ending = e
+            if isinstance(e, KeyboardInterrupt):
+                status = "interrupted"
+            result.stopped_reason = write_failure(e, path) or result.stopped_reason
             raise
         finally:
             result.status = status
-            close_manifest(results, status, result.stopped_reason)
+            close_manifest(results, status, result.stopped_reason, best_effort=ending is not None)
         # a failed point (cut short) is reported, never used for a speedup
         result.speedups = [Speedup.from_row(s) for s in speedup_rows(result.rows(), results.prompt_units)]
         result.categories = {p.point_id: category_acceptance(results.records(p.point_id)) for p in result.points}
@@ -255,10 +290,9 @@ class BenchmarkRunner:
             self._check_attached_sd(cfg.engine.endpoint, prompts)
         return prompts
 
-    def _create(self, results_dir: str | Path | None, prompts: PromptSet) -> ResultsDir:
-        """A new results folder with its manifest (and the prompt set when cached)."""
+    def _create(self, path: Path, prompts: PromptSet) -> ResultsDir:
+        """The new results folder (made and locked by _lock) with its manifest (and the prompt set when cached)."""
         cfg = self.config
-        path = Path(results_dir) if results_dir else new_run_dir(cfg.output_dir, cfg.name or default_name(cfg))
         try:
             self.results = results = ResultsDir(path).create(self._manifest(prompts))
         except OSError as e:  # a file in the way, read-only, no such parent: bad input, nothing ran
@@ -364,8 +398,13 @@ class BenchmarkRunner:
         self._sd_probe, exported = run_async(
             probe_sd(self.adapter, endpoint, self.config.engine.auth_headers(), prompts.prompts, plan)
         )
-        preflight.check_sd_matches(
-            self.config.sd[0], self._sd_probe, endpoint, self.adapter.sd_counters_show_config, exported
+        self._sd_unverified = preflight.check_sd_matches(
+            self.config.sd[0],
+            self._sd_probe,
+            endpoint,
+            self.adapter.sd_counters_show_config,
+            exported,
+            unverified_ok=self.config.engine.sd_unverified,
         )
 
     def _check_ready(self, base_url: str) -> None:
@@ -400,7 +439,7 @@ class BenchmarkRunner:
                 self.server = self.base_url = None
 
     def _manifest(self, prompts: PromptSet) -> dict:
-        return sweep_manifest(self.config, self.adapter, prompts, self._engine_env, self._sd_probe)
+        return sweep_manifest(self.config, self.adapter, prompts, self._engine_env, self._sd_probe, self._sd_unverified)
 
 
 def _looks_like_hub_id(model: str) -> bool:

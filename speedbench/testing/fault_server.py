@@ -231,6 +231,9 @@ async def models(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     st: FakeState = request.app["state"]
+    mode = request.app.get("metrics_mode", "sd")
+    if mode == "none":  # a server without Prometheus metrics
+        raise web.HTTPNotFound()
     lines = [
         "# TYPE vllm:spec_decode_num_drafts_total counter",
         f'vllm:spec_decode_num_drafts_total{{engine="0",model_name="{st.model_name}"}} {st.counters["drafts"]}',
@@ -247,7 +250,8 @@ async def metrics(request: web.Request) -> web.Response:
         f'position="{p}"}} {v}'
         for p, v in enumerate(st.per_pos)
     ]
-    return web.Response(text="\n".join(lines) + "\n" if st.sd_k else "", content_type="text/plain")
+    shown = st.sd_k or mode == "zero"  # zero: the counters exported although nothing is drafted
+    return web.Response(text="\n".join(lines) + "\n" if shown else "", content_type="text/plain")
 
 
 def build_app(state: FakeState) -> web.Application:
@@ -286,6 +290,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--fault-log", type=Path)
     ap.add_argument("--pid-file", type=Path, help="append {pid, pgid, port, child} here once listening")
     ap.add_argument(
+        "--metrics",
+        choices=("sd", "zero", "none"),
+        default="sd",
+        help="/metrics: SD counters when --sd-k (sd), SD counters always, at 0 with SD off (zero), 404 (none)",
+    )
+    ap.add_argument(
         "--spawn-child",
         action="store_true",
         help="start a worker child in our process group, as vLLM starts its engine core",
@@ -315,6 +325,7 @@ def main(argv: list[str] | None = None) -> None:
             preexec_fn=_die_with_parent,
         )
     app = build_app(state)
+    app["metrics_mode"] = a.metrics
 
     async def on_startup(_app: web.Application) -> None:
         if a.pid_file:  # one line per launch: a restarted server adds its own

@@ -22,6 +22,7 @@ from speedbench.engines import container as ct
 from speedbench.engines import get_adapter
 from speedbench.testing import fake_container_runtime as fake
 from speedbench.testing.emulators import write_engine_shims
+from tests.conftest import sigint_as_at_a_terminal
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -295,6 +296,7 @@ def _start_cli_sweep(tmp_path, tiny_tokenizer) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=True,
+        preexec_fn=sigint_as_at_a_terminal,  # a suite started in the background inherits SIGINT ignored
     )
 
 

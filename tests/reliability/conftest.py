@@ -17,6 +17,7 @@ import pytest
 
 from speedbench.engines.server import group_alive, port_is_free
 from speedbench.resources import DATASETS_DIR
+from tests.conftest import sigint_as_at_a_terminal
 from tests.reliability.fake_engine import register
 
 register()
@@ -116,12 +117,14 @@ def run_cli(*args: str, timeout: float = 60, **kw) -> subprocess.CompletedProces
 
 
 def start_cli(*args: str) -> subprocess.Popen:
+    """The real CLI, running, for a test to signal (SIGINT as at a terminal however the suite was started)."""
     return subprocess.Popen(
         [sys.executable, "-m", "tests.reliability.fake_cli", *args],
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=sigint_as_at_a_terminal,
     )
 
 

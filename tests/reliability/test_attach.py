@@ -105,6 +105,40 @@ def test_sd_on_against_a_server_without_sd_is_refused(attach, tmp_path):
     assert not (tmp_path / "results").exists()
 
 
+def test_sd_on_against_a_server_that_drafts_nothing_is_refused(attach, tmp_path):
+    with fault_server("--metrics", "zero") as url:  # SD counters exported, but the probe sees no draft
+        res = attach(url, "--sd", "ngram:3")
+    assert res.exit_code == 2
+    line = error_line(res)
+    assert "--sd ngram:3, but the server at" in line and "no draft in the 2-request probe" in line
+    assert "give --sd off, or --sd-unverified" in line
+    assert not (tmp_path / "results").exists()
+
+
+def test_sd_on_against_a_server_without_any_sd_source_is_refused(attach, tmp_path):
+    with fault_server("--metrics", "none") as url:  # no /metrics, no per-request SD metrics
+        res = attach(url, "--sd", "ngram:3")
+    assert res.exit_code == 2
+    line = error_line(res)
+    assert "no SD source (no SD counters on /metrics, no per-request SD metrics)" in line
+    assert "--sd-unverified" in line
+    assert not (tmp_path / "results").exists()
+
+
+def test_sd_unverified_runs_records_and_reports_it(attach, tmp_path):
+    with fault_server("--metrics", "none") as url:
+        res = attach(url, "--sd", "ngram:3", "--sd-unverified")
+    assert res.exit_code == 0, res.stderr
+    warnings = [ln for ln in res.stderr.splitlines() if "could not read" in ln]
+    assert len(warnings) == 1, res.stderr  # once, not once per scrape
+    (run,) = (tmp_path / "results").iterdir()
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["config"]["engine"]["sd_unverified"] is True
+    assert manifest["engine"]["sd_unverified"].startswith("no SD source")
+    report = CliRunner().invoke(main, ["report", str(run), "--format", "md"])
+    assert "unverified (--sd-unverified): the attached server showed no SD source" in report.output
+
+
 def test_sd_setting_that_matches_runs(attach, tmp_path):
     with fault_server("--sd-k", "3") as url:
         res = attach(url, "--sd", "ngram:3")

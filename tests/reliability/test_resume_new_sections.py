@@ -14,11 +14,11 @@ def _cfg(**over) -> BenchmarkConfig:
 
 
 def _hash_as_before(cfg: BenchmarkConfig) -> str:
-    """What speedbench computed before engine.launcher/container, telemetry and cost existed."""
+    """What speedbench computed before engine.launcher/container/sd_unverified, telemetry and cost existed."""
     d = cfg.model_dump(mode="json")
     for key in ("output_dir", "name", "telemetry", "cost"):
         d.pop(key, None)
-    for key in ("api_key", "launcher", "container"):
+    for key in ("api_key", "launcher", "container", "sd_unverified"):
         d["engine"].pop(key, None)
     return hashlib.sha256(json.dumps(d, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
@@ -40,4 +40,5 @@ def test_settings_that_change_what_is_measured_still_change_the_hash():
         != base
     )
     assert config_hash(_cfg(cost={"gpu_hour_usd": 2.0})) != base
+    assert config_hash(_cfg(engine={"model": "org/model", "sd_unverified": True})) != base
     assert config_hash(_cfg(telemetry={"gpu": False})) != base
