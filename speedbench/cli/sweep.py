@@ -78,7 +78,7 @@ def sweep(config_file, preset, dry_run, html_report, sd_spec, draft_length, draf
 
         runner = BenchmarkRunner(cfg)
         if dry_run:  # every check that needs no server, so a dry run passes exactly what a run would start
-            runner.validate()
+            runner.check_offline()
             click.echo(json.dumps(cfg.model_dump(mode="json"), indent=2))
             if not cfg.engine.endpoint:
                 click.echo(server_commands(cfg, runner.adapter))

@@ -165,6 +165,7 @@ class TRTLLMAdapter(EngineAdapter):
     health_path = "/health"
     poll_interval_s = 0.5  # the iteration-stats queue is bounded: drain it often
     dists = ("tensorrt_llm",)
+    gpu_dists = ("tensorrt_llm",)
     floors = FLOORS
 
     def __init__(self, cfg) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -91,13 +92,16 @@ class BenchmarkRunner:
         self.tokenizer()
         if not cfg.engine.endpoint:
             preflight.check_port(cfg.engine.host, cfg.engine.port)
+            preflight.check_tp_heads(cfg.engine.model, cfg.engine.tensor_parallel_size)
             if cfg.engine.launcher == "venv":
+                preflight.check_engine_python(cfg.engine.python)
                 # asked once (an interpreter that hangs costs its timeout once); the manifest records the same
                 # answer. In a container the engine's Python is inside the image: the digest is recorded instead.
                 self._engine_env = engine_python_versions(cfg.engine.python)
                 self.adapter.installed_version = version_of(self._engine_env, self.adapter.dists)
                 for sd in cfg.sd:  # every flag of every setting, before any server starts
                     self.adapter.check_version(sd, max(cfg.load.concurrency))
+                preflight.check_gpus(self.adapter, cfg.engine, self._engine_env)
         if cfg.engine.launcher != "venv":
             if cfg.engine.endpoint:
                 raise ConfigError("engine.launcher starts a server; with --endpoint nothing is launched")
@@ -185,6 +189,7 @@ class BenchmarkRunner:
         cfg = self.config
         prompts = self._prepare()
         planned = planned_points(cfg)
+        made_here = not resume and not (results_dir and Path(results_dir).exists())  # never remove what was there
         if resume:
             results, done = self._resume(results_dir, prompts, planned)
         else:
@@ -193,6 +198,7 @@ class BenchmarkRunner:
         result = SweepResult(path, prompts_fingerprint=prompts.fingerprint, skipped=sorted(done & set(planned)))
         points = PointRunner(cfg, self.adapter, results, self.tokenizer(), self.progress)
         status = "failed"
+        refused = False  # a refusal (bad input found only now) before any point ended: no folder is left behind
         try:
             with sigterm_as_interrupt():
                 if cfg.engine.launcher != "venv":  # leftovers of a killed harness go; the image pulled, recorded
@@ -210,9 +216,16 @@ class BenchmarkRunner:
         except KeyboardInterrupt:
             status = "interrupted"
             raise
+        except ConfigError:
+            refused = made_here and not result.points
+            raise
         finally:
-            result.status = status
-            close_manifest(results, status, result.stopped_reason)
+            if refused:  # nothing was measured: a `failed` folder would only be clutter to report and merge
+                shutil.rmtree(path, ignore_errors=True)
+                self.results = None
+            else:
+                result.status = status
+                close_manifest(results, status, result.stopped_reason)
         # a failed point (cut short) is reported, never used for a speedup
         result.speedups = [Speedup.from_row(s) for s in speedup_rows(result.rows())]
         result.categories = {p.point_id: category_acceptance(results.records(p.point_id)) for p in result.points}
@@ -222,16 +235,28 @@ class BenchmarkRunner:
             result.recommendation = read_json(path / "recommendation.json")
         return result
 
+    def check_offline(self) -> PromptSet:
+        """Every check that needs no server, the prompt set's included (``speedbench sweep --dry-run`` runs
+        exactly these, so a dry run that passes is a sweep that starts); returns the prompt set."""
+        self.validate()
+        return self._checked_prompts()
+
+    def _checked_prompts(self) -> PromptSet:
+        """The prompt set, refused when a prompt cannot fit the context or a point's budget cannot be met."""
+        cfg = self.config
+        prompts = prepare_prompts(cfg.data, self.tokenizer())
+        self.check_prompts_fit(prompts)
+        for c in cfg.load.concurrency:  # refused up front: never a repeated prompt found half-way through a sweep
+            self.prompt_budget(c, len(prompts.prompts))
+        return prompts
+
     def _prepare(self) -> PromptSet:
         """Every check before a results folder exists, and the prompt set they need."""
         cfg = self.config
         self.validate()
         if cfg.engine.endpoint:  # unreachable, wrong model, too small: one clear line before any prompt is built
             self._check_endpoint(cfg.engine.endpoint)
-        prompts = prepare_prompts(cfg.data, self.tokenizer())
-        self.check_prompts_fit(prompts)
-        for c in cfg.load.concurrency:  # refused up front: never a repeated prompt found half-way through a sweep
-            self.prompt_budget(c, len(prompts.prompts))
+        prompts = self._checked_prompts()
         self._prompt_lens = self._input_lens(prompts)  # attach mode checks them per server
         self._reply_end_id = prompts.meta.get("reply_end_id")
         if cfg.engine.endpoint:  # ... and before a results folder exists

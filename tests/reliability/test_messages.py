@@ -166,3 +166,71 @@ def test_recommend_gives_the_true_reason_and_exit_2(sample, damage, why):
 def test_recommend_on_a_good_folder_still_works(sample):
     res = _invoke("recommend", sample)
     assert res.exit_code == 0, res.stderr
+
+
+# ---- Why-7: every refusal before work, the dry run included -------------------------------------------
+
+
+@pytest.fixture
+def sweep_file(tmp_path, tiny_tokenizer, fake_model, prompt_cache):
+    from tests.reliability.conftest import sweep_config, write_config
+
+    def make(**kw) -> str:
+        engine = kw.pop("engine", {})
+        cfg = sweep_config(tmp_path, tiny_tokenizer, fake_model, prompt_cache, **kw)
+        cfg["engine"].update(engine)
+        return str(write_config(tmp_path / "cfg.json", cfg))
+
+    return make
+
+
+def test_dry_run_refuses_a_concurrency_the_prompts_cannot_feed(sweep_file, tmp_path):
+    """The dry run asks the sweep's own prompt budget: 11 prompts cannot give concurrency 512 distinct ones."""
+    cfg = sweep_file(requests=None, allow_repeats=False)
+    res = _invoke("sweep", "--config", cfg, "--concurrency", "512", "--dry-run")
+    assert res.exit_code == 2
+    assert "concurrency 512 needs" in error_line(res)
+    assert _invoke("sweep", "--config", cfg, "--concurrency", "4", "--dry-run").exit_code == 0
+
+
+@pytest.mark.parametrize("dry", [True, False], ids=["dry-run", "run"])
+def test_missing_engine_python_is_refused_before_any_folder(sweep_file, tmp_path, dry):
+    res = _invoke(
+        "sweep", "--config", sweep_file(), "--engine-python", tmp_path / "no-venv/bin/python", *(["--dry-run"] * dry)
+    )
+    assert res.exit_code == 2
+    assert "no-venv/bin/python: no such executable" in error_line(res)
+    assert not (tmp_path / "results").exists()
+
+
+def _gpu_engine_python(tmp_path: Path) -> Path:
+    """An interpreter whose environment holds the GPU build of vLLM (a dist-info, as pip leaves it)."""
+    site = tmp_path / "gpu-site"
+    (site / "vllm-0.32.0.dist-info").mkdir(parents=True)
+    (site / "vllm-0.32.0.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: vllm\nVersion: 0.32.0\n")
+    py = tmp_path / "gpu-venv" / "python"
+    py.parent.mkdir()
+    py.write_text(f'#!/bin/sh\nPYTHONPATH="{site}" exec "{sys.executable}" "$@"\n')
+    py.chmod(0o755)
+    return py
+
+
+def test_gpu_build_without_gpus_is_refused_in_one_line(sweep_file, tmp_path):
+    cfg = sweep_file(engine={"python": str(_gpu_engine_python(tmp_path)), "tensor_parallel_size": 2})
+    env = {"CUDA_VISIBLE_DEVICES": ""}  # no GPU visible, whatever machine runs the test
+    res = _invoke("sweep", "--config", cfg, "--dry-run", env=env)
+    assert res.exit_code == 2
+    line = error_line(res)
+    assert "vllm 0.32.0" in line and "runs on GPUs and needs 2" in line and "0 visible" in line
+    ok = _invoke("sweep", "--config", cfg, "--dry-run", env={**env, "SPEEDBENCH_SKIP_GPU_CHECK": "1"})
+    assert ok.exit_code == 0, ok.stderr
+
+
+def test_tp_that_does_not_divide_the_heads_is_refused(sweep_file, tmp_path):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({"num_attention_heads": 4, "max_position_embeddings": 4096}))
+    res = _invoke("sweep", "--config", sweep_file(), "--model", model, "--tp", "8", "--dry-run")
+    assert res.exit_code == 2
+    assert "tensor_parallel_size 8 does not divide the model's 4 attention heads" in error_line(res)
+    assert _invoke("sweep", "--config", sweep_file(), "--model", model, "--tp", "2", "--dry-run").exit_code == 0
