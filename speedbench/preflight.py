@@ -6,6 +6,7 @@ start-up (minutes on a big model) and a log to read.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import shutil
@@ -168,6 +169,12 @@ def _get(url: str, timeout_s: float, headers: dict[str, str] | None = None) -> t
     except (urllib.error.URLError, OSError) as e:
         reason = getattr(e, "reason", e)
         raise EndpointError(f"server not reachable at {url} ({reason})") from None
+    except http.client.HTTPException as e:  # something answers, but not in HTTP (an SSH or database port)
+        said = str(e).strip()[:80]
+        raise EndpointError(
+            f"the server at {url} does not answer in HTTP ({type(e).__name__}{': ' + said if said else ''}): "
+            "is --endpoint the inference server's port?"
+        ) from None
 
 
 def check_health(url: str, timeout_s: float = 10.0, headers: dict[str, str] | None = None) -> None:

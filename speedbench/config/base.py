@@ -9,6 +9,14 @@ from typing import overload
 
 from pydantic import BaseModel, ConfigDict
 
+_URL_USERINFO = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://)[^/\s@'\"]+@")
+
+
+def redact_credentials(text: str) -> str:
+    """``http://user:password@host`` -> ``http://***@host`` wherever a URL with credentials appears in a
+    message: an error line must never echo a password (the CLI's errors and log lines pass through this)."""
+    return _URL_USERINFO.sub(r"\1***@", text)
+
 
 class ConfigError(ValueError):
     """A configuration problem worth one clear line to the user."""

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from speedbench.config.base import ConfigError
+from speedbench.config.base import ConfigError, redact_credentials
 from speedbench.resources import PRESETS_DIR
 
 MAX_YAML_DEPTH = 64  # no config nests deeper than ~4; far below Python's recursion limit
@@ -107,10 +107,11 @@ def format_validation_error(e: ValidationError, origin: Callable[[str], str | No
         else:
             msg = err["msg"].removeprefix("Value error, ")
             given = err.get("input")
-            if isinstance(given, (str, int, float, bool)) and repr(given) not in msg and str(given) not in msg:
+            shown = redact_credentials(str(given))
+            if isinstance(given, (str, int, float, bool)) and repr(given) not in msg and shown not in msg:
                 msg += f" (got {given!r})"
             if isinstance(given, bool) and err["type"] not in ("bool_type", "bool_parsing"):
                 msg += " (YAML reads unquoted off/on/no/yes as false/true: quote it, e.g. method: 'off')"
         src = origin(loc) if origin and loc != "config" else None
         parts.append(f"{loc}: {msg}" + (f" (from {src})" if src else ""))
-    return "invalid config: " + "; ".join(parts)
+    return redact_credentials("invalid config: " + "; ".join(parts))

@@ -341,6 +341,11 @@ class BenchmarkRunner:
                         if summary.status != "complete":
                             # the point was cut short; go on with this server only if it still answers
                             self._check_ready(base_url)
+                            if not summary.ok and not summary.not_sent:  # every request sent, none ended ok,
+                                # the server still answers: it rejects them, and would every later point's
+                                result.stopped_reason = f"{summary.point_id}: {summary.abort_reason}; sweep stopped"
+                                log.info(result.stopped_reason)
+                                return False
                 return True
             except (ServerGone, EndpointError) as e:
                 why = str(e)

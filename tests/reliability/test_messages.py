@@ -5,11 +5,14 @@ environment of the process itself is the input)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -234,3 +237,75 @@ def test_tp_that_does_not_divide_the_heads_is_refused(sweep_file, tmp_path):
     assert res.exit_code == 2
     assert "tensor_parallel_size 8 does not divide the model's 4 attention heads" in error_line(res)
     assert _invoke("sweep", "--config", sweep_file(), "--model", model, "--tp", "2", "--dry-run").exit_code == 0
+
+
+# ---- Why-9: messages ----------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _not_http_server():
+    """A port that answers like sshd: a banner line, then nothing HTTP."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+    stop = threading.Event()
+
+    def serve():
+        srv.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.sendall(b"SSH-2.0-OpenSSH_9.6\r\n")
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        yield f"http://127.0.0.1:{srv.getsockname()[1]}"
+    finally:
+        stop.set()
+        t.join(5)
+        srv.close()
+
+
+def test_a_port_that_does_not_speak_http_is_exit_3_naming_the_url(sweep_file, tmp_path, tiny_tokenizer):
+    with _not_http_server() as url:
+        res = _invoke("sweep", "--config", sweep_file(sd=("off",)), "--endpoint", url, "--tokenizer", tiny_tokenizer)
+    assert res.exit_code == 3
+    line = error_line(res)
+    assert f"the server at {url}/health does not answer in HTTP (BadStatusLine: SSH-2.0-OpenSSH_9.6)" in line
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize("source", ["flag", "env"])
+def test_a_password_in_the_endpoint_is_never_echoed(sweep_file, source):
+    url = "http://user:hunter2secret@127.0.0.1:9"
+    args, env = (["--endpoint", url], None) if source == "flag" else ([], {"SPEEDBENCH_ENGINE__ENDPOINT": url})
+    res = _invoke("sweep", "--config", sweep_file(sd=("off",)), *args, env=env)
+    assert res.exit_code == 2
+    line = error_line(res)
+    assert "hunter2secret" not in res.output + res.stderr
+    assert "http://***@127.0.0.1:9" in line and "SPEEDBENCH_ENGINE__API_KEY" in line
+
+
+def test_redaction_covers_every_url_form():
+    from speedbench.config.base import redact_credentials
+
+    assert redact_credentials("at https://tok@h/x and http://u:p@h:1/") == "at https://***@h/x and http://***@h:1/"
+    assert redact_credentials("mail a@b.c, http://h/p@q") == "mail a@b.c, http://h/p@q"
+
+
+def test_a_point_the_server_rejects_entirely_shows_the_body_and_stops_the_sweep(sweep_file, tmp_path):
+    """HTTP 404 for every request: the body is in the error line, and the other five points are not run."""
+    res = _invoke("sweep", "--config", sweep_file(server_args=["--faults", "http_404=1"], concurrency=(1, 2, 4)))
+    assert res.exit_code == 3, res.stderr
+    assert "Traceback" not in res.stderr
+    (run,) = (tmp_path / "results").iterdir()
+    points = [json.loads(ln) for ln in (run / "points.jsonl").read_text().splitlines()]
+    assert [p["point_id"] for p in points] == ["sd-off-c1"]
+    assert points[0]["status"] == "failed" and "injected fault http_404" in points[0]["abort_reason"]
+    last = res.stderr.strip().splitlines()[-1]
+    assert 'none of its 12 requests ended ok (http_404: \'{"error": {"message": "injected fault http_404"' in last
+    assert "5 planned points not run" in last and "sweep stopped" in last
