@@ -28,11 +28,11 @@ def _invoke(*args, env=None):
     return CliRunner().invoke(main, [str(a) for a in args], env=env)
 
 
-def _speedbench(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def _speedbench(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
     """``python -m speedbench.cli`` in a child: for inputs that are the process's own environment."""
     full = {**os.environ, "PYTHONPATH": str(REPO_ROOT), **(env or {})}
     return subprocess.run(
-        [sys.executable, "-m", "speedbench.cli", *args], capture_output=True, text=True, env=full, timeout=120
+        [sys.executable, "-m", "speedbench.cli", *args], capture_output=True, text=True, env=full, timeout=timeout
     )
 
 
@@ -179,9 +179,10 @@ def sweep_file(tmp_path, tiny_tokenizer, fake_model, prompt_cache):
     from tests.reliability.conftest import sweep_config, write_config
 
     def make(**kw) -> str:
-        engine = kw.pop("engine", {})
+        engine, top = kw.pop("engine", {}), kw.pop("top", {})
         cfg = sweep_config(tmp_path, tiny_tokenizer, fake_model, prompt_cache, **kw)
         cfg["engine"].update(engine)
+        cfg.update(top)
         return str(write_config(tmp_path / "cfg.json", cfg))
 
     return make
@@ -309,3 +310,69 @@ def test_a_point_the_server_rejects_entirely_shows_the_body_and_stops_the_sweep(
     last = res.stderr.strip().splitlines()[-1]
     assert 'none of its 12 requests ended ok (http_404: \'{"error": {"message": "injected fault http_404"' in last
     assert "5 planned points not run" in last and "sweep stopped" in last
+
+
+def test_tokenizer_given_as_its_file_names_the_directory(tiny_tokenizer):
+    res = _invoke("data", "prepare", "--tokenizer", Path(tiny_tokenizer) / "tokenizer.json")
+    assert res.exit_code == 2
+    assert f"is a file; give the directory that holds it ({tiny_tokenizer})" in error_line(res)
+
+
+def test_split_given_as_a_folder_says_so(tiny_tokenizer, tmp_path):
+    res = _invoke("data", "prepare", "--tokenizer", tiny_tokenizer, "--split", tmp_path)
+    assert res.exit_code == 2
+    assert f"split {tmp_path} is a folder; give the .jsonl or .parquet file inside it" in error_line(res)
+
+
+def test_damaged_tokenizer_json_says_the_files_are_damaged(tiny_tokenizer, tmp_path):
+    broken = tmp_path / "tok"
+    shutil.copytree(tiny_tokenizer, broken)
+    (broken / "tokenizer.json").write_text('{"version": "1.0"}')
+    res = _invoke("data", "prepare", "--tokenizer", broken, "--cache-dir", tmp_path / "cache")
+    assert res.exit_code == 2
+    assert "its tokenizer files are damaged or incomplete" in error_line(res)
+
+
+def test_unicode_name_keeps_its_letters(sweep_file, tmp_path):
+    cfg = sweep_file(sd=("off",), concurrency=(1,), requests=2, top={"quality": {"enabled": False}})
+    res = _invoke("sweep", "--config", cfg, "--name", "résumé 日本/x")
+    assert res.exit_code == 0, res.stderr
+    (run,) = (tmp_path / "results").iterdir()
+    assert run.name.endswith("-résumé-日本-x")
+
+
+@pytest.mark.parametrize("token, why", [("a", "--token has 1 characters; give at least 16"), (" " * 20, "whitespace")])
+def test_serve_api_refuses_a_guessable_token(token, why):
+    res = _speedbench("serve-api", "--token", token, "--port", "0", timeout=30)  # accepted: it would serve on
+    assert res.returncode == 2
+    assert why in _one_error(res.stderr)
+
+
+def test_compare_refuses_a_run_without_finished_points(sample, tmp_path):
+    empty = tmp_path / "empty-run"
+    shutil.copytree(sample, empty)
+    (empty / "points.jsonl").write_text("")
+    res = _invoke("compare", sample, empty)
+    assert res.exit_code == 2
+    assert "nothing to compare in empty-run" in error_line(res)
+
+
+def test_no_pytorch_advisory_where_only_tokenizers_are_used(tiny_tokenizer, tmp_path):
+    """Without torch, transformers' import-time advisory "PyTorch was not found" was printed by every command
+    that tokenizes (once per client worker too); torch is hidden from this child to show it."""
+    hide_torch = (
+        "import importlib.util, sys; real = importlib.util.find_spec; "
+        "importlib.util.find_spec = lambda n, *a, **k: None if n.split('.')[0] == 'torch' else real(n, *a, **k); "
+        "from speedbench.cli import main; main()"
+    )
+    args = ["data", "prepare", "--tokenizer", str(tiny_tokenizer), "--cache-dir", str(tmp_path / "c")]
+    env = {k: v for k, v in os.environ.items() if k != "TRANSFORMERS_NO_ADVISORY_WARNINGS"}
+    res = subprocess.run(
+        [sys.executable, "-c", hide_torch, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**env, "PYTHONPATH": str(REPO_ROOT)},
+    )
+    assert res.returncode == 0, res.stderr
+    assert "PyTorch was not found" not in res.stderr
