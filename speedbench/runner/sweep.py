@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import shutil
 import sys
 from collections.abc import Callable, Iterator
@@ -70,6 +71,7 @@ class BenchmarkRunner:
         self._engine_env: dict | None = None  # versions in the engine's environment, read by validate()
         self._reply_end_id: int | None = None  # multi-turn: the template's end-of-turn token (prompts meta)
         self._sd_probe: list[SpecDecodeCounters] = []  # attach mode: the server's SD evidence before the sweep
+        self._resuming = False
 
     # ---- planning -------------------------------------------------------------------------------------
     def validate(self) -> None:
@@ -187,6 +189,7 @@ class BenchmarkRunner:
     def run(self, results_dir: str | Path | None = None, resume: bool = False) -> SweepResult:
         """Run the sweep; with ``resume`` continue the sweep in ``results_dir``, skipping finished points."""
         cfg = self.config
+        self._resuming = resume  # an attached server's SD mismatch then has other advice (_check_attached_sd)
         prompts = self._prepare()
         planned = planned_points(cfg)
         made_here = not resume and not (results_dir and Path(results_dir).exists())  # never remove what was there
@@ -378,9 +381,20 @@ class BenchmarkRunner:
         self._sd_probe, exported = run_async(
             probe_sd(self.adapter, endpoint, self.config.engine.auth_headers(), prompts.prompts, plan)
         )
-        preflight.check_sd_matches(
-            self.config.sd[0], self._sd_probe, endpoint, self.adapter.sd_counters_show_config, exported
-        )
+        sd = self.config.sd[0]
+        try:
+            preflight.check_sd_matches(sd, self._sd_probe, endpoint, self.adapter.sd_counters_show_config, exported)
+        except ConfigError as e:
+            if not self._resuming:
+                raise
+            # "give --sd X" cannot be followed here: the folder fixes the SD setting, and --resume with another
+            # one is refused as a changed config; the finding stays, the advice is what can be done
+            finding = re.split(r"[;:] give ", str(e))[0]
+            spec = f"{sd.method}:{sd.num_speculative_tokens}" if sd.enabled else "off"
+            raise ConfigError(
+                f"{finding}; the sweep being resumed measured --sd {spec}: restart the server with that SD "
+                "setting to resume it, or start a new sweep (without --resume) with the server's setting"
+            ) from None
 
     def _check_ready(self, base_url: str) -> None:
         check_ready(self.adapter, self.server, base_url, self.config.engine.auth_headers())

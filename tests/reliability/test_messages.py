@@ -376,3 +376,30 @@ def test_no_pytorch_advisory_where_only_tokenizers_are_used(tiny_tokenizer, tmp_
     )
     assert res.returncode == 0, res.stderr
     assert "PyTorch was not found" not in res.stderr
+
+
+def test_resume_against_a_server_with_another_draft_length_gives_advice_that_works(
+    tmp_path, tiny_tokenizer, fake_model, prompt_cache
+):
+    """The attached server now drafts 5 tokens; the folder measured ngram:3. "give --sd ngram:5" could not be
+    followed (--resume with it is a changed config): the advice is to restart the server or start anew."""
+    from tests.reliability.conftest import sweep_config, write_config
+    from tests.reliability.test_attach import fault_server
+
+    cfg = sweep_config(tmp_path, tiny_tokenizer, fake_model, prompt_cache, sd=("ngram",), concurrency=(1,), requests=4)
+    del cfg["engine"]["model"]
+    cfg["quality"] = {"enabled": False}
+    path = write_config(tmp_path / "cfg.json", cfg)
+    with fault_server("--sd-k", "3") as url:
+        first = _invoke("sweep", "--config", path, "--endpoint", url)
+    assert first.exit_code == 0, first.stderr
+    (run,) = (tmp_path / "results").iterdir()
+    with fault_server("--sd-k", "5") as url:
+        stored = json.loads((run / "manifest.json").read_text())["config"]["engine"]["endpoint"]
+        manifest = run / "manifest.json"  # the server came back on another port: the stored endpoint follows
+        manifest.write_text(manifest.read_text().replace(stored, url))
+        res = _invoke("sweep", "--resume", run)
+    assert res.exit_code == 2
+    line = error_line(res)
+    assert "--sd ngram:3, but the server at" in line and "give --sd ngram:5" not in line
+    assert "the sweep being resumed measured --sd ngram:3: restart the server with that SD setting" in line
