@@ -6,10 +6,14 @@ start-up (minutes on a big model) and a log to read.
 
 from __future__ import annotations
 
+import http.client
 import json
+import os
+import shutil
+import subprocess
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -81,6 +85,82 @@ def check_port(host: str, port: int | None) -> None:
         raise ConfigError(f"port {port} on {host} is already in use; pick another with --port (or omit it)")
 
 
+GPU_CHECK_OFF = "SPEEDBENCH_SKIP_GPU_CHECK"  # =1: launch a GPU build although no NVIDIA GPU is visible here
+
+
+def check_engine_python(python: str) -> None:
+    """The engine's interpreter exists and runs: found here, not as a failed launch after the prompts were
+    built and a results folder made (GPU presets name venvs that a fresh machine does not have)."""
+    found = shutil.which(python) if os.sep not in python else (python if os.access(python, os.X_OK) else None)
+    if not found or not os.path.isfile(found):
+        raise ConfigError(
+            f"engine.python {python}: no such executable; point --engine-python (or SPEEDBENCH_ENGINE__PYTHON) at "
+            "the Python of the engine's own environment (cpu-demo's: `make engine-cpu`)"
+        )
+
+
+def visible_gpus(engine_env: Mapping[str, str]) -> tuple[int, str]:
+    """(NVIDIA GPUs the engine would see, how that was found): the driver's /proc entries or ``nvidia-smi -L``,
+    narrowed by CUDA_VISIBLE_DEVICES (the engine's env over this process's)."""
+    procfs = Path("/proc/driver/nvidia/gpus")
+    if procfs.is_dir():
+        n, how = len(list(procfs.iterdir())), str(procfs)
+    elif shutil.which("nvidia-smi"):
+        try:
+            out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30).stdout
+        except (OSError, subprocess.SubprocessError):
+            out = ""
+        n, how = sum(1 for ln in out.splitlines() if ln.startswith("GPU ")), "nvidia-smi -L"
+    else:
+        n, how = 0, "no NVIDIA driver (/proc/driver/nvidia) and no nvidia-smi on PATH"
+    mask = engine_env.get("CUDA_VISIBLE_DEVICES", os.environ.get("CUDA_VISIBLE_DEVICES"))
+    if mask is not None:
+        n = min(n, len([d for d in mask.split(",") if d.strip()]))
+        how += f", CUDA_VISIBLE_DEVICES={mask!r}"
+    return n, how
+
+
+def check_gpus(adapter: EngineAdapter, ec: EngineConfig, engine_versions: Mapping[str, str]) -> None:
+    """A GPU build of the engine (adapter.gpu_dists in its environment) on a machine without the GPUs its
+    parallelism needs: refused in one line instead of a launch that fails minutes later with the cause only
+    in the engine's log."""
+    gpu_build = [d for d in adapter.gpu_dists if engine_versions.get(d) and "+cpu" not in engine_versions[d]]
+    if not gpu_build or os.environ.get(GPU_CHECK_OFF) == "1":
+        return
+    need = ec.tensor_parallel_size * ec.data_parallel_size
+    have, how = visible_gpus(ec.env)
+    if have < need:
+        raise ConfigError(
+            f"{gpu_build[0]} {engine_versions[gpu_build[0]]} in {ec.python} runs on GPUs and needs {need} "
+            f"(tensor_parallel_size {ec.tensor_parallel_size} x data_parallel_size {ec.data_parallel_size}); "
+            f"{have} visible ({how}). On a CPU machine use --preset cpu-demo; {GPU_CHECK_OFF}=1 launches anyway"
+        )
+
+
+def check_tp_heads(model: str | None, tp: int) -> None:
+    """Tensor parallelism splits the attention heads: a TP that does not divide them is refused here (the
+    engine refuses it only after loading, its reason in the log), when the model's config.json is readable."""
+    if tp <= 1 or not model:
+        return
+    cfg_path = Path(model) / "config.json"
+    try:
+        cfg = json.loads(cfg_path.read_text())
+    except (OSError, ValueError):
+        return
+    if not isinstance(cfg, dict):
+        return
+    for scope in (cfg, cfg.get("text_config") or {}, cfg.get("llm_config") or {}):
+        heads = scope.get("num_attention_heads") if isinstance(scope, dict) else None
+        if isinstance(heads, int) and heads > 0:
+            if heads % tp:
+                fits = max(d for d in range(1, tp) if heads % d == 0)
+                raise ConfigError(
+                    f"tensor_parallel_size {tp} does not divide the model's {heads} attention heads "
+                    f"(num_attention_heads in {cfg_path}); give a --tp that divides {heads}, e.g. --tp {fits}"
+                )
+            return
+
+
 def _get(url: str, timeout_s: float, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
     try:
         with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=timeout_s) as r:
@@ -90,6 +170,12 @@ def _get(url: str, timeout_s: float, headers: dict[str, str] | None = None) -> t
     except (urllib.error.URLError, OSError) as e:
         reason = getattr(e, "reason", e)
         raise EndpointError(f"server not reachable at {url} ({reason})") from None
+    except http.client.HTTPException as e:  # something answers, but not in HTTP (an SSH or database port)
+        said = str(e).strip()[:80]
+        raise EndpointError(
+            f"the server at {url} does not answer in HTTP ({type(e).__name__}{': ' + said if said else ''}): "
+            "is --endpoint the inference server's port?"
+        ) from None
 
 
 def check_health(url: str, timeout_s: float = 10.0, headers: dict[str, str] | None = None) -> None:

@@ -131,7 +131,8 @@ def _atomic_write(path: Path, write) -> None:
 
 def new_run_dir(output_dir: str | Path, name: str) -> Path:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "run"
+    # letters and digits of any script stay ("résumé-日本" was "r-sum"); separators and spaces become "-"
+    safe = re.sub(r"[^\w.-]+", "-", name).strip("-") or "run"
     path = Path(output_dir) / f"{stamp}-{safe}"
     n = 1
     while path.exists():

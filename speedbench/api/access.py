@@ -20,6 +20,22 @@ from typing import Any
 from urllib.parse import urlsplit
 
 HEALTH_PATH = "/health"
+# A token a person chose: shorter than this is guessable by trying (the generated one has 43 characters)
+MIN_TOKEN_CHARS = 16
+
+
+def token_problem(token: str) -> str | None:
+    """Why a given --token is refused (one line), or None: too short, or with spaces a header would lose."""
+    if token != token.strip() or any(c.isspace() for c in token):
+        return "--token holds whitespace, which an Authorization header does not carry; give it without"
+    if len(token) < MIN_TOKEN_CHARS:
+        return (
+            f"--token has {len(token)} characters; give at least {MIN_TOKEN_CHARS} (e.g. python -c "
+            "'import secrets; print(secrets.token_urlsafe(32))'), or omit it and one is generated"
+        )
+    return None
+
+
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
 
 Scope = dict[str, Any]

@@ -40,8 +40,10 @@ from speedbench.config import (
     format_validation_error,
     load_config_file,
     load_preset,
+    load_yaml_text,
     parse_int_list,
     parse_sd_list,
+    split_comma_list,
     unwrap_optional,
 )
 from speedbench.quality.draft_plan import describe, plan_draft_lengths
@@ -157,7 +159,7 @@ def flag_layer(
         if value is None:
             continue
         if isinstance(value, str):
-            value = _comma_list(spec.annotation, value)
+            value = _comma_list(spec.annotation, value, spec.flag)
         layer.set(spec.path, value, f"flag {spec.flag}")
     if sd_spec:
         layer.set("sd", parse_sd_list(sd_spec, draft_length), "flag --sd")
@@ -324,17 +326,19 @@ def _env_value(path: list[str], raw: str, var: str) -> Any:
         return None
     if raw[0] in "[{":
         try:
-            return yaml.safe_load(raw)
+            return load_yaml_text(raw)
+        except ConfigError as e:
+            raise ConfigError(f"environment variable {var}: {e}") from None
         except yaml.YAMLError as e:
             raise ConfigError(f"environment variable {var}: bad JSON/YAML value: {e}") from None
     if path == ["sd"]:
         return parse_sd_list(raw)
-    return _comma_list(_annotation(path), raw)
+    return _comma_list(_annotation(path), raw, var)
 
 
-def _comma_list(ann: Any, raw: str) -> Any:
+def _comma_list(ann: Any, raw: str, source: str) -> Any:
     """A list[str] field's text from a flag or variable, comma-separated; any other text as it is: pydantic
     coerces "4" -> 4, "true" -> True, and list[int] fields parse "1,2,4" themselves."""
     if typing.get_origin(ann) is list and typing.get_args(ann) in ((str,),):
-        return [x.strip() for x in raw.split(",") if x.strip()]
+        return split_comma_list(raw, source)
     return raw

@@ -26,7 +26,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 from starlette.middleware.cors import CORSMiddleware
 
-from speedbench.api.access import HEALTH_PATH, RequestGuard, is_loopback
+from speedbench.api.access import HEALTH_PATH, RequestGuard, is_loopback, token_problem
 from speedbench.api.config_sources import resolve_config
 from speedbench.api.policy import Forbidden, SubmitPolicy
 from speedbench.api.runs import RunManager
@@ -251,6 +251,8 @@ def serve_api(
             raise ConfigError(f"not a folder: {d}")
     if service_config:
         load_config_file(service_config)  # a bad file fails at start, not on the first request
+    if token and (why := token_problem(token)):
+        raise ConfigError(why)
     if not token:
         token = secrets.token_urlsafe(32)
         log.warning(

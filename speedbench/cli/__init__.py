@@ -18,10 +18,11 @@ import sys
 import click
 
 from speedbench.cli.options import setup_logging
+from speedbench.config.base import redact_credentials
 
 
 def _fail(msg: str, code: int = 1) -> None:
-    click.echo(f"speedbench: error: {msg}", err=True)
+    click.echo(f"speedbench: error: {redact_credentials(msg)}", err=True)
     sys.exit(code)
 
 

@@ -120,12 +120,15 @@ def quality(results, bertscore, bertscore_model, bertscore_layers, fmt) -> None:
 def recommend(results, fmt, validation) -> None:
     """Draft length per category and concurrency with its modeled speedup; writes recommendation.json."""
     from speedbench.quality.gamma_report import write_gamma
+    from speedbench.quality.points import QualityError
+    from speedbench.results import ResultsError
 
     _need_results(results)
     with _one_line(results):
-        rec, val = write_gamma(results)
-    if not rec["rows"] and not val["rows"]:
-        _fail("no SD-on point with an SD-off point at the same concurrency: nothing to model")
+        try:  # nothing to model, records missing, a damaged manifest: the true reason, exit 2 (as `quality`)
+            rec, val = write_gamma(results, strict=True)
+        except (QualityError, ResultsError) as e:
+            _fail(str(e), 2)
     if fmt == "json" and validation:
         click.echo(json.dumps({"recommendation": rec, "validation": val}, indent=2, default=str))
         return

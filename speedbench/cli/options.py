@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from speedbench.api.config_sources import resolve_config
 from speedbench.config import BenchmarkConfig
+from speedbench.config.base import redact_credentials
 from speedbench.config.cli_flag import FlagSpec, cli_flags
 
 
@@ -42,7 +43,7 @@ class _Formatter(logging.Formatter):
     """``speedbench: message`` for progress (INFO), ``speedbench: WARNING: message`` above it."""
 
     def format(self, record: logging.LogRecord) -> str:
-        msg = super().format(record)
+        msg = redact_credentials(super().format(record))  # a URL with a password in any library's message
         return f"speedbench: {msg}" if record.levelno <= logging.INFO else f"speedbench: {record.levelname}: {msg}"
 
 

@@ -78,7 +78,7 @@ def sweep(config_file, preset, dry_run, html_report, sd_spec, draft_length, draf
 
         runner = BenchmarkRunner(cfg)
         if dry_run:  # every check that needs no server, so a dry run passes exactly what a run would start
-            runner.validate(dry_run=True)
+            runner.check_offline(dry_run=True)
             if runner.release_note:
                 click.echo(f"speedbench: {runner.release_note}", err=True)
             click.echo(json.dumps(cfg.model_dump(mode="json"), indent=2))

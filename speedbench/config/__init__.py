@@ -8,11 +8,17 @@ file < ``SPEEDBENCH_*`` environment < explicit CLI flags / API arguments (merged
 import os
 from pathlib import Path
 
-from speedbench.config.base import ConfigError, _Strict, expand_path, parse_int_list, parse_isl
+from speedbench.config.base import ConfigError, _Strict, expand_path, parse_int_list, parse_isl, split_comma_list
 from speedbench.config.benchmark import BenchmarkConfig, CostConfig, QualityConfig, TelemetryConfig
 from speedbench.config.cli_flag import SWEEP_ONLY, CLIFlag, FlagSpec, cli_flags, unwrap_optional
 from speedbench.config.engine import ContainerConfig, EngineConfig, Launcher
-from speedbench.config.files import deep_merge, format_validation_error, load_config_file, load_preset
+from speedbench.config.files import (
+    deep_merge,
+    format_validation_error,
+    load_config_file,
+    load_preset,
+    load_yaml_text,
+)
 from speedbench.config.sd import SDConfig, SDMethod, expand_draft_lengths, parse_sd_list
 from speedbench.config.workload import DEFAULT_SPLIT, ISL_SPLIT, DataConfig, LoadConfig
 from speedbench.resources import PRESETS_DIR  # re-exported: the presets folder
@@ -50,8 +56,10 @@ __all__ = [
     "expand_path",
     "format_validation_error",
     "load_config_file",
+    "load_yaml_text",
     "load_preset",
     "parse_int_list",
+    "split_comma_list",
     "parse_isl",
     "parse_sd_list",
 ]

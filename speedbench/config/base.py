@@ -9,13 +9,23 @@ from typing import overload
 
 from pydantic import BaseModel, ConfigDict
 
+_URL_USERINFO = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://)[^/\s@'\"]+@")
+
+
+def redact_credentials(text: str) -> str:
+    """``http://user:password@host`` -> ``http://***@host`` wherever a URL with credentials appears in a
+    message: an error line must never echo a password (the CLI's errors and log lines pass through this)."""
+    return _URL_USERINFO.sub(r"\1***@", text)
+
 
 class ConfigError(ValueError):
     """A configuration problem worth one clear line to the user."""
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # allow_inf_nan=False: an infinite timeout or price (YAML .inf, "inf", "nan") is refused at parse, not
+    # carried to the sweep (asyncio's timeouts raise OverflowError on inf) or into a report as a figure
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 @overload
@@ -46,16 +56,32 @@ def parse_isl(value: int | str | None) -> int | None:
     return n
 
 
-def parse_int_list(value: str | list[int] | int, what: str) -> list[int]:
+def split_comma_list(text: str, what: str) -> list[str]:
+    """The items of a comma-separated flag or variable, stripped. One trailing comma is harmless; an empty
+    item inside ("1,,2") is refused: a value was lost between the commas, a typo rather than a shorter list."""
+    parts = [x.strip() for x in text.split(",")]
+    if len(parts) > 1 and parts[-1] == "":
+        parts.pop()
+    if "" in parts[1:] or (parts[0] == "" and len(parts) > 1):
+        raise ConfigError(f"bad {what} {text!r}: an empty item between commas")
+    return [x for x in parts if x]
+
+
+def parse_int_list(value: str | list[int] | int | None, what: str) -> list[int]:
+    if value is None:  # an empty SPEEDBENCH_* variable or a bare YAML key: no list, never a TypeError
+        raise ConfigError(f"bad {what}: no value given (e.g. 1,2,4,8)")
     if isinstance(value, int):
         items = [value]
     elif isinstance(value, str):
+        parts = split_comma_list(value, what)
         try:
-            items = [int(x) for x in value.replace(" ", "").split(",") if x]
+            items = [int(x) for x in parts]
         except ValueError:
             raise ConfigError(f"bad {what} {value!r}: expected comma-separated integers, e.g. 1,2,4,8") from None
-    else:
+    elif isinstance(value, (list, tuple)):
         items = list(value)
+    else:
+        raise ConfigError(f"bad {what} {value!r}: expected comma-separated integers, e.g. 1,2,4,8")
     if not items:
         raise ConfigError(f"bad {what}: the list is empty")
     bad = [x for x in items if not isinstance(x, int) or isinstance(x, bool) or x <= 0]  # YAML true is no 1

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 
-from speedbench.config.base import _Strict, expand_path
+from speedbench.config.base import _Strict, expand_path, redact_credentials
 from speedbench.config.cli_flag import CLIFlag
 
 Launcher = Literal["venv", "docker", "podman", "enroot", "pyxis"]
@@ -153,6 +153,11 @@ class EngineConfig(_Strict):
         if not re.match(r"^https?://[^/\s]+", v):
             raise ValueError(f"endpoint {v!r} is not an http(s) URL")
         url = urlsplit(v)
+        if url.username is not None or url.password is not None:  # never sent (requests carry a bearer token)
+            raise ValueError(
+                f"endpoint {redact_credentials(v)!r}: credentials in the URL are not used and would be written "
+                "into the results; give the server's token with SPEEDBENCH_ENGINE__API_KEY (engine.api_key)"
+            )
         try:
             _ = url.port  # parsing the port raises for one out of range
         except ValueError:

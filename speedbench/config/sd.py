@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from speedbench.config.base import ConfigError, _Strict
+from speedbench.config.base import ConfigError, _Strict, split_comma_list
 
 SDMethod = Literal["off", "ngram", "eagle", "eagle3", "mtp", "draft_model"]
 
@@ -43,9 +43,7 @@ class SDConfig(_Strict):
 def parse_sd_list(spec: str, draft_length: int | None = None) -> list[dict[str, Any]]:
     """``off,ngram:3,eagle3:3@/path/to/head`` -> SD settings (method[:draft_length][@draft_model])."""
     out = []
-    for item in (x.strip() for x in spec.split(",")):
-        if not item:
-            continue
+    for item in split_comma_list(spec, "SD list"):
         m = re.fullmatch(r"([a-z_0-9]+)(?::(\d+))?(?:@(.+))?", item)
         if not m:
             raise ConfigError(f"bad SD setting {item!r}: use method[:draft_length][@draft_model], e.g. ngram:3")

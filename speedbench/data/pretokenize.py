@@ -29,6 +29,7 @@ from speedbench.data.tokenization import (
     build_exact_isl,
     chat_template,
     chat_template_from_files,
+    check_tokenizer_dir,
     encode,
     encode_batch,
     load_tokenizer,
@@ -122,8 +123,7 @@ def prepare_prompts(
     spec = splits.resolve(cfg)
     if tokenizer_path is None:
         raise ConfigError("no tokenizer: set data.tokenizer (--tokenizer)")
-    if not Path(tokenizer_path).is_dir():
-        raise ConfigError(f"tokenizer/model path not found: {tokenizer_path} (give a local directory)")
+    check_tokenizer_dir(tokenizer_path)
     fp = fingerprint(cfg, tokenizer_path, spec)
     cached = cache_path(cfg, fp, cache_dir)
     if cached.is_file() and not refresh:

@@ -48,6 +48,8 @@ def resolve_split_path(split: str) -> Path:
         return DATASETS_DIR / BUNDLED_SPLITS[split]
     p = Path(split).expanduser()
     if p.suffix in (".jsonl", ".gz", ".parquet") or p.exists():
+        if p.is_dir():  # exists, so "not found" would mislead
+            raise ConfigError(f"split {p} is a folder; give the .jsonl or .parquet file inside it")
         if not p.is_file():
             raise ConfigError(f"split file not found: {p}")
         return p

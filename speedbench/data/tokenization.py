@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -29,10 +30,18 @@ TOKENIZER_FILES = (
 )
 
 
-def load_tokenizer(path: str):
+def check_tokenizer_dir(path: str) -> Path:
+    """The tokenizer's local directory; ConfigError naming what was given instead."""
     p = Path(path)
+    if p.is_file():  # e.g. .../tokenizer.json: the loader wants the folder with its config beside it
+        raise ConfigError(f"tokenizer {path} is a file; give the directory that holds it ({p.parent})")
     if not p.is_dir():
         raise ConfigError(f"tokenizer/model path not found: {path} (give a local directory)")
+    return p
+
+
+def load_tokenizer(path: str):
+    p = check_tokenizer_dir(path)
     # Loading a large tokenizer takes seconds; reuse it while its files are unchanged (same path, sizes, mtimes).
     stamp = tuple((n, f.stat().st_size, f.stat().st_mtime_ns) for n in TOKENIZER_FILES if (f := p / n).is_file())
     return _load_tokenizer(str(p.resolve()), stamp)
@@ -40,7 +49,11 @@ def load_tokenizer(path: str):
 
 @lru_cache(maxsize=4)
 def _load_tokenizer(path: str, stamp: tuple):
-    # transformers costs ~0.5 s to import; only loading a tokenizer needs it, not importing the data package
+    # transformers costs ~0.5 s to import; only loading a tokenizer needs it, not importing the data package.
+    # Its import-time advisory "PyTorch was not found" (printed once per process: three times with two
+    # client workers) is expected where we only tokenize; advisories only, its warnings and errors still show.
+    # Set in os.environ before the import, so spawned client workers inherit it.
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     from transformers import AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -48,6 +61,12 @@ def _load_tokenizer(path: str, stamp: tuple):
     try:
         return AutoTokenizer.from_pretrained(path, local_files_only=True)
     except Exception as e:  # transformers raises many types here
+        if isinstance(e, (KeyError, ValueError, TypeError)) and "tokenizer" not in str(e).lower():
+            # a bare "'added_tokens'" (KeyError) said nothing: a file holds JSON that is no HF tokenizer
+            raise ConfigError(
+                f"could not load a tokenizer from {path}: its tokenizer files are damaged or incomplete "
+                f"({type(e).__name__}: {e}); copy tokenizer.json and tokenizer_config.json from the model again"
+            ) from None
         raise ConfigError(f"could not load a tokenizer from {path}: {e}") from None
 
 

@@ -51,6 +51,9 @@ class EngineAdapter(abc.ABC):
     sampling: ClassVar[dict[str, Any]] = {"temperature": 0.0}
     # distributions whose version is the engine's (first found wins), read without importing the engine
     dists: ClassVar[tuple[str, ...]] = ()
+    # distributions whose presence in the engine's environment means a GPU build (one with a "+cpu" local
+    # version, e.g. a vLLM built for CPU, is not one): such an engine is refused before launch without GPUs
+    gpu_dists: ClassVar[tuple[str, ...]] = ()
     # flag as emitted -> the release range that accepts it (see speedbench/engines/versions.py)
     floors: ClassVar[dict[str, Floor]] = {}
     # flags whose value selects a feature with its own floor: emitted as "--flag=value" in ``emitted_flags``

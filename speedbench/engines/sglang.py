@@ -186,6 +186,7 @@ class SGLangAdapter(EngineAdapter):
     # does a real 1-token generation: ready means the model answers, not just that HTTP is up
     health_path = "/health_generate"
     dists = ("sglang",)
+    gpu_dists = ("sglang",)
     floors = FLOORS
     valued_flags = ("--speculative-algorithm",)
 

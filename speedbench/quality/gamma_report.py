@@ -27,7 +27,7 @@ from speedbench.quality.gamma_model import (
     sample_points,
     tokens_per_step,
 )
-from speedbench.quality.points import PointData, load_points
+from speedbench.quality.points import PointData, QualityError, check_inputs, load_points
 from speedbench.quality.recommend import NOTES as RECOMMEND_NOTES
 from speedbench.quality.recommend import per_k, recommend
 from speedbench.results import ResultsDir
@@ -248,10 +248,31 @@ def _validation_notes(notes: list[str]) -> list[str]:
     )
 
 
-def write_gamma(path: str | Path) -> tuple[dict, dict]:
-    """recommendation.json and gamma_validation.json of a results folder (build_gamma on its points)."""
+def write_gamma(path: str | Path, strict: bool = False) -> tuple[dict, dict]:
+    """recommendation.json and gamma_validation.json of a results folder (build_gamma on its points).
+    ``strict`` (the `recommend` command): a damaged manifest, a folder without records or baseline, and a
+    folder where no group can be modeled raise QualityError naming the true reason, as `quality` does."""
     rd = ResultsDir.open(path)
-    rec, val = build_gamma(load_points(path))
-    rd.write_document(RECOMMENDATION_FILE, rec)
+    points = load_points(path)
+    if strict:
+        rd.manifest()  # a truncated or damaged manifest: ResultsError, one line
+        check_inputs(points, path)
+    rec, val = build_gamma(points)
+    rd.write_document(RECOMMENDATION_FILE, rec)  # written either way: its notes say why a group has no rows
     rd.write_document(VALIDATION_FILE, val)
+    if strict and not rec["rows"] and not val["rows"]:
+        raise QualityError(_nothing_to_model(points, rec["notes"], path))
     return rec, val
+
+
+def _nothing_to_model(points: list[PointData], notes: list[str], path: str | Path) -> str:
+    """The one line `recommend` prints when no row could be built: the first group's own reason."""
+    if not any(p.sd_on and p.records for p in points):
+        return f"no SD-on point with records in {path}: recommend models SD-on points against SD off (--sd off,ngram:3)"
+    why = next((n for n in notes if "no model" in n), None)  # build_gamma's per-group notes come first
+    if why and "SD counters" in why:
+        return (
+            f"nothing to model in {path}: {why.split(' (')[0]}; per-category acceptance needs per-request SD "
+            "metrics (vLLM's per-request SD metrics, SGLang meta_info), which this server did not send"
+        )
+    return f"nothing to model in {path}: {why or 'no SD-on point with an SD-off point at the same concurrency'}"

@@ -71,3 +71,19 @@ def dataset_references(manifest: dict) -> dict[str, str]:
     except (ConfigError, OSError):
         return {}
     return {p.id: p.reference for p in prompts if p.reference}
+
+
+class QualityError(ValueError):
+    """Asked for explicitly (`quality`, `recommend`), the analysis cannot answer: one line, exit 2."""
+
+
+def check_inputs(points: list[PointData], path: str | Path) -> None:
+    """Refuse what would print empty tables: no request records, or SD-on points without an SD-off baseline."""
+    if not any(p.records for p in points):
+        raise QualityError(f"no request records in {path} (records/*.jsonl missing): nothing to compare")
+    on = [p for p in points if p.sd_on and p.records]
+    if on and not any((ref := off_reference(points, p)) is not None and ref.records for p in on):
+        raise QualityError(
+            f"no SD-off point with records at the concurrencies of the SD-on points in {path}: "
+            f"equivalence needs the SD-off baseline (run --sd off into the same sweep)"
+        )

@@ -16,7 +16,14 @@ from speedbench.quality.equivalence import (
     conversation_pairs,
     pairs_without_ids,
 )
-from speedbench.quality.points import PointData, dataset_references, load_points, off_reference
+from speedbench.quality.points import (  # QualityError, check_inputs: re-exported, the `quality` command's
+    PointData,
+    QualityError,
+    check_inputs,
+    dataset_references,
+    load_points,
+    off_reference,
+)
 from speedbench.quality.scores import BertScorer, ScoreUnavailable, score_pairs
 from speedbench.results import ResultsDir
 
@@ -175,22 +182,6 @@ def make_bert_scorer(
         return BertScorer(model=model, num_layers=num_layers), None
     except ScoreUnavailable as e:
         return None, f"unavailable: {e}"
-
-
-class QualityError(ValueError):
-    """Asked for explicitly (the `quality` command), the analysis cannot answer: one line, exit 2."""
-
-
-def check_inputs(points: list[PointData], path: str | Path) -> None:
-    """Refuse what would print empty tables: no request records, or SD-on points without an SD-off baseline."""
-    if not any(p.records for p in points):
-        raise QualityError(f"no request records in {path} (records/*.jsonl missing): nothing to compare")
-    on = [p for p in points if p.sd_on and p.records]
-    if on and not any((ref := off_reference(points, p)) is not None and ref.records for p in on):
-        raise QualityError(
-            f"no SD-off point with records at the concurrencies of the SD-on points in {path}: "
-            f"equivalence needs the SD-off baseline (run --sd off into the same sweep)"
-        )
 
 
 def write_quality(

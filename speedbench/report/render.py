@@ -15,7 +15,7 @@ from speedbench.report.comparable import check_comparable
 from speedbench.report.compare import compare_rows, compare_section
 from speedbench.report.export import dumps, report_document, summary_csv, write_tables
 from speedbench.report.html import render_html
-from speedbench.report.load import ReportData
+from speedbench.report.load import ReportData, ReportError
 from speedbench.report.sections import build_sections
 from speedbench.report.table import PIPE_WIDTH, render_sections_markdown, render_sections_terminal
 
@@ -120,6 +120,12 @@ def report_output(
     data = ReportData.load(paths, labels)
     lead, rows, allowed = [], None, []
     if kind == "compare":
+        empty = [f"{r.label} ({p})" for r, p in zip(data.runs, paths) if not r.points]
+        if empty:  # a side with nothing to compare would show as a column of dashes, exit 0
+            raise ReportError(
+                f"nothing to compare in {', '.join(empty)}: no finished points (continue it with "
+                "speedbench sweep --resume, or leave it out)"
+            )
         allowed = check_comparable(
             [(r.label, r.manifest) for r in data.runs], allow_generation_mismatch=allow_generation_mismatch
         )

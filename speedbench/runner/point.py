@@ -108,10 +108,17 @@ class PointRunner:
         summary.effective_concurrency = plan.in_flight_target
         if guard.reason is not None:
             summary.status, summary.abort_reason = "failed", guard.reason
+        elif summary.sent and not summary.ok:  # answered, but not one request ended ok: the point measured nothing
+            kind = max(summary.errors_by_kind.items(), key=lambda kv: kv[1])[0] if summary.errors_by_kind else None
+            sample = error_sample(records, kind) if kind else None
+            summary.status = "failed"
+            summary.abort_reason = f"none of its {summary.sent} requests ended ok" + (
+                f" ({kind}: {sample!r})" if sample else f" ({kind})" if kind else ""
+            )
         _apply_client_health(summary, run, point_id)
         telemetry.apply(summary, records, results.path)
         self._store(summary)
-        log.info(_outcome_line(summary, guard.reason, time.monotonic() - t0))
+        log.info(_outcome_line(summary, summary.abort_reason, time.monotonic() - t0, records))
         return summary
 
     def _summarize(
@@ -184,9 +191,28 @@ def _apply_client_health(summary: PointSummary, run, point_id: str) -> None:
         log.warning("%s: the client fell behind (%s): latencies include client delay", point_id, client.reason)
 
 
-def _outcome_line(summary: PointSummary, failed: str | None, seconds: float) -> str:
-    """The progress line of one finished point."""
-    errs = ", ".join(f"{k} {v}" for k, v in sorted(summary.errors_by_kind.items()))
+ERROR_SNIPPET_CHARS = 160  # of the server's error body in a progress line: enough for a JSON "detail"
+
+
+def error_sample(records: list[RequestRecord], kind: str) -> str | None:
+    """The first measured request's error text of ``kind`` (an HTTP error's body), on one line and bounded:
+    "http_404 12" alone never said what the server objected to."""
+    text = next((r.error for r in records if not r.warmup and r.error_kind == kind and r.error), None)
+    if not text:
+        return None
+    flat = " ".join(text.split())
+    return flat if len(flat) <= ERROR_SNIPPET_CHARS else flat[: ERROR_SNIPPET_CHARS - 1] + "…"
+
+
+def _outcome_line(
+    summary: PointSummary, failed: str | None, seconds: float, records: list[RequestRecord] | None = None
+) -> str:
+    """The progress line of one finished point; the commonest error kind with a sample of what the server said."""
+    kinds = sorted(summary.errors_by_kind.items(), key=lambda kv: -kv[1])
+    errs = ", ".join(f"{k} {v}" for k, v in kinds)
+    sample = error_sample(records, kinds[0][0]) if kinds and records else None
+    if sample and not (failed and repr(sample) in failed):
+        errs += f"; {kinds[0][0]}: {sample!r}"
     return (
         f"{summary.point_id}: {summary.ok}/{summary.sent} ok"
         + (f" ({errs})" if errs else "")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
+import shutil
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -81,7 +83,8 @@ class BenchmarkRunner:
         self._sd_probe: list[SpecDecodeCounters] = []  # attach mode: the server's SD evidence before the sweep
         self.image_release: ImageRelease | None = None  # container launch: the engine release in the image
         self.release_note: str | None = None  # a dry run's line on a release it could not read from the image
-        self._sd_unverified: str | None = None  # ... and why it could not confirm the SD-on setting (--sd-unverified)
+        self._sd_unverified: str | None = None  # attach mode: why the probe could not confirm SD-on (--sd-unverified)
+        self._resuming = False
 
     # ---- planning -------------------------------------------------------------------------------------
     def validate(self, dry_run: bool = False) -> None:
@@ -105,12 +108,15 @@ class BenchmarkRunner:
         self.tokenizer()
         if not cfg.engine.endpoint:
             preflight.check_port(cfg.engine.host, cfg.engine.port)
+            preflight.check_tp_heads(cfg.engine.model, cfg.engine.tensor_parallel_size)
             if cfg.engine.launcher == "venv":
+                preflight.check_engine_python(cfg.engine.python)
                 # asked once (an interpreter that hangs costs its timeout once); the manifest records the same
                 # answer. In a container the engine's Python is inside the image: the digest is recorded instead.
                 self._engine_env = engine_python_versions(cfg.engine.python)
                 self.adapter.installed_version = version_of(self._engine_env, self.adapter.dists)
                 self.adapter.check_versions(cfg.sd, max(cfg.load.concurrency))  # every flag of every setting
+                preflight.check_gpus(self.adapter, cfg.engine, self._engine_env)
         if cfg.engine.launcher != "venv":
             if cfg.engine.endpoint:
                 raise ConfigError("engine.launcher starts a server; with --endpoint nothing is launched")
@@ -203,11 +209,13 @@ class BenchmarkRunner:
     def run(self, results_dir: str | Path | None = None, resume: bool = False) -> SweepResult:
         """Run the sweep; with ``resume`` continue the sweep in ``results_dir``, skipping finished points."""
         cfg = self.config
+        self._resuming = resume  # an attached server's SD mismatch then has other advice (_check_attached_sd)
         prompts = self._prepare()
         planned = planned_points(cfg)
+        made_here = not resume and not (results_dir and Path(results_dir).exists())  # never remove what was there
         lock = self._lock(results_dir, resume)  # one writer per folder, for the whole run (points to quality)
         try:
-            return self._run_locked(lock.folder, resume, prompts, planned)
+            return self._run_locked(lock.folder, resume, prompts, planned, made_here)
         except OSError as e:  # disk full, read-only: bad ground for results, one line (exit 2), points kept
             why = write_failure(e, lock.folder)
             if why is None:
@@ -226,7 +234,9 @@ class BenchmarkRunner:
             raise ConfigError("resume needs the results folder of the sweep to continue")
         return lock_folder(ResultsDir.open(results_dir).path, "resume in the results folder", create=False)
 
-    def _run_locked(self, path: Path, resume: bool, prompts: PromptSet, planned: list[str]) -> SweepResult:
+    def _run_locked(
+        self, path: Path, resume: bool, prompts: PromptSet, planned: list[str], made_here: bool
+    ) -> SweepResult:
         cfg = self.config
         if resume:
             results, done = self._resume(path, prompts, planned)
@@ -235,6 +245,7 @@ class BenchmarkRunner:
         result = SweepResult(path, prompts_fingerprint=prompts.fingerprint, skipped=sorted(done & set(planned)))
         points = PointRunner(cfg, self.adapter, results, self.tokenizer(), self.progress)
         status, ending = "failed", None
+        refused = False  # a refusal (bad input found only now) before any point ended: no folder is left behind
         try:
             with sigterm_as_interrupt():
                 if cfg.engine.launcher != "venv":  # leftovers of a killed harness go; the image pulled, recorded
@@ -258,10 +269,15 @@ class BenchmarkRunner:
             if isinstance(e, KeyboardInterrupt):
                 status = "interrupted"
             result.stopped_reason = write_failure(e, path) or result.stopped_reason
+            refused = isinstance(e, ConfigError) and made_here and not result.points
             raise
         finally:
-            result.status = status
-            close_manifest(results, status, result.stopped_reason, best_effort=ending is not None)
+            if refused:  # nothing was measured: a `failed` folder would only be clutter to report and merge
+                shutil.rmtree(path, ignore_errors=True)
+                self.results = None
+            else:
+                result.status = status
+                close_manifest(results, status, result.stopped_reason, best_effort=ending is not None)
         # a failed point (cut short) is reported, never used for a speedup
         result.speedups = [Speedup.from_row(s) for s in speedup_rows(result.rows(), results.prompt_units)]
         result.categories = {p.point_id: category_acceptance(results.records(p.point_id)) for p in result.points}
@@ -271,18 +287,30 @@ class BenchmarkRunner:
             result.recommendation = read_json(path / "recommendation.json")
         return result
 
-    def _prepare(self) -> PromptSet:
-        """Every check before a results folder exists, and the prompt set they need."""
+    def check_offline(self, dry_run: bool = False) -> PromptSet:
+        """Every check that needs no server, the prompt set's included (``speedbench sweep --dry-run`` runs
+        exactly these, so a dry run that passes is a sweep that starts); returns the prompt set."""
+        self.validate(dry_run=dry_run)
+        return self._checked_prompts()
+
+    def _checked_prompts(self) -> PromptSet:
+        """The prompt set, refused when a prompt cannot fit the context or a point's budget cannot be met."""
         cfg = self.config
-        self.validate()
-        if cfg.engine.endpoint:  # unreachable, wrong model, too small: one clear line before any prompt is built
-            self._check_endpoint(cfg.engine.endpoint)
         prompts = prepare_prompts(cfg.data, self.tokenizer())
         self.check_prompts_fit(prompts)
         # refused up front: never a repeated prompt found half-way through a sweep
         note = self.check_prompt_counts(len(prompts.prompts))
         if note:
             log.warning("%s", note)
+        return prompts
+
+    def _prepare(self) -> PromptSet:
+        """Every check before a results folder exists, and the prompt set they need."""
+        cfg = self.config
+        self.validate()
+        if cfg.engine.endpoint:  # unreachable, wrong model, too small: one clear line before any prompt is built
+            self._check_endpoint(cfg.engine.endpoint)
+        prompts = self._checked_prompts()
         self._prompt_lens = self._input_lens(prompts)  # attach mode checks them per server
         self._reply_end_id = prompts.meta.get("reply_end_id")
         if cfg.engine.endpoint:  # ... and before a results folder exists
@@ -366,6 +394,11 @@ class BenchmarkRunner:
                         if summary.status != "complete":
                             # the point was cut short; go on with this server only if it still answers
                             self._check_ready(base_url)
+                            if not summary.ok and not summary.not_sent:  # every request sent, none ended ok,
+                                # the server still answers: it rejects them, and would every later point's
+                                result.stopped_reason = f"{summary.point_id}: {summary.abort_reason}; sweep stopped"
+                                log.info(result.stopped_reason)
+                                return False
                 return True
             except (ServerGone, EndpointError) as e:
                 why = str(e)
@@ -398,14 +431,27 @@ class BenchmarkRunner:
         self._sd_probe, exported = run_async(
             probe_sd(self.adapter, endpoint, self.config.engine.auth_headers(), prompts.prompts, plan)
         )
-        self._sd_unverified = preflight.check_sd_matches(
-            self.config.sd[0],
-            self._sd_probe,
-            endpoint,
-            self.adapter.sd_counters_show_config,
-            exported,
-            unverified_ok=self.config.engine.sd_unverified,
-        )
+        sd = self.config.sd[0]
+        try:
+            self._sd_unverified = preflight.check_sd_matches(
+                sd,
+                self._sd_probe,
+                endpoint,
+                self.adapter.sd_counters_show_config,
+                exported,
+                unverified_ok=self.config.engine.sd_unverified,
+            )
+        except ConfigError as e:
+            if not self._resuming:
+                raise
+            # "give --sd X" cannot be followed here: the folder fixes the SD setting, and --resume with another
+            # one is refused as a changed config; the finding stays, the advice is what can be done
+            finding = re.split(r"[;:] give ", str(e))[0]
+            spec = f"{sd.method}:{sd.num_speculative_tokens}" if sd.enabled else "off"
+            raise ConfigError(
+                f"{finding}; the sweep being resumed measured --sd {spec}: restart the server with that SD "
+                "setting to resume it, or start a new sweep (without --resume) with the server's setting"
+            ) from None
 
     def _check_ready(self, base_url: str) -> None:
         check_ready(self.adapter, self.server, base_url, self.config.engine.auth_headers())
