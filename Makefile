@@ -15,7 +15,7 @@ MODEL_DIR ?= $(SPEEDBENCH_HOME)/models/gemma3-270m-bf16
 SPEEDBENCH ?= $(VENV)/bin/speedbench
 PYTEST_ARGS ?=
 
-.PHONY: help setup engine-cpu model browser demo test test-fast lint lint-gate bench clean
+.PHONY: help setup engine-cpu model browser demo test test-fast lint lint-gate bench bench-records clean
 
 help:
 	@echo "make demo       set up, prepare the model, run the SD-off/SD-on sweep on real vLLM (CPU)"
@@ -63,6 +63,11 @@ test: setup engine-cpu model browser lint-gate
 # the peers need an HF tokenizer: the model's, built offline from the PyPI GGUF). ~25 min on 2 cores.
 bench: setup engine-cpu model
 	$(VENV)/bin/python scripts/bench_client.py --tools all --tokenizer $(MODEL_DIR)
+
+# The record writer's cost per chunk (it runs on the client's event loop) and bytes per output token on disk,
+# on one synthetic 1,536-request point: seconds, not part of `make bench` (which takes ~25 min).
+bench-records: setup model
+	$(VENV)/bin/python scripts/bench_records.py --tokenizer $(MODEL_DIR)
 
 test-fast: setup
 	$(VENV)/bin/python -m pytest -m "not slow" $(PYTEST_ARGS)
