@@ -34,12 +34,14 @@ REPO = Path(__file__).resolve().parent.parent
 SPEEDBENCH = [sys.executable, "-m", "speedbench.cli"]  # with PYTHONPATH = this tree
 MODEL = Path(os.environ.get("SPEEDBENCH_HOME", Path.home() / ".cache" / "speedbench")) / "models" / "gemma3-270m-bf16"
 SCALES = {
-    # name: (throughput ISLs, throughput prompts per tier (3 tiers), qualitative prompts per category (None:
-    #        all), concurrencies, output cap)
-    "full": ([8192, 32768], 512, None, [1, 2, 4, 8, 16, 32, 64, 128, 256, 512], 4096),
-    "small": ([8192], 32, 2, [1, 8, 64], 512),
-    "tiny": ([], 0, 1, [1, 4], 64),
+    # name: (throughput ISLs, throughput prompts per tier (3 tiers), qualitative conversations per point,
+    #        concurrencies, output cap)
+    "full": ([8192, 32768], 512, 880, [1, 2, 4, 8, 16, 32, 64, 128, 256, 512], 4096),
+    "small": ([8192], 48, 96, [1, 8, 64], 512),
+    "tiny": ([], 0, 8, [1, 4], 64),
 }
+# Qualitative: the bundled mini split (88 prompts, 11 categories, 8 two-turn), each point measuring the given
+# number of conversations (repeats allowed: SPEED-Bench's 880 are not bundled)
 
 
 def sample_proc(pid: int, out: list[tuple[int, float, int]], stop: threading.Event) -> None:
@@ -63,7 +65,9 @@ def emulator_python(work: Path) -> Path:
     return p
 
 
-def sweep(work: Path, name: str, data: dict, conc: list[int], out_cap: int, step_ms: float) -> dict:
+def sweep(
+    work: Path, name: str, data: dict, conc: list[int], out_cap: int, step_ms: float, load: dict | None = None
+) -> dict:
     shims = work / "shims"
     if not shims.exists():
         from speedbench.testing.emulators import write_engine_shims
@@ -84,7 +88,7 @@ def sweep(work: Path, name: str, data: dict, conc: list[int], out_cap: int, step
         "data": {"tokenizer": str(MODEL), "cache_dir": str(work / "cache"), **data},
         # exactly the cap: the emulator's "EOS" (a token id divisible by 50) ends outputs after ~50 tokens,
         # far from the natural lengths (hundreds to 4,096) whose volume the rehearsal is about
-        "load": {"concurrency": conc, "output_len": out_cap, "fixed_length": True},
+        "load": {"concurrency": conc, "output_len": out_cap, "fixed_length": True, **(load or {})},
         "quality": {"enabled": False},
         "telemetry": {"gpu": False},
     }
@@ -105,9 +109,9 @@ def sweep(work: Path, name: str, data: dict, conc: list[int], out_cap: int, step
     _, err = proc.communicate(timeout=6 * 3600)
     stop.set()
     wall = time.monotonic() - t0
-    (run,) = [d for d in (work / "results").iterdir() if d.name.endswith(f"-{name}")]
     if proc.returncode != 0:
-        print(f"sweep {name} exited {proc.returncode}: {err.strip().splitlines()[-1:]}", file=sys.stderr)
+        print(f"sweep {name} exited {proc.returncode}: {err.strip().splitlines()[-3:]}", file=sys.stderr)
+    (run,) = [d for d in (work / "results").iterdir() if d.name.endswith(f"-{name}")]
     return {"name": name, "dir": run, "wall_s": wall, "points": point_rows(run, samples)}
 
 
@@ -162,7 +166,7 @@ def main() -> None:
     ap.add_argument("--step-ms", type=float, default=1.0, help="emulator iteration time (SD off)")
     ap.add_argument("--keep", type=Path, help="keep the results here (default: a temporary folder, removed)")
     args = ap.parse_args()
-    isls, n_tp, per_cat, conc, cap = SCALES[args.scale]
+    isls, n_tp, n_qual, conc, cap = SCALES[args.scale]
     work = Path(tempfile.mkdtemp(prefix="sb-rehearsal-"))
     try:
         t_all = time.monotonic()
@@ -171,8 +175,10 @@ def main() -> None:
             sweep(work, f"tp{isl}", {"split": "throughput", "isl": isl, "prompts_per_category": n_tp}, *run_args)
             for isl in isls
         ]
-        qual = {"split": "qualitative-mini", **({"prompts_per_category": per_cat} if per_cat else {})}
-        sweeps.append(sweep(work, "qualitative", qual, *run_args))
+        qual = {"split": "qualitative-mini"}
+        sweeps.append(
+            sweep(work, "qualitative", qual, *run_args, load={"requests_per_point": n_qual, "allow_repeats": True})
+        )
         print(f"# rehearsal, scale {args.scale}: ISLs {isls or '-'}, concurrency {conc}, output cap {cap}")
         print("| sweep | point | CLIENT-BOUND | client CPU | client peak RSS MB | window s | output tok/s | B/token |")
         print("|---|---|---|---|---|---|---|---|")
