@@ -4,8 +4,9 @@
 One `speedbench sweep` per workload (Throughput split at each ISL, Qualitative) over the concurrencies,
 SD off and SD on (EAGLE-3, k=3), against the SGLang emulator (speedbench/testing, launched through the real
 adapter by engine shims; continuous batching, one iteration every --step-ms). The emulator runs pinned to
-core 0, the client (the sweep process) to core 1 (taskset). Then `merge` of all the sweeps, `report` of the
-merged folder and `compare` of two sweeps, each timed with its peak RSS.
+core 0, the client (the sweep process) to core 1 (taskset). Then `report` of each sweep, `merge` of the first
+sweep with itself (merge takes folders of the same prompts), `report` of the merged folder and `compare` of
+the sweep with it, each timed with its peak RSS.
 
 Per point: CLIENT-BOUND (the client's own verdict, points.jsonl `client_saturated`), the client's CPU share
 and peak RSS over the point's window (/proc samples of the sweep process every 0.1 s), output tokens/s,
@@ -195,15 +196,19 @@ def main() -> None:
         for s in sweeps:
             win = sum(r["window_s"] for r in s["points"])
             print(f"| {s['name']} | {s['wall_s']:.0f} | {win:.0f} | {s['wall_s'] / max(win, 1e-9):.2f} |")
+        # merge takes folders measured on the same prompts (one workload from several jobs, as `plan` makes):
+        # the first sweep with itself; report each sweep and the merged folder; compare a sweep with it
         merged = work / "merged"
-        folders = [str(s["dir"]) for s in sweeps]
+        first = str(sweeps[0]["dir"])
+        steps = [(f"report ({s['name']})", ["report", str(s["dir"]), "--format", "md"]) for s in sweeps]
+        steps += [
+            (f"merge ({sweeps[0]['name']} twice)", ["merge", first, first, "--out", str(merged)]),
+            ("report (merged)", ["report", str(merged), "--format", "md"]),
+            ("compare (sweep, merged)", ["compare", first, str(merged)]),
+        ]
         print("\n| command | s | peak RSS MB | exit |")
         print("|---|---|---|---|")
-        for label, cmd in (
-            ("merge (all sweeps)", ["merge", *folders, "--out", str(merged)]),
-            ("report (merged)", ["report", str(merged), "--format", "md"]),
-            ("compare (two folders)", ["compare", *(folders[:2] if len(folders) > 1 else [folders[0], str(merged)])]),
-        ):
+        for label, cmd in steps:
             s, mb, rc = timed(cmd)
             print(f"| {label} | {s:.1f} | {mb:.0f} | {rc} |")
         print(f"\n(total {time.monotonic() - t_all:.0f} s)")
