@@ -15,7 +15,7 @@ MODEL_DIR ?= $(SPEEDBENCH_HOME)/models/gemma3-270m-bf16
 SPEEDBENCH ?= $(VENV)/bin/speedbench
 PYTEST_ARGS ?=
 
-.PHONY: help setup engine-cpu image-cpu model browser slurm demo test test-fast lint lint-gate bench clean
+.PHONY: help setup engine-cpu image-cpu model browser slurm demo test test-fast lint lint-gate bench bench-records rehearsal clean
 
 help:
 	@echo "make demo       set up, prepare the model, run the SD-off/SD-on sweep on real vLLM (CPU)"
@@ -84,6 +84,18 @@ test: setup engine-cpu model browser slurm image-cpu lint-gate
 BENCH_ARGS ?=
 bench: setup engine-cpu model
 	$(VENV)/bin/python scripts/bench_client.py --tools all --tokenizer $(MODEL_DIR) $(BENCH_ARGS)
+
+# The record writer's cost per chunk (it runs on the client's event loop) and bytes per output token on disk,
+# on one synthetic 1,536-request point: seconds, not part of `make bench` (which takes ~25 min).
+bench-records: setup model
+	$(VENV)/bin/python scripts/bench_records.py --tokenizer $(MODEL_DIR)
+
+# The full-matrix rehearsal against the SGLang emulator (client and emulator on their own cores): client
+# limits, bytes per token, sweep overhead, report/compare/merge time and memory. Not part of `make test`.
+# REHEARSAL_SCALE=small (minutes; docs/rehearsal.md) or full (the GPU presets' matrix: hours on 2 cores).
+REHEARSAL_SCALE ?= small
+rehearsal: setup model
+	$(VENV)/bin/python scripts/rehearsal.py --scale $(REHEARSAL_SCALE)
 
 test-fast: setup
 	$(VENV)/bin/python -m pytest -m "not slow" $(PYTEST_ARGS)

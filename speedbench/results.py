@@ -2,7 +2,9 @@
 
 <dir>/manifest.json            config, versions, machine, prompt fingerprint, timestamps
 <dir>/prompts.parquet          the exact token ids sent (copy of the fingerprinted cache entry)
-<dir>/records/<point>.jsonl    raw per-request records (appended + fsynced as requests finish)
+<dir>/records/<point>.arrows   raw per-request records, columnar (Arrow IPC stream: speedbench.core.records_arrow),
+                               appended + fsynced as requests finish; folders written before it hold
+                               records/<point>.jsonl (one record per line), still read
 <dir>/records/attempts/        records of earlier, unfinished attempts at a point (moved aside on resume)
 <dir>/points.jsonl             one full PointSummary per ended point (appended + fsynced); a point that
                                was re-run has several lines and the last one wins
@@ -19,7 +21,8 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -34,7 +37,7 @@ from speedbench.core.documents import (
     QualityDocument,
     RecommendationDocument,
 )
-from speedbench.core.records import RequestRecord
+from speedbench.core.records import COLUMNAR_SUFFIX, RequestRecord
 from speedbench.metrics.paired import PromptUnits, prompt_units
 from speedbench.metrics.point_doc import PointDoc
 from speedbench.metrics.speedup import speedup_rows
@@ -199,22 +202,44 @@ class ResultsDir:
         return self.path / "logs" / f"{name}.log"
 
     def records_path(self, point_id: str) -> Path:
-        return self.path / "records" / f"{point_id}.jsonl"
+        """The point's records file: the one it has (columnar, or JSONL in a folder written before the
+        columnar format), else where a new one goes (columnar)."""
+        folder = self.path / "records"
+        columnar, jsonl = folder / f"{point_id}{COLUMNAR_SUFFIX}", folder / f"{point_id}.jsonl"
+        return jsonl if jsonl.is_file() and not columnar.is_file() else columnar
 
-    def append_records(self, point_id: str, records: Iterable[RequestRecord]) -> None:
-        _fsync_append(self.records_path(point_id), (r.to_json() for r in records))
+    def append_records(
+        self, point_id: str, records: Sequence[RequestRecord], *, output_ids: bool = True, text: str = "auto"
+    ) -> None:
+        """Append ``records`` durably (flushed and fsynced on return) to the point's records file.
+        output_ids / text: what the columnar file keeps (see ``RecordsConfig``); a JSONL file keeps all."""
+        path = self.records_path(point_id)
+        if path.suffix == ".jsonl":
+            _fsync_append(path, (r.to_json() for r in records))
+            return
+        from speedbench.core import records_arrow  # pyarrow: only where records are written or read
+
+        records_arrow.append(path, records, output_ids=output_ids, text=text)
+
+    def compact_records(self, point_id: str) -> None:
+        """A point ended: its records file as few large batches (smaller on disk, faster to read)."""
+        path = self.records_path(point_id)
+        if path.suffix == COLUMNAR_SUFFIX and path.is_file():
+            from speedbench.core import records_arrow
+
+            records_arrow.compact(path)
 
     def move_records_aside(self, point_id: str) -> Path | None:
-        """Move an unfinished attempt's records to records/attempts/<point>.<n>.jsonl (never deleted)."""
+        """Move an unfinished attempt's records to records/attempts/<point>.<n>.<suffix> (never deleted)."""
         src = self.records_path(point_id)
         if not src.is_file():
             return None
         dest_dir = self.path / "records" / "attempts"
         dest_dir.mkdir(exist_ok=True)
         n = 1
-        while (dest_dir / f"{point_id}.{n}.jsonl").exists():
+        while any((dest_dir / f"{point_id}.{n}{sfx}").exists() for sfx in (".jsonl", COLUMNAR_SUFFIX)):
             n += 1
-        dest = dest_dir / f"{point_id}.{n}.jsonl"
+        dest = dest_dir / f"{point_id}.{n}{src.suffix}"
         os.replace(src, dest)
         return dest
 
@@ -302,9 +327,14 @@ class ResultsDir:
         return units
 
     def records(self, point_id: str) -> list[RequestRecord]:
+        """The point's request records, from whichever format its file has; torn or damaged tails skipped."""
         path = self.records_path(point_id)
         if not path.is_file():
             return []
+        if path.suffix == COLUMNAR_SUFFIX:
+            from speedbench.core import records_arrow
+
+            return records_arrow.read_records(path)
         out = []
         for line in _read_text(path).splitlines():
             if line.strip():
@@ -323,6 +353,51 @@ def _read_text(path: Path) -> str:
         raise ResultsError(
             f"damaged results folder: {path} is not UTF-8 text (byte {e.start}); restore it or leave this folder out"
         ) from None
+
+
+class RecordsAppender:
+    """One point's records on their way to disk: appended in batches, each flushed and fsynced, when
+    ``every`` records wait or the oldest has waited ``every_s`` seconds (``flush_if_due``, called by a
+    timer, bounds the wait when no record arrives). A crash loses the requests in flight and at most
+    those that ended in the last ``every_s`` seconds (at most ``every``). ``close`` flushes and compacts."""
+
+    def __init__(
+        self,
+        results: ResultsDir,
+        point_id: str,
+        *,
+        every: int = 64,
+        every_s: float = 1.0,
+        output_ids: bool = True,
+        text: str = "auto",
+    ) -> None:
+        self.results, self.point_id = results, point_id
+        self.every, self.every_s = every, every_s
+        self.output_ids, self.text = output_ids, text
+        self.pending: list[RequestRecord] = []
+        self._oldest = 0.0  # monotonic time the oldest pending record arrived
+
+    def add(self, rec: RequestRecord) -> None:
+        if not self.pending:
+            self._oldest = time.monotonic()
+        self.pending.append(rec)
+        if len(self.pending) >= self.every:
+            self.flush()
+        else:
+            self.flush_if_due()
+
+    def flush_if_due(self) -> None:
+        if self.pending and time.monotonic() - self._oldest >= self.every_s:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            self.results.append_records(self.point_id, self.pending, output_ids=self.output_ids, text=self.text)
+            self.pending = []
+
+    def close(self) -> None:
+        self.flush()
+        self.results.compact_records(self.point_id)
 
 
 def find_results(path: str | Path) -> ResultsDir | None:

@@ -86,8 +86,9 @@ def _write_merged(dirs: list[ResultsDir], manifests: list[dict], allowed: list[s
                 new, n = f"{d['engine']}-{old}-{n}", n + 1
             taken.add(new)
             planned.append(new)
-            if rd.records_path(old).is_file():
-                shutil.copyfile(rd.records_path(old), merged.records_path(new))
+            src = rd.records_path(old)
+            if src.is_file():  # in its own format: a merge of old (JSONL) and new (columnar) folders keeps both
+                shutil.copyfile(src, merged.path / "records" / f"{new}{src.suffix}")
             summary = point_from_dict({**d, "point_id": new})
             merged.append_point(summary)
         logs = rd.path / "logs"

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 from speedbench.config.base import ConfigError, _Strict, expand_path, parse_int_list, parse_isl, split_comma_list
-from speedbench.config.benchmark import BenchmarkConfig, CostConfig, QualityConfig, TelemetryConfig
+from speedbench.config.benchmark import BenchmarkConfig, CostConfig, QualityConfig, RecordsConfig, TelemetryConfig
 from speedbench.config.cli_flag import SWEEP_ONLY, CLIFlag, FlagSpec, cli_flags, unwrap_optional
 from speedbench.config.engine import ContainerConfig, EngineConfig, Launcher
 from speedbench.config.files import (
@@ -47,6 +47,7 @@ __all__ = [
     "Launcher",
     "LoadConfig",
     "QualityConfig",
+    "RecordsConfig",
     "SDConfig",
     "SDMethod",
     "TelemetryConfig",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
@@ -62,6 +62,17 @@ class TelemetryConfig(_Strict):
     )
 
 
+class RecordsConfig(_Strict):
+    """What each request record keeps on disk besides its stamps and counts (docs/results-schema.md: costs)."""
+
+    output_ids: bool = Field(
+        True, description="keep output token ids (equivalence to SD off needs them; text is decoded from them)"
+    )
+    text: Literal["auto", "always", "never"] = Field(
+        "auto", description="keep output text: auto = only for records without token ids (text-only servers)"
+    )
+
+
 class BenchmarkConfig(_Strict):
     engine: EngineConfig = Field(default_factory=EngineConfig)
     sd: list[SDConfig] = Field(default_factory=lambda: [SDConfig(method="off"), SDConfig(method="ngram")])
@@ -70,6 +81,7 @@ class BenchmarkConfig(_Strict):
     quality: QualityConfig = Field(default_factory=QualityConfig)
     telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
     cost: CostConfig = Field(default_factory=CostConfig)
+    records: RecordsConfig = Field(default_factory=RecordsConfig)
     output_dir: Annotated[str, CLIFlag("--output-dir", help="Parent folder for results (default: results).")] = (
         "results"
     )

@@ -1,4 +1,7 @@
-"""The raw per-request record: one small slots object per request on the hot path, JSONL on disk."""
+"""The raw per-request record: one small slots object per request on the hot path.
+
+On disk: columnar (``records_arrow``, files ending in COLUMNAR_SUFFIX); folders written before it hold one
+JSON object per line (``to_json`` / ``from_dict``), still read."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from dataclasses import asdict, dataclass, field, fields
 # Every request ends as exactly one of these.
 OK, FAILED, CANCELLED = "ok", "failed", "cancelled"
 TIMEOUT = "timeout"  # error_kind of a request or stream that ran out of time (idle or total)
+COLUMNAR_SUFFIX = ".arrows"  # a records file in the Arrow IPC stream format (the format's usual extension)
 
 
 @dataclass(slots=True)

@@ -80,7 +80,7 @@ class QualityError(ValueError):
 def check_inputs(points: list[PointData], path: str | Path) -> None:
     """Refuse what would print empty tables: no request records, or SD-on points without an SD-off baseline."""
     if not any(p.records for p in points):
-        raise QualityError(f"no request records in {path} (records/*.jsonl missing): nothing to compare")
+        raise QualityError(f"no request records in {path} (no records/ files): nothing to compare")
     on = [p for p in points if p.sd_on and p.records]
     if on and not any((ref := off_reference(points, p)) is not None and ref.records for p in on):
         raise QualityError(

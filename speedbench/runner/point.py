@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
-from typing import Any
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -22,12 +24,14 @@ from speedbench.load.plan import LoadPlan, planned_requests
 from speedbench.measure import measure_point
 from speedbench.metrics.flags import point_flags
 from speedbench.metrics.summary import PointSummary, summarize_point
-from speedbench.results import ResultsDir
+from speedbench.results import RecordsAppender, ResultsDir
 from speedbench.telemetry.point import PointTelemetry
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
-FLUSH_EVERY = 64  # records appended to disk in batches: a crash loses at most this many
+FLUSH_EVERY = 64  # records appended to disk in batches of at most this many...
+FLUSH_EVERY_S = 1.0  # ...or sooner, once the oldest waiting record is this old: a crash loses at most these
 
 
 class PointRunner:
@@ -65,7 +69,10 @@ class PointRunner:
         results = self.results
         results.move_records_aside(point_id)  # never append to an earlier attempt's records
         records: list[RequestRecord] = []
-        pending: list[RequestRecord] = []
+        keep = self.config.records
+        appender = RecordsAppender(
+            results, point_id, every=FLUSH_EVERY, every_s=FLUSH_EVERY_S, output_ids=keep.output_ids, text=keep.text
+        )
         guard = PointGuard(
             server.is_alive if server is not None else None, self.config.load.abort_after_transport_errors
         )
@@ -74,11 +81,8 @@ class PointRunner:
         def sink(rec: RequestRecord) -> None:
             self._count_text_tokens(rec)
             records.append(rec)
-            pending.append(rec)
+            appender.add(rec)
             guard.observe(rec)
-            if len(pending) >= FLUSH_EVERY:
-                results.append_records(point_id, pending)
-                pending.clear()
             if bar is not None and not rec.warmup:
                 bar.advance(task)
 
@@ -87,19 +91,22 @@ class PointRunner:
             try:
                 with PointTelemetry(self.config) as telemetry:  # GPU samples on a side thread, n/a without NVML
                     before, run, after = run_async(
-                        measure_point(
-                            self.adapter,
-                            base_url,
-                            self.config.engine.auth_headers(),
-                            prompts.prompts,
-                            plan,
-                            sink,
-                            point_id,
-                            guard,
+                        _flushing(
+                            measure_point(
+                                self.adapter,
+                                base_url,
+                                self.config.engine.auth_headers(),
+                                prompts.prompts,
+                                plan,
+                                sink,
+                                point_id,
+                                guard,
+                            ),
+                            appender,
                         )
                     )
             finally:
-                results.append_records(point_id, pending)  # also on Ctrl-C / SIGTERM: what ended is kept
+                appender.close()  # also on Ctrl-C / SIGTERM: what ended is kept
         counters = (after - before) if (before is not None and after is not None) else None
         if sd.enabled and counters is None and not any(r.sd for r in records) and guard.reason is None:
             log.warning("SD is on but %s exposed no acceptance counters for %s", self.adapter.name, point_id)
@@ -172,6 +179,22 @@ class PointRunner:
             console=stderr_console(),
             transient=True,
         )
+
+
+async def _flushing(coro: Coroutine[Any, Any, T], appender: RecordsAppender) -> T:
+    """Run ``coro`` while a timer flushes records that waited ``FLUSH_EVERY_S`` (a slow point's records
+    reach disk without waiting for the next one to end). On the loop's thread, as the sink is: no lock."""
+
+    async def tick() -> None:
+        while True:
+            await asyncio.sleep(FLUSH_EVERY_S / 4)
+            appender.flush_if_due()
+
+    ticker = asyncio.ensure_future(tick())
+    try:
+        return await coro
+    finally:
+        ticker.cancel()
 
 
 def _apply_client_health(summary: PointSummary, run, point_id: str) -> None:

@@ -11,6 +11,7 @@ from speedbench.api.plan import SPEED_BENCH_ISL, expand_matrix
 from speedbench.cli import main
 from speedbench.config import ConfigError
 from speedbench.report.comparable import NotComparable
+from speedbench.results import ResultsDir
 
 
 def test_full_matrix_one_job_per_engine_configuration():
@@ -117,14 +118,13 @@ def test_submit_debug_executor_runs_jobs_and_merges(tmp_path, tiny_tokenizer, at
     manifest = json.loads((merged / "manifest.json").read_text())
     assert len(manifest["merged_from"]) == 2 and manifest["status"] == "complete"
     assert (merged / "speedup.csv").is_file()  # SD-off and SD-on of one engine now sit side by side
-    assert all((merged / "records" / f"{p}.jsonl").is_file() for p in points)
+    assert all(ResultsDir(merged).records_path(p).is_file() for p in points)
 
 
 def _fake_results(root, name, fingerprint, engine="vllm", point="sd-off-c1", output_len=16):
     """A minimal results folder: manifest + one point, as the runner writes them."""
     from speedbench.metrics.distribution import distribution
     from speedbench.metrics.summary import PointSummary
-    from speedbench.results import ResultsDir
 
     rd = ResultsDir(root / name).create(
         {
@@ -175,7 +175,7 @@ def test_merge_renames_clashing_points_and_refuses_other_prompts(tmp_path):
     out = merge_results([a, b], tmp_path / "merged")
     ids = [json.loads(x)["point_id"] for x in (out / "points.jsonl").read_text().splitlines()]
     assert ids == ["sd-off-c1", "sglang-sd-off-c1"]
-    assert (out / "records" / "sglang-sd-off-c1.jsonl").is_file()
+    assert ResultsDir(out).records_path("sglang-sd-off-c1").is_file()
     with pytest.raises(ConfigError, match="not empty"):
         merge_results([a, b], out)
 

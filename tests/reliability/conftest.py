@@ -11,12 +11,14 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 
 from speedbench.engines.server import group_alive, port_is_free
 from speedbench.resources import DATASETS_DIR
+from speedbench.results import ResultsDir
 from tests.conftest import sigint_as_at_a_terminal
 from tests.reliability.fake_engine import register
 
@@ -144,10 +146,9 @@ def wait_for(pred, timeout: float, what: str, proc: subprocess.Popen | None = No
 
 
 def records_of(results: Path) -> list[dict]:
-    out = []
-    for f in sorted((results / "records").glob("*.jsonl")):
-        out += [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
-    return out
+    """Every point's records (not earlier attempts'), as dicts, whatever the records files' format."""
+    rd = ResultsDir(results)
+    return [asdict(r) for f in sorted((results / "records").glob("*.*")) for r in rd.records(f.stem)]
 
 
 def launches(pid_file: Path) -> list[dict]:
@@ -267,7 +268,6 @@ def _request_order(r) -> tuple[int, int]:
 
 def accounting(results: Path) -> dict:
     """Per point: planned measured requests vs what the records and summary account for."""
-    from speedbench.results import ResultsDir
 
     rd = ResultsDir(results)
     out = {}

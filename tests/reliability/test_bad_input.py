@@ -94,7 +94,7 @@ def test_dead_endpoint_is_one_check_not_thousands_of_requests(cfg_file, tmp_path
     )
     assert res.exit_code == 3
     assert "not reachable" in error_line(res)
-    assert not any((tmp_path / "results").glob("*/records/*.jsonl"))
+    assert not any((tmp_path / "results").glob("*/records/*.*"))
 
 
 def test_attach_context_from_v1_models(cfg_file, tmp_path, tiny_tokenizer):
@@ -124,4 +124,4 @@ def test_attach_context_from_v1_models(cfg_file, tmp_path, tiny_tokenizer):
         srv.wait(10)
     assert res.exit_code == 2
     assert "max_model_len from" in error_line(res)
-    assert not any((tmp_path / "results").glob("*/records/*.jsonl"))
+    assert not any((tmp_path / "results").glob("*/records/*.*"))

@@ -132,7 +132,7 @@ def test_server_sigkill_stops_sending_restarts_then_resume_matches(
                 b["sent"],
                 b["prompt_order"],
             )
-        assert list((out / "records" / "attempts").glob("sd-off-c4.*.jsonl"))  # the failed attempt kept aside
+        assert list((out / "records" / "attempts").glob("sd-off-c4.*.arrows"))  # the failed attempt kept aside
         lost = lost_requests(out)
         assert lost == 0
         assert len(launches(pids)) == 3

@@ -92,7 +92,7 @@ def test_prepare_resume_moves_unfinished_records_aside(tmp_path):
         fh.write('{"point_id": "a-c4", "sta')  # died while writing a-c4's summary
     plan = prepare_resume(rd, ["a-c1", "a-c2", "a-c4"])
     assert plan.done == {"a-c1"}
-    assert sorted(plan.moved_aside) == ["records/attempts/a-c2.1.jsonl", "records/attempts/a-c4.1.jsonl"]
+    assert sorted(plan.moved_aside) == ["records/attempts/a-c2.1.arrows", "records/attempts/a-c4.1.arrows"]
     assert plan.repaired == ["points.jsonl"]
     assert rd.records("a-c1") and not rd.records("a-c2") and not rd.records("a-c4")
     # a re-run's summary supersedes the failed attempt's line

@@ -11,6 +11,7 @@ import signal
 
 import pytest
 
+from speedbench.results import ResultsDir
 from tests.reliability.conftest import (
     FaultReport,
     accounting,
@@ -80,15 +81,11 @@ def test_signal_flushes_tears_down_and_resumes(sig, code, tmp_path, tiny_tokeniz
         acc = accounting(out)
         assert acc["sd-off-c1"]["status"] == "complete" and acc["sd-off-c1"]["ok"] == 12
         # what the interrupted point had finished or had in flight was flushed, every record terminal
-        partial = (
-            [json.loads(ln) for ln in (out / "records" / "sd-off-c2.jsonl").read_text().splitlines()]
-            if (out / "records" / "sd-off-c2.jsonl").is_file()
-            else []
-        )
-        assert all(r["status"] in ("ok", "failed", "cancelled") for r in partial)
-        assert any(r["status"] == "cancelled" for r in partial)  # in flight at the signal: cancelled, kept
+        partial = ResultsDir(out).records("sd-off-c2")
+        assert all(r.status in ("ok", "failed", "cancelled") for r in partial)
+        assert any(r.status == "cancelled" for r in partial)  # in flight at the signal: cancelled, kept
         _check_resume_matches(out, baseline)
-        assert list((out / "records" / "attempts").glob("sd-off-c2.*.jsonl"))  # moved aside, not mixed in
+        assert list((out / "records" / "attempts").glob("sd-off-c2.*.arrows"))  # moved aside, not mixed in
         left, lost = left + orphans(pids), lost_requests(out)
         assert left == [] and lost == 0
         FaultReport.add(f"{sig.name} mid-point + resume", 1, 1, lost, len(left))
