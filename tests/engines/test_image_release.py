@@ -31,8 +31,20 @@ def runtime(tmp_path, monkeypatch):
     return tmp_path
 
 
+_TOKENIZER: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def _model_tokenizer(gemma_dir):
+    """A dry run builds the prompt set (issue 30): the Gemma tokenizer stands in for the preset's model, over
+    qualitative-mini (the preset's 1,536-prompt throughput split would build the full pool: not these tests')."""
+    _TOKENIZER[:] = ["--tokenizer", str(gemma_dir), "--split", "qualitative-mini", "--isl", "none"]
+    yield
+    _TOKENIZER.clear()
+
+
 def dry_run(image: str = "vllm/vllm-openai:v0.11.0", runtime: str | None = None, **kw):
-    args = ["sweep", "--preset", PRESET, "--launcher", "docker", "--image", image, "--dry-run"]
+    args = ["sweep", "--preset", PRESET, "--launcher", "docker", "--image", image, "--dry-run", *_TOKENIZER]
     return CliRunner(**kw).invoke(main, args, env=no_runtime(runtime))
 
 
@@ -95,7 +107,7 @@ def test_the_readme_container_example_passes_its_own_dry_run(tmp_path):
     args = line.split("#")[0].split()[1:]
     args[args.index("--model") + 1] = str(tmp_path)  # the example's /models/llama is a placeholder
     # no runtime here (as on a login node): the tag's release is what the dry run can check against
-    res = CliRunner().invoke(main, [*args, "--dry-run"], env=no_runtime(str(tmp_path / "no-docker")))
+    res = CliRunner().invoke(main, [*args, "--dry-run", *_TOKENIZER[:2]], env=no_runtime(str(tmp_path / "no-docker")))
     assert res.exit_code == 0, res.output
 
 
@@ -151,7 +163,7 @@ def test_an_sglang_image_before_the_rename_gets_the_old_spellings_and_its_ngram(
     # 0.5.12: NGRAM and the ngram flags exist, --cuda-graph-max-bs-decode / --incremental-streaming-output not yet
     fake.add_image("lmsysorg/sglang:v0.5.12", {"sglang": "0.5.12"})
     args = ["sweep", "--engine", "sglang", "--model", str(tmp_path), "--sd", "off,ngram:3", "--launcher", "docker"]
-    res = CliRunner().invoke(main, [*args, "--image", "lmsysorg/sglang:v0.5.12", "--dry-run"])
+    res = CliRunner().invoke(main, [*args, "--image", "lmsysorg/sglang:v0.5.12", "--dry-run", *_TOKENIZER[:2]])
     assert res.exit_code == 0, res.output
     commands = [x for x in res.output.splitlines() if x.startswith("docker run") and "--name" in x]
     assert len(commands) == 2

@@ -21,6 +21,8 @@ from speedbench.cli import main
 def _fake_engine_python(tmp_path: Path) -> Path:
     fake = tmp_path / "engine-python"
     fake.write_text(f"""#!/bin/sh
+# `-c PROBE MODULES...`: model prepare's check that the environment has the converter's packages (all here)
+[ "$1" = "-c" ] && exit 0
 # argv: SCRIPT --out DIR (what `model prepare` runs)
 test -f "$1" || {{ echo "no such script: $1" >&2; exit 9; }}
 "{sys.executable}" "$1" --help >/dev/null || exit 8

@@ -188,12 +188,16 @@ def sweep_file(tmp_path, tiny_tokenizer, fake_model, prompt_cache):
     return make
 
 
-def test_dry_run_refuses_a_concurrency_the_prompts_cannot_feed(sweep_file, tmp_path):
-    """The dry run asks the sweep's own prompt budget: 11 prompts cannot give concurrency 512 distinct ones."""
+def test_dry_run_applies_the_sweeps_prompt_rule(sweep_file, tmp_path):
+    """The dry run asks the sweep's own prompt budget: 20 measured requests cannot be 20 distinct prompts of 11
+    (refused as the sweep refuses); concurrency 512 over 11 prompts runs all 11 in flight (issue 26), said in
+    the sweep's own line, as the sweep would."""
+    res = _invoke("sweep", "--config", sweep_file(requests=20, allow_repeats=False), "--dry-run")
+    assert res.exit_code == 2
+    assert "20 measured requests per point need 20 distinct prompts" in error_line(res)
     cfg = sweep_file(requests=None, allow_repeats=False)
     res = _invoke("sweep", "--config", cfg, "--concurrency", "512", "--dry-run")
-    assert res.exit_code == 2
-    assert "concurrency 512 needs" in error_line(res)
+    assert res.exit_code == 0, res.output
     assert _invoke("sweep", "--config", cfg, "--concurrency", "4", "--dry-run").exit_code == 0
 
 
