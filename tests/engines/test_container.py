@@ -308,6 +308,8 @@ def _wait_serving(proc, timeout=60.0) -> dict:
     while time.monotonic() < deadline:
         assert proc.poll() is None, proc.stderr.read().decode()
         for c in fake.containers().values():
+            if "--port" not in c["cmd"]:  # the engine-release probe (`python3 -c ...`) runs briefly before the server
+                continue
             port = c["cmd"][c["cmd"].index("--port") + 1]
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
