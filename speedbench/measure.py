@@ -18,9 +18,10 @@ from typing import Any
 import aiohttp
 from pydantic import ValidationError
 
+from speedbench.config import ConfigError
 from speedbench.core.acceptance import SpecDecodeCounters
 from speedbench.core.documents import ServerInfo
-from speedbench.core.records import RequestRecord
+from speedbench.core.records import OK, RequestRecord
 from speedbench.data.pretokenize import TokenizedPrompt
 from speedbench.engines.base import EngineAdapter
 from speedbench.guard import PointGuard
@@ -121,6 +122,16 @@ async def probe_sd(
             before, exported = None, None
         run = await run_point(adapter, base_url, prompts, probe, None, "sd-probe")
         after = await scrape_counters(adapter, session, base_url)
+    # every probe request refused by the server (HTTP 401, 404...): no answer to judge SD by, so say why rather
+    # than "no draft"; timeouts and transport errors are left to the points' own stop rules
+    failed = [r for r in run.records if r.status != OK and (r.error_kind or "").startswith("http_")]
+    if failed and len(failed) == len(run.records):
+        first = failed[0]
+        raise ConfigError(
+            f"the server at {base_url} answered none of the {len(failed)} SD-probe requests "
+            f"({first.error_kind}: {(first.error or '').strip()[:160]}); check the endpoint, the model and "
+            "the API key (engine.api_key)"
+        )
     evidence = [after - before] if before is not None and after is not None else []
     evidence += [c for c in (SpecDecodeCounters.from_dict(r.sd) for r in run.records) if c is not None]
     return evidence, exported

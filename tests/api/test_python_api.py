@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from speedbench.config import ConfigError
+
 pytestmark = pytest.mark.slow
 
 
@@ -96,6 +98,8 @@ def test_api_key_reaches_every_request_and_never_the_results(tmp_path, tiny_toke
             if p.is_file() and p.suffix in (".json", ".jsonl", ".md", ".yaml")
         )
 
+        # without the key the attach-mode SD probe gets no answer: refused before any folder, naming the 401
         raw["output_dir"] = str(tmp_path / "no-key")
-        unkeyed = BenchmarkRunner(BenchmarkConfig.model_validate(raw)).run()
-        assert unkeyed.points[0].ok == 0 and unkeyed.points[0].errors_by_kind == {"http_401": unkeyed.points[0].sent}
+        with pytest.raises(ConfigError, match=r"answered none of the 2 SD-probe requests \(http_401"):
+            BenchmarkRunner(BenchmarkConfig.model_validate(raw)).run()
+        assert not (tmp_path / "no-key").exists() or not any((tmp_path / "no-key").iterdir())
