@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
 from pathlib import Path
 
 import pytest
+
+from speedbench.testing import fake_container_runtime as fake
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "engines"
 
@@ -70,3 +74,22 @@ def start_emulator(tmp_path):
     yield start
     for srv in servers:
         srv.stop(grace_s=5)
+
+
+@pytest.fixture
+def fake_runtime(tmp_path, monkeypatch):
+    """Fake docker and enroot first on PATH, their state and call log in ``tmp_path`` (returned); every
+    container process they started is killed afterwards, even when the test fails."""
+    bin_dir = tmp_path / "bin"
+    for name in ("docker", "enroot"):
+        fake.write_fake_runtime(bin_dir, name)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_RUNTIME_STATE", str(tmp_path / "state"))
+    monkeypatch.setenv("FAKE_RUNTIME_LOG", str(tmp_path / "calls.jsonl"))
+    yield tmp_path
+    for c in fake.containers().values():  # never leave a process behind, even when a test fails
+        if c.get("pid", -1) > 0:
+            try:
+                os.killpg(c["pid"], signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass

@@ -124,23 +124,6 @@ def test_container_name_follows_the_results_folder():
 # ---- the fake runtime, for real ------------------------------------------------------------------------
 
 
-@pytest.fixture
-def fake_runtime(tmp_path, monkeypatch):
-    bin_dir = tmp_path / "bin"
-    for name in ("docker", "enroot"):
-        fake.write_fake_runtime(bin_dir, name)
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv("FAKE_RUNTIME_STATE", str(tmp_path / "state"))
-    monkeypatch.setenv("FAKE_RUNTIME_LOG", str(tmp_path / "calls.jsonl"))
-    yield tmp_path
-    for c in fake.containers().values():  # never leave a process behind, even when a test fails
-        if c.get("pid", -1) > 0:
-            try:
-                os.killpg(c["pid"], signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-
-
 def calls(tmp_path) -> list[dict]:
     return [json.loads(line) for line in (tmp_path / "calls.jsonl").read_text().splitlines()]
 

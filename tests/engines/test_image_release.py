@@ -4,7 +4,6 @@ checked against the same per-flag floors as a venv launch, with a labelled tag h
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -21,14 +20,8 @@ PRESET = "llama3.3-70b-eagle3-vllm"
 
 
 @pytest.fixture
-def runtime(tmp_path, monkeypatch):
-    bin_dir = tmp_path / "bin"
-    for name in ("docker", "enroot"):
-        fake.write_fake_runtime(bin_dir, name)
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv("FAKE_RUNTIME_STATE", str(tmp_path / "state"))
-    monkeypatch.setenv("FAKE_RUNTIME_LOG", str(tmp_path / "calls.jsonl"))
-    return tmp_path
+def runtime(fake_runtime):
+    return fake_runtime
 
 
 _TOKENIZER: list[str] = []
