@@ -164,17 +164,18 @@ def orphans(pid_file: Path, host: str = "127.0.0.1") -> list[str]:
     for info in launches(pid_file):
         if group_alive(info["pgid"]):
             left.append(f"process group {info['pgid']}")
-        if info.get("child") and _alive(info["child"]):
+        if info.get("child") and alive(info["child"]):
             left.append(f"child {info['child']}")
         if not port_is_free(host, info["port"]):
             left.append(f"port {info['port']}")
     return left
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether ``pid`` is a live process (not a zombie), from /proc; a process that vanishes while read is not."""
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except (FileNotFoundError, IndexError):
+    except (OSError, IndexError):
         return False
 
 
@@ -186,7 +187,7 @@ def kill_launches(pid_file: Path) -> None:
                 os.killpg(target, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
-        if info.get("child") and _alive(info["child"]):
+        if info.get("child") and alive(info["child"]):
             os.kill(info["child"], signal.SIGKILL)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.reliability.conftest import fault_log, kill_launches, start_cli, sweep_config, wait_for, write_config
+from tests.reliability.conftest import alive, fault_log, kill_launches, start_cli, sweep_config, wait_for, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -33,13 +33,6 @@ def _descendants(pid: int) -> set[int]:
     return found
 
 
-def _alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except (OSError, IndexError):
-        return False
-
-
 def test_kill_9_with_two_client_workers_leaves_no_process(tmp_path, tiny_tokenizer, fake_model, prompt_cache):
     pids, log = tmp_path / "pid.json", tmp_path / "requests.jsonl"
     cfg = sweep_config(
@@ -57,20 +50,20 @@ def test_kill_9_with_two_client_workers_leaves_no_process(tmp_path, tiny_tokeniz
     try:
         wait_for(lambda: len(fault_log(log)) >= 6, 90, "measured requests from the workers", proc)
         tree = _descendants(proc.pid)
-        cmdlines = {p: Path(f"/proc/{p}/cmdline").read_bytes() for p in tree if _alive(p)}
+        cmdlines = {p: Path(f"/proc/{p}/cmdline").read_bytes() for p in tree if alive(p)}
         workers = [p for p, c in cmdlines.items() if b"multiprocessing" in c and b"resource_tracker" not in c]
         assert len(workers) >= 2, cmdlines  # the two client workers are there to be orphaned
         assert any(b"resource_tracker" in c for c in cmdlines.values()), cmdlines
         proc.kill()
         proc.wait(10)
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and any(_alive(p) for p in tree):
+        while time.monotonic() < deadline and any(alive(p) for p in tree):
             time.sleep(0.1)
-        left = {p: cmdlines.get(p, b"")[:120] for p in tree if _alive(p)}
+        left = {p: cmdlines.get(p, b"")[:120] for p in tree if alive(p)}
         assert left == {}, left
     finally:
         proc.kill()
         for p, c in (locals().get("cmdlines") or {}).items():  # orphans are no longer our descendants
-            if _alive(p) and Path(f"/proc/{p}/cmdline").read_bytes() == c:
+            if alive(p) and Path(f"/proc/{p}/cmdline").read_bytes() == c:
                 os.kill(p, 9)
         kill_launches(pids)
