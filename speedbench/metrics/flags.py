@@ -51,7 +51,8 @@ def point_flags(row: dict) -> list[Flag]:
             )
         )
     if row.get("client_saturated"):
-        out.append(("CLIENT-BOUND", f"{pid}: the load generator fell behind; latencies include client delay"))
+        why = f" ({row['client_bound_reason']})" if row.get("client_bound_reason") else ""
+        out.append(("CLIENT-BOUND", f"{pid}: the load generator fell behind{why}; latencies include client delay"))
     connects = _n(row, "measured_connects")
     if connects:
         out.append(

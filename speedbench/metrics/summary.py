@@ -80,6 +80,7 @@ class PointSummary:
     # when the split has fewer prompts (set by the runner from the point's plan; None in open loop)
     effective_concurrency: int | None = None
     client_saturated: bool | None = None  # lag P99 over its limit or in-flight < 99 % of target
+    client_bound_reason: str | None = None  # why it is flagged, in words (which limit, by how much)
     client_timestamps: str | None = None  # "kernel" (SO_TIMESTAMPNS receive times) or "read" (loop read time)
     client_lag_limit_ms: float | None = None  # 1 ms with read stamps; half the median chunk gap with kernel's
     # the client's own delay per measured request, wanted -> sent (TTFT counts from sent), and its flag limit
@@ -146,6 +147,7 @@ class PointSummary:
                 "mean_in_flight",
                 "effective_concurrency",
                 "client_saturated",
+                "client_bound_reason",
                 "client_timestamps",
                 "client_lag_limit_ms",
                 "client_send_delay_p50_ms",

@@ -204,7 +204,7 @@ def _apply_client_health(summary: PointSummary, run, point_id: str) -> None:
     client = run.client
     summary.client_lag_p99_ms = client.client_lag_p99_ms
     summary.mean_in_flight = client.mean_in_flight
-    summary.client_saturated = client.client_saturated
+    summary.client_saturated, summary.client_bound_reason = client.client_saturated, client.reason
     summary.client_timestamps, summary.client_lag_limit_ms = client.timestamps, client.lag_limit_ms
     summary.client_send_delay_p50_ms = client.send_delay_p50_ms
     summary.client_send_delay_p99_ms = client.send_delay_p99_ms
