@@ -51,8 +51,10 @@ def point_flags(row: dict) -> list[Flag]:
             )
         )
     if row.get("client_saturated"):
-        why = f" ({row['client_bound_reason']})" if row.get("client_bound_reason") else ""
-        out.append(("CLIENT-BOUND", f"{pid}: the load generator fell behind{why}; latencies include client delay"))
+        # the reason says what the lag cost (load the server did not get, or token times); a folder written
+        # before reasons were stored says only that it fell behind
+        why = f": {row['client_bound_reason']}" if row.get("client_bound_reason") else ""
+        out.append(("CLIENT-BOUND", f"{pid}: the load generator fell behind{why}"))
     connects = _n(row, "measured_connects")
     if connects:
         out.append(

@@ -87,6 +87,7 @@ class PointSummary:
     client_send_delay_p50_ms: float | None = None
     client_send_delay_p99_ms: float | None = None
     client_send_delay_limit_ms: float | None = None
+    client_send_delay_lost_fraction: float | None = None  # Σ send delays / (target × window), closed loop
     measured_connects: int | None = None  # measured requests that had to open a connection (flagged)
     # set by the runner: "complete", or "failed" when the point was cut short (server died, unreachable);
     # planned measured requests = sent + not_sent, and sent = ok + failed + cancelled
@@ -153,6 +154,7 @@ class PointSummary:
                 "client_send_delay_p50_ms",
                 "client_send_delay_p99_ms",
                 "client_send_delay_limit_ms",
+                "client_send_delay_lost_fraction",
                 "measured_connects",
                 "status",
                 "not_sent",

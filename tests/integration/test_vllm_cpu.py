@@ -306,7 +306,7 @@ def test_headline_al_is_the_conversation_mean_of_the_records(sweep):
     """AL SPEED-Bench = mean over conversations of Σ tokens / Σ streamed chunks over all its turns, the EOS
     token stripped (and its chunk when alone in it), as specdec_bench computes it: recomputed here from the
     raw records by hand; acceptance comes from the measured requests and agrees with the server's counters;
-    a quiet point is not flagged."""
+    no point is flagged but for a CLIENT-BOUND that its records confirm."""
     from speedbench.metrics.flags import point_flags
 
     for row in sweep["dir"].summary_rows():
@@ -326,7 +326,18 @@ def test_headline_al_is_the_conversation_mean_of_the_records(sweep):
         assert row["al_speedbench_lo"] <= row["al_speedbench"] <= row["al_speedbench_hi"]
         if row["sd_method"] != "off":
             assert row["acceptance_source"] == "per-request" and row["acceptance_agree"] is True
-        assert point_flags(row) == [], point_flags(row)
+        # a CPU engine shares the client's two cores, so the client may truly fall behind here: what is asserted
+        # is that nothing else is flagged, and that a CLIENT-BOUND flag is true of the records it came from
+        flags = point_flags(row)
+        assert [f for f in flags if f[0] != "CLIENT-BOUND"] == [], flags
+        if row["client_saturated"]:
+            measured = [r for r in _records(sweep, row["point_id"]) if not r.warmup]
+            delays = sum(r.t_start_ns - r.t_wanted_ns for r in measured if r.t_wanted_ns) / 1e9
+            window = (max(r.t_active_end_ns for r in measured) - min(r.t_start_ns for r in measured)) / 1e9
+            assert row["client_send_delay_lost_fraction"] == pytest.approx(delays / window / row["concurrency"])
+            reason = row["client_bound_reason"]
+            assert ("slot time empty" in reason) == (row["client_send_delay_lost_fraction"] > 0.01), reason
+            print(f"{row['point_id']}: CLIENT-BOUND, true of its records: {reason}")
 
 
 def test_draft_length_model_predicts_the_held_out_k4_from_k1_and_k2(sweep):
