@@ -94,18 +94,48 @@ def _write_merged(dirs: list[ResultsDir], manifests: list[dict], allowed: list[s
         logs = rd.path / "logs"
         if logs.is_dir():
             shutil.copytree(logs, out_path / "logs" / f"{i:02d}-{rd.path.name}", dirs_exist_ok=True)
-    merged.update_manifest(points_planned=planned, points_finished=len(planned), prompts_fingerprint=fingerprint)
+    missing = missing_points(dirs, manifests, taken)
+    merged.update_manifest(
+        points_planned=planned + [m["point"] for m in missing],
+        points_finished=len(planned),
+        points_missing=missing,
+        prompts_fingerprint=fingerprint,
+    )
     (out_path / "merge.json").write_text(
         json.dumps(
             {
                 "sources": [str(rd.path) for rd in dirs],
                 "fingerprint": fingerprint,
                 "points": planned,
+                "points_missing": missing,
                 "generation_differences_allowed": allowed,
             },
             indent=2,
         )
     )
+
+
+def missing_points(dirs: Sequence[ResultsDir], manifests: Sequence[dict], taken: set[str]) -> list[dict[str, str]]:
+    """Points a source planned but did not finish (a cancelled or failed job), each with its source and
+    why: the merged folder plans them too, so its report names them instead of passing for whole."""
+    out: list[dict[str, str]] = []
+    for rd, m in zip(dirs, manifests):
+        ended = {d["point_id"] for d in rd.points()}
+        if m.get("merged_from"):  # a merge of merges: its own missing points, already explained
+            out += [dict(x) for x in m.get("points_missing") or []]
+            continue
+        status = str(m.get("status"))
+        for p in m.get("points_planned") or []:
+            if p in ended:
+                continue
+            new, n = p, 2
+            while new in taken:
+                new, n = f"{p}-{n}", n + 1
+            taken.add(new)
+            # a plan's job folder is also continued by resubmitting its plan with --resume
+            why = f"{status} in {rd.path} (continue it: speedbench sweep --resume {rd.path})"
+            out.append({"point": new, "source": str(rd.path), "status": status, "why": why})
+    return out
 
 
 def merged_config(configs: Sequence[dict | None], manifests: Sequence[dict] = ()) -> tuple[dict, list[str]]:
@@ -157,4 +187,4 @@ def _remove_partial(out_path: Path, keep_folder: bool) -> None:
             child.unlink(missing_ok=True)
 
 
-__all__ = ["merge_results", "merged_config"]
+__all__ = ["merge_results", "merged_config", "missing_points"]
