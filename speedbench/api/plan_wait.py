@@ -2,9 +2,10 @@
 
 A job can end without a result: cancelled (``scancel``), killed at its time limit, failed. submitit learns
 that a Slurm job ended from ``sacct``; on a cluster without accounting storage sacct answers nothing, and
-submitit would wait for such a job forever. So a Slurm job also counts as ended once it has left the queue
-(``squeue``). An unfinished job's folder is merged as it is (its finished points); the points it did not
-finish are named by the merge (speedbench.api.merge), and a resubmission with ``--resume`` completes them.
+submitit's ``result()`` waits for such a job forever. So a Slurm job also counts as ended once ``squeue``
+says so (or no longer knows it), and one that wrote no result is not asked for it. An unfinished job's
+folder is merged as it is (its finished points); the points it did not finish are named by the merge
+(speedbench.api.merge), and a resubmission with ``--resume`` completes them.
 """
 
 from __future__ import annotations
@@ -29,38 +30,67 @@ class PlanOutcome:
     missing: list[str] = field(default_factory=list)  # one line per group with planned points not measured
 
 
-def _left_slurm_queue(job_id: str) -> bool:
-    """Whether Slurm no longer lists the job as pending, running or completing (squeue's default states)."""
+_ACTIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED", "RESIZING", "STAGE_OUT"}
+
+
+def slurm_end_state(job_id: str) -> str | None:
+    """The state a Slurm job ended in ("CANCELLED", "COMPLETED", ...; "ENDED" once slurmctld has forgotten it),
+    or None while it is pending or running, or when ``squeue`` cannot tell."""
     try:
         out = subprocess.run(
-            ["squeue", "-h", "-j", str(job_id), "-o", "%T"], capture_output=True, text=True, timeout=60
+            ["squeue", "-h", "-t", "all", "-j", str(job_id), "-o", "%T"], capture_output=True, text=True, timeout=60
         )
     except (OSError, subprocess.TimeoutExpired):
-        return False  # cannot tell: keep waiting on submitit
-    if out.returncode != 0:  # "Invalid job id specified": slurmctld has forgotten it
-        return "invalid job id" in out.stderr.lower()
-    return not out.stdout.strip()
+        return None  # cannot tell: keep waiting on submitit
+    if out.returncode != 0:  # "Invalid job id specified": ended more than MinJobAge ago
+        return "ENDED" if "invalid job id" in out.stderr.lower() else None
+    state = (out.stdout.split() or ["ENDED"])[0].split("+")[0]
+    return None if state in _ACTIVE else state
 
 
-def wait_for(submitted: Sequence[tuple[PlannedJob, Any]], cluster: str, poll_s: float = 2.0) -> list[str]:
+def wait_for(
+    submitted: Sequence[tuple[PlannedJob, Any]], cluster: str, poll_s: float = 2.0, result_grace_s: float = 15.0
+) -> list[str]:
     """Wait until every job has ended; one line per job that ended without its result."""
+    ended: dict[str, str | None] = {}  # job id -> Slurm's end state when Slurm told first
     pending = list(submitted)
     while pending:
         still = []
         for job, sj in pending:
-            if not (sj.done() or (cluster == "slurm" and _left_slurm_queue(sj.job_id))):
+            state = slurm_end_state(sj.job_id) if cluster == "slurm" else None
+            if state is not None:
+                ended[job.job_id] = state
+            elif not sj.done():
                 still.append((job, sj))
         pending = still
         if pending:
             time.sleep(poll_s)
     unfinished = []
     for job, sj in submitted:
+        if job.job_id in ended and not _result_written(sj, result_grace_s):
+            # submitit's result() would wait on sacct for ever: the job wrote no result, so it did not finish
+            unfinished.append(
+                f"{job.job_id} ({cluster} job {sj.job_id}) ended without finishing: {ended[job.job_id]}, "
+                f"no result (its log: {sj.paths.stderr})"
+            )
+            continue
         try:
             sj.result()
         except Exception as e:  # the job's own error, or submitit's "has not produced any output"
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]
             unfinished.append(f"{job.job_id} ({cluster} job {sj.job_id}) ended without finishing: {first}")
     return unfinished
+
+
+def _result_written(sj: Any, grace_s: float) -> bool:
+    """Whether the job's result file is there (on a shared file system it may show a little after the job
+    ended: submitit allows 15 s too)."""
+    deadline = time.monotonic() + grace_s
+    while not sj.paths.result_pickle.exists():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(min(1.0, grace_s))
+    return True
 
 
 def free_folder(path: Path) -> Path:
@@ -79,11 +109,12 @@ def wait_and_merge(
     cluster: str = "slurm",
     complete: Sequence[PlannedJob] = (),
     poll_s: float = 2.0,
+    result_grace_s: float = 15.0,
 ) -> PlanOutcome:
     """Wait for every job, then merge each group's folders (those of ``complete`` jobs, kept from an earlier
     submission, included) into ``merged_dir/<group>``. Jobs that left no results folder are named with
     their planned points; the others' unfinished points are named by the merged folder itself."""
-    outcome = PlanOutcome(unfinished=wait_for(submitted, cluster, poll_s))
+    outcome = PlanOutcome(unfinished=wait_for(submitted, cluster, poll_s, result_grace_s))
     groups: dict[str, list[PlannedJob]] = {}
     for job in [*complete, *(j for j, _ in submitted)]:
         groups.setdefault(job.group, []).append(job)

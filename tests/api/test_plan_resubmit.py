@@ -7,8 +7,11 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from pathlib import Path
+from types import SimpleNamespace
 
+import pytest
 from click.testing import CliRunner
 
 from speedbench.api.plan import expand_matrix, job_dir
@@ -50,38 +53,57 @@ def test_merge_names_the_points_a_cancelled_job_did_not_finish(tmp_path):
 
 
 class _GoneJob:
-    """A submitit Slurm job that was cancelled: no result ever, and sacct (no accounting) says nothing."""
+    """A submitit Slurm job that was cancelled: it wrote no result, sacct (no accounting storage) says
+    nothing, so submitit's done() stays False and its result() waits for ever, as the real one does."""
 
     job_id = "4242"
+
+    def __init__(self, folder: Path) -> None:
+        self.paths = SimpleNamespace(result_pickle=folder / "4242_0_result.pkl", stderr=folder / "4242_0_log.err")
 
     def done(self) -> bool:
         return False
 
     def result(self):
-        raise RuntimeError(f"Job {self.job_id} has not produced any output (state: UNKNOWN)\nmore lines")
+        while not self.done():
+            time.sleep(0.1)
 
 
-def test_wait_ends_when_a_cancelled_job_has_left_the_queue(tmp_path, monkeypatch):
+def _fake_squeue(tmp_path, monkeypatch, script: str) -> None:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    squeue = bin_dir / "squeue"  # the job is no longer listed
-    squeue.write_text("#!/bin/sh\nexit 0\n")
+    squeue = bin_dir / "squeue"
+    squeue.write_text("#!/bin/sh\n" + script + "\n")
     squeue.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+
+
+@pytest.mark.parametrize(
+    "squeue,state",
+    [
+        ("echo CANCELLED", "CANCELLED"),  # ended within slurmctld's MinJobAge
+        ("echo 'slurm_load_jobs error: Invalid job id specified' >&2; exit 1", "ENDED"),  # forgotten since
+    ],
+)
+def test_wait_ends_when_slurm_says_a_job_ended_without_a_result(tmp_path, monkeypatch, squeue, state):
+    _fake_squeue(tmp_path, monkeypatch, squeue)
     off, on = _jobs(tmp_path / "plan")
     _job_folder(off)
     _job_folder(on, status="interrupted", finished=False)
     got: list = []
+    job = _GoneJob(tmp_path)
     t = threading.Thread(
-        target=lambda: got.append(wait_and_merge([(on, _GoneJob())], tmp_path / "merged", complete=[off], poll_s=0.1)),
+        target=lambda: got.append(
+            wait_and_merge([(on, job)], tmp_path / "merged", complete=[off], poll_s=0.1, result_grace_s=0.2)
+        ),
         daemon=True,
     )
     t.start()
     t.join(timeout=60)
-    assert got, "plan --wait never ended for a job that had left the Slurm queue"
+    assert got, "plan --wait never ended for a job Slurm says has ended"
     (outcome,) = got
     assert outcome.unfinished == [
-        f"{on.job_id} (slurm job 4242) ended without finishing: Job 4242 has not produced any output (state: UNKNOWN)"
+        f"{on.job_id} (slurm job 4242) ended without finishing: {state}, no result (its log: {job.paths.stderr})"
     ]
     assert list(outcome.merged) == [on.group]
     assert "ngram-k3-c1 (interrupted in" in outcome.missing[0]
