@@ -3,7 +3,9 @@
 Matrix: engines × presets × ISL buckets × SD settings (each SD-on method × draft length, plus SD off).
 One job = one engine server configuration = one ``BenchmarkConfig`` whose ``sd`` list holds one setting, so
 jobs share nothing and can run on different nodes. Jobs that measure the same prompt set (same preset and
-ISL) form a merge group; ``speedbench merge`` (or ``--wait``) joins each group's folders into one table.
+ISL) form a merge group; ``speedbench merge`` (or ``--wait``: speedbench.api.plan_wait) joins each group's
+folders into one table; a resubmission with ``--resume`` keeps complete jobs and continues the others
+(split_resubmission).
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -161,5 +162,8 @@ def test_make_plan_with_podman_on_real_slurm_scancel_then_resume(slurm_cluster, 
         timeout=300,
     )
     assert report.returncode == 0, report.stderr
-    assert "ngram-k3-c1" in report.stdout and "sd-off-c1" in report.stdout and "missing" not in report.stdout
+    # one report: SD off and n-gram side by side with a speedup, nothing missing, the jobs' conditions stated
+    assert "| vllm | sd-off | native | 1 |" in report.stdout and "| vllm | ngram-k3 | native | 1 |" in report.stdout
+    assert re.search(r"\| vllm \| ngram-k3 \| native \| [0-9.]+x \[[0-9.]+–[0-9.]+\]@c1 \|", report.stdout)  # speedup
+    assert "missing" not in report.stdout + report.stderr and "older run" not in report.stdout
     assert not [n for n in speedbench_containers(env) if n.startswith("speedbench-vllm-cpu-demo-")]
