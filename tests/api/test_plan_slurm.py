@@ -18,6 +18,7 @@ import pytest
 from tests.conftest import ENGINE_PYTHON, IMAGE, require_or_skip, speedbench_containers
 
 REPO = Path(__file__).resolve().parents[2]
+PLAN_CONTAINERS = "speedbench-vllm-cpu-demo-islnatural-"  # the server containers of the cpu-demo plan's jobs
 
 
 @pytest.mark.slow
@@ -62,7 +63,8 @@ def test_plan_submits_real_slurm_jobs_that_run_real_vllm_cpu_sweeps(slurm_cluste
 
 
 def _server_containers(env: dict[str, str]) -> dict[str, str]:
-    """name -> published ports of speedbench's server containers (the release probe has no such name)."""
+    """name -> published ports of the cpu-demo plan's server containers, speedbench-<job>-<SD label> (the
+    release probe has a name podman chose)."""
     out = subprocess.run(
         ["podman", "ps", "--filter", "label=speedbench.managed=1", "--format", "{{.Names}}\t{{.Ports}}"],
         env=env,
@@ -70,7 +72,7 @@ def _server_containers(env: dict[str, str]) -> dict[str, str]:
         text=True,
         timeout=60,
     ).stdout
-    return dict(line.split("\t", 1) for line in out.splitlines() if line.startswith("speedbench-"))
+    return dict(line.split("\t", 1) for line in out.splitlines() if line.startswith(PLAN_CONTAINERS))
 
 
 def _processes_naming(*words: str) -> list[str]:
@@ -166,4 +168,4 @@ def test_make_plan_with_podman_on_real_slurm_scancel_then_resume(slurm_cluster, 
     assert "| vllm | sd-off | native | 1 |" in report.stdout and "| vllm | ngram-k3 | native | 1 |" in report.stdout
     assert re.search(r"\| vllm \| ngram-k3 \| native \| [0-9.]+x \[[0-9.]+–[0-9.]+\]@c1 \|", report.stdout)  # speedup
     assert "missing" not in report.stdout + report.stderr and "older run" not in report.stdout
-    assert not [n for n in speedbench_containers(env) if n.startswith("speedbench-vllm-cpu-demo-")]
+    assert not [n for n in speedbench_containers(env) if n.startswith(PLAN_CONTAINERS)]
