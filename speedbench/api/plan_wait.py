@@ -33,31 +33,40 @@ class PlanOutcome:
 _ACTIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED", "RESIZING", "STAGE_OUT"}
 
 
-def slurm_end_state(job_id: str) -> str | None:
-    """The state a Slurm job ended in ("CANCELLED", "COMPLETED", ...; "ENDED" once slurmctld has forgotten it),
-    or None while it is pending or running, or when ``squeue`` cannot tell."""
+def slurm_end_states(job_ids: Sequence[str]) -> dict[str, str | None]:
+    """One ``squeue`` for all jobs: the state each ended in ("CANCELLED", "COMPLETED", ...; "ENDED" once
+    slurmctld has forgotten it), None while pending or running, or for all when squeue cannot tell."""
+    unknown: dict[str, str | None] = dict.fromkeys(job_ids)
     try:
         out = subprocess.run(
-            ["squeue", "-h", "-t", "all", "-j", str(job_id), "-o", "%T"], capture_output=True, text=True, timeout=60
+            ["squeue", "-h", "-t", "all", "-j", ",".join(job_ids), "-o", "%i %T"],
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
     except (OSError, subprocess.TimeoutExpired):
-        return None  # cannot tell: keep waiting on submitit
-    if out.returncode != 0:  # "Invalid job id specified": ended more than MinJobAge ago
-        return "ENDED" if "invalid job id" in out.stderr.lower() else None
-    state = (out.stdout.split() or ["ENDED"])[0].split("+")[0]
-    return None if state in _ACTIVE else state
+        return unknown  # cannot tell: keep waiting on submitit
+    if out.returncode != 0:  # "Invalid job id specified": all of them ended more than MinJobAge ago
+        return dict.fromkeys(job_ids, "ENDED") if "invalid job id" in out.stderr.lower() else unknown
+    listed = dict(line.split()[:2] for line in out.stdout.splitlines() if len(line.split()) >= 2)
+    states: dict[str, str | None] = {}
+    for jid in job_ids:
+        state = listed.get(str(jid), "ENDED").split("+")[0]  # "CANCELLED by 0" prints as "CANCELLED"
+        states[jid] = None if state in _ACTIVE else state
+    return states
 
 
 def wait_for(
     submitted: Sequence[tuple[PlannedJob, Any]], cluster: str, poll_s: float = 2.0, result_grace_s: float = 15.0
 ) -> list[str]:
     """Wait until every job has ended; one line per job that ended without its result."""
-    ended: dict[str, str | None] = {}  # job id -> Slurm's end state when Slurm told first
+    ended: dict[str, str] = {}  # planned job id -> the state Slurm says it ended in
     pending = list(submitted)
     while pending:
+        states = slurm_end_states([str(sj.job_id) for _, sj in pending]) if cluster == "slurm" else {}
         still = []
         for job, sj in pending:
-            state = slurm_end_state(sj.job_id) if cluster == "slurm" else None
+            state = states.get(str(sj.job_id))
             if state is not None:
                 ended[job.job_id] = state
             elif not sj.done():

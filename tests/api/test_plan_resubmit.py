@@ -81,7 +81,8 @@ def _fake_squeue(tmp_path, monkeypatch, script: str) -> None:
 @pytest.mark.parametrize(
     "squeue,state",
     [
-        ("echo CANCELLED", "CANCELLED"),  # ended within slurmctld's MinJobAge
+        ("echo 4242 CANCELLED", "CANCELLED"),  # ended within slurmctld's MinJobAge
+        ("exit 0", "ENDED"),  # no longer listed
         ("echo 'slurm_load_jobs error: Invalid job id specified' >&2; exit 1", "ENDED"),  # forgotten since
     ],
 )
