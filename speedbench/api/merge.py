@@ -71,13 +71,15 @@ def _write_merged(dirs: list[ResultsDir], manifests: list[dict], allowed: list[s
             "config_differences": differs,
             "points_planned": [],
             "generation_differences_allowed": allowed,
+            **shared_conditions(manifests),
         }
     )
     if (dirs[0].path / "prompts.parquet").is_file():
         merged.save_prompts(dirs[0].path / "prompts.parquet")  # identical in every source (same fingerprint)
     taken: set[str] = set()
     planned: list[str] = []
-    for i, rd in enumerate(dirs):
+    token_counts: dict[str, str] = {}
+    for i, (rd, m) in enumerate(zip(dirs, manifests)):
         for d in rd.points():
             old = d["point_id"]
             new = old if old not in taken else f"{d['engine']}-{old}"
@@ -86,6 +88,8 @@ def _write_merged(dirs: list[ResultsDir], manifests: list[dict], allowed: list[s
                 new, n = f"{d['engine']}-{old}-{n}", n + 1
             taken.add(new)
             planned.append(new)
+            if old in (m.get("token_counts") or {}):
+                token_counts[new] = m["token_counts"][old]
             src = rd.records_path(old)
             if src.is_file():  # in its own format: a merge of old (JSONL) and new (columnar) folders keeps both
                 shutil.copyfile(src, merged.path / "records" / f"{new}{src.suffix}")
@@ -94,18 +98,72 @@ def _write_merged(dirs: list[ResultsDir], manifests: list[dict], allowed: list[s
         logs = rd.path / "logs"
         if logs.is_dir():
             shutil.copytree(logs, out_path / "logs" / f"{i:02d}-{rd.path.name}", dirs_exist_ok=True)
-    merged.update_manifest(points_planned=planned, points_finished=len(planned), prompts_fingerprint=fingerprint)
+    missing = missing_points(dirs, manifests, taken)
+    merged.update_manifest(
+        points_planned=planned + [m["point"] for m in missing],
+        points_finished=len(planned),
+        points_missing=missing,
+        prompts_fingerprint=fingerprint,
+        token_counts=token_counts,
+    )
     (out_path / "merge.json").write_text(
         json.dumps(
             {
                 "sources": [str(rd.path) for rd in dirs],
                 "fingerprint": fingerprint,
                 "points": planned,
+                "points_missing": missing,
                 "generation_differences_allowed": allowed,
             },
             indent=2,
         )
     )
+
+
+# how every source measured, carried when all of them recorded it alike, so the merged report states it
+# instead of "not recorded (older run)"
+SHARED_CONDITIONS = ("generation", "measurement", "metric_rules", "conditions")
+
+
+def shared_conditions(manifests: Sequence[dict]) -> dict[str, Any]:
+    """The SHARED_CONDITIONS every source recorded alike, and ``launch_differences`` (per SD-on label) joined
+    when every source recorded them and no label is recorded differently by two sources."""
+    out: dict[str, Any] = {}
+    for key in SHARED_CONDITIONS:
+        values = [m.get(key) for m in manifests]
+        if values[0] is not None and all(v == values[0] for v in values):
+            out[key] = values[0]
+    if all("launch_differences" in m for m in manifests):
+        joined: dict[str, Any] = {}
+        for m in manifests:
+            for label, diffs in (m["launch_differences"] or {}).items():
+                if joined.setdefault(label, diffs) != diffs:
+                    return out  # the same label launched differently: not one statement
+        out["launch_differences"] = joined
+    return out
+
+
+def missing_points(dirs: Sequence[ResultsDir], manifests: Sequence[dict], taken: set[str]) -> list[dict[str, str]]:
+    """Points a source planned but did not finish (a cancelled or failed job), each with its source and
+    why: the merged folder plans them too, so its report names them instead of passing for whole."""
+    out: list[dict[str, str]] = []
+    for rd, m in zip(dirs, manifests):
+        ended = {d["point_id"] for d in rd.points()}
+        if m.get("merged_from"):  # a merge of merges: its own missing points, already explained
+            out += [dict(x) for x in m.get("points_missing") or []]
+            continue
+        status = str(m.get("status"))
+        for p in m.get("points_planned") or []:
+            if p in ended:
+                continue
+            new, n = p, 2
+            while new in taken:
+                new, n = f"{p}-{n}", n + 1
+            taken.add(new)
+            # a plan's job folder is also continued by resubmitting its plan with --resume
+            why = f"{status} in {rd.path} (continue it: speedbench sweep --resume {rd.path})"
+            out.append({"point": new, "source": str(rd.path), "status": status, "why": why})
+    return out
 
 
 def merged_config(configs: Sequence[dict | None], manifests: Sequence[dict] = ()) -> tuple[dict, list[str]]:
@@ -157,4 +215,4 @@ def _remove_partial(out_path: Path, keep_folder: bool) -> None:
             child.unlink(missing_ok=True)
 
 
-__all__ = ["merge_results", "merged_config"]
+__all__ = ["merge_results", "merged_config", "missing_points", "shared_conditions"]

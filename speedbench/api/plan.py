@@ -3,11 +3,14 @@
 Matrix: engines × presets × ISL buckets × SD settings (each SD-on method × draft length, plus SD off).
 One job = one engine server configuration = one ``BenchmarkConfig`` whose ``sd`` list holds one setting, so
 jobs share nothing and can run on different nodes. Jobs that measure the same prompt set (same preset and
-ISL) form a merge group; ``speedbench merge`` (or ``--wait``) joins each group's folders into one table.
+ISL) form a merge group; ``speedbench merge`` (or ``--wait``: speedbench.api.plan_wait) joins each group's
+folders into one table; a resubmission with ``--resume`` keeps complete jobs and continues the others
+(split_resubmission).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -16,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from speedbench.api.config_sources import resolve_config
-from speedbench.api.merge import merge_results
 from speedbench.config import BenchmarkConfig, ConfigError, parse_isl, parse_sd_list
 from speedbench.engines.container import image_of
 from speedbench.runner import BenchmarkRunner
@@ -128,8 +130,9 @@ def job_dir(job: PlannedJob) -> Path:
     return Path(job.config.output_dir) / job.job_id
 
 
-def run_job(config: Mapping[str, Any], results_dir: str, dry_run: bool = False) -> str:
-    """What one cluster job executes (module-level so submitit can pickle it by reference)."""
+def run_job(config: Mapping[str, Any], results_dir: str, dry_run: bool = False, resume: bool = False) -> str:
+    """What one cluster job executes (module-level so submitit can pickle it by reference). With ``resume``
+    a folder an earlier submission left unfinished is continued (its finished points kept)."""
 
     cfg = BenchmarkConfig.model_validate(dict(config))
     runner = BenchmarkRunner(cfg, progress=False)
@@ -138,7 +141,41 @@ def run_job(config: Mapping[str, Any], results_dir: str, dry_run: bool = False) 
         Path(results_dir).mkdir(parents=True, exist_ok=True)
         (Path(results_dir) / "job-config.json").write_text(cfg.model_dump_json(indent=2))
         return results_dir
-    return str(runner.run(results_dir).results_dir)
+    resume = resume and (Path(results_dir) / "manifest.json").is_file()
+    return str(runner.run(results_dir, resume=resume).results_dir)
+
+
+def split_resubmission(jobs: Sequence[PlannedJob], resume: bool) -> tuple[list[PlannedJob], list[PlannedJob]]:
+    """(jobs to submit, jobs already complete) for a plan submitted into a plan folder that may hold the
+    folders of an earlier submission. Without ``resume`` such a folder is refused: a fresh run would write a
+    new manifest over the old one and add its points to the old points.jsonl."""
+    todo: list[PlannedJob] = []
+    complete: list[PlannedJob] = []
+    taken: list[str] = []
+    for job in jobs:
+        manifest = job_dir(job) / "manifest.json"
+        if not manifest.is_file():
+            todo.append(job)
+        elif not resume:
+            taken.append(str(job_dir(job)))
+        elif _status(manifest) == "complete":
+            complete.append(job)
+        else:
+            todo.append(job)
+    if taken:
+        shown = ", ".join(taken[:3]) + (f" and {len(taken) - 3} more" if len(taken) > 3 else "")
+        raise ConfigError(
+            f"the plan folder holds results of an earlier submission ({shown}): give --resume to complete "
+            "them (finished jobs and points are kept), or a new --plan-dir"
+        )
+    return todo, complete
+
+
+def _status(manifest: Path) -> str | None:
+    try:
+        return json.loads(manifest.read_text()).get("status")
+    except (OSError, ValueError, AttributeError):
+        return None  # unreadable: the job runs again and its resume says what is wrong
 
 
 @dataclass
@@ -150,6 +187,7 @@ class SubmitOptions:
     time_min: int = 120
     cpus_per_task: int | None = None
     dry_run: bool = False
+    resume: bool = False  # jobs continue the unfinished folders of an earlier submission (split_resubmission)
 
 
 def submit(jobs: Sequence[PlannedJob], opts: SubmitOptions) -> list[tuple[PlannedJob, Any]]:
@@ -177,15 +215,6 @@ def submit(jobs: Sequence[PlannedJob], opts: SubmitOptions) -> list[tuple[Planne
         if opts.partition:
             params["slurm_partition"] = opts.partition  # ignored by the local/debug executors
         executor.update_parameters(**params)
-        sj = executor.submit(run_job, job.config.model_dump(mode="json"), str(job_dir(job)), opts.dry_run)
+        sj = executor.submit(run_job, job.config.model_dump(mode="json"), str(job_dir(job)), opts.dry_run, opts.resume)
         out.append((job, sj))
     return out
-
-
-def wait_and_merge(submitted: Sequence[tuple[PlannedJob, Any]], merged_dir: str | Path) -> dict[str, Path]:
-    """Wait for every job, then merge each group's folders into ``merged_dir/<group>``."""
-
-    groups: dict[str, list[str]] = {}
-    for job, sj in submitted:
-        groups.setdefault(job.group, []).append(sj.result())
-    return {g: merge_results(paths, Path(merged_dir) / g) for g, paths in groups.items()}

@@ -170,6 +170,12 @@ def serve_api_cmd(host, port, token, output_dir, allow_roots, preset_dirs, servi
 @click.option("--plan-dir", default="results/plan", show_default=True, help="Jobs write to PLAN_DIR/jobs/<job>.")
 @click.option("--wait", is_flag=True, help="Wait for the jobs, then merge each group into PLAN_DIR/merged/<group>.")
 @click.option("--job-dry-run", is_flag=True, help="Jobs validate and write their config only (no engine).")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Resubmit into a plan folder an earlier submission left unfinished: complete jobs are kept (not "
+    "submitted), the others continue their folders.",
+)
 def plan(
     config_file,
     preset,
@@ -188,9 +194,14 @@ def plan(
     plan_dir,
     wait,
     job_dry_run,
+    resume,
     **flags,
 ) -> None:
-    """Expand engines × presets × ISL × SD × draft lengths into one job per engine configuration."""
+    """Expand engines × presets × ISL × SD × draft lengths into one job per engine configuration.
+
+    \b
+    Exit status with --wait: 0 every job finished and was merged; 1 a job ended without finishing (its
+    missing points are named; resubmit with --resume); 2 bad input or the folders could not be merged."""
     from speedbench.api import plan as pl
 
     try:
@@ -227,8 +238,9 @@ def plan(
     if not submit:
         return
     try:
+        todo, complete = pl.split_resubmission(jobs, resume) if not job_dry_run else (jobs, [])
         submitted = pl.submit(
-            jobs,
+            todo,
             pl.SubmitOptions(
                 cluster=submit,
                 folder=str(Path(plan_dir) / "submitit"),
@@ -237,21 +249,31 @@ def plan(
                 cpus_per_task=cpus_per_task,
                 time_min=time_min,
                 dry_run=job_dry_run,
+                resume=resume,
             ),
         )
     except ConfigError as e:
         _fail(str(e), 2)
+    for job in complete:
+        click.echo(f"complete {job.job_id}: kept {pl.job_dir(job)}")
     for job, sj in submitted:
         click.echo(f"submitted {job.job_id}: {submit} job {sj.job_id}")
-    if wait:
+    if wait and not job_dry_run:
+        from speedbench.api.plan_wait import wait_and_merge
         from speedbench.report.load import ReportError
 
         try:
-            merged = pl.wait_and_merge(submitted, Path(plan_dir) / "merged") if not job_dry_run else {}
+            outcome = wait_and_merge(submitted, Path(plan_dir) / "merged", cluster=submit, complete=complete)
         except (ConfigError, ReportError) as e:  # the jobs' own folders stay as they are
             _fail(f"jobs finished but were not merged: {e}", 2)
-        for group, path in merged.items():
+        for line in outcome.unfinished:
+            click.echo(f"speedbench: {line}", err=True)
+        for group, path in outcome.merged.items():
             click.echo(f"merged {group}: {path}")
+        for line in outcome.missing:
+            click.echo(f"missing {line}")
+        if outcome.unfinished or outcome.missing:
+            _fail("the plan is not complete: rerun the same plan command with --resume to complete it", 1)
 
 
 @main.command()
@@ -266,9 +288,13 @@ def merge(results, out, allow_generation_mismatch) -> None:
     """Merge results folders measured on the same prompts and generation settings (e.g. one per cluster job)."""
     from speedbench.api.merge import merge_results
     from speedbench.report.load import ReportError
+    from speedbench.results import ResultsDir
 
     try:
         path = merge_results(results, out, allow_generation_mismatch)
     except (ConfigError, ReportError) as e:
         _fail(str(e), 2)
     click.echo(f"merged {len(results)} folders into {path}")
+    missing = ResultsDir(path).manifest().get("points_missing") or []
+    for m in missing:  # the merge is partial: what it lacks, and where to complete it
+        click.echo(f"missing {m['point']}: {m['why']}")

@@ -194,6 +194,11 @@ class Manifest(_Document):
     container: ContainerInfo | None = None
     # a merged folder
     merged_from: list[dict[str, Any]] | None = None
+    points_missing: list[dict[str, str]] | None = Field(
+        None,
+        description="a merged folder: points a source planned but did not finish (point, source, status, why); "
+        "they are in points_planned too",
+    )
     generation_differences_allowed: Any = None
     prompts_fingerprint: str | None = None
 

@@ -19,6 +19,7 @@ end with the Slurm step.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -77,8 +78,13 @@ def check_launch(ec: EngineConfig) -> None:
 
 
 def container_name(results_dir: Path, sd_label: str) -> str:
-    """``speedbench-<results folder>-<SD label>``: one container per server, found again by its folder."""
-    return _NAME_BAD.sub("-", f"speedbench-{Path(results_dir).name}-{sd_label}")[:120]
+    """``speedbench-<results folder>-<path hash>-<SD label>``: one container per server, found again by its
+    folder. The hash of the folder's full path keeps apart folders of one name: the job folders of two plans
+    (PLAN_DIR/jobs/<job>) on one node would otherwise share a name, and the second job's teardown would stop
+    and remove the first one's running container."""
+    path = Path(results_dir).resolve()
+    tag = hashlib.sha256(str(path).encode()).hexdigest()[:8]
+    return _NAME_BAD.sub("-", f"speedbench-{path.name[:80]}-{tag}-{sd_label}")[:120]
 
 
 def mounts_for(ec: EngineConfig, paths: Sequence[str | None]) -> list[tuple[str, str, bool]]:

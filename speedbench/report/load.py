@@ -107,6 +107,9 @@ class Run:
         if not missing:
             return None
         m = self.manifest
+        if m.get("points_missing"):  # a merge: each missing point's own source says why
+            shown = "; ".join(f"{x['point']}: {x['why']}" for x in m["points_missing"][:6])
+            return f"{self.label}: {len(missing)} of {len(planned)} planned points missing ({shown})"
         why = m.get("stopped_reason") or {
             "interrupted": f"the sweep was interrupted (continue it: speedbench sweep --resume {self.path})",
             "running": f"the sweep never finished: killed, or still running (continue it: speedbench sweep "

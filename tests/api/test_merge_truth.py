@@ -102,3 +102,27 @@ def test_merge_into_a_folder_another_writer_holds_is_refused(tmp_path):
         assert res.exit_code == 2, res.output
         assert "being written by another speedbench (pid" in res.output
         assert [p.name for p in out.iterdir()] == [".writer.lock"]  # the holder's folder untouched
+
+
+def test_merge_carries_how_its_sources_measured(tmp_path):
+    """A plan's jobs each record how they measured (prompt order and warm-up, the AL and EOS rules, the SD-on
+    launch's differences): their merge states it, instead of 'not recorded (older run)'."""
+    recorded = {
+        "measurement": {"prompt_order": "stratified", "seed": 0, "warmup": "synthetic"},
+        "metric_rules": {"headline_al": "the AL rule", "eos_token": "the EOS rule"},
+    }
+    diff = {"setting": "--flag", "sd_off": "not set", "sd_on": "x", "set_by": "speedbench", "why": "because"}
+    folders = []
+    for name, sd, point, launch in (("a", "off", "sd-off-c1", {}), ("b", "ngram", "ngram-k3-c1", {"ngram-k3": [diff]})):
+        path = _with_config(_fake_results(tmp_path, name, "f" * 64, point=point), sd)
+        m = json.loads((path / "manifest.json").read_text())
+        m.update(recorded, launch_differences=launch, token_counts={point: "per-chunk usage"})
+        (path / "manifest.json").write_text(json.dumps(m))
+        folders.append(str(path))
+    assert _merge(*folders, "--out", str(tmp_path / "m")).exit_code == 0
+    m = json.loads((tmp_path / "m" / "manifest.json").read_text())
+    assert m["token_counts"] == {"sd-off-c1": "per-chunk usage", "ngram-k3-c1": "per-chunk usage"}
+    text = _report(tmp_path / "m")
+    assert "older run" not in text
+    assert "every prompt measured once per point, stratified order (seed 0); warm-up: synthetic" in text
+    assert "the EOS rule" in text and "ngram-k3 launch vs SD off | --flag: not set -> x" in text

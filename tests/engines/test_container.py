@@ -116,9 +116,14 @@ def test_images_per_engine_from_a_preset():
 
 
 def test_container_name_follows_the_results_folder():
-    assert (
-        ct.container_name(Path("/r/20261201-040000-my run"), "ngram-k3") == "speedbench-20261201-040000-my-run-ngram-k3"
-    )
+    name = ct.container_name(Path("/r/20261201-040000-my run"), "ngram-k3")
+    assert name.startswith("speedbench-20261201-040000-my-run-") and name.endswith("-ngram-k3")
+    assert ct.container_name(Path("/r/20261201-040000-my run"), "ngram-k3") == name  # found again by its folder
+    # two plans' job folders of one name (PLAN_DIR/jobs/<job>) on one node: never one container name, or the
+    # second job's teardown (runtime stop / rm -f by name) would remove the first one's running container
+    job = "jobs/vllm-cpu-demo-islnatural-sd-off"
+    assert ct.container_name(Path("/plan-a", job), "sd-off") != ct.container_name(Path("/plan-b", job), "sd-off")
+    assert len(ct.container_name(Path("/r", "x" * 300), "ngram-k3")) <= 120
 
 
 # ---- the fake runtime, for real ------------------------------------------------------------------------
@@ -194,7 +199,7 @@ def test_docker_sweep_end_to_end_leaves_no_container(tmp_path, tiny_tokenizer, f
     assert set(left) == {"speedbench-live-sd-off"}  # the live sweep's container is kept
     os.killpg(left["speedbench-live-sd-off"]["pid"], signal.SIGKILL)
     run = next(c["argv"] for c in calls(tmp_path) if c["argv"][:1] == ["run"] and "--name" in c["argv"])
-    assert run[run.index("--name") + 1] == f"speedbench-{result.results_dir.name}-sd-off"
+    assert run[run.index("--name") + 1] == ct.container_name(result.results_dir, "sd-off")
     port = run[run.index("-p") + 1].split(":")
     assert port[0] == "127.0.0.1" and port[1] == port[2]
     log = (result.results_dir / "logs" / "sglang-sd-off.log").read_text()

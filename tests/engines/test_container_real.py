@@ -1,20 +1,13 @@
 """The podman launcher against the real runtime: Debian's podman + runc and a vLLM-CPU image built on this
 machine (``make image-cpu``, scripts/build_cpu_image.sh), through ``speedbench sweep`` as users run it.
 
-This sandbox refuses podman's defaults in three places (shared/notes/real-parts-here.md): crun ("cgroups in
-hybrid mode not supported"), the default ulimits (setrlimit is not permitted) and the systemd cgroup
-manager. Those settings live here, in a ``containers.conf`` the test points ``CONTAINERS_CONF`` at, never
-in the launcher: GPU nodes run podman with their own configuration.
-
-Without root the test skips, naming what is missing; as root a missing podman or image fails it, naming the
-make target that provides them.
+This sandbox's podman settings, and the skip without root, are the ``podman_env`` fixture's (tests/conftest.py).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -25,53 +18,11 @@ from pathlib import Path
 import pytest
 
 from speedbench.engines import container as ct
+from tests.conftest import IMAGE, sigint_as_at_a_terminal, speedbench_containers
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm]
 
-IMAGE = os.environ.get("SPEEDBENCH_TEST_IMAGE", "")
 SPEEDBENCH = str(Path(sys.executable).parent / "speedbench")
-# this machine's limits, not the launcher's business (see the module docstring)
-SANDBOX_CONF = """\
-[containers]
-default_ulimits = []
-
-[engine]
-runtime = "runc"
-cgroup_manager = "cgroupfs"
-"""
-
-
-@pytest.fixture(scope="module")
-def podman_env(tmp_path_factory) -> dict[str, str]:
-    missing = [p for p in ("podman", "runc") if shutil.which(p) is None]
-    if os.geteuid() != 0:
-        pytest.skip(
-            "the real-podman test needs root on this machine (rootful podman"
-            + (f"; also missing: {', '.join(missing)}, Debian podman runc" if missing else "")
-            + ")"
-        )
-    if missing:  # as root `make image-cpu` installs them: never a silent pass where the test could run
-        pytest.fail(f"{', '.join(missing)} missing: run `make image-cpu` (Debian podman runc, and the image)")
-    if not IMAGE:
-        pytest.fail("SPEEDBENCH_TEST_IMAGE unset: run `make image-cpu` (or `make test`, which builds and names it)")
-    conf = tmp_path_factory.mktemp("podman") / "containers.conf"
-    conf.write_text(SANDBOX_CONF)
-    env = {**os.environ, "CONTAINERS_CONF": str(conf)}
-    if subprocess.run(["podman", "image", "exists", IMAGE], env=env, timeout=60).returncode != 0:
-        pytest.fail(f"podman holds no image {IMAGE}: run `make image-cpu`")
-    return env
-
-
-def speedbench_containers(env: dict[str, str]) -> list[str]:
-    out = subprocess.run(
-        ["podman", "ps", "-a", "--filter", f"label={ct.LABEL}=1", "--format", "{{.Names}}"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return out.stdout.split()
 
 
 class PsWatch(threading.Thread):
@@ -253,4 +204,54 @@ def test_harness_killed_leaves_no_container(podman_env, gemma_dir, tmp_path, sig
         assert out.returncode == 0, out.stderr
         print(f"after the harness SIGKILL: {left} left, cleanup said {out.stdout.strip()!r}")
         assert all(f"removed {name}" in out.stdout for name in left)  # seen here: the server's container
+    assert speedbench_containers(podman_env) == []
+
+
+def test_ctrl_c_removes_the_container_and_resume_completes(podman_env, gemma_dir, tmp_path):
+    """Ctrl-C (SIGINT, as a terminal sends it to the harness's process group) once SD off is measured and the
+    n-gram server's container is up: that container is removed, the exit is 130 (``speedbench sweep --help``),
+    and ``--resume`` measures only the point that was cut."""
+    cfg_path, out = sweep_config(gemma_dir, tmp_path), tmp_path / "results"
+    proc = subprocess.Popen(
+        [SPEEDBENCH, "sweep", "--config", str(cfg_path)],
+        env=podman_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,  # its own process group, as a terminal's foreground job has
+        preexec_fn=sigint_as_at_a_terminal,  # a suite started in the background inherits SIGINT ignored
+    )
+    try:
+        deadline = time.monotonic() + 900
+        while time.monotonic() < deadline and proc.poll() is None:
+            if any(n.endswith("-ngram-k3") for n in speedbench_containers(podman_env)):
+                break
+            time.sleep(0.5)
+        (rdir,) = [p for p in out.iterdir() if (p / "manifest.json").is_file()]
+        name = ct.container_name(rdir, "ngram-k3")
+        assert name in speedbench_containers(podman_env), proc.stderr.read()[-2000:] if proc.poll() else ""
+        time.sleep(3)  # the engine is starting inside it
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err[-2000:]
+    assert f"continue with: speedbench sweep --resume {rdir}" in err
+    assert speedbench_containers(podman_env) == []
+    assert json.loads((rdir / "manifest.json").read_text())["status"] == "interrupted"
+    resumed = subprocess.run(
+        [SPEEDBENCH, "sweep", "--resume", str(rdir)],
+        env=podman_env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        stdin=subprocess.DEVNULL,
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    points = [json.loads(line) for line in (rdir / "points.jsonl").read_text().splitlines()]
+    assert sorted(p["point_id"] for p in points) == ["ngram-k3-c1", "sd-off-c1"]  # sd-off kept, not re-run
+    assert all(p["ok"] > 0 and p["failed"] == 0 for p in points)
+    assert json.loads((rdir / "manifest.json").read_text())["status"] == "complete"
     assert speedbench_containers(podman_env) == []
