@@ -69,6 +69,7 @@ class EmuRequest:
     ignore_eos: bool = True
     temperature: float = 0.0
     rid: str = ""
+    eos_every: int = EOS_EVERY  # a token id divisible by this is EOS (--eos-every: the mean natural length)
     output: list[int] = field(default_factory=list)
     finish_reason: str | None = None
     verify_ct: int = 0
@@ -105,7 +106,7 @@ class EmuRequest:
             if len(self.output) >= self.max_tokens:
                 self.finish_reason = "length"
                 break
-            if not self.ignore_eos and tok % EOS_EVERY == 0:
+            if not self.ignore_eos and tok % self.eos_every == 0:
                 self.finish_reason = "stop"
                 break
         return new
@@ -240,6 +241,13 @@ def add_common_args(ap: argparse.ArgumentParser) -> None:
     g.add_argument("--step-ms", type=float, default=2.0, help="latency of one engine iteration (SD off)")
     g.add_argument("--draft-cost", type=float, default=0.1, help="extra step latency per draft token (fraction)")
     g.add_argument("--seed", type=int, default=0)
+    g.add_argument(
+        "--eos-every",
+        type=int,
+        default=EOS_EVERY,
+        help="a greedy token id divisible by this ends a request that does not ignore EOS: natural output "
+        "lengths spread roughly geometrically with this mean (then capped by max_tokens)",
+    )
     g.add_argument("--startup-delay", type=float, default=0.0, help="seconds before readiness turns 200")
 
 

@@ -313,6 +313,7 @@ class SGLangEmulator:
             bool(sp.get("ignore_eos", False)),
             float(sp.get("temperature", 1.0)),
             body.get("rid") or uuid.uuid4().hex,
+            self.a.eos_every,
         )
 
     def _meta(self, req: EmuRequest, first: bool, final: bool, t0: float) -> dict:
