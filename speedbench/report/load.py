@@ -14,10 +14,11 @@ from speedbench.core.records import OK, RequestRecord
 from speedbench.metrics import request as rq
 from speedbench.metrics import speed_bench as sb
 from speedbench.metrics.category import (
-    category_acceptance,
+    category_acceptance_of,
     mean_over_categories,
+    measured_als,
     ordered_categories,
-    overall_acceptance,
+    overall_acceptance_of,
 )
 from speedbench.metrics.paired import PromptUnits
 from speedbench.metrics.summary import point_from_dict, point_spread
@@ -91,9 +92,9 @@ class Run:
     def results_dir(self) -> ResultsDir:
         return ResultsDir(self.path)
 
-    def records(self, point_id: str) -> list[RequestRecord]:
+    def records(self, point_id: str, ids_and_text: bool = True) -> list[RequestRecord]:
         rd = self.results_dir
-        return rd.records(point_id) if rd.records_path(point_id).is_file() else []
+        return rd.records(point_id, ids_and_text) if rd.records_path(point_id).is_file() else []
 
     def prompt_units(self, row: dict) -> PromptUnits | None:
         """The point's per-prompt sums behind a paired speedup interval (metrics.paired)."""
@@ -198,14 +199,16 @@ class ReportData:
         """(per-category rows, pooled 'all' rows): one per SD setting, records pooled over its points."""
         per_cat, pooled = [], []
         for run, row, points in self._settings():
-            recs = [r for p in points for r in run.records(p["point_id"])]
+            # one point's records at a time, each kept as its few acceptance numbers: a setting of the full
+            # matrix pools ~10^8 chunks, GBs as records
+            items = [r for p in points for r in measured_als(run.records(p["point_id"], ids_and_text=False))]
             base = {k: row.get(k) for k in an.SETTING_KEYS}
             base["setting"] = an.setting_name(row, with_run=self.multi_run)
             base["concurrencies"] = sorted({p["concurrency"] for p in points})
-            cats = {c.category: c.to_dict() for c in category_acceptance(recs)}
+            cats = {c.category: c.to_dict() for c in category_acceptance_of(items)}
             per_cat += [{**base, **cats[name]} for name in ordered_categories(cats)]
             if cats:
-                pooled.append({**base, **overall_acceptance(recs).to_dict()})
+                pooled.append({**base, **overall_acceptance_of(items).to_dict()})
         return per_cat, pooled
 
     @property
