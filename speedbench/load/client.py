@@ -398,5 +398,6 @@ async def _drive_point(
     run = driver.run
     set_measured_window(run)
     run.lag_samples = monitor.samples
+    run.cpu_wait_samples = monitor.cpu_wait
     run.kernel_stamps = bool(getattr(http, "kernel_timestamps", False))
     return run

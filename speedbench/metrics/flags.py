@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 
 from speedbench.core.documents import point_complete
+from speedbench.load.monitor import CPU_WAIT_NOTED
 
 Flag = tuple[str, str]
 
@@ -51,7 +52,14 @@ def point_flags(row: dict) -> list[Flag]:
             )
         )
     if row.get("client_saturated"):
-        out.append(("CLIENT-BOUND", f"{pid}: the load generator fell behind; latencies include client delay"))
+        waited = row.get("client_cpu_wait_share")
+        # the load layer's CPU_WAIT_NOTED: the same share from which the point's own reason names it
+        cause = (
+            f" (it waited {waited:.0%} of the window for a CPU held by other processes: a shared or overloaded machine)"
+            if waited is not None and waited >= CPU_WAIT_NOTED
+            else ""
+        )
+        out.append(("CLIENT-BOUND", f"{pid}: the load generator fell behind{cause}; latencies include client delay"))
     connects = _n(row, "measured_connects")
     if connects:
         out.append(

@@ -87,6 +87,7 @@ class PointSummary:
     client_send_delay_p99_ms: float | None = None
     client_send_delay_limit_ms: float | None = None
     measured_connects: int | None = None  # measured requests that had to open a connection (flagged)
+    client_cpu_wait_share: float | None = None  # of the window, the client runnable but not running
     # set by the runner: "complete", or "failed" when the point was cut short (server died, unreachable);
     # planned measured requests = sent + not_sent, and sent = ok + failed + cancelled
     status: str = POINT_COMPLETE
@@ -152,6 +153,7 @@ class PointSummary:
                 "client_send_delay_p99_ms",
                 "client_send_delay_limit_ms",
                 "measured_connects",
+                "client_cpu_wait_share",
                 "status",
                 "not_sent",
                 "error_rate",

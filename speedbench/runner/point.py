@@ -210,6 +210,7 @@ def _apply_client_health(summary: PointSummary, run, point_id: str) -> None:
     summary.client_send_delay_p99_ms = client.send_delay_p99_ms
     summary.client_send_delay_limit_ms = client.send_delay_limit_ms
     summary.measured_connects = client.measured_connects
+    summary.client_cpu_wait_share = client.cpu_wait_share
     if client.client_saturated:
         log.warning("%s: the client fell behind (%s): latencies include client delay", point_id, client.reason)
 
