@@ -30,8 +30,11 @@ def _chunk(data: bytes) -> bytes:
 
 
 class DirectStream:
-    def __init__(self, build: EventBuilder, interval: int = 1) -> None:
+    def __init__(self, build: EventBuilder, interval: int = 1, finished: Callable[[], bool] = lambda: False) -> None:
         self.build = build
+        # the request has ended: its last step's event is the final one (SGLang sends the last tokens with
+        # the finish reason), and the engine's end-of-request call after it adds nothing
+        self.finished = finished
         self.interval = interval
         self.steps = 0
         self.done = False
@@ -43,9 +46,12 @@ class DirectStream:
     def on_step(self, new: list[int] | None) -> None:
         """Engine side: one call per step with output (``new``), then one with None at the end."""
         if new is None:
+            if self.done:
+                return
             self.done = True
         else:
             self.steps += 1
+            self.done = self.finished()
         if not self.done and self.steps % self.interval:
             return
         if not self.direct:

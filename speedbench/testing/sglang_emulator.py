@@ -372,7 +372,7 @@ class SGLangEmulator:
             )
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await resp.prepare(request)
-        stream = DirectStream(self._event_builder(req, t0), self.a.stream_interval)
+        stream = DirectStream(self._event_builder(req, t0), self.a.stream_interval, lambda: bool(req.finish_reason))
         req.on_step = stream.on_step
         return await stream.serve(request, resp)
 
