@@ -17,6 +17,7 @@ from speedbench.core.acceptance import SpecDecodeCounters
 from speedbench.core.point_id import planned_points, point_name
 from speedbench.core.writer_lock import WriterLock, lock_folder
 from speedbench.data.pretokenize import PromptSet, cache_path, prepare_prompts
+from speedbench.data.tokenization import release_tokenizers
 from speedbench.data.turns import NextTurn, last_turn_tokens
 from speedbench.engines import get_adapter
 from speedbench.engines.base import EngineAdapter
@@ -311,6 +312,7 @@ class BenchmarkRunner:
         if cfg.engine.endpoint:  # unreachable, wrong model, too small: one clear line before any prompt is built
             self._check_endpoint(cfg.engine.endpoint)
         prompts = self._checked_prompts()
+        release_tokenizers()  # built: the tokenizer's memory is not the client's while it measures
         self._prompt_lens = self._input_lens(prompts)  # attach mode checks them per server
         self._reply_end_id = prompts.meta.get("reply_end_id")
         if cfg.engine.endpoint:  # ... and before a results folder exists
