@@ -38,16 +38,16 @@ MODEL = Path(os.environ.get("SPEEDBENCH_HOME", Path.home() / ".cache" / "speedbe
 # Each scale: (throughput ISLs, prompts per tier (3 tiers), qualitative conversations per point, concurrencies
 # measured with the whole workload, lower concurrencies measured with `low_requests` requests each (None: the
 # whole workload at every concurrency), output cap). Outputs end at the emulator's EOS (natural lengths,
-# --eos-every EOS_EVERY: mean ~1,000 tokens, capped) unless the scale says fixed.
+# --eos-every EOS_EVERY) unless the scale says fixed.
 SCALES = {
     "full": ([8192, 32768], 512, 880, [1, 2, 4, 8, 16, 32, 64, 128, 256, 512], None, 4096),
-    # the full matrix's shape and its heavy points whole; c=1..32 measured on 64 requests each (at ~1k
+    # the full matrix's shape and its heavy points whole; c=1..32 measured on 32 requests each (at ~1k
     # tokens/s per stream they are hours whole, and the client is nearly idle there)
-    "matrix": ([8192], 512, 880, [64, 128, 256, 512], ([1, 2, 4, 8, 16, 32], 64), 4096),
+    "matrix": ([8192], 512, 880, [64, 128, 256, 512], ([1, 2, 4, 8, 16, 32], 32), 4096),
     "small": ([8192], 48, 96, [1, 8, 64], None, 512),
     "tiny": ([], 0, 8, [1, 4], None, 64),
 }
-EOS_EVERY = 1000
+EOS_EVERY = 3000  # mean natural length ~2,400 tokens, ~40 % reaching the 4,096 cap (emulator_core.output_token)
 # Qualitative: the bundled mini split (88 prompts, 11 categories, 8 two-turn), each point measuring the given
 # number of conversations (repeats allowed: SPEED-Bench's 880 are not bundled)
 
@@ -215,29 +215,30 @@ def main() -> None:
         ]
         qual = {"split": "qualitative-mini"}
         workloads.append(("qualitative", qual, {"requests_per_point": n_qual, "allow_repeats": True}))
-        sweeps = []
-        for name, data, load in workloads:
-            if low:  # the low concurrencies on fewer requests: a sweep of their own (same prompts, a cut)
-                low_conc, low_n = low
-                low_load = {**load, "requests_per_point": low_n}
-                sweeps.append(sweep(work, f"{name}-low", data, low_conc, cap, args.step_ms, low_load, fixed))
-            sweeps.append(sweep(work, name, data, conc, cap, args.step_ms, load, fixed))
         print(f"# rehearsal, scale {args.scale}: ISLs {isls or '-'}, concurrency {conc}, low {low}, output cap {cap}")
         print(
             "| sweep | point | CLIENT-BOUND (why) | client CPU | client run-queue wait | client peak RSS MB | "
-            "window s | output tokens | "
-            "output tok/s | B/token |"
+            "window s | output tokens | output tok/s | B/token |"
         )
-        print("|---|---|---|---|---|---|---|---|---|---|")
-        for s in sweeps:
-            for r in s["points"]:
+        print("|---|---|---|---|---|---|---|---|---|---|", flush=True)
+        # the heavy points first, then the low concurrencies: each sweep's rows are printed as it ends
+        runs = [(name, data, conc, load) for name, data, load in workloads]
+        if low:  # the low concurrencies on fewer requests: a sweep of their own (same prompts, a cut)
+            runs += [
+                (f"{name}-low", data, low[0], {**load, "requests_per_point": low[1]}) for name, data, load in workloads
+            ]
+        sweeps = []
+        for name, data, concs, load in runs:
+            sweeps.append(sweep(work, name, data, concs, cap, args.step_ms, load, fixed))
+            for r in sweeps[-1]["points"]:
                 cpu = f"{r['client_cpu']:.0%}" if r["client_cpu"] is not None else "n/a"
                 flag = f"YES ({r['why']})" if r["client_bound"] else "no"
                 wait = f"{r['client_wait']:.1%}" if r["client_wait"] is not None else "n/a"
                 print(
-                    f"| {s['name']} | {r['point']} | {flag} | {cpu} | {wait} | "
+                    f"| {name} | {r['point']} | {flag} | {cpu} | {wait} | "
                     f"{r['client_rss_mb']:.0f} | {r['window_s']:.1f} | {r['tokens']:,} | {r['output_tps'] or 0:,.0f} | "
-                    f"{r['bytes_per_token']:.2f} |"
+                    f"{r['bytes_per_token']:.2f} |",
+                    flush=True,
                 )
         print("\n| sweep | wall s | measured windows s | wall / windows |")
         print("|---|---|---|---|")
@@ -245,16 +246,24 @@ def main() -> None:
             win = sum(r["window_s"] for r in s["points"])
             print(f"| {s['name']} | {s['wall_s']:.0f} | {win:.0f} | {s['wall_s'] / max(win, 1e-9):.2f} |")
         # merge takes folders measured on the same prompts (one workload from several jobs, as `plan` makes):
-        # the first sweep with itself; report each sweep and the merged folder; compare a sweep with it
-        merged = work / "merged"
-        first = str(sweeps[0]["dir"])
+        # each workload's low and heavy sweeps into one folder; report every sweep at once (the matrix), each
+        # merged folder, and compare the two workloads' merged folders
+        by_name = {s["name"]: s["dir"] for s in sweeps}
         steps = [("report (every sweep: the matrix)", ["report", *(str(s["dir"]) for s in sweeps), "--format", "md"])]
-        steps += [(f"report ({s['name']})", ["report", str(s["dir"]), "--format", "md"]) for s in sweeps]
-        steps += [
-            (f"merge ({sweeps[0]['name']} twice)", ["merge", first, first, "--out", str(merged)]),
-            ("report (merged)", ["report", str(merged), "--format", "md"]),
-            ("compare (sweep, merged)", ["compare", first, str(merged)]),
-        ]
+        merged = []
+        for name, _, _ in workloads:
+            parts = [str(by_name[n]) for n in (f"{name}-low", name) if n in by_name]
+            out = work / f"merged-{name}"
+            if len(parts) > 1:
+                steps.append((f"merge ({name}: {len(parts)} sweeps)", ["merge", *parts, "--out", str(out)]))
+                merged.append(str(out))
+            else:
+                merged.append(parts[0])
+        steps += [(f"report ({Path(m).name})", ["report", m, "--format", "md"]) for m in merged]
+        if len(merged) > 1:
+            steps.append(
+                (f"compare ({Path(merged[0]).name}, {Path(merged[-1]).name})", ["compare", *merged[:1], merged[-1]])
+            )
         print("\n| command | s | peak RSS MB | exit |")
         print("|---|---|---|---|")
         for label, cmd in steps:
