@@ -117,3 +117,24 @@ def test_category_rows_never_hold_every_point_of_a_setting(synthetic_dir, monkey
     tracemalloc.stop()
     assert {r["category"] for r in rows} == {"Coding", "Math"}
     assert peak < 2 * one_point, (peak, one_point)
+
+
+def test_a_report_reads_each_points_records_once(synthetic_dir, monkeypatch):
+    """Issue 29: the speedup intervals, the per-category acceptance and the SD on/off output lengths each
+    decoded every point's records (three reads per point: most of a matrix report's time). One read now
+    feeds all three."""
+    from collections import Counter
+
+    from speedbench.report.sections import build_sections
+    from speedbench.results import ResultsDir
+
+    reads = Counter()
+    real = ResultsDir.records
+
+    def counting(self, point_id, *a, **kw):
+        reads[point_id] += 1
+        return real(self, point_id, *a, **kw)
+
+    monkeypatch.setattr(ResultsDir, "records", counting)
+    build_sections(ReportData.load([synthetic_dir]))
+    assert reads and max(reads.values()) == 1, reads
