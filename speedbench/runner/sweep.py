@@ -281,7 +281,10 @@ class BenchmarkRunner:
                 close_manifest(results, status, result.stopped_reason, best_effort=ending is not None)
         # a failed point (cut short) is reported, never used for a speedup
         result.speedups = [Speedup.from_row(s) for s in speedup_rows(result.rows(), results.prompt_units)]
-        result.categories = {p.point_id: category_acceptance(results.records(p.point_id)) for p in result.points}
+        # read without ids and text (unused here): most of a large point's decoding
+        result.categories = {
+            p.point_id: category_acceptance(results.records(p.point_id, ids_and_text=False)) for p in result.points
+        }
         if cfg.quality.enabled:
             write_post_sweep(path, cfg)
             result.quality = read_json(path / "quality.json")
