@@ -4,9 +4,10 @@
 One `speedbench sweep` per workload (Throughput split at each ISL, Qualitative) over the concurrencies,
 SD off and SD on (EAGLE-3, k=3), against the SGLang emulator (speedbench/testing, launched through the real
 adapter by engine shims; continuous batching, one iteration every --step-ms). The emulator runs pinned to
-core 0, the client (the sweep process) to core 1 (taskset). Then `report` of each sweep, `merge` of the first
-sweep with itself (merge takes folders of the same prompts), `report` of the merged folder and `compare` of
-the sweep with it, each timed with its peak RSS.
+core 0, the client (the sweep process) to core 1 (taskset). Then `report` of every sweep at once (the
+matrix), `merge` of each workload's low and heavy sweeps (merge takes folders of the same prompts), `report`
+of each merged folder and `compare` of the first merged folder with its heavy sweep, each timed with its
+peak RSS.
 
 Per point: CLIENT-BOUND (the client's own verdict, points.jsonl `client_saturated`), the client's CPU share
 and peak RSS over the point's window (/proc samples of the sweep process every 0.1 s), output tokens/s,
@@ -247,7 +248,7 @@ def main() -> None:
             print(f"| {s['name']} | {s['wall_s']:.0f} | {win:.0f} | {s['wall_s'] / max(win, 1e-9):.2f} |")
         # merge takes folders measured on the same prompts (one workload from several jobs, as `plan` makes):
         # each workload's low and heavy sweeps into one folder; report every sweep at once (the matrix), each
-        # merged folder, and compare the two workloads' merged folders
+        # merged folder, and compare the first workload's merged folder with its heavy sweep
         by_name = {s["name"]: s["dir"] for s in sweeps}
         steps = [("report (every sweep: the matrix)", ["report", *(str(s["dir"]) for s in sweeps), "--format", "md"])]
         merged = []
@@ -260,10 +261,9 @@ def main() -> None:
             else:
                 merged.append(parts[0])
         steps += [(f"report ({Path(m).name})", ["report", m, "--format", "md"]) for m in merged]
-        if len(merged) > 1:
-            steps.append(
-                (f"compare ({Path(merged[0]).name}, {Path(merged[-1]).name})", ["compare", *merged[:1], merged[-1]])
-            )
+        # compare takes runs of the same prompts: the first workload's merged folder with its heavy sweep
+        first = workloads[0][0]
+        steps.append((f"compare ({Path(merged[0]).name}, {first})", ["compare", merged[0], str(by_name[first])]))
         print("\n| command | s | peak RSS MB | exit |")
         print("|---|---|---|---|")
         for label, cmd in steps:
