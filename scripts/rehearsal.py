@@ -48,7 +48,7 @@ SCALES = {
     "small": ([8192], 48, 96, [1, 8, 64], None, 512),
     "tiny": ([], 0, 8, [1, 4], None, 64),
 }
-EOS_EVERY = 3000  # mean natural length ~2,400 tokens, ~40 % reaching the 4,096 cap (emulator_core.output_token)
+EOS_EVERY = 3000  # natural lengths: mean ~920 tokens on the 8k Throughput prompts, ~2,300 on Qualitative (2026-12-08)
 # Qualitative: the bundled mini split (88 prompts, 11 categories, 8 two-turn), each point measuring the given
 # number of conversations (repeats allowed: SPEED-Bench's 880 are not bundled)
 
