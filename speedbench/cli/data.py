@@ -69,7 +69,9 @@ def _data_options(f):
             show_default=True,
             help="Rows holding SPEED-Bench placeholder texts: refuse, or drop them with a logged count.",
         ),
-        click.option("--cache-dir", help="Prompt cache folder (default $SPEEDBENCH_CACHE/prompts)."),
+        click.option(
+            "--cache-dir", help="Prompt cache folder (default $SPEEDBENCH_CACHE or $SPEEDBENCH_HOME, then /prompts)."
+        ),
         click.option("--refresh", is_flag=True, help="Rebuild even if the cache has this fingerprint."),
     ]
     for opt in reversed(opts):

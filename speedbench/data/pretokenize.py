@@ -11,12 +11,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 
 from speedbench.config import ConfigError, DataConfig
+from speedbench.core.paths import cache_root
 from speedbench.data import splits, throughput
 from speedbench.data.entropy import unigram_entropy_bits, zlib_ratio
 from speedbench.data.inspect import overlap_refusal
@@ -64,8 +64,7 @@ __all__ = [
 
 
 def default_cache_dir() -> Path:
-    root = os.environ.get("SPEEDBENCH_CACHE") or (Path.home() / ".cache" / "speedbench")
-    return Path(root) / "prompts"
+    return cache_root() / "prompts"
 
 
 def _version(pkg: str) -> str:

@@ -16,7 +16,6 @@ import functools
 import gzip
 import json
 import logging
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from speedbench.config import ConfigError
+from speedbench.core.paths import cache_root
 from speedbench.data.overlap import BOUND, spread_pick
 from speedbench.data.pool_build import ensure_full_pool
 from speedbench.data.prompts import DATASETS_DIR
@@ -107,9 +107,7 @@ def pool_path(pool: str = "bundled") -> Path:
     if pool == "bundled":
         return POOL_PATH
 
-    # what speedbench writes lives under SPEEDBENCH_HOME (speedbench.config sets its default); CACHE overrides
-    home = os.environ.get("SPEEDBENCH_CACHE") or os.environ.get("SPEEDBENCH_HOME")
-    root = Path(home or Path.home() / ".cache" / "speedbench") / "pool"
+    root = cache_root() / "pool"
     try:
         return Path(ensure_full_pool(str(root), log.warning))
     except (FetchError, OSError) as e:

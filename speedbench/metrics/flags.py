@@ -7,7 +7,6 @@ from __future__ import annotations
 import math
 
 from speedbench.core.documents import point_complete
-from speedbench.load.monitor import CPU_WAIT_NOTED
 
 Flag = tuple[str, str]
 
@@ -52,14 +51,10 @@ def point_flags(row: dict) -> list[Flag]:
             )
         )
     if row.get("client_saturated"):
-        waited = row.get("client_cpu_wait_share")
-        # the load layer's CPU_WAIT_NOTED: the same share from which the point's own reason names it
-        cause = (
-            f" (it waited {waited:.0%} of the window for a CPU held by other processes: a shared or overloaded machine)"
-            if waited is not None and waited >= CPU_WAIT_NOTED
-            else ""
-        )
-        out.append(("CLIENT-BOUND", f"{pid}: the load generator fell behind{cause}; latencies include client delay"))
+        # the reason says what the lag cost (load the server did not get, or token times); a folder written
+        # before reasons were stored says only that it fell behind
+        why = f": {row['client_bound_reason']}" if row.get("client_bound_reason") else ""
+        out.append(("CLIENT-BOUND", f"{pid}: the load generator fell behind{why}"))
     connects = _n(row, "measured_connects")
     if connects:
         out.append(

@@ -80,12 +80,14 @@ class PointSummary:
     # when the split has fewer prompts (set by the runner from the point's plan; None in open loop)
     effective_concurrency: int | None = None
     client_saturated: bool | None = None  # lag P99 over its limit or in-flight < 99 % of target
+    client_bound_reason: str | None = None  # why it is flagged, in words (which limit, by how much)
     client_timestamps: str | None = None  # "kernel" (SO_TIMESTAMPNS receive times) or "read" (loop read time)
     client_lag_limit_ms: float | None = None  # 1 ms with read stamps; half the median chunk gap with kernel's
     # the client's own delay per measured request, wanted -> sent (TTFT counts from sent), and its flag limit
     client_send_delay_p50_ms: float | None = None
     client_send_delay_p99_ms: float | None = None
     client_send_delay_limit_ms: float | None = None
+    client_send_delay_lost_fraction: float | None = None  # Σ send delays / (target × window), closed loop
     measured_connects: int | None = None  # measured requests that had to open a connection (flagged)
     client_cpu_wait_share: float | None = None  # of the window, the client runnable but not running
     # set by the runner: "complete", or "failed" when the point was cut short (server died, unreachable);
@@ -147,11 +149,13 @@ class PointSummary:
                 "mean_in_flight",
                 "effective_concurrency",
                 "client_saturated",
+                "client_bound_reason",
                 "client_timestamps",
                 "client_lag_limit_ms",
                 "client_send_delay_p50_ms",
                 "client_send_delay_p99_ms",
                 "client_send_delay_limit_ms",
+                "client_send_delay_lost_fraction",
                 "measured_connects",
                 "client_cpu_wait_share",
                 "status",

@@ -122,7 +122,7 @@ class PointRunner:
             summary.abort_reason = f"none of its {summary.sent} requests ended ok" + (
                 f" ({kind}: {sample!r})" if sample else f" ({kind})" if kind else ""
             )
-        _apply_client_health(summary, run, point_id)
+        _apply_client_health(summary, run)
         telemetry.apply(summary, records, results.path)
         self._store(summary)
         log.info(_outcome_line(summary, summary.abort_reason, time.monotonic() - t0, records))
@@ -154,9 +154,8 @@ class PointRunner:
             results.update_manifest(
                 token_counts={**results.manifest().get("token_counts", {}), summary.point_id: summary.token_counts}
             )
-        for tag, text in point_flags(summary.to_row()):
-            if tag != "CLIENT-BOUND":  # said by _apply_client_health, with its reason
-                log.warning("%s", text)
+        for _tag, text in point_flags(summary.to_row()):
+            log.warning("%s", text)
 
     def _count_text_tokens(self, rec: RequestRecord) -> None:
         """A server that streamed text only and sent no usage: count the output with the tokenizer."""
@@ -197,22 +196,21 @@ async def _flushing(coro: Coroutine[Any, Any, T], appender: RecordsAppender) -> 
         ticker.cancel()
 
 
-def _apply_client_health(summary: PointSummary, run, point_id: str) -> None:
-    """How well the load client kept up (load layer), onto the summary; a warning when it fell behind."""
+def _apply_client_health(summary: PointSummary, run) -> None:
+    """How well the load client kept up (load layer), onto the summary (its flag is logged with the others)."""
     if run is None or run.client is None:
         return
     client = run.client
     summary.client_lag_p99_ms = client.client_lag_p99_ms
     summary.mean_in_flight = client.mean_in_flight
-    summary.client_saturated = client.client_saturated
+    summary.client_saturated, summary.client_bound_reason = client.client_saturated, client.reason
     summary.client_timestamps, summary.client_lag_limit_ms = client.timestamps, client.lag_limit_ms
     summary.client_send_delay_p50_ms = client.send_delay_p50_ms
     summary.client_send_delay_p99_ms = client.send_delay_p99_ms
     summary.client_send_delay_limit_ms = client.send_delay_limit_ms
     summary.measured_connects = client.measured_connects
     summary.client_cpu_wait_share = client.cpu_wait_share
-    if client.client_saturated:
-        log.warning("%s: the client fell behind (%s): latencies include client delay", point_id, client.reason)
+    summary.client_send_delay_lost_fraction = client.send_delay_lost_fraction
 
 
 ERROR_SNIPPET_CHARS = 160  # of the server's error body in a progress line: enough for a JSON "detail"

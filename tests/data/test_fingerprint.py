@@ -130,3 +130,17 @@ def test_bad_inputs(gemma, cache_dir):
         prepare_prompts(DataConfig(split="qualitative-mini", categories=["Poetry"], cache_dir=cache_dir), gemma)
     with pytest.raises(ConfigError, match="not found"):
         prepare_prompts(DataConfig(split="qualitative-mini", cache_dir=cache_dir), "/nonexistent/tok")
+
+
+def test_caches_live_under_speedbench_home(monkeypatch, tmp_path):
+    """Prompt caches and the full pool follow SPEEDBENCH_HOME (CI empties it so every cache is rebuilt); the
+    prompt cache used to stay in ~/.cache/speedbench whatever SPEEDBENCH_HOME said."""
+    from speedbench.core.paths import cache_root
+    from speedbench.data.pretokenize import default_cache_dir
+
+    monkeypatch.delenv("SPEEDBENCH_CACHE", raising=False)
+    monkeypatch.setenv("SPEEDBENCH_HOME", str(tmp_path / "home"))
+    assert default_cache_dir() == tmp_path / "home" / "prompts"
+    assert cache_root() == tmp_path / "home"
+    monkeypatch.setenv("SPEEDBENCH_CACHE", str(tmp_path / "cache"))  # caches only: it wins over HOME
+    assert default_cache_dir() == tmp_path / "cache" / "prompts"

@@ -64,6 +64,43 @@ def _stream_end(url: str, body: dict) -> tuple[str | None, int | None]:
     return finish, tokens
 
 
+NEAR_TIE_NATS = 0.5  # bf16 logits of a 270M model: a flip between two tokens this close is rounding, not a bug
+
+
+def _replay_with_logprobs(runner, base: str, pset, point_id: str) -> dict[str, dict]:
+    """While the SD-off server is up: each measured request of ``point_id`` sent again with exactly its ids
+    (turn 2 rebuilt from its recorded turn-1 reply, checked against the ids digest the record holds), greedy as
+    the harness asks, with each position's top-2 log-probabilities. Request id -> {"ids": the reply's token ids,
+    "top2": per position [(id, logprob), (id, logprob)]}."""
+    from speedbench.data.promptset import turn_ids_digest
+    from speedbench.data.turns import NextTurn
+
+    prompts = {p.id: p for p in pset.prompts}
+    next_turn = NextTurn(None, pset.meta.get("reply_end_id"))
+    recs = sorted((r for r in runner.results.records(point_id) if not r.warmup), key=lambda r: r.turn)
+    sent: dict[str, list[int]] = {}
+    out: dict[str, dict] = {}
+    for r in recs:
+        p = prompts[r.prompt_id]
+        if r.turn == 1:
+            ids = list(p.token_ids)
+        else:
+            prev = next(x for x in recs if x.conversation_id == r.conversation_id and x.turn == r.turn - 1)
+            ids = next_turn(p.turn_tails[r.turn - 2], sent[prev.request_id], prev.output_ids, prev.text)
+            assert turn_ids_digest(ids) == r.prompt_sha256  # rebuilt exactly as the harness sent it
+        sent[r.request_id] = ids
+        path, body = runner.adapter.build_request(ids, 32)
+        body.update(stream=False, logprobs=2, return_tokens_as_token_ids=True)
+        body.pop("stream_options", None)
+        lp = _post(base + path, body)["choices"][0]["logprobs"]
+        top2 = [
+            sorted(((int(k.split(":")[1]), v) for k, v in d.items()), key=lambda kv: -kv[1])[:2]
+            for d in lp["top_logprobs"]
+        ]
+        out[r.request_id] = {"ids": [int(t.split(":")[1]) for t in lp["tokens"]], "top2": top2}
+    return out
+
+
 def _post(url: str, body: dict) -> dict:
     req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=60) as r:
@@ -100,6 +137,7 @@ def sweep(gemma_dir, tmp_path_factory):
     probes: dict[str, dict] = {}
     ports: list[int] = []
     prefix_cache: dict[str, tuple] = {}
+    replays: dict[str, dict] = {}  # sd-off-c1's requests replayed with top-2 logprobs
 
     def probe(summary) -> None:
         """While this server is up: how does it tokenize our prompt text, and what text are our ids?"""
@@ -110,6 +148,8 @@ def sweep(gemma_dir, tmp_path_factory):
             sum_metric(samples, "vllm:prefix_cache_queries_total"),
             sum_metric(samples, "vllm:prefix_cache_hits_total"),
         )
+        if summary.point_id == "sd-off-c1":  # the reference SD-on is compared with at equal batch shape
+            replays.update(_replay_with_logprobs(runner, base, pset, summary.point_id))
         if summary.concurrency != 1 or summary.sd_label not in ("sd-off", "ngram-k2"):
             return
         ports.append(int(base.rsplit(":", 1)[1]))
@@ -141,6 +181,7 @@ def sweep(gemma_dir, tmp_path_factory):
         "pset": pset,
         "probe_inputs": probe_inputs,
         "prefix_cache": prefix_cache,
+        "replays": replays,
     }
 
 
@@ -254,8 +295,33 @@ def test_sd_off_and_on_give_the_same_greedy_tokens_at_equal_concurrency(sweep):
         assert sum(p.turns == 2 for p in pairs) == sum(p.num_turns == 2 for p in _measured_prompts(sweep))
         report[conc] = sorted(p.prompt_id for p in pairs if not p.exact)
     print(f"SD-off vs SD-on divergent conversations by concurrency: {report}")
-    # batch shape is identical at concurrency 1, so greedy outputs must match exactly there
-    assert report[1] == []
+
+
+def test_at_concurrency_1_sd_on_diverges_from_sd_off_only_at_near_ties(sweep):
+    """Greedy SD is lossless in exact arithmetic, and at concurrency 1 the batch shape is the same, but the
+    verify pass scores k+1 positions in one forward: bf16 rounds differently, so a near tie may flip (seen on
+    an AVX512-BF16 machine: 3 of 10 conversations, every k agreeing with the others). What must hold: SD-off is
+    deterministic (replaying its requests gives the same tokens), and where an SD-on reply first differs from
+    SD-off's for the same ids, SD-on took SD-off's runner-up, within NEAR_TIE_NATS of the top token."""
+    replays = sweep["replays"]
+    off = {r.request_id.split("#", 1)[1]: r for r in _records(sweep, "sd-off-c1")}
+    assert {f"sd-off-c1#{k}" for k in off} == set(replays)
+    for k, r in off.items():
+        assert replays[r.request_id]["ids"] == list(r.output_ids), k
+    flips = []
+    for point in (f"ngram-k{k}-c1" for k in NGRAM_KS):
+        for on in _records(sweep, point):
+            ref = off[on.request_id.split("#", 1)[1]]
+            if on.prompt_sha256 != ref.prompt_sha256 or list(on.output_ids) == list(ref.output_ids):
+                continue  # a later turn after a diverged reply has other ids: nothing to compare
+            a, b = list(ref.output_ids), list(on.output_ids)
+            i = next(j for j in range(min(len(a), len(b)) + 1) if j == min(len(a), len(b)) or a[j] != b[j])
+            assert i < min(len(a), len(b)), (point, on.request_id, "one reply is a prefix of the other")
+            (top, top_lp), (second, second_lp) = replays[ref.request_id]["top2"][i]
+            assert top == a[i] and b[i] == second, (point, on.request_id, i, a[i], b[i], top, second)
+            assert top_lp - second_lp < NEAR_TIE_NATS, (point, on.request_id, i, top_lp - second_lp)
+            flips.append((point, on.request_id, i, round(top_lp - second_lp, 4)))
+    print(f"SD-on vs SD-off at c=1, first divergences (point, request, position, top-2 gap in nats): {flips}")
 
 
 def test_second_turn_carries_the_first_reply_ids(sweep):
@@ -306,7 +372,7 @@ def test_headline_al_is_the_conversation_mean_of_the_records(sweep):
     """AL SPEED-Bench = mean over conversations of Σ tokens / Σ streamed chunks over all its turns, the EOS
     token stripped (and its chunk when alone in it), as specdec_bench computes it: recomputed here from the
     raw records by hand; acceptance comes from the measured requests and agrees with the server's counters;
-    a quiet point is not flagged."""
+    no point is flagged but for a CLIENT-BOUND that its records confirm."""
     from speedbench.metrics.flags import point_flags
 
     for row in sweep["dir"].summary_rows():
@@ -326,7 +392,18 @@ def test_headline_al_is_the_conversation_mean_of_the_records(sweep):
         assert row["al_speedbench_lo"] <= row["al_speedbench"] <= row["al_speedbench_hi"]
         if row["sd_method"] != "off":
             assert row["acceptance_source"] == "per-request" and row["acceptance_agree"] is True
-        assert point_flags(row) == [], point_flags(row)
+        # a CPU engine shares the client's two cores, so the client may truly fall behind here: what is asserted
+        # is that nothing else is flagged, and that a CLIENT-BOUND flag is true of the records it came from
+        flags = point_flags(row)
+        assert [f for f in flags if f[0] != "CLIENT-BOUND"] == [], flags
+        if row["client_saturated"]:
+            measured = [r for r in _records(sweep, row["point_id"]) if not r.warmup]
+            delays = sum(r.t_start_ns - r.t_wanted_ns for r in measured if r.t_wanted_ns) / 1e9
+            window = (max(r.t_active_end_ns for r in measured) - min(r.t_start_ns for r in measured)) / 1e9
+            assert row["client_send_delay_lost_fraction"] == pytest.approx(delays / window / row["concurrency"])
+            reason = row["client_bound_reason"]
+            assert ("slot time empty" in reason) == (row["client_send_delay_lost_fraction"] > 0.01), reason
+            print(f"{row['point_id']}: CLIENT-BOUND, true of its records: {reason}")
 
 
 def test_draft_length_model_predicts_the_held_out_k4_from_k1_and_k2(sweep):
