@@ -133,16 +133,10 @@ def sweep(
     if proc.returncode != 0:
         print(f"sweep {name} exited {proc.returncode}: {err.strip().splitlines()[-3:]}", file=sys.stderr)
     (run,) = [d for d in (work / "results").iterdir() if d.name.endswith(f"-{name}")]
-    # the client's own words for a flagged point: "<point>: the client fell behind (<reason>): ..."
-    why = {}
-    for line in err.splitlines():
-        if "the client fell behind (" in line:
-            pid = line.split(": the client fell behind", 1)[0].rsplit(" ", 1)[-1]
-            why[pid] = line.split("the client fell behind (", 1)[1].rsplit("): latencies", 1)[0]
-    return {"name": name, "dir": run, "wall_s": wall, "points": point_rows(run, samples, why)}
+    return {"name": name, "dir": run, "wall_s": wall, "points": point_rows(run, samples)}
 
 
-def point_rows(run: Path, samples: list[tuple[int, float, int, float]], why: dict[str, str]) -> list[dict]:
+def point_rows(run: Path, samples: list[tuple[int, float, int, float]]) -> list[dict]:
     from speedbench.results import ResultsDir
 
     rd = ResultsDir(run)
@@ -161,7 +155,7 @@ def point_rows(run: Path, samples: list[tuple[int, float, int, float]], why: dic
             {
                 "point": p["point_id"],
                 "client_bound": bool(p.get("client_saturated")),
-                "why": why.get(p["point_id"], ""),
+                "why": p.get("client_bound_reason") or "",  # the client's own words
                 "client_cpu": cpu,
                 "client_wait": waited,
                 "client_rss_mb": max((s[2] for s in inside), default=0) / 2**20,
