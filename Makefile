@@ -92,7 +92,8 @@ bench-records: setup model
 
 # The full-matrix rehearsal against the SGLang emulator (client and emulator on their own cores): client
 # limits, bytes per token, sweep overhead, report/compare/merge time and memory. Not part of `make test`.
-# REHEARSAL_SCALE=small (minutes; docs/rehearsal.md) or full (the GPU presets' matrix: hours on 2 cores).
+# REHEARSAL_SCALE=small (minutes), matrix (the heavy points whole, ~25 min; docs/rehearsal.md) or full (the GPU
+# presets' matrix: hours on 2 cores).
 REHEARSAL_SCALE ?= small
 rehearsal: setup model
 	$(VENV)/bin/python scripts/rehearsal.py --scale $(REHEARSAL_SCALE)

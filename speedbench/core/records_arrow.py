@@ -279,5 +279,10 @@ def decode_table(table: pa.Table) -> list[RequestRecord]:
     return out
 
 
-def read_records(path: Path) -> list[RequestRecord]:
-    return decode_table(read_table(path))
+IDS_AND_TEXT = ("output_ids", "text")
+
+
+def read_records(path: Path, skip: Sequence[str] = ()) -> list[RequestRecord]:
+    """The file's records; fields in ``skip`` (plain columns only, e.g. IDS_AND_TEXT) read as their default."""
+    table = read_table(path)
+    return decode_table(table.drop_columns([c for c in skip if c in table.column_names]))

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from speedbench.core.jsoncodec import dumps
+
 
 class TokenizedPrompt:
     """One prompt's ids and metadata. Ids read from the cache stay a numpy view until first used, so a
@@ -27,6 +29,7 @@ class TokenizedPrompt:
         "token_entropy",
         "num_turns",
         "turn_tails",
+        "_ids_json",
     )
 
     def __init__(
@@ -51,6 +54,7 @@ class TokenizedPrompt:
         self.num_turns = num_turns  # user turns in the source conversation
         # template ids that follow each reply, one per later turn sent (data.turns: all; see data.turns)
         self.turn_tails = tuple(tuple(t) for t in turn_tails)
+        self._ids_json: bytes | None = None
 
     @property
     def turns_to_send(self) -> int:
@@ -61,6 +65,14 @@ class TokenizedPrompt:
         if not isinstance(self._ids, tuple):
             self._ids = tuple(self._ids.tolist())
         return self._ids
+
+    def ids_json(self) -> bytes:
+        """The ids as a JSON array, encoded once: a request body embeds it instead of encoding thousands of
+        ids per request on the load's hot path, where a wave of 512 streams ending together re-sends 512
+        bodies at once (load.client.stream_one)."""
+        if self._ids_json is None:
+            self._ids_json = dumps(self.token_ids)
+        return self._ids_json
 
     def ids_array(self) -> np.ndarray:
         return self._ids if isinstance(self._ids, np.ndarray) else np.asarray(self._ids, dtype=np.int32)

@@ -24,7 +24,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from typing import Any
 
-from speedbench.core.jsoncodec import dumps, loads
+from speedbench.core.jsoncodec import dumps, fragment, loads
 from speedbench.core.records import CANCELLED, FAILED, OK, RequestRecord
 from speedbench.data.pretokenize import TokenizedPrompt
 from speedbench.data.promptset import turn_ids_digest
@@ -81,6 +81,7 @@ async def stream_one(
     rec: RequestRecord,
     plan: LoadPlan,
     t_wanted_ns: int = 0,
+    ids_json: bytes | None = None,
 ) -> RequestRecord:
     """Send one streaming request and fold its events into ``rec`` (stamps, tokens, status); a failure ends
     as the record's status, never as an exception (but a cancel is re-raised, the record marked first).
@@ -89,8 +90,15 @@ async def stream_one(
     left (its last byte handed to the kernel), so the client's own delay (waking up, encoding, any connect)
     is kept out of TTFT and latency and recorded apart: ``t_start_ns - t_wanted_ns``, ``connect_ns``."""
     rec.t_wanted_ns = t_wanted_ns or _now()
-    path, body = adapter.build_request(list(token_ids), plan.max_tokens, plan.fixed_length)
-    sent_ids: list[int] = body.get("prompt") or body.get("input_ids") or list(token_ids)
+    ids = list(token_ids)
+    path, body = adapter.build_request(ids, plan.max_tokens, plan.fixed_length)
+    sent_ids: list[int] = body.get("prompt") or body.get("input_ids") or ids
+    if ids_json is not None and fragment is not None:
+        # the ids' JSON was encoded before the window (TokenizedPrompt.ids_json): embedded as it is
+        for key, value in body.items():
+            if value is ids:
+                body[key] = fragment(ids_json)
+                break
     data = dumps(body)
     fold = _Fold(adapter, rec, sent_ids)
     rec.t_start_ns = _now()  # until the client says when the request left (kept if it never does)
@@ -244,6 +252,8 @@ class _PointDriver:
         # warm-up requests send prompts built for them, never one of the measured set (load.warmup)
         warm = plan.num_requests if plan.warmup_wave else plan.warmup_requests
         self.warm = warmup_prompts(prompts, self.order, warm, plan.seed) if warm else []
+        for p in prompts:  # before the window: the first turn's ids are never encoded while measuring
+            p.ids_json()
         self.phases = _Phases(plan)
         self.indices = itertools.count(*part)  # this share's request indices: w, w + n, w + 2n, ...
         self.run = PointRun()
@@ -334,7 +344,7 @@ class _PointDriver:
         try:
             while True:
                 rec = self._record(p, conv, turn, ids, phase)
-                if not await self._send(http, ids, rec, t_wanted):
+                if not await self._send(http, ids, rec, t_wanted, p.ids_json() if turn == 1 else None):
                     return rec.t_end_ns  # a failed turn ends its conversation: no reply to build on
                 if turn == last or next_turn is None or self.phases.halted:
                     return rec.t_end_ns
@@ -356,10 +366,12 @@ class _PointDriver:
             prompt_sha256=turn_ids_digest(ids) if turn > 1 else None,
         )
 
-    async def _send(self, http: _Streamer, ids: Sequence[int], rec: RequestRecord, t_wanted: int) -> bool:
+    async def _send(
+        self, http: _Streamer, ids: Sequence[int], rec: RequestRecord, t_wanted: int, ids_json: bytes | None
+    ) -> bool:
         """Send one turn and hand its record on, whatever happens; False when it did not end ok."""
         try:
-            await stream_one(http, self.adapter, ids, rec, self.plan, t_wanted)
+            await stream_one(http, self.adapter, ids, rec, self.plan, t_wanted, ids_json)
         finally:
             self.run.records.append(rec)
             self.emit(rec)
@@ -398,5 +410,6 @@ async def _drive_point(
     run = driver.run
     set_measured_window(run)
     run.lag_samples = monitor.samples
+    run.cpu_wait_samples = monitor.cpu_wait
     run.kernel_stamps = bool(getattr(http, "kernel_timestamps", False))
     return run

@@ -23,6 +23,12 @@ is long enough for a stream's next chunk to arrive before the previous one was r
 one stamp), so the lag limit becomes half the median inter-chunk gap of the point, and never below 1 ms.
 Synchronized streams (512 first tokens at once) make lag bursts of a few ms that do not matter then.
 
+CPU wait: each tick also reads how long this thread has waited runnable for a CPU (``/proc/thread-self/
+schedstat``, Linux), so a flagged point says when the client fell behind because other processes held its
+core (a shared or overloaded machine: the client was ready, the CPU was not), rather than from its own
+work. The flag stays (the requests really waited); only its reason names the cause. One client process
+only: with several, each has its own thread (not measured).
+
 Send delay: a request's start is stamped when it left (its last byte went to the kernel), so TTFT holds
 none of the client's own queueing; what the client kept the server waiting is recorded apart, from when
 the request was wanted (its slot freed, its turn due) to when it left.  A slot left empty longer than 1 %
@@ -45,12 +51,15 @@ import asyncio
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from speedbench.core.records import OK, RequestRecord
 
 LAG_LIMIT_MS = 1.0
+CPU_WAIT_NOTED = 0.05  # a flagged point names waiting for a CPU as a cause from this share of its window
+_SCHEDSTAT = Path("/proc/thread-self/schedstat")
 IN_FLIGHT_MIN_FRACTION = 0.99
 SEND_DELAY_MAX_FRACTION = 1 - IN_FLIGHT_MIN_FRACTION  # of the median request latency
 LOST_SLOT_MAX_FRACTION = 1 - IN_FLIGHT_MIN_FRACTION  # of the target's slot time over the measured window
@@ -64,6 +73,7 @@ class LoopMonitor:
     def __init__(self, interval_s: float = 0.005) -> None:
         self.interval_s = interval_s
         self.samples: list[tuple[int, int]] = []  # (t_ns, lag_ns)
+        self.cpu_wait: list[tuple[int, int]] = []  # (t_ns, this thread's total run-queue wait ns so far)
         self._task: asyncio.Task | None = None
 
     async def _tick(self) -> None:
@@ -77,6 +87,9 @@ class LoopMonitor:
             await asyncio.sleep(0)
             late = max(0, w - due - _TIMER_GRANULARITY_NS)
             self.samples.append((w, now() - w + late))
+            waited = cpu_wait_ns()
+            if waited is not None:
+                self.cpu_wait.append((w, waited))
 
     def start(self) -> LoopMonitor:
         """Start sampling on the running loop."""
@@ -88,6 +101,22 @@ class LoopMonitor:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+
+
+def cpu_wait_ns() -> int | None:
+    """Nanoseconds this thread has spent runnable but not running, since it started (None off Linux)."""
+    try:
+        return int(_SCHEDSTAT.read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def cpu_wait_share(samples: Sequence[tuple[int, int]], t0: int, t1: int) -> float | None:
+    """Share of [t0, t1] the client's thread waited for a CPU, from (t_ns, cumulative wait ns) samples."""
+    inside = [s for s in samples if t0 <= s[0] <= t1]
+    if len(inside) < 2 or inside[-1][0] <= inside[0][0]:
+        return None
+    return (inside[-1][1] - inside[0][1]) / (inside[-1][0] - inside[0][0])
 
 
 @dataclass
@@ -112,6 +141,7 @@ class ClientStats:
     measured_connects: int = 0  # measured requests that opened a connection (timed in connect_ns)
     # closed loop: Σ send delays / (target × measured window), the share of slot time the client kept empty
     send_delay_lost_fraction: float | None = None
+    cpu_wait_share: float | None = None  # of the window, the client's thread runnable but not running
 
 
 def measured_window(records: Sequence[RequestRecord]) -> tuple[int, int]:
@@ -180,6 +210,7 @@ def client_stats(
     target: int | None,
     schedule_lags_ns: Sequence[int] = (),
     kernel_stamps: bool = False,
+    cpu_wait_samples: Sequence[tuple[int, int]] = (),
 ) -> ClientStats:
     """Judge whether the client kept up over the measured window of ``records``: loop lag, in-flight against
     the closed loop's ``target`` concurrency (None: open loop), and open-loop dispatch lag, with the reason
@@ -225,6 +256,12 @@ def client_stats(
         )
     if not any(r.status == OK for r in records if not r.warmup):
         reasons = []  # every measured request failed: no latency was measured that client delay could skew
+    waited = cpu_wait_share(cpu_wait_samples, t0, t1)
+    if reasons and waited is not None and waited >= CPU_WAIT_NOTED:
+        reasons.append(
+            f"the client waited {waited:.0%} of the window for a CPU held by other processes (a shared or "
+            "overloaded machine, not the client's own work)"
+        )
     return ClientStats(
         lag_p99,
         float(lags.max()) if lags.size else None,
@@ -242,4 +279,5 @@ def client_stats(
         delay_limit,
         sum(1 for r in records if not r.warmup and r.connect_ns),
         lost,
+        waited,
     )

@@ -79,6 +79,8 @@ class PointRun:
     prompt_order: list[str] = field(default_factory=list)  # prompt ids of measured requests, by index
     client: ClientStats | None = None
     lag_samples: list[tuple[int, int]] = field(default_factory=list)  # (stamp ns, event-loop lag ns)
+    # (stamp ns, the loop thread's total run-queue wait ns): one client process only (monitor.cpu_wait_share)
+    cpu_wait_samples: list[tuple[int, int]] = field(default_factory=list)
     schedule_lags_ns: list[int] = field(default_factory=list)  # open loop: how late each measured start was
     kernel_stamps: bool = False  # chunk stamps are the kernel's receive times (not read times)
 

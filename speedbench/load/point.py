@@ -58,6 +58,7 @@ async def run_point(
         plan.in_flight_target,
         run.schedule_lags_ns,
         run.kernel_stamps,
+        run.cpu_wait_samples,
     )
     return run
 

@@ -59,28 +59,66 @@ class CategoryAcceptance:
         return asdict(self)
 
 
+@dataclass(frozen=True, slots=True)
+class RequestAL:
+    """What acceptance needs of one measured OK request: a few numbers, not its per-chunk lists (a setting
+    of the full matrix pools millions of chunks; a report keeps these instead of the records)."""
+
+    category: str
+    prompt_id: str
+    conversation: str  # the conversation id (a record without one is its own conversation)
+    output_tokens: int
+    chunks: int
+    al_tokens: int  # EOS stripped as SPEED-Bench strips it (metrics.speed_bench.tokens_and_steps)
+    al_steps: int
+    sd: SpecDecodeCounters | None
+
+    @classmethod
+    def of(cls, r: RequestRecord) -> RequestAL:
+        tokens, steps = sb.tokens_and_steps(r)
+        return cls(
+            r.category,
+            r.prompt_id,
+            r.conversation_id or r.request_id,
+            r.output_tokens,
+            len(r.chunk_tokens),
+            tokens,
+            steps,
+            SpecDecodeCounters.from_dict(r.sd),
+        )
+
+
+def measured_als(records: Iterable[RequestRecord]) -> list[RequestAL]:
+    """RequestAL of each measured (not warm-up) OK request."""
+    return [RequestAL.of(r) for r in records if not r.warmup and r.status == OK]
+
+
 def category_acceptance(records: Sequence[RequestRecord]) -> list[CategoryAcceptance]:
     """One entry per category present among the measured OK requests, sorted by category name."""
-    by_cat: dict[str, list[RequestRecord]] = {}
-    for r in records:
-        if not r.warmup and r.status == OK:
-            by_cat.setdefault(r.category, []).append(r)
+    return category_acceptance_of(measured_als(records))
+
+
+def category_acceptance_of(items: Iterable[RequestAL]) -> list[CategoryAcceptance]:
+    """category_acceptance from the measured OK requests' RequestAL."""
+    by_cat: dict[str, list[RequestAL]] = {}
+    for r in items:
+        by_cat.setdefault(r.category, []).append(r)
     return [_one(cat, recs) for cat, recs in sorted(by_cat.items())]
 
 
-def _one(category: str, recs: list[RequestRecord]) -> CategoryAcceptance:
+def _one(category: str, recs: list[RequestAL]) -> CategoryAcceptance:
     tokens = sum(r.output_tokens for r in recs)
-    steps = sum(len(r.chunk_tokens) for r in recs)
-    per_req = [(r.prompt_id, x) for r, x in ((r, rq.tokens_per_step(r)) for r in recs) if x is not None]
+    steps = sum(r.chunks for r in recs)
+    # tokens per step of each request with chunks (metrics.request.tokens_per_step)
+    per_req = [(r.prompt_id, r.output_tokens / r.chunks) for r in recs if r.chunks]
     lo, hi = cluster_mean_interval([x for _, x in per_req], [p for p, _ in per_req]) or (None, None)
-    conv = sb.conversation_als(recs)
+    conv = sb.conversation_als_of((r.conversation, r.prompt_id, r.al_tokens, r.al_steps) for r in recs)
     conv_lo, conv_hi = cluster_mean_interval([al for _, al in conv], [p for p, _ in conv]) or (None, None)
-    turns = [x for x in map(sb.request_al, recs) if x is not None]
+    turns = [r.al_tokens / r.al_steps for r in recs if r.al_steps]  # metrics.speed_bench.request_al
     total: SpecDecodeCounters | None = None
     for r in recs:
-        c = SpecDecodeCounters.from_dict(r.sd)
-        if c is not None:
-            total = c if total is None else total + c
+        if r.sd is not None:
+            total = r.sd if total is None else total + r.sd
     return CategoryAcceptance(
         category=category,
         requests=len(recs),
@@ -104,7 +142,11 @@ def _one(category: str, recs: list[RequestRecord]) -> CategoryAcceptance:
 
 def overall_acceptance(records: Sequence[RequestRecord]) -> CategoryAcceptance:
     """Every measured OK request pooled, as one entry with category 'all'."""
-    return _one("all", [r for r in records if not r.warmup and r.status == OK])
+    return overall_acceptance_of(measured_als(records))
+
+
+def overall_acceptance_of(items: Iterable[RequestAL]) -> CategoryAcceptance:
+    return _one("all", list(items))
 
 
 def turn_acceptance(records: Sequence[RequestRecord]) -> list[dict]:
@@ -121,7 +163,7 @@ def turn_acceptance(records: Sequence[RequestRecord]) -> list[dict]:
         ttfts = [x for x in (rq.ttft(r) for r in recs) if x is not None]
         row = {
             "turn": turn,
-            **_one("", recs).to_dict(),
+            **_one("", measured_als(recs)).to_dict(),
             "prompt_len_mean": sum(r.prompt_len for r in recs) / len(recs),
             "ttft_mean_ms": sum(ttfts) / len(ttfts) * 1e3 if ttfts else None,
         }

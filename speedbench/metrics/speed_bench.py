@@ -78,10 +78,16 @@ def _measured_ok(records: Iterable[RequestRecord]) -> list[RequestRecord]:
 
 def conversation_als(records: Sequence[RequestRecord]) -> list[tuple[str, float]]:
     """(prompt id, AL) per conversation among the measured OK requests: Σ tokens / Σ chunks over its turns."""
+    return conversation_als_of(
+        (r.conversation_id or r.request_id, r.prompt_id, *tokens_and_steps(r)) for r in _measured_ok(records)
+    )
+
+
+def conversation_als_of(turns: Iterable[tuple[str, str, int, int]]) -> list[tuple[str, float]]:
+    """conversation_als from (conversation, prompt id, tokens, chunks) per turn, EOS already stripped."""
     sums: dict[str, list] = {}
-    for r in _measured_ok(records):
-        tokens, steps = tokens_and_steps(r)
-        s = sums.setdefault(r.conversation_id or r.request_id, [r.prompt_id, 0, 0])
+    for conversation, prompt_id, tokens, steps in turns:
+        s = sums.setdefault(conversation, [prompt_id, 0, 0])
         s[1] += tokens
         s[2] += steps
     return [(pid, tokens / steps) for pid, tokens, steps in sums.values() if steps]

@@ -89,6 +89,7 @@ class PointSummary:
     client_send_delay_limit_ms: float | None = None
     client_send_delay_lost_fraction: float | None = None  # Σ send delays / (target × window), closed loop
     measured_connects: int | None = None  # measured requests that had to open a connection (flagged)
+    client_cpu_wait_share: float | None = None  # of the window, the client runnable but not running
     # set by the runner: "complete", or "failed" when the point was cut short (server died, unreachable);
     # planned measured requests = sent + not_sent, and sent = ok + failed + cancelled
     status: str = POINT_COMPLETE
@@ -156,6 +157,7 @@ class PointSummary:
                 "client_send_delay_limit_ms",
                 "client_send_delay_lost_fraction",
                 "measured_connects",
+                "client_cpu_wait_share",
                 "status",
                 "not_sent",
                 "error_rate",

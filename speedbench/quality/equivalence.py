@@ -181,12 +181,16 @@ def length_differences(
     """(prompts compared, [(prompt_id, reference tokens, candidate tokens)] for each whose output length
     differs). At natural length greedy SD should stop where SD off stops; where it does not, the two points
     did different work for that prompt and their speedup compares different outputs."""
-    ref = reference_by_prompt(reference)
-    cand = reference_by_prompt(candidates)
+    return length_differences_of(output_lengths(candidates), output_lengths(reference))
+
+
+def output_lengths(records: Iterable[RequestRecord]) -> dict[str, int]:
+    """Per prompt, its reference conversation's output tokens (every turn's, joined): what
+    ``length_differences`` compares, kept by a reader that reads a point once for several uses."""
+    return {p: c.output_tokens for p, c in reference_by_prompt(records).items()}
+
+
+def length_differences_of(cand: dict[str, int], ref: dict[str, int]) -> tuple[int, list[tuple[str, int, int]]]:
+    """length_differences from two points' output_lengths."""
     common = [p for p in cand if p in ref]
-    # a conversation's length is its every turn's output, joined
-    return len(common), [
-        (p, ref[p].output_tokens, cand[p].output_tokens)
-        for p in common
-        if ref[p].output_tokens != cand[p].output_tokens
-    ]
+    return len(common), [(p, ref[p], cand[p]) for p in common if ref[p] != cand[p]]

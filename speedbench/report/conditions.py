@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from speedbench.core.point_id import repeat_of
 from speedbench.metrics import speed_bench as sb
-from speedbench.quality.equivalence import length_differences
+from speedbench.quality.equivalence import length_differences_of
 from speedbench.report.cells import Section
 
 LENGTH_NOTE = (
@@ -158,7 +158,9 @@ def length_rows(data) -> list[dict]:
             twin = off.get((r["engine"], r["isl"], r["concurrency"], repeat_of(r["point_id"])))
             if r["sd_method"] == "off" or twin is None:
                 continue
-            compared, diffs = length_differences(run.records(r["point_id"]), run.records(twin["point_id"]))
+            compared, diffs = length_differences_of(
+                run.digest(r["point_id"]).output_lengths, run.digest(twin["point_id"]).output_lengths
+            )
             out.append(
                 {
                     "run": run.label,

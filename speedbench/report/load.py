@@ -14,13 +14,15 @@ from speedbench.core.records import OK, RequestRecord
 from speedbench.metrics import request as rq
 from speedbench.metrics import speed_bench as sb
 from speedbench.metrics.category import (
-    category_acceptance,
+    category_acceptance_of,
     mean_over_categories,
+    measured_als,
     ordered_categories,
-    overall_acceptance,
+    overall_acceptance_of,
 )
-from speedbench.metrics.paired import PromptUnits
+from speedbench.metrics.paired import PromptUnits, prompt_units
 from speedbench.metrics.summary import point_from_dict, point_spread
+from speedbench.quality.equivalence import output_lengths
 from speedbench.report import analysis as an
 from speedbench.results import ResultsDir, ResultsError
 
@@ -52,6 +54,15 @@ def dp_size(manifest: dict) -> int:
     return int(eng.get("data_parallel_size") or 1)
 
 
+@dataclass(frozen=True)
+class PointDigest:
+    """One point's records reduced to what the report uses (Run.digest)."""
+
+    units: PromptUnits | None  # per-prompt sums behind paired speedup intervals
+    als: list  # RequestAL of each measured OK request (per-category acceptance)
+    output_lengths: dict[str, int]  # per prompt, its conversation's output tokens (SD on/off lengths)
+
+
 @dataclass
 class Run:
     """One results folder, its rows tagged with the run label, model and TP size."""
@@ -61,6 +72,7 @@ class Run:
     manifest: dict
     points: list[dict]
     extras: dict = field(default_factory=dict)  # name -> parsed JSON (quality, recommendation)
+    _digests: dict[str, PointDigest] = field(default_factory=dict, repr=False)
 
     @cached_property
     def rows(self) -> list[dict]:
@@ -91,13 +103,23 @@ class Run:
     def results_dir(self) -> ResultsDir:
         return ResultsDir(self.path)
 
-    def records(self, point_id: str) -> list[RequestRecord]:
+    def records(self, point_id: str, ids_and_text: bool = True) -> list[RequestRecord]:
         rd = self.results_dir
-        return rd.records(point_id) if rd.records_path(point_id).is_file() else []
+        return rd.records(point_id, ids_and_text) if rd.records_path(point_id).is_file() else []
+
+    def digest(self, point_id: str) -> PointDigest:
+        """What the report's sections need of a point's records, from one read of them (cached: a few numbers
+        per request). Each section reading the records itself decoded every point three times."""
+        hit = self._digests.get(point_id)
+        if hit is None:
+            recs = self.records(point_id, ids_and_text=False)
+            hit = PointDigest(prompt_units(recs) if recs else None, measured_als(recs), output_lengths(recs))
+            self._digests[point_id] = hit
+        return hit
 
     def prompt_units(self, row: dict) -> PromptUnits | None:
         """The point's per-prompt sums behind a paired speedup interval (metrics.paired)."""
-        return self.results_dir.prompt_units(row)
+        return self.digest(str(row["point_id"])).units
 
     def missing_note(self) -> str | None:
         """How many planned points have no result here, and why (None when every planned point ended)."""
@@ -201,14 +223,16 @@ class ReportData:
         """(per-category rows, pooled 'all' rows): one per SD setting, records pooled over its points."""
         per_cat, pooled = [], []
         for run, row, points in self._settings():
-            recs = [r for p in points for r in run.records(p["point_id"])]
+            # one point's records at a time, each kept as its few acceptance numbers: a setting of the full
+            # matrix pools ~10^8 chunks, GBs as records
+            items = [r for p in points for r in run.digest(p["point_id"]).als]
             base = {k: row.get(k) for k in an.SETTING_KEYS}
             base["setting"] = an.setting_name(row, with_run=self.multi_run)
             base["concurrencies"] = sorted({p["concurrency"] for p in points})
-            cats = {c.category: c.to_dict() for c in category_acceptance(recs)}
+            cats = {c.category: c.to_dict() for c in category_acceptance_of(items)}
             per_cat += [{**base, **cats[name]} for name in ordered_categories(cats)]
             if cats:
-                pooled.append({**base, **overall_acceptance(recs).to_dict()})
+                pooled.append({**base, **overall_acceptance_of(items).to_dict()})
         return per_cat, pooled
 
     @property

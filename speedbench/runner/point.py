@@ -209,6 +209,7 @@ def _apply_client_health(summary: PointSummary, run) -> None:
     summary.client_send_delay_p99_ms = client.send_delay_p99_ms
     summary.client_send_delay_limit_ms = client.send_delay_limit_ms
     summary.measured_connects = client.measured_connects
+    summary.client_cpu_wait_share = client.cpu_wait_share
     summary.client_send_delay_lost_fraction = client.send_delay_lost_fraction
 
 

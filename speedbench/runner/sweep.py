@@ -17,6 +17,7 @@ from speedbench.core.acceptance import SpecDecodeCounters
 from speedbench.core.point_id import planned_points, point_name
 from speedbench.core.writer_lock import WriterLock, lock_folder
 from speedbench.data.pretokenize import PromptSet, cache_path
+from speedbench.data.tokenization import release_tokenizers
 from speedbench.engines.container import prepare_sweep
 from speedbench.engines.image_release import check_release, release_fields
 from speedbench.engines.server import ServerProcess, pick_free_port
@@ -151,7 +152,10 @@ class BenchmarkRunner(SweepPlanner):
                 close_manifest(results, status, result.stopped_reason, best_effort=ending is not None)
         # a failed point (cut short) is reported, never used for a speedup
         result.speedups = [Speedup.from_row(s) for s in speedup_rows(result.rows(), results.prompt_units)]
-        result.categories = {p.point_id: category_acceptance(results.records(p.point_id)) for p in result.points}
+        # read without ids and text (unused here): most of a large point's decoding
+        result.categories = {
+            p.point_id: category_acceptance(results.records(p.point_id, ids_and_text=False)) for p in result.points
+        }
         if cfg.quality.enabled:
             write_post_sweep(path, cfg)
             result.quality = read_json(path / "quality.json")
@@ -165,6 +169,7 @@ class BenchmarkRunner(SweepPlanner):
         if cfg.engine.endpoint:  # unreachable, wrong model, too small: one clear line before any prompt is built
             self._check_endpoint(cfg.engine.endpoint)
         prompts = self._checked_prompts()
+        release_tokenizers()  # built: the tokenizer's memory is not the client's while it measures
         self._prompt_lens = self._input_lens(prompts)  # attach mode checks them per server
         self._reply_end_id = prompts.meta.get("reply_end_id")
         if cfg.engine.endpoint:  # ... and before a results folder exists

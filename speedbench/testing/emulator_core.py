@@ -69,6 +69,7 @@ class EmuRequest:
     ignore_eos: bool = True
     temperature: float = 0.0
     rid: str = ""
+    eos_every: int = EOS_EVERY  # a token id divisible by this is EOS (--eos-every: the mean natural length)
     output: list[int] = field(default_factory=list)
     finish_reason: str | None = None
     verify_ct: int = 0
@@ -79,6 +80,15 @@ class EmuRequest:
     # one item per iteration that emitted tokens: the new ids; None after the last one
     steps: asyncio.Queue = field(default_factory=asyncio.Queue)
     rng: random.Random = field(default_factory=random.Random)
+    # when set, called with each item instead of queueing it: a writer that runs inside the engine's
+    # iteration saves a task wake-up per request per step (the cost that capped the emulator's token rate)
+    on_step: Callable[[list[int] | None], None] | None = None
+
+    def push(self, item: list[int] | None) -> None:
+        if self.on_step is not None:
+            self.on_step(item)
+        else:
+            self.steps.put_nowait(item)
 
     def next_token(self) -> int:
         pos = len(self.output)
@@ -96,7 +106,7 @@ class EmuRequest:
             if len(self.output) >= self.max_tokens:
                 self.finish_reason = "length"
                 break
-            if not self.ignore_eos and tok % EOS_EVERY == 0:
+            if not self.ignore_eos and tok % self.eos_every == 0:
                 self.finish_reason = "stop"
                 break
         return new
@@ -156,6 +166,8 @@ class BatchEngine:
         self._wake.set()
 
     async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        due = loop.time()
         while True:
             if not self.running and not self.waiting:
                 self._wake.clear()
@@ -163,7 +175,11 @@ class BatchEngine:
             admitted: list = []
             while self.waiting and len(self.running) + len(admitted) < self.max_running:
                 admitted.append(self.waiting.popleft())
-            await asyncio.sleep(self.step_s)
+            # one iteration every step_s, its own work included (a GPU step's time is its work); an
+            # iteration that ran late starts the next period from now rather than catching up in a burst
+            now = loop.time()
+            due = max(due + self.step_s, now)
+            await asyncio.sleep(due - now)
             self._iterate(admitted)
 
     def _iterate(self, admitted: list[EmuRequest]) -> None:
@@ -188,15 +204,15 @@ class BatchEngine:
                 drafted += 1
                 draft_tokens += k
                 accepted_total += acc
-            req.steps.put_nowait(new)
+            req.push(new)
         for req in admitted:
-            req.steps.put_nowait(req.emit(1))
+            req.push(req.emit(1))
         gen = len(self.running)
         self.running += admitted
         done = [r for r in self.running if r.finish_reason]
         self.running = [r for r in self.running if not r.finish_reason]
         for req in done:
-            req.steps.put_nowait(None)
+            req.push(None)
             if self.on_finish:
                 self.on_finish(req)
         if self.on_iteration:
@@ -225,6 +241,13 @@ def add_common_args(ap: argparse.ArgumentParser) -> None:
     g.add_argument("--step-ms", type=float, default=2.0, help="latency of one engine iteration (SD off)")
     g.add_argument("--draft-cost", type=float, default=0.1, help="extra step latency per draft token (fraction)")
     g.add_argument("--seed", type=int, default=0)
+    g.add_argument(
+        "--eos-every",
+        type=int,
+        default=EOS_EVERY,
+        help="a greedy token id divisible by this ends a request that does not ignore EOS: natural output "
+        "lengths spread roughly geometrically with this mean (then capped by max_tokens)",
+    )
     g.add_argument("--startup-delay", type=float, default=0.0, help="seconds before readiness turns 200")
 
 

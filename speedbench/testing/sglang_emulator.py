@@ -25,6 +25,7 @@ from speedbench.testing.emulator_core import (
     parse_accept,
     token_text,
 )
+from speedbench.testing.emulator_stream import DirectStream, EventBuilder
 
 _TOP_KEYS = {
     "input_ids",
@@ -312,6 +313,7 @@ class SGLangEmulator:
             bool(sp.get("ignore_eos", False)),
             float(sp.get("temperature", 1.0)),
             body.get("rid") or uuid.uuid4().hex,
+            self.a.eos_every,
         )
 
     def _meta(self, req: EmuRequest, first: bool, final: bool, t0: float) -> dict:
@@ -370,31 +372,43 @@ class SGLangEmulator:
             )
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await resp.prepare(request)
-        sent, first, steps = 0, True, 0
-        while True:
-            item = await req.steps.get()
-            done = item is None
-            steps += not done
-            # the writer takes everything already queued: several steps can share one event
-            while not done and not req.steps.empty():
-                done = req.steps.get_nowait() is None
-                steps += not done
-            if not done and steps % self.a.stream_interval:
-                continue
+        stream = DirectStream(self._event_builder(req, t0), self.a.stream_interval, lambda: bool(req.finish_reason))
+        req.on_step = stream.on_step
+        return await stream.serve(request, resp)
+
+    def _event_builder(self, req: EmuRequest, t0: float) -> EventBuilder:
+        """The SSE payload of the tokens not yet sent (all of them, cumulative, by default). A middle event
+        (neither first nor final) differs from the last only in its ids, text and count: it is filled into
+        a template made once per request, rather than a dict encoded per event."""
+        sent = 0
+        parts: list[str] = []
+
+        def build(first: bool, done: bool) -> bytes:
+            nonlocal sent, parts
             n = len(req.output)
             ids = req.output[sent:n] if self.a.incremental_streaming_output else req.output[:n]
-            out = {
-                "text": "".join(map(token_text, ids)),
-                "output_ids": ids,
-                "meta_info": self._meta(req, first, done, t0),
-            }
-            await resp.write(b"data: " + json.dumps(out, separators=(",", ":")).encode() + b"\n\n")
-            sent, first = n, False
-            if done:
-                break
-        await resp.write(b"data: [DONE]\n\n")
-        await resp.write_eof()
-        return resp
+            sent = n
+            if first or done:
+                out = {
+                    "text": "".join(map(token_text, ids)),
+                    "output_ids": ids,
+                    "meta_info": self._meta(req, first, done, t0),
+                }
+                return b"data: " + json.dumps(out, separators=(",", ":")).encode() + b"\n\n"
+            if not parts:
+                meta = {**self._meta(req, False, False, t0), "completion_tokens": _COUNT}
+                tpl = json.dumps({"text": _TEXT, "output_ids": [_IDS], "meta_info": meta}, separators=(",", ":"))
+                head, rest = tpl.split(_TEXT, 1)
+                mid, rest = rest.split(str(_IDS), 1)
+                parts = [head, mid, *rest.split(str(_COUNT), 1)]
+            text = "".join(map(token_text, ids))
+            return f"data: {parts[0]}{text}{parts[1]}{','.join(map(str, ids))}{parts[2]}{n}{parts[3]}\n\n".encode()
+
+        return build
+
+
+# placeholders of the middle-event template: values no request produces (token texts are " w<id>")
+_TEXT, _IDS, _COUNT = "@@text@@", -987654321, -987654322
 
 
 def main(argv: list[str] | None = None) -> int:

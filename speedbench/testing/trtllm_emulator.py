@@ -314,6 +314,7 @@ class TRTLLMEmulator:
             bool(body.get("ignore_eos", False)),
             1.0 if temp is None else float(temp),
             f"cmpl-{uuid.uuid4().hex}",
+            self.a.eos_every,
         )
 
     async def completions(self, request: web.Request) -> web.StreamResponse:

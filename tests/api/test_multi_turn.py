@@ -67,3 +67,25 @@ def test_first_turn_only_on_request(tmp_path, tiny_tokenizer, fake_sd_server, at
     assert len(records) == 11 and {r.turn for r in records} == {1}
     assert result.points[0].per_turn == []
     assert "turns" not in {s.key for s in build_sections(ReportData.load([result.results_dir]))}
+
+
+def test_the_tokenizer_is_not_held_while_measuring(
+    tmp_path, tiny_tokenizer, fake_sd_server, attach_config, monkeypatch
+):
+    """Issue 29: the sweep's client kept the tokenizer it built its prompts with through every point (Gemma
+    3's: ~300-450 MB of the ~650 MB client RSS of a tiny run). It is released once the prompts are built:
+    no tokenizer is loaded while any request is sent."""
+    from speedbench.data import tokenization
+    from speedbench.load import client
+
+    held = []
+    real = client.stream_one
+
+    async def watching(*a, **kw):
+        held.append(tokenization._load_tokenizer.cache_info().currsize)
+        return await real(*a, **kw)
+
+    monkeypatch.setattr(client, "stream_one", watching)
+    conf = attach_config(fake_sd_server.url, tiny_tokenizer, tmp_path, concurrency=[2])
+    BenchmarkRunner(BenchmarkConfig.model_validate(conf), progress=False).run()
+    assert held and set(held) == {0}

@@ -301,3 +301,28 @@ def test_sglang_emulator_refuses_ngram_with_dp_attention(tmp_path):
         timeout=60,
     )
     assert out.returncode != 0 and "does not support dp attention" in out.stderr
+
+
+@pytest.mark.parametrize("incremental", [True, False])
+def test_sglang_emulator_streams_one_event_per_step_written_from_the_engine(start_emulator, incremental):
+    """Issue 29: the emulator writes each step's event from the engine's iteration, middle events filled into
+    a template. Every event is still its own JSON object with SGLang's keys in SGLang's order, one step
+    each (1 + accepted drafts tokens, SD on), counts rising to the cap; the ids and text add up."""
+    args = ["--sd-k", "3", "--accept", ACCEPT, "--step-ms", "1"]
+    url = start_emulator("sglang", *args, *(["--incremental-streaming-output"] if incremental else []))
+    body = {"input_ids": list(range(10, 40)), "sampling_params": {"max_new_tokens": 40, "temperature": 0,
+            "ignore_eos": True}, "stream": True}  # fmt: skip
+    events = post_stream(url + "/generate", body)
+    counts = [e["meta_info"]["completion_tokens"] for e in events]
+    assert counts[-1] == 40 and counts == sorted(set(counts)) and len(events) > 40 / 4
+    first_keys = list(events[0]["meta_info"])
+    for e in events[1:-1]:
+        assert list(e) == ["text", "output_ids", "meta_info"]
+        assert [k for k in first_keys if k != "response_sent_to_client_ts"] == list(e["meta_info"])
+        assert e["meta_info"]["finish_reason"] is None
+    ids = [i for e in events for i in e["output_ids"]] if incremental else events[-1]["output_ids"]
+    text = "".join(e["text"] for e in events) if incremental else events[-1]["text"]
+    assert len(ids) == 40 and text == "".join(f" w{i}" for i in ids)
+    assert events[-1]["meta_info"]["finish_reason"] == {"type": "length", "length": 40}
+    steps = [b - a for a, b in zip([0, *counts], counts)]
+    assert max(steps) <= 4 and events[-1]["meta_info"]["spec_verify_ct"] == len(events) - 1

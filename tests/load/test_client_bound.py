@@ -154,3 +154,41 @@ def test_a_send_delay_tail_is_flagged_even_when_the_slot_time_lost_is_small():
     assert s.client_saturated and s.reason.startswith("send delay P99") and "slot time" not in s.reason
     delays[50] = delays[100] = delays[150] = 0.5  # one request of 200 is a hiccup, not a tail
     assert not client_stats(_c1_records(200, 1000, delays), [], 1).client_saturated
+
+
+def test_a_client_kept_off_its_cpu_says_so():
+    """Issue 29: c=64 points on a shared machine were flagged with the client at 21-30 % CPU. The flag was
+    true (requests waited in the client), but its cause was other processes holding the client's core: the
+    client's run-queue wait over the window is measured and a flagged point names it. Waiting alone never
+    flags a point that kept up."""
+    recs = _closed_loop_records()
+    t0, t1 = min(r.t_start_ns for r in recs), max(r.t_end_ns for r in recs)
+    # cumulative run-queue wait: 40 % of the window
+    waits = [(t0 + i * (t1 - t0) // 10, i * 4 * (t1 - t0) // 100) for i in range(11)]
+    lag = [(t0 + i * MS, 15 * MS) for i in range(100)]  # a loop 15 ms late at every tick
+    flagged = client_stats(recs, lag, 4, cpu_wait_samples=waits)
+    assert flagged.client_saturated and flagged.cpu_wait_share == 0.4
+    assert "waited 40% of the window for a CPU held by other processes" in flagged.reason
+    healthy = client_stats(recs, [], 4, cpu_wait_samples=waits)
+    assert not healthy.client_saturated and healthy.reason is None and healthy.cpu_wait_share == 0.4
+    own = client_stats(recs, lag, 4, cpu_wait_samples=[(t0, 0), (t1, 0)])  # its own work: no CPU named
+    assert own.client_saturated and "CPU held" not in own.reason
+
+
+def test_the_loop_monitor_samples_its_threads_cpu_wait():
+    import asyncio
+
+    from speedbench.load.monitor import LoopMonitor, cpu_wait_ns
+
+    if cpu_wait_ns() is None:  # not Linux: nothing to read
+        return
+
+    async def run():
+        m = LoopMonitor(0.001).start()
+        await asyncio.sleep(0.05)
+        await m.stop()
+        return m
+
+    m = asyncio.run(run())
+    assert len(m.cpu_wait) >= 2
+    assert all(b[0] > a[0] and b[1] >= a[1] for a, b in zip(m.cpu_wait, m.cpu_wait[1:]))

@@ -1,5 +1,6 @@
 """Per-category acceptance (the SPEED-Bench matrix) against hand-computed values, and the report's matrix."""
 
+import dataclasses
 import json
 
 import pytest
@@ -85,3 +86,55 @@ def test_sample_records_agree_with_point_summaries(sample_dir):
         cats = category_acceptance(recs)
         assert {r.category for r in cats} <= set(CATEGORIES)
         assert sum(r.requests for r in cats) == p["ok"]
+
+
+def test_category_rows_never_hold_every_point_of_a_setting(synthetic_dir, monkeypatch):
+    """A setting pools its points' acceptance as a few numbers per request, one point's records alive at a
+    time: the full matrix's records are GBs (issue 29). Each point here hands out fresh records with long
+    chunk lists; the peak while pooling five points must stay near one point's, not five."""
+    import tracemalloc
+
+    from speedbench.report.load import Run
+
+    chunks = tuple(range(1, 20_001))
+    real = Run.records
+
+    def big(self, point_id, ids_and_text=True):
+        return [
+            dataclasses.replace(r, chunk_tokens=list(chunks), chunk_times_ns=list(chunks)) for r in real(self, point_id)
+        ]
+
+    monkeypatch.setattr(Run, "records", big)
+    data = ReportData.load([synthetic_dir])
+    run = data.runs[0]
+    tracemalloc.start()
+    one = big(run, run.points[0]["point_id"])
+    one_point = tracemalloc.get_traced_memory()[0]
+    del one
+    tracemalloc.reset_peak()
+    rows = data.category_rows
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert {r["category"] for r in rows} == {"Coding", "Math"}
+    assert peak < 2 * one_point, (peak, one_point)
+
+
+def test_a_report_reads_each_points_records_once(synthetic_dir, monkeypatch):
+    """Issue 29: the speedup intervals, the per-category acceptance and the SD on/off output lengths each
+    decoded every point's records (three reads per point: most of a matrix report's time). One read now
+    feeds all three."""
+    from collections import Counter
+
+    from speedbench.report.sections import build_sections
+    from speedbench.results import ResultsDir
+
+    reads = Counter()
+    real = ResultsDir.records
+
+    def counting(self, point_id, *a, **kw):
+        reads[point_id] += 1
+        return real(self, point_id, *a, **kw)
+
+    monkeypatch.setattr(ResultsDir, "records", counting)
+    build_sections(ReportData.load([synthetic_dir]))
+    assert reads and max(reads.values()) == 1, reads
