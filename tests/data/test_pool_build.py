@@ -99,7 +99,7 @@ def test_translations_by_language_skip_english_variants_and_repeats():
 @pytest.mark.parametrize("isl", ["1k", "8k", "16k", "32k"])
 def test_the_default_throughput_split_meets_the_bound_at_speed_bench_size(gemma, isl, cache_dir, capsys):
     """SPEED-Bench's size (512 prompts per tier) from the default pool (auto: the full pool, built once under
-    $SPEEDBENCH_HOME/pool). First run: downloads ~270 MB of pinned artifacts, then builds and tokenizes the
+    $SPEEDBENCH_HOME/pool). First run: downloads ~265 MB of pinned artifacts, then builds and tokenizes the
     pool (minutes on 2 shared cores: see the datasets README); the session's prompt cache then serves every
     bucket the pool's tokens. 32k is the bucket that needs the most text: 512 disjoint windows per tier."""
     import time
