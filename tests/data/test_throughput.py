@@ -191,3 +191,17 @@ def test_table_tasks_quote_a_header_row_and_most_tasks_quote_the_window():
     code = "\nimport os\n\n\ndef walk_tree(root, follow_links=False):\n    return list(os.walk(root))\n"
     tasks = [instruction_for("code", code, i) for i in range(6)]
     assert all(quotes_window(t) for t in tasks)  # no fixed request while something can be quoted
+
+
+def test_the_pool_tokenized_in_batches_gives_the_same_streams(byte_bpe, monkeypatch):
+    """The pool is tokenized ENCODE_BATCH documents per call (memory); the joined streams do not depend on it."""
+    from speedbench.data import throughput
+
+    tok, docs = load_tokenizer(byte_bpe), read_pool()
+    whole, nl = tier_streams(tok, docs)
+    monkeypatch.setattr(throughput, "ENCODE_BATCH", 3)  # many calls, a partial last one
+    batched, nl_b = tier_streams(tok, docs)
+    assert np.array_equal(nl, nl_b) and whole.keys() == batched.keys()
+    for t in whole:
+        for k in ("ids", "start", "end"):
+            assert np.array_equal(getattr(whole[t], k), getattr(batched[t], k)), (t, k)
