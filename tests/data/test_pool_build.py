@@ -1,6 +1,7 @@
 """The full throughput pool (issue 17, item 2): built at prepare time from pinned artifacts; offline here, so
 these tests cover the rules, the cache and the failure path, not the download."""
 
+import contextlib
 import gzip
 import json
 from pathlib import Path
@@ -186,7 +187,13 @@ def test_a_debian_artifact_is_fetched_with_apt_get_download_and_checked(tmp_path
     fake.write_text(f'#!/bin/sh\necho "$@" > args\ncp {tmp_path / "ref.deb"} dict-t_1.0+b1_all.deb\n')
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    src = {"req": "dict-t=1.0+b1", "file": "dict-t_1.0+b1_all.deb", "binary": True, "apt": True}
+    src = {
+        "req": "dict-t=1.0+b1",
+        "file": "dict-t_1.0+b1_all.deb",
+        "binary": True,
+        "apt": True,
+        "pool_dir": "pool/main/d/dict-t",
+    }
     monkeypatch.setitem(sources.SOURCES, "t", {**src, "sha256": hashlib.sha256(payload).hexdigest()})
     assert sources.fetch("t", str(cache)) == str(cache / "dict-t_1.0+b1_all.deb")
     assert (cache / "args").read_text().split() == ["download", "dict-t=1.0+b1"]
@@ -195,8 +202,38 @@ def test_a_debian_artifact_is_fetched_with_apt_get_download_and_checked(tmp_path
         sources.fetch("t", str(cache))
     fake.write_text("#!/bin/sh\necho 'E: Unable to locate package dict-t' >&2\nexit 100\n")
     (cache / "dict-t_1.0+b1_all.deb").unlink()
-    with pytest.raises(sources.FetchError, match="Unable to locate package.*apt-get update"):
-        sources.fetch("t", str(cache))
+    monkeypatch.setitem(sources.SOURCES, "t", {**src, "sha256": hashlib.sha256(payload).hexdigest()})
+    # an apt that cannot serve the version (an Ubuntu node): Debian's archive, here a loopback stand-in
+    archive = tmp_path / "archive"
+    (archive / "pool/main/d/dict-t").mkdir(parents=True)
+    (archive / "pool/main/d/dict-t/dict-t_1.0+b1_all.deb").write_bytes(payload)
+    with _serve(archive) as base:
+        monkeypatch.setattr(sources, "DEBIAN_ARCHIVES", (f"{base}/missing", base))
+        assert sources.fetch("t", str(cache)) == str(cache / "dict-t_1.0+b1_all.deb")
+        (cache / "dict-t_1.0+b1_all.deb").unlink()
+        monkeypatch.setattr(sources, "DEBIAN_ARCHIVES", (f"{base}/missing",))
+        with pytest.raises(sources.FetchError, match="Unable to locate package.*404.*apt-get update"):
+            sources.fetch("t", str(cache))
+    assert not list(cache.glob("*.deb*"))  # a failed download leaves nothing that looks fetched
+
+
+@contextlib.contextmanager
+def _serve(folder):
+    """A loopback HTTP server over ``folder`` for the test's lifetime; yields its base URL."""
+    import functools
+    import http.server
+    import threading
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *a: None  # type: ignore[method-assign]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @pytest.mark.slow
