@@ -132,7 +132,10 @@ def sweep(
     wall = time.monotonic() - t0
     if proc.returncode != 0:
         print(f"sweep {name} exited {proc.returncode}: {err.strip().splitlines()[-3:]}", file=sys.stderr)
-    (run,) = [d for d in (work / "results").iterdir() if d.name.endswith(f"-{name}")]
+    runs = [d for d in (work / "results").iterdir() if d.name.endswith(f"-{name}")] if (work / "results").is_dir() else []
+    if len(runs) != 1:  # refused before any folder was made (model, tokenizer, prompts): nothing to read
+        raise SystemExit(f"rehearsal: sweep {name} left {len(runs)} results folders; see its error above")
+    (run,) = runs
     return {"name": name, "dir": run, "wall_s": wall, "points": point_rows(run, samples)}
 
 
