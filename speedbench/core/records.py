@@ -57,6 +57,10 @@ class RequestRecord:
     # 0 = not recorded (records written before this field existed)
     t_wanted_ns: int = 0
     connect_ns: int = 0  # nanoseconds spent opening a connection for this request (0: a pre-opened one)
+    # of t_start_ns - t_wanted_ns, the nanoseconds spent waiting on the server: for the end of its previous
+    # reply on the connection this request reuses (the chunked terminator after [DONE]) and for it to read a
+    # request too large for the socket at once. The client's own delay is the rest. 0: none, or not recorded
+    server_wait_ns: int = 0
 
     def add_chunk(self, t_ns: int, cumulative_tokens: int) -> None:
         """Tokens arrived: keep the chunk when the cumulative count grew (usage-only chunks carry none)."""

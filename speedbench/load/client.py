@@ -112,6 +112,7 @@ async def stream_one(
     if out.t_sent_ns:
         rec.t_start_ns = out.t_sent_ns
     rec.connect_ns = out.connect_ns
+    rec.server_wait_ns = out.server_wait_ns
     rec.http_status = out.http_status
     if rec.status == OK and out.error_kind is not None:
         rec.status, rec.error_kind, rec.error = FAILED, out.error_kind, out.error

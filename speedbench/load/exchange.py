@@ -26,6 +26,9 @@ class StreamOutcome:
     # when the request's last byte was handed to the kernel (0: never written); what TTFT counts from
     t_sent_ns: int = 0
     connect_ns: int = 0  # time spent opening a connection for this request (0: an open one was reused)
+    # of the time before it left, what waited on the server: its previous reply's end on the connection this
+    # request reuses, and its reading of a request too large for the socket at once (the server's, not ours)
+    server_wait_ns: int = 0
 
 
 class Exchange:
@@ -43,6 +46,7 @@ class Exchange:
         "got_bytes",
         "outcome",
         "t_sent_ns",
+        "t_write_ns",
     )
 
     def __init__(self, sink: PayloadSink, future: asyncio.Future, t_start_ns: int) -> None:
@@ -55,6 +59,7 @@ class Exchange:
         self.got_bytes = False
         self.outcome = StreamOutcome()
         self.t_sent_ns = 0
+        self.t_write_ns = 0  # when the request was handed to the transport (its write may not fit at once)
 
     def finish(self, t_ns: int, kind: str | None = None, error: str | None = None) -> None:
         if self.done:

@@ -84,6 +84,8 @@ class _Connection(asyncio.Protocol):
         """KernelStampedSocket: the last byte of a write that did not fit the socket at once went out now."""
         if self.ex is not None and not self.ex.t_sent_ns:
             self.ex.t_sent_ns = _now()
+            if self.ex.t_write_ns:  # the rest waited for the server to read it
+                self.ex.outcome.server_wait_ns += self.ex.t_sent_ns - self.ex.t_write_ns
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
@@ -334,7 +336,9 @@ class Http1Pool:
         request = self._head.format(path=self.prefix + path, n=len(body)).encode("latin-1") + body
         connect_ns = 0
         for attempt in (0, 1):
+            t_checkout = _now()
             conn = await self._checkout()
+            drain_wait_ns = _now() - t_checkout  # ~0 with an idle connection; else the server ending a reply
             reused = conn is not None
             t0 = _now()
             if conn is None:
@@ -354,10 +358,12 @@ class Http1Pool:
                 connect_ns += _now() - t0
             ex = Exchange(sink, self.loop.create_future(), t0)
             ex.outcome.connect_ns = connect_ns
+            ex.outcome.server_wait_ns = drain_wait_ns if reused else 0
             conn.ex = ex
             self.active.add(conn)
             transport = conn.transport
             assert transport is not None  # set by connection_made before the connect returns
+            ex.t_write_ns = _now()
             transport.write(request)
             # the request's start: its last byte is with the kernel (a write that did not fit the socket
             # stamps itself when it drains: _Connection.write_drained)

@@ -172,8 +172,11 @@ def mean_in_flight(records: Iterable[RequestRecord], t0: int, t1: int) -> float:
     for r in records:
         key = r.conversation_id or r.request_id
         end = r.t_end_ns or t1
-        span = spans.setdefault(key, [r.t_start_ns, end])
-        span[0], span[1] = min(span[0], r.t_start_ns), max(span[1], end)
+        # a request that waited on the server (its previous reply's end, its reading of the request) held
+        # the slot while it waited: that gap is the server's, not the client's
+        start = r.t_start_ns - r.server_wait_ns
+        span = spans.setdefault(key, [start, end])
+        span[0], span[1] = min(span[0], start), max(span[1], end)
     busy = 0
     for start, end in spans.values():
         a, b = max(start, t0), min(end, t1)
@@ -189,13 +192,11 @@ def median_chunk_gap_ms(records: Iterable[RequestRecord]) -> float | None:
 
 
 def send_delays_ms(records: Iterable[RequestRecord]) -> np.ndarray:
-    """Per measured request, ms from when it was wanted to when it left (records that say both)."""
-    return (
-        np.asarray([r.t_start_ns - r.t_wanted_ns for r in records if not r.warmup and r.t_wanted_ns], dtype=float).clip(
-            min=0
-        )
-        / 1e6
-    )
+    """Per measured request, the client's own delay in ms: from when it was wanted to when it left, less what it
+    waited on the server (``server_wait_ns``: the previous reply's end on its connection, the server reading a
+    large request), which is the server's doing however much it lowers the load (records that say both)."""
+    delays = [r.t_start_ns - r.t_wanted_ns - r.server_wait_ns for r in records if not r.warmup and r.t_wanted_ns]
+    return np.asarray(delays, dtype=float).clip(min=0) / 1e6
 
 
 def send_delay_limit_ms(records: Iterable[RequestRecord]) -> float:

@@ -192,3 +192,23 @@ def test_the_loop_monitor_samples_its_threads_cpu_wait():
     m = asyncio.run(run())
     assert len(m.cpu_wait) >= 2
     assert all(b[0] > a[0] and b[1] >= a[1] for a, b in zip(m.cpu_wait, m.cpu_wait[1:]))
+
+
+def test_waiting_for_the_servers_message_end_is_the_servers_not_a_client_that_fell_behind(adapter):
+    """The stub writes each reply's chunked terminator 30 ms after [DONE] (a server whose HTTP layer ends the
+    message late, as the SGLang emulator did): the next request on that slot waits for its connection. That
+    wait is recorded as ``server_wait_ns`` and is not the client's send delay; it used to flag every point of
+    a quiet rehearsal CLIENT-BOUND."""
+    plan = LoadPlan(concurrency=1, num_requests=12, warmup_requests=0, max_tokens=10)
+    run, _ = run_against_stub(
+        adapter, plan, StubConfig(ttft_s=0.02, itl_s=0.02, end_delay_s=0.03), prompts=make_prompts()
+    )
+    measured = sorted((r for r in run.records if not r.warmup), key=lambda r: r.t_start_ns)
+    assert all(r.status == "ok" for r in measured)
+    later = measured[1:]  # the first one found its connection idle
+    assert all(r.server_wait_ns >= 25 * MS for r in later), [r.server_wait_ns for r in later]
+    assert all(r.t_start_ns - r.t_wanted_ns >= r.server_wait_ns for r in later)
+    # none of the load rules blames the client (loop lag, the machine's own noise, is not what this tests)
+    reason = run.client.reason or ""
+    assert not any(rule in reason for rule in ("send delay", "slot time", "in-flight")), reason
+    assert run.client.send_delay_p99_ms < 25 and run.client.mean_in_flight > 0.97  # the client's own part only
