@@ -21,7 +21,6 @@ import json
 import os
 import re
 import shutil
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from datetime import datetime, timezone
@@ -356,51 +355,6 @@ def _read_text(path: Path) -> str:
         raise ResultsError(
             f"damaged results folder: {path} is not UTF-8 text (byte {e.start}); restore it or leave this folder out"
         ) from None
-
-
-class RecordsAppender:
-    """One point's records on their way to disk: appended in batches, each flushed and fsynced, when
-    ``every`` records wait or the oldest has waited ``every_s`` seconds (``flush_if_due``, called by a
-    timer, bounds the wait when no record arrives). A crash loses the requests in flight and at most
-    those that ended in the last ``every_s`` seconds (at most ``every``). ``close`` flushes and compacts."""
-
-    def __init__(
-        self,
-        results: ResultsDir,
-        point_id: str,
-        *,
-        every: int = 64,
-        every_s: float = 1.0,
-        output_ids: bool = True,
-        text: str = "auto",
-    ) -> None:
-        self.results, self.point_id = results, point_id
-        self.every, self.every_s = every, every_s
-        self.output_ids, self.text = output_ids, text
-        self.pending: list[RequestRecord] = []
-        self._oldest = 0.0  # monotonic time the oldest pending record arrived
-
-    def add(self, rec: RequestRecord) -> None:
-        if not self.pending:
-            self._oldest = time.monotonic()
-        self.pending.append(rec)
-        if len(self.pending) >= self.every:
-            self.flush()
-        else:
-            self.flush_if_due()
-
-    def flush_if_due(self) -> None:
-        if self.pending and time.monotonic() - self._oldest >= self.every_s:
-            self.flush()
-
-    def flush(self) -> None:
-        if self.pending:
-            self.results.append_records(self.point_id, self.pending, output_ids=self.output_ids, text=self.text)
-            self.pending = []
-
-    def close(self) -> None:
-        self.flush()
-        self.results.compact_records(self.point_id)
 
 
 def find_results(path: str | Path) -> ResultsDir | None:

@@ -24,7 +24,8 @@ from speedbench.load.plan import LoadPlan, planned_requests
 from speedbench.measure import measure_point
 from speedbench.metrics.flags import point_flags
 from speedbench.metrics.summary import PointSummary, summarize_point
-from speedbench.results import RecordsAppender, ResultsDir
+from speedbench.results import ResultsDir
+from speedbench.runner.appender import RecordsAppender
 from speedbench.telemetry.point import PointTelemetry
 
 log = logging.getLogger(__name__)
