@@ -11,27 +11,26 @@ from tests.load.conftest import make_prompts, run_against_stub
 MS = 1_000_000
 
 
+def _record(i, start, dur_ms, **kw):
+    """Request i of a point: sent at ``start`` (ns), dur_ms long, two one-token chunks 1 and 2 ms in."""
+    return RequestRecord(
+        f"pt#{i}",
+        f"p{i}",
+        "QA",
+        10,
+        8,
+        t_start_ns=start,
+        t_first_ns=start + MS,
+        t_end_ns=start + dur_ms * MS,
+        chunk_times_ns=[start + MS, start + 2 * MS],
+        chunk_tokens=[1, 2],
+        **kw,
+    )
+
+
 def _closed_loop_records(n=11, c=4, dur_ms=100, **kw):
     """n requests at concurrency c, each dur_ms long, every worker sending its next one at once."""
-    out = []
-    for i in range(n):
-        start = (i // c) * dur_ms * MS
-        out.append(
-            RequestRecord(
-                f"pt#{i}",
-                f"p{i}",
-                "QA",
-                10,
-                8,
-                t_start_ns=start,
-                t_first_ns=start + MS,
-                t_end_ns=start + dur_ms * MS,
-                chunk_times_ns=[start + MS, start + 2 * MS],
-                chunk_tokens=[1, 2],
-                **kw,
-            )
-        )
-    return out
+    return [_record(i, (i // c) * dur_ms * MS, dur_ms, **kw) for i in range(n)]
 
 
 def test_the_final_drain_is_not_client_lag():
@@ -104,25 +103,8 @@ def _c1_records(n, dur_ms, delays_ms):
     wanted (the previous one's end)."""
     out, t = [], 1_000 * MS  # 0 would read as "wanted time not recorded"
     for i in range(n):
-        wanted = t
-        start = wanted + int(delays_ms[i] * MS)
-        end = start + dur_ms * MS
-        out.append(
-            RequestRecord(
-                f"pt#{i}",
-                f"p{i}",
-                "QA",
-                10,
-                8,
-                t_wanted_ns=wanted,
-                t_start_ns=start,
-                t_first_ns=start + MS,
-                t_end_ns=end,
-                chunk_times_ns=[start + MS, start + 2 * MS],
-                chunk_tokens=[1, 2],
-            )
-        )
-        t = end
+        out.append(_record(i, t + int(delays_ms[i] * MS), dur_ms, t_wanted_ns=t))
+        t = out[-1].t_end_ns
     return out
 
 
