@@ -163,26 +163,36 @@ def test_engine_failing_at_start_up_leaves_no_container(podman_env, gemma_dir, t
     assert speedbench_containers(podman_env) == []
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
-def test_harness_killed_leaves_no_container(podman_env, gemma_dir, tmp_path, sig):
-    """SIGTERM: the harness removes its container itself (exit 143). SIGKILL: whatever outlives the harness
-    (the attached client, conmon and the container) is removed by ``speedbench engines cleanup``."""
-    cfg_path = sweep_config(gemma_dir, tmp_path)
-    proc = subprocess.Popen(
+def _start_sweep(cfg_path: Path, env: dict, **popen) -> subprocess.Popen:
+    """``speedbench sweep --config cfg_path`` in the background, its stderr kept for the assertions."""
+    return subprocess.Popen(
         [SPEEDBENCH, "sweep", "--config", str(cfg_path)],
-        env=podman_env,
+        env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
         stdin=subprocess.DEVNULL,
+        **popen,
     )
+
+
+def _wait_for_container(proc: subprocess.Popen, env: dict, wanted, timeout_s: float) -> None:
+    """Until a speedbench container whose name ``wanted`` accepts exists, the sweep ends, or ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and proc.poll() is None:
+        if any(wanted(n) for n in speedbench_containers(env)):
+            return
+        time.sleep(0.5)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_harness_killed_leaves_no_container(podman_env, gemma_dir, tmp_path, sig):
+    """SIGTERM: the harness removes its container itself (exit 143). SIGKILL: whatever outlives the harness
+    (the attached client, conmon and the container) is removed by ``speedbench engines cleanup``."""
+    proc = _start_sweep(sweep_config(gemma_dir, tmp_path), podman_env)
     try:
-        deadline = time.monotonic() + 300
         # the server's container (the release probe before it has a runtime-chosen name)
-        while time.monotonic() < deadline and proc.poll() is None:
-            if any(n.startswith("speedbench-") for n in speedbench_containers(podman_env)):
-                break
-            time.sleep(0.5)
+        _wait_for_container(proc, podman_env, lambda n: n.startswith("speedbench-"), 300)
         assert any(n.startswith("speedbench-") for n in speedbench_containers(podman_env)), "no server container"
         time.sleep(3)  # the engine is starting inside it
         proc.send_signal(sig)
@@ -212,22 +222,14 @@ def test_ctrl_c_removes_the_container_and_resume_completes(podman_env, gemma_dir
     n-gram server's container is up: that container is removed, the exit is 130 (``speedbench sweep --help``),
     and ``--resume`` measures only the point that was cut."""
     cfg_path, out = sweep_config(gemma_dir, tmp_path), tmp_path / "results"
-    proc = subprocess.Popen(
-        [SPEEDBENCH, "sweep", "--config", str(cfg_path)],
-        env=podman_env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        stdin=subprocess.DEVNULL,
+    proc = _start_sweep(
+        cfg_path,
+        podman_env,
         start_new_session=True,  # its own process group, as a terminal's foreground job has
         preexec_fn=sigint_as_at_a_terminal,  # a suite started in the background inherits SIGINT ignored
     )
     try:
-        deadline = time.monotonic() + 900
-        while time.monotonic() < deadline and proc.poll() is None:
-            if any(n.endswith("-ngram-k3") for n in speedbench_containers(podman_env)):
-                break
-            time.sleep(0.5)
+        _wait_for_container(proc, podman_env, lambda n: n.endswith("-ngram-k3"), 900)
         (rdir,) = [p for p in out.iterdir() if (p / "manifest.json").is_file()]
         name = ct.container_name(rdir, "ngram-k3")
         assert name in speedbench_containers(podman_env), proc.stderr.read()[-2000:] if proc.poll() else ""
